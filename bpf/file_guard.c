@@ -1,0 +1,432 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * file_guard: enforcement on the object the kernel acts on, never on a path string.
+ *
+ * The protected set is a hash of (s_dev, i_ino) -> rule id, filled by userspace from stat().
+ * Every hook below resolves the real `struct file` and looks its inode up there, so relative
+ * paths, symlinks, hardlinks, /proc/self/fd re-opens, openat2, creat and open_by_handle_at
+ * all arrive at the same key (B4-B7, B14 in reference/peers.md).
+ *
+ * Programs (userspace attaches the ones this kernel and the policy need):
+ *   guard_sys_exit      tp_btf/sys_exit           open family, kill before the caller returns
+ *   guard_exec          tp_btf/sched_process_exec exec of a protected file, kill before the new image runs
+ *   guard_io_uring      tp_btf/io_uring_complete  IORING_OP_OPENAT/OPENAT2 into the fd table (see below)
+ *   guard_module        tp_btf/sys_enter          init_module/finit_module (see below)
+ *   guard_lsm_open      lsm/file_open             -EPERM where BPF LSM is active (every open path)
+ *   guard_lsm_exec      lsm/bprm_check_security   -EPERM on exec
+ *   guard_lsm_read_file lsm/kernel_read_file      -EPERM on finit_module's read
+ *   guard_lsm_load_data lsm/kernel_load_data      -EPERM on init_module's blob
+ *
+ * Timing of SIGKILL (what "sigkill" means here): bpf_send_signal() from these tracepoints
+ * runs with interrupts on, so the signal is queued at once and SIGKILL is fatal-pending for
+ * the whole thread group before the hook returns. The thread dies on its way back to user
+ * space, so the open's caller never sees the fd. Another thread of the same process could
+ * still race a read() on a guessed fd number between fd_install and the kill; the LSM
+ * programs have no such window, which is why they are preferred where they load.
+ */
+#include "vmlinux.h"
+#include "guard.h"
+
+#define SEC(name) __attribute__((section(name), used))
+#define __uint(name, val) int (*name)[val]
+#define __type(name, val) typeof(val) *name
+#define __always_inline inline __attribute__((always_inline))
+
+/* Helper ids from include/uapi/linux/bpf.h (stable ABI). */
+static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)1;
+static __u64 (*bpf_ktime_get_ns)(void) = (void *)5;
+static __u64 (*bpf_get_current_pid_tgid)(void) = (void *)14;
+static long (*bpf_get_current_comm)(void *buf, __u32 size) = (void *)16;
+static __u64 (*bpf_get_current_task)(void) = (void *)35;
+static long (*bpf_send_signal)(__u32 sig) = (void *)109;
+static long (*bpf_probe_read_kernel)(void *dst, __u32 size, const void *src) = (void *)113;
+static void *(*bpf_ringbuf_reserve)(void *ringbuf, __u64 size, __u64 flags) = (void *)131;
+static void (*bpf_ringbuf_submit)(void *data, __u64 flags) = (void *)132;
+
+/* CO-RE read: the field's offset is relocated against the running kernel's BTF. */
+/* 1 when the running kernel's struct has the field (BPF_FIELD_EXISTS relocation). */
+#define bpf_core_field_exists(field) __builtin_preserve_field_info(field, 2)
+
+#define KREAD(dst, expr) \
+	bpf_probe_read_kernel(&(dst), sizeof(dst), __builtin_preserve_access_index(&(expr)))
+
+#define SIGKILL 9
+#define EPERM 1
+
+/* x86_64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl). */
+#define NR_open 2
+#define NR_creat 85
+#define NR_init_module 175
+#define NR_openat 257
+#define NR_open_by_handle_at 304
+#define NR_finit_module 313
+#define NR_openat2 437
+
+/* io_uring opcodes (include/uapi/linux/io_uring.h). */
+#define IORING_OP_OPENAT 18
+#define IORING_OP_OPENAT2 28
+
+#define MODULE_RULE 0
+
+char LICENSE[] SEC("license") = "GPL";
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct guard_file_key);
+	__type(value, __u32); /* rule id */
+} guard_files SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 256);
+	__type(key, __u32);
+	__type(value, struct guard_rule);
+} guard_rules SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct guard_bin_key);
+	__type(value, __u32);
+} guard_binaries SEC(".maps");
+
+/* tgids no rule may touch: the agent itself and whoever it vouches for (the test runner). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, __u32);
+} guard_exempt SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 * 1024);
+} guard_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, GUARD_CNT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} guard_counters SEC(".maps");
+
+static __always_inline void count(__u32 idx)
+{
+	__u64 *c = bpf_map_lookup_elem(&guard_counters, &idx);
+	if (c)
+		*c += 1; /* per-CPU slot: no other writer */
+}
+
+/* (s_dev, i_ino) of a file; 0 when the file or a pointer on the way is NULL. */
+static __always_inline int file_key(struct file *file, struct guard_file_key *key)
+{
+	struct inode *inode = 0;
+	struct super_block *sb = 0;
+	__u64 ino = 0;
+	__u32 dev = 0;
+
+	if (!file)
+		return -1;
+	if (KREAD(inode, file->f_inode) || !inode)
+		return -1;
+	if (KREAD(sb, inode->i_sb) || !sb)
+		return -1;
+	if (KREAD(dev, sb->s_dev) || KREAD(ino, inode->i_ino))
+		return -1;
+	key->dev = dev;
+	key->pad = 0;
+	key->ino = ino;
+	return 0;
+}
+
+/* The executable of a task (mm->exe_file): the binary a matchBinaries selector names. */
+static __always_inline void task_exe_key(struct task_struct *task, struct guard_file_key *key)
+{
+	struct mm_struct *mm = 0;
+	struct file *exe = 0;
+
+	key->dev = 0;
+	key->pad = 0;
+	key->ino = 0;
+	if (KREAD(mm, task->mm) || !mm)
+		return;
+	if (KREAD(exe, mm->exe_file) || !exe)
+		return;
+	file_key(exe, key);
+}
+
+/* current->files->fdt->fd[fd]; NULL when out of range or unreadable. */
+static __always_inline struct file *fd_file(long fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct files_struct *files = 0;
+	struct fdtable *fdt = 0;
+	struct file **fds = 0;
+	struct file *file = 0;
+	unsigned int max_fds = 0;
+
+	if (KREAD(files, task->files) || !files)
+		return 0;
+	if (KREAD(fdt, files->fdt) || !fdt)
+		return 0;
+	if (KREAD(max_fds, fdt->max_fds) || KREAD(fds, fdt->fd) || !fds)
+		return 0;
+	if (fd < 0 || (unsigned long)fd >= max_fds)
+		return 0;
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]))
+		return 0;
+	return file;
+}
+
+/* Does the rule apply to this process's binary? */
+static __always_inline int binary_matches(__u32 rule_id, const struct guard_rule *rule,
+					  const struct guard_file_key *exe)
+{
+	struct guard_bin_key bk = { .rule = rule_id, .dev = exe->dev, .ino = exe->ino };
+	int listed;
+
+	if (rule->bin_op == GUARD_BIN_ANY)
+		return 1;
+	listed = bpf_map_lookup_elem(&guard_binaries, &bk) != 0;
+	if (rule->bin_op == GUARD_BIN_IN)
+		return listed;
+	return !listed; /* GUARD_BIN_NOT_IN */
+}
+
+static __always_inline int exempt(__u32 tgid)
+{
+	return bpf_map_lookup_elem(&guard_exempt, &tgid) != 0;
+}
+
+static __always_inline void emit(__u32 rule_id, __u32 hook, __u32 action, long result,
+				 const struct guard_file_key *obj, const struct guard_file_key *exe,
+				 long signal_err)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct guard_event *e = bpf_ringbuf_reserve(&guard_events, sizeof(*e), 0);
+
+	if (!e) {
+		count(GUARD_CNT_RB_DROPS);
+		return;
+	}
+	e->time_ns = bpf_ktime_get_ns();
+	e->pid = (__u32)id;
+	e->tgid = id >> 32;
+	e->rule = rule_id;
+	e->hook = hook;
+	e->action = action;
+	e->result = (__s32)result;
+	e->dev = obj->dev;
+	e->ino = obj->ino;
+	e->exe_dev = exe->dev;
+	e->exe_ino = exe->ino;
+	e->signal_err = (__s32)signal_err;
+	e->pad = 0;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	bpf_ringbuf_submit(e, 0);
+}
+
+/*
+ * The decision shared by every hook. `exe_task` is whose binary the selector compares.
+ * Returns the action taken: report (0), kill (1) or deny (2, LSM only); -1 when no rule matched.
+ */
+static __always_inline int decide(__u32 rule_id, __u32 hook, long result,
+				  const struct guard_file_key *obj, struct task_struct *exe_task,
+				  int can_deny)
+{
+	struct guard_file_key exe;
+	struct guard_rule *rule;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u32 action;
+	long sig = 0;
+
+	rule = bpf_map_lookup_elem(&guard_rules, &rule_id);
+	if (!rule || !rule->active || !(rule->hooks & (1u << hook)))
+		return -1;
+	task_exe_key(exe_task, &exe);
+	if (!binary_matches(rule_id, rule, &exe))
+		return -1;
+	if (exempt(tgid)) {
+		count(GUARD_CNT_EXEMPT);
+		return -1;
+	}
+	count(GUARD_CNT_MATCHES);
+	action = rule->action;
+	if (action == GUARD_ACTION_DENY && !can_deny)
+		action = GUARD_ACTION_KILL; /* a tracepoint cannot fail the call: the process dies instead */
+	if (action == GUARD_ACTION_KILL) {
+		sig = bpf_send_signal(SIGKILL);
+		if (sig == 0)
+			count(GUARD_CNT_KILLS);
+	} else if (action == GUARD_ACTION_DENY) {
+		count(GUARD_CNT_DENIES);
+	}
+	emit(rule_id, hook, action, result, obj, &exe, sig);
+	return action;
+}
+
+/* Look a file up in the protected set and decide; -1 when it is not protected. */
+static __always_inline int check_file(struct file *file, __u32 hook, long result,
+				      struct task_struct *exe_task, int can_deny)
+{
+	struct guard_file_key key;
+	__u32 *rule_id;
+
+	if (file_key(file, &key)) {
+		count(GUARD_CNT_READ_ERR);
+		return -1;
+	}
+	count(GUARD_CNT_CHECKS);
+	rule_id = bpf_map_lookup_elem(&guard_files, &key);
+	if (!rule_id)
+		return -1;
+	return decide(*rule_id, hook, result, &key, exe_task, can_deny);
+}
+
+SEC("tp_btf/sys_exit")
+int guard_sys_exit(unsigned long long *ctx)
+{
+	struct pt_regs *regs = (struct pt_regs *)ctx[0];
+	long ret = (long)ctx[1];
+	long nr = 0;
+
+	if (ret < 0)
+		return 0;
+	if (KREAD(nr, regs->orig_ax))
+		return 0;
+	if (nr != NR_openat && nr != NR_open && nr != NR_openat2 && nr != NR_creat &&
+	    nr != NR_open_by_handle_at)
+		return 0;
+	check_file(fd_file(ret), GUARD_HOOK_OPEN, ret,
+		   (struct task_struct *)bpf_get_current_task(), 0);
+	return 0;
+}
+
+/*
+ * After exec's point of no return: current already runs the new image's mm, so the binary
+ * selector is compared with the parent's executable (the process that asked for the exec).
+ * bprm->file is what is being loaded (the interpreter for a script); bprm->executable is the
+ * script itself when there is one, so a protected script is caught too.
+ */
+SEC("tp_btf/sched_process_exec")
+int guard_exec(unsigned long long *ctx)
+{
+	struct task_struct *task = (struct task_struct *)ctx[0];
+	struct linux_binprm *bprm = (struct linux_binprm *)ctx[2];
+	struct task_struct *parent = 0;
+	struct file *file = 0;
+	struct file *script = 0;
+
+	KREAD(parent, task->real_parent);
+	if (!parent)
+		parent = task;
+	KREAD(file, bprm->file);
+	if (check_file(file, GUARD_HOOK_EXEC, 0, parent, 0) >= 0)
+		return 0;
+	if (bpf_core_field_exists(bprm->executable)) {
+		KREAD(script, bprm->executable);
+		if (script && script != file)
+			check_file(script, GUARD_HOOK_EXEC, 0, parent, 0);
+	}
+	return 0;
+}
+
+/*
+ * io_uring opens never pass sys_exit of an open syscall (B3). The completion tracepoint
+ * fires in the submitter's context or in an io-wq worker, which is a thread of the same
+ * process sharing its fd table, so the opened file is found at fdt->fd[res] and SIGKILL hits
+ * the submitter's thread group. Exact for opens into the fd table; opens into the ring's
+ * fixed-file table (direct descriptors, res is a slot) are not visible here and are counted
+ * as read errors only when res points at nothing. The request is read as an io_kiocb, whose
+ * opcode and cqe.res exist with these names on 6.1 and 6.18 (the tracepoint's own argument
+ * list changed between them, the request did not).
+ */
+SEC("tp_btf/io_uring_complete")
+int guard_io_uring(unsigned long long *ctx)
+{
+	struct io_kiocb *req = (struct io_kiocb *)ctx[1];
+	__u8 opcode = 0;
+	int res = -1;
+
+	if (KREAD(opcode, req->opcode))
+		return 0;
+	if (opcode != IORING_OP_OPENAT && opcode != IORING_OP_OPENAT2)
+		return 0;
+	if (KREAD(res, req->cqe.res) || res < 0)
+		return 0;
+	check_file(fd_file(res), GUARD_HOOK_IO_URING, res,
+		   (struct task_struct *)bpf_get_current_task(), 0);
+	return 0;
+}
+
+/*
+ * Module loading: the signal is queued at syscall entry, before load_module() runs. The
+ * module body still runs unless the kernel checks for a fatal signal on the way (measured
+ * and reported in test/vm); the LSM programs below deny the load outright where they load.
+ */
+SEC("tp_btf/sys_enter")
+int guard_module(unsigned long long *ctx)
+{
+	long nr = (long)ctx[1];
+	struct guard_file_key none = {};
+
+	if (nr != NR_init_module && nr != NR_finit_module)
+		return 0;
+	decide(MODULE_RULE, GUARD_HOOK_MODULE, nr, &none,
+	       (struct task_struct *)bpf_get_current_task(), 0);
+	return 0;
+}
+
+SEC("lsm/file_open")
+int guard_lsm_open(unsigned long long *ctx)
+{
+	struct file *file = (struct file *)ctx[0];
+
+	if (check_file(file, GUARD_HOOK_LSM_OPEN, 0,
+		       (struct task_struct *)bpf_get_current_task(), 1) == GUARD_ACTION_DENY)
+		return -EPERM;
+	return 0;
+}
+
+SEC("lsm/bprm_check_security")
+int guard_lsm_exec(unsigned long long *ctx)
+{
+	struct linux_binprm *bprm = (struct linux_binprm *)ctx[0];
+	struct file *file = 0;
+
+	/* Before the point of no return: current still runs the caller's binary. */
+	KREAD(file, bprm->file);
+	if (check_file(file, GUARD_HOOK_LSM_EXEC, 0,
+		       (struct task_struct *)bpf_get_current_task(), 1) == GUARD_ACTION_DENY)
+		return -EPERM;
+	return 0;
+}
+
+SEC("lsm/kernel_read_file")
+int guard_lsm_read_file(unsigned long long *ctx)
+{
+	int id = (int)ctx[1];
+	struct guard_file_key none = {};
+
+	if (id != READING_MODULE)
+		return 0;
+	if (decide(MODULE_RULE, GUARD_HOOK_LSM_MODULE, id, &none,
+		   (struct task_struct *)bpf_get_current_task(), 1) == GUARD_ACTION_DENY)
+		return -EPERM;
+	return 0;
+}
+
+SEC("lsm/kernel_load_data")
+int guard_lsm_load_data(unsigned long long *ctx)
+{
+	int id = (int)ctx[0];
+	struct guard_file_key none = {};
+
+	if (id != LOADING_MODULE)
+		return 0;
+	if (decide(MODULE_RULE, GUARD_HOOK_LSM_MODULE, id, &none,
+		   (struct task_struct *)bpf_get_current_task(), 1) == GUARD_ACTION_DENY)
+		return -EPERM;
+	return 0;
+}
