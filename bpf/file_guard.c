@@ -25,28 +25,10 @@
  * programs have no such window, which is why they are preferred where they load.
  */
 #include "vmlinux.h"
+#include "ward_bpf.h"
 #include "guard.h"
 
-#define SEC(name) __attribute__((section(name), used))
-#define __uint(name, val) int (*name)[val]
-#define __type(name, val) typeof(val) *name
-#define __always_inline inline __attribute__((always_inline))
-
-/* Helper ids from include/uapi/linux/bpf.h (stable ABI). */
-static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)1;
-static __u64 (*bpf_ktime_get_ns)(void) = (void *)5;
-static __u64 (*bpf_get_current_pid_tgid)(void) = (void *)14;
-static long (*bpf_get_current_comm)(void *buf, __u32 size) = (void *)16;
-static __u64 (*bpf_get_current_task)(void) = (void *)35;
-static long (*bpf_send_signal)(__u32 sig) = (void *)109;
-static long (*bpf_probe_read_kernel)(void *dst, __u32 size, const void *src) = (void *)113;
-static void *(*bpf_ringbuf_reserve)(void *ringbuf, __u64 size, __u64 flags) = (void *)131;
-static void (*bpf_ringbuf_submit)(void *data, __u64 flags) = (void *)132;
-
 /* CO-RE read: the field's offset is relocated against the running kernel's BTF. */
-/* 1 when the running kernel's struct has the field (BPF_FIELD_EXISTS relocation). */
-#define bpf_core_field_exists(field) __builtin_preserve_field_info(field, 2)
-
 #define KREAD(dst, expr) \
 	bpf_probe_read_kernel(&(dst), sizeof(dst), __builtin_preserve_access_index(&(expr)))
 
