@@ -1,0 +1,52 @@
+// `npm run build`: the single binary dist/ward, `bun build --compile` of src/cli/main.ts.
+// The sensor objects (bpf/obj/*.o, through src/bpf/objects.generated.ts) and the engine
+// WASM are imported `with { type: "file" }`, so Bun embeds them; the binary needs no
+// files next to it and runs from any directory.
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { buildBpf } from "./bpf.ts";
+
+const root = join(import.meta.dir, "..");
+export const binaryPath = join(root, "dist", "ward");
+
+export class BinaryBuildError extends Error {
+  override name = "BinaryBuildError";
+}
+
+function bunPath(): string {
+  const local = join(root, "node_modules", ".bin", "bun");
+  return existsSync(local) ? local : process.execPath;
+}
+
+/**
+ * Builds dist/ward. Rebuilds changed BPF objects first when clang is here (writes only
+ * objects whose bytes differ), so a binary never embeds an object older than its source.
+ */
+export async function buildBinary(opts: { quiet?: boolean } = {}): Promise<string> {
+  if (existsSync("/usr/bin/clang") || existsSync("/usr/bin/clang-14")) {
+    const r = await buildBpf();
+    if (!opts.quiet) for (const o of r.written) process.stdout.write(`built ${o}\n`);
+  }
+  mkdirSync(join(root, "dist"), { recursive: true });
+  const r = spawnSync(
+    bunPath(),
+    ["build", "--compile", "--minify", "src/cli/main.ts", "--outfile", binaryPath],
+    { cwd: root, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] },
+  );
+  if (r.status !== 0) throw new BinaryBuildError(`bun build --compile failed (exit ${r.status}):\n${r.stderr}${r.stdout}`);
+  if (!opts.quiet) {
+    const mb = (statSync(binaryPath).size / 1e6).toFixed(1);
+    process.stdout.write(`built dist/ward (${mb} MB)\n`);
+  }
+  return binaryPath;
+}
+
+if (import.meta.main) {
+  try {
+    await buildBinary();
+  } catch (e) {
+    process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n`);
+    process.exit(1);
+  }
+}
