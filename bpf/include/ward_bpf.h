@@ -112,12 +112,18 @@ static long (*bpf_loop)(unsigned int nr_loops, void *callback_fn, void *callback
 #define ward_core_read(dst, sz, src) \
 	bpf_probe_read_kernel((void *)(dst), (sz), (const void *)__builtin_preserve_access_index(src))
 
-/* BPF_CORE_READ(ptr, field): one relocated read of ptr->field, as an rvalue. */
+/*
+ * BPF_CORE_READ(ptr, field): one relocated read of ptr->field, as an rvalue. The union
+ * gives a writable byte view of a possibly const-qualified field type (typeof keeps
+ * qualifiers); on a failed read the helper zeroes the destination, so no initializer.
+ */
 #define BPF_CORE_READ(src, field) ({ \
-	__typeof__((src)->field) __ward_v; \
-	__builtin_memset(&__ward_v, 0, sizeof(__ward_v)); \
-	ward_core_read(&__ward_v, sizeof(__ward_v), &(src)->field); \
-	__ward_v; })
+	union { \
+		__typeof__((src)->field) v; \
+		char b[sizeof((src)->field)]; \
+	} __ward_u; \
+	ward_core_read(__ward_u.b, sizeof(__ward_u.b), &(src)->field); \
+	__ward_u.v; })
 /* Chains: BPF_CORE_READ2(task, mm, exe_file) reads task->mm, then ->exe_file. */
 #define BPF_CORE_READ2(src, a, b) BPF_CORE_READ(BPF_CORE_READ(src, a), b)
 #define BPF_CORE_READ3(src, a, b, c) BPF_CORE_READ(BPF_CORE_READ2(src, a, b), c)
