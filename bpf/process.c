@@ -1,0 +1,462 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * process.c: in-kernel process tracking. Three tp_btf programs keep ward_procs (tgid ->
+ * struct ward_proc) current and send one record per clone, exec and thread-group exit to
+ * the ward_events ring buffer. Layouts: include/process.h.
+ *
+ * Identity is (pid, ktime) with ktime from bpf_ktime_get_boot_ns(), the clock of
+ * /proc/<pid>/stat starttime, so processes seeded from /proc and processes seen here agree.
+ */
+#include "vmlinux.h"
+#include "ward_bpf.h"
+#include "process.h"
+
+char _license[] SEC("license") = "GPL";
+
+struct {
+	__uint(type, WARD_MAP_LRU_HASH);
+	__uint(max_entries, WARD_PROC_ENTRIES);
+	__type(key, __u32);
+	__type(value, struct ward_proc);
+} ward_procs SEC(".maps");
+
+struct {
+	__uint(type, WARD_MAP_RINGBUF);
+	__uint(max_entries, 8 * 1024 * 1024);
+} ward_events SEC(".maps");
+
+/* Records the ring buffer refused (full), per CPU, indexed by enum ward_proc_op. */
+struct {
+	__uint(type, WARD_MAP_PERCPU_ARRAY);
+	__uint(max_entries, WARD_LOST_SLOTS);
+	__type(key, __u32);
+	__type(value, __u64);
+} ward_proc_lost SEC(".maps");
+
+/* Per-CPU scratch: records are too large for the 512-byte stack. */
+struct {
+	__uint(type, WARD_MAP_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ward_exec_event);
+} ward_exec_scratch SEC(".maps");
+
+struct ward_path_buf {
+	/* A path is built backwards ending at WARD_PATH_MAX; the rest is verifier slack. */
+	char buf[WARD_PATH_MAX * 3];
+	__u32 pos;
+};
+
+struct {
+	__uint(type, WARD_MAP_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ward_path_buf);
+} ward_path_scratch SEC(".maps");
+
+struct {
+	__uint(type, WARD_MAP_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ward_proc);
+} ward_proc_scratch SEC(".maps");
+
+/* Keep the record types in the object's BTF even if the compiler folds their uses. */
+struct ward_clone_event *ward_btf_clone_event __attribute__((unused));
+struct ward_exit_event *ward_btf_exit_event __attribute__((unused));
+enum ward_proc_flag ward_btf_proc_flag __attribute__((unused));
+enum ward_ns_index ward_btf_ns_index __attribute__((unused));
+enum ward_proc_op ward_btf_proc_op __attribute__((unused));
+
+/*
+ * Relocated read into a typed lvalue. Unlike BPF_CORE_READ it works for const members
+ * and never nests __builtin_preserve_access_index (clang refuses nesting).
+ */
+#define RD(dst, src, field) ward_core_read(&(dst), sizeof(dst), &(src)->field)
+
+/* Hide a value from the optimizer so a following mask stays in the code for the verifier. */
+#define OPAQUE(x) asm volatile("" : "+r"(x))
+
+static __always_inline __u32 parent_tgid(struct task_struct *task)
+{
+	struct task_struct *parent = 0;
+	__u32 tgid = 0;
+	RD(parent, task, real_parent);
+	if (parent)
+		RD(tgid, parent, tgid);
+	return tgid;
+}
+
+static __always_inline void count_lost(__u32 op)
+{
+	__u64 *n = bpf_map_lookup_elem(&ward_proc_lost, &op);
+	if (n)
+		*n += 1;
+}
+
+static __always_inline __u32 ns_inum(void *ns_common_ptr)
+{
+	struct ns_common *ns = ns_common_ptr;
+	if (!ns)
+		return 0;
+	return BPF_CORE_READ(ns, inum);
+}
+
+static __always_inline void read_creds(struct task_struct *task, struct ward_creds_ns *c)
+{
+	const struct cred *cred = BPF_CORE_READ(task, cred);
+	struct nsproxy *nsp = BPF_CORE_READ(task, nsproxy);
+	struct pid *tpid = BPF_CORE_READ(task, thread_pid);
+
+	BPF_CORE_READ_INTO(&c->uid, cred, uid.val);
+	BPF_CORE_READ_INTO(&c->gid, cred, gid.val);
+	BPF_CORE_READ_INTO(&c->suid, cred, suid.val);
+	BPF_CORE_READ_INTO(&c->sgid, cred, sgid.val);
+	BPF_CORE_READ_INTO(&c->euid, cred, euid.val);
+	BPF_CORE_READ_INTO(&c->egid, cred, egid.val);
+	BPF_CORE_READ_INTO(&c->fsuid, cred, fsuid.val);
+	BPF_CORE_READ_INTO(&c->fsgid, cred, fsgid.val);
+	BPF_CORE_READ_INTO(&c->cap_permitted, cred, cap_permitted.val);
+	BPF_CORE_READ_INTO(&c->cap_effective, cred, cap_effective.val);
+	BPF_CORE_READ_INTO(&c->cap_inheritable, cred, cap_inheritable.val);
+	c->auid = BPF_CORE_READ(task, loginuid.val);
+	struct css_set *cgroups = BPF_CORE_READ(task, cgroups);
+	struct cgroup *dfl = cgroups ? BPF_CORE_READ(cgroups, dfl_cgrp) : 0;
+	struct kernfs_node *kn = dfl ? BPF_CORE_READ(dfl, kn) : 0;
+	if (kn)
+		RD(c->cgroup_id, kn, id);
+
+	struct user_namespace *user_ns = 0;
+	RD(user_ns, cred, user_ns);
+	if (user_ns)
+		c->ns[WARD_NS_USER] = ns_inum(&user_ns->ns);
+	if (tpid) {
+		/* The task's own pid namespace is the one at its pid's deepest level. */
+		unsigned int level = BPF_CORE_READ(tpid, level);
+		struct upid up = {};
+		__u64 at = (__u64)tpid + bpf_core_field_offset(tpid->numbers) +
+			   (__u64)(level & 31) * sizeof(struct upid);
+		bpf_probe_read_kernel(&up, sizeof(up), (void *)at);
+		if (up.ns)
+			c->ns[WARD_NS_PID] = ns_inum(&up.ns->ns);
+	}
+	if (!nsp)
+		return; /* already detached (exiting) */
+	c->ns[WARD_NS_UTS] = ns_inum(&BPF_CORE_READ(nsp, uts_ns)->ns);
+	c->ns[WARD_NS_IPC] = ns_inum(&BPF_CORE_READ(nsp, ipc_ns)->ns);
+	c->ns[WARD_NS_MNT] = ns_inum(&BPF_CORE_READ(nsp, mnt_ns)->ns);
+	c->ns[WARD_NS_PID_FOR_CHILDREN] = ns_inum(&BPF_CORE_READ(nsp, pid_ns_for_children)->ns);
+	c->ns[WARD_NS_NET] = ns_inum(&BPF_CORE_READ(nsp, net_ns)->ns);
+	c->ns[WARD_NS_TIME] = ns_inum(&BPF_CORE_READ(nsp, time_ns)->ns);
+	c->ns[WARD_NS_TIME_FOR_CHILDREN] = ns_inum(&BPF_CORE_READ(nsp, time_ns_for_children)->ns);
+	c->ns[WARD_NS_CGROUP] = ns_inum(&BPF_CORE_READ(nsp, cgroup_ns)->ns);
+}
+
+/*
+ * Resolve (dentry, vfsmnt) to an absolute path the way the kernel's d_path does: walk
+ * d_parent up to the mount root, cross to the parent mount at its mountpoint, stop at the
+ * task's root or at the top of a mount tree (a detached or internal mount, like memfd's).
+ * Builds backwards into b->buf ending at WARD_PATH_MAX and returns the start offset.
+ * *trunc is set when the depth or the buffer ran out.
+ */
+static __always_inline __u32 resolve_path(struct ward_path_buf *b, struct dentry *dentry,
+					  struct vfsmount *vfsmnt, struct dentry *root_dentry,
+					  struct vfsmount *root_mnt, __u32 *trunc)
+{
+	__u64 mnt_off = bpf_core_field_offset(((struct mount *)0)->mnt);
+	struct mount *mnt = (struct mount *)((__u64)vfsmnt - mnt_off);
+	int done = 0;
+
+	/*
+	 * The write position lives in the map value, not in a register: a value loaded from
+	 * memory is an unknown scalar to the verifier, so every iteration's state looks alike
+	 * and the bounded loop is verified in linear, not exponential, work.
+	 */
+	b->pos = WARD_PATH_MAX;
+	for (int i = 0; i < WARD_PATH_DEPTH; i++) {
+		if (dentry == root_dentry && vfsmnt == root_mnt) {
+			done = 1;
+			break;
+		}
+		struct dentry *mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
+		if (dentry == mnt_root) {
+			struct mount *parent = BPF_CORE_READ(mnt, mnt_parent);
+			if (parent == mnt || !parent) {
+				done = 1; /* top of this mount tree */
+				break;
+			}
+			dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
+			mnt = parent;
+			vfsmnt = (struct vfsmount *)((__u64)parent + mnt_off);
+			continue;
+		}
+		struct dentry *up = BPF_CORE_READ(dentry, d_parent);
+		if (up == dentry || !up) {
+			done = 1;
+			break;
+		}
+		__u32 len = 0;
+		const unsigned char *name = 0;
+		RD(len, dentry, d_name.len);
+		RD(name, dentry, d_name.name);
+		if (len > WARD_NAME_MAX)
+			len = WARD_NAME_MAX;
+		__u32 pos = b->pos;
+		if (pos > WARD_PATH_MAX || pos < len + 1) {
+			*trunc = 1;
+			done = 1;
+			break;
+		}
+		pos -= len;
+		bpf_probe_read_kernel(&b->buf[pos & (WARD_PATH_MAX - 1)], len & WARD_NAME_MAX, name);
+		pos -= 1;
+		b->buf[pos & (WARD_PATH_MAX - 1)] = '/';
+		b->pos = pos;
+		dentry = up;
+	}
+	if (!done)
+		*trunc = 1;
+	__u32 pos = b->pos;
+	if (pos >= WARD_PATH_MAX) {
+		pos = WARD_PATH_MAX - 1;
+		b->buf[pos & (WARD_PATH_MAX - 1)] = '/';
+	}
+	return pos;
+}
+
+/* d_unlinked(): not hashed any more and not a root. What d_path marks " (deleted)". */
+static __always_inline int dentry_unlinked(struct dentry *d)
+{
+	void *pprev = BPF_CORE_READ(d, d_hash.pprev);
+	struct dentry *up = BPF_CORE_READ(d, d_parent);
+	return !pprev && up != d;
+}
+
+/* Copy a resolved path from the path scratch into the record at off; returns its length. */
+static __always_inline __u32 copy_path(struct ward_exec_event *e, __u32 off, struct ward_path_buf *b,
+				       __u32 pos)
+{
+	__u32 len = WARD_PATH_MAX - pos;
+	bpf_probe_read_kernel(&e->data[off & (WARD_PATH_MAX * 4 - 1)], len & (WARD_PATH_MAX * 2 - 1),
+			      &b->buf[pos & (WARD_PATH_MAX - 1)]);
+	return len;
+}
+
+SEC("tp_btf/sched_process_fork")
+int ward_process_fork(unsigned long long *ctx)
+{
+	struct task_struct *parent = (struct task_struct *)ctx[0];
+	struct task_struct *child = (struct task_struct *)ctx[1];
+	__u32 zero = 0;
+
+	__u32 cpid = BPF_CORE_READ(child, tgid);
+	if (BPF_CORE_READ(child, pid) != cpid)
+		return 0; /* a new thread, not a new process */
+	__u32 ppid = BPF_CORE_READ(parent, tgid);
+
+	struct ward_proc *p = bpf_map_lookup_elem(&ward_proc_scratch, &zero);
+	if (!p)
+		return 0;
+	struct ward_proc *pp = bpf_map_lookup_elem(&ward_procs, &ppid);
+	if (pp) {
+		/* The child runs its parent's image until it execs. */
+		bpf_probe_read_kernel(p, sizeof(*p), pp);
+		p->parent_ktime = pp->ktime;
+		p->flags = WARD_F_CLONE;
+	} else {
+		__builtin_memset(p, 0, sizeof(*p));
+		p->flags = WARD_F_CLONE | WARD_F_MISS;
+	}
+	p->ktime = bpf_ktime_get_boot_ns();
+	p->pid = cpid;
+	p->ppid = ppid;
+	__builtin_memset(&p->creds, 0, sizeof(p->creds));
+	read_creds(child, &p->creds);
+	bpf_map_update_elem(&ward_procs, &cpid, p, 0);
+
+	struct ward_clone_event ev = {};
+	ev.hdr.op = WARD_OP_CLONE;
+	ev.hdr.size = sizeof(ev);
+	ev.hdr.time = p->ktime;
+	ev.ktime = p->ktime;
+	ev.parent_ktime = p->parent_ktime;
+	ev.pid = cpid;
+	ev.tid = cpid;
+	ev.ppid = ppid;
+	ev.flags = p->flags;
+	bpf_probe_read_kernel(&ev.creds, sizeof(ev.creds), &p->creds);
+	if (bpf_ringbuf_output(&ward_events, &ev, sizeof(ev), 0))
+		count_lost(WARD_OP_CLONE);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exec")
+int ward_process_exec(unsigned long long *ctx)
+{
+	struct task_struct *task = (struct task_struct *)ctx[0];
+	struct linux_binprm *bprm = (struct linux_binprm *)ctx[2];
+	__u32 zero = 0, trunc = 0;
+
+	struct ward_exec_event *e = bpf_map_lookup_elem(&ward_exec_scratch, &zero);
+	struct ward_path_buf *b = bpf_map_lookup_elem(&ward_path_scratch, &zero);
+	struct ward_proc *p = bpf_map_lookup_elem(&ward_proc_scratch, &zero);
+	if (!e || !b || !p)
+		return 0;
+
+	__u32 pid = BPF_CORE_READ(task, tgid);
+	__u64 now = bpf_ktime_get_boot_ns();
+	__u32 flags = WARD_F_EXECVE;
+
+	e->hdr.op = WARD_OP_EXEC;
+	e->hdr.time = now;
+	e->ktime = now;
+	e->pid = pid;
+	e->tid = pid;
+
+	struct ward_proc *prev = bpf_map_lookup_elem(&ward_procs, &pid);
+	if (prev) {
+		if ((prev->flags & WARD_F_CLONE) && !(prev->flags & WARD_F_EXECVE)) {
+			/* First exec after fork: the parent is whoever forked us. */
+			e->ppid = prev->ppid;
+			e->parent_ktime = prev->parent_ktime;
+			flags |= WARD_F_CLONE | (prev->flags & WARD_F_MISS);
+		} else {
+			/* Exec replacing an image: the replaced image is the parent. */
+			e->ppid = pid;
+			e->parent_ktime = prev->ktime;
+		}
+	} else {
+		__u32 ppid = parent_tgid(task);
+		struct ward_proc *pp = bpf_map_lookup_elem(&ward_procs, &ppid);
+		e->ppid = ppid;
+		e->parent_ktime = pp ? pp->ktime : 0;
+		flags |= WARD_F_MISS;
+	}
+
+	/* Binary: the file being executed, resolved against the task's root. */
+	struct file *file = BPF_CORE_READ(bprm, file);
+	struct dentry *fdentry = 0;
+	struct vfsmount *fmnt = 0;
+	RD(fdentry, file, f_path.dentry);
+	RD(fmnt, file, f_path.mnt);
+	struct fs_struct *fs = BPF_CORE_READ(task, fs);
+	struct dentry *root_dentry = BPF_CORE_READ(fs, root.dentry);
+	struct vfsmount *root_mnt = BPF_CORE_READ(fs, root.mnt);
+	struct inode *inode = BPF_CORE_READ(file, f_inode);
+	e->ino = BPF_CORE_READ(inode, i_ino);
+	e->nlink = BPF_CORE_READ(inode, __i_nlink);
+
+	__u32 pos = resolve_path(b, fdentry, fmnt, root_dentry, root_mnt, &trunc);
+	__u32 bl = copy_path(e, 0, b, pos);
+	if (trunc)
+		flags |= WARD_F_TRUNC_FILENAME;
+	if (dentry_unlinked(fdentry) && bl <= WARD_PATH_MAX) {
+		char *s = &e->data[bl & (WARD_PATH_MAX * 2 - 1)];
+		s[0] = ' ';
+		s[1] = '(';
+		s[2] = 'd';
+		s[3] = 'e';
+		s[4] = 'l';
+		s[5] = 'e';
+		s[6] = 't';
+		s[7] = 'e';
+		s[8] = 'd';
+		s[9] = ')';
+		bl += 10;
+	}
+
+	/* Arguments: the argv block exec just copied onto the new stack. */
+	struct mm_struct *mm = BPF_CORE_READ(task, mm);
+	__u64 astart = BPF_CORE_READ(mm, arg_start);
+	__u64 aend = BPF_CORE_READ(mm, arg_end);
+	__u32 al = 0;
+	if (aend > astart) {
+		__u64 n = aend - astart;
+		if (n > WARD_ARGS_MAX - 1) {
+			n = WARD_ARGS_MAX - 1;
+			flags |= WARD_F_TRUNC_ARGS;
+		}
+		al = n;
+		if (bpf_probe_read_user(&e->data[bl & (WARD_PATH_MAX * 2 - 1)], al & (WARD_ARGS_MAX - 1),
+					(void *)astart)) {
+			al = 0;
+			flags |= WARD_F_ERROR_ARGS;
+		}
+	}
+
+	/* Working directory. */
+	trunc = 0;
+	struct dentry *cwd_dentry = BPF_CORE_READ(fs, pwd.dentry);
+	struct vfsmount *cwd_mnt = BPF_CORE_READ(fs, pwd.mnt);
+	__u32 cl = 0;
+	if (cwd_dentry) {
+		pos = resolve_path(b, cwd_dentry, cwd_mnt, root_dentry, root_mnt, &trunc);
+		cl = copy_path(e, (bl & (WARD_PATH_MAX * 2 - 1)) + (al & (WARD_ARGS_MAX - 1)), b, pos);
+		if (trunc)
+			flags |= WARD_F_TRUNC_CWD;
+		if (cl == 1)
+			flags |= WARD_F_ROOTCWD;
+	} else {
+		flags |= WARD_F_NOCWD;
+	}
+
+	__builtin_memset(&e->creds, 0, sizeof(e->creds));
+	read_creds(task, &e->creds);
+	e->flags = flags;
+	e->binary_len = bl;
+	e->args_len = al;
+	e->cwd_len = cl;
+
+	/* The map entry now describes the new image. */
+	__builtin_memset(p, 0, sizeof(*p));
+	p->ktime = now;
+	p->parent_ktime = e->parent_ktime;
+	p->pid = pid;
+	p->ppid = e->ppid;
+	p->flags = flags;
+	p->bin_len = bl;
+	bpf_probe_read_kernel(&p->creds, sizeof(p->creds), &e->creds);
+	__u32 keep = bl < WARD_BIN_KEEP - 1 ? bl : WARD_BIN_KEEP - 1;
+	OPAQUE(keep);
+	bpf_probe_read_kernel(p->bin, keep & (WARD_BIN_KEEP - 1), e->data);
+	bpf_map_update_elem(&ward_procs, &pid, p, 0);
+
+	__u64 size = __builtin_offsetof(struct ward_exec_event, data) + (bl & (WARD_PATH_MAX * 2 - 1)) +
+		     (al & (WARD_ARGS_MAX - 1)) + (cl & (WARD_PATH_MAX * 2 - 1));
+	e->hdr.size = size;
+	if (bpf_ringbuf_output(&ward_events, e, size, 0))
+		count_lost(WARD_OP_EXEC);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int ward_process_exit(unsigned long long *ctx)
+{
+	struct task_struct *task = (struct task_struct *)ctx[0];
+	/* group_dead: this is the last thread of the thread group. */
+	if (!(ctx[1] & 0xff))
+		return 0;
+
+	__u32 pid = BPF_CORE_READ(task, tgid);
+	struct ward_exit_event ev = {};
+	ev.hdr.op = WARD_OP_EXIT;
+	ev.hdr.size = sizeof(ev);
+	ev.hdr.time = bpf_ktime_get_boot_ns();
+	ev.pid = pid;
+	ev.tid = BPF_CORE_READ(task, pid);
+	ev.code = BPF_CORE_READ(task, exit_code);
+
+	struct ward_proc *p = bpf_map_lookup_elem(&ward_procs, &pid);
+	if (p) {
+		ev.ktime = p->ktime;
+		ev.ppid = p->ppid;
+		ev.flags = p->flags;
+		bpf_map_delete_elem(&ward_procs, &pid);
+	} else {
+		ev.ppid = parent_tgid(task);
+		ev.flags = WARD_F_MISS;
+	}
+	if (bpf_ringbuf_output(&ward_events, &ev, sizeof(ev), 0))
+		count_lost(WARD_OP_EXIT);
+	return 0;
+}
