@@ -1,0 +1,228 @@
+// Agent: the running ward agent. It owns the lifecycle (policies -> token -> API server ->
+// state file -> sensors -> ready, and the reverse on stop) and wires sensors to the event
+// hub, the hub to the export sinks and API subscribers. It never calls process.exit; the
+// command decides exit codes.
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { createApp } from "../api/app.ts";
+import type { AgentStatus } from "../api/deps.ts";
+import { VERSION } from "../version.ts";
+import { listenUrl, type AgentConfig } from "./config.ts";
+import { EventHub, type EventSink } from "./event-hub.ts";
+import { PolicyStore, type PolicyParser } from "./policy-store.ts";
+import type { Sensor } from "./sensor.ts";
+import { pidAlive, readState, removeState, writeState } from "./state-file.ts";
+import { loadOrCreateToken } from "./token.ts";
+import type { EventJson } from "../events/filter.ts";
+
+/** What sensors get from the agent: where to pin, how to name the node, where events go. */
+export interface SensorContext {
+  nodeName: string;
+  bpfDir: string;
+  publish(ev: EventJson, line?: string): void;
+  recordLoss(reason: string, n?: number): void;
+}
+
+export interface AgentParts {
+  parser: PolicyParser;
+  /** Builds the default sensor set; called once, in start(). */
+  sensors(ctx: SensorContext): Sensor[];
+  sinks: EventSink[];
+  /** Encodes events for sinks and streams (the export module's encoder). */
+  encode?: (ev: EventJson) => string;
+  log(msg: string): void;
+}
+
+export class AgentStartError extends Error {
+  override name = "AgentStartError";
+  constructor(
+    readonly code: "already_running" | "listen" | "policy_files" | "sensor",
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** Files in a policy directory that are read as policies (others are ignored, like editor backups). */
+const POLICY_FILE = /\.(ya?ml|json)$/i;
+
+/** policyFilesOf expands --policy and --policy-dir into file names, sorted for a stable order. */
+export function policyFilesOf(config: Pick<AgentConfig, "policyFiles" | "policyDir">): string[] {
+  const files = [...config.policyFiles];
+  if (config.policyDir !== undefined) {
+    let names: string[];
+    try {
+      names = readdirSync(config.policyDir);
+    } catch (err) {
+      throw new AgentStartError("policy_files", `--policy-dir ${config.policyDir}: ${(err as Error).message}`);
+    }
+    for (const n of names.filter((n) => POLICY_FILE.test(n)).sort()) {
+      const p = join(config.policyDir, n);
+      if (statSync(p).isFile()) files.push(p);
+    }
+  }
+  return files;
+}
+
+export class Agent {
+  readonly hub: EventHub;
+  readonly store: PolicyStore;
+  #sensors: Sensor[] = [];
+  #server: ReturnType<typeof Bun.serve> | undefined;
+  #ready = false;
+  #stopped = false;
+  #startedAt = Date.now();
+  #url = "";
+
+  constructor(
+    readonly config: AgentConfig,
+    private readonly parts: AgentParts,
+  ) {
+    this.hub = new EventHub({ encode: parts.encode });
+    for (const s of parts.sinks) this.hub.addSink(s);
+    this.store = new PolicyStore(parts.parser);
+  }
+
+  get url(): string {
+    return this.#url;
+  }
+
+  get ready(): boolean {
+    return this.#ready;
+  }
+
+  /**
+   * start brings the agent up. Policies are validated before anything touches the kernel or
+   * the network: a PolicyInvalidError leaves nothing behind. Any later failure undoes what
+   * was done (server closed, sensors detached, state file removed) and rethrows.
+   */
+  async start(): Promise<void> {
+    const { config, parts } = this;
+    this.#startedAt = Date.now();
+    const files = policyFilesOf(config);
+    const items = files.map((file) => {
+      let text: string;
+      try {
+        text = readFileSync(file, "utf8");
+      } catch (err) {
+        throw new AgentStartError("policy_files", `--policy ${file}: ${(err as Error).message}`);
+      }
+      return { text, file, source: `file:${file}` };
+    });
+    if (items.length > 0) this.store.addAll(items);
+
+    const previous = readState(config.stateFile);
+    if (previous && previous.pid !== process.pid && pidAlive(previous.pid)) {
+      throw new AgentStartError(
+        "already_running",
+        `another agent is running (pid ${previous.pid}, ${previous.url}, state file ${config.stateFile}); stop it or use --state-file`,
+      );
+    }
+    const { token, created } = loadOrCreateToken(config.tokenFile);
+    parts.log(`${created ? "created" : "using"} API token file ${config.tokenFile}`);
+
+    const app = createApp({
+      token,
+      ready: () => this.#ready,
+      status: () => this.status(),
+      policies: this.store,
+      events: this.hub,
+    });
+    try {
+      // idleTimeout 0: event streams may be quiet for long stretches and must stay open.
+      this.#server = Bun.serve({ hostname: config.listen.host, port: config.listen.port, fetch: app.fetch, idleTimeout: 0, maxRequestBodySize: 4 << 20 });
+    } catch (err) {
+      throw new AgentStartError("listen", `listen on ${config.listen.host}:${config.listen.port}: ${(err as Error).message}`, { cause: err });
+    }
+    this.#url = listenUrl({ host: config.listen.host, port: this.#server.port ?? config.listen.port });
+    writeState(config.stateFile, {
+      pid: process.pid,
+      url: this.#url,
+      token_file: config.tokenFile,
+      node_name: config.nodeName,
+      version: VERSION,
+      started_at: new Date(this.#startedAt).toISOString(),
+    });
+    parts.log(`API listening on ${this.#url} (state file ${config.stateFile})`);
+
+    try {
+      this.#sensors = parts.sensors({
+        nodeName: config.nodeName,
+        bpfDir: config.bpfDir,
+        publish: (ev, line) => this.hub.publish(ev, line),
+        recordLoss: (reason, n) => this.hub.recordLoss(reason, n),
+      });
+      for (const s of this.#sensors) {
+        try {
+          await s.start();
+        } catch (err) {
+          throw new AgentStartError("sensor", `start sensor ${s.name}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+        }
+        parts.log(`sensor ${s.name} running`);
+      }
+    } catch (err) {
+      await this.stop({ keepAttached: false });
+      throw err;
+    }
+    this.#ready = true;
+  }
+
+  /**
+   * stop detaches every sensor (unless keepAttached, which --keep-sensors-on-exit sets), ends
+   * event streams, closes the server, flushes the sinks and removes the state file. Idempotent.
+   */
+  async stop(opts: { keepAttached?: boolean } = {}): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#ready = false;
+    const keepAttached = opts.keepAttached ?? this.config.keepSensorsOnExit;
+    const errors: string[] = [];
+    for (const s of [...this.#sensors].reverse()) {
+      try {
+        await s.stop({ keepAttached });
+      } catch (err) {
+        errors.push(`stop sensor ${s.name}: ${(err as Error).message}`);
+      }
+    }
+    this.hub.closeSubscribers();
+    await this.#server?.stop(true);
+    for (const sink of this.hub.sinks) {
+      try {
+        await sink.flush();
+        await sink.close();
+      } catch (err) {
+        errors.push(`close sink ${sink.name}: ${(err as Error).message}`);
+      }
+    }
+    removeState(this.config.stateFile, process.pid);
+    for (const e of errors) this.parts.log(e);
+  }
+
+  status(): AgentStatus {
+    const ev = this.hub.counters();
+    const lost: Record<string, number> = { ...ev.lost };
+    let cacheSize: number | undefined;
+    const sensors = this.#sensors.map((s) => {
+      const st = s.status();
+      // Sensors report their own losses as counters named lost_<reason>.
+      for (const [k, v] of Object.entries(st.counters ?? {})) {
+        if (k.startsWith("lost_")) lost[k.slice(5)] = (lost[k.slice(5)] ?? 0) + v;
+        if (k === "process_cache_size") cacheSize = (cacheSize ?? 0) + v;
+      }
+      return { name: s.name, ...st };
+    });
+    return {
+      version: VERSION,
+      node_name: this.config.nodeName,
+      pid: process.pid,
+      started_at: new Date(this.#startedAt).toISOString(),
+      uptime_seconds: Math.floor((Date.now() - this.#startedAt) / 1000),
+      ready: this.#ready,
+      sensors,
+      events: { total: ev.total, by_type: ev.byType, lost, subscribers: ev.subscribers, sinks: this.hub.sinks.map((s) => s.name) },
+      ...(cacheSize !== undefined ? { process_cache_size: cacheSize } : {}),
+      policies: this.store.list(),
+    };
+  }
+}

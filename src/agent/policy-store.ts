@@ -1,0 +1,206 @@
+// PolicyStore holds the policies the agent was given (flags at start, or the API), with
+// their enabled flag and mode. Every change is validated first and applied whole or not at
+// all. Policies are not yet enforced in the kernel (that needs the hook sensors); their
+// state says so plainly, so nobody mistakes "loaded" for "enforced".
+
+export type PolicyMode = "enforce" | "monitor";
+export const POLICY_MODES: readonly PolicyMode[] = ["enforce", "monitor"];
+
+/** One problem found in a policy document, with where it is. */
+export interface PolicyDiagnostic {
+  message: string;
+  /** Field path inside the document, e.g. "spec.kprobes[0].selectors[1].matchArgs[0].operator". */
+  path?: string;
+  file?: string;
+  line?: number;
+  column?: number;
+}
+
+/** What the parser hands back for a valid document. */
+export interface ParsedPolicy {
+  name: string;
+  kind: string;
+  /** Mode the document asks for (spec.options policy-mode), if it says. */
+  mode?: PolicyMode;
+  /** The typed policy, opaque here; the engine consumes it. */
+  document: unknown;
+}
+
+export type ParseOutcome = { ok: true; policies: ParsedPolicy[] } | { ok: false; errors: PolicyDiagnostic[] };
+
+/** Parses and validates policy text (YAML or JSON, maybe several documents). */
+export type PolicyParser = (text: string, file: string) => ParseOutcome;
+
+/** The state string reported while no hook sensor can enforce policies. */
+export const STATE_NOT_ENFORCED = "loaded (not enforced: hook sensors not built yet)";
+export const STATE_DISABLED = "disabled";
+
+export interface PolicyRecord {
+  name: string;
+  kind: string;
+  enabled: boolean;
+  mode: PolicyMode;
+  /** Where it came from: "file:<path>" or "api". */
+  source: string;
+  addedAt: string;
+  text: string;
+  document: unknown;
+}
+
+/** The JSON view of a policy, as /v1/policies returns it. */
+export interface PolicyInfo {
+  name: string;
+  kind: string;
+  enabled: boolean;
+  mode: PolicyMode;
+  state: string;
+  source: string;
+  added_at: string;
+}
+
+export class PolicyInvalidError extends Error {
+  override name = "PolicyInvalidError";
+  readonly code = "policy_invalid";
+  constructor(readonly errors: PolicyDiagnostic[]) {
+    super(errors.map(formatDiagnostic).join("\n"));
+  }
+}
+
+export class PolicyExistsError extends Error {
+  override name = "PolicyExistsError";
+  readonly code = "policy_exists";
+  constructor(readonly policy: string) {
+    super(`policy "${policy}" already exists; delete it first`);
+  }
+}
+
+export class PolicyNotFoundError extends Error {
+  override name = "PolicyNotFoundError";
+  readonly code = "policy_not_found";
+  constructor(readonly policy: string) {
+    super(`no policy named "${policy}"`);
+  }
+}
+
+/** file:line:col: message (path), the form editors and CI logs understand. */
+export function formatDiagnostic(d: PolicyDiagnostic): string {
+  const where = [d.file, d.line, d.column].filter((x) => x !== undefined).join(":");
+  const path = d.path ? ` (${d.path})` : "";
+  return `${where ? `${where}: ` : ""}${d.message}${path}`;
+}
+
+export interface AddOptions {
+  source: string;
+  /** File name used in diagnostics. */
+  file: string;
+  /** Overrides the mode the document asks for. */
+  mode?: PolicyMode;
+}
+
+export class PolicyStore {
+  readonly #byName = new Map<string, PolicyRecord>();
+
+  constructor(private readonly parse: PolicyParser) {}
+
+  /**
+   * add validates the text and stores every policy in it. It throws PolicyInvalidError with
+   * every diagnostic, or PolicyExistsError, and then the store is unchanged.
+   */
+  add(text: string, opts: AddOptions): PolicyInfo[] {
+    return this.addAll([{ text, ...opts }]);
+  }
+
+  /** addAll is add over several files at once: all of them are stored, or none. */
+  addAll(items: (AddOptions & { text: string })[]): PolicyInfo[] {
+    const errors: PolicyDiagnostic[] = [];
+    const pending: PolicyRecord[] = [];
+    const seen = new Set<string>();
+    const now = new Date().toISOString();
+    for (const item of items) {
+      const out = this.parse(item.text, item.file);
+      if (!out.ok) {
+        errors.push(...out.errors.map((e) => ({ ...e, file: e.file ?? item.file })));
+        continue;
+      }
+      if (out.policies.length === 0) {
+        errors.push({ file: item.file, message: "no policy in this document" });
+        continue;
+      }
+      for (const p of out.policies) {
+        if (seen.has(p.name)) {
+          errors.push({ file: item.file, path: "metadata.name", message: `policy name "${p.name}" given twice` });
+          continue;
+        }
+        seen.add(p.name);
+        pending.push({
+          name: p.name,
+          kind: p.kind,
+          enabled: true,
+          mode: item.mode ?? p.mode ?? "enforce",
+          source: item.source,
+          addedAt: now,
+          text: item.text,
+          document: p.document,
+        });
+      }
+    }
+    if (errors.length > 0) throw new PolicyInvalidError(errors);
+    for (const r of pending) if (this.#byName.has(r.name)) throw new PolicyExistsError(r.name);
+    for (const r of pending) this.#byName.set(r.name, r);
+    return pending.map(infoOf);
+  }
+
+  list(): PolicyInfo[] {
+    return [...this.#byName.values()].sort((a, b) => a.name.localeCompare(b.name)).map(infoOf);
+  }
+
+  get(name: string): PolicyRecord | undefined {
+    return this.#byName.get(name);
+  }
+
+  info(name: string): PolicyInfo {
+    return infoOf(this.#must(name));
+  }
+
+  delete(name: string): void {
+    this.#must(name);
+    this.#byName.delete(name);
+  }
+
+  setEnabled(name: string, enabled: boolean): PolicyInfo {
+    const r = this.#must(name);
+    r.enabled = enabled;
+    return infoOf(r);
+  }
+
+  setMode(name: string, mode: PolicyMode): PolicyInfo {
+    const r = this.#must(name);
+    r.mode = mode;
+    return infoOf(r);
+  }
+
+  /** Counts by reported state, for /metrics. */
+  countByState(): Record<string, number> {
+    const out: Record<string, number> = { enabled: 0, disabled: 0 };
+    for (const r of this.#byName.values()) out[r.enabled ? "enabled" : "disabled"]!++;
+    return out;
+  }
+
+  #must(name: string): PolicyRecord {
+    const r = this.#byName.get(name);
+    if (!r) throw new PolicyNotFoundError(name);
+    return r;
+  }
+}
+
+function infoOf(r: PolicyRecord): PolicyInfo {
+  return {
+    name: r.name,
+    kind: r.kind,
+    enabled: r.enabled,
+    mode: r.mode,
+    state: r.enabled ? STATE_NOT_ENFORCED : STATE_DISABLED,
+    source: r.source,
+    added_at: r.addedAt,
+  };
+}

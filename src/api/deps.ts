@@ -1,0 +1,50 @@
+// What the HTTP API needs from the agent. The API owns no state: tests hand it fakes,
+// the agent hands it the real store, hub and status.
+import type { EventSource } from "../agent/event-hub.ts";
+import type { PolicyInfo, PolicyStore } from "../agent/policy-store.ts";
+import type { SensorState } from "../agent/sensor.ts";
+
+export interface SensorReport {
+  name: string;
+  state: SensorState;
+  error?: string;
+  counters?: Record<string, number>;
+}
+
+/** GET /v1/status body, and the source of /metrics. */
+export interface AgentStatus {
+  version: string;
+  node_name: string;
+  pid: number;
+  started_at: string;
+  uptime_seconds: number;
+  /** True once every sensor is attached (the same condition as /healthz 200). */
+  ready: boolean;
+  sensors: SensorReport[];
+  events: {
+    total: number;
+    by_type: Record<string, number>;
+    /** Events lost, by reason (ring buffer overrun, slow API subscriber...). */
+    lost: Record<string, number>;
+    subscribers: number;
+    sinks: string[];
+  };
+  /** Size of the user-space process cache, when the process sensor reports it. */
+  process_cache_size?: number;
+  policies: PolicyInfo[];
+}
+
+export type PolicyStoreApi = Pick<PolicyStore, "add" | "list" | "info" | "get" | "delete" | "setEnabled" | "setMode" | "countByState">;
+
+export interface ApiDeps {
+  /** The bearer token every /v1 request must present. */
+  token: string;
+  ready(): boolean;
+  status(): AgentStatus;
+  policies: PolicyStoreApi;
+  events: EventSource;
+  /** Largest request body accepted, in bytes (default 1 MiB). */
+  maxBodyBytes?: number;
+  /** Interval of SSE keep-alive comments, in ms (default 15 s). */
+  sseKeepAliveMs?: number;
+}

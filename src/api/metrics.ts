@@ -1,0 +1,61 @@
+// Prometheus text exposition (format 0.0.4) of the agent's status. Metric names follow
+// Tetragon's (reference/tetragon.md §6) with the ward_ prefix.
+import type { AgentStatus } from "./deps.ts";
+
+type Labels = Record<string, string>;
+
+function escapeLabel(v: string): string {
+  return v.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"');
+}
+
+function sample(name: string, labels: Labels, value: number): string {
+  const l = Object.entries(labels).map(([k, v]) => `${k}="${escapeLabel(v)}"`);
+  return `${name}${l.length ? `{${l.join(",")}}` : ""} ${Number.isFinite(value) ? value : 0}`;
+}
+
+class Exposition {
+  readonly lines: string[] = [];
+  metric(name: string, type: "counter" | "gauge", help: string, samples: [Labels, number][]): void {
+    this.lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+    for (const [labels, v] of samples) this.lines.push(sample(name, labels, v));
+  }
+  text(): string {
+    return `${this.lines.join("\n")}\n`;
+  }
+}
+
+/** Event types are reported as Tetragon names them in filters (PROCESS_EXEC). */
+function typeLabel(key: string): string {
+  return key.toUpperCase();
+}
+
+export function renderMetrics(s: AgentStatus): string {
+  const e = new Exposition();
+  e.metric("ward_build_info", "gauge", "Build information; always 1.", [[{ version: s.version }, 1]]);
+  e.metric("ward_uptime_seconds", "gauge", "Seconds since the agent started.", [[{}, s.uptime_seconds]]);
+  e.metric("ward_ready", "gauge", "1 when every sensor is attached.", [[{}, s.ready ? 1 : 0]]);
+  e.metric(
+    "ward_events_total",
+    "counter",
+    "Events produced, by type.",
+    Object.entries(s.events.by_type).map(([t, n]) => [{ type: typeLabel(t) }, n]),
+  );
+  e.metric(
+    "ward_events_lost_total",
+    "counter",
+    "Events lost before reaching a consumer, by reason.",
+    Object.entries(s.events.lost).map(([reason, n]) => [{ reason }, n]),
+  );
+  e.metric("ward_event_subscribers", "gauge", "Open /v1/events streams.", [[{}, s.events.subscribers]]);
+  const byState = new Map<string, number>([["enabled", 0], ["disabled", 0]]);
+  for (const p of s.policies) {
+    const st = p.enabled ? "enabled" : "disabled";
+    byState.set(st, (byState.get(st) ?? 0) + 1);
+  }
+  e.metric("ward_policies", "gauge", "Policies loaded, by state (none is enforced in the kernel yet).", [...byState].map(([state, n]) => [{ state }, n]));
+  e.metric("ward_sensor_up", "gauge", "1 when the sensor is running.", s.sensors.map((x) => [{ sensor: x.name, state: x.state }, x.state === "running" ? 1 : 0]));
+  if (s.process_cache_size !== undefined) {
+    e.metric("ward_process_cache_size", "gauge", "Entries in the user-space process cache.", [[{}, s.process_cache_size]]);
+  }
+  return e.text();
+}
