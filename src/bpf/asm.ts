@@ -27,6 +27,7 @@ export interface Insn {
 const LD = 0x00, LDX = 0x01, ST = 0x02, STX = 0x03, JMP = 0x05, ALU64 = 0x07;
 const IMM = 0x00, MEM = 0x60, ATOMIC = 0xc0;
 const K = 0x00, X = 0x08;
+const BPF_FETCH = 0x01;
 export type Size = "b" | "h" | "w" | "dw";
 const SIZE: Record<Size, number> = { w: 0x00, h: 0x08, b: 0x10, dw: 0x18 };
 
@@ -156,6 +157,11 @@ export class Asm {
   /** lock *(size *)(dst + off) += src (size "w" or "dw"). */
   atomicAdd(size: "w" | "dw", dst: Reg, off: number, src: Reg): this {
     return this.raw(insn(STX | SIZE[size] | ATOMIC, dst, src, off, 0));
+  }
+
+  /** src = atomic_fetch_add((size *)(dst + off), src): src receives the old value. */
+  atomicFetchAdd(size: "w" | "dw", dst: Reg, off: number, src: Reg): this {
+    return this.raw(insn(STX | SIZE[size] | ATOMIC, dst, src, off, BPF_FETCH));
   }
 
   jmpImm(op: JmpOp, dst: Reg, imm: number, target: string | number): this {

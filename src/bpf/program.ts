@@ -103,11 +103,14 @@ export class BpfProgram {
   readonly fd: Fd;
   readonly name: string;
   readonly type: ProgType;
+  /** As given at load; undefined for programs opened from a pin or fd (the kernel does not report it). */
+  readonly expectedAttachType: AttachType | undefined;
 
-  private constructor(fd: Fd, name: string, type: ProgType) {
+  private constructor(fd: Fd, name: string, type: ProgType, expectedAttachType?: AttachType) {
     this.fd = fd;
     this.name = name;
     this.type = type;
+    this.expectedAttachType = expectedAttachType;
   }
 
   static load(spec: ProgramLoadSpec): BpfProgram {
@@ -148,7 +151,7 @@ export class BpfProgram {
     };
 
     const first = attempt(null, 0);
-    if (first.errno === 0) return new BpfProgram(new Fd(first.fd), spec.name, spec.type);
+    if (first.errno === 0) return new BpfProgram(new Fd(first.fd), spec.name, spec.type, spec.expectedAttachType);
 
     // Retry with a log to explain the failure. ENOSPC on the log overrides the real result, so
     // grow until the kernel gives its own verdict.
@@ -161,7 +164,7 @@ export class BpfProgram {
       const r = attempt(log, 1);
       if (r.errno === 0) {
         // Loaded with a log but not without one: keep it (the first failure was transient).
-        return new BpfProgram(new Fd(r.fd), spec.name, spec.type);
+        return new BpfProgram(new Fd(r.fd), spec.name, spec.type, spec.expectedAttachType);
       }
       errno = r.errno;
       if (r.errno !== ENOSPC) break;

@@ -20,6 +20,9 @@ const libc = dlopen("libc.so.6", {
   setrlimit: { args: ["i32", "ptr"], returns: "i32" },
   statfs: { args: ["ptr", "ptr"], returns: "i32" },
   mount: { args: ["ptr", "ptr", "ptr", "u64", "u64"], returns: "i32" },
+  sysconf: { args: ["i32"], returns: "i64" },
+  eventfd: { args: ["u32", "i32"], returns: "i32" },
+  write: { args: ["i32", "ptr", "u64"], returns: "i64" },
 });
 const c = libc.symbols;
 
@@ -223,4 +226,34 @@ export function mount(source: string, target: string, fstype: string, flags = 0)
   const t = cString(target);
   const f = cString(fstype);
   if (c.mount(ptr(s), ptr(t), ptr(f), flags, 0) < 0) throw new SyscallError("mount", `${fstype} on ${target}`, errno());
+}
+
+/** The same failure with a lowercase verb phrase in front ("attach program x: bpf(...): EPERM ..."). */
+export function withContext(e: unknown, what: string): unknown {
+  if (e instanceof SyscallError && e.constructor === SyscallError) {
+    return new SyscallError(e.syscall, e.command, e.errno, `${what}: ${e.message}`);
+  }
+  return e;
+}
+
+const SC_PAGESIZE = 30;
+let page: number | undefined;
+export function pageSize(): number {
+  page ??= Number(c.sysconf(SC_PAGESIZE));
+  return page;
+}
+
+const EFD_CLOEXEC = 0o2000000;
+const EFD_NONBLOCK = 0o4000;
+/** A non-blocking eventfd, used to wake a thread blocked in epoll_wait. */
+export function eventFd(): number {
+  const r = c.eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (r < 0) throw new SyscallError("eventfd", undefined, errno());
+  return r;
+}
+
+/** Add 1 to an eventfd counter (makes it readable). */
+export function eventFdSignal(fd: number): void {
+  const one = new BigUint64Array([1n]);
+  if (Number(c.write(fd, one, 8)) < 0) throw new SyscallError("write", "eventfd", errno());
 }

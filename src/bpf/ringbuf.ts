@@ -1,0 +1,224 @@
+// BPF ring buffer consumer (loader.md §2.7). The consumer page is mapped read-write, the producer
+// page plus the data area read-only with the data mapped twice back to back, so a record that
+// wraps is still contiguous. Draining reads positions and headers straight from the mapping with
+// Atomics (acquire/release on arm64 too): no syscall per record. Waiting blocks in epoll_wait on
+// a helper thread so the JS thread never spins and never blocks.
+import { toArrayBuffer } from "bun:ffi";
+import { MapType, RINGBUF_BUSY_BIT, RINGBUF_DISCARD_BIT, RINGBUF_HDR_SZ } from "./constants.ts";
+import type { BpfMap } from "./map.ts";
+import {
+  EPOLLIN,
+  EPOLL_EVENT_SIZE,
+  MAP_SHARED,
+  PROT_READ,
+  PROT_WRITE,
+  close as closeFd,
+  epollAdd,
+  epollCreate,
+  epollWait,
+  eventFd,
+  eventFdSignal,
+  mmap,
+  munmap,
+  pageSize,
+} from "./sys.ts";
+
+export class RingBufError extends Error {
+  override name = "RingBufError";
+}
+
+// The waiter thread: blocks in epoll_wait(epfd) and answers with the count. Inline source so the
+// compiled single binary needs no extra file.
+const WAITER_SOURCE = `
+import { dlopen } from "bun:ffi";
+const c = dlopen("libc.so.6", { epoll_wait: { args: ["i32", "ptr", "i32", "i32"], returns: "i32" } }).symbols;
+const events = new Uint8Array(${EPOLL_EVENT_SIZE} * 4);
+self.onmessage = (e) => {
+  const { epfd, timeout } = e.data;
+  postMessage(c.epoll_wait(epfd, events, 4, timeout));
+};
+`;
+let waiterUrl: string | undefined;
+
+export class RingBufReader {
+  readonly size: number;
+  readonly #page: number;
+  readonly #mask: number;
+  readonly #consAddr: number;
+  readonly #prodAddr: number;
+  readonly #prodLen: number;
+  readonly #consPos: BigUint64Array;
+  readonly #prodPos: BigUint64Array;
+  readonly #hdr: Uint32Array;
+  readonly #data: ArrayBuffer;
+  readonly #epfd: number;
+  readonly #wakeFd: number;
+  readonly #events: Uint8Array;
+  #worker: Worker | undefined;
+  #pending: { promise: Promise<void>; resolve: () => void } | undefined;
+  #closed = false;
+
+  constructor(map: BpfMap) {
+    if (map.spec.type !== MapType.RINGBUF) {
+      throw new RingBufError(`read ring buffer ${map.spec.name}: map type ${MapType[map.spec.type] ?? map.spec.type} is not RINGBUF`);
+    }
+    this.size = map.spec.maxEntries;
+    this.#page = pageSize();
+    this.#mask = this.size - 1;
+    const fd = map.fd.raw;
+    this.#consAddr = mmap(this.#page, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    this.#prodLen = this.#page + 2 * this.size;
+    try {
+      this.#prodAddr = mmap(this.#prodLen, PROT_READ, MAP_SHARED, fd, this.#page);
+    } catch (e) {
+      munmap(this.#consAddr, this.#page);
+      throw e;
+    }
+    this.#consPos = new BigUint64Array(toArrayBuffer(this.#consAddr, 0, this.#page), 0, 1);
+    this.#data = toArrayBuffer(this.#prodAddr, 0, this.#prodLen);
+    this.#prodPos = new BigUint64Array(this.#data, 0, 1);
+    this.#hdr = new Uint32Array(this.#data);
+    this.#epfd = epollCreate();
+    this.#wakeFd = eventFd();
+    this.#events = new Uint8Array(EPOLL_EVENT_SIZE * 4);
+    epollAdd(this.#epfd, fd, EPOLLIN);
+    epollAdd(this.#epfd, this.#wakeFd, EPOLLIN);
+  }
+
+  #check(): void {
+    if (this.#closed) throw new RingBufError("use of a closed ring buffer reader");
+  }
+
+  /** True when records (or discarded slots) are waiting. */
+  available(): boolean {
+    this.#check();
+    return Atomics.load(this.#consPos, 0) < Atomics.load(this.#prodPos, 0);
+  }
+
+  /** Committed records ready to drain, without consuming them. */
+  ready(): number {
+    this.#check();
+    let cons = Number(Atomics.load(this.#consPos, 0));
+    const prod = Number(Atomics.load(this.#prodPos, 0));
+    let n = 0;
+    while (cons < prod) {
+      const len = Atomics.load(this.#hdr, (this.#page + (cons % this.size)) >>> 2);
+      if ((len & RINGBUF_BUSY_BIT) !== 0) break;
+      if ((len & RINGBUF_DISCARD_BIT) === 0) n++;
+      cons += roundup8((len & 0x3fffffff) + RINGBUF_HDR_SZ);
+    }
+    return n;
+  }
+
+  /**
+   * Wait up to timeoutMs (blocking this thread; 0 = just look) until records are ready; returns
+   * how many. Use wait() from async code instead.
+   */
+  poll(timeoutMs: number): number {
+    const n = this.ready();
+    if (n > 0 || timeoutMs === 0) return n;
+    epollWait(this.#epfd, this.#events, timeoutMs);
+    return this.ready();
+  }
+
+  /**
+   * Deliver every committed record to cb, in order, and release its space. The DataView covers
+   * exactly the payload and is valid only during the callback. Returns the count delivered.
+   */
+  drain(cb: (rec: DataView) => void, max = Infinity): number {
+    this.#check();
+    let cons = Number(Atomics.load(this.#consPos, 0));
+    let delivered = 0;
+    for (;;) {
+      const prod = Number(Atomics.load(this.#prodPos, 0));
+      if (cons >= prod) break;
+      let progressed = false;
+      while (cons < prod && delivered < max) {
+        const off = this.#page + (cons % this.size);
+        const len = Atomics.load(this.#hdr, off >>> 2);
+        if ((len & RINGBUF_BUSY_BIT) !== 0) break;
+        const payload = len & 0x3fffffff;
+        const next = cons + roundup8(payload + RINGBUF_HDR_SZ);
+        try {
+          if ((len & RINGBUF_DISCARD_BIT) === 0) {
+            delivered++;
+            cb(new DataView(this.#data, off + RINGBUF_HDR_SZ, payload));
+          }
+        } finally {
+          // Release the space even when the callback throws, so one bad record cannot wedge us.
+          cons = next;
+          Atomics.store(this.#consPos, 0, BigInt(cons));
+        }
+        progressed = true;
+      }
+      if (!progressed || delivered >= max) break;
+    }
+    return delivered;
+  }
+
+  /**
+   * Resolve when records are ready or after timeoutMs (-1: no timeout). Blocks in epoll_wait on a
+   * helper thread; resolves at once when data is already there.
+   */
+  wait(timeoutMs = -1): Promise<void> {
+    this.#check();
+    if (this.available()) return Promise.resolve();
+    if (this.#pending !== undefined) return this.#pending.promise;
+    if (this.#worker === undefined) {
+      waiterUrl ??= URL.createObjectURL(new Blob([WAITER_SOURCE], { type: "application/javascript" }));
+      const w = new Worker(waiterUrl);
+      w.onmessage = () => {
+        const p = this.#pending;
+        this.#pending = undefined;
+        w.unref();
+        if (this.#closed) this.#release();
+        p?.resolve();
+      };
+      this.#worker = w;
+    }
+    let resolve!: () => void;
+    const promise = new Promise<void>((r) => {
+      resolve = r;
+    });
+    this.#pending = { promise, resolve };
+    this.#worker.ref();
+    this.#worker.postMessage({ epfd: this.#epfd, timeout: timeoutMs });
+    return promise;
+  }
+
+  /** Async iteration: drain, then wait, until closed. */
+  async *records(copy = true): AsyncGenerator<Uint8Array> {
+    while (!this.#closed) {
+      const batch: Uint8Array[] = [];
+      this.drain((rec) => {
+        const b = new Uint8Array(rec.buffer, rec.byteOffset, rec.byteLength);
+        batch.push(copy ? b.slice() : b);
+      });
+      yield* batch;
+      if (this.#closed) return;
+      await this.wait();
+    }
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    // Wake a blocked waiter; its eventfd stays readable so it never blocks again. The fds are
+    // released once it answered, so it can never epoll_wait on a reused fd number.
+    eventFdSignal(this.#wakeFd);
+    if (this.#pending === undefined) this.#release();
+  }
+
+  #release(): void {
+    this.#worker?.terminate();
+    this.#worker = undefined;
+    munmap(this.#consAddr, this.#page);
+    munmap(this.#prodAddr, this.#prodLen);
+    closeFd(this.#epfd);
+    closeFd(this.#wakeFd);
+  }
+}
+
+function roundup8(n: number): number {
+  return (n + 7) & ~7;
+}
