@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { objectNames } from "../../src/bpf/objects.ts";
 import { VERSION } from "../../src/version.ts";
 import { ensureBinary } from "../lib/binary.ts";
+import { kernelTest } from "../lib/host.ts";
 
 const root = join(import.meta.dir, "..", "..");
 
@@ -56,5 +57,26 @@ describe("dist/ward", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  }, 120_000);
+
+  // The machine facts from design.md: tp_btf and cgroup programs work, LSM loads are
+  // refused with EPERM. The probe runs real loads, so this needs root.
+  kernelTest("`ward probe --json` from /tmp reports tp_btf and cgroup supported, LSM refused", async () => {
+    const ward = await ensureBinary();
+    const r = runIn("/tmp", ward, ["probe", "--json"]);
+    expect(r.code).toBe(0);
+    type Status = { status: string; code?: string };
+    const report = JSON.parse(r.stdout) as {
+      kernel: { release: string; btf: boolean };
+      programTypes: Record<string, Status>;
+      attach: Record<string, Status>;
+    };
+    expect(report.kernel.btf).toBe(true);
+    expect(report.attach.tp_btf?.status).toBe("supported");
+    expect(report.attach.cgroup?.status).toBe("supported");
+    expect(report.programTypes.cgroup_sock_addr?.status).toBe("supported");
+    expect(report.programTypes.tracing?.status).toBe("supported");
+    expect(report.attach.lsm).toMatchObject({ status: "refused", code: "EPERM" });
+    expect(report.programTypes.lsm).toMatchObject({ status: "refused", code: "EPERM" });
   }, 120_000);
 });
