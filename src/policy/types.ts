@@ -186,7 +186,8 @@ export interface ActionSelector {
   argSock?: number;
   argIndex?: number;
   argValue?: number;
-  argRegs?: string[];
+  /** Uprobe Override register assignments; empty when unset. */
+  argRegs: string[];
   argNewSymbol?: string;
   argNewAddr?: number;
   argNewOffset?: number;
