@@ -61,12 +61,25 @@ struct {
 	__type(value, struct ward_proc);
 } ward_proc_scratch SEC(".maps");
 
-/* Keep the record types in the object's BTF even if the compiler folds their uses. */
-struct ward_clone_event *ward_btf_clone_event __attribute__((unused));
-struct ward_exit_event *ward_btf_exit_event __attribute__((unused));
-enum ward_proc_flag ward_btf_proc_flag __attribute__((unused));
-enum ward_ns_index ward_btf_ns_index __attribute__((unused));
-enum ward_proc_op ward_btf_proc_op __attribute__((unused));
+/*
+ * Never read or written: its value type puts the records and enums userspace decodes into
+ * the object's BTF (types only used on the stack, or only as constants, would not be
+ * there). One small entry, no global data section.
+ */
+struct ward_proc_layouts {
+	struct ward_clone_event clone;
+	struct ward_exit_event exit;
+	enum ward_proc_op op;
+	enum ward_proc_flag flag;
+	enum ward_ns_index ns;
+};
+
+struct {
+	__uint(type, WARD_MAP_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ward_proc_layouts);
+} ward_proc_layouts SEC(".maps");
 
 /*
  * Relocated read into a typed lvalue. Unlike BPF_CORE_READ it works for const members

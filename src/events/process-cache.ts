@@ -1,0 +1,317 @@
+// The userspace process cache: every process image ward knows, linked to its parent, so an
+// event can carry its process and parent even after they are gone from the kernel map.
+//
+// Lifetime is reference counted, as in Tetragon: an image holds one reference on itself
+// while it runs (dropped at exit, or when an exec replaces it) and one on its parent while
+// the image itself is cached. An image with no references leaves the cache `retainMs` after
+// its end (late events can still resolve it); if the cache grows past `maxEntries`, ended
+// images go first, oldest first, then the oldest live ones, and each eviction is counted.
+import { joinArguments } from "./args.ts";
+import { execId, rootParentExecId } from "./exec-id.ts";
+import { ProcessFlag } from "./flags.ts";
+import type { ProcessInfo } from "./model.ts";
+import type { CloneRecord, CredsNs, ExecRecord, ExitRecord } from "./process-record.ts";
+
+export interface ProcessCacheOptions {
+  nodeName: string;
+  /** Upper bound on cached images (default 65536). */
+  maxEntries?: number;
+  /** How long an ended, unreferenced image stays (default 30 s). */
+  retainMs?: number;
+  /** Clock for retention, in ms (tests pass their own). */
+  now?: () => number;
+}
+
+export interface ProcessCacheStats {
+  size: number;
+  live: number;
+  evictions: number;
+  /** Exit/clone/exec records whose process or parent was not in the cache. */
+  misses: number;
+}
+
+/** A seeded process from the /proc scan. */
+export interface SeedProcess {
+  pid: number;
+  ppid: number;
+  ktime: bigint;
+  binary: string;
+  argv: string[];
+  cwd: string;
+  flags: number;
+  creds: CredsNs;
+}
+
+class Entry {
+  refs = 1; // its own liveness
+  ended = false;
+  endedAt = 0;
+  inDeadQueue = false;
+  constructor(
+    readonly key: string,
+    public info: ProcessInfo,
+    public parent: Entry | undefined,
+  ) {}
+}
+
+const key = (pid: number, ktime: bigint): string => `${pid}:${ktime}`;
+
+export function emptyCreds(): CredsNs {
+  return {
+    uid: 0,
+    gid: 0,
+    suid: 0,
+    sgid: 0,
+    euid: 0,
+    egid: 0,
+    fsuid: 0,
+    fsgid: 0,
+    auid: 4294967295,
+    capPermitted: 0n,
+    capEffective: 0n,
+    capInheritable: 0n,
+    cgroupId: 0n,
+    ns: [],
+  };
+}
+
+export class ProcessCache {
+  readonly nodeName: string;
+  readonly maxEntries: number;
+  readonly retainMs: number;
+  private readonly now: () => number;
+  private readonly entries = new Map<string, Entry>();
+  private readonly byPid = new Map<number, Entry>();
+  /** Ended images in end order; GC looks at the front. */
+  private dead: Entry[] = [];
+  private deadHead = 0;
+  private evictions = 0;
+  private misses = 0;
+
+  constructor(opts: ProcessCacheOptions) {
+    this.nodeName = opts.nodeName;
+    this.maxEntries = Math.max(16, opts.maxEntries ?? 65536);
+    this.retainMs = opts.retainMs ?? 30_000;
+    this.now = opts.now ?? Date.now;
+  }
+
+  stats(): ProcessCacheStats {
+    return { size: this.entries.size, live: this.byPid.size, evictions: this.evictions, misses: this.misses };
+  }
+
+  /** The image with this identity, if cached. */
+  get(pid: number, ktime: bigint): ProcessInfo | undefined {
+    return this.entries.get(key(pid, ktime))?.info;
+  }
+
+  /** The image a pid runs now, if known. */
+  current(pid: number): ProcessInfo | undefined {
+    return this.byPid.get(pid)?.info;
+  }
+
+  parentOf(info: ProcessInfo): ProcessInfo | undefined {
+    return this.entries.get(key(info.pid, info.ktime))?.parent?.info;
+  }
+
+  /** Adds the processes found by the /proc scan, then links each to its parent. */
+  seed(list: readonly SeedProcess[]): void {
+    const added: [Entry, SeedProcess][] = [];
+    for (const p of list) {
+      if (this.byPid.has(p.pid)) continue; // the kernel already told us about it
+      const info: ProcessInfo = {
+        execId: execId(this.nodeName, p.ktime, p.pid),
+        pid: p.pid,
+        tid: p.pid,
+        ktime: p.ktime,
+        binary: p.binary,
+        arguments: joinArguments(p.argv.slice(1)),
+        cwd: p.cwd,
+        flags: p.flags,
+        creds: p.creds,
+        parentExecId: rootParentExecId(this.nodeName),
+        ppid: p.ppid,
+      };
+      const e = this.insert(info, undefined);
+      this.byPid.set(p.pid, e);
+      added.push([e, p]);
+    }
+    for (const [e, p] of added) {
+      const parent = p.ppid === 0 ? undefined : this.byPid.get(p.ppid);
+      if (parent) {
+        this.link(e, parent);
+        e.info = { ...e.info, parentExecId: parent.info.execId };
+      }
+    }
+    this.enforceBound();
+  }
+
+  /** A new thread group: a copy of its parent's image with its own identity. */
+  clone(rec: CloneRecord): ProcessInfo {
+    const parent = this.findParent(rec.ppid, rec.parentKtime);
+    const pinfo = parent?.info;
+    const info: ProcessInfo = {
+      execId: execId(this.nodeName, rec.ktime, rec.pid),
+      pid: rec.pid,
+      tid: rec.tid,
+      ktime: rec.ktime,
+      binary: pinfo?.binary ?? "",
+      arguments: pinfo?.arguments ?? "",
+      cwd: pinfo?.cwd ?? "",
+      flags: rec.flags | (parent ? 0 : ProcessFlag.miss),
+      creds: rec.creds,
+      parentExecId: pinfo?.execId ?? this.parentIdFor(rec.ppid, rec.parentKtime),
+      ppid: rec.ppid,
+    };
+    this.replaceCurrent(rec.pid, this.insert(info, parent));
+    this.enforceBound();
+    return info;
+  }
+
+  /** An exec: the new image, linked to the parent the kernel named. */
+  exec(rec: ExecRecord): { process: ProcessInfo; parent: ProcessInfo | undefined } {
+    const parent = this.findParent(rec.ppid, rec.parentKtime);
+    const info: ProcessInfo = {
+      execId: execId(this.nodeName, rec.ktime, rec.pid),
+      pid: rec.pid,
+      tid: rec.tid,
+      ktime: rec.ktime,
+      binary: rec.binary,
+      arguments: joinArguments(rec.argv.slice(1)),
+      cwd: rec.cwd,
+      flags: rec.flags,
+      creds: rec.creds,
+      parentExecId: parent?.info.execId ?? this.parentIdFor(rec.ppid, rec.parentKtime),
+      ppid: rec.ppid,
+      file: { ino: rec.ino, nlink: rec.nlink },
+    };
+    this.replaceCurrent(rec.pid, this.insert(info, parent));
+    this.enforceBound();
+    return { process: info, parent: parent?.info };
+  }
+
+  /** The end of a thread group. Unknown processes get a minimal image and count as a miss. */
+  exit(rec: ExitRecord): { process: ProcessInfo; parent: ProcessInfo | undefined } {
+    let e = rec.ktime !== 0n ? this.entries.get(key(rec.pid, rec.ktime)) : undefined;
+    if (!e && rec.ktime === 0n) e = this.byPid.get(rec.pid);
+    if (!e) {
+      this.misses++;
+      const parent = this.byPid.get(rec.ppid);
+      const info: ProcessInfo = {
+        execId: execId(this.nodeName, rec.ktime, rec.pid),
+        pid: rec.pid,
+        tid: rec.tid,
+        ktime: rec.ktime,
+        binary: "",
+        arguments: "",
+        cwd: "",
+        flags: rec.flags | ProcessFlag.miss,
+        creds: emptyCreds(),
+        parentExecId: parent?.info.execId ?? rootParentExecId(this.nodeName),
+        ppid: rec.ppid,
+      };
+      return { process: info, parent: parent?.info };
+    }
+    const out = { process: rec.tid !== e.info.tid ? { ...e.info, tid: rec.tid } : e.info, parent: e.parent?.info };
+    if (this.byPid.get(rec.pid) === e) this.byPid.delete(rec.pid);
+    this.end(e);
+    return out;
+  }
+
+  /** Removes ended, unreferenced images older than the retention time. */
+  gc(): void {
+    const limit = this.now() - this.retainMs;
+    while (this.deadHead < this.dead.length) {
+      const e = this.dead[this.deadHead]!;
+      if (e.endedAt > limit) break;
+      this.deadHead++;
+      e.inDeadQueue = false;
+      if (e.refs === 0) this.remove(e, false);
+    }
+    this.compactDeadQueue();
+  }
+
+  private parentIdFor(ppid: number, parentKtime: bigint): string {
+    if (ppid === 0) return rootParentExecId(this.nodeName);
+    return execId(this.nodeName, parentKtime, ppid);
+  }
+
+  private findParent(ppid: number, parentKtime: bigint): Entry | undefined {
+    if (ppid === 0) return undefined;
+    const e = parentKtime !== 0n ? this.entries.get(key(ppid, parentKtime)) : this.byPid.get(ppid);
+    if (!e) this.misses++;
+    return e;
+  }
+
+  private insert(info: ProcessInfo, parent: Entry | undefined): Entry {
+    const k = key(info.pid, info.ktime);
+    const old = this.entries.get(k);
+    if (old) this.remove(old, true);
+    const e = new Entry(k, info, undefined);
+    if (parent) this.link(e, parent);
+    this.entries.set(k, e);
+    return e;
+  }
+
+  private link(child: Entry, parent: Entry): void {
+    child.parent = parent;
+    parent.refs++;
+  }
+
+  private replaceCurrent(pid: number, e: Entry): void {
+    const prev = this.byPid.get(pid);
+    this.byPid.set(pid, e);
+    if (prev && prev !== e) this.end(prev);
+  }
+
+  private end(e: Entry): void {
+    if (e.ended) return;
+    e.ended = true;
+    e.endedAt = this.now();
+    this.unref(e);
+    if (!e.inDeadQueue && this.entries.get(e.key) === e) {
+      e.inDeadQueue = true;
+      this.dead.push(e);
+    }
+  }
+
+  private unref(e: Entry): void {
+    e.refs--;
+    // Past its retention already (GC saw it while still referenced): leave now.
+    if (e.refs <= 0 && e.ended && !e.inDeadQueue && this.entries.get(e.key) === e) this.remove(e, false);
+  }
+
+  private remove(e: Entry, evicted: boolean): void {
+    if (this.entries.get(e.key) !== e) return;
+    this.entries.delete(e.key);
+    if (this.byPid.get(e.info.pid) === e) this.byPid.delete(e.info.pid);
+    if (evicted) this.evictions++;
+    const parent = e.parent;
+    // Children that still point here keep this object; dropping our own parent pointer
+    // keeps such chains one level deep instead of pinning whole dead ancestries.
+    e.parent = undefined;
+    if (parent) this.unref(parent);
+  }
+
+  private enforceBound(): void {
+    if (this.entries.size <= this.maxEntries) return;
+    // Ended images first, oldest first, whatever their references.
+    while (this.entries.size > this.maxEntries && this.deadHead < this.dead.length) {
+      const e = this.dead[this.deadHead++]!;
+      e.inDeadQueue = false;
+      this.remove(e, true);
+    }
+    this.compactDeadQueue();
+    // Then the oldest images still running (Map iteration is insertion order).
+    for (const e of this.entries.values()) {
+      if (this.entries.size <= this.maxEntries) break;
+      this.remove(e, true);
+    }
+  }
+
+  private compactDeadQueue(): void {
+    if (this.deadHead > 1024 && this.deadHead * 2 > this.dead.length) {
+      this.dead = this.dead.slice(this.deadHead);
+      this.deadHead = 0;
+    }
+  }
+}
