@@ -185,8 +185,14 @@ export class Agent {
         errors.push(`stop sensor ${s.name}: ${(err as Error).message}`);
       }
     }
+    // Ending the subscriptions lets each stream send its final chunk; a graceful stop then
+    // waits for those responses to finish, and only a stuck client is cut off.
     this.hub.closeSubscribers();
-    await this.#server?.stop(true);
+    if (this.#server) {
+      const server = this.#server;
+      await Promise.race([server.stop(false), Bun.sleep(2000)]);
+      await server.stop(true);
+    }
     for (const sink of this.hub.sinks) {
       try {
         await sink.flush();

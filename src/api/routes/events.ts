@@ -1,4 +1,4 @@
-// GET /v1/events: the live event stream, NDJSON by default or Server-Sent Events when the
+// GET /v1/events: the live event stream, NDJSON by default (blank lines are not events) or Server-Sent Events when the
 // client accepts text/event-stream. Filters come as query parameters (src/events/filter.ts).
 // The stream pulls from a bounded subscription: a slow reader loses its own events (counted
 // as "subscriber_queue_full") and never slows the sensors.
@@ -47,9 +47,15 @@ export function eventRoutes(deps: ApiDeps): Hono {
 
     const body = new ReadableStream<Uint8Array>({
       start(controller) {
-        if (!sse) return;
-        // A first comment makes proxies and clients see the stream open at once; the
-        // periodic ones keep idle connections from being timed out.
+        // Bun sends the response head only with the first body bytes, so the stream opens
+        // with something clients skip: an empty line for NDJSON (parsers may ignore blank
+        // lines), a comment for SSE. Without it a client cannot tell "connected, nothing
+        // matched yet" from "still connecting".
+        if (!sse) {
+          controller.enqueue(encoder.encode("\n"));
+          return;
+        }
+        // Periodic comments keep idle connections from being timed out by proxies.
         controller.enqueue(encoder.encode(": ward events\n\n"));
         keepAlive = setInterval(() => {
           try {

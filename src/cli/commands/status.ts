@@ -1,5 +1,51 @@
-// Placeholder until the owning issue lands: says so plainly and fails.
-export async function run(_argv: string[]): Promise<number> {
-  process.stderr.write("ward status: not built yet\n");
-  return 1;
+// ward status: the agent's status from GET /v1/status, for people or (-o json) for scripts.
+import type { AgentStatus } from "../../api/deps.ts";
+import { parseArgs, UsageError } from "../args.ts";
+import { AgentClient } from "../client.ts";
+
+const USAGE = "usage: ward status [-o text|json]\n";
+
+function duration(seconds: number): string {
+  const d = Math.floor(seconds / 86400);
+  const h = Math.floor((seconds % 86400) / 3600);
+  const m = Math.floor((seconds % 3600) / 60);
+  const s = seconds % 60;
+  return [d && `${d}d`, h && `${h}h`, m && `${m}m`, `${s}s`].filter(Boolean).join("");
+}
+
+function counts(rec: Record<string, number>): string {
+  const parts = Object.entries(rec)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([k, v]) => `${k} ${v}`);
+  return parts.length ? parts.join(", ") : "none";
+}
+
+/** formatStatus renders the human form; exported for tests. */
+export function formatStatus(s: AgentStatus): string {
+  const out: string[] = [];
+  out.push(`ward ${s.version} on ${s.node_name} (pid ${s.pid}), up ${duration(s.uptime_seconds)}, ${s.ready ? "ready" : "not ready"}`);
+  out.push("sensors:");
+  if (s.sensors.length === 0) out.push("  (none)");
+  for (const x of s.sensors) out.push(`  ${x.name.padEnd(16)} ${x.state}${x.error ? `: ${x.error}` : ""}`);
+  out.push(`events: ${s.events.total} (${counts(s.events.by_type)})`);
+  out.push(`lost: ${counts(s.events.lost)}`);
+  out.push(`streams: ${s.events.subscribers}; sinks: ${s.events.sinks.join(", ") || "none"}`);
+  if (s.process_cache_size !== undefined) out.push(`process cache: ${s.process_cache_size}`);
+  out.push(`policies: ${s.policies.length}`);
+  for (const p of s.policies) out.push(`  ${p.name.padEnd(24)} ${p.mode.padEnd(8)} ${p.state}`);
+  return `${out.join("\n")}\n`;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const { flags, positionals } = parseArgs("status", argv, { output: { kind: "string", short: "o" }, help: { kind: "bool", short: "h" } });
+  if (flags.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (positionals.length) throw new UsageError(`ward status: unexpected argument "${positionals[0]}"\n${USAGE}`);
+  const output = flags.output ?? "text";
+  if (output !== "text" && output !== "json") throw new UsageError(`ward status: -o must be text or json, not "${String(output)}"`);
+  const status = await AgentClient.fromEnv().json<AgentStatus>("GET", "/v1/status");
+  process.stdout.write(output === "json" ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status));
+  return 0;
 }

@@ -55,9 +55,9 @@ export interface Fixture {
   setReady(v: boolean): void;
 }
 
-export function makeFixture(overrides: Partial<ApiDeps> = {}): Fixture {
+export function makeFixture(overrides: Partial<ApiDeps> = {}, subscriberQueue = 64): Fixture {
   const store = new PolicyStore(fakeParse);
-  const hub = new EventHub({ subscriberQueue: 4 });
+  const hub = new EventHub({ subscriberQueue });
   let ready = true;
   const status = (): AgentStatus => {
     const ev = hub.counters();
