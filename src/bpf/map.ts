@@ -164,6 +164,11 @@ export class BpfMap {
     });
   }
 
+  /** How batch calls ran on this map so far: kernel batch commands, the per-element fallback, or not yet known. */
+  get batchMode(): "batch" | "per-element" | "unknown" {
+    return this.#batchOk === undefined ? "unknown" : this.#batchOk ? "batch" : "per-element";
+  }
+
   /** Bytes of a value buffer for lookups/updates (per-CPU maps: one slot per possible CPU). */
   get valueBufferSize(): number {
     return valueBufferSize(this.spec.type, this.spec.valueSize);
