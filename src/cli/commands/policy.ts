@@ -1,5 +1,85 @@
-// Placeholder until the owning issue lands: says so plainly and fails.
-export async function run(_argv: string[]): Promise<number> {
-  process.stderr.write("ward policy: not built yet\n");
-  return 1;
+// `ward policy <sub>`: a dispatcher. Each subcommand loads lazily so `validate`
+// does not pay for the engine and `explain` does not pay for the HTTP client.
+//   validate  here (src/policy/validate.ts does the work)
+//   explain   ./policy-explain.ts (engine side: hook -> kernel mechanism per action)
+//   add/list/delete/enable/disable/mode  talk to the agent; wired when the agent API lands
+import { parseArgs, UsageError } from "../args.ts";
+
+type Sub = { summary: string; run: (argv: string[]) => Promise<number> };
+
+function needsAgent(name: string): Sub {
+  return {
+    summary: "(needs a running agent)",
+    run: async () => {
+      process.stderr.write(`ward policy ${name}: needs a running agent (not built yet)\n`);
+      return 1;
+    },
+  };
+}
+
+export const subcommands: Record<string, Sub> = {
+  validate: { summary: "check policy files; print file:line:col: path: message per problem", run: (argv) => runValidate(argv) },
+  explain: { summary: "per hook: the kernel mechanism chosen here and how each action is honored", run: async (argv) => (await import("./policy-explain.ts")).run(argv) },
+  add: needsAgent("add"),
+  list: needsAgent("list"),
+  delete: needsAgent("delete"),
+  enable: needsAgent("enable"),
+  disable: needsAgent("disable"),
+  mode: needsAgent("mode"),
+};
+
+function usage(): string {
+  const lines = Object.entries(subcommands).map(([n, s]) => `  ${n.padEnd(9)} ${s.summary}`);
+  return `usage: ward policy <subcommand> [flags]\n\nsubcommands:\n${lines.join("\n")}\n\n` +
+    `ward policy validate [--set NAME=VALUE]... [--env] [--quiet] FILE...\n` +
+    `  --set NAME=VALUE  substitute \${NAME} placeholders (repeatable)\n` +
+    `  --env             substitute placeholders from the environment\n` +
+    `  --quiet, -q       print errors only, not warnings\n` +
+    `  exit status: 0 valid (warnings allowed), 1 invalid, 2 usage\n`;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === "help" || name === "--help" || name === "-h") {
+    process.stdout.write(usage());
+    return name === undefined ? 2 : 0;
+  }
+  const sub = Object.hasOwn(subcommands, name) ? subcommands[name] : undefined;
+  if (sub === undefined) throw new UsageError(`ward policy: unknown subcommand "${name}"\n\n${usage()}`);
+  return sub.run(rest);
+}
+
+async function runValidate(argv: string[]): Promise<number> {
+  const { flags, positionals } = parseArgs("policy validate", argv, {
+    set: { kind: "list" },
+    env: { kind: "bool" },
+    quiet: { kind: "bool", short: "q" },
+  });
+  if (positionals.length === 0) throw new UsageError("ward policy validate: give at least one policy file\n\n" + usage());
+  const vars: Record<string, string> = {};
+  if (flags.env === true) {
+    for (const [k, v] of Object.entries(process.env)) if (v !== undefined) vars[k] = v;
+  }
+  for (const kv of (flags.set as string[] | undefined) ?? []) {
+    const eq = kv.indexOf("=");
+    if (eq <= 0) throw new UsageError(`ward policy validate: --set wants NAME=VALUE, got "${kv}"`);
+    vars[kv.slice(0, eq)] = kv.slice(eq + 1);
+  }
+  const { validatePolicyFile, formatDiagnostic, PolicyFileError } = await import("../../policy/validate.ts");
+  let invalid = false;
+  for (const file of positionals) {
+    try {
+      const r = await validatePolicyFile(file, { substitute: vars });
+      for (const d of r.diagnostics) {
+        if (d.severity === "warning" && flags.quiet === true) continue;
+        process.stdout.write(formatDiagnostic(d) + "\n");
+      }
+      if (!r.valid) invalid = true;
+    } catch (e) {
+      if (!(e instanceof PolicyFileError)) throw e;
+      process.stdout.write(`${e.message}\n`);
+      invalid = true;
+    }
+  }
+  return invalid ? 1 : 0;
 }
