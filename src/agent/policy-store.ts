@@ -82,11 +82,10 @@ export class PolicyNotFoundError extends Error {
   }
 }
 
-/** file:line:col: message (path), the form editors and CI logs understand. */
+/** `file:line:col: path: message`, as `ward policy validate` prints it (editors and CI logs read it). */
 export function formatDiagnostic(d: PolicyDiagnostic): string {
   const where = [d.file, d.line, d.column].filter((x) => x !== undefined).join(":");
-  const path = d.path ? ` (${d.path})` : "";
-  return `${where ? `${where}: ` : ""}${d.message}${path}`;
+  return `${where ? `${where}: ` : ""}${d.path ? `${d.path}: ` : ""}${d.message}`;
 }
 
 export interface AddOptions {

@@ -191,3 +191,24 @@ describe("/v1/policies/:name", () => {
     expect(f.store.list()).toEqual([]);
   });
 });
+
+describe("with the real validator (src/policy/validate.ts)", () => {
+  test("errors carry line, column and field path; valid policies load", async () => {
+    const { parsePolicies } = await import("../../src/agent/policy-parser.ts");
+    const { PolicyStore } = await import("../../src/agent/policy-store.ts");
+    const { createApp } = await import("../../src/api/app.ts");
+    const f = makeFixture();
+    const store = new PolicyStore(parsePolicies);
+    const app = createApp({ ...f.deps, policies: store });
+    const bad = "apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: x\nspec:\n  kprobes:\n  - call: fd_install\n    syscal: false\n";
+    let res = await app.request("/v1/policies", { method: "POST", headers: AUTH, body: bad });
+    expect(res.status).toBe(400);
+    const body = (await res.json()) as Json;
+    expect(body.error.errors[0]).toMatchObject({ file: "<request>", line: 8, column: 5, path: "spec.kprobes[0].syscal" });
+    expect(store.list()).toEqual([]);
+    const good = bad.replace("syscal:", "syscall:").replace("name: x", "name: fd-install\n").replace("spec:", "spec:\n  options:\n  - name: policy-mode\n    value: monitor");
+    res = await app.request("/v1/policies", { method: "POST", headers: AUTH, body: good });
+    expect(res.status).toBe(201);
+    expect(store.list()).toMatchObject([{ name: "fd-install", mode: "monitor" }]);
+  });
+});

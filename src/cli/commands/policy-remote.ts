@@ -1,7 +1,7 @@
 // `ward policy add|list|delete|enable|disable|mode`: the subcommands that act on the running
 // agent through /v1/policies. policy.ts (the dispatcher) hands them over by name.
 import { readFileSync } from "node:fs";
-import type { PolicyInfo } from "../../agent/policy-store.ts";
+import { formatDiagnostic, type PolicyDiagnostic, type PolicyInfo } from "../../agent/policy-store.ts";
 import { parseArgs, UsageError } from "../args.ts";
 import { AgentClient, ApiRequestError } from "../client.ts";
 
@@ -19,24 +19,16 @@ export function isRemoteSubcommand(s: string): s is RemoteSubcommand {
   return (REMOTE_SUBCOMMANDS as readonly string[]).includes(s);
 }
 
-interface Diagnostic {
-  file?: string;
-  line?: number;
-  column?: number;
-  path?: string;
-  message: string;
-}
-
-/** Prints a rejected policy the way `ward policy validate` does: file:line:column: message (path). */
+/** Prints a rejected policy the way `ward policy validate` does: file:line:column: path: message. */
 function printRejection(err: ApiRequestError, file: string): void {
-  const list = (err.body as { error?: { errors?: Diagnostic[] } }).error?.errors;
+  const list = (err.body as { error?: { errors?: PolicyDiagnostic[] } }).error?.errors;
   if (!Array.isArray(list) || list.length === 0) {
     process.stderr.write(`ward policy: ${err.message}\n`);
     return;
   }
   for (const d of list) {
-    const where = [d.file === "<request>" || d.file === undefined ? file : d.file, d.line, d.column].filter((x) => x !== undefined).join(":");
-    process.stderr.write(`${where}: ${d.message}${d.path ? ` (${d.path})` : ""}\n`);
+    // The agent names the request "<request>"; the user knows it as the file they gave.
+    process.stderr.write(`${formatDiagnostic({ ...d, file: d.file === "<request>" || d.file === undefined ? file : d.file })}\n`);
   }
 }
 
