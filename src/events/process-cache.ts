@@ -267,11 +267,11 @@ export class ProcessCache {
     if (e.ended) return;
     e.ended = true;
     e.endedAt = this.now();
-    this.unref(e);
     if (!e.inDeadQueue && this.entries.get(e.key) === e) {
       e.inDeadQueue = true;
       this.dead.push(e);
     }
+    this.unref(e);
   }
 
   private unref(e: Entry): void {

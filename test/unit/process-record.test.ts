@@ -1,0 +1,95 @@
+// Record decoding against the layouts in the committed bpf/obj/process.o (its BTF), and the
+// flag table cross-checked with the C enum.
+import { describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseElf } from "../../src/bpf/elf.ts";
+import { ProcessFlag, flagEnumerators, type ProcessFlagName } from "../../src/events/flags.ts";
+import { enumValues } from "../../src/events/layout.ts";
+import { NS_NAMES, ProcessRecordDecoder } from "../../src/events/process-record.ts";
+import { emptyCreds } from "../../src/events/process-cache.ts";
+
+const obj = parseElf(new Uint8Array(readFileSync(join(import.meta.dir, "../../bpf/obj/process.o"))), "process");
+const btf = obj.btf!;
+const dec = new ProcessRecordDecoder(btf);
+
+describe("process records", () => {
+  test("flag table matches enum ward_proc_flag", () => {
+    const e = enumValues(btf, "ward_proc_flag");
+    for (const [name, bit] of Object.entries(ProcessFlag)) {
+      expect({ name, bit: e.get(flagEnumerators[name as ProcessFlagName]) }).toEqual({ name, bit });
+    }
+    expect(e.size).toBe(Object.keys(ProcessFlag).length);
+    const ns = enumValues(btf, "ward_ns_index");
+    NS_NAMES.forEach((n, i) => expect(ns.get(`WARD_NS_${n.toUpperCase()}`)).toBe(i));
+  });
+
+  test("exec record: header, ids, creds, binary/args/cwd from data[]", () => {
+    const l = dec.exec;
+    const bin = new TextEncoder().encode("/usr/bin/true");
+    const args = new TextEncoder().encode("true\0a\0b c\0");
+    const cwd = new TextEncoder().encode("/tmp");
+    const size = l.offset("data") + bin.length + args.length + cwd.length;
+    const buf = new Uint8Array(size);
+    const v = new DataView(buf.buffer);
+    v.setUint8(dec.hdr.offset("op"), 1);
+    v.setUint32(dec.hdr.offset("size"), size, true);
+    v.setBigUint64(dec.hdr.offset("time"), 999n, true);
+    v.setBigUint64(l.offset("ktime"), 1234n, true);
+    v.setBigUint64(l.offset("parent_ktime"), 1000n, true);
+    v.setUint32(l.offset("pid"), 77, true);
+    v.setUint32(l.offset("tid"), 77, true);
+    v.setUint32(l.offset("ppid"), 70, true);
+    v.setUint32(l.offset("flags"), ProcessFlag.execve | ProcessFlag.clone, true);
+    v.setUint32(l.offset("creds.euid"), 1000, true);
+    v.setUint32(l.offset("creds.auid"), 4294967295, true);
+    v.setBigUint64(l.offset("creds.cap_effective"), 1n << 21n, true);
+    v.setBigUint64(l.offset("creds.cgroup_id"), 4242n, true);
+    v.setUint32(l.offset("creds.ns") + 4 * 2, 4026531841, true);
+    v.setBigUint64(l.offset("ino"), 55n, true);
+    v.setUint16(l.offset("binary_len"), bin.length, true);
+    v.setUint16(l.offset("args_len"), args.length, true);
+    v.setUint16(l.offset("cwd_len"), cwd.length, true);
+    buf.set(bin, l.offset("data"));
+    buf.set(args, l.offset("data") + bin.length);
+    buf.set(cwd, l.offset("data") + bin.length + args.length);
+    const r = dec.decode(v);
+    expect(r.op).toBe("exec");
+    if (r.op !== "exec") return;
+    expect(r).toMatchObject({ time: 999n, ktime: 1234n, parentKtime: 1000n, pid: 77, ppid: 70, binary: "/usr/bin/true", cwd: "/tmp", ino: 55n });
+    expect(r.argv).toEqual(["true", "a", "b c"]);
+    expect(r.creds.euid).toBe(1000);
+    expect(r.creds.auid).toBe(4294967295);
+    expect(r.creds.capEffective).toBe(1n << 21n);
+    expect(r.creds.cgroupId).toBe(4242n);
+    expect(r.creds.ns[2]).toBe(4026531841);
+    expect(r.creds.ns.length).toBe(NS_NAMES.length);
+  });
+
+  test("exit record and the map value encoder", () => {
+    const l = dec.exit;
+    const buf = new Uint8Array(l.size);
+    const v = new DataView(buf.buffer);
+    v.setUint8(dec.hdr.offset("op"), 3);
+    v.setBigUint64(l.offset("ktime"), 5n, true);
+    v.setUint32(l.offset("pid"), 9, true);
+    v.setUint32(l.offset("code"), 9, true);
+    expect(dec.decode(v)).toMatchObject({ op: "exit", ktime: 5n, pid: 9, code: 9 });
+
+    const val = dec.encodeProc({ ktime: 7n, parentKtime: 3n, pid: 12, ppid: 1, flags: ProcessFlag.procFS, creds: { ...emptyCreds(), euid: 5 }, binary: "/bin/x" });
+    expect(val.length).toBe(dec.proc.size);
+    const pv = new DataView(val.buffer);
+    expect(pv.getBigUint64(dec.proc.offset("ktime"), true)).toBe(7n);
+    expect(pv.getUint32(dec.proc.offset("creds.euid"), true)).toBe(5);
+    expect(pv.getUint32(dec.proc.offset("bin_len"), true)).toBe(6);
+    expect(new TextDecoder().decode(val.subarray(dec.proc.offset("bin"), dec.proc.offset("bin") + 6))).toBe("/bin/x");
+  });
+
+  test("truncated or unknown records are rejected", () => {
+    const v = new DataView(new Uint8Array(dec.hdr.size).buffer);
+    v.setUint8(dec.hdr.offset("op"), 42);
+    expect(() => dec.decode(v)).toThrow(/unknown op 42/);
+    v.setUint8(dec.hdr.offset("op"), 3);
+    expect(() => dec.decode(v)).toThrow(/exit record/);
+  });
+});
