@@ -2,30 +2,25 @@
 // does not pay for the engine and `explain` does not pay for the HTTP client.
 //   validate  here (src/policy/validate.ts does the work)
 //   explain   ./policy-explain.ts (engine side: hook -> kernel mechanism per action)
-//   add/list/delete/enable/disable/mode  talk to the agent; wired when the agent API lands
+//   add/list/delete/enable/disable/mode  ./policy-remote.ts (talk to the agent over /v1/policies)
 import { parseArgs, UsageError } from "../args.ts";
 
 type Sub = { summary: string; run: (argv: string[]) => Promise<number> };
 
-function needsAgent(name: string): Sub {
-  return {
-    summary: "(needs a running agent)",
-    run: async () => {
-      process.stderr.write(`ward policy ${name}: needs a running agent (not built yet)\n`);
-      return 1;
-    },
-  };
+/** Subcommands that act on the running agent live in ./policy-remote.ts. */
+function needsAgent(name: "add" | "list" | "delete" | "enable" | "disable" | "mode", summary: string): Sub {
+  return { summary, run: async (argv) => (await import("./policy-remote.ts")).runRemote(name, argv) };
 }
 
 export const subcommands: Record<string, Sub> = {
   validate: { summary: "check policy files; print file:line:col: path: message per problem", run: (argv) => runValidate(argv) },
   explain: { summary: "per hook: the kernel mechanism chosen here and how each action is honored", run: async (argv) => (await import("./policy-explain.ts")).run(argv) },
-  add: needsAgent("add"),
-  list: needsAgent("list"),
-  delete: needsAgent("delete"),
-  enable: needsAgent("enable"),
-  disable: needsAgent("disable"),
-  mode: needsAgent("mode"),
+  add: needsAgent("add", "FILE [--mode enforce|monitor]: add a policy to the running agent"),
+  list: needsAgent("list", "[-o text|json]: the agent's policies"),
+  delete: needsAgent("delete", "NAME: remove a policy from the agent"),
+  enable: needsAgent("enable", "NAME: switch a policy on"),
+  disable: needsAgent("disable", "NAME: switch a policy off"),
+  mode: needsAgent("mode", "NAME enforce|monitor: set a policy's mode"),
 };
 
 function usage(): string {
