@@ -9,7 +9,7 @@ import type { CloneRecord, ExecRecord, ExitRecord } from "../../src/events/proce
 const node = "n";
 const creds = emptyCreds();
 
-function exec(pid: number, ktime: bigint, ppid: number, parentKtime: bigint, binary: string, argv: string[], flags = ProcessFlag.execve): ExecRecord {
+function exec(pid: number, ktime: bigint, ppid: number, parentKtime: bigint, binary: string, argv: string[], flags: number = ProcessFlag.execve): ExecRecord {
   return { op: "exec", time: ktime, ktime, parentKtime, pid, tid: pid, ppid, flags, creds, ino: 1n, nlink: 1, binary, argv, cwd: "/" };
 }
 function clone(pid: number, ktime: bigint, ppid: number, parentKtime: bigint): CloneRecord {
