@@ -93,6 +93,26 @@ struct {
 	__type(value, __u64);
 } guard_counters SEC(".maps");
 
+/*
+ * Never read or written: its value type puts the ring buffer record and the enums userspace
+ * decodes into the object's BTF (a type only used through a ring buffer pointer would not be
+ * there), so guard.ts reads every layout from the object.
+ */
+struct guard_layouts {
+	struct guard_event event;
+	enum guard_hook hook;
+	enum guard_action action;
+	enum guard_bin_op bin_op;
+	enum guard_counter counter;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct guard_layouts);
+} guard_layouts SEC(".maps");
+
 static __always_inline void count(__u32 idx)
 {
 	__u64 *c = bpf_map_lookup_elem(&guard_counters, &idx);
