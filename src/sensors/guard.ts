@@ -1,0 +1,367 @@
+// The file/exec/module guard: loads bpf/file_guard.c, keeps its protected (dev, ino) set,
+// its rules and their binary sets, and reads its ring buffer. Decisions are taken in the
+// kernel on the opened/executed file itself; this module only fills the tables.
+import { statSync } from "node:fs";
+import { attachProgram, loadCollectionSpec, newCollection, type Collection, type CollectionSpec } from "../bpf/collection.ts";
+import type { Link } from "../bpf/link.ts";
+import type { BpfMap } from "../bpf/map.ts";
+import { readObject } from "../bpf/objects.ts";
+import { RingBufReader } from "../bpf/ringbuf.ts";
+import { BtfKind, type Btf } from "../bpf/btf.ts";
+
+export class GuardError extends Error {
+  override name = "GuardError";
+}
+
+/** Program names in file_guard.o, by what they enforce. */
+export type GuardProgram =
+  | "guard_sys_exit"
+  | "guard_exec"
+  | "guard_io_uring"
+  | "guard_module"
+  | "guard_lsm_open"
+  | "guard_lsm_exec"
+  | "guard_lsm_read_file"
+  | "guard_lsm_load_data";
+
+/** The set that loads on kernels without BPF LSM (tracepoints + bpf_send_signal). */
+export const TRACEPOINT_PROGRAMS: readonly GuardProgram[] = ["guard_sys_exit", "guard_exec", "guard_io_uring", "guard_module"];
+/** The set for kernels where BPF LSM is active: the call fails with EPERM instead of a kill. */
+export const LSM_PROGRAMS: readonly GuardProgram[] = ["guard_lsm_open", "guard_lsm_exec", "guard_lsm_read_file", "guard_lsm_load_data"];
+
+/** Where a decision was taken; the values are enum guard_hook in bpf/include/guard.h. */
+export const GUARD_HOOKS = ["", "open", "exec", "io_uring", "module", "lsm_open", "lsm_exec", "lsm_module"] as const;
+export type GuardHook = Exclude<(typeof GUARD_HOOKS)[number], "">;
+export const GUARD_ACTIONS = ["report", "kill", "deny"] as const;
+export type GuardAction = (typeof GUARD_ACTIONS)[number];
+
+export interface GuardRule {
+  action: GuardAction;
+  /** matchBinaries: In = only these binaries match, NotIn = every binary but these. */
+  binaries?: { op: "In" | "NotIn"; paths: string[] };
+  /** hooks the rule applies at; default: every file hook (open, exec, io_uring, LSM open/exec) */
+  hooks?: GuardHook[];
+}
+
+export interface GuardEvent {
+  timeNs: bigint;
+  pid: number;
+  tgid: number;
+  rule: number;
+  hook: GuardHook;
+  action: GuardAction;
+  /** open/io_uring: the fd; module: the syscall number or read id; else 0 */
+  result: number;
+  /** the protected object, dev in the kernel's encoding */
+  dev: number;
+  ino: bigint;
+  exeDev: number;
+  exeIno: bigint;
+  /** bpf_send_signal's return: 0 when the SIGKILL was queued */
+  signalErr: number;
+  comm: string;
+}
+
+export interface GuardCounters {
+  checks: bigint;
+  matches: bigint;
+  kills: bigint;
+  denies: bigint;
+  exempt: bigint;
+  ringbufDrops: bigint;
+  readErrors: bigint;
+}
+
+export interface GuardOptions {
+  /** programs to load and attach; default TRACEPOINT_PROGRAMS */
+  programs?: readonly GuardProgram[];
+  /** tgids no rule may kill; the calling process is always added */
+  exemptPids?: number[];
+  /** the object bytes; default the embedded file_guard.o */
+  object?: Uint8Array;
+}
+
+const FILE_HOOKS: GuardHook[] = ["open", "exec", "io_uring", "lsm_open", "lsm_exec"];
+const MODULE_HOOKS: GuardHook[] = ["module", "lsm_module"];
+const MODULE_RULE = 0;
+const MAX_RULES = 256;
+
+/**
+ * The kernel's dev_t (MKDEV: 12-bit major << 20 | 20-bit minor) from stat's st_dev, which uses
+ * glibc's userspace encoding (major in bits 8-19 and 32-43, minor in bits 0-7 and 20-31).
+ */
+export function kernelDev(stDev: bigint): number {
+  const major = Number(((stDev >> 8n) & 0xfffn) | ((stDev >> 32n) & ~0xfffn));
+  const minor = Number((stDev & 0xffn) | ((stDev >> 12n) & ~0xffn));
+  return ((major << 20) | (minor & 0xfffff)) >>> 0;
+}
+
+/** (dev, ino) of a path as the kernel keys it; follows symlinks like open() does. */
+export function fileIdentity(path: string): { dev: number; ino: bigint } {
+  const st = statSync(path, { bigint: true });
+  return { dev: kernelDev(st.dev), ino: st.ino };
+}
+
+interface Field {
+  offset: number;
+  size: number;
+}
+
+/** Member offsets of a struct from the object's BTF: the C header stays the only layout. */
+export function structLayout(btf: Btf, name: string): { size: number; fields: Map<string, Field> } {
+  const id = btf.findOne(name, BtfKind.Struct);
+  if (id === undefined) throw new GuardError(`struct ${name} is missing from file_guard.o's BTF`);
+  const t = btf.typeOf(id, BtfKind.Struct, BtfKind.Union);
+  const fields = new Map<string, Field>();
+  for (const m of t.members) fields.set(m.name, { offset: m.bitOffset / 8, size: btf.sizeOf(m.type) });
+  return { size: t.size, fields };
+}
+
+class Layout {
+  constructor(
+    readonly size: number,
+    private readonly fields: Map<string, Field>,
+    private readonly struct: string,
+  ) {}
+  static of(btf: Btf, name: string): Layout {
+    const l = structLayout(btf, name);
+    return new Layout(l.size, l.fields, name);
+  }
+  field(name: string): Field {
+    const f = this.fields.get(name);
+    if (f === undefined) throw new GuardError(`struct ${this.struct} has no field ${name}`);
+    return f;
+  }
+  u32(v: DataView, name: string): number {
+    return v.getUint32(this.field(name).offset, true);
+  }
+  s32(v: DataView, name: string): number {
+    return v.getInt32(this.field(name).offset, true);
+  }
+  u64(v: DataView, name: string): bigint {
+    return v.getBigUint64(this.field(name).offset, true);
+  }
+  setU32(v: DataView, name: string, value: number): void {
+    v.setUint32(this.field(name).offset, value, true);
+  }
+  setU64(v: DataView, name: string, value: bigint): void {
+    v.setBigUint64(this.field(name).offset, value, true);
+  }
+}
+
+function hookMask(hooks: readonly GuardHook[]): number {
+  let mask = 0;
+  for (const h of hooks) mask |= 1 << GUARD_HOOKS.indexOf(h);
+  return mask;
+}
+
+const decoder = new TextDecoder();
+
+export class FileGuard {
+  private readonly links: Link[] = [];
+  private readonly reader: RingBufReader;
+  private readonly fileKey: Layout;
+  private readonly ruleLayout: Layout;
+  private readonly binKey: Layout;
+  private readonly event: Layout;
+  /** rule id -> binary keys written for it, so a rule can be rewritten cleanly */
+  private readonly ruleBinaries = new Map<number, Uint8Array[]>();
+  private readonly protectedKeys = new Map<string, Uint8Array>();
+  private nextRule = 1;
+  private closed = false;
+
+  private constructor(
+    private readonly coll: Collection,
+    spec: CollectionSpec,
+  ) {
+    const btf: Btf | undefined = spec.btf;
+    if (btf === undefined) throw new GuardError("file_guard.o has no BTF: the record layouts come from it");
+    this.fileKey = Layout.of(btf, "guard_file_key");
+    this.ruleLayout = Layout.of(btf, "guard_rule");
+    this.binKey = Layout.of(btf, "guard_bin_key");
+    this.event = Layout.of(btf, "guard_event");
+    this.reader = new RingBufReader(this.map("guard_events"));
+  }
+
+  /** Load file_guard.o, attach the chosen programs and exempt this process. */
+  static open(opts: GuardOptions = {}): FileGuard {
+    const programs = opts.programs ?? TRACEPOINT_PROGRAMS;
+    const spec = loadCollectionSpec(opts.object ?? readObject("file_guard"));
+    const coll = newCollection(spec, { programs: [...programs] });
+    let guard: FileGuard | undefined;
+    try {
+      guard = new FileGuard(coll, spec);
+      guard.exempt(process.pid);
+      for (const pid of opts.exemptPids ?? []) guard.exempt(pid);
+      for (const name of programs) {
+        const prog = coll.programs[name];
+        const pspec = spec.programs[name];
+        if (prog === undefined || pspec === undefined) throw new GuardError(`file_guard.o has no program ${name}`);
+        guard.links.push(attachProgram(prog, pspec));
+      }
+      return guard;
+    } catch (e) {
+      if (guard !== undefined) guard.close();
+      else coll.close();
+      throw e;
+    }
+  }
+
+  private map(name: string): BpfMap {
+    const m = this.coll.maps[name];
+    if (m === undefined) throw new GuardError(`file_guard.o has no map ${name}`);
+    return m;
+  }
+
+  private u32Key(n: number): Uint8Array {
+    const k = new Uint8Array(4);
+    new DataView(k.buffer).setUint32(0, n, true);
+    return k;
+  }
+
+  /** A tgid that no rule may kill or deny (the agent, the test runner). */
+  exempt(pid: number): void {
+    this.map("guard_exempt").update(this.u32Key(pid), this.u32Key(1));
+  }
+
+  unexempt(pid: number): void {
+    this.map("guard_exempt").delete(this.u32Key(pid));
+  }
+
+  private writeRule(id: number, rule: GuardRule, defaultHooks: GuardHook[]): void {
+    const bins = this.map("guard_binaries");
+    for (const old of this.ruleBinaries.get(id) ?? []) bins.delete(old);
+    const keys: Uint8Array[] = [];
+    for (const path of rule.binaries?.paths ?? []) {
+      const { dev, ino } = fileIdentity(path);
+      const k = new Uint8Array(this.binKey.size);
+      const v = new DataView(k.buffer);
+      this.binKey.setU32(v, "rule", id);
+      this.binKey.setU32(v, "dev", dev);
+      this.binKey.setU64(v, "ino", ino);
+      bins.update(k, this.u32Key(1));
+      keys.push(k);
+    }
+    this.ruleBinaries.set(id, keys);
+    const value = new Uint8Array(this.ruleLayout.size);
+    const v = new DataView(value.buffer);
+    const binOp = rule.binaries === undefined ? 0 : rule.binaries.op === "In" ? 1 : 2;
+    this.ruleLayout.setU32(v, "active", 1);
+    this.ruleLayout.setU32(v, "action", GUARD_ACTIONS.indexOf(rule.action));
+    this.ruleLayout.setU32(v, "bin_op", binOp);
+    this.ruleLayout.setU32(v, "hooks", hookMask(rule.hooks ?? defaultHooks));
+    this.map("guard_rules").update(this.u32Key(id), value);
+  }
+
+  /** Define a file rule; returns its id for protect(). */
+  addRule(rule: GuardRule): number {
+    if (this.nextRule >= MAX_RULES) throw new GuardError(`no room for more than ${MAX_RULES - 1} guard rules`);
+    const id = this.nextRule++;
+    this.writeRule(id, rule, FILE_HOOKS);
+    return id;
+  }
+
+  /** Turn a rule off without forgetting its files (disable in the policy sense). */
+  disableRule(id: number): void {
+    this.map("guard_rules").update(this.u32Key(id), new Uint8Array(this.ruleLayout.size));
+  }
+
+  /** The module-load rule (init_module/finit_module); undefined turns it off. */
+  setModuleRule(rule: GuardRule | undefined): void {
+    if (rule === undefined) this.disableRule(MODULE_RULE);
+    else this.writeRule(MODULE_RULE, rule, MODULE_HOOKS);
+  }
+
+  /**
+   * Protect the file at path (resolved: a symlink protects its target) under a rule. A
+   * GuardRule defines a new rule; a number reuses one. Returns the rule id.
+   */
+  protect(path: string, rule: GuardRule | number): number {
+    const id = typeof rule === "number" ? rule : this.addRule(rule);
+    const { dev, ino } = fileIdentity(path);
+    const key = new Uint8Array(this.fileKey.size);
+    const v = new DataView(key.buffer);
+    this.fileKey.setU32(v, "dev", dev);
+    this.fileKey.setU64(v, "ino", ino);
+    this.map("guard_files").update(key, this.u32Key(id));
+    this.protectedKeys.set(`${dev}:${ino}`, key);
+    return id;
+  }
+
+  /** Stop protecting the file at path; false when it was not protected. */
+  unprotect(path: string): boolean {
+    const { dev, ino } = fileIdentity(path);
+    const name = `${dev}:${ino}`;
+    const key = this.protectedKeys.get(name);
+    this.protectedKeys.delete(name);
+    return key !== undefined && this.map("guard_files").delete(key);
+  }
+
+  private decode(v: DataView): GuardEvent {
+    const e = this.event;
+    const comm = e.field("comm");
+    const raw = new Uint8Array(v.buffer, v.byteOffset + comm.offset, comm.size);
+    const nul = raw.indexOf(0);
+    return {
+      timeNs: e.u64(v, "time_ns"),
+      pid: e.u32(v, "pid"),
+      tgid: e.u32(v, "tgid"),
+      rule: e.u32(v, "rule"),
+      hook: GUARD_HOOKS[e.u32(v, "hook")] || "open",
+      action: GUARD_ACTIONS[e.u32(v, "action")] ?? "report",
+      result: e.s32(v, "result"),
+      dev: e.u32(v, "dev"),
+      ino: e.u64(v, "ino"),
+      exeDev: e.u32(v, "exe_dev"),
+      exeIno: e.u64(v, "exe_ino"),
+      signalErr: e.s32(v, "signal_err"),
+      comm: decoder.decode(raw.subarray(0, nul < 0 ? raw.length : nul)),
+    };
+  }
+
+  /** Records ready now (no waiting). */
+  events(): GuardEvent[] {
+    const out: GuardEvent[] = [];
+    this.reader.drain((rec) => out.push(this.decode(rec)));
+    return out;
+  }
+
+  /** Wait up to timeoutMs for records, then return what is ready. */
+  async nextEvents(timeoutMs: number): Promise<GuardEvent[]> {
+    const ready = this.events();
+    if (ready.length > 0) return ready;
+    await this.reader.wait(timeoutMs);
+    return this.events();
+  }
+
+  /** Per-CPU counters summed over CPUs. */
+  counters(): GuardCounters {
+    const m = this.map("guard_counters");
+    const sum = (idx: number): bigint => {
+      const v = m.lookup(this.u32Key(idx));
+      if (v === undefined) return 0n;
+      const dv = new DataView(v.buffer, v.byteOffset, v.byteLength);
+      let total = 0n;
+      for (let at = 0; at + 8 <= v.byteLength; at += 8) total += dv.getBigUint64(at, true);
+      return total;
+    };
+    return {
+      checks: sum(0),
+      matches: sum(1),
+      kills: sum(2),
+      denies: sum(3),
+      exempt: sum(4),
+      ringbufDrops: sum(5),
+      readErrors: sum(6),
+    };
+  }
+
+  /** Detach every program and close every map; enforcement stops. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const l of this.links.splice(0)) l.close();
+    this.reader.close();
+    this.coll.close();
+  }
+}
