@@ -8,6 +8,7 @@ import { Fd } from "./fd.ts";
 import { openProbeEvent, openTracepointEvent, UnsupportedFeatureError } from "./perf.ts";
 import { getPinned, pinObject } from "./pin.ts";
 import type { BpfProgram } from "./program.ts";
+import { symbolFileOffset } from "./uprobe-symbols.ts";
 import { SyscallError, addr as addrOf, cString, dup as dupRaw, ioctl, withContext } from "./sys.ts";
 
 export { UnsupportedFeatureError };
@@ -71,17 +72,22 @@ export class Link {
     pinObject(this.fd, path);
   }
 
-  /** Detach now, even when other fds or pins refer to the link. */
+  /**
+   * Detach now, even when other fds or pins refer to the link (LINK_DETACH: cgroup and other
+   * network links). Throws LinkError for link types the kernel cannot force-detach.
+   */
   detach(): void {
     if (this.#detached) return;
     if (this.kind === "link") {
       try {
         new Attr().u32(0, this.fd.raw).call(BpfCmd.LINK_DETACH);
       } catch (e) {
-        // Link types without a detach operation: closing the last reference detaches instead.
-        if (!(e instanceof SyscallError && (e.errno === EINVAL || e.errno === EOPNOTSUPP))) {
-          throw withContext(e, `detach ${this.description}`);
+        // Raw tracepoint, tracing and perf links have no forced detach: only closing every fd
+        // and removing every pin ends them. Say so rather than pretend.
+        if (e instanceof SyscallError && (e.errno === EINVAL || e.errno === EOPNOTSUPP)) {
+          throw new LinkError(`detach ${this.description}: the kernel cannot force-detach this link type (${e.code}); close it and remove its pins instead`);
         }
+        throw withContext(e, `detach ${this.description}`);
       }
     } else {
       this.#detach?.();
@@ -243,8 +249,8 @@ export function attachKprobe(
 }
 
 /**
- * KPROBE-type programs on a user binary through the uprobe PMU. `offset` is the file offset of
- * the instruction; a symbol name is resolved with `resolveSymbol` (see uprobe-symbols.ts).
+ * KPROBE-type programs on a user binary through the uprobe PMU. A number is the file offset of
+ * the instruction; a string is a function symbol, resolved to its file offset (uprobe-symbols.ts).
  */
 export function attachUprobe(
   prog: BpfProgram,
@@ -256,10 +262,7 @@ export function attachUprobe(
   let off: bigint;
   try {
     if (typeof offsetOrSymbol === "string") {
-      if (opts.resolveSymbol === undefined) {
-        throw new LinkError(`attach uprobe ${binaryPath}:${offsetOrSymbol}: symbol given but no resolver; pass a file offset`);
-      }
-      off = opts.resolveSymbol(binaryPath, offsetOrSymbol);
+      off = (opts.resolveSymbol ?? symbolFileOffset)(binaryPath, offsetOrSymbol);
     } else {
       off = BigInt(offsetOrSymbol);
     }
