@@ -649,9 +649,9 @@ class Rules {
 
   private filterValues(m: ArgSelector, path: string, type: ArgType, h: HookView): void {
     const op = m.operator;
-    const each = (check: (v: string) => string | undefined): void => {
+    const each = (check: (v: string, vpath: string) => string | undefined): void => {
       m.values.forEach((v, i) => {
-        const e = check(v);
+        const e = check(v, `${path}.values[${i}]`);
         if (e !== undefined) this.err(`${path}.values[${i}]`, e);
       });
     };
@@ -685,9 +685,9 @@ class Rules {
         return;
       case "InMap": case "NotInMap": {
         let entries = 0n;
-        each((v) => {
+        each((v, vpath) => {
           if (v.startsWith("list:")) {
-            const l = this.listRef(v, path);
+            const l = this.listRef(v, vpath);
             if (l !== undefined && l.type !== "syscalls" && l.type !== "generated_syscalls") return `"${v}": only lists of syscalls (type syscalls) can be used as InMap values`;
             if (type !== "syscall64" && !this.lintedListType) {
               this.lintedListType = true;
@@ -763,7 +763,12 @@ class Rules {
       if (!present || mine.includes(p)) continue;
       const owners = Object.entries(allowed).filter(([, ps]) => ps.includes(p)).map(([n]) => n);
       const extra = p.startsWith("argNew") || p === "argRegs" ? " (Override on uprobes only)" : "";
-      // Tetragon ignores parameters an action does not use, so this is a warning, not an error.
+      if (allowed.Post?.includes(p) === true) {
+        // Tetragon rejects these outright ("rate limiting can only applied to post action").
+        this.err(`${path}.${p}`, `${p} only applies to the Post action (found on ${a.action})`);
+        continue;
+      }
+      // Tetragon ignores other parameters an action does not use: a warning, not an error.
       this.warn(`${path}.${p}`, `${p} is ignored: it is not a parameter of ${a.action}${mine.length > 0 ? ` (which takes ${mine.join(", ")})` : " (which takes none)"}; ${p} belongs to ${owners.join(", ") || "Override"}${extra}`);
     }
     const need = (p: string, what: string): void => {
