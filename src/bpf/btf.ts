@@ -426,19 +426,31 @@ export class Btf {
     const head = new Int32Array(size).fill(-1);
     const next = new Int32Array(n + 1).fill(-1);
     const s = this.strings;
-    const dv = this.tv;
+    const u32 = new Uint32Array(this.types.buffer, this.types.byteOffset, this.types.length >>> 2);
     const offs = this.offsets;
     const mask = size - 1;
+    const limit = this.stringsLen;
+    // One forward pass per name: FNV-1a of the whole name, remembering the hash of the prefix
+    // before the last "___flavor" suffix (same rule as essentialEnd), which is the key.
     // Insert in descending id order so each chain lists ids ascending.
     for (let id = n; id >= 1; id--) {
-      const no = dv.getUint32(offs[id]!, true);
+      const no = u32[offs[id]! >>> 2]!;
       if (no === 0) continue;
-      let end = no;
-      while (end < this.stringsLen && s[end] !== 0) end++;
-      const ess = essentialEnd(s, no, end - no);
-      const h = fnv1a(s, no, no + ess) & mask;
-      next[id] = head[h]!;
-      head[h] = id;
+      let h = 0x811c9dc5;
+      let ess = -1;
+      for (let i = no; i < limit; i++) {
+        const c = s[i]!;
+        if (c === 0) break;
+        if (c === 0x5f && i > no && s[i - 1] !== 0x5f && s[i + 1] === 0x5f && s[i + 2] === 0x5f) {
+          const after = s[i + 3];
+          if (after !== undefined && after !== 0x5f && after !== 0) ess = h;
+        }
+        h ^= c;
+        h = Math.imul(h, 0x01000193);
+      }
+      const key = ((ess === -1 ? h : ess) >>> 0) & mask;
+      next[id] = head[key]!;
+      head[key] = id;
     }
     this.nameHead = head;
     this.nameNext = next;

@@ -5,7 +5,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Btf, BtfKind, fixupBtfForLoad, loadKernelBtf } from "./btf.ts";
 import { loadBtf } from "./btf-load.ts";
-import { encodeFuncInfo, encodeLineInfo } from "./btf-ext.ts";
+import { CoreReloKind, encodeFuncInfo, encodeLineInfo } from "./btf-ext.ts";
 import { AttachType, MapType, ProgType } from "./constants.ts";
 import { CoreTarget, type CoreFixup } from "./core.ts";
 import { parseElf, type CollectionMapSpec, type ObjectSpec, type ProgramSpec } from "./elf.ts";
@@ -131,7 +131,7 @@ function u32le(n: number): Uint8Array {
 function explainPoison(e: VerifierError, fixups: CoreFixup[]): VerifierError {
   const poisoned = fixups.filter((f) => f.poisoned);
   if (poisoned.length === 0 || !e.log.some((l) => l.includes(String(CORE_POISON_IMM)))) return e;
-  const lines = poisoned.map((f) => `ward: CO-RE relocation ${f.spec} (kind ${f.kind}) at insn ${f.insn} failed: ${f.reason ?? "unresolved"}`);
+  const lines = poisoned.map((f) => `ward: CO-RE relocation ${CoreReloKind[f.kind]} ${f.spec} at insn ${f.insn} failed: ${f.reason ?? "unresolved"}`);
   return new VerifierError(e.program, e.errno, [...e.log, ...lines], e.truncated);
 }
 
