@@ -285,7 +285,12 @@ function openCgroup(cgroup: string | number | Fd): Fd {
  * cgroup programs (sock_addr, sock, device, sysctl, skb, sockopt) on a cgroup v2 directory:
  * LINK_CREATE, falling back to PROG_ATTACH with ALLOW_MULTI (detached on close).
  */
-export function attachCgroup(prog: BpfProgram, cgroup: string | number | Fd, attachType: AttachType): Link {
+export function attachCgroup(
+  prog: BpfProgram,
+  cgroup: string | number | Fd,
+  attachType: AttachType,
+  opts: { /** "prog-attach" skips LINK_CREATE (tests, or hosts that must share with PROG_ATTACH users). */ mode?: "auto" | "prog-attach" } = {},
+): Link {
   const label = typeof cgroup === "string" ? cgroup : `fd ${cgroup instanceof Fd ? cgroup.raw : cgroup}`;
   const what = `attach program ${prog.name} to cgroup ${label} (${AttachType[attachType] ?? attachType})`;
   let cg: Fd;
@@ -296,6 +301,7 @@ export function attachCgroup(prog: BpfProgram, cgroup: string | number | Fd, att
   }
   try {
     try {
+      if (opts.mode === "prog-attach") throw new SyscallError("bpf", "BPF_LINK_CREATE", EINVAL, "link_create skipped");
       const fd = linkCreate(prog.fd.raw, cg.raw, attachType);
       cg.close();
       return new Link(new Fd(fd), "link", `cgroup ${label} link of ${prog.name}`);
