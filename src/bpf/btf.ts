@@ -86,7 +86,8 @@ export type BtfType =
   | (Base & { kind: BtfKind.Float; size: number })
   | (Base & { kind: BtfKind.DeclTag; type: number; componentIdx: number });
 
-export type BtfTypeOf<K extends BtfKind> = Extract<BtfType, { kind: K }>;
+/** The member(s) of BtfType that can have kind K (some members cover several kinds). */
+export type BtfTypeOf<K extends BtfKind> = BtfType extends infer T ? (T extends { kind: infer TK } ? (K extends TK ? T : never) : never) : never;
 
 const decoder = new TextDecoder();
 const encoder = new TextEncoder();
