@@ -1,65 +1,41 @@
-// Export sinks the agent builds from its flags. Writes are buffered (Bun's FileSink) and
-// flushed on a short timer, so a burst of events costs a few write(2) calls, not one each.
-import { openSync } from "node:fs";
-import type { FileSink } from "bun";
+// Export sinks the agent builds from its flags, over the export module's sinks
+// (src/export: buffered stdout, rotating JSON-lines file).
+import { compactLine } from "../export/compact.ts";
+import { JsonlFileSink } from "../export/jsonl-file.ts";
+import { StdoutSink } from "../export/stdout.ts";
+import type { OutputFormat } from "./config.ts";
 import type { EventSink } from "./event-hub.ts";
 
-const FLUSH_MS = 100;
-
-class WriterSink implements EventSink {
-  #timer: ReturnType<typeof setInterval>;
-  #closed = false;
-
+/** Rewrites each line before handing it on (the compact form on stdout). */
+class MappedSink implements EventSink {
   constructor(
-    readonly name: string,
-    private readonly writer: FileSink,
-    private readonly format: (line: string) => string | undefined,
-  ) {
-    this.#timer = setInterval(() => this.#tryFlush(), FLUSH_MS);
-    this.#timer.unref();
+    private readonly inner: EventSink,
+    private readonly map: (line: string) => string | undefined,
+  ) {}
+  get name(): string {
+    return this.inner.name;
   }
-
   write(line: string): void {
-    if (this.#closed) return;
-    const out = this.format(line);
-    if (out !== undefined) this.writer.write(`${out}\n`);
+    const out = this.map(line);
+    if (out !== undefined) this.inner.write(out);
   }
-
-  #tryFlush(): void {
-    try {
-      void this.writer.flush();
-    } catch {
-      // A closed pipe on stdout must not take the agent down; the export file is the record.
-    }
+  flush(): Promise<void> {
+    return this.inner.flush();
   }
-
-  async flush(): Promise<void> {
-    try {
-      await this.writer.flush();
-    } catch {
-      // See #tryFlush.
-    }
-  }
-
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    clearInterval(this.#timer);
-    await this.flush();
-    await this.writer.end();
+  close(): Promise<void> {
+    return this.inner.close();
   }
 }
 
-/** stdoutSink prints each event line, formatted by `format` (identity for JSON). */
-export function stdoutSink(format: (line: string) => string | undefined = (l) => l): EventSink {
-  return new WriterSink("stdout", Bun.stdout.writer(), format);
+/** stdoutSink prints JSON lines as encoded, or tetra's compact lines (-o compact). */
+export function stdoutSink(format: OutputFormat): EventSink {
+  const out = new StdoutSink();
+  if (format === "json") return out;
+  // Only the compact form needs the parsed event; JSON lines pass through untouched.
+  return new MappedSink(out, (line) => compactLine(JSON.parse(line) as Record<string, unknown>));
 }
 
-/**
- * appendFileSink appends JSON lines to `path` (mode 0600, like Tetragon's export file). It
- * does not rotate; it stands in until the export module's rotating sink is wired.
- */
-export function appendFileSink(path: string): EventSink {
-  const fd = openSync(path, "a", 0o600);
-  return new WriterSink(`file:${path}`, Bun.file(fd).writer(), (l) => l);
+/** fileSink writes JSON lines to `path` (0600), rotating at 10 MiB and keeping 5 backups. */
+export function fileSink(path: string): EventSink {
+  return new JsonlFileSink(path);
 }

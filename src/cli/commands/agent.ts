@@ -5,9 +5,8 @@ import { AGENT_USAGE, isLoopback, parseAgentConfig } from "../../agent/config.ts
 import { defaultSensors } from "../../agent/default-sensors.ts";
 import { parsePolicies } from "../../agent/policy-parser.ts";
 import { PolicyInvalidError, formatDiagnostic } from "../../agent/policy-store.ts";
-import { appendFileSink, stdoutSink } from "../../agent/sinks.ts";
+import { fileSink, stdoutSink } from "../../agent/sinks.ts";
 import type { EventSink } from "../../agent/event-hub.ts";
-import { lineFormatter } from "./events-format.ts";
 
 function log(msg: string): void {
   process.stderr.write(`ward agent: ${msg}\n`);
@@ -28,12 +27,8 @@ export async function run(argv: string[]): Promise<number> {
   }
 
   const sinks: EventSink[] = [];
-  if (config.exportFile !== undefined) sinks.push(appendFileSink(config.exportFile));
-  if (config.exportStdout) {
-    // JSON lines go out as encoded; only the compact form needs the parsed event.
-    const format = lineFormatter(config.output);
-    sinks.push(stdoutSink(config.output === "json" ? (line) => line : (line) => format(JSON.parse(line) as Record<string, unknown>, line)));
-  }
+  if (config.exportFile !== undefined) sinks.push(fileSink(config.exportFile));
+  if (config.exportStdout) sinks.push(stdoutSink(config.output));
   const agent = new Agent(config, { parser: parsePolicies, sensors: defaultSensors, sinks, log });
 
   // Signals are handled from the start, so a SIGTERM during start-up still cleans up.

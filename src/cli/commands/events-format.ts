@@ -1,5 +1,6 @@
-// How `ward events` and the agent's stdout print one event: the export line unchanged (json),
-// or tetra's one-line compact form.
+// How `ward events` prints one event: the export line unchanged (json), or tetra's
+// one-line compact form (src/export/compact.ts).
+import { compactLine } from "../../export/compact.ts";
 import type { EventJson } from "../../events/filter.ts";
 
 export type OutputFormat = "json" | "compact";
@@ -8,6 +9,5 @@ export type OutputFormat = "json" | "compact";
 export type LineFormatter = (ev: EventJson, line: string) => string | undefined;
 
 export function lineFormatter(output: OutputFormat): LineFormatter {
-  if (output === "json") return (_ev, line) => line;
-  throw new Error("compact output is not built yet (it comes with the export module)");
+  return output === "json" ? (_ev, line) => line : (ev) => compactLine(ev);
 }
