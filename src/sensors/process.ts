@@ -1,0 +1,273 @@
+// The process sensor: loads bpf/process.c, attaches its fork/exec/exit programs, seeds the
+// kernel map and the cache from /proc, and turns ring buffer records into process_exec and
+// process_exit events for a subscriber. stop() detaches everything and drains what is left.
+//
+//   const s = await startProcessSensor({ nodeName, onEvent: (ev) => hub.publish(ev.json) });
+//   ... s.counters() ...
+//   await s.stop();
+import { existsSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { UpdateFlags } from "../bpf/constants.ts";
+import { attachProgram, loadCollectionSpec, newCollection, type Collection, type CollectionSpec } from "../bpf/collection.ts";
+import type { Link } from "../bpf/link.ts";
+import type { BpfMap } from "../bpf/map.ts";
+import { readObject } from "../bpf/objects.ts";
+import { ensureBpffs, unpin } from "../bpf/pin.ts";
+import { RingBufReader } from "../bpf/ringbuf.ts";
+import { enumValues } from "../events/layout.ts";
+import { ProcessCache, type SeedProcess } from "../events/process-cache.ts";
+import { ProcessPipeline, type PipelineCounters, type PipelineEvent } from "../events/process-pipeline.ts";
+import { ProcessRecordDecoder } from "../events/process-record.ts";
+import { BootClock } from "../events/time.ts";
+import { readNamespaces, scanProc } from "./process-procfs.ts";
+
+export type { PipelineEvent, PipelineCounters } from "../events/process-pipeline.ts";
+
+export class ProcessSensorError extends Error {
+  override name = "ProcessSensorError";
+}
+
+export interface ProcessSensorOptions {
+  /** Node name for exec_id and node_name (Tetragon: NODE_NAME, else the hostname). */
+  nodeName: string;
+  /** bpffs directory: when set, the process map is pinned there as process/ward_procs so other sensors can share it. */
+  bpfDir?: string;
+  /** Called for every process_exec / process_exit, synchronously, in kernel order. */
+  onEvent: (ev: PipelineEvent) => void;
+  /** Object bytes to load instead of the embedded bpf/obj/process.o (tests). */
+  object?: Uint8Array;
+  /** Process cache bounds. */
+  cacheMaxEntries?: number;
+  cacheRetainMs?: number;
+  /** Add cap/process_credentials, ns to events (Tetragon's --enable-process-cred / -ns). */
+  processCred?: boolean;
+  processNs?: boolean;
+  /** Seed from this /proc (default /proc). */
+  procRoot?: string;
+  /** How often kernel loss counters are read (and logged when they grew) and the cache is collected (ms, default 2000). */
+  housekeepingMs?: number;
+  /** Diagnostics (default: stderr). */
+  log?: (msg: string) => void;
+}
+
+const PROGRAMS = ["ward_process_fork", "ward_process_exec", "ward_process_exit"] as const;
+/** Records drained before yielding to the event loop, so a storm cannot starve other I/O. */
+const DRAIN_BATCH = 4096;
+
+export class ProcessSensor {
+  readonly cache: ProcessCache;
+  readonly pipeline: ProcessPipeline;
+  readonly spec: CollectionSpec;
+  private readonly decoder: ProcessRecordDecoder;
+  private readonly log: (msg: string) => void;
+  private coll: Collection | undefined;
+  private links: Link[] = [];
+  private reader: RingBufReader | undefined;
+  private loop: Promise<void> | undefined;
+  private timer: ReturnType<typeof setInterval> | undefined;
+  private stopping = false;
+  private pinPath: string | undefined;
+  private lostSlots: { exec: number; clone: number; exit: number };
+  private seeded = 0;
+
+  constructor(private readonly opts: ProcessSensorOptions) {
+    this.log = opts.log ?? ((m) => process.stderr.write(`${m}\n`));
+    this.spec = loadCollectionSpec(opts.object ?? readObject("process"), "process");
+    if (!this.spec.btf) throw new ProcessSensorError("load process sensor: object has no BTF (build it with -g)");
+    this.decoder = new ProcessRecordDecoder(this.spec.btf);
+    const ops = enumValues(this.spec.btf, "ward_proc_op");
+    this.lostSlots = { exec: ops.get("WARD_OP_EXEC") ?? 1, clone: ops.get("WARD_OP_CLONE") ?? 2, exit: ops.get("WARD_OP_EXIT") ?? 3 };
+    this.cache = new ProcessCache({ nodeName: opts.nodeName, maxEntries: opts.cacheMaxEntries, retainMs: opts.cacheRetainMs });
+    this.pipeline = new ProcessPipeline(
+      this.decoder,
+      this.cache,
+      {
+        nodeName: opts.nodeName,
+        clock: new BootClock(),
+        processCred: opts.processCred,
+        processNs: opts.processNs,
+        hostNs: readNamespaces(opts.procRoot ?? "/proc", 1),
+      },
+      opts.onEvent,
+    );
+  }
+
+  /** The in-kernel process map (tgid -> struct ward_proc), for sensors that match binaries. */
+  get processMap(): BpfMap | undefined {
+    return this.coll?.maps.ward_procs;
+  }
+
+  /** Processes seeded from /proc at start. */
+  get seededCount(): number {
+    return this.seeded;
+  }
+
+  /** Loads, attaches, seeds and starts reading. Rejects (having undone everything) on failure. */
+  async start(): Promise<void> {
+    if (this.coll) throw new ProcessSensorError("start process sensor: already started");
+    try {
+      this.coll = newCollection(this.spec, { programs: [...PROGRAMS] });
+      const events = this.coll.maps.ward_events;
+      if (!events) throw new ProcessSensorError("start process sensor: object has no ward_events ring buffer");
+      this.reader = new RingBufReader(events);
+      if (this.opts.bpfDir !== undefined) this.pinProcessMap(this.opts.bpfDir);
+      // Attach before the scan: a process born during the scan is then seen by the kernel
+      // programs, and the scan never overwrites what they recorded (NOEXIST).
+      for (const name of PROGRAMS) {
+        const prog = this.coll.programs[name];
+        const pspec = this.spec.programs[name];
+        if (!prog || !pspec) throw new ProcessSensorError(`start process sensor: program ${name} missing`);
+        this.links.push(attachProgram(prog, pspec));
+      }
+      this.seed(scanProc({ procRoot: this.opts.procRoot }));
+    } catch (err) {
+      this.teardown();
+      throw err;
+    }
+    this.stopping = false;
+    this.loop = this.readLoop();
+    this.timer = setInterval(() => this.housekeeping(), this.opts.housekeepingMs ?? 2000);
+    this.timer.unref?.();
+  }
+
+  /** Detaches the programs, delivers the records already in the ring buffer, releases everything. */
+  async stop(): Promise<void> {
+    if (!this.coll) return;
+    this.stopping = true;
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.timer = undefined;
+    for (const l of this.links) l.close();
+    this.links = [];
+    // Links are closed: what is in the ring buffer now is all there will be.
+    while (this.reader?.available() && this.drainOnce() > 0);
+    this.reader?.close(); // wakes the waiting loop, which sees `stopping` and ends
+    await this.loop;
+    this.loop = undefined;
+    this.housekeeping();
+    this.teardown();
+  }
+
+  counters(): PipelineCounters {
+    return this.pipeline.counters();
+  }
+
+  private seed(procs: SeedProcess[]): void {
+    const map = this.coll?.maps.ward_procs;
+    const byPid = new Map(procs.map((p) => [p.pid, p]));
+    const key = new Uint8Array(4);
+    const kv = new DataView(key.buffer);
+    for (const p of procs) {
+      if (!map) break;
+      const parent = byPid.get(p.ppid);
+      kv.setUint32(0, p.pid, true);
+      const value = this.decoder.encodeProc({
+        ktime: p.ktime,
+        parentKtime: parent?.ktime ?? 0n,
+        pid: p.pid,
+        ppid: p.ppid,
+        flags: p.flags,
+        creds: p.creds,
+        binary: p.binary,
+      });
+      try {
+        map.update(key, value, UpdateFlags.NOEXIST);
+      } catch {
+        // Already recorded by the kernel programs (born after attach): theirs is newer.
+      }
+    }
+    // The cache first: records already queued (processes born after attach) then find
+    // their parents, and replace the scanned image of their own pid where both exist.
+    this.cache.seed(procs);
+    this.seeded = procs.length;
+  }
+
+  private drainOnce(): number {
+    const r = this.reader;
+    if (!r) return 0;
+    return r.drain((v) => this.pipeline.handle(v), DRAIN_BATCH);
+  }
+
+  private async readLoop(): Promise<void> {
+    const r = this.reader;
+    if (!r) return;
+    while (!this.stopping) {
+      const n = this.drainOnce();
+      if (this.stopping) break;
+      if (n >= DRAIN_BATCH) {
+        await new Promise<void>((res) => setImmediate(res)); // let other work run
+        continue;
+      }
+      await r.wait(500);
+    }
+  }
+
+  private readLost(): { exec: number; clone: number; exit: number } {
+    const map = this.coll?.maps.ward_proc_lost;
+    const out = { exec: 0, clone: 0, exit: 0 };
+    if (!map) return out;
+    const key = new Uint8Array(4);
+    for (const kind of ["exec", "clone", "exit"] as const) {
+      new DataView(key.buffer).setUint32(0, this.lostSlots[kind], true);
+      const v = map.lookup(key);
+      if (!v) continue;
+      const dv = new DataView(v.buffer, v.byteOffset, v.byteLength);
+      let sum = 0;
+      for (let off = 0; off + 8 <= v.byteLength; off += 8) sum += Number(dv.getBigUint64(off, true));
+      out[kind] = sum;
+    }
+    return out;
+  }
+
+  private housekeeping(): void {
+    if (!this.coll) return;
+    const before = this.pipeline.kernelLost;
+    const now = this.readLost();
+    const grew = (["exec", "clone", "exit"] as const).filter((k) => now[k] > before[k]);
+    if (grew.length) {
+      this.log(
+        `process sensor: kernel ring buffer full, records lost: ${grew.map((k) => `${k} +${now[k] - before[k]}`).join(", ")}`,
+      );
+    }
+    this.pipeline.kernelLost = now;
+    this.cache.gc();
+    const err = this.pipeline.lastError;
+    if (err) {
+      this.log(`process sensor: ${err.message}`);
+      this.pipeline.lastError = undefined;
+    }
+  }
+
+  private pinProcessMap(bpfDir: string): void {
+    ensureBpffs(bpfDir.startsWith("/sys/fs/bpf") ? "/sys/fs/bpf" : bpfDir);
+    const dir = join(bpfDir, "process");
+    mkdirSync(dir, { recursive: true });
+    const path = join(dir, "ward_procs");
+    if (existsSync(path)) unpin(path); // a previous agent's map: this one replaces it
+    this.coll?.maps.ward_procs?.pin(path);
+    this.pinPath = path;
+  }
+
+  private teardown(): void {
+    for (const l of this.links) {
+      try {
+        l.close();
+      } catch {
+        // closing is best effort during teardown
+      }
+    }
+    this.links = [];
+    this.reader?.close();
+    this.reader = undefined;
+    if (this.pinPath !== undefined && existsSync(this.pinPath)) unpin(this.pinPath);
+    this.pinPath = undefined;
+    this.coll?.close();
+    this.coll = undefined;
+  }
+}
+
+/** Creates and starts the process sensor (H7's `ward agent` entry point). */
+export async function startProcessSensor(opts: ProcessSensorOptions): Promise<ProcessSensor> {
+  const s = new ProcessSensor(opts);
+  await s.start();
+  return s;
+}
