@@ -2,7 +2,7 @@
 // state file -> sensors -> ready, and the reverse on stop) and wires sensors to the event
 // hub, the hub to the export sinks and API subscribers. It never calls process.exit; the
 // command decides exit codes.
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { readdirSync, readFileSync, rmdirSync, statSync, type Dirent } from "node:fs";
 import { join } from "node:path";
 import { createApp } from "../api/app.ts";
 import type { AgentStatus } from "../api/deps.ts";
@@ -21,6 +21,8 @@ export interface SensorContext {
   bpfDir: string;
   publish(ev: EventJson, line?: string): void;
   recordLoss(reason: string, n?: number): void;
+  /** Diagnostics (stderr in the agent). */
+  log(msg: string): void;
 }
 
 export interface AgentParts {
@@ -63,6 +65,26 @@ export function policyFilesOf(config: Pick<AgentConfig, "policyFiles" | "policyD
     }
   }
   return files;
+}
+
+/**
+ * removeEmptyDirs deletes `dir` and its subdirectories when they hold nothing: sensors unpin
+ * their objects on stop but leave the folders. rmdir fails on anything non-empty, so a pin
+ * that is still there (or anything else) is never removed by this.
+ */
+function removeEmptyDirs(dir: string): void {
+  let entries: Dirent[];
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return;
+  }
+  for (const e of entries) if (e.isDirectory()) removeEmptyDirs(join(dir, e.name));
+  try {
+    rmdirSync(dir);
+  } catch {
+    // Not empty, or gone already: either way nothing to do.
+  }
 }
 
 export class Agent {
@@ -152,6 +174,7 @@ export class Agent {
         bpfDir: config.bpfDir,
         publish: (ev, line) => this.hub.publish(ev, line),
         recordLoss: (reason, n) => this.hub.recordLoss(reason, n),
+        log: parts.log,
       });
       for (const s of this.#sensors) {
         try {
@@ -201,6 +224,7 @@ export class Agent {
         errors.push(`close sink ${sink.name}: ${(err as Error).message}`);
       }
     }
+    if (!keepAttached) removeEmptyDirs(this.config.bpfDir);
     removeState(this.config.stateFile, process.pid);
     for (const e of errors) this.parts.log(e);
   }

@@ -1,35 +1,50 @@
-// Adapts the process sensor (src/sensors/process.ts: exec/exit/clone tracking, the
-// default set's only sensor) to the agent's Sensor interface.
-import type { EventJson } from "../events/filter.ts";
-import type { Sensor, SensorStatus, StopOptions } from "./sensor.ts";
+// Adapts the process sensor (src/sensors/process.ts: fork/exec/exit tracking, the default
+// set's only sensor) to the agent's Sensor interface, and its counters to the agent's names.
+import { startProcessSensor, type PipelineCounters, type ProcessSensor as KernelProcessSensor } from "../sensors/process.ts";
 import type { SensorContext } from "./agent.ts";
+import type { Sensor, SensorStatus } from "./sensor.ts";
 
-/** The shape the process sensor module exports (startProcessSensor). */
-export interface ProcessSensorHandle {
-  stop(opts?: { keepAttached?: boolean }): Promise<void> | void;
-  counters(): Record<string, number>;
+/** The agent's counter names for the pipeline's; lost_<reason> feed ward_events_lost_total. */
+export function flattenCounters(c: PipelineCounters): Record<string, number> {
+  return {
+    records: c.records,
+    exec: c.exec,
+    clone: c.clone,
+    exit: c.exit,
+    lost_ringbuf_exec: c.kernelLost.exec,
+    lost_ringbuf_clone: c.kernelLost.clone,
+    lost_ringbuf_exit: c.kernelLost.exit,
+    lost_decode_error: c.decodeErrors,
+    lost_delivery_error: c.deliveryErrors,
+    process_cache_size: c.cacheSize,
+    process_cache_live: c.cacheLive,
+    process_cache_evictions: c.cacheEvictions,
+    process_cache_misses: c.cacheMisses,
+  };
 }
-export type StartProcessSensor = (opts: {
-  nodeName: string;
-  bpfDir: string;
-  onEvent: (ev: EventJson) => void;
-}) => Promise<ProcessSensorHandle> | ProcessSensorHandle;
+
+export type StartProcessSensor = typeof startProcessSensor;
 
 export class ProcessSensor implements Sensor {
   readonly name = "process";
-  #handle: ProcessSensorHandle | undefined;
+  #sensor: KernelProcessSensor | undefined;
   #state: SensorStatus["state"] = "stopped";
   #error: string | undefined;
 
   constructor(
-    private readonly startFn: StartProcessSensor,
     private readonly ctx: SensorContext,
+    private readonly startFn: StartProcessSensor = startProcessSensor,
   ) {}
 
   async start(): Promise<void> {
     this.#state = "starting";
     try {
-      this.#handle = await this.startFn({ nodeName: this.ctx.nodeName, bpfDir: this.ctx.bpfDir, onEvent: (ev) => this.ctx.publish(ev) });
+      this.#sensor = await this.startFn({
+        nodeName: this.ctx.nodeName,
+        bpfDir: this.ctx.bpfDir,
+        onEvent: (ev) => this.ctx.publish(ev.json),
+        log: (msg) => this.ctx.log(`process sensor: ${msg}`),
+      });
       this.#state = "running";
     } catch (err) {
       this.#state = "error";
@@ -38,22 +53,25 @@ export class ProcessSensor implements Sensor {
     }
   }
 
-  async stop(opts: StopOptions = {}): Promise<void> {
-    const h = this.#handle;
-    this.#handle = undefined;
-    if (!h) return;
+  /**
+   * stop detaches and drains. The process sensor only observes, so there is nothing worth
+   * keeping attached without an agent to read it; --keep-sensors-on-exit does not apply to it.
+   */
+  async stop(): Promise<void> {
+    const s = this.#sensor;
+    this.#sensor = undefined;
+    if (!s) return;
     this.#state = "stopping";
-    await h.stop({ keepAttached: opts.keepAttached });
+    await s.stop();
     this.#state = "stopped";
   }
 
   status(): SensorStatus {
-    let counters: Record<string, number> | undefined;
-    try {
-      counters = this.#handle?.counters();
-    } catch {
-      counters = undefined;
-    }
-    return { state: this.#state, ...(this.#error ? { error: this.#error } : {}), ...(counters ? { counters } : {}) };
+    const s = this.#sensor;
+    return {
+      state: this.#state,
+      ...(this.#error ? { error: this.#error } : {}),
+      ...(s ? { counters: flattenCounters(s.counters()) } : {}),
+    };
   }
 }

@@ -1,0 +1,135 @@
+// `ward agent` end to end, as root against the real kernel: start it as a child, wait for
+// /healthz, run a real /bin/true and find its process_exec in the export file and on
+// /v1/events, query it through `ward status`, then SIGTERM: exit 0, no state file, and every
+// BPF link it created is gone.
+import { afterAll, describe, expect } from "bun:test";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Subprocess } from "bun";
+import { kernelTest } from "../lib/host.ts";
+
+const root = join(import.meta.dir, "..", "..");
+const main = join(root, "src", "cli", "main.ts");
+const dir = mkdtempSync(join(tmpdir(), "ward-e2e-agent-"));
+const bpfDir = `/sys/fs/bpf/ward-e2e-${process.pid}`;
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+  rmSync(bpfDir, { recursive: true, force: true });
+});
+
+/** IDs of every BPF link in the system (bpftool from Debian). */
+function linkIds(): Set<number> {
+  const r = spawnSync("bpftool", ["-j", "link", "show"], { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`bpftool link show: ${r.stderr}`);
+  return new Set((JSON.parse(r.stdout || "[]") as { id: number }[]).map((l) => l.id));
+}
+
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs: number, child?: Subprocess): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (child && child.exitCode !== null) throw new Error(`${what}: agent exited with ${child.exitCode}`);
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await Bun.sleep(50);
+  }
+}
+
+function cli(args: string[], env: Record<string, string>) {
+  const r = spawnSync(process.execPath, [main, ...args], { encoding: "utf8", env: { ...process.env, ...env }, timeout: 30_000 });
+  return { code: r.status, stdout: r.stdout ?? "", stderr: r.stderr ?? "" };
+}
+
+describe("ward agent (e2e)", () => {
+  kernelTest(
+    "start, see /bin/true exec in the export file and /v1/events, status via CLI, SIGTERM cleans up",
+    async () => {
+      const stateFile = join(dir, "agent.json");
+      const tokenFile = join(dir, "token");
+      const exportFile = join(dir, "events.log");
+      const linksBefore = linkIds();
+      const agent = Bun.spawn(
+        [process.execPath, main, "agent", "--listen", "127.0.0.1:0", "--token-file", tokenFile, "--state-file", stateFile, "--export-file", exportFile, "--bpf-dir", bpfDir],
+        { stdout: "pipe", stderr: "pipe", stdin: "ignore" },
+      );
+      const stderr = new Response(agent.stderr).text();
+      try {
+        const state = await waitFor("state file", () => (existsSync(stateFile) ? (JSON.parse(readFileSync(stateFile, "utf8")) as { url: string; pid: number }) : undefined), 30_000, agent);
+        expect(state.pid).toBe(agent.pid);
+        await waitFor("healthz 200", async () => ((await fetch(`${state.url}/healthz`).catch(() => undefined))?.status === 200 ? true : undefined), 60_000, agent);
+
+        const token = readFileSync(tokenFile, "utf8").trim();
+        expect(token.length).toBeGreaterThanOrEqual(32);
+        expect((await fetch(`${state.url}/v1/status`)).status).toBe(401);
+
+        // Agent-created links, for the "nothing attached" check after exit.
+        const created = [...linkIds()].filter((id) => !linksBefore.has(id));
+        expect(created.length).toBeGreaterThan(0);
+
+        const marker = `ward-e2e-${process.pid}-${Date.now()}`;
+        const stream = await fetch(`${state.url}/v1/events?event_types=PROCESS_EXEC&process=${encodeURIComponent("/true$")}`, { headers: { Authorization: `Bearer ${token}` } });
+        expect(stream.status).toBe(200);
+        const reader = stream.body!.getReader();
+        await waitFor("stream subscribed", async () => {
+          const s = (await (await fetch(`${state.url}/v1/status`, { headers: { Authorization: `Bearer ${token}` } })).json()) as { events: { subscribers: number } };
+          return s.events.subscribers > 0 ? true : undefined;
+        }, 5_000);
+        expect(spawnSync("/bin/true", [marker]).status).toBe(0);
+
+        // From the stream.
+        let buf = "";
+        const fromStream = await waitFor(
+          "process_exec on /v1/events",
+          async () => {
+            const { value, done } = await reader.read();
+            if (done) throw new Error("stream ended");
+            buf += new TextDecoder().decode(value);
+            return buf.split("\n").find((l) => l.includes(marker));
+          },
+          15_000,
+        );
+        await reader.cancel();
+        const ev = JSON.parse(fromStream) as { process_exec: { process: { binary: string; arguments: string; pid: number } }; node_name: string };
+        expect(ev.process_exec.process.binary).toMatch(/\/true$/);
+        expect(ev.process_exec.process.arguments).toBe(marker);
+
+        // From the export file.
+        const fromFile = await waitFor("process_exec in the export file", () => (existsSync(exportFile) ? readFileSync(exportFile, "utf8").split("\n").find((l) => l.includes(marker)) : undefined), 10_000);
+        expect(JSON.parse(fromFile)).toEqual(JSON.parse(fromStream));
+
+        // `ward status` finds the agent through the state file and its token file.
+        const env = { WARD_STATE_FILE: stateFile };
+        const sj = cli(["status", "-o", "json"], env);
+        expect(sj.stderr).toBe("");
+        expect(sj.code).toBe(0);
+        const status = JSON.parse(sj.stdout) as { ready: boolean; pid: number; sensors: { name: string; state: string }[]; events: { by_type: Record<string, number> } };
+        expect(status.ready).toBe(true);
+        expect(status.pid).toBe(agent.pid);
+        expect(status.sensors.length).toBeGreaterThan(0);
+        expect(status.sensors.every((s) => s.state === "running")).toBe(true);
+        expect(status.events.by_type.process_exec ?? 0).toBeGreaterThan(0);
+        const st = cli(["status"], env);
+        expect(st.code).toBe(0);
+        expect(st.stdout).toContain("ready");
+        // And through --server with the token from the state file's token file.
+        expect(cli(["--server", state.url, "status", "-o", "json"], env).code).toBe(0);
+
+        agent.kill("SIGTERM");
+        expect(await agent.exited).toBe(0);
+        expect(existsSync(stateFile)).toBe(false);
+        const linksAfter = linkIds();
+        expect(created.filter((id) => linksAfter.has(id))).toEqual([]);
+        expect(existsSync(bpfDir) ? readdirSync(bpfDir) : []).toEqual([]);
+        // The token is never printed.
+        expect(await stderr).not.toContain(token);
+      } finally {
+        if (agent.exitCode === null) agent.kill("SIGKILL");
+        await agent.exited;
+        if (agent.exitCode !== 0) process.stderr.write(`agent stderr:\n${await stderr}\n`);
+      }
+    },
+    120_000,
+  );
+});
