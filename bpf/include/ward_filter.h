@@ -140,6 +140,8 @@ enum ward_value_kind {
 #define WARD_MF_NS_CAP 0x4    /* isNamespaceCapability: only tasks outside the host user ns */
 #define WARD_MF_RETURN 0x8    /* matchReturnArgs: evaluated when the call returns */
 #define WARD_MF_DATA 0x10     /* came from matchData (slot is a data slot) */
+#define WARD_MF_HOST_NS 0x20  /* WARD_MK_NS: values[i] with bit i of aux set mean "the host's
+                                 namespace" (init_task's inode), unknown when compiled */
 
 struct ward_matcher {
 	__u8 kind;        /* enum ward_matcher_kind */

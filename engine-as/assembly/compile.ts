@@ -411,8 +411,12 @@ export class Compiler {
         const v = n.values[j];
         if (v == "host_ns") {
           const h = this.p.hostNs[t];
-          if (h == 0) { this.err(np + ".values[" + j.toString() + "]", "host_ns: the host's " + n.ns + " namespace is unknown (no /proc/1/ns)"); ok = false; continue; }
-          m.val(j, <u64>h);
+          if (h != 0) m.val(j, <u64>h);
+          else {
+            // Unknown here (e.g. /proc/1/ns unreadable): the kernel reads init_task's inode.
+            m.flag(L.MF_HOST_NS);
+            m.aux(load<u32>(m.b.dataStart + L.M_AUX) | (1 << <u32>j));
+          }
         } else if (parseDecimal(v) && parsedInt <= 0xffffffff) {
           m.val(j, parsedInt);
         } else { this.err(np + ".values[" + j.toString() + "]", "not a namespace inode number or host_ns: " + v); ok = false; }
@@ -500,9 +504,15 @@ export class Compiler {
 
     if (op == L.OP_EQ || op == L.OP_NEQ) {
       if (t == L.ARG_CAPS) {
-        const mask = this.capMask(vals, ap);
-        if (mask < 0) return null;
-        return m.vk(L.VK_INLINE).n(1).val(0, <u64>mask);
+        // Each value is a capability set: a number (e.g. "0") or a capability name.
+        if (vals.length > L.MAX_INT_VALUES) { this.err(ap + ".values", "at most " + L.MAX_INT_VALUES.toString() + " values, found " + vals.length.toString()); return null; }
+        for (let i = 0; i < vals.length; i++) {
+          if (parseInteger(vals[i], 64, false)) { m.val(i, parsedInt); continue; }
+          const mask = this.capMask([vals[i]], ap + ".values[" + i.toString() + "]");
+          if (mask < 0) return null;
+          m.val(i, <u64>mask);
+        }
+        return m.vk(L.VK_INLINE).n(vals.length);
       }
       if (isIntType(t)) return this.inlineInts(m, t, vals, ap);
       if (isStrType(t)) {
@@ -676,7 +686,7 @@ export class Compiler {
     let mask: u64 = 0;
     for (let i = 0; i < vals.length; i++) {
       const b = capBit(vals[i]);
-      if (b < 0) { this.err(ap + ".values[" + i.toString() + "]", "unknown capability " + vals[i]); return -1; }
+      if (b < 0) { this.err(vals.length == 1 && ap.endsWith("]") ? ap : ap + ".values[" + i.toString() + "]", "unknown capability " + vals[i]); return -1; }
       mask |= <u64>1 << <u64>b;
     }
     return <i64>mask;
@@ -764,7 +774,6 @@ export class Compiler {
       if (k == L.ACT_OVERRIDE && (a.present & 1) == 0) this.err(pp + ".argError", "Override needs argError");
       if (k == L.ACT_GETURL && a.argUrl.length == 0) this.err(pp + ".argUrl", "GetUrl needs argUrl");
       if (k == L.ACT_DNSLOOKUP && a.argFqdn.length == 0) this.err(pp + ".argFqdn", "DnsLookup needs argFqdn");
-      if ((k == L.ACT_TRACKSOCK || k == L.ACT_UNTRACKSOCK) && (a.present & 4) == 0) this.err(pp + ".argSock", a.name + " needs argSock");
       w.putU32(o + L.A_KIND, k);
       w.putU32(o + L.A_FLAGS, f);
       w.putI32(o + L.A_ARG_ERROR, a.argError);

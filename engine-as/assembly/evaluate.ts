@@ -47,6 +47,7 @@ export class Event {
   ancestors: Ancestor[] = [];
   ns: u32[] = new Array<u32>(L.NS_TYPES).fill(0);
   nsExec: u32[] = new Array<u32>(L.NS_TYPES).fill(0);
+  hostNs: u32[] = new Array<u32>(L.NS_TYPES).fill(0);
   caps: u64[] = [0, 0, 0];
   capsExec: u64[] = [0, 0, 0];
   slots: Slot[] = [];
@@ -85,6 +86,7 @@ export function readEvent(r: Reader): Event | null {
   }
   for (let i = 0; i < L.NS_TYPES; i++) ev.ns[i] = r.u32();
   for (let i = 0; i < L.NS_TYPES; i++) ev.nsExec[i] = r.u32();
+  for (let i = 0; i < L.NS_TYPES; i++) ev.hostNs[i] = r.u32();
   for (let i = 0; i < 3; i++) ev.caps[i] = r.u64();
   for (let i = 0; i < 3; i++) ev.capsExec[i] = r.u64();
   const ns = r.u32();
@@ -314,7 +316,15 @@ function matchOne(t: Tables, hook: usize, m: usize, ev: Event): bool {
   if (kind == L.MK_BINARY) return matchBinary(t, m, ev, false);
   if (kind == L.MK_PARENT_BINARY) return matchBinary(t, m, ev, true);
   if (kind == L.MK_NS) {
-    const hit = inlineAny(m, <i32>load<u8>(m + L.M_NVALUES), <u64>ev.ns[<i32>load<u8>(m + L.M_SLOT)]);
+    const t = <i32>load<u8>(m + L.M_SLOT);
+    const cur = <u64>ev.ns[t];
+    const n = <i32>load<u8>(m + L.M_NVALUES);
+    const hostMask = (load<u16>(m + L.M_FLAGS) & L.MF_HOST_NS) != 0 ? load<u32>(m + L.M_AUX) : 0;
+    let hit = false;
+    for (let i = 0; i < n; i++) {
+      const v = (hostMask & (1 << <u32>i)) != 0 ? <u64>ev.hostNs[t] : mval(m, i);
+      if (v == cur && v != 0) hit = true;
+    }
     return neg ? !hit : hit;
   }
   if (kind == L.MK_CAPS) {

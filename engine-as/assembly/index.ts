@@ -176,6 +176,18 @@ export function layoutInfo(): void {
     "const.WARD_EQ_MAX=" + L.EQ_MAX.toString(),
     "const.WARD_SEC_COUNT=" + L.SEC_COUNT.toString(),
     "const.WARD_FILTER_LAYOUT_VERSION=" + L.LAYOUT_VERSION.toString(),
+    "sec.hooks=" + L.SEC_HOOKS.toString(),
+    "sec.strEq=" + L.SEC_STR_EQ_BASE.toString(),
+    "sec.strPrefix=" + L.SEC_STR_PREFIX.toString(),
+    "sec.strPostfix=" + L.SEC_STR_POSTFIX.toString(),
+    "sec.intSet=" + L.SEC_INT_SET.toString(),
+    "sec.addrLpm=" + L.SEC_ADDR_LPM.toString(),
+    "sec.binNames=" + L.SEC_BIN_NAMES.toString(),
+    "sec.binSet=" + L.SEC_BIN_SET.toString(),
+    "sec.substr=" + L.SEC_SUBSTR.toString(),
+    "sec.follow=" + L.SEC_FOLLOW.toString(),
+    "sec.strings=" + L.SEC_STRINGS.toString(),
+    "sec.fileSets=" + L.SEC_FILE_SETS.toString(),
   ];
   setText(lines.join("\n"));
 }

@@ -136,6 +136,7 @@ export const MF_NS_PID: u16 = 2;
 export const MF_NS_CAP: u16 = 4;
 export const MF_RETURN: u16 = 8;
 export const MF_DATA: u16 = 16;
+export const MF_HOST_NS: u16 = 32;
 
 // actions (Tetragon's KprobeAction numbers)
 export const ACT_POST: u32 = 1;
