@@ -164,7 +164,12 @@ describe("btf fix-ups before BTF_LOAD", () => {
       ["target_pid", 0, 4],
       ["knob", 8, 8],
     ]);
-    expect(fixed.typeOf(fixed.findOne(".bss", BtfKind.Datasec)!, BtfKind.Datasec).size).toBe(8);
+    const bss = fixed.typeOf(fixed.findOne(".bss", BtfKind.Datasec)!, BtfKind.Datasec);
+    expect(bss.size).toBe(16);
+    expect(bss.vars.map((v) => [fixed.nameOf(v.type), v.offset])).toEqual([
+      ["hits", 0],
+      ["static_hits", 8],
+    ]);
     // .maps has a section; its DATASEC is sized as well.
     expect(fixed.typeOf(fixed.findOne(".maps", BtfKind.Datasec)!, BtfKind.Datasec).size).toBeGreaterThan(0);
     expect(btf.typeOf(rodataId, BtfKind.Datasec).size).toBe(0);

@@ -108,6 +108,9 @@ describe("parseElf on a clang object", () => {
     // knob lives at .rodata+8 (after the 4-byte target_pid, aligned).
     const gh = exec.functions.global_helper!;
     expect(gh.relocations).toContainEqual(expect.objectContaining({ kind: "data", map: ".rodata", offset: 8 }));
+    // A static variable and a string literal are reached through their section symbols.
+    expect(o.programs.on_exit_!.relocations).toContainEqual(expect.objectContaining({ kind: "data", map: ".bss", offset: 8 }));
+    expect(o.programs.on_openat!.relocations).toContainEqual(expect.objectContaining({ kind: "data", map: ".rodata.str1.1", offset: 0 }));
     // ext info is per function, in instructions.
     expect(exec.funcInfo).toHaveLength(1);
     expect(exec.funcInfo[0]!.insnOff).toBe(0);
@@ -138,7 +141,11 @@ describe("parseElf on a clang object", () => {
     const rodata = o.maps[".rodata"]!;
     expect(rodata).toMatchObject({ type: MapType.ARRAY, keySize: 4, valueSize: 16, maxEntries: 1, flags: MapFlags.RDONLY_PROG, freeze: true });
     expect(o.maps[".data"]).toMatchObject({ valueSize: 4, flags: 0, freeze: false });
-    expect(o.maps[".bss"]!.contents![0]!.value).toEqual(new Uint8Array(8));
+    expect(o.maps[".bss"]!.contents![0]!.value).toEqual(new Uint8Array(16));
+    const str = o.maps[".rodata.str1.1"]!;
+    expect(str).toMatchObject({ flags: MapFlags.RDONLY_PROG, freeze: true, valueSize: 8 });
+    expect(new TextDecoder().decode(str.contents![0]!.value)).toBe("literal\0");
+    expect(o.variables.static_hits).toBeUndefined(); // file-local: not a settable variable
     expect(Array.from(o.maps[".data"]!.contents![0]!.value)).toEqual([7, 0, 0, 0]);
     const knob = o.variables.knob!;
     expect(knob).toMatchObject({ section: ".rodata", offset: 8, size: 8, constant: true });
