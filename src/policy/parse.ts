@@ -85,13 +85,27 @@ export function parsePolicyText(text: string, file: string, opts: ParseOptions =
     // An empty document (e.g. a trailing "---") carries nothing; skip it.
     if (contents === null || (isScalar(contents) && contents.value === null)) return;
     let count = 0;
+    // Aliases share the converted subtree of their anchor (converted once), but
+    // their size still counts toward MAX_NODES, so an alias bomb is rejected
+    // after O(distinct nodes) work instead of expanding exponentially.
+    // Alias.resolve() searches the whole document, so its result is cached too.
+    const converted = new Map<unknown, { node: PNode; size: number }>();
     const convert = (n: unknown, depth: number): PNode => {
       if (++count > MAX_NODES || depth > 200) throw new TooLarge();
       if (isAlias(n)) {
         const target = n.resolve(doc);
         if (target === undefined) return scalarNode(null, "", false, posOf(n.range?.[0] ?? 0));
-        const node = convert(target, depth + 1);
-        return { ...node, pos: posOf(n.range?.[0] ?? 0) } as PNode;
+        let hit = converted.get(target);
+        if (hit === undefined) {
+          const before = count;
+          const node = convert(target, depth + 1);
+          hit = { node, size: count - before };
+          converted.set(target, hit);
+        } else {
+          count += hit.size;
+          if (count > MAX_NODES) throw new TooLarge();
+        }
+        return { ...hit.node, pos: posOf(n.range?.[0] ?? 0) } as PNode;
       }
       if (isMap(n)) {
         const entries: PEntry[] = [];
