@@ -43,14 +43,12 @@ let waiterUrl: string | undefined;
 export class RingBufReader {
   readonly size: number;
   readonly #page: number;
-  readonly #mask: number;
   readonly #consAddr: number;
   readonly #prodAddr: number;
   readonly #prodLen: number;
   readonly #consPos: BigUint64Array;
   readonly #prodPos: BigUint64Array;
-  readonly #hdr: Uint32Array;
-  readonly #data: ArrayBuffer;
+  readonly #ring: RingViews;
   readonly #epfd: number;
   readonly #wakeFd: number;
   readonly #events: Uint8Array;
@@ -64,7 +62,6 @@ export class RingBufReader {
     }
     this.size = map.spec.maxEntries;
     this.#page = pageSize();
-    this.#mask = this.size - 1;
     const fd = map.fd.raw;
     this.#consAddr = mmap(this.#page, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     this.#prodLen = this.#page + 2 * this.size;
@@ -75,9 +72,9 @@ export class RingBufReader {
       throw e;
     }
     this.#consPos = new BigUint64Array(toArrayBuffer(this.#consAddr, 0, this.#page), 0, 1);
-    this.#data = toArrayBuffer(this.#prodAddr, 0, this.#prodLen);
-    this.#prodPos = new BigUint64Array(this.#data, 0, 1);
-    this.#hdr = new Uint32Array(this.#data);
+    const data = toArrayBuffer(this.#prodAddr, 0, this.#prodLen);
+    this.#prodPos = new BigUint64Array(data, 0, 1);
+    this.#ring = { consumerPos: this.#consPos, producerPos: this.#prodPos, data, dataOffset: this.#page, size: this.size };
     this.#epfd = epollCreate();
     this.#wakeFd = eventFd();
     this.#events = new Uint8Array(EPOLL_EVENT_SIZE * 4);
@@ -98,16 +95,7 @@ export class RingBufReader {
   /** Committed records ready to drain, without consuming them. */
   ready(): number {
     this.#check();
-    let cons = Number(Atomics.load(this.#consPos, 0));
-    const prod = Number(Atomics.load(this.#prodPos, 0));
-    let n = 0;
-    while (cons < prod) {
-      const len = Atomics.load(this.#hdr, (this.#page + (cons % this.size)) >>> 2);
-      if ((len & RINGBUF_BUSY_BIT) !== 0) break;
-      if ((len & RINGBUF_DISCARD_BIT) === 0) n++;
-      cons += roundup8((len & 0x3fffffff) + RINGBUF_HDR_SZ);
-    }
-    return n;
+    return countReady(this.#ring);
   }
 
   /**
@@ -127,33 +115,7 @@ export class RingBufReader {
    */
   drain(cb: (rec: DataView) => void, max = Infinity): number {
     this.#check();
-    let cons = Number(Atomics.load(this.#consPos, 0));
-    let delivered = 0;
-    for (;;) {
-      const prod = Number(Atomics.load(this.#prodPos, 0));
-      if (cons >= prod) break;
-      let progressed = false;
-      while (cons < prod && delivered < max) {
-        const off = this.#page + (cons % this.size);
-        const len = Atomics.load(this.#hdr, off >>> 2);
-        if ((len & RINGBUF_BUSY_BIT) !== 0) break;
-        const payload = len & 0x3fffffff;
-        const next = cons + roundup8(payload + RINGBUF_HDR_SZ);
-        try {
-          if ((len & RINGBUF_DISCARD_BIT) === 0) {
-            delivered++;
-            cb(new DataView(this.#data, off + RINGBUF_HDR_SZ, payload));
-          }
-        } finally {
-          // Release the space even when the callback throws, so one bad record cannot wedge us.
-          cons = next;
-          Atomics.store(this.#consPos, 0, BigInt(cons));
-        }
-        progressed = true;
-      }
-      if (!progressed || delivered >= max) break;
-    }
-    return delivered;
+    return consume(this.#ring, cb, max);
   }
 
   /**
@@ -221,4 +183,77 @@ export class RingBufReader {
 
 function roundup8(n: number): number {
   return (n + 7) & ~7;
+}
+
+/**
+ * The shared state of a ring: the consumer and producer position words and the buffer holding
+ * the data area (at dataOffset, `size` bytes mapped twice in a row so records never wrap).
+ */
+export interface RingViews {
+  consumerPos: BigUint64Array;
+  producerPos: BigUint64Array;
+  data: ArrayBuffer;
+  dataOffset: number;
+  size: number;
+}
+
+const headers = new WeakMap<ArrayBuffer, Uint32Array>();
+function headerView(r: RingViews): Uint32Array {
+  let h = headers.get(r.data);
+  if (h === undefined) {
+    h = new Uint32Array(r.data, 0, r.data.byteLength >>> 2);
+    headers.set(r.data, h);
+  }
+  return h;
+}
+
+/** Committed, not discarded records between the consumer and producer positions. */
+export function countReady(r: RingViews): number {
+  const hdr = headerView(r);
+  let cons = Number(Atomics.load(r.consumerPos, 0));
+  const prod = Number(Atomics.load(r.producerPos, 0));
+  let n = 0;
+  while (cons < prod) {
+    const len = Atomics.load(hdr, (r.dataOffset + (cons % r.size)) >>> 2);
+    if ((len & RINGBUF_BUSY_BIT) !== 0) break;
+    if ((len & RINGBUF_DISCARD_BIT) === 0) n++;
+    cons += roundup8((len & 0x3fffffff) + RINGBUF_HDR_SZ);
+  }
+  return n;
+}
+
+/**
+ * libbpf's consume loop: from the consumer position, hand each committed record to cb, skip
+ * discarded ones, stop at the first record still being written (BUSY), and publish the new
+ * consumer position after each record so the producer can reuse the space at once.
+ */
+export function consume(r: RingViews, cb: (rec: DataView) => void, max = Infinity): number {
+  const hdr = headerView(r);
+  let cons = Number(Atomics.load(r.consumerPos, 0));
+  let delivered = 0;
+  for (;;) {
+    const prod = Number(Atomics.load(r.producerPos, 0));
+    if (cons >= prod) break;
+    let progressed = false;
+    while (cons < prod && delivered < max) {
+      const off = r.dataOffset + (cons % r.size);
+      const len = Atomics.load(hdr, off >>> 2);
+      if ((len & RINGBUF_BUSY_BIT) !== 0) break;
+      const payload = len & 0x3fffffff;
+      const next = cons + roundup8(payload + RINGBUF_HDR_SZ);
+      try {
+        if ((len & RINGBUF_DISCARD_BIT) === 0) {
+          delivered++;
+          cb(new DataView(r.data, off + RINGBUF_HDR_SZ, payload));
+        }
+      } finally {
+        // Release the space even when the callback throws, so one bad record cannot wedge us.
+        cons = next;
+        Atomics.store(r.consumerPos, 0, BigInt(cons));
+      }
+      progressed = true;
+    }
+    if (!progressed || delivered >= max) break;
+  }
+  return delivered;
 }
