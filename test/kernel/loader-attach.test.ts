@@ -126,6 +126,23 @@ describe("tracing hooks", () => {
     }
   });
 
+  kernelTest("tracepoint through the PERF_EVENT_IOC_SET_BPF fallback: counts, refuses pinning, close detaches", () => {
+    const counter = counterMap();
+    const prog = BpfProgram.load({ name: "t_tp_ioctl", type: ProgType.TRACEPOINT, insns: counterInsns(counter.fd.raw, process.pid), license: "GPL" });
+    let link: Link | undefined;
+    try {
+      link = attachTracepoint(prog, "syscalls", "sys_enter_getppid", { mode: "ioctl" });
+      expect(link.kind).toBe("perf-ioctl");
+      expect(() => link!.pin("/sys/fs/bpf/never")).toThrow(/cannot be pinned/);
+      const l = link;
+      expectCounting(counter, () => l.close());
+    } finally {
+      link?.close();
+      prog.close();
+      counter.close();
+    }
+  });
+
   kernelTest("an unknown tracepoint is a clear error naming it", () => {
     const prog = BpfProgram.load({ name: "t_tp_none", type: ProgType.TRACEPOINT, insns: retProgram(0), license: "GPL" });
     try {

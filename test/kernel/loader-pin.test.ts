@@ -1,6 +1,7 @@
 // Pinning on bpffs: objects pinned by a process that has exited are still there, reopened by
 // path, and gone once unpinned. A pinned link keeps its program attached after its maker exits.
 import { afterAll, beforeAll, describe, expect } from "bun:test";
+import { spawnSync } from "node:child_process";
 import { existsSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { kernelTest } from "../lib/host.ts";
@@ -44,6 +45,26 @@ describe("bpffs", () => {
     expect(isBpffs("/sys/fs/bpf")).toBe(true);
     expect(isBpffs("/tmp")).toBe(false);
     expect(isBpffs("/proc")).toBe(false);
+  });
+
+  kernelTest("ensureBpffs mounts bpffs where there is none, and pins work there", () => {
+    const dir = `/tmp/ward-test-bpffs-${process.pid}`;
+    try {
+      expect(isBpffs("/tmp")).toBe(false);
+      ensureBpffs(dir);
+      expect(isBpffs(dir)).toBe(true);
+      ensureBpffs(dir); // already there: nothing to do
+      const m = BpfMap.create({ name: "t_fresh_fs", type: MapType.ARRAY, keySize: 4, valueSize: 4, maxEntries: 1 });
+      m.pin(join(dir, "sub", "m")); // parent directories are created on bpffs
+      m.close();
+      const again = BpfMap.fromPin(join(dir, "sub", "m"));
+      expect(again.spec.name).toBe("t_fresh_fs");
+      again.close();
+    } finally {
+      spawnSync("umount", [dir]);
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect(existsSync(dir)).toBe(false);
   });
 
   kernelTest("pinning outside bpffs is EPERM, over an existing pin EEXIST; unpin of nothing is fine", () => {
