@@ -188,6 +188,9 @@ describe("probes this kernel lacks", () => {
       const l = link;
       expectCounting(counter, () => l.close());
       expect(() => attachUprobe(prog, libc!, "no_such_function_here")).toThrow(/no such function symbol/);
+      // The return probe (retprobe bit from the PMU's format file) counts the same calls.
+      const ret = attachUprobe(prog, libc!, "getppid", { pid: process.pid, retprobe: true });
+      expectCounting(counter, () => ret.close());
     } finally {
       link?.close();
       prog.close();
