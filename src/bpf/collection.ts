@@ -89,6 +89,7 @@ function needsKernelBtf(spec: CollectionSpec, progs: ProgramSpec[]): boolean {
 
 /** attach_btf_id for tracing/LSM programs (libbpf btf_get_kernel_prefix_kind). */
 export function resolveAttachBtfId(prog: ProgramSpec, kernel: Btf): number | undefined {
+  if (prog.type === ProgType.EXT) throw new CollectionError(`load program ${prog.name}: freplace programs (target in another BPF program) are not supported`);
   if (prog.type !== ProgType.TRACING && prog.type !== ProgType.LSM) return undefined;
   if (prog.attachTo === "") throw new CollectionError(`load program ${prog.name}: section ${prog.section} names no attach target`);
   let name = prog.attachTo;

@@ -38,6 +38,9 @@ describe("newCollection + attachProgram", () => {
     try {
       expect(Object.keys(c.programs).sort()).toEqual([...PROGRAMS].sort());
       expect(c.coreFixups.on_exec!.every((f) => !f.poisoned)).toBe(true);
+      // Maps carry the object's BTF (the create-without-BTF fallback must not be what happened).
+      expect(c.maps.counts!.info().btfValueTypeId).toBe(s.maps.counts!.btfValueTypeId!);
+      expect(c.maps[".rodata"]!.info().btfId).toBeGreaterThan(0);
       for (const n of ["on_exec", "on_exit_", "on_exit_second"]) links.push(attachProgram(c.programs[n]!, s.programs[n]!));
       const before1 = u64(c.maps.counts!.lookup(u32(1)));
       runTrue(5);
