@@ -32,6 +32,7 @@
 #define KREAD(dst, expr) \
 	bpf_probe_read_kernel(&(dst), sizeof(dst), __builtin_preserve_access_index(&(expr)))
 
+#define O_PATH 010000000 /* x86 (include/uapi/asm-generic/fcntl.h) */
 #define SIGKILL 9
 #define EPERM 1
 
@@ -268,6 +269,20 @@ static __always_inline int decide(__u32 rule_id, __u32 hook, long result,
 	return action;
 }
 
+/*
+ * An O_PATH fd gives no access to the content (no read, write, mmap or exec through it), and
+ * the LSM file_open hook never sees one; the syscall-exit programs skip it too, so both
+ * backends mean the same thing. Re-opening an O_PATH fd through /proc/self/fd is a real open
+ * and is checked.
+ */
+static __always_inline int is_path_only(struct file *file)
+{
+	unsigned int flags = 0;
+
+	KREAD(flags, file->f_flags);
+	return (flags & O_PATH) != 0;
+}
+
 /* Look a file up in the protected set and decide; -1 when it is not protected. */
 static __always_inline int check_file(struct file *file, __u32 hook, long result,
 				      struct task_struct *exe_task, int can_deny)
@@ -291,6 +306,7 @@ int guard_sys_exit(unsigned long long *ctx)
 {
 	struct pt_regs *regs = (struct pt_regs *)ctx[0];
 	long ret = (long)ctx[1];
+	struct file *file;
 	long nr = 0;
 
 	if (ret < 0)
@@ -300,8 +316,10 @@ int guard_sys_exit(unsigned long long *ctx)
 	if (nr != NR_openat && nr != NR_open && nr != NR_openat2 && nr != NR_creat &&
 	    nr != NR_open_by_handle_at)
 		return 0;
-	check_file(fd_file(ret), GUARD_HOOK_OPEN, ret,
-		   (struct task_struct *)bpf_get_current_task(), 0);
+	file = fd_file(ret);
+	if (!file || is_path_only(file))
+		return 0;
+	check_file(file, GUARD_HOOK_OPEN, ret, (struct task_struct *)bpf_get_current_task(), 0);
 	return 0;
 }
 
@@ -335,19 +353,75 @@ int guard_exec(unsigned long long *ctx)
 }
 
 /*
+ * The ring's fixed-file table before 6.7 (an array of tagged file pointers); from 6.7 on it
+ * is io_rsrc_data's node array (struct io_rsrc_node in vmlinux.h). Local flavors, matched by
+ * CO-RE on the name before "___", so one object reads whichever the kernel has.
+ */
+struct io_fixed_file___old {
+	unsigned long file_ptr;
+} __attribute__((preserve_access_index));
+
+struct io_file_table___old {
+	struct io_fixed_file___old *files;
+} __attribute__((preserve_access_index));
+
+struct io_ring_ctx___old {
+	struct io_file_table___old file_table;
+} __attribute__((preserve_access_index));
+
+#define IORING_FILE_INDEX_ALLOC (~0U)
+#define FFS_MASK (~3UL) /* low bits of file_ptr are flags (FFS_NOWAIT, FFS_ISREG) */
+
+/* The file an io_uring open put into the ring's fixed-file table (a direct descriptor). */
+static __always_inline struct file *fixed_file(struct io_ring_ctx *ctx, __u32 slot)
+{
+	unsigned long ptr = 0;
+
+	if (slot >= 1u << 20) /* IORING_MAX_FIXED_FILES */
+		return 0;
+	if (bpf_core_field_exists(ctx->file_table.data)) {
+		struct io_rsrc_node **nodes = 0;
+		struct io_rsrc_node *node = 0;
+		unsigned int nr = 0;
+
+		if (KREAD(nr, ctx->file_table.data.nr) || slot >= nr)
+			return 0;
+		if (KREAD(nodes, ctx->file_table.data.nodes) || !nodes)
+			return 0;
+		if (bpf_probe_read_kernel(&node, sizeof(node), &nodes[slot]) || !node)
+			return 0;
+		if (KREAD(ptr, node->file_ptr))
+			return 0;
+	} else {
+		struct io_ring_ctx___old *old = (void *)ctx;
+		struct io_fixed_file___old *files = 0;
+
+		if (KREAD(files, old->file_table.files) || !files)
+			return 0;
+		if (bpf_probe_read_kernel(&ptr, sizeof(ptr), &files[slot].file_ptr))
+			return 0;
+	}
+	return (struct file *)(ptr & FFS_MASK);
+}
+
+/*
  * io_uring opens never pass sys_exit of an open syscall (B3). The completion tracepoint
  * fires in the submitter's context or in an io-wq worker, which is a thread of the same
- * process sharing its fd table, so the opened file is found at fdt->fd[res] and SIGKILL hits
- * the submitter's thread group. Exact for opens into the fd table; opens into the ring's
- * fixed-file table (direct descriptors, res is a slot) are not visible here and are counted
- * as read errors only when res points at nothing. The request is read as an io_kiocb, whose
- * opcode and cqe.res exist with these names on 6.1 and 6.18 (the tracepoint's own argument
- * list changed between them, the request did not).
+ * process sharing its fd table, so SIGKILL hits the submitter's thread group. An open into
+ * the fd table is found at fdt->fd[res]; an open into the ring's fixed-file table (a direct
+ * descriptor: io_open.file_slot set, res 0 or the allocated slot) is found in that table.
+ * The request is read as an io_kiocb (its open command overlays the start of it), whose
+ * opcode, cqe.res and io_open.file_slot exist with these names on 6.1 and 6.18; the
+ * tracepoint's own argument list changed between them, the request did not.
  */
 SEC("tp_btf/io_uring_complete")
 int guard_io_uring(unsigned long long *ctx)
 {
 	struct io_kiocb *req = (struct io_kiocb *)ctx[1];
+	struct io_open *open = (struct io_open *)req;
+	struct io_ring_ctx *ring = 0;
+	struct file *file;
+	__u32 file_slot = 0;
 	__u8 opcode = 0;
 	int res = -1;
 
@@ -357,8 +431,18 @@ int guard_io_uring(unsigned long long *ctx)
 		return 0;
 	if (KREAD(res, req->cqe.res) || res < 0)
 		return 0;
-	check_file(fd_file(res), GUARD_HOOK_IO_URING, res,
-		   (struct task_struct *)bpf_get_current_task(), 0);
+	if (KREAD(file_slot, open->file_slot))
+		return 0;
+	if (file_slot == 0) {
+		file = fd_file(res);
+	} else {
+		if (KREAD(ring, req->ctx) || !ring)
+			return 0;
+		file = fixed_file(ring, file_slot == IORING_FILE_INDEX_ALLOC ? (__u32)res : file_slot - 1);
+	}
+	if (!file || is_path_only(file))
+		return 0;
+	check_file(file, GUARD_HOOK_IO_URING, res, (struct task_struct *)bpf_get_current_task(), 0);
 	return 0;
 }
 

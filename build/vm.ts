@@ -273,7 +273,8 @@ export function runVm(opts: VmOptions): Promise<VmRun> {
     "-monitor", "none",
     "-serial", "stdio",
   ];
-  if (existsSync("/dev/kvm")) args.unshift("-enable-kvm");
+  // KVM when it works, else software emulation: qemu tries the accelerators in order.
+  args.unshift("-accel", "kvm", "-accel", "tcg");
   // -nographic already routes the serial port to stdio; drop the duplicate -serial.
   args.splice(args.indexOf("-serial"), 2);
   const started = Date.now();

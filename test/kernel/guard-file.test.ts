@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { spawn, spawnSync, type SpawnSyncReturns } from "node:child_process";
 import { copyFileSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { ensureSystemPackages } from "../../build/system.ts";
 import { kernelTest, kernelUnavailable } from "../lib/host.ts";
 import { FileGuard, fileIdentity, kernelDev } from "../../src/sensors/guard.ts";
 
@@ -36,6 +37,10 @@ function expectKilled(r: SpawnSyncReturns<string>): void {
 
 /** Compile test/kernel/guard-helper.c statically with the system cc. */
 function buildHelper(out: string): void {
+  ensureSystemPackages([
+    ["/usr/bin/cc", "gcc"],
+    ["/usr/lib/x86_64-linux-gnu/libc.a", "libc6-dev"],
+  ]);
   const r = spawnSync("cc", ["-O2", "-static", "-o", out, join(import.meta.dir, "guard-helper.c")], { encoding: "utf8" });
   if (r.status !== 0) throw new Error(`cc guard-helper.c failed: ${r.stderr}`);
 }
@@ -149,6 +154,21 @@ describe("file guard (tp_btf sys_exit / sched_process_exec / io_uring_complete /
     expect(ev?.action).toBe("kill");
   });
 
+  kernelTest("io_uring open into the fixed-file table (a direct descriptor, no fd) is killed", async () => {
+    g().events();
+    const r = run(helper, ["uring-direct", secret]);
+    expectKilled(r);
+    const ev = (await g().nextEvents(2000)).find((e) => e.tgid === r.pid);
+    expect(ev?.hook).toBe("io_uring");
+    expect(ev?.ino).toBe(fileIdentity(secret).ino);
+  });
+
+  kernelTest("an O_PATH open (no access to the content) is not killed, like LSM file_open", () => {
+    const r = run(helper, ["opath", secret]);
+    expect(r.signal).toBeNull();
+    expect(r.stdout).toBe(`opened ino ${fileIdentity(secret).ino}\n`);
+  });
+
   kernelTest("creat on a protected file is killed (the truncation already happened: B15)", () => {
     const victim = join(dir, "victim");
     writeFileSync(victim, SECRET);
@@ -172,6 +192,17 @@ describe("file guard (tp_btf sys_exit / sched_process_exec / io_uring_complete /
     expect(sh.stdout.trim()).toBe("status 137");
     g().unprotect(forbidden);
     expect(run(forbidden, ["/etc/hostname"]).status).toBe(0);
+  });
+
+  kernelTest("exec of a protected script (shebang) is killed: the check covers bprm->executable", () => {
+    const script = join(dir, "forbidden-script");
+    writeFileSync(script, "#!/bin/sh\necho ran\n", { mode: 0o755 });
+    g().protect(script, { action: "kill" });
+    const r = run(script, []);
+    expect(r.signal).toBe("SIGKILL");
+    expect(r.stdout).toBe("");
+    g().unprotect(script);
+    expect(run(script, []).stdout).toBe("ran\n");
   });
 
   kernelTest("a module-load attempt (finit_module, init_module) is killed", async () => {

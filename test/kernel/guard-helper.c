@@ -38,6 +38,17 @@ static int do_read(const char *path)
 	return fd < 0 ? fail("open") : dump(fd);
 }
 
+/* O_PATH: a handle on the name, no access to the content. */
+static int do_opath(const char *path)
+{
+	struct stat st;
+	int fd = open(path, O_PATH);
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return fail("open-o_path");
+	printf("opened ino %lu\n", (unsigned long)st.st_ino);
+	return 0;
+}
+
 static int do_openat2(const char *path)
 {
 	struct open_how how = { .flags = O_RDONLY, .resolve = RESOLVE_NO_MAGICLINKS };
@@ -83,47 +94,111 @@ static int do_procfd(const char *path)
 	return again < 0 ? fail("open-proc") : dump(again);
 }
 
-/* IORING_OP_OPENAT through raw io_uring syscalls: never passes sys_exit of an open syscall. */
+/* A minimal io_uring: the three mappings and one-SQE-at-a-time submission. */
+struct ring {
+	int fd;
+	struct io_uring_params p;
+	char *sq, *cq;
+	struct io_uring_sqe *sqes;
+};
+
+static int ring_setup(struct ring *r)
+{
+	memset(r, 0, sizeof *r);
+	r->fd = (int)syscall(SYS_io_uring_setup, 4, &r->p);
+	if (r->fd < 0)
+		return -1;
+	size_t sq_len = r->p.sq_off.array + r->p.sq_entries * sizeof(__u32);
+	size_t cq_len = r->p.cq_off.cqes + r->p.cq_entries * sizeof(struct io_uring_cqe);
+	size_t len = sq_len > cq_len ? sq_len : cq_len;
+	r->sq = mmap(0, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, r->fd, IORING_OFF_SQ_RING);
+	if (r->sq == MAP_FAILED)
+		return -1;
+	r->cq = (r->p.features & IORING_FEAT_SINGLE_MMAP)
+			? r->sq
+			: mmap(0, cq_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, r->fd, IORING_OFF_CQ_RING);
+	r->sqes = mmap(0, r->p.sq_entries * sizeof(struct io_uring_sqe), PROT_READ | PROT_WRITE,
+		       MAP_SHARED | MAP_POPULATE, r->fd, IORING_OFF_SQES);
+	return r->cq == MAP_FAILED || r->sqes == MAP_FAILED ? -1 : 0;
+}
+
+/* Submit one SQE, wait for its completion, return cqe.res (or -errno of io_uring_enter). */
+static int ring_run(struct ring *r, const struct io_uring_sqe *sqe)
+{
+	__u32 *tail = (__u32 *)(r->sq + r->p.sq_off.tail);
+	__u32 mask = *(__u32 *)(r->sq + r->p.sq_off.ring_mask);
+	__u32 t = *tail;
+	r->sqes[t & mask] = *sqe;
+	((__u32 *)(r->sq + r->p.sq_off.array))[t & mask] = t & mask;
+	__atomic_store_n(tail, t + 1, __ATOMIC_RELEASE);
+	if (syscall(SYS_io_uring_enter, r->fd, 1, 1, IORING_ENTER_GETEVENTS, 0, 0) < 0)
+		return -errno;
+	__u32 *headp = (__u32 *)(r->cq + r->p.cq_off.head);
+	__u32 head = __atomic_load_n(headp, __ATOMIC_ACQUIRE);
+	struct io_uring_cqe *cqe = (struct io_uring_cqe *)(r->cq + r->p.cq_off.cqes) +
+				   (head & *(__u32 *)(r->cq + r->p.cq_off.ring_mask));
+	int res = cqe->res;
+	__atomic_store_n(headp, head + 1, __ATOMIC_RELEASE);
+	return res;
+}
+
+/* IORING_OP_OPENAT into the fd table: never passes sys_exit of an open syscall. */
 static int do_uring(const char *path)
 {
-	struct io_uring_params p;
-	memset(&p, 0, sizeof p);
-	int ring = (int)syscall(SYS_io_uring_setup, 4, &p);
-	if (ring < 0)
+	struct ring r;
+	struct io_uring_sqe sqe;
+	if (ring_setup(&r) < 0)
 		return fail("io_uring_setup");
-	size_t sq_len = p.sq_off.array + p.sq_entries * sizeof(__u32);
-	size_t cq_len = p.cq_off.cqes + p.cq_entries * sizeof(struct io_uring_cqe);
-	size_t len = sq_len > cq_len ? sq_len : cq_len;
-	char *sq = mmap(0, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, ring, IORING_OFF_SQ_RING);
-	if (sq == MAP_FAILED)
-		return fail("mmap-ring");
-	char *cq = (p.features & IORING_FEAT_SINGLE_MMAP)
-			   ? sq
-			   : mmap(0, cq_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, ring, IORING_OFF_CQ_RING);
-	struct io_uring_sqe *sqes = mmap(0, p.sq_entries * sizeof(struct io_uring_sqe), PROT_READ | PROT_WRITE,
-					 MAP_SHARED | MAP_POPULATE, ring, IORING_OFF_SQES);
-	if (cq == MAP_FAILED || sqes == MAP_FAILED)
-		return fail("mmap-sqes");
-	memset(&sqes[0], 0, sizeof sqes[0]);
-	sqes[0].opcode = IORING_OP_OPENAT;
-	sqes[0].fd = AT_FDCWD;
-	sqes[0].addr = (unsigned long)path;
-	sqes[0].open_flags = O_RDONLY;
-	sqes[0].user_data = 42;
-	__u32 *tail = (__u32 *)(sq + p.sq_off.tail);
-	__u32 *array = (__u32 *)(sq + p.sq_off.array);
-	array[*tail & *(__u32 *)(sq + p.sq_off.ring_mask)] = 0;
-	__atomic_store_n(tail, *tail + 1, __ATOMIC_RELEASE);
-	if (syscall(SYS_io_uring_enter, ring, 1, 1, IORING_ENTER_GETEVENTS, 0, 0) < 0)
-		return fail("io_uring_enter");
-	__u32 head = __atomic_load_n((__u32 *)(cq + p.cq_off.head), __ATOMIC_ACQUIRE);
-	struct io_uring_cqe *cqe = (struct io_uring_cqe *)(cq + p.cq_off.cqes) +
-				   (head & *(__u32 *)(cq + p.cq_off.ring_mask));
-	if (cqe->res < 0) {
-		errno = -cqe->res;
+	memset(&sqe, 0, sizeof sqe);
+	sqe.opcode = IORING_OP_OPENAT;
+	sqe.fd = AT_FDCWD;
+	sqe.addr = (unsigned long)path;
+	sqe.open_flags = O_RDONLY;
+	int res = ring_run(&r, &sqe);
+	if (res < 0) {
+		errno = -res;
 		return fail("io_uring-openat");
 	}
-	return dump(cqe->res);
+	return dump(res);
+}
+
+/* IORING_OP_OPENAT into the ring's fixed-file table (a direct descriptor, no fd at all),
+ * then IORING_OP_READ through that slot. */
+static int do_uring_direct(const char *path)
+{
+	struct ring r;
+	struct io_uring_sqe sqe;
+	char buf[4096];
+	int sparse[1] = { -1 };
+	if (ring_setup(&r) < 0)
+		return fail("io_uring_setup");
+	if (syscall(SYS_io_uring_register, r.fd, IORING_REGISTER_FILES, sparse, 1) < 0)
+		return fail("io_uring_register");
+	memset(&sqe, 0, sizeof sqe);
+	sqe.opcode = IORING_OP_OPENAT;
+	sqe.fd = AT_FDCWD;
+	sqe.addr = (unsigned long)path;
+	sqe.open_flags = O_RDONLY;
+	sqe.file_index = 1; /* slot 0 */
+	int res = ring_run(&r, &sqe);
+	if (res < 0) {
+		errno = -res;
+		return fail("io_uring-openat-direct");
+	}
+	memset(&sqe, 0, sizeof sqe);
+	sqe.opcode = IORING_OP_READ;
+	sqe.flags = IOSQE_FIXED_FILE;
+	sqe.fd = 0;
+	sqe.addr = (unsigned long)buf;
+	sqe.len = sizeof buf;
+	res = ring_run(&r, &sqe);
+	if (res < 0) {
+		errno = -res;
+		return fail("io_uring-read-fixed");
+	}
+	fwrite(buf, 1, (size_t)res, stdout);
+	fflush(stdout);
+	return 0;
 }
 
 static int do_finit(const char *path)
@@ -153,12 +228,14 @@ static int do_init(const char *path)
 int main(int argc, char **argv)
 {
 	if (argc != 3) {
-		fprintf(stderr, "usage: %s read|openat2|handle|creat|procfd|uring|finit|init PATH\n", argv[0]);
+		fprintf(stderr, "usage: %s read|opath|openat2|handle|creat|procfd|uring|uring-direct|finit|init PATH\n", argv[0]);
 		return 2;
 	}
 	const char *cmd = argv[1], *path = argv[2];
 	if (!strcmp(cmd, "read"))
 		return do_read(path);
+	if (!strcmp(cmd, "opath"))
+		return do_opath(path);
 	if (!strcmp(cmd, "openat2"))
 		return do_openat2(path);
 	if (!strcmp(cmd, "handle"))
@@ -169,6 +246,8 @@ int main(int argc, char **argv)
 		return do_procfd(path);
 	if (!strcmp(cmd, "uring"))
 		return do_uring(path);
+	if (!strcmp(cmd, "uring-direct"))
+		return do_uring_direct(path);
 	if (!strcmp(cmd, "finit"))
 		return do_finit(path);
 	if (!strcmp(cmd, "init"))

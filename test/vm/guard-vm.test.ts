@@ -62,6 +62,7 @@ describe("guard on Debian 6.1 in qemu (BPF LSM, kprobes, modules)", () => {
 
   kernelTest("LSM denies io_uring IORING_OP_OPENAT and openat2 with EPERM", () => {
     expect(ran(record("lsm-io-uring-denied")).stdout).toBe("ERR io_uring-openat 1\n");
+    expect(ran(record("lsm-io-uring-direct-denied")).stdout).toBe("ERR io_uring-openat-direct 1\n");
     expect(ran(record("lsm-openat2-denied")).stdout).toBe("ERR openat2 1\n");
   });
 
@@ -101,6 +102,14 @@ describe("guard on Debian 6.1 in qemu (BPF LSM, kprobes, modules)", () => {
     expect(r.stdout).toBe("");
     const events = r.events as Array<Record<string, unknown>>;
     expect(events.some((e) => e.hook === "io_uring" && e.action === "kill" && e.signalErr === 0)).toBe(true);
+  });
+
+  kernelTest("io_uring direct-descriptor open on 6.1 is killed (the pre-6.7 fixed-file table layout)", () => {
+    const r = record("tp-io-uring-direct");
+    expect(r.signal).toBe("SIGKILL");
+    expect(r.stdout).toBe("");
+    const events = r.events as Array<Record<string, unknown>>;
+    expect(events.some((e) => e.hook === "io_uring" && e.action === "kill")).toBe(true);
   });
 
   kernelTest("measured: a sys_enter SIGKILL does not stop a module load on 6.1 (only the LSM hooks do)", () => {

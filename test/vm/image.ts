@@ -4,6 +4,7 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import { ensureSystemPackages } from "../../build/system.ts";
 import {
   binaryWithLibs,
   buildInitramfs,
@@ -17,11 +18,18 @@ import {
   type VmRun,
 } from "../../build/vm.ts";
 
+/** cc and a static libc for test/kernel/guard-helper.c. */
+export const HELPER_TOOLCHAIN: Array<[string, string]> = [
+  ["/usr/bin/cc", "gcc"],
+  ["/usr/lib/x86_64-linux-gnu/libc.a", "libc6-dev"],
+];
+
 /** A module of Debian's 6.1 cloud kernel with no dependencies: safe to load and unload. */
 const MODULE_REL = "kernel/net/sched/em_u32.ko";
 
 export async function runGuardVm(timeoutMs: number): Promise<VmRun> {
   ensureVmTools();
+  ensureSystemPackages(HELPER_TOOLCHAIN);
   const kernel = ensureVmKernel();
   const work = mkdtempSync(join(vmCacheDir(), "run-"));
   try {

@@ -74,6 +74,7 @@ async function lsmChecks(): Promise<void> {
     });
     await check("lsm-open-allowed-binary", () => run(ALLOWED, ["read", secret]));
     await check("lsm-io-uring-denied", () => run(HELPER, ["uring", secret]));
+    await check("lsm-io-uring-direct-denied", () => run(HELPER, ["uring-direct", secret]));
     await check("lsm-openat2-denied", () => run(HELPER, ["openat2", secret]));
     await check("lsm-creat-denied", () => ({ ...run(HELPER, ["creat", secret]), content: readFileSync(secret, "utf8") }));
     await check("lsm-exec-denied", () => {
@@ -114,6 +115,11 @@ async function tracepointChecks(): Promise<void> {
     await check("tp-io-uring", async () => {
       guard.events();
       const r = run(HELPER, ["uring", secret]);
+      return { ...r, events: summary(await guard.nextEvents(1000)) };
+    });
+    await check("tp-io-uring-direct", async () => {
+      guard.events();
+      const r = run(HELPER, ["uring-direct", secret]);
       return { ...r, events: summary(await guard.nextEvents(1000)) };
     });
     // What a kill at sys_enter does to a module load on this kernel: does the module still
