@@ -650,8 +650,9 @@ export class Compiler {
     if (op == L.OP_CAPSGAINED) {
       const slot2 = this.resolveSlot(h, a, 1);
       if (t != L.ARG_CAPS || slot2 < 0 || types[slot2] != L.ARG_CAPS) { this.err(ap + ".args", "CapabilitiesGained needs args: [new, old], two capability-set arguments"); return null; }
-      const mask = this.capMask(vals, ap);
-      if (mask < 0) return null;
+      // Tetragon takes no values: any capability gained. Values, if given, narrow it.
+      const mask = vals.length == 0 ? <i64>-1 : this.capMask(vals, ap);
+      if (vals.length > 0 && mask < 0) return null;
       return m.slot2(<u8>slot2).vk(L.VK_MASK).n(1).val(0, <u64>mask);
     }
     if (op == L.OP_FILETYPE || op == L.OP_NOTFILETYPE) {
