@@ -187,6 +187,70 @@ describe("ring buffer reader", () => {
     }
   });
 
+  kernelTest("reserve/submit/discard: discarded records are skipped, the rest arrive in order", () => {
+    const rb = BpfMap.create({ name: "t_rb_disc", type: MapType.RINGBUF, keySize: 0, valueSize: 0, maxEntries: 64 * 1024 });
+    const stats = BpfMap.create({ name: "t_rb_dstats", type: MapType.ARRAY, keySize: 4, valueSize: 16, maxEntries: 1 });
+    const pid = BigInt(process.pid);
+    // seq = fetch_add(stats[0], 1); rec = reserve(16); rec = {seq, MAGIC}; odd seq -> discard, even -> submit.
+    const insns = new Asm()
+      .call(Helper.get_current_pid_tgid)
+      .ldImm64(Reg.R1, (pid << 32n) | pid)
+      .jmpReg(JmpOp.JNE, Reg.R0, Reg.R1, "out")
+      .st("w", Reg.R10, -4, 0)
+      .ldMapFd(Reg.R1, stats.fd.raw)
+      .mov64Reg(Reg.R2, Reg.R10)
+      .alu64Imm(AluOp.ADD, Reg.R2, -4)
+      .call(Helper.map_lookup_elem)
+      .jmpImm(JmpOp.JEQ, Reg.R0, 0, "out")
+      .mov64Imm(Reg.R9, 1)
+      .atomicFetchAdd("dw", Reg.R0, 0, Reg.R9)
+      .ldMapFd(Reg.R1, rb.fd.raw)
+      .mov64Imm(Reg.R2, 16)
+      .mov64Imm(Reg.R3, 0)
+      .call(Helper.ringbuf_reserve)
+      .jmpImm(JmpOp.JEQ, Reg.R0, 0, "out")
+      .mov64Reg(Reg.R7, Reg.R0)
+      .stx("dw", Reg.R7, 0, Reg.R9)
+      .ldImm64(Reg.R2, MAGIC)
+      .stx("dw", Reg.R7, 8, Reg.R2)
+      .mov64Reg(Reg.R1, Reg.R7)
+      .mov64Imm(Reg.R2, 0)
+      .mov64Reg(Reg.R3, Reg.R9)
+      .alu64Imm(AluOp.AND, Reg.R3, 1)
+      .jmpImm(JmpOp.JNE, Reg.R3, 0, "discard")
+      .call(Helper.ringbuf_submit)
+      .ja("out")
+      .label("discard")
+      .call(Helper.ringbuf_discard)
+      .label("out")
+      .ret(0)
+      .bytes();
+    const prog = BpfProgram.load({ name: "t_rb_disc", type: ProgType.RAW_TRACEPOINT, insns, license: "GPL" });
+    const reader = new RingBufReader(rb);
+    const link = attachRawTracepoint(prog, "sys_enter");
+    try {
+      syscalls(100);
+      link.close();
+      const seqs: bigint[] = [];
+      reader.drain((d) => {
+        expect(d.byteLength).toBe(16);
+        expect(d.getBigUint64(8, true)).toBe(MAGIC);
+        seqs.push(d.getBigUint64(0, true));
+      });
+      const attempts = new DataView(stats.lookup(new Uint8Array(4))!.buffer).getBigUint64(0, true);
+      expect(attempts).toBeGreaterThanOrEqual(100n);
+      expect(BigInt(seqs.length)).toBe((attempts + 1n) / 2n);
+      seqs.forEach((s, i) => expect(s).toBe(BigInt(2 * i)));
+      expect(reader.available()).toBe(false); // the discarded tail was consumed too
+    } finally {
+      link.close();
+      reader.close();
+      prog.close();
+      stats.close();
+      rb.close();
+    }
+  });
+
   kernelTest("close() releases a pending wait and the reader refuses further use", async () => {
     const rb = BpfMap.create({ name: "t_rb_close", type: MapType.RINGBUF, keySize: 0, valueSize: 0, maxEntries: 4096 });
     const reader = new RingBufReader(rb);
