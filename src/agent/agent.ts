@@ -29,7 +29,8 @@ export interface AgentParts {
   parser: PolicyParser;
   /** Builds the default sensor set; called once, in start(). */
   sensors(ctx: SensorContext): Sensor[];
-  sinks: EventSink[];
+  /** Builds the export sinks; called in start() once policies validated, so a failed start creates no export file. */
+  sinks(): EventSink[];
   /** Encodes events for sinks and streams (the export module's encoder). */
   encode?: (ev: EventJson) => string;
   log(msg: string): void;
@@ -38,7 +39,7 @@ export interface AgentParts {
 export class AgentStartError extends Error {
   override name = "AgentStartError";
   constructor(
-    readonly code: "already_running" | "listen" | "policy_files" | "sensor",
+    readonly code: "already_running" | "listen" | "policy_files" | "sensor" | "export",
     message: string,
     options?: { cause?: unknown },
   ) {
@@ -102,7 +103,6 @@ export class Agent {
     private readonly parts: AgentParts,
   ) {
     this.hub = new EventHub({ encode: parts.encode });
-    for (const s of parts.sinks) this.hub.addSink(s);
     this.store = new PolicyStore(parts.parser);
   }
 
@@ -140,6 +140,11 @@ export class Agent {
         "already_running",
         `another agent is running (pid ${previous.pid}, ${previous.url}, state file ${config.stateFile}); stop it or use --state-file`,
       );
+    }
+    try {
+      for (const s of parts.sinks()) this.hub.addSink(s);
+    } catch (err) {
+      throw new AgentStartError("export", `open export: ${(err as Error).message}`, { cause: err });
     }
     const { token, created } = loadOrCreateToken(config.tokenFile);
     parts.log(`${created ? "created" : "using"} API token file ${config.tokenFile}`);

@@ -65,6 +65,7 @@ describe("ward agent refusals", () => {
       expect(r.stderr).toContain("nothing was applied");
       expect(existsSync(join(dir, "s.json"))).toBe(false);
       expect(existsSync(join(dir, "t"))).toBe(false);
+      expect(existsSync(join(dir, "e.log"))).toBe(false);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -26,9 +26,12 @@ export async function run(argv: string[]): Promise<number> {
     log(`API listens on ${config.listen.host}, reachable from the network; every /v1 call still needs the token`);
   }
 
-  const sinks: EventSink[] = [];
-  if (config.exportFile !== undefined) sinks.push(fileSink(config.exportFile));
-  if (config.exportStdout) sinks.push(stdoutSink(config.output));
+  const sinks = (): EventSink[] => {
+    const out: EventSink[] = [];
+    if (config.exportFile !== undefined) out.push(fileSink(config.exportFile));
+    if (config.exportStdout) out.push(stdoutSink(config.output));
+    return out;
+  };
   const agent = new Agent(config, { parser: parsePolicies, sensors: defaultSensors, sinks, log });
 
   // Signals are handled from the start, so a SIGTERM during start-up still cleans up.

@@ -71,7 +71,7 @@ function setup(extra: string[] = [], fail = false) {
       sensors.push(new FakeSensor("a", ctx), new FakeSensor("b", ctx, fail));
       return sensors;
     },
-    sinks: [sink],
+    sinks: () => [sink],
     log: (m) => logs.push(m),
   });
   return { cfg, agent, sensors, sink, logs };
@@ -160,7 +160,7 @@ describe("Agent", () => {
     writeFileSync(join(dir, "bad.yaml"), "apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: bad\nspecc: {}\n");
     const cfg = parseAgentConfig(["--listen", "127.0.0.1:0", "--token-file", join(dir, "token"), "--state-file", join(dir, "state.json"), "--policy-dir", dir]) as AgentConfig;
     let built = false;
-    const agent = new Agent(cfg, { parser: fakeParse, sensors: () => ((built = true), []), sinks: [], log: () => {} });
+    const agent = new Agent(cfg, { parser: fakeParse, sensors: () => ((built = true), []), sinks: () => [], log: () => {} });
     try {
       await agent.start();
       throw new Error("start succeeded");
@@ -178,7 +178,7 @@ describe("Agent", () => {
     dir = mkdtempSync(join(tmpdir(), "ward-agent-"));
     writeFileSync(join(dir, "p.yaml"), policyYaml("p"));
     const cfg = parseAgentConfig(["--listen", "127.0.0.1:0", "--token-file", join(dir, "token"), "--state-file", join(dir, "state.json"), "--policy", join(dir, "p.yaml")]) as AgentConfig;
-    const agent = new Agent(cfg, { parser: fakeParse, sensors: () => [], sinks: [], log: () => {} });
+    const agent = new Agent(cfg, { parser: fakeParse, sensors: () => [], sinks: () => [], log: () => {} });
     await agent.start();
     expect(agent.status().policies).toMatchObject([{ name: "p", source: `file:${join(dir, "p.yaml")}`, state: "loaded (not enforced: hook sensors not built yet)" }]);
     await agent.stop();
@@ -190,7 +190,7 @@ describe("Agent", () => {
     // pid 1 is always alive.
     writeFileSync(stateFile, JSON.stringify({ pid: 1, url: "http://127.0.0.1:1", token_file: "/x" }));
     const cfg = parseAgentConfig(["--listen", "127.0.0.1:0", "--token-file", join(dir, "token"), "--state-file", stateFile]) as AgentConfig;
-    const agent = new Agent(cfg, { parser: fakeParse, sensors: () => [], sinks: [], log: () => {} });
+    const agent = new Agent(cfg, { parser: fakeParse, sensors: () => [], sinks: () => [], log: () => {} });
     await expect(agent.start()).rejects.toThrow("another agent is running (pid 1");
     expect(readState(stateFile)!.pid).toBe(1);
   });
