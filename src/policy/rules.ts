@@ -8,7 +8,7 @@
 // so rules never look at half-built objects and never report noise on top of
 // a type error.
 import type {
-  ActionSelector, ArgSelector, ArgType, KProbeArg, KProbeSelector, KProbeSpec, LabelSelector,
+  ActionSelector, ArgSelector, ArgType, HookKind, KProbeArg, KProbeSelector, KProbeSpec, LabelSelector,
   ListSpec, Severity, TracingPolicy,
 } from "./types.ts";
 import { CAP_MASK_TYPES, INLINE_INT_OPERATORS, INT_WIDTH, operatorsFor, VALUELESS_OPERATORS } from "./operators.ts";
@@ -19,6 +19,7 @@ import {
 } from "./values.ts";
 import { joinPath } from "./parse.ts";
 import { lintSelectorArg } from "./lint.ts";
+import { resolveFilterTarget, type FilterSource, type FilterTarget } from "./resolve.ts";
 
 export interface RuleSink {
   report(severity: Severity, path: string, message: string): void;
@@ -57,7 +58,6 @@ export const LIMITS = {
   followChildrenSelectors: 64,
 } as const;
 
-type HookKind = "kprobes" | "fentries" | "tracepoints" | "uprobes" | "usdts" | "lsmhooks";
 
 /** The parts of any hook the selector rules need. */
 interface HookView {
@@ -569,44 +569,39 @@ class Rules {
   }
 
   /** Resolve which declared argument a filter refers to; undefined (with an error) when none. */
-  private filterTarget(m: ArgSelector, path: string, h: HookView, where: "args" | "data" | "return"): { arg: KProbeArg; pos: number } | undefined {
+  private filterTarget(m: ArgSelector, path: string, h: HookView, where: FilterSource): FilterTarget | undefined {
+    const hit = resolveFilterTarget(h.kind, h, m, where);
+    if (hit !== undefined) {
+      // For CapabilitiesGained and friends every listed position must exist, not just the first.
+      this.checkArgsPositions(m, path, h, where);
+      return hit;
+    }
     if (where === "return") {
-      const ra = h.returnArg;
-      if (ra === undefined) return undefined; // reported by returnRules
-      if (m.index !== ra.index) {
-        this.err(`${path}.index`, `matchReturnArgs index ${m.index} does not name the return value (returnArg has index ${ra.index})`);
-        return undefined;
-      }
-      return { arg: ra, pos: 0 };
+      if (h.returnArg !== undefined) this.err(`${path}.index`, `matchReturnArgs index ${m.index} does not name the return value (returnArg has index ${h.returnArg.index})`);
+      return undefined;
     }
     const list = where === "args" ? h.args : h.data;
     if (m.args.length > 0) {
-      let first: { arg: KProbeArg; pos: number } | undefined;
-      m.args.forEach((p, i) => {
-        const a = list[p];
-        if (a === undefined) this.err(`${path}.args[${i}]`, `args position ${p} is out of range: the hook declares ${list.length} ${where} entr${list.length === 1 ? "y" : "ies"} (positions 0..${list.length - 1})`);
-        else if (i === 0) first = { arg: a, pos: p };
-      });
-      return first;
+      this.checkArgsPositions(m, path, h, where);
+      return undefined;
     }
     if (where === "data") {
-      const a = list[m.index];
-      if (a === undefined) {
-        this.err(`${path}.index`, `matchData index ${m.index} is out of range: the hook declares ${list.length} data entr${list.length === 1 ? "y" : "ies"}`);
-        return undefined;
-      }
-      return { arg: a, pos: m.index };
+      this.err(`${path}.index`, `matchData index ${m.index} is out of range: the hook declares ${list.length} data entr${list.length === 1 ? "y" : "ies"}`);
+      return undefined;
     }
-    const byIndex = list.findIndex((a) => a !== null && a.index === m.index);
-    if (byIndex >= 0) return { arg: list[byIndex] as KProbeArg, pos: byIndex };
-    // Tracepoint selectors may also name an argument by its position in `args`
-    // (Tetragon remaps format indexes to positions; corpus examples use both).
-    if (h.kind === "tracepoints" && m.index < list.length) return { arg: list[m.index] as KProbeArg, pos: m.index };
     const declared = list.filter((a) => a !== null).map((a) => a.index);
     this.err(`${path}.index`, declared.length === 0
       ? `matchArgs index ${m.index} refers to an argument, but this hook declares no args; add an args entry with index ${m.index} and a type`
       : `matchArgs index ${m.index} does not name a declared argument (declared indexes: ${declared.join(", ")}); add an args entry with index ${m.index} and a type`);
     return undefined;
+  }
+
+  private checkArgsPositions(m: ArgSelector, path: string, h: HookView, where: FilterSource): void {
+    if (where === "return") return;
+    const list = where === "args" ? h.args : h.data;
+    m.args.forEach((p, i) => {
+      if (list[p] === undefined) this.err(`${path}.args[${i}]`, `args position ${p} is out of range: the hook declares ${list.length} ${where} entr${list.length === 1 ? "y" : "ies"} (positions 0..${list.length - 1})`);
+    });
   }
 
   private argFilter(m: ArgSelector, path: string, h: HookView, where: "args" | "data" | "return"): void {
