@@ -16,8 +16,12 @@ const root = join(import.meta.dir, "..");
 /** Every result line the guest prints starts with this; the JSON object follows. */
 export const VM_MARKER = "@@WARD-VM ";
 
-/** The kernel command line: BPF LSM on (after the defaults Debian's kernel would pick). */
-export const VM_APPEND = "console=ttyS0 lsm=lockdown,capability,landlock,yama,bpf quiet panic=-1";
+/**
+ * The kernel command line: BPF LSM on (after the defaults Debian's kernel would pick);
+ * loglevel=1 keeps kernel messages (a module's taint warning, say) from interleaving with the
+ * guest's result lines on the one serial console; panics (KERN_EMERG) still show.
+ */
+export const VM_APPEND = "console=ttyS0 lsm=lockdown,capability,landlock,yama,bpf quiet loglevel=1 panic=-1";
 
 export class VmError extends Error {
   override name = "VmError";
@@ -57,6 +61,15 @@ function abiOf(pkg: string): number {
   return Number(/^linux-image-6\.1\.0-(\d+)-/.exec(pkg)?.[1] ?? -1);
 }
 
+function newestKernelPackage(): string | undefined {
+  const search = spawnSync("apt-cache", ["search", "--names-only", "^linux-image-6\\.1\\.0-[0-9]+-cloud-amd64-unsigned$"], { encoding: "utf8" });
+  return (search.stdout ?? "")
+    .split("\n")
+    .map((l) => l.split(" ")[0] ?? "")
+    .filter((p) => abiOf(p) >= 0)
+    .sort((a, b) => abiOf(b) - abiOf(a))[0];
+}
+
 /**
  * The cached 6.1 kernel, downloading and extracting it the first time. Any kernel already
  * extracted in the cache is used as is, so a prepared machine needs no network.
@@ -68,13 +81,12 @@ export function ensureVmKernel(): VmKernel {
     const k = extractedKernel(join(cache, entry));
     if (k !== undefined) return k;
   }
-  const search = spawnSync("apt-cache", ["search", "--names-only", "^linux-image-6\\.1\\.0-[0-9]+-cloud-amd64-unsigned$"], { encoding: "utf8" });
-  const pkgs = (search.stdout ?? "")
-    .split("\n")
-    .map((l) => l.split(" ")[0] ?? "")
-    .filter((p) => abiOf(p) >= 0)
-    .sort((a, b) => abiOf(b) - abiOf(a));
-  const pkg = pkgs[0];
+  let pkg = newestKernelPackage();
+  if (pkg === undefined && process.getuid?.() === 0) {
+    // A fresh machine may have no apt lists yet.
+    spawnSync("apt-get", ["update", "-qq"], { stdio: "inherit" });
+    pkg = newestKernelPackage();
+  }
   if (pkg === undefined) throw new VmError("no linux-image-6.1.0-*-cloud-amd64-unsigned package in the apt lists (run apt-get update)");
   const dl = join(cache, "download");
   rmSync(dl, { recursive: true, force: true });
