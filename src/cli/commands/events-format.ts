@@ -5,9 +5,12 @@ import type { EventJson } from "../../events/filter.ts";
 
 export type OutputFormat = "json" | "compact";
 
-/** Returns the text to print for an event, or undefined to print nothing. */
-export type LineFormatter = (ev: EventJson, line: string) => string | undefined;
+/**
+ * Returns the text to print for an event, or undefined to print nothing. `ev` is the parsed
+ * line when the caller already has it; JSON output never needs to parse.
+ */
+export type LineFormatter = (ev: EventJson | undefined, line: string) => string | undefined;
 
 export function lineFormatter(output: OutputFormat): LineFormatter {
-  return output === "json" ? (_ev, line) => line : (ev) => compactLine(ev);
+  return output === "json" ? (_ev, line) => line : (ev, line) => compactLine(ev ?? (JSON.parse(line) as EventJson));
 }

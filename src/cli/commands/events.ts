@@ -6,7 +6,7 @@ import { createInterface } from "node:readline";
 import { compileFilter, filterToQuery, FilterError, type EventFilterSpec, type EventJson, type EventPredicate } from "../../events/filter.ts";
 import { parseArgs, UsageError } from "../args.ts";
 import { AgentClient } from "../client.ts";
-import { lineFormatter, type OutputFormat } from "./events-format.ts";
+import { lineFormatter, type LineFormatter, type OutputFormat } from "./events-format.ts";
 
 const USAGE = `usage: ward events [-o json|compact] [--event-types T,...] [--process REGEX] [--policy-names N,...]
                    [--namespace NS]... [--pod REGEX]
@@ -43,7 +43,7 @@ function stdinHasData(): boolean {
   }
 }
 
-async function fromStdin(filter: EventPredicate, format: (ev: EventJson, line: string) => string | undefined): Promise<number> {
+async function fromStdin(filter: EventPredicate, format: LineFormatter): Promise<number> {
   const rl = createInterface({ input: process.stdin, crlfDelay: Infinity });
   let n = 0;
   let bad = 0;
@@ -68,7 +68,7 @@ async function fromStdin(filter: EventPredicate, format: (ev: EventJson, line: s
   return 0;
 }
 
-async function fromAgent(spec: EventFilterSpec, format: (ev: EventJson, line: string) => string | undefined): Promise<number> {
+async function fromAgent(spec: EventFilterSpec, format: LineFormatter): Promise<number> {
   const client = AgentClient.fromEnv();
   const abort = new AbortController();
   const onSignal = () => abort.abort();
@@ -89,7 +89,7 @@ async function fromAgent(spec: EventFilterSpec, format: (ev: EventJson, line: st
         const line = buf.slice(0, i);
         buf = buf.slice(i + 1);
         if (line === "") continue;
-        const out = format(JSON.parse(line) as EventJson, line);
+        const out = format(undefined, line);
         if (out !== undefined) process.stdout.write(`${out}\n`);
       }
     }

@@ -8,17 +8,6 @@ import { AgentClient, ApiRequestError } from "../client.ts";
 export const REMOTE_SUBCOMMANDS = ["add", "list", "delete", "enable", "disable", "mode"] as const;
 export type RemoteSubcommand = (typeof REMOTE_SUBCOMMANDS)[number];
 
-export const REMOTE_USAGE = `  add FILE [--mode enforce|monitor]   add a policy to the running agent
-  list [-o text|json]                  list the agent's policies
-  delete NAME                          remove a policy
-  enable NAME | disable NAME           switch a policy on or off
-  mode NAME enforce|monitor            set a policy's mode
-`;
-
-export function isRemoteSubcommand(s: string): s is RemoteSubcommand {
-  return (REMOTE_SUBCOMMANDS as readonly string[]).includes(s);
-}
-
 /** Prints a rejected policy the way `ward policy validate` does: file:line:column: path: message. */
 function printRejection(err: ApiRequestError, file: string): void {
   const list = (err.body as { error?: { errors?: PolicyDiagnostic[] } }).error?.errors;
