@@ -115,6 +115,13 @@ describe("ward events", () => {
     expect(r.stderr).toContain("stdin line 4: not a JSON object, skipped");
   });
 
+  test("-o compact renders tetra's one-line form", async () => {
+    const line = JSON.stringify({ process_exec: { process: { binary: "/usr/bin/curl", arguments: "cilium.io" } }, node_name: "node-a" });
+    const r = await ward(["events", "-o", "compact"], { stdin: `${line}\n` });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe("🚀 process node-a /usr/bin/curl cilium.io\n");
+  });
+
   test("a bad filter is a usage error (exit 2)", async () => {
     const r = await ward(["events", "--event-types", "NOPE"], { stdin: "" });
     expect(r.code).toBe(2);
