@@ -53,14 +53,14 @@ describe("ward policy validate", () => {
     const r = ward("policy", "validate", join(ROOT, "policies/block-secret-read.yaml"), join(ROOT, "policies/detect-setuid-root.yaml"));
     expect(r.out).toBe("");
     expect(r.code).toBe(0);
-  });
+  }, 30_000);
 
   test("an invalid file exits 1 with file:line:col: path: message", () => {
     writeFileSync(join(tmp, "bad.yaml"), BAD);
     const r = ward("policy", "validate", "bad.yaml");
     expect(r.code).toBe(1);
     expect(r.out).toBe("bad.yaml:15:19: spec.kprobes[0].selectors[0].matchArgs[0].operator: operator DPort cannot be applied to argument 0 of type file; allowed for file: CelExpr, Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix, SubString, SubStringIgnCase, FileType, NotFileType\n");
-  });
+  }, 30_000);
 
   test("warnings are printed with a warning: prefix and do not fail; --quiet hides them", () => {
     writeFileSync(join(tmp, "warn.yaml"), WARN);
@@ -70,29 +70,29 @@ describe("ward policy validate", () => {
     const q = ward("policy", "validate", "-q", "warn.yaml");
     expect(q.code).toBe(0);
     expect(q.out).toBe("");
-  });
+  }, 30_000);
 
   test("one invalid file among valid ones makes the run fail", () => {
     const r = ward("policy", "validate", join(ROOT, "policies/alert-etc-writes.yaml"), "bad.yaml");
     expect(r.code).toBe(1);
-  });
+  }, 30_000);
 
   test("--set substitutes placeholders", () => {
     writeFileSync(join(tmp, "ph.yaml"), WARN.replace("[/etc/shadow]", '["${SECRET}"]').replace("name: warn", "name: ph"));
     expect(ward("policy", "validate", "-q", "ph.yaml").code).toBe(1);
     expect(ward("policy", "validate", "-q", "--set", "SECRET=/srv/x", "ph.yaml").code).toBe(0);
-  });
+  }, 30_000);
 
   test("a missing file is reported and exits 1", () => {
     const r = ward("policy", "validate", "nope.yaml");
     expect(r.code).toBe(1);
     expect(r.out).toBe("nope.yaml: no such file\n");
-  });
+  }, 30_000);
 
   test("usage errors exit 2", () => {
     expect(ward("policy", "validate").code).toBe(2);
     expect(ward("policy", "validate", "--bogus", "x.yaml").code).toBe(2);
     expect(ward("policy", "frobnicate").code).toBe(2);
     expect(ward("policy").code).toBe(2);
-  });
+  }, 30_000);
 });
