@@ -508,7 +508,7 @@ export class Compiler {
         if (vals.length > L.MAX_INT_VALUES) { this.err(ap + ".values", "at most " + L.MAX_INT_VALUES.toString() + " values, found " + vals.length.toString()); return null; }
         for (let i = 0; i < vals.length; i++) {
           if (parseInteger(vals[i], 64, false)) { m.val(i, parsedInt); continue; }
-          const mask = this.capMask([vals[i]], ap + ".values[" + i.toString() + "]");
+          const mask = this.capMask([vals[i]], ap + ".values[" + i.toString() + "]", true);
           if (mask < 0) return null;
           m.val(i, <u64>mask);
         }
@@ -683,11 +683,11 @@ export class Compiler {
   }
 
   /** OR of the named capabilities' bits; -1 (after an error) on an unknown name. */
-  capMask(vals: string[], ap: string): i64 {
+  capMask(vals: string[], ap: string, isValuePath: bool = false): i64 {
     let mask: u64 = 0;
     for (let i = 0; i < vals.length; i++) {
       const b = capBit(vals[i]);
-      if (b < 0) { this.err(vals.length == 1 && ap.endsWith("]") ? ap : ap + ".values[" + i.toString() + "]", "unknown capability " + vals[i]); return -1; }
+      if (b < 0) { this.err(isValuePath ? ap : ap + ".values[" + i.toString() + "]", "unknown capability " + vals[i]); return -1; }
       mask |= <u64>1 << <u64>b;
     }
     return <i64>mask;
