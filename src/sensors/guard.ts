@@ -1,10 +1,12 @@
 // The file/exec/module guard: loads bpf/file_guard.c, keeps its protected (dev, ino) set,
 // its rules and their binary sets, and reads its ring buffer. Decisions are taken in the
 // kernel on the opened/executed file itself; this module only fills the tables.
-import { statSync } from "node:fs";
-import { attachProgram, loadCollectionSpec, newCollection, type Collection, type CollectionSpec } from "../bpf/collection.ts";
-import type { Link } from "../bpf/link.ts";
-import type { BpfMap } from "../bpf/map.ts";
+import { existsSync, mkdirSync, readdirSync, rmdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { attachProgram, loadCollectionSpec, newCollection, type CollectionSpec } from "../bpf/collection.ts";
+import { Link } from "../bpf/link.ts";
+import { BpfMap } from "../bpf/map.ts";
+import { unpin } from "../bpf/pin.ts";
 import { readObject } from "../bpf/objects.ts";
 import { RingBufReader } from "../bpf/ringbuf.ts";
 import { BtfKind, type Btf } from "../bpf/btf.ts";
@@ -157,8 +159,11 @@ function hookMask(hooks: readonly GuardHook[]): number {
 
 const decoder = new TextDecoder();
 
+/** Pin file names under a pin directory: one per map, one per attached program's link. */
+const MAP_PIN_PREFIX = "map_";
+const LINK_PIN_PREFIX = "link_";
+
 export class FileGuard {
-  private readonly links: Link[] = [];
   private readonly reader: RingBufReader;
   private readonly fileKey: Layout;
   private readonly ruleLayout: Layout;
@@ -171,8 +176,13 @@ export class FileGuard {
   private closed = false;
 
   private constructor(
-    private readonly coll: Collection,
+    private readonly maps: Record<string, BpfMap>,
+    private readonly links: Link[],
+    /** closes what the maps/links do not: the collection's programs, or nothing after adopt */
+    private readonly closeRest: () => void,
     spec: CollectionSpec,
+    /** set when the guard's maps and links are pinned there (enforcement outlives close()) */
+    readonly pinDir: string | undefined,
   ) {
     const btf: Btf | undefined = spec.btf;
     if (btf === undefined) throw new GuardError("file_guard.o has no BTF: the record layouts come from it");
@@ -183,32 +193,103 @@ export class FileGuard {
     this.reader = new RingBufReader(this.map("guard_events"));
   }
 
-  /** Load file_guard.o, attach the chosen programs and exempt this process. */
-  static open(opts: GuardOptions = {}): FileGuard {
+  /**
+   * Load file_guard.o, attach the chosen programs and exempt this process. With pinDir (a
+   * directory on bpffs, created if missing, which must not already hold a guard) every map
+   * and link is pinned there, so enforcement survives close() and the agent's exit;
+   * FileGuard.adopt(pinDir) takes it over again.
+   */
+  static open(opts: GuardOptions & { pinDir?: string } = {}): FileGuard {
     const programs = opts.programs ?? TRACEPOINT_PROGRAMS;
+    if (opts.pinDir !== undefined && existsSync(opts.pinDir) && readdirSync(opts.pinDir).length > 0) {
+      throw new GuardError(`open file guard: ${opts.pinDir} already holds pinned objects (adopt them with FileGuard.adopt)`);
+    }
     const spec = loadCollectionSpec(opts.object ?? readObject("file_guard"));
     const coll = newCollection(spec, { programs: [...programs] });
+    const links: Link[] = [];
     let guard: FileGuard | undefined;
     try {
-      guard = new FileGuard(coll, spec);
+      guard = new FileGuard(coll.maps, links, () => coll.close(), spec, opts.pinDir);
       guard.exempt(process.pid);
       for (const pid of opts.exemptPids ?? []) guard.exempt(pid);
       for (const name of programs) {
         const prog = coll.programs[name];
         const pspec = spec.programs[name];
         if (prog === undefined || pspec === undefined) throw new GuardError(`file_guard.o has no program ${name}`);
-        guard.links.push(attachProgram(prog, pspec));
+        links.push(attachProgram(prog, pspec));
+      }
+      if (opts.pinDir !== undefined) {
+        mkdirSync(opts.pinDir, { recursive: true });
+        for (const [name, m] of Object.entries(coll.maps)) m.pin(join(opts.pinDir, MAP_PIN_PREFIX + name));
+        programs.forEach((name, i) => links[i]?.pin(join(opts.pinDir ?? "", LINK_PIN_PREFIX + name)));
       }
       return guard;
     } catch (e) {
-      if (guard !== undefined) guard.close();
+      if (guard !== undefined) guard.destroy();
       else coll.close();
       throw e;
     }
   }
 
+  /**
+   * Take over a guard pinned by FileGuard.open({ pinDir }) (by this or an earlier agent):
+   * enforcement never stopped; the tables are read back so protect/unprotect/addRule go on
+   * where they were. The exempt set is reset to this process (and exemptPids): a pinned tgid
+   * of a dead agent could be reused by anyone.
+   */
+  static adopt(pinDir: string, opts: Pick<GuardOptions, "exemptPids" | "object"> = {}): FileGuard {
+    const spec = loadCollectionSpec(opts.object ?? readObject("file_guard"));
+    const maps: Record<string, BpfMap> = {};
+    const links: Link[] = [];
+    const closeAll = () => {
+      for (const l of links) l.close();
+      for (const m of Object.values(maps)) m.close();
+    };
+    try {
+      for (const name of Object.keys(spec.maps)) {
+        const path = join(pinDir, MAP_PIN_PREFIX + name);
+        if (!existsSync(path)) throw new GuardError(`adopt file guard: ${path} is missing`);
+        maps[name] = BpfMap.fromPin(path);
+      }
+      for (const f of readdirSync(pinDir).sort()) if (f.startsWith(LINK_PIN_PREFIX)) links.push(Link.fromPin(join(pinDir, f)));
+      if (links.length === 0) throw new GuardError(`adopt file guard: no pinned links in ${pinDir} (nothing is enforcing)`);
+    } catch (e) {
+      closeAll();
+      throw e;
+    }
+    // The maps and links are closed by close() through their own lists; nothing else to free.
+    const guard = new FileGuard(maps, links, () => {}, spec, pinDir);
+    guard.restoreState();
+    const exempt = guard.map("guard_exempt");
+    for (const k of [...exempt.keys()]) exempt.delete(k);
+    guard.exempt(process.pid);
+    for (const pid of opts.exemptPids ?? []) guard.exempt(pid);
+    return guard;
+  }
+
+  /** Rebuild the userspace view (rule ids, binary keys, protected keys) from the maps. */
+  private restoreState(): void {
+    for (const [k, v] of this.map("guard_files").entries()) {
+      const dv = new DataView(k.buffer, k.byteOffset, k.byteLength);
+      this.protectedKeys.set(`${this.fileKey.u32(dv, "dev")}:${this.fileKey.u64(dv, "ino")}`, k);
+      const rule = new DataView(v.buffer, v.byteOffset).getUint32(0, true);
+      this.nextRule = Math.max(this.nextRule, rule + 1);
+    }
+    for (const [k, v] of this.map("guard_rules").entries()) {
+      const id = new DataView(k.buffer, k.byteOffset).getUint32(0, true);
+      const dv = new DataView(v.buffer, v.byteOffset, v.byteLength);
+      if (id > 0 && this.ruleLayout.u32(dv, "active") !== 0) this.nextRule = Math.max(this.nextRule, id + 1);
+    }
+    for (const k of this.map("guard_binaries").keys()) {
+      const rule = this.binKey.u32(new DataView(k.buffer, k.byteOffset, k.byteLength), "rule");
+      const list = this.ruleBinaries.get(rule) ?? [];
+      list.push(k);
+      this.ruleBinaries.set(rule, list);
+    }
+  }
+
   private map(name: string): BpfMap {
-    const m = this.coll.maps[name];
+    const m = this.maps[name];
     if (m === undefined) throw new GuardError(`file_guard.o has no map ${name}`);
     return m;
   }
@@ -356,12 +437,27 @@ export class FileGuard {
     };
   }
 
-  /** Detach every program and close every map; enforcement stops. */
+  /**
+   * Release this process's hold. Unpinned: every program is detached and enforcement stops.
+   * Pinned: the pins keep the programs attached and the tables alive (adopt() resumes).
+   */
   close(): void {
     if (this.closed) return;
     this.closed = true;
     for (const l of this.links.splice(0)) l.close();
     this.reader.close();
-    this.coll.close();
+    for (const m of Object.values(this.maps)) m.close();
+    this.closeRest();
+  }
+
+  /** Remove the pins (if any) and close: enforcement stops whatever the guard was opened with. */
+  destroy(): void {
+    if (this.pinDir !== undefined && existsSync(this.pinDir)) {
+      for (const f of readdirSync(this.pinDir)) {
+        if (f.startsWith(MAP_PIN_PREFIX) || f.startsWith(LINK_PIN_PREFIX)) unpin(join(this.pinDir, f));
+      }
+      rmdirSync(this.pinDir);
+    }
+    this.close();
   }
 }
