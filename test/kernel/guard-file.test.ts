@@ -8,7 +8,7 @@ import { copyFileSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, s
 import { join } from "node:path";
 import { ensureSystemPackages } from "../../build/system.ts";
 import { kernelTest, kernelUnavailable } from "../lib/host.ts";
-import { FileGuard, fileIdentity, kernelDev } from "../../src/sensors/guard.ts";
+import { FileGuard, LSM_PROGRAMS, fileIdentity, kernelDev } from "../../src/sensors/guard.ts";
 
 const SECRET = "I love pizza!\n";
 let dir = "";
@@ -227,6 +227,28 @@ describe("file guard (tp_btf sys_exit / sched_process_exec / io_uring_complete /
       g().setModuleRule(undefined);
     }
     expect(run(helper, ["finit", "/dev/null"]).signal).toBeNull();
+  });
+
+  kernelTest("the LSM programs either deny with EPERM here or are refused with a clear error", () => {
+    let lsm: FileGuard | undefined;
+    try {
+      lsm = FileGuard.open({ programs: LSM_PROGRAMS });
+    } catch (e) {
+      // This host kind refuses LSM loads (EPERM, empty verifier log): the error must say so,
+      // so backend selection can fall back to the tracepoint programs (test/vm covers LSM).
+      expect(String(e)).toMatch(/not permitted/i);
+      return;
+    }
+    try {
+      const victim = join(dir, "lsm-victim");
+      writeFileSync(victim, SECRET);
+      lsm.protect(victim, { action: "deny" });
+      const r = run(helper, ["read", victim]);
+      expect(r.signal).toBeNull();
+      expect(r.stdout).toBe("ERR open 1\n");
+    } finally {
+      lsm.close();
+    }
   });
 
   kernelTest("after unprotect the same cat reads the file (the kill came from the rule)", () => {
