@@ -8,6 +8,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { isRoot } from "../lib/host.ts";
 
+// Each test spawns bun several times; on a loaded machine one spawn can take seconds.
+const SPAWN_TIMEOUT = 60_000;
+
 const main = join(import.meta.dir, "..", "..", "src", "cli", "main.ts");
 
 function ward(args: string[], opts: { env?: Record<string, string>; prefix?: string[] } = {}) {
@@ -30,13 +33,13 @@ describe("ward agent refusals", () => {
       expect({ args, code: r.code }).toEqual({ args, code: 2 });
       expect(r.stderr).toContain(want);
     }
-  });
+  }, SPAWN_TIMEOUT);
 
   test("--help prints usage and exits 0", () => {
     const r = ward(["agent", "--help"]);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain("--export-file FILE");
-  });
+  }, SPAWN_TIMEOUT);
 
   test.skipIf(!isRoot)("as a non-root user it says it must run as root", () => {
     const dir = mkdtempSync(join(tmpdir(), "ward-nonroot-"));
@@ -52,7 +55,7 @@ describe("ward agent refusals", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-  });
+  }, SPAWN_TIMEOUT);
 
   test.skipIf(!isRoot)("an invalid --policy stops the start with file:line:col, nothing written", () => {
     const dir = mkdtempSync(join(tmpdir(), "ward-badpolicy-"));
@@ -69,7 +72,7 @@ describe("ward agent refusals", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-  });
+  }, SPAWN_TIMEOUT);
 });
 
 describe("CLI without an agent", () => {
@@ -77,11 +80,11 @@ describe("CLI without an agent", () => {
     const r = ward(["status"], { env: { WARD_STATE_FILE: "/nonexistent/ward/agent.json" } });
     expect(r.code).toBe(1);
     expect(r.stderr).toContain("no agent found: /nonexistent/ward/agent.json does not exist");
-  });
+  }, SPAWN_TIMEOUT);
 
   test("ward policy list with --server to a closed port says it cannot reach the agent", () => {
     const r = ward(["--server", "http://127.0.0.1:1", "policy", "list"], { env: { WARD_TOKEN: "x".repeat(32), WARD_STATE_FILE: "/nonexistent" } });
     expect(r.code).toBe(1);
     expect(r.stderr).toContain("cannot reach the agent at http://127.0.0.1:1");
-  });
+  }, SPAWN_TIMEOUT);
 });

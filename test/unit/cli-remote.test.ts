@@ -7,6 +7,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execEvent, makeFixture, policyYaml, TOKEN, type Fixture } from "./lib/api-fixture.ts";
 
+// Each test spawns bun several times; on a loaded machine one spawn can take seconds.
+const SPAWN_TIMEOUT = 60_000;
+
 const main = join(import.meta.dir, "..", "..", "src", "cli", "main.ts");
 let f: Fixture;
 let server: ReturnType<typeof Bun.serve>;
@@ -58,7 +61,7 @@ describe("ward policy (remote)", () => {
     r = await ward(["policy", "delete", "cli-policy"]);
     expect(r.code).toBe(0);
     expect(f.store.list()).toEqual([]);
-  });
+  }, SPAWN_TIMEOUT);
 
   test("an invalid file prints file:line:col: path: message and exits 1", async () => {
     const file = join(dir, "bad.yaml");
@@ -67,19 +70,19 @@ describe("ward policy (remote)", () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toBe(`${file}:5:1: specc: unknown field "specc"\n`);
     expect(f.store.list()).toEqual([]);
-  });
+  }, SPAWN_TIMEOUT);
 
   test("deleting an unknown policy exits 1 with the agent's message", async () => {
     const r = await ward(["policy", "delete", "ghost"]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('no policy named "ghost"');
-  });
+  }, SPAWN_TIMEOUT);
 
   test("a wrong token is refused", async () => {
     const r = await ward(["status"], { env: { WARD_TOKEN: "not-the-token-not-the-token" } });
     expect(r.code).toBe(1);
     expect(r.stderr).toContain("401");
-  });
+  }, SPAWN_TIMEOUT);
 });
 
 describe("ward status", () => {
@@ -90,7 +93,7 @@ describe("ward status", () => {
     expect(r.stdout).toContain("  process          running");
     r = await ward(["--server", `127.0.0.1:${server.port}`, "status", "-o", "json"]);
     expect(JSON.parse(r.stdout).node_name).toBe("node-a");
-  });
+  }, SPAWN_TIMEOUT);
 });
 
 describe("ward events", () => {
@@ -105,7 +108,7 @@ describe("ward events", () => {
     const [out, code] = await Promise.all([new Response(p.stdout).text(), p.exited]);
     expect(code).toBe(0);
     expect(out).toBe(`${JSON.stringify(execEvent("/usr/bin/curl"))}\n`);
-  });
+  }, SPAWN_TIMEOUT);
 
   test("reads JSON lines from a pipe and filters them offline", async () => {
     const lines = [execEvent("/bin/a"), { process_exit: { process: { binary: "/bin/a" } } }, execEvent("/bin/b")].map((e) => JSON.stringify(e));
@@ -113,18 +116,18 @@ describe("ward events", () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toBe(`${lines[0]}\n`);
     expect(r.stderr).toContain("stdin line 4: not a JSON object, skipped");
-  });
+  }, SPAWN_TIMEOUT);
 
   test("-o compact renders tetra's one-line form", async () => {
     const line = JSON.stringify({ process_exec: { process: { binary: "/usr/bin/curl", arguments: "cilium.io" } }, node_name: "node-a" });
     const r = await ward(["events", "-o", "compact"], { stdin: `${line}\n` });
     expect(r.code).toBe(0);
     expect(r.stdout).toBe("🚀 process node-a /usr/bin/curl cilium.io\n");
-  });
+  }, SPAWN_TIMEOUT);
 
   test("a bad filter is a usage error (exit 2)", async () => {
     const r = await ward(["events", "--event-types", "NOPE"], { stdin: "" });
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('unknown event type "NOPE"');
-  });
+  }, SPAWN_TIMEOUT);
 });
