@@ -273,6 +273,7 @@ const STT_SECTION = 3;
 const STB_LOCAL = 0;
 const EM_BPF = 247;
 const LIBBPF_PIN_BY_NAME = 1;
+const MAX_NOBITS = 1 << 28;
 
 interface Section {
   index: number;
@@ -361,7 +362,12 @@ class Reader {
   }
 
   data(s: Section): Uint8Array {
-    if (s.type === SHT_NOBITS) return new Uint8Array(s.size);
+    // .bss occupies no file bytes, so its size is not bounded by the file; a corrupted header
+    // must not make us allocate gigabytes. Map values are far below this anyway.
+    if (s.type === SHT_NOBITS) {
+      if (s.size > MAX_NOBITS) this.fail(`section ${s.name} claims ${s.size} bytes of zeroed data`);
+      return new Uint8Array(s.size);
+    }
     if (s.offset + s.size > this.bytes.length) this.fail(`truncated section ${s.name} (needs bytes ${s.offset}..${s.offset + s.size}, file has ${this.bytes.length})`);
     return this.bytes.subarray(s.offset, s.offset + s.size);
   }

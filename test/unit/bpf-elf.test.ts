@@ -200,9 +200,22 @@ describe("ELF errors", () => {
         dv.setBigUint64(h + 32, BigInt(t.length), true); // sh_size: far past the end
         patched++;
       }
+      if (name === ".bss") {
+        dv.setBigUint64(h + 32, 1n << 50n, true); // NOBITS: not bounded by the file, must be capped
+        patched++;
+      }
     }
-    expect(patched).toBe(1);
+    expect(patched).toBe(2);
     expect(() => parseElf(t, "s.o")).toThrow(/s\.o: truncated section \.BTF/);
+    // With .BTF intact, the absurd .bss size is refused instead of allocated.
+    const u = good();
+    const du = new DataView(u.buffer);
+    for (let i = 0; i < shnum; i++) {
+      const h = shoff + i * 64;
+      const name = Buffer.from(u.subarray(strOff + du.getUint32(h, true))).toString("latin1").split("\0")[0];
+      if (name === ".bss") du.setBigUint64(h + 32, 1n << 50n, true);
+    }
+    expect(() => parseElf(u, "s.o")).toThrow(/section \.bss claims \d+ bytes/);
   });
   test("unknown program section", () => {
     const bytes = patch(good(), "kprobe/do_sys_openat2", "kprobX/do_sys_openat2");
