@@ -1,7 +1,7 @@
 // BPF ring buffer consumer (loader.md §2.7). The consumer page is mapped read-write, the producer
 // page plus the data area read-only with the data mapped twice back to back, so a record that
-// wraps is still contiguous. Draining reads positions and headers straight from the mapping with
-// Atomics (acquire/release on arm64 too): no syscall per record. Waiting blocks in epoll_wait on
+// wraps is still contiguous. Draining reads positions and headers straight from the mapping
+// (acquire/release ordering, see headerLen): no syscall per record. Waiting blocks in epoll_wait on
 // a helper thread so the JS thread never spins and never blocks.
 import { toArrayBuffer } from "bun:ffi";
 import { MapType, RINGBUF_BUSY_BIT, RINGBUF_DISCARD_BIT, RINGBUF_HDR_SZ } from "./constants.ts";
@@ -197,24 +197,42 @@ export interface RingViews {
   size: number;
 }
 
-const headers = new WeakMap<ArrayBuffer, Uint32Array>();
-function headerView(r: RingViews): Uint32Array {
+// Record headers live on pages the kernel maps read-only. JavaScriptCore compiles a hot
+// Atomics.load on a Uint32Array into a locked read-modify-write, which faults on a read-only
+// page (reproduced with bun 1.4.5; found by the process sensor's author). BigUint64Array
+// Atomics.load stays a plain load, so: producer position via Atomics.load on a BigUint64Array
+// (acquire), then headers with plain loads on x86-64 (TSO keeps them after that load), and via
+// Atomics.load of the whole 8-byte header on other architectures, where plain loads could pass it.
+const PLAIN_HEADER_LOADS = process.arch === "x64";
+
+interface HeaderViews {
+  u32: Uint32Array;
+  u64: BigUint64Array;
+}
+const headers = new WeakMap<ArrayBuffer, HeaderViews>();
+function headerViews(r: RingViews): HeaderViews {
   let h = headers.get(r.data);
   if (h === undefined) {
-    h = new Uint32Array(r.data, 0, r.data.byteLength >>> 2);
+    h = { u32: new Uint32Array(r.data, 0, r.data.byteLength >>> 2), u64: new BigUint64Array(r.data, 0, r.data.byteLength >>> 3) };
     headers.set(r.data, h);
   }
   return h;
 }
 
+/** The len word of the record header at byte offset `off` (8-byte aligned). */
+function headerLen(h: HeaderViews, off: number): number {
+  if (PLAIN_HEADER_LOADS) return h.u32[off >>> 2]!;
+  return Number(Atomics.load(h.u64, off >>> 3) & 0xffffffffn);
+}
+
 /** Committed, not discarded records between the consumer and producer positions. */
 export function countReady(r: RingViews): number {
-  const hdr = headerView(r);
+  const hdr = headerViews(r);
   let cons = Number(Atomics.load(r.consumerPos, 0));
   const prod = Number(Atomics.load(r.producerPos, 0));
   let n = 0;
   while (cons < prod) {
-    const len = Atomics.load(hdr, (r.dataOffset + (cons % r.size)) >>> 2);
+    const len = headerLen(hdr, r.dataOffset + (cons % r.size));
     if ((len & RINGBUF_BUSY_BIT) !== 0) break;
     if ((len & RINGBUF_DISCARD_BIT) === 0) n++;
     cons += roundup8((len & 0x3fffffff) + RINGBUF_HDR_SZ);
@@ -228,7 +246,7 @@ export function countReady(r: RingViews): number {
  * consumer position after each record so the producer can reuse the space at once.
  */
 export function consume(r: RingViews, cb: (rec: DataView) => void, max = Infinity): number {
-  const hdr = headerView(r);
+  const hdr = headerViews(r);
   let cons = Number(Atomics.load(r.consumerPos, 0));
   let delivered = 0;
   for (;;) {
@@ -237,7 +255,7 @@ export function consume(r: RingViews, cb: (rec: DataView) => void, max = Infinit
     let progressed = false;
     while (cons < prod && delivered < max) {
       const off = r.dataOffset + (cons % r.size);
-      const len = Atomics.load(hdr, off >>> 2);
+      const len = headerLen(hdr, off);
       if ((len & RINGBUF_BUSY_BIT) !== 0) break;
       const payload = len & 0x3fffffff;
       const next = cons + roundup8(payload + RINGBUF_HDR_SZ);

@@ -145,6 +145,31 @@ describe("ring buffer reader", () => {
     }
   });
 
+  kernelTest("a long drain stays correct once the loop is JIT-hot (headers live on read-only pages)", () => {
+    const r = rig(256 * 1024, process.pid, "thread");
+    try {
+      let delivered = 0;
+      let next = 0n;
+      let inOrder = true;
+      for (let round = 0; round < 100; round++) {
+        syscalls(2000);
+        delivered += r.reader.drain((d) => {
+          const seq = d.getBigUint64(8, true);
+          if (seq < next) inOrder = false;
+          next = seq + 1n;
+        });
+      }
+      r.link.close();
+      delivered += r.reader.drain(() => {});
+      const [attempts, lost] = r.counts();
+      expect(attempts).toBeGreaterThanOrEqual(200_000n);
+      expect(BigInt(delivered) + lost).toBe(attempts);
+      expect(inOrder).toBe(true);
+    } finally {
+      r.close();
+    }
+  }, 60_000);
+
   kernelTest("wait() sleeps in epoll without spinning and wakes when the producer writes", async () => {
     const child = spawnScript("echo ready; read go; echo done; read end");
     await child.expectLine("ready");
