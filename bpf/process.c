@@ -359,11 +359,29 @@ int ward_process_exec(unsigned long long *ctx)
 	e->ino = BPF_CORE_READ(inode, i_ino);
 	e->nlink = BPF_CORE_READ(inode, __i_nlink);
 
-	__u32 pos = resolve_path(b, fdentry, fmnt, root_dentry, root_mnt, &trunc);
-	__u32 bl = copy_path(e, 0, b, pos);
+	__u32 pos, bl;
+	struct dentry *fparent = BPF_CORE_READ(fdentry, d_parent);
+	struct dentry *fmnt_root = BPF_CORE_READ(fmnt, mnt_root);
+	int pseudo = fparent == fdentry && fdentry != fmnt_root;
+	if (pseudo) {
+		/*
+		 * A pseudo file is its own root (alloc_file_pseudo: memfd, MAP_SHARED shm); the
+		 * kernel names it with simple_dname(): "/<name> (deleted)".
+		 */
+		__u32 len = 0;
+		const unsigned char *name = 0;
+		RD(len, fdentry, d_name.len);
+		RD(name, fdentry, d_name.name);
+		e->data[0] = '/';
+		bpf_probe_read_kernel(&e->data[1], len & WARD_NAME_MAX, name);
+		bl = 1 + (len & WARD_NAME_MAX);
+	} else {
+		pos = resolve_path(b, fdentry, fmnt, root_dentry, root_mnt, &trunc);
+		bl = copy_path(e, 0, b, pos);
+	}
 	if (trunc)
 		flags |= WARD_F_TRUNC_FILENAME;
-	if (dentry_unlinked(fdentry) && bl <= WARD_PATH_MAX) {
+	if ((pseudo || dentry_unlinked(fdentry)) && bl <= WARD_PATH_MAX) {
 		char *s = &e->data[bl & (WARD_PATH_MAX * 2 - 1)];
 		s[0] = ' ';
 		s[1] = '(';
