@@ -26,8 +26,14 @@ export type GuardProgram =
   | "guard_lsm_read_file"
   | "guard_lsm_load_data";
 
-/** The set that loads on kernels without BPF LSM (tracepoints + bpf_send_signal). */
-export const TRACEPOINT_PROGRAMS: readonly GuardProgram[] = ["guard_sys_exit", "guard_exec", "guard_io_uring", "guard_module"];
+/**
+ * The file rules on kernels without BPF LSM (tracepoints + bpf_send_signal): the default.
+ * guard_module is not in it: it runs at every syscall entry, so it is loaded only when a
+ * module rule is wanted (TRACEPOINT_PROGRAMS).
+ */
+export const TRACEPOINT_FILE_PROGRAMS: readonly GuardProgram[] = ["guard_sys_exit", "guard_exec", "guard_io_uring"];
+/** Every tracepoint program: file rules and the module-load rule. */
+export const TRACEPOINT_PROGRAMS: readonly GuardProgram[] = [...TRACEPOINT_FILE_PROGRAMS, "guard_module"];
 /** The set for kernels where BPF LSM is active: the call fails with EPERM instead of a kill. */
 export const LSM_PROGRAMS: readonly GuardProgram[] = ["guard_lsm_open", "guard_lsm_exec", "guard_lsm_read_file", "guard_lsm_load_data"];
 
@@ -75,7 +81,7 @@ export interface GuardCounters {
 }
 
 export interface GuardOptions {
-  /** programs to load and attach; default TRACEPOINT_PROGRAMS */
+  /** programs to load and attach; default TRACEPOINT_FILE_PROGRAMS */
   programs?: readonly GuardProgram[];
   /** tgids no rule may kill; the calling process is always added */
   exemptPids?: number[];
@@ -86,6 +92,7 @@ export interface GuardOptions {
 const FILE_HOOKS: GuardHook[] = ["open", "exec", "io_uring", "lsm_open", "lsm_exec"];
 const MODULE_HOOKS: GuardHook[] = ["module", "lsm_module"];
 const MODULE_RULE = 0;
+const MODULE_PROGRAMS: readonly GuardProgram[] = ["guard_module", "guard_lsm_read_file", "guard_lsm_load_data"];
 const MAX_RULES = 256;
 
 /**
@@ -174,6 +181,8 @@ export class FileGuard {
   private readonly protectedKeys = new Map<string, Uint8Array>();
   private nextRule = 1;
   private closed = false;
+  /** names of the programs attached (by open) or found pinned (by adopt) */
+  private readonly attached = new Set<string>();
 
   private constructor(
     private readonly maps: Record<string, BpfMap>,
@@ -200,7 +209,7 @@ export class FileGuard {
    * FileGuard.adopt(pinDir) takes it over again.
    */
   static open(opts: GuardOptions & { pinDir?: string } = {}): FileGuard {
-    const programs = opts.programs ?? TRACEPOINT_PROGRAMS;
+    const programs = opts.programs ?? TRACEPOINT_FILE_PROGRAMS;
     if (opts.pinDir !== undefined && existsSync(opts.pinDir) && readdirSync(opts.pinDir).length > 0) {
       throw new GuardError(`open file guard: ${opts.pinDir} already holds pinned objects (adopt them with FileGuard.adopt)`);
     }
@@ -217,6 +226,7 @@ export class FileGuard {
         const pspec = spec.programs[name];
         if (prog === undefined || pspec === undefined) throw new GuardError(`file_guard.o has no program ${name}`);
         links.push(attachProgram(prog, pspec));
+        guard.attached.add(name);
       }
       if (opts.pinDir !== undefined) {
         mkdirSync(opts.pinDir, { recursive: true });
@@ -241,6 +251,7 @@ export class FileGuard {
     const spec = loadCollectionSpec(opts.object ?? readObject("file_guard"));
     const maps: Record<string, BpfMap> = {};
     const links: Link[] = [];
+    const linkNames: string[] = [];
     const closeAll = () => {
       for (const l of links) l.close();
       for (const m of Object.values(maps)) m.close();
@@ -252,6 +263,7 @@ export class FileGuard {
         maps[name] = BpfMap.fromPin(path);
       }
       for (const f of readdirSync(pinDir).sort()) if (f.startsWith(LINK_PIN_PREFIX)) links.push(Link.fromPin(join(pinDir, f)));
+      linkNames.push(...readdirSync(pinDir).filter((f) => f.startsWith(LINK_PIN_PREFIX)).map((f) => f.slice(LINK_PIN_PREFIX.length)));
       if (links.length === 0) throw new GuardError(`adopt file guard: no pinned links in ${pinDir} (nothing is enforcing)`);
     } catch (e) {
       closeAll();
@@ -259,6 +271,7 @@ export class FileGuard {
     }
     // The maps and links are closed by close() through their own lists; nothing else to free.
     const guard = new FileGuard(maps, links, () => {}, spec, pinDir);
+    for (const n of linkNames) guard.attached.add(n);
     guard.restoreState();
     const exempt = guard.map("guard_exempt");
     for (const k of [...exempt.keys()]) exempt.delete(k);
@@ -349,6 +362,9 @@ export class FileGuard {
 
   /** The module-load rule (init_module/finit_module); undefined turns it off. */
   setModuleRule(rule: GuardRule | undefined): void {
+    if (rule !== undefined && !MODULE_PROGRAMS.some((p) => this.attached.has(p))) {
+      throw new GuardError("set module rule: no module program is attached (open the guard with TRACEPOINT_PROGRAMS or LSM_PROGRAMS)");
+    }
     if (rule === undefined) this.disableRule(MODULE_RULE);
     else this.writeRule(MODULE_RULE, rule, MODULE_HOOKS);
   }

@@ -8,7 +8,7 @@ import { copyFileSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, s
 import { join } from "node:path";
 import { ensureSystemPackages } from "../../build/system.ts";
 import { kernelTest, kernelUnavailable } from "../lib/host.ts";
-import { FileGuard, LSM_PROGRAMS, fileIdentity, kernelDev } from "../../src/sensors/guard.ts";
+import { FileGuard, LSM_PROGRAMS, TRACEPOINT_PROGRAMS, fileIdentity, kernelDev } from "../../src/sensors/guard.ts";
 
 const SECRET = "I love pizza!\n";
 let dir = "";
@@ -56,7 +56,7 @@ describe("file guard (tp_btf sys_exit / sched_process_exec / io_uring_complete /
     copyFileSync("/bin/cat", allowedCat);
     helper = join(dir, "helper");
     buildHelper(helper);
-    guard = FileGuard.open();
+    guard = FileGuard.open({ programs: TRACEPOINT_PROGRAMS });
     // The talk's policy: block the file except from /my/cat (matchBinaries NotIn).
     secretRule = g().protect(secret, { action: "kill", binaries: { op: "NotIn", paths: [allowedCat] } });
   });
@@ -248,6 +248,16 @@ describe("file guard (tp_btf sys_exit / sched_process_exec / io_uring_complete /
       expect(r.stdout).toBe("ERR open 1\n");
     } finally {
       lsm.close();
+    }
+  });
+
+  kernelTest("the default guard leaves out the per-syscall module program and says so on setModuleRule", () => {
+    const lean = FileGuard.open();
+    try {
+      expect(() => lean.setModuleRule({ action: "kill" })).toThrow(/no module program is attached/);
+      expect(run(helper, ["finit", "/dev/null"]).signal).toBeNull();
+    } finally {
+      lean.close();
     }
   });
 
