@@ -169,6 +169,13 @@ export interface BtfParseOptions {
   takeOwnership?: boolean;
 }
 
+interface NameTable {
+  /** head[hash & mask] = first id in the chain, -1 = empty. */
+  head: Int32Array;
+  /** next[id] = following id with the same hash bucket, -1 = end. */
+  next: Int32Array;
+}
+
 export class Btf {
   /** Type section bytes (owned copy; the fix-ups patch it in place). */
   private types: Uint8Array;
@@ -181,8 +188,8 @@ export class Btf {
   private kinds: Uint8Array;
   private _count: number;
   private cache: Map<number, BtfType> | undefined;
-  private nameHead: Int32Array | undefined;
-  private nameNext: Int32Array | undefined;
+  private funcNames: NameTable | undefined;
+  private otherNames: NameTable | undefined;
   private strCache = new Map<number, string>();
 
   private constructor(types: Uint8Array, strings: Uint8Array, cacheTypes: boolean) {
@@ -420,10 +427,18 @@ export class Btf {
 
   // ---- name index ------------------------------------------------------------------
 
-  private buildNameIndex(): void {
+  /**
+   * Hash index of names for either the FUNC types or all other kinds. vmlinux has ~56k named
+   * FUNCs against ~15k other named types, and CO-RE and tp_btf lookups never need FUNCs, so
+   * the agent's start-up path builds only the small table.
+   */
+  private buildNameIndex(funcs: boolean): NameTable {
     const n = this._count;
-    let size = 1;
-    while (size < n * 2) size <<= 1;
+    const kinds = this.kinds;
+    let members = 0;
+    for (let id = 1; id <= n; id++) if ((kinds[id] === BtfKind.Func) === funcs) members++;
+    let size = 16;
+    while (size < members * 2) size <<= 1;
     const head = new Int32Array(size).fill(-1);
     const next = new Int32Array(n + 1).fill(-1);
     const s = this.strings;
@@ -435,6 +450,7 @@ export class Btf {
     // before the last "___flavor" suffix (same rule as essentialEnd), which is the key.
     // Insert in descending id order so each chain lists ids ascending.
     for (let id = n; id >= 1; id--) {
+      if ((kinds[id] === BtfKind.Func) !== funcs) continue;
       const no = u32[offs[id]! >>> 2]!;
       if (no === 0) continue;
       let h = 0x811c9dc5;
@@ -453,8 +469,12 @@ export class Btf {
       next[id] = head[key]!;
       head[key] = id;
     }
-    this.nameHead = head;
-    this.nameNext = next;
+    return { head, next };
+  }
+
+  private table(funcs: boolean): NameTable {
+    if (funcs) return (this.funcNames ??= this.buildNameIndex(true));
+    return (this.otherNames ??= this.buildNameIndex(false));
   }
 
   /** Does the string at `off` equal `want` (exactly, or only in its essential part)? */
@@ -472,17 +492,21 @@ export class Btf {
 
   private lookup(name: string, essential: boolean, kinds?: readonly BtfKind[]): number[] {
     if (name === "") return [];
-    if (!this.nameHead) this.buildNameIndex();
     const want = encoder.encode(essential ? essentialName(name) : name);
-    const mask = this.nameHead!.length - 1;
     // The index is keyed on essential names, so an exact lookup hashes the essential part too.
     const key = essential ? want : encoder.encode(essentialName(name));
+    const h = fnv1a(key, 0, key.length);
+    const wantFuncs = kinds === undefined || kinds.includes(BtfKind.Func);
+    const wantOthers = kinds === undefined || kinds.some((k) => k !== BtfKind.Func);
     const out: number[] = [];
-    for (let id = this.nameHead![fnv1a(key, 0, key.length) & mask]!; id !== -1; id = this.nameNext![id]!) {
-      if (kinds && !kinds.includes(this.kinds[id]! as BtfKind)) continue;
-      if (this.nameMatches(this.nameOffOf(id), want, essential)) out.push(id);
+    for (const t of [wantOthers ? this.table(false) : undefined, wantFuncs ? this.table(true) : undefined]) {
+      if (!t) continue;
+      for (let id = t.head[h & (t.head.length - 1)]!; id !== -1; id = t.next[id]!) {
+        if (kinds && !kinds.includes(this.kinds[id]! as BtfKind)) continue;
+        if (this.nameMatches(this.nameOffOf(id), want, essential)) out.push(id);
+      }
     }
-    return out;
+    return wantFuncs && wantOthers ? out.sort((a, b) => a - b) : out;
   }
 
   /** Ids of types named exactly `name`, optionally of the given kinds, ascending. */
@@ -601,8 +625,8 @@ export class Btf {
     this.offsets = idx.offsets;
     this.kinds = idx.kinds;
     this._count = idx.count;
-    this.nameHead = undefined;
-    this.nameNext = undefined;
+    this.funcNames = undefined;
+    this.otherNames = undefined;
     return first;
   }
 
