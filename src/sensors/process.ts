@@ -20,7 +20,6 @@ import { ProcessPipeline, type PipelineCounters, type PipelineEvent } from "../e
 import { ProcessRecordDecoder } from "../events/process-record.ts";
 import { BootClock } from "../events/time.ts";
 import { readNamespaces, scanProc } from "./process-procfs.ts";
-import { RingDrain } from "./ring-drain.ts";
 
 export type { PipelineEvent, PipelineCounters } from "../events/process-pipeline.ts";
 
@@ -64,7 +63,6 @@ export class ProcessSensor {
   private coll: Collection | undefined;
   private links: Link[] = [];
   private reader: RingBufReader | undefined;
-  private drainer: RingDrain | undefined;
   private loop: Promise<void> | undefined;
   private timer: ReturnType<typeof setInterval> | undefined;
   private stopping = false;
@@ -111,8 +109,7 @@ export class ProcessSensor {
       this.coll = newCollection(this.spec, { programs: [...PROGRAMS] });
       const events = this.coll.maps.ward_events;
       if (!events) throw new ProcessSensorError("start process sensor: object has no ward_events ring buffer");
-      this.reader = new RingBufReader(events); // waits (epoll); RingDrain reads, see ring-drain.ts
-      this.drainer = new RingDrain(events);
+      this.reader = new RingBufReader(events);
       if (this.opts.bpfDir !== undefined) this.pinProcessMap(this.opts.bpfDir);
       // Attach before the scan: a process born during the scan is then seen by the kernel
       // programs, and the scan never overwrites what they recorded (NOEXIST).
@@ -142,7 +139,7 @@ export class ProcessSensor {
     for (const l of this.links) l.close();
     this.links = [];
     // Links are closed: what is in the ring buffer now is all there will be.
-    while (this.drainer?.available() && this.drainOnce() > 0);
+    while (this.reader?.available() && this.drainOnce() > 0);
     this.reader?.close(); // wakes the waiting loop, which sees `stopping` and ends
     await this.loop;
     this.loop = undefined;
@@ -185,9 +182,9 @@ export class ProcessSensor {
   }
 
   private drainOnce(): number {
-    const d = this.drainer;
-    if (!d) return 0;
-    return d.drain((v) => this.pipeline.handle(v), DRAIN_BATCH);
+    const r = this.reader;
+    if (!r) return 0;
+    return r.drain((v) => this.pipeline.handle(v), DRAIN_BATCH);
   }
 
   private async readLoop(): Promise<void> {
@@ -261,8 +258,6 @@ export class ProcessSensor {
     this.links = [];
     this.reader?.close();
     this.reader = undefined;
-    this.drainer?.close();
-    this.drainer = undefined;
     if (this.pinPath !== undefined && existsSync(this.pinPath)) unpin(this.pinPath);
     this.pinPath = undefined;
     this.coll?.close();
