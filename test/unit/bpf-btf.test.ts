@@ -92,8 +92,12 @@ describe("btf decode", () => {
     const flavored = b.struct("task___v2", 4, [["x", i, 0]]);
     const td = b.ref(BtfKind.Typedef, "task", a);
     b.struct("task___", 4, []); // not a flavor: nothing follows the ___
+    const fn = b.func("task", b.proto(i, []));
     const btf = b.build();
-    expect(btf.findByName("task")).toEqual([a, td]);
+    // FUNCs live in their own name table; a kind-less lookup merges both in id order.
+    expect(btf.findByName("task")).toEqual([a, td, fn]);
+    expect(btf.findByName("task", BtfKind.Func)).toEqual([fn]);
+    expect(btf.findByName("task", BtfKind.Func, BtfKind.Typedef)).toEqual([td, fn]);
     expect(btf.findByName("task", BtfKind.Struct)).toEqual([a]);
     expect(btf.findOne("task___v2", BtfKind.Struct)).toBe(flavored);
     expect(btf.findByEssentialName("task___local", BtfKind.Struct)).toEqual([a, flavored]);
