@@ -13,8 +13,10 @@ function duration(seconds: number): string {
   return [d && `${d}d`, h && `${h}h`, m && `${m}m`, `${s}s`].filter(Boolean).join("");
 }
 
+/** "a 1, b 2" sorted by name; zero counts are left out (a loss counter at 0 is no news). */
 function counts(rec: Record<string, number>): string {
   const parts = Object.entries(rec)
+    .filter(([, v]) => v !== 0)
     .sort(([a], [b]) => a.localeCompare(b))
     .map(([k, v]) => `${k} ${v}`);
   return parts.length ? parts.join(", ") : "none";
