@@ -235,7 +235,7 @@ export function hostSyscallNumber(name: string): number | undefined {
     x64: loadUnistd(["/usr/include/x86_64-linux-gnu/asm/unistd_64.h", "/usr/include/asm/unistd_64.h"]),
     i386: loadUnistd(["/usr/include/x86_64-linux-gnu/asm/unistd_32.h", "/usr/include/asm/unistd_32.h"]),
   };
-  const i386 = name.startsWith("i386/");
+  const i386 = name.startsWith("i386/") || name.startsWith("__ia32_");
   const bare = name.replace(/^(i386|x64)\//, "").replace(/^__(x64|ia32)_/, "").replace(/^sys_/, "");
   const n = (i386 ? syscallTables.i386 : syscallTables.x64).get(bare);
   return n === undefined ? undefined : i386 ? (n | 0x80000000) >>> 0 : n;

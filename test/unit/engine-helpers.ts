@@ -45,6 +45,13 @@ export function argMatcher(type: string, operator: string, values: readonly stri
   ));
 }
 
+/** x86_64 numbers of the syscalls the corpus lists name, so corpus tests do not depend on
+ * the host's kernel headers (bit 31 marks the i386 ABI, as Tetragon's syscall64 does). */
+export function corpusSyscalls(name: string): number | undefined {
+  const table: Record<string, number> = { sys_dup: 32, sys_dup2: 33, __ia32_sys_dup: (41 | 0x80000000) >>> 0 };
+  return table[name];
+}
+
 export const proc: EngineEvent = { pid: 1000, binary: "/usr/bin/cat" };
 
 /** Whether hook 0's only selector matches an event with `arg` in slot 0. */

@@ -1,6 +1,38 @@
-// Placeholder for `ward policy explain` (owned by the engine work, H5, who replaces
-// this file): says so plainly and fails, so the dispatcher in policy.ts has a target.
-export async function run(_argv: string[]): Promise<number> {
-  process.stderr.write("ward policy explain: not built yet\n");
-  return 1;
+// `ward policy explain FILE... [-o text|json]`: validates each file, compiles every policy
+// through the engine and prints, per hook, what the engine produced for the kernel.
+import { parseArgs, UsageError } from "../args.ts";
+import { compilePolicy, PolicyCompileError } from "../../policy/engine.ts";
+import { explainCompiled, formatExplained, type ExplainedPolicy } from "../../policy/explain.ts";
+import { formatDiagnostic, locate, validatePolicyFile } from "../../policy/validate.ts";
+
+export async function run(argv: string[]): Promise<number> {
+  const { flags, positionals } = parseArgs("policy explain", argv, { output: { kind: "string", short: "o" } });
+  const format = (flags.output as string | undefined) ?? "text";
+  if (format !== "text" && format !== "json") throw new UsageError(`ward policy explain: -o must be text or json, not "${format}"`);
+  if (positionals.length === 0) throw new UsageError("usage: ward policy explain FILE... [-o text|json]");
+  let failed = false;
+  const explained: ExplainedPolicy[] = [];
+  for (const file of positionals) {
+    const r = await validatePolicyFile(file);
+    for (const d of r.diagnostics) if (d.severity === "error") process.stderr.write(`${formatDiagnostic(d)}\n`);
+    if (!r.valid) { failed = true; continue; }
+    for (const lp of r.policies) {
+      try {
+        const e = explainCompiled(compilePolicy(lp.policy));
+        explained.push(e);
+        if (format === "text") process.stdout.write(formatExplained(e));
+      } catch (err) {
+        if (!(err instanceof PolicyCompileError)) throw err;
+        failed = true;
+        for (const p of err.problems) {
+          const pos = locate(lp.sourceMap, p.path);
+          process.stderr.write(`${formatDiagnostic({ file: lp.file, line: pos.line, column: pos.column, path: p.path, message: p.message, severity: "error" })}\n`);
+        }
+      }
+    }
+  }
+  if (format === "json") {
+    process.stdout.write(`${JSON.stringify(explained, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v), 2)}\n`);
+  }
+  return failed ? 1 : 0;
 }
