@@ -128,6 +128,16 @@ describe("newCollection + attachProgram", () => {
     unlinkSync(join(bad, "pinned_counter"));
   });
 
+  kernelTest("a legacy object (maps section, version, no CO-RE) loads", () => {
+    const c = newCollection(loadCollectionSpec(fixturePath("legacy-maps")));
+    try {
+      expect(Object.keys(c.programs)).toEqual(["count_packets"]);
+      expect(c.maps.flows!.info()).toMatchObject({ type: MapType.LRU_HASH, keySize: 16, valueSize: 8, maxEntries: 1024 });
+    } finally {
+      c.close();
+    }
+  });
+
   kernelTest("an unresolvable CO-RE read fails at the poisoned instruction and says which relocation", () => {
     const fds = openFds();
     let err: unknown;

@@ -161,6 +161,19 @@ describe("parseElf on a clang object", () => {
   });
 });
 
+describe("parseElf on a legacy object", () => {
+  test('"maps" section definitions, "version" and the license string', () => {
+    const o = parseElf(fixtureBytes("legacy-maps"), "legacy-maps.o");
+    expect(o.license).toBe("Dual BSD/GPL");
+    expect(o.kernVersion).toBe(0x060100);
+    expect(o.maps.packets).toMatchObject({ type: MapType.ARRAY, keySize: 4, valueSize: 8, maxEntries: 2, flags: 0 });
+    expect(o.maps.flows).toMatchObject({ type: MapType.LRU_HASH, keySize: 16, valueSize: 8, maxEntries: 1024 });
+    const p = o.programs.count_packets!;
+    expect(p).toMatchObject({ type: ProgType.SOCKET_FILTER, kernVersion: 0x060100, license: "Dual BSD/GPL" });
+    expect(p.relocations.map((r) => (r.kind === "map" ? r.map : r.kind))).toEqual(["packets", "flows"]);
+  });
+});
+
 describe("ELF errors", () => {
   const good = (): Uint8Array => fixtureBytes("loader-fixture");
   test("garbage and non-ELF input", () => {
