@@ -25,6 +25,8 @@ export interface RuleSink {
   report(severity: Severity, path: string, message: string): void;
   /** True when the structural walk already reported an error at or below `path`. */
   tainted(path: string): boolean;
+  /** True when `path` appears in the source document. */
+  written(path: string): boolean;
 }
 
 // Limits (reference §1.9).
@@ -104,6 +106,10 @@ class Rules {
   }
   private warn(path: string, msg: string): void {
     this.sink.report("warning", path, msg);
+  }
+  /** Whether `path` was written in the source (as opposed to filled in by a default). */
+  private written(path: string): boolean {
+    return this.sink.written(path);
   }
   private ok(path: string): boolean {
     return !this.sink.tainted(path);
@@ -350,6 +356,11 @@ class Rules {
             this.err(`${path}.syscall`, `call "${k.call}" is a list of syscalls but syscall is false`);
           }
         } else if (!/^[A-Za-z_][A-Za-z0-9_.$]*$/.test(k.call)) this.err(`${path}.call`, `"${k.call}" is not a kernel function name`);
+        else if (k.syscall && !/^(__[a-z0-9]+_)?(compat_)?sys_/.test(k.call)) {
+          // The CRD default is syscall: true, which reads arguments through the syscall
+          // wrapper's pt_regs; on an ordinary function that yields garbage.
+          this.warn(`${path}.syscall`, `"${k.call}" is not a syscall, but syscall is ${this.written(`${path}.syscall`) ? "set to true" : "true by default (CRD default)"}: its arguments would be read as syscall arguments; add syscall: false`);
+        }
         this.returnRules(k.return, k.returnArg, path);
         if (k.returnArgAction !== undefined) {
           if (!k.return) this.err(`${path}.returnArgAction`, `returnArgAction ${k.returnArgAction} acts on the return value and needs return: true`);

@@ -75,6 +75,9 @@ export function validatePolicyText(text: string, file: string, opts: ValidateOpt
           report(severity, path, message) {
             sink.report(severity, locate(sourceMap, path), path, message);
           },
+          written(path) {
+            return sourceMap.has(path);
+          },
           tainted(path) {
             return errorPaths.some((e) => e === path || e.startsWith(`${path}.`) || e.startsWith(`${path}[`));
           },

@@ -35,11 +35,10 @@ export function parseGoInt(s: string, base: 0 | 10): bigint | undefined {
     else if (p === "0o") [radix, digits] = [8, t.slice(2)];
     else if (p === "0b") [radix, digits] = [2, t.slice(2)];
     else if (t.length > 1 && t[0] === "0") [radix, digits] = [8, t.slice(1)];
-    // Go allows underscores only when a base prefix is present, between digits.
-    if (radix !== 10 || t.length > 1) {
-      if (/^_|__|_$/.test(digits)) return undefined;
-      digits = digits.replaceAll("_", "");
-    }
+    // With base 0 Go accepts `_` between digits, and right after a base prefix ("0x_1f").
+    if (radix !== 10) digits = digits.replace(/^_/, "");
+    if (/^_|__|_$/.test(digits)) return undefined;
+    digits = digits.replaceAll("_", "");
   }
   const alphabet = { 2: /^[01]+$/, 8: /^[0-7]+$/, 10: /^[0-9]+$/, 16: /^[0-9a-fA-F]+$/ }[radix as 2 | 8 | 10 | 16];
   if (digits === "" || !alphabet.test(digits)) return undefined;

@@ -7,6 +7,22 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { CORPUS_DIR, CORPUS_DOC, CORPUS_SUBSTITUTIONS, corpusFiles, renderCorpusTable } from "../../build/corpus-table.ts";
 import { validatePolicyFile } from "../../src/policy/validate.ts";
+import { ACTION_NAMES, ARG_OPERATORS, ARG_TYPES, type TracingPolicy } from "../../src/policy/types.ts";
+
+/** The engine switches on canonical spellings; every accepted policy must use only those. */
+function expectCanonical(p: TracingPolicy): void {
+  const s = p.spec;
+  for (const h of [...s.kprobes, ...s.fentries, ...s.tracepoints, ...s.uprobes, ...s.usdts, ...s.lsmhooks]) {
+    const args = [...h.args, ...("data" in h ? h.data : [])];
+    for (const a of args) expect(ARG_TYPES).toContain(a.type);
+    for (const sel of h.selectors) {
+      for (const m of [...sel.matchArgs, ...sel.matchData, ...sel.matchReturnArgs]) expect(ARG_OPERATORS).toContain(m.operator);
+      for (const a of [...sel.matchActions, ...sel.matchReturnActions]) expect(ACTION_NAMES).toContain(a.action);
+    }
+  }
+  // The model is plain data: it survives a JSON round trip unchanged (no bigint, no Map).
+  expect(JSON.parse(JSON.stringify(p))).toEqual(p);
+}
 
 /** Deliberate rejections: file -> a fragment of the first error. Empty: ward accepts the whole corpus. */
 const REJECTED: Record<string, string> = {};
@@ -36,6 +52,7 @@ describe("tetragon corpus", () => {
         for (const { policy, sourceMap } of r.policies) {
           expect(["TracingPolicy", "TracingPolicyNamespaced"]).toContain(policy.kind);
           expect(sourceMap.get("metadata.name")?.line).toBeGreaterThan(0);
+          expectCanonical(policy);
         }
       } else {
         expect(errors[0]?.message).toContain(reason);
@@ -60,7 +77,7 @@ describe("tetragon corpus", () => {
       const text = await readFile(join(CORPUS_DIR, f), "utf8");
       expect(text.includes("${")).toBe(false);
     }
-  });
+  }, 60_000);
 
   test("the multi-document file yields its policy and skips the Pod with a warning", async () => {
     const r = await validatePolicyFile(join(CORPUS_DIR, "other__file-block-kubectl-exec-access.yaml"));
@@ -77,5 +94,5 @@ describe("tetragon corpus", () => {
   test("docs/corpus.md is current (regenerate: bun run build/corpus-table.ts)", async () => {
     const committed = await readFile(CORPUS_DOC, "utf8");
     expect(committed).toBe(await renderCorpusTable());
-  });
+  }, 60_000);
 });
