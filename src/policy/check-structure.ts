@@ -37,6 +37,11 @@ function checkMap(node: PMap, desc: ObjectDesc, path: string, sink: Sink): Recor
     const fieldPath = joinPath(path, e.key);
     const fd = Object.hasOwn(desc.fields, e.key) ? desc.fields[e.key] : undefined;
     if (fd === undefined) {
+      const gone = desc.removed !== undefined && Object.hasOwn(desc.removed, e.key) ? desc.removed[e.key] : undefined;
+      if (gone !== undefined) {
+        sink.report("error", e.keyPos, fieldPath, gone);
+        continue;
+      }
       const hint = suggest(e.key, Object.keys(desc.fields));
       sink.report("error", e.keyPos, fieldPath, `unknown field "${e.key}" in ${desc.name}${hint}; allowed fields: ${Object.keys(desc.fields).filter((k) => desc.fields[k]?.type.t !== "ignored").join(", ")}`);
       continue;
@@ -116,6 +121,11 @@ function checkValue(n: PNode, type: FieldType, path: string, sink: Sink): unknow
       if (type.caseInsensitive === true) {
         const hit = type.values.find((v) => v.toLowerCase() === s.toLowerCase());
         if (hit !== undefined) return hit;
+      }
+      const gone = Object.entries(type.removed ?? {}).find(([k]) => k.toLowerCase() === s.toLowerCase())?.[1];
+      if (gone !== undefined) {
+        sink.report("error", n.pos, path, gone);
+        return undefined;
       }
       const hint = suggest(s, [...type.values, ...Object.keys(type.aliases ?? {})]);
       sink.report("error", n.pos, path, `"${s}" is not allowed here${hint}; allowed: ${type.values.join(", ")}`);

@@ -11,7 +11,7 @@ export type FieldType =
   | { t: "string" }
   | { t: "int"; min: bigint; max: bigint }
   | { t: "bool" }
-  | { t: "enum"; values: readonly string[]; aliases?: Readonly<Record<string, Alias>>; caseInsensitive?: boolean }
+  | { t: "enum"; values: readonly string[]; aliases?: Readonly<Record<string, Alias>>; caseInsensitive?: boolean; removed?: Readonly<Record<string, string>> }
   | { t: "array"; of: FieldType }
   | { t: "object"; obj: ObjectDesc }
   | { t: "stringMap" }
@@ -38,7 +38,18 @@ export interface ObjectDesc {
   /** Name used in messages, e.g. "KProbeSpec". */
   name: string;
   fields: Readonly<Record<string, FieldDesc>>;
+  /** Fields Tetragon used to accept, with the message explaining what replaced them. */
+  removed?: Readonly<Record<string, string>>;
 }
+
+// FollowFD / UnfollowFD / CopyFD and their parameters were deprecated as unsafe
+// and removed from Tetragon's CRD after v1.7.0 (reference §1.7).
+const FD_ACTIONS_GONE = "was removed from Tetragon after v1.7.0 (deprecated as unsafe); the fd argument type now resolves the file path itself, so declare the argument as type fd or file instead";
+const REMOVED_ACTIONS: Record<string, string> = {
+  FollowFD: `action FollowFD ${FD_ACTIONS_GONE}`,
+  UnfollowFD: `action UnfollowFD ${FD_ACTIONS_GONE}`,
+  CopyFD: `action CopyFD ${FD_ACTIONS_GONE}`,
+};
 
 const U32 = { t: "int", min: 0n, max: 0xffffffffn } as const;
 const S32 = { t: "int", min: -(1n << 31n), max: (1n << 31n) - 1n } as const;
@@ -178,7 +189,7 @@ export const ACTION_SELECTOR: ObjectDesc = {
   name: "ActionSelector",
   fields: {
     // Tetragon matches action names case-insensitively (strings.ToLower).
-    action: req({ t: "enum", values: ACTION_NAMES, caseInsensitive: true }),
+    action: req({ t: "enum", values: ACTION_NAMES, caseInsensitive: true, removed: REMOVED_ACTIONS }),
     argUrl: opt(STR),
     argFqdn: opt(STR),
     argError: opt(S32),
@@ -195,6 +206,10 @@ export const ACTION_SELECTOR: ObjectDesc = {
     kernelStackTrace: opt(BOOL, false),
     userStackTrace: opt(BOOL, false),
     imaHash: opt(BOOL, false),
+  },
+  removed: {
+    argFd: `argFd belonged to the FollowFD/UnfollowFD/CopyFD actions, which ${FD_ACTIONS_GONE}`,
+    argName: `argName belonged to the FollowFD/UnfollowFD/CopyFD actions, which ${FD_ACTIONS_GONE}`,
   },
 };
 
