@@ -98,6 +98,7 @@ class Rules {
   private followChildren = 0;
   private readonly lists = new Map<string, ListSpec>();
   private readonly usedLists = new Set<string>();
+  private readonly taintedLists = new Set<string>();
 
   constructor(private readonly p: TracingPolicy, private readonly sink: RuleSink) {}
 
@@ -206,7 +207,12 @@ class Rules {
   private collectLists(): void {
     this.p.spec.lists.forEach((l, i) => {
       const path = `spec.lists[${i}]`;
-      if (l === null || !this.ok(path)) return;
+      if (l === null) return;
+      if (!this.ok(path)) {
+        // Its own error is already reported; do not add "list not defined" errors on top.
+        if (typeof l.name === "string") this.taintedLists.add(l.name);
+        return;
+      }
       if (l.name === "") this.err(`${path}.name`, "list name must not be empty");
       else if (this.lists.has(l.name)) this.err(`${path}.name`, `duplicate list name "${l.name}"`);
       else this.lists.set(l.name, l);
@@ -247,7 +253,7 @@ class Rules {
     const name = value.slice("list:".length);
     const l = this.lists.get(name);
     this.usedLists.add(name);
-    if (l === undefined) {
+    if (l === undefined && !this.taintedLists.has(name) && this.ok("spec.lists")) {
       const known = [...this.lists.keys()];
       this.err(path, `"${value}" refers to list "${name}", which is not defined in spec.lists${known.length > 0 ? ` (defined: ${known.join(", ")})` : ""}`);
     }
@@ -833,7 +839,7 @@ class Rules {
         break;
       }
       case "NotifyEnforcer":
-        if (this.p.spec.enforcers.length === 0) this.err(`${path}.action`, "NotifyEnforcer needs spec.enforcers (the syscalls where the enforcer acts)");
+        if (this.p.spec.enforcers.length === 0 && this.ok("spec.enforcers")) this.err(`${path}.action`, "NotifyEnforcer needs spec.enforcers (the syscalls where the enforcer acts)");
         if (!params.argError && !params.argSig) this.err(path, "NotifyEnforcer needs argError and/or argSig (what the enforcer does)");
         break;
       case "Post":

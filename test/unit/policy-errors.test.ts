@@ -203,6 +203,12 @@ describe("file-level", () => {
     ]);
   });
 
+  test("an error in a list does not cascade into 'list not defined' errors where it is used", () => {
+    const text = edit({ 5: ["spec:", "  lists:", "  - name: dups", "    type: syscall", "    values: [sys_dup]"], 7: '  - call: "list:dups"', 8: "    syscall: true" });
+    const errors = check(text).filter((d) => d.severity === "error");
+    expect(errors.map((e) => `${e.line}:${e.column} ${e.path}`)).toEqual(["8:11 spec.lists[0].type"]);
+  });
+
   test("placeholders are substituted when asked", () => {
     const text = edit({ 17: "        - ${SECRET_DIR}" });
     const r = validatePolicyText(text, "p.yaml", { substitute: { SECRET_DIR: "/srv/secret/" } });
