@@ -35,7 +35,8 @@ export class Ancestor {
   n: i32 = 0;
 }
 
-/** The event, decoded in place: byte fields point into the input buffer. */
+/** The event, decoded in place: byte fields point into the input buffer. One instance is
+ * reused for every evaluation so the hot path allocates nothing. */
 export class Event {
   pid: u32 = 0;
   nspid: u32 = 0;
@@ -44,18 +45,27 @@ export class Event {
   binN: i32 = 0;
   parP: usize = 0;
   parN: i32 = 0;
-  ancestors: Ancestor[] = [];
-  ns: u32[] = new Array<u32>(L.NS_TYPES).fill(0);
-  nsExec: u32[] = new Array<u32>(L.NS_TYPES).fill(0);
-  hostNs: u32[] = new Array<u32>(L.NS_TYPES).fill(0);
-  caps: u64[] = [0, 0, 0];
-  capsExec: u64[] = [0, 0, 0];
-  slots: Slot[] = [];
+  nAncestors: i32 = 0;
+  ancestors: StaticArray<Ancestor> = new StaticArray<Ancestor>(L.MAX_ANCESTORS);
+  ns: StaticArray<u32> = new StaticArray<u32>(L.NS_TYPES);
+  nsExec: StaticArray<u32> = new StaticArray<u32>(L.NS_TYPES);
+  hostNs: StaticArray<u32> = new StaticArray<u32>(L.NS_TYPES);
+  caps: StaticArray<u64> = new StaticArray<u64>(3);
+  capsExec: StaticArray<u64> = new StaticArray<u64>(3);
+  nSlots: i32 = 0;
+  slots: StaticArray<Slot> = new StaticArray<Slot>(L.MAX_SLOTS);
+
+  constructor() {
+    for (let i = 0; i < L.MAX_ANCESTORS; i++) this.ancestors[i] = new Ancestor();
+    for (let i = 0; i < L.MAX_SLOTS; i++) this.slots[i] = new Slot();
+  }
 }
+
+const theEvent = new Event();
 
 function slotOf(ev: Event, i: i32): Slot | null {
   // Slots are few (<= 6): a scan beats a map.
-  for (let k = 0; k < ev.slots.length; k++) {
+  for (let k = 0; k < ev.nSlots; k++) {
     const s = unchecked(ev.slots[k]);
     if (s.idx == i) return s;
   }
@@ -64,7 +74,7 @@ function slotOf(ev: Event, i: i32): Slot | null {
 
 export function readEvent(r: Reader): Event | null {
   if (r.u32() != EVENT_MAGIC) return null;
-  const ev = new Event();
+  const ev = theEvent;
   ev.pid = r.u32();
   ev.nspid = r.u32();
   ev.flags = r.u32();
@@ -75,14 +85,18 @@ export function readEvent(r: Reader): Event | null {
   ev.parN = <i32>n;
   ev.parP = r.skip(<usize>n);
   const na = r.u32();
+  ev.nAncestors = 0;
   for (let i: u32 = 0; i < na && !r.overrun; i++) {
-    const a = new Ancestor();
-    a.pid = r.u32();
-    a.nspid = r.u32();
+    const pid = r.u32();
+    const nspid = r.u32();
     const k = r.u32();
+    const p = r.skip(<usize>k);
+    if (ev.nAncestors >= L.MAX_ANCESTORS) continue;
+    const a = unchecked(ev.ancestors[ev.nAncestors++]);
+    a.pid = pid;
+    a.nspid = nspid;
     a.n = <i32>k;
-    a.p = r.skip(<usize>k);
-    if (ev.ancestors.length < L.MAX_ANCESTORS) ev.ancestors.push(a);
+    a.p = p;
   }
   for (let i = 0; i < L.NS_TYPES; i++) ev.ns[i] = r.u32();
   for (let i = 0; i < L.NS_TYPES; i++) ev.nsExec[i] = r.u32();
@@ -90,8 +104,10 @@ export function readEvent(r: Reader): Event | null {
   for (let i = 0; i < 3; i++) ev.caps[i] = r.u64();
   for (let i = 0; i < 3; i++) ev.capsExec[i] = r.u64();
   const ns = r.u32();
-  for (let i: u32 = 0; i < ns && !r.overrun; i++) {
-    const s = new Slot();
+  if (ns > <u32>L.MAX_SLOTS) return null;
+  ev.nSlots = <i32>ns;
+  for (let i = 0; i < <i32>ns && !r.overrun; i++) {
+    const s = unchecked(ev.slots[i]);
     s.idx = <i32>r.u8();
     s.kind = r.u8();
     if (s.kind == K_INT) {
@@ -117,7 +133,6 @@ export function readEvent(r: Reader): Event | null {
     } else {
       return null;
     }
-    ev.slots.push(s);
   }
   return r.overrun ? null : ev;
 }
@@ -282,7 +297,7 @@ function matchBinary(t: Tables, m: usize, ev: Event, parent: bool): bool {
       // The kernel tests follow_mask bit aux, set at the exec of a binary in the set and
       // inherited by forks; seen from userspace that is "self or an ancestor in the set".
       hit = binaryInSet(t, setId, p, n);
-      for (let i = 0; !hit && i < ev.ancestors.length; i++) {
+      for (let i = 0; !hit && i < ev.nAncestors; i++) {
         const a = unchecked(ev.ancestors[i]);
         hit = binaryInSet(t, setId, a.p, a.n);
       }
@@ -299,7 +314,7 @@ function matchPid(m: usize, ev: Event): bool {
   const nsPid = (f & L.MF_NS_PID) != 0;
   let hit = inlineAny(m, n, <u64>(nsPid ? ev.nspid : ev.pid));
   if ((f & L.MF_FOLLOW) != 0) {
-    for (let i = 0; !hit && i < ev.ancestors.length; i++) {
+    for (let i = 0; !hit && i < ev.nAncestors; i++) {
       const a = unchecked(ev.ancestors[i]);
       hit = inlineAny(m, n, <u64>(nsPid ? a.nspid : a.pid));
     }

@@ -13,6 +13,8 @@ import { readEvent, evaluate as evalEvent } from "./evaluate";
 let input = new Uint8Array(4096);
 let output = new Writer(4096);
 let finished: Uint8Array = new Uint8Array(0);
+// True when the output is `finished` (a compiled blob); false when it is `output`.
+let useFinished = false;
 const loaded: Array<Tables | null> = [];
 
 export function inputPtr(size: u32): usize {
@@ -21,19 +23,20 @@ export function inputPtr(size: u32): usize {
 }
 
 export function outputPtr(): usize {
-  return finished.length > 0 ? finished.dataStart : output.buf.dataStart;
+  return useFinished ? finished.dataStart : output.buf.dataStart;
 }
 
 export function outputLen(): u32 {
-  return finished.length > 0 ? <u32>finished.length : <u32>output.len;
+  return useFinished ? <u32>finished.length : <u32>output.len;
 }
 
 function setOutput(b: Uint8Array): void {
   finished = b;
+  useFinished = true;
 }
 
 function setText(s: string): void {
-  finished = new Uint8Array(0);
+  useFinished = false;
   output.len = 0;
   output.bytes(Uint8Array.wrap(String.UTF8.encode(s)));
 }
@@ -76,7 +79,7 @@ export function evaluate(handle: i32, hookIndex: u32, len: u32): i32 {
   if (t == null) return -1;
   const ev = readEvent(new Reader(input.dataStart, <usize>len));
   if (ev == null) return -2;
-  finished = new Uint8Array(0);
+  useFinished = false;
   return evalEvent(t, hookIndex, ev, output) ? 0 : -1;
 }
 

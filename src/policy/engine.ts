@@ -60,14 +60,28 @@ class Engine {
     this.layout = m;
   }
 
+  private mem = new Uint8Array(0);
+
+  /** A byte view of the whole memory, renewed when growth replaced the buffer. */
+  private bytes(): Uint8Array {
+    const b = this.x.memory.buffer;
+    if (this.mem.buffer !== b) this.mem = new Uint8Array(b);
+    return this.mem;
+  }
+
   private input(bytes: Uint8Array): void {
     const p = this.x.inputPtr(bytes.length);
-    new Uint8Array(this.x.memory.buffer, p, bytes.length).set(bytes);
+    this.bytes().set(bytes, p);
+  }
+
+  /** The output as a view into WASM memory: valid until the next call into the engine. */
+  private outputView(): Uint8Array {
+    const p = this.x.outputPtr();
+    return this.bytes().subarray(p, p + this.x.outputLen());
   }
 
   private output(): Uint8Array {
-    // Copied: the memory may grow (and detach this view) on the next call.
-    return new Uint8Array(this.x.memory.buffer, this.x.outputPtr(), this.x.outputLen()).slice();
+    return this.outputView().slice();
   }
 
   outputText(): string {
@@ -96,7 +110,7 @@ class Engine {
     const st = this.x.evaluate(handle, hook, event.length);
     if (st === -1) throw new EngineError(`no hook ${hook} in these tables`);
     if (st !== 0) throw new EngineError("engine rejected the event encoding");
-    return this.output();
+    return this.outputView();
   }
 
   num(name: string): number {
@@ -432,7 +446,9 @@ export function evaluate(compiled: CompiledPolicy, hookIndex: number, event: Eng
   return decodeDecision(compiled, evaluateRaw(compiled, hookIndex, encodeEvent(event)));
 }
 
-/** evaluate() on a pre-encoded event (encodeEvent), for hot loops that reuse one event. */
+/** evaluate() on a pre-encoded event (encodeEvent), for hot loops that reuse one event.
+ * The result is a view into engine memory, valid until the next engine call: decode it
+ * (decodeDecision) or copy it before calling the engine again. */
 export function evaluateRaw(compiled: CompiledPolicy, hookIndex: number, encodedEvent: Uint8Array): Uint8Array {
   return getEngine().evaluate(handleFor(compiled), hookIndex, encodedEvent);
 }
