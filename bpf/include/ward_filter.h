@@ -187,7 +187,7 @@ struct ward_action {
 
 struct ward_selector {
 	__u8 n_matchers;
-	__u8 n_actions;        /* 0 is stored as one Post */
+	__u8 n_actions;        /* a selector written without actions gets one Post here */
 	__u8 n_return_actions;
 	__u8 flags;            /* WARD_SF_* */
 	__u32 label_ref;       /* STRINGS offset + 1; 0 = no label */

@@ -347,6 +347,27 @@ export function compilePolicy(policy: TracingPolicy, opts: CompileOptions = {}):
   };
 }
 
+/** For each Equal set on a file-like argument (WARD_SEC_FILE_SETS), its paths: the loader
+ * stats each and adds (set_id, dev, ino) to the inode map, so the kernel matches the file
+ * that was opened whatever path reached it. */
+export function fileRuleSets(compiled: CompiledPolicy): { setId: number; paths: string[] }[] {
+  const fs = compiled.tables.fileSets;
+  const dv = new DataView(fs.bytes.buffer, fs.bytes.byteOffset, fs.bytes.byteLength);
+  const wanted = new Map<number, string[]>();
+  for (let i = 0; i < fs.count; i++) wanted.set(dv.getUint32(i * fs.entrySize, true), []);
+  const td = new TextDecoder();
+  for (let c = 0; c < 9; c++) {
+    const sec = compiled.tables[`strEq${16 << c}` as SectionName];
+    const sv = new DataView(sec.bytes.buffer, sec.bytes.byteOffset, sec.bytes.byteLength);
+    for (let i = 0; i < sec.count; i++) {
+      const o = i * sec.entrySize;
+      const list = wanted.get(sv.getUint32(o, true));
+      if (list !== undefined) list.push(td.decode(sec.bytes.subarray(o + 8, o + 8 + sv.getUint32(o + 4, true))));
+    }
+  }
+  return [...wanted].map(([setId, paths]) => ({ setId, paths }));
+}
+
 // ---------------------------------------------------------------- evaluate
 
 const ACTION_BY_CODE: Readonly<Record<number, ActionName | "FollowFD" | "UnfollowFD" | "CopyFD">> = {

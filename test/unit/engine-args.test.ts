@@ -1,7 +1,7 @@
 // matchArgs operators on integer, string, file and capability arguments: the engine's
 // userspace decision over the compiled tables, against Tetragon's semantics.
 import { describe, expect, test } from "bun:test";
-import type { CompiledPolicy } from "../../src/policy/engine.ts";
+import { fileRuleSets, type CompiledPolicy } from "../../src/policy/engine.ts";
 import { argMatcher, compileMutated, compileYaml, decide, firstSelector, hits, kprobePolicy } from "./engine-helpers.ts";
 
 describe("integer operators", () => {
@@ -192,8 +192,10 @@ function policyEmpty(op: string): CompiledPolicy {
 
 describe("file and path arguments", () => {
   test("Equal on a file path also lists the set for inode resolution", () => {
-    const c = argMatcher("file", "Equal", ["/etc/shadow"]);
+    const c = argMatcher("file", "Equal", ["/etc/shadow", "/etc/gshadow"]);
     expect(c.tables.fileSets.count).toBe(1);
+    expect(fileRuleSets(c)).toEqual([{ setId: 1, paths: ["/etc/gshadow", "/etc/shadow"].sort((a, b) => a.length - b.length) }]);
+    expect(fileRuleSets(argMatcher("string", "Equal", ["/etc/shadow"]))).toEqual([]);
     expect(hits(c, { file: { path: "/etc/shadow" } })).toBe(true);
     expect(hits(c, { file: { path: "/etc/shadow.bak" } })).toBe(false);
   });
