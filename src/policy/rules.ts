@@ -847,7 +847,7 @@ class Rules {
           const r = parseRateLimit(a.rateLimit);
           if (!r.ok) this.err(`${path}.rateLimit`, r.message);
           else a.rateLimitMs = r.value;
-        } else if (a.rateLimitScope !== undefined) this.err(`${path}.rateLimitScope`, "rateLimitScope only applies together with rateLimit");
+        } else if (a.rateLimitScope !== undefined) this.warn(`${path}.rateLimitScope`, "rateLimitScope is ignored without rateLimit");
         if (a.imaHash && (h.kind !== "lsmhooks" || !IMA_HOOKS.includes(h.call))) {
           this.err(`${path}.imaHash`, `imaHash is only available on LSM hooks ${IMA_HOOKS.join(", ")}`);
         }
