@@ -1,4 +1,5 @@
-// Bad inputs to the object layer: truncated files, garbage, corrupted bytes, an unknown
+// Bad inputs to the object layer, through the public loadCollectionSpec (bytes or a path):
+// truncated files, garbage, corrupted bytes, an unknown
 // program section and a reference to a map the object never defines. Each must end in an
 // ElfError that names the object and the problem (BtfError for damage inside .BTF), never
 // in a TypeError/RangeError from reading past a buffer.
@@ -6,15 +7,16 @@ import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { BtfError } from "../../src/bpf/btf.ts";
-import { ElfError, parseElf } from "../../src/bpf/elf.ts";
+import { CollectionError, loadCollectionSpec } from "../../src/bpf/collection.ts";
+import { ElfError } from "../../src/bpf/elf.ts";
 
 const objDir = join(import.meta.dir, "..", "..", "bpf", "obj", "testdata");
 const object = (name: string): Uint8Array => new Uint8Array(readFileSync(join(objDir, `${name}.o`)));
 
-/** The error parseElf throws, or undefined when it parsed. */
+/** The error loadCollectionSpec throws, or undefined when it parsed. */
 function parseError(bytes: Uint8Array, name: string): unknown {
   try {
-    parseElf(bytes, name);
+    loadCollectionSpec(bytes, name);
     return undefined;
   } catch (e) {
     return e;
@@ -32,7 +34,7 @@ function prng(seed: number): () => number {
   };
 }
 
-describe("parseElf on bad input", () => {
+describe("loadCollectionSpec on bad input", () => {
   test("the intact fixtures parse (so the failures below come from the damage)", () => {
     for (const n of ["count_openat", "ringbuf", "connect4", "core_moved", "sections", "rejected"]) {
       expect(parseError(object(n), n)).toBeUndefined();
@@ -92,5 +94,16 @@ describe("parseElf on bad input", () => {
     const e = parseError(object("bad_missing_map"), "bad_missing_map.o");
     expect(e).toBeInstanceOf(ElfError);
     expect((e as Error).message).toContain("missing_map");
+  });
+
+  test("a path that does not exist is a CollectionError naming it", () => {
+    let err: unknown;
+    try {
+      loadCollectionSpec("/nonexistent/ward/object.o");
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(CollectionError);
+    expect((err as Error).message).toContain("/nonexistent/ward/object.o");
   });
 });
