@@ -27,6 +27,11 @@ export class EngineError extends Error {
   override name = "EngineError";
 }
 
+/** The WASM trapped or aborted; the instance that did is discarded. */
+export class EngineTrap extends EngineError {
+  override name = "EngineTrap";
+}
+
 // ---------------------------------------------------------------- the WASM instance
 
 interface EngineExports {
@@ -132,7 +137,7 @@ function instantiate(module: WebAssembly.Module): Engine {
   const instance = new WebAssembly.Instance(module, {
     env: {
       abort(msg: number, file: number, line: number, col: number): never {
-        throw new EngineError(`engine abort: ${readAsString(msg)} at ${readAsString(file)}:${line}:${col}`);
+        throw new EngineTrap(`engine abort: ${readAsString(msg)} at ${readAsString(file)}:${line}:${col}`);
       },
     },
   });
@@ -148,6 +153,22 @@ function getEngine(): Engine {
     engine = instantiate(new WebAssembly.Module(bytes));
   }
   return engine;
+}
+
+/** Runs one engine call; a trap leaves the WASM heap in an unknown state, so the instance
+ * is dropped (the next call gets a fresh one) and the trap becomes an EngineError. */
+function guarded<T>(f: (e: Engine) => T): T {
+  const e = getEngine();
+  try {
+    return f(e);
+  } catch (err) {
+    if (err instanceof WebAssembly.RuntimeError || err instanceof EngineTrap) {
+      if (engine === e) engine = undefined;
+      loadedBy.delete(e);
+      throw err instanceof EngineTrap ? err : new EngineTrap(`engine trapped: ${String(err)}`);
+    }
+    throw err;
+  }
 }
 
 /** Compiles the embedded engine asynchronously (WebAssembly.compile) ahead of first use. */
@@ -317,7 +338,6 @@ function splitSections(e: Engine, blob: Uint8Array): Record<SectionName, TableSe
 /** Compiles a validated policy to kernel filter tables. Throws PolicyCompileError with
  * field paths when the policy exceeds what the tables (and Tetragon) allow. */
 export function compilePolicy(policy: TracingPolicy, opts: CompileOptions = {}): CompiledPolicy {
-  const e = getEngine();
   const hooks = policyHooks(policy);
   const mode = opts.mode ?? policyMode(policy);
   const wire = encodePolicy(hooks, {
@@ -328,7 +348,7 @@ export function compilePolicy(policy: TracingPolicy, opts: CompileOptions = {}):
     binaries: opts.binaries ?? defaultInterner,
     lists: resolveLists(policy, opts.syscallNumber ?? hostSyscallNumber),
   });
-  const r = e.compile(wire);
+  const { r, e } = guarded((e) => ({ r: e.compile(wire), e }));
   if (!r.ok) {
     if (r.status === 1) throw new PolicyCompileError(splitProblems(r.text));
     throw new EngineError(`engine: ${r.text}`);
@@ -448,15 +468,19 @@ export function decodeAction(compiled: CompiledPolicy, bytes: Uint8Array, off: n
   return rec;
 }
 
-const handles = new WeakMap<CompiledPolicy, number>();
-const releaser = new FinalizationRegistry<number>((h) => engine?.unload(h));
+// Tables loaded into an engine instance, per compiled policy (a new instance after a trap
+// starts empty, so handles are kept per instance).
+const loadedBy = new Map<Engine, WeakMap<CompiledPolicy, number>>();
+const releaser = new FinalizationRegistry<{ e: Engine; h: number }>(({ e, h }) => { if (loadedBy.has(e)) e.unload(h); });
 
-function handleFor(compiled: CompiledPolicy): number {
-  let h = handles.get(compiled);
+function handleFor(e: Engine, compiled: CompiledPolicy): number {
+  let m = loadedBy.get(e);
+  if (m === undefined) { m = new WeakMap(); loadedBy.set(e, m); }
+  let h = m.get(compiled);
   if (h === undefined) {
-    h = getEngine().load(compiled.blob);
-    handles.set(compiled, h);
-    releaser.register(compiled, h);
+    h = e.load(compiled.blob);
+    m.set(compiled, h);
+    releaser.register(compiled, { e, h });
   }
   return h;
 }
@@ -471,7 +495,7 @@ export function evaluate(compiled: CompiledPolicy, hookIndex: number, event: Eng
  * The result is a view into engine memory, valid until the next engine call: decode it
  * (decodeDecision) or copy it before calling the engine again. */
 export function evaluateRaw(compiled: CompiledPolicy, hookIndex: number, encodedEvent: Uint8Array): Uint8Array {
-  return getEngine().evaluate(handleFor(compiled), hookIndex, encodedEvent);
+  return guarded((e) => e.evaluate(handleFor(e, compiled), hookIndex, encodedEvent));
 }
 
 export { encodeEvent };

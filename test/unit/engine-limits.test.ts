@@ -113,3 +113,12 @@ describe("values, types and unsupported features", () => {
     expect(bad[0]?.message).toContain("list nope");
   });
 });
+
+describe("engine errors", () => {
+  test("evaluating a hook the tables do not have is an EngineError and the engine keeps working", async () => {
+    const { evaluate, EngineError } = await import("../../src/policy/engine.ts");
+    const c = compileMutated(ONE_INT, () => {});
+    expect(() => evaluate(c, 5, { pid: 1, binary: "/bin/sh" })).toThrow(EngineError);
+    expect(evaluate(c, 0, { pid: 1, binary: "/bin/sh", args: [{ int: 1 }] }).matched).toBe(true);
+  });
+});
