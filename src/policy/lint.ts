@@ -50,6 +50,21 @@ function syscallName(h: LintHook): string | undefined {
   return undefined;
 }
 
+/** Types whose matched string is a full path the kernel built (starts with "/"). */
+const ABSOLUTE_PATH_TYPES = ["file", "fd", "path", "linux_binprm", "kiocb"];
+
+/** A warning for Equal/Prefix values that can never match a kernel-built absolute path. */
+export function lintPathValues(arg: KProbeArg, m: ArgSelector): { index: number; message: string } | undefined {
+  if (!ABSOLUTE_PATH_TYPES.includes(arg.type) || !["Equal", "NotEqual", "Prefix", "NotPrefix"].includes(m.operator)) return undefined;
+  const i = m.values.findIndex((v) => !v.startsWith("/"));
+  if (i < 0) return undefined;
+  const v = m.values[i] ?? "";
+  return {
+    index: i,
+    message: `"${v}" is not an absolute path: a ${arg.type} argument carries the full path the kernel resolved, so ${m.operator} "${v}" never ${m.operator.startsWith("Not") ? "excludes anything" : "matches"}; use Postfix to match a file name`,
+  };
+}
+
 /** A warning text for a string matchArgs on a syscall-entry path argument, or undefined. */
 export function lintSelectorArg(h: LintHook, arg: KProbeArg, m: ArgSelector): string | undefined {
   if (!STRING_OPS.includes(m.operator) || !USER_STRING_TYPES.includes(arg.type)) return undefined;

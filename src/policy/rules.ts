@@ -18,7 +18,7 @@ import {
   parseRateLimit, TCP_STATES,
 } from "./values.ts";
 import { joinPath } from "./parse.ts";
-import { lintSelectorArg } from "./lint.ts";
+import { lintPathValues, lintSelectorArg } from "./lint.ts";
 import { resolveFilterTarget, type FilterSource, type FilterTarget } from "./resolve.ts";
 
 export interface RuleSink {
@@ -657,6 +657,8 @@ class Rules {
       const lint = lintSelectorArg(h, target.arg, m);
       if (lint !== undefined) this.warn(path, lint);
     }
+    const rel = lintPathValues(target.arg, m);
+    if (rel !== undefined) this.warn(`${path}.values[${rel.index}]`, rel.message);
   }
 
   private filterValues(m: ArgSelector, path: string, type: ArgType, h: HookView): void {

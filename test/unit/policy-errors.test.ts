@@ -295,6 +295,13 @@ describe("lint", () => {
     }
   });
 
+  test("Equal/Prefix values that are not absolute paths on a file argument warn", () => {
+    const r = validatePolicyText(edit({ 17: "        - .bashrc" }), "p.yaml");
+    expect(r.valid).toBe(true);
+    expect(r.diagnostics).toMatchObject([{ severity: "warning", line: 17, column: 11, path: "spec.kprobes[0].selectors[0].matchArgs[0].values[0]" }]);
+    expect(r.diagnostics[0]?.message).toContain("use Postfix");
+  });
+
   test("syscall tracepoints warn too; security_file_open does not", () => {
     const tp = [
       "apiVersion: cilium.io/v1alpha1", "kind: TracingPolicy", "metadata:", "  name: o", "spec:", "  tracepoints:",
