@@ -83,6 +83,16 @@ describe("ward policy validate", () => {
     expect(ward("policy", "validate", "-q", "--set", "SECRET=/srv/x", "ph.yaml").code).toBe(0);
   }, 30_000);
 
+  test("-o json gives the same diagnostics as data", () => {
+    const r = ward("policy", "validate", "-o", "json", "bad.yaml", join(ROOT, "policies/alert-etc-writes.yaml"));
+    expect(r.code).toBe(1);
+    const out = JSON.parse(r.out) as { valid: boolean; files: { file: string; valid: boolean; policies: string[]; diagnostics: { line: number; column: number; path: string }[] }[] };
+    expect(out.valid).toBe(false);
+    expect(out.files.map((f) => [f.valid, f.policies])).toEqual([[false, []], [true, ["alert-etc-writes"]]]);
+    expect(out.files[0]?.diagnostics[0]).toMatchObject({ line: 15, column: 19, path: "spec.kprobes[0].selectors[0].matchArgs[0].operator" });
+    expect(ward("policy", "validate", "-o", "yaml", "bad.yaml").code).toBe(2);
+  }, 30_000);
+
   test("a missing file is reported and exits 1", () => {
     const r = ward("policy", "validate", "nope.yaml");
     expect(r.code).toBe(1);

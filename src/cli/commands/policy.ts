@@ -26,10 +26,11 @@ export const subcommands: Record<string, Sub> = {
 function usage(): string {
   const lines = Object.entries(subcommands).map(([n, s]) => `  ${n.padEnd(9)} ${s.summary}`);
   return `usage: ward policy <subcommand> [flags]\n\nsubcommands:\n${lines.join("\n")}\n\n` +
-    `ward policy validate [--set NAME=VALUE]... [--env] [--quiet] FILE...\n` +
+    `ward policy validate [--set NAME=VALUE]... [--env] [--quiet] [-o text|json] FILE...\n` +
     `  --set NAME=VALUE  substitute \${NAME} placeholders (repeatable)\n` +
     `  --env             substitute placeholders from the environment\n` +
     `  --quiet, -q       print errors only, not warnings\n` +
+    `  -o text|json      output format (json: {valid, files: [{file, valid, policies, diagnostics}]})\n` +
     `  exit status: 0 valid (warnings allowed), 1 invalid, 2 usage\n`;
 }
 
@@ -49,8 +50,11 @@ async function runValidate(argv: string[]): Promise<number> {
     set: { kind: "list" },
     env: { kind: "bool" },
     quiet: { kind: "bool", short: "q" },
+    output: { kind: "string", short: "o" },
   });
   if (positionals.length === 0) throw new UsageError("ward policy validate: give at least one policy file\n\n" + usage());
+  const output = (flags.output as string | undefined) ?? "text";
+  if (output !== "text" && output !== "json") throw new UsageError(`ward policy validate: -o takes text or json, got "${output}"`);
   const vars: Record<string, string> = {};
   if (flags.env === true) {
     for (const [k, v] of Object.entries(process.env)) if (v !== undefined) vars[k] = v;
@@ -62,19 +66,21 @@ async function runValidate(argv: string[]): Promise<number> {
   }
   const { validatePolicyFile, formatDiagnostic, PolicyFileError } = await import("../../policy/validate.ts");
   let invalid = false;
+  const report: { file: string; valid: boolean; policies: string[]; diagnostics: unknown[] }[] = [];
   for (const file of positionals) {
     try {
       const r = await validatePolicyFile(file, { substitute: vars });
-      for (const d of r.diagnostics) {
-        if (d.severity === "warning" && flags.quiet === true) continue;
-        process.stdout.write(formatDiagnostic(d) + "\n");
-      }
+      const shown = r.diagnostics.filter((d) => !(d.severity === "warning" && flags.quiet === true));
+      if (output === "json") report.push({ file, valid: r.valid, policies: r.policies.map((p) => p.policy.metadata.name), diagnostics: shown });
+      else for (const d of shown) process.stdout.write(formatDiagnostic(d) + "\n");
       if (!r.valid) invalid = true;
     } catch (e) {
       if (!(e instanceof PolicyFileError)) throw e;
-      process.stdout.write(`${e.message}\n`);
+      if (output === "json") report.push({ file, valid: false, policies: [], diagnostics: [{ file, line: 0, column: 0, path: "", message: e.message, severity: "error" }] });
+      else process.stdout.write(`${e.message}\n`);
       invalid = true;
     }
   }
+  if (output === "json") process.stdout.write(JSON.stringify({ valid: !invalid, files: report }, null, 2) + "\n");
   return invalid ? 1 : 0;
 }
