@@ -163,6 +163,22 @@ describe("file guard (tp_btf sys_exit / sched_process_exec / io_uring_complete /
     expect(ev?.ino).toBe(fileIdentity(secret).ino);
   });
 
+  kernelTest("a linked io_uring chain (open direct -> read fixed -> write stdout, no return to user space) leaks nothing", () => {
+    // Without the rule the chain prints the file: the helper works.
+    const victim = join(dir, "chain-victim");
+    writeFileSync(victim, SECRET);
+    const free = run(helper, ["uring-chain", victim]);
+    expect(free.stdout).toStartWith(SECRET);
+    expect(free.stdout).toContain("chain done: 0 14 14");
+    const rule = g().protect(victim, { action: "kill" });
+    try {
+      for (let i = 0; i < 20; i++) expectKilled(run(helper, ["uring-chain", victim]));
+    } finally {
+      g().unprotect(victim);
+      g().disableRule(rule);
+    }
+  });
+
   kernelTest("an O_PATH open (no access to the content) is not killed, like LSM file_open", () => {
     const r = run(helper, ["opath", secret]);
     expect(r.signal).toBeNull();

@@ -201,6 +201,55 @@ static int do_uring_direct(const char *path)
 	return 0;
 }
 
+/* One submission of three linked SQEs that never return to user space in between: open the
+ * file into fixed slot 0, read it through the slot, write what was read to stdout. */
+static int do_uring_chain(const char *path)
+{
+	struct ring r;
+	static char buf[64];
+	int sparse[1] = { -1 };
+	if (ring_setup(&r) < 0)
+		return fail("io_uring_setup");
+	if (syscall(SYS_io_uring_register, r.fd, IORING_REGISTER_FILES, sparse, 1) < 0)
+		return fail("io_uring_register");
+	struct io_uring_sqe sqe[3];
+	memset(sqe, 0, sizeof sqe);
+	sqe[0].opcode = IORING_OP_OPENAT;
+	sqe[0].flags = IOSQE_IO_LINK;
+	sqe[0].fd = AT_FDCWD;
+	sqe[0].addr = (unsigned long)path;
+	sqe[0].open_flags = O_RDONLY;
+	sqe[0].file_index = 1;
+	sqe[1].opcode = IORING_OP_READ;
+	sqe[1].flags = IOSQE_IO_LINK | IOSQE_FIXED_FILE;
+	sqe[1].fd = 0;
+	sqe[1].addr = (unsigned long)buf;
+	sqe[1].len = 14; /* "I love pizza!\n" */
+	sqe[2].opcode = IORING_OP_WRITE;
+	sqe[2].fd = 1;
+	sqe[2].addr = (unsigned long)buf;
+	sqe[2].len = 14;
+	sqe[2].off = (__u64)-1; /* at the current position: stdout may be a file */
+	__u32 *tail = (__u32 *)(r.sq + r.p.sq_off.tail);
+	__u32 mask = *(__u32 *)(r.sq + r.p.sq_off.ring_mask);
+	__u32 t = *tail;
+	for (int i = 0; i < 3; i++) {
+		r.sqes[(t + i) & mask] = sqe[i];
+		((__u32 *)(r.sq + r.p.sq_off.array))[(t + i) & mask] = (t + i) & mask;
+	}
+	__atomic_store_n(tail, t + 3, __ATOMIC_RELEASE);
+	if (syscall(SYS_io_uring_enter, r.fd, 3, 3, IORING_ENTER_GETEVENTS, 0, 0) < 0)
+		return fail("io_uring_enter");
+	__u32 *headp = (__u32 *)(r.cq + r.p.cq_off.head);
+	__u32 head = __atomic_load_n(headp, __ATOMIC_ACQUIRE);
+	__u32 ctail = __atomic_load_n((__u32 *)(r.cq + r.p.cq_off.tail), __ATOMIC_ACQUIRE);
+	printf("\nchain done:");
+	for (; head != ctail; head++)
+		printf(" %d", ((struct io_uring_cqe *)(r.cq + r.p.cq_off.cqes))[head & *(__u32 *)(r.cq + r.p.cq_off.ring_mask)].res);
+	printf("\n");
+	return 0;
+}
+
 static int do_finit(const char *path)
 {
 	int fd = open(path, O_RDONLY);
@@ -228,7 +277,7 @@ static int do_init(const char *path)
 int main(int argc, char **argv)
 {
 	if (argc != 3) {
-		fprintf(stderr, "usage: %s read|opath|openat2|handle|creat|procfd|uring|uring-direct|finit|init PATH\n", argv[0]);
+		fprintf(stderr, "usage: %s read|opath|openat2|handle|creat|procfd|uring|uring-direct|uring-chain|finit|init PATH\n", argv[0]);
 		return 2;
 	}
 	const char *cmd = argv[1], *path = argv[2];
@@ -246,6 +295,8 @@ int main(int argc, char **argv)
 		return do_procfd(path);
 	if (!strcmp(cmd, "uring"))
 		return do_uring(path);
+	if (!strcmp(cmd, "uring-chain"))
+		return do_uring_chain(path);
 	if (!strcmp(cmd, "uring-direct"))
 		return do_uring_direct(path);
 	if (!strcmp(cmd, "finit"))

@@ -75,6 +75,7 @@ async function lsmChecks(): Promise<void> {
     await check("lsm-open-allowed-binary", () => run(ALLOWED, ["read", secret]));
     await check("lsm-io-uring-denied", () => run(HELPER, ["uring", secret]));
     await check("lsm-io-uring-direct-denied", () => run(HELPER, ["uring-direct", secret]));
+    await check("lsm-io-uring-chain-denied", () => run(HELPER, ["uring-chain", secret]));
     await check("lsm-openat2-denied", () => run(HELPER, ["openat2", secret]));
     await check("lsm-creat-denied", () => ({ ...run(HELPER, ["creat", secret]), content: readFileSync(secret, "utf8") }));
     await check("lsm-exec-denied", () => {
@@ -121,6 +122,10 @@ async function tracepointChecks(): Promise<void> {
       guard.events();
       const r = run(HELPER, ["uring-direct", secret]);
       return { ...r, events: summary(await guard.nextEvents(1000)) };
+    });
+    await check("tp-io-uring-chain", () => {
+      const runs = Array.from({ length: 10 }, () => run(HELPER, ["uring-chain", secret]));
+      return { killed: runs.filter((r) => r.signal === "SIGKILL").length, leaked: runs.filter((r) => r.stdout.includes("pizza")).length };
     });
     // What a kill at sys_enter does to a module load on this kernel: does the module still
     // get loaded before the signal is acted on? Measured, reported, asserted by the host test.
