@@ -73,6 +73,7 @@ describe("ward policy validate", () => {
   }, 30_000);
 
   test("one invalid file among valid ones makes the run fail", () => {
+    writeFileSync(join(tmp, "bad.yaml"), BAD);
     const r = ward("policy", "validate", join(ROOT, "policies/alert-etc-writes.yaml"), "bad.yaml");
     expect(r.code).toBe(1);
   }, 30_000);
@@ -84,6 +85,7 @@ describe("ward policy validate", () => {
   }, 30_000);
 
   test("-o json gives the same diagnostics as data", () => {
+    writeFileSync(join(tmp, "bad.yaml"), BAD);
     const r = ward("policy", "validate", "-o", "json", "bad.yaml", join(ROOT, "policies/alert-etc-writes.yaml"));
     expect(r.code).toBe(1);
     const out = JSON.parse(r.out) as { valid: boolean; files: { file: string; valid: boolean; policies: string[]; diagnostics: { line: number; column: number; path: string }[] }[] };
