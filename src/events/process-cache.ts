@@ -85,6 +85,9 @@ export class ProcessCache {
   /** Ended images in end order; GC looks at the front. */
   private dead: Entry[] = [];
   private deadHead = 0;
+  /** Every inserted image in insertion order (removed ones are skipped lazily), for evicting live images. */
+  private order: Entry[] = [];
+  private orderHead = 0;
   private evictions = 0;
   private misses = 0;
 
@@ -249,6 +252,7 @@ export class ProcessCache {
     const e = new Entry(k, info, undefined);
     if (parent) this.link(e, parent);
     this.entries.set(k, e);
+    this.order.push(e);
     return e;
   }
 
@@ -293,7 +297,10 @@ export class ProcessCache {
   }
 
   private enforceBound(): void {
-    if (this.entries.size <= this.maxEntries) return;
+    if (this.entries.size <= this.maxEntries) {
+      this.compactOrder();
+      return;
+    }
     // Ended images first, oldest first, whatever their references.
     while (this.entries.size > this.maxEntries && this.deadHead < this.dead.length) {
       const e = this.dead[this.deadHead++]!;
@@ -301,10 +308,20 @@ export class ProcessCache {
       this.remove(e, true);
     }
     this.compactDeadQueue();
-    // Then the oldest images still running (Map iteration is insertion order).
-    for (const e of this.entries.values()) {
-      if (this.entries.size <= this.maxEntries) break;
-      this.remove(e, true);
+    // Then the oldest images still running. (Not by iterating the Map: after many deletes
+    // at its front, each fresh iteration walks the holes first.)
+    while (this.entries.size > this.maxEntries && this.orderHead < this.order.length) {
+      const e = this.order[this.orderHead++]!;
+      if (this.entries.get(e.key) === e) this.remove(e, true);
+    }
+    this.compactOrder();
+  }
+
+  private compactOrder(): void {
+    // Drop entries that already left, once the queue is mostly garbage.
+    if (this.order.length > 2 * this.entries.size + 1024) {
+      this.order = this.order.slice(this.orderHead).filter((e) => this.entries.get(e.key) === e);
+      this.orderHead = 0;
     }
   }
 

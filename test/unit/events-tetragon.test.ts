@@ -167,3 +167,7 @@ describe("tetragon encoding", () => {
     ]);
   });
 });
+
+test("exec_id of a non-Latin-1 node name (é is Latin-1, not ASCII) is base64 of its UTF-8 bytes", () => {
+  expect(Buffer.from(execId("nœud-ü-é", 5n, 1), "base64").toString("utf8")).toBe("nœud-ü-é:5:1");
+});
