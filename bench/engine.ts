@@ -78,7 +78,8 @@ export interface EngineBenchReport {
   text: string;
 }
 
-export async function run(opts: { rounds?: number; events?: number } = {}): Promise<EngineBenchReport> {
+/** Runs the benchmark and prints its report (unless print is false); bench/run.ts calls this. */
+export async function run(opts: { rounds?: number; events?: number; print?: boolean } = {}): Promise<EngineBenchReport> {
   const rounds = opts.rounds ?? 5;
   const events = opts.events ?? 200_000;
   await loadEngine();
@@ -145,16 +146,17 @@ export async function run(opts: { rounds?: number; events?: number } = {}): Prom
   }
   const check = evaluate(c, 0, cases[0]!.ev);
   lines.push(`  sanity: case 1 decided selector ${check.selector} with ${check.actions.map((a) => a.action).join(",")}`);
+  const text = `${lines.join("\n")}\n`;
+  if (opts.print !== false) process.stdout.write(text);
   return {
     policies, compileMsMedian, validateMsMedian,
     compileShare: compileMsMedian / (compileMsMedian + validateMsMedian),
     policiesPerSecond: policies / (compileMsMedian / 1000),
     eval: evalRows,
-    text: `${lines.join("\n")}\n`,
+    text,
   };
 }
 
 if (import.meta.main) {
-  const r = await run({ rounds: arg("rounds", 5), events: arg("events", 200_000) });
-  process.stdout.write(r.text);
+  await run({ rounds: arg("rounds", 5), events: arg("events", 200_000) });
 }

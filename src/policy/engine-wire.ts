@@ -16,9 +16,14 @@ const enc = new TextEncoder();
 
 /** Little-endian growable byte writer. */
 export class WireWriter {
-  private buf = new Uint8Array(1024);
-  private view = new DataView(this.buf.buffer);
+  private buf: Uint8Array;
+  private view: DataView;
   len = 0;
+
+  constructor(initial = 1024) {
+    this.buf = new Uint8Array(initial);
+    this.view = new DataView(this.buf.buffer);
+  }
 
   private reserve(n: number): void {
     if (this.len + n <= this.buf.length) return;
@@ -336,7 +341,7 @@ function writeEventArg(w: WireWriter, slot: number, a: EventArg): void {
 }
 
 export function encodeEvent(e: EngineEvent): Uint8Array {
-  const w = new WireWriter();
+  const w = new WireWriter(256);
   w.u32(EVENT_WIRE_MAGIC);
   w.u32(e.pid);
   w.u32(e.nspid ?? e.pid);

@@ -437,31 +437,49 @@ export function tableString(compiled: CompiledPolicy, ref: number): string | und
   return new TextDecoder().decode(s.subarray(ref + 3, ref + 3 + len));
 }
 
+interface ActionOffsets { size: number; kind: number; flags: number; argError: number; argSig: number; argIndex: number; argValue: number; rateLimitMs: number; scope: number; strRef: number }
+const actionOffsetCache = new WeakMap<Engine, ActionOffsets>();
+
+function actionOffsets(e: Engine): ActionOffsets {
+  let o = actionOffsetCache.get(e);
+  if (o === undefined) {
+    const f = (n: string): number => e.num(`ward_action.${n}`);
+    o = {
+      size: e.num("sizeof.ward_action"), kind: f("kind"), flags: f("flags"), argError: f("arg_error"), argSig: f("arg_sig"),
+      argIndex: f("arg_index"), argValue: f("arg_value"), rateLimitMs: f("rate_limit_ms"), scope: f("rate_limit_scope"), strRef: f("str_ref"),
+    };
+    actionOffsetCache.set(e, o);
+  }
+  return o;
+}
+
+/** One struct ward_action at `off` in `bytes`, decoded. */
 export function decodeAction(compiled: CompiledPolicy, bytes: Uint8Array, off: number): ActionRecord {
-  const e = getEngine();
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const f = (n: string): number => off + e.num(`ward_action.${n}`);
-  const code = dv.getUint32(f("kind"), true);
-  const flags = dv.getUint32(f("flags"), true);
-  const scope = dv.getUint32(f("rate_limit_scope"), true);
-  const strRef = dv.getUint32(f("str_ref"), true);
+  return decodeActionAt(actionOffsets(getEngine()), compiled, new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), off);
+}
+
+function decodeActionAt(o: ActionOffsets, compiled: CompiledPolicy, dv: DataView, off: number): ActionRecord {
+  const code = dv.getUint32(off + o.kind, true);
+  const flags = dv.getUint32(off + o.flags, true);
+  const scope = dv.getUint32(off + o.scope, true);
+  const strRef = dv.getUint32(off + o.strRef, true);
   const action = ACTION_BY_CODE[code];
   if (action === undefined) throw new EngineError(`unknown action code ${code} in tables`);
   const rec: ActionRecord = {
     action, code,
-    argIndex: dv.getUint32(f("arg_index"), true),
-    argValue: dv.getUint32(f("arg_value"), true),
-    rateLimitMs: Number(dv.getBigUint64(f("rate_limit_ms"), true)),
+    argIndex: dv.getUint32(off + o.argIndex, true),
+    argValue: dv.getUint32(off + o.argValue, true),
+    rateLimitMs: Number(dv.getBigUint64(off + o.rateLimitMs, true)),
     rateLimitScope: scope === 1 ? "process" : scope === 2 ? "global" : "thread",
     kernelStackTrace: (flags & 1) !== 0,
     userStackTrace: (flags & 2) !== 0,
     imaHash: (flags & 4) !== 0,
     monitorOnly: (flags & 8) !== 0,
   };
-  if (flags & 16) rec.argError = dv.getInt32(f("arg_error"), true);
-  if (flags & 32) rec.argSig = dv.getUint32(f("arg_sig"), true);
-  const s = tableString(compiled, strRef);
-  if (s !== undefined) {
+  if (flags & 16) rec.argError = dv.getInt32(off + o.argError, true);
+  if (flags & 32) rec.argSig = dv.getUint32(off + o.argSig, true);
+  if (strRef !== 0) {
+    const s = tableString(compiled, strRef);
     if (action === "GetUrl") rec.argUrl = s;
     if (action === "DnsLookup") rec.argFqdn = s;
   }
@@ -501,8 +519,8 @@ export function evaluateRaw(compiled: CompiledPolicy, hookIndex: number, encoded
 export { encodeEvent };
 
 export function decodeDecision(compiled: CompiledPolicy, out: Uint8Array): Decision {
-  const e = getEngine();
-  const asz = e.num("sizeof.ward_action");
+  const o = actionOffsets(getEngine());
+  const asz = o.size;
   const dv = new DataView(out.buffer, out.byteOffset, out.byteLength);
   const sel = dv.getInt32(0, true);
   const flags = dv.getUint32(4, true);
@@ -510,11 +528,11 @@ export function decodeDecision(compiled: CompiledPolicy, out: Uint8Array): Decis
   const na = dv.getUint32(off, true);
   off += 4;
   const actions: ActionRecord[] = [];
-  for (let i = 0; i < na; i++, off += asz) actions.push(decodeAction(compiled, out, off));
+  for (let i = 0; i < na; i++, off += asz) actions.push(decodeActionAt(o, compiled, dv, off));
   const nr = dv.getUint32(off, true);
   off += 4;
   const returnActions: ActionRecord[] = [];
-  for (let i = 0; i < nr; i++, off += asz) returnActions.push(decodeAction(compiled, out, off));
+  for (let i = 0; i < nr; i++, off += asz) returnActions.push(decodeActionAt(o, compiled, dv, off));
   const matched = (flags & 1) !== 0;
   return {
     matched,
