@@ -41,7 +41,7 @@ function buildHelper(out: string): void {
     ["/usr/bin/cc", "gcc"],
     ["/usr/lib/x86_64-linux-gnu/libc.a", "libc6-dev"],
   ]);
-  const r = spawnSync("cc", ["-O2", "-static", "-o", out, join(import.meta.dir, "guard-helper.c")], { encoding: "utf8" });
+  const r = spawnSync("cc", ["-O2", "-static", "-pthread", "-o", out, join(import.meta.dir, "guard-helper.c")], { encoding: "utf8" });
   if (r.status !== 0) throw new Error(`cc guard-helper.c failed: ${r.stderr}`);
 }
 
@@ -117,6 +117,14 @@ describe("file guard (tp_btf sys_exit / sched_process_exec / io_uring_complete /
     const hard = join(dir, "innocent-hardlink");
     linkSync(secret, hard);
     expectKilled(run("cat", [hard]));
+  });
+
+  kernelTest("a thread rewriting the path buffer during the open (B1) cannot get the content out", () => {
+    // The decision is on the opened file, not on the string read at syscall entry, so
+    // whichever name the kernel resolved, opening the secret kills the process.
+    const r = run(helper, ["pathrace", secret]);
+    expectKilled(r);
+    expect(r.stdout).not.toContain("race done");
   });
 
   kernelTest("openat2 (B14) and open_by_handle_at are killed", () => {

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <linux/io_uring.h>
 #include <linux/openat2.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -201,6 +202,42 @@ static int do_uring_direct(const char *path)
 	return 0;
 }
 
+/* B1: a second thread flips the path buffer between a harmless file and PATH while the main
+ * thread opens whatever the buffer names, 2000 times, copying what it read to stdout. */
+static char race_path[4096];
+static const char *race_a, *race_b;
+static volatile int race_stop;
+
+static void *race_flipper(void *arg)
+{
+	(void)arg;
+	while (!race_stop) {
+		strcpy(race_path, race_a);
+		strcpy(race_path, race_b);
+	}
+	return 0;
+}
+
+static int do_pathrace(const char *path)
+{
+	pthread_t t;
+	race_a = "/etc/hostname";
+	race_b = path;
+	strcpy(race_path, race_a);
+	pthread_create(&t, 0, race_flipper, 0);
+	for (int i = 0; i < 2000; i++) {
+		int fd = open(race_path, O_RDONLY);
+		if (fd >= 0) {
+			dump(fd);
+			close(fd);
+		}
+	}
+	race_stop = 1;
+	pthread_join(t, 0);
+	printf("race done\n");
+	return 0;
+}
+
 /* One submission of three linked SQEs that never return to user space in between: open the
  * file into fixed slot 0, read it through the slot, write what was read to stdout. */
 static int do_uring_chain(const char *path)
@@ -277,7 +314,7 @@ static int do_init(const char *path)
 int main(int argc, char **argv)
 {
 	if (argc != 3) {
-		fprintf(stderr, "usage: %s read|opath|openat2|handle|creat|procfd|uring|uring-direct|uring-chain|finit|init PATH\n", argv[0]);
+		fprintf(stderr, "usage: %s read|pathrace|opath|openat2|handle|creat|procfd|uring|uring-direct|uring-chain|finit|init PATH\n", argv[0]);
 		return 2;
 	}
 	const char *cmd = argv[1], *path = argv[2];
@@ -295,6 +332,8 @@ int main(int argc, char **argv)
 		return do_procfd(path);
 	if (!strcmp(cmd, "uring"))
 		return do_uring(path);
+	if (!strcmp(cmd, "pathrace"))
+		return do_pathrace(path);
 	if (!strcmp(cmd, "uring-chain"))
 		return do_uring_chain(path);
 	if (!strcmp(cmd, "uring-direct"))

@@ -35,7 +35,7 @@ export async function runGuardVm(timeoutMs: number): Promise<VmRun> {
   try {
     const guest = compileGuest(join(import.meta.dir, "guest", "main.ts"), join(work, "ward-guest"));
     const helper = join(work, "ward-helper");
-    const cc = spawnSync("cc", ["-O2", "-static", "-o", helper, join(import.meta.dir, "..", "kernel", "guard-helper.c")], { encoding: "utf8" });
+    const cc = spawnSync("cc", ["-O2", "-static", "-pthread", "-o", helper, join(import.meta.dir, "..", "kernel", "guard-helper.c")], { encoding: "utf8" });
     if (cc.status !== 0) throw new Error(`cc guard-helper.c failed: ${cc.stderr}`);
     const module = join(kernel.modulesDir, MODULE_REL);
     if (!existsSync(module)) throw new Error(`${module} is missing from the extracted kernel package`);
