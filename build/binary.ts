@@ -5,7 +5,7 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { buildBpf } from "./bpf.ts";
+import { buildBpf, checkBpf } from "./bpf.ts";
 
 const root = join(import.meta.dir, "..");
 export const binaryPath = join(root, "dist", "ward");
@@ -19,12 +19,20 @@ function bunPath(): string {
   return existsSync(local) ? local : process.execPath;
 }
 
+const inCI = process.env.CI === "true" || process.env.CI === "1";
+
 /**
  * Builds dist/ward. Rebuilds changed BPF objects first when clang is here (writes only
  * objects whose bytes differ), so a binary never embeds an object older than its source.
+ * In CI nothing is rebuilt: a stale committed object fails the build instead of being
+ * fixed silently on the CI machine.
  */
 export async function buildBinary(opts: { quiet?: boolean } = {}): Promise<string> {
-  if (existsSync("/usr/bin/clang") || existsSync("/usr/bin/clang-14")) {
+  if (inCI) {
+    const r = await checkBpf();
+    const bad = [...r.stale, ...r.missing, ...r.orphans, ...(r.generatedStale ? ["src/bpf/objects.generated.ts"] : [])];
+    if (bad.length > 0) throw new BinaryBuildError(`bpf objects out of date (run npm run build:bpf and commit): ${bad.join(", ")}`);
+  } else if (existsSync("/usr/bin/clang") || existsSync("/usr/bin/clang-14")) {
     const r = await buildBpf();
     if (!opts.quiet) for (const o of r.written) process.stdout.write(`built ${o}\n`);
   }
