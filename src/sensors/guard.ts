@@ -37,6 +37,48 @@ export const TRACEPOINT_PROGRAMS: readonly GuardProgram[] = [...TRACEPOINT_FILE_
 /** The set for kernels where BPF LSM is active: the call fails with EPERM instead of a kill. */
 export const LSM_PROGRAMS: readonly GuardProgram[] = ["guard_lsm_open", "guard_lsm_exec", "guard_lsm_read_file", "guard_lsm_load_data"];
 
+/** How one guard program honors an action on this kind of kernel, for `policy explain` and /v1/status. */
+export interface GuardMechanism {
+  attach: string;
+  /** override: the call fails with EPERM and has no effect; sigkill: the caller dies on its way out */
+  honors: "override" | "sigkill";
+  /** measured limits, each one sentence (empty: none known) */
+  limits: string[];
+}
+
+export const GUARD_MECHANISMS: Readonly<Record<GuardProgram, GuardMechanism>> = {
+  guard_sys_exit: {
+    attach: "tp_btf/sys_exit (open, openat, openat2, creat, open_by_handle_at)",
+    honors: "sigkill",
+    limits: [
+      "the open has happened: O_TRUNC/creat already truncated the file",
+      "a sibling thread reading the guessed fd number can win the race before the kill (8 of 300 runs on 6.18)",
+      "fds opened before the rule existed are not revoked",
+    ],
+  },
+  guard_exec: { attach: "tp_btf/sched_process_exec (bprm->file and the script)", honors: "sigkill", limits: ["the binary selector sees the parent's executable (the exec has replaced the caller's)"] },
+  guard_io_uring: {
+    attach: "tp_btf/io_uring_complete (IORING_OP_OPENAT/OPENAT2, fd table and fixed-file slots)",
+    honors: "sigkill",
+    limits: ["requests linked after the open still run on 6.1 (read+write leaked 10 of 10 runs); cancelled on 6.18"],
+  },
+  guard_module: {
+    attach: "tp_btf/sys_enter (init_module, finit_module)",
+    honors: "sigkill",
+    limits: ["the module is still loaded and its init runs: the signal is only acted on after the syscall (measured on 6.1)"],
+  },
+  guard_lsm_open: { attach: "lsm/file_open", honors: "override", limits: [] },
+  guard_lsm_exec: { attach: "lsm/bprm_check_security", honors: "override", limits: [] },
+  guard_lsm_read_file: { attach: "lsm/kernel_read_file (READING_MODULE)", honors: "override", limits: [] },
+  guard_lsm_load_data: { attach: "lsm/kernel_load_data (LOADING_MODULE)", honors: "override", limits: [] },
+};
+
+/** The programs for this kernel: LSM where BPF LSM is active, else the tracepoint substitutes. */
+export function guardProgramsFor(opts: { bpfLsm: boolean; modules: boolean }): GuardProgram[] {
+  if (opts.bpfLsm) return opts.modules ? [...LSM_PROGRAMS] : ["guard_lsm_open", "guard_lsm_exec"];
+  return opts.modules ? [...TRACEPOINT_PROGRAMS] : [...TRACEPOINT_FILE_PROGRAMS];
+}
+
 /** Where a decision was taken; the values are enum guard_hook in bpf/include/guard.h. */
 export const GUARD_HOOKS = ["", "open", "exec", "io_uring", "module", "lsm_open", "lsm_exec", "lsm_module"] as const;
 export type GuardHook = Exclude<(typeof GUARD_HOOKS)[number], "">;
