@@ -77,7 +77,11 @@ export function parsePolicyText(text: string, file: string, opts: ParseOptions =
     let hadError = false;
     for (const e of doc.errors) {
       hadError = true;
-      const at = posOf(e.pos[0]);
+      // The parser notices an unterminated quote at the end of the input; point at
+      // where the quoted scalar opened instead, which is where the fix goes.
+      const quote = /^Missing closing (["'])quote/.exec(e.message)?.[1];
+      const opening = quote === undefined ? undefined : findOpeningQuote(text, quote, e.pos[0]);
+      const at = posOf(opening ?? e.pos[0]);
       errors.push({ file, line: at.line, column: at.column, path: "", message: `YAML syntax error: ${firstLine(e.message)}`, severity: "error" });
     }
     if (hadError) return;
@@ -146,6 +150,16 @@ export function parsePolicyText(text: string, file: string, opts: ParseOptions =
     }
   });
   return { documents, errors };
+}
+
+/** Offset of the last quote before `end` that starts a scalar (after ": ", "- ", "[", "," or indentation). */
+function findOpeningQuote(text: string, quote: string, end: number): number | undefined {
+  for (let i = Math.min(end, text.length) - 1; i >= 0; i--) {
+    if (text[i] !== quote) continue;
+    const before = text.slice(Math.max(0, text.lastIndexOf("\n", i - 1) + 1), i);
+    if (/(^\s*|[:\-]\s+|[[{,]\s*)$/.test(before)) return i;
+  }
+  return undefined;
 }
 
 function scalarNode(value: ScalarValue, source: string, quoted: boolean, pos: SourcePos): PScalar {

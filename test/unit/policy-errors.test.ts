@@ -99,7 +99,7 @@ describe("baseline", () => {
 });
 
 const cases: [string, string, Want][] = [
-  ["YAML syntax: unterminated quote", edit({ 17: '        - "/etc/' }), { line: 20, column: 1, path: "", message: 'YAML syntax error: Missing closing "quote' }],
+  ["YAML syntax: unterminated quote (reported where it opened)", edit({ 17: '        - "/etc/' }), { line: 17, column: 11, path: "", message: 'YAML syntax error: Missing closing "quote' }],
   ["YAML syntax: bad indentation", edit({ 11: "     type: file" }), { line: 11, column: 1, path: "", message: "YAML syntax error: Sequence item without - indicator" }],
   ["duplicate key", edit({ 8: "    call: other" }), { line: 8, column: 5, path: "", message: "YAML syntax error: Map keys must be unique" }],
   ["unknown field with suggestion", edit({ 8: "    syscal: false" }), { line: 8, column: 5, path: "spec.kprobes[0].syscal", message: 'unknown field "syscal" in KProbeSpec (did you mean "syscall"?)' }],
