@@ -89,12 +89,13 @@ const GO_BOOLS = ["1", "t", "T", "TRUE", "true", "True", "0", "f", "F", "FALSE",
 const HOOK_KINDS: readonly HookKind[] = ["kprobes", "fentries", "tracepoints", "uprobes", "usdts", "lsmhooks"];
 
 export function checkPolicy(p: TracingPolicy, sink: RuleSink): void {
-  const R = new Rules(p, sink);
-  R.run();
+  new Rules(p, sink).run();
 }
 
 class Rules {
   private celExprs = 0;
+  /** The syscall64 hint for InMap list: values is given once per policy, not per value. */
+  private lintedListType = false;
   private followChildren = 0;
   private readonly lists = new Map<string, ListSpec>();
   private readonly usedLists = new Set<string>();
@@ -749,7 +750,6 @@ class Rules {
         return;
     }
   }
-  private lintedListType = false;
 
   // ------------------------------------------------------------ actions
 

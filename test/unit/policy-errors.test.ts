@@ -279,6 +279,29 @@ describe("normalization", () => {
   });
 });
 
+describe("selectorsMacros", () => {
+  const withMacro = (selector: string[]): string => edit({
+    5: ["spec:", "  selectorsMacros:", "    secrets:", "      matchArgs:", "      - {index: 0, operator: Prefix, values: [/etc/]}"],
+    13: selector,
+    14: [], 15: [], 16: [], 17: [],
+  });
+
+  test("a macro's filters are merged into the selector", () => {
+    const r = validatePolicyText(withMacro(["    - macros: [secrets]"]), "p.yaml");
+    expect(r.diagnostics).toEqual([]);
+    const sel = r.policies[0]?.policy.spec.kprobes[0]?.selectors[0];
+    expect(sel?.matchArgs).toEqual([{ index: 0, args: [], operator: "Prefix", values: ["/etc/"] }]);
+    expect(sel?.matchActions[0]?.action).toBe("Sigkill");
+  });
+
+  test("an unknown macro and a field set twice are errors", () => {
+    expectDiag(withMacro(["    - macros: [secret]"]), { line: 17, column: 16, path: "spec.kprobes[0].selectors[0].macros[0]", message: 'macro "secret" is not defined' });
+    expectDiag(withMacro(["    - macros: [secrets]", "      matchArgs:", "      - {index: 0, operator: Postfix, values: [.key]}"]), {
+      line: 17, column: 16, path: "spec.kprobes[0].selectors[0].macros[0]", message: 'matchArgs is set both in the selector and in macro "secrets"',
+    });
+  });
+});
+
 describe("lint", () => {
   test("string filter on openat at syscall entry warns and names the bypasses and the alternative", () => {
     const text = [
