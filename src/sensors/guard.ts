@@ -365,8 +365,9 @@ export class FileGuard {
   }
 
   private writeRule(id: number, rule: GuardRule, defaultHooks: GuardHook[]): void {
+    // New binary keys go in before the old ones come out and before the rule value changes,
+    // so an allowed binary is never briefly missing from a live NotIn rule.
     const bins = this.map("guard_binaries");
-    for (const old of this.ruleBinaries.get(id) ?? []) bins.delete(old);
     const keys: Uint8Array[] = [];
     for (const path of rule.binaries?.paths ?? []) {
       const { dev, ino } = fileIdentity(path);
@@ -378,6 +379,8 @@ export class FileGuard {
       bins.update(k, this.u32Key(1));
       keys.push(k);
     }
+    const fresh = new Set(keys.map((k) => k.join(",")));
+    for (const stale of this.ruleBinaries.get(id) ?? []) if (!fresh.has(stale.join(","))) bins.delete(stale);
     this.ruleBinaries.set(id, keys);
     const value = new Uint8Array(this.ruleLayout.size);
     const v = new DataView(value.buffer);
