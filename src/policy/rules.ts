@@ -182,6 +182,11 @@ class Rules {
 
   private labelSelector(s: LabelSelector | undefined, path: string, what: "pod" | "container" | "node"): void {
     if (s === undefined || !this.ok(path)) return;
+    for (const [k, v] of Object.entries(s.matchLabels)) {
+      if (v.length > 63 || !/^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/.test(v)) {
+        this.err(joinPath(`${path}.matchLabels`, k), `label value "${v}" is not valid: at most 63 characters, letters, digits, '-', '_' and '.', starting and ending with a letter or digit`);
+      }
+    }
     s.matchExpressions.forEach((e, i) => {
       const ep = `${path}.matchExpressions[${i}]`;
       if (e === null) return;
