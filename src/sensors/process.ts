@@ -46,7 +46,7 @@ export interface ProcessSensorOptions {
   procRoot?: string;
   /** How often kernel loss counters are read (and logged when they grew) and the cache is collected (ms, default 2000). */
   housekeepingMs?: number;
-  /** Diagnostics (default: stderr). */
+  /** Diagnostics, one message a call without a prefix (default: stderr, "process sensor: " prefixed). */
   log?: (msg: string) => void;
 }
 
@@ -69,9 +69,11 @@ export class ProcessSensor {
   private pinPath: string | undefined;
   private lostSlots: { exec: number; clone: number; exit: number };
   private seeded = 0;
+  private loggedEvictions = 0;
+  private loggedMisses = 0;
 
   constructor(private readonly opts: ProcessSensorOptions) {
-    this.log = opts.log ?? ((m) => process.stderr.write(`${m}\n`));
+    this.log = opts.log ?? ((m) => process.stderr.write(`process sensor: ${m}\n`));
     this.spec = loadCollectionSpec(opts.object ?? readObject("process"), "process");
     if (!this.spec.btf) throw new ProcessSensorError("load process sensor: object has no BTF (build it with -g)");
     this.decoder = new ProcessRecordDecoder(this.spec.btf);
@@ -225,14 +227,23 @@ export class ProcessSensor {
     const grew = (["exec", "clone", "exit"] as const).filter((k) => now[k] > before[k]);
     if (grew.length) {
       this.log(
-        `process sensor: kernel ring buffer full, records lost: ${grew.map((k) => `${k} +${now[k] - before[k]}`).join(", ")}`,
+        `kernel ring buffer full, records lost: ${grew.map((k) => `${k} +${now[k] - before[k]}`).join(", ")}`,
       );
     }
     this.pipeline.kernelLost = now;
     this.cache.gc();
+    const { evictions, misses } = this.cache.stats();
+    if (evictions > this.loggedEvictions) {
+      this.log(`process cache full, ${evictions - this.loggedEvictions} entries evicted (bound ${this.cache.maxEntries})`);
+      this.loggedEvictions = evictions;
+    }
+    if (misses > this.loggedMisses) {
+      this.log(`${misses - this.loggedMisses} records referred to processes not in the cache`);
+      this.loggedMisses = misses;
+    }
     const err = this.pipeline.lastError;
     if (err) {
-      this.log(`process sensor: ${err.message}`);
+      this.log(`${err.message}`);
       this.pipeline.lastError = undefined;
     }
   }
