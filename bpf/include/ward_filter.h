@@ -98,9 +98,13 @@ enum ward_matcher_kind {
 	WARD_MK_ARG = 1,           /* slot, op, values */
 	WARD_MK_PID = 2,           /* op In/NotIn, inline pids */
 	WARD_MK_NS = 3,            /* slot = namespace type, inline inode numbers */
-	WARD_MK_CAPS = 4,          /* slot = cap set (0 eff, 1 inh, 2 perm), values[0] = mask */
-	WARD_MK_NS_CHANGE = 5,     /* values[0] = mask of namespace types */
-	WARD_MK_CAP_CHANGE = 6,    /* slot = cap set, values[0] = mask */
+	WARD_MK_CAPS = 4,          /* slot = cap set (0 eff, 1 inh, 2 perm), values[0] = mask:
+	                              In: caps & mask; NotIn: !(caps & mask) */
+	WARD_MK_NS_CHANGE = 5,     /* values[0] = mask of namespace types; changed = namespaces
+	                              whose inode differs from the one at exec (0 at exec: skip).
+	                              In: changed & mask; NotIn: changed & ~mask */
+	WARD_MK_CAP_CHANGE = 6,    /* slot = cap set, values[0] = mask; changed = caps ^ caps at
+	                              exec. In: changed & mask; NotIn: !(changed & mask) && changed */
 	WARD_MK_BINARY = 7,        /* current binary */
 	WARD_MK_PARENT_BINARY = 8, /* parent's binary */
 };
@@ -135,9 +139,12 @@ enum ward_value_kind {
 	WARD_VK_MASK = 10,        /* values[0] = bit mask */
 };
 
-#define WARD_MF_FOLLOW 0x1    /* followForks (PID) / followChildren (binary: aux = follow bit) */
+#define WARD_MF_FOLLOW 0x1    /* followForks (PID: the task or one of WARD_MAX_ANCESTORS parents;
+                                 with NS_PID a task without a pid ns fails) / followChildren
+                                 (binary: aux = follow bit) */
 #define WARD_MF_NS_PID 0x2    /* isNamespacePID: compare the pid seen in the task's pid ns */
-#define WARD_MF_NS_CAP 0x4    /* isNamespaceCapability: only tasks outside the host user ns */
+#define WARD_MF_NS_CAP 0x4    /* isNamespaceCapability: a task in the host user ns fails the
+                                 matcher, whatever the operator */
 #define WARD_MF_RETURN 0x8    /* matchReturnArgs: evaluated when the call returns */
 #define WARD_MF_DATA 0x10     /* came from matchData (slot is a data slot) */
 #define WARD_MF_HOST_NS 0x20  /* WARD_MK_NS: values[i] with bit i of aux set mean "the host's

@@ -312,6 +312,8 @@ function matchPid(m: usize, ev: Event): bool {
   const f = load<u16>(m + L.M_FLAGS);
   const n = <i32>load<u8>(m + L.M_NVALUES);
   const nsPid = (f & L.MF_NS_PID) != 0;
+  // Following forks by namespace pid needs a task in a pid namespace: others never match.
+  if ((f & L.MF_FOLLOW) != 0 && nsPid && ev.nspid == 0) return false;
   let hit = inlineAny(m, n, <u64>(nsPid ? ev.nspid : ev.pid));
   if ((f & L.MF_FOLLOW) != 0) {
     for (let i = 0; !hit && i < ev.nAncestors; i++) {
@@ -343,22 +345,25 @@ function matchOne(t: Tables, hook: usize, m: usize, ev: Event): bool {
     return neg ? !hit : hit;
   }
   if (kind == L.MK_CAPS) {
-    // isNamespaceCapability: only tasks outside the host user namespace can match.
-    if ((load<u16>(m + L.M_FLAGS) & L.MF_NS_CAP) != 0 && (ev.flags & 1) != 0) return neg;
+    // isNamespaceCapability: tasks in the host user namespace match neither In nor NotIn.
+    if ((load<u16>(m + L.M_FLAGS) & L.MF_NS_CAP) != 0 && (ev.flags & 1) != 0) return false;
     const hit = (ev.caps[<i32>load<u8>(m + L.M_SLOT)] & mval(m, 0)) != 0;
     return neg ? !hit : hit;
   }
   if (kind == L.MK_CAP_CHANGE) {
-    if ((load<u16>(m + L.M_FLAGS) & L.MF_NS_CAP) != 0 && (ev.flags & 1) != 0) return neg;
+    if ((load<u16>(m + L.M_FLAGS) & L.MF_NS_CAP) != 0 && (ev.flags & 1) != 0) return false;
     const set = <i32>load<u8>(m + L.M_SLOT);
-    const hit = ((ev.caps[set] ^ ev.capsExec[set]) & mval(m, 0)) != 0;
-    return neg ? !hit : hit;
+    const changed = ev.caps[set] ^ ev.capsExec[set];
+    // In: a listed capability changed since exec. NotIn: none of the listed changed, but
+    // some other capability did.
+    return neg ? (changed & mval(m, 0)) == 0 && changed != 0 : (changed & mval(m, 0)) != 0;
   }
   if (kind == L.MK_NS_CHANGE) {
+    // Namespaces not recorded at exec (inode 0) are not compared.
     let changed: u64 = 0;
-    for (let i = 0; i < L.NS_TYPES; i++) if (ev.ns[i] != ev.nsExec[i]) changed |= <u64>1 << <u64>i;
-    const hit = (changed & mval(m, 0)) != 0;
-    return neg ? !hit : hit;
+    for (let i = 0; i < L.NS_TYPES; i++) if (ev.nsExec[i] != 0 && ev.ns[i] != ev.nsExec[i]) changed |= <u64>1 << <u64>i;
+    // In: a listed namespace changed. NotIn: a namespace that is not listed changed.
+    return neg ? (changed & ~mval(m, 0)) != 0 : (changed & mval(m, 0)) != 0;
   }
   return false;
 }

@@ -78,6 +78,10 @@ describe("matchPIDs", () => {
     expect(decide(c, { pid: 200, ancestors: [{ pid: 150, binary: "/bin/sh" }] }).matched).toBe(false);
     const n = sel(`    - matchPIDs:\n      - operator: "In"\n        values: [100]`);
     expect(decide(n, { pid: 200, ancestors: [{ pid: 100, binary: "/bin/sh" }] }).matched).toBe(false);
+    const ns = sel(`    - matchPIDs:\n      - operator: "NotIn"\n        values: [1]\n        followForks: true\n        isNamespacePID: true`);
+    expect(decide(ns, { pid: 200, nspid: 0 }).matched).toBe(false);
+    expect(decide(ns, { pid: 200, nspid: 5, ancestors: [{ pid: 150, nspid: 2, binary: "/bin/sh" }] }).matched).toBe(true);
+    expect(decide(ns, { pid: 200, nspid: 5, ancestors: [{ pid: 150, nspid: 1, binary: "/bin/sh" }] }).matched).toBe(false);
   });
 });
 
@@ -105,9 +109,13 @@ describe("namespaces", () => {
     const c = sel(`    - matchNamespaceChanges:\n      - operator: In\n        values: ["Mnt", "Net"]`);
     expect(decide(c, { namespaces: { Mnt: 2, Net: 5 }, namespacesAtExec: { Mnt: 1, Net: 5 } }).matched).toBe(true);
     expect(decide(c, { namespaces: { Mnt: 1, Net: 5, Uts: 9 }, namespacesAtExec: { Mnt: 1, Net: 5, Uts: 8 } }).matched).toBe(false);
+    // NotIn: a namespace that is not listed changed.
     const n = sel(`    - matchNamespaceChanges:\n      - operator: NotIn\n        values: ["Mnt"]`);
-    expect(decide(n, { namespaces: { Mnt: 2 }, namespacesAtExec: { Mnt: 1 } }).matched).toBe(false);
-    expect(decide(n, { namespaces: { Mnt: 1 }, namespacesAtExec: { Mnt: 1 } }).matched).toBe(true);
+    expect(decide(n, { namespaces: { Mnt: 2, Net: 5 }, namespacesAtExec: { Mnt: 1, Net: 5 } }).matched).toBe(false);
+    expect(decide(n, { namespaces: { Mnt: 1, Net: 6 }, namespacesAtExec: { Mnt: 1, Net: 5 } }).matched).toBe(true);
+    expect(decide(n, { namespaces: { Mnt: 1, Net: 5 }, namespacesAtExec: { Mnt: 1, Net: 5 } }).matched).toBe(false);
+    // A namespace not recorded at exec is not compared.
+    expect(decide(c, { namespaces: { Mnt: 2 }, namespacesAtExec: { Mnt: 0 } }).matched).toBe(false);
   });
 });
 
@@ -128,10 +136,13 @@ describe("capabilities", () => {
     expect(decide(c, { caps: { effective: 1n } }).matched).toBe(false);
   });
 
-  test("isNamespaceCapability: tasks in the host user namespace never match In", () => {
+  test("isNamespaceCapability: tasks in the host user namespace match neither In nor NotIn", () => {
     const c = sel(`    - matchCapabilities:\n      - operator: In\n        isNamespaceCapability: true\n        values: ["CAP_SYS_ADMIN"]`);
     expect(decide(c, { caps: { effective: admin }, inHostUserNs: true }).matched).toBe(false);
     expect(decide(c, { caps: { effective: admin }, inHostUserNs: false }).matched).toBe(true);
+    const n = sel(`    - matchCapabilities:\n      - operator: NotIn\n        isNamespaceCapability: true\n        values: ["CAP_SYS_ADMIN"]`);
+    expect(decide(n, { caps: { effective: 0n }, inHostUserNs: true }).matched).toBe(false);
+    expect(decide(n, { caps: { effective: 0n }, inHostUserNs: false }).matched).toBe(true);
   });
 
   test("matchCapabilityChanges: a listed capability changed since exec", () => {
@@ -139,6 +150,11 @@ describe("capabilities", () => {
     expect(decide(c, { caps: { effective: admin }, capsAtExec: { effective: 0n } }).matched).toBe(true);
     expect(decide(c, { caps: { effective: admin }, capsAtExec: { effective: admin } }).matched).toBe(false);
     expect(decide(c, { caps: { effective: 1n }, capsAtExec: { effective: 0n } }).matched).toBe(false);
+    // NotIn: some other capability changed, none of the listed ones did.
+    const n = sel(`    - matchCapabilityChanges:\n      - type: Effective\n        operator: NotIn\n        values: ["CAP_SYS_ADMIN"]`);
+    expect(decide(n, { caps: { effective: 1n }, capsAtExec: { effective: 0n } }).matched).toBe(true);
+    expect(decide(n, { caps: { effective: admin | 1n }, capsAtExec: { effective: 0n } }).matched).toBe(false);
+    expect(decide(n, { caps: { effective: admin }, capsAtExec: { effective: admin } }).matched).toBe(false);
   });
 });
 
