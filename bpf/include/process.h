@@ -17,7 +17,7 @@
 #define WARD_NAME_MAX 255      /* one path component, like NAME_MAX */
 #define WARD_PATH_DEPTH 128    /* path components walked (mount crossings count too) */
 #define WARD_BIN_KEEP 256      /* bytes of the binary path kept in the process map */
-#define WARD_PROC_ENTRIES 65536
+#define WARD_PROC_ENTRIES 32768 /* like Tetragon's execve_map; ~13 MiB of kernel memory (LRU: stale entries age out) */
 
 /* Record kinds (ward_event_hdr.op). */
 enum ward_proc_op {
