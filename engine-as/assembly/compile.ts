@@ -7,13 +7,38 @@ import * as L from "./layout";
 import {
   parseInteger, parsedInt, parseRange, rangeLo, rangeHi, parseIntRange, parseDecimal,
   parseCidr, addrBytes, addrFamily, addrPrefix, parseProtocol, parseFamily, parseState,
-  parseFileType, capBit, nsIndex,
+  parseFileType, capBit, nsIndex, setRange, setParsed,
 } from "./parse";
 import {
   PolicySpec, HookSpec, ArgSpec, ArgMatch, SelectorSpec, ActionSpec, BinMatch, CapMatch,
 } from "./model";
 
 const HOOK_LIST_NAMES: string[] = ["", "kprobes", "fentries", "tracepoints", "tracepoints", "uprobes", "usdts", "lsmhooks"];
+
+/** InMap value: "n" or "lo:hi" in base 10, negative allowed for signed types, reversed
+ * ranges swapped. Sets rangeLo/rangeHi as two's complement, lo <= hi in the type's order;
+ * the expansion counts up with u64 wrap-around, so "-5:5" crosses 0 correctly. */
+function parseMapRange(v: string, signed: bool): bool {
+  const c = v.indexOf(":");
+  const a = c < 0 ? v : v.substring(0, c);
+  const b = c < 0 ? v : v.substring(c + 1);
+  if (!parseDec(a, signed)) return false;
+  let lo = parsedInt;
+  if (!parseDec(b, signed)) return false;
+  let hi = parsedInt;
+  if (signed ? <i64>hi < <i64>lo : hi < lo) { const x = lo; lo = hi; hi = x; }
+  setRange(lo, hi);
+  return true;
+}
+
+function parseDec(s: string, signed: bool): bool {
+  if (signed && s.startsWith("-")) {
+    if (!parseDecimal(s.substring(1)) || parsedInt > (<u64>1 << 63)) return false;
+    setParsed(<u64>(-(<i64>parsedInt)));
+    return true;
+  }
+  return parseDecimal(s);
+}
 
 export function argTypeCode(t: string): u16 {
   if (t == "int" || t == "int32" || t == "sint32" || t == "capability" || t == "bpf_cmd") return L.ARG_S32;
@@ -480,10 +505,11 @@ export class Compiler {
       return idx < h.args.length ? idx : -1;
     }
     if (which > 0) return -1;
-    // index is the prototype position (tracepoints: the format field index); an arg
-    // declaring that index is the slot, else Tetragon's examples use it as the position.
+    // index is the prototype position (tracepoints: the format field index): the arg that
+    // declares it is the slot. Tracepoint examples also use it as a position in args.
     for (let i = 0; i < h.args.length; i++) if (<i32>h.args[i].index == <i32>a.index) return i;
-    return <i32>a.index < h.args.length ? <i32>a.index : -1;
+    const tp = h.kind == L.HOOK_TRACEPOINT || h.kind == L.HOOK_RAW_TRACEPOINT;
+    return tp && <i32>a.index < h.args.length ? <i32>a.index : -1;
   }
 
   compileArgMatch(h: HookSpec, types: u16[], a: ArgMatch, ap: string): M | null {
@@ -508,7 +534,7 @@ export class Compiler {
         if (vals.length > L.MAX_INT_VALUES) { this.err(ap + ".values", "at most " + L.MAX_INT_VALUES.toString() + " values, found " + vals.length.toString()); return null; }
         for (let i = 0; i < vals.length; i++) {
           if (parseInteger(vals[i], 64, false)) { m.val(i, parsedInt); continue; }
-          const mask = this.capMask([vals[i]], ap + ".values[" + i.toString() + "]", true);
+          const mask = this.capMask(vals[i].split("|").map<string>((x: string): string => x.trim()), ap + ".values[" + i.toString() + "]", true);
           if (mask < 0) return null;
           m.val(i, <u64>mask);
         }
@@ -592,9 +618,11 @@ export class Compiler {
           if (!found) { this.err(ap + ".values[" + i.toString() + "]", "list " + name + " is not a syscall list ward could resolve"); return null; }
           continue;
         }
-        if (!parseRange(v, 0xffffffffffffffff)) { this.err(ap + ".values[" + i.toString() + "]", "not a decimal number or range min:max: " + v); return null; }
-        total += rangeHi - rangeLo + 1;
-        if (total > 65536 || rangeHi - rangeLo >= 65536) { this.err(ap + ".values[" + i.toString() + "]", "ranges expand to more than 65536 map entries"); return null; }
+        // Base 10, signed for signed types; a reversed range is swapped (Tetragon does both).
+        if (!parseMapRange(v, isSignedType(t))) { this.err(ap + ".values[" + i.toString() + "]", "not a decimal number or range min:max: " + v); return null; }
+        const span = rangeHi - rangeLo;
+        total += span + 1;
+        if (span >= 65536 || total > 65536) { this.err(ap + ".values[" + i.toString() + "]", "ranges expand to more than 65536 map entries"); return null; }
         for (let x = rangeLo; ; x++) { this.addInt(setId, x); if (x == rangeHi) break; }
       }
       return m.vk(L.VK_INT_SET).set(setId).n(vals.length > 255 ? 255 : vals.length);

@@ -59,6 +59,15 @@ export function parseInteger(s: string, bits: i32, signed: bool): bool {
   return true;
 }
 
+export function setRange(lo: u64, hi: u64): void {
+  rangeLo = lo;
+  rangeHi = hi;
+}
+
+export function setParsed(v: u64): void {
+  parsedInt = v;
+}
+
 function setInt(v: u64): bool {
   parsedInt = v;
   return true;

@@ -59,6 +59,14 @@ describe("integer operators", () => {
     expect(hits(n, { int: 7 })).toBe(true);
   });
 
+  test("InMap on a signed type: negative values, ranges crossing 0, reversed ranges swapped", () => {
+    // The validator refuses a reversed range; the engine's behaviour is Tetragon's.
+    const m = compileMutated(kprobePolicy(`    - index: 0\n      type: "int64"`, `    - matchArgs:\n      - index: 0\n        operator: "InMap"\n        values: ["1"]`), (p) => { const a = firstSelector(p).matchArgs[0]; if (a) a.values = ["-3:2", "10:8"]; });
+    for (const v of [-3, -1, 0, 2, 8, 9, 10]) expect(hits(m, { int: v })).toBe(true);
+    for (const v of [-4, 3, 7, 11]) expect(hits(m, { int: v })).toBe(false);
+    expect(m.tables.intSet.count).toBe(9);
+  });
+
   test("InRange / NotInRange are inclusive and signed-aware", () => {
     const r = argMatcher("int", "InRange", ["-10:-1", "5:5"]);
     expect(hits(r, { int: -10 })).toBe(true);
@@ -219,6 +227,9 @@ describe("capability-set arguments", () => {
     const n = argMatcher("cap_effective", "Equal", ["CAP_SYS_ADMIN"]);
     expect(hits(n, { int: 1n << 21n })).toBe(true);
     expect(hits(n, { int: (1n << 21n) | 1n })).toBe(false);
+    const both = compileMutated(kprobePolicy(`    - index: 0\n      type: "cap_effective"`, `    - matchArgs:\n      - index: 0\n        operator: "Equal"\n        values: ["0"]`), (p) => { const m = firstSelector(p).matchArgs[0]; if (m) m.values = ["CAP_SYS_ADMIN|CAP_CHOWN"]; });
+    expect(hits(both, { int: (1n << 21n) | 1n })).toBe(true);
+    expect(hits(both, { int: 1n << 21n })).toBe(false);
   });
 
   const gainedYaml = kprobePolicy(

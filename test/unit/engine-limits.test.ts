@@ -80,7 +80,7 @@ describe("limits", () => {
 
 describe("values, types and unsupported features", () => {
   test("malformed values name the offending value", () => {
-    for (const [type, op, v] of [["int", "Equal", "12x"], ["int", "Equal", "4294967296"], ["sock", "DPort", "70000"], ["sock", "DAddr", "10.0.0.0/33"], ["sock", "Protocol", "IPPROTO_NOPE"], ["uint64", "InMap", "5:1"]] as const) {
+    for (const [type, op, v] of [["int", "Equal", "12x"], ["int", "Equal", "4294967296"], ["sock", "DPort", "70000"], ["sock", "DAddr", "10.0.0.0/33"], ["sock", "Protocol", "IPPROTO_NOPE"], ["uint64", "InMap", "5:x"]] as const) {
       const bad = problemsAfter(kprobePolicy(`    - index: 0\n      type: "${type}"`, `    - matchArgs:\n      - index: 0\n        operator: "Equal"\n        values: ["1"]`.replace('"Equal"', type === "sock" ? '"Family"' : '"Equal"')), (p) => { firstSelector(p).matchArgs = [argSel(op, [v])]; });
       expect({ v, path: bad[0]?.path }).toEqual({ v, path: "spec.kprobes[0].selectors[0].matchArgs[0].values[0]" });
     }
