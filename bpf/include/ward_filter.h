@@ -333,6 +333,8 @@ struct ward_blob_header {
 	__u32 flags;        /* WARD_BF_* */
 	__u32 set_id_base;  /* set ids are >= this, so policies can share maps */
 	__u32 hook_id_base;
+	__u32 set_id_end;   /* one past the last set id used: the next policy's base */
+	__u32 n_follow;     /* followChildren bits used (0..WARD_MAX_FOLLOW) */
 };
 
 struct ward_section {

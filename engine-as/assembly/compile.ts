@@ -861,6 +861,8 @@ export class Compiler {
     out.putU32(L.BH_FLAGS, (this.p.flags & 1) != 0 ? L.BF_MONITOR : 0);
     out.putU32(L.BH_SET_ID_BASE, this.p.setIdBase);
     out.putU32(L.BH_HOOK_ID_BASE, this.p.hookIdBase);
+    out.putU32(L.BH_SET_ID_END, this.nextSet);
+    out.putU32(L.BH_N_FOLLOW, this.followBits);
     return out.finish();
   }
 }

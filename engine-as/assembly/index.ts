@@ -168,6 +168,8 @@ export function layoutInfo(): void {
     "ward_blob_header.flags=" + L.BH_FLAGS.toString(),
     "ward_blob_header.set_id_base=" + L.BH_SET_ID_BASE.toString(),
     "ward_blob_header.hook_id_base=" + L.BH_HOOK_ID_BASE.toString(),
+    "ward_blob_header.set_id_end=" + L.BH_SET_ID_END.toString(),
+    "ward_blob_header.n_follow=" + L.BH_N_FOLLOW.toString(),
     "sizeof.ward_section=" + L.SECTION_SIZE.toString(),
     "const.WARD_MAX_SELECTORS=" + L.MAX_SELECTORS.toString(),
     "const.WARD_MAX_MATCHERS=" + L.MAX_MATCHERS.toString(),

@@ -247,7 +247,7 @@ export const FILE_SET_SIZE = 8;
 export const INODE_KEY_SIZE = 24;
 export const PROC_FILTER_SIZE = 16;
 // blob framing
-export const HEADER_SIZE = 32;
+export const HEADER_SIZE = 40;
 export const BH_MAGIC = 0;
 export const BH_VERSION = 4;
 export const BH_HEADER_SIZE = 6;
@@ -257,6 +257,8 @@ export const BH_N_SECTIONS = 16;
 export const BH_FLAGS = 20;
 export const BH_SET_ID_BASE = 24;
 export const BH_HOOK_ID_BASE = 28;
+export const BH_SET_ID_END = 32;
+export const BH_N_FOLLOW = 36;
 export const SECTION_SIZE = 16;
 
 /** Size class (0..8) of an Equal string of n bytes: the smallest 16<<c that holds it. */

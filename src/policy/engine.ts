@@ -245,6 +245,10 @@ export interface CompiledPolicy {
   hooks: CompiledHook[];
   tables: Record<SectionName, TableSection>;
   monitor: boolean;
+  /** Value-set ids this policy uses: [base, end). The next policy sharing the maps starts at end. */
+  setIds: { base: number; end: number };
+  /** followChildren bits used (bits 0..n-1 of the process map's follow_mask). */
+  followBits: number;
 }
 
 const defaultInterner = new BinaryInterner();
@@ -354,7 +358,10 @@ export function compilePolicy(policy: TracingPolicy, opts: CompileOptions = {}):
     throw new EngineError(`engine: ${r.text}`);
   }
   const hookIdBase = opts.hookIdBase ?? 0;
+  const hv = new DataView(r.blob.buffer, r.blob.byteOffset, r.blob.byteLength);
   return {
+    setIds: { base: hv.getUint32(e.num("ward_blob_header.set_id_base"), true), end: hv.getUint32(e.num("ward_blob_header.set_id_end"), true) },
+    followBits: hv.getUint32(e.num("ward_blob_header.n_follow"), true),
     name: policy.metadata.name,
     layoutVersion: e.num("version"),
     blob: r.blob,

@@ -177,6 +177,10 @@ describe("blob framing and determinism", () => {
       expect(s.bytes.length).toBe(s.count * s.entrySize);
     }
     expect(c.hooks.map((h) => h.hookId)).toEqual([7, 8]);
+    // Four sets: the prefix set, the NotEqual set, the binary set, the address set.
+    expect(c.setIds).toEqual({ base: 1000, end: 1004 });
+    expect(dv.getUint32(at("ward_blob_header.set_id_end"), true)).toBe(1004);
+    expect(c.followBits).toBe(0);
     // Set ids start at the base: the first prefix key's set_id.
     const pk = c.tables.strPrefix.bytes;
     expect(new DataView(pk.buffer, pk.byteOffset).getUint32(at("ward_str_prefix_key.set_id"), true)).toBe(1000);
