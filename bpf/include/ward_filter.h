@@ -334,7 +334,7 @@ struct ward_blob_header {
 	__u32 set_id_base;  /* set ids are >= this, so policies can share maps */
 	__u32 hook_id_base;
 	__u32 set_id_end;   /* one past the last set id used: the next policy's base */
-	__u32 n_follow;     /* followChildren bits used (0..WARD_MAX_FOLLOW) */
+	__u32 n_follow;     /* followChildren bits used, from the compile's follow-bit base */
 };
 
 struct ward_section {

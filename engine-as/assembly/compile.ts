@@ -174,6 +174,7 @@ export class Compiler {
       this.count.push(0);
     }
     this.nextSet = p.setIdBase == 0 ? 1 : p.setIdBase;
+    this.followBits = p.followBitBase;
     for (let i = 0; i < p.binNames.length; i++) {
       const b = p.binNames[i];
       this.binIdOf.set(bytesKey(0, b.dataStart, b.length), p.binIds[i]);
@@ -749,7 +750,7 @@ export class Compiler {
       m.vk(L.VK_BIN_SET).set(setId).n(b.values.length > 255 ? 255 : b.values.length);
       if (b.follow) {
         if (kind != L.MK_BINARY) { this.err(bp + ".followChildren", "followChildren applies to matchBinaries only"); return null; }
-        if (this.followBits >= <u32>L.MAX_FOLLOW) { this.err(bp + ".followChildren", "at most " + L.MAX_FOLLOW.toString() + " followChildren selectors"); return null; }
+        if (this.followBits >= <u32>L.MAX_FOLLOW) { this.err(bp + ".followChildren", "at most " + L.MAX_FOLLOW.toString() + " followChildren selectors across the loaded policies"); return null; }
         const bit = this.followBits++;
         const w = this.sec[L.SEC_FOLLOW];
         const off = w.zeros(L.FOLLOW_ENTRY_SIZE);
@@ -862,7 +863,7 @@ export class Compiler {
     out.putU32(L.BH_SET_ID_BASE, this.p.setIdBase);
     out.putU32(L.BH_HOOK_ID_BASE, this.p.hookIdBase);
     out.putU32(L.BH_SET_ID_END, this.nextSet);
-    out.putU32(L.BH_N_FOLLOW, this.followBits);
+    out.putU32(L.BH_N_FOLLOW, this.followBits - this.p.followBitBase);
     return out.finish();
   }
 }

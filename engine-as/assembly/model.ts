@@ -97,6 +97,7 @@ export class ListValues {
 export class PolicySpec {
   setIdBase: u32 = 1;
   hookIdBase: u32 = 0;
+  followBitBase: u32 = 0;
   flags: u32 = 0; // 1 monitor mode
   hostNs: u32[] = [];
   binNames: Uint8Array[] = [];
@@ -216,6 +217,7 @@ export function readPolicy(r: Reader): PolicySpec | null {
   const p = new PolicySpec();
   p.setIdBase = r.u32();
   p.hookIdBase = r.u32();
+  p.followBitBase = r.u32();
   p.flags = r.u32();
   for (let i = 0; i < 10; i++) p.hostNs.push(r.u32());
   let n = r.u32();

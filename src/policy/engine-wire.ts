@@ -64,6 +64,7 @@ export class BinaryInterner {
 export interface PolicyWireOptions {
   setIdBase: number;
   hookIdBase: number;
+  followBitBase: number;
   monitor: boolean;
   hostNamespaces: Partial<Record<NamespaceType, number>>;
   binaries: BinaryInterner;
@@ -206,6 +207,7 @@ export function encodePolicy(hooks: readonly WireHook[], o: PolicyWireOptions): 
   w.u32(POLICY_WIRE_VERSION);
   w.u32(o.setIdBase);
   w.u32(o.hookIdBase);
+  w.u32(o.followBitBase);
   w.u32(o.monitor ? 1 : 0);
   for (const ns of NAMESPACE_TYPES) w.u32(o.hostNamespaces[ns] ?? 0);
   const bins = collectBinaries(hooks);

@@ -197,6 +197,9 @@ export interface CompileOptions {
   setIdBase?: number;
   /** hook_id of the first hook. Default 0. */
   hookIdBase?: number;
+  /** First followChildren bit (the process map's follow_mask is shared by every policy;
+   * bits [base, base + followBits) belong to this one). Default 0; at most 64 in all. */
+  followBitBase?: number;
   /** Policy mode; default from spec.options policy-mode, else enforce. Monitor marks
    * Sigkill/Signal/Override/NotifyEnforcer/Set as count-only (WARD_AF_MONITOR). */
   mode?: "enforce" | "monitor";
@@ -347,6 +350,7 @@ export function compilePolicy(policy: TracingPolicy, opts: CompileOptions = {}):
   const wire = encodePolicy(hooks, {
     setIdBase: opts.setIdBase ?? 1,
     hookIdBase: opts.hookIdBase ?? 0,
+    followBitBase: opts.followBitBase ?? 0,
     monitor: mode === "monitor",
     hostNamespaces: opts.hostNamespaces ?? {},
     binaries: opts.binaries ?? defaultInterner,

@@ -49,6 +49,16 @@ describe("matchBinaries", () => {
     expect(decide(n, { binary: "/bin/bash", ancestors: [{ pid: 5, binary: "/sbin/init" }] }).matched).toBe(true);
   });
 
+  test("followChildren bits start at followBitBase so policies can share the process map", () => {
+    const yaml = kprobePolicy(ARG, `    - matchBinaries:\n      - operator: "In"\n        values: ["/usr/sbin/sshd"]\n        followChildren: true`);
+    const c = compileYaml(yaml, { followBitBase: 10 });
+    expect(c.followBits).toBe(1);
+    const f = c.tables.follow.bytes;
+    expect(new DataView(f.buffer, f.byteOffset).getUint32(0, true)).toBe(10);
+    expect(decide(c, { binary: "/bin/sh", ancestors: [{ pid: 2, binary: "/usr/sbin/sshd" }] }).matched).toBe(true);
+    expect(() => compileYaml(yaml, { followBitBase: 64 })).toThrow("followChildren");
+  });
+
   test("matchParentBinaries looks at the parent", () => {
     const c = sel(`    - matchParentBinaries:\n      - operator: "In"\n        values: ["/bin/bash"]`);
     expect(decide(c, { binary: "/bin/cat", parentBinary: "/bin/bash" }).matched).toBe(true);
