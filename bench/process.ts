@@ -143,8 +143,8 @@ const report = {
   forkExec: {
     loopsPerRun: n,
     rounds,
-    cpuSecondsOff: o.off,
-    cpuSecondsOn: o.on,
+    cpuSecondsOff: o.off.map((x) => Number(x.toFixed(2))),
+    cpuSecondsOn: o.on.map((x) => Number(x.toFixed(2))),
     medianRatioOnOff: Number(med.toFixed(3)),
     ratioSpread: spread.map((x) => Number(x.toFixed(3))),
     perExecOverheadUs: Number((((median(o.on) - median(o.off)) / n) * 1e6).toFixed(1)),

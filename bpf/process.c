@@ -132,7 +132,10 @@ static __always_inline void read_creds(struct task_struct *task, struct ward_cre
 	BPF_CORE_READ_INTO(&c->cap_permitted, cred, cap_permitted.val);
 	BPF_CORE_READ_INTO(&c->cap_effective, cred, cap_effective.val);
 	BPF_CORE_READ_INTO(&c->cap_inheritable, cred, cap_inheritable.val);
-	c->auid = BPF_CORE_READ(task, loginuid.val);
+	/* Optional kernel features (CONFIG_AUDIT, CONFIG_TIME_NS): their fields may not exist. */
+	c->auid = 4294967295U;
+	if (bpf_core_field_exists(task->loginuid))
+		c->auid = BPF_CORE_READ(task, loginuid.val);
 	struct css_set *cgroups = BPF_CORE_READ(task, cgroups);
 	struct cgroup *dfl = cgroups ? BPF_CORE_READ(cgroups, dfl_cgrp) : 0;
 	struct kernfs_node *kn = dfl ? BPF_CORE_READ(dfl, kn) : 0;
@@ -160,8 +163,10 @@ static __always_inline void read_creds(struct task_struct *task, struct ward_cre
 	c->ns[WARD_NS_MNT] = ns_inum(&BPF_CORE_READ(nsp, mnt_ns)->ns);
 	c->ns[WARD_NS_PID_FOR_CHILDREN] = ns_inum(&BPF_CORE_READ(nsp, pid_ns_for_children)->ns);
 	c->ns[WARD_NS_NET] = ns_inum(&BPF_CORE_READ(nsp, net_ns)->ns);
-	c->ns[WARD_NS_TIME] = ns_inum(&BPF_CORE_READ(nsp, time_ns)->ns);
-	c->ns[WARD_NS_TIME_FOR_CHILDREN] = ns_inum(&BPF_CORE_READ(nsp, time_ns_for_children)->ns);
+	if (bpf_core_field_exists(nsp->time_ns)) {
+		c->ns[WARD_NS_TIME] = ns_inum(&BPF_CORE_READ(nsp, time_ns)->ns);
+		c->ns[WARD_NS_TIME_FOR_CHILDREN] = ns_inum(&BPF_CORE_READ(nsp, time_ns_for_children)->ns);
+	}
 	c->ns[WARD_NS_CGROUP] = ns_inum(&BPF_CORE_READ(nsp, cgroup_ns)->ns);
 }
 

@@ -2,7 +2,7 @@
 // and the events must say exactly what happened.
 import { afterAll, beforeAll, describe, expect } from "bun:test";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { chmodSync, copyFileSync, mkdtempSync, readlinkSync, realpathSync, rmSync, symlinkSync } from "node:fs";
+import { chmodSync, copyFileSync, mkdtempSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { kernelTest, kernelUnavailable } from "../lib/host.ts";
@@ -180,6 +180,35 @@ describe("process sensor", () => {
     const x = await waitFor("exit after scan", () => exitOf(pid));
     expect(x.process.exec_id).toBe(ex.process.exec_id);
     expect(x.parent?.exec_id).toBe(seeded!.execId);
+  });
+
+  kernelTest("credentials, capabilities, namespaces and cgroup match what /proc says", async () => {
+    const c = spawn("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", SLEEP, "5"], { stdio: "ignore" });
+    await waitFor("exec of sleep as nobody", () => execOf(c.pid!, SLEEP));
+    const info = sensor!.cache.current(c.pid!)!;
+    const status = readFileSync(`/proc/${c.pid}/status`, "utf8");
+    const field = (k: string) => new RegExp(`^${k}:\\s+(.*)$`, "m").exec(status)![1]!.trim();
+    const ids = (k: string) => field(k).split(/\s+/).map(Number);
+    const hex = (k: string) => BigInt(`0x${field(k)}`);
+    const ns = ["uts", "ipc", "mnt", "pid", "pid_for_children", "net", "time", "time_for_children", "cgroup", "user"].map((n) =>
+      Number(/\[(\d+)\]/.exec(readlinkSync(`/proc/${c.pid}/ns/${n}`))![1]),
+    );
+    const cg = /^0::(.*)$/m.exec(readFileSync(`/proc/${c.pid}/cgroup`, "utf8"))![1]!;
+    const cgRoot = readFileSync("/proc/mounts", "utf8").split("\n").map((l) => l.split(" ")).find((f) => f[2] === "cgroup2")![1]!;
+    const cgIno = statSync(join(cgRoot, cg), { bigint: true }).ino;
+    const auid = Number(readFileSync(`/proc/${c.pid}/loginuid`, "utf8"));
+    c.kill("SIGKILL");
+    const [uid, euid, suid, fsuid] = ids("Uid");
+    const [gid, egid, sgid, fsgid] = ids("Gid");
+    expect(info.creds).toMatchObject({ uid, euid, suid, fsuid, gid, egid, sgid, fsgid, auid });
+    expect(info.creds.euid).toBe(65534);
+    expect(info.creds.capEffective).toBe(hex("CapEff"));
+    expect(info.creds.capPermitted).toBe(hex("CapPrm"));
+    expect(info.creds.capInheritable).toBe(hex("CapInh"));
+    expect(info.creds.ns).toEqual(ns);
+    expect(info.creds.cgroupId).toBe(cgIno);
+    const ex = execOf(c.pid!, SLEEP)!;
+    expect(ex.process.uid).toBe(65534);
   });
 
   kernelTest(
