@@ -190,6 +190,15 @@ export class ProcessSensor {
   }
 
   private async readLoop(): Promise<void> {
+    try {
+      await this.readRecords();
+    } catch (err) {
+      // The reader broke (it should not): say so once; counters stop moving from here on.
+      this.log(`ring buffer reader stopped: ${(err as Error).message}`);
+    }
+  }
+
+  private async readRecords(): Promise<void> {
     const r = this.reader;
     if (!r) return;
     while (!this.stopping) {
