@@ -2,7 +2,7 @@
 // and the events must say exactly what happened.
 import { afterAll, beforeAll, describe, expect } from "bun:test";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { chmodSync, copyFileSync, mkdtempSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync, symlinkSync } from "node:fs";
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { kernelTest, kernelUnavailable } from "../lib/host.ts";
@@ -180,6 +180,38 @@ describe("process sensor", () => {
     const x = await waitFor("exit after scan", () => exitOf(pid));
     expect(x.process.exec_id).toBe(ex.process.exec_id);
     expect(x.parent?.exec_id).toBe(seeded!.execId);
+  });
+
+  kernelTest("a script runs its interpreter: binary is the interpreter, arguments start with the script", async () => {
+    const script = join(dir, "hello.sh");
+    await Bun.write(script, "#!/bin/sh\nexit 0\n");
+    chmodSync(script, 0o755);
+    const r = await run(script, ["x"]);
+    expect(r.code).toBe(0);
+    const ex = await waitFor("exec of script", () => execOf(r.pid));
+    expect(ex.process.binary).toBe(SH);
+    expect(ex.process.arguments).toBe(`${script} x`);
+  });
+
+  kernelTest("over-long arguments and over-deep paths are truncated and flagged", async () => {
+    const long = "y".repeat(5000);
+    const r = await run(TRUE, ["a", long]);
+    const ex = await waitFor("exec with long args", () => execOf(r.pid, TRUE));
+    expect(ex.process.flags).toContain("truncArgs");
+    expect(ex.process.arguments!.startsWith(`a ${"y".repeat(100)}`)).toBe(true);
+    expect(ex.process.arguments!.length).toBeLessThan(4096);
+    // 140 nested directories: deeper than the kernel walk's 128 components.
+    let deep = dir;
+    for (let i = 0; i < 140; i++) deep = join(deep, "d");
+    mkdirSync(deep, { recursive: true });
+    copyFileSync(TRUE, join(deep, "t"));
+    chmodSync(join(deep, "t"), 0o755);
+    const d = await run(join(deep, "t"), []);
+    expect(d.code).toBe(0);
+    const dx = await waitFor("exec of deep binary", () => execOf(d.pid));
+    expect(dx.process.flags).toContain("truncFilename");
+    expect(dx.process.binary!.endsWith("/d/d/d/t")).toBe(true);
+    expect(dx.process.binary!.length).toBeLessThan(join(deep, "t").length);
   });
 
   kernelTest("credentials, capabilities, namespaces and cgroup match what /proc says", async () => {
