@@ -3,7 +3,7 @@
 // hold), reading the hook config straight from the blob.
 import { Reader, Writer } from "./io";
 import * as L from "./layout";
-import { Tables, strEqHas, lpmHas, postfixHas, addrHas, intHas, binIdOf, binSetHas } from "./tables";
+import { Tables, strEqHas, prefixHas, postfixHas, addrHas, intHas, binIdOf, binSetHas } from "./tables";
 
 export const EVENT_MAGIC: u32 = 0x54564557; // "WEVT"
 
@@ -199,7 +199,7 @@ function substrAny(t: Tables, m: usize, p: usize, n: i32, ignCase: bool): bool {
 /** Matching on a string-valued slot by its value kind. */
 function matchBytes(t: Tables, m: usize, vk: u8, setId: u32, p: usize, n: i32, op: u8): bool {
   if (vk == L.VK_STR_EQ) return strEqHas(t, setId, p, n);
-  if (vk == L.VK_STR_PREFIX) return lpmHas(t.prefix, setId, p, n, L.PREFIX_MAX);
+  if (vk == L.VK_STR_PREFIX) return prefixHas(t, setId, p, n);
   if (vk == L.VK_STR_POSTFIX) return postfixHas(t, setId, p, n);
   if (vk == L.VK_SUBSTR) return substrAny(t, m, p, n, op == L.OP_SUBSTRING_IGNCASE);
   return false;
@@ -302,7 +302,7 @@ function matchBinary(t: Tables, m: usize, ev: Event, parent: bool): bool {
         hit = binaryInSet(t, setId, a.p, a.n);
       }
     } else hit = binaryInSet(t, setId, p, n);
-  } else if (vk == L.VK_STR_PREFIX) hit = lpmHas(t.prefix, setId, p, n, L.PREFIX_MAX);
+  } else if (vk == L.VK_STR_PREFIX) hit = prefixHas(t, setId, p, n);
   else if (vk == L.VK_STR_POSTFIX) hit = postfixHas(t, setId, p, n);
   return isNegated(op) ? !hit : hit;
 }

@@ -1,21 +1,82 @@
 // The userspace image of the kernel maps: built from the same blob the kernel maps are
 // filled from, and queried the way the kernel queries them (exact-key hash lookups,
 // longest-prefix lookups), so a userspace decision is the kernel's decision.
-import { bytesKey } from "./io";
 import * as L from "./layout";
 import { maskAddr } from "./parse";
 
-/** An LPM map restricted to one set: existence of any stored prefix of the key. */
-export class LpmSet {
-  keys: Set<string> = new Set();
-  lens: i32[] = []; // distinct prefix lengths, longest first
+const FNV_OFFSET: u64 = 0xcbf29ce484222325;
+const FNV_PRIME: u64 = 0x100000001b3;
 
-  add(key: string, len: i32): void {
-    this.keys.add(key);
-    if (!this.lens.includes(len)) {
-      this.lens.push(len);
-      this.lens.sort((a: i32, b: i32): i32 => b - a);
+@inline function mix(h: u64, b: u32): u64 {
+  return (h ^ <u64>(b & 0xff)) * FNV_PRIME;
+}
+
+/** Hash state after the (tag, aux) header; bytes are mixed in after it. */
+@inline function hashHead(tag: u32, aux: u32): u64 {
+  let h = FNV_OFFSET;
+  h = mix(h, tag); h = mix(h, tag >> 8); h = mix(h, tag >> 16); h = mix(h, tag >> 24);
+  h = mix(h, aux); h = mix(h, aux >> 8);
+  return h;
+}
+
+function hashBytes(h: u64, p: usize, n: i32): u64 {
+  for (let i = 0; i < n; i++) h = mix(h, <u32>load<u8>(p + <usize>i));
+  return h;
+}
+
+/** Exact-key byte strings, as a BPF hash map holds them: (tag, aux, bytes) -> value.
+ * Keys point into the loaded blob (AssemblyScript's GC does not move objects), so a
+ * lookup hashes the probe and compares bytes, allocating nothing. */
+export class ByteTable {
+  heads: Map<u64, i32> = new Map();
+  next: i32[] = [];
+  tag: u32[] = [];
+  aux: u32[] = [];
+  ptr: usize[] = [];
+  len: i32[] = [];
+  val: u32[] = [];
+
+  add(tag: u32, aux: u32, p: usize, n: i32, value: u32): void {
+    const h = hashBytes(hashHead(tag, aux), p, n);
+    const idx = this.ptr.length;
+    this.next.push(this.heads.has(h) ? this.heads.get(h) : -1);
+    this.heads.set(h, idx);
+    this.tag.push(tag);
+    this.aux.push(aux);
+    this.ptr.push(p);
+    this.len.push(n);
+    this.val.push(value);
+  }
+
+  /** Entry index for a key whose full hash is h, or -1. */
+  findHashed(h: u64, tag: u32, aux: u32, p: usize, n: i32): i32 {
+    if (!this.heads.has(h)) return -1;
+    let i = this.heads.get(h);
+    while (i >= 0) {
+      if (unchecked(this.tag[i]) == tag && unchecked(this.aux[i]) == aux && unchecked(this.len[i]) == n &&
+        memory.compare(unchecked(this.ptr[i]), p, <usize>n) == 0) return i;
+      i = unchecked(this.next[i]);
     }
+    return -1;
+  }
+
+  find(tag: u32, aux: u32, p: usize, n: i32): i32 {
+    return this.findHashed(hashBytes(hashHead(tag, aux), p, n), tag, aux, p, n);
+  }
+}
+
+/** Which prefix lengths a set holds, so a lookup only probes those. */
+export class LenSet {
+  has: StaticArray<bool> = new StaticArray<bool>(L.PREFIX_MAX + 1);
+  lens: i32[] = []; // longest first
+  max: i32 = -1;
+
+  add(n: i32): void {
+    if (this.has[n]) return;
+    this.has[n] = true;
+    this.lens.push(n);
+    this.lens.sort((a: i32, b: i32): i32 => b - a);
+    if (n > this.max) this.max = n;
   }
 }
 
@@ -31,13 +92,16 @@ export class Tables {
   stringsOff: u32 = 0;
   stringsLen: u32 = 0;
   flags: u32 = 0;
-  strEq: Set<string> = new Set();
-  prefix: Map<u32, LpmSet> = new Map();
-  postfix: Map<u32, LpmSet> = new Map();
+  strEq: ByteTable = new ByteTable();
+  prefix: ByteTable = new ByteTable();
+  prefixLens: Map<u32, LenSet> = new Map();
+  postfix: ByteTable = new ByteTable();
+  postfixLens: Map<u32, LenSet> = new Map();
   ints: Map<u32, Set<u64>> = new Map();
-  addr4: Map<u32, LpmSet> = new Map();
-  addr6: Map<u32, LpmSet> = new Map();
-  binIds: Map<string, u32> = new Map();
+  addr: ByteTable = new ByteTable(); // aux = family << 8 | prefix bits
+  addrLens4: Map<u32, LenSet> = new Map();
+  addrLens6: Map<u32, LenSet> = new Map();
+  binIds: ByteTable = new ByteTable();
   binSet: Set<u64> = new Set();
   substrOff: u32 = 0;
   substrCount: u32 = 0;
@@ -65,9 +129,9 @@ export class Tables {
   }
 }
 
-function lpmOf(m: Map<u32, LpmSet>, id: u32): LpmSet {
+function lensOf(m: Map<u32, LenSet>, id: u32): LenSet {
   if (m.has(id)) return m.get(id);
-  const s = new LpmSet();
+  const s = new LenSet();
   m.set(id, s);
   return s;
 }
@@ -103,15 +167,16 @@ export function loadTables(blob: Uint8Array): Tables | null {
     } else if (kind >= L.SEC_STR_EQ_BASE && kind < L.SEC_STR_EQ_BASE + <u32>L.STR_CLASSES) {
       for (let j: u32 = 0; j < count; j++) {
         const e = p0 + <usize>j * <usize>size;
-        t.strEq.add(bytesKey(load<u32>(e), e + 8, <i32>load<u32>(e + 4)));
+        t.strEq.add(load<u32>(e), 0, e + 8, <i32>load<u32>(e + 4), 1);
       }
     } else if (kind == L.SEC_STR_PREFIX || kind == L.SEC_STR_POSTFIX) {
-      const m = kind == L.SEC_STR_PREFIX ? t.prefix : t.postfix;
+      const pre = kind == L.SEC_STR_PREFIX;
       for (let j: u32 = 0; j < count; j++) {
         const e = p0 + <usize>j * <usize>size;
         const n = <i32>((load<u32>(e) - 32) / 8);
         const id = load<u32>(e + 4);
-        lpmOf(m, id).add(bytesKey(id, e + 8, n), n);
+        (pre ? t.prefix : t.postfix).add(id, 0, e + 8, n, 1);
+        lensOf(pre ? t.prefixLens : t.postfixLens, id).add(n);
       }
     } else if (kind == L.SEC_INT_SET) {
       for (let j: u32 = 0; j < count; j++) {
@@ -126,12 +191,13 @@ export function loadTables(blob: Uint8Array): Tables | null {
         const bits = <i32>load<u32>(e) - 64;
         const id = load<u32>(e + 4);
         const fam = load<u8>(e + L.ADDR_K_FAMILY);
-        lpmOf(fam == 4 ? t.addr4 : t.addr6, id).add(bytesKey(id, e + L.ADDR_K_ADDR, fam == 4 ? 4 : 16) + "/" + bits.toString(), bits);
+        t.addr.add(id, (<u32>fam << 8) | <u32>bits, e + L.ADDR_K_ADDR, fam == 4 ? 4 : 16, 1);
+        lensOf(fam == 4 ? t.addrLens4 : t.addrLens6, id).add(bits);
       }
     } else if (kind == L.SEC_BIN_NAMES) {
       for (let j: u32 = 0; j < count; j++) {
         const e = p0 + <usize>j * <usize>size;
-        t.binIds.set(bytesKey(0, e + 8, <i32>load<u32>(e + 4)), load<u32>(e));
+        t.binIds.add(0, 0, e + 8, <i32>load<u32>(e + 4), load<u32>(e));
       }
     } else if (kind == L.SEC_BIN_SET) {
       for (let j: u32 = 0; j < count; j++) {
@@ -155,20 +221,26 @@ export function loadTables(blob: Uint8Array): Tables | null {
 
 export function strEqHas(t: Tables, setId: u32, p: usize, n: i32): bool {
   if (n > L.EQ_MAX) return false;
-  return t.strEq.has(bytesKey(setId, p, n));
+  return t.strEq.find(setId, 0, p, n) >= 0;
 }
 
-/** LPM lookup over bytes: key data is the first min(n, max) bytes. */
-export function lpmHas(m: Map<u32, LpmSet>, setId: u32, p: usize, n: i32, max: i32): bool {
-  if (!m.has(setId)) return false;
-  const s = m.get(setId);
-  const avail = n < max ? n : max;
-  for (let i = 0; i < s.lens.length; i++) {
-    const l = s.lens[i];
-    if (l > avail) continue;
-    if (s.keys.has(bytesKey(setId, p, l))) return true;
+/** LPM lookup over bytes: is any stored prefix of the first min(n, max) bytes in the set?
+ * The hash is extended byte by byte and probed only at the lengths the set holds. */
+export function lpmHas(tbl: ByteTable, lens: Map<u32, LenSet>, setId: u32, p: usize, n: i32, max: i32): bool {
+  if (!lens.has(setId)) return false;
+  const ls = lens.get(setId);
+  const avail = min(min(n, max), ls.max);
+  let h = hashHead(setId, 0);
+  if (ls.has[0] && tbl.findHashed(h, setId, 0, p, 0) >= 0) return true;
+  for (let i = 0; i < avail; i++) {
+    h = mix(h, <u32>load<u8>(p + <usize>i));
+    if (unchecked(ls.has[i + 1]) && tbl.findHashed(h, setId, 0, p, i + 1) >= 0) return true;
   }
   return false;
+}
+
+export function prefixHas(t: Tables, setId: u32, p: usize, n: i32): bool {
+  return lpmHas(t.prefix, t.prefixLens, setId, p, n, L.PREFIX_MAX);
 }
 
 const scratch = new Uint8Array(L.POSTFIX_MAX);
@@ -177,21 +249,21 @@ const scratch = new Uint8Array(L.POSTFIX_MAX);
 export function postfixHas(t: Tables, setId: u32, p: usize, n: i32): bool {
   const k = n < L.POSTFIX_MAX ? n : L.POSTFIX_MAX;
   for (let i = 0; i < k; i++) scratch[i] = load<u8>(p + <usize>(n - 1 - i));
-  return lpmHas(t.postfix, setId, scratch.dataStart, k, L.POSTFIX_MAX);
+  return lpmHas(t.postfix, t.postfixLens, setId, scratch.dataStart, k, L.POSTFIX_MAX);
 }
 
 const addrScratch = new Uint8Array(16);
 
 export function addrHas(t: Tables, setId: u32, family: i32, addr: usize): bool {
-  const m = family == 4 ? t.addr4 : t.addr6;
-  if (!m.has(setId)) return false;
-  const s = m.get(setId);
+  const lm = family == 4 ? t.addrLens4 : t.addrLens6;
+  if (!lm.has(setId)) return false;
+  const ls = lm.get(setId);
   const n = family == 4 ? 4 : 16;
-  for (let i = 0; i < s.lens.length; i++) {
-    const l = s.lens[i];
+  for (let i = 0; i < ls.lens.length; i++) {
+    const l = unchecked(ls.lens[i]);
     for (let j = 0; j < 16; j++) addrScratch[j] = j < n ? load<u8>(addr + <usize>j) : 0;
     maskAddr(addrScratch, l);
-    if (s.keys.has(bytesKey(setId, addrScratch.dataStart, n) + "/" + l.toString())) return true;
+    if (t.addr.find(setId, (<u32>family << 8) | <u32>l, addrScratch.dataStart, n) >= 0) return true;
   }
   return false;
 }
@@ -201,8 +273,8 @@ export function intHas(t: Tables, setId: u32, v: u64): bool {
 }
 
 export function binIdOf(t: Tables, p: usize, n: i32): u32 {
-  const k = bytesKey(0, p, n);
-  return t.binIds.has(k) ? t.binIds.get(k) : 0;
+  const i = t.binIds.find(0, 0, p, n);
+  return i < 0 ? 0 : unchecked(t.binIds.val[i]);
 }
 
 export function binSetHas(t: Tables, setId: u32, binId: u32): bool {
