@@ -713,7 +713,7 @@ export function parseElf(bytes: Uint8Array, name = "object"): ObjectSpec {
     syms.forEach((s, i) => {
       const next = syms[i + 1]?.value ?? code.length;
       const end = s.size > 0 ? s.value + s.size : next;
-      if (s.value % 8 !== 0 || end > code.length || end <= s.value) fail(`function ${s.name} in ${sec.name} has bad bounds ${s.value}..${end}`);
+      if (s.value % 8 !== 0 || end % 8 !== 0 || end > code.length || end <= s.value) fail(`function ${s.name} in ${sec.name} has bad bounds ${s.value}..${end}`);
       if (functions[s.name]) fail(`function ${s.name} is defined twice`);
       const spec: FunctionSpec = {
         name: s.name,
@@ -751,10 +751,14 @@ export function parseElf(bytes: Uint8Array, name = "object"): ObjectSpec {
     for (const rel of r.relocsFor(sec)) {
       const fn = fnAt(secIdx, rel.offset);
       if (!fn) fail(`relocation at ${sec.name}+${rel.offset} is outside every function`);
+      // A corrupt object can point a relocation between instructions or at the last slot of
+      // a function where ld_imm64's second half would be; refuse both before decoding.
+      if ((rel.offset - fn.start) % 8 !== 0) fail(`relocation at ${sec.name}+${rel.offset} is not on an instruction boundary`);
       const i = (rel.offset - fn.start) / 8;
       relocated.add(rel.offset);
       const ins = new Insns(fn.spec.insns);
       const where = `${fn.spec.name}+${i}`;
+      if (ins.isLdImm64(i) && i + 1 >= ins.length) fail(`${where}: ld_imm64 relocation on the last instruction of the function`);
       const sym = rel.sym;
       if (sym.shndx === 0) {
         // Only .ksyms/.kconfig externs are legitimate; anything else is a declared-but-never-
