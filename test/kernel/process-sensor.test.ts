@@ -122,6 +122,27 @@ describe("process sensor", () => {
     expect(execOf(rel.pid, TRUE)?.process.cwd).toBe("/usr/bin");
   });
 
+  kernelTest("a binary under a bind mount is named through the mount, as d_path names it", async () => {
+    const src = join(dir, "src");
+    const mnt = join(dir, "mnt");
+    mkdirSync(src);
+    mkdirSync(mnt);
+    copyFileSync(SLEEP, join(src, "s"));
+    chmodSync(join(src, "s"), 0o755);
+    expect(spawnSync("mount", ["--bind", src, mnt]).status).toBe(0);
+    try {
+      const c = spawn(join(mnt, "s"), ["5"], { stdio: "ignore" });
+      const ex = await waitFor("exec under bind mount", () => execOf(c.pid!));
+      const kernelView = readlinkSync(`/proc/${c.pid}/exe`);
+      c.kill("SIGKILL");
+      await new Promise((res) => c.on("exit", res));
+      expect(kernelView).toBe(join(mnt, "s"));
+      expect(ex.process.binary).toBe(kernelView);
+    } finally {
+      spawnSync("umount", [mnt]);
+    }
+  });
+
   kernelTest("deleted binary is reported as the kernel's d_path shows it", async () => {
     const bin = join(dir, "gone");
     copyFileSync(SLEEP, bin);
