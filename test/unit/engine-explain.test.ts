@@ -75,6 +75,13 @@ describe("explain", () => {
       const json = spawnSync(join(root, "node_modules", ".bin", "bun"), [join(root, "src", "cli", "main.ts"), "policy", "explain", "-o", "json", good], { encoding: "utf8" });
       expect(json.status).toBe(0);
       expect((JSON.parse(json.stdout) as { hooks: unknown[] }[])[0]?.hooks.length).toBe(2);
+      // ${NAME} placeholders are substituted with --set, as ward policy validate does.
+      const tmpl = join(dir, "tmpl.yaml");
+      writeFileSync(tmpl, POLICY.replace('"/srv/"', '"${SECRET_DIR}"'));
+      const unset = spawnSync(join(root, "node_modules", ".bin", "bun"), [join(root, "src", "cli", "main.ts"), "policy", "explain", tmpl], { encoding: "utf8" });
+      expect(unset.status).toBe(1);
+      const set = spawnSync(join(root, "node_modules", ".bin", "bun"), [join(root, "src", "cli", "main.ts"), "policy", "explain", "--set", "SECRET_DIR=/opt/secret/", tmpl], { encoding: "utf8" });
+      expect(set.status).toBe(0);
       // CelExpr passes validation but the engine does not implement it.
       const bad = join(dir, "bad.yaml");
       writeFileSync(bad, POLICY.replace('operator: "Prefix"\n        values: ["/etc/", "/root/", "/boot/", "/var/lib/", "/srv/"]', 'operator: "CelExpr"\n        values: ["arg0 == 1"]'));
