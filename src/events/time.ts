@@ -44,6 +44,9 @@ export class BootClock {
   }
 }
 
+let lastSec = -1n;
+let lastBase = "";
+
 /**
  * RFC 3339 UTC with 0, 3, 6 or 9 fractional digits, the protojson Timestamp form
  * ("2023-10-06T22:03:57.700327580Z", "2024-04-14T02:17:46Z").
@@ -55,7 +58,12 @@ export function rfc3339Nano(epochNs: bigint): string {
     nanos += 1_000_000_000;
     sec -= 1n;
   }
-  const base = new Date(Number(sec) * 1000).toISOString().slice(0, 19);
+  // Events come in bursts within the same second: reuse the formatted date part.
+  if (sec !== lastSec) {
+    lastSec = sec;
+    lastBase = new Date(Number(sec) * 1000).toISOString().slice(0, 19);
+  }
+  const base = lastBase;
   if (nanos === 0) return `${base}Z`;
   let frac: string;
   if (nanos % 1_000_000 === 0) frac = String(nanos / 1_000_000).padStart(3, "0");
