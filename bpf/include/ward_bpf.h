@@ -118,13 +118,16 @@ static long (*bpf_loop)(unsigned int nr_loops, void *callback_fn, void *callback
  * qualifiers); on a failed read the helper zeroes the destination, so no initializer.
  */
 #define BPF_CORE_READ(src, field) ({ \
+	__typeof__(src) __ward_s = (src); \
 	union { \
-		__typeof__((src)->field) v; \
-		char b[sizeof((src)->field)]; \
+		__typeof__(__ward_s->field) v; \
+		char b[sizeof(__ward_s->field)]; \
 	} __ward_u; \
-	ward_core_read(__ward_u.b, sizeof(__ward_u.b), &(src)->field); \
+	ward_core_read(__ward_u.b, sizeof(__ward_u.b), &__ward_s->field); \
 	__ward_u.v; })
-/* Chains: BPF_CORE_READ2(task, mm, exe_file) reads task->mm, then ->exe_file. */
+/* Chains: BPF_CORE_READ2(task, mm, exe_file) reads task->mm, then ->exe_file. BPF_CORE_READ
+ * first copies its source into a temporary, so a read can take another read as its source:
+ * clang rejects a statement expression nested inside __builtin_preserve_access_index. */
 #define BPF_CORE_READ2(src, a, b) BPF_CORE_READ(BPF_CORE_READ(src, a), b)
 #define BPF_CORE_READ3(src, a, b, c) BPF_CORE_READ(BPF_CORE_READ2(src, a, b), c)
 #define BPF_CORE_READ4(src, a, b, c, d) BPF_CORE_READ(BPF_CORE_READ3(src, a, b, c), d)

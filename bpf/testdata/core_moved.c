@@ -8,10 +8,11 @@
 volatile const __u32 target_tgid = 0;
 
 /* seen[0] = CO-RE tgid, [1] = CO-RE pid, [2] = helper tgid, [3] = helper pid,
- * [4] = 1 when the tgid field exists in the kernel's task_struct. */
+ * [4] = 1 when the tgid field exists in the kernel's task_struct, [5] = the parent's tgid
+ * read through a two-step chain (BPF_CORE_READ2). */
 struct {
 	__uint(type, WARD_MAP_ARRAY);
-	__uint(max_entries, 5);
+	__uint(max_entries, 6);
 	__type(key, __u32);
 	__type(value, __u64);
 } seen SEC(".maps");
@@ -35,6 +36,7 @@ int read_tgid(unsigned long long *ctx)
 	put(2, pid_tgid >> 32);
 	put(3, (__u32)pid_tgid);
 	put(4, bpf_core_field_exists(task->tgid) ? 1 : 0);
+	put(5, (__u32)BPF_CORE_READ2(task, real_parent, tgid));
 	return 0;
 }
 

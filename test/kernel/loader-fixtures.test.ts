@@ -88,6 +88,7 @@ describe("core_moved.o", () => {
       expect(seen(1)).toBe(BigInt(child.pid)); // single-threaded: pid == tgid
       expect(seen(3)).toBe(BigInt(child.pid));
       expect(seen(4)).toBe(1n); // field-exists relocation
+      expect(seen(5)).toBe(BigInt(process.pid)); // chained read: the sh's parent is this runner
     } finally {
       link?.close();
       coll?.close();
