@@ -1,0 +1,560 @@
+// Hook resolution: for each hook of a validated policy, the strongest kernel mechanism this
+// kernel has for it (issue 5 §2), how each of its actions is honored there, and what can
+// still get past it; or a rejection naming the missing kernel feature and the substitute
+// that would work. Pure: the kernel is described by a HookFeatures value (hostHookFeatures()
+// for this machine, a literal in tests), so `ward policy explain`, the agent's status and
+// the policy manager all print and apply the same decision.
+import { existsSync } from "node:fs";
+import { release as osRelease } from "node:os";
+import { bpfLsmActive, probeAttach, probeHelper } from "../bpf/features.ts";
+import { Helper, ProgType } from "../bpf/constants.ts";
+import { tracefsRoot } from "../bpf/perf.ts";
+import { policyHooks, type WireHook } from "../policy/engine-wire.ts";
+import type { ActionSelector, KProbeArg, KProbeSelector, TracingPolicy } from "../policy/types.ts";
+import type { GuardAction, GuardHook, GuardProgram } from "./guard.ts";
+
+// ---------------------------------------------------------------- kernel description
+
+/** What resolution needs to know about a kernel. */
+export interface HookFeatures {
+  release: string;
+  /** BPF LSM programs load and attach (bpf in the active LSM list, and loads allowed). */
+  bpfLsm: boolean;
+  /** kprobes exist (CONFIG_KPROBES). */
+  kprobes: boolean;
+  /** bpf_override_return (CONFIG_BPF_KPROBE_OVERRIDE) for Override on syscalls. */
+  overrideReturn: boolean;
+  /** Whether tracefs has subsystem/event; undefined when tracefs cannot be read here. */
+  tracepoint(subsystem: string, event: string): boolean | undefined;
+}
+
+/** This machine's kernel, probed (root gives definitive answers; otherwise loads are refused and read as absent). */
+export function hostHookFeatures(): HookFeatures {
+  const kprobes = probeAttach("kprobe").status === "supported";
+  let root: string | undefined;
+  try {
+    root = tracefsRoot();
+  } catch {
+    root = undefined;
+  }
+  return {
+    release: osRelease(),
+    // Listed in /sys/kernel/security/lsm is not enough: this host lists bpf and still refuses
+    // LSM program loads (EPERM), so the load itself is the test.
+    bpfLsm: bpfLsmActive() && probeAttach("lsm").status === "supported",
+    kprobes,
+    overrideReturn: kprobes && probeHelper(ProgType.KPROBE, Helper.override_return).status === "supported",
+    tracepoint: (subsystem, event) => (root === undefined ? undefined : existsSync(`${root}/events/${subsystem}/${event}`)),
+  };
+}
+
+// ---------------------------------------------------------------- results
+
+/** The event a hook's matches become (reference/tetragon.md §2.5). */
+export type EventKind = "process_kprobe" | "process_tracepoint" | "process_lsm";
+
+/** How one action of a selector is carried out on this kernel. */
+export interface ActionHonor {
+  selector: number;
+  action: string;
+  /** One sentence: what happens, where, and when. */
+  honored: string;
+}
+
+/** One tracepoint the generic sensor attaches for a hook. */
+export interface GenericAttach {
+  /** "syscall": a syscall kprobe run on syscalls/sys_enter_X (and sys_exit_X for return); "tracepoint": spec.tracepoints. */
+  kind: "syscall" | "tracepoint";
+  subsystem: string;
+  event: string;
+  raw: boolean;
+  /** Syscall name without prefix (kind "syscall"). */
+  syscall?: string;
+  /** sys_exit_X is needed too (return: true, matchReturnArgs). */
+  withExit?: boolean;
+}
+
+/** One FileGuard rule derived from one selector. */
+export interface GuardRulePlan {
+  selector: number;
+  /** The enforcing action in the kernel (monitor mode already applied). */
+  action: GuardAction;
+  /** Post an event on a match (false with NoPost). */
+  post: boolean;
+  /** The policy's action names, for the event's `action` field. */
+  actionNames: string[];
+  binaries?: { op: "In" | "NotIn"; paths: string[] };
+  /** Paths to protect (open/exec rules); empty for the module rule. */
+  files: string[];
+  hooks: GuardHook[];
+}
+
+export interface GuardPlan {
+  target: "open" | "exec" | "module";
+  programs: GuardProgram[];
+  rules: GuardRulePlan[];
+}
+
+interface HookBase {
+  /** Position in the engine's hook list (CompiledHook.index). */
+  index: number;
+  /** "spec.kprobes[0]". */
+  path: string;
+  /** As written: call, subsystem/event, hook. */
+  name: string;
+}
+
+export interface ResolvedHook extends HookBase {
+  ok: true;
+  backend: "generic" | "guard";
+  event: EventKind;
+  /** function_name in events (arch-prefixed for syscalls, as Tetragon reports). */
+  functionName: string;
+  /** The kernel mechanism, one line. */
+  mechanism: string;
+  generic?: GenericAttach[];
+  guard?: GuardPlan;
+  actions: ActionHonor[];
+  /** Measured limits of the mechanism, each one sentence. */
+  limits: string[];
+  /** Ways around the rule on this kernel, with the remedy where there is one. */
+  bypasses: string[];
+}
+
+export interface RejectedHook extends HookBase {
+  ok: false;
+  /** Why it cannot run here: the missing kernel feature and the substitute. */
+  reason: string;
+}
+
+export type HookResolution = ResolvedHook | RejectedHook;
+
+export interface PolicyResolution {
+  name: string;
+  mode: "enforce" | "monitor";
+  hooks: HookResolution[];
+  /** Every rejection, "spec.kprobes[0] (security_path_unlink): reason". */
+  errors: string[];
+}
+
+// ---------------------------------------------------------------- helpers
+
+const ENFORCING = new Set(["Sigkill", "Signal", "Override", "NotifyEnforcer", "Set"]);
+const SIGKILL = 9;
+
+/** Canonical syscall name of a syscall kprobe call, or undefined (32-bit ABI, not a syscall symbol). */
+export function syscallName(call: string): string | undefined {
+  const m = /^(?:__x64_sys_|__se_sys_|__do_sys_|sys_)(\w+)$/.exec(call);
+  return m?.[1];
+}
+
+function isModuleSyscall(s: string | undefined): boolean {
+  return s === "init_module" || s === "finit_module";
+}
+
+/** LSM hook name of a kprobe call or lsmhooks entry ("security_bprm_check" -> "bprm_check_security"). */
+function lsmName(h: WireHook): string | undefined {
+  if (h.list === "lsmhooks") return h.name;
+  if (h.list !== "kprobes" && h.list !== "fentries") return undefined;
+  if (!h.name.startsWith("security_")) return undefined;
+  const bare = h.name.slice("security_".length);
+  return bare === "bprm_check" ? "bprm_check_security" : bare;
+}
+
+/** Selector actions; a selector without actions posts (Tetragon's default). */
+function actionsOf(sel: KProbeSelector): ActionSelector[] {
+  return sel.matchActions.length > 0 ? sel.matchActions : [{ action: "Post", argRegs: [], kernelStackTrace: false, userStackTrace: false, imaHash: false }];
+}
+
+function actionLabel(a: ActionSelector): string {
+  if (a.action === "Signal") return `Signal(argSig=${a.argSig ?? "?"})`;
+  if (a.action === "Override") return `Override(argError=${a.argError ?? "?"})`;
+  return a.action;
+}
+
+class Reject extends Error {}
+
+function reject(msg: string): never {
+  throw new Reject(msg);
+}
+
+function ioUringNote(release: string): { limit: string; bypass?: string } {
+  const [maj, min] = release.split(".").map((x) => Number.parseInt(x, 10));
+  const measuredExact = (maj ?? 0) > 6 || ((maj ?? 0) === 6 && (min ?? 0) >= 18);
+  if (measuredExact) {
+    return { limit: "io_uring IORING_OP_OPENAT/OPENAT2 is stopped at io_uring_complete: the ring's task is killed and requests linked after the open are cancelled (measured on 6.18)" };
+  }
+  return {
+    limit: "io_uring IORING_OP_OPENAT/OPENAT2 is caught at io_uring_complete and the task is killed",
+    bypass: `io_uring: on ${release} requests linked after the open (read, write) may still run before the kill (measured on 6.1: a linked read+write leaked the content); remedy: add a rule in the same scope that kills io_uring_setup (kprobes call sys_io_uring_setup, syscall: true, action Sigkill)`,
+  };
+}
+
+// ---------------------------------------------------------------- the FileGuard substitute
+
+/** The file argument of a guard hook: its declared index in args. */
+function fileArgIndex(args: readonly KProbeArg[], types: readonly string[]): number | undefined {
+  return args.find((a) => types.includes(a.type))?.index;
+}
+
+interface GuardActionChoice {
+  action: GuardAction;
+  post: boolean;
+  honors: { action: string; honored: string }[];
+  names: string[];
+}
+
+function guardActions(sel: KProbeSelector, si: number, target: "open" | "exec" | "module", f: HookFeatures, monitor: boolean): GuardActionChoice {
+  let action: GuardAction = "report";
+  let post = true;
+  const honors: { action: string; honored: string }[] = [];
+  const names: string[] = [];
+  const where = target === "open"
+    ? f.bpfLsm ? "in lsm/file_open" : "at the exit of the open-family syscall (or io_uring completion, or sched_process_exec for an exec of the file)"
+    : target === "exec" ? f.bpfLsm ? "in lsm/bprm_check_security" : "at sched_process_exec, before the new image runs"
+    : f.bpfLsm ? "in lsm/kernel_read_file and lsm/kernel_load_data" : "at init_module/finit_module syscall entry";
+  const setEnforcing = (a: GuardAction): void => {
+    if (action !== "report" && action !== a) reject(`selector ${si}: both Sigkill and Override: the guard takes one enforcing action per rule`);
+    action = a;
+  };
+  for (const a of actionsOf(sel)) {
+    const label = actionLabel(a);
+    if (a.rateLimit !== undefined || a.kernelStackTrace || a.userStackTrace || a.imaHash) {
+      reject(`selector ${si}: ${a.action} with rateLimit/stack traces/imaHash is not supported by the file guard (it reports every match without them)`);
+    }
+    const isKill = a.action === "Sigkill" || (a.action === "Signal" && a.argSig === SIGKILL);
+    if (monitor && ENFORCING.has(a.action)) {
+      names.push(a.action);
+      honors.push({ action: label, honored: `monitor mode: not enforced, posted as an event ${where}` });
+      continue;
+    }
+    switch (a.action) {
+      case "Post":
+        names.push("Post");
+        honors.push({ action: label, honored: `event posted ${where}` });
+        break;
+      case "NoPost":
+        post = false;
+        names.push("NoPost");
+        honors.push({ action: label, honored: "no event is posted (the kernel still counts the match)" });
+        break;
+      case "Sigkill":
+      case "Signal":
+        if (!isKill) reject(`selector ${si}: ${label}: the file guard can only send SIGKILL; use Sigkill`);
+        setEnforcing("kill");
+        names.push(a.action);
+        honors.push({
+          action: label,
+          honored: target === "module"
+            ? "SIGKILL queued at init_module/finit_module entry: the caller is killed, but the syscall runs to completion first, so the module may still load (Tetragon's Sigkill on a syscall kprobe behaves the same)"
+            : `SIGKILL ${where}: the process dies before it returns to user space`,
+        });
+        break;
+      case "Override": {
+        if (!f.bpfLsm) {
+          reject(target === "module"
+            ? `selector ${si}: Override needs BPF LSM (lsm/kernel_read_file, lsm/kernel_load_data) or bpf_override_return (kprobes), neither is available here (LSM loads are refused; CONFIG_KPROBES off); refused: SIGKILL at the syscall's entry would not stop the module from loading. Use Sigkill only if killing the caller is enough (the module may still load), or run on a kernel with BPF LSM`
+            : `selector ${si}: Override needs BPF LSM or fmod_ret, refused here (LSM/fmod_ret program loads fail with EPERM); SIGKILL ${where} is available: use action Sigkill, or run on a kernel with BPF LSM`);
+        }
+        if (a.argError !== undefined && a.argError !== -1) reject(`selector ${si}: ${label}: the LSM guard fails the call with EPERM (argError -1) only`);
+        setEnforcing("deny");
+        names.push("Override");
+        honors.push({ action: label, honored: `the call fails with EPERM ${where} and has no effect` });
+        break;
+      }
+      default:
+        reject(`selector ${si}: action ${a.action} is not available on the file guard (it honors Post, NoPost, Sigkill${f.bpfLsm ? ", Override" : ""})`);
+    }
+  }
+  return { action, post, honors, names };
+}
+
+function guardBinaries(sel: KProbeSelector, si: number): GuardRulePlan["binaries"] {
+  if (sel.matchBinaries.length > 1) reject(`selector ${si}: more than one matchBinaries: the guard keeps one binary set per rule`);
+  const b = sel.matchBinaries[0];
+  if (b === undefined) return undefined;
+  if (b.operator !== "In" && b.operator !== "NotIn") reject(`selector ${si}: matchBinaries ${b.operator}: the guard matches executables by inode (In/NotIn of exact paths)`);
+  if (b.followChildren) reject(`selector ${si}: matchBinaries followChildren is not supported by the guard`);
+  return { op: b.operator, paths: [...b.values] };
+}
+
+function unsupportedMatchers(sel: KProbeSelector, si: number): void {
+  const extra: string[] = [];
+  if (sel.matchPIDs.length) extra.push("matchPIDs");
+  if (sel.matchData.length) extra.push("matchData");
+  if (sel.matchReturnArgs.length) extra.push("matchReturnArgs");
+  if (sel.matchParentBinaries.length) extra.push("matchParentBinaries");
+  if (sel.matchNamespaces.length) extra.push("matchNamespaces");
+  if (sel.matchNamespaceChanges.length) extra.push("matchNamespaceChanges");
+  if (sel.matchCapabilities.length) extra.push("matchCapabilities");
+  if (sel.matchCapabilityChanges.length) extra.push("matchCapabilityChanges");
+  if (sel.matchWorkloads !== undefined) extra.push("matchWorkloads");
+  if (sel.matchReturnActions.length) extra.push("matchReturnActions");
+  if (extra.length) reject(`selector ${si}: ${extra.join(", ")} cannot be evaluated by the file guard (it matches the file's inode and the executable's inode only)`);
+}
+
+function guardFileHook(h: WireHook, target: "open" | "exec", f: HookFeatures, monitor: boolean): Omit<ResolvedHook, keyof HookBase | "ok"> {
+  if (h.ret) reject("return: true needs a return probe (kretprobe/fexit), which this kernel does not have");
+  if (h.selectors.length === 0) reject("no selectors: every file open would match; the guard protects listed files (matchArgs Equal on the file argument)");
+  const fileIdx = fileArgIndex(h.args, target === "open" ? ["file", "fd", "path"] : ["linux_binprm", "file"]);
+  if (fileIdx === undefined) reject(`no ${target === "open" ? "file" : "linux_binprm"} argument: the guard decides on the ${target === "open" ? "opened" : "executed"} file`);
+  const hooks: GuardHook[] = f.bpfLsm ? (target === "open" ? ["lsm_open"] : ["lsm_exec"]) : target === "open" ? ["open", "exec", "io_uring"] : ["exec"];
+  const rules: GuardRulePlan[] = [];
+  const actions: ActionHonor[] = [];
+  const seen = new Set<string>();
+  h.selectors.forEach((sel, si) => {
+    unsupportedMatchers(sel, si);
+    if (sel.matchArgs.length !== 1) reject(`selector ${si}: the guard needs exactly one matchArgs, Equal on the file argument (found ${sel.matchArgs.length})`);
+    const m = sel.matchArgs[0]!;
+    const on = m.args.length > 0 ? h.args[m.args[0]!]?.index : m.index;
+    if (on !== fileIdx) reject(`selector ${si}: matchArgs index ${m.index} is not the file argument (index ${fileIdx})`);
+    if (m.operator !== "Equal") {
+      reject(`selector ${si}: matchArgs ${m.operator} on a file: the guard matches exact files by inode (Equal); ${m.operator === "Prefix" ? "a directory prefix needs a path walk in an LSM hook (BPF LSM is not available here); list the files with Equal" : "use Equal with the files' paths"}`);
+    }
+    for (const v of m.values) {
+      if (!v.startsWith("/")) reject(`selector ${si}: value ${JSON.stringify(v)} is not an absolute path`);
+      if (seen.has(v)) reject(`selector ${si}: ${v} is named by two selectors: the guard keeps one rule per file`);
+      seen.add(v);
+    }
+    const act = guardActions(sel, si, target, f, monitor);
+    const binaries = guardBinaries(sel, si);
+    rules.push({ selector: si, action: act.action, post: act.post, actionNames: act.names, ...(binaries ? { binaries } : {}), files: [...m.values], hooks });
+    for (const a of act.honors) actions.push({ selector: si, ...a });
+  });
+  const limits: string[] = ["files are matched by inode when the policy is applied: a file created or replaced later (new inode) under the same path is not covered until the policy is re-applied"];
+  const bypasses: string[] = [];
+  let mechanism: string;
+  let programs: GuardProgram[];
+  if (f.bpfLsm) {
+    programs = target === "open" ? ["guard_lsm_open"] : ["guard_lsm_exec"];
+    mechanism = target === "open"
+      ? "BPF LSM lsm/file_open, decided on the opened file's inode (every open path, io_uring and exec included)"
+      : "BPF LSM lsm/bprm_check_security, decided on the executed file's inode";
+  } else if (target === "open") {
+    programs = ["guard_sys_exit", "guard_exec", "guard_io_uring"];
+    mechanism = "file guard substitute for security_file_open (no BPF LSM): tp_btf/sys_exit of open, openat, openat2, creat, open_by_handle_at decided on the opened file's inode (relative paths, .., symlinks, hardlinks, dirfds and /proc/self/fd resolve to it), tp_btf/sched_process_exec for an exec of the file, tp_btf/io_uring_complete for IORING_OP_OPENAT/OPENAT2";
+    limits.push(
+      "the open has happened before the kill: O_TRUNC/creat already truncated the file",
+      "a sibling thread reading the guessed fd number can win the race before the kill (8 of 300 runs on 6.18)",
+      "fds opened before the policy was applied are not revoked",
+    );
+    const io = ioUringNote(f.release);
+    limits.push(io.limit);
+    if (io.bypass !== undefined) bypasses.push(io.bypass);
+  } else {
+    programs = ["guard_exec"];
+    mechanism = "file guard substitute for security_bprm_check (no BPF LSM): tp_btf/sched_process_exec on bprm->file (and the script), decided on its inode";
+    limits.push("matchBinaries sees the executable that called exec (the image being replaced), as security_bprm_check does");
+  }
+  return { backend: "guard", event: h.list === "lsmhooks" ? "process_lsm" : "process_kprobe", functionName: h.name, mechanism, guard: { target, programs, rules }, actions, limits, bypasses };
+}
+
+function guardModuleHook(h: WireHook, f: HookFeatures, monitor: boolean): Omit<ResolvedHook, keyof HookBase | "ok"> {
+  if (h.ret) reject("return: true needs a return probe (kretprobe/fexit), which this kernel does not have");
+  if (h.selectors.length > 1) reject("more than one selector: the module guard keeps one rule");
+  const sel = h.selectors[0];
+  const actions: ActionHonor[] = [];
+  let rule: GuardRulePlan;
+  const hooks: GuardHook[] = f.bpfLsm ? ["lsm_module"] : ["module"];
+  if (sel === undefined) {
+    rule = { selector: 0, action: "report", post: true, actionNames: ["Post"], files: [], hooks };
+    actions.push({ selector: 0, action: "Post", honored: "event posted at every module load" });
+  } else {
+    unsupportedMatchers(sel, 0);
+    if (sel.matchArgs.length > 0) reject("selector 0: matchArgs on a module load cannot be evaluated by the module guard (it matches the caller's executable only)");
+    const act = guardActions(sel, 0, "module", f, monitor);
+    const binaries = guardBinaries(sel, 0);
+    rule = { selector: 0, action: act.action, post: act.post, actionNames: act.names, ...(binaries ? { binaries } : {}), files: [], hooks };
+    for (const a of act.honors) actions.push({ selector: 0, ...a });
+  }
+  const programs: GuardProgram[] = f.bpfLsm ? ["guard_lsm_read_file", "guard_lsm_load_data"] : ["guard_module"];
+  const mechanism = f.bpfLsm
+    ? "BPF LSM lsm/kernel_read_file (READING_MODULE) and lsm/kernel_load_data (LOADING_MODULE): both init_module and finit_module"
+    : "module guard: tp_btf/sys_enter on init_module and finit_module (both, whichever the policy names)";
+  const limits = f.bpfLsm ? [] : ["SIGKILL at syscall entry does not stop load_module: the module still loads and its init runs; the caller dies on its way out (measured on 6.1)"];
+  return { backend: "guard", event: h.list === "lsmhooks" ? "process_lsm" : "process_kprobe", functionName: functionNameOf(h), mechanism, guard: { target: "module", programs, rules: [rule] }, actions, limits, bypasses: [] };
+}
+
+// ---------------------------------------------------------------- the generic sensor
+
+function genericActions(h: WireHook, f: HookFeatures, monitor: boolean, where: string, canOverride: string | undefined): ActionHonor[] {
+  const out: ActionHonor[] = [];
+  const sels = h.selectors.length > 0 ? h.selectors : [undefined];
+  sels.forEach((sel, si) => {
+    const acts = sel === undefined ? [{ action: "Post", argRegs: [], kernelStackTrace: false, userStackTrace: false, imaHash: false } as ActionSelector] : actionsOf(sel);
+    const all = sel === undefined ? acts : [...acts, ...sel.matchReturnActions];
+    for (const a of all) {
+      const label = actionLabel(a);
+      if (monitor && ENFORCING.has(a.action)) {
+        out.push({ selector: si, action: label, honored: `monitor mode: not enforced, posted as an event ${where}` });
+        continue;
+      }
+      switch (a.action) {
+        case "Post":
+          out.push({ selector: si, action: label, honored: `event posted from ${where}${a.rateLimit ? `, at most one per ${a.rateLimit} (${a.rateLimitScope ?? "thread"})` : ""}` });
+          break;
+        case "NoPost":
+          out.push({ selector: si, action: label, honored: "no event; the other actions still run" });
+          break;
+        case "Sigkill":
+          out.push({ selector: si, action: label, honored: `SIGKILL with bpf_send_signal ${where}: the syscall still runs, the process dies on its way back to user space (Tetragon's Sigkill semantics)` });
+          break;
+        case "Signal":
+          out.push({ selector: si, action: label, honored: `signal ${a.argSig ?? "?"} with bpf_send_signal ${where}` });
+          break;
+        case "Override":
+          if (canOverride === undefined) {
+            reject(`selector ${si}: Override needs bpf_override_return (kprobes with CONFIG_BPF_KPROBE_OVERRIDE)${f.kprobes ? "" : "; this kernel has no kprobes (CONFIG_KPROBES off)"}, refused here; substitute: Sigkill ${where} (the call still runs, its caller dies before returning), or for files a security_file_open rule with a file argument`);
+          }
+          out.push({ selector: si, action: label, honored: canOverride });
+          break;
+        default:
+          reject(`selector ${si}: action ${a.action} is not implemented by ward's generic hooks (they honor Post, NoPost, Sigkill, Signal)`);
+      }
+    }
+  });
+  return out;
+}
+
+function syscallHook(h: WireHook, name: string, f: HookFeatures, monitor: boolean): Omit<ResolvedHook, keyof HookBase | "ok"> {
+  const exists = f.tracepoint("syscalls", `sys_enter_${name}`);
+  if (exists === false) reject(`syscall ${name} has no tracepoint syscalls/sys_enter_${name} on this kernel${f.kprobes ? "" : " and there are no kprobes (CONFIG_KPROBES off)"}`);
+  const withExit = h.ret || h.selectors.some((s) => s.matchReturnArgs.length > 0 || s.matchReturnActions.length > 0);
+  const where = `at syscalls/sys_enter_${name}`;
+  const actions = genericActions(h, f, monitor, where, undefined);
+  const limits = ["arguments are read at syscall entry: a path string is what the caller passed (relative paths, symlinks, hardlinks and other open syscalls reach the same file; a thread can change the buffer after the check); security_file_open with a file argument decides on the opened file"];
+  if (h.args.some((a) => a.type === "string" || a.type === "char_buf")) limits.push("string arguments are read from user memory at entry (TOCTOU on the user pointer)");
+  return {
+    backend: "generic",
+    event: "process_kprobe",
+    functionName: functionNameOf(h),
+    mechanism: `syscall tracepoint syscalls/sys_enter_${name}${withExit ? ` and sys_exit_${name}` : ""} (no kprobes on this kernel; Tetragon's semantics for a syscall kprobe)`,
+    generic: [{ kind: "syscall", subsystem: "syscalls", event: `sys_enter_${name}`, raw: false, syscall: name, withExit }],
+    actions,
+    limits,
+    bypasses: [],
+  };
+}
+
+function tracepointHook(h: WireHook, f: HookFeatures, monitor: boolean): Omit<ResolvedHook, keyof HookBase | "ok"> {
+  const [subsystem = "", event = ""] = h.name.split("/");
+  const raw = h.kind === 4;
+  const exists = f.tracepoint(subsystem, event);
+  if (exists === false && !raw) reject(`tracepoint ${subsystem}/${event} does not exist on this kernel (no events/${subsystem}/${event} in tracefs)`);
+  const where = `at ${raw ? "raw tracepoint" : "tracepoint"} ${subsystem}/${event}`;
+  return {
+    backend: "generic",
+    event: "process_tracepoint",
+    functionName: h.name,
+    mechanism: `${raw ? "raw tracepoint" : "tracefs tracepoint"} ${subsystem}/${event}${raw ? "" : " (arguments by index per its format file)"}`,
+    generic: [{ kind: "tracepoint", subsystem, event, raw }],
+    actions: genericActions(h, f, monitor, where, undefined),
+    limits: [],
+    bypasses: [],
+  };
+}
+
+function functionNameOf(h: WireHook): string {
+  if (h.list === "kprobes" && h.syscall) {
+    const s = syscallName(h.name);
+    if (s !== undefined) return `__x64_sys_${s}`;
+  }
+  return h.name;
+}
+
+// ---------------------------------------------------------------- dispatch
+
+const NO_KPROBES = "no kprobes (CONFIG_KPROBES off)";
+
+function substituteFor(name: string): string {
+  if (/^(fd_install|do_sys_open|do_filp_open|vfs_open|security_file_permission)$/.test(name)) return "security_file_open with a file argument (decided on the opened file by the file guard)";
+  if (/^(tcp_connect|tcp_v4_connect|tcp_v6_connect|inet_stream_connect)$/.test(name)) return "cgroup connect4/connect6 programs (not wired in ward yet) or the syscall kprobe sys_connect (syscall: true), which runs on its tracepoint";
+  if (/^(commit_creds|__sys_setuid|__sys_setresuid)$/.test(name)) return "syscall kprobes on the set*id syscalls (syscall: true), which run on their tracepoints";
+  if (/^(do_init_module|load_module|free_module)$/.test(name)) return "kprobes on sys_init_module and sys_finit_module (syscall: true), which the module guard watches";
+  return "a syscall kprobe (syscall: true), which runs on the syscall's tracepoint, or a tracepoint (spec.tracepoints) for the same event";
+}
+
+function resolveOne(h: WireHook, f: HookFeatures, monitor: boolean): Omit<ResolvedHook, keyof HookBase | "ok"> {
+  const lsm = lsmName(h);
+  if (lsm !== undefined) {
+    if (lsm === "file_open") return guardFileHook(h, "open", f, monitor);
+    if (lsm === "bprm_check_security") return guardFileHook(h, "exec", f, monitor);
+    if (lsm === "kernel_read_file") {
+      if (f.bpfLsm) return guardModuleHook(h, f, monitor);
+      reject(`hook ${h.name} cannot run on this kernel: no BPF LSM (LSM program loads are refused) and ${NO_KPROBES}; substitute: kprobes on sys_finit_module and sys_init_module (syscall: true) with matchBinaries and Sigkill/Post, watched at the syscall's entry by the module guard`);
+    }
+    if (lsm === "kernel_module_request") {
+      reject(`hook ${h.name} cannot run on this kernel: ${f.bpfLsm ? "ward's LSM backend does not hook kernel_module_request" : `no BPF LSM and ${NO_KPROBES}`}; substitute: kprobes on sys_finit_module and sys_init_module (syscall: true): the module autoload runs modprobe, which calls them`);
+    }
+    if (lsm === "socket_connect") {
+      reject(`hook ${h.name} cannot run on this kernel: ${f.bpfLsm ? "ward's LSM backend does not hook socket_connect" : `no BPF LSM and ${NO_KPROBES}`}; substitute: cgroup connect4/connect6 (sock_addr) programs, which this kernel runs but ward does not wire yet, or the syscall kprobe sys_connect (syscall: true) with Sigkill`);
+    }
+    if (lsm.startsWith("path_")) {
+      reject(`hook ${h.name} cannot run on this kernel: ${f.bpfLsm ? "ward's LSM backend does not hook security_path_*" : `no BPF LSM and ${NO_KPROBES}`}; substitute: the syscall kprobes of the operation (e.g. sys_unlinkat, sys_renameat2, syscall: true; path strings as the caller wrote them), or security_file_open for opens`);
+    }
+    reject(`hook ${h.name} cannot run on this kernel: ${f.bpfLsm ? "ward's LSM backend covers file_open, bprm_check_security and kernel_read_file only" : `no BPF LSM (LSM program loads are refused) and ${NO_KPROBES}`}; substitute: ${substituteFor(h.name)}`);
+  }
+  switch (h.list) {
+    case "kprobes": {
+      if (h.name.startsWith("list:")) reject("call list:NAME: expand the list into one kprobe per syscall (ward resolves each call separately)");
+      const s = h.syscall ? syscallName(h.name) : undefined;
+      if (s !== undefined) {
+        if (isModuleSyscall(s)) return guardModuleHook(h, f, monitor);
+        return syscallHook(h, s, f, monitor);
+      }
+      if (h.syscall) reject(`call ${h.name} is marked syscall: true but is not a syscall symbol (sys_X or __x64_sys_X); 32-bit syscalls are not supported`);
+      reject(`hook ${h.name} cannot run on this kernel: ${f.kprobes ? "ward's generic hooks attach tracepoints only (kprobes are not implemented)" : NO_KPROBES}; substitute: ${substituteFor(h.name)}`);
+    }
+    case "fentries":
+      reject(`hook ${h.name} cannot run on this kernel: fentry program loads are refused (EPERM); substitute: ${substituteFor(h.name)}`);
+    case "tracepoints":
+      return tracepointHook(h, f, monitor);
+    case "uprobes":
+    case "usdts":
+      reject(`hook ${h.name}: ward has no ${h.list === "uprobes" ? "uprobe" : "USDT"} sensor yet (the uprobe PMU exists here; nothing attaches it)`);
+  }
+  reject(`hook kind ${h.list} is not supported`);
+}
+
+/** Resolves every hook of a policy for a kernel; rejected hooks carry the reason. */
+export function resolvePolicy(policy: TracingPolicy, f: HookFeatures, mode?: "enforce" | "monitor"): PolicyResolution {
+  const m = mode ?? (policy.spec.options.find((o) => o.name === "policy-mode")?.value === "monitor" ? "monitor" : "enforce");
+  const hooks: HookResolution[] = [];
+  const errors: string[] = [];
+  policyHooks(policy).forEach((h, index) => {
+    const base: HookBase = { index, path: `spec.${h.list}[${h.specIndex}]`, name: h.name };
+    try {
+      hooks.push({ ...base, ok: true, ...resolveOne(h, f, m === "monitor") });
+    } catch (e) {
+      if (!(e instanceof Reject)) throw e;
+      hooks.push({ ...base, ok: false, reason: e.message });
+      errors.push(`${base.path} (${h.name}): ${e.message}`);
+    }
+  });
+  // The module guard has one rule for both syscalls: two module hooks must agree on it, and
+  // a policy naming only one of them is still enforced on both (said in the mechanism).
+  const modules = hooks.filter((h): h is ResolvedHook => h.ok && h.guard?.target === "module");
+  if (modules.length > 1) {
+    const first = JSON.stringify(modules[0]!.guard!.rules.map((r) => ({ ...r, selector: 0 })));
+    for (const h of modules.slice(1)) {
+      if (JSON.stringify(h.guard!.rules.map((r) => ({ ...r, selector: 0 }))) !== first) {
+        const i = hooks.indexOf(h);
+        const reason = "the module guard keeps one rule for init_module and finit_module: give both hooks the same selector";
+        hooks[i] = { index: h.index, path: h.path, name: h.name, ok: false, reason };
+        errors.push(`${h.path} (${h.name}): ${reason}`);
+      }
+    }
+  }
+  return { name: policy.metadata.name, mode: m, hooks, errors };
+}
+
+/** Thrown by the policy manager when a policy cannot be applied on this kernel. */
+export class HookResolutionError extends Error {
+  override name = "HookResolutionError";
+  constructor(
+    readonly policy: string,
+    readonly problems: readonly string[],
+  ) {
+    super(`policy ${policy} cannot be applied on this kernel:\n${problems.map((p) => `  ${p}`).join("\n")}`);
+  }
+}
