@@ -246,6 +246,27 @@ WARD_STR_EQ_KEY(1024);
 WARD_STR_EQ_KEY(2048);
 WARD_STR_EQ_KEY(4096);
 
+/* The Equal-string class (0..WARD_STR_CLASSES-1) of a string of len bytes: the smallest
+ * 16 << class that holds it. Keys of class c live in the map of section
+ * WARD_SEC_STR_EQ_BASE + c. len > WARD_EQ_MAX never matches. Written as a fixed ladder so
+ * the verifier sees a bounded result. */
+static inline __attribute__((always_inline)) int ward_str_class(__u32 len)
+{
+	if (len <= 16) return 0;
+	if (len <= 32) return 1;
+	if (len <= 64) return 2;
+	if (len <= 128) return 3;
+	if (len <= 256) return 4;
+	if (len <= 512) return 5;
+	if (len <= 1024) return 6;
+	if (len <= 2048) return 7;
+	return 8;
+}
+
+/* LPM prefix lengths as the engine writes them (bits after the prefixlen field). */
+#define WARD_STR_LPM_PREFIXLEN(bytes) (32 + 8 * (bytes))
+#define WARD_ADDR_LPM_PREFIXLEN(bits) (64 + (bits))
+
 /* LPM keys: prefixlen counts bits after the prefixlen field, so it is 32 (set_id) + 8 * bytes. */
 struct ward_str_prefix_key {
 	__u32 prefixlen;

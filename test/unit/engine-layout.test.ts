@@ -59,6 +59,46 @@ function clang(args: string[]): { status: number; out: string } {
   return { status: r.status ?? 1, out: `${r.stdout}${r.stderr}` };
 }
 
+describe("ward_filter.h key helpers", () => {
+  test("ward_str_class() puts every length where the engine puts it", () => {
+    const lengths = [1, 15, 16, 17, 31, 32, 33, 64, 65, 128, 129, 256, 257, 512, 513, 1024, 1025, 2048, 2049, 4095, 4096];
+    // The engine: one Equal value per length; the section each key lands in is its class.
+    const values = lengths.map((n, i) => String.fromCharCode(97 + (i % 26)).repeat(n));
+    const p = policyFrom(POLICY_TEMPLATE);
+    const m = p.spec.kprobes[0]?.selectors[0]?.matchArgs[0];
+    if (m === undefined) throw new Error("test policy shape");
+    m.operator = "Equal";
+    m.values = values;
+    const c = compilePolicy(p);
+    const engineClass = new Map<number, number>();
+    for (let cls = 0; cls < 9; cls++) {
+      const sec = c.tables[`strEq${16 << cls}` as keyof typeof c.tables];
+      const dv = new DataView(sec.bytes.buffer, sec.bytes.byteOffset, sec.bytes.byteLength);
+      for (let i = 0; i < sec.count; i++) engineClass.set(dv.getUint32(i * sec.entrySize + 4, true), cls);
+    }
+    const dir = mkdtempSync(join(tmpdir(), "ward-class-"));
+    try {
+      writeFileSync(join(dir, "c.c"), [
+        "#include <stdio.h>",
+        `#include "${header}"`,
+        "int main(void) {",
+        ...lengths.map((n) => `  printf("%d %d %d\\n", ${n}, ward_str_class(${n}), WARD_STR_LPM_PREFIXLEN(${n}));`),
+        "  return 0;",
+        "}",
+      ].join("\n"));
+      const cc = clang(["-O0", "-Wall", "-Werror", "-o", join(dir, "c"), join(dir, "c.c")]);
+      expect(cc.status).toBe(0);
+      const out = spawnSync(join(dir, "c"), { encoding: "utf8" }).stdout.trim().split("\n").map((l) => l.split(" ").map(Number));
+      for (const [n = 0, cls = -1, plen = 0] of out) {
+        expect({ n, cls }).toEqual({ n, cls: engineClass.get(n) ?? -2 });
+        expect(plen).toBe(32 + 8 * n);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
+
 describe("ward_filter.h layout", () => {
   const layout = engineLayout();
   const consts = layoutTsConstants();
@@ -111,6 +151,24 @@ describe("ward_filter.h layout", () => {
     expect(engineLayoutVersion()).toBe(consts.get("WARD_FILTER_LAYOUT_VERSION") ?? -1);
   });
 });
+
+const POLICY_TEMPLATE = `apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: classes
+spec:
+  kprobes:
+  - call: "test_fn"
+    syscall: false
+    args:
+    - index: 0
+      type: "string"
+    selectors:
+    - matchArgs:
+      - index: 0
+        operator: "Prefix"
+        values: ["x"]
+`;
 
 const POLICY = `apiVersion: cilium.io/v1alpha1
 kind: TracingPolicy
