@@ -36,6 +36,11 @@ export class ProcessSensor implements Sensor {
     private readonly startFn: StartProcessSensor = startProcessSensor,
   ) {}
 
+  /** The running kernel sensor (its process cache and event encoding), once started. */
+  get kernel(): KernelProcessSensor | undefined {
+    return this.#sensor;
+  }
+
   async start(): Promise<void> {
     this.#state = "starting";
     try {
