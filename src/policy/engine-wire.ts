@@ -7,6 +7,7 @@ import type {
   NamespaceType, TracingPolicy,
 } from "./types.ts";
 import { NAMESPACE_TYPES } from "./types.ts";
+import { CAPABILITY_NAMES } from "./values.ts";
 
 export const POLICY_WIRE_MAGIC = 0x4e495057; // "WPIN"
 export const POLICY_WIRE_VERSION = 1;
@@ -372,8 +373,9 @@ export function encodeEvent(e: EngineEvent): Uint8Array {
   return w.done();
 }
 
-/** Bit mask of capability names (Tetragon spelling; CAP_DAC_OVERRIDE accepted too). */
-export function capabilityMask(names: readonly string[], order: readonly string[]): bigint {
+/** Bit mask of capability names (Tetragon spelling; CAP_DAC_OVERRIDE accepted too), for
+ * EngineEvent.caps. Bit numbers are the kernel's (the proto enum order). */
+export function capabilityMask(names: readonly string[], order: readonly string[] = CAPABILITY_NAMES): bigint {
   let m = 0n;
   for (const n of names) {
     const i = order.indexOf(n === "CAP_DAC_OVERRIDE" ? "DAC_OVERRIDE" : n);

@@ -9,7 +9,7 @@ import {
 } from "./engine-wire.ts";
 import type { ActionName, NamespaceType, TracingPolicy } from "./types.ts";
 
-export { BinaryInterner, type EngineEvent, type EventArg, type CapSets, type FileTypeName, addressBytes, capabilityMask } from "./engine-wire.ts";
+export { BinaryInterner, EventEncodeError, type EngineEvent, type EventArg, type CapSets, type FileTypeName, addressBytes, capabilityMask } from "./engine-wire.ts";
 
 // ---------------------------------------------------------------- errors
 

@@ -140,6 +140,13 @@ describe("capabilities", () => {
     expect(decide(p, { caps: { effective: admin } }).matched).toBe(true);
   });
 
+  test("capabilityMask() builds event cap sets from names", async () => {
+    const { capabilityMask } = await import("../../src/policy/engine.ts");
+    expect(capabilityMask(["CAP_SYS_ADMIN", "DAC_OVERRIDE"])).toBe(admin | 2n);
+    expect(capabilityMask(["CAP_DAC_OVERRIDE"])).toBe(2n);
+    expect(() => capabilityMask(["CAP_NOPE"])).toThrow("CAP_NOPE");
+  });
+
   test("DAC_OVERRIDE (Tetragon's spelling) is bit 1", () => {
     const c = sel(`    - matchCapabilities:\n      - operator: In\n        values: ["DAC_OVERRIDE"]`);
     expect(decide(c, { caps: { effective: 2n } }).matched).toBe(true);
