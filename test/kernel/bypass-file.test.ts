@@ -7,7 +7,7 @@
 // docs/bypasses.md gets updated with it.
 import { afterAll, beforeAll, describe, expect } from "bun:test";
 import { spawn, spawnSync, type SpawnSyncReturns } from "node:child_process";
-import { copyFileSync, linkSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { copyFileSync, linkSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ensureSystemPackages } from "../../build/system.ts";
 import { kernelTest, kernelUnavailable } from "../lib/host.ts";
@@ -407,6 +407,31 @@ describe("bypass matrix: file rules (peers.md §5 beyond guard-file.test.ts)", (
     } finally {
       g().unprotect(forbidden);
     }
+  });
+
+  kernelTest("exec of a protected binary through a symlink, a hard link and a relative path (B4-B6 for exec) is killed", () => {
+    const execDir = join(dir, "exec-names");
+    mkdirSync(execDir, { recursive: true });
+    const forbidden = join(execDir, "forbidden");
+    copyFileSync("/bin/cat", forbidden);
+    symlinkSync(forbidden, join(execDir, "sym"));
+    linkSync(forbidden, join(execDir, "hard"));
+    g().protect(forbidden, { action: "kill" });
+    try {
+      for (const [cmd, cwd] of [
+        [join(execDir, "sym"), undefined],
+        [join(execDir, "hard"), undefined],
+        ["./forbidden", execDir],
+        ["../exec-names/./forbidden", execDir],
+      ] as const) {
+        const r = run(cmd, ["/etc/hostname"], { cwd });
+        expect(r.signal).toBe("SIGKILL");
+        expect(r.stdout).toBe("");
+      }
+    } finally {
+      g().unprotect(forbidden);
+    }
+    expect(run(join(execDir, "sym"), ["/etc/hostname"]).status).toBe(0);
   });
 
   kernelTest("copying a protected binary to run the copy dies at the copy (reading it is an open)", () => {
