@@ -1,7 +1,9 @@
 // PolicyStore holds the policies the agent was given (flags at start, or the API), with
 // their enabled flag and mode. Every change is validated first and applied whole or not at
-// all. Policies are not yet enforced in the kernel (that needs the hook sensors); their
-// state says so plainly, so nobody mistakes "loaded" for "enforced".
+// all. Once the agent attaches a PolicyBackend (the policy manager, src/sensors/manager.ts)
+// every policy goes through it: a change the kernel side refuses leaves the store unchanged.
+// Before that, the state says plainly that policies are not enforced.
+import type { HookStatus } from "../sensors/manager.ts";
 
 export type PolicyMode = "enforce" | "monitor";
 export const POLICY_MODES: readonly PolicyMode[] = ["enforce", "monitor"];
@@ -56,6 +58,23 @@ export interface PolicyInfo {
   state: string;
   source: string;
   added_at: string;
+  /** Per hook: the kernel mechanism and how each action is honored (once a backend applies policies). */
+  hooks?: HookStatus[];
+  counters?: Record<string, number>;
+}
+
+/**
+ * What applies policies to the kernel. Every method is all-or-nothing and throws (leaving the
+ * kernel as it was) when the change cannot be made.
+ */
+export interface PolicyBackend {
+  apply(record: PolicyRecord): void;
+  remove(name: string): void;
+  setEnabled(name: string, enabled: boolean): void;
+  setMode(name: string, mode: PolicyMode): void;
+  info(name: string): { state: string; hooks: HookStatus[]; counters?: Record<string, number> };
+  /** Detaches everything. */
+  close(): void;
 }
 
 export class PolicyInvalidError extends Error {
@@ -64,6 +83,15 @@ export class PolicyInvalidError extends Error {
   constructor(readonly errors: PolicyDiagnostic[]) {
     super(errors.map(formatDiagnostic).join("\n"));
   }
+}
+
+/**
+ * The kernel side refused a valid policy (a hook or action this kernel cannot honor, or
+ * attaching failed). A PolicyInvalidError, so the API and the CLI report it the same way:
+ * with every reason, and nothing applied.
+ */
+export class PolicyRejectedError extends PolicyInvalidError {
+  override name = "PolicyRejectedError";
 }
 
 export class PolicyExistsError extends Error {
@@ -96,10 +124,43 @@ export interface AddOptions {
   mode?: PolicyMode;
 }
 
+/** The backend's error as diagnostics: one per line of its message (resolution lists one problem a line). */
+function rejection(err: unknown, file: string | undefined): PolicyRejectedError {
+  const msg = err instanceof Error ? err.message : String(err);
+  return new PolicyRejectedError(msg.split("\n").map((l) => l.trim()).filter((l) => l !== "").map((message) => ({ ...(file ? { file } : {}), message })));
+}
+
 export class PolicyStore {
   readonly #byName = new Map<string, PolicyRecord>();
+  #backend: PolicyBackend | undefined;
 
   constructor(private readonly parse: PolicyParser) {}
+
+  /**
+   * Hands every stored policy to the backend (the agent calls this once its sensors run) and
+   * routes later changes through it. All or nothing: on a refusal the policies applied so far
+   * are removed and PolicyRejectedError is thrown, and the store keeps no backend.
+   */
+  attachBackend(backend: PolicyBackend): void {
+    const applied: string[] = [];
+    for (const r of this.#byName.values()) {
+      try {
+        backend.apply(r);
+        applied.push(r.name);
+      } catch (err) {
+        for (const n of applied.reverse()) backend.remove(n);
+        throw rejection(err, r.source.startsWith("file:") ? r.source.slice(5) : undefined);
+      }
+    }
+    this.#backend = backend;
+  }
+
+  /** Detaches every policy from the kernel (agent stop); the store keeps them. */
+  detachBackend(): void {
+    const b = this.#backend;
+    this.#backend = undefined;
+    b?.close();
+  }
 
   /**
    * add validates the text and stores every policy in it. It throws PolicyInvalidError with
@@ -145,12 +206,25 @@ export class PolicyStore {
     }
     if (errors.length > 0) throw new PolicyInvalidError(errors);
     for (const r of pending) if (this.#byName.has(r.name)) throw new PolicyExistsError(r.name);
+    const b = this.#backend;
+    if (b !== undefined) {
+      const applied: PolicyRecord[] = [];
+      for (const r of pending) {
+        try {
+          b.apply(r);
+          applied.push(r);
+        } catch (err) {
+          for (const a of applied.reverse()) b.remove(a.name);
+          throw rejection(err, items.find((i) => i.source === r.source)?.file);
+        }
+      }
+    }
     for (const r of pending) this.#byName.set(r.name, r);
-    return pending.map(infoOf);
+    return pending.map((r) => this.#infoOf(r));
   }
 
   list(): PolicyInfo[] {
-    return [...this.#byName.values()].sort((a, b) => a.name.localeCompare(b.name)).map(infoOf);
+    return [...this.#byName.values()].sort((a, b) => a.name.localeCompare(b.name)).map((r) => this.#infoOf(r));
   }
 
   get(name: string): PolicyRecord | undefined {
@@ -158,24 +232,42 @@ export class PolicyStore {
   }
 
   info(name: string): PolicyInfo {
-    return infoOf(this.#must(name));
+    return this.#infoOf(this.#must(name));
   }
 
   delete(name: string): void {
     this.#must(name);
+    this.#backend?.remove(name);
     this.#byName.delete(name);
   }
 
   setEnabled(name: string, enabled: boolean): PolicyInfo {
     const r = this.#must(name);
+    try {
+      this.#backend?.setEnabled(name, enabled);
+    } catch (err) {
+      throw rejection(err, undefined);
+    }
     r.enabled = enabled;
-    return infoOf(r);
+    return this.#infoOf(r);
   }
 
   setMode(name: string, mode: PolicyMode): PolicyInfo {
     const r = this.#must(name);
+    try {
+      this.#backend?.setMode(name, mode);
+    } catch (err) {
+      throw rejection(err, undefined);
+    }
     r.mode = mode;
-    return infoOf(r);
+    return this.#infoOf(r);
+  }
+
+  #infoOf(r: PolicyRecord): PolicyInfo {
+    const info = infoOf(r);
+    if (this.#backend === undefined) return info;
+    const k = this.#backend.info(r.name);
+    return { ...info, state: k.state, hooks: k.hooks, ...(k.counters ? { counters: k.counters } : {}) };
   }
 
   /** Counts by reported state, for /metrics. */

@@ -1,0 +1,51 @@
+// The agent's PolicyBackend: the policy manager (src/sensors/manager.ts) fed with what the
+// running sensors provide (the process cache for events, the agent's event hub), and the
+// kernel's hook features probed once at start.
+import { BootClock } from "../events/time.ts";
+import type { TracingPolicy } from "../policy/types.ts";
+import { PolicyManager, type GenericHooks } from "../sensors/manager.ts";
+import { hostHookFeatures, type HookFeatures } from "../sensors/resolve.ts";
+import type { SensorContext } from "./agent.ts";
+import type { PolicyBackend, PolicyRecord } from "./policy-store.ts";
+import { ProcessSensor } from "./process-sensor.ts";
+import type { Sensor } from "./sensor.ts";
+
+export class PolicyDocumentError extends Error {
+  override name = "PolicyDocumentError";
+}
+
+function isTracingPolicy(d: unknown): d is TracingPolicy {
+  if (typeof d !== "object" || d === null) return false;
+  const r = d as Record<string, unknown>;
+  return typeof r.metadata === "object" && r.metadata !== null && typeof r.spec === "object" && r.spec !== null;
+}
+
+export interface PolicyBackendOptions {
+  features?: HookFeatures;
+  generic?: GenericHooks;
+}
+
+/** Builds the backend over the agent's sensors; the process sensor (if any) enriches events. */
+export function createPolicyBackend(ctx: SensorContext, sensors: readonly Sensor[], opts: PolicyBackendOptions = {}): PolicyBackend {
+  const ps = sensors.find((s): s is ProcessSensor => s instanceof ProcessSensor)?.kernel;
+  const encode = ps?.pipeline.encode ?? { nodeName: ctx.nodeName, clock: new BootClock() };
+  const manager = new PolicyManager({
+    features: opts.features ?? hostHookFeatures(),
+    encode,
+    publish: (ev) => ctx.publish(ev),
+    log: (msg) => ctx.log(msg),
+    ...(ps ? { processes: ps.cache } : {}),
+    ...(opts.generic ? { generic: opts.generic } : {}),
+  });
+  return {
+    apply(record: PolicyRecord): void {
+      if (!isTracingPolicy(record.document)) throw new PolicyDocumentError(`policy ${record.name}: the stored document is not a TracingPolicy`);
+      manager.apply(record.document, { mode: record.mode, enabled: record.enabled });
+    },
+    remove: (name) => manager.remove(name),
+    setEnabled: (name, enabled) => void manager.setEnabled(name, enabled),
+    setMode: (name, mode) => void manager.setMode(name, mode),
+    info: (name) => manager.state(name),
+    close: () => manager.close(),
+  };
+}

@@ -1,0 +1,420 @@
+// The policy manager: applies a validated policy to the kernel. Each hook is resolved
+// (resolve.ts) to its backend on this kernel: the generic hook sensor (syscall and tracefs
+// tracepoints evaluated in the kernel) or the file guard (file open / exec / module load on
+// the file itself); a hook that cannot be honored exactly rejects the whole policy. Apply is
+// atomic: either every hook is attached or nothing is (what was attached is undone). Remove
+// detaches everything and frees the policy's maps. Disable detaches too (a disabled policy
+// holds nothing in the kernel); enable and mode changes re-apply, the new attachment first
+// and the old one released after, so enforcement has no gap and a failure keeps the old one.
+import { statSync } from "node:fs";
+import { realpathSync } from "node:fs";
+import { compilePolicy, type CompiledPolicy } from "../policy/engine.ts";
+import type { TracingPolicy } from "../policy/types.ts";
+import { encodeHookMatch, type HookArg } from "../events/kprobe-event.ts";
+import type { ProcessInfo } from "../events/model.ts";
+import type { EncodeOptions, JsonObject } from "../events/tetragon.ts";
+import { FileGuard, GuardError, kernelDev, type GuardEvent, type GuardProgram } from "./guard.ts";
+import {
+  HookResolutionError, resolvePolicy, type HookFeatures, type PolicyResolution, type ResolvedHook,
+} from "./resolve.ts";
+
+export type PolicyMode = "enforce" | "monitor";
+
+/** The generic hook sensor as the manager uses it (src/sensors/generic.ts fits it through an adapter). */
+export interface GenericHooks {
+  /** Attach the hooks of one policy, all or nothing; throws on failure having undone its part. */
+  apply(policyId: number, compiled: CompiledPolicy, hooks: readonly ResolvedHook[], policy: TracingPolicy): void;
+  /** Detach and free everything of policyId (idempotent). */
+  remove(policyId: number): void;
+}
+
+/** Where process and parent come from for events. */
+export interface ProcessLookup {
+  current(pid: number): ProcessInfo | undefined;
+  /** The pid's image after its exit record was handled (still retained). */
+  lastEnded?(pid: number): ProcessInfo | undefined;
+  parentOf(info: ProcessInfo): ProcessInfo | undefined;
+}
+
+/**
+ * Delays before looking a pid up again when the process cache does not know it yet: the
+ * process sensor reads its own ring buffer, so an exec can be handled a little after a match
+ * of the new image (a file open right after exec, killed at once).
+ */
+const LOOKUP_RETRY_MS = [20, 80, 250];
+
+export interface ManagerOptions {
+  features: HookFeatures;
+  encode: EncodeOptions;
+  publish(ev: JsonObject): void;
+  log(msg: string): void;
+  processes?: ProcessLookup;
+  /** tgids no policy may kill besides this process (which is always exempt). */
+  exemptPids?: number[];
+  generic?: GenericHooks;
+  /** For tests: how a guard is opened. */
+  openGuard?: (programs: GuardProgram[], exemptPids: number[]) => FileGuard;
+}
+
+/** Per hook, what /v1/status and `ward policy list` show. */
+export interface HookStatus {
+  path: string;
+  hook: string;
+  mechanism: string;
+  actions: { selector: number; action: string; honored: string }[];
+  limits: string[];
+  bypasses: string[];
+}
+
+export interface PolicyKernelState {
+  state: "enforcing" | "monitoring" | "disabled";
+  hooks: HookStatus[];
+  counters?: Record<string, number>;
+}
+
+export class PolicyApplyError extends Error {
+  override name = "PolicyApplyError";
+  constructor(
+    readonly policy: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`policy ${policy} could not be attached: ${message}`, options);
+  }
+}
+
+interface GuardRuleRef {
+  hook: ResolvedHook;
+  selector: number;
+  post: boolean;
+  /** Action reported for a kill / deny / report. */
+  names: string[];
+  /** "dev:ino" -> the path the policy named. */
+  files: Map<string, string>;
+}
+
+/** One attachment of a policy: its guard and/or generic hooks, and the guard's event loop. */
+class Attachment {
+  guard: FileGuard | undefined;
+  genericId: number | undefined;
+  readonly rules = new Map<number, GuardRuleRef>();
+  private loop: Promise<void> | undefined;
+  private closed = false;
+
+  constructor(
+    readonly resolution: PolicyResolution,
+    private readonly policy: TracingPolicy,
+    private readonly opts: ManagerOptions,
+  ) {}
+
+  startLoop(): void {
+    const g = this.guard;
+    if (g === undefined) return;
+    this.loop = (async () => {
+      while (!this.closed) {
+        let evs: GuardEvent[];
+        try {
+          evs = await g.nextEvents(250);
+        } catch (e) {
+          if (!this.closed) this.opts.log(`policy ${this.policy.metadata.name}: guard events: ${(e as Error).message}`);
+          return;
+        }
+        if (this.closed) return;
+        for (const ev of evs) this.publishGuard(ev);
+      }
+    })();
+  }
+
+  private publishGuard(ev: GuardEvent, attempt = 0): void {
+    const ref = this.rules.get(ev.rule);
+    if (ref === undefined || !ref.post) return;
+    const lookup = this.opts.processes;
+    const found = lookup?.current(ev.tgid) ?? lookup?.lastEnded?.(ev.tgid);
+    const delay = LOOKUP_RETRY_MS[attempt];
+    // The cache may still hold the image before an exec it has not read yet: wait for the
+    // one that runs the executable the kernel saw, and settle for what is there at the end.
+    const info = found !== undefined && (delay === undefined || sameImage(found, ev)) ? found : undefined;
+    if (info === undefined && lookup !== undefined && delay !== undefined) {
+      setTimeout(() => this.publishGuard(ev, attempt + 1), delay);
+      return;
+    }
+    let hook = ref.hook;
+    // One module rule serves init_module (175) and finit_module (313): name the one called.
+    if (ev.hook === "module") {
+      const want = ev.result === 175 ? "init_module" : ev.result === 313 ? "finit_module" : undefined;
+      const h = this.resolution.hooks.find((x): x is ResolvedHook => x.ok && x.guard?.target === "module" && want !== undefined && x.functionName.endsWith(`sys_${want}`));
+      if (h !== undefined) hook = h;
+    }
+    const args: HookArg[] = [];
+    const path = ref.files.get(`${ev.dev}:${ev.ino}`);
+    if (path !== undefined) args.push(hook.guard?.target === "exec" ? { kind: "linux_binprm", path } : { kind: "file", path });
+    const action = ev.action === "kill" ? (ref.names.find((n) => n === "Sigkill" || n === "Signal") ?? "Sigkill")
+      : ev.action === "deny" ? "Override" : "Post";
+    const process: ProcessInfo = info !== undefined ? (info.tid !== ev.pid ? { ...info, tid: ev.pid } : info) : minimalProcess(ev);
+    const parent = info !== undefined ? this.opts.processes?.parentOf(info) : undefined;
+    const message = messageOf(this.policy, hook);
+    try {
+      this.opts.publish(encodeHookMatch({
+        kind: hook.event,
+        // The guard stamps with bpf_ktime_get_ns (monotonic); it equals the boot clock unless the host suspended.
+        time: ev.timeNs,
+        process,
+        parent,
+        functionName: hook.functionName,
+        args,
+        action,
+        policyName: this.policy.metadata.name,
+        ...(message ? { message } : {}),
+        tags: tagsOf(this.policy, hook),
+      }, this.opts.encode));
+    } catch (e) {
+      this.opts.log(`policy ${this.policy.metadata.name}: publish: ${(e as Error).message}`);
+    }
+  }
+
+  counters(): Record<string, number> {
+    if (this.guard === undefined) return {};
+    const c = this.guard.counters();
+    return { guard_checks: Number(c.checks), guard_matches: Number(c.matches), guard_kills: Number(c.kills), guard_denies: Number(c.denies), guard_ringbuf_drops: Number(c.ringbufDrops) };
+  }
+
+  /** Detaches synchronously; the event loop notices and ends by itself (done() waits for it). */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    let err: unknown;
+    if (this.genericId !== undefined) {
+      try {
+        this.opts.generic?.remove(this.genericId);
+      } catch (e) {
+        err = e;
+      }
+    }
+    // destroy() detaches the programs and frees the maps (and its pins, if any).
+    this.guard?.destroy();
+    if (err !== undefined) throw err;
+  }
+
+  async done(): Promise<void> {
+    await this.loop;
+  }
+}
+
+function sameImage(p: ProcessInfo, ev: GuardEvent): boolean {
+  if (p.file !== undefined) return p.file.ino === ev.exeIno;
+  const base = p.binary.slice(p.binary.lastIndexOf("/") + 1);
+  return base.slice(0, 15) === ev.comm;
+}
+
+function minimalProcess(ev: GuardEvent): ProcessInfo {
+  return {
+    execId: "", pid: ev.tgid, tid: ev.pid, ktime: 0n, binary: "", arguments: "", cwd: "", flags: 0,
+    creds: { uid: 0, gid: 0, suid: 0, sgid: 0, euid: 0, egid: 0, fsuid: 0, fsgid: 0, auid: 4294967295, capPermitted: 0n, capEffective: 0n, capInheritable: 0n, cgroupId: 0n, ns: [] },
+    parentExecId: "", ppid: 0,
+  };
+}
+
+function specOf(policy: TracingPolicy, hook: ResolvedHook): { message?: string; tags: string[] } | undefined {
+  const m = /^spec\.(\w+)\[(\d+)\]$/.exec(hook.path);
+  if (!m) return undefined;
+  const list = (policy.spec as unknown as Record<string, { message?: string; tags: string[] }[]>)[m[1]!];
+  return list?.[Number(m[2])];
+}
+
+function messageOf(policy: TracingPolicy, hook: ResolvedHook): string | undefined {
+  return specOf(policy, hook)?.message;
+}
+
+function tagsOf(policy: TracingPolicy, hook: ResolvedHook): string[] {
+  return specOf(policy, hook)?.tags ?? [];
+}
+
+/** (dev, ino) of a path as the guard keys it, with a message that says which path failed. */
+function identity(path: string, what: string): string {
+  try {
+    const st = statSync(path, { bigint: true });
+    return `${kernelDev(st.dev)}:${st.ino}`;
+  } catch (e) {
+    throw new Error(`${what} ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message} (the guard matches the file's inode: it must exist when the policy is applied)`);
+  }
+}
+
+interface Entry {
+  id: number;
+  policy: TracingPolicy;
+  mode: PolicyMode;
+  enabled: boolean;
+  attachment: Attachment | undefined;
+}
+
+export class PolicyManager {
+  readonly #policies = new Map<string, Entry>();
+  #nextId = 1;
+
+  constructor(private readonly opts: ManagerOptions) {}
+
+  /** Resolution without attaching (explain, dry runs). */
+  resolve(policy: TracingPolicy, mode: PolicyMode): PolicyResolution {
+    return resolvePolicy(policy, this.opts.features, mode);
+  }
+
+  /**
+   * Attaches a policy, all or nothing. Throws HookResolutionError when a hook cannot be
+   * honored on this kernel, PolicyApplyError when attaching failed (nothing stays attached).
+   */
+  apply(policy: TracingPolicy, opts: { mode: PolicyMode; enabled?: boolean }): PolicyKernelState {
+    const name = policy.metadata.name;
+    if (this.#policies.has(name)) throw new PolicyApplyError(name, "a policy with this name is attached already");
+    const enabled = opts.enabled ?? true;
+    const id = this.#nextId++;
+    // A disabled policy is still resolved, so it is rejected now rather than when enabled.
+    const resolution = this.#check(policy, opts.mode);
+    const attachment = enabled ? this.#attach(id, policy, resolution) : undefined;
+    this.#policies.set(name, { id, policy, mode: opts.mode, enabled, attachment });
+    return this.state(name);
+  }
+
+  remove(name: string): void {
+    const e = this.#policies.get(name);
+    if (e === undefined) return;
+    this.#policies.delete(name);
+    e.attachment?.close();
+  }
+
+  setEnabled(name: string, enabled: boolean): PolicyKernelState {
+    const e = this.#must(name);
+    if (e.enabled === enabled) return this.state(name);
+    if (enabled) {
+      e.attachment = this.#attach(e.id, e.policy, this.#check(e.policy, e.mode));
+    } else {
+      const old = e.attachment;
+      e.attachment = undefined;
+      old?.close();
+    }
+    e.enabled = enabled;
+    return this.state(name);
+  }
+
+  /** Re-applies in the new mode: the new attachment comes up before the old one goes. */
+  setMode(name: string, mode: PolicyMode): PolicyKernelState {
+    const e = this.#must(name);
+    if (e.mode === mode) return this.state(name);
+    const resolution = this.#check(e.policy, mode);
+    if (e.enabled) {
+      const id = this.#nextId++;
+      const fresh = this.#attach(id, e.policy, resolution);
+      const old = e.attachment;
+      e.attachment = fresh;
+      e.id = id;
+      old?.close();
+    }
+    e.mode = mode;
+    return this.state(name);
+  }
+
+  state(name: string): PolicyKernelState {
+    const e = this.#must(name);
+    const resolution = e.attachment?.resolution ?? resolvePolicy(e.policy, this.opts.features, e.mode);
+    const hooks: HookStatus[] = resolution.hooks.flatMap((h) => (h.ok ? [{ path: h.path, hook: h.name, mechanism: h.mechanism, actions: h.actions, limits: h.limits, bypasses: h.bypasses }] : []));
+    const st: PolicyKernelState = { state: !e.enabled ? "disabled" : e.mode === "monitor" ? "monitoring" : "enforcing", hooks };
+    if (e.attachment) st.counters = e.attachment.counters();
+    return st;
+  }
+
+  has(name: string): boolean {
+    return this.#policies.has(name);
+  }
+
+  /** Detaches every policy. */
+  close(): void {
+    const names = [...this.#policies.keys()];
+    const errors: string[] = [];
+    for (const n of names) {
+      try {
+        this.remove(n);
+      } catch (e) {
+        errors.push(`${n}: ${(e as Error).message}`);
+      }
+    }
+    if (errors.length) throw new Error(`detach policies: ${errors.join("; ")}`);
+  }
+
+  #must(name: string): Entry {
+    const e = this.#policies.get(name);
+    if (e === undefined) throw new PolicyApplyError(name, "not attached");
+    return e;
+  }
+
+  #check(policy: TracingPolicy, mode: PolicyMode): PolicyResolution {
+    const r = resolvePolicy(policy, this.opts.features, mode);
+    if (r.errors.length > 0) throw new HookResolutionError(policy.metadata.name, r.errors);
+    const generic = r.hooks.filter((h) => h.ok && h.backend === "generic");
+    if (generic.length > 0 && this.opts.generic === undefined) {
+      throw new HookResolutionError(policy.metadata.name, generic.map((h) => `${h.path} (${h.name}): the generic hook sensor is not available in this build, so this hook cannot be attached`));
+    }
+    return r;
+  }
+
+  #attach(id: number, policy: TracingPolicy, resolution: PolicyResolution): Attachment {
+    const name = policy.metadata.name;
+    const a = new Attachment(resolution, policy, this.opts);
+    const hooks = resolution.hooks.filter((h): h is ResolvedHook => h.ok);
+    try {
+      const guardHooks = hooks.filter((h) => h.backend === "guard");
+      if (guardHooks.length > 0) this.#attachGuard(a, guardHooks);
+      const generic = hooks.filter((h) => h.backend === "generic");
+      if (generic.length > 0) {
+        const compiled = compilePolicy(policy, { mode: resolution.mode });
+        this.opts.generic!.apply(id, compiled, generic, policy);
+        a.genericId = id;
+      }
+    } catch (e) {
+      try {
+        a.close();
+      } catch {
+        // The attach error is the one worth reporting.
+      }
+      if (e instanceof HookResolutionError || e instanceof PolicyApplyError) throw e;
+      throw new PolicyApplyError(name, e instanceof Error ? e.message : String(e), { cause: e });
+    }
+    a.startLoop();
+    return a;
+  }
+
+  #attachGuard(a: Attachment, hooks: ResolvedHook[]): void {
+    // Stat everything first: a missing file rejects the policy before anything loads.
+    const plans = hooks.flatMap((h) => h.guard!.rules.map((r) => ({ hook: h, rule: r, files: new Map(r.files.map((p) => [identity(p, "file"), p])) })));
+    for (const p of plans) for (const b of p.rule.binaries?.paths ?? []) identity(b, "matchBinaries path");
+    const programs = [...new Set(hooks.flatMap((h) => h.guard!.programs))];
+    const exempt = [process.pid, ...(this.opts.exemptPids ?? [])];
+    const guard = this.opts.openGuard ? this.opts.openGuard(programs, exempt) : FileGuard.open({ programs, exemptPids: exempt });
+    a.guard = guard;
+    let moduleDone = false;
+    for (const p of plans) {
+      const rule = { action: p.rule.action, hooks: p.rule.hooks, ...(p.rule.binaries ? { binaries: p.rule.binaries } : {}) };
+      if (p.hook.guard!.target === "module") {
+        // Both module hooks share the guard's single module rule (resolve.ts checked they agree).
+        if (!moduleDone) guard.setModuleRule(rule);
+        moduleDone = true;
+        a.rules.set(0, { hook: p.hook, selector: p.rule.selector, post: p.rule.post, names: p.rule.actionNames, files: new Map() });
+        continue;
+      }
+      const id = guard.addRule(rule);
+      for (const path of p.rule.files) guard.protect(path, id);
+      // Events name the file as the policy did (its resolved form when it is a symlink).
+      const files = new Map<string, string>();
+      for (const [k, path] of p.files) files.set(k, realPath(path));
+      a.rules.set(id, { hook: p.hook, selector: p.rule.selector, post: p.rule.post, names: p.rule.actionNames, files });
+    }
+  }
+}
+
+function realPath(p: string): string {
+  try {
+    return realpathSync(p);
+  } catch {
+    return p;
+  }
+}
+
+export { GuardError };
