@@ -9,7 +9,7 @@ import type { AgentStatus } from "../api/deps.ts";
 import { VERSION } from "../version.ts";
 import { listenUrl, type AgentConfig } from "./config.ts";
 import { EventHub, type EventSink } from "./event-hub.ts";
-import { PolicyStore, type PolicyParser } from "./policy-store.ts";
+import { PolicyStore, type PolicyBackend, type PolicyParser } from "./policy-store.ts";
 import type { Sensor } from "./sensor.ts";
 import { pidAlive, readState, removeState, writeState } from "./state-file.ts";
 import { loadOrCreateToken } from "./token.ts";
@@ -31,6 +31,11 @@ export interface AgentParts {
   sensors(ctx: SensorContext): Sensor[];
   /** Builds the export sinks; called in start() once policies validated, so a failed start creates no export file. */
   sinks(): EventSink[];
+  /**
+   * Builds what applies policies to the kernel, over the started sensors (the policy
+   * manager). Without it policies are stored and reported as not enforced.
+   */
+  policyBackend?(ctx: SensorContext, sensors: readonly Sensor[]): PolicyBackend;
   /** Encodes events for sinks and streams (the export module's encoder). */
   encode?: (ev: EventJson) => string;
   log(msg: string): void;
@@ -174,13 +179,14 @@ export class Agent {
     parts.log(`API listening on ${this.#url} (state file ${config.stateFile})`);
 
     try {
-      this.#sensors = parts.sensors({
+      const ctx: SensorContext = {
         nodeName: config.nodeName,
         bpfDir: config.bpfDir,
         publish: (ev, line) => this.hub.publish(ev, line),
         recordLoss: (reason, n) => this.hub.recordLoss(reason, n),
         log: parts.log,
-      });
+      };
+      this.#sensors = parts.sensors(ctx);
       for (const s of this.#sensors) {
         try {
           await s.start();
@@ -188,6 +194,12 @@ export class Agent {
           throw new AgentStartError("sensor", `start sensor ${s.name}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
         }
         parts.log(`sensor ${s.name} running`);
+      }
+      // Policies go to the kernel once the sensors they rely on run; one that cannot be
+      // applied stops the start (PolicyRejectedError) with nothing of any policy attached.
+      if (parts.policyBackend) {
+        this.store.attachBackend(parts.policyBackend(ctx, this.#sensors));
+        if (this.store.list().length > 0) parts.log(`${this.store.list().length} polic${this.store.list().length === 1 ? "y" : "ies"} applied`);
       }
     } catch (err) {
       await this.stop({ keepAttached: false });
@@ -206,6 +218,11 @@ export class Agent {
     this.#ready = false;
     const keepAttached = opts.keepAttached ?? this.config.keepSensorsOnExit;
     const errors: string[] = [];
+    try {
+      this.store.detachBackend();
+    } catch (err) {
+      errors.push(`detach policies: ${(err as Error).message}`);
+    }
     for (const s of [...this.#sensors].reverse()) {
       try {
         await s.stop({ keepAttached });

@@ -4,6 +4,7 @@ import { Agent, AgentStartError } from "../../agent/agent.ts";
 import { AGENT_USAGE, isLoopback, parseAgentConfig } from "../../agent/config.ts";
 import { defaultSensors } from "../../agent/default-sensors.ts";
 import { parsePolicies } from "../../agent/policy-parser.ts";
+import { createPolicyBackend } from "../../agent/policy-backend.ts";
 import { PolicyInvalidError, formatDiagnostic } from "../../agent/policy-store.ts";
 import { fileSink, stdoutSink } from "../../agent/sinks.ts";
 import type { EventSink } from "../../agent/event-hub.ts";
@@ -32,7 +33,7 @@ export async function run(argv: string[]): Promise<number> {
     if (config.exportStdout) out.push(stdoutSink(config.output));
     return out;
   };
-  const agent = new Agent(config, { parser: parsePolicies, sensors: defaultSensors, sinks, log });
+  const agent = new Agent(config, { parser: parsePolicies, sensors: defaultSensors, policyBackend: (ctx, sensors) => createPolicyBackend(ctx, sensors), sinks, log });
 
   // Signals are handled from the start, so a SIGTERM during start-up still cleans up.
   let stopping: Promise<void> | undefined;
@@ -62,7 +63,7 @@ export async function run(argv: string[]): Promise<number> {
     log(err instanceof AgentStartError || err instanceof Error ? err.message : String(err));
     return 1;
   }
-  if (!signalled) log(`ready (node ${config.nodeName}, ${agent.store.list().length} policies loaded, not enforced)`);
+  if (!signalled) log(`ready (node ${config.nodeName}, ${agent.store.list().length} policies applied)`);
   await done.promise;
   stopping ??= agent.stop();
   await stopping;
