@@ -112,6 +112,20 @@ export class ProcessCache {
     return this.byPid.get(pid)?.info;
   }
 
+  /**
+   * The most recently ended image of a pid that is still retained, for events that are read
+   * after the pid's exit record (a hook match racing the process's own exit). Looks at the
+   * newest ended images only.
+   */
+  lastEnded(pid: number): ProcessInfo | undefined {
+    const stop = Math.max(this.deadHead, this.dead.length - 1024);
+    for (let i = this.dead.length - 1; i >= stop; i--) {
+      const e = this.dead[i]!;
+      if (e.info.pid === pid && this.entries.get(e.key) === e) return e.info;
+    }
+    return undefined;
+  }
+
   parentOf(info: ProcessInfo): ProcessInfo | undefined {
     return this.entries.get(key(info.pid, info.ktime))?.parent?.info;
   }
