@@ -1,0 +1,1460 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * generic.c: Tetragon's generic hooks (kprobes with syscall: true, tracepoints) decided in
+ * the kernel from the policy engine's tables (include/ward_filter.h).
+ *
+ * Programs:
+ *   gen_sys_enter   tp_btf/sys_enter   syscall hooks, looked up by syscall number
+ *   gen_sys_exit    tp_btf/sys_exit    hooks with return: true / matchReturnArgs
+ *   gen_tracepoint  tracepoint/        any tracefs event; the record's common_type names it
+ *
+ * A hook slot is a ward_hook_config (gen_hooks) plus a gen_slot (gen_slots: where each
+ * argument is read from, on/off, monitor). Userspace writes both, then the dispatch entry
+ * that points an attach point at the slot; removing goes the other way round.
+ *
+ * Evaluation: arguments are read once into a per-CPU scratch record; selectors and their
+ * matchers are walked with bpf_loop so each callback is verified once, whatever the limits.
+ * Selectors are ORed, the first that matches wins; matchers are ANDed (ward_filter.h).
+ *
+ * Actions happen here: Sigkill and Signal with bpf_send_signal(), which from these
+ * tracepoints queues the signal at once, so a process killed at sys_enter/sys_exit dies on
+ * its way back to user space, before the call's result reaches it. Post sends a gen_event
+ * (rate-limited per selector, scope and argument digest); NoPost suppresses it. Override
+ * cannot be done on this kernel (no fmod_ret, LSM or override_return): userspace rejects it.
+ * The agent's tgid (and its test runner) sit in gen_exempt, checked before any action.
+ */
+#include "vmlinux.h"
+#include "ward_bpf.h"
+#include "ward_filter.h"
+#include "process.h"
+#include "generic.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define SIGKILL 9
+#define AF_INET 2
+#define AF_INET6 10
+
+/* ---------------------------------------------------------------- maps */
+
+struct {
+	__uint(type, WARD_MAP_ARRAY);
+	__uint(max_entries, GEN_MAX_HOOKS);
+	__type(key, __u32);
+	__type(value, struct ward_hook_config);
+} gen_hooks SEC(".maps");
+
+struct {
+	__uint(type, WARD_MAP_ARRAY);
+	__uint(max_entries, GEN_MAX_HOOKS);
+	__type(key, __u32);
+	__type(value, struct gen_slot);
+} gen_slots SEC(".maps");
+
+struct {
+	__uint(type, WARD_MAP_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct gen_dispatch_key);
+	__type(value, struct gen_dispatch_val);
+} gen_dispatch SEC(".maps");
+
+struct {
+	__uint(type, WARD_MAP_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct gen_globals);
+} gen_globals SEC(".maps");
+
+/* tgids no policy may act on: the agent and whoever it vouches for. */
+struct {
+	__uint(type, WARD_MAP_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, __u32);
+} gen_exempt SEC(".maps");
+
+/* The process map of bpf/process.c (same definition): userspace passes the process
+ * sensor's map in (replaceMaps), so binaries are judged by what that sensor saw at exec. */
+struct {
+	__uint(type, WARD_MAP_LRU_HASH);
+	__uint(max_entries, WARD_PROC_ENTRIES);
+	__type(key, __u32);
+	__type(value, struct ward_proc);
+} ward_procs SEC(".maps");
+
+/* Value sets, one map per kind, shared by every policy (disjoint set ids). */
+#define STR_EQ_MAP(N, ENTRIES) \
+	struct { \
+		__uint(type, WARD_MAP_HASH); \
+		__uint(max_entries, ENTRIES); \
+		__uint(map_flags, WARD_F_NO_PREALLOC); \
+		__type(key, struct ward_str_eq_key_##N); \
+		__type(value, __u8); \
+	} gen_str_eq_##N SEC(".maps")
+STR_EQ_MAP(16, 4096);
+STR_EQ_MAP(32, 4096);
+STR_EQ_MAP(64, 4096);
+STR_EQ_MAP(128, 4096);
+STR_EQ_MAP(256, 4096);
+STR_EQ_MAP(512, 1024);
+STR_EQ_MAP(1024, 1024);
+STR_EQ_MAP(2048, 512);
+STR_EQ_MAP(4096, 512);
+
+/*
+ * The kernel caps LPM key data at 256 bytes (LPM_DATA_SIZE_MAX) and the set id takes 4 of
+ * them, so a Prefix value here is at most GEN_PREFIX_MAX bytes, not ward_filter.h's 256:
+ * userspace rejects longer values instead of truncating them.
+ */
+struct gen_prefix_key {
+	__u32 prefixlen;
+	__u32 set_id;
+	__u8 data[GEN_PREFIX_MAX];
+};
+
+struct {
+	__uint(type, WARD_MAP_LPM_TRIE);
+	__uint(max_entries, 4096);
+	__uint(map_flags, WARD_F_NO_PREALLOC);
+	__type(key, struct gen_prefix_key);
+	__type(value, __u8);
+} gen_str_prefix SEC(".maps");
+
+struct {
+	__uint(type, WARD_MAP_LPM_TRIE);
+	__uint(max_entries, 4096);
+	__uint(map_flags, WARD_F_NO_PREALLOC);
+	__type(key, struct ward_str_postfix_key);
+	__type(value, __u8);
+} gen_str_postfix SEC(".maps");
+
+struct {
+	__uint(type, WARD_MAP_HASH);
+	__uint(max_entries, 16384);
+	__uint(map_flags, WARD_F_NO_PREALLOC);
+	__type(key, struct ward_int_key);
+	__type(value, __u8);
+} gen_int_set SEC(".maps");
+
+struct {
+	__uint(type, WARD_MAP_LPM_TRIE);
+	__uint(max_entries, 4096);
+	__uint(map_flags, WARD_F_NO_PREALLOC);
+	__type(key, struct ward_addr_key);
+	__type(value, __u8);
+} gen_addr_lpm SEC(".maps");
+
+/* Binary path (zero padded, as ward_proc.bin holds it) -> interned binary id. */
+struct gen_bin_path {
+	char path[WARD_BIN_PATH_MAX];
+};
+
+struct {
+	__uint(type, WARD_MAP_HASH);
+	__uint(max_entries, 4096);
+	__uint(map_flags, WARD_F_NO_PREALLOC);
+	__type(key, struct gen_bin_path);
+	__type(value, __u32);
+} gen_bin_names SEC(".maps");
+
+struct {
+	__uint(type, WARD_MAP_HASH);
+	__uint(max_entries, 4096);
+	__uint(map_flags, WARD_F_NO_PREALLOC);
+	__type(key, struct ward_bin_set_key);
+	__type(value, __u8);
+} gen_bin_set SEC(".maps");
+
+/* Post rate limits: last post time per (slot, selector, scope id, argument digest). */
+struct gen_rate_key {
+	__u32 slot;
+	__u32 selector;
+	__u64 scope;
+	__u64 digest;
+};
+
+struct {
+	__uint(type, WARD_MAP_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct gen_rate_key);
+	__type(value, __u64);
+} gen_rate SEC(".maps");
+
+struct {
+	__uint(type, WARD_MAP_RINGBUF);
+	__uint(max_entries, 1024 * 1024);
+} gen_events SEC(".maps");
+
+struct {
+	__uint(type, WARD_MAP_PERCPU_ARRAY);
+	__uint(max_entries, GEN_CNT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} gen_counters SEC(".maps");
+
+/* Per-CPU scratch: the arguments as read (bytes at data[slot * GEN_STR_MAX]), the record
+ * sent (bytes packed), lookup keys, and a zero block that is never written. */
+struct gen_scratch {
+	struct ward_str_eq_key_4096 eq;
+	struct gen_prefix_key prefix;
+	struct ward_str_postfix_key postfix;
+	struct ward_addr_key addr;
+	char zeros[GEN_STR_MAX];
+};
+
+struct {
+	__uint(type, WARD_MAP_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct gen_scratch);
+} gen_scratch SEC(".maps");
+
+/* Per-CPU values are capped at 32 KiB, so the records get a map each. */
+struct {
+	__uint(type, WARD_MAP_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct gen_event);
+} gen_ev_scratch SEC(".maps");
+
+struct {
+	__uint(type, WARD_MAP_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct gen_event);
+} gen_out_scratch SEC(".maps");
+
+/* Never read or written: puts the record and enums userspace decodes into the BTF. */
+struct gen_layouts {
+	struct gen_event event;
+	struct gen_slot slot;
+	struct gen_dispatch_key dkey;
+	struct gen_dispatch_val dval;
+	struct gen_globals globals;
+	struct gen_bin_path bin;
+	struct gen_prefix_key prefix;
+	enum gen_from from;
+	enum gen_point point;
+	enum gen_counter counter;
+};
+
+struct {
+	__uint(type, WARD_MAP_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct gen_layouts);
+} gen_layouts SEC(".maps");
+
+/* ---------------------------------------------------------------- helpers */
+
+#define RD(dst, src, field) ward_core_read(&(dst), sizeof(dst), &(src)->field)
+#define OPAQUE(x) asm volatile("" : "+r"(x))
+/* An index the verifier can bound: the mask stays in the code (power-of-two n). */
+#define BOUND(x, n) ({ __u64 __b = (x); OPAQUE(__b); __b & ((n) - 1); })
+
+static __always_inline void count(__u32 idx)
+{
+	__u64 *c = bpf_map_lookup_elem(&gen_counters, &idx);
+	if (c)
+		*c += 1;
+}
+
+static __always_inline struct gen_scratch *scratch(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&gen_scratch, &zero);
+}
+
+static __always_inline struct gen_event *ev_scratch(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&gen_ev_scratch, &zero);
+}
+
+/* What the walk knows about the current call; passed to every bpf_loop callback. */
+struct gen_state {
+	void *ctx;          /* tracepoint record (GEN_POINT_TP) or tp_btf ctx */
+	struct pt_regs *regs;
+	__s64 ret;
+	__u32 point;
+	__u32 nr;           /* syscall number / tracepoint id */
+	__u32 slot;
+	__u32 sel;          /* selector under test */
+	__s32 matched;      /* matching selector, -2 none */
+	__u32 ok;           /* matchers so far held */
+	__u32 ret_ok;       /* return matchers held */
+	__u32 tgid;
+	/* lazily filled process facts */
+	__u32 have_proc;
+	__u32 bin_id;
+	__u32 parent_bin_id;
+	__u32 nspid;
+};
+
+/* The syscall argument registers in order (x86_64 ABI). */
+static __always_inline __u64 syscall_arg(struct pt_regs *regs, __u32 i)
+{
+	__u64 v = 0;
+	switch (i) {
+	case 0: RD(v, regs, di); break;
+	case 1: RD(v, regs, si); break;
+	case 2: RD(v, regs, dx); break;
+	case 3: RD(v, regs, r10); break;
+	case 4: RD(v, regs, r8); break;
+	case 5: RD(v, regs, r9); break;
+	}
+	return v;
+}
+
+/* The raw 64-bit value a source names; returns 0 on success. */
+static __always_inline int source_value(struct gen_state *st, const struct gen_src *src, __u64 *out)
+{
+	__u64 v = 0;
+	switch (src->from) {
+	case GEN_FROM_SYSCALL_ARG:
+		if (!st->regs)
+			return -1;
+		*out = syscall_arg(st->regs, src->offset);
+		return 0;
+	case GEN_FROM_SYSCALL_NR:
+		*out = st->nr;
+		return 0;
+	case GEN_FROM_RETURN:
+		*out = (__u64)st->ret;
+		return 0;
+	case GEN_FROM_TP_FIELD:
+	case GEN_FROM_TP_DATALOC: {
+		__u32 size = src->from == GEN_FROM_TP_DATALOC ? 4 : src->size;
+		void *at = (char *)st->ctx + (src->offset & 0xfff);
+		if (size == 1) {
+			__u8 b = 0;
+			if (bpf_probe_read_kernel(&b, 1, at))
+				return -1;
+			v = (src->flags & GEN_SRC_SIGNED) ? (__u64)(__s64)(__s8)b : b;
+		} else if (size == 2) {
+			__u16 h = 0;
+			if (bpf_probe_read_kernel(&h, 2, at))
+				return -1;
+			v = (src->flags & GEN_SRC_SIGNED) ? (__u64)(__s64)(__s16)h : h;
+		} else if (size == 4) {
+			__u32 w = 0;
+			if (bpf_probe_read_kernel(&w, 4, at))
+				return -1;
+			v = (src->flags & GEN_SRC_SIGNED) ? (__u64)(__s64)(__s32)w : w;
+		} else {
+			if (bpf_probe_read_kernel(&v, 8, at))
+				return -1;
+		}
+		*out = v;
+		return 0;
+	}
+	}
+	return -1;
+}
+
+/* ---------------------------------------------------------------- argument reading */
+
+static __always_inline int is_int_type(__u16 t)
+{
+	return (t >= WARD_ARG_S8 && t <= WARD_ARG_U64) || t == WARD_ARG_SYSCALL64 || t == WARD_ARG_CAPS;
+}
+
+/* Bytes of a string argument into ev->data[i * GEN_STR_MAX]. */
+static __always_inline void read_string(struct gen_state *st, struct gen_event *ev, __u32 i,
+					const struct gen_src *src, __u64 raw)
+{
+	char *dst = &ev->data[(i & 7) * GEN_STR_MAX];
+	const void *p = (const void *)raw;
+	long n;
+
+	if (i >= GEN_ARG_SLOTS)
+		return;
+	if (src->from == GEN_FROM_TP_DATALOC) {
+		/* __data_loc: offset in the low 16 bits, length in the high 16, inside the record */
+		p = (char *)st->ctx + (raw & 0xffff);
+		n = bpf_probe_read_kernel_str(dst, GEN_STR_MAX, p);
+	} else if (src->flags & GEN_SRC_USER) {
+		n = bpf_probe_read_user_str(dst, GEN_STR_MAX, p);
+	} else {
+		n = bpf_probe_read_kernel_str(dst, GEN_STR_MAX, p);
+	}
+	if (n <= 0) {
+		ev->arg_state[i] = GEN_ARG_ERROR;
+		count(GEN_CNT_READ_ERRORS);
+		return;
+	}
+	ev->arg_len[i] = n - 1; /* without the NUL, like Tetragon's string */
+	ev->arg_state[i] = n == GEN_STR_MAX ? GEN_ARG_TRUNC : GEN_ARG_BYTES;
+}
+
+/* char_buf with sizeArgIndex: min(size, GEN_STR_MAX) bytes from a user pointer. */
+static __always_inline void read_buf(struct gen_event *ev, __u32 i, const struct gen_src *src,
+				     __u64 raw, __u64 size)
+{
+	char *dst = &ev->data[(i & 7) * GEN_STR_MAX];
+	__u32 n = size > GEN_STR_MAX ? GEN_STR_MAX : (__u32)size;
+	long err;
+
+	if (i >= GEN_ARG_SLOTS)
+		return;
+	OPAQUE(n);
+	n &= GEN_STR_MAX * 2 - 1;
+	if (n > GEN_STR_MAX)
+		n = GEN_STR_MAX;
+	if (src->flags & GEN_SRC_USER)
+		err = bpf_probe_read_user(dst, n, (const void *)raw);
+	else
+		err = bpf_probe_read_kernel(dst, n, (const void *)raw);
+	if (err) {
+		ev->arg_state[i] = GEN_ARG_ERROR;
+		count(GEN_CNT_READ_ERRORS);
+		return;
+	}
+	ev->arg_len[i] = n;
+	ev->arg_state[i] = size > GEN_STR_MAX ? GEN_ARG_TRUNC : GEN_ARG_BYTES;
+}
+
+/* sockaddr from a user pointer (connect, bind, sendto): the bytes as given, at most 28. */
+static __always_inline void read_sockaddr(struct gen_event *ev, __u32 i, __u64 raw, __u64 len)
+{
+	char *dst = &ev->data[(i & 7) * GEN_STR_MAX];
+	__u32 n = len > 28 ? 28 : (__u32)len;
+
+	if (i >= GEN_ARG_SLOTS)
+		return;
+	OPAQUE(n);
+	n &= 31;
+	if (n > 28)
+		n = 28;
+	if (n < 2 || bpf_probe_read_user(dst, n, (const void *)raw)) {
+		ev->arg_state[i] = GEN_ARG_ERROR;
+		count(GEN_CNT_READ_ERRORS);
+		return;
+	}
+	ev->arg_len[i] = n;
+	ev->arg_state[i] = GEN_ARG_BYTES;
+}
+
+/* The size argument of char_buf (1-based prototype index) or of sockaddr (the next one). */
+static __always_inline __u64 size_of(struct gen_state *st, const struct ward_hook_config *cfg,
+				     const struct gen_slot *gs, struct gen_event *ev, __u32 want)
+{
+	if (gs->src[0].from == GEN_FROM_SYSCALL_ARG && st->regs && want < 6)
+		return syscall_arg(st->regs, want);
+	for (int j = 0; j < WARD_MAX_SLOTS; j++)
+		if (cfg->args[j].present && cfg->args[j].index == want && ev->arg_state[j] == GEN_ARG_INT)
+			return ev->arg_int[j];
+	return 0;
+}
+
+/* Global, so verified once (see match_one). */
+__noinline int read_args(struct gen_state *st, const struct ward_hook_config *cfg,
+			 const struct gen_slot *gs, struct gen_event *ev)
+{
+	if (!st || !cfg || !gs || !ev)
+		return 0;
+	/* ints first: a char_buf's size argument may come later in the list */
+	for (int i = 0; i < WARD_MAX_SLOTS; i++) {
+		__u64 v = 0;
+		__u16 t = cfg->args[i].type;
+		ev->arg_state[i] = GEN_ARG_ABSENT;
+		ev->arg_type[i] = t;
+		ev->arg_len[i] = 0;
+		ev->arg_int[i] = 0;
+		if (!cfg->args[i].present || gs->src[i].from == GEN_FROM_NONE)
+			continue;
+		if (source_value(st, &gs->src[i], &v)) {
+			ev->arg_state[i] = GEN_ARG_ERROR;
+			count(GEN_CNT_READ_ERRORS);
+			continue;
+		}
+		ev->arg_int[i] = v;
+		if (is_int_type(t))
+			ev->arg_state[i] = GEN_ARG_INT;
+	}
+	for (int i = 0; i < GEN_ARG_SLOTS; i++) {
+		__u16 t = cfg->args[i].type;
+		__u64 raw = ev->arg_int[i];
+		if (!cfg->args[i].present || gs->src[i].from == GEN_FROM_NONE || ev->arg_state[i] != GEN_ARG_ABSENT)
+			continue;
+		if (t == WARD_ARG_STRING) {
+			read_string(st, ev, i, &gs->src[i], raw);
+		} else if (t == WARD_ARG_BUF) {
+			__u64 size = GEN_STR_MAX;
+			if ((cfg->args[i].flags & WARD_ARGF_RETURN_COPY) && (st->point == GEN_POINT_SYS_EXIT))
+				size = st->ret > 0 ? (__u64)st->ret : 0;
+			else if (cfg->args[i].size_arg)
+				size = size_of(st, cfg, gs, ev, cfg->args[i].size_arg - 1);
+			read_buf(ev, i, &gs->src[i], raw, size);
+		} else if (t == WARD_ARG_SOCKADDR) {
+			read_sockaddr(ev, i, raw, size_of(st, cfg, gs, ev, cfg->args[i].index + 1));
+		} else {
+			/* file, fd, path, sock, cred, ...: not read by this program; matchers on them
+			 * fail (userspace rejects policies that match on them here) */
+			ev->arg_state[i] = GEN_ARG_ERROR;
+		}
+	}
+	return 0;
+}
+
+/* ---------------------------------------------------------------- process facts */
+
+static __always_inline __u32 bin_id_of(struct ward_proc *p)
+{
+	__u32 *id;
+	if (!p || p->bin_len >= WARD_BIN_PATH_MAX)
+		return 0;
+	id = bpf_map_lookup_elem(&gen_bin_names, p->bin);
+	return id ? *id : 0;
+}
+
+/* The task's pid struct for its thread group (the leader's). */
+static __always_inline struct pid *tgid_pid(struct task_struct *task)
+{
+	struct task_struct *leader = 0;
+	struct pid *p = 0;
+	RD(leader, task, group_leader);
+	if (!leader)
+		return 0;
+	RD(p, leader, thread_pid);
+	return p;
+}
+
+/* The number of `p` in namespace level `level` if that level's ns is `ns`, else 0. */
+static __always_inline __u32 pid_nr_in(struct pid *p, unsigned int level, struct pid_namespace *ns)
+{
+	unsigned int plevel = 0;
+	struct upid up = {};
+	__u64 at;
+
+	if (!p)
+		return 0;
+	RD(plevel, p, level);
+	if (plevel < level)
+		return 0;
+	at = (__u64)p + bpf_core_field_offset(p->numbers) + (__u64)(level & 31) * sizeof(struct upid);
+	if (bpf_probe_read_kernel(&up, sizeof(up), (void *)at))
+		return 0;
+	if (up.ns != ns)
+		return 0;
+	return up.nr;
+}
+
+/* The current tgid's level and pid namespace. */
+static __always_inline struct pid_namespace *own_ns(struct task_struct *task, unsigned int *level)
+{
+	struct pid *p = tgid_pid(task);
+	struct upid up = {};
+	__u64 at;
+
+	*level = 0;
+	if (!p)
+		return 0;
+	RD(*level, p, level);
+	at = (__u64)p + bpf_core_field_offset(p->numbers) + (__u64)(*level & 31) * sizeof(struct upid);
+	bpf_probe_read_kernel(&up, sizeof(up), (void *)at);
+	return up.ns;
+}
+
+static __always_inline void load_proc(struct gen_state *st)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct task_struct *parent = 0;
+	struct ward_proc *p;
+	struct pid_namespace *ns;
+	unsigned int level = 0;
+	__u32 ptgid = 0;
+
+	if (st->have_proc)
+		return;
+	st->have_proc = 1;
+	p = bpf_map_lookup_elem(&ward_procs, &st->tgid);
+	st->bin_id = bin_id_of(p);
+	RD(parent, task, real_parent);
+	if (parent)
+		RD(ptgid, parent, tgid);
+	p = bpf_map_lookup_elem(&ward_procs, &ptgid);
+	st->parent_bin_id = bin_id_of(p);
+	ns = own_ns(task, &level);
+	st->nspid = pid_nr_in(tgid_pid(task), level, ns);
+}
+
+/* ---------------------------------------------------------------- value-set lookups */
+
+static __always_inline int str_eq_has(struct gen_scratch *s, __u32 set_id, const char *p, __u32 n)
+{
+	__u32 len = n;
+	void *hit = 0;
+
+	if (len > GEN_STR_MAX)
+		return 0;
+	s->eq.set_id = set_id;
+	s->eq.len = len;
+	/* The key is padded with zeros to the class size, as the engine wrote it. */
+	if (len <= 16) {
+		bpf_probe_read_kernel(s->eq.data, 16, s->zeros);
+		bpf_probe_read_kernel(s->eq.data, len & 31, p);
+		hit = bpf_map_lookup_elem(&gen_str_eq_16, &s->eq);
+	} else if (len <= 32) {
+		bpf_probe_read_kernel(s->eq.data, 32, s->zeros);
+		bpf_probe_read_kernel(s->eq.data, len & 63, p);
+		hit = bpf_map_lookup_elem(&gen_str_eq_32, &s->eq);
+	} else if (len <= 64) {
+		bpf_probe_read_kernel(s->eq.data, 64, s->zeros);
+		bpf_probe_read_kernel(s->eq.data, len & 127, p);
+		hit = bpf_map_lookup_elem(&gen_str_eq_64, &s->eq);
+	} else if (len <= 128) {
+		bpf_probe_read_kernel(s->eq.data, 128, s->zeros);
+		bpf_probe_read_kernel(s->eq.data, len & 255, p);
+		hit = bpf_map_lookup_elem(&gen_str_eq_128, &s->eq);
+	} else if (len <= 256) {
+		bpf_probe_read_kernel(s->eq.data, 256, s->zeros);
+		bpf_probe_read_kernel(s->eq.data, len & 511, p);
+		hit = bpf_map_lookup_elem(&gen_str_eq_256, &s->eq);
+	} else if (len <= 512) {
+		bpf_probe_read_kernel(s->eq.data, 512, s->zeros);
+		bpf_probe_read_kernel(s->eq.data, len & 1023, p);
+		hit = bpf_map_lookup_elem(&gen_str_eq_512, &s->eq);
+	} else if (len <= 1024) {
+		bpf_probe_read_kernel(s->eq.data, 1024, s->zeros);
+		bpf_probe_read_kernel(s->eq.data, len & 2047, p);
+		hit = bpf_map_lookup_elem(&gen_str_eq_1024, &s->eq);
+	} else if (len <= 2048) {
+		bpf_probe_read_kernel(s->eq.data, 2048, s->zeros);
+		bpf_probe_read_kernel(s->eq.data, len & 4095, p);
+		hit = bpf_map_lookup_elem(&gen_str_eq_2048, &s->eq);
+	} else {
+		bpf_probe_read_kernel(s->eq.data, 4096, s->zeros);
+		bpf_probe_read_kernel(s->eq.data, len & 8191, p);
+		hit = bpf_map_lookup_elem(&gen_str_eq_4096, &s->eq);
+	}
+	return hit != 0;
+}
+
+static __always_inline int prefix_has(struct gen_scratch *s, __u32 set_id, const char *p, __u32 n)
+{
+	__u32 len = n > GEN_PREFIX_MAX ? GEN_PREFIX_MAX : n;
+	OPAQUE(len);
+	len &= 511;
+	if (len > GEN_PREFIX_MAX)
+		len = GEN_PREFIX_MAX;
+	s->prefix.prefixlen = 32 + 8 * len;
+	s->prefix.set_id = set_id;
+	bpf_probe_read_kernel(s->prefix.data, len, p);
+	return bpf_map_lookup_elem(&gen_str_prefix, &s->prefix) != 0;
+}
+
+struct rev_ctx {
+	struct gen_scratch *s;
+	const char *p;
+	__u32 n;
+	__u32 k;
+};
+
+static long rev_cb(__u32 i, struct rev_ctx *c)
+{
+	__u32 from = c->n - 1 - i;
+	char ch = 0;
+	if (i >= c->k)
+		return 1;
+	bpf_probe_read_kernel(&ch, 1, c->p + from);
+	c->s->postfix.data[i & (WARD_POSTFIX_MAX - 1)] = ch;
+	return 0;
+}
+
+static __always_inline int postfix_has(struct gen_scratch *s, __u32 set_id, const char *p, __u32 n)
+{
+	struct rev_ctx c = { .s = s, .p = p, .n = n, .k = n > WARD_POSTFIX_MAX ? WARD_POSTFIX_MAX : n };
+	bpf_loop(WARD_POSTFIX_MAX, (void *)rev_cb, &c, 0);
+	s->postfix.prefixlen = 32 + 8 * c.k;
+	s->postfix.set_id = set_id;
+	return bpf_map_lookup_elem(&gen_str_postfix, &s->postfix) != 0;
+}
+
+static __always_inline int int_set_has(__u32 set_id, __u64 v)
+{
+	struct ward_int_key k = { .set_id = set_id, .pad = 0, .value = v };
+	return bpf_map_lookup_elem(&gen_int_set, &k) != 0;
+}
+
+static __always_inline int bin_set_has(__u32 set_id, __u32 bin_id)
+{
+	struct ward_bin_set_key k = { .set_id = set_id, .bin_id = bin_id };
+	if (!bin_id)
+		return 0;
+	return bpf_map_lookup_elem(&gen_bin_set, &k) != 0;
+}
+
+/* ---------------------------------------------------------------- matchers */
+
+static __always_inline int negated(__u8 op)
+{
+	return op == WARD_OP_NEQ || op == WARD_OP_NOTIN || op == WARD_OP_NOTPREFIX ||
+	       op == WARD_OP_NOTPOSTFIX || op == WARD_OP_NOTINMAP || op == WARD_OP_NOTSPORT ||
+	       op == WARD_OP_NOTDPORT || op == WARD_OP_NOTSPORTPRIV || op == WARD_OP_NOTDPORTPRIV ||
+	       op == WARD_OP_NOTSADDR || op == WARD_OP_NOTDADDR || op == WARD_OP_NOTINRANGE ||
+	       op == WARD_OP_NOTFILETYPE;
+}
+
+static __always_inline __u64 normalize(__u16 t, __u64 v)
+{
+	switch (t) {
+	case WARD_ARG_S8: return (__u64)(__s64)(__s8)v;
+	case WARD_ARG_S16: return (__u64)(__s64)(__s16)v;
+	case WARD_ARG_S32: return (__u64)(__s64)(__s32)v;
+	case WARD_ARG_U8: return v & 0xff;
+	case WARD_ARG_U16: return v & 0xffff;
+	case WARD_ARG_U32: return v & 0xffffffff;
+	}
+	return v;
+}
+
+static __always_inline int inline_any(const struct ward_matcher *m, __u64 v)
+{
+	int hit = 0;
+	for (int i = 0; i < WARD_MAX_INLINE; i++)
+		if (i < m->nvalues && m->values[i] == v)
+			hit = 1;
+	return hit;
+}
+
+static __always_inline int range_any(const struct ward_matcher *m, __u64 v, int sg)
+{
+	int hit = 0;
+	for (int i = 0; i < WARD_MAX_INLINE / 2; i++) {
+		__u64 lo = m->values[2 * i], hi = m->values[2 * i + 1];
+		if (i >= m->nvalues)
+			break;
+		if (sg ? ((__s64)v >= (__s64)lo && (__s64)v <= (__s64)hi) : (v >= lo && v <= hi))
+			hit = 1;
+	}
+	return hit;
+}
+
+static __always_inline int match_int(const struct ward_matcher *m, __u16 t, __u64 raw)
+{
+	__u64 v = normalize(t, raw);
+	int sg = t >= WARD_ARG_S8 && t <= WARD_ARG_S64;
+	int hit = 0;
+
+	switch (m->op) {
+	case WARD_OP_EQ:
+	case WARD_OP_NEQ:
+		hit = inline_any(m, v);
+		break;
+	case WARD_OP_GT:
+		for (int i = 0; i < WARD_MAX_INT_VALUES; i++)
+			if (i < m->nvalues && (sg ? (__s64)v > (__s64)m->values[i] : v > m->values[i]))
+				hit = 1;
+		break;
+	case WARD_OP_LT:
+		for (int i = 0; i < WARD_MAX_INT_VALUES; i++)
+			if (i < m->nvalues && (sg ? (__s64)v < (__s64)m->values[i] : v < m->values[i]))
+				hit = 1;
+		break;
+	case WARD_OP_MASK:
+		for (int i = 0; i < WARD_MAX_INT_VALUES; i++)
+			if (i < m->nvalues && (v & m->values[i]))
+				hit = 1;
+		break;
+	case WARD_OP_INMAP:
+	case WARD_OP_NOTINMAP:
+		hit = int_set_has(m->set_id, v);
+		break;
+	case WARD_OP_INRANGE:
+	case WARD_OP_NOTINRANGE:
+		hit = range_any(m, v, sg);
+		break;
+	default:
+		return 0;
+	}
+	return negated(m->op) ? !hit : hit;
+}
+
+static __always_inline int match_bytes(struct gen_scratch *s, const struct ward_matcher *m,
+				       const char *p, __u32 n)
+{
+	int hit;
+	switch (m->value_kind) {
+	case WARD_VK_STR_EQ: hit = str_eq_has(s, m->set_id, p, n); break;
+	case WARD_VK_STR_PREFIX: hit = prefix_has(s, m->set_id, p, n); break;
+	case WARD_VK_STR_POSTFIX: hit = postfix_has(s, m->set_id, p, n); break;
+	default:
+		/* SubString needs bpf_strnstr (kfunc); userspace rejects it for this program */
+		return 0;
+	}
+	return negated(m->op) ? !hit : hit;
+}
+
+/* sockaddr bytes: family u16, then in/in6 port (network order) and address. */
+static __always_inline int match_sockaddr(struct gen_scratch *s, const struct ward_matcher *m,
+					  const char *p, __u32 n)
+{
+	__u16 family = 0, port = 0;
+	int hit = 0;
+
+	bpf_probe_read_kernel(&family, 2, p);
+	if (m->op == WARD_OP_FAMILY)
+		return inline_any(m, family);
+	if (family != AF_INET && family != AF_INET6)
+		return 0;
+	bpf_probe_read_kernel(&port, 2, p + 2);
+	port = ward_ntohs(port);
+	switch (m->op) {
+	case WARD_OP_SPORT:
+	case WARD_OP_NOTSPORT:
+		hit = m->value_kind == WARD_VK_INT_SET ? int_set_has(m->set_id, port) : range_any(m, port, 0);
+		break;
+	case WARD_OP_SPORTPRIV:
+	case WARD_OP_NOTSPORTPRIV:
+		hit = port < 1024;
+		break;
+	case WARD_OP_SADDR:
+	case WARD_OP_NOTSADDR:
+		__builtin_memset(s->addr.addr, 0, 16);
+		s->addr.family = family == AF_INET ? 4 : 6;
+		s->addr.pad[0] = s->addr.pad[1] = s->addr.pad[2] = 0;
+		s->addr.set_id = m->set_id;
+		if (family == AF_INET) {
+			bpf_probe_read_kernel(s->addr.addr, 4, p + 4);
+			s->addr.prefixlen = 64 + 32;
+		} else {
+			bpf_probe_read_kernel(s->addr.addr, 16, p + 8);
+			s->addr.prefixlen = 64 + 128;
+		}
+		hit = bpf_map_lookup_elem(&gen_addr_lpm, &s->addr) != 0;
+		break;
+	default:
+		return 0;
+	}
+	return negated(m->op) ? !hit : hit;
+}
+
+static __always_inline int match_arg(struct gen_state *st, struct gen_scratch *s,
+				     const struct ward_hook_config *cfg, const struct ward_matcher *m)
+{
+	struct gen_event *ev = ev_scratch();
+	__u32 i = m->slot;
+	__u8 state;
+
+	if (!ev || i >= WARD_MAX_SLOTS)
+		return 0;
+	state = ev->arg_state[i];
+	/* an argument that could not be read matches nothing, negated operators included */
+	if (state == GEN_ARG_ABSENT || state == GEN_ARG_ERROR)
+		return 0;
+	if (m->op == WARD_OP_CAPSGAINED) {
+		__u32 j = m->slot2;
+		if (j >= WARD_MAX_SLOTS || ev->arg_state[j] != GEN_ARG_INT)
+			return 0;
+		return ((ev->arg_int[i] & ~ev->arg_int[j]) & m->values[0]) != 0;
+	}
+	if (state == GEN_ARG_INT)
+		return match_int(m, cfg->args[i].type, ev->arg_int[i]);
+	if (i >= GEN_ARG_SLOTS)
+		return 0;
+	if (cfg->args[i].type == WARD_ARG_SOCKADDR)
+		return match_sockaddr(s, m, &ev->data[i * GEN_STR_MAX], ev->arg_len[i]);
+	return match_bytes(s, m, &ev->data[i * GEN_STR_MAX], ev->arg_len[i]);
+}
+
+/* matchPIDs: the tgid (or its pid in its own namespace), with followForks its ancestors
+ * too, up to WARD_MAX_ANCESTORS. By namespace pid, an ancestor is compared as the task's
+ * namespace sees it, and the walk stops at the first one that namespace cannot see: a
+ * process entering a pid namespace from outside (setns) has no visible parent there. */
+static __always_inline int match_pid(struct gen_state *st, const struct ward_matcher *m)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	int ns_pid = (m->flags & WARD_MF_NS_PID) != 0;
+	int follow = (m->flags & WARD_MF_FOLLOW) != 0;
+	unsigned int level = 0;
+	struct pid_namespace *ns = own_ns(task, &level);
+	__u32 v = ns_pid ? pid_nr_in(tgid_pid(task), level, ns) : st->tgid;
+	int hit;
+
+	if (follow && ns_pid && level == 0)
+		return 0; /* following forks by namespace pid needs a task in a pid namespace */
+	hit = v && inline_any(m, v);
+	if (follow) {
+		for (int a = 0; a < WARD_MAX_ANCESTORS && !hit; a++) {
+			struct task_struct *up = 0;
+			struct task_struct *leader = 0;
+			RD(leader, task, group_leader);
+			if (leader)
+				task = leader;
+			RD(up, task, real_parent);
+			if (!up || up == task)
+				break;
+			task = up;
+			if (ns_pid)
+				v = pid_nr_in(tgid_pid(task), level, ns);
+			else
+				RD(v, task, tgid);
+			if (!v)
+				break;
+			hit = inline_any(m, v);
+		}
+	}
+	return m->op == WARD_OP_NOTIN ? !hit : hit;
+}
+
+static __always_inline __u32 ns_inum_of(void *nsc)
+{
+	struct ns_common *ns = nsc;
+	__u32 v = 0;
+	if (ns)
+		RD(v, ns, inum);
+	return v;
+}
+
+/* The current task's namespace inode of a type (enum ward_ns_index order). */
+static __always_inline __u32 current_ns(__u32 type)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct nsproxy *nsp = 0;
+	unsigned int level = 0;
+
+	if (type == WARD_NS_PID)
+		return ns_inum_of(&own_ns(task, &level)->ns);
+	if (type == WARD_NS_USER) {
+		const struct cred *cred = 0;
+		struct user_namespace *u = 0;
+		RD(cred, task, cred);
+		if (cred)
+			RD(u, cred, user_ns);
+		return u ? ns_inum_of(&u->ns) : 0;
+	}
+	RD(nsp, task, nsproxy);
+	if (!nsp)
+		return 0;
+	switch (type) {
+	case WARD_NS_UTS: return ns_inum_of(&BPF_CORE_READ(nsp, uts_ns)->ns);
+	case WARD_NS_IPC: return ns_inum_of(&BPF_CORE_READ(nsp, ipc_ns)->ns);
+	case WARD_NS_MNT: return ns_inum_of(&BPF_CORE_READ(nsp, mnt_ns)->ns);
+	case WARD_NS_PID_FOR_CHILDREN: return ns_inum_of(&BPF_CORE_READ(nsp, pid_ns_for_children)->ns);
+	case WARD_NS_NET: return ns_inum_of(&BPF_CORE_READ(nsp, net_ns)->ns);
+	case WARD_NS_TIME:
+		if (bpf_core_field_exists(nsp->time_ns))
+			return ns_inum_of(&BPF_CORE_READ(nsp, time_ns)->ns);
+		return 0;
+	case WARD_NS_TIME_FOR_CHILDREN:
+		if (bpf_core_field_exists(nsp->time_ns_for_children))
+			return ns_inum_of(&BPF_CORE_READ(nsp, time_ns_for_children)->ns);
+		return 0;
+	case WARD_NS_CGROUP: return ns_inum_of(&BPF_CORE_READ(nsp, cgroup_ns)->ns);
+	}
+	return 0;
+}
+
+static __always_inline int match_ns(const struct ward_matcher *m)
+{
+	__u32 type = m->slot;
+	__u32 cur = current_ns(type);
+	__u32 zero = 0;
+	struct gen_globals *g = bpf_map_lookup_elem(&gen_globals, &zero);
+	int hit = 0;
+
+	for (int i = 0; i < WARD_MAX_INT_VALUES; i++) {
+		__u64 v = m->values[i];
+		if (i >= m->nvalues)
+			break;
+		if ((m->flags & WARD_MF_HOST_NS) && (m->aux & (1u << i)))
+			v = g && type < WARD_NS_TYPES ? g->host_ns[type & 15] : 0;
+		if (v && v == cur)
+			hit = 1;
+	}
+	return m->op == WARD_OP_NOTIN ? !hit : hit;
+}
+
+static __always_inline __u64 current_caps(__u32 set)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	const struct cred *cred = 0;
+	__u64 v = 0;
+
+	RD(cred, task, cred);
+	if (!cred)
+		return 0;
+	if (set == 0)
+		RD(v, cred, cap_effective.val);
+	else if (set == 1)
+		RD(v, cred, cap_inheritable.val);
+	else
+		RD(v, cred, cap_permitted.val);
+	return v;
+}
+
+/* isNamespaceCapability: the task is in the host (initial) user namespace. */
+static __always_inline int in_host_userns(void)
+{
+	__u32 zero = 0;
+	struct gen_globals *g = bpf_map_lookup_elem(&gen_globals, &zero);
+	return g && g->host_ns[WARD_NS_USER] == current_ns(WARD_NS_USER);
+}
+
+static __always_inline int match_caps(const struct ward_matcher *m, int change, struct gen_state *st)
+{
+	__u64 caps = current_caps(m->slot);
+	int hit;
+
+	if ((m->flags & WARD_MF_NS_CAP) && in_host_userns())
+		return 0;
+	if (change) {
+		struct ward_proc *p = bpf_map_lookup_elem(&ward_procs, &st->tgid);
+		__u64 at_exec;
+		__u64 changed;
+		if (!p)
+			return 0;
+		at_exec = m->slot == 0 ? p->creds.cap_effective : m->slot == 1 ? p->creds.cap_inheritable : p->creds.cap_permitted;
+		changed = caps ^ at_exec;
+		if (m->op == WARD_OP_NOTIN)
+			return (changed & m->values[0]) == 0 && changed != 0;
+		return (changed & m->values[0]) != 0;
+	}
+	hit = (caps & m->values[0]) != 0;
+	return m->op == WARD_OP_NOTIN ? !hit : hit;
+}
+
+struct nsc_ctx {
+	struct ward_proc *p;
+	__u64 changed;
+};
+
+static long ns_change_cb(__u32 i, struct nsc_ctx *c)
+{
+	__u32 was;
+	if (i >= WARD_NS_COUNT)
+		return 1;
+	was = c->p->creds.ns[i];
+	if (was && current_ns(i) != was)
+		c->changed |= 1ull << i;
+	return 0;
+}
+
+static __always_inline int match_ns_change(const struct ward_matcher *m, struct gen_state *st)
+{
+	struct nsc_ctx c = { .p = bpf_map_lookup_elem(&ward_procs, &st->tgid), .changed = 0 };
+	if (!c.p)
+		return 0;
+	bpf_loop(WARD_NS_COUNT, (void *)ns_change_cb, &c, 0);
+	if (m->op == WARD_OP_NOTIN)
+		return (c.changed & ~m->values[0]) != 0;
+	return (c.changed & m->values[0]) != 0;
+}
+
+/* matchBinaries / matchParentBinaries. followChildren: the binary or one of its ancestors
+ * (by the process map's parent links) is in the set. */
+static __always_inline int match_binary(struct gen_state *st, struct gen_scratch *s,
+					const struct ward_matcher *m, int parent)
+{
+	__u32 id;
+	int hit = 0;
+
+	load_proc(st);
+	id = parent ? st->parent_bin_id : st->bin_id;
+	if (m->value_kind == WARD_VK_BIN_SET) {
+		hit = bin_set_has(m->set_id, id);
+		if (!hit && (m->flags & WARD_MF_FOLLOW)) {
+			__u32 pid = st->tgid;
+			for (int a = 0; a < WARD_MAX_ANCESTORS && !hit; a++) {
+				struct ward_proc *p = bpf_map_lookup_elem(&ward_procs, &pid);
+				if (!p || p->ppid == pid || !p->ppid)
+					break;
+				pid = p->ppid;
+				hit = bin_set_has(m->set_id, bin_id_of(bpf_map_lookup_elem(&ward_procs, &pid)));
+			}
+		}
+	} else {
+		__u32 pid = st->tgid;
+		struct ward_proc *p;
+		if (parent) {
+			struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+			struct task_struct *up = 0;
+			RD(up, task, real_parent);
+			pid = 0;
+			if (up)
+				RD(pid, up, tgid);
+		}
+		p = bpf_map_lookup_elem(&ward_procs, &pid);
+		if (!p)
+			return 0;
+		if (m->value_kind == WARD_VK_STR_PREFIX)
+			hit = prefix_has(s, m->set_id, p->bin, p->bin_len < WARD_BIN_KEEP ? p->bin_len : WARD_BIN_KEEP - 1);
+		else if (m->value_kind == WARD_VK_STR_POSTFIX)
+			hit = postfix_has(s, m->set_id, p->bin, p->bin_len < WARD_BIN_KEEP ? p->bin_len : WARD_BIN_KEEP - 1);
+	}
+	return negated(m->op) ? !hit : hit;
+}
+
+/*
+ * Global (not static): the verifier checks it once on its own instead of once per call
+ * site and path, which keeps the selector walk far below the instruction limit. Its
+ * pointer arguments are plain memory of their type's size there, hence the NULL check.
+ */
+__noinline int match_one(struct gen_state *st, struct gen_scratch *s,
+			 const struct ward_hook_config *cfg, const struct ward_matcher *m)
+{
+	if (!st || !s || !cfg || !m)
+		return 0;
+	switch (m->kind) {
+	case WARD_MK_ARG: return match_arg(st, s, cfg, m);
+	case WARD_MK_PID: return match_pid(st, m);
+	case WARD_MK_NS: return match_ns(m);
+	case WARD_MK_CAPS: return match_caps(m, 0, st);
+	case WARD_MK_CAP_CHANGE: return match_caps(m, 1, st);
+	case WARD_MK_NS_CHANGE: return match_ns_change(m, st);
+	case WARD_MK_BINARY: return match_binary(st, s, m, 0);
+	case WARD_MK_PARENT_BINARY: return match_binary(st, s, m, 1);
+	}
+	return 0;
+}
+
+/* ---------------------------------------------------------------- selector walk */
+
+static long matcher_cb(__u32 j, struct gen_state *st)
+{
+	__u32 slot = st->slot;
+	struct ward_hook_config *cfg = bpf_map_lookup_elem(&gen_hooks, &slot);
+	struct gen_scratch *s = scratch();
+	struct ward_selector *sel;
+	struct ward_matcher *m;
+	__u32 sel_i;
+
+	if (!cfg || !s || st->sel >= WARD_MAX_SELECTORS || j >= WARD_MAX_MATCHERS)
+		return 1;
+	sel_i = st->sel;
+	OPAQUE(sel_i);
+	if (sel_i >= WARD_MAX_SELECTORS)
+		return 1;
+	sel = &cfg->selectors[sel_i];
+	if (j >= sel->n_matchers)
+		return 1;
+	m = &sel->matchers[BOUND(j, WARD_MAX_MATCHERS)];
+	if (m->flags & WARD_MF_RETURN) {
+		/* matchReturnArgs: only at the return, and they decide only the return actions */
+		if (st->point == GEN_POINT_SYS_EXIT && st->ret_ok && !match_one(st, s, cfg, m))
+			st->ret_ok = 0;
+		return 0;
+	}
+	if (!match_one(st, s, cfg, m)) {
+		st->ok = 0;
+		return 1;
+	}
+	return 0;
+}
+
+static long selector_cb(__u32 i, struct gen_state *st)
+{
+	__u32 slot = st->slot;
+	struct ward_hook_config *cfg = bpf_map_lookup_elem(&gen_hooks, &slot);
+
+	if (!cfg || i >= WARD_MAX_SELECTORS || i >= cfg->n_selectors)
+		return 1;
+	st->sel = i;
+	st->ok = 1;
+	st->ret_ok = 1;
+	bpf_loop(WARD_MAX_MATCHERS, (void *)matcher_cb, st, 0);
+	if (st->ok) {
+		st->matched = i;
+		return 1;
+	}
+	return 0;
+}
+
+/* ---------------------------------------------------------------- actions */
+
+/* A digest of the arguments for rate limiting: ints and the first 16 bytes of each string
+ * (Tetragon compares the first 40 bytes of each argument). */
+__noinline __u64 arg_digest(struct gen_event *ev)
+{
+	__u64 h = 14695981039346656037ull;
+	if (!ev)
+		return 0;
+	for (int i = 0; i < WARD_MAX_SLOTS; i++) {
+		__u64 a = ev->arg_int[i], b = 0;
+		if (i < GEN_ARG_SLOTS && (ev->arg_state[i] == GEN_ARG_BYTES || ev->arg_state[i] == GEN_ARG_TRUNC)) {
+			bpf_probe_read_kernel(&a, 8, &ev->data[i * GEN_STR_MAX]);
+			bpf_probe_read_kernel(&b, 8, &ev->data[i * GEN_STR_MAX + 8]);
+			a ^= (__u64)ev->arg_len[i] << 56;
+		}
+		h = (h ^ a) * 1099511628211ull;
+		h = (h ^ b) * 1099511628211ull;
+	}
+	return h;
+}
+
+/* True when this post is within the action's rate limit of the previous one. */
+static __always_inline int rate_limited(struct gen_state *st, struct gen_event *ev,
+					const struct ward_action *a)
+{
+	struct gen_rate_key k = {};
+	__u64 now = bpf_ktime_get_ns();
+	__u64 *last;
+
+	if (!a->rate_limit_ms)
+		return 0;
+	k.slot = st->slot;
+	k.selector = st->matched;
+	k.scope = a->rate_limit_scope == WARD_RATE_GLOBAL ? 0 :
+		  a->rate_limit_scope == WARD_RATE_PROCESS ? st->tgid : (__u32)bpf_get_current_pid_tgid();
+	k.digest = arg_digest(ev);
+	last = bpf_map_lookup_elem(&gen_rate, &k);
+	if (last && now - *last < a->rate_limit_ms * 1000000ull)
+		return 1;
+	bpf_map_update_elem(&gen_rate, &k, &now, 0);
+	return 0;
+}
+
+/* Pack the arguments' bytes behind the fixed part and send the record. */
+__noinline int post(struct gen_event *ev)
+{
+	__u32 zero = 0;
+	struct gen_event *out = bpf_map_lookup_elem(&gen_out_scratch, &zero);
+	__u32 pos = 0;
+	__u64 size;
+
+	if (!out || !ev)
+		return 0;
+	bpf_probe_read_kernel(out, __builtin_offsetof(struct gen_event, data), ev);
+	for (int i = 0; i < GEN_ARG_SLOTS; i++) {
+		__u32 len = ev->arg_len[i];
+		out->arg_off[i] = pos;
+		if (ev->arg_state[i] != GEN_ARG_BYTES && ev->arg_state[i] != GEN_ARG_TRUNC)
+			continue;
+		OPAQUE(len);
+		len &= GEN_STR_MAX * 2 - 1;
+		if (len > GEN_STR_MAX)
+			len = GEN_STR_MAX;
+		OPAQUE(pos);
+		pos &= GEN_DATA_MAX * 2 - 1;
+		if (pos > GEN_DATA_MAX)
+			pos = GEN_DATA_MAX;
+		bpf_probe_read_kernel(&out->data[pos], len, &ev->data[i * GEN_STR_MAX]);
+		pos += len;
+	}
+	OPAQUE(pos);
+	pos &= GEN_DATA_MAX * 2 - 1;
+	if (pos > GEN_DATA_MAX)
+		pos = GEN_DATA_MAX;
+	size = __builtin_offsetof(struct gen_event, data) + pos;
+	out->size = size;
+	if (bpf_ringbuf_output(&gen_events, out, size, 0))
+		count(GEN_CNT_RB_DROPS);
+	else
+		count(GEN_CNT_POSTS);
+	return 0;
+}
+
+struct act_ctx {
+	struct gen_state *st;
+	__u32 ret_phase;   /* run the return actions */
+	__u32 do_post;
+	__u32 monitor;
+};
+
+static long action_cb(__u32 i, struct act_ctx *c)
+{
+	struct gen_state *st = c->st;
+	__u32 slot = st->slot;
+	struct ward_hook_config *cfg = bpf_map_lookup_elem(&gen_hooks, &slot);
+	struct gen_event *ev = ev_scratch();
+	struct ward_selector *sel;
+	struct ward_action *a;
+	__u32 n, sel_i = st->matched;
+	__u64 ai;
+
+	if (!cfg || !ev || sel_i >= WARD_MAX_SELECTORS || i >= WARD_MAX_ACTIONS)
+		return 1;
+	OPAQUE(sel_i);
+	if (sel_i >= WARD_MAX_SELECTORS)
+		return 1;
+	sel = &cfg->selectors[sel_i];
+	n = c->ret_phase ? sel->n_return_actions : sel->n_actions;
+	if (i >= n)
+		return 1;
+	if (i >= WARD_MAX_ACTIONS)
+		return 1;
+	ai = i;
+	OPAQUE(ai);
+	if (ai >= WARD_MAX_ACTIONS)
+		return 1;
+	a = c->ret_phase ? &sel->return_actions[ai] : &sel->actions[ai];
+	ev->actions |= 1u << (a->kind & 31);
+	switch (a->kind) {
+	case WARD_ACT_POST:
+		if (rate_limited(st, ev, a)) {
+			count(GEN_CNT_RATE_LIMITED);
+			c->do_post = 0;
+		}
+		break;
+	case WARD_ACT_NOPOST:
+		c->do_post = 0;
+		break;
+	case WARD_ACT_SIGKILL:
+	case WARD_ACT_SIGNAL:
+		if (c->monitor || (a->flags & WARD_AF_MONITOR)) {
+			ev->flags |= GEN_EF_MONITOR;
+			count(GEN_CNT_MONITOR);
+			break;
+		}
+		if (a->kind == WARD_ACT_SIGKILL) {
+			ev->signal_err = bpf_send_signal(SIGKILL);
+			if (!ev->signal_err) {
+				ev->flags |= GEN_EF_KILLED;
+				count(GEN_CNT_KILLS);
+			}
+		} else {
+			ev->signal_err = bpf_send_signal(a->arg_sig);
+			if (!ev->signal_err) {
+				ev->flags |= GEN_EF_SIGNALED;
+				count(GEN_CNT_SIGNALS);
+			}
+		}
+		break;
+	default:
+		/* Override, NotifyEnforcer, TrackSock, ...: not taken here; GetUrl/DnsLookup are
+		 * userspace's, from the record */
+		if (a->kind != WARD_ACT_GETURL && a->kind != WARD_ACT_DNSLOOKUP)
+			count(GEN_CNT_NOT_TAKEN);
+		break;
+	}
+	return 0;
+}
+
+/* Evaluate one hook slot for the current call. */
+static __always_inline void run_slot(struct gen_state *st, __u32 slot)
+{
+	struct ward_hook_config *cfg = bpf_map_lookup_elem(&gen_hooks, &slot);
+	struct gen_slot *gs = bpf_map_lookup_elem(&gen_slots, &slot);
+	struct gen_event *ev = ev_scratch();
+	struct act_ctx ac = {};
+	int is_exit = st->point == GEN_POINT_SYS_EXIT;
+
+	if (!cfg || !gs || !ev || !(gs->flags & GEN_SLOT_ACTIVE))
+		return;
+	/* return hooks are evaluated once, at the return; the others at the entry */
+	if (st->point != GEN_POINT_TP && !!(gs->flags & GEN_SLOT_RETURN) != is_exit)
+		return;
+	count(GEN_CNT_EVALS);
+	st->slot = slot;
+	st->matched = -2;
+	read_args(st, cfg, gs, ev);
+	if (cfg->flags & WARD_HF_NO_SELECTORS)
+		st->matched = -1;
+	else
+		bpf_loop(WARD_MAX_SELECTORS, (void *)selector_cb, st, 0);
+	if (st->matched == -2)
+		return;
+	count(GEN_CNT_MATCHES);
+	if (bpf_map_lookup_elem(&gen_exempt, &st->tgid)) {
+		count(GEN_CNT_EXEMPT);
+		return;
+	}
+	load_proc(st);
+	ev->slot = slot;
+	ev->hook_id = cfg->hook_id;
+	ev->selector = st->matched;
+	ev->policy = gs->policy;
+	ev->pid = (__u32)bpf_get_current_pid_tgid();
+	ev->tgid = st->tgid;
+	ev->nspid = st->nspid;
+	ev->ktime = bpf_ktime_get_boot_ns();
+	ev->actions = 0;
+	ev->flags = (is_exit ? GEN_EF_RETURN : 0) | (st->matched == -1 ? GEN_EF_NO_SELECTORS : 0);
+	ev->ret = is_exit ? st->ret : 0;
+	ev->signal_err = 0;
+	ev->syscall = st->nr;
+	ev->pad = 0;
+	ac.st = st;
+	ac.do_post = 1;
+	ac.monitor = (gs->flags & GEN_SLOT_MONITOR) != 0;
+	if (st->matched >= 0) {
+		bpf_loop(WARD_MAX_ACTIONS, (void *)action_cb, &ac, 0);
+		if (is_exit && st->ret_ok) {
+			ac.ret_phase = 1;
+			bpf_loop(WARD_MAX_ACTIONS, (void *)action_cb, &ac, 0);
+		}
+	} else {
+		ev->actions = 1u << WARD_ACT_POST;
+	}
+	if (ac.do_post)
+		post(ev);
+}
+
+struct slot_ctx {
+	struct gen_state *st;
+	struct gen_dispatch_val *d;
+};
+
+static long slot_cb(__u32 i, struct slot_ctx *c)
+{
+	__u32 slot;
+	if (i >= GEN_DISPATCH_MAX || i >= c->d->n)
+		return 1;
+	slot = c->d->slots[BOUND(i, GEN_DISPATCH_MAX)];
+	run_slot(c->st, slot);
+	return 0;
+}
+
+static __always_inline void dispatch(struct gen_state *st, __u32 id)
+{
+	struct gen_dispatch_key k = { .point = st->point, .id = id };
+	struct slot_ctx c = { .st = st };
+
+	c.d = bpf_map_lookup_elem(&gen_dispatch, &k);
+	if (!c.d)
+		return;
+	bpf_loop(GEN_DISPATCH_MAX, (void *)slot_cb, &c, 0);
+}
+
+static __always_inline void syscall_hook(unsigned long long *ctx, __u32 point)
+{
+	struct gen_state st = {};
+	struct pt_regs *regs = (struct pt_regs *)ctx[0];
+	long nr = 0;
+
+	st.regs = regs;
+	st.ctx = ctx;
+	st.point = point;
+	if (point == GEN_POINT_SYS_ENTER) {
+		nr = (long)ctx[1];
+	} else {
+		st.ret = (long)ctx[1];
+		RD(nr, regs, orig_ax);
+	}
+	st.nr = nr;
+	st.tgid = bpf_get_current_pid_tgid() >> 32;
+	dispatch(&st, st.nr);
+	dispatch(&st, GEN_ALL_SYSCALLS);
+}
+
+SEC("tp_btf/sys_enter")
+int gen_sys_enter(unsigned long long *ctx)
+{
+	syscall_hook(ctx, GEN_POINT_SYS_ENTER);
+	return 0;
+}
+
+SEC("tp_btf/sys_exit")
+int gen_sys_exit(unsigned long long *ctx)
+{
+	syscall_hook(ctx, GEN_POINT_SYS_EXIT);
+	return 0;
+}
+
+/* Attached to every tracefs event a policy names; the event id is the record's first field
+ * (struct trace_entry.type), so one program serves them all. */
+SEC("tracepoint/syscalls/sys_enter_openat")
+int gen_tracepoint(void *ctx)
+{
+	struct gen_state st = {};
+	__u16 type = 0;
+
+	bpf_probe_read_kernel(&type, sizeof(type), ctx);
+	st.ctx = ctx;
+	st.point = GEN_POINT_TP;
+	st.nr = type;
+	st.tgid = bpf_get_current_pid_tgid() >> 32;
+	dispatch(&st, type);
+	return 0;
+}

@@ -1,0 +1,132 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * generic.h: the layouts bpf/generic.c shares with src/sensors/generic.ts that are not the
+ * engine's (those are in ward_filter.h): where each argument slot is read from, the
+ * dispatch from a syscall or tracepoint to hook slots, the per-slot switch, the ring buffer
+ * record and the counters. Userspace reads member offsets from the object's BTF, so this
+ * header is the only definition. Fixed-width types, natural alignment, explicit padding.
+ */
+#ifndef WARD_GENERIC_H
+#define WARD_GENERIC_H
+
+#define GEN_MAX_HOOKS 128      /* hook slots (every policy's hooks together) */
+#define GEN_DISPATCH_MAX 8     /* hook slots on one syscall / tracepoint */
+#define GEN_STR_MAX 4096       /* bytes of a string/buffer argument read (Tetragon's char_buf) */
+#define GEN_ARG_SLOTS 5        /* argument slots with bytes (slot 5 is the return value) */
+#define GEN_DATA_MAX (GEN_STR_MAX * GEN_ARG_SLOTS)
+#define GEN_PREFIX_MAX 252     /* Prefix value bytes: LPM key data is at most 256, minus the set id */
+#define GEN_ALL_SYSCALLS 0xffffffffu /* dispatch key for raw_syscalls: every syscall */
+
+/* Where a slot's raw value comes from (gen_src.from). */
+enum gen_from {
+	GEN_FROM_NONE = 0,
+	GEN_FROM_SYSCALL_ARG = 1, /* syscall argument `index` from pt_regs (di si dx r10 r8 r9) */
+	GEN_FROM_SYSCALL_NR = 2,  /* the syscall number (orig_ax) */
+	GEN_FROM_RETURN = 3,      /* the syscall's return value (sys_exit only) */
+	GEN_FROM_TP_FIELD = 4,    /* tracepoint record field at `offset`, `size` bytes */
+	GEN_FROM_TP_DATALOC = 5,  /* tracepoint __data_loc string at `offset` */
+};
+#define GEN_SRC_SIGNED 0x1     /* sign-extend a TP field */
+#define GEN_SRC_USER 0x2       /* pointer is a user pointer (syscall args, syscalls/ tracepoints) */
+
+struct gen_src {
+	__u8 from;     /* enum gen_from */
+	__u8 size;     /* TP field bytes (1, 2, 4, 8) */
+	__u16 offset;  /* TP field offset / syscall argument index */
+	__u8 flags;    /* GEN_SRC_* */
+	__u8 pad[3];
+};
+
+/* Which attach point a dispatch key names. */
+enum gen_point {
+	GEN_POINT_SYS_ENTER = 1, /* tp_btf/sys_enter, key = syscall number */
+	GEN_POINT_SYS_EXIT = 2,  /* tp_btf/sys_exit, key = syscall number */
+	GEN_POINT_TP = 3,        /* tracepoint/ generic program, key = tracefs event id */
+};
+
+struct gen_dispatch_key {
+	__u32 point;  /* enum gen_point */
+	__u32 id;     /* syscall number, GEN_ALL_SYSCALLS, or tracepoint id */
+};
+struct gen_dispatch_val {
+	__u32 n;
+	__u32 slots[GEN_DISPATCH_MAX];
+	__u32 pad;
+};
+
+#define GEN_SLOT_ACTIVE 0x1   /* switched on: written last by apply(), cleared first by remove() */
+#define GEN_SLOT_MONITOR 0x2  /* policy mode monitor: Sigkill/Signal become Post */
+#define GEN_SLOT_RETURN 0x4   /* evaluate at sys_exit (matchReturnArgs / return: true) */
+
+/* Per hook slot, next to its ward_hook_config in gen_hooks. */
+struct gen_slot {
+	__u32 flags;      /* GEN_SLOT_* */
+	__u32 policy;     /* userspace policy number, for the record */
+	struct gen_src src[6]; /* by argument slot (5 = return value) */
+};
+
+/* Host namespace inodes (from /proc/1/ns), for matchNamespaces host_ns values. */
+struct gen_globals {
+	__u32 host_ns[10];
+};
+
+/* Record flags. */
+#define GEN_EF_RETURN 0x1      /* evaluated at the call's return */
+#define GEN_EF_MONITOR 0x2     /* an enforcing action was turned into Post (monitor mode) */
+#define GEN_EF_KILLED 0x4      /* SIGKILL was queued */
+#define GEN_EF_SIGNALED 0x8    /* Signal(argSig) was queued */
+#define GEN_EF_NO_SELECTORS 0x10
+
+/* Per argument in the record: arg_state values. */
+#define GEN_ARG_ABSENT 0       /* slot not declared by the hook */
+#define GEN_ARG_INT 1          /* value in arg_int */
+#define GEN_ARG_BYTES 2        /* arg_len bytes at data[arg_off] */
+#define GEN_ARG_ERROR 3        /* the read failed (value unknown; matchers on it fail) */
+#define GEN_ARG_TRUNC 4        /* bytes, truncated at GEN_STR_MAX */
+
+/*
+ * One ring buffer record per posted match. The bytes of string/buffer arguments follow
+ * the fixed part back to back (data[arg_off[i]], arg_len[i] bytes); only `size` bytes are
+ * sent.
+ */
+struct gen_event {
+	__u32 size;
+	__u32 slot;        /* hook slot (userspace maps it to policy + hook index) */
+	__u32 hook_id;     /* ward_hook_config.hook_id */
+	__s32 selector;    /* matching selector, -1: the hook has no selectors */
+	__u32 policy;      /* gen_slot.policy */
+	__u32 pid;         /* thread id */
+	__u32 tgid;
+	__u32 nspid;       /* tgid in its own pid namespace */
+	__u64 ktime;       /* bpf_ktime_get_boot_ns() */
+	__u32 actions;     /* bit (1 << ward_action_kind) per action of the selector that ran */
+	__u32 flags;       /* GEN_EF_* */
+	__s64 ret;         /* return value (GEN_EF_RETURN) */
+	__s32 signal_err;  /* bpf_send_signal's return for Sigkill/Signal, 0 = queued */
+	__u32 syscall;     /* syscall number for syscall hooks, tracepoint id otherwise */
+	__u8 arg_state[6]; /* GEN_ARG_* by slot */
+	__u16 arg_type[6]; /* enum ward_arg_type by slot */
+	__u16 arg_len[6];
+	__u16 arg_off[6];
+	__u16 pad;
+	__u64 arg_int[6];
+	char data[GEN_DATA_MAX + GEN_STR_MAX];
+};
+
+/* Per-CPU counters (gen_counters index). */
+enum gen_counter {
+	GEN_CNT_EVALS = 0,      /* hook slots evaluated */
+	GEN_CNT_MATCHES = 1,    /* a selector matched (or the hook has none) */
+	GEN_CNT_POSTS = 2,      /* records sent */
+	GEN_CNT_RB_DROPS = 3,   /* ring buffer full: record lost (the action still happened) */
+	GEN_CNT_KILLS = 4,
+	GEN_CNT_SIGNALS = 5,
+	GEN_CNT_EXEMPT = 6,     /* a match on an exempt tgid: nothing done */
+	GEN_CNT_RATE_LIMITED = 7,
+	GEN_CNT_READ_ERRORS = 8,
+	GEN_CNT_MONITOR = 9,    /* enforcing actions turned into Post */
+	GEN_CNT_NOT_TAKEN = 10, /* an action this program cannot take (Override, ...): userspace rejects them */
+	GEN_CNT_MAX = 12,
+};
+
+#endif /* WARD_GENERIC_H */
