@@ -59,6 +59,16 @@ export interface ExplainedHook {
   returnArgAction?: string;
   selectors: ExplainedSelector[];
   mechanism: string;
+  /** Set once the hook was resolved for a kernel (src/sensors/resolve.ts): false = rejected there. */
+  applicable?: boolean;
+  /** Why the hook cannot run on that kernel: the missing feature and the substitute. */
+  rejected?: string;
+  /** How each action is honored on that kernel. */
+  honored?: { selector: number; action: string; honored: string }[];
+  /** Measured limits of the mechanism. */
+  limits?: string[];
+  /** Ways around the rule on that kernel, with the remedy. */
+  bypasses?: string[];
 }
 
 export interface ExplainedPolicy {
@@ -68,6 +78,8 @@ export interface ExplainedPolicy {
   mode: "enforce" | "monitor";
   tables: Partial<Record<SectionName, number>>;
   hooks: ExplainedHook[];
+  /** The kernel the mechanisms were chosen for, when resolved ("6.18.0 (BPF LSM: no, kprobes: no)"). */
+  kernel?: string;
 }
 
 const SAMPLE = 4;
@@ -237,9 +249,17 @@ export function formatExplained(p: ExplainedPolicy): string {
   const out: string[] = [];
   const tables = Object.entries(p.tables).map(([k, v]) => `${k}=${v}`).join(" ");
   out.push(`policy ${p.name} (mode ${p.mode}): ${p.hooks.length} hook(s), filter layout v${p.layoutVersion}, ${p.blobBytes} bytes${tables ? `; map entries: ${tables}` : ""}`);
+  if (p.kernel !== undefined) {
+    const rejected = p.hooks.filter((h) => h.applicable === false).length;
+    out.push(`  on this kernel, ${p.kernel}: ${rejected === 0 ? "every hook can be applied as written" : `${rejected} hook(s) cannot run here, so the agent refuses this policy`}`);
+  }
   for (const h of p.hooks) {
     out.push(`  ${h.path} ${h.kind} ${h.name} (hook id ${h.hookId})`);
-    out.push(`    mechanism: ${h.mechanism}`);
+    if (h.applicable === false) out.push(`    REJECTED on this kernel: ${h.rejected ?? ""}`);
+    else out.push(`    mechanism: ${h.mechanism}`);
+    for (const a of h.honored ?? []) out.push(`    selector ${a.selector} ${a.action}: ${a.honored}`);
+    for (const l of h.limits ?? []) out.push(`    limit: ${l}`);
+    for (const b of h.bypasses ?? []) out.push(`    BYPASS on this kernel: ${b}`);
     if (h.args.length > 0) out.push(`    args: ${h.args.map((a) => `slot ${a.slot}=${a.type}@${a.source}#${a.index}`).join(", ")}`);
     if (h.returnArgAction !== undefined) out.push(`    on return: ${h.returnArgAction} on the returned socket`);
     if (h.alwaysPost) out.push("    no selectors: every call posts an event");

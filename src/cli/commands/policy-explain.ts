@@ -1,9 +1,13 @@
 // `ward policy explain FILE... [-o text|json] [--set NAME=VALUE]... [--env]`: validates each
 // file, compiles every policy through the engine and prints, per hook, what the engine
-// produced for the kernel.
+// produced for the kernel, the mechanism chosen on this kernel (src/sensors/resolve.ts) and
+// how each action is honored there, its limits and the bypasses that apply; or why the hook
+// cannot run here. A policy with a rejected hook is still explained (exit 0): the agent
+// would refuse it, and the report says so.
 import { parseArgs, UsageError } from "../args.ts";
 import { compilePolicy, PolicyCompileError } from "../../policy/engine.ts";
 import { explainCompiled, formatExplained, type ExplainedPolicy } from "../../policy/explain.ts";
+import { hostHookFeatures, resolvePolicy, type HookFeatures, type PolicyResolution } from "../../sensors/resolve.ts";
 import { formatDiagnostic, locate, validatePolicyFile } from "../../policy/validate.ts";
 
 export async function run(argv: string[]): Promise<number> {
@@ -25,13 +29,16 @@ export async function run(argv: string[]): Promise<number> {
   }
   let failed = false;
   const explained: ExplainedPolicy[] = [];
+  let features: HookFeatures | undefined;
   for (const file of positionals) {
     const r = await validatePolicyFile(file, { substitute });
     for (const d of r.diagnostics) if (d.severity === "error") process.stderr.write(`${formatDiagnostic(d)}\n`);
     if (!r.valid) { failed = true; continue; }
     for (const lp of r.policies) {
       try {
-        const e = explainCompiled(compilePolicy(lp.policy));
+        const compiled = compilePolicy(lp.policy);
+        features ??= hostHookFeatures();
+        const e = withResolution(explainCompiled(compiled), resolvePolicy(lp.policy, features, compiled.monitor ? "monitor" : "enforce"), features);
         explained.push(e);
         if (format === "text") process.stdout.write(formatExplained(e));
       } catch (err) {
@@ -48,4 +55,22 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(`${JSON.stringify(explained, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v), 2)}\n`);
   }
   return failed ? 1 : 0;
+}
+
+function kernelText(f: HookFeatures): string {
+  return `${f.release} (BPF LSM: ${f.bpfLsm ? "yes" : "no"}, kprobes: ${f.kprobes ? "yes" : "no"}, bpf_override_return: ${f.overrideReturn ? "yes" : "no"})`;
+}
+
+/** The engine's report with each hook's resolution on this kernel filled in. */
+export function withResolution(e: ExplainedPolicy, r: PolicyResolution, f: HookFeatures): ExplainedPolicy {
+  return {
+    ...e,
+    kernel: kernelText(f),
+    hooks: e.hooks.map((h, i) => {
+      const res = r.hooks[i];
+      if (res === undefined) return h;
+      if (!res.ok) return { ...h, applicable: false, rejected: res.reason, mechanism: `rejected on this kernel: ${res.reason}` };
+      return { ...h, applicable: true, mechanism: res.mechanism, honored: res.actions, limits: res.limits, bypasses: res.bypasses };
+    }),
+  };
 }
