@@ -1,0 +1,708 @@
+// The generic-hook sensor: loads bpf/generic.c, fills its maps from the engine's compiled
+// tables (one CompiledPolicy per policy, several policies sharing the maps with disjoint
+// set ids), attaches the programs a policy's hooks need and decodes the records of posted
+// matches. Selectors and actions run in the kernel; this module only writes tables and
+// reads results. Hook resolution (which mechanism a Tetragon hook uses here) is the
+// caller's: it hands in a ResolvedHook per compiled hook.
+import { attachProgram, loadCollectionSpec, newCollection, type Collection, type CollectionSpec } from "../bpf/collection.ts";
+import type { Link } from "../bpf/link.ts";
+import type { BpfMap } from "../bpf/map.ts";
+import { readObject } from "../bpf/objects.ts";
+import { RingBufReader } from "../bpf/ringbuf.ts";
+import { tracepointId } from "../bpf/perf.ts";
+import type { Btf } from "../bpf/btf.ts";
+import { enumValues, structLayout, type StructLayout } from "../events/layout.ts";
+import type { CompiledPolicy, SectionName } from "../policy/engine.ts";
+import { readlinkSync } from "node:fs";
+
+export class GenericSensorError extends Error {
+  override name = "GenericSensorError";
+}
+
+/** A policy needs something this program cannot do on this kernel (the message says what and why). */
+export class GenericUnsupportedError extends GenericSensorError {
+  override name = "GenericUnsupportedError";
+}
+
+// ---------------------------------------------------------------- hook resolution input
+
+/** Where the kernel reads one argument slot (enum gen_from in bpf/include/generic.h). */
+export type ArgSource =
+  /** syscall argument 0..5 from pt_regs (di si dx r10 r8 r9) */
+  | { from: "syscall-arg"; index: number }
+  /** the syscall number */
+  | { from: "syscall-nr" }
+  /** the syscall's return value (only for hooks evaluated at the return) */
+  | { from: "return" }
+  /** a tracefs tracepoint field: offset/size from the format file; pointers to user memory
+   * (syscalls/ tracepoints) need user: true to be read as strings/buffers */
+  | { from: "tp-field"; offset: number; size: 1 | 2 | 4 | 8; signed?: boolean; user?: boolean }
+  /** a tracefs __data_loc string field */
+  | { from: "tp-dataloc"; offset: number };
+
+export type HookAttach =
+  /** tp_btf/sys_enter (or sys_exit when evaluated at return); "all" for raw_syscalls */
+  | { kind: "syscall"; nr: number | "all" }
+  /** a tracefs event: the generic tracepoint program is attached to category/name */
+  | { kind: "tracepoint"; category: string; name: string };
+
+/** How one compiled hook runs here: given by hook resolution (I5-U), one per CompiledHook. */
+export interface ResolvedHook {
+  /** CompiledHook.index */
+  index: number;
+  attach: HookAttach;
+  /** by argument slot (ward_filter.h: 0..4 args/data, 5 the return value); missing = not read */
+  sources: (ArgSource | undefined)[];
+  /** evaluate when the call returns (return: true, matchReturnArgs): syscall hooks only */
+  atReturn?: boolean;
+}
+
+// ---------------------------------------------------------------- records
+
+/** ward_arg_type names (ward_filter.h), as the record's arg types. */
+export const ARG_TYPE_NAMES = [
+  "none", "s8", "s16", "s32", "s64", "u8", "u16", "u32", "u64", "string", "buf", "file", "path",
+  "sock", "sockaddr", "sockaddr_un", "caps", "syscall64", "opaque", "nop",
+] as const;
+export type ArgTypeName = (typeof ARG_TYPE_NAMES)[number];
+
+export interface GenericArg {
+  /** argument slot (5 = return value) */
+  slot: number;
+  type: ArgTypeName;
+  /** int: value in `int`; bytes: `bytes` (truncated: cut at 4096); error: could not be read */
+  state: "int" | "bytes" | "truncated" | "error";
+  /** the raw 64-bit value read (ints: as read, before sign/width normalization) */
+  int: bigint;
+  bytes?: Uint8Array;
+}
+
+/** Tetragon's KprobeAction numbers, by name, for GenericEvent.actions. */
+export const ACTION_NAMES: Readonly<Record<number, string>> = {
+  1: "Post", 2: "FollowFD", 3: "Sigkill", 4: "UnfollowFD", 5: "Override", 6: "CopyFD", 7: "GetUrl", 8: "DnsLookup",
+  9: "NoPost", 10: "Signal", 11: "TrackSock", 12: "UntrackSock", 13: "NotifyEnforcer", 14: "CleanupEnforcerNotification", 15: "Set",
+};
+
+/** One posted match, decoded from struct gen_event. */
+export interface GenericEvent {
+  policyId: string;
+  /** CompiledHook.index of the hook in its policy */
+  hookIndex: number;
+  hookId: number;
+  /** matching selector; null when the hook has no selectors */
+  selector: number | null;
+  /** thread id, thread group id, and the tgid in its own pid namespace */
+  pid: number;
+  tgid: number;
+  nspid: number;
+  /** bpf_ktime_get_boot_ns() at the match (the process records' clock) */
+  ktime: bigint;
+  /** names of the actions of the matching selector (and return actions at the return) that ran */
+  actions: string[];
+  /** evaluated at the return; ret holds the return value */
+  atReturn: boolean;
+  ret: bigint;
+  /** an enforcing action was turned into Post by monitor mode */
+  monitor: boolean;
+  killed: boolean;
+  signaled: boolean;
+  /** bpf_send_signal's return, 0 = queued */
+  signalErr: number;
+  /** syscall number (syscall hooks) or tracefs event id */
+  syscall: number;
+  args: GenericArg[];
+}
+
+export interface GenericCounters {
+  evaluations: bigint;
+  matches: bigint;
+  posts: bigint;
+  ringbufDrops: bigint;
+  kills: bigint;
+  signals: bigint;
+  exempt: bigint;
+  rateLimited: bigint;
+  readErrors: bigint;
+  monitor: bigint;
+  notTaken: bigint;
+}
+
+export interface GenericSensorOptions {
+  /** the process sensor's ward_procs map (matchBinaries, changes); without it binaries never match */
+  processMap?: BpfMap;
+  /** tgids no policy may act on; this process is always added */
+  exemptPids?: number[];
+  /** object bytes instead of the embedded generic.o (tests) */
+  object?: Uint8Array;
+}
+
+// ---------------------------------------------------------------- constants mirrored from the headers
+
+const ARG = { S8: 1, U64: 8, STRING: 9, BUF: 10, SOCKADDR: 14, CAPS: 16, SYSCALL64: 17 } as const;
+const MK_ARG = 1;
+const VK_SUBSTR = 9;
+const ACT = { POST: 1, SIGKILL: 3, NOPOST: 9, SIGNAL: 10, GETURL: 7, DNSLOOKUP: 8 } as const;
+const SLOT_ACTIVE = 1, SLOT_MONITOR = 2, SLOT_RETURN = 4;
+const POINT = { SYS_ENTER: 1, SYS_EXIT: 2, TP: 3 } as const;
+const ALL_SYSCALLS = 0xffffffff;
+const FROM = { "syscall-arg": 1, "syscall-nr": 2, return: 3, "tp-field": 4, "tp-dataloc": 5 } as const;
+const NS_NAMES = ["uts", "ipc", "mnt", "pid", "pid_for_children", "net", "time", "time_for_children", "cgroup", "user"];
+
+function readable(type: number): boolean {
+  return (type >= ARG.S8 && type <= ARG.U64) || type === ARG.STRING || type === ARG.BUF || type === ARG.SOCKADDR || type === ARG.CAPS || type === ARG.SYSCALL64;
+}
+
+interface PolicyState {
+  id: string;
+  compiled: CompiledPolicy;
+  slots: { slot: number; hook: ResolvedHook; point: number; key: number }[];
+  written: { map: BpfMap; key: Uint8Array }[];
+  binPaths: string[];
+  mode: "enforce" | "monitor";
+  tracepoints: string[];
+}
+
+const u32 = (n: number): Uint8Array => {
+  const b = new Uint8Array(4);
+  new DataView(b.buffer).setUint32(0, n >>> 0, true);
+  return b;
+};
+
+/** The generic hooks: see the module comment. */
+export class GenericSensor {
+  private coll: Collection | undefined;
+  private readonly spec: CollectionSpec;
+  private readonly btf: Btf;
+  private readonly L: Record<"hook" | "selector" | "matcher" | "action" | "argCfg" | "slot" | "src" | "dval" | "event", StructLayout>;
+  private readonly counterIdx: Map<string, number>;
+  private readonly policies = new Map<string, PolicyState>();
+  private readonly freeSlots: number[] = [];
+  private readonly sysLinks: { enter?: Link; exit?: Link } = {};
+  private readonly tpLinks = new Map<string, { link: Link; refs: number }>();
+  private readonly binRefs = new Map<string, { id: number; refs: number }>();
+  private readonly bySlot = new Map<number, { policy: PolicyState; hookIndex: number }>();
+  private reader: RingBufReader | undefined;
+  private nextPolicy = 1;
+  private readonly listeners = new Set<(e: GenericEvent) => void>();
+  private loop: Promise<void> | undefined;
+  private stopping = false;
+
+  constructor(private readonly opts: GenericSensorOptions = {}) {
+    this.spec = loadCollectionSpec(opts.object ?? readObject("generic"), "generic");
+    if (this.spec.btf === undefined) throw new GenericSensorError("load generic sensor: generic.o has no BTF (build it with -g)");
+    this.btf = this.spec.btf;
+    const s = (n: string): StructLayout => structLayout(this.btf, n);
+    this.L = {
+      hook: s("ward_hook_config"), selector: s("ward_selector"), matcher: s("ward_matcher"), action: s("ward_action"),
+      argCfg: s("ward_arg_cfg"), slot: s("gen_slot"), src: s("gen_src"), dval: s("gen_dispatch_val"), event: s("gen_event"),
+    };
+    this.counterIdx = enumValues(this.btf, "gen_counter");
+    const max = this.spec.maps.gen_hooks?.maxEntries ?? 0;
+    for (let i = max - 1; i >= 0; i--) this.freeSlots.push(i);
+  }
+
+  private map(name: string): BpfMap {
+    const m = this.coll?.maps[name];
+    if (m === undefined) throw new GenericSensorError(`generic sensor: map ${name} missing (not loaded?)`);
+    return m;
+  }
+
+  /** Creates the maps and programs (nothing is attached until a policy needs it). */
+  load(): void {
+    if (this.coll !== undefined) throw new GenericSensorError("load generic sensor: already loaded");
+    const replaceMaps: Record<string, BpfMap> = {};
+    if (this.opts.processMap !== undefined) replaceMaps.ward_procs = this.opts.processMap;
+    this.coll = newCollection(this.spec, { replaceMaps });
+    try {
+      this.exempt(process.pid);
+      for (const p of this.opts.exemptPids ?? []) this.exempt(p);
+      this.writeHostNamespaces();
+      this.reader = new RingBufReader(this.map("gen_events"));
+    } catch (e) {
+      this.close();
+      throw e;
+    }
+  }
+
+  /** No policy acts on this tgid (the agent, its test runner). */
+  exempt(tgid: number): void {
+    this.map("gen_exempt").update(u32(tgid), u32(1));
+  }
+
+  unexempt(tgid: number): void {
+    this.map("gen_exempt").delete(u32(tgid));
+  }
+
+  private writeHostNamespaces(): void {
+    const v = new Uint8Array(40);
+    const dv = new DataView(v.buffer);
+    NS_NAMES.forEach((n, i) => {
+      try {
+        const m = /\[(\d+)\]/.exec(readlinkSync(`/proc/1/ns/${n}`));
+        if (m?.[1] !== undefined) dv.setUint32(i * 4, Number(m[1]), true);
+      } catch {
+        // a namespace type this kernel lacks: host_ns never matches it
+      }
+    });
+    this.map("gen_globals").update(u32(0), v);
+  }
+
+  /** One past the highest set id in use: the setIdBase for the next compilePolicy. */
+  nextSetIdBase(): number {
+    let end = 1;
+    for (const p of this.policies.values()) end = Math.max(end, p.compiled.setIds.end);
+    return end;
+  }
+
+  /** Ids of the applied policies. */
+  policyIds(): string[] {
+    return [...this.policies.keys()];
+  }
+
+  /**
+   * Writes a compiled policy's tables and switches its hooks on, all or nothing: entries go
+   * in under the policy's own set ids and slots, the dispatch entries and the active flags
+   * last; on any failure everything written is removed again.
+   */
+  apply(policyId: string, compiled: CompiledPolicy, hooks: readonly ResolvedHook[]): void {
+    if (this.coll === undefined) throw new GenericSensorError("apply policy: generic sensor not loaded");
+    if (this.policies.has(policyId)) throw new GenericSensorError(`apply policy ${policyId}: already applied`);
+    for (const p of this.policies.values()) {
+      const a = compiled.setIds, b = p.compiled.setIds;
+      if (a.base < b.end && b.base < a.end && a.end > a.base && b.end > b.base) {
+        throw new GenericSensorError(`apply policy ${policyId}: set ids [${a.base}, ${a.end}) overlap policy ${p.id}'s; compile with setIdBase ${this.nextSetIdBase()}`);
+      }
+    }
+    this.check(compiled, hooks);
+    const st: PolicyState = { id: policyId, compiled, slots: [], written: [], binPaths: [], mode: compiled.monitor ? "monitor" : "enforce", tracepoints: [] };
+    const policyNo = this.nextPolicy++;
+    try {
+      this.writeSets(st);
+      for (const h of hooks) {
+        const slot = this.freeSlots.pop();
+        if (slot === undefined) throw new GenericSensorError(`apply policy ${policyId}: no free hook slot (${this.spec.maps.gen_hooks?.maxEntries} in all)`);
+        const point = h.attach.kind === "tracepoint" ? POINT.TP : h.atReturn ? POINT.SYS_EXIT : POINT.SYS_ENTER;
+        let key: number;
+        if (h.attach.kind === "tracepoint") key = tracepointId(h.attach.category, h.attach.name);
+        else key = h.attach.nr === "all" ? ALL_SYSCALLS : h.attach.nr;
+        st.slots.push({ slot, hook: h, point, key });
+        this.bySlot.set(slot, { policy: st, hookIndex: h.index });
+        this.map("gen_hooks").update(u32(slot), this.hookConfig(compiled, h.index));
+        this.map("gen_slots").update(u32(slot), this.slotValue(h, policyNo, 0));
+      }
+      for (const s of st.slots) this.attachFor(st, s.hook, s.point);
+      for (const s of st.slots) this.dispatchAdd(s.point, s.key, s.slot);
+      for (const s of st.slots) this.map("gen_slots").update(u32(s.slot), this.slotValue(s.hook, policyNo, SLOT_ACTIVE | (st.mode === "monitor" ? SLOT_MONITOR : 0)));
+      (st as PolicyState & { no: number }).no = policyNo;
+      this.policies.set(policyId, st);
+    } catch (e) {
+      this.undo(st);
+      throw e;
+    }
+  }
+
+  /** Switches a policy's hooks off and removes every entry it wrote. */
+  remove(policyId: string): void {
+    const st = this.policies.get(policyId);
+    if (st === undefined) throw new GenericSensorError(`remove policy ${policyId}: not applied`);
+    this.policies.delete(policyId);
+    this.undo(st);
+  }
+
+  /** monitor: Sigkill/Signal of every selector become Post (the kernel reads the slot flag). */
+  setMode(policyId: string, mode: "enforce" | "monitor"): void {
+    const st = this.policies.get(policyId);
+    if (st === undefined) throw new GenericSensorError(`set mode of policy ${policyId}: not applied`);
+    st.mode = mode;
+    const no = (st as PolicyState & { no: number }).no;
+    for (const s of st.slots) this.map("gen_slots").update(u32(s.slot), this.slotValue(s.hook, no, SLOT_ACTIVE | (mode === "monitor" ? SLOT_MONITOR : 0)));
+  }
+
+  mode(policyId: string): "enforce" | "monitor" | undefined {
+    return this.policies.get(policyId)?.mode;
+  }
+
+  private undo(st: PolicyState): void {
+    const slots = this.map("gen_slots");
+    for (const s of st.slots) {
+      try { slots.update(u32(s.slot), new Uint8Array(this.L.slot.size)); } catch { /* best effort: keep removing */ }
+    }
+    for (const s of st.slots) {
+      try { this.dispatchRemove(s.point, s.key, s.slot); } catch { /* already gone */ }
+      try { this.map("gen_hooks").update(u32(s.slot), new Uint8Array(this.L.hook.size)); } catch { /* best effort */ }
+      this.bySlot.delete(s.slot);
+      this.freeSlots.push(s.slot);
+    }
+    for (const w of st.written) {
+      try { w.map.delete(w.key); } catch { /* already gone */ }
+    }
+    for (const p of st.binPaths) {
+      const r = this.binRefs.get(p);
+      if (r === undefined) continue;
+      if (--r.refs === 0) {
+        this.binRefs.delete(p);
+        try { this.map("gen_bin_names").delete(binKey(p)); } catch { /* already gone */ }
+      }
+    }
+    for (const t of st.tracepoints) {
+      const l = this.tpLinks.get(t);
+      if (l !== undefined && --l.refs === 0) {
+        l.link.close();
+        this.tpLinks.delete(t);
+      }
+    }
+    st.slots = [];
+    st.written = [];
+  }
+
+  /** Rejects what this program cannot honor, naming why (never a silent drop). */
+  private check(compiled: CompiledPolicy, hooks: readonly ResolvedHook[]): void {
+    const problems: string[] = [];
+    if (compiled.tables.substr.count > 0) problems.push("SubString/SubStringIgnCase need bpf_strnstr (kernel kfunc) which this program does not use");
+    const pre = compiled.tables.strPrefix;
+    const pdv = new DataView(pre.bytes.buffer, pre.bytes.byteOffset, pre.bytes.byteLength);
+    for (let i = 0; i < pre.count; i++) {
+      if (pdv.getUint32(i * pre.entrySize, true) > 32 + 8 * 252) problems.push("a Prefix value is longer than 252 bytes (the kernel's LPM keys hold 256 bytes, 4 are the set id)");
+    }
+    const byIndex = new Map(compiled.hooks.map((h) => [h.index, h]));
+    for (const h of hooks) {
+      const ch = byIndex.get(h.index);
+      if (ch === undefined) { problems.push(`hook index ${h.index} is not in the compiled policy`); continue; }
+      const cfg = this.hookBytes(compiled, h.index);
+      const dv = new DataView(cfg.buffer, cfg.byteOffset, cfg.byteLength);
+      const nSel = dv.getUint8(this.L.hook.offset("n_selectors"));
+      const types: number[] = [];
+      for (let a = 0; a < 6; a++) types.push(dv.getUint16(this.L.hook.offset("args") + a * this.L.argCfg.size + this.L.argCfg.offset("type"), true));
+      if (h.atReturn && h.attach.kind !== "syscall") problems.push(`${ch.path}: return values are read only for syscall hooks here`);
+      for (let s = 0; s < nSel; s++) {
+        const so = this.L.hook.offset("selectors") + s * this.L.selector.size;
+        const nm = dv.getUint8(so + this.L.selector.offset("n_matchers"));
+        for (let m = 0; m < nm; m++) {
+          const mo = so + this.L.selector.offset("matchers") + m * this.L.matcher.size;
+          if (dv.getUint8(mo + this.L.matcher.offset("kind")) !== MK_ARG) continue;
+          const slot = dv.getUint8(mo + this.L.matcher.offset("slot"));
+          const t = types[slot] ?? 0;
+          if (!readable(t) || (slot < 5 && h.sources[slot] === undefined) || (slot === 5 && !h.atReturn)) {
+            problems.push(`${ch.path}.selectors[${s}]: argument slot ${slot} (${ARG_TYPE_NAMES[t] ?? t}) is not read by the generic syscall/tracepoint program here; match files with security_file_open (the file guard decides on the opened file)`);
+          }
+          if (dv.getUint8(mo + this.L.matcher.offset("value_kind")) === VK_SUBSTR) problems.push(`${ch.path}.selectors[${s}]: SubString is not available here`);
+        }
+        for (const [field, n] of [["actions", "n_actions"], ["return_actions", "n_return_actions"]] as const) {
+          const na = dv.getUint8(so + this.L.selector.offset(n));
+          for (let a = 0; a < na; a++) {
+            const kind = dv.getUint32(so + this.L.selector.offset(field) + a * this.L.action.size + this.L.action.offset("kind"), true);
+            const ok = kind === ACT.POST || kind === ACT.NOPOST || kind === ACT.SIGKILL || kind === ACT.SIGNAL || kind === ACT.GETURL || kind === ACT.DNSLOOKUP;
+            if (!ok) {
+              const name = ACTION_NAMES[kind] ?? String(kind);
+              const why = name === "Override"
+                ? "this kernel has no fmod_ret, BPF LSM or bpf_override_return, so a syscall cannot be made to fail; use Sigkill, or a security_* hook where the file guard or a cgroup hook can deny"
+                : "the generic program does not implement it";
+              problems.push(`${ch.path}.selectors[${s}]: action ${name} cannot run here: ${why}`);
+            }
+          }
+        }
+      }
+    }
+    if (problems.length > 0) throw new GenericUnsupportedError(`policy ${compiled.name}: ${[...new Set(problems)].join("; ")}`);
+  }
+
+  private hookBytes(compiled: CompiledPolicy, index: number): Uint8Array {
+    const sec = compiled.tables.hooks;
+    if (sec.entrySize !== this.L.hook.size) throw new GenericSensorError(`engine hook config is ${sec.entrySize} bytes, generic.o expects ${this.L.hook.size}: layouts disagree`);
+    if (index < 0 || index >= sec.count) throw new GenericSensorError(`hook index ${index} out of range`);
+    return sec.bytes.subarray(index * sec.entrySize, (index + 1) * sec.entrySize);
+  }
+
+  private hookConfig(compiled: CompiledPolicy, index: number): Uint8Array {
+    return this.hookBytes(compiled, index).slice();
+  }
+
+  private slotValue(h: ResolvedHook, policyNo: number, flags: number): Uint8Array {
+    const L = this.L;
+    const v = new Uint8Array(L.slot.size);
+    const dv = new DataView(v.buffer);
+    dv.setUint32(L.slot.offset("flags"), flags | (h.atReturn ? SLOT_RETURN : 0), true);
+    dv.setUint32(L.slot.offset("policy"), policyNo, true);
+    for (let i = 0; i < 6; i++) {
+      const s = h.sources[i];
+      if (s === undefined) continue;
+      const o = L.slot.offset("src") + i * L.src.size;
+      dv.setUint8(o + L.src.offset("from"), FROM[s.from]);
+      if (s.from === "syscall-arg") dv.setUint16(o + L.src.offset("offset"), s.index, true);
+      if (s.from === "tp-field") {
+        dv.setUint8(o + L.src.offset("size"), s.size);
+        dv.setUint16(o + L.src.offset("offset"), s.offset, true);
+        dv.setUint8(o + L.src.offset("flags"), (s.signed ? 1 : 0) | (s.user ? 2 : 0));
+      }
+      if (s.from === "tp-dataloc") dv.setUint16(o + L.src.offset("offset"), s.offset, true);
+      if (s.from === "syscall-arg") dv.setUint8(o + L.src.offset("flags"), 2);
+    }
+    return v;
+  }
+
+  /** Value-set keys: the engine's section entries are the map keys (Prefix re-packed). */
+  private writeSets(st: PolicyState): void {
+    const t = st.compiled.tables;
+    const put = (map: BpfMap, key: Uint8Array): void => {
+      if (map.lookup(key) !== undefined) return; // another policy's identical key: set ids differ, so it cannot happen; keep it
+      map.update(key, new Uint8Array([1]));
+      st.written.push({ map, key });
+    };
+    const each = (sec: { count: number; entrySize: number; bytes: Uint8Array }, f: (b: Uint8Array) => void): void => {
+      for (let i = 0; i < sec.count; i++) f(sec.bytes.subarray(i * sec.entrySize, (i + 1) * sec.entrySize));
+    };
+    for (let c = 0; c < 9; c++) {
+      const n = 16 << c;
+      const m = this.map(`gen_str_eq_${n}`);
+      each(t[`strEq${n}` as SectionName], (b) => put(m, b.slice()));
+    }
+    const pm = this.map("gen_str_prefix");
+    each(t.strPrefix, (b) => put(pm, b.slice(0, pm.spec.keySize)));
+    each(t.strPostfix, (b) => put(this.map("gen_str_postfix"), b.slice()));
+    each(t.intSet, (b) => put(this.map("gen_int_set"), b.slice()));
+    each(t.addrLpm, (b) => put(this.map("gen_addr_lpm"), b.slice()));
+    each(t.binSet, (b) => put(this.map("gen_bin_set"), b.slice()));
+    const names = this.map("gen_bin_names");
+    each(t.binNames, (b) => {
+      const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+      const id = dv.getUint32(0, true);
+      const len = dv.getUint32(4, true);
+      const path = new TextDecoder().decode(b.subarray(8, 8 + len));
+      const r = this.binRefs.get(path);
+      if (r !== undefined && r.id !== id) throw new GenericSensorError(`apply policy ${st.id}: binary ${path} interned as ${id} but ${r.id} is in use (compile every policy with the same BinaryInterner)`);
+      if (r === undefined) {
+        names.update(binKey(path), u32(id));
+        this.binRefs.set(path, { id, refs: 1 });
+      } else r.refs++;
+      st.binPaths.push(path);
+    });
+  }
+
+  private attachFor(st: PolicyState, h: ResolvedHook, point: number): void {
+    const progs = this.coll?.programs ?? {};
+    if (point === POINT.SYS_ENTER || point === POINT.SYS_EXIT) {
+      const which = point === POINT.SYS_ENTER ? "enter" : "exit";
+      if (this.sysLinks[which] === undefined) {
+        const name = `gen_sys_${which}`;
+        const prog = progs[name], spec = this.spec.programs[name];
+        if (prog === undefined || spec === undefined) throw new GenericSensorError(`generic.o has no program ${name}`);
+        this.sysLinks[which] = attachProgram(prog, spec);
+      }
+      return;
+    }
+    if (h.attach.kind !== "tracepoint") return;
+    const target = `${h.attach.category}/${h.attach.name}`;
+    const have = this.tpLinks.get(target);
+    if (have !== undefined) have.refs++;
+    else {
+      const prog = progs.gen_tracepoint, spec = this.spec.programs.gen_tracepoint;
+      if (prog === undefined || spec === undefined) throw new GenericSensorError("generic.o has no program gen_tracepoint");
+      this.tpLinks.set(target, { link: attachProgram(prog, spec, { target }), refs: 1 });
+    }
+    st.tracepoints.push(target);
+  }
+
+  private dkey(point: number, id: number): Uint8Array {
+    const k = new Uint8Array(8);
+    const dv = new DataView(k.buffer);
+    dv.setUint32(0, point, true);
+    dv.setUint32(4, id >>> 0, true);
+    return k;
+  }
+
+  private dispatchAdd(point: number, id: number, slot: number): void {
+    const m = this.map("gen_dispatch");
+    const k = this.dkey(point, id);
+    const v = m.lookup(k) ?? new Uint8Array(this.L.dval.size);
+    const dv = new DataView(v.buffer, v.byteOffset, v.byteLength);
+    const n = dv.getUint32(0, true);
+    const max = (this.L.dval.field("slots").size / 4) | 0;
+    if (n >= max) throw new GenericSensorError(`more than ${max} hooks on one syscall/tracepoint`);
+    // The slot goes in before the count grows, so the kernel never reads an unset entry.
+    dv.setUint32(this.L.dval.offset("slots") + n * 4, slot, true);
+    m.update(k, v);
+    dv.setUint32(0, n + 1, true);
+    m.update(k, v);
+  }
+
+  private dispatchRemove(point: number, id: number, slot: number): void {
+    const m = this.map("gen_dispatch");
+    const k = this.dkey(point, id);
+    const v = m.lookup(k);
+    if (v === undefined) return;
+    const dv = new DataView(v.buffer, v.byteOffset, v.byteLength);
+    const n = dv.getUint32(0, true);
+    const rest: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const s = dv.getUint32(this.L.dval.offset("slots") + i * 4, true);
+      if (s !== slot) rest.push(s);
+    }
+    if (rest.length === 0) { m.delete(k); return; }
+    const out = new Uint8Array(this.L.dval.size);
+    const ov = new DataView(out.buffer);
+    ov.setUint32(0, rest.length, true);
+    rest.forEach((s, i) => ov.setUint32(this.L.dval.offset("slots") + i * 4, s, true));
+    m.update(k, out);
+  }
+
+  // ---------------------------------------------------------------- events
+
+  /** Subscribe to decoded records; returns the unsubscribe function. Starts the reader. */
+  onEvent(cb: (e: GenericEvent) => void): () => void {
+    this.listeners.add(cb);
+    this.loop ??= this.readLoop();
+    return () => this.listeners.delete(cb);
+  }
+
+  /** Decoded records as an async stream (ends at close()). */
+  async *events(): AsyncGenerator<GenericEvent> {
+    const queue: GenericEvent[] = [];
+    let wake: (() => void) | undefined;
+    const off = this.onEvent((e) => { queue.push(e); wake?.(); });
+    try {
+      while (!this.stopping) {
+        const e = queue.shift();
+        if (e !== undefined) { yield e; continue; }
+        await new Promise<void>((r) => { wake = r; setTimeout(r, 200); });
+        wake = undefined;
+      }
+    } finally {
+      off();
+    }
+  }
+
+  /** Reads what is in the ring buffer now (tests, or callers with their own loop). */
+  drain(): GenericEvent[] {
+    const out: GenericEvent[] = [];
+    this.reader?.drain((rec) => {
+      const e = this.decode(rec);
+      if (e !== undefined) out.push(e);
+    });
+    return out;
+  }
+
+  private async readLoop(): Promise<void> {
+    while (!this.stopping && this.reader !== undefined) {
+      await this.reader.wait(200);
+      if (this.stopping) break;
+      for (const e of this.drain()) for (const l of this.listeners) l(e);
+    }
+  }
+
+  /** struct gen_event -> GenericEvent; undefined for a slot no longer applied. */
+  decode(rec: DataView): GenericEvent | undefined {
+    const E = this.L.event;
+    const g = (f: string): number => rec.getUint32(E.offset(f), true);
+    const slot = g("slot");
+    const owner = this.bySlot.get(slot);
+    if (owner === undefined) return undefined;
+    const flags = g("flags");
+    const actionBits = g("actions");
+    const actions: string[] = [];
+    for (let i = 1; i < 32; i++) if (actionBits & (1 << i)) actions.push(ACTION_NAMES[i] ?? String(i));
+    const dataOff = E.offset("data");
+    const args: GenericArg[] = [];
+    for (let i = 0; i < 6; i++) {
+      const state = rec.getUint8(E.offset("arg_state") + i);
+      if (state === 0) continue;
+      const type = rec.getUint16(E.offset("arg_type") + 2 * i, true);
+      const a: GenericArg = {
+        slot: i, type: ARG_TYPE_NAMES[type] ?? "opaque",
+        state: state === 1 ? "int" : state === 2 ? "bytes" : state === 4 ? "truncated" : "error",
+        int: rec.getBigUint64(E.offset("arg_int") + 8 * i, true),
+      };
+      if (state === 2 || state === 4) {
+        const off = rec.getUint16(E.offset("arg_off") + 2 * i, true);
+        const len = rec.getUint16(E.offset("arg_len") + 2 * i, true);
+        const start = rec.byteOffset + dataOff + off;
+        a.bytes = new Uint8Array(rec.buffer.slice(start, start + Math.min(len, rec.byteLength - dataOff - off)));
+      }
+      args.push(a);
+    }
+    return {
+      policyId: owner.policy.id,
+      hookIndex: owner.hookIndex,
+      hookId: g("hook_id"),
+      selector: rec.getInt32(E.offset("selector"), true) < 0 ? null : rec.getInt32(E.offset("selector"), true),
+      pid: g("pid"), tgid: g("tgid"), nspid: g("nspid"),
+      ktime: rec.getBigUint64(E.offset("ktime"), true),
+      actions,
+      atReturn: (flags & 1) !== 0,
+      ret: rec.getBigInt64(E.offset("ret"), true),
+      monitor: (flags & 2) !== 0,
+      killed: (flags & 4) !== 0,
+      signaled: (flags & 8) !== 0,
+      signalErr: rec.getInt32(E.offset("signal_err"), true),
+      syscall: g("syscall"),
+      args,
+    };
+  }
+
+  /** Kernel counters summed over CPUs. */
+  counters(): GenericCounters {
+    const m = this.map("gen_counters");
+    const get = (name: string): bigint => {
+      const idx = this.counterIdx.get(name);
+      if (idx === undefined) return 0n;
+      const v = m.lookup(u32(idx));
+      if (v === undefined) return 0n;
+      const dv = new DataView(v.buffer, v.byteOffset, v.byteLength);
+      let sum = 0n;
+      for (let o = 0; o + 8 <= v.byteLength; o += 8) sum += dv.getBigUint64(o, true);
+      return sum;
+    };
+    return {
+      evaluations: get("GEN_CNT_EVALS"), matches: get("GEN_CNT_MATCHES"), posts: get("GEN_CNT_POSTS"),
+      ringbufDrops: get("GEN_CNT_RB_DROPS"), kills: get("GEN_CNT_KILLS"), signals: get("GEN_CNT_SIGNALS"),
+      exempt: get("GEN_CNT_EXEMPT"), rateLimited: get("GEN_CNT_RATE_LIMITED"), readErrors: get("GEN_CNT_READ_ERRORS"),
+      monitor: get("GEN_CNT_MONITOR"), notTaken: get("GEN_CNT_NOT_TAKEN"),
+    };
+  }
+
+  /** Detaches everything and frees the maps. */
+  close(): void {
+    this.stopping = true;
+    for (const id of [...this.policies.keys()]) {
+      try { this.remove(id); } catch { /* closing anyway */ }
+    }
+    this.sysLinks.enter?.close();
+    this.sysLinks.exit?.close();
+    this.sysLinks.enter = this.sysLinks.exit = undefined;
+    for (const l of this.tpLinks.values()) l.link.close();
+    this.tpLinks.clear();
+    this.reader?.close();
+    this.reader = undefined;
+    this.coll?.close();
+    this.coll = undefined;
+  }
+}
+
+/** gen_bin_names key: the path zero padded to WARD_BIN_PATH_MAX, as ward_proc.bin holds it. */
+function binKey(path: string): Uint8Array {
+  const k = new Uint8Array(256);
+  k.set(new TextEncoder().encode(path).subarray(0, 255));
+  return k;
+}
+
+/**
+ * The plain resolution of a `syscall: true` kprobe on this kernel (no kprobes): slot i of
+ * the compiled hook reads syscall argument args[i].index from pt_regs, slot 5 the return
+ * value; evaluated at the return when the hook has return: true or matchReturnArgs.
+ * Hook resolution (I5-U) may build ResolvedHook itself; this is the common case.
+ */
+export function syscallHook(compiled: CompiledPolicy, index: number, nr: number | "all", atReturn?: boolean): ResolvedHook {
+  const sec = compiled.tables.hooks;
+  const b = sec.bytes.subarray(index * sec.entrySize, (index + 1) * sec.entrySize);
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  // ward_hook_config.args is at byte 24 and ward_arg_cfg is 8 bytes (type u16, source u8,
+  // index u8, size_arg u8, present u8, flags u16): checked against the BTF in the tests.
+  const sources: (ArgSource | undefined)[] = [];
+  for (let i = 0; i < 6; i++) {
+    const o = 24 + i * 8;
+    const present = dv.getUint8(o + 5) !== 0;
+    if (!present) { sources.push(undefined); continue; }
+    sources.push(i === 5 ? { from: "return" } : { from: "syscall-arg", index: dv.getUint8(o + 3) });
+  }
+  // WARD_HF_RETURN (flags at byte 7): return: true
+  return { index, attach: { kind: "syscall", nr }, sources, atReturn: atReturn ?? (dv.getUint8(7) & 2) !== 0 };
+}
