@@ -1,0 +1,299 @@
+// The generic syscall hooks against the real kernel: the talk's first policies, compiled by
+// the engine from Tetragon YAML, decided in the kernel at sys_enter of openat. Real
+// processes open a secret file and are killed before the call returns (or are not, as the
+// selectors say); Post records carry the arguments; rate limits, monitor mode and the
+// exempt set hold.
+import { afterAll, beforeAll, describe, expect } from "bun:test";
+import { spawn, spawnSync, type SpawnSyncReturns } from "node:child_process";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { kernelTest, kernelUnavailable } from "../lib/host.ts";
+import { compilePolicy, hostSyscallNumber, type CompiledPolicy } from "../../src/policy/engine.ts";
+import { validatePolicyText } from "../../src/policy/validate.ts";
+import { GenericSensor, syscallHook, type GenericEvent } from "../../src/sensors/generic.ts";
+import { ProcessSensor } from "../../src/sensors/process.ts";
+
+const SECRET = "I love pizza!\n";
+let dir = "";
+let secret = "";
+let myCat = "";
+let sensor: GenericSensor | undefined;
+let procs: ProcessSensor | undefined;
+const NR_OPENAT = hostSyscallNumber("sys_openat") ?? 257;
+
+function s(): GenericSensor {
+  if (sensor === undefined) throw new Error("generic sensor not loaded");
+  return sensor;
+}
+
+function run(cmd: string, args: string[]): SpawnSyncReturns<string> {
+  return spawnSync(cmd, args, { encoding: "utf8", timeout: 15_000 });
+}
+
+function expectKilled(r: SpawnSyncReturns<string>): void {
+  expect(r.error).toBeUndefined();
+  expect(r.signal).toBe("SIGKILL");
+  expect(r.status).toBeNull();
+  expect(r.stdout).toBe("");
+}
+
+function expectPrinted(r: SpawnSyncReturns<string>, text: string): void {
+  expect(r.signal).toBeNull();
+  expect(r.status).toBe(0);
+  expect(r.stdout).toBe(text);
+}
+
+function compile(yaml: string): CompiledPolicy {
+  const v = validatePolicyText(yaml, "test.yaml");
+  const p = v.policies[0];
+  if (!v.valid || p === undefined) throw new Error(`policy invalid: ${v.diagnostics.map((d) => d.message).join("; ")}`);
+  return compilePolicy(p.policy, { setIdBase: s().nextSetIdBase() });
+}
+
+/** Compiles and applies a one-hook openat policy; returns the policy id. */
+function applyOpenat(id: string, selectors: string, extraArgs = ""): string {
+  const yaml = `apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: ${id}
+spec:
+  kprobes:
+  - call: "sys_openat"
+    syscall: true
+    args:
+    - index: 1
+      type: "string"${extraArgs}
+${selectors}`;
+  const c = compile(yaml);
+  s().apply(id, c, [syscallHook(c, 0, NR_OPENAT)]);
+  return id;
+}
+
+const eqSecret = (path: string): string => `      matchArgs:
+      - index: 1
+        operator: "Equal"
+        values:
+        - "${path}"`;
+
+/** Records of one policy posted so far (the reader is drained synchronously). */
+async function recordsOf(policyId: string, wait = 300): Promise<GenericEvent[]> {
+  await Bun.sleep(wait);
+  return s().drain().filter((e) => e.policyId === policyId);
+}
+
+describe("generic syscall hooks (sys_enter openat)", () => {
+  beforeAll(async () => {
+    if (kernelUnavailable() !== undefined) return;
+    dir = mkdtempSync("/tmp/ward-generic-");
+    mkdirSync(join(dir, "my/extremely/secret"), { recursive: true });
+    secret = join(dir, "my/extremely/secret/file");
+    writeFileSync(secret, SECRET);
+    myCat = join(dir, "my/cat");
+    copyFileSync("/usr/bin/cat", myCat);
+    spawnSync("chmod", ["755", myCat]);
+    procs = new ProcessSensor({ nodeName: "test", onEvent: () => {}, log: () => {} });
+    await procs.start();
+    sensor = new GenericSensor({ processMap: procs.processMap });
+    sensor.load();
+  });
+
+  afterAll(async () => {
+    sensor?.close();
+    await procs?.stop();
+    if (dir !== "") rmSync(dir, { recursive: true, force: true });
+  });
+
+  kernelTest("Equal on the path + Sigkill: cat of the secret dies before printing, other files print", async () => {
+    const id = applyOpenat("kill-secret", `    selectors:
+    - ${eqSecret(secret).trimStart()}
+      matchActions:
+      - action: Sigkill`);
+    try {
+      expectKilled(run("cat", [secret]));
+      expectPrinted(run("cat", ["/etc/hostname"]), readFileSync("/etc/hostname", "utf8"));
+      const recs = await recordsOf(id);
+      const kill = recs.find((e) => e.killed);
+      expect(kill).toBeDefined();
+      expect(kill?.actions).toContain("Sigkill");
+      expect(new TextDecoder().decode(kill?.args[0]?.bytes)).toBe(secret);
+      expect(s().counters().kills).toBeGreaterThan(0n);
+    } finally {
+      s().remove(id);
+    }
+    // removed: the same cat reads the file again
+    expectPrinted(run("cat", [secret]), SECRET);
+  });
+
+  kernelTest("matchBinaries NotIn [my/cat]: my/cat prints, cat dies", () => {
+    const id = applyOpenat("kill-secret-but-mycat", `    selectors:
+    - ${eqSecret(secret).trimStart()}
+      matchBinaries:
+      - operator: "NotIn"
+        values:
+        - "${myCat}"
+      matchActions:
+      - action: Sigkill`);
+    try {
+      expectPrinted(run(myCat, [secret]), SECRET);
+      expectKilled(run("cat", [secret]));
+    } finally {
+      s().remove(id);
+    }
+  });
+
+  kernelTest("matchPIDs NotIn [1] followForks isNamespacePID: namespace init and its children open, a process entering from outside dies", async () => {
+    const id = applyOpenat("kill-secret-pidns", `    selectors:
+    - ${eqSecret(secret).trimStart()}
+      matchPIDs:
+      - operator: NotIn
+        followForks: true
+        isNamespacePID: true
+        values:
+        - 1
+      matchActions:
+      - action: Sigkill`);
+    const holder = spawn("unshare", ["--pid", "--fork", "--mount-proc", "sleep", "30"], { stdio: "ignore" });
+    try {
+      // the namespace's init (cat is pid 1 there)
+      expectPrinted(run("unshare", ["--pid", "--fork", "--mount-proc", "cat", secret]), SECRET);
+      // a child of the namespace's init (sh is pid 1, cat pid 2 with parent 1)
+      expectPrinted(run("unshare", ["--pid", "--fork", "--mount-proc", "sh", "-c", `cat ${secret}; true`]), SECRET);
+      // a process entering the namespace from outside: no parent visible inside, pid != 1
+      let target = 0;
+      for (let i = 0; i < 50 && target === 0; i++) {
+        await Bun.sleep(50);
+        const r = run("pgrep", ["-P", String(holder.pid), "sleep"]);
+        target = Number(r.stdout.trim().split("\n")[0] ?? 0) || 0;
+      }
+      expect(target).toBeGreaterThan(0);
+      const r = run("nsenter", ["--target", String(target), "--pid", "--", "cat", secret]);
+      expect(r.signal).toBe("SIGKILL");
+      expect(r.stdout).toBe("");
+    } finally {
+      holder.kill("SIGKILL");
+      s().remove(id);
+    }
+  });
+
+  kernelTest("a Post-only selector yields a record with the arguments", async () => {
+    const probe = join(dir, "post-probe");
+    writeFileSync(probe, "x");
+    const id = applyOpenat("post-probe", `    - index: 2
+      type: "int"
+    selectors:
+    - ${eqSecret(probe).trimStart()}`);
+    try {
+      const r = spawnSync("cat", [probe], { encoding: "utf8" });
+      expectPrinted(r, "x");
+      const recs = await recordsOf(id);
+      const mine = recs.filter((e) => e.tgid === r.pid);
+      expect(mine.length).toBe(1);
+      const e = mine[0];
+      expect(e?.selector).toBe(0);
+      expect(e?.actions).toEqual(["Post"]);
+      expect(e?.killed).toBe(false);
+      expect(e?.syscall).toBe(NR_OPENAT);
+      expect(e?.args[0]?.type).toBe("string");
+      expect(new TextDecoder().decode(e?.args[0]?.bytes)).toBe(probe);
+      // flags of cat's open: O_RDONLY (0) plus whatever the libc adds, never O_WRONLY/O_RDWR
+      expect(e?.args[1]?.type).toBe("s32");
+      expect(Number((e?.args[1]?.int ?? 1n) & 3n)).toBe(0);
+    } finally {
+      s().remove(id);
+    }
+  });
+
+  kernelTest("rateLimit (global scope) posts once for repeated identical opens", async () => {
+    const probe = join(dir, "rate-probe");
+    writeFileSync(probe, "y");
+    const id = applyOpenat("rate-probe", `    selectors:
+    - ${eqSecret(probe).trimStart()}
+      matchActions:
+      - action: Post
+        rateLimit: "1m"
+        rateLimitScope: "global"`);
+    try {
+      for (let i = 0; i < 4; i++) expectPrinted(run("cat", [probe]), "y");
+      const recs = await recordsOf(id);
+      expect(recs.length).toBe(1);
+      expect(s().counters().rateLimited).toBeGreaterThanOrEqual(3n);
+    } finally {
+      s().remove(id);
+    }
+  });
+
+  kernelTest("monitor mode posts instead of killing; back to enforce kills", async () => {
+    const id = applyOpenat("kill-secret-monitor", `    selectors:
+    - ${eqSecret(secret).trimStart()}
+      matchActions:
+      - action: Sigkill`);
+    try {
+      s().setMode(id, "monitor");
+      const r = run("cat", [secret]);
+      expectPrinted(r, SECRET);
+      const recs = (await recordsOf(id)).filter((e) => e.tgid === r.pid);
+      expect(recs.length).toBe(1);
+      expect(recs[0]?.monitor).toBe(true);
+      expect(recs[0]?.killed).toBe(false);
+      expect(recs[0]?.actions).toContain("Sigkill");
+      s().setMode(id, "enforce");
+      expectKilled(run("cat", [secret]));
+    } finally {
+      s().remove(id);
+    }
+  });
+
+  kernelTest("Sigkill on every openat of a binary: an exempt tgid survives it, others die", async () => {
+    const id = applyOpenat("kill-every-open", `    selectors:
+    - matchBinaries:
+      - operator: "In"
+        values:
+        - "${myCat}"
+      matchActions:
+      - action: Sigkill`);
+    try {
+      expectKilled(run(myCat, ["/etc/hostname"]));
+      // the same binary under an exempt tgid: sh waits for a line, is exempted, then execs my/cat
+      const child = spawn("sh", ["-c", `read x; exec ${myCat} /etc/hostname`], { stdio: ["pipe", "pipe", "ignore"] });
+      let out = "";
+      child.stdout.on("data", (b: Buffer) => { out += b.toString(); });
+      const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => child.on("exit", (code, signal) => res({ code, signal })));
+      if (child.pid === undefined) throw new Error("spawn failed");
+      s().exempt(child.pid);
+      try {
+        child.stdin.write("go\n");
+        const st = await done;
+        expect(st.signal).toBeNull();
+        expect(st.code).toBe(0);
+        expect(out).toBe(readFileSync("/etc/hostname", "utf8"));
+      } finally {
+        s().unexempt(child.pid);
+      }
+      expect(s().counters().exempt).toBeGreaterThan(0n);
+    } finally {
+      s().remove(id);
+    }
+  });
+
+  kernelTest("Override is rejected with the reason; nothing of the policy stays in the maps", () => {
+    const c = compile(`apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: override-openat
+spec:
+  kprobes:
+  - call: "sys_openat"
+    syscall: true
+    args:
+    - index: 1
+      type: "string"
+    selectors:
+    - ${eqSecret(secret).trimStart()}
+      matchActions:
+      - action: Override
+        argError: -1`);
+    expect(() => s().apply("override-openat", c, [syscallHook(c, 0, NR_OPENAT)])).toThrow(/Override cannot run here: this kernel has no fmod_ret/);
+    expect(s().policyIds()).not.toContain("override-openat");
+    expectPrinted(run("cat", [secret]), SECRET);
+  });
+});
