@@ -3,6 +3,8 @@
 // kernel's hook features probed once at start.
 import { BootClock } from "../events/time.ts";
 import type { TracingPolicy } from "../policy/types.ts";
+import { GenericBackend } from "../sensors/generic-backend.ts";
+import { GenericSensor } from "../sensors/generic.ts";
 import { PolicyManager, type GenericHooks } from "../sensors/manager.ts";
 import { hostHookFeatures, type HookFeatures } from "../sensors/resolve.ts";
 import type { SensorContext } from "./agent.ts";
@@ -22,20 +24,23 @@ function isTracingPolicy(d: unknown): d is TracingPolicy {
 
 export interface PolicyBackendOptions {
   features?: HookFeatures;
-  generic?: GenericHooks;
+  /** Default: the generic sensor (generic.o), loaded when a policy first needs it, sharing the process map. */
+  generic?: GenericHooks & { close?(): void };
 }
 
 /** Builds the backend over the agent's sensors; the process sensor (if any) enriches events. */
 export function createPolicyBackend(ctx: SensorContext, sensors: readonly Sensor[], opts: PolicyBackendOptions = {}): PolicyBackend {
   const ps = sensors.find((s): s is ProcessSensor => s instanceof ProcessSensor)?.kernel;
   const encode = ps?.pipeline.encode ?? { nodeName: ctx.nodeName, clock: new BootClock() };
+  const processMap = ps?.processMap;
+  const generic = opts.generic ?? new GenericBackend(() => new GenericSensor(processMap ? { processMap } : {}));
   const manager = new PolicyManager({
     features: opts.features ?? hostHookFeatures(),
     encode,
     publish: (ev) => ctx.publish(ev),
     log: (msg) => ctx.log(msg),
     ...(ps ? { processes: ps.cache } : {}),
-    ...(opts.generic ? { generic: opts.generic } : {}),
+    generic,
   });
   return {
     apply(record: PolicyRecord): void {
@@ -46,6 +51,12 @@ export function createPolicyBackend(ctx: SensorContext, sensors: readonly Sensor
     setEnabled: (name, enabled) => void manager.setEnabled(name, enabled),
     setMode: (name, mode) => void manager.setMode(name, mode),
     info: (name) => manager.state(name),
-    close: () => manager.close(),
+    close: () => {
+      try {
+        manager.close();
+      } finally {
+        generic.close?.();
+      }
+    },
   };
 }

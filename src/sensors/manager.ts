@@ -8,7 +8,6 @@
 // and the old one released after, so enforcement has no gap and a failure keeps the old one.
 import { statSync } from "node:fs";
 import { realpathSync } from "node:fs";
-import { compilePolicy, type CompiledPolicy } from "../policy/engine.ts";
 import type { TracingPolicy } from "../policy/types.ts";
 import { encodeHookMatch, type HookArg } from "../events/kprobe-event.ts";
 import type { ProcessInfo } from "../events/model.ts";
@@ -20,12 +19,28 @@ import {
 
 export type PolicyMode = "enforce" | "monitor";
 
-/** The generic hook sensor as the manager uses it (src/sensors/generic.ts fits it through an adapter). */
+/** One match of a generic hook, with its arguments typed for the event. */
+export interface GenericMatch {
+  policyId: string;
+  hook: ResolvedHook;
+  pid: number;
+  tgid: number;
+  /** Boot-clock ns. */
+  time: bigint;
+  args: HookArg[];
+  ret?: HookArg;
+  /** The action the event reports (Post in monitor mode). */
+  action: string;
+}
+
+/** The generic hook sensor as the manager uses it (generic-backend.ts adapts src/sensors/generic.ts). */
 export interface GenericHooks {
-  /** Attach the hooks of one policy, all or nothing; throws on failure having undone its part. */
-  apply(policyId: number, compiled: CompiledPolicy, hooks: readonly ResolvedHook[], policy: TracingPolicy): void;
+  /** Compile and attach the hooks of one policy, all or nothing; throws having undone its part. */
+  apply(policyId: string, policy: TracingPolicy, hooks: readonly ResolvedHook[], mode: PolicyMode): void;
   /** Detach and free everything of policyId (idempotent). */
-  remove(policyId: number): void;
+  remove(policyId: string): void;
+  /** Matches of every applied policy; returns the unsubscribe function. */
+  onMatch(cb: (m: GenericMatch) => void): () => void;
 }
 
 /** Where process and parent come from for events. */
@@ -96,7 +111,7 @@ interface GuardRuleRef {
 /** One attachment of a policy: its guard and/or generic hooks, and the guard's event loop. */
 class Attachment {
   guard: FileGuard | undefined;
-  genericId: number | undefined;
+  genericId: string | undefined;
   readonly rules = new Map<number, GuardRuleRef>();
   private loop: Promise<void> | undefined;
   private closed = false;
@@ -150,18 +165,36 @@ class Attachment {
     if (path !== undefined) args.push(hook.guard?.target === "exec" ? { kind: "linux_binprm", path } : { kind: "file", path });
     const action = ev.action === "kill" ? (ref.names.find((n) => n === "Sigkill" || n === "Signal") ?? "Sigkill")
       : ev.action === "deny" ? "Override" : "Post";
-    const process: ProcessInfo = info !== undefined ? (info.tid !== ev.pid ? { ...info, tid: ev.pid } : info) : minimalProcess(ev);
+    // The guard stamps with bpf_ktime_get_ns (monotonic); it equals the boot clock unless the host suspended.
+    this.emit(hook, info, ev.pid, ev.tgid, ev.timeNs, args, undefined, action);
+  }
+
+  /** A generic hook's match: the process is looked up like the guard's (retrying while the cache catches up). */
+  publishGeneric(m: GenericMatch, attempt = 0): void {
+    const lookup = this.opts.processes;
+    const info = lookup?.current(m.tgid) ?? lookup?.lastEnded?.(m.tgid);
+    const delay = LOOKUP_RETRY_MS[attempt];
+    if (info === undefined && lookup !== undefined && delay !== undefined) {
+      setTimeout(() => this.publishGeneric(m, attempt + 1), delay);
+      return;
+    }
+    this.emit(m.hook, info, m.pid, m.tgid, m.time, m.args, m.ret, m.action);
+  }
+
+  private emit(hook: ResolvedHook, info: ProcessInfo | undefined, pid: number, tgid: number, time: bigint, args: HookArg[], ret: HookArg | undefined, action: string): void {
+    const process: ProcessInfo = info !== undefined ? (info.tid !== pid ? { ...info, tid: pid } : info) : minimalProcess(pid, tgid);
     const parent = info !== undefined ? this.opts.processes?.parentOf(info) : undefined;
     const message = messageOf(this.policy, hook);
+    const [subsys, event] = hook.event === "process_tracepoint" ? hook.name.split("/") : [];
     try {
       this.opts.publish(encodeHookMatch({
         kind: hook.event,
-        // The guard stamps with bpf_ktime_get_ns (monotonic); it equals the boot clock unless the host suspended.
-        time: ev.timeNs,
+        time,
         process,
         parent,
-        functionName: hook.functionName,
+        ...(hook.event === "process_tracepoint" ? { subsys, event } : { functionName: hook.functionName }),
         args,
+        ...(ret !== undefined ? { ret } : {}),
         action,
         policyName: this.policy.metadata.name,
         ...(message ? { message } : {}),
@@ -206,9 +239,9 @@ function sameImage(p: ProcessInfo, ev: GuardEvent): boolean {
   return base.slice(0, 15) === ev.comm;
 }
 
-function minimalProcess(ev: GuardEvent): ProcessInfo {
+function minimalProcess(pid: number, tgid: number): ProcessInfo {
   return {
-    execId: "", pid: ev.tgid, tid: ev.pid, ktime: 0n, binary: "", arguments: "", cwd: "", flags: 0,
+    execId: "", pid: tgid, tid: pid, ktime: 0n, binary: "", arguments: "", cwd: "", flags: 0,
     creds: { uid: 0, gid: 0, suid: 0, sgid: 0, euid: 0, egid: 0, fsuid: 0, fsgid: 0, auid: 4294967295, capPermitted: 0n, capEffective: 0n, capInheritable: 0n, cgroupId: 0n, ns: [] },
     parentExecId: "", ppid: 0,
   };
@@ -249,9 +282,14 @@ interface Entry {
 
 export class PolicyManager {
   readonly #policies = new Map<string, Entry>();
+  /** Generic sensor policy id -> the attachment its matches belong to. */
+  readonly #byGenericId = new Map<string, Attachment>();
   #nextId = 1;
+  #unsubscribe: (() => void) | undefined;
 
-  constructor(private readonly opts: ManagerOptions) {}
+  constructor(private readonly opts: ManagerOptions) {
+    this.#unsubscribe = opts.generic?.onMatch((m) => this.#byGenericId.get(m.policyId)?.publishGeneric(m));
+  }
 
   /** Resolution without attaching (explain, dry runs). */
   resolve(policy: TracingPolicy, mode: PolicyMode): PolicyResolution {
@@ -278,7 +316,13 @@ export class PolicyManager {
     const e = this.#policies.get(name);
     if (e === undefined) return;
     this.#policies.delete(name);
-    e.attachment?.close();
+    this.#release(e.attachment);
+  }
+
+  #release(a: Attachment | undefined): void {
+    if (a === undefined) return;
+    if (a.genericId !== undefined) this.#byGenericId.delete(a.genericId);
+    a.close();
   }
 
   setEnabled(name: string, enabled: boolean): PolicyKernelState {
@@ -289,7 +333,7 @@ export class PolicyManager {
     } else {
       const old = e.attachment;
       e.attachment = undefined;
-      old?.close();
+      this.#release(old);
     }
     e.enabled = enabled;
     return this.state(name);
@@ -306,7 +350,7 @@ export class PolicyManager {
       const old = e.attachment;
       e.attachment = fresh;
       e.id = id;
-      old?.close();
+      this.#release(old);
     }
     e.mode = mode;
     return this.state(name);
@@ -336,6 +380,8 @@ export class PolicyManager {
         errors.push(`${n}: ${(e as Error).message}`);
       }
     }
+    this.#unsubscribe?.();
+    this.#unsubscribe = undefined;
     if (errors.length) throw new Error(`detach policies: ${errors.join("; ")}`);
   }
 
@@ -364,12 +410,14 @@ export class PolicyManager {
       if (guardHooks.length > 0) this.#attachGuard(a, guardHooks);
       const generic = hooks.filter((h) => h.backend === "generic");
       if (generic.length > 0) {
-        const compiled = compilePolicy(policy, { mode: resolution.mode });
-        this.opts.generic!.apply(id, compiled, generic, policy);
-        a.genericId = id;
+        const gid = `${name}#${id}`;
+        this.opts.generic!.apply(gid, policy, generic, resolution.mode);
+        a.genericId = gid;
+        this.#byGenericId.set(gid, a);
       }
     } catch (e) {
       try {
+        if (a.genericId !== undefined) this.#byGenericId.delete(a.genericId);
         a.close();
       } catch {
         // The attach error is the one worth reporting.

@@ -1,0 +1,193 @@
+// The generic hook sensor (generic.ts) behind the policy manager's GenericHooks: compiles a
+// policy with set ids that do not collide with the policies already applied, turns each
+// resolved hook (resolve.ts) into the sensor's attach + argument sources (syscall arguments
+// from pt_regs, tracefs fields by index per the event's format file), and turns the
+// sensor's records into matches with typed arguments for the event encoder.
+import { readFileSync } from "node:fs";
+import { tracefsRoot } from "../bpf/perf.ts";
+import type { HookArg } from "../events/kprobe-event.ts";
+import { compilePolicy, hostSyscallNumber } from "../policy/engine.ts";
+import type { KProbeArg, TracingPolicy } from "../policy/types.ts";
+import { GenericSensor, syscallHook, type ArgSource, type GenericArg, type GenericEvent, type ResolvedHook as GenericHook } from "./generic.ts";
+import type { GenericHooks, GenericMatch } from "./manager.ts";
+import type { ResolvedHook } from "./resolve.ts";
+
+export class TracepointFormatError extends Error {
+  override name = "TracepointFormatError";
+}
+
+export interface FormatField {
+  /** Position in the format's field list, common_* fields included (Tetragon's args[].index). */
+  index: number;
+  decl: string;
+  name: string;
+  offset: number;
+  size: number;
+  signed: boolean;
+}
+
+/** The fields of a tracefs event's format file, in order. */
+export function parseFormat(text: string): FormatField[] {
+  const out: FormatField[] = [];
+  for (const line of text.split("\n")) {
+    const m = /^\s*field:(.+?);\s*offset:(\d+);\s*size:(\d+);\s*signed:(\d+);/.exec(line);
+    if (!m) continue;
+    const decl = m[1]!.trim();
+    const name = /([A-Za-z_]\w*)\s*(?:\[[^\]]*\])?$/.exec(decl)?.[1] ?? decl;
+    out.push({ index: out.length, decl, name, offset: Number(m[2]), size: Number(m[3]), signed: m[4] === "1" });
+  }
+  return out;
+}
+
+export function readFormat(category: string, event: string): FormatField[] {
+  const path = `${tracefsRoot()}/events/${category}/${event}/format`;
+  try {
+    return parseFormat(readFileSync(path, "utf8"));
+  } catch (e) {
+    throw new TracepointFormatError(`read ${path}: ${(e as Error).message}`);
+  }
+}
+
+/** Where the kernel reads a tracepoint argument declared at format index `index`. */
+export function fieldSource(fields: readonly FormatField[], index: number, category: string): ArgSource {
+  const f = fields[index];
+  if (f === undefined) throw new TracepointFormatError(`tracepoint argument index ${index} is past the format's ${fields.length} fields`);
+  if (f.decl.startsWith("__data_loc")) return { from: "tp-dataloc", offset: f.offset };
+  if (f.size !== 1 && f.size !== 2 && f.size !== 4 && f.size !== 8) throw new TracepointFormatError(`tracepoint field ${f.name} has size ${f.size}: only 1, 2, 4 and 8 byte fields are read`);
+  // Pointer fields of the syscalls/ events point into the caller's memory.
+  const user = category === "syscalls" && f.decl.includes("*");
+  return { from: "tp-field", offset: f.offset, size: f.size, ...(f.signed ? { signed: true } : {}), ...(user ? { user: true } : {}) };
+}
+
+/** The generic sensor's hook for a resolved generic hook of a compiled policy. */
+function toGenericHook(compiledHooks: ReturnType<typeof compilePolicy>, h: ResolvedHook, args: readonly KProbeArg[]): GenericHook {
+  const a = h.generic?.[0];
+  if (a === undefined) throw new TracepointFormatError(`${h.path}: not a generic hook`);
+  if (a.kind === "syscall") {
+    const nr = a.syscall !== undefined ? hostSyscallNumber(a.syscall) : undefined;
+    if (nr === undefined) throw new TracepointFormatError(`${h.path}: no syscall number for ${a.syscall ?? h.name} on this host`);
+    return syscallHook(compiledHooks, h.index, nr, a.withExit === true ? true : undefined);
+  }
+  if (a.raw) throw new TracepointFormatError(`${h.path}: raw tracepoints are not attached by the generic sensor (use the tracefs tracepoint ${a.subsystem}/${a.event})`);
+  const fields = readFormat(a.subsystem, a.event);
+  const sources: (ArgSource | undefined)[] = args.map((x) => fieldSource(fields, x.index, a.subsystem));
+  return { index: h.index, attach: { kind: "tracepoint", category: a.subsystem, name: a.event }, sources };
+}
+
+function hookArgs(policy: TracingPolicy, h: ResolvedHook): KProbeArg[] {
+  const m = /^spec\.(kprobes|tracepoints)\[(\d+)\]$/.exec(h.path);
+  if (!m) return [];
+  const spec = m[1] === "kprobes" ? policy.spec.kprobes[Number(m[2])] : policy.spec.tracepoints[Number(m[2])];
+  return spec?.args ?? [];
+}
+
+function returnArg(policy: TracingPolicy, h: ResolvedHook): KProbeArg | undefined {
+  const m = /^spec\.kprobes\[(\d+)\]$/.exec(h.path);
+  return m ? policy.spec.kprobes[Number(m[1])]?.returnArg : undefined;
+}
+
+const td = new TextDecoder();
+
+/** One record argument as its Tetragon variant, by the type the policy declared. */
+export function typedArg(a: GenericArg, decl: KProbeArg | undefined): HookArg {
+  const label = decl?.label ? { label: decl.label } : {};
+  const t = decl?.type ?? "auto";
+  if (a.state === "bytes" || a.state === "truncated") {
+    const b = a.bytes ?? new Uint8Array();
+    if (t === "char_buf" || t === "char_iovec" || t === "const_buf") return { kind: "bytes", value: b, ...label };
+    const nul = b.indexOf(0);
+    return { kind: "string", value: td.decode(nul < 0 ? b : b.subarray(0, nul)), ...label };
+  }
+  if (a.state === "error") return { kind: "string", value: "", ...label };
+  const v = a.int;
+  switch (t) {
+    case "uint8": case "uint16": case "uint32":
+      return { kind: "uint", value: Number(BigInt.asUintN(32, v)), ...label };
+    case "size_t": case "uint64": case "ulong":
+      return { kind: "size", value: BigInt.asUintN(64, v), ...label };
+    case "long": case "int64": case "sint64":
+      return { kind: "long", value: BigInt.asIntN(64, v), ...label };
+    case "syscall64": {
+      const n = Number(BigInt.asUintN(32, v));
+      return { kind: "syscall_id", id: n & 0x7fffffff, abi: n & 0x80000000 ? "i386" : "x64", ...label };
+    }
+    default:
+      return { kind: "int", value: Number(BigInt.asIntN(32, v)), ...label };
+  }
+}
+
+/**
+ * GenericHooks over one shared GenericSensor, created and loaded when the first policy needs
+ * it (its maps cost memory, and most agents run file rules only).
+ */
+export class GenericBackend implements GenericHooks {
+  readonly #policies = new Map<string, { policy: TracingPolicy; hooks: Map<number, ResolvedHook> }>();
+  readonly #listeners = new Set<(m: GenericMatch) => void>();
+  #sensor: GenericSensor | undefined;
+
+  constructor(private readonly create: () => GenericSensor) {}
+
+  get sensor(): GenericSensor | undefined {
+    return this.#sensor;
+  }
+
+  #loaded(): GenericSensor {
+    if (this.#sensor === undefined) {
+      const s = this.create();
+      s.load();
+      s.onEvent((e) => this.#dispatch(e));
+      this.#sensor = s;
+    }
+    return this.#sensor;
+  }
+
+  apply(policyId: string, policy: TracingPolicy, hooks: readonly ResolvedHook[], mode: "enforce" | "monitor"): void {
+    const sensor = this.#loaded();
+    const compiled = compilePolicy(policy, { mode, setIdBase: sensor.nextSetIdBase() });
+    const gh = hooks.map((h) => toGenericHook(compiled, h, hookArgs(policy, h)));
+    sensor.apply(policyId, compiled, gh);
+    this.#policies.set(policyId, { policy, hooks: new Map(hooks.map((h) => [h.index, h])) });
+  }
+
+  remove(policyId: string): void {
+    this.#policies.delete(policyId);
+    if (this.#sensor?.policyIds().includes(policyId)) this.#sensor.remove(policyId);
+  }
+
+  onMatch(cb: (m: GenericMatch) => void): () => void {
+    this.#listeners.add(cb);
+    return () => this.#listeners.delete(cb);
+  }
+
+  #dispatch(e: GenericEvent): void {
+    {
+      const p = this.#policies.get(e.policyId);
+      const hook = p?.hooks.get(e.hookIndex);
+      if (p === undefined || hook === undefined) return;
+      const declared = hookArgs(p.policy, hook);
+      const args: HookArg[] = [];
+      let ret: HookArg | undefined;
+      for (const a of e.args) {
+        if (a.slot === 5) ret = typedArg(a, returnArg(p.policy, hook));
+        else if (a.slot < declared.length) args.push(typedArg(a, declared[a.slot]));
+      }
+      const enforcing = e.actions.find((x) => x !== "Post" && x !== "NoPost");
+      const m: GenericMatch = {
+        policyId: e.policyId,
+        hook,
+        pid: e.pid,
+        tgid: e.tgid,
+        time: e.ktime,
+        args,
+        ...(ret !== undefined && e.atReturn ? { ret } : {}),
+        action: e.monitor ? "Post" : (enforcing ?? e.actions[0] ?? "Post"),
+      };
+      for (const l of this.#listeners) l(m);
+    }
+  }
+
+  close(): void {
+    this.#sensor?.close();
+    this.#sensor = undefined;
+  }
+}
