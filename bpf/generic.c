@@ -907,10 +907,9 @@ static __always_inline __u32 ns_inum_of(void *nsc)
 	return v;
 }
 
-/* The current task's namespace inode of a type (enum ward_ns_index order). */
-static __always_inline __u32 current_ns(__u32 type)
+/* A task's namespace inode of a type (enum ward_ns_index order). */
+static __always_inline __u32 task_ns(struct task_struct *task, __u32 type)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct nsproxy *nsp = 0;
 	unsigned int level = 0;
 
@@ -946,12 +945,53 @@ static __always_inline __u32 current_ns(__u32 type)
 	return 0;
 }
 
+static __always_inline __u32 current_ns(__u32 type)
+{
+	return task_ns((struct task_struct *)bpf_get_current_task(), type);
+}
+
+struct top_ctx {
+	struct task_struct *task;
+};
+
+static long top_cb(__u32 i, struct top_ctx *c)
+{
+	struct task_struct *task = c->task;
+	struct task_struct *up = 0;
+	RD(up, task, real_parent);
+	if (!up || up == task)
+		return 1;
+	c->task = up;
+	return 0;
+}
+
+/*
+ * The host's namespace of a type: init_task's, found by walking real_parent to the top
+ * (pid 1's parent is init_task). Userspace fills gen_globals.host_ns from /proc/1/ns when it
+ * may read it; where it may not (no CAP_SYS_PTRACE), the kernel finds it here.
+ */
+static __always_inline __u32 host_ns(__u32 type)
+{
+	__u32 zero = 0;
+	struct gen_globals *g = bpf_map_lookup_elem(&gen_globals, &zero);
+	struct top_ctx c = { .task = (struct task_struct *)bpf_get_current_task() };
+	__u32 v;
+
+	if (type >= WARD_NS_TYPES)
+		return 0;
+	if (g && g->host_ns[type])
+		return g->host_ns[type];
+	bpf_loop(256, (void *)top_cb, &c, 0);
+	v = task_ns(c.task, type);
+	if (g && v)
+		g->host_ns[type] = v;
+	return v;
+}
+
 static __always_inline int match_ns(const struct ward_matcher *m)
 {
 	__u32 type = m->slot;
 	__u32 cur = current_ns(type);
-	__u32 zero = 0;
-	struct gen_globals *g = bpf_map_lookup_elem(&gen_globals, &zero);
 	int hit = 0;
 
 	for (int i = 0; i < WARD_MAX_INT_VALUES; i++) {
@@ -959,7 +999,7 @@ static __always_inline int match_ns(const struct ward_matcher *m)
 		if (i >= m->nvalues)
 			break;
 		if ((m->flags & WARD_MF_HOST_NS) && (m->aux & (1u << i)))
-			v = g && type < WARD_NS_TYPES ? g->host_ns[type & 15] : 0;
+			v = host_ns(type);
 		if (v && v == cur)
 			hit = 1;
 	}
@@ -987,9 +1027,7 @@ static __always_inline __u64 current_caps(__u32 set)
 /* isNamespaceCapability: the task is in the host (initial) user namespace. */
 static __always_inline int in_host_userns(void)
 {
-	__u32 zero = 0;
-	struct gen_globals *g = bpf_map_lookup_elem(&gen_globals, &zero);
-	return g && g->host_ns[WARD_NS_USER] == current_ns(WARD_NS_USER);
+	return host_ns(WARD_NS_USER) == current_ns(WARD_NS_USER);
 }
 
 static __always_inline int match_caps(const struct ward_matcher *m, int change, struct gen_state *st)
@@ -1345,6 +1383,10 @@ static __always_inline void run_slot(struct gen_state *st, __u32 slot)
 		bpf_loop(WARD_MAX_SELECTORS, (void *)selector_cb, st, 0);
 	if (st->matched == -2)
 		return;
+	/* At the return, a selector whose matchReturnArgs fail is no match (Tetragon posts
+	 * the return event only when they hold). */
+	if (is_exit && st->matched >= 0 && !st->ret_ok)
+		return;
 	count(GEN_CNT_MATCHES);
 	if (bpf_map_lookup_elem(&gen_exempt, &st->tgid)) {
 		count(GEN_CNT_EXEMPT);
@@ -1442,19 +1484,21 @@ int gen_sys_exit(unsigned long long *ctx)
 	return 0;
 }
 
-/* Attached to every tracefs event a policy names; the event id is the record's first field
- * (struct trace_entry.type), so one program serves them all. */
+/*
+ * Attached to every tracefs event a policy names, with the event's id as the link's
+ * cookie. (The record's common_type cannot say it: for syscalls/ events the kernel hands
+ * BPF a record whose first 8 bytes hold the pt_regs pointer instead.)
+ */
 SEC("tracepoint/syscalls/sys_enter_openat")
 int gen_tracepoint(void *ctx)
 {
 	struct gen_state st = {};
-	__u16 type = 0;
+	__u32 id = (__u32)bpf_get_attach_cookie(ctx);
 
-	bpf_probe_read_kernel(&type, sizeof(type), ctx);
 	st.ctx = ctx;
 	st.point = GEN_POINT_TP;
-	st.nr = type;
+	st.nr = id;
 	st.tgid = bpf_get_current_pid_tgid() >> 32;
-	dispatch(&st, type);
+	dispatch(&st, id);
 	return 0;
 }

@@ -497,7 +497,9 @@ export class GenericSensor {
     else {
       const prog = progs.gen_tracepoint, spec = this.spec.programs.gen_tracepoint;
       if (prog === undefined || spec === undefined) throw new GenericSensorError("generic.o has no program gen_tracepoint");
-      this.tpLinks.set(target, { link: attachProgram(prog, spec, { target }), refs: 1 });
+      // The event id rides along as the link's cookie: the program's dispatch key.
+      const cookie = BigInt(tracepointId(h.attach.category, h.attach.name));
+      this.tpLinks.set(target, { link: attachProgram(prog, spec, { target, cookie }), refs: 1 });
     }
     st.tracepoints.push(target);
   }

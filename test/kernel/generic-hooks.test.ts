@@ -1,0 +1,251 @@
+// The generic hooks beyond the talk's first policies, against the real kernel: a tracefs
+// tracepoint read by field offset, a syscall hook evaluated at its return with
+// matchReturnArgs and return actions, Signal with argSig, matchNamespaces (host_ns) and
+// matchCapabilities.
+import { afterAll, beforeAll, describe, expect } from "bun:test";
+import { spawnSync, type SpawnSyncReturns } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { kernelTest, kernelUnavailable, prepareHost } from "../lib/host.ts";
+import { tracefsRoot } from "../../src/bpf/perf.ts";
+import { compilePolicy, hostSyscallNumber, type CompiledPolicy } from "../../src/policy/engine.ts";
+import { validatePolicyText } from "../../src/policy/validate.ts";
+import { GenericSensor, syscallHook, type GenericEvent } from "../../src/sensors/generic.ts";
+
+let dir = "";
+let sensor: GenericSensor | undefined;
+const NR_OPENAT = hostSyscallNumber("sys_openat") ?? 257;
+
+function s(): GenericSensor {
+  if (sensor === undefined) throw new Error("generic sensor not loaded");
+  return sensor;
+}
+
+function run(cmd: string, args: string[]): SpawnSyncReturns<string> {
+  return spawnSync(cmd, args, { encoding: "utf8", timeout: 15_000 });
+}
+
+function compile(yaml: string): CompiledPolicy {
+  const v = validatePolicyText(yaml, "test.yaml");
+  const p = v.policies[0];
+  if (!v.valid || p === undefined) throw new Error(`policy invalid: ${v.diagnostics.map((d) => d.message).join("; ")}`);
+  return compilePolicy(p.policy, { setIdBase: s().nextSetIdBase() });
+}
+
+function policy(name: string, body: string): string {
+  return `apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: ${name}
+spec:
+${body}`;
+}
+
+async function recordsOf(policyId: string): Promise<GenericEvent[]> {
+  await Bun.sleep(300);
+  return s().drain().filter((e) => e.policyId === policyId);
+}
+
+/** offset and size of a field of a tracefs event's format file. */
+function formatField(category: string, event: string, field: string): { offset: number; size: number } {
+  const text = readFileSync(`${tracefsRoot()}/events/${category}/${event}/format`, "utf8");
+  const m = new RegExp(`field:[^;]*\\b${field};\\s*offset:(\\d+);\\s*size:(\\d+);`).exec(text);
+  if (m?.[1] === undefined || m[2] === undefined) throw new Error(`no field ${field} in ${category}/${event}`);
+  return { offset: Number(m[1]), size: Number(m[2]) };
+}
+
+describe("generic hooks: tracepoints, returns, signals, namespaces, capabilities", () => {
+  beforeAll(() => {
+    if (kernelUnavailable() !== undefined) return;
+    prepareHost();
+    dir = mkdtempSync("/tmp/ward-generic-hooks-");
+    sensor = new GenericSensor();
+    sensor.load();
+  });
+
+  afterAll(() => {
+    sensor?.close();
+    if (dir !== "") rmSync(dir, { recursive: true, force: true });
+  });
+
+  kernelTest("tracefs tracepoint syscalls/sys_enter_openat: filename by format offset, Prefix match, Sigkill", async () => {
+    const file = join(dir, "tp-secret");
+    writeFileSync(file, "tp\n");
+    // Tetragon counts every format field, common_* included: filename is field 6.
+    const c = compile(policy("tp-openat", `  tracepoints:
+  - subsystem: "syscalls"
+    event: "sys_enter_openat"
+    args:
+    - index: 6
+      type: "string"
+    selectors:
+    - matchArgs:
+      - index: 6
+        operator: "Prefix"
+        values:
+        - "${dir}/tp-"
+      matchActions:
+      - action: Sigkill`));
+    const f = formatField("syscalls", "sys_enter_openat", "filename");
+    expect(f.size).toBe(8);
+    s().apply("tp-openat", c, [{ index: 0, attach: { kind: "tracepoint", category: "syscalls", name: "sys_enter_openat" }, sources: [{ from: "tp-field", offset: f.offset, size: 8, user: true }] }]);
+    try {
+      const r = run("cat", [file]);
+      expect(r.signal).toBe("SIGKILL");
+      expect(r.stdout).toBe("");
+      expect(run("cat", ["/etc/hostname"]).status).toBe(0);
+      const recs = await recordsOf("tp-openat");
+      const e = recs.find((x) => x.tgid === r.pid);
+      expect(e?.killed).toBe(true);
+      expect(new TextDecoder().decode(e?.args[0]?.bytes)).toBe(file);
+    } finally {
+      s().remove("tp-openat");
+    }
+    expect(run("cat", [file]).stdout).toBe("tp\n");
+  });
+
+  kernelTest("return: true + matchReturnArgs Equal -2 (ENOENT): the failed open is reported and killed at the return, a good one is not", async () => {
+    const good = join(dir, "ret-good");
+    writeFileSync(good, "good\n");
+    const missing = join(dir, "ret-missing");
+    const c = compile(policy("ret-openat", `  kprobes:
+  - call: "sys_openat"
+    syscall: true
+    return: true
+    args:
+    - index: 1
+      type: "string"
+    returnArg:
+      index: 0
+      type: "int"
+    selectors:
+    - matchArgs:
+      - index: 1
+        operator: "Prefix"
+        values:
+        - "${dir}/ret-"
+      matchReturnArgs:
+      - index: 0
+        operator: "Equal"
+        values:
+        - "-2"
+      matchReturnActions:
+      - action: Sigkill`));
+    s().apply("ret-openat", c, [syscallHook(c, 0, NR_OPENAT)]);
+    try {
+      const ok = run("cat", [good]);
+      expect(ok.status).toBe(0);
+      expect(ok.stdout).toBe("good\n");
+      const bad = run("cat", [missing]);
+      // killed on the way back from openat: cat never got to print its error
+      expect(bad.signal).toBe("SIGKILL");
+      expect(bad.stderr).toBe("");
+      const recs = await recordsOf("ret-openat");
+      expect(recs.filter((e) => e.tgid === ok.pid)).toEqual([]);
+      const e = recs.find((x) => x.tgid === bad.pid);
+      expect(e?.atReturn).toBe(true);
+      expect(e?.ret).toBe(-2n);
+      expect(e?.killed).toBe(true);
+      expect(new TextDecoder().decode(e?.args.find((a) => a.slot === 0)?.bytes)).toBe(missing);
+    } finally {
+      s().remove("ret-openat");
+    }
+  });
+
+  kernelTest("Signal with argSig: SIGUSR1 ends the process that opened the file", () => {
+    const file = join(dir, "sig-file");
+    writeFileSync(file, "sig\n");
+    const c = compile(policy("sig-openat", `  kprobes:
+  - call: "sys_openat"
+    syscall: true
+    args:
+    - index: 1
+      type: "string"
+    selectors:
+    - matchArgs:
+      - index: 1
+        operator: "Equal"
+        values:
+        - "${file}"
+      matchActions:
+      - action: Signal
+        argSig: 10`));
+    s().apply("sig-openat", c, [syscallHook(c, 0, NR_OPENAT)]);
+    try {
+      const r = run("cat", [file]);
+      expect(r.signal).toBe("SIGUSR1");
+      expect(r.stdout).toBe("");
+    } finally {
+      s().remove("sig-openat");
+    }
+  });
+
+  kernelTest("matchNamespaces Mnt NotIn host_ns: a process in its own mount namespace dies, the host's does not", () => {
+    const file = join(dir, "ns-file");
+    writeFileSync(file, "ns\n");
+    const c = compile(policy("ns-openat", `  kprobes:
+  - call: "sys_openat"
+    syscall: true
+    args:
+    - index: 1
+      type: "string"
+    selectors:
+    - matchArgs:
+      - index: 1
+        operator: "Equal"
+        values:
+        - "${file}"
+      matchNamespaces:
+      - namespace: Mnt
+        operator: NotIn
+        values:
+        - "host_ns"
+      matchActions:
+      - action: Sigkill`));
+    s().apply("ns-openat", c, [syscallHook(c, 0, NR_OPENAT)]);
+    try {
+      expect(run("cat", [file]).stdout).toBe("ns\n");
+      const r = run("unshare", ["--mount", "cat", file]);
+      expect(r.signal).toBe("SIGKILL");
+      expect(r.stdout).toBe("");
+    } finally {
+      s().remove("ns-openat");
+    }
+  });
+
+  kernelTest("matchCapabilities Effective In CAP_SYS_ADMIN: root dies, a process without capabilities does not", () => {
+    const file = join(dir, "cap-file");
+    writeFileSync(file, "cap\n");
+    spawnSync("chmod", ["644", file]);
+    spawnSync("chmod", ["755", dir]);
+    const c = compile(policy("cap-openat", `  kprobes:
+  - call: "sys_openat"
+    syscall: true
+    args:
+    - index: 1
+      type: "string"
+    selectors:
+    - matchArgs:
+      - index: 1
+        operator: "Equal"
+        values:
+        - "${file}"
+      matchCapabilities:
+      - type: Effective
+        operator: In
+        values:
+        - "CAP_SYS_ADMIN"
+      matchActions:
+      - action: Sigkill`));
+    s().apply("cap-openat", c, [syscallHook(c, 0, NR_OPENAT)]);
+    try {
+      const root = run("cat", [file]);
+      expect(root.signal).toBe("SIGKILL");
+      const unpriv = run("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "cat", file]);
+      expect(unpriv.signal).toBeNull();
+      expect(unpriv.stdout).toBe("cap\n");
+    } finally {
+      s().remove("cap-openat");
+    }
+  });
+});
