@@ -195,6 +195,7 @@ struct {
 /* Per-CPU scratch: the arguments as read (bytes at data[slot * GEN_STR_MAX]), the record
  * sent (bytes packed), lookup keys, and a zero block that is never written. */
 struct gen_scratch {
+	char path[GEN_STR_MAX * 2]; /* a path built backwards, ending at GEN_STR_MAX */
 	struct ward_str_eq_key_4096 eq;
 	struct gen_prefix_key prefix;
 	struct ward_str_postfix_key postfix;
@@ -435,6 +436,168 @@ static __always_inline void read_sockaddr(struct gen_event *ev, __u32 i, __u64 r
 	ev->arg_state[i] = GEN_ARG_BYTES;
 }
 
+/* ---- paths: (dentry, vfsmount) to an absolute path, the way d_path walks ---- */
+
+struct walk_ctx {
+	struct gen_scratch *s;
+	struct dentry *dentry;
+	struct vfsmount *vfsmnt;
+	struct mount *mnt;
+	struct dentry *root_dentry;
+	struct vfsmount *root_mnt;
+	__u64 mnt_off;
+	__u32 pos;
+	__u32 done;
+};
+
+static long walk_cb(__u32 i, struct walk_ctx *c)
+{
+	struct dentry *dentry = c->dentry;
+	struct vfsmount *vfsmnt = c->vfsmnt;
+	struct mount *mnt = c->mnt;
+	struct dentry *mnt_root = 0, *up = 0;
+	const unsigned char *name = 0;
+	__u32 len = 0, pos;
+
+	if (dentry == c->root_dentry && vfsmnt == c->root_mnt) {
+		c->done = 1;
+		return 1;
+	}
+	RD(mnt_root, vfsmnt, mnt_root);
+	if (dentry == mnt_root) {
+		struct mount *parent = 0;
+		struct dentry *mp = 0;
+		RD(parent, mnt, mnt_parent);
+		if (!parent || parent == mnt) {
+			c->done = 1; /* top of this mount tree */
+			return 1;
+		}
+		RD(mp, mnt, mnt_mountpoint);
+		c->dentry = mp;
+		c->mnt = parent;
+		c->vfsmnt = (struct vfsmount *)((__u64)parent + c->mnt_off);
+		return 0;
+	}
+	RD(up, dentry, d_parent);
+	if (!up || up == dentry) {
+		c->done = 1;
+		return 1;
+	}
+	RD(len, dentry, d_name.len);
+	RD(name, dentry, d_name.name);
+	pos = c->pos;
+	if (len > 255 || pos > GEN_STR_MAX || pos < len + 1)
+		return 1; /* too long: truncated at the start */
+	pos -= len;
+	bpf_probe_read_kernel(&c->s->path[pos & (GEN_STR_MAX - 1)], len & 255, name);
+	pos -= 1;
+	c->s->path[pos & (GEN_STR_MAX - 1)] = '/';
+	c->pos = pos;
+	c->dentry = up;
+	return 0;
+}
+
+/* Resolves a struct path's parts into ev->data[i * GEN_STR_MAX] (relative to the task's
+ * root, like d_path); arg_int gets the inode's i_mode (FileType, permission). */
+static __always_inline void read_path(struct gen_scratch *s, struct gen_event *ev, __u32 i,
+				      struct dentry *dentry, struct vfsmount *vfsmnt)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fs_struct *fs = 0;
+	struct inode *inode = 0;
+	struct walk_ctx c = {};
+	__u16 mode = 0;
+	__u32 len;
+
+	if (i >= GEN_ARG_SLOTS)
+		return;
+	if (!dentry || !vfsmnt) {
+		ev->arg_state[i] = GEN_ARG_ERROR;
+		count(GEN_CNT_READ_ERRORS);
+		return;
+	}
+	RD(fs, task, fs);
+	if (fs) {
+		RD(c.root_dentry, fs, root.dentry);
+		RD(c.root_mnt, fs, root.mnt);
+	}
+	c.s = s;
+	c.dentry = dentry;
+	c.vfsmnt = vfsmnt;
+	c.mnt_off = bpf_core_field_offset(((struct mount *)0)->mnt);
+	c.mnt = (struct mount *)((__u64)vfsmnt - c.mnt_off);
+	c.pos = GEN_STR_MAX;
+	bpf_loop(256, (void *)walk_cb, &c, 0);
+	if (c.pos >= GEN_STR_MAX) {
+		c.pos = GEN_STR_MAX - 1;
+		s->path[GEN_STR_MAX - 1] = '/';
+	}
+	len = GEN_STR_MAX - c.pos;
+	OPAQUE(len);
+	len &= GEN_STR_MAX * 2 - 1;
+	if (len > GEN_STR_MAX)
+		len = GEN_STR_MAX;
+	bpf_probe_read_kernel(&ev->data[i * GEN_STR_MAX], len, &s->path[c.pos & (GEN_STR_MAX - 1)]);
+	RD(inode, dentry, d_inode);
+	if (inode)
+		RD(mode, inode, i_mode);
+	ev->arg_int[i] = mode;
+	ev->arg_len[i] = len;
+	ev->arg_state[i] = c.done ? GEN_ARG_BYTES : GEN_ARG_TRUNC;
+}
+
+/* current->files->fdt->fd[fd]; NULL when out of range or unreadable. */
+static __always_inline struct file *fd_file(__u64 fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct files_struct *files = 0;
+	struct fdtable *fdt = 0;
+	struct file **fds = 0;
+	struct file *file = 0;
+	unsigned int max_fds = 0;
+
+	RD(files, task, files);
+	if (!files)
+		return 0;
+	RD(fdt, files, fdt);
+	if (!fdt)
+		return 0;
+	RD(max_fds, fdt, max_fds);
+	RD(fds, fdt, fd);
+	if (!fds || (__s64)fd < 0 || fd >= max_fds)
+		return 0;
+	bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]);
+	return file;
+}
+
+static __always_inline void read_file(struct gen_scratch *s, struct gen_event *ev, __u32 i,
+				      const struct gen_src *src, __u64 raw, __u16 type)
+{
+	struct file *file = 0;
+	struct dentry *dentry = 0;
+	struct vfsmount *vfsmnt = 0;
+
+	if (type == WARD_ARG_PATH) {
+		struct path *p = (struct path *)raw;
+		if (p) {
+			RD(dentry, p, dentry);
+			RD(vfsmnt, p, mnt);
+		}
+	} else {
+		/* a syscall's file argument is an fd; a tracepoint's is a struct file pointer unless
+		 * userspace says it is an fd */
+		if (src->from == GEN_FROM_SYSCALL_ARG || (src->flags & GEN_SRC_FD))
+			file = fd_file(raw);
+		else
+			file = (struct file *)raw;
+		if (file) {
+			RD(dentry, file, f_path.dentry);
+			RD(vfsmnt, file, f_path.mnt);
+		}
+	}
+	read_path(s, ev, i, dentry, vfsmnt);
+}
+
 /* The size argument of char_buf (1-based prototype index) or of sockaddr (the next one). */
 static __always_inline __u64 size_of(struct gen_state *st, const struct ward_hook_config *cfg,
 				     const struct gen_slot *gs, struct gen_event *ev, __u32 want)
@@ -488,8 +651,12 @@ __noinline int read_args(struct gen_state *st, const struct ward_hook_config *cf
 			read_buf(ev, i, &gs->src[i], raw, size);
 		} else if (t == WARD_ARG_SOCKADDR) {
 			read_sockaddr(ev, i, raw, size_of(st, cfg, gs, ev, cfg->args[i].index + 1));
+		} else if (t == WARD_ARG_FILE || t == WARD_ARG_PATH) {
+			struct gen_scratch *s = scratch();
+			if (s)
+				read_file(s, ev, i, &gs->src[i], raw, t);
 		} else {
-			/* file, fd, path, sock, cred, ...: not read by this program; matchers on them
+			/* sock, cred, ...: not read by this program; matchers on them
 			 * fail (userspace rejects policies that match on them here) */
 			ev->arg_state[i] = GEN_ARG_ERROR;
 		}
@@ -855,6 +1022,11 @@ static __always_inline int match_arg(struct gen_state *st, struct gen_scratch *s
 		return 0;
 	if (cfg->args[i].type == WARD_ARG_SOCKADDR)
 		return match_sockaddr(s, m, &ev->data[i * GEN_STR_MAX], ev->arg_len[i]);
+	if (m->op == WARD_OP_FILETYPE || m->op == WARD_OP_NOTFILETYPE) {
+		/* file/path args keep i_mode in arg_int; values are (i_mode & S_IFMT) >> 12 */
+		int hit = inline_any(m, (ev->arg_int[i] & 0xf000) >> 12);
+		return m->op == WARD_OP_NOTFILETYPE ? !hit : hit;
+	}
 	return match_bytes(s, m, &ev->data[i * GEN_STR_MAX], ev->arg_len[i]);
 }
 

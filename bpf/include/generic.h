@@ -28,6 +28,7 @@ enum gen_from {
 };
 #define GEN_SRC_SIGNED 0x1     /* sign-extend a TP field */
 #define GEN_SRC_USER 0x2       /* pointer is a user pointer (syscall args, syscalls/ tracepoints) */
+#define GEN_SRC_FD 0x4         /* a file argument given as an fd number (tracepoints; syscall file args always are) */
 
 struct gen_src {
 	__u8 from;     /* enum gen_from */

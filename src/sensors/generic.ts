@@ -36,7 +36,7 @@ export type ArgSource =
   | { from: "return" }
   /** a tracefs tracepoint field: offset/size from the format file; pointers to user memory
    * (syscalls/ tracepoints) need user: true to be read as strings/buffers */
-  | { from: "tp-field"; offset: number; size: 1 | 2 | 4 | 8; signed?: boolean; user?: boolean }
+  | { from: "tp-field"; offset: number; size: 1 | 2 | 4 | 8; signed?: boolean; user?: boolean; fd?: boolean }
   /** a tracefs __data_loc string field */
   | { from: "tp-dataloc"; offset: number };
 
@@ -72,7 +72,8 @@ export interface GenericArg {
   type: ArgTypeName;
   /** int: value in `int`; bytes: `bytes` (truncated: cut at 4096); error: could not be read */
   state: "int" | "bytes" | "truncated" | "error";
-  /** the raw 64-bit value read (ints: as read, before sign/width normalization) */
+  /** ints: the raw 64-bit value read (before sign/width normalization); file/path args:
+   * the inode's i_mode (file type and permission bits), bytes: the resolved path */
   int: bigint;
   bytes?: Uint8Array;
 }
@@ -138,7 +139,7 @@ export interface GenericSensorOptions {
 
 // ---------------------------------------------------------------- constants mirrored from the headers
 
-const ARG = { S8: 1, U64: 8, STRING: 9, BUF: 10, SOCKADDR: 14, CAPS: 16, SYSCALL64: 17 } as const;
+const ARG = { S8: 1, U64: 8, STRING: 9, BUF: 10, FILE: 11, PATH: 12, SOCKADDR: 14, CAPS: 16, SYSCALL64: 17 } as const;
 const MK_ARG = 1;
 const VK_SUBSTR = 9;
 const ACT = { POST: 1, SIGKILL: 3, NOPOST: 9, SIGNAL: 10, GETURL: 7, DNSLOOKUP: 8 } as const;
@@ -149,7 +150,8 @@ const FROM = { "syscall-arg": 1, "syscall-nr": 2, return: 3, "tp-field": 4, "tp-
 const NS_NAMES = ["uts", "ipc", "mnt", "pid", "pid_for_children", "net", "time", "time_for_children", "cgroup", "user"];
 
 function readable(type: number): boolean {
-  return (type >= ARG.S8 && type <= ARG.U64) || type === ARG.STRING || type === ARG.BUF || type === ARG.SOCKADDR || type === ARG.CAPS || type === ARG.SYSCALL64;
+  return (type >= ARG.S8 && type <= ARG.U64) || type === ARG.STRING || type === ARG.BUF || type === ARG.FILE || type === ARG.PATH ||
+    type === ARG.SOCKADDR || type === ARG.CAPS || type === ARG.SYSCALL64;
 }
 
 interface PolicyState {
@@ -383,7 +385,7 @@ export class GenericSensor {
           const slot = dv.getUint8(mo + this.L.matcher.offset("slot"));
           const t = types[slot] ?? 0;
           if (!readable(t) || (slot < 5 && h.sources[slot] === undefined) || (slot === 5 && !h.atReturn)) {
-            problems.push(`${ch.path}.selectors[${s}]: argument slot ${slot} (${ARG_TYPE_NAMES[t] ?? t}) is not read by the generic syscall/tracepoint program here; match files with security_file_open (the file guard decides on the opened file)`);
+            problems.push(`${ch.path}.selectors[${s}]: argument slot ${slot} (${ARG_TYPE_NAMES[t] ?? t}) is not read by the generic syscall/tracepoint program here`);
           }
           if (dv.getUint8(mo + this.L.matcher.offset("value_kind")) === VK_SUBSTR) problems.push(`${ch.path}.selectors[${s}]: SubString is not available here`);
         }
@@ -432,7 +434,7 @@ export class GenericSensor {
       if (s.from === "tp-field") {
         dv.setUint8(o + L.src.offset("size"), s.size);
         dv.setUint16(o + L.src.offset("offset"), s.offset, true);
-        dv.setUint8(o + L.src.offset("flags"), (s.signed ? 1 : 0) | (s.user ? 2 : 0));
+        dv.setUint8(o + L.src.offset("flags"), (s.signed ? 1 : 0) | (s.user ? 2 : 0) | (s.fd ? 4 : 0));
       }
       if (s.from === "tp-dataloc") dv.setUint16(o + L.src.offset("offset"), s.offset, true);
       if (s.from === "syscall-arg") dv.setUint8(o + L.src.offset("flags"), 2);

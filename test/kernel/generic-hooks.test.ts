@@ -4,7 +4,7 @@
 // matchCapabilities.
 import { afterAll, beforeAll, describe, expect } from "bun:test";
 import { spawnSync, type SpawnSyncReturns } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { kernelTest, kernelUnavailable, prepareHost } from "../lib/host.ts";
 import { tracefsRoot } from "../../src/bpf/perf.ts";
@@ -149,6 +149,48 @@ describe("generic hooks: tracepoints, returns, signals, namespaces, capabilities
       expect(new TextDecoder().decode(e?.args.find((a) => a.slot === 0)?.bytes)).toBe(missing);
     } finally {
       s().remove("ret-openat");
+    }
+  });
+
+  kernelTest("fd argument of sys_read resolves to the opened file's path: a relative open and a symlink are read by path, killed before read returns", async () => {
+    const sub = join(dir, "fd");
+    mkdirSync(sub, { recursive: true });
+    const file = join(sub, "fd-secret");
+    writeFileSync(file, "fd secret\n");
+    symlinkSync(file, join(sub, "link"));
+    const c = compile(policy("fd-read", `  kprobes:
+  - call: "sys_read"
+    syscall: true
+    args:
+    - index: 0
+      type: "fd"
+    - index: 2
+      type: "size_t"
+    selectors:
+    - matchArgs:
+      - index: 0
+        operator: "Postfix"
+        values:
+        - "fd/fd-secret"
+      matchActions:
+      - action: Sigkill`));
+    s().apply("fd-read", c, [syscallHook(c, 0, hostSyscallNumber("sys_read") ?? 0)]);
+    try {
+      const rel = spawnSync("cat", ["fd-secret"], { cwd: sub, encoding: "utf8" });
+      expect(rel.signal).toBe("SIGKILL");
+      expect(rel.stdout).toBe("");
+      const viaLink = run("cat", [join(sub, "link")]);
+      expect(viaLink.signal).toBe("SIGKILL");
+      expect(viaLink.stdout).toBe("");
+      expect(run("cat", ["/etc/hostname"]).status).toBe(0);
+      const recs = await recordsOf("fd-read");
+      const e = recs.find((x) => x.tgid === rel.pid);
+      expect(e?.args[0]?.type).toBe("file");
+      expect(new TextDecoder().decode(e?.args[0]?.bytes)).toBe(file);
+      // i_mode: a regular file
+      expect(Number((e?.args[0]?.int ?? 0n) & 0xf000n)).toBe(0x8000);
+    } finally {
+      s().remove("fd-read");
     }
   });
 
