@@ -42,7 +42,8 @@ function numArg(name: string, dflt: number): number {
   return Number.isFinite(v) && v > 0 ? v : dflt;
 }
 
-const rounds = Math.max(5, Math.floor(numArg("rounds", 7)));
+// At least 5 rounds make a median worth printing; fewer only for smoke tests (a warning says so).
+const rounds = Math.max(1, Math.floor(numArg("rounds", 7)));
 const openSeconds = numArg("seconds", 0.3);
 const repeats = Math.max(1, Math.floor(numArg("repeats", 3)));
 const asJson = process.argv.includes("--json");
@@ -234,6 +235,7 @@ async function main(): Promise<void> {
 
   const viaAgent = await agentEnforces();
   const secure: Treatment = viaAgent.ok ? new AgentTreatment("ward agent --policy secure.yaml", [policyFile], true) : new GuardTreatment();
+  if (rounds < 5) log(`warning: ${rounds} rounds is a smoke test, not a measurement (use 5 or more)`);
   log(`(a) secure policy loaded through: ${secure.name}`);
   if (!viaAgent.ok) log(`    (ward agent --policy was not used: ${viaAgent.why})`);
 
