@@ -59,19 +59,46 @@ export function fieldSource(fields: readonly FormatField[], index: number, categ
   return { from: "tp-field", offset: f.offset, size: f.size, ...(f.signed ? { signed: true } : {}), ...(user ? { user: true } : {}) };
 }
 
-/** The generic sensor's hook for a resolved generic hook of a compiled policy. */
-function toGenericHook(compiledHooks: ReturnType<typeof compilePolicy>, h: ResolvedHook, args: readonly KProbeArg[]): GenericHook {
-  const a = h.generic?.[0];
-  if (a === undefined) throw new TracepointFormatError(`${h.path}: not a generic hook`);
-  if (a.kind === "syscall") {
-    const nr = a.syscall !== undefined ? hostSyscallNumber(a.syscall) : undefined;
-    if (nr === undefined) throw new TracepointFormatError(`${h.path}: no syscall number for ${a.syscall ?? h.name} on this host`);
-    return syscallHook(compiledHooks, h.index, nr, a.withExit === true ? true : undefined);
-  }
+/** The generic sensor's hooks for a resolved generic hook of a compiled policy (several for a syscall list). */
+function toGenericHooks(compiledHooks: ReturnType<typeof compilePolicy>, h: ResolvedHook, args: readonly KProbeArg[]): GenericHook[] {
+  const attaches = h.generic ?? [];
+  if (attaches.length === 0) throw new TracepointFormatError(`${h.path}: not a generic hook`);
+  return attaches.map((a) => {
+    if (a.kind === "syscall") {
+      if (a.syscall === "*") return syscallHook(compiledHooks, h.index, "all", a.withExit === true ? true : undefined);
+      const nr = a.syscall !== undefined ? hostSyscallNumber(a.syscall) : undefined;
+      if (nr === undefined) throw new TracepointFormatError(`${h.path}: no syscall number for ${a.syscall ?? h.name} on this host`);
+      return syscallHook(compiledHooks, h.index, nr, a.withExit === true ? true : undefined);
+    }
+    return tracepointHook(h, a, args);
+  });
+}
+
+function tracepointHook(h: ResolvedHook, a: NonNullable<ResolvedHook["generic"]>[number], args: readonly KProbeArg[]): GenericHook {
   if (a.raw) throw new TracepointFormatError(`${h.path}: raw tracepoints are not attached by the generic sensor (use the tracefs tracepoint ${a.subsystem}/${a.event})`);
   const fields = readFormat(a.subsystem, a.event);
   const sources: (ArgSource | undefined)[] = args.map((x) => fieldSource(fields, x.index, a.subsystem));
   return { index: h.index, attach: { kind: "tracepoint", category: a.subsystem, name: a.event }, sources };
+}
+
+let syscallNames: Map<number, string> | undefined;
+
+/** x86_64 syscall name by number, from the host's headers (for events of list and raw hooks). */
+function syscallNameOf(nr: number): string | undefined {
+  if (syscallNames === undefined) {
+    syscallNames = new Map();
+    for (const p of ["/usr/include/x86_64-linux-gnu/asm/unistd_64.h", "/usr/include/asm/unistd_64.h"]) {
+      let text: string;
+      try {
+        text = readFileSync(p, "utf8");
+      } catch {
+        continue;
+      }
+      for (const m of text.matchAll(/^#define __NR_(\w+)\s+(\d+)/gm)) syscallNames.set(Number(m[2]), m[1]!);
+      break;
+    }
+  }
+  return syscallNames.get(nr);
 }
 
 function hookArgs(policy: TracingPolicy, h: ResolvedHook): KProbeArg[] {
@@ -144,7 +171,7 @@ export class GenericBackend implements GenericHooks {
   apply(policyId: string, policy: TracingPolicy, hooks: readonly ResolvedHook[], mode: "enforce" | "monitor"): void {
     const sensor = this.#loaded();
     const compiled = compilePolicy(policy, { mode, setIdBase: sensor.nextSetIdBase() });
-    const gh = hooks.map((h) => toGenericHook(compiled, h, hookArgs(policy, h)));
+    const gh = hooks.flatMap((h) => toGenericHooks(compiled, h, hookArgs(policy, h)));
     sensor.apply(policyId, compiled, gh);
     this.#policies.set(policyId, { policy, hooks: new Map(hooks.map((h) => [h.index, h])) });
   }
@@ -172,9 +199,12 @@ export class GenericBackend implements GenericHooks {
         else if (a.slot < declared.length) args.push(typedArg(a, declared[a.slot]));
       }
       const enforcing = e.actions.find((x) => x !== "Post" && x !== "NoPost");
+      // A list hook reports the syscall that was called, as Tetragon's one-kprobe-per-entry does.
+      const called = hook.name.startsWith("list:") ? syscallNameOf(e.syscall) : undefined;
       const m: GenericMatch = {
         policyId: e.policyId,
         hook,
+        ...(called !== undefined ? { functionName: `__x64_sys_${called}` } : {}),
         pid: e.pid,
         tgid: e.tgid,
         time: e.ktime,

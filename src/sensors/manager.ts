@@ -23,6 +23,8 @@ export type PolicyMode = "enforce" | "monitor";
 export interface GenericMatch {
   policyId: string;
   hook: ResolvedHook;
+  /** The function the event names when it is not the hook's own (a list hook's syscall). */
+  functionName?: string;
   pid: number;
   tgid: number;
   /** Boot-clock ns. */
@@ -178,7 +180,7 @@ class Attachment {
       setTimeout(() => this.publishGeneric(m, attempt + 1), delay);
       return;
     }
-    this.emit(m.hook, info, m.pid, m.tgid, m.time, m.args, m.ret, m.action);
+    this.emit(m.functionName !== undefined ? { ...m.hook, functionName: m.functionName } : m.hook, info, m.pid, m.tgid, m.time, m.args, m.ret, m.action);
   }
 
   private emit(hook: ResolvedHook, info: ProcessInfo | undefined, pid: number, tgid: number, time: bigint, args: HookArg[], ret: HookArg | undefined, action: string): void {

@@ -10,7 +10,7 @@ import { bpfLsmActive, probeAttach, probeHelper } from "../bpf/features.ts";
 import { Helper, ProgType } from "../bpf/constants.ts";
 import { tracefsRoot } from "../bpf/perf.ts";
 import { policyHooks, type WireHook } from "../policy/engine-wire.ts";
-import type { ActionSelector, KProbeArg, KProbeSelector, TracingPolicy } from "../policy/types.ts";
+import type { ActionSelector, KProbeArg, KProbeSelector, ListSpec, TracingPolicy } from "../policy/types.ts";
 import type { GuardAction, GuardHook, GuardProgram } from "./guard.ts";
 
 // ---------------------------------------------------------------- kernel description
@@ -68,7 +68,7 @@ export interface GenericAttach {
   subsystem: string;
   event: string;
   raw: boolean;
-  /** Syscall name without prefix (kind "syscall"). */
+  /** Syscall name without prefix (kind "syscall"); "*" for every syscall (a generated_syscalls list). */
   syscall?: string;
   /** sys_exit_X is needed too (return: true, matchReturnArgs). */
   withExit?: boolean;
@@ -436,6 +436,39 @@ function syscallHook(h: WireHook, name: string, f: HookFeatures, monitor: boolea
   };
 }
 
+/** A kprobe on list:NAME of syscalls: one syscall tracepoint per entry, the same selectors. */
+function listHook(h: WireHook, lists: readonly ListSpec[], f: HookFeatures, monitor: boolean): Omit<ResolvedHook, keyof HookBase | "ok"> {
+  const name = h.name.slice("list:".length);
+  const list = lists.find((l) => l.name === name);
+  if (list === undefined) reject(`list ${name} is not defined in spec.lists`);
+  if (list.type !== "syscalls" && list.type !== "generated_syscalls") {
+    reject(`call ${h.name}: list ${name} (${list.type ?? "untyped"}) names kernel functions, which need kprobes (${f.kprobes ? "not implemented by ward's generic hooks" : NO_KPROBES}); substitute: a list of type syscalls, which runs on the syscall tracepoints`);
+  }
+  const withExit = h.ret || h.selectors.some((s) => s.matchReturnArgs.length > 0 || s.matchReturnActions.length > 0);
+  let generic: GenericAttach[];
+  if (list.type === "generated_syscalls") {
+    generic = [{ kind: "syscall", subsystem: "raw_syscalls", event: "sys_enter", raw: false, syscall: "*", withExit }];
+  } else {
+    generic = list.values.map((v) => {
+      const s = syscallName(v);
+      if (s === undefined) reject(`call ${h.name}: list entry ${v} is not a 64-bit syscall symbol (sys_X or __x64_sys_X)`);
+      if (f.tracepoint("syscalls", `sys_enter_${s}`) === false) reject(`call ${h.name}: syscall ${s} has no tracepoint syscalls/sys_enter_${s} on this kernel`);
+      return { kind: "syscall", subsystem: "syscalls", event: `sys_enter_${s}`, raw: false, syscall: s, withExit };
+    });
+  }
+  const where = list.type === "generated_syscalls" ? "at every syscall entry (raw_syscalls/sys_enter)" : `at the entry of ${generic.map((g) => g.syscall).join(", ")}`;
+  return {
+    backend: "generic",
+    event: "process_kprobe",
+    functionName: h.name,
+    mechanism: `syscall tracepoints for list ${name}: ${list.type === "generated_syscalls" ? "every syscall (tp_btf/sys_enter)" : generic.map((g) => g.event).join(", ")} (no kprobes on this kernel; each event names the syscall called)`,
+    generic,
+    actions: genericActions(h, f, monitor, where, undefined),
+    limits: ["arguments are read at syscall entry, as the caller passed them"],
+    bypasses: [],
+  };
+}
+
 function tracepointHook(h: WireHook, f: HookFeatures, monitor: boolean): Omit<ResolvedHook, keyof HookBase | "ok"> {
   const [subsystem = "", event = ""] = h.name.split("/");
   const raw = h.kind === 4;
@@ -474,7 +507,7 @@ function substituteFor(name: string): string {
   return "a syscall kprobe (syscall: true), which runs on the syscall's tracepoint, or a tracepoint (spec.tracepoints) for the same event";
 }
 
-function resolveOne(h: WireHook, f: HookFeatures, monitor: boolean): Omit<ResolvedHook, keyof HookBase | "ok"> {
+function resolveOne(h: WireHook, f: HookFeatures, monitor: boolean, lists: readonly ListSpec[]): Omit<ResolvedHook, keyof HookBase | "ok"> {
   const lsm = lsmName(h);
   if (lsm !== undefined) {
     if (lsm === "file_open") return guardFileHook(h, "open", f, monitor);
@@ -496,7 +529,7 @@ function resolveOne(h: WireHook, f: HookFeatures, monitor: boolean): Omit<Resolv
   }
   switch (h.list) {
     case "kprobes": {
-      if (h.name.startsWith("list:")) reject("call list:NAME: expand the list into one kprobe per syscall (ward resolves each call separately)");
+      if (h.name.startsWith("list:")) return listHook(h, lists, f, monitor);
       const s = h.syscall ? syscallName(h.name) : undefined;
       if (s !== undefined) {
         if (isModuleSyscall(s)) return guardModuleHook(h, f, monitor);
@@ -524,7 +557,7 @@ export function resolvePolicy(policy: TracingPolicy, f: HookFeatures, mode?: "en
   policyHooks(policy).forEach((h, index) => {
     const base: HookBase = { index, path: `spec.${h.list}[${h.specIndex}]`, name: h.name };
     try {
-      hooks.push({ ...base, ok: true, ...resolveOne(h, f, m === "monitor") });
+      hooks.push({ ...base, ok: true, ...resolveOne(h, f, m === "monitor", policy.spec.lists) });
     } catch (e) {
       if (!(e instanceof Reject)) throw e;
       hooks.push({ ...base, ok: false, reason: e.message });

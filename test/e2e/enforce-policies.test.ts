@@ -242,6 +242,73 @@ spec:
   );
 
   kernelTest(
+    "a tracefs tracepoint (args by format index) and a list:NAME of syscalls run through the generic hooks",
+    async () => {
+      const tp = join(dir, "tp.yaml");
+      writeFileSync(tp, `apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: tp-openat
+spec:
+  tracepoints:
+  - subsystem: syscalls
+    event: sys_enter_openat
+    args:
+    - index: 6
+      type: string
+    selectors:
+    - matchArgs:
+      - index: 6
+        operator: Equal
+        values:
+        - ${secret}
+      matchActions:
+      - action: Sigkill
+`);
+      const py = join(dir, "other", "py");
+      copyFileSync(spawnSync("readlink", ["-f", "/usr/bin/python3"], { encoding: "utf8" }).stdout.trim(), py);
+      spawnSync("chmod", ["755", py]);
+      const list = join(dir, "list.yaml");
+      writeFileSync(list, `apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: list-dup
+spec:
+  lists:
+  - name: dups
+    type: syscalls
+    values: ["sys_dup", "sys_dup2"]
+  kprobes:
+  - call: "list:dups"
+    selectors:
+    - matchBinaries:
+      - operator: In
+        values: ["${py}"]
+      matchActions:
+      - action: Sigkill
+`);
+      const dupScript = "import os; print('before', flush=True); os.dup2(1, 5); print('after')";
+      expect(run([py, "-c", dupScript]).stdout).toBe("before\nafter\n");
+      const a = await startAgent([tp, list]);
+      try {
+        killed(run(["cat", secret]));
+        const r = run([py, "-c", dupScript]);
+        expect(r.signal).toBe("SIGKILL");
+        expect(r.stdout).toBe("before\n");
+        expect(run(["python3", "-c", "import os; os.dup(1); print('ok')"]).stdout).toBe("ok\n");
+        const tpEv = await waitFor("process_tracepoint", () => a.events().map((e) => e.process_tracepoint as { subsys?: string; event?: string; policy_name?: string; action?: string; args?: unknown[] } | undefined).find((e) => e?.policy_name === "tp-openat"), 10_000);
+        expect(tpEv).toMatchObject({ subsys: "syscalls", event: "sys_enter_openat", action: "KPROBE_ACTION_SIGKILL", args: [{ string_arg: secret }] });
+        const listEv = await waitFor("process_kprobe of the list", () => kprobes(a, "list-dup")[0], 10_000);
+        expect(listEv.function_name).toBe("__x64_sys_dup2");
+        expect(listEv.action).toBe("KPROBE_ACTION_SIGKILL");
+      } finally {
+        await a.stop();
+      }
+    },
+    120_000,
+  );
+
+  kernelTest(
     "module loading policy (init_module/finit_module, Sigkill) kills a process calling finit_module",
     async () => {
       const policyFile = join(dir, "modules.yaml");

@@ -189,6 +189,16 @@ describe("rejections name the missing feature and a substitute", () => {
   });
 });
 
+test("list:NAME of syscalls: one syscall tracepoint per entry; generated_syscalls: every syscall; ftrace lists need kprobes", () => {
+  const list = policyFrom(policy(`  lists:\n  - name: dups\n    type: syscalls\n    values: ["sys_dup", "sys_dup2"]\n  kprobes:\n  - call: "list:dups"\n`));
+  const h = ok(resolvePolicy(list, HERE).hooks[0]);
+  expect(h.generic?.map((g) => g.event)).toEqual(["sys_enter_dup", "sys_enter_dup2"]);
+  const all = policyFrom(policy(`  lists:\n  - name: all\n    type: generated_syscalls\n  kprobes:\n  - call: "list:all"\n`));
+  expect(ok(resolvePolicy(all, HERE).hooks[0]).generic).toEqual([{ kind: "syscall", subsystem: "raw_syscalls", event: "sys_enter", raw: false, syscall: "*", withExit: false }]);
+  const ftrace = policyFrom(policy(`  lists:\n  - name: k\n    type: generated_ftrace\n    pattern: "^ksys_*"\n  kprobes:\n  - call: "list:k"\n`));
+  expect(rejected(resolvePolicy(ftrace, HERE).hooks[0])).toContain("need kprobes");
+});
+
 test("syscall names: sys_X, __x64_sys_X; not 32-bit or kernel functions", () => {
   expect(syscallName("sys_openat")).toBe("openat");
   expect(syscallName("__x64_sys_finit_module")).toBe("finit_module");
