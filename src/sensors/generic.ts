@@ -642,6 +642,26 @@ export class GenericSensor {
     };
   }
 
+  /** Entries in each table map (hash/LPM maps and the dispatch map), for status and tests:
+   * after remove() every count is back where it was before apply(). */
+  tableSizes(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const name of ["gen_dispatch", "gen_str_prefix", "gen_str_postfix", "gen_int_set", "gen_addr_lpm", "gen_bin_names", "gen_bin_set", ...[0, 1, 2, 3, 4, 5, 6, 7, 8].map((c) => `gen_str_eq_${16 << c}`)]) {
+      let n = 0;
+      for (const _ of this.map(name).keys()) n++;
+      out[name] = n;
+    }
+    let active = 0;
+    const slots = this.map("gen_slots");
+    const max = slots.spec.maxEntries;
+    for (let i = 0; i < max; i++) {
+      const v = slots.lookup(u32(i));
+      if (v !== undefined && (new DataView(v.buffer, v.byteOffset, v.byteLength).getUint32(this.L.slot.offset("flags"), true) & SLOT_ACTIVE) !== 0) active++;
+    }
+    out.activeSlots = active;
+    return out;
+  }
+
   /** Kernel counters summed over CPUs. */
   counters(): GenericCounters {
     const m = this.map("gen_counters");

@@ -275,6 +275,29 @@ describe("generic syscall hooks (sys_enter openat)", () => {
     }
   });
 
+  kernelTest("apply is all or nothing: a policy that fails half way leaves no entry behind, remove frees everything", () => {
+    const before = s().tableSizes();
+    // Fill openat's dispatch list (8 hooks per syscall) with one policy of 8 hooks, then a
+    // second policy fails at its dispatch entry, after its sets and configs were written.
+    const hooks = (name: string, n: number, path: string): string => {
+      let y = `apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: ${name}\nspec:\n  kprobes:\n`;
+      for (let i = 0; i < n; i++) {
+        y += `  - call: "sys_openat"\n    syscall: true\n    args:\n    - index: 1\n      type: "string"\n    selectors:\n    - matchArgs:\n      - index: 1\n        operator: "Equal"\n        values:\n        - "${path}${i}"\n      matchBinaries:\n      - operator: In\n        values:\n        - "${myCat}${i}"\n`;
+      }
+      return y;
+    };
+    const full = compile(hooks("fill", 8, `${dir}/fill-`));
+    s().apply("fill", full, full.hooks.map((h) => syscallHook(full, h.index, NR_OPENAT)));
+    const during = s().tableSizes();
+    expect(during.activeSlots).toBe((before.activeSlots ?? 0) + 8);
+    const extra = compile(hooks("extra", 1, `${dir}/extra-`));
+    expect(() => s().apply("extra", extra, [syscallHook(extra, 0, NR_OPENAT)])).toThrow(/more than 8 hooks/);
+    expect(s().tableSizes()).toEqual(during);
+    expect(s().policyIds()).not.toContain("extra");
+    s().remove("fill");
+    expect(s().tableSizes()).toEqual(before);
+  });
+
   kernelTest("Override is rejected with the reason; nothing of the policy stays in the maps", () => {
     const c = compile(`apiVersion: cilium.io/v1alpha1
 kind: TracingPolicy
