@@ -368,6 +368,14 @@ describe("bypass matrix: file rules (peers.md §5 beyond guard-file.test.ts)", (
     expectKilled(run(helper, ["memfd-exec", allowedCat, secret]));
   });
 
+  kernelTest("an O_TMPFILE copy of the allowed cat, executed by fd (B9), is judged by its own inode: killed", () => {
+    // the same program works when it opens an unprotected file, so the kill is the rule's
+    const unprotected = join(dir, "tmpfile-plain");
+    writeFileSync(unprotected, "plain\n");
+    expect(run(helper, ["tmpfile-exec", dir, allowedCat, unprotected]).stdout).toBe("plain\n");
+    expectKilled(run(helper, ["tmpfile-exec", dir, allowedCat, secret]));
+  });
+
   kernelTest("a process started before the guard existed (B17) is judged by its real binary when it opens", async () => {
     // A second guard, opened after the processes started, with the same kind of rule.
     const late = join(dir, "late-secret");

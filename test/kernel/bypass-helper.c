@@ -163,6 +163,29 @@ static int do_memfd_exec(const char *path, char **argv)
 	return fail("execveat");
 }
 
+/* Copy a binary into an O_TMPFILE in dir (anonymous, never named) and exec that (B9). */
+static int do_tmpfile_exec(const char *dir, const char *path, char **argv)
+{
+	char buf[65536], proc[64];
+	ssize_t n;
+	int in = open(path, O_RDONLY);
+	int t = open(dir, O_TMPFILE | O_RDWR, 0700);
+	if (in < 0 || t < 0)
+		return fail("open-tmpfile");
+	while ((n = read(in, buf, sizeof buf)) > 0)
+		if (write(t, buf, (size_t)n) != n)
+			return fail("write");
+	close(in);
+	/* exec refuses a file open for writing (ETXTBSY): re-open it read-only, drop the writer */
+	snprintf(proc, sizeof proc, "/proc/self/fd/%d", t);
+	int ro = open(proc, O_RDONLY | O_CLOEXEC);
+	if (ro < 0)
+		return fail("reopen");
+	close(t);
+	syscall(SYS_execveat, ro, "", argv, environ, AT_EMPTY_PATH);
+	return fail("execveat");
+}
+
 /*
  * SCM_RIGHTS: fork; the child execs RECEIVER (another binary) which waits for an fd on a
  * unix socket; this process opens PATH and sends the fd. Exits with the receiver's status.
@@ -253,6 +276,7 @@ int main(int argc, char **argv)
 	if (argc < 3) {
 		fprintf(stderr,
 			"usage: %s read|late|opath-reopen|truncate PATH | hold|fresh MODE PATH | fexec|memfd-exec PATH ARGV... |\n"
+			"       tmpfile-exec DIR PATH ARGV... |\n"
 			"       sendfd PATH RECEIVER | recvfd SOCKFD | loop N PATH\n",
 			argv[0]);
 		return 2;
@@ -274,6 +298,8 @@ int main(int argc, char **argv)
 		return do_memfd_exec(argv[2], argv + 2);
 	if (argc < 4)
 		return fail("usage");
+	if (strcmp(cmd, "tmpfile-exec") == 0)
+		return do_tmpfile_exec(argv[2], argv[3], argv + 3);
 	if (strcmp(cmd, "hold") == 0)
 		return do_hold(argv[2], argv[3]);
 	if (strcmp(cmd, "fresh") == 0)
