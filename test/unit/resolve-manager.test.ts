@@ -1,0 +1,130 @@
+// The policy manager's checks that run before anything touches the kernel (a rejected hook,
+// a missing file or binary, a generic hook without the generic sensor), and the event form
+// of hook matches (src/events/kprobe-event.ts). Kernel behaviour is in test/e2e/enforce-*.
+import { describe, expect, test } from "bun:test";
+import { encodeHookMatch, kprobeActionName } from "../../src/events/kprobe-event.ts";
+import type { ProcessInfo } from "../../src/events/model.ts";
+import { emptyCreds } from "../../src/events/process-cache.ts";
+import { BootClock } from "../../src/events/time.ts";
+import { PolicyManager } from "../../src/sensors/manager.ts";
+import { HookResolutionError, type HookFeatures } from "../../src/sensors/resolve.ts";
+import { policyFrom } from "./engine-helpers.ts";
+
+const HERE: HookFeatures = { release: "6.18.44", bpfLsm: false, kprobes: false, overrideReturn: false, tracepoint: () => true };
+
+function manager(): { m: PolicyManager; opened: number } {
+  const state = { opened: 0 };
+  const m = new PolicyManager({
+    features: HERE,
+    encode: { nodeName: "n", clock: new BootClock(0n) },
+    publish: () => {},
+    log: () => {},
+    openGuard: () => {
+      state.opened++;
+      throw new Error("the kernel must not be touched in this test");
+    },
+  });
+  return { m, get opened() { return state.opened; } } as { m: PolicyManager; opened: number };
+}
+
+const secure = (file: string, bin: string, action = "Sigkill") => policyFrom(`apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: secure
+spec:
+  kprobes:
+  - call: security_file_open
+    syscall: false
+    args:
+    - index: 0
+      type: file
+    selectors:
+    - matchArgs:
+      - index: 0
+        operator: Equal
+        values: ["${file}"]
+      matchBinaries:
+      - operator: NotIn
+        values: ["${bin}"]
+      matchActions:
+      - action: ${action}
+`);
+
+describe("policy manager: refusals before the kernel", () => {
+  test("Override on security_file_open here: HookResolutionError with the reason, nothing opened", () => {
+    const t = manager();
+    expect(() => t.m.apply(secure("/etc/hostname", "/bin/cat", "Override\n        argError: -1"), { mode: "enforce" })).toThrow(HookResolutionError);
+    try {
+      t.m.apply(secure("/etc/hostname", "/bin/cat", "Override\n        argError: -1"), { mode: "enforce" });
+    } catch (e) {
+      expect((e as HookResolutionError).problems[0]).toContain("Override needs BPF LSM or fmod_ret");
+    }
+    expect(t.opened).toBe(0);
+    expect(t.m.has("secure")).toBe(false);
+  });
+
+  test("a protected file or an allowed binary that does not exist fails the apply before the guard opens", () => {
+    const t = manager();
+    expect(() => t.m.apply(secure("/nonexistent/secret", "/bin/cat"), { mode: "enforce" })).toThrow(/file \/nonexistent\/secret: ENOENT/);
+    expect(() => t.m.apply(secure("/etc/hostname", "/nonexistent/cat"), { mode: "enforce" })).toThrow(/matchBinaries path \/nonexistent\/cat: ENOENT/);
+    expect(t.opened).toBe(0);
+    expect(t.m.has("secure")).toBe(false);
+  });
+
+  test("an existing file reaches the guard (which this test refuses): the error is reported, nothing is kept", () => {
+    const t = manager();
+    expect(() => t.m.apply(secure("/etc/hostname", "/bin/cat"), { mode: "enforce" })).toThrow(/could not be attached: the kernel must not be touched/);
+    expect(t.opened).toBe(1);
+    expect(t.m.has("secure")).toBe(false);
+  });
+
+  test("a disabled policy is resolved (and refused) at apply, but attaches nothing", () => {
+    const t = manager();
+    const st = t.m.apply(secure("/etc/hostname", "/bin/cat"), { mode: "enforce", enabled: false });
+    expect(st.state).toBe("disabled");
+    expect(st.hooks[0]?.mechanism).toContain("file guard substitute");
+    expect(t.opened).toBe(0);
+    t.m.remove("secure");
+    expect(t.m.has("secure")).toBe(false);
+  });
+
+  test("a generic hook without the generic sensor is refused, naming the hook", () => {
+    const t = manager();
+    const p = policyFrom(`apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: o\nspec:\n  kprobes:\n  - call: sys_openat\n    syscall: true\n`);
+    expect(() => t.m.apply(p, { mode: "enforce" })).toThrow(/spec\.kprobes\[0\] \(sys_openat\): the generic hook sensor is not available/);
+  });
+});
+
+describe("process_kprobe / process_tracepoint / process_lsm JSON", () => {
+  const proc: ProcessInfo = {
+    execId: "ZXhlYw==", pid: 42, tid: 43, ktime: 1_000_000_000n, binary: "/usr/bin/cat", arguments: "/secret", cwd: "/", flags: 1,
+    creds: emptyCreds(), parentExecId: "cGFyZW50", ppid: 1,
+  };
+  const opts = { nodeName: "node1", clock: new BootClock(0n) };
+
+  test("process_kprobe: Tetragon's field order, typed args, action name, policy name", () => {
+    const j = encodeHookMatch({
+      kind: "process_kprobe", time: 2_000_000_000n, process: proc, parent: undefined, functionName: "security_file_open",
+      args: [{ kind: "file", path: "/secret" }, { kind: "int", value: -100 }, { kind: "size", value: 2n ** 40n }, { kind: "string", value: "x", label: "name" }],
+      ret: { kind: "int", value: 0 }, action: "Sigkill", policyName: "secure", tags: ["t1"],
+    }, opts);
+    expect(Object.keys(j)).toEqual(["process_kprobe", "node_name", "time"]);
+    const body = j.process_kprobe as Record<string, unknown>;
+    expect(Object.keys(body)).toEqual(["process", "function_name", "args", "return", "action", "policy_name", "tags"]);
+    expect(body.args).toEqual([{ file_arg: { path: "/secret" } }, { int_arg: -100 }, { size_arg: "1099511627776" }, { string_arg: "x", label: "name" }]);
+    expect(body.action).toBe("KPROBE_ACTION_SIGKILL");
+    expect(body.policy_name).toBe("secure");
+    expect((body.process as Record<string, unknown>).binary).toBe("/usr/bin/cat");
+    expect((body.process as Record<string, unknown>).tid).toBe(43);
+    expect(j.time).toBe("1970-01-01T00:00:02Z");
+  });
+
+  test("process_tracepoint and process_lsm keep their own field order", () => {
+    const tp = encodeHookMatch({ kind: "process_tracepoint", time: 0n, process: proc, parent: proc, subsys: "syscalls", event: "sys_enter_openat", args: [{ kind: "syscall_id", id: 257, abi: "x64" }], action: "Post", policyName: "p" }, opts);
+    expect(Object.keys(tp.process_tracepoint as object)).toEqual(["process", "parent", "subsys", "event", "args", "policy_name", "action"]);
+    const lsm = encodeHookMatch({ kind: "process_lsm", time: 0n, process: proc, parent: undefined, functionName: "bprm_check_security", args: [{ kind: "linux_binprm", path: "/bin/x" }], action: "Override", policyName: "p", message: "m" }, opts);
+    expect(Object.keys(lsm.process_lsm as object)).toEqual(["process", "function_name", "policy_name", "message", "args", "action"]);
+    expect((lsm.process_lsm as Record<string, unknown>).args).toEqual([{ linux_binprm_arg: { path: "/bin/x" } }]);
+    expect(kprobeActionName("NoPost")).toBe("KPROBE_ACTION_NOPOST");
+  });
+});
