@@ -290,7 +290,9 @@ function unsupportedMatchers(sel: KProbeSelector, si: number): void {
   if (sel.matchCapabilityChanges.length) extra.push("matchCapabilityChanges");
   if (sel.matchWorkloads !== undefined) extra.push("matchWorkloads");
   if (sel.matchReturnActions.length) extra.push("matchReturnActions");
-  if (extra.length) reject(`selector ${si}: ${extra.join(", ")} cannot be evaluated by the file guard (it matches the file's inode and the executable's inode only)`);
+  if (extra.length) {
+    reject(`selector ${si}: ${extra.join(", ")} cannot be evaluated by the file guard (it matches the file's inode and the executable's inode only); substitute: the same selector on a syscall kprobe (sys_openat with a string path, syscall: true), which evaluates every matcher in the kernel but decides on the path string the caller passed`);
+  }
 }
 
 function guardFileHook(h: WireHook, target: "open" | "exec", f: HookFeatures, monitor: boolean): Omit<ResolvedHook, keyof HookBase | "ok"> {

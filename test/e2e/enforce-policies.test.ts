@@ -151,8 +151,15 @@ describe("enforcement through the agent (e2e)", () => {
       writeFileSync(policyFile, secureYaml("secure-files"));
       // Without the agent every way in reads the file (so the kills below are the policy's).
       expect(run(["cat", secret]).stdout).toBe(CONTENT);
+      // A process started before the agent: it opens the file when told to, after the policy is in.
+      const early = Bun.spawn(["python3", "-c", `import sys; sys.stdin.readline(); print(open(${JSON.stringify(secret)}).read(), end="")`], { stdin: "pipe", stdout: "pipe", stderr: "ignore" });
       const a = await startAgent([policyFile]);
       try {
+        early.stdin.write("go\n");
+        await early.stdin.end();
+        expect(await early.exited).toBe(137);
+        expect(early.signalCode).toBe("SIGKILL");
+        expect(await new Response(early.stdout).text()).toBe("");
         killed(run(["cat", secret]));
         killed(run([otherCat, secret]));
         killed(run(["cat", "extremely/secret/file"], { cwd: join(dir, "my") }));
@@ -165,9 +172,9 @@ describe("enforcement through the agent (e2e)", () => {
         expect(allowed.status).toBe(0);
         expect(run(["cat", "/etc/hostname"]).status).toBe(0);
         // process_kprobe events, with policy name and action, the file, and the process from the cache.
-        const evs = await waitFor("7 process_kprobe events", () => {
+        const evs = await waitFor("8 process_kprobe events", () => {
           const e = kprobes(a, "secure-files");
-          return e.length >= 7 ? e : undefined;
+          return e.length >= 8 ? e : undefined;
         }, 10_000);
         for (const e of evs) {
           expect(e.function_name).toBe("security_file_open");
@@ -187,6 +194,7 @@ describe("enforcement through the agent (e2e)", () => {
         expect(p?.hooks[0]?.limits.join("\n")).toContain("io_uring");
         expect(await a.stop()).toBe(0);
       } finally {
+        if (early.exitCode === null) early.kill("SIGKILL");
         await a.stop();
       }
       // Stopping the agent detached the guard.
