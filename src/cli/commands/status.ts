@@ -34,7 +34,15 @@ export function formatStatus(s: AgentStatus): string {
   out.push(`streams: ${s.events.subscribers}; sinks: ${s.events.sinks.join(", ") || "none"}`);
   if (s.process_cache_size !== undefined) out.push(`process cache: ${s.process_cache_size}`);
   out.push(`policies: ${s.policies.length}`);
-  for (const p of s.policies) out.push(`  ${p.name.padEnd(24)} ${p.mode.padEnd(8)} ${p.state}`);
+  for (const p of s.policies) {
+    out.push(`  ${p.name.padEnd(24)} ${p.mode.padEnd(8)} ${p.state}`);
+    // Per hook: the kernel mechanism on this host and how each action is honored there.
+    for (const h of p.hooks ?? []) {
+      out.push(`    ${h.path} ${h.hook}: ${h.mechanism}`);
+      for (const a of h.actions) out.push(`      selector ${a.selector} ${a.action}: ${a.honored}`);
+      for (const b of h.bypasses) out.push(`      BYPASS: ${b}`);
+    }
+  }
   return `${out.join("\n")}\n`;
 }
 
