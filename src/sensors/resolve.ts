@@ -148,6 +148,8 @@ export function syscallName(call: string): string | undefined {
   return m?.[1];
 }
 
+const OPEN_FAMILY = new Set(["open", "openat", "openat2", "creat", "open_by_handle_at"]);
+
 function isModuleSyscall(s: string | undefined): boolean {
   return s === "init_module" || s === "finit_module";
 }
@@ -424,8 +426,15 @@ function syscallHook(h: WireHook, name: string, f: HookFeatures, monitor: boolea
   const withExit = h.ret || h.selectors.some((s) => s.matchReturnArgs.length > 0 || s.matchReturnActions.length > 0);
   const where = `at syscalls/sys_enter_${name}`;
   const actions = genericActions(h, f, monitor, where, undefined);
-  const limits = ["arguments are read at syscall entry: a path string is what the caller passed (relative paths, symlinks, hardlinks and other open syscalls reach the same file; a thread can change the buffer after the check); security_file_open with a file argument decides on the opened file"];
-  if (h.args.some((a) => a.type === "string" || a.type === "char_buf")) limits.push("string arguments are read from user memory at entry (TOCTOU on the user pointer)");
+  const limits = ["arguments are read at syscall entry, as the caller passed them"];
+  const bypasses: string[] = [];
+  const strings = h.args.some((a) => a.type === "string" || a.type === "char_buf" || a.type === "filename");
+  if (strings) limits.push("string arguments are read from user memory at entry: a sibling thread can change the buffer after the check (TOCTOU on the user pointer)");
+  if (OPEN_FAMILY.has(name) && strings) {
+    bypasses.push(
+      `a path string rule on ${name} is bypassed by relative paths, "..", symlinks, hardlinks, dirfds and /proc/self/fd, by the other open syscalls (${[...OPEN_FAMILY].filter((x) => x !== name).join(", ")}) and by io_uring IORING_OP_OPENAT (no syscall at all); remedy: security_file_open with a file argument, which decides on the opened file`,
+    );
+  }
   return {
     backend: "generic",
     event: "process_kprobe",
@@ -434,7 +443,7 @@ function syscallHook(h: WireHook, name: string, f: HookFeatures, monitor: boolea
     generic: [{ kind: "syscall", subsystem: "syscalls", event: `sys_enter_${name}`, raw: false, syscall: name, withExit }],
     actions,
     limits,
-    bypasses: [],
+    bypasses,
   };
 }
 
