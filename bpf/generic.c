@@ -18,7 +18,9 @@
  *
  * Actions happen here: Sigkill and Signal with bpf_send_signal(), which from these
  * tracepoints queues the signal at once, so a process killed at sys_enter/sys_exit dies on
- * its way back to user space, before the call's result reaches it. Post sends a gen_event
+ * its way back to user space, before the call's result reaches it. The call itself still
+ * runs (a write is written, a read fills the buffer nobody will use): only return-phase
+ * hooks see its result, and only Override could prevent it. Post sends a gen_event
  * (rate-limited per selector, scope and argument digest); NoPost suppresses it. Override
  * cannot be done on this kernel (no fmod_ret, LSM or override_return): userspace rejects it.
  * The agent's tgid (and its test runner) sit in gen_exempt, checked before any action.
@@ -388,6 +390,68 @@ static __always_inline void read_string(struct gen_state *st, struct gen_event *
 	ev->arg_state[i] = n == GEN_STR_MAX ? GEN_ARG_TRUNC : GEN_ARG_BYTES;
 }
 
+/* char_iovec: the buffers of an iovec array (count from sizeArgIndex), concatenated up to
+ * GEN_STR_MAX bytes. */
+struct iov_ctx {
+	struct gen_event *ev;
+	const struct iovec *iov;
+	__u64 count;
+	__u32 base;   /* i * GEN_STR_MAX */
+	__u32 pos;
+	__u32 trunc;
+	__u32 err;
+};
+
+static long iov_cb(__u32 k, struct iov_ctx *c)
+{
+	struct iovec v = {};
+	__u64 len;
+	__u32 pos = c->pos, n;
+
+	if (k >= c->count)
+		return 1;
+	if (bpf_probe_read_user(&v, sizeof(v), &c->iov[k])) {
+		c->err = 1;
+		return 1;
+	}
+	len = v.iov_len;
+	if (pos >= GEN_STR_MAX) {
+		c->trunc = len > 0;
+		return 1;
+	}
+	n = len > GEN_STR_MAX - pos ? GEN_STR_MAX - pos : (__u32)len;
+	if (len > GEN_STR_MAX - pos)
+		c->trunc = 1;
+	OPAQUE(n);
+	n &= GEN_STR_MAX * 2 - 1;
+	if (n > GEN_STR_MAX)
+		n = GEN_STR_MAX;
+	OPAQUE(pos);
+	pos &= GEN_STR_MAX - 1;
+	if (n && bpf_probe_read_user(&c->ev->data[(c->base & (GEN_STR_MAX * 4 - 1)) + pos], n, v.iov_base)) {
+		c->err = 1;
+		return 1;
+	}
+	c->pos = pos + n;
+	return 0;
+}
+
+static __always_inline void read_iovec(struct gen_event *ev, __u32 i, __u64 raw, __u64 iovcnt)
+{
+	struct iov_ctx c = { .ev = ev, .iov = (const struct iovec *)raw, .count = iovcnt, .base = i * GEN_STR_MAX };
+
+	if (i >= GEN_ARG_SLOTS)
+		return;
+	bpf_loop(64, (void *)iov_cb, &c, 0);
+	if (c.err) {
+		ev->arg_state[i] = GEN_ARG_ERROR;
+		count(GEN_CNT_READ_ERRORS);
+		return;
+	}
+	ev->arg_len[i] = c.pos;
+	ev->arg_state[i] = c.trunc || iovcnt > 64 ? GEN_ARG_TRUNC : GEN_ARG_BYTES;
+}
+
 /* char_buf with sizeArgIndex: min(size, GEN_STR_MAX) bytes from a user pointer. */
 static __always_inline void read_buf(struct gen_event *ev, __u32 i, const struct gen_src *src,
 				     __u64 raw, __u64 size)
@@ -648,7 +712,10 @@ __noinline int read_args(struct gen_state *st, const struct ward_hook_config *cf
 				size = st->ret > 0 ? (__u64)st->ret : 0;
 			else if (cfg->args[i].size_arg)
 				size = size_of(st, cfg, gs, ev, cfg->args[i].size_arg - 1);
-			read_buf(ev, i, &gs->src[i], raw, size);
+			if (gs->src[i].flags & GEN_SRC_IOVEC)
+				read_iovec(ev, i, raw, cfg->args[i].size_arg ? size : 0);
+			else
+				read_buf(ev, i, &gs->src[i], raw, size);
 		} else if (t == WARD_ARG_SOCKADDR) {
 			read_sockaddr(ev, i, raw, size_of(st, cfg, gs, ev, cfg->args[i].index + 1));
 		} else if (t == WARD_ARG_FILE || t == WARD_ARG_PATH) {

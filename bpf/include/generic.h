@@ -10,7 +10,7 @@
 #define WARD_GENERIC_H
 
 #define GEN_MAX_HOOKS 128      /* hook slots (every policy's hooks together) */
-#define GEN_DISPATCH_MAX 8     /* hook slots on one syscall / tracepoint */
+#define GEN_DISPATCH_MAX 16    /* hook slots on one syscall / tracepoint */
 #define GEN_STR_MAX 4096       /* bytes of a string/buffer argument read (Tetragon's char_buf) */
 #define GEN_ARG_SLOTS 5        /* argument slots with bytes (slot 5 is the return value) */
 #define GEN_DATA_MAX (GEN_STR_MAX * GEN_ARG_SLOTS)
@@ -28,6 +28,7 @@ enum gen_from {
 };
 #define GEN_SRC_SIGNED 0x1     /* sign-extend a TP field */
 #define GEN_SRC_USER 0x2       /* pointer is a user pointer (syscall args, syscalls/ tracepoints) */
+#define GEN_SRC_IOVEC 0x8      /* a buffer argument that is an iovec array (char_iovec), count from sizeArgIndex */
 #define GEN_SRC_FD 0x4         /* a file argument given as an fd number (tracepoints; syscall file args always are) */
 
 struct gen_src {

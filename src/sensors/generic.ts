@@ -29,14 +29,14 @@ export class GenericUnsupportedError extends GenericSensorError {
 /** Where the kernel reads one argument slot (enum gen_from in bpf/include/generic.h). */
 export type ArgSource =
   /** syscall argument 0..5 from pt_regs (di si dx r10 r8 r9) */
-  | { from: "syscall-arg"; index: number }
+  | { from: "syscall-arg"; index: number; iovec?: boolean }
   /** the syscall number */
   | { from: "syscall-nr" }
   /** the syscall's return value (only for hooks evaluated at the return) */
   | { from: "return" }
   /** a tracefs tracepoint field: offset/size from the format file; pointers to user memory
    * (syscalls/ tracepoints) need user: true to be read as strings/buffers */
-  | { from: "tp-field"; offset: number; size: 1 | 2 | 4 | 8; signed?: boolean; user?: boolean; fd?: boolean }
+  | { from: "tp-field"; offset: number; size: 1 | 2 | 4 | 8; signed?: boolean; user?: boolean; fd?: boolean; iovec?: boolean }
   /** a tracefs __data_loc string field */
   | { from: "tp-dataloc"; offset: number };
 
@@ -256,6 +256,11 @@ export class GenericSensor {
     return end;
   }
 
+  /** Hooks one syscall or tracepoint can carry (GEN_DISPATCH_MAX). */
+  get dispatchLimit(): number {
+    return (this.L.dval.field("slots").size / 4) | 0;
+  }
+
   /** Ids of the applied policies. */
   policyIds(): string[] {
     return [...this.policies.keys()];
@@ -434,10 +439,10 @@ export class GenericSensor {
       if (s.from === "tp-field") {
         dv.setUint8(o + L.src.offset("size"), s.size);
         dv.setUint16(o + L.src.offset("offset"), s.offset, true);
-        dv.setUint8(o + L.src.offset("flags"), (s.signed ? 1 : 0) | (s.user ? 2 : 0) | (s.fd ? 4 : 0));
+        dv.setUint8(o + L.src.offset("flags"), (s.signed ? 1 : 0) | (s.user ? 2 : 0) | (s.fd ? 4 : 0) | (s.iovec ? 8 : 0));
       }
       if (s.from === "tp-dataloc") dv.setUint16(o + L.src.offset("offset"), s.offset, true);
-      if (s.from === "syscall-arg") dv.setUint8(o + L.src.offset("flags"), 2);
+      if (s.from === "syscall-arg") dv.setUint8(o + L.src.offset("flags"), 2 | (s.iovec ? 8 : 0));
     }
     return v;
   }
@@ -714,7 +719,14 @@ function binKey(path: string): Uint8Array {
  * value; evaluated at the return when the hook has return: true or matchReturnArgs.
  * Hook resolution (I5-U) may build ResolvedHook itself; this is the common case.
  */
-export function syscallHook(compiled: CompiledPolicy, index: number, nr: number | "all", atReturn?: boolean): ResolvedHook {
+export function syscallHook(
+  compiled: CompiledPolicy,
+  index: number,
+  nr: number | "all",
+  atReturn?: boolean,
+  /** the declared Tetragon type by slot: "char_iovec" is a BUF slot read as an iovec array */
+  declaredTypes?: readonly (string | undefined)[],
+): ResolvedHook {
   const sec = compiled.tables.hooks;
   const b = sec.bytes.subarray(index * sec.entrySize, (index + 1) * sec.entrySize);
   const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
@@ -725,7 +737,8 @@ export function syscallHook(compiled: CompiledPolicy, index: number, nr: number 
     const o = 24 + i * 8;
     const present = dv.getUint8(o + 5) !== 0;
     if (!present) { sources.push(undefined); continue; }
-    sources.push(i === 5 ? { from: "return" } : { from: "syscall-arg", index: dv.getUint8(o + 3) });
+    const iovec = declaredTypes?.[i] === "char_iovec";
+    sources.push(i === 5 ? { from: "return" } : { from: "syscall-arg", index: dv.getUint8(o + 3), ...(iovec ? { iovec } : {}) });
   }
   // WARD_HF_RETURN (flags at byte 7): return: true
   return { index, attach: { kind: "syscall", nr }, sources, atReturn: atReturn ?? (dv.getUint8(7) & 2) !== 0 };

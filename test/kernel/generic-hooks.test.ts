@@ -194,6 +194,44 @@ describe("generic hooks: tracepoints, returns, signals, namespaces, capabilities
     }
   });
 
+  kernelTest("char_iovec with sizeArgIndex: writev's buffers are read concatenated, a Prefix across two iovecs kills", async () => {
+    const c = compile(policy("iovec-writev", `  kprobes:
+  - call: "sys_writev"
+    syscall: true
+    args:
+    - index: 0
+      type: "int"
+    - index: 1
+      type: "char_iovec"
+      sizeArgIndex: 3
+    selectors:
+    - matchArgs:
+      - index: 1
+        operator: "Prefix"
+        values:
+        - "ward-iovec-marker"
+      matchActions:
+      - action: Sigkill`));
+    s().apply("iovec-writev", c, [syscallHook(c, 0, hostSyscallNumber("sys_writev") ?? 0, false, ["int", "char_iovec"])]);
+    const bun = process.execPath;
+    const writev = (a: string, b: string): SpawnSyncReturns<string> =>
+      run(bun, ["-e", `const fs = require("fs"); fs.writevSync(1, [Buffer.from(${JSON.stringify(a)}), Buffer.from(${JSON.stringify(b)})]); fs.writeSync(1, "after\\n")`]);
+    try {
+      const killed = writev("ward-iovec-", "marker\n");
+      expect(killed.signal).toBe("SIGKILL");
+      // Sigkill at syscall entry does not undo the call itself (as with Tetragon's kprobe
+      // Sigkill without Override): the write happens, the process never runs after it.
+      expect(killed.stdout).toBe("ward-iovec-marker\n");
+      const fine = writev("ward-iovec-", "other\n");
+      expect(fine.status).toBe(0);
+      expect(fine.stdout).toBe("ward-iovec-other\nafter\n");
+      const e = (await recordsOf("iovec-writev")).find((x) => x.tgid === killed.pid);
+      expect(new TextDecoder().decode(e?.args.find((a) => a.slot === 1)?.bytes)).toBe("ward-iovec-marker\n");
+    } finally {
+      s().remove("iovec-writev");
+    }
+  });
+
   kernelTest("Signal with argSig: SIGUSR1 ends the process that opened the file", () => {
     const file = join(dir, "sig-file");
     writeFileSync(file, "sig\n");

@@ -277,7 +277,7 @@ describe("generic syscall hooks (sys_enter openat)", () => {
 
   kernelTest("apply is all or nothing: a policy that fails half way leaves no entry behind, remove frees everything", () => {
     const before = s().tableSizes();
-    // Fill openat's dispatch list (8 hooks per syscall) with one policy of 8 hooks, then a
+    // Fill openat's dispatch list (dispatchLimit hooks per syscall) with one policy, then a
     // second policy fails at its dispatch entry, after its sets and configs were written.
     const hooks = (name: string, n: number, path: string): string => {
       let y = `apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: ${name}\nspec:\n  kprobes:\n`;
@@ -286,12 +286,13 @@ describe("generic syscall hooks (sys_enter openat)", () => {
       }
       return y;
     };
-    const full = compile(hooks("fill", 8, `${dir}/fill-`));
+    const limit = s().dispatchLimit;
+    const full = compile(hooks("fill", limit, `${dir}/fill-`));
     s().apply("fill", full, full.hooks.map((h) => syscallHook(full, h.index, NR_OPENAT)));
     const during = s().tableSizes();
-    expect(during.activeSlots).toBe((before.activeSlots ?? 0) + 8);
+    expect(during.activeSlots).toBe((before.activeSlots ?? 0) + limit);
     const extra = compile(hooks("extra", 1, `${dir}/extra-`));
-    expect(() => s().apply("extra", extra, [syscallHook(extra, 0, NR_OPENAT)])).toThrow(/more than 8 hooks/);
+    expect(() => s().apply("extra", extra, [syscallHook(extra, 0, NR_OPENAT)])).toThrow(new RegExp(`more than ${limit} hooks`));
     expect(s().tableSizes()).toEqual(during);
     expect(s().policyIds()).not.toContain("extra");
     s().remove("fill");
