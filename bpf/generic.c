@@ -325,6 +325,10 @@ static __always_inline int source_value(struct gen_state *st, const struct gen_s
 	case GEN_FROM_RETURN:
 		*out = (__u64)st->ret;
 		return 0;
+	case GEN_FROM_TP_ARRAY:
+		/* a char array inside the record: its address, read as a kernel string */
+		*out = (__u64)st->ctx + (src->offset & 0xfff);
+		return 0;
 	case GEN_FROM_TP_FIELD:
 	case GEN_FROM_TP_DATALOC: {
 		__u32 size = src->from == GEN_FROM_TP_DATALOC ? 4 : src->size;

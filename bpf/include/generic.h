@@ -25,6 +25,7 @@ enum gen_from {
 	GEN_FROM_RETURN = 3,      /* the syscall's return value (sys_exit only) */
 	GEN_FROM_TP_FIELD = 4,    /* tracepoint record field at `offset`, `size` bytes */
 	GEN_FROM_TP_DATALOC = 5,  /* tracepoint __data_loc string at `offset` */
+	GEN_FROM_TP_ARRAY = 6,    /* tracepoint char array at `offset` (comm[16], ...), read as a string */
 };
 #define GEN_SRC_SIGNED 0x1     /* sign-extend a TP field */
 #define GEN_SRC_USER 0x2       /* pointer is a user pointer (syscall args, syscalls/ tracepoints) */

@@ -38,7 +38,9 @@ export type ArgSource =
    * (syscalls/ tracepoints) need user: true to be read as strings/buffers */
   | { from: "tp-field"; offset: number; size: 1 | 2 | 4 | 8; signed?: boolean; user?: boolean; fd?: boolean; iovec?: boolean }
   /** a tracefs __data_loc string field */
-  | { from: "tp-dataloc"; offset: number };
+  | { from: "tp-dataloc"; offset: number }
+  /** a char array inside a tracefs record (comm[16], ...), read as a string */
+  | { from: "tp-array"; offset: number };
 
 export type HookAttach =
   /** tp_btf/sys_enter (or sys_exit when evaluated at return); "all" for raw_syscalls */
@@ -146,7 +148,7 @@ const ACT = { POST: 1, SIGKILL: 3, NOPOST: 9, SIGNAL: 10, GETURL: 7, DNSLOOKUP: 
 const SLOT_ACTIVE = 1, SLOT_MONITOR = 2, SLOT_RETURN = 4;
 const POINT = { SYS_ENTER: 1, SYS_EXIT: 2, TP: 3 } as const;
 const ALL_SYSCALLS = 0xffffffff;
-const FROM = { "syscall-arg": 1, "syscall-nr": 2, return: 3, "tp-field": 4, "tp-dataloc": 5 } as const;
+const FROM = { "syscall-arg": 1, "syscall-nr": 2, return: 3, "tp-field": 4, "tp-dataloc": 5, "tp-array": 6 } as const;
 const NS_NAMES = ["uts", "ipc", "mnt", "pid", "pid_for_children", "net", "time", "time_for_children", "cgroup", "user"];
 
 function readable(type: number): boolean {
@@ -441,7 +443,7 @@ export class GenericSensor {
         dv.setUint16(o + L.src.offset("offset"), s.offset, true);
         dv.setUint8(o + L.src.offset("flags"), (s.signed ? 1 : 0) | (s.user ? 2 : 0) | (s.fd ? 4 : 0) | (s.iovec ? 8 : 0));
       }
-      if (s.from === "tp-dataloc") dv.setUint16(o + L.src.offset("offset"), s.offset, true);
+      if (s.from === "tp-dataloc" || s.from === "tp-array") dv.setUint16(o + L.src.offset("offset"), s.offset, true);
       if (s.from === "syscall-arg") dv.setUint8(o + L.src.offset("flags"), 2 | (s.iovec ? 8 : 0));
     }
     return v;

@@ -4,7 +4,7 @@
 // matchCapabilities.
 import { afterAll, beforeAll, describe, expect } from "bun:test";
 import { spawnSync, type SpawnSyncReturns } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { kernelTest, kernelUnavailable, prepareHost } from "../lib/host.ts";
 import { tracefsRoot } from "../../src/bpf/perf.ts";
@@ -49,7 +49,7 @@ async function recordsOf(policyId: string): Promise<GenericEvent[]> {
 /** offset and size of a field of a tracefs event's format file. */
 function formatField(category: string, event: string, field: string): { offset: number; size: number } {
   const text = readFileSync(`${tracefsRoot()}/events/${category}/${event}/format`, "utf8");
-  const m = new RegExp(`field:[^;]*\\b${field};\\s*offset:(\\d+);\\s*size:(\\d+);`).exec(text);
+  const m = new RegExp(`field:[^;]*\\b${field}(?:\\[\\d+\\])?;\\s*offset:(\\d+);\\s*size:(\\d+);`).exec(text);
   if (m?.[1] === undefined || m[2] === undefined) throw new Error(`no field ${field} in ${category}/${event}`);
   return { offset: Number(m[1]), size: Number(m[2]) };
 }
@@ -102,6 +102,58 @@ describe("generic hooks: tracepoints, returns, signals, namespaces, capabilities
       s().remove("tp-openat");
     }
     expect(run("cat", [file]).stdout).toBe("tp\n");
+  });
+
+  kernelTest("two tracefs hooks in one policy: sched_process_exec's __data_loc filename posts, task_rename's char newcomm[16] kills", async () => {
+    const bin = join(dir, "wardtpcomm");
+    copyFileSync("/usr/bin/true", bin);
+    spawnSync("chmod", ["755", bin]);
+    const c = compile(policy("tp-exec-rename", `  tracepoints:
+  - subsystem: "sched"
+    event: "sched_process_exec"
+    args:
+    - index: 4
+      type: "data_loc"
+    selectors:
+    - matchArgs:
+      - index: 4
+        operator: "Equal"
+        values:
+        - "${bin}"
+  - subsystem: "task"
+    event: "task_rename"
+    args:
+    - index: 6
+      type: "string"
+    selectors:
+    - matchArgs:
+      - index: 6
+        operator: "Equal"
+        values:
+        - "wardtpcomm"
+      matchActions:
+      - action: Sigkill`));
+    const exec = formatField("sched", "sched_process_exec", "filename");
+    const rename = formatField("task", "task_rename", "newcomm");
+    expect(rename.size).toBe(16);
+    s().apply("tp-exec-rename", c, [
+      { index: 0, attach: { kind: "tracepoint", category: "sched", name: "sched_process_exec" }, sources: [{ from: "tp-dataloc", offset: exec.offset }] },
+      { index: 1, attach: { kind: "tracepoint", category: "task", name: "task_rename" }, sources: [{ from: "tp-array", offset: rename.offset }] },
+    ]);
+    try {
+      const r = run(bin, []);
+      // exec renames the task to the binary's name: killed before the new image runs
+      expect(r.signal).toBe("SIGKILL");
+      expect(run("/usr/bin/true", []).status).toBe(0);
+      const recs = (await recordsOf("tp-exec-rename")).filter((e) => e.tgid === r.pid);
+      const byHook = new Map(recs.map((e) => [e.hookIndex, e]));
+      expect(new TextDecoder().decode(byHook.get(0)?.args[0]?.bytes)).toBe(bin);
+      expect(byHook.get(0)?.killed).toBe(false);
+      expect(new TextDecoder().decode(byHook.get(1)?.args[0]?.bytes)).toBe("wardtpcomm");
+      expect(byHook.get(1)?.killed).toBe(true);
+    } finally {
+      s().remove("tp-exec-rename");
+    }
   });
 
   kernelTest("return: true + matchReturnArgs Equal -2 (ENOENT): the failed open is reported and killed at the return, a good one is not", async () => {
