@@ -141,6 +141,45 @@ describe("generic syscall hooks (sys_enter openat)", () => {
     }
   });
 
+  kernelTest("matchParentBinaries In [my/sh]: a cat started by my/sh dies, one started by sh reads; matchBinaries followChildren reaches the grandchild", () => {
+    const mySh = join(dir, "my/sh");
+    copyFileSync("/bin/sh", mySh);
+    spawnSync("chmod", ["755", mySh]);
+    const id = applyOpenat("kill-secret-parent", `    selectors:
+    - ${eqSecret(secret).trimStart()}
+      matchParentBinaries:
+      - operator: "In"
+        values:
+        - "${mySh}"
+      matchActions:
+      - action: Sigkill`);
+    try {
+      const r = run(mySh, ["-c", `cat ${secret}; true`]);
+      expect(r.stdout).toBe("");
+      expect(r.status).toBe(0); // the shell lives on: its child died
+      expectPrinted(run("sh", ["-c", `cat ${secret}; true`]), SECRET);
+    } finally {
+      s().remove(id);
+    }
+    const id2 = applyOpenat("kill-secret-follow", `    selectors:
+    - ${eqSecret(secret).trimStart()}
+      matchBinaries:
+      - operator: "In"
+        followChildren: true
+        values:
+        - "${mySh}"
+      matchActions:
+      - action: Sigkill`);
+    try {
+      // my/sh -> sh -> cat: cat is a descendant of my/sh
+      const r = run(mySh, ["-c", `sh -c 'cat ${secret}; true'; true`]);
+      expect(r.stdout).toBe("");
+      expectPrinted(run("sh", ["-c", `sh -c 'cat ${secret}; true'; true`]), SECRET);
+    } finally {
+      s().remove(id2);
+    }
+  });
+
   kernelTest("matchPIDs NotIn [1] followForks isNamespacePID: namespace init and its children open, a process entering from outside dies", async () => {
     const id = applyOpenat("kill-secret-pidns", `    selectors:
     - ${eqSecret(secret).trimStart()}
