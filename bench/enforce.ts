@@ -30,7 +30,7 @@ import { alternate, type Measure, type Treatment } from "./lib/ab.ts";
 import { BenchChild } from "./lib/child.ts";
 import { prepareBenchHost, waitFor } from "./lib/host.ts";
 import { LoadGenerator, type LoadMode } from "./lib/loadgen.ts";
-import { formatRatio, round, summarizeRatios, type RatioSummary } from "./lib/stats.ts";
+import { formatRatioWithFloor, round, summarizeRatios, type RatioSummary } from "./lib/stats.ts";
 
 class EnforceBenchError extends Error {
   override name = "EnforceBenchError";
@@ -266,6 +266,7 @@ async function main(): Promise<void> {
       open: {
         medianRatio: round(r.open.median),
         spread: [round(r.open.min), round(r.open.max)],
+        floorRatio: round(r.open.floorRatio),
         ratios: r.open.ratios.map((x) => round(x)),
         usPerIterationOff: round((r.open.offMedian / nOpen) * 1e6),
         usPerIterationOn: round((r.open.onMedian / nOpen) * 1e6),
@@ -273,6 +274,7 @@ async function main(): Promise<void> {
       getppid: {
         medianRatio: round(r.getppid.median),
         spread: [round(r.getppid.min), round(r.getppid.max)],
+        floorRatio: round(r.getppid.floorRatio),
         ratios: r.getppid.ratios.map((x) => round(x)),
       },
     })),
@@ -284,14 +286,14 @@ async function main(): Promise<void> {
   }
   const label = ["(a) secure policy", "(b) bpftrace path filter", "(c) process sensor only"];
   log("");
-  log(`open/close loop on an unrelated file, ${nOpen} iterations (least of ${repeats} runs), CPU time on/off: median (min..max)`);
+  log(`open/close loop on an unrelated file, ${nOpen} iterations (least of ${repeats} runs), CPU time on/off: median (min..max), floor = least on / least off`);
   results.forEach((r, i) => {
     log(
-      `  ${label[i]!.padEnd(26)} ${formatRatio(r.open)}   ${((r.open.offMedian / nOpen) * 1e6).toFixed(2)} -> ${((r.open.onMedian / nOpen) * 1e6).toFixed(2)} us/iteration`,
+      `  ${label[i]!.padEnd(26)} ${formatRatioWithFloor(r.open)}   ${((r.open.offMedian / nOpen) * 1e6).toFixed(2)} -> ${((r.open.onMedian / nOpen) * 1e6).toFixed(2)} us/iteration`,
     );
   });
   log(`(d) control: getppid loop, ${nPpid} iterations, CPU time on/off under the same treatments`);
-  results.forEach((r, i) => log(`  ${label[i]!.padEnd(26)} ${formatRatio(r.getppid)}`));
+  results.forEach((r, i) => log(`  ${label[i]!.padEnd(26)} ${formatRatioWithFloor(r.getppid)}`));
   log(`done in ${secs.toFixed(1)} s`);
 }
 

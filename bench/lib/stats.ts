@@ -22,6 +22,11 @@ export interface RatioSummary {
   ratios: number[];
   offMedian: number;
   onMedian: number;
+  /**
+   * least "on" over least "off" across all rounds: the two least-disturbed measurements,
+   * a second estimate that interference bursts hitting one side of a round cannot move
+   */
+  floorRatio: number;
 }
 
 /**
@@ -38,12 +43,18 @@ export function summarizeRatios(pairs: readonly Pair[]): RatioSummary {
     ratios,
     offMedian: median(pairs.map((p) => p.off)),
     onMedian: median(pairs.map((p) => p.on)),
+    floorRatio: Math.min(...pairs.map((p) => p.on)) / Math.min(...pairs.map((p) => p.off)),
   };
 }
 
 /** "1.083 (1.041..1.120, 7 rounds)" */
 export function formatRatio(s: RatioSummary): string {
   return `${s.median.toFixed(3)} (${s.min.toFixed(3)}..${s.max.toFixed(3)}, ${s.rounds} rounds)`;
+}
+
+/** "1.083 (1.041..1.120, 7 rounds), floor 1.079" */
+export function formatRatioWithFloor(s: RatioSummary): string {
+  return `${formatRatio(s)}, floor ${s.floorRatio.toFixed(3)}`;
 }
 
 export function round(x: number, digits = 3): number {

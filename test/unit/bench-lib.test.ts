@@ -20,6 +20,7 @@ test("ratios are per round (on against its own off), then summarized", () => {
   expect(s.min).toBe(1);
   expect(Number(s.max.toFixed(6))).toBe(1.2);
   expect(s.offMedian).toBe(2);
+  expect(Number(s.floorRatio.toFixed(6))).toBe(1.1); // least on 1.1 over least off 1
   expect(formatRatio(s)).toBe("1.100 (1.000..1.200, 3 rounds)");
 });
 
