@@ -164,6 +164,10 @@ interface PolicyState {
   binPaths: string[];
   mode: "enforce" | "monitor";
   tracepoints: string[];
+  /** sys_enter/sys_exit uses, one per hook slot (the programs are refcounted) */
+  sys: ("enter" | "exit")[];
+  /** the number the kernel records carry (gen_slot.policy) */
+  no: number;
 }
 
 const u32 = (n: number): Uint8Array => {
@@ -182,6 +186,8 @@ export class GenericSensor {
   private readonly policies = new Map<string, PolicyState>();
   private readonly freeSlots: number[] = [];
   private readonly sysLinks: { enter?: Link; exit?: Link } = {};
+  /** hook slots using sys_enter / sys_exit: the program is detached when none does */
+  private readonly sysRefs = { enter: 0, exit: 0 };
   private readonly tpLinks = new Map<string, { link: Link; refs: number }>();
   private readonly binRefs = new Map<string, { id: number; refs: number }>();
   private readonly bySlot = new Map<number, { policy: PolicyState; hookIndex: number }>();
@@ -258,6 +264,15 @@ export class GenericSensor {
     return end;
   }
 
+  /** What is attached now ("tp_btf/sys_enter", "tracepoint/syscalls/sys_enter_openat"), for status. */
+  attachments(): string[] {
+    const out: string[] = [];
+    if (this.sysLinks.enter !== undefined) out.push("tp_btf/sys_enter");
+    if (this.sysLinks.exit !== undefined) out.push("tp_btf/sys_exit");
+    for (const t of this.tpLinks.keys()) out.push(`tracepoint/${t}`);
+    return out;
+  }
+
   /** Hooks one syscall or tracepoint can carry (GEN_DISPATCH_MAX). */
   get dispatchLimit(): number {
     return (this.L.dval.field("slots").size / 4) | 0;
@@ -283,8 +298,8 @@ export class GenericSensor {
       }
     }
     this.check(compiled, hooks);
-    const st: PolicyState = { id: policyId, compiled, slots: [], written: [], binPaths: [], mode: compiled.monitor ? "monitor" : "enforce", tracepoints: [] };
     const policyNo = this.nextPolicy++;
+    const st: PolicyState = { id: policyId, compiled, slots: [], written: [], binPaths: [], mode: compiled.monitor ? "monitor" : "enforce", tracepoints: [], sys: [], no: policyNo };
     try {
       this.writeSets(st);
       for (const h of hooks) {
@@ -302,7 +317,6 @@ export class GenericSensor {
       for (const s of st.slots) this.attachFor(st, s.hook, s.point);
       for (const s of st.slots) this.dispatchAdd(s.point, s.key, s.slot);
       for (const s of st.slots) this.map("gen_slots").update(u32(s.slot), this.slotValue(s.hook, policyNo, SLOT_ACTIVE | (st.mode === "monitor" ? SLOT_MONITOR : 0)));
-      (st as PolicyState & { no: number }).no = policyNo;
       this.policies.set(policyId, st);
     } catch (e) {
       this.undo(st);
@@ -323,8 +337,7 @@ export class GenericSensor {
     const st = this.policies.get(policyId);
     if (st === undefined) throw new GenericSensorError(`set mode of policy ${policyId}: not applied`);
     st.mode = mode;
-    const no = (st as PolicyState & { no: number }).no;
-    for (const s of st.slots) this.map("gen_slots").update(u32(s.slot), this.slotValue(s.hook, no, SLOT_ACTIVE | (mode === "monitor" ? SLOT_MONITOR : 0)));
+    for (const s of st.slots) this.map("gen_slots").update(u32(s.slot), this.slotValue(s.hook, st.no, SLOT_ACTIVE | (mode === "monitor" ? SLOT_MONITOR : 0)));
   }
 
   mode(policyId: string): "enforce" | "monitor" | undefined {
@@ -360,6 +373,14 @@ export class GenericSensor {
         this.tpLinks.delete(t);
       }
     }
+    st.tracepoints = [];
+    for (const which of st.sys) {
+      if (--this.sysRefs[which] === 0) {
+        this.sysLinks[which]?.close();
+        this.sysLinks[which] = undefined;
+      }
+    }
+    st.sys = [];
     st.slots = [];
     st.written = [];
   }
@@ -491,6 +512,8 @@ export class GenericSensor {
     const progs = this.coll?.programs ?? {};
     if (point === POINT.SYS_ENTER || point === POINT.SYS_EXIT) {
       const which = point === POINT.SYS_ENTER ? "enter" : "exit";
+      this.sysRefs[which]++;
+      st.sys.push(which);
       if (this.sysLinks[which] === undefined) {
         const name = `gen_sys_${which}`;
         const prog = progs[name], spec = this.spec.programs[name];

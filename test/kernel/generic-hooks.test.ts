@@ -64,6 +64,8 @@ describe("generic hooks: tracepoints, returns, signals, namespaces, capabilities
   });
 
   afterAll(() => {
+    // every test removed its policy: nothing stays attached
+    expect(sensor?.attachments() ?? []).toEqual([]);
     sensor?.close();
     if (dir !== "") rmSync(dir, { recursive: true, force: true });
   });

@@ -328,6 +328,7 @@ describe("generic syscall hooks (sys_enter openat)", () => {
     const limit = s().dispatchLimit;
     const full = compile(hooks("fill", limit, `${dir}/fill-`));
     s().apply("fill", full, full.hooks.map((h) => syscallHook(full, h.index, NR_OPENAT)));
+    expect(s().attachments()).toEqual(["tp_btf/sys_enter"]);
     const during = s().tableSizes();
     expect(during.activeSlots).toBe((before.activeSlots ?? 0) + limit);
     const extra = compile(hooks("extra", 1, `${dir}/extra-`));
@@ -336,6 +337,8 @@ describe("generic syscall hooks (sys_enter openat)", () => {
     expect(s().policyIds()).not.toContain("extra");
     s().remove("fill");
     expect(s().tableSizes()).toEqual(before);
+    // nothing needs the syscall programs any more: detached
+    expect(s().attachments()).toEqual([]);
   });
 
   kernelTest("Override is rejected with the reason; nothing of the policy stays in the maps", () => {
