@@ -143,6 +143,8 @@ export interface GenericSensorOptions {
 
 const ARG = { S8: 1, U64: 8, STRING: 9, BUF: 10, FILE: 11, PATH: 12, SOCKADDR: 14, CAPS: 16, SYSCALL64: 17 } as const;
 const MK_ARG = 1;
+/** matcher kinds that read the process map: NS_CHANGE, CAP_CHANGE, BINARY, PARENT_BINARY */
+const PROCESS_MAP_KINDS = new Set([5, 6, 7, 8]);
 const VK_SUBSTR = 9;
 const ACT = { POST: 1, SIGKILL: 3, NOPOST: 9, SIGNAL: 10, GETURL: 7, DNSLOOKUP: 8 } as const;
 const SLOT_ACTIVE = 1, SLOT_MONITOR = 2, SLOT_RETURN = 4;
@@ -222,6 +224,12 @@ export class GenericSensor {
     if (this.coll !== undefined) throw new GenericSensorError("load generic sensor: already loaded");
     const replaceMaps: Record<string, BpfMap> = {};
     if (this.opts.processMap !== undefined) replaceMaps.ward_procs = this.opts.processMap;
+    else {
+      // No process sensor: policies needing it are rejected (check()), so a stub will do
+      // instead of 13 MiB of LRU entries nobody fills.
+      const procs = this.spec.maps.ward_procs;
+      if (procs !== undefined) procs.maxEntries = 1;
+    }
     this.coll = newCollection(this.spec, { replaceMaps });
     try {
       this.exempt(process.pid);
@@ -409,7 +417,11 @@ export class GenericSensor {
         const nm = dv.getUint8(so + this.L.selector.offset("n_matchers"));
         for (let m = 0; m < nm; m++) {
           const mo = so + this.L.selector.offset("matchers") + m * this.L.matcher.size;
-          if (dv.getUint8(mo + this.L.matcher.offset("kind")) !== MK_ARG) continue;
+          const kind = dv.getUint8(mo + this.L.matcher.offset("kind"));
+          if (PROCESS_MAP_KINDS.has(kind) && this.opts.processMap === undefined) {
+            problems.push(`${ch.path}.selectors[${s}]: matchBinaries/matchParentBinaries/matchNamespaceChanges/matchCapabilityChanges need the process sensor's map (GenericSensorOptions.processMap)`);
+          }
+          if (kind !== MK_ARG) continue;
           const slot = dv.getUint8(mo + this.L.matcher.offset("slot"));
           const t = types[slot] ?? 0;
           if (!readable(t) || (slot < 5 && h.sources[slot] === undefined) || (slot === 5 && !h.atReturn)) {

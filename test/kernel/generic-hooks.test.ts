@@ -286,6 +286,24 @@ describe("generic hooks: tracepoints, returns, signals, namespaces, capabilities
     }
   });
 
+  kernelTest("without the process sensor's map, binary selectors are rejected instead of matching nothing", () => {
+    const c = compile(policy("no-procmap", `  kprobes:
+  - call: "sys_openat"
+    syscall: true
+    args:
+    - index: 1
+      type: "string"
+    selectors:
+    - matchBinaries:
+      - operator: "NotIn"
+        values:
+        - "/usr/bin/cat"
+      matchActions:
+      - action: Sigkill`));
+    expect(() => s().apply("no-procmap", c, [syscallHook(c, 0, NR_OPENAT)])).toThrow(/need the process sensor's map/);
+    expect(s().policyIds()).toEqual([]);
+  });
+
   kernelTest("Signal with argSig: SIGUSR1 ends the process that opened the file", () => {
     const file = join(dir, "sig-file");
     writeFileSync(file, "sig\n");
