@@ -294,10 +294,22 @@ struct gen_state {
 	__u32 nspid;
 };
 
-/* The syscall argument registers in order (x86_64 ABI). */
-static __always_inline __u64 syscall_arg(struct pt_regs *regs, __u32 i)
+/* The syscall argument registers in order: x86_64 ABI, or i386's for a compat syscall
+ * (number with bit 31 set). */
+static __always_inline __u64 syscall_arg(struct pt_regs *regs, __u32 i, __u32 nr)
 {
 	__u64 v = 0;
+	if (nr & 0x80000000u) {
+		switch (i) {
+		case 0: RD(v, regs, bx); break;
+		case 1: RD(v, regs, cx); break;
+		case 2: RD(v, regs, dx); break;
+		case 3: RD(v, regs, si); break;
+		case 4: RD(v, regs, di); break;
+		case 5: RD(v, regs, bp); break;
+		}
+		return v & 0xffffffff;
+	}
 	switch (i) {
 	case 0: RD(v, regs, di); break;
 	case 1: RD(v, regs, si); break;
@@ -317,7 +329,7 @@ static __always_inline int source_value(struct gen_state *st, const struct gen_s
 	case GEN_FROM_SYSCALL_ARG:
 		if (!st->regs)
 			return -1;
-		*out = syscall_arg(st->regs, src->offset);
+		*out = syscall_arg(st->regs, src->offset, st->nr);
 		return 0;
 	case GEN_FROM_SYSCALL_NR:
 		*out = st->nr;
@@ -670,8 +682,8 @@ static __always_inline void read_file(struct gen_scratch *s, struct gen_event *e
 static __always_inline __u64 size_of(struct gen_state *st, const struct ward_hook_config *cfg,
 				     const struct gen_slot *gs, struct gen_event *ev, __u32 want)
 {
-	if (gs->src[0].from == GEN_FROM_SYSCALL_ARG && st->regs && want < 6)
-		return syscall_arg(st->regs, want);
+	if (st->point != GEN_POINT_TP && st->regs && want < 6)
+		return syscall_arg(st->regs, want, st->nr);
 	for (int j = 0; j < WARD_MAX_SLOTS; j++)
 		if (cfg->args[j].present && cfg->args[j].index == want && ev->arg_state[j] == GEN_ARG_INT)
 			return ev->arg_int[j];
@@ -1692,6 +1704,19 @@ static __always_inline void dispatch(struct gen_state *st, __u32 id)
 	bpf_loop(GEN_DISPATCH_MAX, (void *)slot_cb, &c, 0);
 }
 
+#define TS_COMPAT 0x0002 /* arch/x86/include/asm/thread_info.h */
+
+static __always_inline int in_compat_syscall(void)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	__u32 status = 0;
+
+	if (!bpf_core_field_exists(task->thread_info.status))
+		return 0;
+	RD(status, task, thread_info.status);
+	return (status & TS_COMPAT) != 0;
+}
+
 static __always_inline void syscall_hook(unsigned long long *ctx, __u32 point)
 {
 	struct gen_state st = {};
@@ -1708,6 +1733,10 @@ static __always_inline void syscall_hook(unsigned long long *ctx, __u32 point)
 		RD(nr, regs, orig_ax);
 	}
 	st.nr = nr;
+	/* A 32-bit task's syscall numbers are the i386 table's: keyed with bit 31 set, like
+	 * Tetragon's syscall64 ids, so an x64 hook never fires on an unrelated i386 number. */
+	if (in_compat_syscall())
+		st.nr |= 0x80000000u;
 	st.tgid = bpf_get_current_pid_tgid() >> 32;
 	dispatch(&st, st.nr);
 	dispatch(&st, GEN_ALL_SYSCALLS);

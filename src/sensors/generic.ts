@@ -43,7 +43,8 @@ export type ArgSource =
   | { from: "tp-array"; offset: number };
 
 export type HookAttach =
-  /** tp_btf/sys_enter (or sys_exit when evaluated at return); "all" for raw_syscalls */
+  /** tp_btf/sys_enter (or sys_exit when evaluated at return); "all" for raw_syscalls; i386
+   * numbers with bit 31 set (hostSyscallNumber("i386/...")) */
   | { kind: "syscall"; nr: number | "all" }
   /** a tracefs event: the generic tracepoint program is attached to category/name */
   | { kind: "tracepoint"; category: string; name: string };
@@ -111,7 +112,8 @@ export interface GenericEvent {
   signaled: boolean;
   /** bpf_send_signal's return, 0 = queued */
   signalErr: number;
-  /** syscall number (syscall hooks) or tracefs event id */
+  /** syscall number (syscall hooks; bit 31 set for a 32-bit task's i386 number, whose
+   * arguments are read from the i386 registers) or tracefs event id */
   syscall: number;
   args: GenericArg[];
 }
