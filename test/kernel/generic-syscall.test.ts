@@ -180,6 +180,48 @@ describe("generic syscall hooks (sys_enter openat)", () => {
     }
   });
 
+  kernelTest("matchCapabilityChanges / matchNamespaceChanges: a process that dropped its capabilities or left a namespace since exec dies, an unchanged one reads", () => {
+    // one bun child per case: it changes (or not) without exec'ing, then reads the secret
+    const script = join(dir, "change.js");
+    writeFileSync(script, `const { dlopen } = require("bun:ffi");
+const c = dlopen("libc.so.6", { unshare: { args: ["i32"], returns: "i32" }, setresuid: { args: ["u32", "u32", "u32"], returns: "i32" } });
+const mode = process.argv[2];
+if (mode === "ns" && c.symbols.unshare(0x04000000) !== 0) process.exit(3);
+if (mode === "caps" && c.symbols.setresuid(65534, 65534, 65534) !== 0) process.exit(3);
+process.stdout.write(require("fs").readFileSync(${JSON.stringify(secret)}, "utf8"));
+`);
+    const bun = process.execPath;
+    const capId = applyOpenat("kill-cap-change", `    selectors:
+    - ${eqSecret(secret).trimStart()}
+      matchCapabilityChanges:
+      - type: Effective
+        operator: In
+        values:
+        - "CAP_SYS_ADMIN"
+      matchActions:
+      - action: Sigkill`);
+    try {
+      expectPrinted(run(bun, [script, "none"]), SECRET);
+      expectKilled(run(bun, [script, "caps"]));
+    } finally {
+      s().remove(capId);
+    }
+    const nsId = applyOpenat("kill-ns-change", `    selectors:
+    - ${eqSecret(secret).trimStart()}
+      matchNamespaceChanges:
+      - operator: In
+        values:
+        - "Uts"
+      matchActions:
+      - action: Sigkill`);
+    try {
+      expectPrinted(run(bun, [script, "none"]), SECRET);
+      expectKilled(run(bun, [script, "ns"]));
+    } finally {
+      s().remove(nsId);
+    }
+  });
+
   kernelTest("matchPIDs NotIn [1] followForks isNamespacePID: namespace init and its children open, a process entering from outside dies", async () => {
     const id = applyOpenat("kill-secret-pidns", `    selectors:
     - ${eqSecret(secret).trimStart()}
