@@ -304,6 +304,41 @@ describe("generic hooks: tracepoints, returns, signals, namespaces, capabilities
     expect(s().policyIds()).toEqual([]);
   });
 
+  kernelTest("sockaddr of sys_connect: SAddr CIDR and SPort select the destination; a connect to it dies", () => {
+    const c = compile(policy("connect-kill", `  kprobes:
+  - call: "sys_connect"
+    syscall: true
+    args:
+    - index: 0
+      type: "int"
+    - index: 1
+      type: "sockaddr"
+    selectors:
+    - matchArgs:
+      - index: 1
+        operator: "SAddr"
+        values:
+        - "127.0.0.0/8"
+      - index: 1
+        operator: "SPort"
+        values:
+        - "9"
+      matchActions:
+      - action: Sigkill`));
+    s().apply("connect-kill", c, [syscallHook(c, 0, hostSyscallNumber("sys_connect") ?? 0)]);
+    try {
+      const hit = run("bash", ["-c", "exec 3<>/dev/tcp/127.0.0.7/9; echo after"]);
+      expect(hit.signal).toBe("SIGKILL");
+      expect(hit.stdout).toBe("");
+      // another port: connect is refused, bash reports it and goes on
+      const other = run("bash", ["-c", "exec 3<>/dev/tcp/127.0.0.7/10 || echo refused"]);
+      expect(other.signal).toBeNull();
+      expect(other.stdout).toBe("refused\n");
+    } finally {
+      s().remove("connect-kill");
+    }
+  });
+
   kernelTest("Signal with argSig: SIGUSR1 ends the process that opened the file", () => {
     const file = join(dir, "sig-file");
     writeFileSync(file, "sig\n");
