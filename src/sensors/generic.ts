@@ -4,6 +4,19 @@
 // matches. Selectors and actions run in the kernel; this module only writes tables and
 // reads results. Hook resolution (which mechanism a Tetragon hook uses here) is the
 // caller's: it hands in a ResolvedHook per compiled hook.
+//
+// What the kernel side honors here (bpf/generic.c), and what apply() rejects instead:
+// - arguments: ints of every width, syscall64, capability masks, string (user or kernel
+//   pointer, __data_loc, char arrays), char_buf (sizeArgIndex, returnCopy at the return),
+//   char_iovec, fd/file/path (resolved absolute path + i_mode), sockaddr (family, port,
+//   address). sock/skb/cred/... are not read: matchers on them are rejected.
+// - every matcher kind of ward_filter.h except SubString (needs a kfunc); Prefix values are
+//   at most 252 bytes (LPM key limit). Binary and change selectors need the process map.
+// - actions: Post (rateLimit by selector, scope and an argument digest), NoPost, Sigkill,
+//   Signal; GetUrl/DnsLookup are userspace's, from the record. Override, TrackSock,
+//   UntrackSock, NotifyEnforcer and Set are rejected with the reason.
+// - Sigkill at syscall entry: the process dies before it returns to user space, but the
+//   call itself runs (a write is written). Return hooks run every action at the return.
 import { attachProgram, loadCollectionSpec, newCollection, type Collection, type CollectionSpec } from "../bpf/collection.ts";
 import type { Link } from "../bpf/link.ts";
 import type { BpfMap } from "../bpf/map.ts";
