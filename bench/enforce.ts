@@ -18,8 +18,9 @@
 // killed, the allowed cat reads it, the agent answers /healthz), so a ratio near 1 cannot
 // come from a rule that silently did not load.
 //
-// Usage (root): bun run bench/enforce.ts [--rounds 7] [--seconds 0.3] [--repeats 3] [--json]
+// Usage (root): bun run bench/enforce.ts [--rounds 7] [--seconds 0.3] [--repeats 3] [--guard] [--json]
 //   --seconds: CPU seconds per open-loop run (the getppid loop gets 60% of that)
+//   --guard: also (a') the same rule through FileGuard alone, when (a) used the agent
 import { spawnSync } from "node:child_process";
 import { copyFileSync, mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -47,6 +48,8 @@ const rounds = Math.max(1, Math.floor(numArg("rounds", 7)));
 const openSeconds = numArg("seconds", 0.3);
 const repeats = Math.max(1, Math.floor(numArg("repeats", 3)));
 const asJson = process.argv.includes("--json");
+/** also measure FileGuard alone (no agent), to tell the guard's cost from the agent's */
+const alsoGuard = process.argv.includes("--guard");
 const log = (msg: string) => {
   if (!asJson) process.stdout.write(`${msg}\n`);
 };
@@ -216,6 +219,7 @@ async function agentEnforces(): Promise<{ ok: true } | { ok: false; why: string 
 }
 
 interface Result {
+  label: string;
   treatment: string;
   open: RatioSummary;
   getppid: RatioSummary;
@@ -234,21 +238,23 @@ async function main(): Promise<void> {
   ];
 
   const viaAgent = await agentEnforces();
+  const bpftrace = new BpftraceTreatment();
   const secure: Treatment = viaAgent.ok ? new AgentTreatment("ward agent --policy secure.yaml", [policyFile], true) : new GuardTreatment();
   if (rounds < 5) log(`warning: ${rounds} rounds is a smoke test, not a measurement (use 5 or more)`);
   log(`(a) secure policy loaded through: ${secure.name}`);
   if (!viaAgent.ok) log(`    (ward agent --policy was not used: ${viaAgent.why})`);
 
-  const treatments: Array<{ key: string; t: Treatment }> = [
-    { key: "a", t: secure },
-    { key: "b", t: new BpftraceTreatment() },
-    { key: "c", t: new AgentTreatment("ward agent, default set (process sensor only)", [], false) },
+  const treatments: Array<{ key: string; label: string; t: Treatment }> = [
+    { key: "a", label: "(a) secure policy", t: secure },
+    { key: "b", label: "(b) bpftrace path filter", t: bpftrace },
+    { key: "c", label: "(c) process sensor only", t: new AgentTreatment("ward agent, default set (process sensor only)", [], false) },
   ];
+  if (alsoGuard && viaAgent.ok) treatments.splice(1, 0, { key: "a'", label: "(a') FileGuard alone", t: new GuardTreatment() });
   const results: Result[] = [];
-  for (const { key, t } of treatments) {
+  for (const { key, label, t } of treatments) {
     log(`(${key}) ${t.name}: ${rounds} A/B rounds...`);
     const pairs = await alternate(t, measures, rounds);
-    results.push({ treatment: t.name, open: summarizeRatios(pairs.get("open")!), getppid: summarizeRatios(pairs.get("getppid")!) });
+    results.push({ label, treatment: t.name, open: summarizeRatios(pairs.get("open")!), getppid: summarizeRatios(pairs.get("getppid")!) });
   }
   const secs = (performance.now() - t0) / 1000;
 
@@ -260,8 +266,9 @@ async function main(): Promise<void> {
     getppidLoop: { iterations: nPpid },
     secureBackend: viaAgent.ok ? "ward agent --policy" : "FileGuard (agent not enforcing)",
     agentNotUsedBecause: viaAgent.ok ? undefined : viaAgent.why,
-    bpftraceProgram: (treatments[1]!.t as BpftraceTreatment).program,
+    bpftraceProgram: bpftrace.program,
     results: results.map((r) => ({
+      label: r.label,
       treatment: r.treatment,
       open: {
         medianRatio: round(r.open.median),
@@ -284,16 +291,15 @@ async function main(): Promise<void> {
     process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
     return;
   }
-  const label = ["(a) secure policy", "(b) bpftrace path filter", "(c) process sensor only"];
   log("");
   log(`open/close loop on an unrelated file, ${nOpen} iterations (least of ${repeats} runs), CPU time on/off: median (min..max), floor = least on / least off`);
-  results.forEach((r, i) => {
+  results.forEach((r) => {
     log(
-      `  ${label[i]!.padEnd(26)} ${formatRatioWithFloor(r.open)}   ${((r.open.offMedian / nOpen) * 1e6).toFixed(2)} -> ${((r.open.onMedian / nOpen) * 1e6).toFixed(2)} us/iteration`,
+      `  ${r.label.padEnd(26)} ${formatRatioWithFloor(r.open)}   ${((r.open.offMedian / nOpen) * 1e6).toFixed(2)} -> ${((r.open.onMedian / nOpen) * 1e6).toFixed(2)} us/iteration`,
     );
   });
   log(`(d) control: getppid loop, ${nPpid} iterations, CPU time on/off under the same treatments`);
-  results.forEach((r, i) => log(`  ${label[i]!.padEnd(26)} ${formatRatioWithFloor(r.getppid)}`));
+  results.forEach((r) => log(`  ${r.label.padEnd(26)} ${formatRatioWithFloor(r.getppid)}`));
   log(`done in ${secs.toFixed(1)} s`);
 }
 
