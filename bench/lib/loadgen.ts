@@ -34,7 +34,7 @@ export class LoadGenerator {
   run(mode: LoadMode, n: number): number {
     const args = mode.kind === "open" ? ["open", String(n), mode.path] : ["getppid", String(n)];
     const r = spawnSync("taskset", ["-c", String(this.cpu), this.binary, ...args], { encoding: "utf8", timeout: 120_000 });
-    if (r.signal !== null) throw new LoadGenError(`load generator ${args.join(" ")} died by ${r.signal}: the rule under test matched the load itself`);
+    if (r.signal !== null) throw new LoadGenError(`load generator ${args.join(" ")} died by ${r.signal} (a rule under test that matches the load itself would do this)`);
     if (r.status !== 0) throw new LoadGenError(`load generator ${args.join(" ")} failed (exit ${r.status}): ${r.stderr}`);
     const ns = Number(r.stdout.trim());
     if (!Number.isFinite(ns) || ns <= 0) throw new LoadGenError(`load generator printed ${JSON.stringify(r.stdout)}`);
