@@ -234,13 +234,13 @@ process.stdout.write(require("fs").readFileSync(${JSON.stringify(secret)}, "utf8
       matchActions:
       - action: Sigkill`);
     const holder = spawn("unshare", ["--pid", "--fork", "--mount-proc", "sleep", "30"], { stdio: "ignore" });
+    let target = 0;
     try {
       // the namespace's init (cat is pid 1 there)
       expectPrinted(run("unshare", ["--pid", "--fork", "--mount-proc", "cat", secret]), SECRET);
       // a child of the namespace's init (sh is pid 1, cat pid 2 with parent 1)
       expectPrinted(run("unshare", ["--pid", "--fork", "--mount-proc", "sh", "-c", `cat ${secret}; true`]), SECRET);
       // a process entering the namespace from outside: no parent visible inside, pid != 1
-      let target = 0;
       for (let i = 0; i < 50 && target === 0; i++) {
         await Bun.sleep(50);
         const r = run("pgrep", ["-P", String(holder.pid), "sleep"]);
@@ -251,6 +251,8 @@ process.stdout.write(require("fs").readFileSync(${JSON.stringify(secret)}, "utf8
       expect(r.signal).toBe("SIGKILL");
       expect(r.stdout).toBe("");
     } finally {
+      // the namespace's init (sleep) outlives unshare unless killed itself
+      if (target > 0) process.kill(target, "SIGKILL");
       holder.kill("SIGKILL");
       s().remove(id);
     }
