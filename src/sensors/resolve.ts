@@ -353,6 +353,21 @@ function guardFileHook(h: WireHook, target: "open" | "exec", f: HookFeatures, mo
   return { backend: "guard", event: h.list === "lsmhooks" ? "process_lsm" : "process_kprobe", functionName: h.name, mechanism, guard: { target, programs, rules }, actions, limits, bypasses };
 }
 
+/**
+ * Module loading (kprobes on sys_init_module/sys_finit_module; kernel_read_file with BPF
+ * LSM). The decision, documented here because it is a judgment call:
+ * - With BPF LSM the load is denied in lsm/kernel_read_file and lsm/kernel_load_data, so
+ *   Override is honored exactly (EPERM, nothing loaded).
+ * - Without it the guard queues SIGKILL at syscall entry, and H8 measured that load_module
+ *   still completes (the module is loaded and its init runs; the caller dies on the way
+ *   out). Override would claim "the call fails and has no effect", which this cannot give:
+ *   it is rejected, naming the missing features. Sigkill is accepted because Tetragon's own
+ *   Sigkill on a syscall kprobe means the same thing (the signal is sent at entry and the
+ *   syscall runs): the kill is exact, and explain/status say in so many words that the
+ *   module may still load.
+ * - The guard has one module rule for both syscalls: a policy naming only one of them is
+ *   enforced on both (stricter, never weaker), and two module hooks must agree on it.
+ */
 function guardModuleHook(h: WireHook, f: HookFeatures, monitor: boolean): Omit<ResolvedHook, keyof HookBase | "ok"> {
   if (h.ret) reject("return: true needs a return probe (kretprobe/fexit), which this kernel does not have");
   if (h.selectors.length > 1) reject("more than one selector: the module guard keeps one rule");
