@@ -10,6 +10,7 @@ import { bpfLsmActive, probeAttach, probeHelper } from "../bpf/features.ts";
 import { Helper, ProgType } from "../bpf/constants.ts";
 import { tracefsRoot } from "../bpf/perf.ts";
 import { policyHooks, type WireHook } from "../policy/engine-wire.ts";
+import { hostSyscallNumber } from "../policy/engine.ts";
 import type { ActionSelector, KProbeArg, KProbeSelector, ListSpec, TracingPolicy } from "../policy/types.ts";
 import type { GuardAction, GuardHook, GuardProgram } from "./guard.ts";
 
@@ -26,6 +27,8 @@ export interface HookFeatures {
   overrideReturn: boolean;
   /** Whether tracefs has subsystem/event; undefined when tracefs cannot be read here. */
   tracepoint(subsystem: string, event: string): boolean | undefined;
+  /** x86_64 syscall number of a syscall name ("openat"), undefined when unknown. */
+  syscallNumber(name: string): number | undefined;
 }
 
 /** This machine's kernel, probed (root gives definitive answers; otherwise loads are refused and read as absent). */
@@ -45,6 +48,7 @@ export function hostHookFeatures(): HookFeatures {
     kprobes,
     overrideReturn: kprobes && probeHelper(ProgType.KPROBE, Helper.override_return).status === "supported",
     tracepoint: (subsystem, event) => (root === undefined ? undefined : existsSync(`${root}/events/${subsystem}/${event}`)),
+    syscallNumber: (name) => hostSyscallNumber(name),
   };
 }
 
@@ -63,7 +67,7 @@ export interface ActionHonor {
 
 /** One tracepoint the generic sensor attaches for a hook. */
 export interface GenericAttach {
-  /** "syscall": a syscall kprobe run on syscalls/sys_enter_X (and sys_exit_X for return); "tracepoint": spec.tracepoints. */
+  /** "syscall": a syscall kprobe run on tp_btf/sys_enter (tp_btf/sys_exit for return) filtered on its number; "tracepoint": spec.tracepoints. */
   kind: "syscall" | "tracepoint";
   subsystem: string;
   event: string;
@@ -247,9 +251,7 @@ function guardActions(sel: KProbeSelector, si: number, target: "open" | "exec" |
         names.push(a.action);
         honors.push({
           action: label,
-          honored: target === "module"
-            ? "SIGKILL queued at init_module/finit_module entry: the caller is killed, but the syscall runs to completion first, so the module may still load (Tetragon's Sigkill on a syscall kprobe behaves the same)"
-            : `SIGKILL ${where}: the process dies before it returns to user space`,
+          honored: target === "module" ? MODULE_SIGKILL : `SIGKILL ${where}: the process dies before it returns to user space`,
         });
         break;
       case "Override": {
@@ -358,14 +360,14 @@ function guardFileHook(h: WireHook, target: "open" | "exec", f: HookFeatures, mo
  * LSM). The decision, documented here because it is a judgment call:
  * - With BPF LSM the load is denied in lsm/kernel_read_file and lsm/kernel_load_data, so
  *   Override is honored exactly (EPERM, nothing loaded).
- * - Without it the guard queues SIGKILL at syscall entry, and H8 measured that load_module
- *   still completes (the module is loaded and its init runs; the caller dies on the way
- *   out). Override would claim "the call fails and has no effect", which this cannot give:
+ * - Without it the syscall tracepoint (generic hooks, moduleSyscallHook) queues SIGKILL at
+ *   syscall entry, and H8 measured that load_module still completes (the module is loaded
+ *   and its init runs; the caller dies on the way out). Override would claim "the call fails and has no effect", which this cannot give:
  *   it is rejected, naming the missing features. Sigkill is accepted because Tetragon's own
  *   Sigkill on a syscall kprobe means the same thing (the signal is sent at entry and the
  *   syscall runs): the kill is exact, and explain/status say in so many words that the
  *   module may still load.
- * - The guard has one module rule for both syscalls: a policy naming only one of them is
+ * - The LSM guard has one module rule for both loads: a policy naming only one syscall is
  *   enforced on both (stricter, never weaker), and two module hooks must agree on it.
  */
 function guardModuleHook(h: WireHook, f: HookFeatures, monitor: boolean): Omit<ResolvedHook, keyof HookBase | "ok"> {
@@ -436,10 +438,12 @@ function genericActions(h: WireHook, f: HookFeatures, monitor: boolean, where: s
 }
 
 function syscallHook(h: WireHook, name: string, f: HookFeatures, monitor: boolean): Omit<ResolvedHook, keyof HookBase | "ok"> {
-  const exists = f.tracepoint("syscalls", `sys_enter_${name}`);
-  if (exists === false) reject(`syscall ${name} has no tracepoint syscalls/sys_enter_${name} on this kernel${f.kprobes ? "" : " and there are no kprobes (CONFIG_KPROBES off)"}`);
+  // The generic hooks run syscall kprobes on tp_btf/sys_enter filtered by number: that also
+  // covers syscalls without a syscalls/sys_enter_X tracepoint (init_module here).
+  const nr = f.syscallNumber(name);
+  if (nr === undefined) reject(`${name} is not a known x86_64 syscall (no __NR_${name})`);
   const withExit = h.ret || h.selectors.some((s) => s.matchReturnArgs.length > 0 || s.matchReturnActions.length > 0);
-  const where = `at syscalls/sys_enter_${name}`;
+  const where = `at the entry of ${name} (tp_btf/sys_enter)`;
   const actions = genericActions(h, f, monitor, where, undefined);
   const limits = ["arguments are read at syscall entry, as the caller passed them"];
   const bypasses: string[] = [];
@@ -454,11 +458,30 @@ function syscallHook(h: WireHook, name: string, f: HookFeatures, monitor: boolea
     backend: "generic",
     event: "process_kprobe",
     functionName: functionNameOf(h),
-    mechanism: `syscall tracepoint syscalls/sys_enter_${name}${withExit ? ` and sys_exit_${name}` : ""} (no kprobes on this kernel; Tetragon's semantics for a syscall kprobe)`,
-    generic: [{ kind: "syscall", subsystem: "syscalls", event: `sys_enter_${name}`, raw: false, syscall: name, withExit }],
+    mechanism: `syscall tracepoint tp_btf/${withExit ? "sys_exit" : "sys_enter"} filtered on syscall ${nr} (${name}), evaluated in the kernel (no kprobes on this kernel; Tetragon's semantics for a syscall kprobe)`,
+    generic: [{ kind: "syscall", subsystem: "raw_syscalls", event: withExit ? "sys_exit" : "sys_enter", raw: false, syscall: name, withExit }],
     actions,
     limits,
     bypasses,
+  };
+}
+
+const MODULE_SIGKILL = "SIGKILL queued at init_module/finit_module entry: the caller is killed, but the syscall runs to completion first, so the module may still load (Tetragon's Sigkill on a syscall kprobe behaves the same)";
+
+/** init_module/finit_module without BPF LSM: the syscall tracepoint, said plainly that a kill does not stop the load. */
+function moduleSyscallHook(h: WireHook, name: string, f: HookFeatures, monitor: boolean): Omit<ResolvedHook, keyof HookBase | "ok"> {
+  if (!monitor) {
+    h.selectors.forEach((sel, si) => {
+      if ([...sel.matchActions, ...sel.matchReturnActions].some((a) => a.action === "Override")) {
+        reject(`selector ${si}: Override needs BPF LSM (lsm/kernel_read_file, lsm/kernel_load_data) or bpf_override_return (kprobes), neither is available here (LSM loads are refused; CONFIG_KPROBES off); refused: SIGKILL at the syscall's entry would not stop the module from loading. Use Sigkill only if killing the caller is enough (the module may still load), or run on a kernel with BPF LSM`);
+      }
+    });
+  }
+  const r = syscallHook(h, name, f, monitor);
+  return {
+    ...r,
+    actions: r.actions.map((a) => (a.action === "Sigkill" || a.action === "Signal(argSig=9)" ? { ...a, honored: MODULE_SIGKILL } : a)),
+    limits: [...r.limits, "SIGKILL at syscall entry does not stop load_module: the module still loads and its init runs; the caller dies on its way out (measured on 6.1)"],
   };
 }
 
@@ -478,16 +501,16 @@ function listHook(h: WireHook, lists: readonly ListSpec[], f: HookFeatures, moni
     generic = list.values.map((v) => {
       const s = syscallName(v);
       if (s === undefined) reject(`call ${h.name}: list entry ${v} is not a 64-bit syscall symbol (sys_X or __x64_sys_X)`);
-      if (f.tracepoint("syscalls", `sys_enter_${s}`) === false) reject(`call ${h.name}: syscall ${s} has no tracepoint syscalls/sys_enter_${s} on this kernel`);
-      return { kind: "syscall", subsystem: "syscalls", event: `sys_enter_${s}`, raw: false, syscall: s, withExit };
+      if (f.syscallNumber(s) === undefined) reject(`call ${h.name}: ${s} is not a known x86_64 syscall`);
+      return { kind: "syscall", subsystem: "raw_syscalls", event: withExit ? "sys_exit" : "sys_enter", raw: false, syscall: s, withExit };
     });
   }
-  const where = list.type === "generated_syscalls" ? "at every syscall entry (raw_syscalls/sys_enter)" : `at the entry of ${generic.map((g) => g.syscall).join(", ")}`;
+  const where = list.type === "generated_syscalls" ? "at every syscall entry (tp_btf/sys_enter)" : `at the entry of ${generic.map((g) => g.syscall).join(", ")} (tp_btf/sys_enter)`;
   return {
     backend: "generic",
     event: "process_kprobe",
     functionName: h.name,
-    mechanism: `syscall tracepoints for list ${name}: ${list.type === "generated_syscalls" ? "every syscall (tp_btf/sys_enter)" : generic.map((g) => g.event).join(", ")} (no kprobes on this kernel; each event names the syscall called)`,
+    mechanism: `syscall tracepoint tp_btf/${withExit ? "sys_exit" : "sys_enter"} for list ${name}: ${list.type === "generated_syscalls" ? "every syscall" : generic.map((g) => g.syscall).join(", ")} (no kprobes on this kernel; each event names the syscall called)`,
     generic,
     actions: genericActions(h, f, monitor, where, undefined),
     limits: ["arguments are read at syscall entry, as the caller passed them"],
@@ -558,7 +581,7 @@ function resolveOne(h: WireHook, f: HookFeatures, monitor: boolean, lists: reado
       if (h.name.startsWith("list:")) return listHook(h, lists, f, monitor);
       const s = h.syscall ? syscallName(h.name) : undefined;
       if (s !== undefined) {
-        if (isModuleSyscall(s)) return guardModuleHook(h, f, monitor);
+        if (isModuleSyscall(s)) return f.bpfLsm ? guardModuleHook(h, f, monitor) : moduleSyscallHook(h, s, f, monitor);
         return syscallHook(h, s, f, monitor);
       }
       if (h.syscall) reject(`call ${h.name} is marked syscall: true but is not a syscall symbol (sys_X or __x64_sys_X); 32-bit syscalls are not supported`);

@@ -9,8 +9,10 @@ import { validatePolicyText } from "../../src/policy/validate.ts";
 import { resolvePolicy, syscallName, type HookFeatures, type ResolvedHook, type RejectedHook } from "../../src/sensors/resolve.ts";
 import { policyFrom } from "./engine-helpers.ts";
 
-const HERE: HookFeatures = { release: "6.18.44", bpfLsm: false, kprobes: false, overrideReturn: false, tracepoint: (s, e) => !(s === "syscalls" && e === "sys_enter_nosuch") };
-const LSM: HookFeatures = { release: "6.1.0-30-cloud-amd64", bpfLsm: true, kprobes: true, overrideReturn: true, tracepoint: () => true };
+const SYSCALLS: Record<string, number> = { openat: 257, init_module: 175, finit_module: 313, dup: 32, dup2: 33, linkat: 265, setuid: 105 };
+const syscallNumber = (n: string): number | undefined => SYSCALLS[n] ?? (n === "nosuch" ? undefined : 999);
+const HERE: HookFeatures = { release: "6.18.44", bpfLsm: false, kprobes: false, overrideReturn: false, tracepoint: () => true, syscallNumber };
+const LSM: HookFeatures = { release: "6.1.0-30-cloud-amd64", bpfLsm: true, kprobes: true, overrideReturn: true, tracepoint: () => true, syscallNumber };
 
 function policy(spec: string, name = "p"): string {
   return `apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: ${name}\nspec:\n${spec}`;
@@ -97,11 +99,12 @@ describe("the talk's policies", () => {
     expect(old.bypasses.join("\n")).toMatch(/io_uring.*io_uring_setup/);
   });
 
-  test("sys_openat (syscall: true) runs on syscalls/sys_enter_openat with Tetragon's function name", () => {
+  test("sys_openat (syscall: true) runs on tp_btf/sys_enter filtered on its number, with Tetragon's function name", () => {
     const h = ok(resolvePolicy(policyFrom(OPENAT), HERE).hooks[0]);
     expect(h.backend).toBe("generic");
     expect(h.functionName).toBe("__x64_sys_openat");
-    expect(h.generic).toEqual([{ kind: "syscall", subsystem: "syscalls", event: "sys_enter_openat", raw: false, syscall: "openat", withExit: false }]);
+    expect(h.generic).toEqual([{ kind: "syscall", subsystem: "raw_syscalls", event: "sys_enter", raw: false, syscall: "openat", withExit: false }]);
+    expect(h.mechanism).toContain("tp_btf/sys_enter filtered on syscall 257 (openat)");
     expect(h.bypasses.join("\n")).toMatch(/relative paths.*openat2.*io_uring.*remedy: security_file_open/);
   });
 
@@ -124,12 +127,12 @@ describe("the talk's policies", () => {
     expect(h.actions[0]?.honored).toContain("monitor mode");
   });
 
-  test("module loading: Sigkill is honored saying the module may still load; Override is refused here, denied with BPF LSM", () => {
+  test("module loading: Sigkill runs at the syscall tracepoint saying the module may still load; Override is refused here, denied with BPF LSM", () => {
     const r = resolvePolicy(policyFrom(MODULES("Sigkill")), HERE);
     expect(r.errors).toEqual([]);
     const [init, finit] = r.hooks.map(ok);
-    expect(init?.guard?.target).toBe("module");
-    expect(init?.guard?.programs).toEqual(["guard_module"]);
+    expect(init?.backend).toBe("generic");
+    expect(finit?.generic?.[0]?.syscall).toBe("finit_module");
     expect(finit?.functionName).toBe("__x64_sys_finit_module");
     expect(init?.actions[0]?.honored).toContain("the module may still load");
     expect(init?.limits.join("\n")).toContain("still loads");
@@ -137,13 +140,14 @@ describe("the talk's policies", () => {
     expect(over).toContain("Override needs BPF LSM");
     expect(over).toContain("CONFIG_KPROBES off");
     const lsm = resolvePolicy(policyFrom(MODULES("Override\n        argError: -1")), LSM).hooks.map(ok);
+    expect(lsm[0]?.backend).toBe("guard");
     expect(lsm[0]?.guard?.programs).toEqual(["guard_lsm_read_file", "guard_lsm_load_data"]);
     expect(lsm[0]?.guard?.rules[0]?.action).toBe("deny");
   });
 
-  test("two module hooks with different selectors cannot share the module guard's one rule", () => {
+  test("with BPF LSM, two module hooks with different selectors cannot share the module guard's one rule", () => {
     const text = MODULES("Sigkill").replace(/(sys_finit_module\n    syscall: true\n    selectors:\n    - matchActions:\n      - action: )Sigkill/, "$1Post");
-    const r = resolvePolicy(policyFrom(text), HERE);
+    const r = resolvePolicy(policyFrom(text), LSM);
     expect(rejected(r.hooks[1])).toContain("one rule for init_module and finit_module");
   });
 });
@@ -181,9 +185,9 @@ describe("rejections name the missing feature and a substitute", () => {
     expect(rejected(resolvePolicy(none, HERE).hooks[0])).toContain("no selectors");
   });
 
-  test("a syscall without a tracepoint, a missing tracefs event", () => {
+  test("an unknown syscall, a missing tracefs event", () => {
     const p = policyFrom(OPENAT.replace("sys_openat", "sys_nosuch"));
-    expect(rejected(resolvePolicy(p, HERE).hooks[0])).toContain("no tracepoint syscalls/sys_enter_nosuch");
+    expect(rejected(resolvePolicy(p, HERE).hooks[0])).toContain("nosuch is not a known x86_64 syscall");
     const tp = policyFrom(policy(`  tracepoints:\n  - subsystem: nosuch\n    event: thing\n`));
     expect(rejected(resolvePolicy(tp, { ...HERE, tracepoint: () => false }).hooks[0])).toContain("tracepoint nosuch/thing does not exist");
   });
@@ -192,7 +196,7 @@ describe("rejections name the missing feature and a substitute", () => {
 test("list:NAME of syscalls: one syscall tracepoint per entry; generated_syscalls: every syscall; ftrace lists need kprobes", () => {
   const list = policyFrom(policy(`  lists:\n  - name: dups\n    type: syscalls\n    values: ["sys_dup", "sys_dup2"]\n  kprobes:\n  - call: "list:dups"\n`));
   const h = ok(resolvePolicy(list, HERE).hooks[0]);
-  expect(h.generic?.map((g) => g.event)).toEqual(["sys_enter_dup", "sys_enter_dup2"]);
+  expect(h.generic?.map((g) => g.syscall)).toEqual(["dup", "dup2"]);
   const all = policyFrom(policy(`  lists:\n  - name: all\n    type: generated_syscalls\n  kprobes:\n  - call: "list:all"\n`));
   expect(ok(resolvePolicy(all, HERE).hooks[0]).generic).toEqual([{ kind: "syscall", subsystem: "raw_syscalls", event: "sys_enter", raw: false, syscall: "*", withExit: false }]);
   const ftrace = policyFrom(policy(`  lists:\n  - name: k\n    type: generated_ftrace\n    pattern: "^ksys_*"\n  kprobes:\n  - call: "list:k"\n`));

@@ -10,7 +10,7 @@ import { PolicyManager } from "../../src/sensors/manager.ts";
 import { HookResolutionError, type HookFeatures } from "../../src/sensors/resolve.ts";
 import { policyFrom } from "./engine-helpers.ts";
 
-const HERE: HookFeatures = { release: "6.18.44", bpfLsm: false, kprobes: false, overrideReturn: false, tracepoint: () => true };
+const HERE: HookFeatures = { release: "6.18.44", bpfLsm: false, kprobes: false, overrideReturn: false, tracepoint: () => true, syscallNumber: () => 257 };
 
 function manager(): { m: PolicyManager; opened: number } {
   const state = { opened: 0 };
