@@ -6,7 +6,7 @@
 // leaves nothing attached.
 import { afterAll, beforeAll, describe, expect } from "bun:test";
 import { spawnSync } from "node:child_process";
-import { copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
@@ -64,10 +64,24 @@ spec:
 `;
 }
 
-function linkIds(): Set<number> {
-  const r = spawnSync("bpftool", ["-j", "link", "show"], { encoding: "utf8" });
-  if (r.status !== 0) throw new Error(`bpftool link show: ${r.stderr}`);
-  return new Set((JSON.parse(r.stdout || "[]") as { id: number }[]).map((l) => l.id));
+/**
+ * BPF links a process holds, from its fds' fdinfo (link_id): exact for one agent even while
+ * other suites on the host create links of their own.
+ */
+function linkIdsOf(pid: number): Set<number> {
+  const out = new Set<number>();
+  const dirPath = `/proc/${pid}/fdinfo`;
+  for (const fd of readdirSync(dirPath)) {
+    let text: string;
+    try {
+      text = readFileSync(join(dirPath, fd), "utf8");
+    } catch {
+      continue; // closed meanwhile
+    }
+    const m = /^link_id:\s*(\d+)/m.exec(text);
+    if (m) out.add(Number(m[1]));
+  }
+  return out;
 }
 
 async function waitFor<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs: number, child?: Subprocess): Promise<T> {
@@ -362,11 +376,12 @@ spec:
     async () => {
       const a = await startAgent([]);
       try {
-        const linksIdle = linkIds();
+        const linksIdle = linkIdsOf(a.agent.pid);
         const add = await a.api("/v1/policies", { method: "POST", body: secureYaml("secure-api"), headers: { "Content-Type": "application/yaml" } });
         expect(add.status).toBe(201);
         killed(run(["cat", secret]));
-        expect(linkIds().size).toBeGreaterThan(linksIdle.size);
+        const linksAdded = [...linkIdsOf(a.agent.pid)].filter((id) => !linksIdle.has(id));
+        expect(linksAdded.length).toBeGreaterThan(0);
 
         expect((await a.api("/v1/policies/secure-api/disable", { method: "POST" })).status).toBe(200);
         expect(run(["cat", secret]).stdout).toBe(CONTENT);
@@ -387,8 +402,9 @@ spec:
         expect((await a.api("/v1/policies/secure-api", { method: "DELETE" })).status).toBe(200);
         expect(run(["cat", secret]).stdout).toBe(CONTENT);
         // Everything the policy attached is gone.
-        const after = linkIds();
-        expect([...after].filter((id) => !linksIdle.has(id))).toEqual([]);
+        expect([...linkIdsOf(a.agent.pid)].filter((id) => !linksIdle.has(id))).toEqual([]);
+        const st = (await (await a.api("/v1/status")).json()) as { policies: unknown[] };
+        expect(st.policies).toEqual([]);
 
         // Override on security_file_open cannot be honored here: rejected with the reason, nothing attached.
         const over = await a.api("/v1/policies", { method: "POST", body: secureYaml("secure-override", "Override\n        argError: -1") });
@@ -412,14 +428,14 @@ spec:
       const bad = join(dir, "override.yaml");
       writeFileSync(good, secureYaml("secure-good"));
       writeFileSync(bad, secureYaml("secure-override", "Override\n        argError: -1"));
-      const linksBefore = linkIds();
       const stateFile = join(dir, "state-fail.json");
       const r = spawnSync(process.execPath, [main, "agent", "--listen", "127.0.0.1:0", "--token-file", join(dir, "token-fail"), "--state-file", stateFile, "--export-file", join(dir, "fail.log"), "--bpf-dir", bpfDir, "--policy", good, "--policy", bad], { encoding: "utf8", timeout: 60_000 });
       expect(r.status).toBe(1);
       expect(r.stderr).toContain("Override needs BPF LSM or fmod_ret, refused here");
       expect(r.stderr).toContain("use action Sigkill");
       expect(existsSync(stateFile)).toBe(false);
-      expect([...linkIds()].filter((id) => !linksBefore.has(id))).toEqual([]);
+      // Nothing pinned, so nothing of either policy outlives the failed start.
+      expect(existsSync(bpfDir) ? readdirSync(bpfDir) : []).toEqual([]);
       expect(run(["cat", secret]).stdout).toBe(CONTENT);
     },
     120_000,
