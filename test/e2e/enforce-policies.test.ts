@@ -107,12 +107,12 @@ interface Running {
 }
 
 let seq = 0;
-async function startAgent(policies: string[]): Promise<Running> {
+async function startAgent(policies: string[], runtime = process.execPath): Promise<Running> {
   const n = ++seq;
   const stateFile = join(dir, `state-${n}.json`);
   const tokenFile = join(dir, `token-${n}`);
   const exportFile = join(dir, `events-${n}.log`);
-  const args = [process.execPath, main, "agent", "--listen", "127.0.0.1:0", "--token-file", tokenFile, "--state-file", stateFile, "--export-file", exportFile, "--bpf-dir", bpfDir];
+  const args = [runtime, main, "agent", "--listen", "127.0.0.1:0", "--token-file", tokenFile, "--state-file", stateFile, "--export-file", exportFile, "--bpf-dir", bpfDir];
   for (const p of policies) args.push("--policy", p);
   const agent = Bun.spawn(args, { stdout: "pipe", stderr: "pipe", stdin: "ignore" });
   const stderr = new Response(agent.stderr).text();
@@ -416,6 +416,65 @@ spec:
         expect(run(["cat", secret]).stdout).toBe(CONTENT);
       } finally {
         await a.stop();
+      }
+    },
+    120_000,
+  );
+
+  kernelTest(
+    "the talk's first policy (Sigkill on every openat) never kills the agent: its own opens pass, the same binary outside it dies",
+    async () => {
+      // The agent runs from a copy of bun, so the policy can name the agent's binary without
+      // touching the test runner (which runs the original).
+      const bunCopy = join(dir, "other", "bun-agent");
+      copyFileSync(process.execPath, bunCopy);
+      spawnSync("chmod", ["755", bunCopy]);
+      const a = await startAgent([], bunCopy);
+      try {
+        const every = `apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: kill-every-openat
+spec:
+  kprobes:
+  - call: sys_openat
+    syscall: true
+    selectors:
+    - matchBinaries:
+      - operator: In
+        values: ["${bunCopy}"]
+      matchActions:
+      - action: Sigkill
+`;
+        expect((await a.api("/v1/policies", { method: "POST", body: every })).status).toBe(201);
+        // The same binary outside the agent dies at its first openat.
+        killed(run([bunCopy, "-e", "console.log(require('fs').readFileSync('/etc/hostname', 'utf8'))"]));
+        // The agent opens files to apply a tracepoint policy (tracefs format file) and lives on.
+        const tp = `apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: tp-any
+spec:
+  tracepoints:
+  - subsystem: syscalls
+    event: sys_enter_openat
+    args:
+    - index: 6
+      type: string
+    selectors:
+    - matchArgs:
+      - index: 6
+        operator: Equal
+        values: ["/nonexistent/ward-e2e"]
+`;
+        expect((await a.api("/v1/policies", { method: "POST", body: tp })).status).toBe(201);
+        expect(a.agent.exitCode).toBeNull();
+        expect((await fetch(`${a.url}/healthz`)).status).toBe(200);
+        const ev = await waitFor("the kill's event", () => kprobes(a, "kill-every-openat")[0], 10_000);
+        expect(ev.action).toBe("KPROBE_ACTION_SIGKILL");
+      } finally {
+        expect(await a.stop()).toBe(0);
+        rmSync(bunCopy, { force: true });
       }
     },
     120_000,
