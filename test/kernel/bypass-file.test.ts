@@ -442,6 +442,37 @@ describe("bypass matrix: file rules (peers.md §5 beyond guard-file.test.ts)", (
     expect(run(join(execDir, "sym"), ["/etc/hostname"]).status).toBe(0);
   });
 
+  kernelTest("a thread rewriting the exec path during execve (B1 for exec) never runs the protected binary", () => {
+    // exec-a is echo (free), exec-b is cat (protected); the argument is a file holding a
+    // marker: echo prints the path, cat would print the marker.
+    const raceDir = join(dir, "exec-race");
+    mkdirSync(raceDir, { recursive: true });
+    const free = join(raceDir, "exec-a");
+    const forbidden = join(raceDir, "exec-b");
+    copyFileSync("/bin/echo", free);
+    copyFileSync("/bin/cat", forbidden);
+    const marker = join(raceDir, "marker");
+    writeFileSync(marker, "FORBIDDEN-RAN\n");
+    // without the rule the race reaches the forbidden binary (the helper works) ...
+    let reached = false;
+    for (let i = 0; i < 100 && !reached; i++) reached = run(helper, ["execrace", free, forbidden, marker]).stdout.includes("FORBIDDEN-RAN");
+    expect(reached).toBe(true);
+    // ... and with it, every run that resolved the forbidden binary dies before it runs
+    g().protect(forbidden, { action: "kill" });
+    try {
+      let killed = 0;
+      for (let i = 0; i < 100; i++) {
+        const r = run(helper, ["execrace", free, forbidden, marker]);
+        expect(r.stdout).not.toContain("FORBIDDEN-RAN");
+        if (r.signal === "SIGKILL") killed++;
+        else expect(r.stdout).toBe(`${marker}\n`);
+      }
+      expect(killed).toBeGreaterThan(0);
+    } finally {
+      g().unprotect(forbidden);
+    }
+  });
+
   kernelTest("copying a protected binary to run the copy dies at the copy (reading it is an open)", () => {
     const forbidden = join(dir, "forbidden-copy-src");
     copyFileSync("/bin/cat", forbidden);

@@ -10,6 +10,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -186,6 +187,39 @@ static int do_tmpfile_exec(const char *dir, const char *path, char **argv)
 	return fail("execveat");
 }
 
+/* B1 for exec: a thread flips the path buffer between two same-length names while the main
+ * thread execs it; whichever file the kernel resolved is the one that is judged. */
+static char race_path[4096];
+static const char *race_a, *race_b;
+
+static void *exec_flipper(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		memcpy(race_path, race_a, strlen(race_a) + 1);
+		memcpy(race_path, race_b, strlen(race_b) + 1);
+	}
+	return NULL;
+}
+
+static int do_execrace(const char *a, const char *b, const char *arg)
+{
+	pthread_t t;
+	char *argv[] = { race_path, (char *)arg, NULL };
+	if (strlen(a) != strlen(b) || strlen(a) >= sizeof race_path) {
+		errno = EINVAL;
+		return fail("execrace-lengths");
+	}
+	race_a = a;
+	race_b = b;
+	memcpy(race_path, a, strlen(a) + 1);
+	if (pthread_create(&t, NULL, exec_flipper, NULL))
+		return fail("pthread_create");
+	usleep(1000);
+	execve(race_path, argv, environ);
+	return fail("execve");
+}
+
 /*
  * SCM_RIGHTS: fork; the child execs RECEIVER (another binary) which waits for an fd on a
  * unix socket; this process opens PATH and sends the fd. Exits with the receiver's status.
@@ -276,7 +310,7 @@ int main(int argc, char **argv)
 	if (argc < 3) {
 		fprintf(stderr,
 			"usage: %s read|late|opath-reopen|truncate PATH | hold|fresh MODE PATH | fexec|memfd-exec PATH ARGV... |\n"
-			"       tmpfile-exec DIR PATH ARGV... |\n"
+			"       tmpfile-exec DIR PATH ARGV... | execrace PATH_A PATH_B ARG |\n"
 			"       sendfd PATH RECEIVER | recvfd SOCKFD | loop N PATH\n",
 			argv[0]);
 		return 2;
@@ -298,6 +332,8 @@ int main(int argc, char **argv)
 		return do_memfd_exec(argv[2], argv + 2);
 	if (argc < 4)
 		return fail("usage");
+	if (strcmp(cmd, "execrace") == 0 && argc == 5)
+		return do_execrace(argv[2], argv[3], argv[4]);
 	if (strcmp(cmd, "tmpfile-exec") == 0)
 		return do_tmpfile_exec(argv[2], argv[3], argv + 3);
 	if (strcmp(cmd, "hold") == 0)
