@@ -123,8 +123,14 @@ describe("bypass matrix: file rules (peers.md §5 beyond guard-file.test.ts)", (
     }
   });
 
-  kernelTest("the policy works: cat is killed, the allowed cat and the allowed helper read", () => {
-    expectKilled(run("cat", [secret]));
+  kernelTest("the policy works: cat is killed (and reported), the allowed cat and the allowed helper read", async () => {
+    g().events();
+    const killed = run("cat", [secret]);
+    expectKilled(killed);
+    const ev = (await g().nextEvents(2000)).find((e) => e.tgid === killed.pid);
+    expect(ev?.rule).toBe(secretRule);
+    expect(ev?.action).toBe("kill");
+    expect(ev?.ino).toBe(fileIdentity(secret).ino);
     expectKilled(run(helper, ["read", secret]));
     expect(run(allowedCat, [secret]).stdout).toBe(SECRET);
     expect(run(allowedHelper, ["read", secret]).stdout).toBe(SECRET);
