@@ -437,7 +437,26 @@ function genericActions(h: WireHook, f: HookFeatures, monitor: boolean, where: s
   return out;
 }
 
+/** Argument types the generic hooks read at a syscall or tracepoint (the others are kernel objects a syscall entry does not have). */
+const GENERIC_READABLE = new Set([
+  "auto", "int", "sint8", "int8", "uint8", "sint16", "int16", "uint16", "uint32", "sint32", "int32", "ulong", "uint64", "size_t", "long", "sint64", "int64",
+  "string", "filename", "char_buf", "char_iovec", "sockaddr", "syscall64", "kernel_cap_t", "cap_inheritable", "cap_permitted", "cap_effective", "data_loc", "nop",
+]);
+
+/** matchArgs on an argument the generic hooks cannot read is refused here (explain shows it before the agent would). */
+function checkGenericArgs(h: WireHook): void {
+  h.selectors.forEach((sel, si) => {
+    for (const m of [...sel.matchArgs, ...sel.matchData]) {
+      const decl = m.args.length > 0 ? h.args[m.args[0]!] : h.args.find((a) => a.index === m.index);
+      if (decl !== undefined && !GENERIC_READABLE.has(decl.type)) {
+        reject(`selector ${si}: matchArgs on argument ${decl.index} of type ${decl.type}: a ${h.list === "tracepoints" ? "tracepoint" : "syscall entry"} has no ${decl.type} to read (the kernel object exists only inside the kernel function); substitute: security_file_open with a file argument for files, or match the raw value (int)`);
+      }
+    }
+  });
+}
+
 function syscallHook(h: WireHook, name: string, f: HookFeatures, monitor: boolean): Omit<ResolvedHook, keyof HookBase | "ok"> {
+  checkGenericArgs(h);
   // The generic hooks run syscall kprobes on tp_btf/sys_enter filtered by number: that also
   // covers syscalls without a syscalls/sys_enter_X tracepoint (init_module here).
   const nr = f.syscallNumber(name);
@@ -487,6 +506,7 @@ function moduleSyscallHook(h: WireHook, name: string, f: HookFeatures, monitor: 
 
 /** A kprobe on list:NAME of syscalls: one syscall tracepoint per entry, the same selectors. */
 function listHook(h: WireHook, lists: readonly ListSpec[], f: HookFeatures, monitor: boolean): Omit<ResolvedHook, keyof HookBase | "ok"> {
+  checkGenericArgs(h);
   const name = h.name.slice("list:".length);
   const list = lists.find((l) => l.name === name);
   if (list === undefined) reject(`list ${name} is not defined in spec.lists`);
@@ -519,6 +539,7 @@ function listHook(h: WireHook, lists: readonly ListSpec[], f: HookFeatures, moni
 }
 
 function tracepointHook(h: WireHook, f: HookFeatures, monitor: boolean): Omit<ResolvedHook, keyof HookBase | "ok"> {
+  checkGenericArgs(h);
   const [subsystem = "", event = ""] = h.name.split("/");
   const raw = h.kind === 4;
   const exists = f.tracepoint(subsystem, event);

@@ -185,6 +185,11 @@ describe("rejections name the missing feature and a substitute", () => {
     expect(rejected(resolvePolicy(none, HERE).hooks[0])).toContain("no selectors");
   });
 
+  test("matchArgs on a kernel object at a syscall entry (fd as file) is refused with the file-rule substitute", () => {
+    const p = policyFrom(policy(`  kprobes:\n  - call: sys_read\n    syscall: true\n    args:\n    - index: 0\n      type: fd\n    selectors:\n    - matchArgs:\n      - index: 0\n        operator: Equal\n        values: ["/etc/passwd"]\n`));
+    expect(rejected(resolvePolicy(p, HERE).hooks[0])).toContain("substitute: security_file_open with a file argument");
+  });
+
   test("an unknown syscall, a missing tracefs event", () => {
     const p = policyFrom(OPENAT.replace("sys_openat", "sys_nosuch"));
     expect(rejected(resolvePolicy(p, HERE).hooks[0])).toContain("nosuch is not a known x86_64 syscall");

@@ -6,6 +6,8 @@ import { encodeHookMatch, kprobeActionName } from "../../src/events/kprobe-event
 import type { ProcessInfo } from "../../src/events/model.ts";
 import { emptyCreds } from "../../src/events/process-cache.ts";
 import { BootClock } from "../../src/events/time.ts";
+import type { KProbeArg } from "../../src/policy/types.ts";
+import { fieldSource, parseFormat, typedArg } from "../../src/sensors/generic-backend.ts";
 import { PolicyManager } from "../../src/sensors/manager.ts";
 import { HookResolutionError, type HookFeatures } from "../../src/sensors/resolve.ts";
 import { policyFrom } from "./engine-helpers.ts";
@@ -126,5 +128,38 @@ describe("process_kprobe / process_tracepoint / process_lsm JSON", () => {
     expect(Object.keys(lsm.process_lsm as object)).toEqual(["process", "function_name", "policy_name", "message", "args", "action"]);
     expect((lsm.process_lsm as Record<string, unknown>).args).toEqual([{ linux_binprm_arg: { path: "/bin/x" } }]);
     expect(kprobeActionName("NoPost")).toBe("KPROBE_ACTION_NOPOST");
+  });
+});
+
+describe("generic backend helpers: tracefs format and typed arguments", () => {
+  const FORMAT = `name: sys_enter_openat
+ID: 782
+format:
+\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;
+\tfield:unsigned char common_flags;\toffset:2;\tsize:1;\tsigned:0;
+\tfield:unsigned char common_preempt_count;\toffset:3;\tsize:1;\tsigned:0;
+\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;
+
+\tfield:int __syscall_nr;\toffset:8;\tsize:4;\tsigned:1;
+\tfield:int dfd;\toffset:16;\tsize:8;\tsigned:0;
+\tfield:const char * filename;\toffset:24;\tsize:8;\tsigned:0;
+\tfield:__data_loc char[] comm;\toffset:32;\tsize:4;\tsigned:0;
+`;
+
+  test("format fields by Tetragon's index (common fields included); user pointers of syscalls/ events", () => {
+    const f = parseFormat(FORMAT);
+    expect(f.map((x) => x.name)).toEqual(["common_type", "common_flags", "common_preempt_count", "common_pid", "__syscall_nr", "dfd", "filename", "comm"]);
+    expect(fieldSource(f, 6, "syscalls")).toEqual({ from: "tp-field", offset: 24, size: 8, user: true });
+    expect(fieldSource(f, 4, "syscalls")).toEqual({ from: "tp-field", offset: 8, size: 4, signed: true });
+    expect(fieldSource(f, 7, "sched")).toEqual({ from: "tp-dataloc", offset: 32 });
+    expect(() => fieldSource(f, 9, "syscalls")).toThrow(/past the format's 8 fields/);
+  });
+
+  test("record arguments become the variant the policy declared", () => {
+    const decl = (type: string, label = "") => ({ index: 0, type, resolve: "", sizeArgIndex: 0, returnCopy: false, maxData: false, label }) as KProbeArg;
+    expect(typedArg({ slot: 0, type: "s64", state: "int", int: 0xffffff9cn }, decl("int"))).toEqual({ kind: "int", value: -100 });
+    expect(typedArg({ slot: 0, type: "u64", state: "int", int: 5n }, decl("size_t"))).toEqual({ kind: "size", value: 5n });
+    expect(typedArg({ slot: 0, type: "string", state: "bytes", int: 0n, bytes: new TextEncoder().encode("/etc\0junk") }, decl("string", "path"))).toEqual({ kind: "string", value: "/etc", label: "path" });
+    expect(typedArg({ slot: 0, type: "u64", state: "int", int: 0x80000003n }, decl("syscall64"))).toEqual({ kind: "syscall_id", id: 3, abi: "i386" });
   });
 });
