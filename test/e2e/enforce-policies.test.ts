@@ -10,6 +10,7 @@ import { copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
+import { ensureSystemPackages } from "../../build/system.ts";
 import { kernelTest } from "../lib/host.ts";
 
 const root = join(import.meta.dir, "..", "..");
@@ -213,6 +214,35 @@ describe("enforcement through the agent (e2e)", () => {
       }
       // Stopping the agent detached the guard.
       expect(run(["cat", secret]).stdout).toBe(CONTENT);
+    },
+    120_000,
+  );
+
+  kernelTest(
+    "through the agent, open(2), openat2, open_by_handle_at, /proc/self/fd, io_uring (plain, linked, direct) and a path-buffer race never get the content",
+    async () => {
+      ensureSystemPackages([
+        ["/usr/bin/cc", "gcc"],
+        ["/usr/lib/x86_64-linux-gnu/libc.a", "libc6-dev"],
+      ]);
+      const helper = join(dir, "other", "helper");
+      const cc = spawnSync("cc", ["-O2", "-static", "-pthread", "-o", helper, join(root, "test", "kernel", "guard-helper.c")], { encoding: "utf8" });
+      expect(cc.stderr).toBe("");
+      expect(run([helper, "read", secret]).stdout).toBe(CONTENT);
+      expect(run([helper, "uring", secret]).stdout).toContain("pizza");
+      const policyFile = join(dir, "secure-helper.yaml");
+      writeFileSync(policyFile, secureYaml("secure-helper"));
+      const a = await startAgent([policyFile]);
+      try {
+        for (const how of ["read", "openat2", "handle", "procfd", "uring", "uring-chain", "uring-direct", "pathrace"]) {
+          const r = run([helper, how, secret]);
+          expect({ how, signal: r.signal }).toEqual({ how, signal: "SIGKILL" });
+          expect(r.stdout).not.toContain("pizza");
+        }
+        await waitFor("8 events", () => (kprobes(a, "secure-helper").length >= 8 ? true : undefined), 10_000);
+      } finally {
+        await a.stop();
+      }
     },
     120_000,
   );
