@@ -570,7 +570,7 @@ function functionNameOf(h: WireHook): string {
 const NO_KPROBES = "no kprobes (CONFIG_KPROBES off)";
 
 function substituteFor(name: string): string {
-  if (/^(fd_install|do_sys_open|do_filp_open|vfs_open|security_file_permission)$/.test(name)) return "security_file_open with a file argument (decided on the opened file by the file guard)";
+  if (/^(fd_install|do_sys_open|do_filp_open|vfs_open|security_file_permission)$/.test(name)) return "security_file_open with a file argument and matchArgs Equal on the files (decided on the opened file by the file guard; directory prefixes need BPF LSM)";
   if (/^(tcp_connect|tcp_v4_connect|tcp_v6_connect|inet_stream_connect)$/.test(name)) return "cgroup connect4/connect6 programs (not wired in ward yet) or the syscall kprobe sys_connect (syscall: true), which runs on its tracepoint";
   if (/^(commit_creds|__sys_setuid|__sys_setresuid)$/.test(name)) return "syscall kprobes on the set*id syscalls (syscall: true), which run on their tracepoints";
   if (/^(do_init_module|load_module|free_module)$/.test(name)) return "kprobes on sys_init_module and sys_finit_module (syscall: true), which the module guard watches";

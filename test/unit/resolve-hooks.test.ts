@@ -156,7 +156,7 @@ describe("rejections name the missing feature and a substitute", () => {
   test("a kernel function kprobe: no kprobes here", () => {
     const p = policyFrom(policy(`  kprobes:\n  - call: fd_install\n    syscall: false\n    args:\n    - index: 1\n      type: file\n`));
     expect(rejected(resolvePolicy(p, HERE).hooks[0])).toBe(
-      "hook fd_install cannot run on this kernel: no kprobes (CONFIG_KPROBES off); substitute: security_file_open with a file argument (decided on the opened file by the file guard)",
+      "hook fd_install cannot run on this kernel: no kprobes (CONFIG_KPROBES off); substitute: security_file_open with a file argument and matchArgs Equal on the files (decided on the opened file by the file guard; directory prefixes need BPF LSM)",
     );
   });
 
