@@ -48,15 +48,19 @@ export function readFormat(category: string, event: string): FormatField[] {
   }
 }
 
-/** Where the kernel reads a tracepoint argument declared at format index `index`. */
-export function fieldSource(fields: readonly FormatField[], index: number, category: string): ArgSource {
+/** Where the kernel reads a tracepoint argument declared at format index `index` (with the policy's type). */
+export function fieldSource(fields: readonly FormatField[], index: number, category: string, declType?: string): ArgSource {
   const f = fields[index];
   if (f === undefined) throw new TracepointFormatError(`tracepoint argument index ${index} is past the format's ${fields.length} fields`);
   if (f.decl.startsWith("__data_loc")) return { from: "tp-dataloc", offset: f.offset };
+  // char comm[16] and friends: the bytes are in the record itself.
+  if (/^(?:unsigned\s+)?char\s+\w+\[\d+\]$/.test(f.decl)) return { from: "tp-array", offset: f.offset };
   if (f.size !== 1 && f.size !== 2 && f.size !== 4 && f.size !== 8) throw new TracepointFormatError(`tracepoint field ${f.name} has size ${f.size}: only 1, 2, 4 and 8 byte fields are read`);
   // Pointer fields of the syscalls/ events point into the caller's memory.
   const user = category === "syscalls" && f.decl.includes("*");
-  return { from: "tp-field", offset: f.offset, size: f.size, ...(f.signed ? { signed: true } : {}), ...(user ? { user: true } : {}) };
+  const fd = declType === "fd";
+  const iovec = declType === "char_iovec";
+  return { from: "tp-field", offset: f.offset, size: f.size, ...(f.signed ? { signed: true } : {}), ...(user ? { user: true } : {}), ...(fd ? { fd } : {}), ...(iovec ? { iovec } : {}) };
 }
 
 /** The generic sensor's hooks for a resolved generic hook of a compiled policy (several for a syscall list). */
@@ -65,10 +69,12 @@ function toGenericHooks(compiledHooks: ReturnType<typeof compilePolicy>, h: Reso
   if (attaches.length === 0) throw new TracepointFormatError(`${h.path}: not a generic hook`);
   return attaches.map((a) => {
     if (a.kind === "syscall") {
-      if (a.syscall === "*") return syscallHook(compiledHooks, h.index, "all", a.withExit === true ? true : undefined);
+      // Slot i reads args[i]; the declared types tell char_iovec from char_buf.
+      const types = args.map((x) => x.type);
+      if (a.syscall === "*") return syscallHook(compiledHooks, h.index, "all", a.withExit === true ? true : undefined, types);
       const nr = a.syscall !== undefined ? hostSyscallNumber(a.syscall) : undefined;
       if (nr === undefined) throw new TracepointFormatError(`${h.path}: no syscall number for ${a.syscall ?? h.name} on this host`);
-      return syscallHook(compiledHooks, h.index, nr, a.withExit === true ? true : undefined);
+      return syscallHook(compiledHooks, h.index, nr, a.withExit === true ? true : undefined, types);
     }
     return tracepointHook(h, a, args);
   });
@@ -77,7 +83,7 @@ function toGenericHooks(compiledHooks: ReturnType<typeof compilePolicy>, h: Reso
 function tracepointHook(h: ResolvedHook, a: NonNullable<ResolvedHook["generic"]>[number], args: readonly KProbeArg[]): GenericHook {
   if (a.raw) throw new TracepointFormatError(`${h.path}: raw tracepoints are not attached by the generic sensor (use the tracefs tracepoint ${a.subsystem}/${a.event})`);
   const fields = readFormat(a.subsystem, a.event);
-  const sources: (ArgSource | undefined)[] = args.map((x) => fieldSource(fields, x.index, a.subsystem));
+  const sources: (ArgSource | undefined)[] = args.map((x) => fieldSource(fields, x.index, a.subsystem, x.type));
   return { index: h.index, attach: { kind: "tracepoint", category: a.subsystem, name: a.event }, sources };
 }
 
@@ -115,10 +121,28 @@ function returnArg(policy: TracingPolicy, h: ResolvedHook): KProbeArg | undefine
 
 const td = new TextDecoder();
 
+/** "-rw-r--r--" from i_mode, as Tetragon prints file permissions; "" when there is no mode. */
+export function permissionString(mode: number): string {
+  if (mode === 0) return "";
+  const kinds: Record<number, string> = { 0o140000: "s", 0o120000: "l", 0o100000: "-", 0o060000: "b", 0o040000: "d", 0o020000: "c", 0o010000: "p" };
+  let out = kinds[mode & 0o170000] ?? "?";
+  const rwx = "rwxrwxrwx";
+  for (let i = 0; i < 9; i++) out += mode & (1 << (8 - i)) ? rwx[i] : "-";
+  return out;
+}
+
 /** One record argument as its Tetragon variant, by the type the policy declared. */
 export function typedArg(a: GenericArg, decl: KProbeArg | undefined): HookArg {
   const label = decl?.label ? { label: decl.label } : {};
   const t = decl?.type ?? "auto";
+  if ((a.type === "file" || a.type === "path") && (a.state === "bytes" || a.state === "truncated")) {
+    // fd/file/path: the resolved path, and i_mode in `int` for the permission string.
+    const b = a.bytes ?? new Uint8Array();
+    const nul = b.indexOf(0);
+    const path = td.decode(nul < 0 ? b : b.subarray(0, nul));
+    const perm = permissionString(Number(a.int));
+    return { kind: a.type === "path" ? "path" : "file", path, ...(perm ? { permission: perm } : {}), ...label };
+  }
   if (a.state === "bytes" || a.state === "truncated") {
     const b = a.bytes ?? new Uint8Array();
     if (t === "char_buf" || t === "char_iovec" || t === "const_buf") return { kind: "bytes", value: b, ...label };

@@ -441,6 +441,8 @@ function genericActions(h: WireHook, f: HookFeatures, monitor: boolean, where: s
 const GENERIC_READABLE = new Set([
   "auto", "int", "sint8", "int8", "uint8", "sint16", "int16", "uint16", "uint32", "sint32", "int32", "ulong", "uint64", "size_t", "long", "sint64", "int64",
   "string", "filename", "char_buf", "char_iovec", "sockaddr", "syscall64", "kernel_cap_t", "cap_inheritable", "cap_permitted", "cap_effective", "data_loc", "nop",
+  // an fd (or a file/path the generic program resolves from one) is read as its absolute path
+  "fd", "file", "path",
 ]);
 
 /** matchArgs on an argument the generic hooks cannot read is refused here (explain shows it before the agent would). */

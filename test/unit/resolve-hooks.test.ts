@@ -185,9 +185,11 @@ describe("rejections name the missing feature and a substitute", () => {
     expect(rejected(resolvePolicy(none, HERE).hooks[0])).toContain("no selectors");
   });
 
-  test("matchArgs on a kernel object at a syscall entry (fd as file) is refused with the file-rule substitute", () => {
-    const p = policyFrom(policy(`  kprobes:\n  - call: sys_read\n    syscall: true\n    args:\n    - index: 0\n      type: fd\n    selectors:\n    - matchArgs:\n      - index: 0\n        operator: Equal\n        values: ["/etc/passwd"]\n`));
-    expect(rejected(resolvePolicy(p, HERE).hooks[0])).toContain("substitute: security_file_open with a file argument");
+  test("matchArgs on a kernel object a syscall entry does not have (sock) is refused with a substitute; an fd is read as its path", () => {
+    const p = policyFrom(policy(`  kprobes:\n  - call: sys_connect\n    syscall: true\n    args:\n    - index: 0\n      type: sock\n    selectors:\n    - matchArgs:\n      - index: 0\n        operator: Family\n        values: ["AF_INET"]\n`));
+    expect(rejected(resolvePolicy(p, HERE).hooks[0])).toContain("a syscall entry has no sock to read");
+    const fd = policyFrom(policy(`  kprobes:\n  - call: sys_read\n    syscall: true\n    args:\n    - index: 0\n      type: fd\n    selectors:\n    - matchArgs:\n      - index: 0\n        operator: Equal\n        values: ["/etc/passwd"]\n`));
+    expect(ok(resolvePolicy(fd, HERE).hooks[0]).backend).toBe("generic");
   });
 
   test("an unknown syscall, a missing tracefs event", () => {

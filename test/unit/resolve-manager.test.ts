@@ -161,5 +161,6 @@ format:
     expect(typedArg({ slot: 0, type: "u64", state: "int", int: 5n }, decl("size_t"))).toEqual({ kind: "size", value: 5n });
     expect(typedArg({ slot: 0, type: "string", state: "bytes", int: 0n, bytes: new TextEncoder().encode("/etc\0junk") }, decl("string", "path"))).toEqual({ kind: "string", value: "/etc", label: "path" });
     expect(typedArg({ slot: 0, type: "u64", state: "int", int: 0x80000003n }, decl("syscall64"))).toEqual({ kind: "syscall_id", id: 3, abi: "i386" });
+    expect(typedArg({ slot: 0, type: "file", state: "bytes", int: BigInt(0o100644), bytes: new TextEncoder().encode("/etc/passwd") }, decl("fd"))).toEqual({ kind: "file", path: "/etc/passwd", permission: "-rw-r--r--" });
   });
 });
