@@ -2,6 +2,7 @@
 // a missing file or binary, a generic hook without the generic sensor), and the event form
 // of hook matches (src/events/kprobe-event.ts). Kernel behaviour is in test/e2e/enforce-*.
 import { describe, expect, test } from "bun:test";
+import { PolicyRejectedError, PolicyStore, type PolicyBackend } from "../../src/agent/policy-store.ts";
 import { encodeHookMatch, kprobeActionName } from "../../src/events/kprobe-event.ts";
 import type { ProcessInfo } from "../../src/events/model.ts";
 import { emptyCreds } from "../../src/events/process-cache.ts";
@@ -162,5 +163,62 @@ format:
     expect(typedArg({ slot: 0, type: "string", state: "bytes", int: 0n, bytes: new TextEncoder().encode("/etc\0junk") }, decl("string", "path"))).toEqual({ kind: "string", value: "/etc", label: "path" });
     expect(typedArg({ slot: 0, type: "u64", state: "int", int: 0x80000003n }, decl("syscall64"))).toEqual({ kind: "syscall_id", id: 3, abi: "i386" });
     expect(typedArg({ slot: 0, type: "file", state: "bytes", int: BigInt(0o100644), bytes: new TextEncoder().encode("/etc/passwd") }, decl("fd"))).toEqual({ kind: "file", path: "/etc/passwd", permission: "-rw-r--r--" });
+  });
+});
+
+describe("policy store through a backend: all or nothing", () => {
+  const parse = (text: string) => ({ ok: true as const, policies: text.split(",").map((name) => ({ name, kind: "TracingPolicy", document: {} })) });
+  function fake(refuse: string) {
+    const attached = new Set<string>();
+    const backend: PolicyBackend = {
+      apply(r) {
+        if (r.name === refuse) throw new Error(`policy ${r.name} cannot be applied on this kernel:\n  spec.kprobes[0] (x): no kprobes`);
+        attached.add(r.name);
+      },
+      remove: (n) => void attached.delete(n),
+      setEnabled(n, enabled) {
+        if (n === "stuck" && enabled) throw new Error("cannot");
+      },
+      setMode() {},
+      info: (n) => ({ state: attached.has(n) ? "enforcing" : "disabled", hooks: [] }),
+      close: () => attached.clear(),
+    };
+    return { backend, attached };
+  }
+
+  test("a refused policy in a batch leaves none of the batch attached or stored", () => {
+    const store = new PolicyStore(parse);
+    const f = fake("bad");
+    store.attachBackend(f.backend);
+    expect(() => store.add("a,bad,c", { source: "api", file: "<request>" })).toThrow(PolicyRejectedError);
+    expect(f.attached.size).toBe(0);
+    expect(store.list()).toEqual([]);
+    store.add("a", { source: "api", file: "<request>" });
+    expect(store.info("a").state).toBe("enforcing");
+  });
+
+  test("attachBackend at start: one refusal removes the ones already applied and keeps no backend", () => {
+    const store = new PolicyStore(parse);
+    store.add("a,bad", { source: "file:/p.yaml", file: "/p.yaml" });
+    const f = fake("bad");
+    try {
+      store.attachBackend(f.backend);
+      throw new Error("attachBackend should have thrown");
+    } catch (e) {
+      expect(e).toBeInstanceOf(PolicyRejectedError);
+      expect((e as PolicyRejectedError).errors.map((d) => d.message)).toEqual(["policy bad cannot be applied on this kernel:", "spec.kprobes[0] (x): no kprobes"]);
+      expect((e as PolicyRejectedError).errors[0]?.file).toBe("/p.yaml");
+    }
+    expect(f.attached.size).toBe(0);
+    expect(store.info("a").state).toBe("loaded (not enforced: hook sensors not built yet)");
+  });
+
+  test("a refused enable leaves the policy as it was", () => {
+    const store = new PolicyStore(parse);
+    store.attachBackend(fake("none").backend);
+    store.add("stuck", { source: "api", file: "<request>" });
+    store.setEnabled("stuck", false);
+    expect(() => store.setEnabled("stuck", true)).toThrow(PolicyRejectedError);
+    expect(store.get("stuck")?.enabled).toBe(false);
   });
 });
