@@ -44,7 +44,7 @@ export interface AgentParts {
 export class AgentStartError extends Error {
   override name = "AgentStartError";
   constructor(
-    readonly code: "already_running" | "listen" | "policy_files" | "sensor" | "export",
+    readonly code: "already_running" | "listen" | "policy_files" | "sensor" | "export" | "unsupported",
     message: string,
     options?: { cause?: unknown },
   ) {
@@ -127,6 +127,15 @@ export class Agent {
   async start(): Promise<void> {
     const { config, parts } = this;
     this.#startedAt = Date.now();
+    // Persistent enforcement is asked for but the policy sensors cannot honour it yet: they
+    // are detached on exit and a restarted agent does not adopt pins. Going on would end
+    // enforcement silently when the agent stops, so refuse and say what would work.
+    if (config.keepSensorsOnExit && parts.policyBackend) {
+      throw new AgentStartError(
+        "unsupported",
+        "--keep-sensors-on-exit is not supported yet: policy sensors are detached when the agent exits and a restarted agent does not adopt pinned ones; run without it (enforcement then lasts as long as the agent)",
+      );
+    }
     const files = policyFilesOf(config);
     const items = files.map((file) => {
       let text: string;

@@ -61,7 +61,7 @@ observability, no enforcement) and prints events as JSON lines to stdout.
   --export-stdout          print events to stdout as well as to --export-file
   -o, --output json|compact  stdout format (default json)
   --bpf-dir DIR            bpffs directory for pins (default ${DEFAULT_BPF_DIR})
-  --keep-sensors-on-exit   leave pinned programs attached when the agent exits
+  --keep-sensors-on-exit   leave pinned programs attached when the agent exits (not supported yet: refused)
   --node-name NAME         node_name in events (default $NODE_NAME, else the hostname)
 `;
 

@@ -73,6 +73,21 @@ describe("ward agent refusals", () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, SPAWN_TIMEOUT);
+
+  // Policy sensors cannot outlive the agent yet; accepting the flag would end enforcement
+  // silently at exit, so the start is refused before anything is created.
+  test.skipIf(!isRoot)("--keep-sensors-on-exit is refused with the reason, nothing written", () => {
+    const dir = mkdtempSync(join(tmpdir(), "ward-keep-"));
+    try {
+      const r = ward(["agent", "--keep-sensors-on-exit", "--listen", "127.0.0.1:0", "--token-file", join(dir, "t"), "--state-file", join(dir, "s.json"), "--export-file", join(dir, "e.log")]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain("--keep-sensors-on-exit is not supported yet");
+      expect(existsSync(join(dir, "s.json"))).toBe(false);
+      expect(existsSync(join(dir, "t"))).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, SPAWN_TIMEOUT);
 });
 
 describe("CLI without an agent", () => {
