@@ -412,7 +412,7 @@ function genericActions(h: WireHook, f: HookFeatures, monitor: boolean, where: s
       }
       switch (a.action) {
         case "Post":
-          out.push({ selector: si, action: label, honored: `event posted from ${where}${a.rateLimit ? `, at most one per ${a.rateLimit} (${a.rateLimitScope ?? "thread"})` : ""}` });
+          out.push({ selector: si, action: label, honored: `event posted ${where}${a.rateLimit ? `, at most one per ${a.rateLimit} (${a.rateLimitScope ?? "thread"})` : ""}` });
           break;
         case "NoPost":
           out.push({ selector: si, action: label, honored: "no event; the other actions still run" });
