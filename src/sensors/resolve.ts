@@ -327,7 +327,11 @@ function guardFileHook(h: WireHook, target: "open" | "exec", f: HookFeatures, mo
     rules.push({ selector: si, action: act.action, post: act.post, actionNames: act.names, ...(binaries ? { binaries } : {}), files: [...m.values], hooks });
     for (const a of act.honors) actions.push({ selector: si, ...a });
   });
-  const limits: string[] = ["files are matched by inode when the policy is applied: a file created or replaced later (new inode) under the same path is not covered until the policy is re-applied"];
+  const limits: string[] = [
+    "files are matched by inode when the policy is applied: a file created or replaced later (new inode) under the same path is not covered until the policy is re-applied",
+    // test/kernel/bypass-file.test.ts asserts both outcomes; keys lack i_generation.
+    "keys are (device, inode number) without the inode generation: if a protected file or an allowed binary is deleted, a new file that reuses its inode number inherits the rule or the allowance",
+  ];
   const bypasses: string[] = [];
   let mechanism: string;
   let programs: GuardProgram[];
