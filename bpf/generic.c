@@ -657,7 +657,7 @@ static __always_inline void read_file(struct gen_scratch *s, struct gen_event *e
 	struct dentry *dentry = 0;
 	struct vfsmount *vfsmnt = 0;
 
-	if (type == WARD_ARG_PATH) {
+	if (type == WARD_ARG_PATH && !(src->flags & GEN_SRC_FD)) {
 		struct path *p = (struct path *)raw;
 		if (p) {
 			RD(dentry, p, dentry);
@@ -676,6 +676,24 @@ static __always_inline void read_file(struct gen_scratch *s, struct gen_event *e
 		}
 	}
 	read_path(s, ev, i, dentry, vfsmnt);
+}
+
+#define GEN_O_PATH 010000000 /* x86 (include/uapi/asm-generic/fcntl.h) */
+
+/* An open-family syscall's return is an fd of a file that security_file_open saw: ret >= 0
+ * and not O_PATH (the LSM hook is not called for those; the file guard skips them too). */
+static __always_inline int opened_file(long ret)
+{
+	struct file *file;
+	unsigned int flags = 0;
+
+	if (ret < 0)
+		return 0;
+	file = fd_file((__u64)ret);
+	if (!file)
+		return 0;
+	RD(flags, file, f_flags);
+	return (flags & GEN_O_PATH) == 0;
 }
 
 /* The size argument of char_buf (1-based prototype index) or of sockaddr (the next one). */
@@ -1627,6 +1645,9 @@ static __always_inline void run_slot(struct gen_state *st, __u32 slot)
 		return;
 	/* return hooks are evaluated once, at the return; the others at the entry */
 	if (st->point != GEN_POINT_TP && !!(gs->flags & GEN_SLOT_RETURN) != is_exit)
+		return;
+	/* a file-open rule on the returned fd: failed and O_PATH opens are not file opens */
+	if ((gs->flags & GEN_SLOT_OPENED_FD) && (!is_exit || !opened_file(st->ret)))
 		return;
 	count(GEN_CNT_EVALS);
 	st->slot = slot;

@@ -60,6 +60,10 @@ struct gen_dispatch_val {
 #define GEN_SLOT_ACTIVE 0x1   /* switched on: written last by apply(), cleared first by remove() */
 #define GEN_SLOT_MONITOR 0x2  /* policy mode monitor: Sigkill/Signal become Post */
 #define GEN_SLOT_RETURN 0x4   /* evaluate at sys_exit (matchReturnArgs / return: true) */
+/* security_file_open without BPF LSM: evaluate at sys_exit of an open-family syscall only
+ * when it returned an fd of a real open (not O_PATH, which file_open never sees); the file
+ * argument is read from that fd (a GEN_FROM_RETURN source with GEN_SRC_FD) */
+#define GEN_SLOT_OPENED_FD 0x8
 
 /* Per hook slot, next to its ward_hook_config in gen_hooks. */
 struct gen_slot {

@@ -63,6 +63,8 @@ export function fieldSource(fields: readonly FormatField[], index: number, categ
   return { from: "tp-field", offset: f.offset, size: f.size, ...(f.signed ? { signed: true } : {}), ...(user ? { user: true } : {}), ...(fd ? { fd } : {}), ...(iovec ? { iovec } : {}) };
 }
 
+const FILE_TYPES = new Set(["file", "fd", "path"]);
+
 /** The generic sensor's hooks for a resolved generic hook of a compiled policy (several for a syscall list). */
 function toGenericHooks(compiledHooks: ReturnType<typeof compilePolicy>, h: ResolvedHook, args: readonly KProbeArg[]): GenericHook[] {
   const attaches = h.generic ?? [];
@@ -74,7 +76,12 @@ function toGenericHooks(compiledHooks: ReturnType<typeof compilePolicy>, h: Reso
       if (a.syscall === "*") return syscallHook(compiledHooks, h.index, "all", a.withExit === true ? true : undefined, types);
       const nr = a.syscall !== undefined ? hostSyscallNumber(a.syscall) : undefined;
       if (nr === undefined) throw new TracepointFormatError(`${h.path}: no syscall number for ${a.syscall ?? h.name} on this host`);
-      return syscallHook(compiledHooks, h.index, nr, a.withExit === true ? true : undefined, types);
+      const base = syscallHook(compiledHooks, h.index, nr, a.withExit === true ? true : undefined, types);
+      if (a.openedFd !== true) return base;
+      // security_file_open's substitute: the file/fd/path slots read the opened file from the
+      // returned fd, and only a returned fd of a real open is evaluated.
+      const sources = base.sources.map((src, i) => (src !== undefined && FILE_TYPES.has(types[i] ?? "") ? { from: "return" as const, fd: true } : src));
+      return { ...base, sources, atReturn: true, openedFd: true };
     }
     return tracepointHook(h, a, args);
   });

@@ -45,8 +45,9 @@ export type ArgSource =
   | { from: "syscall-arg"; index: number; iovec?: boolean }
   /** the syscall number */
   | { from: "syscall-nr" }
-  /** the syscall's return value (only for hooks evaluated at the return) */
-  | { from: "return" }
+  /** the syscall's return value (only for hooks evaluated at the return); fd: a file/fd/path
+   * slot reads the file the returned fd names (an open-family syscall's opened file) */
+  | { from: "return"; fd?: boolean }
   /** a tracefs tracepoint field: offset/size from the format file; pointers to user memory
    * (syscalls/ tracepoints) need user: true to be read as strings/buffers */
   | { from: "tp-field"; offset: number; size: 1 | 2 | 4 | 8; signed?: boolean; user?: boolean; fd?: boolean; iovec?: boolean }
@@ -71,6 +72,9 @@ export interface ResolvedHook {
   sources: (ArgSource | undefined)[];
   /** evaluate when the call returns (return: true, matchReturnArgs): syscall hooks only */
   atReturn?: boolean;
+  /** security_file_open on an open-family syscall's exit: evaluated only when the call
+   * returned the fd of a real open (ret >= 0, not O_PATH); needs atReturn */
+  openedFd?: boolean;
 }
 
 // ---------------------------------------------------------------- records
@@ -162,7 +166,7 @@ const MK_ARG = 1;
 const PROCESS_MAP_KINDS = new Set([5, 6, 7, 8]);
 const VK_SUBSTR = 9;
 const ACT = { POST: 1, SIGKILL: 3, NOPOST: 9, SIGNAL: 10, GETURL: 7, DNSLOOKUP: 8 } as const;
-const SLOT_ACTIVE = 1, SLOT_MONITOR = 2, SLOT_RETURN = 4;
+const SLOT_ACTIVE = 1, SLOT_MONITOR = 2, SLOT_RETURN = 4, SLOT_OPENED_FD = 8;
 const POINT = { SYS_ENTER: 1, SYS_EXIT: 2, TP: 3 } as const;
 const ALL_SYSCALLS = 0xffffffff;
 const FROM = { "syscall-arg": 1, "syscall-nr": 2, return: 3, "tp-field": 4, "tp-dataloc": 5, "tp-array": 6 } as const;
@@ -427,6 +431,10 @@ export class GenericSensor {
       const types: number[] = [];
       for (let a = 0; a < 6; a++) types.push(dv.getUint16(this.L.hook.offset("args") + a * this.L.argCfg.size + this.L.argCfg.offset("type"), true));
       if (h.atReturn && h.attach.kind !== "syscall") problems.push(`${ch.path}: return values are read only for syscall hooks here`);
+      if (h.openedFd && (!h.atReturn || h.attach.kind !== "syscall")) problems.push(`${ch.path}: a file read from the returned fd needs a syscall hook evaluated at the return`);
+      h.sources.forEach((src, i) => {
+        if (src?.from === "return" && !h.atReturn) problems.push(`${ch.path}: argument slot ${i} reads the return value, which needs evaluation at the return`);
+      });
       for (let s = 0; s < nSel; s++) {
         const so = this.L.hook.offset("selectors") + s * this.L.selector.size;
         const nm = dv.getUint8(so + this.L.selector.offset("n_matchers"));
@@ -478,7 +486,7 @@ export class GenericSensor {
     const L = this.L;
     const v = new Uint8Array(L.slot.size);
     const dv = new DataView(v.buffer);
-    dv.setUint32(L.slot.offset("flags"), flags | (h.atReturn ? SLOT_RETURN : 0), true);
+    dv.setUint32(L.slot.offset("flags"), flags | (h.atReturn ? SLOT_RETURN : 0) | (h.openedFd ? SLOT_OPENED_FD : 0), true);
     dv.setUint32(L.slot.offset("policy"), policyNo, true);
     for (let i = 0; i < 6; i++) {
       const s = h.sources[i];
@@ -493,6 +501,8 @@ export class GenericSensor {
       }
       if (s.from === "tp-dataloc" || s.from === "tp-array") dv.setUint16(o + L.src.offset("offset"), s.offset, true);
       if (s.from === "syscall-arg") dv.setUint8(o + L.src.offset("flags"), 2 | (s.iovec ? 8 : 0));
+      // GEN_SRC_FD: read_file takes the value as an fd of the current task
+      if (s.from === "return" && s.fd) dv.setUint8(o + L.src.offset("flags"), 4);
     }
     return v;
   }

@@ -76,6 +76,9 @@ export interface GenericAttach {
   syscall?: string;
   /** sys_exit_X is needed too (return: true, matchReturnArgs). */
   withExit?: boolean;
+  /** security_file_open substitute: evaluated at sys_exit only when the syscall returned an
+   * fd of a real open, and the file argument is read from that fd (the opened file). */
+  openedFd?: boolean;
 }
 
 /** One FileGuard rule derived from one selector. */
@@ -360,6 +363,84 @@ function guardFileHook(h: WireHook, target: "open" | "exec", f: HookFeatures, mo
 }
 
 /**
+ * Whether the file guard can hold every selector of a file-open hook: matchArgs Equal on the
+ * file argument plus at most one matchBinaries In/NotIn of exact paths, nothing else. Those
+ * rules stay with the guard (inode-exact, io_uring and exec included); the others go to the
+ * generic sensor at the open-family syscall exit (openExitHook). Action problems are not
+ * judged here: the guard names them (Override, Signal) with the right remedy.
+ */
+function guardExpresses(h: WireHook): boolean {
+  if (h.selectors.length === 0) return false;
+  const fileIdx = fileArgIndex(h.args, ["file", "fd", "path"]);
+  return h.selectors.every((sel) => {
+    try {
+      unsupportedMatchers(sel, 0);
+      guardBinaries(sel, 0);
+    } catch (e) {
+      if (e instanceof Reject) return false;
+      throw e;
+    }
+    const m = sel.matchArgs[0];
+    if (sel.matchArgs.length !== 1 || m === undefined || m.operator !== "Equal") return false;
+    const on = m.args.length > 0 ? h.args[m.args[0]!]?.index : m.index;
+    return on === fileIdx && m.values.every((v) => v.startsWith("/"));
+  });
+}
+
+const OPEN_EXIT_SYSCALLS = ["open", "openat", "openat2", "creat", "open_by_handle_at"] as const;
+
+/**
+ * security_file_open without BPF LSM, for rules the file guard cannot hold (matchPIDs,
+ * Prefix/Postfix, matchNamespaces, ...): the generic sensor at tp_btf/sys_exit of every
+ * open-family syscall, evaluated only when the call returned an fd of a real open, with the
+ * file argument read from that fd, so the decision is on the opened file's resolved path,
+ * whatever path string, dirfd or link the caller went through; every selector kind and
+ * action runs there and SIGKILL lands before the process returns to user space.
+ */
+function openExitHook(h: WireHook, f: HookFeatures, monitor: boolean): Omit<ResolvedHook, keyof HookBase | "ok"> {
+  if (h.ret) reject("return: true on security_file_open: the substitute (open-family syscall exit) sees the syscall's return, not the LSM hook's; drop return: true");
+  const file = h.args.find((a) => a.index === 0);
+  if (file === undefined || !["file", "fd", "path"].includes(file.type)) {
+    reject("the substitute for security_file_open (open-family syscall exit) needs the file argument at index 0 (type file): it is read from the returned fd");
+  }
+  const other = h.args.find((a) => a.index !== 0);
+  if (other !== undefined) reject(`argument index ${other.index}: security_file_open has one argument (the file); the substitute reads only that one`);
+  h.selectors.forEach((sel, si) => {
+    if (sel.matchReturnArgs.length > 0 || sel.matchReturnActions.length > 0) {
+      reject(`selector ${si}: matchReturnArgs/matchReturnActions on security_file_open: the substitute sees the syscall's return, not the LSM hook's`);
+    }
+  });
+  const generic: GenericAttach[] = OPEN_EXIT_SYSCALLS.map((name) => {
+    if (f.syscallNumber(name) === undefined) reject(`${name} is not a known x86_64 syscall here: the open-family syscall exit cannot be covered`);
+    return { kind: "syscall", subsystem: "raw_syscalls", event: "sys_exit", raw: false, syscall: name, withExit: true, openedFd: true };
+  });
+  const where = "at the exit of the open-family syscall that opened the file (tp_btf/sys_exit), before it returns to user space";
+  const actions = genericActions(h, f, monitor, where, undefined);
+  const io = "io_uring IORING_OP_OPENAT/OPENAT2 opens the file without an open syscall and bypasses this rule on this kernel; remedy: a rule in the same scope that kills io_uring_setup (kprobes call sys_io_uring_setup, syscall: true, action Sigkill), or matchArgs Equal on the files with at most one matchBinaries In/NotIn, which the file guard enforces including io_uring";
+  return {
+    backend: "generic",
+    event: h.list === "lsmhooks" ? "process_lsm" : "process_kprobe",
+    functionName: h.name,
+    mechanism: "generic: open-family syscall exit, file from the returned fd (tp_btf/sys_exit of open, openat, openat2, creat, open_by_handle_at when they return an fd; no BPF LSM here, and the file guard matches only Equal files with one matchBinaries; every selector is evaluated in the kernel)",
+    generic,
+    actions,
+    limits: [
+      "path-based: the file is matched by the absolute path it was opened through, resolved from the returned fd (relative paths, .., symlinks, dirfds and /proc/self/fd re-opens resolve to it); a hardlink is matched by its own path, not by the file's other names",
+      "the open has happened before the kill: O_TRUNC/creat already truncated the file",
+      "a sibling thread reading the guessed fd number can win the race before the kill",
+      "failed opens and O_PATH opens are not file opens and never match (security_file_open does not see them either)",
+      "an exec of the file is not an open-family syscall and is not matched here",
+      "fds opened before the policy was applied are not revoked",
+      "io_uring opens are not seen (see bypasses)",
+    ],
+    bypasses: [
+      io,
+      "a hardlink to a matched file made under a path the rule does not match (same filesystem, write access to a directory there) opens the same inode unmatched; remedy: matchArgs Equal on the files, which the file guard matches by inode",
+    ],
+  };
+}
+
+/**
  * Module loading (kprobes on sys_init_module/sys_finit_module; kernel_read_file with BPF
  * LSM). The decision, documented here because it is a judgment call:
  * - With BPF LSM the load is denied in lsm/kernel_read_file and lsm/kernel_load_data, so
@@ -576,7 +657,7 @@ function functionNameOf(h: WireHook): string {
 const NO_KPROBES = "no kprobes (CONFIG_KPROBES off)";
 
 function substituteFor(name: string): string {
-  if (/^(fd_install|do_sys_open|do_filp_open|vfs_open|security_file_permission)$/.test(name)) return "security_file_open with a file argument and matchArgs Equal on the files (decided on the opened file by the file guard; directory prefixes need BPF LSM)";
+  if (/^(fd_install|do_sys_open|do_filp_open|vfs_open|security_file_permission)$/.test(name)) return "security_file_open with a file argument (decided on the opened file: Equal files by the file guard, by inode; prefixes and other matchers at the open-family syscall exit, by its resolved path)";
   if (/^(tcp_connect|tcp_v4_connect|tcp_v6_connect|inet_stream_connect)$/.test(name)) return "cgroup connect4/connect6 programs (not wired in ward yet) or the syscall kprobe sys_connect (syscall: true), which runs on its tracepoint";
   if (/^(commit_creds|__sys_setuid|__sys_setresuid)$/.test(name)) return "syscall kprobes on the set*id syscalls (syscall: true), which run on their tracepoints";
   if (/^(do_init_module|load_module|free_module)$/.test(name)) return "kprobes on sys_init_module and sys_finit_module (syscall: true), which the module guard watches";
@@ -586,7 +667,7 @@ function substituteFor(name: string): string {
 function resolveOne(h: WireHook, f: HookFeatures, monitor: boolean, lists: readonly ListSpec[]): Omit<ResolvedHook, keyof HookBase | "ok"> {
   const lsm = lsmName(h);
   if (lsm !== undefined) {
-    if (lsm === "file_open") return guardFileHook(h, "open", f, monitor);
+    if (lsm === "file_open") return !f.bpfLsm && !guardExpresses(h) ? openExitHook(h, f, monitor) : guardFileHook(h, "open", f, monitor);
     if (lsm === "bprm_check_security") return guardFileHook(h, "exec", f, monitor);
     if (lsm === "kernel_read_file") {
       if (f.bpfLsm) return guardModuleHook(h, f, monitor);

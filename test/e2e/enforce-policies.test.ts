@@ -248,6 +248,125 @@ describe("enforcement through the agent (e2e)", () => {
   );
 
   kernelTest(
+    "security_file_open + matchPIDs NotIn [1] followForks isNamespacePID (generic sensor at the open exit): a pid namespace's init and its children read the file, a process entering with nsenter dies",
+    async () => {
+      const policyFile = join(dir, "pidns.yaml");
+      writeFileSync(policyFile, `apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: pidns-secret
+spec:
+  kprobes:
+  - call: security_file_open
+    syscall: false
+    args:
+    - index: 0
+      type: file
+    selectors:
+    - matchArgs:
+      - index: 0
+        operator: Equal
+        values:
+        - ${secret}
+      matchPIDs:
+      - operator: NotIn
+        followForks: true
+        isNamespacePID: true
+        values:
+        - 1
+      matchActions:
+      - action: Sigkill
+`);
+      const unshare = ["unshare", "--pid", "--fork", "--mount-proc"];
+      // A namespace to enter from outside: its init sleeps; the test kills it at the end.
+      const holder = Bun.spawn([...unshare, "sleep", "120"], { stdout: "ignore", stderr: "ignore", stdin: "ignore" });
+      const a = await startAgent([policyFile]);
+      try {
+        const init = await waitFor("the namespace's init", () => {
+          try {
+            const kids = readFileSync(`/proc/${holder.pid}/task/${holder.pid}/children`, "utf8").trim();
+            return kids === "" ? undefined : Number(kids.split(" ")[0]);
+          } catch {
+            return undefined;
+          }
+        }, 10_000);
+        // Without the agent the entering process reads the file: checked after the agent is
+        // stopped below, so the kill here is the policy's.
+        const asInit = run([...unshare, "cat", secret]);
+        expect(asInit.stdout).toBe(CONTENT);
+        expect(asInit.status).toBe(0);
+        // sh is the namespace's pid 1; cat is its child (followForks), and so is cat's grandchild.
+        const forked = run([...unshare, "sh", "-c", `cat ${secret}; sh -c 'cat ${secret}; true'; true`]);
+        expect(forked.stdout).toBe(CONTENT + CONTENT);
+        expect(forked.status).toBe(0);
+        const entered = run(["nsenter", "--target", String(init), "--pid", "cat", secret]);
+        expect(entered.stdout).toBe("");
+        expect(entered.signal === "SIGKILL" || entered.status === 137).toBe(true);
+        // On the host (not in a pid namespace) the selector never matches: nothing is killed.
+        expect(run(["cat", secret]).stdout).toBe(CONTENT);
+        const ev = await waitFor("the kill's process_kprobe", () => kprobes(a, "pidns-secret")[0], 10_000);
+        expect(ev.function_name).toBe("security_file_open");
+        expect(ev.action).toBe("KPROBE_ACTION_SIGKILL");
+        expect(ev.args?.[0]?.file_arg?.path).toBe(secret);
+        expect(kprobes(a, "pidns-secret")).toHaveLength(1);
+        const st = (await (await a.api("/v1/status")).json()) as { policies: { name: string; hooks: { mechanism: string; limits: string[]; bypasses: string[] }[] }[] };
+        const hook = st.policies.find((x) => x.name === "pidns-secret")?.hooks[0];
+        expect(hook?.mechanism).toStartWith("generic: open-family syscall exit, file from the returned fd");
+        expect(hook?.bypasses.join("\n")).toContain("io_uring_setup");
+        expect(await a.stop()).toBe(0);
+        const free = run(["nsenter", "--target", String(init), "--pid", "cat", secret]);
+        expect(free.stdout).toBe(CONTENT);
+      } finally {
+        await a.stop();
+        holder.kill("SIGKILL");
+        await holder.exited;
+      }
+    },
+    120_000,
+  );
+
+  kernelTest(
+    "security_file_open + Prefix on a directory (generic sensor at the open exit): cat through a relative path, a symlink, .. and /proc/self/fd dies; my/cat and other files are fine",
+    async () => {
+      const policyFile = join(dir, "prefix.yaml");
+      writeFileSync(policyFile, secureYaml("prefix-secret").replace("operator: Equal", "operator: Prefix").replace(`- ${secret}`, `- ${join(dir, "my", "extremely")}/`));
+      const a = await startAgent([policyFile]);
+      try {
+        killed(run(["cat", "extremely/secret/file"], { cwd: join(dir, "my") }));
+        killed(run(["cat", join(dir, "symlink")]));
+        killed(run(["cat", "../my/extremely/secret/./file"], { cwd: join(dir, "other") }));
+        killed(run(["python3", "-c", `import os; p = os.open(${JSON.stringify(secret)}, os.O_PATH); fd = os.open(f"/proc/self/fd/{p}", os.O_RDONLY); print(os.read(fd, 100))`]));
+        // An O_PATH open is not a file open (security_file_open never sees one): not killed.
+        expect(run(["python3", "-c", `import os; os.open(${JSON.stringify(secret)}, os.O_PATH); print("ok")`]).stdout).toBe("ok\n");
+        // Failed opens are not file opens either.
+        expect(run(["cat", join(dir, "my", "extremely", "missing")]).status).toBe(1);
+        const allowed = run([myCat, secret]);
+        expect(allowed.stdout).toBe(CONTENT);
+        expect(allowed.status).toBe(0);
+        expect(run(["cat", "/etc/hostname"]).status).toBe(0);
+        const evs = await waitFor("4 process_kprobe events", () => {
+          const e = kprobes(a, "prefix-secret");
+          return e.length >= 4 ? e : undefined;
+        }, 10_000);
+        for (const e of evs) {
+          expect(e.function_name).toBe("security_file_open");
+          expect(e.action).toBe("KPROBE_ACTION_SIGKILL");
+          expect(e.args?.[0]?.file_arg?.path).toBe(secret);
+        }
+        expect(kprobes(a, "prefix-secret")).toHaveLength(4);
+        const st = (await (await a.api("/v1/status")).json()) as { policies: { name: string; hooks: { mechanism: string; limits: string[] }[] }[] };
+        const hook = st.policies.find((x) => x.name === "prefix-secret")?.hooks[0];
+        expect(hook?.mechanism).toStartWith("generic: open-family syscall exit, file from the returned fd");
+        expect(hook?.limits.join("\n")).toContain("a hardlink is matched by its own path");
+      } finally {
+        await a.stop();
+      }
+      expect(run(["cat", join(dir, "symlink")]).stdout).toBe(CONTENT);
+    },
+    120_000,
+  );
+
+  kernelTest(
     "sys_openat (syscall: true) string Equal + Sigkill: cat of the path dies, cat /etc/hostname works, the event names __x64_sys_openat",
     async () => {
       const policyFile = join(dir, "openat.yaml");

@@ -6,7 +6,7 @@ import { describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { validatePolicyText } from "../../src/policy/validate.ts";
-import { resolvePolicy, syscallName, type HookFeatures, type ResolvedHook, type RejectedHook } from "../../src/sensors/resolve.ts";
+import { resolvePolicy, syscallName, type GenericAttach, type HookFeatures, type ResolvedHook, type RejectedHook } from "../../src/sensors/resolve.ts";
 import { policyFrom } from "./engine-helpers.ts";
 
 const SYSCALLS: Record<string, number> = { openat: 257, init_module: 175, finit_module: 313, dup: 32, dup2: 33, linkat: 265, setuid: 105 };
@@ -156,7 +156,7 @@ describe("rejections name the missing feature and a substitute", () => {
   test("a kernel function kprobe: no kprobes here", () => {
     const p = policyFrom(policy(`  kprobes:\n  - call: fd_install\n    syscall: false\n    args:\n    - index: 1\n      type: file\n`));
     expect(rejected(resolvePolicy(p, HERE).hooks[0])).toBe(
-      "hook fd_install cannot run on this kernel: no kprobes (CONFIG_KPROBES off); substitute: security_file_open with a file argument and matchArgs Equal on the files (decided on the opened file by the file guard; directory prefixes need BPF LSM)",
+      "hook fd_install cannot run on this kernel: no kprobes (CONFIG_KPROBES off); substitute: security_file_open with a file argument (decided on the opened file: Equal files by the file guard, by inode; prefixes and other matchers at the open-family syscall exit, by its resolved path)",
     );
   });
 
@@ -176,13 +176,11 @@ describe("rejections name the missing feature and a substitute", () => {
     expect(rejected(resolvePolicy(req, HERE).hooks[0])).toMatch(/substitute: kprobes on sys_finit_module and sys_init_module/);
   });
 
-  test("file rules the guard cannot express: Prefix, matchPIDs, no selectors", () => {
-    const prefix = policyFrom(SECURE.replace("operator: Equal", "operator: Prefix"));
-    expect(rejected(resolvePolicy(prefix, HERE).hooks[0])).toContain("matchArgs Prefix on a file");
-    const pids = policyFrom(SECURE.replace("      matchBinaries:", "      matchPIDs:\n      - operator: NotIn\n        values: [1]\n      matchBinaries:"));
-    expect(rejected(resolvePolicy(pids, HERE).hooks[0])).toContain("matchPIDs cannot be evaluated by the file guard");
-    const none = policyFrom(policy(`  kprobes:\n  - call: security_file_open\n    syscall: false\n    args:\n    - index: 0\n      type: file\n`));
-    expect(rejected(resolvePolicy(none, HERE).hooks[0])).toContain("no selectors");
+  test("file rules the guard cannot express go to the generic sensor at the open-family syscall exit; its own rejections still hold", () => {
+    const ret = policyFrom(SECURE.replace("operator: Equal", "operator: Prefix").replace("    - index: 0\n      type: file\n", "    - index: 0\n      type: file\n    returnArg:\n      index: 0\n      type: int\n    return: true\n"));
+    expect(rejected(resolvePolicy(ret, HERE).hooks[0])).toContain("sees the syscall's return, not the LSM hook's");
+    const two = policyFrom(SECURE.replace("operator: Equal", "operator: Prefix").replace("    - index: 0\n      type: file\n", "    - index: 0\n      type: file\n    - index: 1\n      type: int\n"));
+    expect(rejected(resolvePolicy(two, HERE).hooks[0])).toContain("security_file_open has one argument");
   });
 
   test("matchArgs on a kernel object a syscall entry does not have (sock) is refused with a substitute; an fd is read as its path", () => {
@@ -197,6 +195,81 @@ describe("rejections name the missing feature and a substitute", () => {
     expect(rejected(resolvePolicy(p, HERE).hooks[0])).toContain("nosuch is not a known x86_64 syscall");
     const tp = policyFrom(policy(`  tracepoints:\n  - subsystem: nosuch\n    event: thing\n`));
     expect(rejected(resolvePolicy(tp, { ...HERE, tracepoint: () => false }).hooks[0])).toContain("tracepoint nosuch/thing does not exist");
+  });
+});
+
+describe("security_file_open rules beyond the file guard (no BPF LSM): generic sensor at the open-family syscall exit", () => {
+  const PIDS = policy(`  kprobes:
+  - call: security_file_open
+    syscall: false
+    args:
+    - index: 0
+      type: file
+    selectors:
+    - matchArgs:
+      - index: 0
+        operator: Equal
+        values: ["/my/extremely/secret/file"]
+      matchPIDs:
+      - operator: NotIn
+        followForks: true
+        isNamespacePID: true
+        values: [1]
+      matchActions:
+      - action: Sigkill
+`);
+  const EXITS: GenericAttach[] = ["open", "openat", "openat2", "creat", "open_by_handle_at"].map((syscall) => ({ kind: "syscall" as const, subsystem: "raw_syscalls", event: "sys_exit", raw: false, syscall, withExit: true, openedFd: true }));
+
+  test("the talk's matchPIDs policy: every open-family exit, file from the returned fd, Sigkill before return, honest limits", () => {
+    const r = resolvePolicy(policyFrom(PIDS), HERE);
+    expect(r.errors).toEqual([]);
+    const h = ok(r.hooks[0]);
+    expect(h.backend).toBe("generic");
+    expect(h.event).toBe("process_kprobe");
+    expect(h.functionName).toBe("security_file_open");
+    expect(h.mechanism).toStartWith("generic: open-family syscall exit, file from the returned fd");
+    expect(h.generic).toEqual(EXITS);
+    expect(h.guard).toBeUndefined();
+    expect(h.actions).toHaveLength(1);
+    expect(h.actions[0]?.action).toBe("Sigkill");
+    expect(h.actions[0]?.honored).toContain("SIGKILL");
+    expect(h.actions[0]?.honored).toContain("before it returns to user space");
+    const limits = h.limits.join("\n");
+    expect(limits).toContain("path-based");
+    expect(limits).toContain("a hardlink is matched by its own path");
+    expect(limits).toContain("O_PATH");
+    const bypasses = h.bypasses.join("\n");
+    expect(bypasses).toMatch(/io_uring.*bypasses this rule.*remedy: .*io_uring_setup.*Equal.*file guard/);
+    // monitor mode: the same mechanism, the kill posted instead
+    expect(ok(resolvePolicy(policyFrom(PIDS), HERE, "monitor").hooks[0]).actions[0]?.honored).toContain("monitor mode");
+  });
+
+  test("Prefix, Postfix, matchNamespaces, matchCapabilities, no selectors, lsmhooks: generic here; the guard keeps Equal + matchBinaries", () => {
+    const prefix = policyFrom(SECURE.replace("operator: Equal", "operator: Prefix"));
+    expect(ok(resolvePolicy(prefix, HERE).hooks[0]).generic).toEqual(EXITS);
+    const postfix = policyFrom(SECURE.replace("operator: Equal", "operator: Postfix"));
+    expect(ok(resolvePolicy(postfix, HERE).hooks[0]).backend).toBe("generic");
+    const ns = policyFrom(SECURE.replace("      matchBinaries:", "      matchNamespaces:\n      - namespace: Pid\n        operator: NotIn\n        values: [host_ns]\n      matchBinaries:"));
+    expect(ok(resolvePolicy(ns, HERE).hooks[0]).backend).toBe("generic");
+    const caps = policyFrom(SECURE.replace("      matchBinaries:", "      matchCapabilities:\n      - type: Effective\n        operator: In\n        values: [CAP_SYS_ADMIN]\n      matchBinaries:"));
+    expect(ok(resolvePolicy(caps, HERE).hooks[0]).backend).toBe("generic");
+    const none = policyFrom(policy(`  kprobes:\n  - call: security_file_open\n    syscall: false\n    args:\n    - index: 0\n      type: file\n`));
+    expect(ok(resolvePolicy(none, HERE).hooks[0]).backend).toBe("generic");
+    const lsmhook = policyFrom(policy(`  lsmhooks:\n  - hook: file_open\n    args:\n    - index: 0\n      type: file\n    selectors:\n    - matchArgs:\n      - index: 0\n        operator: Prefix\n        values: ["/my/"]\n`));
+    const l = ok(resolvePolicy(lsmhook, HERE).hooks[0]);
+    expect(l.backend).toBe("generic");
+    expect(l.event).toBe("process_lsm");
+    // What the guard expresses stays with the guard (inode-exact, io_uring and exec covered).
+    expect(ok(resolvePolicy(policyFrom(SECURE), HERE).hooks[0]).backend).toBe("guard");
+    // With BPF LSM nothing changes: the LSM guard (and its own refusal of prefixes).
+    expect(rejected(resolvePolicy(prefix, LSM).hooks[0])).toContain("matchArgs Prefix on a file");
+  });
+
+  test("actions the generic sensor cannot take are refused with the reason", () => {
+    const over = policyFrom(PIDS.replace("action: Sigkill", "action: Override\n        argError: -1"));
+    expect(rejected(resolvePolicy(over, HERE).hooks[0])).toContain("Override needs bpf_override_return");
+    const relative = policyFrom(PIDS.replace('values: ["/my/extremely/secret/file"]', 'values: ["secret/file"]').replace("operator: Equal", "operator: Postfix"));
+    expect(ok(resolvePolicy(relative, HERE).hooks[0]).backend).toBe("generic");
   });
 });
 
