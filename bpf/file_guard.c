@@ -8,7 +8,11 @@
  * all arrive at the same key (B4-B7, B14 in reference/peers.md).
  *
  * Programs (userspace attaches the ones this kernel and the policy need):
- *   guard_sys_exit      tp_btf/sys_exit           open family, kill before the caller returns
+ *   guard_open_exit     tracepoint/syscalls/sys_exit_{open,openat,openat2,creat,open_by_handle_at}
+ *                                                 open family, kill before the caller returns;
+ *                                                 runs only at the exit of those syscalls
+ *   guard_sys_exit      tp_btf/sys_exit           the same check where tracefs is missing; runs at
+ *                                                 the exit of every syscall (measurably slower)
  *   guard_exec          tp_btf/sched_process_exec exec of a protected file, kill before the new image runs
  *   guard_io_uring      tp_btf/io_uring_complete  IORING_OP_OPENAT/OPENAT2 into the fd table (see below)
  *   guard_module        tp_btf/sys_enter          init_module/finit_module (see below)
@@ -46,6 +50,19 @@
 #define NR_open_by_handle_at 304
 #define NR_finit_module 313
 #define NR_openat2 437
+
+/*
+ * i386 numbers (arch/x86/entry/syscalls/syscall_32.tbl): a compat syscall (a 32-bit process,
+ * or int 0x80 from a 64-bit one) leaves these in orig_ax. The syscalls/ tracepoints never
+ * fire for compat syscalls on x86 (ARCH_TRACE_IGNORE_COMPAT_SYSCALLS), so only the tp_btf
+ * fallback can see them.
+ */
+#define NR32_open 5
+#define NR32_creat 8
+#define NR32_openat 295
+#define NR32_open_by_handle_at 342
+#define NR32_openat2 437
+#define TS_COMPAT 0x0002 /* thread_info.status bit set for a compat syscall (asm/thread_info.h) */
 
 /* io_uring opcodes (include/uapi/linux/io_uring.h). */
 #define IORING_OP_OPENAT 18
@@ -303,25 +320,81 @@ static __always_inline int check_file(struct file *file, __u32 hook, long result
 	return decide(*rule_id, hook, result, &key, exe_task, can_deny);
 }
 
+/* The open-family check once the syscall returned `ret` (an fd when >= 0). */
+static __always_inline void open_exit(long ret)
+{
+	struct file *file;
+
+	if (ret < 0)
+		return;
+	file = fd_file(ret);
+	if (!file || is_path_only(file))
+		return;
+	check_file(file, GUARD_HOOK_OPEN, ret, (struct task_struct *)bpf_get_current_task(), 0);
+}
+
+/*
+ * The record of every syscalls/sys_exit_* tracepoint (tracefs events/syscalls/<name>/format:
+ * the 8 bytes of common fields, int __syscall_nr, long ret at offset 16). It is a stable ABI
+ * read straight from ctx; guard.ts checks the format files agree before it attaches here.
+ */
+struct syscall_exit_record {
+	__u64 common;
+	int syscall_nr;
+	int pad;
+	long ret;
+};
+
+/*
+ * Attached by userspace to sys_exit_open, sys_exit_openat, sys_exit_openat2, sys_exit_creat
+ * and sys_exit_open_by_handle_at (whichever exist): no other syscall ever runs it, so it
+ * costs nothing for them. bpf_send_signal is allowed in TRACEPOINT programs
+ * (bpf_tracing_func_proto) and runs here in the caller's context, as in tp_btf.
+ */
+SEC("tracepoint/syscalls/sys_exit_openat")
+int guard_open_exit(struct syscall_exit_record *ctx)
+{
+	open_exit(ctx->ret);
+	return 0;
+}
+
+static __always_inline int is_compat_syscall(void)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	__u32 status = 0;
+
+	KREAD(status, task->thread_info.status);
+	return (status & TS_COMPAT) != 0;
+}
+
+/*
+ * The fallback when syscall tracepoints are unavailable (no tracefs): runs at the exit of
+ * every syscall and filters on the number. It also covers compat syscalls, whose numbers are
+ * the i386 ones (the old check compared only the 64-bit numbers, so it missed a 32-bit open
+ * and took fork's or readlink's return for an fd).
+ */
 SEC("tp_btf/sys_exit")
 int guard_sys_exit(unsigned long long *ctx)
 {
 	struct pt_regs *regs = (struct pt_regs *)ctx[0];
 	long ret = (long)ctx[1];
-	struct file *file;
 	long nr = 0;
+	int native, compat;
 
 	if (ret < 0)
 		return 0;
 	if (KREAD(nr, regs->orig_ax))
 		return 0;
-	if (nr != NR_openat && nr != NR_open && nr != NR_openat2 && nr != NR_creat &&
-	    nr != NR_open_by_handle_at)
+	native = nr == NR_openat || nr == NR_open || nr == NR_openat2 || nr == NR_creat ||
+		 nr == NR_open_by_handle_at;
+	compat = nr == NR32_openat || nr == NR32_open || nr == NR32_openat2 || nr == NR32_creat ||
+		 nr == NR32_open_by_handle_at;
+	if (!native && !compat)
 		return 0;
-	file = fd_file(ret);
-	if (!file || is_path_only(file))
+	/* 437 (openat2) is the same in both tables; every other number means one or the other. */
+	if (native != compat && is_compat_syscall() != compat)
 		return 0;
-	check_file(file, GUARD_HOOK_OPEN, ret, (struct task_struct *)bpf_get_current_task(), 0);
+	open_exit(ret);
 	return 0;
 }
 

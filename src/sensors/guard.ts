@@ -6,10 +6,12 @@ import { join } from "node:path";
 import { attachProgram, loadCollectionSpec, newCollection, type CollectionSpec } from "../bpf/collection.ts";
 import { Link } from "../bpf/link.ts";
 import { BpfMap } from "../bpf/map.ts";
+import type { BpfProgram } from "../bpf/program.ts";
 import { unpin } from "../bpf/pin.ts";
 import { readObject } from "../bpf/objects.ts";
 import { RingBufReader } from "../bpf/ringbuf.ts";
 import { BtfKind, type Btf } from "../bpf/btf.ts";
+import { chooseOpenExit, type OpenExitChoice } from "./open-exit.ts";
 
 export class GuardError extends Error {
   override name = "GuardError";
@@ -18,6 +20,7 @@ export class GuardError extends Error {
 /** Program names in file_guard.o, by what they enforce. */
 export type GuardProgram =
   | "guard_sys_exit"
+  | "guard_open_exit"
   | "guard_exec"
   | "guard_io_uring"
   | "guard_module"
@@ -28,6 +31,9 @@ export type GuardProgram =
 
 /**
  * The file rules on kernels without BPF LSM (tracepoints + bpf_send_signal): the default.
+ * "guard_sys_exit" here stands for the open-family exit check: FileGuard.open attaches
+ * guard_open_exit to the per-syscall tracepoints where they exist and the tp_btf/sys_exit
+ * program only where they do not (see open-exit.ts; FileGuard.mechanisms() says which).
  * guard_module is not in it: it runs at every syscall entry, so it is loaded only when a
  * module rule is wanted (TRACEPOINT_PROGRAMS).
  */
@@ -46,15 +52,25 @@ export interface GuardMechanism {
   limits: string[];
 }
 
+const OPEN_EXIT_LIMITS = [
+  "the open has happened: O_TRUNC/creat already truncated the file",
+  "a sibling thread reading the guessed fd number can win the race before the kill (8 of 300 runs on 6.18)",
+  "fds opened before the rule existed are not revoked",
+];
+
 export const GUARD_MECHANISMS: Readonly<Record<GuardProgram, GuardMechanism>> = {
-  guard_sys_exit: {
-    attach: "tp_btf/sys_exit (open, openat, openat2, creat, open_by_handle_at)",
+  guard_open_exit: {
+    attach: "tracepoint syscalls/sys_exit_{open,openat,openat2,creat,open_by_handle_at}",
     honors: "sigkill",
     limits: [
-      "the open has happened: O_TRUNC/creat already truncated the file",
-      "a sibling thread reading the guessed fd number can win the race before the kill (8 of 300 runs on 6.18)",
-      "fds opened before the rule existed are not revoked",
+      ...OPEN_EXIT_LIMITS,
+      "32-bit (ia32 compat) syscalls never fire the syscalls/ tracepoints on x86: a 32-bit process's open is not checked here (exec and io_uring still are)",
     ],
+  },
+  guard_sys_exit: {
+    attach: "tp_btf/sys_exit (open, openat, openat2, creat, open_by_handle_at, 64-bit and compat; the fallback without tracefs)",
+    honors: "sigkill",
+    limits: [...OPEN_EXIT_LIMITS, "runs at the exit of every syscall: a getppid loop was about 10-15% slower with it loaded"],
   },
   guard_exec: { attach: "tp_btf/sched_process_exec (bprm->file and the script)", honors: "sigkill", limits: ["the binary selector sees the parent's executable (the exec has replaced the caller's)"] },
   guard_io_uring: {
@@ -129,6 +145,12 @@ export interface GuardOptions {
   exemptPids?: number[];
   /** the object bytes; default the embedded file_guard.o */
   object?: Uint8Array;
+  /**
+   * Where "guard_sys_exit" (the open-family exit check) attaches: "auto" (default) picks the
+   * per-syscall tracepoints when tracefs has them, else tp_btf/sys_exit; "tp_btf" forces the
+   * fallback (tests, and a kernel whose syscall tracepoints misbehave).
+   */
+  openExit?: "auto" | "tp_btf";
 }
 
 const FILE_HOOKS: GuardHook[] = ["open", "exec", "io_uring", "lsm_open", "lsm_exec"];
@@ -211,6 +233,36 @@ const decoder = new TextDecoder();
 /** Pin file names under a pin directory: one per map, one per attached program's link. */
 const MAP_PIN_PREFIX = "map_";
 const LINK_PIN_PREFIX = "link_";
+/**
+ * guard_open_exit has one link per tracepoint: link_guard_open_exit@sys_exit_openat, ...
+ * ("@" because bpffs refuses names with a "." in them).
+ */
+const LINK_PIN_SEPARATOR = "@";
+
+/** One attachment to make: a program, optionally at another target than its section's. */
+interface Attachment {
+  program: GuardProgram;
+  target?: string;
+  pinName: string;
+}
+
+/** The requested programs as attachments, with the open-family check placed per `choice`. */
+function attachmentsFor(programs: readonly GuardProgram[], choice: OpenExitChoice | undefined): Attachment[] {
+  const out: Attachment[] = [];
+  for (const p of programs) {
+    const openExit = p === "guard_sys_exit" || p === "guard_open_exit";
+    if (openExit && choice?.kind === "tracepoint") {
+      for (const tp of choice.tracepoints) {
+        out.push({ program: "guard_open_exit", target: `syscalls/${tp}`, pinName: `guard_open_exit${LINK_PIN_SEPARATOR}${tp}` });
+      }
+    } else if (openExit) {
+      out.push({ program: "guard_sys_exit", pinName: "guard_sys_exit" });
+    } else {
+      out.push({ program: p, pinName: p });
+    }
+  }
+  return out;
+}
 
 export class FileGuard {
   private readonly reader: RingBufReader;
@@ -225,6 +277,12 @@ export class FileGuard {
   private closed = false;
   /** names of the programs attached (by open) or found pinned (by adopt) */
   private readonly attached = new Set<string>();
+  /** program -> where it is attached ("syscalls/sys_exit_openat", "tp_btf/sys_exit", ...) */
+  private readonly where = new Map<string, string[]>();
+  /** why the open-family check fell back to tp_btf/sys_exit, when it did */
+  private fallbackReason: string | undefined;
+  /** the loaded programs (open() only: adopt holds links, not programs) */
+  private programs: Record<string, BpfProgram> = {};
 
   private constructor(
     private readonly maps: Record<string, BpfMap>,
@@ -252,28 +310,39 @@ export class FileGuard {
    */
   static open(opts: GuardOptions & { pinDir?: string } = {}): FileGuard {
     const programs = opts.programs ?? TRACEPOINT_FILE_PROGRAMS;
+    const wantsOpenExit = programs.includes("guard_sys_exit") || programs.includes("guard_open_exit");
+    let choice: OpenExitChoice | undefined;
+    if (wantsOpenExit) {
+      choice = opts.openExit === "tp_btf" && !programs.includes("guard_open_exit") ? { kind: "tp_btf", reason: "asked for (openExit: tp_btf)" } : chooseOpenExit();
+      if (programs.includes("guard_open_exit") && choice.kind !== "tracepoint") throw new GuardError(`open file guard: guard_open_exit needs syscall tracepoints: ${choice.reason}`);
+    }
+    const attachments = attachmentsFor(programs, choice);
+    const loaded = [...new Set(attachments.map((a) => a.program))];
     if (opts.pinDir !== undefined && existsSync(opts.pinDir) && readdirSync(opts.pinDir).length > 0) {
       throw new GuardError(`open file guard: ${opts.pinDir} already holds pinned objects (adopt them with FileGuard.adopt)`);
     }
     const spec = loadCollectionSpec(opts.object ?? readObject("file_guard"));
-    const coll = newCollection(spec, { programs: [...programs] });
+    const coll = newCollection(spec, { programs: loaded });
     const links: Link[] = [];
     let guard: FileGuard | undefined;
     try {
       guard = new FileGuard(coll.maps, links, () => coll.close(), spec, opts.pinDir);
       guard.exempt(process.pid);
       for (const pid of opts.exemptPids ?? []) guard.exempt(pid);
-      for (const name of programs) {
-        const prog = coll.programs[name];
-        const pspec = spec.programs[name];
-        if (prog === undefined || pspec === undefined) throw new GuardError(`file_guard.o has no program ${name}`);
-        links.push(attachProgram(prog, pspec));
-        guard.attached.add(name);
+      if (choice?.kind === "tp_btf") guard.fallbackReason = choice.reason;
+      guard.programs = coll.programs;
+      for (const a of attachments) {
+        const prog = coll.programs[a.program];
+        const pspec = spec.programs[a.program];
+        if (prog === undefined || pspec === undefined) throw new GuardError(`file_guard.o has no program ${a.program}`);
+        links.push(attachProgram(prog, pspec, a.target !== undefined ? { target: a.target } : {}));
+        guard.attached.add(a.program);
+        guard.where.set(a.program, [...(guard.where.get(a.program) ?? []), a.target ?? pspec.section]);
       }
       if (opts.pinDir !== undefined) {
         mkdirSync(opts.pinDir, { recursive: true });
         for (const [name, m] of Object.entries(coll.maps)) m.pin(join(opts.pinDir, MAP_PIN_PREFIX + name));
-        programs.forEach((name, i) => links[i]?.pin(join(opts.pinDir ?? "", LINK_PIN_PREFIX + name)));
+        attachments.forEach((a, i) => links[i]?.pin(join(opts.pinDir ?? "", LINK_PIN_PREFIX + a.pinName)));
       }
       return guard;
     } catch (e) {
@@ -313,7 +382,14 @@ export class FileGuard {
     }
     // The maps and links are closed by close() through their own lists; nothing else to free.
     const guard = new FileGuard(maps, links, () => {}, spec, pinDir);
-    for (const n of linkNames) guard.attached.add(n);
+    for (const n of linkNames) {
+      // link_<program>[@<tracepoint>]: program names have no "@" in them
+      const dot = n.indexOf(LINK_PIN_SEPARATOR);
+      const program = dot < 0 ? n : n.slice(0, dot);
+      guard.attached.add(program);
+      const at = dot < 0 ? (spec.programs[program]?.section ?? "pinned") : `syscalls/${n.slice(dot + 1)}`;
+      guard.where.set(program, [...(guard.where.get(program) ?? []), at]);
+    }
     guard.restoreState();
     const exempt = guard.map("guard_exempt");
     for (const k of [...exempt.keys()]) exempt.delete(k);
@@ -341,6 +417,33 @@ export class FileGuard {
       list.push(k);
       this.ruleBinaries.set(rule, list);
     }
+  }
+
+  /**
+   * What is attached where, for status and explain: program name -> attach points. The
+   * open-family check shows up as guard_open_exit (per-syscall tracepoints) or
+   * guard_sys_exit (tp_btf/sys_exit, the fallback).
+   */
+  mechanisms(): Record<string, string[]> {
+    return Object.fromEntries([...this.where].map(([k, v]) => [k, [...v]]));
+  }
+
+  /** Why the open-family check runs on tp_btf/sys_exit instead of the tracepoints (undefined: it does not). */
+  openExitFallback(): string | undefined {
+    return this.fallbackReason;
+  }
+
+  /**
+   * How often each loaded program ran and its total run time, as the kernel counts them
+   * (only while kernel.bpf_stats_enabled is 1; zeros otherwise). Empty after adopt().
+   */
+  programRuns(): Record<string, { runCnt: bigint; runTimeNs: bigint }> {
+    const out: Record<string, { runCnt: bigint; runTimeNs: bigint }> = {};
+    for (const [name, p] of Object.entries(this.programs)) {
+      const info = p.info();
+      out[name] = { runCnt: info.runCnt, runTimeNs: info.runTimeNs };
+    }
+    return out;
   }
 
   private map(name: string): BpfMap {
