@@ -436,6 +436,7 @@ function openExitHook(h: WireHook, f: HookFeatures, monitor: boolean): Omit<Reso
     bypasses: [
       io,
       "a hardlink to a matched file made under a path the rule does not match (same filesystem, write access to a directory there) opens the same inode unmatched; remedy: matchArgs Equal on the files, which the file guard matches by inode",
+      "open_by_handle_at (CAP_DAC_READ_SEARCH) names an inode, not a path: for a file with several hardlinks the opened file's path is whichever name the dentry cache holds, which may be one the rule does not match (measured on 6.18); remedy: matchArgs Equal on the files (file guard, by inode)",
     ],
   };
 }

@@ -367,6 +367,45 @@ spec:
   );
 
   kernelTest(
+    "Prefix rule (generic sensor at the open exit): open(2), openat2, open_by_handle_at, creat, /proc/self/fd and a path-buffer race die; io_uring bypasses it, as explain says",
+    async () => {
+      ensureSystemPackages([
+        ["/usr/bin/cc", "gcc"],
+        ["/usr/lib/x86_64-linux-gnu/libc.a", "libc6-dev"],
+      ]);
+      const helper = join(dir, "other", "helper-prefix");
+      const cc = spawnSync("cc", ["-O2", "-static", "-pthread", "-o", helper, join(root, "test", "kernel", "guard-helper.c")], { encoding: "utf8" });
+      expect(cc.stderr).toBe("");
+      const policyFile = join(dir, "prefix-helper.yaml");
+      writeFileSync(policyFile, secureYaml("prefix-helper").replace("operator: Equal", "operator: Prefix").replace(`- ${secret}`, `- ${join(dir, "my", "extremely")}/`));
+      const created = join(dir, "my", "extremely", "created");
+      // open_by_handle_at names the inode: a file with one name (secret also has a hardlink
+      // outside the prefix, whose name the dentry cache may hand back: a documented bypass).
+      const single = join(dir, "my", "extremely", "single");
+      writeFileSync(single, CONTENT);
+      const a = await startAgent([policyFile]);
+      try {
+        for (const [how, path] of [["read", secret], ["openat2", secret], ["handle", single], ["procfd", secret], ["pathrace", secret]] as const) {
+          const r = run([helper, how, path]);
+          expect({ how, signal: r.signal }).toEqual({ how, signal: "SIGKILL" });
+          expect(r.stdout).not.toContain("pizza");
+        }
+        // creat under the prefix: killed at the exit (the file exists by then, as the limits say).
+        expect(run([helper, "creat", created]).signal).toBe("SIGKILL");
+        // io_uring opens without an open syscall: the documented bypass of this mechanism.
+        expect(run([helper, "uring", secret]).stdout).toContain("pizza");
+        await waitFor("6 events", () => (kprobes(a, "prefix-helper").length >= 6 ? true : undefined), 10_000);
+        expect(kprobes(a, "prefix-helper").map((e) => e.args?.[0]?.file_arg?.path).sort()).toEqual([created, single, ...Array<string>(4).fill(secret)].sort());
+      } finally {
+        await a.stop();
+        rmSync(created, { force: true });
+        rmSync(single, { force: true });
+      }
+    },
+    120_000,
+  );
+
+  kernelTest(
     "sys_openat (syscall: true) string Equal + Sigkill: cat of the path dies, cat /etc/hostname works, the event names __x64_sys_openat",
     async () => {
       const policyFile = join(dir, "openat.yaml");
