@@ -1,6 +1,6 @@
 // Assembles the guard VM: Debian's 6.1 kernel (cached), an initramfs with busybox, the
 // compiled guest (test/vm/guest/main.ts), the static bypass helper twice (the second copy is
-// the allowed binary) and one module of that kernel, then boots it once.
+// the allowed binary), the compat-syscall opener (test/kernel/compat-open.c) and one module of that kernel, then boots it once.
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
@@ -37,6 +37,9 @@ export async function runGuardVm(timeoutMs: number): Promise<VmRun> {
     const helper = join(work, "ward-helper");
     const cc = spawnSync("cc", ["-O2", "-static", "-pthread", "-o", helper, join(import.meta.dir, "..", "kernel", "guard-helper.c")], { encoding: "utf8" });
     if (cc.status !== 0) throw new Error(`cc guard-helper.c failed: ${cc.stderr}`);
+    const compat = join(work, "ward-compat-open");
+    const cc32 = spawnSync("cc", ["-O2", "-static", "-o", compat, join(import.meta.dir, "..", "kernel", "compat-open.c")], { encoding: "utf8" });
+    if (cc32.status !== 0) throw new Error(`cc compat-open.c failed: ${cc32.stderr}`);
     const module = join(kernel.modulesDir, MODULE_REL);
     if (!existsSync(module)) throw new Error(`${module} is missing from the extracted kernel package`);
     const initrd = buildInitramfs(
@@ -45,6 +48,7 @@ export async function runGuardVm(timeoutMs: number): Promise<VmRun> {
         ...binaryWithLibs(guest, "/ward/guest"),
         { path: "/bin/ward-helper", file: helper, mode: 0o755 },
         { path: "/allowed/helper", file: helper, mode: 0o755 },
+        { path: "/bin/ward-compat-open", file: compat, mode: 0o755 },
         { path: "/ward/em_u32.ko", file: module },
         { path: "/init", data: initScript("/ward/guest"), mode: 0o755 },
       ],

@@ -16,6 +16,7 @@ import { BpfProgram, ProgType } from "../../../src/bpf/program.ts";
 import { FileGuard, LSM_PROGRAMS, TRACEPOINT_PROGRAMS, type GuardEvent } from "../../../src/sensors/guard.ts";
 
 const HELPER = "/bin/ward-helper";
+const COMPAT_OPEN = "/bin/ward-compat-open";
 const ALLOWED = "/allowed/helper";
 const MODULE = "/ward/em_u32.ko";
 const SECRET = "I love pizza!\n";
@@ -149,6 +150,38 @@ async function tracepointChecks(): Promise<void> {
   }
 }
 
+/**
+ * Where the open-family check attaches on 6.1, and what each placement does with compat
+ * (int 0x80) opens: the syscalls/ tracepoints never fire for them on x86, tp_btf/sys_exit
+ * sees them with their i386 numbers. The host has IA-32 emulation off, so only here.
+ */
+async function openExitChecks(): Promise<void> {
+  const secret = "/tmp/secret-compat";
+  writeSecret(secret);
+  const tp = FileGuard.open({ programs: TRACEPOINT_PROGRAMS });
+  try {
+    tp.protect(secret, { action: "kill" });
+    await check("open-exit-mechanisms", () => ({ mechanisms: tp.mechanisms(), fallback: tp.openExitFallback() ?? null }));
+    await check("open-exit-tracepoint-native", () => run(HELPER, ["read", secret]));
+    await check("open-exit-tracepoint-compat-open", () => run(COMPAT_OPEN, ["open", secret]));
+  } finally {
+    tp.close();
+  }
+  const btf = FileGuard.open({ programs: TRACEPOINT_PROGRAMS, openExit: "tp_btf" });
+  try {
+    btf.protect(secret, { action: "kill" });
+    await check("open-exit-tpbtf-mechanisms", () => ({ mechanisms: btf.mechanisms() }));
+    await check("open-exit-tpbtf-native", () => run(HELPER, ["read", secret]));
+    await check("open-exit-tpbtf-compat-open", () => run(COMPAT_OPEN, ["open", secret]));
+    await check("open-exit-tpbtf-compat-openat", () => run(COMPAT_OPEN, ["openat", secret]));
+    // unprotected: the compat opener itself works here, so a kill above is the guard's
+    btf.unprotect(secret);
+    await check("open-exit-tpbtf-compat-control", () => run(COMPAT_OPEN, ["open", secret]));
+  } finally {
+    btf.close();
+  }
+}
+
 /** A kprobe on the open path counts opens into an array map (kprobes are off on the host). */
 async function kprobeCheck(): Promise<void> {
   await check("kprobe-attach", () => {
@@ -183,6 +216,7 @@ async function main(): Promise<void> {
   emit({ kind: "guest", files: { helper: existsSync(HELPER), allowed: existsSync(ALLOWED), module: existsSync(MODULE) } });
   await lsmChecks();
   await tracepointChecks();
+  await openExitChecks();
   await kprobeCheck();
   emit({ kind: "guest-end" });
 }
