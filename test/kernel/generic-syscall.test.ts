@@ -385,6 +385,65 @@ process.stdout.write(require("fs").readFileSync(${JSON.stringify(secret)}, "utf8
     expect(s().attachments()).toEqual([]);
   });
 
+  kernelTest("a file read from the returned fd at sys_exit (security_file_open's substitute): the opened file's path, only for real opens", async () => {
+    const yaml = (name: string, selector: string): string => `apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: ${name}
+spec:
+  kprobes:
+  - call: security_file_open
+    syscall: false
+    args:
+    - index: 0
+      type: file
+    selectors:
+${selector}`;
+    const opened = (c: CompiledPolicy) => {
+      const h = syscallHook(c, 0, NR_OPENAT, true);
+      return { ...h, sources: [{ from: "return" as const, fd: true }, ...h.sources.slice(1)], openedFd: true };
+    };
+    // Post on a Postfix of the file: a relative path is reported as the absolute path opened.
+    const c = compile(yaml("ret-fd", `    - matchArgs:
+      - index: 0
+        operator: Postfix
+        values: ["/secret/file"]`));
+    // Without evaluation at the return the returned fd cannot be read: refused.
+    expect(() => s().apply("ret-fd", c, [{ ...opened(c), atReturn: false }])).toThrow(/needs a syscall hook evaluated at the return/);
+    s().apply("ret-fd", c, [opened(c)]);
+    try {
+      const r = spawnSync("cat", ["extremely/secret/file"], { encoding: "utf8", cwd: join(dir, "my") });
+      expectPrinted(r, SECRET);
+      const mine = (await recordsOf("ret-fd")).filter((e) => e.tgid === r.pid);
+      expect(mine.length).toBe(1);
+      expect(mine[0]?.atReturn).toBe(true);
+      expect(mine[0]?.ret).toBeGreaterThanOrEqual(0n);
+      expect(mine[0]?.args[0]?.type).toBe("file");
+      expect(new TextDecoder().decode(mine[0]?.args[0]?.bytes)).toBe(secret);
+    } finally {
+      s().remove("ret-fd");
+    }
+    // No matchArgs: every open of my/cat is reported, but a failed open is not a file open,
+    // so it is never evaluated (O_PATH opens likewise: the e2e Prefix test shows it).
+    const all = compile(yaml("ret-fd-all", `    - matchBinaries:
+      - operator: In
+        values: ["${myCat}"]`));
+    s().apply("ret-fd-all", all, [opened(all)]);
+    try {
+      const missing = join(dir, "missing");
+      const r = spawnSync(myCat, [secret, missing], { encoding: "utf8" });
+      expect(r.stdout).toBe(SECRET);
+      expect(r.status).toBe(1);
+      const mine = (await recordsOf("ret-fd-all")).filter((e) => e.tgid === r.pid);
+      const paths = mine.map((e) => new TextDecoder().decode(e.args[0]?.bytes));
+      expect(paths).toContain(secret);
+      expect(paths).not.toContain(missing);
+      for (const e of mine) expect(e.ret).toBeGreaterThanOrEqual(0n);
+    } finally {
+      s().remove("ret-fd-all");
+    }
+  });
+
   kernelTest("Override is rejected with the reason; nothing of the policy stays in the maps", () => {
     const c = compile(`apiVersion: cilium.io/v1alpha1
 kind: TracingPolicy
