@@ -9,7 +9,9 @@
 // - arguments: ints of every width, syscall64, capability masks, string (user or kernel
 //   pointer, __data_loc, char arrays), char_buf (sizeArgIndex, returnCopy at the return),
 //   char_iovec, fd/file/path (resolved absolute path + i_mode), sockaddr (family, port,
-//   address). sock/skb/cred/... are not read: matchers on them are rejected.
+//   address). sock/skb/cred/... are not read: matchers on them are rejected. A file slot
+//   can also read the file an open-family syscall returned (source "return" with fd, hook
+//   openedFd: security_file_open's substitute), evaluated only for real opens.
 // - every matcher kind of ward_filter.h except SubString (needs a kfunc); Prefix values are
 //   at most 252 bytes (LPM key limit). Binary and change selectors need the process map.
 // - actions: Post (rateLimit by selector, scope and an argument digest), NoPost, Sigkill,

@@ -429,7 +429,7 @@ function openExitHook(h: WireHook, f: HookFeatures, monitor: boolean): Omit<Reso
       "the open has happened before the kill: O_TRUNC/creat already truncated the file",
       "a sibling thread reading the guessed fd number can win the race before the kill",
       "failed opens and O_PATH opens are not file opens and never match (security_file_open does not see them either)",
-      "an exec of the file is not an open-family syscall and is not matched here",
+      "an exec of the file (which security_file_open also sees) is not an open-family syscall and is not matched here; for executables add a security_bprm_check rule (the file guard decides it at sched_process_exec, by inode)",
       "fds opened before the policy was applied are not revoked",
       "io_uring opens are not seen (see bypasses)",
     ],
