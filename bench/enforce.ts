@@ -174,7 +174,7 @@ class AgentTreatment implements Treatment {
 
 /** The same rule through FileGuard in this process (the guard exempts this process, not the load). */
 class GuardTreatment implements Treatment {
-  readonly name = "FileGuard (security_file_open substitute: tp_btf sys_exit + exec + io_uring)";
+  readonly name = "FileGuard (security_file_open substitute: open-family exit check + exec + io_uring)";
   private guard: FileGuard | undefined;
   async start(): Promise<void> {
     const g = FileGuard.open();
