@@ -45,7 +45,7 @@ function buildHelper(out: string): void {
   if (r.status !== 0) throw new Error(`cc guard-helper.c failed: ${r.stderr}`);
 }
 
-describe("file guard (tp_btf sys_exit / sched_process_exec / io_uring_complete / sys_enter)", () => {
+describe("file guard (open-family syscall exit / sched_process_exec / io_uring_complete / sys_enter)", () => {
   beforeAll(() => {
     if (kernelUnavailable() !== undefined) return;
     dir = mkdtempSync("/tmp/ward-test-");
