@@ -249,8 +249,11 @@ interface Attachment {
 /** The requested programs as attachments, with the open-family check placed per `choice`. */
 function attachmentsFor(programs: readonly GuardProgram[], choice: OpenExitChoice | undefined): Attachment[] {
   const out: Attachment[] = [];
+  let openExitPlaced = false;
   for (const p of programs) {
     const openExit = p === "guard_sys_exit" || p === "guard_open_exit";
+    if (openExit && openExitPlaced) continue; // both names asked for: one check is enough
+    openExitPlaced ||= openExit;
     if (openExit && choice?.kind === "tracepoint") {
       for (const tp of choice.tracepoints) {
         out.push({ program: "guard_open_exit", target: `syscalls/${tp}`, pinName: `guard_open_exit${LINK_PIN_SEPARATOR}${tp}` });
@@ -384,10 +387,10 @@ export class FileGuard {
     const guard = new FileGuard(maps, links, () => {}, spec, pinDir);
     for (const n of linkNames) {
       // link_<program>[@<tracepoint>]: program names have no "@" in them
-      const dot = n.indexOf(LINK_PIN_SEPARATOR);
-      const program = dot < 0 ? n : n.slice(0, dot);
+      const sep = n.indexOf(LINK_PIN_SEPARATOR);
+      const program = sep < 0 ? n : n.slice(0, sep);
       guard.attached.add(program);
-      const at = dot < 0 ? (spec.programs[program]?.section ?? "pinned") : `syscalls/${n.slice(dot + 1)}`;
+      const at = sep < 0 ? (spec.programs[program]?.section ?? "pinned") : `syscalls/${n.slice(sep + 1)}`;
       guard.where.set(program, [...(guard.where.get(program) ?? []), at]);
     }
     guard.restoreState();
@@ -435,7 +438,8 @@ export class FileGuard {
 
   /**
    * How often each loaded program ran and its total run time, as the kernel counts them
-   * (only while kernel.bpf_stats_enabled is 1; zeros otherwise). Empty after adopt().
+   * (only while kernel.bpf_stats_enabled is 1; zeros otherwise). Empty after adopt(); not
+   * callable after close().
    */
   programRuns(): Record<string, { runCnt: bigint; runTimeNs: bigint }> {
     const out: Record<string, { runCnt: bigint; runTimeNs: bigint }> = {};
