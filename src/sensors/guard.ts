@@ -64,7 +64,7 @@ export const GUARD_MECHANISMS: Readonly<Record<GuardProgram, GuardMechanism>> = 
     honors: "sigkill",
     limits: [
       ...OPEN_EXIT_LIMITS,
-      "32-bit (ia32 compat) syscalls never fire the syscalls/ tracepoints on x86: a 32-bit process's open is not checked here (exec and io_uring still are)",
+      "32-bit (ia32 compat) syscalls never fire the syscalls/ tracepoints on x86, so this placement is chosen only where the kernel refuses 32-bit executables (else tp_btf/sys_exit, which checks compat opens)",
     ],
   },
   guard_sys_exit: {
@@ -147,10 +147,12 @@ export interface GuardOptions {
   object?: Uint8Array;
   /**
    * Where "guard_sys_exit" (the open-family exit check) attaches: "auto" (default) picks the
-   * per-syscall tracepoints when tracefs has them, else tp_btf/sys_exit; "tp_btf" forces the
-   * fallback (tests, and a kernel whose syscall tracepoints misbehave).
+   * per-syscall tracepoints when tracefs has them and no 32-bit process can run here, else
+   * tp_btf/sys_exit; "tp_btf" forces the fallback (tests, and a kernel whose syscall
+   * tracepoints misbehave); "tracepoint" forces the tracepoints even where 32-bit processes
+   * would slip past them (only to measure that gap).
    */
-  openExit?: "auto" | "tp_btf";
+  openExit?: "auto" | "tp_btf" | "tracepoint";
 }
 
 const FILE_HOOKS: GuardHook[] = ["open", "exec", "io_uring", "lsm_open", "lsm_exec"];
@@ -316,7 +318,10 @@ export class FileGuard {
     const wantsOpenExit = programs.includes("guard_sys_exit") || programs.includes("guard_open_exit");
     let choice: OpenExitChoice | undefined;
     if (wantsOpenExit) {
-      choice = opts.openExit === "tp_btf" && !programs.includes("guard_open_exit") ? { kind: "tp_btf", reason: "asked for (openExit: tp_btf)" } : chooseOpenExit();
+      // "tracepoint" (or naming guard_open_exit) forces the tracepoints even where 32-bit
+      // processes could slip past them: only for measuring that gap (test/vm).
+      const forceTracepoint = opts.openExit === "tracepoint" || programs.includes("guard_open_exit");
+      choice = opts.openExit === "tp_btf" && !programs.includes("guard_open_exit") ? { kind: "tp_btf", reason: "asked for (openExit: tp_btf)" } : chooseOpenExit({ allowCompatGap: forceTracepoint });
       if (programs.includes("guard_open_exit") && choice.kind !== "tracepoint") throw new GuardError(`open file guard: guard_open_exit needs syscall tracepoints: ${choice.reason}`);
     }
     const attachments = attachmentsFor(programs, choice);

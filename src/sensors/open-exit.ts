@@ -1,10 +1,12 @@
 // Where the file guard checks the open family at syscall exit. The per-syscall tracepoints
 // (syscalls/sys_exit_openat, ...) run only for those syscalls; tp_btf/sys_exit runs at the
 // exit of every syscall (a getppid loop was 10-15% slower with it), so it is only the
-// fallback for a machine without tracefs. The choice is made once per load and reported.
+// fallback for a machine without tracefs, or one where 32-bit processes can run (their
+// syscalls skip the syscalls/ tracepoints). The choice is made once per load and reported.
 import { existsSync, readFileSync } from "node:fs";
 import { tracefsRoot } from "../bpf/perf.ts";
 import { mount } from "../bpf/sys.ts";
+import { compatProcessesPossible } from "./compat-abi.ts";
 
 /** The open-family syscalls' exit tracepoints guard_open_exit attaches to (x86_64 names). */
 export const OPEN_EXIT_TRACEPOINTS = [
@@ -49,10 +51,18 @@ export function retField(format: string): { offset: number; size: number } | und
 }
 
 /**
- * Per-syscall tracepoints when tracefs is (or can be) mounted, they exist and their record
- * puts `ret` where the program reads it; else tp_btf/sys_exit, with the reason.
+ * Per-syscall tracepoints when tracefs is (or can be) mounted, they exist, their record
+ * puts `ret` where the program reads it and no 32-bit process can run here (x86 never fires
+ * syscalls/ tracepoints for compat syscalls, so their opens would go unchecked); else
+ * tp_btf/sys_exit, with the reason. allowCompatGap skips the 32-bit check (measurements only).
  */
-export function chooseOpenExit(): OpenExitChoice {
+export function chooseOpenExit(opts: { allowCompatGap?: boolean } = {}): OpenExitChoice {
+  if (!opts.allowCompatGap) {
+    const compat = compatProcessesPossible();
+    if (compat.possible) {
+      return { kind: "tp_btf", reason: `32-bit processes may run here (${compat.reason}) and the syscalls/ tracepoints never fire for their syscalls` };
+    }
+  }
   let root: string;
   try {
     root = ensureTracefs();

@@ -143,7 +143,13 @@ describe("guard on Debian 6.1 in qemu (BPF LSM, kprobes, modules)", () => {
     expect(r.loadedControl).toBe(true);
   });
 
-  kernelTest("the open-family check sits on the per-syscall exit tracepoints on 6.1 and kills there", () => {
+  kernelTest("where 32-bit processes can run (6.1 here), the default placement is tp_btf/sys_exit, with the reason", () => {
+    const m = record("open-exit-auto-mechanisms");
+    expect((m.mechanisms as Record<string, string[]>).guard_sys_exit).toEqual(["tp_btf/sys_exit"]);
+    expect(String(m.fallback)).toContain("32-bit processes may run here");
+  });
+
+  kernelTest("forced onto the per-syscall exit tracepoints on 6.1, the open-family check kills there", () => {
     const m = record("open-exit-mechanisms");
     const mechanisms = m.mechanisms as Record<string, string[]>;
     expect(mechanisms.guard_open_exit).toContain("syscalls/sys_exit_openat");

@@ -158,7 +158,15 @@ async function tracepointChecks(): Promise<void> {
 async function openExitChecks(): Promise<void> {
   const secret = "/tmp/secret-compat";
   writeSecret(secret);
-  const tp = FileGuard.open({ programs: TRACEPOINT_PROGRAMS });
+  // Debian's 6.1 runs i386 executables, so the default placement is tp_btf there; force the
+  // tracepoints to measure what they would miss.
+  const auto = FileGuard.open({ programs: TRACEPOINT_PROGRAMS });
+  try {
+    await check("open-exit-auto-mechanisms", () => ({ mechanisms: auto.mechanisms(), fallback: auto.openExitFallback() ?? null }));
+  } finally {
+    auto.close();
+  }
+  const tp = FileGuard.open({ programs: TRACEPOINT_PROGRAMS, openExit: "tracepoint" });
   try {
     tp.protect(secret, { action: "kill" });
     await check("open-exit-mechanisms", () => ({ mechanisms: tp.mechanisms(), fallback: tp.openExitFallback() ?? null }));
