@@ -13,6 +13,7 @@ import { policyHooks, type WireHook } from "../policy/engine-wire.ts";
 import { hostSyscallNumber } from "../policy/engine.ts";
 import type { ActionSelector, KProbeArg, KProbeSelector, ListSpec, TracingPolicy } from "../policy/types.ts";
 import type { GuardAction, GuardHook, GuardProgram } from "./guard.ts";
+import { chooseOpenExit, type OpenExitChoice } from "./open-exit.ts";
 
 // ---------------------------------------------------------------- kernel description
 
@@ -29,6 +30,8 @@ export interface HookFeatures {
   tracepoint(subsystem: string, event: string): boolean | undefined;
   /** x86_64 syscall number of a syscall name ("openat"), undefined when unknown. */
   syscallNumber(name: string): number | undefined;
+  /** Where the file guard's open-exit check attaches here (and why); undefined: not known. */
+  guardOpenExit?(): string;
 }
 
 /** This machine's kernel, probed (root gives definitive answers; otherwise loads are refused and read as absent). */
@@ -49,7 +52,18 @@ export function hostHookFeatures(): HookFeatures {
     overrideReturn: kprobes && probeHelper(ProgType.KPROBE, Helper.override_return).status === "supported",
     tracepoint: (subsystem, event) => (root === undefined ? undefined : existsSync(`${root}/events/${subsystem}/${event}`)),
     syscallNumber: (name) => hostSyscallNumber(name),
+    guardOpenExit: () => {
+      // The same choice FileGuard.open makes (it may mount tracefs and exec the i386 probe).
+      guardOpenExitText ??= describeOpenExit(chooseOpenExit());
+      return guardOpenExitText;
+    },
   };
+}
+
+let guardOpenExitText: string | undefined;
+
+function describeOpenExit(c: OpenExitChoice): string {
+  return c.kind === "tracepoint" ? `here on the per-syscall exit tracepoints (${c.tracepoints.map((t) => `syscalls/${t}`).join(", ")})` : `here on tp_btf/sys_exit, at every syscall's exit (${c.reason})`;
 }
 
 // ---------------------------------------------------------------- results
@@ -345,7 +359,7 @@ function guardFileHook(h: WireHook, target: "open" | "exec", f: HookFeatures, mo
       : "BPF LSM lsm/bprm_check_security, decided on the executed file's inode";
   } else if (target === "open") {
     programs = ["guard_sys_exit", "guard_exec", "guard_io_uring"];
-    mechanism = "file guard substitute for security_file_open (no BPF LSM): tp_btf/sys_exit of open, openat, openat2, creat, open_by_handle_at decided on the opened file's inode (relative paths, .., symlinks, hardlinks, dirfds and /proc/self/fd resolve to it), tp_btf/sched_process_exec for an exec of the file, tp_btf/io_uring_complete for IORING_OP_OPENAT/OPENAT2";
+    mechanism = `file guard substitute for security_file_open (no BPF LSM): the exit of open, openat, openat2, creat, open_by_handle_at${f.guardOpenExit ? ` (${f.guardOpenExit()})` : ""} decided on the opened file's inode (relative paths, .., symlinks, hardlinks, dirfds and /proc/self/fd resolve to it), tp_btf/sched_process_exec for an exec of the file, tp_btf/io_uring_complete for IORING_OP_OPENAT/OPENAT2`;
     limits.push(
       "the open has happened before the kill: O_TRUNC/creat already truncated the file",
       "a sibling thread reading the guessed fd number can win the race before the kill (8 of 300 runs on 6.18)",

@@ -84,7 +84,10 @@ describe("the talk's policies", () => {
     expect(here.functionName).toBe("security_file_open");
     expect(here.guard?.programs).toEqual(["guard_sys_exit", "guard_exec", "guard_io_uring"]);
     expect(here.guard?.rules).toEqual([{ selector: 0, action: "kill", post: true, actionNames: ["Sigkill"], binaries: { op: "NotIn", paths: ["/my/cat"] }, files: ["/my/extremely/secret/file"], hooks: ["open", "exec", "io_uring"] }]);
-    expect(here.mechanism).toContain("sys_exit of open, openat, openat2, creat, open_by_handle_at");
+    expect(here.mechanism).toContain("the exit of open, openat, openat2, creat, open_by_handle_at");
+    // Where the host says where the check sits, the mechanism carries it.
+    const placed = ok(resolvePolicy(policyFrom(SECURE), { ...HERE, guardOpenExit: () => "here on tp_btf/sys_exit, at every syscall's exit (32-bit processes may run here)" }).hooks[0]);
+    expect(placed.mechanism).toContain("(here on tp_btf/sys_exit, at every syscall's exit (32-bit processes may run here))");
     expect(here.actions[0]?.honored).toContain("SIGKILL");
     expect(here.bypasses).toEqual([]); // io_uring is exact on 6.18 (measured)
     expect(here.limits.join("\n")).toContain("io_uring");
