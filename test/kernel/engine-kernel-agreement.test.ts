@@ -20,7 +20,8 @@ const O_CREAT = 0x40;
 const O_TRUNC = 0x200;
 
 // The raw syscall, so libc adds no flags of its own (the kernel must see exactly ours).
-const HELPER_C = `#include <fcntl.h>
+const HELPER_C = `#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
@@ -28,7 +29,7 @@ const HELPER_C = `#include <fcntl.h>
 int main(int argc, char **argv) {
   if (argc != 3) return 2;
   long fd = syscall(SYS_openat, AT_FDCWD, argv[1], (int)strtol(argv[2], 0, 0), 0600);
-  printf("%ld\\n", fd < 0 ? -1L : fd);
+  printf("%ld\\n", fd < 0 ? -(long)errno : fd);
   return 0;
 }
 `;
@@ -51,11 +52,11 @@ function compile(yaml: string): CompiledPolicy {
   return compilePolicy(p.policy, { setIdBase: s().nextSetIdBase() });
 }
 
-interface Case { path: string; flags: number; binary: string }
+interface Case { path: string; flags: number; binary: string; ret?: number }
 interface Outcome { kernel: string; engine: string }
 
 /** Runs the cases in real processes; returns the kernel's records of each case's open (by case). */
-async function runCases(policyId: string, cases: readonly Case[]): Promise<GenericEvent[][]> {
+async function runCases(policyId: string, cases: Case[]): Promise<GenericEvent[][]> {
   const byPid = new Map<number, number>();
   const out: GenericEvent[][] = cases.map(() => []);
   const collect = (): void => {
@@ -69,6 +70,8 @@ async function runCases(policyId: string, cases: readonly Case[]): Promise<Gener
     const r = spawnSync(c.binary, [c.path, `0x${c.flags.toString(16)}`], { encoding: "utf8", timeout: 10_000 });
     if (r.status !== 0 || r.pid === undefined) throw new Error(`helper failed for ${JSON.stringify(c)}: ${r.status} ${r.stderr}`);
     byPid.set(r.pid, i);
+    // what openat returned (fd or -errno), for the engine's return-phase event
+    c.ret = Number.parseInt(r.stdout.trim(), 10);
     // drain as we go so other processes' records cannot fill the ring buffer
     if (i % 8 === 7) collect();
   }
@@ -212,5 +215,90 @@ spec:
     // the table must exercise every selector and the no-match case, or it proves little
     const seen = new Set(outcomes.map((o) => o.kernel));
     for (const want of ["s0", "s1", "s2", "s3", "s4", "none"]) expect(seen).toContain(want);
+  }, 60_000);
+
+  kernelTest("sys_exit openat (return: true): matchReturnArgs decide with the first arg-matching selector, no fall-through", async () => {
+    // Present files open (ret = fd); missing ones give -ENOENT; O_DIRECTORY on a file -ENOTDIR.
+    writeFileSync(join(dir, "a/present"), "x");
+    writeFileSync(join(dir, "b.conf"), "x");
+    const yaml = `apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: agreement-ret
+spec:
+  kprobes:
+  - call: "sys_openat"
+    syscall: true
+    return: true
+    args:
+    - index: 1
+      type: "string"
+    - index: 2
+      type: "int"
+    returnArg:
+      index: 0
+      type: "int"
+    selectors:
+    - matchArgs:
+      - index: 1
+        operator: "Prefix"
+        values:
+        - "${dir}/a/"
+      matchReturnArgs:
+      - index: 0
+        operator: "Equal"
+        values:
+        - "-2"
+      matchActions:
+      - action: Post
+    - matchArgs:
+      - index: 1
+        operator: "Postfix"
+        values:
+        - ".conf"
+      matchReturnArgs:
+      - index: 0
+        operator: "NotEqual"
+        values:
+        - "-2"
+      matchActions:
+      - action: Post
+    - matchArgs:
+      - index: 1
+        operator: "Prefix"
+        values:
+        - "${dir}/"
+      matchActions:
+      - action: Post
+`;
+    const c = compile(yaml);
+    const paths = [`${dir}/a/present`, `${dir}/a/missing`, `${dir}/a`, `${dir}/b.conf`, `${dir}/nope.conf`, `${dir}/etc`, "/tmp/ward-agree-outside/z.conf"];
+    const O_DIRECTORY = 0x10000;
+    const cases: Case[] = [];
+    for (const path of paths) for (const flags of [0, O_DIRECTORY]) cases.push({ path, flags, binary: binA });
+    const hook = syscallHook(c, 0, NR_OPENAT);
+    expect(hook.atReturn).toBe(true);
+    s().apply("agreement-ret", c, [hook]);
+    let records: GenericEvent[][];
+    try {
+      records = await runCases("agreement-ret", cases);
+    } finally {
+      s().remove("agreement-ret");
+    }
+    const outcomes: Outcome[] = cases.map((cs, i) => {
+      const recs = records[i] ?? [];
+      const kernel = recs.length === 0 ? "none" : recs.map((e) => `s${e.selector}:${e.ret}`).join(",");
+      const ev: EngineEvent = { pid: 1, binary: cs.binary, args: [{ string: cs.path }, { int: cs.flags }], returnValue: { int: cs.ret ?? 0 } };
+      const d = evaluate(c, 0, ev);
+      // the first selector whose matchArgs hold is the one; if its matchReturnArgs fail the
+      // return posts nothing (no fall-through to later selectors: bpf/generic.c, the engine)
+      const engine = d.matched && d.post && d.returnMatched ? `s${d.selector}:${cs.ret}` : "none";
+      return { kernel, engine };
+    });
+    const disagree = outcomes.filter((o) => o.kernel !== o.engine).length;
+    if (disagree > 0) process.stderr.write(`engine/kernel disagreement at the return (${disagree}/${cases.length}):\n${table(cases, outcomes)}\n`);
+    expect(disagree).toBe(0);
+    const seen = new Set(outcomes.map((o) => o.kernel.replace(/:.*/, "")));
+    for (const want of ["s0", "s1", "s2", "none"]) expect(seen).toContain(want);
   }, 60_000);
 });
