@@ -103,22 +103,11 @@ STR_EQ_MAP(1024, 1024);
 STR_EQ_MAP(2048, 512);
 STR_EQ_MAP(4096, 512);
 
-/*
- * The kernel caps LPM key data at 256 bytes (LPM_DATA_SIZE_MAX) and the set id takes 4 of
- * them, so a Prefix value here is at most GEN_PREFIX_MAX bytes, not ward_filter.h's 256:
- * userspace rejects longer values instead of truncating them.
- */
-struct gen_prefix_key {
-	__u32 prefixlen;
-	__u32 set_id;
-	__u8 data[GEN_PREFIX_MAX];
-};
-
 struct {
 	__uint(type, WARD_MAP_LPM_TRIE);
 	__uint(max_entries, 4096);
 	__uint(map_flags, WARD_F_NO_PREALLOC);
-	__type(key, struct gen_prefix_key);
+	__type(key, struct ward_str_prefix_key);
 	__type(value, __u8);
 } gen_str_prefix SEC(".maps");
 
@@ -199,7 +188,7 @@ struct {
 struct gen_scratch {
 	char path[GEN_STR_MAX * 2]; /* a path built backwards, ending at GEN_STR_MAX */
 	struct ward_str_eq_key_4096 eq;
-	struct gen_prefix_key prefix;
+	struct ward_str_prefix_key prefix;
 	struct ward_str_postfix_key postfix;
 	struct ward_addr_key addr;
 	char zeros[GEN_STR_MAX];
@@ -235,7 +224,6 @@ struct gen_layouts {
 	struct gen_dispatch_val dval;
 	struct gen_globals globals;
 	struct gen_bin_path bin;
-	struct gen_prefix_key prefix;
 	enum gen_from from;
 	enum gen_point point;
 	enum gen_counter counter;
@@ -901,11 +889,11 @@ static __always_inline int str_eq_has(struct gen_scratch *s, __u32 set_id, const
 
 static __always_inline int prefix_has(struct gen_scratch *s, __u32 set_id, const char *p, __u32 n)
 {
-	__u32 len = n > GEN_PREFIX_MAX ? GEN_PREFIX_MAX : n;
+	__u32 len = n > WARD_PREFIX_MAX ? WARD_PREFIX_MAX : n;
 	OPAQUE(len);
 	len &= 511;
-	if (len > GEN_PREFIX_MAX)
-		len = GEN_PREFIX_MAX;
+	if (len > WARD_PREFIX_MAX)
+		len = WARD_PREFIX_MAX;
 	s->prefix.prefixlen = 32 + 8 * len;
 	s->prefix.set_id = set_id;
 	bpf_probe_read_kernel(s->prefix.data, len, p);

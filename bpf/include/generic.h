@@ -14,7 +14,6 @@
 #define GEN_STR_MAX 4096       /* bytes of a string/buffer argument read (Tetragon's char_buf) */
 #define GEN_ARG_SLOTS 5        /* argument slots with bytes (slot 5 is the return value) */
 #define GEN_DATA_MAX (GEN_STR_MAX * GEN_ARG_SLOTS)
-#define GEN_PREFIX_MAX 252     /* Prefix value bytes: LPM key data is at most 256, minus the set id */
 #define GEN_ALL_SYSCALLS 0xffffffffu /* dispatch key for raw_syscalls: every syscall */
 
 /* Where a slot's raw value comes from (gen_src.from). */

@@ -25,7 +25,7 @@
 #endif
 
 #define WARD_FILTER_MAGIC 0x544c4657u /* "WFLT" as little-endian bytes */
-#define WARD_FILTER_LAYOUT_VERSION 1
+#define WARD_FILTER_LAYOUT_VERSION 2
 
 /* ---- limits (Tetragon's where it has one) ---- */
 #define WARD_MAX_SELECTORS 5     /* selectors per hook */
@@ -39,7 +39,8 @@
 #define WARD_MAX_NS_ITEMS 10     /* matchNamespaces items per selector */
 #define WARD_MAX_FOLLOW 64       /* followChildren selectors (bits of ward_proc_filter.follow_mask) */
 #define WARD_MAX_ANCESTORS 8     /* parents walked for followForks */
-#define WARD_PREFIX_MAX 256      /* Prefix value length (and LPM key data) */
+#define WARD_LPM_DATA_MAX 256    /* kernel LPM_DATA_SIZE_MAX: key bytes after prefixlen */
+#define WARD_PREFIX_MAX 252      /* Prefix value length: LPM key data minus the 4-byte set id */
 #define WARD_POSTFIX_MAX 128     /* Postfix value length (reversed LPM key data) */
 #define WARD_EQ_MAX 4096         /* Equal string value length */
 #define WARD_BIN_PATH_MAX 256    /* matchBinaries path length */
@@ -267,7 +268,10 @@ static inline __attribute__((always_inline)) int ward_str_class(__u32 len)
 #define WARD_STR_LPM_PREFIXLEN(bytes) (32 + 8 * (bytes))
 #define WARD_ADDR_LPM_PREFIXLEN(bits) (64 + (bits))
 
-/* LPM keys: prefixlen counts bits after the prefixlen field, so it is 32 (set_id) + 8 * bytes. */
+/* LPM keys: prefixlen counts bits after the prefixlen field, so it is 32 (set_id) + 8 * bytes.
+ * The kernel refuses an LPM trie whose key has more than WARD_LPM_DATA_MAX bytes after
+ * prefixlen, and the set id is 4 of them: that is why WARD_PREFIX_MAX is 252, and why the
+ * engine rejects longer Prefix values rather than writing keys no map can hold. */
 struct ward_str_prefix_key {
 	__u32 prefixlen;
 	__u32 set_id;
@@ -294,6 +298,11 @@ struct ward_addr_key {
 	__u8 pad[3];
 	__u8 addr[16];
 };
+
+/* Every LPM key must fit the kernel's limit, or the map cannot be created. */
+_Static_assert(sizeof(struct ward_str_prefix_key) - 4 <= WARD_LPM_DATA_MAX, "prefix LPM key data over the kernel limit");
+_Static_assert(sizeof(struct ward_str_postfix_key) - 4 <= WARD_LPM_DATA_MAX, "postfix LPM key data over the kernel limit");
+_Static_assert(sizeof(struct ward_addr_key) - 4 <= WARD_LPM_DATA_MAX, "address LPM key data over the kernel limit");
 
 /* Interned binaries: the exec path (zero padded) maps to bin_id in the process map. */
 struct ward_bin_name {

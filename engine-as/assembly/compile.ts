@@ -568,7 +568,7 @@ export class Compiler {
       const setId = this.newSet();
       for (let i = 0; i < vals.length; i++) {
         const b = utf8(vals[i]);
-        if (b.length > max) { this.err(ap + ".values[" + i.toString() + "]", (pre ? "Prefix" : "Postfix") + " values are at most " + max.toString() + " bytes"); return null; }
+        if (b.length > max) { this.err(ap + ".values[" + i.toString() + "]", (pre ? "Prefix" : "Postfix") + " value is " + b.length.toString() + " bytes; at most " + max.toString() + (pre ? " (the kernel's LPM trie keys hold " + L.LPM_DATA_MAX.toString() + " bytes after prefixlen, 4 are the set id)" : "")); return null; }
         if (pre) this.addPrefix(setId, b); else this.addPostfix(setId, b);
       }
       return m.vk(pre ? L.VK_STR_PREFIX : L.VK_STR_POSTFIX).set(setId).n(vals.length > 255 ? 255 : vals.length);

@@ -176,6 +176,7 @@ export function layoutInfo(): void {
     "const.WARD_MAX_ACTIONS=" + L.MAX_ACTIONS.toString(),
     "const.WARD_MAX_SLOTS=" + L.MAX_SLOTS.toString(),
     "const.WARD_MAX_INLINE=" + L.MAX_INLINE.toString(),
+    "const.WARD_LPM_DATA_MAX=" + L.LPM_DATA_MAX.toString(),
     "const.WARD_PREFIX_MAX=" + L.PREFIX_MAX.toString(),
     "const.WARD_POSTFIX_MAX=" + L.POSTFIX_MAX.toString(),
     "const.WARD_EQ_MAX=" + L.EQ_MAX.toString(),

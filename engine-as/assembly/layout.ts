@@ -3,7 +3,7 @@
 // and offset below with offsetof/sizeof, through layoutInfo() in index.ts.
 
 export const MAGIC: u32 = 0x544c4657;
-export const LAYOUT_VERSION: u16 = 1;
+export const LAYOUT_VERSION: u16 = 2;
 
 export const MAX_SELECTORS = 5;
 export const MAX_MATCHERS = 16;
@@ -16,7 +16,8 @@ export const MAX_INT_VALUES = 4;
 export const MAX_NS_ITEMS = 10;
 export const MAX_FOLLOW = 64;
 export const MAX_ANCESTORS = 8;
-export const PREFIX_MAX = 256;
+export const LPM_DATA_MAX = 256; // the kernel's LPM_DATA_SIZE_MAX: key bytes after prefixlen
+export const PREFIX_MAX = 252; // LPM_DATA_MAX minus the set id
 export const POSTFIX_MAX = 128;
 export const EQ_MAX = 4096;
 export const BIN_PATH_MAX = 256;

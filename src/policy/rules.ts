@@ -41,7 +41,9 @@ export const LIMITS = {
   namespaceChangesItems: 1,
   binarySelectorItems: 1,
   binaryPathMax: 255,
-  prefixMax: 256,
+  // Bytes: the kernel's LPM trie keys hold 256 bytes after prefixlen and the set id takes 4
+  // (WARD_PREFIX_MAX in bpf/include/ward_filter.h).
+  prefixMax: 252,
   postfixMax: 127,
   equalStringMax: 4096,
   substringMax: 99,
@@ -724,10 +726,10 @@ class Rules {
         return;
       }
       case "Prefix": case "NotPrefix":
-        each((v) => (v === "" ? "empty prefix matches everything; remove the filter instead" : v.length > LIMITS.prefixMax ? `prefix is ${v.length} characters; at most ${LIMITS.prefixMax}` : undefined));
+        each((v) => (v === "" ? "empty prefix matches everything; remove the filter instead" : byteLength(v) > LIMITS.prefixMax ? `prefix is ${byteLength(v)} bytes; at most ${LIMITS.prefixMax} (the kernel's LPM trie key holds 256 bytes, 4 are the set id)` : undefined));
         return;
       case "Postfix": case "NotPostfix":
-        each((v) => (v === "" ? "empty postfix matches everything; remove the filter instead" : v.length > LIMITS.postfixMax ? `postfix is ${v.length} characters; at most ${LIMITS.postfixMax}` : undefined));
+        each((v) => (v === "" ? "empty postfix matches everything; remove the filter instead" : byteLength(v) > LIMITS.postfixMax ? `postfix is ${byteLength(v)} bytes; at most ${LIMITS.postfixMax}` : undefined));
         return;
       case "SubString": case "SubStringIgnCase":
         h.substrings += m.values.length;

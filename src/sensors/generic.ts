@@ -13,7 +13,7 @@
 //   can also read the file an open-family syscall returned (source "return" with fd, hook
 //   openedFd: security_file_open's substitute), evaluated only for real opens.
 // - every matcher kind of ward_filter.h except SubString (needs a kfunc); Prefix values are
-//   at most 252 bytes (LPM key limit). Binary and change selectors need the process map.
+//   at most WARD_PREFIX_MAX (252) bytes, the LPM key limit, rejected at compile. Binary and change selectors need the process map.
 // - actions: Post (rateLimit by selector, scope and an argument digest), NoPost, Sigkill,
 //   Signal; GetUrl/DnsLookup are userspace's, from the record. Override, TrackSock,
 //   UntrackSock, NotifyEnforcer and Set are rejected with the reason.
@@ -418,11 +418,11 @@ export class GenericSensor {
   private check(compiled: CompiledPolicy, hooks: readonly ResolvedHook[]): void {
     const problems: string[] = [];
     if (compiled.tables.substr.count > 0) problems.push("SubString/SubStringIgnCase need bpf_strnstr (kernel kfunc) which this program does not use");
+    // Both sides use ward_filter.h's ward_str_prefix_key (the engine already rejects Prefix
+    // values the kernel's LPM key cannot hold); a size mismatch means a stale engine or object.
     const pre = compiled.tables.strPrefix;
-    const pdv = new DataView(pre.bytes.buffer, pre.bytes.byteOffset, pre.bytes.byteLength);
-    for (let i = 0; i < pre.count; i++) {
-      if (pdv.getUint32(i * pre.entrySize, true) > 32 + 8 * 252) problems.push("a Prefix value is longer than 252 bytes (the kernel's LPM keys hold 256 bytes, 4 are the set id)");
-    }
+    const keySize = this.spec.maps.gen_str_prefix?.keySize;
+    if (pre.count > 0 && keySize !== pre.entrySize) problems.push(`the engine's Prefix keys are ${pre.entrySize} bytes but generic.o's gen_str_prefix key is ${keySize ?? "missing"} (engine and BPF object built from different ward_filter.h layouts)`);
     const byIndex = new Map(compiled.hooks.map((h) => [h.index, h]));
     for (const h of hooks) {
       const ch = byIndex.get(h.index);
@@ -526,7 +526,7 @@ export class GenericSensor {
       each(t[`strEq${n}` as SectionName], (b) => put(m, b.slice()));
     }
     const pm = this.map("gen_str_prefix");
-    each(t.strPrefix, (b) => put(pm, b.slice(0, pm.spec.keySize)));
+    each(t.strPrefix, (b) => put(pm, b.slice()));
     each(t.strPostfix, (b) => put(this.map("gen_str_postfix"), b.slice()));
     each(t.intSet, (b) => put(this.map("gen_int_set"), b.slice()));
     each(t.addrLpm, (b) => put(this.map("gen_addr_lpm"), b.slice()));

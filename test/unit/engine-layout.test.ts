@@ -8,7 +8,7 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BinaryInterner, compilePolicy, engineLayout, engineLayoutVersion } from "../../src/policy/engine.ts";
+import { BinaryInterner, compilePolicy, engineLayout, engineLayoutVersion, PolicyCompileError } from "../../src/policy/engine.ts";
 import { policyFrom } from "./engine-helpers.ts";
 
 const root = join(import.meta.dir, "..", "..");
@@ -44,7 +44,7 @@ function layoutTsConstants(): Map<string, number> {
     const name = m[1] ?? "";
     // Struct sizes/offsets that share a prefix are checked through engineLayout() instead.
     if (name === "ARG_CFG_SIZE" || name === "STR_EQ_HDR") continue;
-    if (prefixes.test(name) || ["PREFIX_MAX", "POSTFIX_MAX", "EQ_MAX", "BIN_PATH_MAX", "SUBSTR_MAX", "NS_TYPES", "SLOT_RETURN"].includes(name)) {
+    if (prefixes.test(name) || ["LPM_DATA_MAX", "PREFIX_MAX", "POSTFIX_MAX", "EQ_MAX", "BIN_PATH_MAX", "SUBSTR_MAX", "NS_TYPES", "SLOT_RETURN"].includes(name)) {
       out.set(`WARD_${name}`, Number(m[2]));
     }
   }
@@ -97,6 +97,52 @@ describe("ward_filter.h key helpers", () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 60_000);
+});
+
+describe("LPM keys and the kernel's key limit", () => {
+  const layout = engineLayout();
+  const at = (k: string): number => layout.get(k) ?? -1;
+
+  test("every LPM key holds at most LPM_DATA_SIZE_MAX (256) bytes after prefixlen; the prefix key uses all of it", () => {
+    // The kernel (kernel/bpf/lpm_trie.c) refuses key_size - 4 > 256 at map creation.
+    expect(at("const.WARD_LPM_DATA_MAX")).toBe(256);
+    for (const k of ["ward_str_prefix_key", "ward_str_postfix_key", "ward_addr_key"]) {
+      expect({ key: k, data: at(`sizeof.${k}`) - 4 <= 256 }).toEqual({ key: k, data: true });
+    }
+    expect(at("sizeof.ward_str_prefix_key")).toBe(4 + 256);
+    expect(at("const.WARD_PREFIX_MAX")).toBe(256 - 4);
+    expect(at("ward_str_prefix_key.data") + at("const.WARD_PREFIX_MAX")).toBe(at("sizeof.ward_str_prefix_key"));
+  });
+
+  const prefixPolicy = (value: string) => {
+    const p = policyFrom(POLICY_TEMPLATE);
+    const m = p.spec.kprobes[0]?.selectors[0]?.matchArgs[0];
+    if (m === undefined) throw new Error("test policy shape");
+    m.values = [value];
+    return p;
+  };
+
+  test("a Prefix value of exactly WARD_PREFIX_MAX bytes compiles to a full key", () => {
+    const c = compilePolicy(prefixPolicy("/" + "a".repeat(251)));
+    const pk = c.tables.strPrefix;
+    expect(pk.count).toBe(1);
+    expect(pk.entrySize).toBe(at("sizeof.ward_str_prefix_key"));
+    expect(new DataView(pk.bytes.buffer, pk.bytes.byteOffset).getUint32(0, true)).toBe(32 + 8 * 252);
+  });
+
+  test("a longer Prefix value (the validator bypassed) is a compile error naming the path and the limit, not a truncated key", () => {
+    let err: unknown;
+    try {
+      compilePolicy(prefixPolicy("/" + "a".repeat(252)));
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(PolicyCompileError);
+    const problems = (err as PolicyCompileError).problems;
+    expect(problems).toHaveLength(1);
+    expect(problems[0]?.path).toBe("spec.kprobes[0].selectors[0].matchArgs[0].values[0]");
+    expect(problems[0]?.message).toContain("Prefix value is 253 bytes; at most 252");
+  });
 });
 
 describe("ward_filter.h layout", () => {

@@ -46,12 +46,14 @@ describe("limits", () => {
     expect(bad.some((x) => x.message.includes("at most 5 entries"))).toBe(true);
   });
 
-  test("string lengths: Equal 4096, Prefix 256, Postfix 127", () => {
-    compileMutated(ONE_STR, (p) => { firstSelector(p).matchArgs = [argSel("Equal", ["e".repeat(4096)]), argSel("Prefix", ["p".repeat(256)]), argSel("Postfix", ["s".repeat(127)])]; });
-    for (const [op, n] of [["Equal", 4097], ["Prefix", 257], ["Postfix", 128]] as const) {
+  test("string lengths: Equal 4096, Prefix 252 (LPM key data 256 minus the set id), Postfix 127", () => {
+    compileMutated(ONE_STR, (p) => { firstSelector(p).matchArgs = [argSel("Equal", ["e".repeat(4096)]), argSel("Prefix", ["p".repeat(252)]), argSel("Postfix", ["s".repeat(127)])]; });
+    for (const [op, n] of [["Equal", 4097], ["Prefix", 253], ["Postfix", 128]] as const) {
       const bad = problemsAfter(ONE_STR, (p) => { firstSelector(p).matchArgs = [argSel(op, ["x".repeat(n)])]; });
       expect(bad[0]?.path).toBe("spec.kprobes[0].selectors[0].matchArgs[0].values[0]");
     }
+    const pre = problemsAfter(ONE_STR, (p) => { firstSelector(p).matchArgs = [argSel("Prefix", ["x".repeat(253)])]; });
+    expect(pre[0]?.message).toContain("at most 252");
   });
 
   test("matchPIDs take at most 4 values; matchBinaries one item per selector", () => {
