@@ -6,6 +6,10 @@
  * Programs:
  *   gen_sys_enter   tp_btf/sys_enter   syscall hooks, looked up by syscall number
  *   gen_sys_exit    tp_btf/sys_exit    hooks with return: true / matchReturnArgs
+ *   gen_open_exit   tracepoint/syscalls/sys_exit_{open,openat,openat2,creat,open_by_handle_at}
+ *                                      the same return hooks on the open family only, where
+ *                                      userspace chose them (no 32-bit processes possible):
+ *                                      runs at the exit of those syscalls, not of every one
  *   gen_tracepoint  tracepoint/        any tracefs event; the record's common_type names it
  *
  * A hook slot is a ward_hook_config (gen_hooks) plus a gen_slot (gen_slots: where each
@@ -1702,15 +1706,20 @@ static long slot_cb(__u32 i, struct slot_ctx *c)
 	return 0;
 }
 
-static __always_inline void dispatch(struct gen_state *st, __u32 id)
+static __always_inline void dispatch_at(struct gen_state *st, __u32 point, __u32 id)
 {
-	struct gen_dispatch_key k = { .point = st->point, .id = id };
+	struct gen_dispatch_key k = { .point = point, .id = id };
 	struct slot_ctx c = { .st = st };
 
 	c.d = bpf_map_lookup_elem(&gen_dispatch, &k);
 	if (!c.d)
 		return;
 	bpf_loop(GEN_DISPATCH_MAX, (void *)slot_cb, &c, 0);
+}
+
+static __always_inline void dispatch(struct gen_state *st, __u32 id)
+{
+	dispatch_at(st, st->point, id);
 }
 
 #define TS_COMPAT 0x0002 /* arch/x86/include/asm/thread_info.h */
@@ -1762,6 +1771,37 @@ SEC("tp_btf/sys_exit")
 int gen_sys_exit(unsigned long long *ctx)
 {
 	syscall_hook(ctx, GEN_POINT_SYS_EXIT);
+	return 0;
+}
+
+/* bpf_task_pt_regs (helper 175, 5.15+): the task's user registers, the syscall's arguments. */
+static struct pt_regs *(*gen_task_pt_regs)(struct task_struct *task) = (void *)175;
+
+/*
+ * The record the kernel hands a syscalls/sys_exit_* program: the first 8 bytes are a
+ * pt_regs pointer, but of the tracing code's caller (perf_fetch_caller_regs), not the
+ * syscall's, so the arguments come from the task's own registers instead.
+ */
+struct gen_sys_exit_record {
+	__u64 regs;
+	__s32 nr;
+	__u32 pad;
+	__s64 ret; /* offset 16: SYSCALL_EXIT_RET_OFFSET in src/sensors/open-exit.ts */
+};
+
+SEC("tracepoint/syscalls/sys_exit_openat")
+int gen_open_exit(struct gen_sys_exit_record *ctx)
+{
+	struct gen_state st = {};
+
+	st.regs = gen_task_pt_regs(bpf_get_current_task_btf());
+	st.ctx = ctx;
+	st.point = GEN_POINT_SYS_EXIT;
+	st.ret = ctx->ret;
+	/* x86 never fires syscalls/ tracepoints for compat syscalls: the number is x86_64's */
+	st.nr = (__u32)ctx->nr;
+	st.tgid = bpf_get_current_pid_tgid() >> 32;
+	dispatch_at(&st, GEN_POINT_OPEN_EXIT, st.nr);
 	return 0;
 }
 

@@ -44,6 +44,9 @@ enum gen_point {
 	GEN_POINT_SYS_ENTER = 1, /* tp_btf/sys_enter, key = syscall number */
 	GEN_POINT_SYS_EXIT = 2,  /* tp_btf/sys_exit, key = syscall number */
 	GEN_POINT_TP = 3,        /* tracepoint/ generic program, key = tracefs event id */
+	GEN_POINT_OPEN_EXIT = 4, /* gen_open_exit on syscalls/sys_exit_<open family>, key = syscall
+	                            number; evaluated as GEN_POINT_SYS_EXIT. A key of its own so
+	                            tp_btf/sys_exit (other return hooks) never runs these slots too */
 };
 
 struct gen_dispatch_key {

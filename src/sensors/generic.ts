@@ -12,6 +12,11 @@
 //   address). sock/skb/cred/... are not read: matchers on them are rejected. A file slot
 //   can also read the file an open-family syscall returned (source "return" with fd, hook
 //   openedFd: security_file_open's substitute), evaluated only for real opens.
+// - return hooks on the open family run on gen_open_exit at syscalls/sys_exit_<name> when
+//   chooseOpenExit() allows it (no 32-bit processes possible: x86 skips those tracepoints
+//   for compat syscalls), under their own dispatch point so tp_btf/sys_exit, still attached
+//   for other return hooks, never runs them too; else on tp_btf/sys_exit. openExitPlacement()
+//   says which and why.
 // - every matcher kind of ward_filter.h except SubString (needs a kfunc); Prefix values are
 //   at most WARD_PREFIX_MAX (252) bytes, the LPM key limit, rejected at compile. Binary and change selectors need the process map.
 // - actions: Post (rateLimit by selector, scope and an argument digest), NoPost, Sigkill,
@@ -29,6 +34,7 @@ import type { Btf } from "../bpf/btf.ts";
 import { enumValues, structLayout, type StructLayout } from "../events/layout.ts";
 import type { CompiledPolicy, SectionName } from "../policy/engine.ts";
 import { readlinkSync } from "node:fs";
+import { chooseOpenExit, OPEN_EXIT_TRACEPOINTS, type OpenExitChoice } from "./open-exit.ts";
 
 export class GenericSensorError extends Error {
   override name = "GenericSensorError";
@@ -158,6 +164,8 @@ export interface GenericSensorOptions {
   exemptPids?: number[];
   /** object bytes instead of the embedded generic.o (tests) */
   object?: Uint8Array;
+  /** where open-family return hooks run; default chooseOpenExit() on first use (tests force one) */
+  openExit?: OpenExitChoice;
 }
 
 // ---------------------------------------------------------------- constants mirrored from the headers
@@ -169,7 +177,12 @@ const PROCESS_MAP_KINDS = new Set([5, 6, 7, 8]);
 const VK_SUBSTR = 9;
 const ACT = { POST: 1, SIGKILL: 3, NOPOST: 9, SIGNAL: 10, GETURL: 7, DNSLOOKUP: 8 } as const;
 const SLOT_ACTIVE = 1, SLOT_MONITOR = 2, SLOT_RETURN = 4, SLOT_OPENED_FD = 8;
-const POINT = { SYS_ENTER: 1, SYS_EXIT: 2, TP: 3 } as const;
+const POINT = { SYS_ENTER: 1, SYS_EXIT: 2, TP: 3, OPEN_EXIT: 4 } as const;
+
+/** x86_64 numbers of the open family, to their exit tracepoint (gen_open_exit's targets). */
+const OPEN_EXIT_BY_NR: ReadonlyMap<number, (typeof OPEN_EXIT_TRACEPOINTS)[number]> = new Map([
+  [2, "sys_exit_open"], [85, "sys_exit_creat"], [257, "sys_exit_openat"], [304, "sys_exit_open_by_handle_at"], [437, "sys_exit_openat2"],
+]);
 const ALL_SYSCALLS = 0xffffffff;
 const FROM = { "syscall-arg": 1, "syscall-nr": 2, return: 3, "tp-field": 4, "tp-dataloc": 5, "tp-array": 6 } as const;
 const NS_NAMES = ["uts", "ipc", "mnt", "pid", "pid_for_children", "net", "time", "time_for_children", "cgroup", "user"];
@@ -189,6 +202,8 @@ interface PolicyState {
   tracepoints: string[];
   /** sys_enter/sys_exit uses, one per hook slot (the programs are refcounted) */
   sys: ("enter" | "exit")[];
+  /** gen_open_exit targets ("syscalls/sys_exit_openat"), one per hook slot (refcounted) */
+  openExits: string[];
   /** the number the kernel records carry (gen_slot.policy) */
   no: number;
 }
@@ -212,6 +227,8 @@ export class GenericSensor {
   /** hook slots using sys_enter / sys_exit: the program is detached when none does */
   private readonly sysRefs = { enter: 0, exit: 0 };
   private readonly tpLinks = new Map<string, { link: Link; refs: number }>();
+  private readonly openExitLinks = new Map<string, { link: Link; refs: number }>();
+  private openExitChoice: OpenExitChoice | undefined;
   private readonly binRefs = new Map<string, { id: number; refs: number }>();
   private readonly bySlot = new Map<number, { policy: PolicyState; hookIndex: number }>();
   private reader: RingBufReader | undefined;
@@ -299,7 +316,26 @@ export class GenericSensor {
     if (this.sysLinks.enter !== undefined) out.push("tp_btf/sys_enter");
     if (this.sysLinks.exit !== undefined) out.push("tp_btf/sys_exit");
     for (const t of this.tpLinks.keys()) out.push(`tracepoint/${t}`);
+    for (const t of this.openExitLinks.keys()) out.push(`tracepoint/${t} (gen_open_exit)`);
     return out;
+  }
+
+  /**
+   * Where return hooks on the open-family syscalls run: their per-syscall exit tracepoints,
+   * or tp_btf/sys_exit (the exit of every syscall) with the reason. Decided once, on first use.
+   */
+  openExitPlacement(): OpenExitChoice {
+    this.openExitChoice ??= this.opts.openExit ?? chooseOpenExit();
+    return this.openExitChoice;
+  }
+
+  /** The exit tracepoint a return hook runs on instead of tp_btf/sys_exit, if any. */
+  private openExitTracepoint(h: ResolvedHook): string | undefined {
+    if (!h.atReturn || h.attach.kind !== "syscall" || h.attach.nr === "all") return undefined;
+    const name = OPEN_EXIT_BY_NR.get(h.attach.nr);
+    if (name === undefined) return undefined;
+    const choice = this.openExitPlacement();
+    return choice.kind === "tracepoint" && choice.tracepoints.includes(name) ? name : undefined;
   }
 
   /** Hooks one syscall or tracepoint can carry (GEN_DISPATCH_MAX). */
@@ -328,13 +364,13 @@ export class GenericSensor {
     }
     this.check(compiled, hooks);
     const policyNo = this.nextPolicy++;
-    const st: PolicyState = { id: policyId, compiled, slots: [], written: [], binPaths: [], mode: compiled.monitor ? "monitor" : "enforce", tracepoints: [], sys: [], no: policyNo };
+    const st: PolicyState = { id: policyId, compiled, slots: [], written: [], binPaths: [], mode: compiled.monitor ? "monitor" : "enforce", tracepoints: [], sys: [], openExits: [], no: policyNo };
     try {
       this.writeSets(st);
       for (const h of hooks) {
         const slot = this.freeSlots.pop();
         if (slot === undefined) throw new GenericSensorError(`apply policy ${policyId}: no free hook slot (${this.spec.maps.gen_hooks?.maxEntries} in all)`);
-        const point = h.attach.kind === "tracepoint" ? POINT.TP : h.atReturn ? POINT.SYS_EXIT : POINT.SYS_ENTER;
+        const point = h.attach.kind === "tracepoint" ? POINT.TP : this.openExitTracepoint(h) !== undefined ? POINT.OPEN_EXIT : h.atReturn ? POINT.SYS_EXIT : POINT.SYS_ENTER;
         let key: number;
         if (h.attach.kind === "tracepoint") key = tracepointId(h.attach.category, h.attach.name);
         else key = h.attach.nr === "all" ? ALL_SYSCALLS : h.attach.nr;
@@ -403,6 +439,14 @@ export class GenericSensor {
       }
     }
     st.tracepoints = [];
+    for (const t of st.openExits) {
+      const l = this.openExitLinks.get(t);
+      if (l !== undefined && --l.refs === 0) {
+        l.link.close();
+        this.openExitLinks.delete(t);
+      }
+    }
+    st.openExits = [];
     for (const which of st.sys) {
       if (--this.sysRefs[which] === 0) {
         this.sysLinks[which]?.close();
@@ -549,6 +593,20 @@ export class GenericSensor {
 
   private attachFor(st: PolicyState, h: ResolvedHook, point: number): void {
     const progs = this.coll?.programs ?? {};
+    if (point === POINT.OPEN_EXIT) {
+      const name = this.openExitTracepoint(h);
+      if (name === undefined) throw new GenericSensorError(`hook ${h.index}: no open-family exit tracepoint`);
+      const target = `syscalls/${name}`;
+      const have = this.openExitLinks.get(target);
+      if (have !== undefined) have.refs++;
+      else {
+        const prog = progs.gen_open_exit, spec = this.spec.programs.gen_open_exit;
+        if (prog === undefined || spec === undefined) throw new GenericSensorError("generic.o has no program gen_open_exit");
+        this.openExitLinks.set(target, { link: attachProgram(prog, spec, { target }), refs: 1 });
+      }
+      st.openExits.push(target);
+      return;
+    }
     if (point === POINT.SYS_ENTER || point === POINT.SYS_EXIT) {
       const which = point === POINT.SYS_ENTER ? "enter" : "exit";
       this.sysRefs[which]++;
@@ -763,6 +821,8 @@ export class GenericSensor {
     this.sysLinks.enter = this.sysLinks.exit = undefined;
     for (const l of this.tpLinks.values()) l.link.close();
     this.tpLinks.clear();
+    for (const l of this.openExitLinks.values()) l.link.close();
+    this.openExitLinks.clear();
     this.reader?.close();
     this.reader = undefined;
     this.coll?.close();

@@ -405,8 +405,9 @@ const OPEN_EXIT_SYSCALLS = ["open", "openat", "openat2", "creat", "open_by_handl
 
 /**
  * security_file_open without BPF LSM, for rules the file guard cannot hold (matchPIDs,
- * Prefix/Postfix, matchNamespaces, ...): the generic sensor at tp_btf/sys_exit of every
- * open-family syscall, evaluated only when the call returned an fd of a real open, with the
+ * Prefix/Postfix, matchNamespaces, ...): the generic sensor at the exit of every
+ * open-family syscall (their syscalls/sys_exit_* tracepoints, or tp_btf/sys_exit where
+ * 32-bit processes can run: the same chooseOpenExit() choice as the file guard), evaluated only when the call returned an fd of a real open, with the
  * file argument read from that fd, so the decision is on the opened file's resolved path,
  * whatever path string, dirfd or link the caller went through; every selector kind and
  * action runs there and SIGKILL lands before the process returns to user space.
@@ -428,14 +429,15 @@ function openExitHook(h: WireHook, f: HookFeatures, monitor: boolean): Omit<Reso
     if (f.syscallNumber(name) === undefined) reject(`${name} is not a known x86_64 syscall here: the open-family syscall exit cannot be covered`);
     return { kind: "syscall", subsystem: "raw_syscalls", event: "sys_exit", raw: false, syscall: name, withExit: true, openedFd: true };
   });
-  const where = "at the exit of the open-family syscall that opened the file (tp_btf/sys_exit), before it returns to user space";
+  const placed = f.guardOpenExit ? `; ${f.guardOpenExit()}` : "";
+  const where = `at the exit of the open-family syscall that opened the file${placed}, before it returns to user space`;
   const actions = genericActions(h, f, monitor, where, undefined);
   const io = "io_uring IORING_OP_OPENAT/OPENAT2 opens the file without an open syscall and bypasses this rule on this kernel; remedy: a rule in the same scope that kills io_uring_setup (kprobes call sys_io_uring_setup, syscall: true, action Sigkill), or matchArgs Equal on the files with at most one matchBinaries In/NotIn, which the file guard enforces including io_uring";
   return {
     backend: "generic",
     event: h.list === "lsmhooks" ? "process_lsm" : "process_kprobe",
     functionName: h.name,
-    mechanism: "generic: open-family syscall exit, file from the returned fd (tp_btf/sys_exit of open, openat, openat2, creat, open_by_handle_at when they return an fd; no BPF LSM here, and the file guard matches only Equal files with one matchBinaries; every selector is evaluated in the kernel)",
+    mechanism: `generic: open-family syscall exit, file from the returned fd (the exit of open, openat, openat2, creat, open_by_handle_at when they return an fd${placed}; no BPF LSM here, and the file guard matches only Equal files with one matchBinaries; every selector is evaluated in the kernel)`,
     generic,
     actions,
     limits: [

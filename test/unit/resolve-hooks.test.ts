@@ -237,6 +237,10 @@ describe("security_file_open rules beyond the file guard (no BPF LSM): generic s
     expect(h.actions[0]?.action).toBe("Sigkill");
     expect(h.actions[0]?.honored).toContain("SIGKILL");
     expect(h.actions[0]?.honored).toContain("before it returns to user space");
+    // Where the host says where the open-family exit sits (the generic sensor makes the file guard's choice), it is named.
+    const placed = ok(resolvePolicy(policyFrom(PIDS), { ...HERE, guardOpenExit: () => "here on the per-syscall exit tracepoints (syscalls/sys_exit_openat)" }).hooks[0]);
+    expect(placed.mechanism).toContain("open_by_handle_at when they return an fd; here on the per-syscall exit tracepoints (syscalls/sys_exit_openat);");
+    expect(placed.actions[0]?.honored).toContain("opened the file; here on the per-syscall exit tracepoints (syscalls/sys_exit_openat), before it returns");
     const limits = h.limits.join("\n");
     expect(limits).toContain("path-based");
     expect(limits).toContain("a hardlink is matched by its own path");
