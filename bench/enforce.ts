@@ -32,6 +32,7 @@ import { BenchChild } from "./lib/child.ts";
 import { prepareBenchHost, waitFor } from "./lib/host.ts";
 import { LoadGenerator, type LoadMode } from "./lib/loadgen.ts";
 import { formatRatioWithFloor, round, summarizeRatios, type RatioSummary } from "./lib/stats.ts";
+import { secureOpenPolicy } from "../test/lib/talk-policies.ts";
 
 class EnforceBenchError extends Error {
   override name = "EnforceBenchError";
@@ -91,30 +92,7 @@ async function assertEnforcing(what: string, allowed: boolean, timeoutMs: number
   }
 }
 
-const POLICY = `apiVersion: cilium.io/v1alpha1
-kind: TracingPolicy
-metadata:
-  name: bench-secure-open
-spec:
-  kprobes:
-  - call: security_file_open
-    syscall: false
-    args:
-    - index: 0
-      type: file
-    selectors:
-    - matchArgs:
-      - index: 0
-        operator: Equal
-        values:
-        - ${secret}
-      matchBinaries:
-      - operator: NotIn
-        values:
-        - ${allowedCat}
-      matchActions:
-      - action: Sigkill
-`;
+const POLICY = secureOpenPolicy({ name: "bench-secure-open", file: secret, allowed: allowedCat });
 const policyFile = join(dir, "secure.yaml");
 writeFileSync(policyFile, POLICY);
 

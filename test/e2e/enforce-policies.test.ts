@@ -12,6 +12,7 @@ import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { ensureSystemPackages } from "../../build/system.ts";
 import { kernelTest } from "../lib/host.ts";
+import { secureOpenPolicy } from "../lib/talk-policies.ts";
 
 const root = join(import.meta.dir, "..", "..");
 const main = join(root, "src", "cli", "main.ts");
@@ -39,30 +40,7 @@ afterAll(() => {
 });
 
 function secureYaml(name: string, action = "Sigkill"): string {
-  return `apiVersion: cilium.io/v1alpha1
-kind: TracingPolicy
-metadata:
-  name: ${name}
-spec:
-  kprobes:
-  - call: security_file_open
-    syscall: false
-    args:
-    - index: 0
-      type: file
-    selectors:
-    - matchArgs:
-      - index: 0
-        operator: Equal
-        values:
-        - ${secret}
-      matchBinaries:
-      - operator: NotIn
-        values:
-        - ${myCat}
-      matchActions:
-      - action: ${action}
-`;
+  return secureOpenPolicy({ name, file: secret, allowed: myCat, action });
 }
 
 /**
@@ -329,7 +307,7 @@ spec:
     "security_file_open + Prefix on a directory (generic sensor at the open exit): cat through a relative path, a symlink, .. and /proc/self/fd dies; my/cat and other files are fine",
     async () => {
       const policyFile = join(dir, "prefix.yaml");
-      writeFileSync(policyFile, secureYaml("prefix-secret").replace("operator: Equal", "operator: Prefix").replace(`- ${secret}`, `- ${join(dir, "my", "extremely")}/`));
+      writeFileSync(policyFile, secureOpenPolicy({ name: "prefix-secret", operator: "Prefix", file: `${join(dir, "my", "extremely")}/`, allowed: myCat }));
       const a = await startAgent([policyFile]);
       try {
         killed(run(["cat", "extremely/secret/file"], { cwd: join(dir, "my") }));
@@ -377,7 +355,7 @@ spec:
       const cc = spawnSync("cc", ["-O2", "-static", "-pthread", "-o", helper, join(root, "test", "kernel", "guard-helper.c")], { encoding: "utf8" });
       expect(cc.stderr).toBe("");
       const policyFile = join(dir, "prefix-helper.yaml");
-      writeFileSync(policyFile, secureYaml("prefix-helper").replace("operator: Equal", "operator: Prefix").replace(`- ${secret}`, `- ${join(dir, "my", "extremely")}/`));
+      writeFileSync(policyFile, secureOpenPolicy({ name: "prefix-helper", operator: "Prefix", file: `${join(dir, "my", "extremely")}/`, allowed: myCat }));
       const created = join(dir, "my", "extremely", "created");
       // open_by_handle_at names the inode: a file with one name (secret also has a hardlink
       // outside the prefix, whose name the dentry cache may hand back: a documented bypass).

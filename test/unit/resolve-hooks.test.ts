@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { validatePolicyText } from "../../src/policy/validate.ts";
 import { resolvePolicy, syscallName, type GenericAttach, type HookFeatures, type ResolvedHook, type RejectedHook } from "../../src/sensors/resolve.ts";
 import { policyFrom } from "./engine-helpers.ts";
+import { secureOpenPolicy } from "../lib/talk-policies.ts";
 
 const SYSCALLS: Record<string, number> = { openat: 257, init_module: 175, finit_module: 313, dup: 32, dup2: 33, linkat: 265, setuid: 105 };
 const syscallNumber = (n: string): number | undefined => SYSCALLS[n] ?? (n === "nosuch" ? undefined : 999);
@@ -18,23 +19,7 @@ function policy(spec: string, name = "p"): string {
   return `apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: ${name}\nspec:\n${spec}`;
 }
 
-const SECURE = policy(`  kprobes:
-  - call: security_file_open
-    syscall: false
-    args:
-    - index: 0
-      type: file
-    selectors:
-    - matchArgs:
-      - index: 0
-        operator: Equal
-        values: ["/my/extremely/secret/file"]
-      matchBinaries:
-      - operator: NotIn
-        values: ["/my/cat"]
-      matchActions:
-      - action: Sigkill
-`);
+const SECURE = secureOpenPolicy({ name: "p", file: "/my/extremely/secret/file", allowed: "/my/cat" });
 
 const OPENAT = policy(`  kprobes:
   - call: sys_openat
