@@ -1,32 +1,34 @@
 // Host preparation and the kernel-test gate shared by every suite.
-import { existsSync, readFileSync } from "node:fs";
-import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
 import { test } from "bun:test";
+import { activeLsms } from "../../src/bpf/features.ts";
+import { ensureBpffs } from "../../src/bpf/pin.ts";
+import { ensureTracefs } from "../../src/sensors/open-exit.ts";
 
 export const isRoot = process.getuid?.() === 0;
 export const inCI = process.env.CI === "true" || process.env.CI === "1";
 
-function mounted(path: string, fstype: string): boolean {
-  const mounts = readFileSync("/proc/mounts", "utf8");
-  return mounts.split("\n").some((l) => {
-    const f = l.split(" ");
-    return f[1] === path && f[2] === fstype;
-  });
-}
-
-function mount(fstype: string, path: string): void {
-  if (!existsSync(path) || mounted(path, fstype)) return;
-  const r = spawnSync("mount", ["-t", fstype, fstype === "securityfs" ? "none" : fstype, path]);
-  if (r.status !== 0) process.stderr.write(`test setup: mount ${fstype} at ${path}: ${r.stderr}\n`);
-}
-
 let prepared = false;
+/**
+ * bpffs, tracefs and securityfs, mounted by the same code the agent uses (src/bpf/pin.ts,
+ * src/sensors/open-exit.ts, src/bpf/features.ts), so the suite exercises it rather than a
+ * second copy. A failure is printed, not thrown: the tests that need the mount then say why.
+ */
 export function prepareHost(): void {
   if (prepared || !isRoot) return;
   prepared = true;
-  mount("bpf", "/sys/fs/bpf");
-  mount("tracefs", "/sys/kernel/tracing");
-  mount("securityfs", "/sys/kernel/security");
+  const steps: Array<[string, () => unknown]> = [
+    ["bpffs", () => ensureBpffs()],
+    ["tracefs", () => ensureTracefs()],
+    ["securityfs", () => activeLsms()],
+  ];
+  for (const [what, step] of steps) {
+    try {
+      step();
+    } catch (e) {
+      process.stderr.write(`test setup: mount ${what}: ${e instanceof Error ? e.message : String(e)}\n`);
+    }
+  }
 }
 
 /**
