@@ -9,7 +9,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
-import { ensureSystemPackages } from "./system.ts";
+import { aptUpdateOnce, ensureSystemPackages } from "./system.ts";
 
 const root = join(import.meta.dir, "..");
 
@@ -84,7 +84,7 @@ export function ensureVmKernel(): VmKernel {
   let pkg = newestKernelPackage();
   if (pkg === undefined && process.getuid?.() === 0) {
     // A fresh machine may have no apt lists yet.
-    spawnSync("apt-get", ["update", "-qq"], { stdio: "inherit" });
+    aptUpdateOnce();
     pkg = newestKernelPackage();
   }
   if (pkg === undefined) throw new VmError("no linux-image-6.1.0-*-cloud-amd64-unsigned package in the apt lists (run apt-get update)");
