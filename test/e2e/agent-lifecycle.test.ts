@@ -8,6 +8,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
+import { linkIdsOf, systemLinkIds } from "../lib/bpf-links.ts";
 import { kernelTest } from "../lib/host.ts";
 
 const root = join(import.meta.dir, "..", "..");
@@ -18,13 +19,6 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
   rmSync(bpfDir, { recursive: true, force: true });
 });
-
-/** IDs of every BPF link in the system (bpftool from Debian). */
-function linkIds(): Set<number> {
-  const r = spawnSync("bpftool", ["-j", "link", "show"], { encoding: "utf8" });
-  if (r.status !== 0) throw new Error(`bpftool link show: ${r.stderr}`);
-  return new Set((JSON.parse(r.stdout || "[]") as { id: number }[]).map((l) => l.id));
-}
 
 async function waitFor<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs: number, child?: Subprocess): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -49,7 +43,6 @@ describe("ward agent (e2e)", () => {
       const stateFile = join(dir, "agent.json");
       const tokenFile = join(dir, "token");
       const exportFile = join(dir, "events.log");
-      const linksBefore = linkIds();
       const agent = Bun.spawn(
         [process.execPath, main, "agent", "--listen", "127.0.0.1:0", "--token-file", tokenFile, "--state-file", stateFile, "--export-file", exportFile, "--bpf-dir", bpfDir],
         { stdout: "pipe", stderr: "pipe", stdin: "ignore" },
@@ -64,8 +57,9 @@ describe("ward agent (e2e)", () => {
         expect(token.length).toBeGreaterThanOrEqual(32);
         expect((await fetch(`${state.url}/v1/status`)).status).toBe(401);
 
-        // Agent-created links, for the "nothing attached" check after exit.
-        const created = [...linkIds()].filter((id) => !linksBefore.has(id));
+        // The agent's own links (its descriptors), for the "nothing attached" check after exit:
+        // a system-wide before/after diff would count other suites' links too.
+        const created = [...linkIdsOf(agent.pid)];
         expect(created.length).toBeGreaterThan(0);
 
         const marker = `ward-e2e-${process.pid}-${Date.now()}`;
@@ -119,7 +113,7 @@ describe("ward agent (e2e)", () => {
         agent.kill("SIGTERM");
         expect(await agent.exited).toBe(0);
         expect(existsSync(stateFile)).toBe(false);
-        const linksAfter = linkIds();
+        const linksAfter = systemLinkIds();
         expect(created.filter((id) => linksAfter.has(id))).toEqual([]);
         expect(existsSync(bpfDir) ? readdirSync(bpfDir) : []).toEqual([]);
         // The token is never printed.
