@@ -11,7 +11,8 @@ import { isRoot } from "../lib/host.ts";
 // Each test spawns bun several times; on a loaded machine one spawn can take seconds.
 const SPAWN_TIMEOUT = 60_000;
 
-const main = join(import.meta.dir, "..", "..", "src", "cli", "main.ts");
+const root = join(import.meta.dir, "..", "..");
+const main = join(root, "src", "cli", "main.ts");
 
 function ward(args: string[], opts: { env?: Record<string, string>; prefix?: string[] } = {}) {
   const argv = [...(opts.prefix ?? []), process.execPath, main, ...args];
@@ -41,17 +42,27 @@ describe("ward agent refusals", () => {
     expect(r.stdout).toContain("--export-file FILE");
   }, SPAWN_TIMEOUT);
 
+  // The dropped user may be unable to read the checkout or the bun under node_modules (a
+  // clone inside a 0700 directory, as .ci/run makes): it gets ward compiled into a fresh
+  // world-readable directory under /tmp, and runs there as its working directory.
   test.skipIf(!isRoot)("as a non-root user it says it must run as root", () => {
-    const dir = mkdtempSync(join(tmpdir(), "ward-nonroot-"));
-    chmodSync(dir, 0o777);
+    const dir = mkdtempSync("/tmp/ward-nonroot-");
+    chmodSync(dir, 0o777); // writable too: the state and token files could be made, and must not be
     try {
-      const r = ward(["agent", "--token-file", join(dir, "t"), "--state-file", join(dir, "s.json")], {
-        prefix: ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"],
-        env: { HOME: dir },
+      const exe = join(dir, "ward");
+      const b = spawnSync(process.execPath, ["build", "--compile", main, "--outfile", exe], { cwd: root, encoding: "utf8", timeout: SPAWN_TIMEOUT });
+      expect({ code: b.status, stderr: b.stderr }).toEqual({ code: 0, stderr: "" });
+      chmodSync(exe, 0o755);
+      const r = spawnSync("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", exe, "agent", "--token-file", join(dir, "t"), "--state-file", join(dir, "s.json")], {
+        cwd: dir,
+        encoding: "utf8",
+        env: { ...process.env, HOME: dir },
+        timeout: 30_000,
       });
-      expect(r.code).toBe(1);
       expect(r.stderr).toContain("must run as root");
+      expect(r.status).toBe(1);
       expect(existsSync(join(dir, "s.json"))).toBe(false);
+      expect(existsSync(join(dir, "t"))).toBe(false);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
