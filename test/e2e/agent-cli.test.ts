@@ -76,10 +76,30 @@ describe("ward agent refusals", () => {
       const r = ward(["agent", "--listen", "127.0.0.1:0", "--policy", p, "--token-file", join(dir, "t"), "--state-file", join(dir, "s.json"), "--export-file", join(dir, "e.log")]);
       expect(r.code).toBe(1);
       expect(r.stderr).toContain(`${p}:8:5: spec.kprobes[0].syscal: unknown field "syscal"`);
-      expect(r.stderr).toContain("nothing was applied");
+      expect(r.stderr).toContain(`ward agent: ${p}: invalid policy (1 error above); nothing was applied`);
       expect(existsSync(join(dir, "s.json"))).toBe(false);
       expect(existsSync(join(dir, "t"))).toBe(false);
       expect(existsSync(join(dir, "e.log"))).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, SPAWN_TIMEOUT);
+
+  // All or nothing at start: one bad file among good ones stops the start; the error names
+  // the bad file with line:col and field, the closing line names only that file.
+  test.skipIf(!isRoot)("one invalid file among two --policy files: exit 1, file:line:col: path of the bad one, nothing written", () => {
+    const dir = mkdtempSync(join(tmpdir(), "ward-twopolicies-"));
+    try {
+      const good = join(dir, "good.yaml");
+      const bad = join(dir, "bad.yaml");
+      writeFileSync(good, "apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: good\nspec:\n  tracepoints:\n  - subsystem: raw_syscalls\n    event: sys_enter\n");
+      writeFileSync(bad, "apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: bad\nspec:\n  kprobes:\n  - call: sys_openat\n    call: sys_open\n    syscall: true\n");
+      const r = ward(["agent", "--listen", "127.0.0.1:0", "--policy", good, "--policy", bad, "--token-file", join(dir, "t"), "--state-file", join(dir, "s.json"), "--export-file", join(dir, "e.log")]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`${bad}:8:5: spec.kprobes[0].call: duplicate key "call" (first at ${bad}:7:5)\n`);
+      expect(r.stderr).toContain(`ward agent: ${bad}: invalid policy (1 error above); nothing was applied\n`);
+      expect(r.stderr).not.toContain(good);
+      for (const f of ["s.json", "t", "e.log"]) expect({ f, exists: existsSync(join(dir, f)) }).toEqual({ f, exists: false });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
