@@ -2,7 +2,7 @@
 // state file -> sensors -> ready, and the reverse on stop) and wires sensors to the event
 // hub, the hub to the export sinks and API subscribers. It never calls process.exit; the
 // command decides exit codes.
-import { readdirSync, readFileSync, rmdirSync, statSync, type Dirent } from "node:fs";
+import { readdirSync, readFileSync, rmdirSync, rmSync, statSync, type Dirent } from "node:fs";
 import { join } from "node:path";
 import { createApp } from "../api/app.ts";
 import type { AgentStatus } from "../api/deps.ts";
@@ -102,6 +102,8 @@ export class Agent {
   #stopped = false;
   #startedAt = Date.now();
   #url = "";
+  /** The token file start() created, until it succeeds (a failed start removes it). */
+  #createdToken: string | undefined;
 
   constructor(
     readonly config: AgentConfig,
@@ -122,9 +124,21 @@ export class Agent {
   /**
    * start brings the agent up. Policies are validated before anything touches the kernel or
    * the network: a PolicyInvalidError leaves nothing behind. Any later failure undoes what
-   * was done (server closed, sensors detached, state file removed) and rethrows.
+   * was done (server closed, sensors detached, state file removed, a token file it created
+   * deleted) and rethrows.
    */
   async start(): Promise<void> {
+    try {
+      await this.#start();
+    } catch (err) {
+      // A token file this start created would outlive an agent that never ran; one that was
+      // there already (clients may hold it) is kept.
+      if (this.#createdToken !== undefined) rmSync(this.#createdToken, { force: true });
+      throw err;
+    }
+  }
+
+  async #start(): Promise<void> {
     const { config, parts } = this;
     this.#startedAt = Date.now();
     // Persistent enforcement is asked for but the policy sensors cannot honour it yet: they
@@ -161,6 +175,7 @@ export class Agent {
       throw new AgentStartError("export", `open export: ${(err as Error).message}`, { cause: err });
     }
     const { token, created } = loadOrCreateToken(config.tokenFile);
+    if (created) this.#createdToken = config.tokenFile;
     parts.log(`${created ? "created" : "using"} API token file ${config.tokenFile}`);
 
     const app = createApp({
@@ -204,8 +219,10 @@ export class Agent {
         }
         parts.log(`sensor ${s.name} running`);
       }
-      // Policies go to the kernel once the sensors they rely on run; one that cannot be
-      // applied stops the start (PolicyRejectedError) with nothing of any policy attached.
+      // Policies go to the kernel once the sensors they rely on run. All or nothing: when one
+      // cannot be applied, the others are still tried (so the error names every refused file
+      // and field), then the applied ones are removed and the start stops
+      // (PolicyRejectedError) with nothing of any policy attached.
       if (parts.policyBackend) {
         this.store.attachBackend(parts.policyBackend(ctx, this.#sensors));
         if (this.store.list().length > 0) parts.log(`${this.store.list().length} polic${this.store.list().length === 1 ? "y" : "ies"} applied`);
@@ -215,6 +232,7 @@ export class Agent {
       throw err;
     }
     this.#ready = true;
+    this.#createdToken = undefined;
   }
 
   /**

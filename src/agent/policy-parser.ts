@@ -23,6 +23,7 @@ export function parsePolicies(text: string, file: string): ParseOutcome {
     kind: lp.policy.kind,
     ...(modeOf(lp.policy) ? { mode: modeOf(lp.policy) } : {}),
     document: lp.policy,
+    positions: lp.sourceMap,
   }));
   return { ok: true, policies };
 }

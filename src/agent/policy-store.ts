@@ -3,6 +3,8 @@
 // all. Once the agent attaches a PolicyBackend (the policy manager, src/sensors/manager.ts)
 // every policy goes through it: a change the kernel side refuses leaves the store unchanged.
 // Before that, the state says plainly that policies are not enforced.
+import type { SourceMap } from "../policy/types.ts";
+import { locate } from "../policy/validate.ts";
 import type { HookStatus } from "../sensors/manager.ts";
 
 export type PolicyMode = "enforce" | "monitor";
@@ -26,6 +28,8 @@ export interface ParsedPolicy {
   mode?: PolicyMode;
   /** The typed policy, opaque here; the engine consumes it. */
   document: unknown;
+  /** Field path -> line:column in the text, so a refusal at apply time can say where to fix it. */
+  positions?: SourceMap;
 }
 
 export type ParseOutcome = { ok: true; policies: ParsedPolicy[] } | { ok: false; errors: PolicyDiagnostic[] };
@@ -47,6 +51,7 @@ export interface PolicyRecord {
   addedAt: string;
   text: string;
   document: unknown;
+  positions?: SourceMap;
 }
 
 /** The JSON view of a policy, as /v1/policies returns it. */
@@ -124,10 +129,37 @@ export interface AddOptions {
   mode?: PolicyMode;
 }
 
-/** The backend's error as diagnostics: one per line of its message (resolution lists one problem a line). */
-function rejection(err: unknown, file: string | undefined): PolicyRejectedError {
+/**
+ * A problem line of a refusal: a field path, maybe the hook's name, and the reason, as the
+ * hook resolution writes them ("spec.kprobes[0] (security_file_permission): no kprobes").
+ */
+const PROBLEM = /^((?:spec|metadata)(?:\.[A-Za-z_][\w-]*|\[\d+\])*)(?: \(([^)]*)\))?: (.+)$/;
+
+/**
+ * The backend's error as diagnostics: one per line of its message (resolution lists one
+ * problem a line). With the file and the policy's positions, a line that starts with a field
+ * path becomes `file:line:col: path: reason`, and any other line (the "policy X cannot be
+ * applied" header, an attach failure) points at the policy's metadata.name.
+ */
+function rejection(err: unknown, file: string | undefined, positions: SourceMap | undefined): PolicyRejectedError {
   const msg = err instanceof Error ? err.message : String(err);
-  return new PolicyRejectedError(msg.split("\n").map((l) => l.trim()).filter((l) => l !== "").map((message) => ({ ...(file ? { file } : {}), message })));
+  const at = (path: string): Pick<PolicyDiagnostic, "line" | "column"> => {
+    if (file === undefined || positions === undefined) return {};
+    const p = locate(positions, path);
+    return { line: p.line, column: p.column };
+  };
+  const lines = msg.split("\n").map((l) => l.trim()).filter((l) => l !== "");
+  return new PolicyRejectedError(
+    lines.map((line): PolicyDiagnostic => {
+      const where = file !== undefined ? { file } : {};
+      const m = PROBLEM.exec(line);
+      if (m === null) return { ...where, ...at("metadata.name"), message: line };
+      const [, path = "", hook, reason = ""] = m;
+      // the path says where; keep the hook's name when the reason does not already say it
+      const message = hook !== undefined && !reason.includes(hook) ? `${hook}: ${reason}` : reason;
+      return { ...where, ...at(path), path, message };
+    }),
+  );
 }
 
 export class PolicyStore {
@@ -138,19 +170,25 @@ export class PolicyStore {
 
   /**
    * Hands every stored policy to the backend (the agent calls this once its sensors run) and
-   * routes later changes through it. All or nothing: on a refusal the policies applied so far
-   * are removed and PolicyRejectedError is thrown, and the store keeps no backend.
+   * routes later changes through it. All or nothing: every policy is tried, so one start
+   * reports every refused policy with its reasons; on any refusal the ones applied are
+   * removed again, PolicyRejectedError carries all the reasons, and the store keeps no backend.
    */
   attachBackend(backend: PolicyBackend): void {
     const applied: string[] = [];
+    const refused: PolicyDiagnostic[] = [];
     for (const r of this.#byName.values()) {
       try {
         backend.apply(r);
         applied.push(r.name);
       } catch (err) {
-        for (const n of applied.reverse()) backend.remove(n);
-        throw rejection(err, r.source.startsWith("file:") ? r.source.slice(5) : undefined);
+        const file = r.source.startsWith("file:") ? r.source.slice(5) : undefined;
+        refused.push(...rejection(err, file, r.positions).errors);
       }
+    }
+    if (refused.length > 0) {
+      for (const n of applied.reverse()) backend.remove(n);
+      throw new PolicyRejectedError(refused);
     }
     this.#backend = backend;
   }
@@ -201,6 +239,7 @@ export class PolicyStore {
           addedAt: now,
           text: item.text,
           document: p.document,
+          ...(p.positions !== undefined ? { positions: p.positions } : {}),
         });
       }
     }
@@ -215,7 +254,7 @@ export class PolicyStore {
           applied.push(r);
         } catch (err) {
           for (const a of applied.reverse()) b.remove(a.name);
-          throw rejection(err, items.find((i) => i.source === r.source)?.file);
+          throw rejection(err, items.find((i) => i.source === r.source)?.file, r.positions);
         }
       }
     }
@@ -246,7 +285,7 @@ export class PolicyStore {
     try {
       this.#backend?.setEnabled(name, enabled);
     } catch (err) {
-      throw rejection(err, undefined);
+      throw rejection(err, undefined, undefined);
     }
     r.enabled = enabled;
     return this.#infoOf(r);
@@ -257,7 +296,7 @@ export class PolicyStore {
     try {
       this.#backend?.setMode(name, mode);
     } catch (err) {
-      throw rejection(err, undefined);
+      throw rejection(err, undefined, undefined);
     }
     r.mode = mode;
     return this.#infoOf(r);

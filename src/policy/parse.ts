@@ -47,7 +47,7 @@ export interface ParsedDocument {
 
 export interface ParseResult {
   documents: ParsedDocument[];
-  /** Syntax errors (severity "error"), path "" or "document[N]". */
+  /** Syntax errors (severity "error", path ""), and duplicate keys (path of the second one). */
   errors: PolicyError[];
 }
 
@@ -68,9 +68,10 @@ export function parsePolicyText(text: string, file: string, opts: ParseOptions =
     const p = lineCounter.linePos(offset);
     return { line: p.line, column: p.col };
   };
-  // intAsBigInt keeps 64-bit values exact; uniqueKeys makes duplicate keys errors
-  // like Tetragon's strict unmarshal does.
-  const docs = parseAllDocuments(text, { lineCounter, intAsBigInt: true, uniqueKeys: true, prettyErrors: false, strict: true });
+  // intAsBigInt keeps 64-bit values exact. Duplicate keys are errors, like Tetragon's strict
+  // unmarshal makes them, but found below rather than by the parser (uniqueKeys): its
+  // "Map keys must be unique" names neither the key nor where it was first written.
+  const docs = parseAllDocuments(text, { lineCounter, intAsBigInt: true, uniqueKeys: false, prettyErrors: false, strict: true });
   const list: Document.Parsed[] = Array.isArray(docs) ? docs : [];
   const documents: ParsedDocument[] = [];
   list.forEach((doc, index) => {
@@ -89,12 +90,17 @@ export function parsePolicyText(text: string, file: string, opts: ParseOptions =
     // An empty document (e.g. a trailing "---") carries nothing; skip it.
     if (contents === null || (isScalar(contents) && contents.value === null)) return;
     let count = 0;
+    // Duplicate keys of this document; it yields no tree when there is one (which value the
+    // author meant is unknowable), and every duplicate is reported, not just the first.
+    const duplicates: PolicyError[] = [];
     // Aliases share the converted subtree of their anchor (converted once), but
     // their size still counts toward MAX_NODES, so an alias bomb is rejected
     // after O(distinct nodes) work instead of expanding exponentially.
     // Alias.resolve() searches the whole document, so its result is cached too.
     const converted = new Map<unknown, { node: PNode; size: number }>();
-    const convert = (n: unknown, depth: number): PNode => {
+    // path: the node's field path in the document, for diagnostics (an alias's subtree is
+    // converted once, under the path of its first use).
+    const convert = (n: unknown, depth: number, path: string): PNode => {
       if (++count > MAX_NODES || depth > 200) throw new TooLarge();
       if (isAlias(n)) {
         const target = n.resolve(doc);
@@ -102,7 +108,7 @@ export function parsePolicyText(text: string, file: string, opts: ParseOptions =
         let hit = converted.get(target);
         if (hit === undefined) {
           const before = count;
-          const node = convert(target, depth + 1);
+          const node = convert(target, depth + 1, path);
           hit = { node, size: count - before };
           converted.set(target, hit);
         } else {
@@ -113,12 +119,19 @@ export function parsePolicyText(text: string, file: string, opts: ParseOptions =
       }
       if (isMap(n)) {
         const entries: PEntry[] = [];
+        const firstAt = new Map<string, SourcePos>();
         for (const pair of n.items) {
           const k = pair.key as YamlNode | null;
           const keyPos = k && k.range ? posOf(k.range[0]) : posOf(n.range?.[0] ?? 0);
           const key = isScalar(k) ? String(k.value) : k === null ? "" : String(k);
+          const keyPath = joinPath(path, key);
+          const first = firstAt.get(key);
+          if (first === undefined) firstAt.set(key, keyPos);
+          else {
+            duplicates.push({ file, line: keyPos.line, column: keyPos.column, path: keyPath, message: `duplicate key ${JSON.stringify(key)} (first at ${file}:${first.line}:${first.column})`, severity: "error" });
+          }
           const v = pair.value as YamlNode | null;
-          let value = v === null ? scalarNode(null, "", false, keyPos) : convert(v, depth + 1);
+          let value = v === null ? scalarNode(null, "", false, keyPos) : convert(v, depth + 1, keyPath);
           // `key:` with nothing after it: point at the key, not at the empty spot after the colon.
           if (value.kind === "scalar" && value.value === null && value.source === "") value = { ...value, pos: keyPos };
           entries.push({ key, keyPos, value });
@@ -126,7 +139,7 @@ export function parsePolicyText(text: string, file: string, opts: ParseOptions =
         return { kind: "map", pos: posOf(n.range?.[0] ?? 0), entries };
       }
       if (isSeq(n)) {
-        const items = n.items.map((it) => convert(it, depth + 1));
+        const items = n.items.map((it, i) => convert(it, depth + 1, joinPath(path, i)));
         return { kind: "seq", pos: posOf(n.range?.[0] ?? 0), items };
       }
       if (isScalar(n)) {
@@ -142,7 +155,9 @@ export function parsePolicyText(text: string, file: string, opts: ParseOptions =
       return scalarNode(null, "", false, { line: 1, column: 1 });
     };
     try {
-      documents.push({ index, root: convert(contents, 0) });
+      const root = convert(contents, 0, "");
+      if (duplicates.length > 0) errors.push(...duplicates);
+      else documents.push({ index, root });
     } catch (e) {
       if (!(e instanceof TooLarge)) throw e;
       const at = posOf(contents.range?.[0] ?? 0);

@@ -16,14 +16,25 @@ const CODE = [0xb8, 0x01, 0x00, 0x00, 0x00, 0x31, 0xdb, 0xcd, 0x80];
 
 /** A static i386 executable that calls exit(0) through int 0x80. */
 export function i386ExitElf(): Uint8Array {
-  const size = EHDR + PHDR + CODE.length;
+  return i386Elf(() => CODE);
+}
+
+/**
+ * A static i386 executable of one PT_LOAD (read + execute) whose code starts right after the
+ * headers. code(entry) gets the code's load address, so it can point at data it carries
+ * after its instructions (tests use it for an int 0x80 open of a path).
+ */
+export function i386Elf(code: (entry: number) => readonly number[]): Uint8Array {
+  const entry = BASE + EHDR + PHDR;
+  const bytes = code(entry);
+  const size = EHDR + PHDR + bytes.length;
   const b = new Uint8Array(size);
   const v = new DataView(b.buffer);
   b.set([0x7f, 0x45, 0x4c, 0x46, 1 /* ELFCLASS32 */, 1 /* LSB */, 1 /* EV_CURRENT */]);
   v.setUint16(16, 2, true); // ET_EXEC
   v.setUint16(18, 3, true); // EM_386
   v.setUint32(20, 1, true); // e_version
-  v.setUint32(24, BASE + EHDR + PHDR, true); // e_entry
+  v.setUint32(24, entry, true); // e_entry
   v.setUint32(28, EHDR, true); // e_phoff
   v.setUint16(40, EHDR, true); // e_ehsize
   v.setUint16(42, PHDR, true); // e_phentsize
@@ -36,7 +47,7 @@ export function i386ExitElf(): Uint8Array {
   v.setUint32(EHDR + 20, size, true); // p_memsz
   v.setUint32(EHDR + 24, 5, true); // PF_R | PF_X
   v.setUint32(EHDR + 28, 0x1000, true); // p_align
-  b.set(CODE, EHDR + PHDR);
+  b.set(bytes, EHDR + PHDR);
   return b;
 }
 

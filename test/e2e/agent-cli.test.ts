@@ -11,7 +11,8 @@ import { isRoot } from "../lib/host.ts";
 // Each test spawns bun several times; on a loaded machine one spawn can take seconds.
 const SPAWN_TIMEOUT = 60_000;
 
-const main = join(import.meta.dir, "..", "..", "src", "cli", "main.ts");
+const root = join(import.meta.dir, "..", "..");
+const main = join(root, "src", "cli", "main.ts");
 
 function ward(args: string[], opts: { env?: Record<string, string>; prefix?: string[] } = {}) {
   const argv = [...(opts.prefix ?? []), process.execPath, main, ...args];
@@ -41,17 +42,27 @@ describe("ward agent refusals", () => {
     expect(r.stdout).toContain("--export-file FILE");
   }, SPAWN_TIMEOUT);
 
+  // The dropped user may be unable to read the checkout or the bun under node_modules (a
+  // clone inside a 0700 directory, as .ci/run makes): it gets ward compiled into a fresh
+  // world-readable directory under /tmp, and runs there as its working directory.
   test.skipIf(!isRoot)("as a non-root user it says it must run as root", () => {
-    const dir = mkdtempSync(join(tmpdir(), "ward-nonroot-"));
-    chmodSync(dir, 0o777);
+    const dir = mkdtempSync("/tmp/ward-nonroot-");
+    chmodSync(dir, 0o777); // writable too: the state and token files could be made, and must not be
     try {
-      const r = ward(["agent", "--token-file", join(dir, "t"), "--state-file", join(dir, "s.json")], {
-        prefix: ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"],
-        env: { HOME: dir },
+      const exe = join(dir, "ward");
+      const b = spawnSync(process.execPath, ["build", "--compile", main, "--outfile", exe], { cwd: root, encoding: "utf8", timeout: SPAWN_TIMEOUT });
+      expect({ code: b.status, stderr: b.stderr }).toEqual({ code: 0, stderr: "" });
+      chmodSync(exe, 0o755);
+      const r = spawnSync("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", exe, "agent", "--token-file", join(dir, "t"), "--state-file", join(dir, "s.json")], {
+        cwd: dir,
+        encoding: "utf8",
+        env: { ...process.env, HOME: dir },
+        timeout: 30_000,
       });
-      expect(r.code).toBe(1);
       expect(r.stderr).toContain("must run as root");
+      expect(r.status).toBe(1);
       expect(existsSync(join(dir, "s.json"))).toBe(false);
+      expect(existsSync(join(dir, "t"))).toBe(false);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -65,10 +76,30 @@ describe("ward agent refusals", () => {
       const r = ward(["agent", "--listen", "127.0.0.1:0", "--policy", p, "--token-file", join(dir, "t"), "--state-file", join(dir, "s.json"), "--export-file", join(dir, "e.log")]);
       expect(r.code).toBe(1);
       expect(r.stderr).toContain(`${p}:8:5: spec.kprobes[0].syscal: unknown field "syscal"`);
-      expect(r.stderr).toContain("nothing was applied");
+      expect(r.stderr).toContain(`ward agent: ${p}: invalid policy (1 error above); nothing was applied`);
       expect(existsSync(join(dir, "s.json"))).toBe(false);
       expect(existsSync(join(dir, "t"))).toBe(false);
       expect(existsSync(join(dir, "e.log"))).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, SPAWN_TIMEOUT);
+
+  // All or nothing at start: one bad file among good ones stops the start; the error names
+  // the bad file with line:col and field, the closing line names only that file.
+  test.skipIf(!isRoot)("one invalid file among two --policy files: exit 1, file:line:col: path of the bad one, nothing written", () => {
+    const dir = mkdtempSync(join(tmpdir(), "ward-twopolicies-"));
+    try {
+      const good = join(dir, "good.yaml");
+      const bad = join(dir, "bad.yaml");
+      writeFileSync(good, "apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: good\nspec:\n  tracepoints:\n  - subsystem: raw_syscalls\n    event: sys_enter\n");
+      writeFileSync(bad, "apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: bad\nspec:\n  kprobes:\n  - call: sys_openat\n    call: sys_open\n    syscall: true\n");
+      const r = ward(["agent", "--listen", "127.0.0.1:0", "--policy", good, "--policy", bad, "--token-file", join(dir, "t"), "--state-file", join(dir, "s.json"), "--export-file", join(dir, "e.log")]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`${bad}:8:5: spec.kprobes[0].call: duplicate key "call" (first at ${bad}:7:5)\n`);
+      expect(r.stderr).toContain(`ward agent: ${bad}: invalid policy (1 error above); nothing was applied\n`);
+      expect(r.stderr).not.toContain(good);
+      for (const f of ["s.json", "t", "e.log"]) expect({ f, exists: existsSync(join(dir, f)) }).toEqual({ f, exists: false });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

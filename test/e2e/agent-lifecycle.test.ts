@@ -4,11 +4,15 @@
 // BPF link it created is gone.
 import { afterAll, describe, expect } from "bun:test";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { copyFileSync, chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
+import { validatePolicyText } from "../../src/policy/validate.ts";
+import { hostHookFeatures, resolvePolicy } from "../../src/sensors/resolve.ts";
+import { linkIdsOf, systemLinkIds } from "../lib/bpf-links.ts";
 import { kernelTest } from "../lib/host.ts";
+import { secureOpenPolicy } from "../lib/talk-policies.ts";
 
 const root = join(import.meta.dir, "..", "..");
 const main = join(root, "src", "cli", "main.ts");
@@ -18,13 +22,6 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
   rmSync(bpfDir, { recursive: true, force: true });
 });
-
-/** IDs of every BPF link in the system (bpftool from Debian). */
-function linkIds(): Set<number> {
-  const r = spawnSync("bpftool", ["-j", "link", "show"], { encoding: "utf8" });
-  if (r.status !== 0) throw new Error(`bpftool link show: ${r.stderr}`);
-  return new Set((JSON.parse(r.stdout || "[]") as { id: number }[]).map((l) => l.id));
-}
 
 async function waitFor<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs: number, child?: Subprocess): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -49,7 +46,6 @@ describe("ward agent (e2e)", () => {
       const stateFile = join(dir, "agent.json");
       const tokenFile = join(dir, "token");
       const exportFile = join(dir, "events.log");
-      const linksBefore = linkIds();
       const agent = Bun.spawn(
         [process.execPath, main, "agent", "--listen", "127.0.0.1:0", "--token-file", tokenFile, "--state-file", stateFile, "--export-file", exportFile, "--bpf-dir", bpfDir],
         { stdout: "pipe", stderr: "pipe", stdin: "ignore" },
@@ -64,8 +60,9 @@ describe("ward agent (e2e)", () => {
         expect(token.length).toBeGreaterThanOrEqual(32);
         expect((await fetch(`${state.url}/v1/status`)).status).toBe(401);
 
-        // Agent-created links, for the "nothing attached" check after exit.
-        const created = [...linkIds()].filter((id) => !linksBefore.has(id));
+        // The agent's own links (its descriptors), for the "nothing attached" check after exit:
+        // a system-wide before/after diff would count other suites' links too.
+        const created = [...linkIdsOf(agent.pid)];
         expect(created.length).toBeGreaterThan(0);
 
         const marker = `ward-e2e-${process.pid}-${Date.now()}`;
@@ -119,7 +116,7 @@ describe("ward agent (e2e)", () => {
         agent.kill("SIGTERM");
         expect(await agent.exited).toBe(0);
         expect(existsSync(stateFile)).toBe(false);
-        const linksAfter = linkIds();
+        const linksAfter = systemLinkIds();
         expect(created.filter((id) => linksAfter.has(id))).toEqual([]);
         expect(existsSync(bpfDir) ? readdirSync(bpfDir) : []).toEqual([]);
         // The token is never printed.
@@ -128,6 +125,78 @@ describe("ward agent (e2e)", () => {
         if (agent.exitCode === null) agent.kill("SIGKILL");
         await agent.exited;
         if (agent.exitCode !== 0) process.stderr.write(`agent stderr:\n${await stderr}\n`);
+      }
+    },
+    120_000,
+  );
+});
+
+// A tracepoint no kernel has: the policy validates, and only applying it can refuse it.
+const NO_SUCH_TRACEPOINT = `apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: e2e-no-such-tracepoint
+spec:
+  tracepoints:
+  - subsystem: ward_e2e
+    event: no_such_event
+    args:
+    - index: 4
+      type: int
+`;
+
+describe("ward agent start with a policy the kernel refuses (e2e)", () => {
+  kernelTest(
+    "one good and one refused --policy: exit 1, the refused file's line:col and field, nothing applied or left behind",
+    () => {
+      const d = mkdtempSync(join(tmpdir(), "ward-e2e-refused-"));
+      const pins = `/sys/fs/bpf/ward-e2e-refused-${process.pid}`;
+      try {
+        const secret = join(d, "secret");
+        writeFileSync(secret, "refused start\n");
+        const myCat = join(d, "my-cat");
+        copyFileSync("/bin/cat", myCat);
+        chmodSync(myCat, 0o755);
+        const good = join(d, "good.yaml");
+        const bad = join(d, "bad.yaml");
+        writeFileSync(good, secureOpenPolicy({ name: "e2e-refused-good", file: secret, allowed: myCat }));
+        writeFileSync(bad, NO_SUCH_TRACEPOINT);
+        // What the agent's resolution will say about the bad policy here (the same probes).
+        const v = validatePolicyText(NO_SUCH_TRACEPOINT, bad);
+        expect(v.diagnostics).toEqual([]);
+        const predicted = resolvePolicy(v.policies[0]!.policy, hostHookFeatures(), "enforce").errors;
+
+        const r = spawnSync(
+          process.execPath,
+          [main, "agent", "--listen", "127.0.0.1:0", "--policy", good, "--policy", bad, "--token-file", join(d, "token"), "--state-file", join(d, "agent.json"), "--bpf-dir", pins],
+          { encoding: "utf8", timeout: 90_000 },
+        );
+        const stderr = r.stderr ?? "";
+        expect({ status: r.status, signal: r.signal }).toEqual({ status: 1, signal: null });
+        if (predicted.length > 0) {
+          // refused by resolution (tracefs says the event does not exist): the hook's position and path
+          expect(predicted).toEqual([expect.stringContaining("spec.tracepoints[0] (ward_e2e/no_such_event): tracepoint ward_e2e/no_such_event does not exist")]);
+          expect(stderr).toContain(`${bad}:4:9: policy e2e-no-such-tracepoint cannot be applied on this kernel:\n`);
+          expect(stderr).toContain(`${bad}:7:5: spec.tracepoints[0]: tracepoint ward_e2e/no_such_event does not exist on this kernel`);
+        } else {
+          // no tracefs to ask: the attach fails, reported at the policy's name
+          expect(stderr).toContain(`${bad}:4:9: policy e2e-no-such-tracepoint could not be attached: `);
+        }
+        // the closing line names the file to fix, and only that one: the good policy applied
+        expect(stderr).toMatch(new RegExp(`ward agent: ${bad.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: cannot be applied on this kernel \\(\\d+ errors? above\\); nothing was applied\\n`));
+        expect(stderr).not.toContain(`${good}:`);
+        // Nothing applied: the good policy's rule is not in force (cat reads the secret) ...
+        const cat = spawnSync("cat", [secret], { encoding: "utf8" });
+        expect({ signal: cat.signal, stdout: cat.stdout }).toEqual({ signal: null, stdout: "refused start\n" });
+        // ... and nothing is pinned: a link outlives its process only through a pin, so with the
+        // agent gone and its bpf dir empty, none of its links is left.
+        expect(existsSync(pins) ? readdirSync(pins, { recursive: true }) : []).toEqual([]);
+        // nor files: no state file, and the token file this start created is removed again
+        expect(existsSync(join(d, "agent.json"))).toBe(false);
+        expect(existsSync(join(d, "token"))).toBe(false);
+      } finally {
+        rmSync(d, { recursive: true, force: true });
+        rmSync(pins, { recursive: true, force: true });
       }
     },
     120_000,

@@ -3,13 +3,14 @@
 // tp_btf programs that call .text subprograms, use CO-RE, global data and map-in-map.
 import { afterAll, describe, expect } from "bun:test";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, rmSync, unlinkSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { CollectionError, attachProgram, loadCollectionSpec, newCollection, type CollectionSpec } from "../../src/bpf/collection.ts";
 import { MapType } from "../../src/bpf/constants.ts";
 import { BpfMap } from "../../src/bpf/map.ts";
 import { VerifierError } from "../../src/bpf/program.ts";
 import { TestCgroup } from "../lib/cgroup.ts";
+import { leakedSince, openDescriptors } from "../lib/fds.ts";
 import { kernelTest } from "../lib/host.ts";
 import { fixturePath } from "../fixtures/bpf/build.ts";
 
@@ -20,7 +21,6 @@ const spec = (): CollectionSpec => loadCollectionSpec(fixturePath("loader-fixtur
 const key0 = new Uint8Array(4);
 const u32 = (n: number): Uint8Array => new Uint8Array(new Uint32Array([n]).buffer);
 const u64 = (b: Uint8Array | undefined): bigint => (b === undefined ? -1n : new DataView(b.buffer, b.byteOffset).getBigUint64(0, true));
-const openFds = (): number => readdirSync("/proc/self/fd").length;
 const runTrue = (n: number): void => {
   for (let i = 0; i < n; i++) expect(spawnSync("/bin/true").status).toBe(0);
 };
@@ -122,9 +122,9 @@ describe("newCollection + attachProgram", () => {
     const other = BpfMap.create({ name: "pinned_counter", type: MapType.ARRAY, keySize: 4, valueSize: 4, maxEntries: 1 });
     other.pin(join(bad, "pinned_counter"));
     other.close();
-    const fds = openFds();
+    const fds = openDescriptors();
     expect(() => newCollection(spec(), { programs: ["on_exit_"], pinDir: bad })).toThrow(/reuse pinned map pinned_counter .*incompatible \(valueSize 4 != 8\)/);
-    expect(openFds()).toBe(fds); // everything made before the failure was closed
+    expect(leakedSince(fds)).toEqual([]); // everything made before the failure was closed
     unlinkSync(join(bad, "pinned_counter"));
   });
 
@@ -139,7 +139,7 @@ describe("newCollection + attachProgram", () => {
   });
 
   kernelTest("an unresolvable CO-RE read fails at the poisoned instruction and says which relocation", () => {
-    const fds = openFds();
+    const fds = openDescriptors();
     let err: unknown;
     try {
       newCollection(spec(), { programs: ["bad_core"] });
@@ -151,6 +151,6 @@ describe("newCollection + attachProgram", () => {
     expect(v.message).toContain("load program bad_core");
     expect(v.logText).toContain("unknown#195896080");
     expect(v.message).toMatch(/ward: CO-RE relocation FieldByteOffset task_struct___local:0:2 at insn \d+ failed: field not found in the kernel/);
-    expect(openFds()).toBe(fds);
+    expect(leakedSince(fds)).toEqual([]);
   });
 });

@@ -184,6 +184,26 @@ spec:
     }
   });
 
+  kernelTest("by default the sensor places the hook where chooseOpenExit() says this host needs (tp_btf/sys_exit where 32-bit processes can run) and reports from there", async () => {
+    const want = chooseOpenExit();
+    const sensor = new GenericSensor();
+    sensor.load();
+    try {
+      expect(sensor.openExitPlacement()).toEqual(want);
+      const c = compile(sensor, fileOpen("oe-default", "Post"));
+      sensor.apply("oe-default", c, [opened(c)]);
+      expect(sensor.attachments()).toEqual([want.kind === "tracepoint" ? "tracepoint/syscalls/sys_exit_openat (gen_open_exit)" : "tp_btf/sys_exit"]);
+      const { r, mine } = await catSecret(sensor, "oe-default");
+      expect(r.stdout).toBe(SECRET);
+      expect(mine.length).toBe(1);
+      expect(new TextDecoder().decode(mine[0]?.args[0]?.bytes)).toBe(secret);
+      sensor.remove("oe-default");
+      expect(sensor.attachments()).toEqual([]);
+    } finally {
+      sensor.close();
+    }
+  });
+
   kernelTest("tp_btf chosen (e.g. 32-bit processes possible): the same hook runs at tp_btf/sys_exit and the reason is kept", async () => {
     const choice = { kind: "tp_btf" as const, reason: "test: 32-bit processes may run here" };
     const sensor = new GenericSensor({ openExit: choice });

@@ -2,7 +2,7 @@
 // of the diagnostic, and a fragment of its message, so a regression in
 // positions or wording shows up here.
 import { describe, expect, test } from "bun:test";
-import { validatePolicyText } from "../../src/policy/validate.ts";
+import { formatDiagnostic, validatePolicyText } from "../../src/policy/validate.ts";
 import type { PolicyError } from "../../src/policy/types.ts";
 
 // Line numbers of BASE are referred to below; keep it stable.
@@ -101,7 +101,10 @@ describe("baseline", () => {
 const cases: [string, string, Want][] = [
   ["YAML syntax: unterminated quote (reported where it opened)", edit({ 17: '        - "/etc/' }), { line: 17, column: 11, path: "", message: 'YAML syntax error: Missing closing "quote' }],
   ["YAML syntax: bad indentation", edit({ 11: "     type: file" }), { line: 11, column: 1, path: "", message: "YAML syntax error: Sequence item without - indicator" }],
-  ["duplicate key", edit({ 8: "    call: other" }), { line: 8, column: 5, path: "", message: "YAML syntax error: Map keys must be unique" }],
+  ["duplicate key in a hook: both positions", edit({ 8: "    call: other" }), { line: 8, column: 5, path: "spec.kprobes[0].call", message: 'duplicate key "call" (first at p.yaml:7:5)' }],
+  ["duplicate key nested in a selector", edit({ 15: ["        operator: Prefix", "        operator: Equal"] }), { line: 16, column: 9, path: "spec.kprobes[0].selectors[0].matchArgs[0].operator", message: 'duplicate key "operator" (first at p.yaml:15:9)' }],
+  ["duplicate top-level key", edit({ 3: ["metadata:", "  name: first", "metadata:"] }), { line: 5, column: 1, path: "metadata", message: 'duplicate key "metadata" (first at p.yaml:3:1)' }],
+  ["duplicate key in JSON", '{"apiVersion": "cilium.io/v1alpha1", "kind": "TracingPolicy",\n "metadata": {"name": "j", "name": "k"},\n "spec": {}}\n', { line: 2, column: 28, path: "metadata.name", message: 'duplicate key "name" (first at p.yaml:2:15)' }],
   ["unknown field with suggestion", edit({ 8: "    syscal: false" }), { line: 8, column: 5, path: "spec.kprobes[0].syscal", message: 'unknown field "syscal" in KProbeSpec (did you mean "syscall"?)' }],
   ["unknown selector field", edit({ 13: "    - matchArg:" }), { line: 13, column: 7, path: "spec.kprobes[0].selectors[0].matchArg", message: 'did you mean "matchArgs"' }],
   ["bool field given a string", edit({ 8: '    syscall: "no"' }), { line: 8, column: 14, path: "spec.kprobes[0].syscall", message: 'expected true or false, found the string "no"' }],
@@ -181,6 +184,18 @@ describe("file-level", () => {
     expectDiag(text, { line: 24, column: 9, path: "metadata.name", message: 'duplicate policy name "test" in this file (first defined at 4:9)', othersValid: true });
     // The first one is still valid.
     expect(validatePolicyText(text, "p.yaml").policies).toHaveLength(1);
+  });
+
+  test("duplicate keys print as file:line:col: path: message with the first position; each is reported, other documents still load", () => {
+    const dup = edit({ 8: "    call: other", 15: ["        operator: Prefix", "        operator: Equal"] });
+    const good = edit({ 4: "  name: good" });
+    const r = validatePolicyText(dup + "---\n" + good, "/etc/ward/p.yaml");
+    expect(r.diagnostics.map(formatDiagnostic)).toEqual([
+      '/etc/ward/p.yaml:8:5: spec.kprobes[0].call: duplicate key "call" (first at /etc/ward/p.yaml:7:5)',
+      '/etc/ward/p.yaml:16:9: spec.kprobes[0].selectors[0].matchArgs[0].operator: duplicate key "operator" (first at /etc/ward/p.yaml:15:9)',
+    ]);
+    expect(r.valid).toBe(false);
+    expect(r.policies.map((p) => p.policy.metadata.name)).toEqual(["good"]);
   });
 
   test("all errors of a file are reported at once", () => {

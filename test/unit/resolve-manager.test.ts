@@ -2,7 +2,7 @@
 // a missing file or binary, a generic hook without the generic sensor), and the event form
 // of hook matches (src/events/kprobe-event.ts). Kernel behaviour is in test/e2e/enforce-*.
 import { describe, expect, test } from "bun:test";
-import { PolicyRejectedError, PolicyStore, type PolicyBackend } from "../../src/agent/policy-store.ts";
+import { PolicyRejectedError, PolicyStore, formatDiagnostic, type PolicyBackend } from "../../src/agent/policy-store.ts";
 import { encodeHookMatch, kprobeActionName } from "../../src/events/kprobe-event.ts";
 import type { ProcessInfo } from "../../src/events/model.ts";
 import { emptyCreds } from "../../src/events/process-cache.ts";
@@ -206,11 +206,50 @@ describe("policy store through a backend: all or nothing", () => {
       throw new Error("attachBackend should have thrown");
     } catch (e) {
       expect(e).toBeInstanceOf(PolicyRejectedError);
-      expect((e as PolicyRejectedError).errors.map((d) => d.message)).toEqual(["policy bad cannot be applied on this kernel:", "spec.kprobes[0] (x): no kprobes"]);
-      expect((e as PolicyRejectedError).errors[0]?.file).toBe("/p.yaml");
+      // the problem line becomes path + reason (the hook's name kept: the reason does not say it)
+      expect((e as PolicyRejectedError).errors).toEqual([
+        { file: "/p.yaml", message: "policy bad cannot be applied on this kernel:" },
+        { file: "/p.yaml", path: "spec.kprobes[0]", message: "x: no kprobes" },
+      ]);
     }
     expect(f.attached.size).toBe(0);
     expect(store.info("a").state).toBe("loaded (not enforced: hook sensors not built yet)");
+  });
+
+  test("attachBackend at start: every refused policy is reported with file, line:col and path, and none stays attached", () => {
+    const at = (line: number) => new Map([["metadata.name", { line, column: 9 }], ["spec.kprobes[0]", { line: line + 3, column: 5 }]]);
+    const positioned = (text: string) => ({ ok: true as const, policies: text.split(",").map((name, i) => ({ name, kind: "TracingPolicy", document: {}, positions: at(4 + 20 * i) })) });
+    const store = new PolicyStore(positioned);
+    store.addAll([
+      { text: "bad", source: "file:/one.yaml", file: "/one.yaml" },
+      { text: "good,bad2", source: "file:/two.yaml", file: "/two.yaml" },
+    ]);
+    const attached = new Set<string>();
+    const backend: PolicyBackend = {
+      apply(r) {
+        if (r.name.startsWith("bad")) throw new Error(`policy ${r.name} cannot be applied on this kernel:\n  spec.kprobes[0] (x): hook x cannot run here`);
+        attached.add(r.name);
+      },
+      remove: (n) => void attached.delete(n),
+      setEnabled() {},
+      setMode() {},
+      info: () => ({ state: "enforcing", hooks: [] }),
+      close: () => attached.clear(),
+    };
+    let err: unknown;
+    try {
+      store.attachBackend(backend);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(PolicyRejectedError);
+    expect((err as PolicyRejectedError).errors.map(formatDiagnostic)).toEqual([
+      "/one.yaml:4:9: policy bad cannot be applied on this kernel:",
+      "/one.yaml:7:5: spec.kprobes[0]: hook x cannot run here",
+      "/two.yaml:24:9: policy bad2 cannot be applied on this kernel:",
+      "/two.yaml:27:5: spec.kprobes[0]: hook x cannot run here",
+    ]);
+    expect(attached.size).toBe(0); // "good" was applied, then removed again
   });
 
   test("a refused enable leaves the policy as it was", () => {

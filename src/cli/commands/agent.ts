@@ -1,16 +1,24 @@
 // ward agent: runs the agent in the foreground until SIGTERM or SIGINT.
-// Exit codes: 0 after a clean stop, 1 when it cannot start, 2 for bad flags.
+// Exit codes: 0 after a clean stop, 1 when it cannot start (among others: a policy given with
+// --policy/--policy-dir is invalid or cannot be applied on this kernel; then none is applied),
+// 2 for bad flags.
 import { Agent, AgentStartError } from "../../agent/agent.ts";
 import { AGENT_USAGE, isLoopback, parseAgentConfig } from "../../agent/config.ts";
 import { defaultSensors } from "../../agent/default-sensors.ts";
 import { parsePolicies } from "../../agent/policy-parser.ts";
 import { createPolicyBackend } from "../../agent/policy-backend.ts";
-import { PolicyInvalidError, formatDiagnostic } from "../../agent/policy-store.ts";
+import { PolicyInvalidError, PolicyRejectedError, formatDiagnostic, type PolicyDiagnostic } from "../../agent/policy-store.ts";
 import { fileSink, stdoutSink } from "../../agent/sinks.ts";
 import type { EventSink } from "../../agent/event-hub.ts";
 
 function log(msg: string): void {
   process.stderr.write(`ward agent: ${msg}\n`);
+}
+
+/** The files the diagnostics name, in order, for the closing line of a refused start. */
+function filesOf(errors: readonly PolicyDiagnostic[]): string {
+  const files = [...new Set(errors.map((d) => d.file).filter((f): f is string => f !== undefined))];
+  return files.length > 0 ? files.join(", ") : "the policies given";
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -55,9 +63,14 @@ export async function run(argv: string[]): Promise<number> {
     await agent.start();
   } catch (err) {
     await agent.stop({ keepAttached: false });
+    // All or nothing: one invalid or refused policy stops the start with none applied (a
+    // security agent that came up with part of its policies would look protected and not be).
+    // Every problem is printed as file:line:col: path: message, then one line naming the files.
     if (err instanceof PolicyInvalidError) {
       for (const d of err.errors) process.stderr.write(`${formatDiagnostic(d)}\n`);
-      log(`${err.errors.length} policy error${err.errors.length === 1 ? "" : "s"}; nothing was applied`);
+      const n = `${err.errors.length} error${err.errors.length === 1 ? "" : "s"} above`;
+      if (err instanceof PolicyRejectedError) log(`${filesOf(err.errors)}: cannot be applied on this kernel (${n}); nothing was applied`);
+      else log(`${filesOf(err.errors)}: invalid policy (${n}); nothing was applied`);
       return 1;
     }
     log(err instanceof AgentStartError || err instanceof Error ? err.message : String(err));
