@@ -15,6 +15,7 @@
 import { realpathSync, statSync } from "node:fs";
 import { dirname, posix } from "node:path";
 import { close, inotifyAddWatch, inotifyInit, inotifyRmWatch, readNonBlocking } from "../bpf/sys.ts";
+import type { BinaryMatchReport, ResolvedHook } from "./resolve.ts";
 
 /** The identity the guard keys a binary by: the kernel's s_dev and the inode number. */
 export interface BinaryIdentity {
@@ -117,11 +118,32 @@ export function binaryMatchText(s: Omit<BinaryEntryStatus, "text">): string {
  * and /v1/status of a disabled policy): the same rules as FileGuard, without a guard.
  */
 export function predictBinaryEntry(path: string, op: "In" | "NotIn"): BinaryEntryStatus {
-  const id = presentIdentity(path);
+  let id: BinaryIdentity | undefined;
+  try {
+    id = presentIdentity(path);
+  } catch (e) {
+    const s = { path, op, match: "path" as const, error: `refused: cannot tell whether it exists (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})` };
+    return { ...s, text: `path (${s.error})` };
+  }
   const s: Omit<BinaryEntryStatus, "text"> = id !== undefined
     ? { path, op, match: "inode", dev: id.dev, ino: id.ino, ...(op === "In" ? { alsoPath: true } : {}) }
     : { path, op, match: "path", watching: nearestDirectory(path) };
   return { ...s, text: binaryMatchText(s) };
+}
+
+/** One entry as explain and /v1/status show it (JSON-safe: no bigint). */
+export function binaryReportEntry(s: BinaryEntryStatus): BinaryMatchReport["entries"][number] {
+  return { path: s.path, by: s.match, match: s.text, ...(s.watching !== undefined ? { watching: s.watching } : {}) };
+}
+
+/** The entries of a guard hook's matchBinaries as applying the policy now would match them. */
+export function predictHookBinaries(hook: Pick<ResolvedHook, "guard">): BinaryMatchReport[] {
+  return (hook.guard?.rules ?? []).flatMap((r) => {
+    const b = r.binaries;
+    if (b === undefined) return [];
+    const paths = [...new Set(b.paths.map((p) => (p.startsWith("/") ? posix.normalize(p) : p)))];
+    return [{ selector: r.selector, op: b.op, entries: paths.map((p) => binaryReportEntry(predictBinaryEntry(p, b.op))) }];
+  });
 }
 
 // inotify(7) masks.
