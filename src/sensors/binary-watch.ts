@@ -233,9 +233,12 @@ export class BinaryWatch {
   }
 
   #evaluate(): void {
+    // A path whose onAppear failed waits for the next event, not for the next pass.
+    const failed = new Set<string>();
     for (let pass = 0; pass < MAX_PASSES && !this.#closed; pass++) {
       let changed = false;
       for (const [path, dir] of [...this.#entries]) {
+        if (failed.has(path)) continue;
         let id: BinaryIdentity | undefined;
         try {
           id = presentIdentity(path);
@@ -247,7 +250,10 @@ export class BinaryWatch {
           try {
             this.onAppear(path, id);
           } catch (e) {
-            this.#entries.set(path, dir);
+            // Still wanted: keep its directory watched, so the next event (or the backstop
+            // tick) tries again.
+            this.#entries.set(path, dir ?? nearestDirectory(path));
+            failed.add(path);
             this.onError(path, e);
             continue;
           }
