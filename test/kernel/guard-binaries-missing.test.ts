@@ -10,11 +10,15 @@
 // inode was added" is exercised deterministically. binaryStatus() reads the pending events.
 import { afterAll, beforeAll, describe, expect } from "bun:test";
 import { spawnSync, type SpawnSyncReturns } from "node:child_process";
-import { copyFileSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { kernelTest, kernelUnavailable } from "../lib/host.ts";
 import { FileGuard, GuardError, fileIdentity, type BinaryEntryStatus } from "../../src/sensors/guard.ts";
 import type { ProcessSensor } from "../../src/sensors/process.ts";
+import { PolicyApplyError, PolicyManager } from "../../src/sensors/manager.ts";
+import { hostHookFeatures } from "../../src/sensors/resolve.ts";
+import { BootClock } from "../../src/events/time.ts";
+import { policyFrom } from "../unit/engine-helpers.ts";
 
 const SECRET = "I love pizza!\n";
 let dir = "";
@@ -103,6 +107,7 @@ describe("file guard: matchBinaries entries that do not exist yet", () => {
     // spawnSync). The path match allows it, as Tetragon's would.
     copyFileSync("/bin/cat", mycat);
     expectReads(run(mycat, [secret]));
+    expect(g.binaryTables()).toEqual({ inodes: 0, paths: 1, names: 1 }); // it was the path (binaryTables does not read the watch)
 
     const id = fileIdentity(mycat);
     const s = await statusUntil(g, rule, (x) => x[0]?.match === "inode");
@@ -133,6 +138,7 @@ describe("file guard: matchBinaries entries that do not exist yet", () => {
     // The race window: created and run before the watch can add its inode.
     copyFileSync("/bin/cat", evil);
     expectKilled(run(evil, [secret]));
+    expect(g.binaryTables()).toEqual({ inodes: 0, paths: 1, names: 1 }); // killed by the path match
 
     const id = fileIdentity(evil);
     const s = await statusUntil(g, rule, (x) => x[0]?.match === "inode");
@@ -182,6 +188,21 @@ describe("file guard: matchBinaries entries that do not exist yet", () => {
     expectKilled(run(evil, [secret]));
   });
 
+  kernelTest("In [link/evil] where link is a symlinked directory: keyed as written and resolved, so the real path is killed before the inode is in", () => {
+    const real = join(dir, "real-drop");
+    mkdirSync(real);
+    symlinkSync(real, join(dir, "link-drop"));
+    const evil = join(dir, "link-drop", "evil");
+    const g = open();
+    const rule = g.protect(secret, { action: "kill", binaries: { op: "In", paths: [evil] } });
+    expect(g.binaryTables()).toEqual({ inodes: 0, paths: 2, names: 2 });
+    copyFileSync("/bin/cat", join(real, "evil"));
+    // The kernel records /…/real-drop/evil for this exec; the watch has not run yet.
+    expectKilled(run(join(real, "evil"), [secret]));
+    expect(g.binaryTables().inodes).toBe(0);
+    expect(g.binaryStatus(rule)[0]?.match).toBe("inode");
+  });
+
   kernelTest("closing the guard closes its watches; an entry that cannot be matched is refused and leaves nothing behind", async () => {
     const before = inotifyFds();
     const g = open();
@@ -200,6 +221,96 @@ describe("file guard: matchBinaries entries that do not exist yet", () => {
     g.close();
     expect(g.binaryWatches()).toBe(0);
     expect(inotifyFds()).toBe(before);
+  });
+
+  kernelTest("a pinned guard taken over by adopt() watches its missing entries again and adds the inode when the file appears", async () => {
+    for (const old of guards.splice(0)) old.close();
+    const map = sensor?.processMap;
+    if (map === undefined) throw new Error("process sensor not started");
+    const pinDir = `/sys/fs/bpf/ward-bins-${process.pid}`;
+    const tools = join(dir, "pinned");
+    mkdirSync(tools);
+    const tool = join(tools, "mycat");
+    const first = FileGuard.open({ processMap: map, pinDir });
+    let adopted: FileGuard | undefined;
+    try {
+      const rule = first.protect(secret, { action: "kill", binaries: { op: "NotIn", paths: [tool] } });
+      first.close(); // the pins keep enforcing; nobody watches now
+      expectKilled(run("cat", [secret]));
+      adopted = FileGuard.adopt(pinDir);
+      expect(adopted.binaryStatus(rule)).toEqual([{ path: tool, op: "NotIn", match: "path", watching: tools, text: `path (not present; watching ${tools})` }]);
+      expect(adopted.binaryWatches()).toBe(1);
+      copyFileSync("/bin/cat", tool);
+      const s = await statusUntil(adopted, rule, (x) => x[0]?.match === "inode");
+      expect(s[0]?.ino).toBe(fileIdentity(tool).ino);
+      expect(adopted.binaryTables()).toEqual({ inodes: 1, paths: 0, names: 0 });
+      expectReads(run(tool, [secret]));
+      expectKilled(run("cat", [secret]));
+    } finally {
+      (adopted ?? FileGuard.adopt(pinDir)).destroy();
+    }
+    expectReads(run("cat", [secret]));
+  });
+
+  kernelTest("policy manager: a policy whose second selector's entry is refused attaches nothing and leaves no watch of the first behind", () => {
+    for (const old of guards.splice(0)) old.close();
+    const map = sensor?.processMap;
+    if (map === undefined) throw new Error("process sensor not started");
+    const other = join(dir, "secret-b");
+    writeFileSync(other, SECRET);
+    // Short as written (the validator allows 255 characters), but behind a symlink to a deep
+    // directory: the path the kernel would record is longer than the process map keeps.
+    const deep = join(dir, "l".repeat(200), "m".repeat(60));
+    mkdirSync(deep, { recursive: true });
+    symlinkSync(deep, join(dir, "short"));
+    const long = join(dir, "short", "tool");
+    const policy = policyFrom(`apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: half-bad
+spec:
+  kprobes:
+  - call: security_file_open
+    syscall: false
+    args:
+    - index: 0
+      type: file
+    selectors:
+    - matchArgs:
+      - index: 0
+        operator: Equal
+        values: ["${secret}"]
+      matchBinaries:
+      - operator: NotIn
+        values: ["${join(dir, "later-ok", "tool")}"]
+      matchActions:
+      - action: Sigkill
+    - matchArgs:
+      - index: 0
+        operator: Equal
+        values: ["${other}"]
+      matchBinaries:
+      - operator: In
+        values: ["${long}"]
+      matchActions:
+      - action: Sigkill
+`);
+    const before = inotifyFds();
+    const m = new PolicyManager({ features: hostHookFeatures(), encode: { nodeName: "n", clock: new BootClock() }, publish: () => {}, log: () => {}, processMap: map });
+    try {
+      expect(() => m.apply(policy, { mode: "enforce" })).toThrow(PolicyApplyError);
+      try {
+        m.apply(policy, { mode: "enforce" });
+      } catch (e) {
+        expect((e as Error).message).toContain("spec.kprobes[0] (security_file_open) selector 1: matchBinaries");
+        expect((e as Error).message).toContain("longer than 255 bytes");
+      }
+      expect(m.has("half-bad")).toBe(false);
+      expect(inotifyFds()).toBe(before);
+      expectReads(run("cat", [secret]));
+    } finally {
+      m.close();
+    }
   });
 
   kernelTest("without the process sensor's map a missing entry is refused with the reason", () => {
