@@ -308,7 +308,7 @@ function guardBinaries(sel: KProbeSelector, si: number): GuardRulePlan["binaries
   if (sel.matchBinaries.length > 1) reject(`selector ${si}: more than one matchBinaries: the guard keeps one binary set per rule`);
   const b = sel.matchBinaries[0];
   if (b === undefined) return undefined;
-  if (b.operator !== "In" && b.operator !== "NotIn") reject(`selector ${si}: matchBinaries ${b.operator}: the guard matches executables by inode (In/NotIn of exact paths)`);
+  if (b.operator !== "In" && b.operator !== "NotIn") reject(`selector ${si}: matchBinaries ${b.operator}: the guard matches executables by inode or exact path (In/NotIn of exact paths)`);
   if (b.followChildren) reject(`selector ${si}: matchBinaries followChildren is not supported by the guard`);
   return { op: b.operator, paths: [...b.values] };
 }
@@ -343,7 +343,7 @@ function unsupportedMatchers(sel: KProbeSelector, si: number): void {
   if (sel.matchWorkloads !== undefined) extra.push("matchWorkloads");
   if (sel.matchReturnActions.length) extra.push("matchReturnActions");
   if (extra.length) {
-    reject(`selector ${si}: ${extra.join(", ")} cannot be evaluated by the file guard (it matches the file's inode and the executable's inode only); substitute: the same selector on a syscall kprobe (sys_openat with a string path, syscall: true), which evaluates every matcher in the kernel but decides on the path string the caller passed`);
+    reject(`selector ${si}: ${extra.join(", ")} cannot be evaluated by the file guard (it matches the file's inode and the executable (inode, or path for matchBinaries entries not present yet) only); substitute: the same selector on a syscall kprobe (sys_openat with a string path, syscall: true), which evaluates every matcher in the kernel but decides on the path string the caller passed`);
   }
 }
 
