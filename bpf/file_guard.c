@@ -93,6 +93,42 @@ struct {
 	__type(value, __u32);
 } guard_binaries SEC(".maps");
 
+/*
+ * The path match of matchBinaries entries that did not exist when the rule was written.
+ *
+ * Why the process sensor's map and not a path resolved here: ward_procs holds the binary path
+ * bpf/process.c resolved from bprm->file at exec (against the task's root, like d_path), the
+ * same string the generic sensor's matchBinaries and every event use, so an entry means one
+ * thing across the agent and the same thing as in Tetragon (whose execve_map holds the exec
+ * path). Resolving mm->exe_file again here would cost a dentry walk per check and a second
+ * copy of that walk, and could disagree with the exec record after a rename. The guard keeps
+ * its own interning (guard_bin_names) rather than the generic sensor's gen_bin_names so it
+ * does not depend on that sensor being loaded. Userspace passes the process sensor's map in
+ * (replaceMaps); without it this is a 1-entry stub and rules with path entries are refused.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, WARD_PROC_ENTRIES);
+	__type(key, __u32);
+	__type(value, struct ward_proc);
+} ward_procs SEC(".maps");
+
+/* Path (zero padded to WARD_BIN_KEEP, as ward_proc.bin) -> path id, for every rule. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct guard_bin_path);
+	__type(value, __u32);
+} guard_bin_names SEC(".maps");
+
+/* (rule, path id): the rule's binary set holds the executable with this path. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct guard_bin_path_key);
+	__type(value, __u32);
+} guard_bin_paths SEC(".maps");
+
 /* tgids no rule may touch: the agent itself and whoever it vouches for (the test runner). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -201,9 +237,32 @@ static __always_inline struct file *fd_file(long fd)
 	return file;
 }
 
-/* Does the rule apply to this process's binary? */
+/*
+ * Is the executable of `tgid` one of the rule's path entries? Only the first WARD_BIN_KEEP - 1
+ * bytes of a path are kept in ward_procs: a longer one is never listed (userspace refuses
+ * entries that long, so an In entry is never silently missed).
+ */
+static __always_inline int path_listed(__u32 rule_id, __u32 tgid)
+{
+	struct guard_bin_path_key pk = { .rule = rule_id };
+	struct ward_proc *p = bpf_map_lookup_elem(&ward_procs, &tgid);
+	__u32 *id;
+
+	if (!p || p->bin_len >= WARD_BIN_KEEP)
+		return 0;
+	id = bpf_map_lookup_elem(&guard_bin_names, p->bin);
+	if (!id)
+		return 0;
+	pk.path_id = *id;
+	return bpf_map_lookup_elem(&guard_bin_paths, &pk) != 0;
+}
+
+/*
+ * Does the rule apply to this process's binary? An entry is listed by its inode (it existed
+ * when written, or appeared since) or, while it has path entries, by the executable's path.
+ */
 static __always_inline int binary_matches(__u32 rule_id, const struct guard_rule *rule,
-					  const struct guard_file_key *exe)
+					  const struct guard_file_key *exe, __u32 exe_tgid)
 {
 	struct guard_bin_key bk = { .rule = rule_id, .dev = exe->dev, .ino = exe->ino };
 	int listed;
@@ -211,6 +270,8 @@ static __always_inline int binary_matches(__u32 rule_id, const struct guard_rule
 	if (rule->bin_op == GUARD_BIN_ANY)
 		return 1;
 	listed = bpf_map_lookup_elem(&guard_binaries, &bk) != 0;
+	if (!listed && rule->bin_paths)
+		listed = path_listed(rule_id, exe_tgid);
 	if (rule->bin_op == GUARD_BIN_IN)
 		return listed;
 	return !listed; /* GUARD_BIN_NOT_IN */
@@ -260,6 +321,7 @@ static __always_inline int decide(__u32 rule_id, __u32 hook, long result,
 	struct guard_file_key exe;
 	struct guard_rule *rule;
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u32 exe_tgid = 0;
 	__u32 action;
 	long sig = 0;
 
@@ -267,7 +329,8 @@ static __always_inline int decide(__u32 rule_id, __u32 hook, long result,
 	if (!rule || !rule->active || !(rule->hooks & (1u << hook)))
 		return -1;
 	task_exe_key(exe_task, &exe);
-	if (!binary_matches(rule_id, rule, &exe))
+	KREAD(exe_tgid, exe_task->tgid);
+	if (!binary_matches(rule_id, rule, &exe, exe_tgid))
 		return -1;
 	if (exempt(tgid)) {
 		count(GUARD_CNT_EXEMPT);

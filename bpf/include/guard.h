@@ -7,6 +7,8 @@
 #ifndef WARD_GUARD_H
 #define WARD_GUARD_H
 
+#include "process.h" /* struct ward_proc, WARD_BIN_KEEP: the process map the path match reads */
+
 /* Where the decision was taken: which hook saw the protected object. */
 enum guard_hook {
 	GUARD_HOOK_OPEN = 1,        /* tp_btf/sys_exit after an open-family syscall */
@@ -45,6 +47,7 @@ struct guard_rule {
 	__u32 action;  /* enum guard_action */
 	__u32 bin_op;  /* enum guard_bin_op */
 	__u32 hooks;   /* bit mask of (1 << enum guard_hook) the rule applies at */
+	__u32 bin_paths; /* path entries of the rule in guard_bin_paths; 0: the process's path is never looked up */
 };
 
 /* guard_binaries key: the process's exe (dev, ino) allowed/listed for one rule. */
@@ -52,6 +55,20 @@ struct guard_bin_key {
 	__u32 rule;
 	__u32 dev;
 	__u64 ino;
+};
+
+/*
+ * A matchBinaries entry that did not exist when the rule was written is matched by path: the
+ * executable's resolved path as the process sensor recorded it at exec (ward_proc.bin, zero
+ * padded), interned to an id in guard_bin_names, and (rule, id) in guard_bin_paths.
+ */
+struct guard_bin_path {
+	char path[WARD_BIN_KEEP];
+};
+
+struct guard_bin_path_key {
+	__u32 rule;
+	__u32 path_id;
 };
 
 /* One ring buffer record per match. */

@@ -40,6 +40,7 @@ export function createPolicyBackend(ctx: SensorContext, sensors: readonly Sensor
     publish: (ev) => ctx.publish(ev),
     log: (msg) => ctx.log(msg),
     ...(ps ? { processes: ps.cache } : {}),
+    ...(processMap ? { processMap } : {}),
     generic,
   });
   return {

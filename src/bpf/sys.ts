@@ -1,5 +1,6 @@
 // The only place that talks to libc: a bun:ffi shim over syscall(2) and the few libc calls the
-// loader needs (mmap, ioctl, close, epoll, setrlimit, statfs, mount). Every failure becomes a
+// loader needs (mmap, ioctl, close, epoll, setrlimit, statfs, mount), and inotify for the file
+// guard's watch of binaries that do not exist yet (src/sensors/binary-watch.ts). Every failure becomes a
 // SyscallError carrying the errno, read through __errno_location right after the failing call
 // so nothing in between can overwrite it.
 import { FFIType, dlopen, ptr, read, type Pointer } from "bun:ffi";
@@ -23,6 +24,10 @@ const libc = dlopen("libc.so.6", {
   sysconf: { args: ["i32"], returns: "i64" },
   eventfd: { args: ["u32", "i32"], returns: "i32" },
   write: { args: ["i32", "ptr", "u64"], returns: "i64" },
+  read: { args: ["i32", "ptr", "u64"], returns: "i64" },
+  inotify_init1: { args: ["i32"], returns: "i32" },
+  inotify_add_watch: { args: ["i32", "ptr", "u32"], returns: "i32" },
+  inotify_rm_watch: { args: ["i32", "i32"], returns: "i32" },
 });
 const c = libc.symbols;
 
@@ -256,4 +261,36 @@ export function eventFd(): number {
 export function eventFdSignal(fd: number): void {
   const one = new BigUint64Array([1n]);
   if (Number(c.write(fd, one, 8)) < 0) throw new SyscallError("write", "eventfd", errno());
+}
+
+const IN_NONBLOCK = 0o4000;
+const IN_CLOEXEC = 0o2000000;
+const EAGAIN = 11;
+
+/** A non-blocking, close-on-exec inotify instance. */
+export function inotifyInit(): number {
+  const r = c.inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  if (r < 0) throw new SyscallError("inotify_init1", undefined, errno());
+  return r;
+}
+
+/** Watch path (a directory when mask has IN_ONLYDIR); returns the watch descriptor. */
+export function inotifyAddWatch(fd: number, path: string, mask: number): number {
+  const r = c.inotify_add_watch(fd, cString(path), mask >>> 0);
+  if (r < 0) throw new SyscallError("inotify_add_watch", path, errno());
+  return r;
+}
+
+/** Remove a watch; false when the kernel had already dropped it (its directory went away). */
+export function inotifyRmWatch(fd: number, wd: number): boolean {
+  return c.inotify_rm_watch(fd, wd) === 0;
+}
+
+/** read(2) on a non-blocking fd: the byte count, 0 when nothing is ready (EAGAIN). */
+export function readNonBlocking(fd: number, buf: Uint8Array): number {
+  const r = Number(c.read(fd, ptr(buf), buf.byteLength));
+  if (r >= 0) return r;
+  const e = errno();
+  if (e === EAGAIN) return 0;
+  throw new SyscallError("read", undefined, e);
 }

@@ -69,6 +69,11 @@ export interface ExplainedHook {
   limits?: string[];
   /** Ways around the rule on that kernel, with the remedy. */
   bypasses?: string[];
+  /**
+   * File guard hooks: how each matchBinaries entry would be matched if applied now ("inode
+   * (dev:ino)", "inode (dev:ino) and path", "path (not present; watching DIR)").
+   */
+  binaries?: { selector: number; op: string; entries: { path: string; by: string; match: string; watching?: string }[] }[];
 }
 
 export interface ExplainedPolicy {
@@ -260,6 +265,7 @@ export function formatExplained(p: ExplainedPolicy): string {
     for (const a of h.honored ?? []) out.push(`    selector ${a.selector} ${a.action}: ${a.honored}`);
     for (const l of h.limits ?? []) out.push(`    limit: ${l}`);
     for (const b of h.bypasses ?? []) out.push(`    BYPASS on this kernel: ${b}`);
+    for (const b of h.binaries ?? []) for (const e of b.entries) out.push(`    selector ${b.selector} matchBinaries ${b.op} ${e.path}: ${e.match}`);
     if (h.args.length > 0) out.push(`    args: ${h.args.map((a) => `slot ${a.slot}=${a.type}@${a.source}#${a.index}`).join(", ")}`);
     if (h.returnArgAction !== undefined) out.push(`    on return: ${h.returnArgAction} on the returned socket`);
     if (h.alwaysPost) out.push("    no selectors: every call posts an event");

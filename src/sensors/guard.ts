@@ -2,7 +2,7 @@
 // its rules and their binary sets, and reads its ring buffer. Decisions are taken in the
 // kernel on the opened/executed file itself; this module only fills the tables.
 import { existsSync, mkdirSync, readdirSync, rmdirSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { join, posix } from "node:path";
 import { attachProgram, loadCollectionSpec, newCollection, type CollectionSpec } from "../bpf/collection.ts";
 import { Link } from "../bpf/link.ts";
 import { BpfMap } from "../bpf/map.ts";
@@ -12,6 +12,9 @@ import { readObject } from "../bpf/objects.ts";
 import { RingBufReader } from "../bpf/ringbuf.ts";
 import { BtfKind, type Btf } from "../bpf/btf.ts";
 import { chooseOpenExit, type OpenExitChoice } from "./open-exit.ts";
+import { BinaryWatch, binaryMatchText, kernelDev, nearestDirectory, presentIdentity, resolvedForm, type BinaryEntryStatus, type BinaryIdentity } from "./binary-watch.ts";
+
+export { kernelDev, type BinaryEntryStatus } from "./binary-watch.ts";
 
 export class GuardError extends Error {
   override name = "GuardError";
@@ -153,6 +156,12 @@ export interface GuardOptions {
    * would slip past them (only to measure that gap).
    */
   openExit?: "auto" | "tp_btf" | "tracepoint";
+  /**
+   * The process sensor's ward_procs map: matchBinaries entries that do not exist yet are
+   * matched by the executable's path recorded there (and In entries by path besides the
+   * inode). Without it, a missing entry is refused and In entries match by inode only.
+   */
+  processMap?: BpfMap;
 }
 
 const FILE_HOOKS: GuardHook[] = ["open", "exec", "io_uring", "lsm_open", "lsm_exec"];
@@ -160,16 +169,6 @@ const MODULE_HOOKS: GuardHook[] = ["module", "lsm_module"];
 const MODULE_RULE = 0;
 const MODULE_PROGRAMS: readonly GuardProgram[] = ["guard_module", "guard_lsm_read_file", "guard_lsm_load_data"];
 const MAX_RULES = 256;
-
-/**
- * The kernel's dev_t (MKDEV: 12-bit major << 20 | 20-bit minor) from stat's st_dev, which uses
- * glibc's userspace encoding (major in bits 8-19 and 32-43, minor in bits 0-7 and 20-31).
- */
-export function kernelDev(stDev: bigint): number {
-  const major = Number(((stDev >> 8n) & 0xfffn) | ((stDev >> 32n) & ~0xfffn));
-  const minor = Number((stDev & 0xffn) | ((stDev >> 12n) & ~0xffn));
-  return ((major << 20) | (minor & 0xfffff)) >>> 0;
-}
 
 /** (dev, ino) of a path as the kernel keys it; follows symlinks like open() does. */
 export function fileIdentity(path: string): { dev: number; ino: bigint } {
@@ -231,6 +230,34 @@ function hookMask(hooks: readonly GuardHook[]): number {
 }
 
 const decoder = new TextDecoder();
+const encoder = new TextEncoder();
+
+/**
+ * One matchBinaries entry of a rule, as it is matched now. Semantics (docs/bypasses.md):
+ * - present when the rule is written: its inode; an In entry also its path (never weaker than
+ *   Tetragon's path match: a file put at that path later is still listed);
+ * - missing: its path (the executable's resolved path as the process sensor recorded it at
+ *   exec), and the BinaryWatch adds its inode the moment it appears, without reloading;
+ * - In keeps the path match after that (the union); NotIn drops it once the inode is in: the
+ *   inode is the binary that appeared, which stays allowed whatever its name, while a later
+ *   file at that path is not (the stricter choice that still allows the real binary: the same
+ *   as an entry that existed when the policy was applied).
+ */
+interface BinaryEntry {
+  /** normalized absolute path as the policy names it */
+  path: string;
+  op: "In" | "NotIn";
+  inode?: BinaryIdentity;
+  /** the path forms keyed in guard_bin_paths for this entry (as written, and symlinks resolved) */
+  pathKeys: string[];
+  error?: string;
+}
+
+function normalizeBinaryPath(path: string): string {
+  if (!path.startsWith("/")) throw new GuardError(`matchBinaries ${JSON.stringify(path)}: not an absolute path`);
+  const n = posix.normalize(path);
+  return n.length > 1 && n.endsWith("/") ? n.slice(0, -1) : n;
+}
 
 /** Pin file names under a pin directory: one per map, one per attached program's link. */
 const MAP_PIN_PREFIX = "map_";
@@ -288,6 +315,21 @@ export class FileGuard {
   private fallbackReason: string | undefined;
   /** the loaded programs (open() only: adopt holds links, not programs) */
   private programs: Record<string, BpfProgram> = {};
+  private readonly binPathKey: Layout;
+  /** bytes of a guard_bin_path key: WARD_BIN_KEEP, the binary path prefix ward_procs keeps */
+  private readonly binPathSize: number;
+  /** rule id -> its matchBinaries entries */
+  private readonly ruleEntries = new Map<number, BinaryEntry[]>();
+  /** rule id -> path form -> entries of the rule keying it in guard_bin_paths */
+  private readonly rulePathRefs = new Map<number, Map<string, number>>();
+  /** path form -> interned id in guard_bin_names and how many (rule, path) keys use it */
+  private readonly pathNames = new Map<string, { id: number; refs: number }>();
+  private nextPathId = 1;
+  private watch: BinaryWatch | undefined;
+  /** ward_procs is the process sensor's map (not the 1-entry stub): path matching works */
+  private byPath = false;
+  /** maps passed in (the process sensor's): used, never closed, by this guard */
+  private readonly borrowed = new Set<BpfMap>();
 
   private constructor(
     private readonly maps: Record<string, BpfMap>,
@@ -304,6 +346,8 @@ export class FileGuard {
     this.ruleLayout = Layout.of(btf, "guard_rule");
     this.binKey = Layout.of(btf, "guard_bin_key");
     this.event = Layout.of(btf, "guard_event");
+    this.binPathKey = Layout.of(btf, "guard_bin_path_key");
+    this.binPathSize = structLayout(btf, "guard_bin_path").size;
     this.reader = new RingBufReader(this.map("guard_events"));
   }
 
@@ -330,11 +374,16 @@ export class FileGuard {
       throw new GuardError(`open file guard: ${opts.pinDir} already holds pinned objects (adopt them with FileGuard.adopt)`);
     }
     const spec = loadCollectionSpec(opts.object ?? readObject("file_guard"));
-    const coll = newCollection(spec, { programs: loaded });
+    const replaceMaps: Record<string, BpfMap> = {};
+    if (opts.processMap !== undefined) replaceMaps.ward_procs = opts.processMap;
+    else if (spec.maps.ward_procs !== undefined) spec.maps.ward_procs.maxEntries = 1; // a stub nobody fills, not 13 MiB of LRU
+    const coll = newCollection(spec, { programs: loaded, replaceMaps });
     const links: Link[] = [];
     let guard: FileGuard | undefined;
     try {
       guard = new FileGuard(coll.maps, links, () => coll.close(), spec, opts.pinDir);
+      guard.byPath = opts.processMap !== undefined;
+      if (opts.processMap !== undefined) guard.borrowed.add(opts.processMap);
       guard.exempt(process.pid);
       for (const pid of opts.exemptPids ?? []) guard.exempt(pid);
       if (choice?.kind === "tp_btf") guard.fallbackReason = choice.reason;
@@ -390,6 +439,8 @@ export class FileGuard {
     }
     // The maps and links are closed by close() through their own lists; nothing else to free.
     const guard = new FileGuard(maps, links, () => {}, spec, pinDir);
+    // Pinned with the process sensor's map (the stub has one entry): its path entries still work.
+    guard.byPath = (maps.ward_procs?.spec.maxEntries ?? 0) > 1;
     for (const n of linkNames) {
       // link_<program>[@<tracepoint>]: program names have no "@" in them
       const sep = n.indexOf(LINK_PIN_SEPARATOR);
@@ -425,6 +476,34 @@ export class FileGuard {
       list.push(k);
       this.ruleBinaries.set(rule, list);
     }
+    // Path entries: each goes back under watch; one that appeared meanwhile gets its inode now.
+    const byId = new Map<number, string>();
+    for (const [k, v] of this.map("guard_bin_names").entries()) {
+      const nul = k.indexOf(0);
+      const path = decoder.decode(k.subarray(0, nul < 0 ? k.length : nul));
+      const id = new DataView(v.buffer, v.byteOffset).getUint32(0, true);
+      byId.set(id, path);
+      this.pathNames.set(path, { id, refs: 0 });
+      this.nextPathId = Math.max(this.nextPathId, id + 1);
+    }
+    const missing: string[] = [];
+    for (const k of this.map("guard_bin_paths").keys()) {
+      const dv = new DataView(k.buffer, k.byteOffset, k.byteLength);
+      const rule = this.binPathKey.u32(dv, "rule");
+      const path = byId.get(this.binPathKey.u32(dv, "path_id"));
+      const value = this.map("guard_rules").lookup(this.u32Key(rule));
+      if (path === undefined || value === undefined) continue;
+      const op = this.ruleLayout.u32(new DataView(value.buffer, value.byteOffset, value.byteLength), "bin_op") === 1 ? "In" : "NotIn";
+      const entries = this.ruleEntries.get(rule) ?? [];
+      entries.push({ path, op, pathKeys: [path] });
+      this.ruleEntries.set(rule, entries);
+      const refs = this.rulePathRefs.get(rule) ?? new Map<string, number>();
+      refs.set(path, (refs.get(path) ?? 0) + 1);
+      this.rulePathRefs.set(rule, refs);
+      this.pathNames.get(path)!.refs++;
+      missing.push(path);
+    }
+    for (const p of missing) this.watcher().add(p);
   }
 
   /**
@@ -476,21 +555,147 @@ export class FileGuard {
     this.map("guard_exempt").delete(this.u32Key(pid));
   }
 
+  private binKeyOf(rule: number, id: BinaryIdentity): Uint8Array {
+    const k = new Uint8Array(this.binKey.size);
+    const v = new DataView(k.buffer);
+    this.binKey.setU32(v, "rule", rule);
+    this.binKey.setU32(v, "dev", id.dev);
+    this.binKey.setU64(v, "ino", id.ino);
+    return k;
+  }
+
+  private pathKeyOf(rule: number, pathId: number): Uint8Array {
+    const k = new Uint8Array(this.binPathKey.size);
+    const v = new DataView(k.buffer);
+    this.binPathKey.setU32(v, "rule", rule);
+    this.binPathKey.setU32(v, "path_id", pathId);
+    return k;
+  }
+
+  /** Key (rule, path) in guard_bin_paths, interning the path; counted per rule. */
+  private addPathKey(rule: number, path: string): void {
+    const refs = this.rulePathRefs.get(rule) ?? new Map<string, number>();
+    this.rulePathRefs.set(rule, refs);
+    const n = refs.get(path) ?? 0;
+    refs.set(path, n + 1);
+    if (n > 0) return;
+    let name = this.pathNames.get(path);
+    if (name === undefined) {
+      const key = new Uint8Array(this.binPathSize); // zero padded, as ward_proc.bin
+      key.set(encoder.encode(path));
+      name = { id: this.nextPathId++, refs: 0 };
+      this.map("guard_bin_names").update(key, this.u32Key(name.id));
+      this.pathNames.set(path, name);
+    }
+    name.refs++;
+    this.map("guard_bin_paths").update(this.pathKeyOf(rule, name.id), this.u32Key(1));
+  }
+
+  private dropPathKey(rule: number, path: string): void {
+    const refs = this.rulePathRefs.get(rule);
+    const n = refs?.get(path) ?? 0;
+    if (refs === undefined || n === 0) return;
+    if (n > 1) {
+      refs.set(path, n - 1);
+      return;
+    }
+    refs.delete(path);
+    const name = this.pathNames.get(path);
+    if (name === undefined) return;
+    this.map("guard_bin_paths").delete(this.pathKeyOf(rule, name.id));
+    if (--name.refs > 0) return;
+    this.pathNames.delete(path);
+    const key = new Uint8Array(this.binPathSize);
+    key.set(encoder.encode(path));
+    this.map("guard_bin_names").delete(key);
+  }
+
+  /** Rewrite bin_paths of a live rule after its path keys changed (one atomic update). */
+  private syncRulePaths(rule: number): void {
+    const value = this.map("guard_rules").lookup(this.u32Key(rule));
+    if (value === undefined) return;
+    const v = new DataView(value.buffer, value.byteOffset, value.byteLength);
+    this.ruleLayout.setU32(v, "bin_paths", this.rulePathRefs.get(rule)?.size ?? 0);
+    if (this.ruleLayout.u32(v, "active") !== 0) this.map("guard_rules").update(this.u32Key(rule), value);
+  }
+
+  private watcher(): BinaryWatch {
+    this.watch ??= new BinaryWatch(
+      (path, id) => this.appeared(path, id),
+      (path, err) => {
+        for (const es of this.ruleEntries.values()) for (const e of es) if (e.path === path) e.error = (err as Error).message;
+      },
+    );
+    return this.watch;
+  }
+
+  /** A watched entry exists now: its inode joins the rule's set; NotIn drops the path match. */
+  private appeared(path: string, id: BinaryIdentity): void {
+    for (const [rule, entries] of this.ruleEntries) {
+      for (const e of entries) {
+        if (e.path !== path || e.inode !== undefined) continue;
+        const k = this.binKeyOf(rule, id);
+        // The inode goes in before the path comes out: the binary is never briefly unlisted.
+        this.map("guard_binaries").update(k, this.u32Key(1));
+        const list = this.ruleBinaries.get(rule) ?? [];
+        if (!list.some((x) => x.join(",") === k.join(","))) list.push(k);
+        this.ruleBinaries.set(rule, list);
+        e.inode = id;
+        delete e.error;
+        if (e.op === "NotIn") {
+          for (const p of e.pathKeys) this.dropPathKey(rule, p);
+          e.pathKeys = [];
+          this.syncRulePaths(rule);
+        }
+      }
+    }
+  }
+
+  /** The matchBinaries entries of a rule as one would write them now (stat at this moment). */
+  private planEntries(binaries: GuardRule["binaries"]): BinaryEntry[] {
+    if (binaries === undefined) return [];
+    const keep = this.binPathSize - 1;
+    return [...new Set(binaries.paths.map(normalizeBinaryPath))].map((path) => {
+      let inode: BinaryIdentity | undefined;
+      try {
+        inode = presentIdentity(path);
+      } catch (e) {
+        throw new GuardError(`matchBinaries ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message} (cannot tell whether it exists)`);
+      }
+      const e: BinaryEntry = { path, op: binaries.op, pathKeys: [] };
+      if (inode !== undefined) e.inode = inode;
+      if (inode !== undefined && binaries.op === "NotIn") return e;
+      if (!this.byPath) {
+        if (inode === undefined) throw new GuardError(`matchBinaries ${path}: ENOENT: it does not exist, and matching it by path until it appears needs the process sensor's map (FileGuard.open({ processMap }))`);
+        return e; // In by inode only, as without the process sensor
+      }
+      const forms = [...new Set([path, resolvedForm(path)])];
+      const long = forms.find((f) => encoder.encode(f).length > keep);
+      if (long !== undefined) {
+        if (inode === undefined) throw new GuardError(`matchBinaries ${path}: it does not exist, and ${long} is longer than ${keep} bytes, the most of a binary's path the process map keeps: it cannot be matched by path`);
+        return e;
+      }
+      e.pathKeys = forms;
+      return e;
+    });
+  }
+
   private writeRule(id: number, rule: GuardRule, defaultHooks: GuardHook[]): void {
     // New binary keys go in before the old ones come out and before the rule value changes,
     // so an allowed binary is never briefly missing from a live NotIn rule.
+    const entries = this.planEntries(rule.binaries);
     const bins = this.map("guard_binaries");
     const keys: Uint8Array[] = [];
-    for (const path of rule.binaries?.paths ?? []) {
-      const { dev, ino } = fileIdentity(path);
-      const k = new Uint8Array(this.binKey.size);
-      const v = new DataView(k.buffer);
-      this.binKey.setU32(v, "rule", id);
-      this.binKey.setU32(v, "dev", dev);
-      this.binKey.setU64(v, "ino", ino);
+    for (const e of entries) {
+      if (e.inode === undefined) continue;
+      const k = this.binKeyOf(id, e.inode);
       bins.update(k, this.u32Key(1));
       keys.push(k);
     }
+    const oldEntries = this.ruleEntries.get(id) ?? [];
+    const oldRefs = this.rulePathRefs.get(id);
+    this.rulePathRefs.delete(id);
+    for (const e of entries) for (const p of e.pathKeys) this.addPathKey(id, p);
     const fresh = new Set(keys.map((k) => k.join(",")));
     for (const stale of this.ruleBinaries.get(id) ?? []) if (!fresh.has(stale.join(","))) bins.delete(stale);
     this.ruleBinaries.set(id, keys);
@@ -501,7 +706,54 @@ export class FileGuard {
     this.ruleLayout.setU32(v, "action", GUARD_ACTIONS.indexOf(rule.action));
     this.ruleLayout.setU32(v, "bin_op", binOp);
     this.ruleLayout.setU32(v, "hooks", hookMask(rule.hooks ?? defaultHooks));
+    this.ruleLayout.setU32(v, "bin_paths", this.rulePathRefs.get(id)?.size ?? 0);
     this.map("guard_rules").update(this.u32Key(id), value);
+    // The old path keys go only now, and only those the new rule does not key again.
+    if (oldRefs !== undefined) {
+      const now = this.rulePathRefs.get(id) ?? new Map<string, number>();
+      for (const p of oldRefs.keys()) {
+        if (now.has(p)) continue;
+        const name = this.pathNames.get(p);
+        if (name === undefined) continue;
+        this.map("guard_bin_paths").delete(this.pathKeyOf(id, name.id));
+        if (--name.refs > 0) continue;
+        this.pathNames.delete(p);
+        const key = new Uint8Array(this.binPathSize);
+        key.set(encoder.encode(p));
+        this.map("guard_bin_names").delete(key);
+      }
+    }
+    this.ruleEntries.set(id, entries);
+    // Watches: every entry still missing, by any rule; the ones nothing waits for any more go.
+    const waited = new Set<string>();
+    for (const es of this.ruleEntries.values()) for (const e of es) if (e.inode === undefined) waited.add(e.path);
+    for (const e of oldEntries) if (e.inode === undefined && !waited.has(e.path)) this.watch?.remove(e.path);
+    for (const e of entries) if (e.inode === undefined) this.watcher().add(e.path);
+  }
+
+  /**
+   * How each matchBinaries entry of a rule is matched now (pending watch events are read
+   * first, so a binary that appeared shows as inode-matched at once).
+   */
+  binaryStatus(rule: number): BinaryEntryStatus[] {
+    this.watch?.refresh();
+    return (this.ruleEntries.get(rule) ?? []).map((e) => {
+      const s: Omit<BinaryEntryStatus, "text"> = e.inode !== undefined
+        ? { path: e.path, op: e.op, match: "inode", dev: e.inode.dev, ino: e.inode.ino, ...(e.pathKeys.length > 0 ? { alsoPath: true } : {}) }
+        : { path: e.path, op: e.op, match: "path", watching: this.watch?.watching(e.path) ?? nearestDirectory(e.path), ...(e.error !== undefined ? { error: e.error } : {}) };
+      return { ...s, text: binaryMatchText(s) };
+    });
+  }
+
+  /** Entries in the kernel's binary tables: inode keys, (rule, path) keys, interned paths. */
+  binaryTables(): { inodes: number; paths: number; names: number } {
+    const n = (m: string): number => [...this.map(m).keys()].length;
+    return { inodes: n("guard_binaries"), paths: n("guard_bin_paths"), names: n("guard_bin_names") };
+  }
+
+  /** inotify watches held for binaries that do not exist yet (0 once none is missing). */
+  binaryWatches(): number {
+    return this.watch?.watchCount() ?? 0;
   }
 
   /** Define a file rule; returns its id for protect(). */
@@ -617,9 +869,10 @@ export class FileGuard {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.watch?.close();
     for (const l of this.links.splice(0)) l.close();
     this.reader.close();
-    for (const m of Object.values(this.maps)) m.close();
+    for (const m of Object.values(this.maps)) if (!this.borrowed.has(m)) m.close();
     this.closeRest();
   }
 

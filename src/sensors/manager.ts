@@ -8,13 +8,15 @@
 // and the old one released after, so enforcement has no gap and a failure keeps the old one.
 import { statSync } from "node:fs";
 import { realpathSync } from "node:fs";
+import type { BpfMap } from "../bpf/map.ts";
 import type { TracingPolicy } from "../policy/types.ts";
 import { encodeHookMatch, type HookArg } from "../events/kprobe-event.ts";
 import type { ProcessInfo } from "../events/model.ts";
 import type { EncodeOptions, JsonObject } from "../events/tetragon.ts";
 import { FileGuard, GuardError, kernelDev, type GuardEvent, type GuardProgram } from "./guard.ts";
+import { binaryReportEntry, predictHookBinaries } from "./binary-watch.ts";
 import {
-  HookResolutionError, resolvePolicy, type HookFeatures, type PolicyResolution, type ResolvedHook,
+  HookResolutionError, resolvePolicy, type BinaryMatchReport, type HookFeatures, type PolicyResolution, type ResolvedHook,
 } from "./resolve.ts";
 
 export type PolicyMode = "enforce" | "monitor";
@@ -69,8 +71,13 @@ export interface ManagerOptions {
   /** tgids no policy may kill besides this process (which is always exempt). */
   exemptPids?: number[];
   generic?: GenericHooks;
+  /**
+   * The process sensor's ward_procs map: the file guard matches a matchBinaries entry that
+   * does not exist yet by the path recorded there. Without it such a policy is refused.
+   */
+  processMap?: BpfMap;
   /** For tests: how a guard is opened. */
-  openGuard?: (programs: GuardProgram[], exemptPids: number[]) => FileGuard;
+  openGuard?: (programs: GuardProgram[], exemptPids: number[], processMap: BpfMap | undefined) => FileGuard;
 }
 
 /** Per hook, what /v1/status and `ward policy list` show. */
@@ -81,6 +88,8 @@ export interface HookStatus {
   actions: { selector: number; action: string; honored: string }[];
   limits: string[];
   bypasses: string[];
+  /** File guard hooks: per matchBinaries entry, how it is matched right now. */
+  binaries?: BinaryMatchReport[];
 }
 
 export interface PolicyKernelState {
@@ -207,6 +216,20 @@ class Attachment {
     }
   }
 
+  /** How the matchBinaries entries of one hook are matched now (the guard's live view). */
+  binaries(hook: ResolvedHook): BinaryMatchReport[] {
+    const g = this.guard;
+    if (g === undefined) return predictHookBinaries(hook);
+    const out: BinaryMatchReport[] = [];
+    for (const [id, ref] of this.rules) {
+      if (ref.hook.path !== hook.path) continue;
+      const plan = hook.guard?.rules.find((r) => r.selector === ref.selector);
+      if (plan?.binaries === undefined) continue;
+      out.push({ selector: ref.selector, op: plan.binaries.op, entries: g.binaryStatus(id).map(binaryReportEntry) });
+    }
+    return out.sort((a, b) => a.selector - b.selector);
+  }
+
   counters(): Record<string, number> {
     if (this.guard === undefined) return {};
     const c = this.guard.counters();
@@ -264,7 +287,10 @@ function tagsOf(policy: TracingPolicy, hook: ResolvedHook): string[] {
   return specOf(policy, hook)?.tags ?? [];
 }
 
-/** (dev, ino) of a path as the guard keys it, with a message that says which path failed. */
+/**
+ * (dev, ino) of a protected file as the guard keys it, with a message that says which path
+ * failed. (matchBinaries entries need not exist: the guard matches a missing one by path.)
+ */
 function identity(path: string, what: string): string {
   try {
     const st = statSync(path, { bigint: true });
@@ -361,7 +387,14 @@ export class PolicyManager {
   state(name: string): PolicyKernelState {
     const e = this.#must(name);
     const resolution = e.attachment?.resolution ?? resolvePolicy(e.policy, this.opts.features, e.mode);
-    const hooks: HookStatus[] = resolution.hooks.flatMap((h) => (h.ok ? [{ path: h.path, hook: h.name, mechanism: h.mechanism, actions: h.actions, limits: h.limits, bypasses: h.bypasses }] : []));
+    const hooks: HookStatus[] = resolution.hooks.flatMap((h) => {
+      if (!h.ok) return [];
+      const st: HookStatus = { path: h.path, hook: h.name, mechanism: h.mechanism, actions: h.actions, limits: h.limits, bypasses: h.bypasses };
+      if (h.backend === "guard" && h.guard?.rules.some((r) => r.binaries !== undefined)) {
+        st.binaries = e.attachment !== undefined ? e.attachment.binaries(h) : predictHookBinaries(h);
+      }
+      return [st];
+    });
     const st: PolicyKernelState = { state: !e.enabled ? "disabled" : e.mode === "monitor" ? "monitoring" : "enforcing", hooks };
     if (e.attachment) st.counters = e.attachment.counters();
     return st;
@@ -432,24 +465,41 @@ export class PolicyManager {
   }
 
   #attachGuard(a: Attachment, hooks: ResolvedHook[]): void {
-    // Stat everything first: a missing file rejects the policy before anything loads.
+    // Stat the protected files first: a missing one rejects the policy before anything loads.
+    // A matchBinaries entry may be missing: the guard matches it by path and watches for it
+    // (and refuses it, naming the entry, where that cannot be done: no process sensor).
     const plans = hooks.flatMap((h) => h.guard!.rules.map((r) => ({ hook: h, rule: r, files: new Map(r.files.map((p) => [identity(p, "file"), p])) })));
-    for (const p of plans) for (const b of p.rule.binaries?.paths ?? []) identity(b, "matchBinaries path");
     const programs = [...new Set(hooks.flatMap((h) => h.guard!.programs))];
     const exempt = [process.pid, ...(this.opts.exemptPids ?? [])];
-    const guard = this.opts.openGuard ? this.opts.openGuard(programs, exempt) : FileGuard.open({ programs, exemptPids: exempt });
+    const processMap = this.opts.processMap;
+    const guard = this.opts.openGuard
+      ? this.opts.openGuard(programs, exempt, processMap)
+      : FileGuard.open({ programs, exemptPids: exempt, ...(processMap !== undefined ? { processMap } : {}) });
     a.guard = guard;
     let moduleDone = false;
     for (const p of plans) {
       const rule = { action: p.rule.action, hooks: p.rule.hooks, ...(p.rule.binaries ? { binaries: p.rule.binaries } : {}) };
       if (p.hook.guard!.target === "module") {
         // Both module hooks share the guard's single module rule (resolve.ts checked they agree).
-        if (!moduleDone) guard.setModuleRule(rule);
+        if (!moduleDone) {
+          try {
+            guard.setModuleRule(rule);
+          } catch (e) {
+            if (!(e instanceof GuardError)) throw e;
+            throw new GuardError(`${p.hook.path} (${p.hook.name}) selector ${p.rule.selector}: ${e.message}`, { cause: e });
+          }
+        }
         moduleDone = true;
         a.rules.set(0, { hook: p.hook, selector: p.rule.selector, post: p.rule.post, names: p.rule.actionNames, files: new Map() });
         continue;
       }
-      const id = guard.addRule(rule);
+      let id: number;
+      try {
+        id = guard.addRule(rule);
+      } catch (e) {
+        if (!(e instanceof GuardError)) throw e;
+        throw new GuardError(`${p.hook.path} (${p.hook.name}) selector ${p.rule.selector}: ${e.message}`, { cause: e });
+      }
       for (const path of p.rule.files) guard.protect(path, id);
       // Events name the file as the policy did (its resolved form when it is a symlink).
       const files = new Map<string, string>();

@@ -110,6 +110,20 @@ export interface GuardRulePlan {
   hooks: GuardHook[];
 }
 
+/** How the entries of one selector's matchBinaries are matched (explain, /v1/status). */
+export interface BinaryMatchReport {
+  selector: number;
+  op: "In" | "NotIn";
+  entries: {
+    path: string;
+    by: "inode" | "path";
+    /** "inode (dev:ino)", "inode (dev:ino) and path", "path (not present; watching DIR)" */
+    match: string;
+    /** the directory watched while the entry is missing */
+    watching?: string;
+  }[];
+}
+
 export interface GuardPlan {
   target: "open" | "exec" | "module";
   programs: GuardProgram[];
@@ -294,9 +308,26 @@ function guardBinaries(sel: KProbeSelector, si: number): GuardRulePlan["binaries
   if (sel.matchBinaries.length > 1) reject(`selector ${si}: more than one matchBinaries: the guard keeps one binary set per rule`);
   const b = sel.matchBinaries[0];
   if (b === undefined) return undefined;
-  if (b.operator !== "In" && b.operator !== "NotIn") reject(`selector ${si}: matchBinaries ${b.operator}: the guard matches executables by inode (In/NotIn of exact paths)`);
+  if (b.operator !== "In" && b.operator !== "NotIn") reject(`selector ${si}: matchBinaries ${b.operator}: the guard matches executables by inode or exact path (In/NotIn of exact paths)`);
   if (b.followChildren) reject(`selector ${si}: matchBinaries followChildren is not supported by the guard`);
   return { op: b.operator, paths: [...b.values] };
+}
+
+/**
+ * What matchBinaries means on the file guard (the semantics guard.ts implements), for the
+ * rules that have one. Per-entry state ("inode (dev:ino)" / "path (not present; watching
+ * DIR)") is reported separately, live (BinaryMatchReport).
+ */
+function binaryLimits(rules: readonly GuardRulePlan[]): string[] {
+  const ops = new Set(rules.flatMap((r) => (r.binaries ? [r.binaries.op] : [])));
+  if (ops.size === 0) return [];
+  const out = [
+    "matchBinaries: an entry that exists when the policy is applied is matched by the executable's inode (mm->exe_file); one that does not exist yet is matched by the executed file's resolved path as the process sensor recorded it at exec, and the agent watches its nearest existing directory (inotify) and adds its inode when it appears, without reloading programs",
+    "matchBinaries path matching compares the first 255 bytes of a binary's path the process map keeps (a longer missing entry is refused) and needs the process's entry in that map (an LRU of 32768): a process it does not hold is matched by inode only",
+  ];
+  if (ops.has("In")) out.push("matchBinaries In: the path match stays on besides the inode, before and after the file appears (never weaker than Tetragon's path match: a file put at that path later is listed too); in the window between the file appearing and its inode being added, the path match already covers it");
+  if (ops.has("NotIn")) out.push("matchBinaries NotIn: while the entry is missing the path allows it (as Tetragon's path match), including in the window between the file appearing and its inode being added; from then on its inode allows (renamed or hard-linked too) and the path allowance is dropped, so a different file put at that path later is not allowed until the policy is re-applied");
+  return out;
 }
 
 function unsupportedMatchers(sel: KProbeSelector, si: number): void {
@@ -312,7 +343,7 @@ function unsupportedMatchers(sel: KProbeSelector, si: number): void {
   if (sel.matchWorkloads !== undefined) extra.push("matchWorkloads");
   if (sel.matchReturnActions.length) extra.push("matchReturnActions");
   if (extra.length) {
-    reject(`selector ${si}: ${extra.join(", ")} cannot be evaluated by the file guard (it matches the file's inode and the executable's inode only); substitute: the same selector on a syscall kprobe (sys_openat with a string path, syscall: true), which evaluates every matcher in the kernel but decides on the path string the caller passed`);
+    reject(`selector ${si}: ${extra.join(", ")} cannot be evaluated by the file guard (it matches the file's inode and the executable (inode, or path for matchBinaries entries not present yet) only); substitute: the same selector on a syscall kprobe (sys_openat with a string path, syscall: true), which evaluates every matcher in the kernel but decides on the path string the caller passed`);
   }
 }
 
@@ -349,6 +380,7 @@ function guardFileHook(h: WireHook, target: "open" | "exec", f: HookFeatures, mo
     // test/kernel/bypass-file.test.ts asserts both outcomes; keys lack i_generation.
     "keys are (device, inode number) without the inode generation: if a protected file or an allowed binary is deleted, a new file that reuses its inode number inherits the rule or the allowance",
   ];
+  limits.push(...binaryLimits(rules));
   const bypasses: string[] = [];
   let mechanism: string;
   let programs: GuardProgram[];
@@ -495,6 +527,7 @@ function guardModuleHook(h: WireHook, f: HookFeatures, monitor: boolean): Omit<R
     ? "BPF LSM lsm/kernel_read_file (READING_MODULE) and lsm/kernel_load_data (LOADING_MODULE): both init_module and finit_module"
     : "module guard: tp_btf/sys_enter on init_module and finit_module (both, whichever the policy names)";
   const limits = f.bpfLsm ? [] : ["SIGKILL at syscall entry does not stop load_module: the module still loads and its init runs; the caller dies on its way out (measured on 6.1)"];
+  limits.push(...binaryLimits([rule]));
   return { backend: "guard", event: h.list === "lsmhooks" ? "process_lsm" : "process_kprobe", functionName: functionNameOf(h), mechanism, guard: { target: "module", programs, rules: [rule] }, actions, limits, bypasses: [] };
 }
 

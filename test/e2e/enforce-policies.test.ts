@@ -6,7 +6,7 @@
 // leaves nothing attached.
 import { afterAll, beforeAll, describe, expect } from "bun:test";
 import { spawnSync } from "node:child_process";
-import { copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
@@ -47,6 +47,14 @@ function secureYaml(name: string, action = "Sigkill"): string {
  * BPF links a process holds, from its fds' fdinfo (link_id): exact for one agent even while
  * other suites on the host create links of their own.
  */
+function readlinkOf(pid: number, fd: string): string {
+  try {
+    return readlinkSync(`/proc/${pid}/fd/${fd}`);
+  } catch {
+    return "";
+  }
+}
+
 function linkIdsOf(pid: number): Set<number> {
   const out = new Set<number>();
   const dirPath = `/proc/${pid}/fdinfo`;
@@ -662,6 +670,79 @@ spec:
       // Nothing pinned, so nothing of either policy outlives the failed start.
       expect(existsSync(bpfDir) ? readdirSync(bpfDir) : []).toEqual([]);
       expect(run(["cat", secret]).stdout).toBe(CONTENT);
+    },
+    120_000,
+  );
+
+  kernelTest(
+    "matchBinaries entries that do not exist yet load (issue 8 item 6): a NotIn tool installed later reads, an In binary dropped later dies; status follows; a deleted policy's watch is closed",
+    async () => {
+      type Binaries = { selector: number; op: string; entries: { path: string; by: string; match: string; watching?: string }[] }[];
+      type Status = { policies: { name: string; state: string; hooks: { binaries?: Binaries; limits: string[] }[] }[] };
+      const base = join(dir, "missing-bins");
+      mkdirSync(join(base, "drop"), { recursive: true });
+      const secret2 = join(base, "secret2");
+      writeFileSync(secret2, CONTENT);
+      const tool = join(base, "later", "mycat"); // its directory does not exist either
+      const evil = join(base, "drop", "evil");
+      const allowFile = join(base, "allow.yaml");
+      writeFileSync(allowFile, secureOpenPolicy({ name: "allow-later", file: secret, allowed: tool }));
+      const denyFile = join(base, "deny.yaml");
+      writeFileSync(denyFile, secureOpenPolicy({ name: "deny-later", file: secret2, allowed: evil }).replace("operator: NotIn", "operator: In"));
+      const entryOf = async (a: Running, name: string) => {
+        const st = (await (await a.api("/v1/status")).json()) as Status;
+        return st.policies.find((x) => x.name === name)?.hooks[0]?.binaries?.[0]?.entries[0];
+      };
+      // inotify instances the agent holds (each guard with a missing entry has one).
+      const inotifyFds = (pid: number) => readdirSync(`/proc/${pid}/fd`).filter((f) => readlinkOf(pid, f) === "anon_inode:inotify").length;
+      // Both given at start: before, the missing binary refused every policy ("nothing was applied").
+      const a = await startAgent([allowFile, denyFile]);
+      try {
+        const st = (await (await a.api("/v1/status")).json()) as Status;
+        expect(st.policies.map((p) => [p.name, p.state]).sort()).toEqual([["allow-later", "enforcing"], ["deny-later", "enforcing"]]);
+        expect(await entryOf(a, "allow-later")).toEqual({ path: tool, by: "path", match: `path (not present; watching ${base})`, watching: base });
+        expect(await entryOf(a, "deny-later")).toEqual({ path: evil, by: "path", match: `path (not present; watching ${join(base, "drop")})`, watching: join(base, "drop") });
+        expect(st.policies[0]?.hooks[0]?.limits.join("\n")).toContain("matchBinaries");
+
+        // NotIn: cat dies; the tool is installed; once status says inode, it reads.
+        killed(run(["cat", secret]));
+        mkdirSync(join(base, "later"));
+        copyFileSync("/bin/cat", tool);
+        const allowed = await waitFor("allow-later inode match", async () => {
+          const e = await entryOf(a, "allow-later");
+          return e?.by === "inode" ? e : undefined;
+        }, 10_000, a.agent);
+        const id = spawnSync("stat", ["-c", "%i", tool], { encoding: "utf8" }).stdout.trim();
+        expect(allowed.match).toMatch(new RegExp(`^inode \\(\\d+:${id}\\)$`));
+        const r = run([tool, secret]);
+        expect(r.signal).toBeNull();
+        expect(r.stdout).toBe(CONTENT);
+        killed(run(["cat", secret]));
+
+        // In: /bin/cat reads secret2; evil, dropped later, dies at once (path) and by inode after.
+        expect(run(["cat", secret2]).stdout).toBe(CONTENT);
+        copyFileSync("/bin/cat", evil);
+        killed(run([evil, secret2]));
+        const denied = await waitFor("deny-later inode match", async () => {
+          const e = await entryOf(a, "deny-later");
+          return e?.by === "inode" ? e : undefined;
+        }, 10_000, a.agent);
+        expect(denied.match).toMatch(/^inode \(\d+:\d+\) and path$/);
+        killed(run([evil, secret2]));
+        expect(run(["cat", secret2]).stdout).toBe(CONTENT);
+
+        // A policy added over the API with a missing entry holds one inotify instance; deleting
+        // the policy closes it.
+        const idle = inotifyFds(a.agent.pid);
+        const add = await a.api("/v1/policies", { method: "POST", body: secureOpenPolicy({ name: "watch-api", file: secret2, allowed: join(base, "nowhere", "x") }), headers: { "Content-Type": "application/yaml" } });
+        expect(add.status).toBe(201);
+        expect(inotifyFds(a.agent.pid)).toBe(idle + 1);
+        expect((await entryOf(a, "watch-api"))?.watching).toBe(base);
+        expect((await a.api("/v1/policies/watch-api", { method: "DELETE" })).status).toBe(200);
+        expect(inotifyFds(a.agent.pid)).toBe(idle);
+      } finally {
+        await a.stop();
+      }
     },
     120_000,
   );

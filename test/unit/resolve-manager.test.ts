@@ -66,12 +66,28 @@ describe("policy manager: refusals before the kernel", () => {
     expect(t.m.has("secure")).toBe(false);
   });
 
-  test("a protected file or an allowed binary that does not exist fails the apply before the guard opens", () => {
+  test("a protected file that does not exist fails the apply before the guard opens", () => {
     const t = manager();
     expect(() => t.m.apply(secure("/nonexistent/secret", "/bin/cat"), { mode: "enforce" })).toThrow(/file \/nonexistent\/secret: ENOENT/);
-    expect(() => t.m.apply(secure("/etc/hostname", "/nonexistent/cat"), { mode: "enforce" })).toThrow(/matchBinaries path \/nonexistent\/cat: ENOENT/);
     expect(t.opened).toBe(0);
     expect(t.m.has("secure")).toBe(false);
+  });
+
+  test("an allowed binary that does not exist is not refused here: it reaches the guard, which matches it by path", () => {
+    const t = manager();
+    // The guard (refused by this test's openGuard) is where the entry is matched by path and
+    // watched: nothing before it rejects the policy for a missing binary any more.
+    expect(() => t.m.apply(secure("/etc/hostname", "/nonexistent/cat"), { mode: "enforce" })).toThrow(/could not be attached: the kernel must not be touched/);
+    expect(t.opened).toBe(1);
+    expect(t.m.has("secure")).toBe(false);
+  });
+
+  test("a disabled policy reports each matchBinaries entry as applying it now would match it", () => {
+    const t = manager();
+    const st = t.m.apply(secure("/etc/hostname", "/nonexistent/dir/cat"), { mode: "enforce", enabled: false });
+    expect(st.hooks[0]?.binaries).toEqual([{ selector: 0, op: "NotIn", entries: [{ path: "/nonexistent/dir/cat", by: "path", match: "path (not present; watching /)", watching: "/" }] }]);
+    expect(st.hooks[0]?.limits.some((l) => l.startsWith("matchBinaries NotIn: while the entry is missing the path allows it"))).toBe(true);
+    t.m.remove("secure");
   });
 
   test("an existing file reaches the guard (which this test refuses): the error is reported, nothing is kept", () => {

@@ -8,6 +8,7 @@ import { parseArgs, UsageError } from "../args.ts";
 import { compilePolicy, PolicyCompileError } from "../../policy/engine.ts";
 import { explainCompiled, formatExplained, type ExplainedPolicy } from "../../policy/explain.ts";
 import { hostHookFeatures, resolvePolicy, type HookFeatures, type PolicyResolution } from "../../sensors/resolve.ts";
+import { predictHookBinaries } from "../../sensors/binary-watch.ts";
 import { formatDiagnostic, locate, validatePolicyFile } from "../../policy/validate.ts";
 
 export async function run(argv: string[]): Promise<number> {
@@ -70,7 +71,8 @@ export function withResolution(e: ExplainedPolicy, r: PolicyResolution, f: HookF
       const res = r.hooks[i];
       if (res === undefined) return h;
       if (!res.ok) return { ...h, applicable: false, rejected: res.reason, mechanism: `rejected on this kernel: ${res.reason}` };
-      return { ...h, applicable: true, mechanism: res.mechanism, honored: res.actions, limits: res.limits, bypasses: res.bypasses };
+      const binaries = res.backend === "guard" ? predictHookBinaries(res) : [];
+      return { ...h, applicable: true, mechanism: res.mechanism, honored: res.actions, limits: res.limits, bypasses: res.bypasses, ...(binaries.length > 0 ? { binaries } : {}) };
     }),
   };
 }

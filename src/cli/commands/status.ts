@@ -41,6 +41,7 @@ export function formatStatus(s: AgentStatus): string {
       out.push(`    ${h.path} ${h.hook}: ${h.mechanism}`);
       for (const a of h.actions) out.push(`      selector ${a.selector} ${a.action}: ${a.honored}`);
       for (const b of h.bypasses) out.push(`      BYPASS: ${b}`);
+      for (const b of h.binaries ?? []) for (const e of b.entries) out.push(`      selector ${b.selector} matchBinaries ${b.op} ${e.path}: ${e.match}`);
     }
   }
   return `${out.join("\n")}\n`;
