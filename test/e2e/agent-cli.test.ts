@@ -25,7 +25,7 @@ describe("ward agent refusals", () => {
       [["--listen", "nohost"], "--listen"],
       [["--listen", "127.0.0.1:70000"], "out of range"],
       [["--frobnicate"], "unknown flag --frobnicate"],
-      [["-o", "yaml"], "-o must be json or compact"],
+      [["-o", "yaml"], 'must be json or compact, not "yaml"'],
       [["--token-file"], "needs a value"],
       [["stray"], 'unexpected argument "stray"'],
     ] as const) {

@@ -68,6 +68,17 @@ async function fromStdin(filter: EventPredicate, format: LineFormatter): Promise
   return 0;
 }
 
+/** lostMessage words a `lost` record for stderr. */
+export function lostMessage(line: string): string {
+  let count: unknown;
+  try {
+    count = (JSON.parse(line) as { lost?: { count?: unknown } }).lost?.count;
+  } catch {
+    count = undefined;
+  }
+  return `${typeof count === "number" ? count : "some"} events lost: this client read more slowly than events arrived (the agent keeps a bounded backlog per client)`;
+}
+
 async function fromAgent(spec: EventFilterSpec, format: LineFormatter): Promise<number> {
   const client = AgentClient.fromEnv();
   const abort = new AbortController();
@@ -89,6 +100,12 @@ async function fromAgent(spec: EventFilterSpec, format: LineFormatter): Promise<
         const line = buf.slice(0, i);
         buf = buf.slice(i + 1);
         if (line === "") continue;
+        // The agent's `lost` record (this client read too slowly) is not an event: it goes to
+        // stderr so stdout stays exactly Tetragon's JSON lines (or tetra's compact lines).
+        if (line.startsWith('{"lost":')) {
+          process.stderr.write(`ward events: ${lostMessage(line)}\n`);
+          continue;
+        }
         const out = format(undefined, line);
         if (out !== undefined) process.stdout.write(`${out}\n`);
       }
