@@ -196,10 +196,17 @@ function where(o: Origin): string {
 }
 
 class Problems {
-  readonly list: string[] = [];
+  readonly #items: { text: string; line: number; col: number }[] = [];
   add(o: Origin, key: string, msg: string): void {
     // Flags and variables already name the key; the file position needs it spelled out.
-    this.list.push(o.kind === "file" ? `${where(o)}: ${key}: ${msg}` : `${where(o)}: ${msg}`);
+    this.#items.push(o.kind === "file" ? { text: `${where(o)}: ${key}: ${msg}`, line: o.line, col: o.col } : { text: `${where(o)}: ${msg}`, line: Infinity, col: 0 });
+  }
+  raw(text: string, line = Infinity, col = 0): void {
+    this.#items.push({ text, line, col });
+  }
+  /** In file order first (as a reader goes through the file), then the rest as found. */
+  get list(): string[] {
+    return [...this.#items].sort((a, b) => a.line - b.line || a.col - b.col).map((i) => i.text);
   }
 }
 
@@ -297,7 +304,10 @@ function fileRaws(file: string, text: string, p: Problems): Map<string, Raw> {
     const { line, col } = lc.linePos(offset);
     return { kind: "file", file, line, col };
   };
-  const fileProblem = (offset: number, msg: string) => p.list.push(`${where(pos(offset))}: ${msg}`);
+  const fileProblem = (offset: number, msg: string) => {
+    const o = pos(offset) as Extract<Origin, { kind: "file" }>;
+    p.raw(`${where(o)}: ${msg}`, o.line, o.col);
+  };
   for (const e of doc.errors) fileProblem(e.pos[0], e.message.split("\n")[0]!);
   if (doc.errors.length > 0) return out;
   const root = doc.contents;
@@ -345,7 +355,7 @@ function flagRaws(flags: Record<string, string | boolean | string[] | undefined>
   const out = new Map<string, Raw>();
   for (const s of SETTINGS) {
     const given = [s.key, ...(s.aliases ?? [])].filter((n) => flags[n] !== undefined);
-    if (given.length > 1) p.list.push(`ward agent: --${given[0]} and --${given[1]} set the same thing; give one`);
+    if (given.length > 1) p.raw(`ward agent: --${given[0]} and --${given[1]} set the same thing; give one`);
     const name = given[0];
     if (name === undefined) continue;
     out.set(s.key, { value: flags[name], origin: { kind: "flag", flag: name } });
