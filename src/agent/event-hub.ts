@@ -145,12 +145,14 @@ class Subscriber implements EventSubscription {
     });
   }
 
+  /**
+   * close stops the subscription: nothing more is queued, what is queued (events and lost
+   * records) is still handed out by next(), then next() resolves undefined. A stream that is
+   * cancelled drops the subscriber, and its queue with it.
+   */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#queue = [];
-    this.#head = 0;
-    this.#events = 0;
     const w = this.#waiter;
     this.#waiter = undefined;
     w?.(undefined);
