@@ -13,6 +13,9 @@ const USAGE = `usage: ward events [-o json|compact] [--event-types T,...] [--pro
 
 Streams events from the running agent. When stdin is a pipe or a file, reads JSON lines
 from it instead (e.g. \`ward events -o compact < /var/log/ward/events.log\`).
+-o json prints Tetragon's JSON lines as they are; -o compact prints tetra's compact lines.
+When the agent had to drop events because this client read too slowly, a line on stderr
+says how many.
 `;
 
 const FLAGS = {

@@ -279,3 +279,20 @@ describe("log levels", () => {
     expect(all).toEqual(["ward agent: debug: d\n", "ward agent: i\n"]);
   });
 });
+
+describe("README", () => {
+  const readme = readFileSync(join(import.meta.dir, "..", "..", "..", "README.md"), "utf8");
+
+  test("the ward agent command line lists every flag the parser accepts", () => {
+    const block = /```\n(ward agent [\s\S]*?)\nward policy/.exec(readme)![1]!;
+    for (const name of Object.keys(AGENT_FLAGS).filter((n) => n !== "help" && n !== "export-file")) expect({ name, listed: block.includes(`--${name}`) }).toEqual({ name, listed: true });
+  });
+
+  test("the example configuration file parses", () => {
+    const yaml = /```yaml\n# \/etc\/ward\/ward\.yaml\n([\s\S]*?)```/.exec(readme)![1]!;
+    const c = parseWith(["--config", "/etc/ward/ward.yaml"], {}, { "/etc/ward/ward.yaml": yaml });
+    expect(c.exportDenylist).toHaveLength(3);
+    expect(c.fieldFilters[0]!.invert_event_set).toBe(true);
+    expect(c.exportRateLimit).toBe(6000);
+  });
+});
