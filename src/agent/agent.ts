@@ -274,7 +274,7 @@ export class Agent {
     }
     if (!keepAttached) removeEmptyDirs(this.config.bpfDir);
     removeState(this.config.stateFile, process.pid);
-    for (const e of errors) this.parts.log(e);
+    for (const e of errors) (this.parts.warn ?? this.parts.log)(e);
   }
 
   status(): AgentStatus {

@@ -92,6 +92,11 @@ interface Setting {
   min?: number;
   /** Shown in --help and --print-config when unset. */
   defaultText?: string;
+  /**
+   * Validates and converts the value after its kind's check (for opaque-list: the whole list).
+   * Throws ConfigValueError (with a path into the value for a precise position).
+   */
+  parse?: (value: unknown) => unknown;
 }
 
 const envOf = (key: string, tetragon = false): string[] => {
@@ -179,6 +184,23 @@ type Origin = { kind: "flag"; flag: string } | { kind: "env"; name: string } | {
 interface Raw {
   value: unknown;
   origin: Origin;
+  /** Position of a node inside the value (config file only), for errors deep in a section. */
+  locate?: (path: readonly (string | number)[]) => Origin | undefined;
+}
+
+/**
+ * ConfigValueError: what a setting's `parse` hook throws for a bad value. `path` points inside
+ * the value (e.g. [0, "address"] in a list of sinks) so a config-file error gets that node's
+ * line and column.
+ */
+export class ConfigValueError extends Error {
+  override name = "ConfigValueError";
+  constructor(
+    message: string,
+    readonly path: readonly (string | number)[] = [],
+  ) {
+    super(message);
+  }
 }
 
 /** ConfigError: one or more bad settings, each `where: key: message`. A UsageError (exit 2). */
@@ -287,6 +309,21 @@ function decode(s: Setting, raw: Raw, p: Problems, ctx: { pidSet: boolean }): un
   }
 }
 
+/** decodeSetting runs the kind's check, then the setting's own parse hook. */
+function decodeSetting(s: Setting, raw: Raw, p: Problems, ctx: { pidSet: boolean }): unknown {
+  const v = decode(s, raw, p, ctx);
+  if (v === undefined || s.parse === undefined) return v;
+  try {
+    return s.parse(v);
+  } catch (err) {
+    if (!(err instanceof ConfigValueError)) throw err;
+    const at = (err.path.length > 0 ? raw.locate?.(err.path) : undefined) ?? raw.origin;
+    const inner = err.path.length > 0 ? `${err.path.map((x) => (typeof x === "number" ? `[${x}]` : `.${x}`)).join("").replace(/^\./, "")}: ` : "";
+    p.add(at, s.key, `${inner}${err.message}`);
+    return undefined;
+  }
+}
+
 // ---------------------------------------------------------------------------------------
 // Sources.
 
@@ -332,7 +369,14 @@ function fileRaws(file: string, text: string, p: Problems): Map<string, Raw> {
     }
     const valueNode = item.value as YamlNode | null;
     const value = valueNode === null ? null : isScalar(valueNode) || isSeq(valueNode) || isMap(valueNode) ? valueNode.toJS(doc) : null;
-    out.set(key, { value, origin: pos(valueNode?.range?.[0] ?? at) });
+    out.set(key, {
+      value,
+      origin: pos(valueNode?.range?.[0] ?? at),
+      locate: (path) => {
+        const n = isMap(valueNode) || isSeq(valueNode) ? (valueNode.getIn(path, true) as YamlNode | undefined) : undefined;
+        return n?.range ? pos(n.range[0]) : undefined;
+      },
+    });
   }
   return out;
 }
@@ -421,15 +465,19 @@ export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv = proces
 
   // enable-pid-set-filter decides whether filters may use pid_set, so it is resolved first.
   const pick = (key: string): Raw | undefined => fromFlags.get(key) ?? fromEnv.get(key) ?? fromFile.get(key);
-  const pidRaw = pick("enable-pid-set-filter");
-  const pidSet = pidRaw ? decode(BY_KEY.get("enable-pid-set-filter")!, pidRaw, p, { pidSet: false }) === true : false;
-
   const values = new Map<string, unknown>();
   const origins = new Map<string, Origin>();
+  const pidRaw = pick("enable-pid-set-filter");
+  const pidSet = pidRaw ? decodeSetting(BY_KEY.get("enable-pid-set-filter")!, pidRaw, p, { pidSet: false }) === true : false;
+
+  if (pidRaw) {
+    values.set("enable-pid-set-filter", pidSet);
+    origins.set("enable-pid-set-filter", pidRaw.origin);
+  }
   for (const s of SETTINGS) {
     const raw = pick(s.key);
-    if (raw === undefined) continue;
-    const v = decode(s, raw, p, { pidSet });
+    if (raw === undefined || s.key === "enable-pid-set-filter") continue;
+    const v = decodeSetting(s, raw, p, { pidSet });
     if (v !== undefined) {
       values.set(s.key, v);
       origins.set(s.key, raw.origin);

@@ -117,7 +117,7 @@ describe("GET /v1/events", () => {
     expect(rec.time).toBe(rec.lost.last_time);
     expect(lines.length - 1).toBe(20 - lost);
     // The record sits where the events went missing: after the ones that were queued.
-    expect(lines.at(-1)).toBe(records[0]);
+    expect(lines.at(-1)).toBe(records[0]!);
   });
 
   test("SSE names the lost record's event 'lost'", async () => {

@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, chmodSync }
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { UsageError } from "../../../src/cli/args.ts";
-import { AGENT_FLAGS, AGENT_USAGE, ConfigError, DEFAULT_PORT, formatConfig, isLoopback, listenUrl, parseAgentConfig, parseListen, SETTINGS, type AgentConfig } from "../../../src/agent/config.ts";
+import { AGENT_FLAGS, AGENT_USAGE, ConfigError, ConfigValueError, DEFAULT_PORT, formatConfig, isLoopback, listenUrl, parseAgentConfig, parseListen, SETTINGS, type AgentConfig } from "../../../src/agent/config.ts";
 import { createLogger } from "../../../src/agent/log.ts";
 import { loadOrCreateToken, TokenFileError, tokensEqual } from "../../../src/agent/token.ts";
 
@@ -260,6 +260,32 @@ describe("config file", () => {
   test("the --help text lists every flag the parser accepts", () => {
     for (const name of Object.keys(AGENT_FLAGS).filter((n) => n !== "help")) expect(AGENT_USAGE).toContain(`--${name}`);
     for (const s of SETTINGS.filter((s) => !s.fileOnly)) for (const e of s.env ?? []) expect(AGENT_USAGE).toContain(e);
+  });
+});
+
+describe("a section with its own validation (the sinks hook)", () => {
+  test("a parse hook's ConfigValueError points at the node inside the value", () => {
+    const sinks = SETTINGS.find((s) => s.key === "sinks")!;
+    const before = sinks.parse;
+    sinks.parse = (v) => {
+      const list = v as { type?: string; address?: unknown }[];
+      list.forEach((x, i) => {
+        if (typeof x.address !== "string") throw new ConfigValueError(`address must be a string, not ${JSON.stringify(x.address)}`, [i, "address"]);
+      });
+      return list.map((x) => ({ ...x, checked: true }));
+    };
+    try {
+      const good = parseWith(["--config", "/w.yaml"], {}, { "/w.yaml": "sinks:\n  - type: syslog\n    address: udp://h:514\n" });
+      expect(good.sinks).toEqual([{ type: "syslog", address: "udp://h:514", checked: true }]);
+      const p = problemsOf(() => parseWith(["--config", "/w.yaml"], {}, { "/w.yaml": "sinks:\n  - type: syslog\n    address: udp://h:514\n  - type: loki\n    address: 7\n" }));
+      expect(p).toEqual(["/w.yaml:5:14: sinks: [1].address: address must be a string, not 7"]);
+    } finally {
+      sinks.parse = before;
+    }
+  });
+
+  test("a bad boolean for enable-pid-set-filter is reported once", () => {
+    expect(problemsOf(() => parseWith([], { WARD_ENABLE_PID_SET_FILTER: "x" }, {}))).toEqual(['ward agent: $WARD_ENABLE_PID_SET_FILTER: "x" is not true or false']);
   });
 });
 
