@@ -103,6 +103,7 @@ test("a stalled client loses only its own events and is told how many; a second 
     expectNext++;
     events++;
   }
+  if (process.env.WARD_TEST_VERBOSE) process.stderr.write(`slow client: ${events} events, ${lostCount} lost in ${records} record(s); publish batch max ${maxBatchMs.toFixed(1)} ms\n`);
   expect(records).toBeGreaterThanOrEqual(1);
   expect(lostCount).toBe(lost);
   expect(events + lostCount).toBe(N);
