@@ -4,6 +4,7 @@
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { compactTimestamp } from "../../src/cli/commands/events-format.ts";
 import { compactLine } from "../../src/export/compact.ts";
 
 const root = join(import.meta.dir, "..", "..");
@@ -50,6 +51,18 @@ describe("compact output", () => {
     expect(compactLine({ process_kprobe: { function_name: "x" }, node_name: "n" })).toBeUndefined();
     expect(compactLine({ node_name: "n" })).toBeUndefined();
   });
+});
+
+describe("--timestamps", () => {
+  test("prefixes the event time in UTC with nine fractional digits, as tetra's", async () => {
+    const r = await wardEvents(["-o", "compact", "--timestamps"], input);
+    expect(r.code).toBe(0);
+    const first = r.stdout.split("\n")[0];
+    expect(first).toBe("2026-01-01T00:00:01.123456789Z 🚀 process node-a /usr/bin/curl cilium.io");
+    expect(compactTimestamp("2024-04-14T02:17:46Z")).toBe("2024-04-14T02:17:46.000000000Z");
+    expect(compactTimestamp("2024-04-14T02:17:46.5Z")).toBe("2024-04-14T02:17:46.500000000Z");
+    expect(compactTimestamp(undefined)).toBe("1970-01-01T00:00:00.000000000Z");
+  }, 30_000);
 });
 
 describe("json output", () => {

@@ -8,18 +8,20 @@ import { parseArgs, UsageError } from "../args.ts";
 import { AgentClient } from "../client.ts";
 import { lineFormatter, type LineFormatter, type OutputFormat } from "./events-format.ts";
 
-const USAGE = `usage: ward events [-o json|compact] [--event-types T,...] [--process REGEX] [--policy-names N,...]
-                   [--namespace NS]... [--pod REGEX]
+const USAGE = `usage: ward events [-o json|compact] [--timestamps] [--event-types T,...] [--process REGEX]
+                   [--policy-names N,...] [--namespace NS]... [--pod REGEX]
 
 Streams events from the running agent. When stdin is a pipe or a file, reads JSON lines
 from it instead (e.g. \`ward events -o compact < /var/log/ward/events.log\`).
--o json prints Tetragon's JSON lines as they are; -o compact prints tetra's compact lines.
+-o json prints Tetragon's JSON lines as they are; -o compact prints tetra's compact lines,
+with --timestamps prefixed by the event time as tetra prints it.
 When the agent had to drop events because this client read too slowly, a line on stderr
 says how many.
 `;
 
 const FLAGS = {
   output: { kind: "string", short: "o" },
+  timestamps: { kind: "bool" },
   "event-types": { kind: "list", short: "e" },
   process: { kind: "string" },
   "policy-names": { kind: "list" },
@@ -147,6 +149,7 @@ export async function run(argv: string[]): Promise<number> {
     if (err instanceof FilterError) throw new UsageError(`ward events: ${err.message}`);
     throw err;
   }
-  const format = lineFormatter(output as OutputFormat);
+  // --timestamps prefixes compact lines with the event time, as tetra's does (JSON has its own).
+  const format = lineFormatter(output as OutputFormat, { timestamps: flags.timestamps === true });
   return stdinHasData() ? fromStdin(filter, format) : fromAgent(spec, format);
 }
