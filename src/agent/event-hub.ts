@@ -5,7 +5,7 @@
 // instead of stalling the sensors or growing memory without bound, and is told how many it
 // lost by a `lost` record in its stream at the place the events went missing.
 import { eventTypeOf, type EventJson, type EventPredicate } from "../events/filter.ts";
-import { rfc3339Nano, wallNs } from "../events/time.ts";
+import { rfc3339Nano } from "../events/time.ts";
 import type { ExportGate } from "../export/export-gate.ts";
 
 /** An event as the hub hands it out: the JSON object and its encoded line (no newline). */
@@ -58,22 +58,24 @@ export const LOST_TYPE = "lost";
  * The `lost` record a slow subscriber finds in its stream where events went missing:
  *   {"lost":{"count":N,"reason":"subscriber_queue_full","first_time":T0,"last_time":T1},"time":T1}
  * count: matching events dropped for this subscriber since its previous lost record;
- * first_time / last_time: when the first and the last of them were dropped (RFC 3339).
+ * first_time / last_time: when the first and the last of them were dropped (RFC 3339, ms).
  */
 class LostRecord implements HubEvent {
   readonly type = LOST_TYPE;
   count = 0;
-  first = "";
-  last = "";
+  /** Wall-clock ms of the first and last drop; formatted only when the record is read. */
+  first = 0;
+  last = 0;
   #line: string | undefined;
-  add(now: string): void {
-    if (this.count === 0) this.first = now;
+  add(nowMs: number): void {
+    if (this.count === 0) this.first = nowMs;
     this.count++;
-    this.last = now;
+    this.last = nowMs;
     this.#line = undefined;
   }
   get json(): EventJson {
-    return { lost: { count: this.count, reason: LOSS_SUBSCRIBER_QUEUE, first_time: this.first, last_time: this.last }, time: this.last };
+    const last = rfc3339Nano(BigInt(this.last) * 1_000_000n);
+    return { lost: { count: this.count, reason: LOSS_SUBSCRIBER_QUEUE, first_time: rfc3339Nano(BigInt(this.first) * 1_000_000n), last_time: last }, time: last };
   }
   get line(): string {
     return (this.#line ??= JSON.stringify(this.json));
@@ -117,7 +119,7 @@ class Subscriber implements EventSubscription {
         rec = new LostRecord();
         this.#queue.push(rec);
       }
-      rec.add(rfc3339Nano(wallNs()));
+      rec.add(Date.now());
       return;
     }
     this.#queue.push(ev);
