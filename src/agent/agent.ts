@@ -14,6 +14,7 @@ import type { Sensor } from "./sensor.ts";
 import { pidAlive, readState, removeState, writeState } from "./state-file.ts";
 import { loadOrCreateToken } from "./token.ts";
 import type { EventJson } from "../events/filter.ts";
+import { ExportGate } from "../export/export-gate.ts";
 
 /** What sensors get from the agent: where to pin, how to name the node, where events go. */
 export interface SensorContext {
@@ -39,6 +40,8 @@ export interface AgentParts {
   /** Encodes events for sinks and streams (the export module's encoder). */
   encode?: (ev: EventJson) => string;
   log(msg: string): void;
+  /** Warnings (log when not given). */
+  warn?(msg: string): void;
 }
 
 export class AgentStartError extends Error {
@@ -174,6 +177,18 @@ export class Agent {
     } catch (err) {
       throw new AgentStartError("export", `open export: ${(err as Error).message}`, { cause: err });
     }
+    // Allow/deny lists, field filters and the rate limit sit in front of every sink.
+    this.hub.setExportGate(
+      new ExportGate({
+        allow: config.exportAllowlist,
+        deny: config.exportDenylist,
+        fieldFilters: config.fieldFilters,
+        rateLimit: config.exportRateLimit,
+        nodeName: config.nodeName,
+        encode: parts.encode,
+        warn: parts.warn ?? parts.log,
+      }),
+    );
     const { token, created } = loadOrCreateToken(config.tokenFile);
     if (created) this.#createdToken = config.tokenFile;
     parts.log(`${created ? "created" : "using"} API token file ${config.tokenFile}`);
@@ -265,6 +280,8 @@ export class Agent {
       await Promise.race([server.stop(false), Bun.sleep(2000)]);
       await server.stop(true);
     }
+    // Drops not yet reported get their rate_limit_info before the sinks close.
+    this.hub.exportGate?.stop();
     for (const sink of this.hub.sinks) {
       try {
         await sink.flush();
@@ -275,7 +292,7 @@ export class Agent {
     }
     if (!keepAttached) removeEmptyDirs(this.config.bpfDir);
     removeState(this.config.stateFile, process.pid);
-    for (const e of errors) this.parts.log(e);
+    for (const e of errors) (this.parts.warn ?? this.parts.log)(e);
   }
 
   status(): AgentStatus {

@@ -26,7 +26,7 @@ describe("ward agent refusals", () => {
       [["--listen", "nohost"], "--listen"],
       [["--listen", "127.0.0.1:70000"], "out of range"],
       [["--frobnicate"], "unknown flag --frobnicate"],
-      [["-o", "yaml"], "-o must be json or compact"],
+      [["-o", "yaml"], 'must be json or compact, not "yaml"'],
       [["--token-file"], "needs a value"],
       [["stray"], 'unexpected argument "stray"'],
     ] as const) {
@@ -76,7 +76,7 @@ describe("ward agent refusals", () => {
       const r = ward(["agent", "--listen", "127.0.0.1:0", "--policy", p, "--token-file", join(dir, "t"), "--state-file", join(dir, "s.json"), "--export-file", join(dir, "e.log")]);
       expect(r.code).toBe(1);
       expect(r.stderr).toContain(`${p}:8:5: spec.kprobes[0].syscal: unknown field "syscal"`);
-      expect(r.stderr).toContain(`ward agent: ${p}: invalid policy (1 error above); nothing was applied`);
+      expect(r.stderr).toContain(`ward agent: error: ${p}: invalid policy (1 error above); nothing was applied`);
       expect(existsSync(join(dir, "s.json"))).toBe(false);
       expect(existsSync(join(dir, "t"))).toBe(false);
       expect(existsSync(join(dir, "e.log"))).toBe(false);
@@ -97,7 +97,7 @@ describe("ward agent refusals", () => {
       const r = ward(["agent", "--listen", "127.0.0.1:0", "--policy", good, "--policy", bad, "--token-file", join(dir, "t"), "--state-file", join(dir, "s.json"), "--export-file", join(dir, "e.log")]);
       expect(r.code).toBe(1);
       expect(r.stderr).toContain(`${bad}:8:5: spec.kprobes[0].call: duplicate key "call" (first at ${bad}:7:5)\n`);
-      expect(r.stderr).toContain(`ward agent: ${bad}: invalid policy (1 error above); nothing was applied\n`);
+      expect(r.stderr).toContain(`ward agent: error: ${bad}: invalid policy (1 error above); nothing was applied\n`);
       expect(r.stderr).not.toContain(good);
       for (const f of ["s.json", "t", "e.log"]) expect({ f, exists: existsSync(join(dir, f)) }).toEqual({ f, exists: false });
     } finally {

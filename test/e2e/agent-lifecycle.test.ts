@@ -183,7 +183,7 @@ describe("ward agent start with a policy the kernel refuses (e2e)", () => {
           expect(stderr).toContain(`${bad}:4:9: policy e2e-no-such-tracepoint could not be attached: `);
         }
         // the closing line names the file to fix, and only that one: the good policy applied
-        expect(stderr).toMatch(new RegExp(`ward agent: ${bad.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: cannot be applied on this kernel \\(\\d+ errors? above\\); nothing was applied\\n`));
+        expect(stderr).toMatch(new RegExp(`ward agent: error: ${bad.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: cannot be applied on this kernel \\(\\d+ errors? above\\); nothing was applied\\n`));
         expect(stderr).not.toContain(`${good}:`);
         // Nothing applied: the good policy's rule is not in force (cat reads the secret) ...
         const cat = spawnSync("cat", [secret], { encoding: "utf8" });

@@ -102,14 +102,31 @@ describe("GET /v1/events", () => {
     expect(f.hub.counters().subscribers).toBe(0);
   });
 
-  test("a reader that falls behind loses events, and the loss is counted", async () => {
+  test("a reader that falls behind loses events, the loss is counted and a lost record says how many", async () => {
     const f = makeFixture({}, 4); // subscriber queue of 4
     const res = await f.app.request("/v1/events", { headers: AUTH });
     await publishWhenSubscribed(f, Array.from({ length: 20 }, (_, i) => execEvent(`/bin/p${i}`)));
     const lost = f.hub.counters().lost[LOSS_SUBSCRIBER_QUEUE] ?? 0;
     expect(lost).toBeGreaterThan(0);
-    const lines = await readFrames(res, "\n", 20 - lost);
-    expect(lines.length).toBe(20 - lost);
+    f.hub.closeSubscribers();
+    const lines = (await res.text()).split("\n").filter((l) => l !== "");
+    const records = lines.filter((l) => l.startsWith('{"lost":'));
+    expect(records).toHaveLength(1);
+    const rec = JSON.parse(records[0]!) as { lost: { count: number; reason: string; first_time: string; last_time: string }; time: string };
+    expect(rec.lost).toMatchObject({ count: lost, reason: LOSS_SUBSCRIBER_QUEUE });
+    expect(rec.time).toBe(rec.lost.last_time);
+    expect(lines.length - 1).toBe(20 - lost);
+    // The record sits where the events went missing: after the ones that were queued.
+    expect(lines.at(-1)).toBe(records[0]!);
+  });
+
+  test("SSE names the lost record's event 'lost'", async () => {
+    const f = makeFixture({}, 1);
+    const res = await f.app.request("/v1/events", { headers: { ...AUTH, Accept: "text/event-stream" } });
+    await publishWhenSubscribed(f, [execEvent("/a"), execEvent("/b"), execEvent("/c")]);
+    f.hub.closeSubscribers();
+    const text = await res.text();
+    expect(text).toContain('event: lost\ndata: {"lost":{"count":2,');
   });
 
   test("closing subscribers ends the stream; cancelling the body unsubscribes", async () => {

@@ -110,6 +110,22 @@ describe("ward events", () => {
     expect(out).toBe(`${JSON.stringify(execEvent("/usr/bin/curl"))}\n`);
   }, SPAWN_TIMEOUT);
 
+  test("a lost record goes to stderr; stdout keeps only the events", async () => {
+    const p = Bun.spawn([process.execPath, main, "events", "-o", "compact"], { env, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+    for (let i = 0; i < 400 && f.hub.counters().subscribers === 0; i++) await Bun.sleep(10);
+    expect(f.hub.counters().subscribers).toBe(1);
+    // 200 events in one go against a backlog of 64: most are lost for this client.
+    for (let i = 0; i < 200; i++) f.hub.publish(execEvent(`/bin/e${i}`));
+    f.hub.closeSubscribers();
+    const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+    expect(code).toBe(0);
+    const lines = out.trim().split("\n");
+    expect(lines.every((l) => l.startsWith("🚀 process "))).toBe(true);
+    const m = /ward events: (\d+) events lost: this client read more slowly/.exec(err);
+    expect(m).not.toBeNull();
+    expect(lines.length + Number(m![1])).toBe(200);
+  }, SPAWN_TIMEOUT);
+
   test("reads JSON lines from a pipe and filters them offline", async () => {
     const lines = [execEvent("/bin/a"), { process_exit: { process: { binary: "/bin/a" } } }, execEvent("/bin/b")].map((e) => JSON.stringify(e));
     const r = await ward(["events", "-e", "PROCESS_EXEC", "--process", "/a$"], { stdin: `${lines.join("\n")}\nnot json\n\n`, env: { WARD_STATE_FILE: "/nonexistent" } });

@@ -1,7 +1,9 @@
 // GET /v1/events: the live event stream, NDJSON by default (blank lines are not events) or Server-Sent Events when the
 // client accepts text/event-stream. Filters come as query parameters (src/events/filter.ts).
 // The stream pulls from a bounded subscription: a slow reader loses its own events (counted
-// as "subscriber_queue_full") and never slows the sensors.
+// as "subscriber_queue_full") and never slows the sensors or the other streams; where it lost
+// events its stream carries a `lost` record (src/agent/event-hub.ts has the shape; SSE event
+// name "lost") saying how many.
 import { Hono } from "hono";
 import { compileFilter, filterFromQuery, FilterError, type EventPredicate } from "../../events/filter.ts";
 import type { HubEvent } from "../../agent/event-hub.ts";

@@ -3,17 +3,15 @@
 // --policy/--policy-dir is invalid or cannot be applied on this kernel; then none is applied),
 // 2 for bad flags.
 import { Agent, AgentStartError } from "../../agent/agent.ts";
-import { AGENT_USAGE, isLoopback, parseAgentConfig } from "../../agent/config.ts";
+import { AGENT_USAGE, formatConfig, isLoopback, parseAgentConfig } from "../../agent/config.ts";
+import { createLogger } from "../../agent/log.ts";
+import { JsonlFileSink } from "../../export/jsonl-file.ts";
 import { defaultSensors } from "../../agent/default-sensors.ts";
 import { parsePolicies } from "../../agent/policy-parser.ts";
 import { createPolicyBackend } from "../../agent/policy-backend.ts";
 import { PolicyInvalidError, PolicyRejectedError, formatDiagnostic, type PolicyDiagnostic } from "../../agent/policy-store.ts";
-import { fileSink, stdoutSink } from "../../agent/sinks.ts";
+import { stdoutSink } from "../../agent/sinks.ts";
 import type { EventSink } from "../../agent/event-hub.ts";
-
-function log(msg: string): void {
-  process.stderr.write(`ward agent: ${msg}\n`);
-}
 
 /** The files the diagnostics name, in order, for the closing line of a refused start. */
 function filesOf(errors: readonly PolicyDiagnostic[]): string {
@@ -22,26 +20,43 @@ function filesOf(errors: readonly PolicyDiagnostic[]): string {
 }
 
 export async function run(argv: string[]): Promise<number> {
+  // Every flag, variable and config-file error is reported here, before anything starts.
   const config = parseAgentConfig(argv);
   if (config === "help") {
     process.stdout.write(AGENT_USAGE);
     return 0;
   }
+  if (config.printConfig) {
+    process.stdout.write(formatConfig(config));
+    return 0;
+  }
+  const logger = createLogger(config.logLevel);
+  const log = logger.info;
   if (process.getuid?.() !== 0) {
-    log("must run as root: it loads BPF programs and attaches them to the kernel (try: sudo ward agent)");
+    logger.error("must run as root: it loads BPF programs and attaches them to the kernel (try: sudo ward agent)");
     return 1;
   }
   if (!isLoopback(config.listen.host)) {
-    log(`API listens on ${config.listen.host}, reachable from the network; every /v1 call still needs the token`);
+    logger.warn(`API listens on ${config.listen.host}, reachable from the network; every /v1 call still needs the token`);
   }
+  if (config.configFile !== undefined) logger.debug(`configuration read from ${config.configFile}`);
 
   const sinks = (): EventSink[] => {
     const out: EventSink[] = [];
-    if (config.exportFile !== undefined) out.push(fileSink(config.exportFile));
+    if (config.exportFile !== undefined) {
+      out.push(new JsonlFileSink(config.exportFile, { maxBytes: config.exportFileMaxSizeMb * 1024 * 1024, maxBackups: config.exportFileMaxBackups }));
+    }
     if (config.exportStdout) out.push(stdoutSink(config.output));
     return out;
   };
-  const agent = new Agent(config, { parser: parsePolicies, sensors: defaultSensors, policyBackend: (ctx, sensors) => createPolicyBackend(ctx, sensors), sinks, log });
+  const agent = new Agent(config, {
+    parser: parsePolicies,
+    sensors: defaultSensors,
+    policyBackend: (ctx, sensors) => createPolicyBackend(ctx, sensors),
+    sinks,
+    log,
+    warn: logger.warn,
+  });
 
   // Signals are handled from the start, so a SIGTERM during start-up still cleans up.
   let stopping: Promise<void> | undefined;
@@ -49,7 +64,7 @@ export async function run(argv: string[]): Promise<number> {
   const done = Promise.withResolvers<void>();
   const onSignal = (sig: NodeJS.Signals) => {
     if (signalled) {
-      log(`${sig} again: exiting without cleanup`);
+      logger.warn(`${sig} again: exiting without cleanup`);
       process.exit(1);
     }
     signalled = true;
@@ -69,11 +84,11 @@ export async function run(argv: string[]): Promise<number> {
     if (err instanceof PolicyInvalidError) {
       for (const d of err.errors) process.stderr.write(`${formatDiagnostic(d)}\n`);
       const n = `${err.errors.length} error${err.errors.length === 1 ? "" : "s"} above`;
-      if (err instanceof PolicyRejectedError) log(`${filesOf(err.errors)}: cannot be applied on this kernel (${n}); nothing was applied`);
-      else log(`${filesOf(err.errors)}: invalid policy (${n}); nothing was applied`);
+      if (err instanceof PolicyRejectedError) logger.error(`${filesOf(err.errors)}: cannot be applied on this kernel (${n}); nothing was applied`);
+      else logger.error(`${filesOf(err.errors)}: invalid policy (${n}); nothing was applied`);
       return 1;
     }
-    log(err instanceof AgentStartError || err instanceof Error ? err.message : String(err));
+    logger.error(err instanceof AgentStartError || err instanceof Error ? err.message : String(err));
     return 1;
   }
   if (!signalled) log(`ready (node ${config.nodeName}, ${agent.store.list().length} policies applied)`);

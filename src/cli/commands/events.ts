@@ -8,15 +8,20 @@ import { parseArgs, UsageError } from "../args.ts";
 import { AgentClient } from "../client.ts";
 import { lineFormatter, type LineFormatter, type OutputFormat } from "./events-format.ts";
 
-const USAGE = `usage: ward events [-o json|compact] [--event-types T,...] [--process REGEX] [--policy-names N,...]
-                   [--namespace NS]... [--pod REGEX]
+const USAGE = `usage: ward events [-o json|compact] [--timestamps] [--event-types T,...] [--process REGEX]
+                   [--policy-names N,...] [--namespace NS]... [--pod REGEX]
 
 Streams events from the running agent. When stdin is a pipe or a file, reads JSON lines
 from it instead (e.g. \`ward events -o compact < /var/log/ward/events.log\`).
+-o json prints Tetragon's JSON lines as they are; -o compact prints tetra's compact lines,
+with --timestamps prefixed by the event time as tetra prints it.
+When the agent had to drop events because this client read too slowly, a line on stderr
+says how many.
 `;
 
 const FLAGS = {
   output: { kind: "string", short: "o" },
+  timestamps: { kind: "bool" },
   "event-types": { kind: "list", short: "e" },
   process: { kind: "string" },
   "policy-names": { kind: "list" },
@@ -68,6 +73,17 @@ async function fromStdin(filter: EventPredicate, format: LineFormatter): Promise
   return 0;
 }
 
+/** lostMessage words a `lost` record for stderr. */
+export function lostMessage(line: string): string {
+  let count: unknown;
+  try {
+    count = (JSON.parse(line) as { lost?: { count?: unknown } }).lost?.count;
+  } catch {
+    count = undefined;
+  }
+  return `${typeof count === "number" ? count : "some"} events lost: this client read more slowly than events arrived (the agent keeps a bounded backlog per client)`;
+}
+
 async function fromAgent(spec: EventFilterSpec, format: LineFormatter): Promise<number> {
   const client = AgentClient.fromEnv();
   const abort = new AbortController();
@@ -89,6 +105,12 @@ async function fromAgent(spec: EventFilterSpec, format: LineFormatter): Promise<
         const line = buf.slice(0, i);
         buf = buf.slice(i + 1);
         if (line === "") continue;
+        // The agent's `lost` record (this client read too slowly) is not an event: it goes to
+        // stderr so stdout stays exactly Tetragon's JSON lines (or tetra's compact lines).
+        if (line.startsWith('{"lost":')) {
+          process.stderr.write(`ward events: ${lostMessage(line)}\n`);
+          continue;
+        }
         const out = format(undefined, line);
         if (out !== undefined) process.stdout.write(`${out}\n`);
       }
@@ -127,6 +149,7 @@ export async function run(argv: string[]): Promise<number> {
     if (err instanceof FilterError) throw new UsageError(`ward events: ${err.message}`);
     throw err;
   }
-  const format = lineFormatter(output as OutputFormat);
+  // --timestamps prefixes compact lines with the event time, as tetra's does (JSON has its own).
+  const format = lineFormatter(output as OutputFormat, { timestamps: flags.timestamps === true });
   return stdinHasData() ? fromStdin(filter, format) : fromAgent(spec, format);
 }

@@ -1,10 +1,11 @@
-// Agent flags and the token file.
+// Agent settings (flags, environment, config file, --print-config), log levels and the token file.
 import { afterEach, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, chmodSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { UsageError } from "../../../src/cli/args.ts";
-import { DEFAULT_PORT, isLoopback, listenUrl, parseAgentConfig, parseListen, type AgentConfig } from "../../../src/agent/config.ts";
+import { AGENT_FLAGS, AGENT_USAGE, ConfigError, ConfigValueError, DEFAULT_PORT, formatConfig, isLoopback, listenUrl, parseAgentConfig, parseListen, SETTINGS, type AgentConfig } from "../../../src/agent/config.ts";
+import { createLogger } from "../../../src/agent/log.ts";
 import { loadOrCreateToken, TokenFileError, tokensEqual } from "../../../src/agent/token.ts";
 
 describe("parseAgentConfig", () => {
@@ -86,5 +87,238 @@ describe("token file", () => {
     expect(tokensEqual("ab", "abc")).toBe(false);
     expect(tokensEqual("abcd", "abc")).toBe(false);
     expect(tokensEqual("", "abc")).toBe(false);
+  });
+});
+
+// ---------------------------------------------------------------------------------------
+// Config file, environment and precedence (flags > env > file > defaults).
+
+const files = (m: Record<string, string>) => (p: string) => {
+  const t = m[p];
+  if (t === undefined) throw new Error(`ENOENT: no such file or directory, open '${p}'`);
+  return t;
+};
+
+function parseWith(argv: string[], env: Record<string, string>, m: Record<string, string>): AgentConfig {
+  const c = parseAgentConfig(argv, env, files(m));
+  if (c === "help") throw new Error("help");
+  return c;
+}
+
+function problemsOf(fn: () => unknown): string[] {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as ConfigError).problems;
+  }
+  throw new Error("no error");
+}
+
+const EXAMPLE = `# ward agent configuration
+log-level: debug
+listen: 127.0.0.1:7000
+policy:
+  - /etc/ward/a.yaml
+  - /etc/ward/b.yaml
+export-filename: /var/log/ward/events.log
+export-file-max-backups: 2
+export-rate-limit: 600
+export-allowlist: |
+  {"event_set":["PROCESS_EXEC","PROCESS_EXIT"]}
+  {"binary_regex":["^/usr/bin/curl$"],"event_set":["PROCESS_KPROBE"]}
+export-denylist:
+  - {"namespace": ["kube-system"]}
+field-filters: '{"fields":"process.exec_id,process.parent_exec_id","event_set":["PROCESS_EXEC"],"invert_event_set":true,"action":"EXCLUDE"}'
+bpf-dir: ward-test
+node-name: n1
+sinks:
+  - type: syslog
+    address: udp://127.0.0.1:514
+`;
+
+describe("config file", () => {
+  test("a YAML file sets every kind of value", () => {
+    const c = parseWith(["--config", "/w.yaml"], {}, { "/w.yaml": EXAMPLE });
+    expect(c).toMatchObject({
+      configFile: "/w.yaml",
+      logLevel: "debug",
+      listen: { host: "127.0.0.1", port: 7000 },
+      policyFiles: ["/etc/ward/a.yaml", "/etc/ward/b.yaml"],
+      exportFile: "/var/log/ward/events.log",
+      exportStdout: false,
+      exportFileMaxBackups: 2,
+      exportFileMaxSizeMb: 10,
+      exportRateLimit: 600,
+      exportAllowlist: [{ event_set: ["process_exec", "process_exit"] }, { binary_regex: ["^/usr/bin/curl$"], event_set: ["process_kprobe"] }],
+      exportDenylist: [{ namespace: ["kube-system"] }],
+      fieldFilters: [{ fields: ["process.exec_id", "process.parent_exec_id"], event_set: ["process_exec"], invert_event_set: true, action: "EXCLUDE" }],
+      // A relative bpf-dir is a name under /sys/fs/bpf, as Tetragon's --bpf-dir.
+      bpfDir: "/sys/fs/bpf/ward-test",
+      nodeName: "n1",
+      sinks: [{ type: "syslog", address: "udp://127.0.0.1:514" }],
+    });
+  });
+
+  test("a flag overrides the environment, which overrides the file", () => {
+    const m = { "/w.yaml": "export-rate-limit: 10\nnode-name: from-file\nlog-level: warn\n" };
+    expect(parseWith(["--config", "/w.yaml"], {}, m)).toMatchObject({ exportRateLimit: 10, nodeName: "from-file", logLevel: "warn" });
+    expect(parseWith(["--config", "/w.yaml"], { WARD_EXPORT_RATE_LIMIT: "20", NODE_NAME: "from-env" }, m)).toMatchObject({ exportRateLimit: 20, nodeName: "from-env", logLevel: "warn" });
+    expect(parseWith(["--config", "/w.yaml", "--export-rate-limit", "30", "--node-name", "from-flag"], { WARD_EXPORT_RATE_LIMIT: "20", NODE_NAME: "from-env" }, m)).toMatchObject({
+      exportRateLimit: 30,
+      nodeName: "from-flag",
+    });
+  });
+
+  test("WARD_CONFIG names the file when --config is not given", () => {
+    expect(parseWith([], { WARD_CONFIG: "/w.yaml" }, { "/w.yaml": "output: compact\n" }).output).toBe("compact");
+  });
+
+  test("Tetragon's variable names work for the settings that map; WARD_ wins over TETRAGON_", () => {
+    const c = parseWith([], { TETRAGON_EXPORT_FILENAME: "/t.log", TETRAGON_EXPORT_RATE_LIMIT: "5", TETRAGON_LOG_LEVEL: "error", TETRAGON_EXPORT_DENYLIST: '{"pid":[1]}', TETRAGON_TRACING_POLICY: "/p.yaml" }, {});
+    expect(c).toMatchObject({ exportFile: "/t.log", exportRateLimit: 5, logLevel: "error", exportDenylist: [{ pid: [1] }], policyFiles: ["/p.yaml"] });
+    expect(parseWith([], { TETRAGON_EXPORT_RATE_LIMIT: "5", WARD_EXPORT_RATE_LIMIT: "7" }, {}).exportRateLimit).toBe(7);
+    // Tetragon's node name order: HUBBLE_NODE_NAME before NODE_NAME.
+    expect(parseWith([], { HUBBLE_NODE_NAME: "h", NODE_NAME: "n" }, {}).nodeName).toBe("h");
+  });
+
+  test("--export-file is an alias of --export-filename; giving both is an error", () => {
+    expect(parseWith(["--export-file", "/a"], {}, {}).exportFile).toBe("/a");
+    expect(parseWith(["--export-filename", "/a"], {}, {}).exportFile).toBe("/a");
+    expect(() => parseWith(["--export-file", "/a", "--export-filename", "/b"], {}, {})).toThrow("set the same thing");
+  });
+
+  test("an unknown key is an error with file, line and column", () => {
+    const p = problemsOf(() => parseWith(["--config", "/w.yaml"], {}, { "/w.yaml": "log-level: info\nlisten: 127.0.0.1:1\n  \nexprot-filename: /x\n" }));
+    expect(p).toHaveLength(1);
+    expect(p[0]).toStartWith('/w.yaml:4:1: unknown key "exprot-filename" (known: log-level,');
+    // An old ward spelling gets the right name.
+    expect(problemsOf(() => parseWith(["--config", "/w.yaml"], {}, { "/w.yaml": "export-file: /x\n" }))[0]).toBe('/w.yaml:1:1: unknown key "export-file" (use "export-filename")');
+  });
+
+  test("bad values are errors naming the position, the key and the value; all are reported", () => {
+    const p = problemsOf(() =>
+      parseWith(["--config", "/w.yaml"], {}, { "/w.yaml": "export-rate-limit: lots\nlog-level: loud\nlisten: nohost\nexport-stdout: maybe\nexport-file-max-size-mb: 0\npolicy: 7\n" }),
+    );
+    expect(p).toEqual([
+      '/w.yaml:1:20: export-rate-limit: "lots" is not an integer',
+      '/w.yaml:2:12: log-level: must be debug, info, warn or error, not "loud"',
+      '/w.yaml:3:9: listen: "nohost": want HOST:PORT (e.g. 127.0.0.1:54321, [::1]:54321)',
+      '/w.yaml:4:16: export-stdout: "maybe" is not true or false',
+      '/w.yaml:5:26: export-file-max-size-mb: 0 is below the minimum 1',
+      "/w.yaml:6:9: policy: 7 is not a list of strings",
+    ]);
+  });
+
+  test("environment and flag errors name the variable or flag and the value", () => {
+    expect(problemsOf(() => parseWith([], { WARD_EXPORT_RATE_LIMIT: "x" }, {}))).toEqual(['ward agent: $WARD_EXPORT_RATE_LIMIT: "x" is not an integer']);
+    expect(problemsOf(() => parseWith(["--log-level", "trace"], {}, {}))).toEqual(['ward agent: --log-level: must be debug, info, warn or error, not "trace"']);
+  });
+
+  test("filter errors name the line and the field", () => {
+    const bad = (v: string) => problemsOf(() => parseWith(["--export-allowlist", v], {}, {}))[0];
+    expect(bad('{"event_set":["PROCESS_EXEC"]}\n{"binary_regx":["a"]}')).toBe('ward agent: --export-allowlist: line 2, field binary_regx: unknown filter field "binary_regx" (known: binary_regex, parent_binary_regex, health_check, namespace, pid, pid_set, event_set, arguments_regex, pod_regex, policy_names)');
+    expect(bad('\n\n{"binary_regex":["(unclosed"]}')).toStartWith("ward agent: --export-allowlist: line 3, field binary_regex: bad regex for binary_regex:");
+    expect(bad('{"pid":["one"]}')).toContain("line 1, field pid: pid must be a list of process ids");
+    expect(bad('{"event_set":["PROCESS_EXECC"]}')).toContain('line 1, field event_set: unknown event type "PROCESS_EXECC"');
+    expect(bad("{} x")).toContain("line 1: expected a JSON object");
+    // pid_set needs enable-pid-set-filter, like Tetragon's --enable-pid-set-filter.
+    expect(bad('{"pid_set":[1]}')).toContain("field pid_set:");
+    expect(parseWith(["--export-allowlist", '{"pid_set":[1]}', "--enable-pid-set-filter"], {}, {}).exportAllowlist).toEqual([{ pid_set: [1] }]);
+    // In a config file list, items are counted instead of lines, after the value's position.
+    expect(problemsOf(() => parseWith(["--config", "/w.yaml"], {}, { "/w.yaml": "export-denylist:\n  - {pid: [1]}\n  - {pod: x}\n" }))[0]).toStartWith(
+      '/w.yaml:2:3: export-denylist: item 2, field pod: unknown filter field "pod"',
+    );
+    expect(problemsOf(() => parseWith(["--field-filters", '{"fields":"process.binary","action":"DROP"}'], {}, {}))[0]).toBe(
+      'ward agent: --field-filters: line 1, field action: action must be "INCLUDE" or "EXCLUDE", not "DROP"',
+    );
+  });
+
+  test("YAML syntax errors and a missing file are reported with where", () => {
+    expect(problemsOf(() => parseWith(["--config", "/w.yaml"], {}, { "/w.yaml": "listen: [\n" }))[0]).toMatch(/^\/w\.yaml:\d+:\d+: /);
+    expect(problemsOf(() => parseWith(["--config", "/w.yaml"], {}, { "/w.yaml": "listen: a\nlisten: b\n" }))[0]).toMatch(/^\/w\.yaml:2:1: .*[Uu]nique/);
+    expect(problemsOf(() => parseWith(["--config", "/nope.yaml"], {}, {}))[0]).toStartWith("ward agent: --config /nope.yaml: ENOENT");
+    expect(problemsOf(() => parseWith(["--config", "/w.yaml"], {}, { "/w.yaml": "- a\n" }))[0]).toBe("/w.yaml:1:1: the config file must be a mapping of keys to values");
+  });
+
+  test("an empty file is all defaults", () => {
+    expect(parseWith(["--config", "/w.yaml"], {}, { "/w.yaml": "# nothing\n" })).toMatchObject({ exportRateLimit: -1, logLevel: "info", sinks: [] });
+  });
+
+  test("--print-config prints YAML that reads back to the same configuration", () => {
+    const c = parseWith(["--config", "/w.yaml", "--print-config", "--log-level", "error"], {}, { "/w.yaml": EXAMPLE });
+    expect(c.printConfig).toBe(true);
+    const text = formatConfig(c);
+    expect(text).toContain("\nlog-level: error\n");
+    expect(text).toContain("\nexport-rate-limit: 600\n");
+    expect(text).toContain("\nsinks:\n  - type: syslog\n");
+    const again = parseWith(["--config", "/printed.yaml"], {}, { "/printed.yaml": text });
+    const strip = ({ configFile: _a, printConfig: _b, ...rest }: AgentConfig) => rest;
+    expect(strip(again)).toEqual(strip(c));
+  });
+
+  test("the --help text lists every flag the parser accepts", () => {
+    for (const name of Object.keys(AGENT_FLAGS).filter((n) => n !== "help")) expect(AGENT_USAGE).toContain(`--${name}`);
+    for (const s of SETTINGS.filter((s) => !s.fileOnly)) for (const e of s.env ?? []) expect(AGENT_USAGE).toContain(e);
+  });
+});
+
+describe("a section with its own validation (the sinks hook)", () => {
+  test("a parse hook's ConfigValueError points at the node inside the value", () => {
+    const sinks = SETTINGS.find((s) => s.key === "sinks")!;
+    const before = sinks.parse;
+    sinks.parse = (v) => {
+      const list = v as { type?: string; address?: unknown }[];
+      list.forEach((x, i) => {
+        if (typeof x.address !== "string") throw new ConfigValueError(`address must be a string, not ${JSON.stringify(x.address)}`, [i, "address"]);
+      });
+      return list.map((x) => ({ ...x, checked: true }));
+    };
+    try {
+      const good = parseWith(["--config", "/w.yaml"], {}, { "/w.yaml": "sinks:\n  - type: syslog\n    address: udp://h:514\n" });
+      expect(good.sinks).toEqual([{ type: "syslog", address: "udp://h:514", checked: true }]);
+      const p = problemsOf(() => parseWith(["--config", "/w.yaml"], {}, { "/w.yaml": "sinks:\n  - type: syslog\n    address: udp://h:514\n  - type: loki\n    address: 7\n" }));
+      expect(p).toEqual(["/w.yaml:5:14: sinks: [1].address: address must be a string, not 7"]);
+    } finally {
+      sinks.parse = before;
+    }
+  });
+
+  test("a bad boolean for enable-pid-set-filter is reported once", () => {
+    expect(problemsOf(() => parseWith([], { WARD_ENABLE_PID_SET_FILTER: "x" }, {}))).toEqual(['ward agent: $WARD_ENABLE_PID_SET_FILTER: "x" is not true or false']);
+  });
+});
+
+describe("log levels", () => {
+  test("lines below the level are dropped", () => {
+    const out: string[] = [];
+    const log = createLogger("warn", (l) => out.push(l));
+    log.debug("d");
+    log.info("i");
+    log.warn("w");
+    log.error("e");
+    expect(out).toEqual(["ward agent: warn: w\n", "ward agent: error: e\n"]);
+    const all: string[] = [];
+    const dbg = createLogger("debug", (l) => all.push(l));
+    dbg.debug("d");
+    dbg.info("i");
+    expect(all).toEqual(["ward agent: debug: d\n", "ward agent: i\n"]);
+  });
+});
+
+describe("README", () => {
+  const readme = readFileSync(join(import.meta.dir, "..", "..", "..", "README.md"), "utf8");
+
+  test("the ward agent command line lists every flag the parser accepts", () => {
+    const block = /```\n(ward agent [\s\S]*?)\nward policy/.exec(readme)![1]!;
+    for (const name of Object.keys(AGENT_FLAGS).filter((n) => n !== "help" && n !== "export-file")) expect({ name, listed: block.includes(`--${name}`) }).toEqual({ name, listed: true });
+  });
+
+  test("the example configuration file parses", () => {
+    const yaml = /```yaml\n# \/etc\/ward\/ward\.yaml\n([\s\S]*?)```/.exec(readme)![1]!;
+    const c = parseWith(["--config", "/etc/ward/ward.yaml"], {}, { "/etc/ward/ward.yaml": yaml });
+    expect(c.exportDenylist).toHaveLength(3);
+    expect(c.fieldFilters[0]!.invert_event_set).toBe(true);
+    expect(c.exportRateLimit).toBe(6000);
   });
 });
