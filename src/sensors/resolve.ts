@@ -740,10 +740,14 @@ function sockPointsText(k: SockKind): string {
  */
 function sockHook(h: WireHook, k: SockKind, f: HookFeatures, monitor: boolean): Omit<ResolvedHook, keyof HookBase | "ok"> {
   const where = `in ${sockPointsText(k)}`;
-  const cg = f.cgroupSockAddr?.() ?? { root: "the cgroup v2 root" };
+  const cg = f.cgroupSockAddr?.() ?? { root: "" };
   if ("missing" in cg) reject(`hook ${h.name}: the cgroup socket hooks (${sockPointsText(k)}) cannot run: ${cg.missing}; substitute: BPF LSM (socket_connect/socket_bind) on a kernel that loads it`);
   if (h.ret) reject(`return: true: ${sockPointsText(k)} run before the call and see no return value; drop return: true`);
   if (h.data.length > 0) reject("data: the cgroup socket hooks read no extra data (current_task/pt_regs)");
+  const at = cg.root ? ` (${cg.root})` : "";
+  const inetHint = `add matchArgs Family [AF_INET, AF_INET6] (or an address/port selector) on the ${[...k.roles.values()].includes("sockaddr") ? "sockaddr" : "socket"} argument, or use BPF LSM socket_${k.what === "bind" ? "bind" : "connect"} on a kernel that loads it`;
+  const calls = k.what === "sendto" ? "sends" : k.what === "bind" ? "binds" : "connects";
+  if (h.selectors.length === 0 && k.what !== "tcp_connect") reject(`no selectors: every ${calls.slice(0, -1)} would match, those of non-inet sockets (AF_UNIX, AF_NETLINK, ...) too, which ${sockPointsText(k)} never see (inet sockets only); ${inetHint}`);
   const seenSlots: number[] = [];
   const unseen: string[] = [];
   h.args.forEach((a, slot) => {
@@ -791,14 +795,14 @@ function sockHook(h: WireHook, k: SockKind, f: HookFeatures, monitor: boolean): 
       if (POSITIVE_INET_OPS.has(m.operator)) inetOnly = true;
     }
     if (!inetOnly) {
-      reject(`selector ${si}: it can match ${k.what === "sendto" ? "sends" : k.what === "bind" ? "binds" : "connects"} of non-inet sockets (AF_UNIX, AF_NETLINK, ...), which ${sockPointsText(k)} never see (inet sockets only); add matchArgs Family [AF_INET, AF_INET6] (or an address/port selector) on the ${[...k.roles.values()].includes("sockaddr") ? "sockaddr" : "socket"} argument, or use BPF LSM socket_${k.what === "bind" ? "bind" : "connect"} on a kernel that loads it`);
+      reject(`selector ${si}: it can match ${calls} of non-inet sockets (AF_UNIX, AF_NETLINK, ...), which ${sockPointsText(k)} never see (inet sockets only); ${inetHint}`);
     }
   });
   const actions = sockActions(h, k, monitor, where);
   const limits: string[] = [];
   const bypasses: string[] = [];
   if (unseen.length) limits.push(`${unseen.length === 1 ? "argument" : "arguments"} ${unseen.join(", ")} ${unseen.length === 1 ? "is" : "are"} not seen by ${sockPointsText(k)}: events omit ${unseen.length === 1 ? "it" : "them"}`);
-  limits.push(`the programs are attached at the cgroup v2 root (${cg.root}), so every process runs them; they see the address the caller passed, before any other cgroup program of a descendant cgroup rewrites it`);
+  limits.push(`the programs are attached at the cgroup v2 root${at}, so every process runs them; they see the address the caller passed, before any other cgroup program of a descendant cgroup rewrites it`);
   if (k.what === "tcp_connect") {
     limits.push("tcp_connect is decided at the connect(2) of a TCP socket (and TCP fast open's sendto), before the kernel picks the source address and port: events carry them only when the socket was bound first; the socket's state is TCP_SYN_SENT as at tcp_connect");
   } else if (k.what === "connect") {
@@ -815,7 +819,7 @@ function sockHook(h: WireHook, k: SockKind, f: HookFeatures, monitor: boolean): 
     backend: "sock",
     event: h.list === "lsmhooks" ? "process_lsm" : "process_kprobe",
     functionName: functionNameOf(h),
-    mechanism: `cgroup sock_addr programs ${sockPointsText(k)} at the cgroup v2 root (${cg.root}), decided in the kernel before the ${k.what === "bind" ? "bind" : k.what === "sendto" ? "send" : "connection"} happens (no BPF LSM or kprobes needed)`,
+    mechanism: `cgroup sock_addr programs ${sockPointsText(k)} at the cgroup v2 root${at}, decided in the kernel before the ${k.what === "bind" ? "bind" : k.what === "sendto" ? "send" : "connection"} happens (no BPF LSM or kprobes needed)`,
     sock: { points: k.points, tcpConnect: k.what === "tcp_connect", seenSlots },
     actions,
     limits,
