@@ -186,6 +186,38 @@ ${binaries("In")}      matchActions:
     expect(outcome(denied, "connect", "tcp", "127.0.0.1", String(port4))).toBe("ok");
   });
 
+  kernelTest("io_uring IORING_OP_CONNECT (B3) and TCP fast open's sendto(MSG_FASTOPEN) connect without connect(2) and are denied all the same", async () => {
+    apply("routes", policy("routes", `  kprobes:
+  - call: security_socket_connect
+    syscall: false
+    args:
+    - index: 1
+      type: sockaddr
+    selectors:
+    - matchArgs:
+      - index: 1
+        operator: SAddr
+        values: ["127.0.0.1"]
+      - index: 1
+        operator: SPort
+        values: ["${port4}"]
+${binaries("In")}      matchActions:
+      - action: Override
+        argError: -1
+`));
+    try {
+      expect(outcome(allowed, "uring-connect", "tcp", "127.0.0.1", String(port4))).toBe("ok");
+      expect(outcome(allowed, "fastopen", "tcp", "127.0.0.1", String(port4))).toBe("ok");
+      expect(outcome(denied, "uring-connect", "tcp", "127.0.0.1", String(port4))).toBe("EPERM");
+      expect(outcome(denied, "fastopen", "tcp", "127.0.0.1", String(port4))).toBe("EPERM");
+      const evs = await records("routes");
+      expect(evs.map((e) => e.point)).toEqual(["connect4", "connect4"]);
+      expect(evs.every((e) => e.denied)).toBe(true);
+    } finally {
+      s().remove("routes");
+    }
+  });
+
   kernelTest("security_socket_connect + Override argError -13 on the sockaddr: connect() fails with EACCES (bpf_set_retval)", async () => {
     apply("ssc", policy("ssc", `  kprobes:
   - call: security_socket_connect
