@@ -804,9 +804,15 @@ function sockHook(h: WireHook, k: SockKind, f: HookFeatures, monitor: boolean): 
   if (unseen.length) limits.push(`${unseen.length === 1 ? "argument" : "arguments"} ${unseen.join(", ")} ${unseen.length === 1 ? "is" : "are"} not seen by ${sockPointsText(k)}: events omit ${unseen.length === 1 ? "it" : "them"}`);
   limits.push(`the programs are attached at the cgroup v2 root${at}, so every process runs them; they see the address the caller passed, before any other cgroup program of a descendant cgroup rewrites it`);
   if (k.what === "tcp_connect") {
-    limits.push("tcp_connect is decided at the connect(2) of a TCP socket (and TCP fast open's sendto), before the kernel picks the source address and port: events carry them only when the socket was bound first; the socket's state is TCP_SYN_SENT as at tcp_connect");
+    limits.push(
+      "tcp_connect is decided at the connect(2) of a TCP socket (and TCP fast open's sendto), before the kernel picks the source address and port: events carry them only when the socket was bound first; the socket's state is TCP_SYN_SENT as at tcp_connect",
+      "the hook runs before routing: a connect that then fails (ENETUNREACH, EADDRNOTAVAIL) and never reaches tcp_connect is matched too",
+    );
   } else if (k.what === "connect") {
-    limits.push("connect(2) of TCP, UDP and ICMP ping sockets (and TCP fast open's sendto) is decided; the socket argument is the socket before the call");
+    limits.push(
+      "connect(2) of TCP, UDP and ICMP ping sockets (and TCP fast open's sendto) is decided; the socket argument is the socket before the call",
+      "a connect(2) on a TCP socket that is already connected or connecting fails (EISCONN, EALREADY) before the hook: no event for it",
+    );
     bypasses.push("raw sockets (SOCK_RAW, CAP_NET_RAW) do not run the cgroup connect/sendmsg hooks: their connects and sends are not seen; remedy: a rule that kills socket(2) of SOCK_RAW (sys_socket, syscall: true, matchArgs on the type), or BPF LSM");
   } else if (k.what === "bind") {
     limits.push("bind(2) of TCP, UDP and ICMP ping sockets is decided; the kernel's implicit bind at connect/send (an ephemeral port) runs no bind hook");
@@ -878,6 +884,8 @@ const NO_KPROBES = "no kprobes (CONFIG_KPROBES off)";
 function substituteFor(name: string): string {
   if (/^(fd_install|do_sys_open|do_filp_open|vfs_open|security_file_permission)$/.test(name)) return "security_file_open with a file argument (decided on the opened file: Equal files by the file guard, by inode; prefixes and other matchers at the open-family syscall exit, by its resolved path)";
   if (/^(tcp_v4_connect|tcp_v6_connect|inet_stream_connect)$/.test(name)) return "a tcp_connect or security_socket_connect kprobe, which ward runs on the cgroup connect4/connect6 programs, or the syscall kprobe sys_connect (syscall: true), which runs on its tracepoint";
+  if (/^(tcp_close|tcp_set_state|tcp_v4_destroy_sock)$/.test(name)) return "the tracepoint sock/inet_sock_set_state (spec.tracepoints), which reports every TCP state change including the close, with addresses and ports";
+  if (/^(tcp_sendmsg|udp_sendmsg|tcp_sendpage)$/.test(name)) return "syscall kprobes on sys_sendto/sys_sendmsg/sys_write (syscall: true), which run on their tracepoints; for UDP sends to an address, sys_sendto with Override runs on cgroup/sendmsg4/6";
   if (/^(commit_creds|__sys_setuid|__sys_setresuid)$/.test(name)) return "syscall kprobes on the set*id syscalls (syscall: true), which run on their tracepoints";
   if (/^(do_init_module|load_module|free_module)$/.test(name)) return "kprobes on sys_init_module and sys_finit_module (syscall: true), which the module guard watches";
   return "a syscall kprobe (syscall: true), which runs on the syscall's tracepoint, or a tracepoint (spec.tracepoints) for the same event";

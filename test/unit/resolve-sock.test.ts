@@ -89,12 +89,14 @@ describe("corpus connect and egress policies on this kernel", () => {
     expect(h.actions).toEqual([{ selector: 0, action: "Sigkill", honored: "SIGKILL with bpf_send_signal in cgroup/connect4 and cgroup/connect6: the process dies before connect() returns, and the call is denied too, so nothing leaves first" }]);
   });
 
-  test("tcp-connect.yaml and tcp-connect-with-selectors.yaml: tcp_connect loads, tcp_close/tcp_sendmsg are refused (no kprobes)", async () => {
+  test("tcp-connect.yaml and tcp-connect-with-selectors.yaml: tcp_connect loads, tcp_close/tcp_sendmsg are refused (no kprobes) with their substitutes", async () => {
     for (const file of ["tcp-connect.yaml", "tcp-connect-with-selectors.yaml"]) {
       const r = resolvePolicy(await corpus(file), HERE);
       expect(resolved(r.hooks[0]).backend).toBe("sock");
       expect(rejected(r.hooks[1])).toContain("hook tcp_close cannot run on this kernel: no kprobes (CONFIG_KPROBES off)");
       expect(rejected(r.hooks[2])).toContain("hook tcp_sendmsg cannot run on this kernel: no kprobes (CONFIG_KPROBES off)");
+      expect(rejected(r.hooks[1])).toContain("substitute: the tracepoint sock/inet_sock_set_state");
+      expect(rejected(r.hooks[2])).toContain("substitute: syscall kprobes on sys_sendto/sys_sendmsg/sys_write");
     }
   });
 
