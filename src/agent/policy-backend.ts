@@ -5,7 +5,9 @@ import { BootClock } from "../events/time.ts";
 import type { TracingPolicy } from "../policy/types.ts";
 import { GenericBackend } from "../sensors/generic-backend.ts";
 import { GenericSensor } from "../sensors/generic.ts";
-import { PolicyManager, type GenericHooks } from "../sensors/manager.ts";
+import { PolicyManager, type GenericHooks, type SockHooks } from "../sensors/manager.ts";
+import { SockBackend } from "../sensors/sock-backend.ts";
+import { SockSensor } from "../sensors/sock.ts";
 import { hostHookFeatures, type HookFeatures } from "../sensors/resolve.ts";
 import type { SensorContext } from "./agent.ts";
 import type { PolicyBackend, PolicyRecord } from "./policy-store.ts";
@@ -26,6 +28,8 @@ export interface PolicyBackendOptions {
   features?: HookFeatures;
   /** Default: the generic sensor (generic.o), loaded when a policy first needs it, sharing the process map. */
   generic?: GenericHooks & { close?(): void };
+  /** Default: the socket sensor (sock_addr.o at the cgroup v2 root), loaded when a policy first needs it, sharing the process map. */
+  sock?: SockHooks & { close?(): void };
 }
 
 /** Builds the backend over the agent's sensors; the process sensor (if any) enriches events. */
@@ -34,6 +38,7 @@ export function createPolicyBackend(ctx: SensorContext, sensors: readonly Sensor
   const encode = ps?.pipeline.encode ?? { nodeName: ctx.nodeName, clock: new BootClock() };
   const processMap = ps?.processMap;
   const generic = opts.generic ?? new GenericBackend(() => new GenericSensor(processMap ? { processMap } : {}));
+  const sock = opts.sock ?? new SockBackend(() => new SockSensor(processMap ? { processMap } : {}));
   const manager = new PolicyManager({
     features: opts.features ?? hostHookFeatures(),
     encode,
@@ -42,6 +47,7 @@ export function createPolicyBackend(ctx: SensorContext, sensors: readonly Sensor
     ...(ps ? { processes: ps.cache } : {}),
     ...(processMap ? { processMap } : {}),
     generic,
+    sock,
   });
   return {
     apply(record: PolicyRecord): void {
@@ -56,7 +62,11 @@ export function createPolicyBackend(ctx: SensorContext, sensors: readonly Sensor
       try {
         manager.close();
       } finally {
-        generic.close?.();
+        try {
+          generic.close?.();
+        } finally {
+          sock.close?.();
+        }
       }
     },
   };

@@ -47,6 +47,10 @@ export interface GenericHooks {
   onMatch(cb: (m: GenericMatch) => void): () => void;
 }
 
+/** The socket sensor as the manager uses it (sock-backend.ts adapts src/sensors/sock.ts): the
+ * hooks resolve.ts gave backend "sock", on the cgroup sock_addr programs; matches as the generic hooks'. */
+export type SockHooks = GenericHooks;
+
 /** Where process and parent come from for events. */
 export interface ProcessLookup {
   current(pid: number): ProcessInfo | undefined;
@@ -76,6 +80,7 @@ export interface ManagerOptions {
    * does not exist yet by the path recorded there. Without it such a policy is refused.
    */
   processMap?: BpfMap;
+  sock?: SockHooks;
   /** For tests: how a guard is opened. */
   openGuard?: (programs: GuardProgram[], exemptPids: number[], processMap: BpfMap | undefined) => FileGuard;
 }
@@ -123,6 +128,7 @@ interface GuardRuleRef {
 class Attachment {
   guard: FileGuard | undefined;
   genericId: string | undefined;
+  sockId: string | undefined;
   readonly rules = new Map<number, GuardRuleRef>();
   private loop: Promise<void> | undefined;
   private closed = false;
@@ -248,6 +254,13 @@ class Attachment {
         err = e;
       }
     }
+    if (this.sockId !== undefined) {
+      try {
+        this.opts.sock?.remove(this.sockId);
+      } catch (e) {
+        err ??= e;
+      }
+    }
     // destroy() detaches the programs and frees the maps (and its pins, if any).
     this.guard?.destroy();
     if (err !== undefined) throw err;
@@ -314,9 +327,12 @@ export class PolicyManager {
   readonly #byGenericId = new Map<string, Attachment>();
   #nextId = 1;
   #unsubscribe: (() => void) | undefined;
+  #unsubscribeSock: (() => void) | undefined;
 
   constructor(private readonly opts: ManagerOptions) {
     this.#unsubscribe = opts.generic?.onMatch((m) => this.#byGenericId.get(m.policyId)?.publishGeneric(m));
+    // Socket ids end in "/sock", so one map serves both sensors.
+    this.#unsubscribeSock = opts.sock?.onMatch((m) => this.#byGenericId.get(m.policyId)?.publishGeneric(m));
   }
 
   /** Resolution without attaching (explain, dry runs). */
@@ -350,6 +366,7 @@ export class PolicyManager {
   #release(a: Attachment | undefined): void {
     if (a === undefined) return;
     if (a.genericId !== undefined) this.#byGenericId.delete(a.genericId);
+    if (a.sockId !== undefined) this.#byGenericId.delete(a.sockId);
     a.close();
   }
 
@@ -417,6 +434,8 @@ export class PolicyManager {
     }
     this.#unsubscribe?.();
     this.#unsubscribe = undefined;
+    this.#unsubscribeSock?.();
+    this.#unsubscribeSock = undefined;
     if (errors.length) throw new Error(`detach policies: ${errors.join("; ")}`);
   }
 
@@ -432,6 +451,10 @@ export class PolicyManager {
     const generic = r.hooks.filter((h) => h.ok && h.backend === "generic");
     if (generic.length > 0 && this.opts.generic === undefined) {
       throw new HookResolutionError(policy.metadata.name, generic.map((h) => `${h.path} (${h.name}): the generic hook sensor is not available in this build, so this hook cannot be attached`));
+    }
+    const sock = r.hooks.filter((h) => h.ok && h.backend === "sock");
+    if (sock.length > 0 && this.opts.sock === undefined) {
+      throw new HookResolutionError(policy.metadata.name, sock.map((h) => `${h.path} (${h.name}): the socket sensor (cgroup sock_addr programs) is not available in this build, so this hook cannot be attached`));
     }
     return r;
   }
@@ -450,9 +473,17 @@ export class PolicyManager {
         a.genericId = gid;
         this.#byGenericId.set(gid, a);
       }
+      const sock = hooks.filter((h) => h.backend === "sock");
+      if (sock.length > 0) {
+        const sid = `${name}#${id}/sock`;
+        this.opts.sock!.apply(sid, policy, sock, resolution.mode);
+        a.sockId = sid;
+        this.#byGenericId.set(sid, a);
+      }
     } catch (e) {
       try {
         if (a.genericId !== undefined) this.#byGenericId.delete(a.genericId);
+        if (a.sockId !== undefined) this.#byGenericId.delete(a.sockId);
         a.close();
       } catch {
         // The attach error is the one worth reporting.

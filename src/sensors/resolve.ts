@@ -11,9 +11,11 @@ import { Helper, ProgType } from "../bpf/constants.ts";
 import { tracefsRoot } from "../bpf/perf.ts";
 import { policyHooks, type WireHook } from "../policy/engine-wire.ts";
 import { hostSyscallNumber } from "../policy/engine.ts";
+import { ADDRESS_FAMILIES } from "../policy/values.ts";
 import type { ActionSelector, KProbeArg, KProbeSelector, ListSpec, TracingPolicy } from "../policy/types.ts";
 import type { GuardAction, GuardHook, GuardProgram } from "./guard.ts";
 import { chooseOpenExit, type OpenExitChoice } from "./open-exit.ts";
+import { cgroupV2Root, type SockPoint } from "./sock.ts";
 
 // ---------------------------------------------------------------- kernel description
 
@@ -32,6 +34,9 @@ export interface HookFeatures {
   syscallNumber(name: string): number | undefined;
   /** Where the file guard's open-exit check attaches here (and why); undefined: not known. */
   guardOpenExit?(): string;
+  /** cgroup sock_addr programs (connect4/6, sendmsg4/6, bind4/6): the cgroup v2 root they
+   * attach at, or why they cannot run here. Not given: assumed present (cgroup v2, 4.17+). */
+  cgroupSockAddr?(): { root: string } | { missing: string };
 }
 
 /** This machine's kernel, probed (root gives definitive answers; otherwise loads are refused and read as absent). */
@@ -56,6 +61,13 @@ export function hostHookFeatures(): HookFeatures {
       // The same choice FileGuard.open makes (it may mount tracefs and exec the i386 probe).
       guardOpenExitText ??= describeOpenExit(chooseOpenExit());
       return guardOpenExitText;
+    },
+    cgroupSockAddr: () => {
+      const root = cgroupV2Root();
+      if (root === undefined) return { missing: "no cgroup v2 hierarchy is mounted (no cgroup2 mount with root / in /proc/self/mountinfo)" };
+      const cg = probeAttach("cgroup");
+      if (cg.status !== "supported") return { missing: `cgroup programs do not attach here (${cg.reason ?? cg.status})` };
+      return { root };
     },
   };
 }
@@ -139,9 +151,18 @@ interface HookBase {
   name: string;
 }
 
+/** A hook the socket sensor (bpf/sock_addr.c) holds: its cgroup attach points. */
+export interface SockPlan {
+  points: SockPoint[];
+  /** tcp_connect: TCP sockets only, the sock argument seen as tcp_connect() sees it */
+  tcpConnect: boolean;
+  /** slots of the compiled hook that are sock/socket or sockaddr arguments (the others are not seen, and events omit them) */
+  seenSlots: number[];
+}
+
 export interface ResolvedHook extends HookBase {
   ok: true;
-  backend: "generic" | "guard";
+  backend: "generic" | "guard" | "sock";
   event: EventKind;
   /** function_name in events (arch-prefixed for syscalls, as Tetragon reports). */
   functionName: string;
@@ -149,6 +170,7 @@ export interface ResolvedHook extends HookBase {
   mechanism: string;
   generic?: GenericAttach[];
   guard?: GuardPlan;
+  sock?: SockPlan;
   actions: ActionHonor[];
   /** Measured limits of the mechanism, each one sentence. */
   limits: string[];
@@ -702,13 +724,201 @@ function functionNameOf(h: WireHook): string {
   return h.name;
 }
 
+// ---------------------------------------------------------------- the socket sensor (cgroup sock_addr)
+
+/** Which cgroup hooks stand for a socket hook, and which arguments they see. */
+interface SockKind {
+  /** "connect": security_socket_connect, sys_connect; "tcp_connect"; "bind"; "sendto" */
+  what: "connect" | "tcp_connect" | "bind" | "sendto";
+  points: SockPoint[];
+  /** prototype index -> role of the argument the hooks supply */
+  roles: Map<number, "sock" | "sockaddr">;
+}
+
+const AF_INET = 2, AF_INET6 = 10;
+const SOCK_ADDR_OPS = new Set(["Family", "SAddr", "NotSAddr", "SPort", "NotSPort", "SPortPriv", "NotSportPriv", "NotSPortPriv"]);
+const SOCK_SOURCE_OPS = new Set(["SAddr", "NotSAddr", "SPort", "NotSPort", "SPortPriv", "NotSportPriv", "NotSPortPriv"]);
+const SOCK_OPS_ALL = new Set(["Family", "Protocol", "State", "SAddr", "NotSAddr", "DAddr", "NotDAddr", "SPort", "NotSPort", "DPort", "NotDPort", "SPortPriv", "NotSportPriv", "NotSPortPriv", "DPortPriv", "NotDPortPriv"]);
+const POSITIVE_INET_OPS = new Set(["SAddr", "DAddr", "SPort", "DPort", "SPortPriv", "DPortPriv"]);
+
+/** The socket hook a kprobe/lsm hook maps to, or undefined when it is not one. */
+function sockKind(h: WireHook, lsm: string | undefined): SockKind | undefined {
+  const both = (a: SockPoint, b: SockPoint): SockPoint[] => [a, b];
+  if (lsm === "socket_connect") return { what: "connect", points: both("connect4", "connect6"), roles: new Map([[0, "sock"], [1, "sockaddr"]]) };
+  if (lsm === "socket_bind") return { what: "bind", points: both("bind4", "bind6"), roles: new Map([[0, "sock"], [1, "sockaddr"]]) };
+  if (h.list !== "kprobes") return undefined;
+  if (!h.syscall && h.name === "tcp_connect") return { what: "tcp_connect", points: both("connect4", "connect6"), roles: new Map([[0, "sock"]]) };
+  const s = h.syscall ? syscallName(h.name) : undefined;
+  // Syscall kprobes go to the cgroup hooks only for Override, which the syscall tracepoint
+  // cannot honor; Post/Sigkill stay at the syscall entry (the arguments as passed, every family).
+  const override = h.selectors.some((sel) => sel.matchActions.some((a) => a.action === "Override"));
+  if (!override) return undefined;
+  if (s === "connect") return { what: "connect", points: both("connect4", "connect6"), roles: new Map([[1, "sockaddr"]]) };
+  if (s === "bind") return { what: "bind", points: both("bind4", "bind6"), roles: new Map([[1, "sockaddr"]]) };
+  if (s === "sendto") return { what: "sendto", points: both("sendmsg4", "sendmsg6"), roles: new Map([[4, "sockaddr"]]) };
+  return undefined;
+}
+
+function sockPointsText(k: SockKind): string {
+  return k.points.map((p) => `cgroup/${p}`).join(" and ");
+}
+
+/**
+ * A socket hook on the cgroup sock_addr programs (bpf/sock_addr.c), attached at the cgroup
+ * v2 root so every process runs them. They exist on every kernel with cgroup v2 and decide
+ * before the kernel acts: a denied connect sends no packet, a denied bind binds nothing, a
+ * denied UDP send sends nothing. They see inet sockets only (TCP, UDP, ICMP ping; not raw
+ * sockets, not AF_UNIX), the address the caller passed and the socket before the call: a
+ * selector that could match something else is refused, never narrowed silently.
+ */
+function sockHook(h: WireHook, k: SockKind, f: HookFeatures, monitor: boolean): Omit<ResolvedHook, keyof HookBase | "ok"> {
+  const where = `in ${sockPointsText(k)}`;
+  const cg = f.cgroupSockAddr?.() ?? { root: "" };
+  if ("missing" in cg) reject(`hook ${h.name}: the cgroup socket hooks (${sockPointsText(k)}) cannot run: ${cg.missing}; substitute: BPF LSM (socket_connect/socket_bind) on a kernel that loads it`);
+  if (h.ret) reject(`return: true: ${sockPointsText(k)} run before the call and see no return value; drop return: true`);
+  if (h.data.length > 0) reject("data: the cgroup socket hooks read no extra data (current_task/pt_regs)");
+  const at = cg.root ? ` (${cg.root})` : "";
+  const inetHint = `add matchArgs Family [AF_INET, AF_INET6] (or an address/port selector) on the ${[...k.roles.values()].includes("sockaddr") ? "sockaddr" : "socket"} argument, or use BPF LSM socket_${k.what === "bind" ? "bind" : "connect"} on a kernel that loads it`;
+  const calls = k.what === "sendto" ? "sends" : k.what === "bind" ? "binds" : "connects";
+  if (h.selectors.length === 0 && k.what !== "tcp_connect") reject(`no selectors: every ${calls.slice(0, -1)} would match, those of non-inet sockets (AF_UNIX, AF_NETLINK, ...) too, which ${sockPointsText(k)} never see (inet sockets only); ${inetHint}`);
+  const seenSlots: number[] = [];
+  const unseen: string[] = [];
+  h.args.forEach((a, slot) => {
+    const role = k.roles.get(a.index);
+    const sockType = a.type === "sock" || a.type === "socket" ? "sock" : a.type === "sockaddr" ? "sockaddr" : undefined;
+    if (role !== undefined && sockType !== undefined && role !== sockType) reject(`argument index ${a.index} is declared ${a.type}, but ${h.name}'s argument ${a.index} is a ${role === "sock" ? "socket" : "sockaddr"}`);
+    if (role !== undefined && sockType === role) seenSlots.push(slot);
+    else unseen.push(`index ${a.index} (${a.type})`);
+  });
+  const bins = (sel: KProbeSelector, si: number): void => {
+    if (sel.matchBinaries.length > 1) reject(`selector ${si}: more than one matchBinaries`);
+    const b = sel.matchBinaries[0];
+    if (b === undefined) return;
+    if (b.operator !== "In" && b.operator !== "NotIn") reject(`selector ${si}: matchBinaries ${b.operator}: the cgroup socket hooks match the process's binary by its interned path (In/NotIn); substitute: list the binaries with In/NotIn`);
+    if (b.followChildren) reject(`selector ${si}: matchBinaries followChildren is not evaluated by the cgroup socket hooks`);
+  };
+  h.selectors.forEach((sel, si) => {
+    const extra: string[] = [];
+    if (sel.matchPIDs.length) extra.push("matchPIDs");
+    if (sel.matchData.length) extra.push("matchData");
+    if (sel.matchReturnArgs.length) extra.push("matchReturnArgs");
+    if (sel.matchReturnActions.length) extra.push("matchReturnActions");
+    if (sel.matchParentBinaries.length) extra.push("matchParentBinaries");
+    if (sel.matchNamespaces.length) extra.push("matchNamespaces");
+    if (sel.matchNamespaceChanges.length) extra.push("matchNamespaceChanges");
+    if (sel.matchCapabilities.length) extra.push("matchCapabilities");
+    if (sel.matchCapabilityChanges.length) extra.push("matchCapabilityChanges");
+    if (sel.matchWorkloads !== undefined) extra.push("matchWorkloads");
+    if (extra.length) reject(`selector ${si}: ${extra.join(", ")} are not evaluated by the cgroup socket hooks (they match the socket, the address and the binary); substitute: the syscall kprobe sys_${k.what === "tcp_connect" ? "connect" : k.what} (syscall: true) with Sigkill, which evaluates every matcher at the syscall's entry`);
+    bins(sel, si);
+    let inetOnly = k.what === "tcp_connect";
+    for (const m of sel.matchArgs) {
+      const decl = m.args.length > 0 ? h.args[m.args[0]!] : h.args.find((a) => a.index === m.index);
+      const role = decl !== undefined ? k.roles.get(decl.index) : undefined;
+      if (decl === undefined || role === undefined) reject(`selector ${si}: matchArgs index ${m.index}: ${sockPointsText(k)} see only ${[...k.roles].map(([i, r]) => `argument ${i} (${r})`).join(" and ")} of ${h.name}; the others are not available there`);
+      if (role === "sockaddr" && !SOCK_ADDR_OPS.has(m.operator)) reject(`selector ${si}: ${m.operator} on a sockaddr argument is not evaluated by the cgroup socket hooks (Family, SAddr, SPort and their Not/Priv forms)`);
+      if (role === "sock" && !SOCK_OPS_ALL.has(m.operator)) reject(`selector ${si}: ${m.operator} on a socket argument is not evaluated by the cgroup socket hooks`);
+      if (k.what === "tcp_connect" && SOCK_SOURCE_OPS.has(m.operator)) {
+        reject(`selector ${si}: ${m.operator} at tcp_connect reads the source address/port the kernel picks after ${sockPointsText(k)} run (they see it only when the socket was bound first), and there are no kprobes here (${NO_KPROBES}); substitute: DAddr/DPort/Protocol/Family selectors, or a security_socket_bind/sys_bind rule on the source`);
+      }
+      if (m.operator === "Family") {
+        const fams = m.values.map((v) => ADDRESS_FAMILIES[v] ?? Number.parseInt(v, 10));
+        if (fams.every((x) => x === AF_INET || x === AF_INET6)) inetOnly = true;
+      }
+      if (POSITIVE_INET_OPS.has(m.operator)) inetOnly = true;
+    }
+    if (!inetOnly) {
+      reject(`selector ${si}: it can match ${calls} of non-inet sockets (AF_UNIX, AF_NETLINK, ...), which ${sockPointsText(k)} never see (inet sockets only); ${inetHint}`);
+    }
+  });
+  const actions = sockActions(h, k, monitor, where);
+  const limits: string[] = [];
+  const bypasses: string[] = [];
+  if (unseen.length) limits.push(`${unseen.length === 1 ? "argument" : "arguments"} ${unseen.join(", ")} ${unseen.length === 1 ? "is" : "are"} not seen by ${sockPointsText(k)}: events omit ${unseen.length === 1 ? "it" : "them"}`);
+  limits.push(`the programs are attached at the cgroup v2 root${at}, so every process runs them; they see the address the caller passed, before any other cgroup program of a descendant cgroup rewrites it`);
+  if (k.what === "tcp_connect") {
+    limits.push(
+      "tcp_connect is decided at the connect(2) of a TCP socket (and TCP fast open's sendto), before the kernel picks the source address and port: events carry them only when the socket was bound first; the socket's state is TCP_SYN_SENT as at tcp_connect",
+      "the hook runs before routing: a connect that then fails (ENETUNREACH, EADDRNOTAVAIL) and never reaches tcp_connect is matched too",
+    );
+  } else if (k.what === "connect") {
+    limits.push(
+      "connect(2) of TCP, UDP and ICMP ping sockets (and TCP fast open's sendto) is decided; the socket argument is the socket before the call",
+      "a connect(2) on a TCP socket that is already connected or connecting fails (EISCONN, EALREADY) before the hook: no event for it",
+    );
+    bypasses.push("raw sockets (SOCK_RAW, CAP_NET_RAW) do not run the cgroup connect/sendmsg hooks: their connects and sends are not seen; remedy: a rule that kills socket(2) of SOCK_RAW (sys_socket, syscall: true, matchArgs on the type), or BPF LSM");
+  } else if (k.what === "bind") {
+    limits.push("bind(2) of TCP, UDP and ICMP ping sockets is decided; the kernel's implicit bind at connect/send (an ephemeral port) runs no bind hook");
+    bypasses.push("raw sockets (SOCK_RAW) do not run the cgroup bind hooks");
+  } else {
+    limits.push("UDP (and ICMP ping) sends that name an address are decided in cgroup/sendmsg4/6, whichever syscall sends them (sendto, sendmsg, sendmmsg, io_uring); a TCP socket ignores the address of sendto (the data goes to its peer, decided at connect)");
+    bypasses.push("sends on a connected UDP socket without an address go to the peer chosen at connect(2): cover it with the same rule on sys_connect (Override)", "raw sockets (SOCK_RAW) do not run the cgroup sendmsg hooks");
+  }
+  return {
+    backend: "sock",
+    event: h.list === "lsmhooks" ? "process_lsm" : "process_kprobe",
+    functionName: functionNameOf(h),
+    mechanism: `cgroup sock_addr programs ${sockPointsText(k)} at the cgroup v2 root${at}, decided in the kernel before the ${k.what === "bind" ? "bind" : k.what === "sendto" ? "send" : "connection"} happens (no BPF LSM or kprobes needed)`,
+    sock: { points: k.points, tcpConnect: k.what === "tcp_connect", seenSlots },
+    actions,
+    limits,
+    bypasses,
+  };
+}
+
+function sockActions(h: WireHook, k: SockKind, monitor: boolean, where: string): ActionHonor[] {
+  const out: ActionHonor[] = [];
+  const call = k.what === "bind" ? "bind()" : k.what === "sendto" ? "the send" : "connect()";
+  const sels = h.selectors.length > 0 ? h.selectors : [undefined];
+  sels.forEach((sel, si) => {
+    const acts = sel === undefined ? [{ action: "Post", argRegs: [], kernelStackTrace: false, userStackTrace: false, imaHash: false } as ActionSelector] : actionsOf(sel);
+    for (const a of acts) {
+      const label = actionLabel(a);
+      if (a.rateLimit !== undefined || a.kernelStackTrace || a.userStackTrace || a.imaHash) {
+        reject(`selector ${si}: ${a.action} with rateLimit/stack traces/imaHash is not supported by the cgroup socket hooks (they report every match without them)`);
+      }
+      if (monitor && ENFORCING.has(a.action)) {
+        out.push({ selector: si, action: label, honored: `monitor mode: not enforced, posted as an event ${where}` });
+        continue;
+      }
+      switch (a.action) {
+        case "Post":
+          out.push({ selector: si, action: label, honored: `event posted ${where}` });
+          break;
+        case "NoPost":
+          out.push({ selector: si, action: label, honored: "no event; the other actions still run" });
+          break;
+        case "Override": {
+          const e = a.argError;
+          if (e !== undefined && (e > -1 || e < -4095)) {
+            reject(`selector ${si}: ${label}: the cgroup socket hooks fail a call with a negative errno (argError -4095..-1, e.g. -1 for EPERM) through bpf_set_retval; ${e} is not one (a kprobe override would return it from the call as is), and there is no BPF LSM or fmod_ret here to do that`);
+          }
+          out.push({ selector: si, action: label, honored: `${call} fails with ${e === undefined || e === -1 ? "EPERM" : `errno ${-e}`} ${where}, before the kernel acts (nothing is sent or bound)` });
+          break;
+        }
+        case "Sigkill":
+          out.push({ selector: si, action: label, honored: `SIGKILL with bpf_send_signal ${where}: the process dies before ${call} returns, and the call is denied too, so nothing leaves first` });
+          break;
+        case "Signal":
+          out.push({ selector: si, action: label, honored: a.argSig === SIGKILL ? `SIGKILL with bpf_send_signal ${where}; the call is denied too` : `signal ${a.argSig ?? "?"} with bpf_send_signal ${where}; the call proceeds` });
+          break;
+        default:
+          reject(`selector ${si}: action ${a.action} is not taken by the cgroup socket hooks (they honor Post, NoPost, Override, Sigkill, Signal)`);
+      }
+    }
+  });
+  return out;
+}
+
 // ---------------------------------------------------------------- dispatch
 
 const NO_KPROBES = "no kprobes (CONFIG_KPROBES off)";
 
 function substituteFor(name: string): string {
   if (/^(fd_install|do_sys_open|do_filp_open|vfs_open|security_file_permission)$/.test(name)) return "security_file_open with a file argument (decided on the opened file: Equal files by the file guard, by inode; prefixes and other matchers at the open-family syscall exit, by its resolved path)";
-  if (/^(tcp_connect|tcp_v4_connect|tcp_v6_connect|inet_stream_connect)$/.test(name)) return "cgroup connect4/connect6 programs (not wired in ward yet) or the syscall kprobe sys_connect (syscall: true), which runs on its tracepoint";
+  if (/^(tcp_v4_connect|tcp_v6_connect|inet_stream_connect)$/.test(name)) return "a tcp_connect or security_socket_connect kprobe, which ward runs on the cgroup connect4/connect6 programs, or the syscall kprobe sys_connect (syscall: true), which runs on its tracepoint";
+  if (/^(tcp_close|tcp_set_state|tcp_v4_destroy_sock)$/.test(name)) return "the tracepoint sock/inet_sock_set_state (spec.tracepoints), which reports every TCP state change including the close, with addresses and ports";
+  if (/^(tcp_sendmsg|udp_sendmsg|tcp_sendpage)$/.test(name)) return "syscall kprobes on sys_sendto/sys_sendmsg/sys_write (syscall: true), which run on their tracepoints; for UDP sends to an address, sys_sendto with Override runs on cgroup/sendmsg4/6";
   if (/^(commit_creds|__sys_setuid|__sys_setresuid)$/.test(name)) return "syscall kprobes on the set*id syscalls (syscall: true), which run on their tracepoints";
   if (/^(do_init_module|load_module|free_module)$/.test(name)) return "kprobes on sys_init_module and sys_finit_module (syscall: true), which the module guard watches";
   return "a syscall kprobe (syscall: true), which runs on the syscall's tracepoint, or a tracepoint (spec.tracepoints) for the same event";
@@ -716,6 +926,8 @@ function substituteFor(name: string): string {
 
 function resolveOne(h: WireHook, f: HookFeatures, monitor: boolean, lists: readonly ListSpec[]): Omit<ResolvedHook, keyof HookBase | "ok"> {
   const lsm = lsmName(h);
+  const sk = sockKind(h, lsm);
+  if (sk !== undefined) return sockHook(h, sk, f, monitor);
   if (lsm !== undefined) {
     if (lsm === "file_open") return !f.bpfLsm && !guardExpresses(h) ? openExitHook(h, f, monitor) : guardFileHook(h, "open", f, monitor);
     if (lsm === "bprm_check_security") return guardFileHook(h, "exec", f, monitor);
@@ -725,9 +937,6 @@ function resolveOne(h: WireHook, f: HookFeatures, monitor: boolean, lists: reado
     }
     if (lsm === "kernel_module_request") {
       reject(`hook ${h.name} cannot run on this kernel: ${f.bpfLsm ? "ward's LSM backend does not hook kernel_module_request" : `no BPF LSM and ${NO_KPROBES}`}; substitute: kprobes on sys_finit_module and sys_init_module (syscall: true): the module autoload runs modprobe, which calls them`);
-    }
-    if (lsm === "socket_connect") {
-      reject(`hook ${h.name} cannot run on this kernel: ${f.bpfLsm ? "ward's LSM backend does not hook socket_connect" : `no BPF LSM and ${NO_KPROBES}`}; substitute: cgroup connect4/connect6 (sock_addr) programs, which this kernel runs but ward does not wire yet, or the syscall kprobe sys_connect (syscall: true) with Sigkill`);
     }
     if (lsm.startsWith("path_")) {
       reject(`hook ${h.name} cannot run on this kernel: ${f.bpfLsm ? "ward's LSM backend does not hook security_path_*" : `no BPF LSM and ${NO_KPROBES}`}; substitute: the syscall kprobes of the operation (e.g. sys_unlinkat, sys_renameat2, syscall: true; path strings as the caller wrote them), or security_file_open for opens`);

@@ -1,12 +1,59 @@
-// BPF links for "nothing left attached" checks, without bpftool (a Debian package the
-// machine may not have yet) and exact while other suites on the host make links of their own.
-import { readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+// BPF links for "nothing left attached" checks, read from /proc/PID/fdinfo and the kernel's
+// link-id listing, without bpftool (a Debian package the machine may not have yet) and exact
+// while other suites on the host make links of their own. Tests use it to
+// show that a policy's programs are attached while it is applied and gone after.
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { Attr } from "../../src/bpf/attr.ts";
 import { BpfCmd } from "../../src/bpf/constants.ts";
 import { bpfErrno, errnoName } from "../../src/bpf/sys.ts";
 
 const ENOENT = 2;
+
+export interface FdLink {
+  fd: number;
+  linkType: string;
+  linkId: number;
+  progId: number;
+  /** cgroup links: attach type as the kernel prints it ("cgroup_inet4_connect" or a number) */
+  attachType?: string;
+}
+
+/** Every bpf_link fd of `pid` whose link_type is cgroup. */
+export function cgroupLinks(pid: number): FdLink[] {
+  return bpfLinks(pid).filter((l) => l.linkType === "cgroup");
+}
+
+/** Every bpf_link fd of `pid`. */
+export function bpfLinks(pid: number): FdLink[] {
+  const out: FdLink[] = [];
+  let fds: string[];
+  try {
+    fds = readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return out;
+  }
+  for (const fd of fds) {
+    let target: string;
+    let info: string;
+    try {
+      target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+      if (target !== "anon_inode:bpf_link") continue;
+      info = readFileSync(`/proc/${pid}/fdinfo/${fd}`, "utf8");
+    } catch {
+      continue; // closed meanwhile
+    }
+    const field = (k: string): string | undefined => new RegExp(`^${k}:\\s*(\\S+)`, "m").exec(info)?.[1];
+    const attach = field("attach_type");
+    out.push({
+      fd: Number(fd),
+      linkType: field("link_type") ?? "",
+      linkId: Number(field("link_id") ?? 0),
+      progId: Number(field("prog_id") ?? 0),
+      ...(attach !== undefined ? { attachType: attach } : {}),
+    });
+  }
+  return out;
+}
 
 /** IDs of every BPF link in the system (BPF_LINK_GET_NEXT_ID from 0 until ENOENT; needs root). */
 export function systemLinkIds(): Set<number> {
@@ -22,25 +69,7 @@ export function systemLinkIds(): Set<number> {
   }
 }
 
-/** BPF links a process holds through its descriptors (fdinfo link_id): exactly its own. */
+/** IDs of the BPF links a process holds through its descriptors: exactly its own. */
 export function linkIdsOf(pid: number): Set<number> {
-  const out = new Set<number>();
-  const dir = `/proc/${pid}/fdinfo`;
-  let fds: string[];
-  try {
-    fds = readdirSync(dir);
-  } catch {
-    return out; // the process is gone
-  }
-  for (const fd of fds) {
-    let text: string;
-    try {
-      text = readFileSync(join(dir, fd), "utf8");
-    } catch {
-      continue; // closed meanwhile
-    }
-    const m = /^link_id:\s*(\d+)/m.exec(text);
-    if (m) out.add(Number(m[1]));
-  }
-  return out;
+  return new Set(bpfLinks(pid).map((l) => l.linkId));
 }

@@ -157,7 +157,8 @@ describe("rejections name the missing feature and a substitute", () => {
 
   test("security_socket_connect, security_path_*, kernel_module_request", () => {
     const sock = policyFrom(policy(`  kprobes:\n  - call: security_socket_connect\n    syscall: false\n    args:\n    - index: 1\n      type: sockaddr\n`));
-    expect(rejected(resolvePolicy(sock, HERE).hooks[0])).toMatch(/no BPF LSM and no kprobes.*substitute: cgroup connect4\/connect6/);
+    // on the cgroup connect hooks, which see inet sockets only: a hook matching every connect is refused
+    expect(rejected(resolvePolicy(sock, HERE).hooks[0])).toMatch(/no selectors: every connect would match.*non-inet sockets.*add matchArgs Family \[AF_INET, AF_INET6\]/);
     const path = policyFrom(policy(`  kprobes:\n  - call: security_path_unlink\n    syscall: false\n    args:\n    - index: 0\n      type: path\n`));
     expect(rejected(resolvePolicy(path, HERE).hooks[0])).toMatch(/security_path_unlink cannot run on this kernel: no BPF LSM.*substitute: /);
     const req = policyFrom(policy(`  kprobes:\n  - call: security_kernel_module_request\n    syscall: false\n    args:\n    - index: 0\n      type: string\n`));
