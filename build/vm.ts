@@ -314,7 +314,10 @@ export interface VmOptions {
    * How long a KVM boot may go without a marker line before it counts as broken (auto falls
    * back to TCG, forced kvm fails). A working KVM guest speaks within seconds; a nested KVM
    * that cannot run the guest kernel spins silently, so waiting for the whole timeout would
-   * only delay the fallback. Default 30 s.
+   * only delay the fallback. Measured on a machine whose /dev/kvm is the kvm_pvm module
+   * (pagetable-based nested KVM): with the MSR fixed (accelArgs) qemu starts, but the 6.1
+   * kernel printed nothing after its decompressor in 2 minutes, qemu burning CPU in the host
+   * kernel; the same guest under TCG prints its boot record in about 4 s. Default 30 s.
    */
   speakTimeoutMs?: number;
   /** the qemu binary; tests substitute a fake */
