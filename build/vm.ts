@@ -4,9 +4,13 @@
 // glibc libraries, any extra files); qemu boots it with BPF LSM enabled, the guest prints
 // result lines on the serial console after a marker, and the host parses them.
 //
+// The accelerator: KVM when /dev/kvm is there and the guest speaks under it, else TCG (a
+// nested KVM may abort qemu or never run the guest); WARD_VM_ACCEL=kvm|tcg|auto forces it, and
+// every run says which one ran (runVm below).
+//
 // `bun run build/vm.ts` boots a busybox-only VM and prints the boot line: a smoke check.
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { aptUpdateOnce, ensureSystemPackages } from "./system.ts";
@@ -205,7 +209,10 @@ export function busyboxEntries(): InitramfsEntry[] {
 /**
  * /init: mounts what a BPF program needs (proc, sys, devtmpfs, bpffs, tracefs, debugfs,
  * securityfs, tmpfs on /tmp), prints the boot record, runs `command`, prints the done record
- * with its exit status and powers off (-no-reboot makes qemu exit then).
+ * with its exit status and powers off (-no-reboot makes qemu exit then). The boot record
+ * carries the guest's own view of the accelerator: `hypervisor` is what the kernel logged as
+ * "Hypervisor detected: ..." ("KVM" under qemu's KVM, which exposes the KVM CPUID leaves;
+ * empty under TCG, which does not).
  */
 export function initScript(command: string): string {
   return `#!/bin/busybox sh
@@ -220,7 +227,8 @@ mount -t bpf bpf /sys/fs/bpf
 mount -t tracefs tracefs /sys/kernel/tracing
 mount -t debugfs debugfs /sys/kernel/debug
 mount -t securityfs none /sys/kernel/security
-echo '${VM_MARKER}{"kind":"boot","release":"'"$(uname -r)"'","lsm":"'"$(cat /sys/kernel/security/lsm)"'"}'
+hv=$(dmesg | sed -n 's/.*Hypervisor detected: //p' | head -n 1 | tr -cd 'A-Za-z0-9 .-')
+echo '${VM_MARKER}{"kind":"boot","release":"'"$(uname -r)"'","lsm":"'"$(cat /sys/kernel/security/lsm)"'","hypervisor":"'"$hv"'"}'
 ${command}
 echo '${VM_MARKER}{"kind":"done","status":'"$?"'}'
 poweroff -f
@@ -237,14 +245,60 @@ export function compileGuest(entry: string, out: string): string {
 
 export type VmRecord = Record<string, unknown> & { kind?: string };
 
+/** The qemu accelerator a run used. */
+export type VmAccel = "kvm" | "tcg";
+/** What to use: one accelerator, or auto (KVM when it boots the guest, else TCG). */
+export type VmAccelMode = VmAccel | "auto";
+
+/** Forces the accelerator for every VM of the process: kvm, tcg or auto (the default). */
+export const VM_ACCEL_ENV = "WARD_VM_ACCEL";
+
+/** The accelerator mode WARD_VM_ACCEL asks for; a value other than kvm, tcg, auto is an error. */
+export function vmAccelMode(env: Record<string, string | undefined> = process.env): VmAccelMode {
+  const v = env[VM_ACCEL_ENV];
+  if (v === undefined || v === "") return "auto";
+  if (v === "auto" || v === "kvm" || v === "tcg") return v;
+  throw new VmError(`${VM_ACCEL_ENV}=${JSON.stringify(v)}: expected kvm, tcg or auto`);
+}
+
+/** Why KVM cannot even be tried (no device, no access), or undefined when qemu may try it. */
+export function kvmUnavailable(device = "/dev/kvm"): string | undefined {
+  if (!existsSync(device)) return `no ${device}`;
+  try {
+    accessSync(device, constants.R_OK | constants.W_OK);
+  } catch (e) {
+    return `${device} is not usable: ${(e as NodeJS.ErrnoException).code ?? String(e)}`;
+  }
+  return undefined;
+}
+
+/**
+ * The accelerator and CPU model arguments. Bun needs AVX2, and qemu64 stops it with "Illegal
+ * instruction", so both models have it:
+ * - KVM: the host CPU without IA32_ARCH_CAPABILITIES. With `max` or `host` as is, qemu writes
+ *   that MSR (0x10a) at start-up; a nested hypervisor that advertises the feature but refuses
+ *   the write makes qemu abort at once ("failed to set MSR 0x10a to 0x69", kvm_buf_set_msrs
+ *   assertion; measured with qemu 7.2). Without the feature qemu never writes it and the
+ *   guest kernel assumes an older CPU (it only enables mitigations it would otherwise skip).
+ * - TCG: `max`, which has AVX2 in software from qemu 7.2 on.
+ */
+export function accelArgs(accel: VmAccel): string[] {
+  return accel === "kvm" ? ["-accel", "kvm", "-cpu", "host,-arch-capabilities"] : ["-accel", "tcg", "-cpu", "max"];
+}
+
 export interface VmRun {
-  /** the whole serial console, \r removed */
+  /** the whole serial console (and qemu's stderr), \r removed */
   console: string;
   /** parsed marker lines, in order */
   records: VmRecord[];
   exitCode: number | null;
   timedOut: boolean;
+  /** of the whole call, a failed KVM attempt included */
   durationMs: number;
+  /** the accelerator this run booted under */
+  accel: VmAccel;
+  /** auto mode on TCG: why not KVM (no device, or what the KVM attempt did); null otherwise */
+  accelFallback: string | null;
 }
 
 export interface VmOptions {
@@ -252,7 +306,24 @@ export interface VmOptions {
   initramfs: string;
   append?: string;
   memoryMb?: number;
+  /** for the whole call, a failed KVM attempt included */
   timeoutMs: number;
+  /** default: vmAccelMode() (WARD_VM_ACCEL, else auto) */
+  accel?: VmAccelMode;
+  /**
+   * How long a KVM boot may go without a marker line before it counts as broken (auto falls
+   * back to TCG, forced kvm fails). A working KVM guest speaks within seconds; a nested KVM
+   * that cannot run the guest kernel spins silently, so waiting for the whole timeout would
+   * only delay the fallback. Measured on a machine whose /dev/kvm is the kvm_pvm module
+   * (pagetable-based nested KVM): with the MSR fixed (accelArgs) qemu starts, but the 6.1
+   * kernel printed nothing after its decompressor in 2 minutes, qemu burning CPU in the host
+   * kernel; the same guest under TCG prints its boot record in about 4 s. Default 30 s.
+   */
+  speakTimeoutMs?: number;
+  /** the qemu binary; tests substitute a fake */
+  qemu?: string;
+  /** the KVM device whose presence decides whether KVM is tried; tests substitute a file */
+  kvmDevice?: string;
 }
 
 export function parseRecords(console: string): VmRecord[] {
@@ -270,11 +341,120 @@ export function parseRecords(console: string): VmRecord[] {
   return records;
 }
 
-/** Boot the VM and wait for it to power off (or kill it at the timeout). */
-export function runVm(opts: VmOptions): Promise<VmRun> {
-  const args = [
-    "-nographic",
-    "-cpu", "max", // bun needs AVX2; qemu64 stops it with "Illegal instruction"
+/** One line for a test log: the accelerator and, on a fallback, why. */
+export function accelSummary(run: Pick<VmRun, "accel" | "accelFallback" | "durationMs">): string {
+  const why = run.accelFallback === null ? "" : ` (fallback: ${run.accelFallback})`;
+  return `accel ${run.accel}${why}, ${seconds(run.durationMs)}`;
+}
+
+const DEFAULT_SPEAK_TIMEOUT_MS = 30_000;
+
+/**
+ * What auto mode settled on, per qemu binary and KVM device: the first boot of a process that
+ * finds KVM broken pays for the failed attempt, the others go straight to TCG. Only a
+ * conclusive outcome is kept: an attempt that booted (KVM) or a KVM failure followed by a TCG
+ * boot that spoke. When neither spoke the guest itself is at fault, and nothing is learned.
+ */
+const accelDecisions = new Map<string, { accel: VmAccel; fallback: string | null }>();
+
+interface Attempt {
+  run: Omit<VmRun, "accel" | "accelFallback" | "durationMs">;
+  /** set when the guest never printed a marker line: what happened instead */
+  silent: string | undefined;
+}
+
+function seconds(ms: number): string {
+  return `${ms < 10_000 ? (ms / 1000).toFixed(1) : (ms / 1000).toFixed(0)} s`;
+}
+
+/** Last lines qemu wrote to stderr, for a reason string. */
+function stderrTail(stderr: string): string {
+  const lines = stderr.replace(/\r/g, "").split("\n").map((l) => l.trim()).filter(Boolean);
+  const tail = lines.slice(-2).join(" / ");
+  return tail.length > 400 ? `${tail.slice(0, 400)}...` : tail;
+}
+
+/**
+ * Run qemu once. With speakTimeoutMs, a guest that prints no marker line by then is killed
+ * and the attempt reports it as silent; a qemu that exits before any marker line (an abort
+ * at start-up, a kernel panic) is silent too.
+ */
+function attempt(qemu: string, args: string[], timeoutMs: number, speakTimeoutMs: number | undefined): Promise<Attempt> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(qemu, args, { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let stderr = "";
+    let spoke = false;
+    let timedOut = false;
+    let mute = false;
+    const onData = (d: string) => {
+      // A marker may straddle two chunks: search from just before the new data.
+      const from = Math.max(0, out.length - VM_MARKER.length);
+      out += d;
+      if (!spoke && out.indexOf(VM_MARKER, from) >= 0) {
+        spoke = true;
+        if (speakTimer !== undefined) clearTimeout(speakTimer);
+      }
+    };
+    child.stdout.setEncoding("utf8");
+    child.stderr.setEncoding("utf8");
+    child.stdout.on("data", onData);
+    child.stderr.on("data", (d: string) => {
+      stderr += d;
+      onData(d);
+    });
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill("SIGKILL");
+    }, timeoutMs);
+    const speakTimer =
+      speakTimeoutMs === undefined || speakTimeoutMs >= timeoutMs
+        ? undefined
+        : setTimeout(() => {
+            if (spoke) return;
+            mute = true;
+            child.kill("SIGKILL");
+          }, speakTimeoutMs);
+    const stop = () => {
+      clearTimeout(timer);
+      if (speakTimer !== undefined) clearTimeout(speakTimer);
+    };
+    child.on("error", (e) => {
+      stop();
+      reject(new VmError(`start ${qemu}: ${e.message}`));
+    });
+    child.on("close", (code, signal) => {
+      stop();
+      const console = out.replace(/\r/g, "");
+      let silent: string | undefined;
+      if (!spoke) {
+        const tail = stderrTail(stderr);
+        if (mute) silent = `the guest printed no result line within ${seconds(speakTimeoutMs ?? 0)} (qemu killed)`;
+        else if (timedOut) silent = `the guest printed no result line within the ${seconds(timeoutMs)} timeout`;
+        else silent = `qemu exited (${signal ?? `code ${code}`}) before the guest spoke${tail ? `: ${tail}` : ""}`;
+      }
+      resolve({ run: { console, records: parseRecords(console), exitCode: code, timedOut: timedOut || mute }, silent });
+    });
+  });
+}
+
+/**
+ * Boot the VM and wait for it to power off (or kill it at the timeout). The accelerator is
+ * chosen here, not by qemu's own `-accel kvm -accel tcg` fallback: that one only covers a KVM
+ * that fails to initialise, not a qemu that aborts a moment later or a guest that never runs,
+ * and it would not say which accelerator ran.
+ * - tcg: TCG.
+ * - kvm: KVM; no usable device, a qemu that dies or a guest that stays silent is a VmError.
+ * - auto: KVM when the device is there; if the guest does not speak under it, once more under
+ *   TCG, with the reason in accelFallback. The outcome is remembered for the process.
+ */
+export async function runVm(opts: VmOptions): Promise<VmRun> {
+  const mode = opts.accel ?? vmAccelMode();
+  const qemu = opts.qemu ?? "qemu-system-x86_64";
+  const device = opts.kvmDevice ?? "/dev/kvm";
+  const speakTimeoutMs = opts.speakTimeoutMs ?? DEFAULT_SPEAK_TIMEOUT_MS;
+  const base = [
+    "-nographic", // routes the serial port to stdio
     "-smp", "2",
     "-m", `${opts.memoryMb ?? 2048}M`,
     "-kernel", opts.kernel.vmlinuz,
@@ -283,35 +463,42 @@ export function runVm(opts: VmOptions): Promise<VmRun> {
     "-no-reboot",
     "-nic", "none",
     "-monitor", "none",
-    "-serial", "stdio",
   ];
-  // KVM when it works, else software emulation: qemu tries the accelerators in order.
-  args.unshift("-accel", "kvm", "-accel", "tcg");
-  // -nographic already routes the serial port to stdio; drop the duplicate -serial.
-  args.splice(args.indexOf("-serial"), 2);
   const started = Date.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn("qemu-system-x86_64", args, { stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    let timedOut = false;
-    child.stdout.setEncoding("utf8");
-    child.stderr.setEncoding("utf8");
-    child.stdout.on("data", (d: string) => (out += d));
-    child.stderr.on("data", (d: string) => (out += d));
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill("SIGKILL");
-    }, opts.timeoutMs);
-    child.on("error", (e) => {
-      clearTimeout(timer);
-      reject(new VmError(`start qemu: ${e.message}`));
-    });
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      const console = out.replace(/\r/g, "");
-      resolve({ console, records: parseRecords(console), exitCode: code, timedOut, durationMs: Date.now() - started });
-    });
-  });
+  const finish = (a: Attempt, accel: VmAccel, accelFallback: string | null): VmRun => ({ ...a.run, accel, accelFallback, durationMs: Date.now() - started });
+  const forced = opts.accel === undefined ? `${VM_ACCEL_ENV}=kvm` : "accel kvm";
+
+  if (mode === "tcg") return finish(await attempt(qemu, [...accelArgs("tcg"), ...base], opts.timeoutMs, undefined), "tcg", null);
+
+  if (mode === "kvm") {
+    const why = kvmUnavailable(device);
+    if (why !== undefined) throw new VmError(`${forced} was asked for, but ${why}`);
+    const a = await attempt(qemu, [...accelArgs("kvm"), ...base], opts.timeoutMs, speakTimeoutMs);
+    if (a.silent !== undefined) throw new VmError(`${forced} was asked for, but KVM does not boot the guest here: ${a.silent}; use ${VM_ACCEL_ENV}=auto or tcg`);
+    return finish(a, "kvm", null);
+  }
+
+  const key = `${qemu}\0${device}`;
+  const known = accelDecisions.get(key);
+  if (known !== undefined) {
+    return finish(await attempt(qemu, [...accelArgs(known.accel), ...base], opts.timeoutMs, undefined), known.accel, known.fallback);
+  }
+  const why = kvmUnavailable(device);
+  if (why !== undefined) {
+    accelDecisions.set(key, { accel: "tcg", fallback: why });
+    return finish(await attempt(qemu, [...accelArgs("tcg"), ...base], opts.timeoutMs, undefined), "tcg", why);
+  }
+  // At most half the time goes to finding out that KVM does not work.
+  const kvm = await attempt(qemu, [...accelArgs("kvm"), ...base], opts.timeoutMs, Math.min(speakTimeoutMs, opts.timeoutMs / 2));
+  if (kvm.silent === undefined) {
+    accelDecisions.set(key, { accel: "kvm", fallback: null });
+    return finish(kvm, "kvm", null);
+  }
+  const left = Math.max(1, opts.timeoutMs - (Date.now() - started));
+  const fallback = `under KVM ${kvm.silent}`;
+  const tcg = await attempt(qemu, [...accelArgs("tcg"), ...base], left, undefined);
+  if (tcg.silent === undefined) accelDecisions.set(key, { accel: "tcg", fallback });
+  return finish(tcg, "tcg", fallback);
 }
 
 if (import.meta.main) {
@@ -322,5 +509,5 @@ if (import.meta.main) {
     join(vmCacheDir(), "smoke.cpio.gz"),
   );
   const run = await runVm({ kernel, initramfs: initrd, timeoutMs: 120_000 });
-  process.stdout.write(`${JSON.stringify(run.records)}\n${run.durationMs} ms, exit ${run.exitCode}${run.timedOut ? " (timed out)" : ""}\n`);
+  process.stdout.write(`${JSON.stringify(run.records)}\n${accelSummary(run)}, exit ${run.exitCode}${run.timedOut ? " (timed out)" : ""}\n`);
 }

@@ -2,7 +2,7 @@
 // what this host refuses (LSM, kprobes, modules) is exercised for real there. One VM boot
 // runs every guest check (test/vm/guest/main.ts); the tests below assert on its records.
 import { describe, expect } from "bun:test";
-import type { VmRecord, VmRun } from "../../build/vm.ts";
+import { accelSummary, type VmRecord, type VmRun } from "../../build/vm.ts";
 import { kernelTest } from "../lib/host.ts";
 import { runGuardVm } from "./image.ts";
 
@@ -35,6 +35,7 @@ describe("guard on Debian 6.1 in qemu (BPF LSM, kprobes, modules)", () => {
     "the VM boots with BPF LSM active and the guest runs to the end",
     async () => {
       vm = await runGuardVm(VM_TIMEOUT_MS);
+      process.stderr.write(`guard VM: ${accelSummary(vm)}\n`);
       const boot = vm.records.find((r) => r.kind === "boot");
       expect(vm.timedOut).toBe(false);
       expect(boot?.release).toMatch(/^6\.1\./);
