@@ -14,6 +14,7 @@ import type { Sensor } from "./sensor.ts";
 import { pidAlive, readState, removeState, writeState } from "./state-file.ts";
 import { loadOrCreateToken } from "./token.ts";
 import type { EventJson } from "../events/filter.ts";
+import { isCountedSink } from "../export/sink.ts";
 
 /** What sensors get from the agent: where to pin, how to name the node, where events go. */
 export interface SensorContext {
@@ -282,6 +283,7 @@ export class Agent {
       ready: this.#ready,
       sensors,
       events: { total: ev.total, by_type: ev.byType, lost, subscribers: ev.subscribers, sinks: this.hub.sinks.map((s) => s.name) },
+      sink_stats: this.hub.sinks.filter(isCountedSink).map((s) => s.stats()),
       ...(cacheSize !== undefined ? { process_cache_size: cacheSize } : {}),
       policies: this.store.list(),
     };

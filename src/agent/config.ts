@@ -3,6 +3,7 @@
 import { hostname } from "node:os";
 import { isIP } from "node:net";
 import { parseArgs, UsageError, type FlagSpec } from "../cli/args.ts";
+import { parseSinkFlags, SinkConfigError, type SinkSpec } from "../export/sink-spec.ts";
 import { DEFAULT_STATE_FILE, DEFAULT_TOKEN_FILE } from "./state-file.ts";
 
 /** Default API port. Same number as Tetragon's gRPC default; one of them must move if both run. */
@@ -24,8 +25,10 @@ export interface AgentConfig {
   tokenFile: string;
   stateFile: string;
   exportFile?: string;
-  /** Print events to stdout; on by default when no --export-file is given. */
+  /** Print events to stdout; on by default when no --export-file or --sink is given. */
   exportStdout: boolean;
+  /** --sink flags (src/export/sink-spec.ts), in order. */
+  sinks: SinkSpec[];
   output: OutputFormat;
   bpfDir: string;
   keepSensorsOnExit: boolean;
@@ -40,6 +43,7 @@ export const AGENT_FLAGS: Record<string, FlagSpec> = {
   "state-file": { kind: "string" },
   "export-file": { kind: "string" },
   "export-stdout": { kind: "bool" },
+  sink: { kind: "list" },
   output: { kind: "string", short: "o" },
   "bpf-dir": { kind: "string" },
   "keep-sensors-on-exit": { kind: "bool" },
@@ -58,7 +62,10 @@ observability, no enforcement) and prints events as JSON lines to stdout.
   --token-file FILE        API bearer token, created 0600 when missing (default ${DEFAULT_TOKEN_FILE})
   --state-file FILE        where the CLI finds the agent (default ${DEFAULT_STATE_FILE}, or $WARD_STATE_FILE)
   --export-file FILE       write events as JSON lines to FILE (rotated) instead of stdout
-  --export-stdout          print events to stdout as well as to --export-file
+  --export-stdout          print events to stdout as well as to --export-file or --sink
+  --sink SPEC              also export to SPEC (repeatable): syslog://HOST:PORT?proto=tcp|udp,
+                           syslog:///path/to/socket, loki=http://HOST:3100,
+                           clickhouse=http://HOST:8123?table=ward_events, file=PATH, stdout
   -o, --output json|compact  stdout format (default json)
   --bpf-dir DIR            bpffs directory for pins (default ${DEFAULT_BPF_DIR})
   --keep-sensors-on-exit   leave pinned programs attached when the agent exits (not supported yet: refused)
@@ -107,6 +114,13 @@ export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv = proces
   if (output !== "json" && output !== "compact") throw new UsageError(`ward agent: -o must be json or compact, not "${output}"`);
   const exportFile = nonEmpty("export-file", str(flags["export-file"]));
   const policyFiles = Array.isArray(flags.policy) ? flags.policy : [];
+  let sinks: SinkSpec[];
+  try {
+    sinks = parseSinkFlags(Array.isArray(flags.sink) ? flags.sink : []);
+  } catch (err) {
+    if (err instanceof SinkConfigError) throw new UsageError(`ward agent: ${err.message}`);
+    throw err;
+  }
   for (const p of policyFiles) nonEmpty("policy", p);
   return {
     policyFiles,
@@ -115,7 +129,8 @@ export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv = proces
     tokenFile: nonEmpty("token-file", str(flags["token-file"])) ?? DEFAULT_TOKEN_FILE,
     stateFile: nonEmpty("state-file", str(flags["state-file"])) ?? (env.WARD_STATE_FILE || DEFAULT_STATE_FILE),
     exportFile,
-    exportStdout: exportFile === undefined || flags["export-stdout"] === true,
+    exportStdout: (exportFile === undefined && sinks.length === 0) || flags["export-stdout"] === true,
+    sinks,
     output,
     bpfDir: nonEmpty("bpf-dir", str(flags["bpf-dir"])) ?? DEFAULT_BPF_DIR,
     keepSensorsOnExit: flags["keep-sensors-on-exit"] === true,

@@ -6,7 +6,7 @@ import { defaultSensors } from "../../agent/default-sensors.ts";
 import { parsePolicies } from "../../agent/policy-parser.ts";
 import { createPolicyBackend } from "../../agent/policy-backend.ts";
 import { PolicyInvalidError, formatDiagnostic } from "../../agent/policy-store.ts";
-import { fileSink, stdoutSink } from "../../agent/sinks.ts";
+import { createSink, fileSink, stdoutSink } from "../../agent/sinks.ts";
 import type { EventSink } from "../../agent/event-hub.ts";
 
 function log(msg: string): void {
@@ -31,6 +31,7 @@ export async function run(argv: string[]): Promise<number> {
     const out: EventSink[] = [];
     if (config.exportFile !== undefined) out.push(fileSink(config.exportFile));
     if (config.exportStdout) out.push(stdoutSink(config.output));
+    for (const spec of config.sinks) out.push(createSink(spec, { nodeName: config.nodeName }));
     return out;
   };
   const agent = new Agent(config, { parser: parsePolicies, sensors: defaultSensors, policyBackend: (ctx, sensors) => createPolicyBackend(ctx, sensors), sinks, log });
