@@ -252,6 +252,12 @@ export class Agent {
       try {
         await sink.flush();
         await sink.close();
+        if (isCountedSink(sink)) {
+          // The final counters: after close nothing is queued, so sent + dropped = written.
+          const st = sink.stats();
+          const dropped = Object.entries(st.dropped).filter(([, n]) => n > 0).map(([r, n]) => `${r} ${n}`);
+          this.parts.log(`sink ${st.name}: written ${st.written}, sent ${st.sent}, retried ${st.retried}, dropped ${dropped.length ? dropped.join(", ") : "0"}`);
+        }
       } catch (err) {
         errors.push(`close sink ${sink.name}: ${(err as Error).message}`);
       }

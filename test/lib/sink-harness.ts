@@ -173,3 +173,24 @@ export function readIfExists(path: string): string {
 export function readGuarded(file: string): NodeJS.Signals | null {
   return spawnSync("cat", [file], { encoding: "utf8", timeout: 10_000 }).signal;
 }
+
+export interface FinalSinkStats {
+  written: number;
+  sent: number;
+  retried: number;
+  dropped: Record<string, number>;
+}
+
+/** The counters the agent logs for `sink` when it stops ("sink NAME: written N, sent N, ..."). */
+export function finalStats(stderr: string, sink: string): FinalSinkStats {
+  const esc = sink.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  const m = new RegExp(`sink ${esc}: written (\\d+), sent (\\d+), retried (\\d+), dropped (.*)`).exec(stderr);
+  if (!m) throw new Error(`no final counters for sink ${sink} in the agent's stderr:\n${stderr.slice(-1500)}`);
+  const dropped: Record<string, number> = {};
+  if (m[4] !== "0") for (const part of m[4]!.split(", ")) dropped[part.split(" ")[0]!] = Number(part.split(" ")[1]);
+  return { written: Number(m[1]), sent: Number(m[2]), retried: Number(m[3]), dropped };
+}
+
+export function droppedTotal(s: FinalSinkStats): number {
+  return Object.values(s.dropped).reduce((a, b) => a + b, 0);
+}
