@@ -30,7 +30,7 @@ afterAll(async () => {
   for (const s of servers) await s.stop();
   rmSync(dir, { recursive: true, force: true });
   rmSync(bpfDir, { recursive: true, force: true });
-});
+}, 30_000);
 
 async function loki(): Promise<LokiServer> {
   const s = new LokiServer(await freePort());

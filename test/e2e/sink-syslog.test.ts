@@ -28,7 +28,7 @@ afterAll(async () => {
   for (const s of servers) await s.stop();
   rmSync(dir, { recursive: true, force: true });
   rmSync(bpfDir, { recursive: true, force: true });
-});
+}, 30_000);
 
 /** Received MSG parts (the event JSON lines) of a file rsyslog wrote, with their header fields. */
 function received(file: string): Array<{ pri: string; msgid: string; app: string; host: string; procid: string; time: string; msg: string }> {

@@ -42,7 +42,7 @@ export class ServerProcess {
   ) {}
 
   start(): void {
-    if (this.proc && this.proc.exitCode === null) throw new Error(`${this.what} already running`);
+    if (this.proc && this.dead() === undefined) throw new Error(`${this.what} already running`);
     this.proc = Bun.spawn(this.argv, { stdin: "ignore", stdout: "ignore", stderr: "pipe", cwd: this.opts.cwd, env: this.opts.env ?? (process.env as Record<string, string>) });
     const p = this.proc;
     void new Response(p.stderr).text().then((t) => (this.#stderr = t), () => {});
@@ -55,11 +55,12 @@ export class ServerProcess {
     return p.exitCode === null && p.signalCode === null ? undefined : `${this.what} exited (${p.exitCode ?? p.signalCode}): ${this.#stderr.slice(-800)}`;
   }
 
-  async stop(): Promise<void> {
+  /** SIGTERM, and SIGKILL after graceMs: a server that takes long to shut down is simply killed. */
+  async stop(graceMs = 3_000): Promise<void> {
     const p = this.proc;
     if (!p || p.exitCode !== null || p.signalCode !== null) return;
     p.kill("SIGTERM");
-    const t = setTimeout(() => p.kill("SIGKILL"), 10_000);
+    const t = setTimeout(() => p.kill("SIGKILL"), graceMs);
     await p.exited;
     clearTimeout(t);
   }
