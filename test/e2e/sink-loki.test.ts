@@ -89,6 +89,8 @@ describe("loki sink against a Loki API server", () => {
       await keep.stop();
       await short.stop();
       const during = runMarkers(tag, 100, 10);
+      // The other sinks do not wait for the one that is down: the export file has the outage's events.
+      await waitFor("outage markers in the export file", () => (execLinesOf(a.exportLines(), during).size === during.length ? true : undefined), 10_000);
       expect(readGuarded(secret)).toBe("SIGKILL");
       await waitFor("l_short gives up on the outage's events", async () => ((await a.metric("ward_sink_events_dropped_total", { sink: "l_short", reason: "retry_budget" })) >= during.length ? true : undefined), 15_000);
       expect(await a.metric("ward_sink_up", { sink: "l_keep" })).toBe(0);

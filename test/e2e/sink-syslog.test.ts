@@ -109,6 +109,8 @@ describe("syslog sink against rsyslog", () => {
 
       await rs.stop();
       const during = runMarkers(tag, 100, 10);
+      // The other sinks do not wait for the one that is down: the export file has the outage's events.
+      await waitFor("outage markers in the export file", () => (execLinesOf(a.exportLines(), during).size === during.length ? true : undefined), 10_000);
       // The agent keeps enforcing while its sinks are down.
       expect(readGuarded(secret)).toBe("SIGKILL");
       // s_short gives up on the outage's events within its 1 s budget and says how many.

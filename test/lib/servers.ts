@@ -182,10 +182,12 @@ export interface LokiEntry {
  * success, 400 for a malformed body or an entry older than its stream's newest; GET
  * /loki/api/v1/query_range?query={k="v",...}&limit=N&direction=forward, answering
  * {"status":"success","data":{"resultType":"streams","result":[{stream, values}]}}; GET /ready.
+ * Exact duplicates of stored entries are ignored (Loki deduplicates them); an entry older
+ * than its stream's newest is refused (Loki without unordered writes, and outside the window with).
  * It can be stopped (connections refused) and started again on the same port, keeping what it stored.
  */
 export class LokiServer {
-  readonly streams = new Map<string, { labels: Record<string, string>; entries: LokiEntry[] }>();
+  readonly streams = new Map<string, { labels: Record<string, string>; entries: LokiEntry[]; byNs: Map<bigint, string> }>();
   pushes = 0;
   #server: ReturnType<typeof Bun.serve> | undefined;
   constructor(readonly port: number) {}
@@ -237,11 +239,17 @@ export class LokiServer {
       if (Object.keys(labels).length === 0) return new Response("error at least one label pair is required per stream\n", { status: 400 });
       const key = JSON.stringify(Object.entries(labels).sort());
       const entries: LokiEntry[] = [];
-      let last = this.streams.get(key)?.entries.at(-1)?.ns ?? -1n;
+      const known = this.streams.get(key);
+      let last = known?.entries.at(-1)?.ns ?? -1n;
       for (const v of s.values ?? []) {
         if (!Array.isArray(v) || typeof v[0] !== "string" || !/^\d+$/.test(v[0]) || typeof v[1] !== "string") return new Response("invalid entry\n", { status: 400 });
         const ns = BigInt(v[0]);
-        if (ns <= last) return new Response(`entry out of order for stream ${key}\n`, { status: 400 });
+        if (ns <= last) {
+          // An exact duplicate (same timestamp, same line) of a stored entry is ignored, as
+          // Loki does: a push retried after its answer was lost is not an error.
+          if (known?.byNs.get(ns) === v[1] || entries.some((e) => e.ns === ns && e.line === v[1])) continue;
+          return new Response(`entry out of order for stream ${key}\n`, { status: 400 });
+        }
         last = ns;
         entries.push({ ns, line: v[1] });
       }
@@ -249,8 +257,9 @@ export class LokiServer {
     }
     for (const s of staged) {
       let st = this.streams.get(s.key);
-      if (!st) this.streams.set(s.key, (st = { labels: s.labels, entries: [] }));
+      if (!st) this.streams.set(s.key, (st = { labels: s.labels, entries: [], byNs: new Map() }));
       st.entries.push(...s.entries);
+      for (const e of s.entries) st.byNs.set(e.ns, e.line);
     }
     this.pushes++;
     return new Response(null, { status: 204 });

@@ -10,7 +10,7 @@ import { QueuedSink } from "../../src/export/queued.ts";
 import { SendError, type Batch, type SinkStats, type Transport } from "../../src/export/sink.ts";
 import { parseSinkConfig, parseSinkFlags, SinkConfigError } from "../../src/export/sink-spec.ts";
 import { clickhouseRow, clickhouseSchema } from "../../src/export/sinks/clickhouse.ts";
-import { eventTimeNs, lokiLabels } from "../../src/export/sinks/loki.ts";
+import { eventTimeNs, lokiLabels, LokiTransport } from "../../src/export/sinks/loki.ts";
 import { SyslogFormatter, syslogTimestamp } from "../../src/export/sinks/syslog.ts";
 
 /** A transport that fails while `down` is true (retryably, or for good when `reject`), and records what it got. */
@@ -226,6 +226,18 @@ describe("formats", () => {
     expect(lokiLabels(KPROBE).labels).toEqual({ type: "process_kprobe", node: "n1", policy: "secure" });
     expect(eventTimeNs("2026-12-03T15:53:01Z")).toBe(1796313181000000000n);
     expect(eventTimeNs("yesterday")).toBeUndefined();
+  });
+
+  test("loki: timestamps strictly increase per stream, across batches; a retried batch keeps its timestamps", () => {
+    const t = new LokiTransport({ url: "http://127.0.0.1:1" });
+    const at = (time: string, pid: number) => `{"process_exec":{"process":{"pid":${pid}}},"node_name":"n1","time":"${time}"}`;
+    const b1 = [at("2026-12-03T15:53:00.000000002Z", 1), at("2026-12-03T15:53:00.000000001Z", 2), at("2026-12-03T15:53:00.000000002Z", 3)];
+    const body = JSON.parse(t.body(b1)) as { streams: { stream: Record<string, string>; values: [string, string][] }[] };
+    expect(body.streams).toHaveLength(1);
+    expect(body.streams[0]!.stream).toEqual({ node: "n1", type: "process_exec" });
+    expect(body.streams[0]!.values.map((v) => v[0])).toEqual(["1796313180000000002", "1796313180000000003", "1796313180000000004"]);
+    // Not acknowledged yet: building it again gives the same timestamps.
+    expect(t.body(b1)).toBe(JSON.stringify(body));
   });
 
   test("clickhouse: a row per event with the full line in `event`", () => {

@@ -67,7 +67,7 @@ export function lokiLabels(line: string): { labels: LokiLabels; ns: bigint | und
   return { labels, ns: eventTimeNs(ev.time) };
 }
 
-class LokiTransport implements Transport {
+export class LokiTransport implements Transport {
   readonly kind = "loki";
   readonly #url: string;
   readonly #headers: Record<string, string>;
