@@ -172,6 +172,8 @@ export class QueuedSink implements CountedSink {
       } finally {
         this.#inflight = 0;
       }
+      // Under steady load the loop may never pause; a flush is done once what it waited for is out.
+      if (this.#len === 0) this.#wakeFlushers();
     }
   }
 
