@@ -53,11 +53,14 @@ describe("clickhouse sink against clickhouse-server", () => {
     "creates its table, inserts markers complete; stopped and restarted mid-run, nothing is lost and count() = sent; enforcement goes on",
     async () => {
       ensureServers(["clickhouse-server"]);
-      const ch = new ClickHouse(join(dir, "ch"), await freePort(), await freePort());
+      // The sink logs in as a user with a password (basic auth from the URL).
+      const ch = new ClickHouse(join(dir, "ch"), await freePort(), await freePort(), { name: "ward", password: "s3cret" });
       servers.push(ch);
       ch.start();
       await ch.ready();
-      const a = await startAgent({ dir, bpfDir, guard: { file: secret, allowed }, sinks: [`clickhouse=${ch.url}?table=ward_events&name=ch&retry_budget=45s&max_backoff=1s`] });
+      // Without the user's credentials the server refuses: the rows below came in through basic auth.
+      expect((await fetch(`${ch.url}/?query=SELECT%201`)).ok).toBe(false);
+      const a = await startAgent({ dir, bpfDir, guard: { file: secret, allowed }, sinks: [`clickhouse=${ch.url.replace("http://", "http://ward:s3cret@")}?table=ward_events&name=ch&retry_budget=45s&max_backoff=1s`] });
       agents.push(a);
       const tag = `ward-ch-${process.pid}`;
       const before = runMarkers(tag, 0, 10);

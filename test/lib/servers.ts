@@ -77,15 +77,24 @@ ruleset(name="unix") { action(type="omfile" file="${this.unixFile}" template="wa
 /** clickhouse-server with a config dir of its own: HTTP and native ports on 127.0.0.1, data in dir. */
 export class ClickHouse extends ServerProcess {
   readonly url: string;
+  /** Basic auth for query(), when the server was made with a user. */
+  readonly #auth: Record<string, string> = {};
+  /**
+   * `user`: an account with a password (the sink's basic auth); the default user then gets a
+   * random password too, so a request without the user's credentials is refused.
+   */
   constructor(
     readonly dir: string,
     readonly httpPort: number,
     tcpPort: number,
+    user?: { name: string; password: string },
   ) {
     mkdirSync(dir, { recursive: true });
     const conf = join(dir, "config.xml");
     super("clickhouse-server", [CLICKHOUSE, `--config-file=${conf}`], { cwd: dir });
     this.url = `http://127.0.0.1:${httpPort}`;
+    if (user) this.#auth = { authorization: `Basic ${Buffer.from(`${user.name}:${user.password}`).toString("base64")}` };
+    const defaultPassword = user ? crypto.randomUUID() : "";
     writeFileSync(
       conf,
       `<?xml version="1.0"?>
@@ -111,7 +120,9 @@ export class ClickHouse extends ServerProcess {
       `<?xml version="1.0"?>
 <yandex>
   <profiles><default></default></profiles>
-  <users><default><password></password><networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></default></users>
+  <users><default><password>${defaultPassword}</password><networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></default>${
+    user ? `<${user.name}><password>${user.password}</password><networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></${user.name}>` : ""
+  }</users>
   <quotas><default></default></quotas>
 </yandex>
 `,
@@ -123,7 +134,7 @@ export class ClickHouse extends ServerProcess {
   }
 
   async query(sql: string): Promise<string> {
-    const r = await fetch(`${this.url}/`, { method: "POST", body: sql });
+    const r = await fetch(`${this.url}/`, { method: "POST", body: sql, headers: this.#auth });
     const t = await r.text();
     if (!r.ok) throw new Error(`clickhouse ${r.status}: ${t}`);
     return t;
