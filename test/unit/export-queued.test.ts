@@ -4,13 +4,21 @@
 // counted; sent + dropped + queued = written at every step. Plus the pure formatters of the
 // syslog, Loki and ClickHouse sinks and the ward_sink_* metrics.
 import { describe, expect, test } from "bun:test";
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseAgentConfig, type AgentConfig } from "../../src/agent/config.ts";
+import { stdoutSink } from "../../src/agent/sinks.ts";
+import { UsageError } from "../../src/cli/args.ts";
 import { renderMetrics } from "../../src/api/metrics.ts";
+import { StdoutSink } from "../../src/export/stdout.ts";
 import type { AgentStatus } from "../../src/api/deps.ts";
 import { QueuedSink } from "../../src/export/queued.ts";
 import { SendError, type Batch, type SinkStats, type Transport } from "../../src/export/sink.ts";
 import { parseSinkConfig, parseSinkFlags, SinkConfigError } from "../../src/export/sink-spec.ts";
 import { clickhouseRow, clickhouseSchema } from "../../src/export/sinks/clickhouse.ts";
-import { eventTimeNs, lokiLabels, LokiTransport } from "../../src/export/sinks/loki.ts";
+import { eventTimeNs, lokiLabels, LokiSink, LokiTransport } from "../../src/export/sinks/loki.ts";
+import { freePort, LokiServer } from "../lib/servers.ts";
 import { SyslogFormatter, syslogTimestamp } from "../../src/export/sinks/syslog.ts";
 
 /** A transport that fails while `down` is true (retryably, or for good when `reject`), and records what it got. */
@@ -148,6 +156,15 @@ describe("QueuedSink", () => {
 });
 
 describe("sink specs", () => {
+  test("ward agent --sink: parsed in order, stdout off unless asked for, errors are UsageErrors naming the flag", () => {
+    const c = parseAgentConfig(["--sink", "loki=http://127.0.0.1:3100", "--sink=syslog://127.0.0.1:514?proto=udp"]) as AgentConfig;
+    expect(c.sinks.map((s) => s.kind)).toEqual(["loki", "syslog"]);
+    expect(c.exportStdout).toBe(false);
+    expect((parseAgentConfig(["--sink", "stdout?format=compact", "--export-stdout"]) as AgentConfig).exportStdout).toBe(true);
+    expect(() => parseAgentConfig(["--sink", "loki"])).toThrow(UsageError);
+    expect(() => parseAgentConfig(["--sink", "loki"])).toThrow('ward agent: --sink "loki": loki needs a URL');
+  });
+
   test("flags: every kind, settings from the query, unique default names", () => {
     const specs = parseSinkFlags([
       "syslog://127.0.0.1:5514?proto=tcp&retry_budget=2m&batch=50",
@@ -213,6 +230,25 @@ describe("sink specs", () => {
 const EXEC = `{"process_exec":{"process":{"exec_id":"abc","pid":42,"uid":0,"binary":"/usr/bin/true","arguments":"x y","pod":{"namespace":"prod","name":"web-1"}},"parent":{"binary":"/bin/sh"}},"node_name":"n 1","time":"2026-12-03T15:53:00.123456789Z"}`;
 const KPROBE = `{"process_kprobe":{"process":{"pid":7,"binary":"/usr/bin/cat"},"function_name":"security_file_open","policy_name":"secure","action":"KPROBE_ACTION_SIGKILL"},"node_name":"n1","time":"2026-12-03T15:53:01Z"}`;
 
+describe("stdout sink", () => {
+  test("maps lines in the send loop (the compact form) and skips what the map drops", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ward-stdout-"));
+    try {
+      const path = join(dir, "out");
+      const fd = openSync(path, "w");
+      const s = new StdoutSink(fd, { map: (l) => (l.startsWith("skip") ? undefined : l.toUpperCase()) });
+      for (const l of ["a", "skip me", "b"]) s.write(l);
+      await s.close();
+      closeSync(fd);
+      expect(readFileSync(path, "utf8")).toBe("A\nB\n");
+      expect(s.stats()).toMatchObject({ written: 3, sent: 3 });
+      expect(stdoutSink("compact").name).toBe("stdout");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("formats", () => {
   test("syslog: RFC 5424 header, 6 fraction digits, event type as MSGID", () => {
     const f = new SyslogFormatter({ facility: "local0", severity: "info", hostname: "n 1" });
@@ -238,6 +274,24 @@ describe("formats", () => {
     expect(body.streams[0]!.values.map((v) => v[0])).toEqual(["1796313180000000002", "1796313180000000003", "1796313180000000004"]);
     // Not acknowledged yet: building it again gives the same timestamps.
     expect(t.body(b1)).toBe(JSON.stringify(body));
+  });
+
+  test("loki: across batches an event older than the stream's last is moved after it, so Loki takes every push", async () => {
+    const srv = new LokiServer(await freePort());
+    srv.start();
+    try {
+      const sink = new LokiSink({ url: srv.url, lingerMs: 1 });
+      const at = (time: string) => `{"process_exec":{"process":{}},"node_name":"n1","time":"${time}"}`;
+      sink.write(at("2026-12-03T15:53:05Z"));
+      await sink.flush();
+      sink.write(at("2026-12-03T15:53:01Z")); // older than what Loki has for the stream
+      await sink.close();
+      expect(sink.stats()).toMatchObject({ sent: 2, dropped: { rejected: 0 } });
+      const [st] = [...srv.streams.values()];
+      expect(st!.entries.map((e) => e.ns)).toEqual([1796313185000000000n, 1796313185000000001n]);
+    } finally {
+      await srv.stop();
+    }
   });
 
   test("clickhouse: a row per event with the full line in `event`", () => {
