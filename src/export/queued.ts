@@ -104,7 +104,7 @@ export class QueuedSink implements CountedSink {
     }
     const cap = this.opts.maxQueue;
     // Make room by dropping the oldest; each line is dropped at most once, so this is O(1) amortized.
-    while (this.#len > 0 && (this.#len === cap || this.#bytes + line.length > this.opts.maxQueueBytes)) this.#dropOldest();
+    while (this.#len > 0 && (this.#len === cap || this.#bytes + line.length > this.opts.maxQueueBytes)) this.#dropOldest("queue_full");
     const tail = (this.#head + this.#len) % cap;
     this.#ring[tail] = line;
     this.#len++;
@@ -115,13 +115,13 @@ export class QueuedSink implements CountedSink {
     }
   }
 
-  #dropOldest(): void {
+  #dropOldest(reason: DropReason): void {
     const line = this.#ring[this.#head]!;
     this.#ring[this.#head] = undefined;
     this.#head = (this.#head + 1) % this.opts.maxQueue;
     this.#len--;
     this.#bytes -= line.length;
-    this.#stats.dropped.queue_full++;
+    this.#stats.dropped[reason]++;
   }
 
   #schedule(ms: number): void {
@@ -268,11 +268,7 @@ export class QueuedSink implements CountedSink {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
     await this.#loop;
-    while (this.#len > 0) {
-      this.#dropOldest();
-      this.#stats.dropped.queue_full--;
-      this.#stats.dropped.shutdown++;
-    }
+    while (this.#len > 0) this.#dropOldest("shutdown");
     this.#wakeFlushers();
     if (!this.#transportClosed) {
       this.#transportClosed = true;
