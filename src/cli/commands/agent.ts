@@ -6,8 +6,9 @@ import { defaultSensors } from "../../agent/default-sensors.ts";
 import { parsePolicies } from "../../agent/policy-parser.ts";
 import { createPolicyBackend } from "../../agent/policy-backend.ts";
 import { PolicyInvalidError, formatDiagnostic } from "../../agent/policy-store.ts";
-import { createSink, fileSink, stdoutSink } from "../../agent/sinks.ts";
+import { fileSink, stdoutSink } from "../../agent/sinks.ts";
 import type { EventSink } from "../../agent/event-hub.ts";
+import { createSink } from "../../agent/sinks.ts";
 
 function log(msg: string): void {
   process.stderr.write(`ward agent: ${msg}\n`);
