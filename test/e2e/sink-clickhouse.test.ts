@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { kernelTest } from "../lib/host.ts";
 import { ClickHouse, ensureServers, freePort } from "../lib/servers.ts";
-import { droppedTotal, execLinesOf, finalStats, readGuarded, runMarkers, startAgent, waitFor, type AgentRun } from "../lib/sink-harness.ts";
+import { droppedTotal, execLinesOf, finalStats, readGuarded, waitSinkUp, runMarkers, startAgent, waitFor, type AgentRun } from "../lib/sink-harness.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "ward-sink-ch-"));
 const bpfDir = `/sys/fs/bpf/ward-sink-ch-${process.pid}`;
@@ -94,7 +94,7 @@ describe("clickhouse sink against clickhouse-server", () => {
       // The other sinks do not wait for the one that is down: the export file has the outage's events.
       await waitFor("outage markers in the export file", () => (execLinesOf(a.exportLines(), during).size === during.length ? true : undefined), 10_000);
       expect(readGuarded(secret)).toBe("SIGKILL");
-      await waitFor("ch marked down", async () => ((await a.metric("ward_sink_up", { sink: "ch" })) === 0 ? true : undefined), 15_000);
+      await waitSinkUp(a, "ch", 0);
       ch.start();
       await ch.ready();
       const after = runMarkers(tag, 200, 10);

@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { kernelTest } from "../lib/host.ts";
 import { freePort, LokiServer } from "../lib/servers.ts";
-import { droppedTotal, execLinesOf, finalStats, readGuarded, runMarkers, startAgent, waitFor, type AgentRun } from "../lib/sink-harness.ts";
+import { droppedTotal, execLinesOf, finalStats, readGuarded, waitSinkUp, runMarkers, startAgent, waitFor, type AgentRun } from "../lib/sink-harness.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "ward-sink-loki-"));
 const bpfDir = `/sys/fs/bpf/ward-sink-loki-${process.pid}`;
@@ -93,7 +93,7 @@ describe("loki sink against a Loki API server", () => {
       await waitFor("outage markers in the export file", () => (execLinesOf(a.exportLines(), during).size === during.length ? true : undefined), 10_000);
       expect(readGuarded(secret)).toBe("SIGKILL");
       await waitFor("l_short gives up on the outage's events", async () => ((await a.metric("ward_sink_events_dropped_total", { sink: "l_short", reason: "retry_budget" })) >= during.length ? true : undefined), 15_000);
-      expect(await a.metric("ward_sink_up", { sink: "l_keep" })).toBe(0);
+      await waitSinkUp(a, "l_keep", 0);
       keep.start();
       short.start();
       const after = runMarkers(tag, 200, 10);

@@ -60,7 +60,7 @@ describe("prometheus scrapes /metrics", () => {
       const d0 = await dropped();
       runMarkers(`ward-prom-${process.pid}`, 100, 20);
       await waitFor("ward_sink_events_dropped_total grows by >= 20", async () => ((await dropped()) - d0 >= 20 ? true : undefined), 20_000);
-      expect((await prom.query('ward_sink_up{job="ward",sink="l"}'))[0]?.value).toBe(0);
+      await waitFor("ward_sink_up == 0 in prometheus", async () => ((await prom.query('ward_sink_up{job="ward",sink="l"}'))[0]?.value === 0 ? true : undefined), 10_000);
       expect((await prom.query('up{job="ward"}'))[0]?.value).toBe(1);
       expect(await a.stop()).toBe(0);
       await prom.stop();

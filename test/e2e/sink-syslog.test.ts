@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { kernelTest } from "../lib/host.ts";
 import { ensureServers, freePort, Rsyslog } from "../lib/servers.ts";
-import { execLinesOf, readGuarded, readIfExists, runMarkers, sampleOf, startAgent, waitFor, type AgentRun } from "../lib/sink-harness.ts";
+import { execLinesOf, readGuarded, waitSinkUp, readIfExists, runMarkers, sampleOf, startAgent, waitFor, type AgentRun } from "../lib/sink-harness.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "ward-sink-syslog-"));
 const bpfDir = `/sys/fs/bpf/ward-sink-syslog-${process.pid}`;
@@ -115,7 +115,7 @@ describe("syslog sink against rsyslog", () => {
       expect(readGuarded(secret)).toBe("SIGKILL");
       // s_short gives up on the outage's events within its 1 s budget and says how many.
       await waitFor("s_short drops the outage's events", async () => ((await a.metric("ward_sink_events_dropped_total", { sink: "s_short", reason: "retry_budget" })) >= during.length ? true : undefined), 15_000);
-      expect(await a.metric("ward_sink_up", { sink: "s_keep" })).toBe(0);
+      await waitSinkUp(a, "s_keep", 0);
       expect(await a.metric("ward_sink_events_retried_total", { sink: "s_keep" })).toBeGreaterThan(0);
 
       rs.start();
@@ -124,7 +124,7 @@ describe("syslog sink against rsyslog", () => {
       const all = [...before, ...during, ...after];
       await waitFor("every marker via TCP after the restart", () => (execLinesOf(received(rs.tcpFile).map((r) => r.msg), all).size === all.length ? true : undefined), 20_000);
       expect(await a.metric("ward_sink_events_dropped_total", { sink: "s_keep", reason: "retry_budget" })).toBe(0);
-      expect(await a.metric("ward_sink_up", { sink: "s_keep" })).toBe(1);
+      await waitSinkUp(a, "s_keep", 1);
       // s_short: what came after the restart arrives; what it dropped never does.
       await waitFor("markers after the restart via unix", () => (execLinesOf(received(rs.unixFile).map((r) => r.msg), after).size === after.length ? true : undefined), 15_000);
       expect(execLinesOf(received(rs.unixFile).map((r) => r.msg), during).size).toBe(0);

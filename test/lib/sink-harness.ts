@@ -170,9 +170,19 @@ export function readIfExists(path: string): string {
   return existsSync(path) ? readFileSync(path, "utf8") : "";
 }
 
-/** A process that reads the guarded file: it must be SIGKILLed while the policy enforces. */
+/**
+ * A process that reads the guarded file: it must be SIGKILLed while the policy enforces.
+ * Returns the signal; anything else is thrown with what the process did, to say why.
+ */
 export function readGuarded(file: string): NodeJS.Signals | null {
-  return spawnSync("cat", [file], { encoding: "utf8", timeout: 10_000 }).signal;
+  const r = spawnSync("cat", [file], { encoding: "utf8", timeout: 10_000 });
+  if (r.signal !== "SIGKILL") throw new Error(`cat ${file} was not killed: status ${r.status}, signal ${r.signal}, stdout ${JSON.stringify(r.stdout)}, stderr ${JSON.stringify(r.stderr)}`);
+  return r.signal;
+}
+
+/** Waits until the sink's ward_sink_up gauge is `v` (a sink notices an outage on its next send). */
+export async function waitSinkUp(a: AgentRun, sink: string, v: 0 | 1, timeoutMs = 15_000): Promise<void> {
+  await waitFor(`ward_sink_up{sink="${sink}"} == ${v}`, async () => ((await a.metric("ward_sink_up", { sink })) === v ? true : undefined), timeoutMs, () => (a.agent.exitCode !== null ? `agent exited: ${a.stderr().slice(-1500)}` : undefined));
 }
 
 export interface FinalSinkStats {
