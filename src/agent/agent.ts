@@ -248,24 +248,20 @@ export class Agent {
       await Promise.race([server.stop(false), Bun.sleep(2000)]);
       await server.stop(true);
     }
-    // Sinks flush in parallel: each waits at most its flush timeout for a server that is down,
-    // and one such sink must not add its wait to the others'.
-    await Promise.all(
-      this.hub.sinks.map(async (sink) => {
-        try {
-          await sink.flush();
-          await sink.close();
-          if (isCountedSink(sink)) {
-            // The final counters: after close nothing is queued, so sent + dropped = written.
-            const st = sink.stats();
-            const dropped = Object.entries(st.dropped).filter(([, n]) => n > 0).map(([r, n]) => `${r} ${n}`);
-            this.parts.log(`sink ${st.name}: written ${st.written}, sent ${st.sent}, retried ${st.retried}, dropped ${dropped.length ? dropped.join(", ") : "0"}`);
-          }
-        } catch (err) {
-          errors.push(`close sink ${sink.name}: ${(err as Error).message}`);
+    for (const sink of this.hub.sinks) {
+      try {
+        await sink.flush();
+        await sink.close();
+        if (isCountedSink(sink)) {
+          // The final counters: after close nothing is queued, so sent + dropped = written.
+          const st = sink.stats();
+          const dropped = Object.entries(st.dropped).filter(([, n]) => n > 0).map(([r, n]) => `${r} ${n}`);
+          this.parts.log(`sink ${st.name}: written ${st.written}, sent ${st.sent}, retried ${st.retried}, dropped ${dropped.length ? dropped.join(", ") : "0"}`);
         }
-      }),
-    );
+      } catch (err) {
+        errors.push(`close sink ${sink.name}: ${(err as Error).message}`);
+      }
+    }
     if (!keepAttached) removeEmptyDirs(this.config.bpfDir);
     removeState(this.config.stateFile, process.pid);
     for (const e of errors) this.parts.log(e);

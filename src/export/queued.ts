@@ -74,6 +74,8 @@ export class QueuedSink implements CountedSink {
   #abort = false;
   #wakeSleep: (() => void) | undefined;
   #transportClosed = false;
+  /** The last flush() timed out with the server down. */
+  #flushGaveUp = false;
 
   constructor(
     readonly name: string,
@@ -248,8 +250,10 @@ export class QueuedSink implements CountedSink {
       const done = new Promise<void>((resolve) => this.#flushWaiters.push(resolve));
       this.#start();
       let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([done, new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+      let timedOut = false;
+      await Promise.race([done, new Promise<void>((resolve) => (timer = setTimeout(() => ((timedOut = true), resolve()), timeoutMs)))]);
       clearTimeout(timer);
+      this.#flushGaveUp = timedOut && !this.#stats.up;
     } finally {
       this.#flushing--;
     }
@@ -262,7 +266,9 @@ export class QueuedSink implements CountedSink {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await this.flush();
+    // The agent calls flush() and then close(): a flush that just gave up on a server that is
+    // down is not waited out a second time.
+    if (!this.#flushGaveUp || this.#stats.up) await this.flush();
     this.#abort = true;
     this.#wakeSleep?.();
     if (this.#timer !== undefined) clearTimeout(this.#timer);

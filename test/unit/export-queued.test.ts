@@ -19,7 +19,7 @@ import { parseSinkConfig, parseSinkFlags, SinkConfigError } from "../../src/expo
 import { clickhouseRow, clickhouseSchema } from "../../src/export/sinks/clickhouse.ts";
 import { eventTimeNs, lokiLabels, LokiSink, LokiTransport } from "../../src/export/sinks/loki.ts";
 import { freePort, LokiServer } from "../lib/servers.ts";
-import { SyslogFormatter, syslogTimestamp } from "../../src/export/sinks/syslog.ts";
+import { SyslogFormatter, SyslogSink, syslogTimestamp } from "../../src/export/sinks/syslog.ts";
 
 /** A transport that fails while `down` is true (retryably, or for good when `reject`), and records what it got. */
 class Fake implements Transport {
@@ -246,6 +246,52 @@ describe("stdout sink", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe("syslog over TCP", () => {
+  test("octet-counted frames survive the server dropping the connection: the sink reconnects and loses nothing it was not told about", async () => {
+    // A receiver that parses "LEN SP MSG" frames per connection and hangs up after the first batch.
+    const got: string[] = [];
+    let conns = 0;
+    const bufs = new Map<object, string>();
+    const srv = Bun.listen({
+      hostname: "127.0.0.1",
+      port: 0,
+      socket: {
+        open(sock) {
+          conns++;
+          bufs.set(sock, "");
+        },
+        data(sock, chunk) {
+          let b = bufs.get(sock)! + chunk.toString("utf8");
+          for (;;) {
+            const sp = b.indexOf(" ");
+            if (sp < 0) break;
+            const len = Number(b.slice(0, sp));
+            if (Buffer.byteLength(b.slice(sp + 1)) < len) break;
+            const rest = Buffer.from(b.slice(sp + 1));
+            got.push(rest.subarray(0, len).toString("utf8"));
+            b = rest.subarray(len).toString("utf8");
+          }
+          bufs.set(sock, b);
+          if (conns === 1 && got.length >= 3) sock.end();
+        },
+      },
+    });
+    const sink = new SyslogSink({ proto: "tcp", host: "127.0.0.1", port: srv.port, hostname: "n1", lingerMs: 1, backoffMs: 10, maxBackoffMs: 20 });
+    const line = (i: number) => `{"process_exec":{"process":{"arguments":"é ${i}\nnext"}},"node_name":"n1","time":"2026-12-03T15:53:00Z"}`;
+    for (let i = 0; i < 3; i++) sink.write(line(i));
+    await until("first three", () => got.length === 3);
+    await Bun.sleep(50); // the server's FIN reaches the sink
+    for (let i = 3; i < 6; i++) sink.write(line(i));
+    await sink.close();
+    await until("all six at the server", () => got.length === 6);
+    srv.stop(true);
+    expect(got.map((m) => m.slice(m.indexOf(" - ") + 3))).toEqual([0, 1, 2, 3, 4, 5].map(line));
+    expect(got[0]!.startsWith(`<134>1 2026-12-03T15:53:00Z n1 ward ${process.pid} process_exec - `)).toBe(true);
+    expect(conns).toBe(2);
+    expect(sink.stats()).toMatchObject({ written: 6, sent: 6 });
   });
 });
 

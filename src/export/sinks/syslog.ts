@@ -100,7 +100,9 @@ class StreamConn {
   async #connect(): Promise<Socket<undefined>> {
     if (this.#sock) return this.#sock;
     this.#connecting ??= (async () => {
-      const lost = (why: string) => {
+      // Only the current socket's end counts: a replaced socket closing late must not drop its successor.
+      const lost = (s: Socket<undefined>, why: string) => {
+        if (this.#sock !== undefined && this.#sock !== s) return;
         this.#sock = undefined;
         const w = this.#closedWaiter;
         this.#closedWaiter = undefined;
@@ -117,9 +119,9 @@ class StreamConn {
             this.#drain = undefined;
             d?.();
           },
-          close: () => lost("closed"),
-          end: () => lost("ended by the server"),
-          error: (_s, err) => lost(`failed: ${err.message}`),
+          close: (s: Socket<undefined>) => lost(s, "closed"),
+          end: (s: Socket<undefined>) => lost(s, "ended by the server"),
+          error: (s: Socket<undefined>, err: Error) => lost(s, `failed: ${err.message}`),
         },
       } as Parameters<typeof Bun.connect>[0]) as Promise<Socket<undefined>>;
       let timer: ReturnType<typeof setTimeout> | undefined;
