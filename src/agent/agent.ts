@@ -6,6 +6,7 @@ import { readdirSync, readFileSync, rmdirSync, statSync, type Dirent } from "nod
 import { join } from "node:path";
 import { createApp } from "../api/app.ts";
 import type { AgentStatus } from "../api/deps.ts";
+import { isCountedSink } from "../export/sink.ts";
 import { VERSION } from "../version.ts";
 import { listenUrl, type AgentConfig } from "./config.ts";
 import { EventHub, type EventSink } from "./event-hub.ts";
@@ -14,7 +15,6 @@ import type { Sensor } from "./sensor.ts";
 import { pidAlive, readState, removeState, writeState } from "./state-file.ts";
 import { loadOrCreateToken } from "./token.ts";
 import type { EventJson } from "../events/filter.ts";
-import { isCountedSink } from "../export/sink.ts";
 
 /** What sensors get from the agent: where to pin, how to name the node, where events go. */
 export interface SensorContext {
