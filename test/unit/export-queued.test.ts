@@ -15,7 +15,7 @@ import { StdoutSink } from "../../src/export/stdout.ts";
 import type { AgentStatus } from "../../src/api/deps.ts";
 import { QueuedSink } from "../../src/export/queued.ts";
 import { SendError, type Batch, type SinkStats, type Transport } from "../../src/export/sink.ts";
-import { parseSinkConfig, parseSinkFlags, SinkConfigError } from "../../src/export/sink-spec.ts";
+import { formatSinkSpec, parseSinkConfig, parseSinkFlags, SinkConfigError } from "../../src/export/sink-spec.ts";
 import { clickhouseRow, clickhouseSchema } from "../../src/export/sinks/clickhouse.ts";
 import { eventTimeNs, lokiLabels, LokiSink, LokiTransport } from "../../src/export/sinks/loki.ts";
 import { freePort, LokiServer } from "../lib/servers.ts";
@@ -229,6 +229,46 @@ describe("sink specs", () => {
 
 const EXEC = `{"process_exec":{"process":{"exec_id":"abc","pid":42,"uid":0,"binary":"/usr/bin/true","arguments":"x y","pod":{"namespace":"prod","name":"web-1"}},"parent":{"binary":"/bin/sh"}},"node_name":"n 1","time":"2026-12-03T15:53:00.123456789Z"}`;
 const KPROBE = `{"process_kprobe":{"process":{"pid":7,"binary":"/usr/bin/cat"},"function_name":"security_file_open","policy_name":"secure","action":"KPROBE_ACTION_SIGKILL"},"node_name":"n1","time":"2026-12-03T15:53:01Z"}`;
+
+describe("sink spec errors and round trip", () => {
+  const pathOf = (f: () => unknown): { detail: string; path: readonly (string | number)[] } => {
+    try {
+      f();
+    } catch (e) {
+      if (e instanceof SinkConfigError) return { detail: e.detail, path: e.path };
+      throw e;
+    }
+    throw new Error("no error");
+  };
+
+  test("errors carry a path into the list: the entry, and the key to blame when it is one", () => {
+    const w = (i: number) => `sinks[${i}]`;
+    expect(pathOf(() => parseSinkConfig([{ type: "loki", url: "http://x" }, { type: "syslog", url: "syslog://h:1", facility: "nope" }], w))).toEqual({ detail: expect.stringContaining('facility "nope"'), path: [1, "facility"] });
+    // A setting from the url's query points at url.
+    expect(pathOf(() => parseSinkConfig([{ type: "syslog", url: "syslog://h:1?proto=sctp" }], w)).path).toEqual([0, "url"]);
+    expect(pathOf(() => parseSinkConfig(["loki=http://x?batch=0"], w)).path).toEqual([0]);
+    expect(pathOf(() => parseSinkConfig([{ type: "kafka" }], w)).path).toEqual([0, "type"]);
+    expect(pathOf(() => parseSinkConfig([{ type: "loki", url: "http://a", name: "x" }, { type: "loki", url: "http://b", name: "x" }], w)).path).toEqual([1, "name"]);
+    expect(pathOf(() => parseSinkFlags(["stdout", "loki=http://x?linger=5"])).path).toEqual([1]);
+  });
+
+  test("formatSinkSpec reads back to the same spec", () => {
+    const specs = parseSinkConfig(
+      [
+        "syslog://127.0.0.1:5514?proto=tcp&retry_budget=2m&batch=50",
+        { type: "syslog", url: "syslog:///run/ward.sock", facility: "auth", app_name: "w" },
+        "syslog://[::1]:514?proto=udp",
+        { type: "loki", url: "http://u:p@loki:3100/loki/api/v1/push", tenant: "t", linger: "250ms", name: "grafana" },
+        "clickhouse=http://127.0.0.1:8123?table=ev&database=sec&flush_timeout=1s",
+        { type: "file", path: "/var/log/ward/e.log", max_bytes: 4096, max_backups: 0 },
+        "stdout?format=compact",
+      ],
+      (i) => `sinks[${i}]`,
+    );
+    const again = parseSinkConfig(specs.map(formatSinkSpec), (i) => `again[${i}]`);
+    expect(again).toEqual(specs);
+  });
+});
 
 describe("stdout sink", () => {
   test("maps lines in the send loop (the compact form) and skips what the map drops", async () => {
