@@ -6,6 +6,7 @@ import { readdirSync, readFileSync, rmdirSync, rmSync, statSync, type Dirent } f
 import { join } from "node:path";
 import { createApp } from "../api/app.ts";
 import type { AgentStatus } from "../api/deps.ts";
+import { isCountedSink } from "../export/sink.ts";
 import { VERSION } from "../version.ts";
 import { listenUrl, type AgentConfig } from "./config.ts";
 import { EventHub, type EventSink } from "./event-hub.ts";
@@ -286,6 +287,12 @@ export class Agent {
       try {
         await sink.flush();
         await sink.close();
+        if (isCountedSink(sink)) {
+          // The final counters: after close nothing is queued, so sent + dropped = written.
+          const st = sink.stats();
+          const dropped = Object.entries(st.dropped).filter(([, n]) => n > 0).map(([r, n]) => `${r} ${n}`);
+          this.parts.log(`sink ${st.name}: written ${st.written}, sent ${st.sent}, retried ${st.retried}, dropped ${dropped.length ? dropped.join(", ") : "0"}`);
+        }
       } catch (err) {
         errors.push(`close sink ${sink.name}: ${(err as Error).message}`);
       }
@@ -317,6 +324,7 @@ export class Agent {
       ready: this.#ready,
       sensors,
       events: { total: ev.total, by_type: ev.byType, lost, subscribers: ev.subscribers, sinks: this.hub.sinks.map((s) => s.name) },
+      sink_stats: this.hub.sinks.filter(isCountedSink).map((s) => s.stats()),
       ...(cacheSize !== undefined ? { process_cache_size: cacheSize } : {}),
       policies: this.store.list(),
     };

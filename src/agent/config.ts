@@ -14,6 +14,7 @@ import { isMap, isScalar, isSeq, LineCounter, parseDocument, stringify, type Nod
 import { parseArgs, UsageError, type FlagSpec } from "../cli/args.ts";
 import { FilterError, FilterLineError, parseFilterLines, parseFilterObject, type TetragonFilter } from "../events/filter.ts";
 import { parseFieldFilterLines, parseFieldFilterObject, type FieldFilterSpec } from "../events/field-filter.ts";
+import { formatSinkSpec, parseSinkConfig, parseSinkFlags, SinkConfigError, type SinkSpec } from "../export/sink-spec.ts";
 import { DEFAULT_STATE_FILE, DEFAULT_TOKEN_FILE } from "./state-file.ts";
 
 /** Default API port. Same number as Tetragon's gRPC default; one of them must move if both run. */
@@ -62,11 +63,8 @@ export interface AgentConfig {
   bpfDir: string;
   keepSensorsOnExit: boolean;
   nodeName: string;
-  /**
-   * The config file's `sinks:` list, passed through unvalidated: the sink modules own its
-   * schema (see addSettingsSection / the README's "Configuration" section).
-   */
-  sinks: unknown[];
+  /** Export sinks (src/export/sink-spec.ts) from --sink flags, else the config file's `sinks:`. */
+  sinks: SinkSpec[];
 }
 
 // ---------------------------------------------------------------------------------------
@@ -129,7 +127,8 @@ export const SETTINGS: Setting[] = [
   { key: "bpf-dir", kind: "string", env: envOf("bpf-dir", true), arg: "DIR", help: `bpffs directory for pins (a relative name is under ${BPF_ROOT}, as in Tetragon)`, defaultText: DEFAULT_BPF_DIR },
   { key: "keep-sensors-on-exit", kind: "bool", env: envOf("keep-sensors-on-exit", true), help: "leave pinned programs attached when the agent exits (not supported yet: refused)" },
   { key: "node-name", kind: "string", env: ["WARD_NODE_NAME", "HUBBLE_NODE_NAME", "NODE_NAME"], arg: "NAME", help: "node_name in events", defaultText: "$HUBBLE_NODE_NAME, $NODE_NAME, else the hostname" },
-  { key: "sinks", kind: "opaque-list", fileOnly: true, help: "export sinks (config file only)" },
+  { key: "sink", kind: "list", env: envOf("sink"), arg: "SPEC", help: "export to SPEC too (repeatable): syslog://HOST:PORT?proto=tcp|udp, syslog:///socket, loki=http://HOST:3100, clickhouse=http://HOST:8123?table=ward_events, file=PATH, stdout", parse: (v) => sinkValue(() => parseSinkFlags(v as string[])) },
+  { key: "sinks", kind: "opaque-list", fileOnly: true, help: "export sinks (config file only; the same forms as --sink, or mappings)", parse: (v) => sinkValue(() => parseSinkConfig(v as unknown[], (i) => `sinks[${i}]`)) },
 ];
 
 const BY_KEY = new Map(SETTINGS.map((s) => [s.key, s]));
@@ -193,6 +192,16 @@ interface Raw {
  * the value (e.g. [0, "address"] in a list of sinks) so a config-file error gets that node's
  * line and column.
  */
+/** A sink spec error as a ConfigValueError, so it points at the flag or the YAML node. */
+function sinkValue<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (err) {
+    if (err instanceof SinkConfigError) throw new ConfigValueError(err.detail, err.path);
+    throw err;
+  }
+}
+
 export class ConfigValueError extends Error {
   override name = "ConfigValueError";
   constructor(
@@ -503,6 +512,8 @@ function buildConfig(
     else listen = r;
   }
   const exportFile = get<string>("export-filename");
+  // --sink flags replace the config file's list, as every flag overrides its file setting.
+  const sinks = get<SinkSpec[]>("sink") ?? get<SinkSpec[]>("sinks") ?? [];
   let bpfDir = get<string>("bpf-dir") ?? DEFAULT_BPF_DIR;
   if (!isAbsolute(bpfDir)) bpfDir = join(BPF_ROOT, bpfDir);
   return {
@@ -517,7 +528,7 @@ function buildConfig(
     exportFile,
     exportFileMaxSizeMb: get<number>("export-file-max-size-mb") ?? 10,
     exportFileMaxBackups: get<number>("export-file-max-backups") ?? 5,
-    exportStdout: exportFile === undefined || get<boolean>("export-stdout") === true,
+    exportStdout: (exportFile === undefined && sinks.length === 0) || get<boolean>("export-stdout") === true,
     output: get<OutputFormat>("output") ?? "json",
     exportAllowlist: get<TetragonFilter[]>("export-allowlist") ?? [],
     exportDenylist: get<TetragonFilter[]>("export-denylist") ?? [],
@@ -527,7 +538,7 @@ function buildConfig(
     bpfDir,
     keepSensorsOnExit: get<boolean>("keep-sensors-on-exit") ?? false,
     nodeName: get<string>("node-name") ?? hostname(),
-    sinks: get<unknown[]>("sinks") ?? [],
+    sinks,
   };
 }
 
@@ -556,7 +567,7 @@ export function formatConfig(c: AgentConfig): string {
     "bpf-dir": c.bpfDir,
     "keep-sensors-on-exit": c.keepSensorsOnExit,
     "node-name": c.nodeName,
-    sinks: c.sinks,
+    sinks: c.sinks.map(formatSinkSpec),
   };
   const head = c.configFile !== undefined ? `# effective configuration (config file ${c.configFile}, then environment, then flags)\n` : "# effective configuration (defaults, environment, flags)\n";
   return head + stringify(o, { lineWidth: 0 });

@@ -3,6 +3,7 @@
 import type { EventSource } from "../agent/event-hub.ts";
 import type { PolicyInfo, PolicyStore } from "../agent/policy-store.ts";
 import type { SensorState } from "../agent/sensor.ts";
+import type { SinkStats } from "../export/sink.ts";
 
 export interface SensorReport {
   name: string;
@@ -29,6 +30,8 @@ export interface AgentStatus {
     subscribers: number;
     sinks: string[];
   };
+  /** Per export sink: sent, retried, dropped (by reason), queued (src/export/queued.ts). */
+  sink_stats?: SinkStats[];
   /** Size of the user-space process cache, when the process sensor reports it. */
   process_cache_size?: number;
   policies: PolicyInfo[];

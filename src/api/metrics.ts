@@ -1,5 +1,6 @@
 // Prometheus text exposition (format 0.0.4) of the agent's status. Metric names follow
 // Tetragon's (reference/tetragon.md §6) with the ward_ prefix.
+import { DROP_REASONS, type SinkStats } from "../export/sink.ts";
 import type { AgentStatus } from "./deps.ts";
 
 type Labels = Record<string, string>;
@@ -54,8 +55,25 @@ export function renderMetrics(s: AgentStatus): string {
   }
   e.metric("ward_policies", "gauge", "Policies loaded, by state (none is enforced in the kernel yet).", [...byState].map(([state, n]) => [{ state }, n]));
   e.metric("ward_sensor_up", "gauge", "1 when the sensor is running.", s.sensors.map((x) => [{ sensor: x.name, state: x.state }, x.state === "running" ? 1 : 0]));
+  if (s.sink_stats !== undefined) sinkMetrics(e, s.sink_stats);
   if (s.process_cache_size !== undefined) {
     e.metric("ward_process_cache_size", "gauge", "Entries in the user-space process cache.", [[{}, s.process_cache_size]]);
   }
   return e.text();
+}
+
+/** Per-sink counters (src/export/queued.ts): sent + dropped + queued = written, for every sink. */
+function sinkMetrics(e: Exposition, sinks: SinkStats[]): void {
+  const per = (f: (x: SinkStats) => number): [Labels, number][] => sinks.map((x) => [{ sink: x.name, kind: x.kind }, f(x)]);
+  e.metric("ward_sink_events_written_total", "counter", "Events handed to the sink by the agent.", per((x) => x.written));
+  e.metric("ward_sink_events_sent_total", "counter", "Events the sink's server accepted (syslog over UDP: handed to the socket).", per((x) => x.sent));
+  e.metric("ward_sink_events_retried_total", "counter", "Events in batches that failed and were sent again, once per retry.", per((x) => x.retried));
+  e.metric(
+    "ward_sink_events_dropped_total",
+    "counter",
+    "Events the sink gave up on: queue_full (oldest dropped), retry_budget, rejected by the server, shutdown.",
+    sinks.flatMap((x) => DROP_REASONS.map((r): [Labels, number] => [{ sink: x.name, kind: x.kind, reason: r }, x.dropped[r]])),
+  );
+  e.metric("ward_sink_queue_events", "gauge", "Events waiting in the sink's bounded queue or its batch in flight.", per((x) => x.queued));
+  e.metric("ward_sink_up", "gauge", "0 while the sink's last send failed.", per((x) => (x.up ? 1 : 0)));
 }

@@ -1,13 +1,17 @@
-// JSON lines to a file with size-based rotation: when the next write would pass maxBytes,
+// JSON lines to a file with size-based rotation: when the next line would pass maxBytes,
 // FILE becomes FILE.1, FILE.1 becomes FILE.2 ... and FILE.<maxBackups> is removed, so at most
 // maxBackups old files are kept next to the live one (Tetragon's export file keeps
 // --export-file-max-backups the same way, with timestamped names instead of numbers).
+// A QueuedSink like every sink: writes are batched and go out on the thread pool, so a slow
+// disk fills this sink's bounded queue instead of stalling the agent.
 import { closeSync, existsSync, fstatSync, mkdirSync, openSync, renameSync, unlinkSync } from "node:fs";
 import { dirname } from "node:path";
-import { BufferedFd } from "./buffered-fd.ts";
-import { SinkError, type EventSink } from "./sink.ts";
+import { joinLines, writeAll } from "./fd-write.ts";
+import { QueuedSink, type QueueOptions } from "./queued.ts";
+import { SendError, SinkError, type Batch, type Transport } from "./sink.ts";
 
-export interface JsonlFileOptions {
+export interface JsonlFileOptions extends QueueOptions {
+  name?: string;
   /** Rotate before the file would exceed this many bytes (default 10 MiB). */
   maxBytes?: number;
   /** Rotated files to keep (default 5; 0 keeps none, the file is just truncated). */
@@ -16,25 +20,18 @@ export interface JsonlFileOptions {
   mode?: number;
 }
 
-export class JsonlFileSink implements EventSink {
-  readonly name: string;
-  readonly maxBytes: number;
-  readonly maxBackups: number;
-  private fd: number;
-  private size: number;
-  private readonly out: BufferedFd;
-  private readonly mode: number;
-  private closed = false;
+class FileTransport implements Transport {
+  readonly kind = "file";
+  fd: number;
+  size: number;
   rotations = 0;
 
   constructor(
     readonly path: string,
-    opts: JsonlFileOptions = {},
+    readonly maxBytes: number,
+    readonly maxBackups: number,
+    private readonly mode: number,
   ) {
-    this.name = `file:${path}`;
-    this.maxBytes = Math.max(1024, opts.maxBytes ?? 10 * 1024 * 1024);
-    this.maxBackups = Math.max(0, opts.maxBackups ?? 5);
-    this.mode = opts.mode ?? 0o600;
     try {
       mkdirSync(dirname(path), { recursive: true });
       this.fd = openSync(path, "a", this.mode);
@@ -42,35 +39,39 @@ export class JsonlFileSink implements EventSink {
     } catch (err) {
       throw new SinkError(`open export file ${path}: ${(err as Error).message}`);
     }
-    this.out = new BufferedFd(this.fd);
   }
 
-  write(line: string): void {
-    if (this.closed) return;
-    const n = Buffer.byteLength(line) + 1;
-    if (this.size + this.out.pending + n > this.maxBytes && this.size + this.out.pending > 0) this.rotate();
-    this.out.push(line, n - 1);
+  async send(batch: Batch): Promise<void> {
+    // Cut the batch where the file would pass maxBytes; a rotation happens between chunks.
+    let start = 0;
+    let chunkBytes = 0;
+    try {
+      for (let i = 0; i < batch.length; i++) {
+        const n = Buffer.byteLength(batch[i]!) + 1;
+        if (this.size + chunkBytes + n > this.maxBytes && this.size + chunkBytes > 0) {
+          await this.#write(batch.slice(start, i));
+          this.#rotate();
+          start = i;
+          chunkBytes = 0;
+        }
+        chunkBytes += n;
+      }
+      await this.#write(batch.slice(start));
+    } catch (err) {
+      // Lines before the failing chunk are in the file already; a retry writes them again
+      // (at-least-once), which a reader of JSON lines tolerates better than a hole.
+      throw new SendError(`write ${this.path}: ${(err as Error).message}`, true, { cause: err });
+    }
   }
 
-  async flush(): Promise<void> {
-    this.flushSync();
+  async #write(lines: readonly string[]): Promise<void> {
+    if (lines.length === 0) return;
+    const buf = joinLines(lines);
+    await writeAll(this.fd, buf);
+    this.size += buf.length;
   }
 
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.flushSync();
-    closeSync(this.fd);
-    this.closed = true;
-  }
-
-  private flushSync(): void {
-    const n = this.out.pending;
-    this.out.flushSync();
-    this.size += n;
-  }
-
-  private rotate(): void {
-    this.flushSync();
+  #rotate(): void {
     closeSync(this.fd);
     if (this.maxBackups === 0) {
       unlinkSync(this.path);
@@ -84,8 +85,32 @@ export class JsonlFileSink implements EventSink {
       renameSync(this.path, `${this.path}.1`);
     }
     this.fd = openSync(this.path, "a", this.mode);
-    this.out.setFd(this.fd);
     this.size = 0;
     this.rotations++;
+  }
+
+  async close(): Promise<void> {
+    closeSync(this.fd);
+  }
+}
+
+export class JsonlFileSink extends QueuedSink {
+  readonly maxBytes: number;
+  readonly maxBackups: number;
+  readonly #file: FileTransport;
+
+  constructor(
+    readonly path: string,
+    opts: JsonlFileOptions = {},
+  ) {
+    const file = new FileTransport(path, Math.max(1024, opts.maxBytes ?? 10 * 1024 * 1024), Math.max(0, opts.maxBackups ?? 5), opts.mode ?? 0o600);
+    super(opts.name ?? "file", file, { lingerMs: 50, ...opts });
+    this.#file = file;
+    this.maxBytes = file.maxBytes;
+    this.maxBackups = file.maxBackups;
+  }
+
+  get rotations(): number {
+    return this.#file.rotations;
   }
 }

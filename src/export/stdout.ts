@@ -1,28 +1,43 @@
-// JSON lines (or compact lines) to standard output.
-import { BufferedFd } from "./buffered-fd.ts";
-import type { EventSink } from "./sink.ts";
+// JSON lines (or compact lines) to standard output, as a QueuedSink: write() only queues,
+// batches go out through the thread pool (fd-write.ts), so a stalled reader of stdout costs
+// this sink's queue (oldest dropped, counted) and never the agent's event loop.
+import { joinLines, writeAll } from "./fd-write.ts";
+import { QueuedSink, type QueueOptions } from "./queued.ts";
+import { SendError, type Batch, type Transport } from "./sink.ts";
 
-export class StdoutSink implements EventSink {
-  readonly name = "stdout";
-  private readonly out: BufferedFd;
-  private closed = false;
-
-  constructor(fd = 1) {
-    this.out = new BufferedFd(fd);
+class FdTransport implements Transport {
+  readonly kind = "stdout";
+  constructor(
+    private readonly fd: number,
+    private readonly map?: (line: string) => string | undefined,
+  ) {}
+  async send(batch: Batch): Promise<void> {
+    let lines: readonly string[] = batch;
+    if (this.map) {
+      const out: string[] = [];
+      for (const l of batch) {
+        const m = this.map(l);
+        if (m !== undefined) out.push(m);
+      }
+      lines = out;
+    }
+    if (lines.length === 0) return;
+    try {
+      await writeAll(this.fd, joinLines(lines));
+    } catch (err) {
+      throw new SendError(`write fd ${this.fd}: ${(err as Error).message}`, true, { cause: err });
+    }
   }
+}
 
-  write(line: string): void {
-    if (this.closed) return;
-    this.out.push(line, Buffer.byteLength(line));
-  }
+export interface StdoutOptions extends QueueOptions {
+  name?: string;
+  /** Rewrites each line before it is printed (the compact form); undefined skips the line. */
+  map?: (line: string) => string | undefined;
+}
 
-  async flush(): Promise<void> {
-    this.out.flushSync();
-  }
-
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.out.flushSync();
-    this.closed = true;
+export class StdoutSink extends QueuedSink {
+  constructor(fd = 1, opts: StdoutOptions = {}) {
+    super(opts.name ?? "stdout", new FdTransport(fd, opts.map), { lingerMs: 50, ...opts });
   }
 }

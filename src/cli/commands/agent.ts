@@ -12,6 +12,7 @@ import { createPolicyBackend } from "../../agent/policy-backend.ts";
 import { PolicyInvalidError, PolicyRejectedError, formatDiagnostic, type PolicyDiagnostic } from "../../agent/policy-store.ts";
 import { stdoutSink } from "../../agent/sinks.ts";
 import type { EventSink } from "../../agent/event-hub.ts";
+import { createSink } from "../../agent/sinks.ts";
 
 /** The files the diagnostics name, in order, for the closing line of a refused start. */
 function filesOf(errors: readonly PolicyDiagnostic[]): string {
@@ -47,6 +48,7 @@ export async function run(argv: string[]): Promise<number> {
       out.push(new JsonlFileSink(config.exportFile, { maxBytes: config.exportFileMaxSizeMb * 1024 * 1024, maxBackups: config.exportFileMaxBackups }));
     }
     if (config.exportStdout) out.push(stdoutSink(config.output));
+    for (const spec of config.sinks) out.push(createSink(spec, { nodeName: config.nodeName }));
     return out;
   };
   const agent = new Agent(config, {

@@ -134,7 +134,7 @@ bpf-dir: ward-test
 node-name: n1
 sinks:
   - type: syslog
-    address: udp://127.0.0.1:514
+    url: syslog://127.0.0.1:514?proto=udp
 `;
 
 describe("config file", () => {
@@ -156,7 +156,7 @@ describe("config file", () => {
       // A relative bpf-dir is a name under /sys/fs/bpf, as Tetragon's --bpf-dir.
       bpfDir: "/sys/fs/bpf/ward-test",
       nodeName: "n1",
-      sinks: [{ type: "syslog", address: "udp://127.0.0.1:514" }],
+      sinks: [{ kind: "syslog", name: "syslog", proto: "udp", host: "127.0.0.1", port: 514 }],
     });
   });
 
@@ -251,7 +251,7 @@ describe("config file", () => {
     const text = formatConfig(c);
     expect(text).toContain("\nlog-level: error\n");
     expect(text).toContain("\nexport-rate-limit: 600\n");
-    expect(text).toContain("\nsinks:\n  - type: syslog\n");
+    expect(text).toMatch(/\nsinks:\n  - syslog:\/\/127\.0\.0\.1:514\?\S*proto=udp/);
     const again = parseWith(["--config", "/printed.yaml"], {}, { "/printed.yaml": text });
     const strip = ({ configFile: _a, printConfig: _b, ...rest }: AgentConfig) => rest;
     expect(strip(again)).toEqual(strip(c));
@@ -263,25 +263,18 @@ describe("config file", () => {
   });
 });
 
-describe("a section with its own validation (the sinks hook)", () => {
-  test("a parse hook's ConfigValueError points at the node inside the value", () => {
-    const sinks = SETTINGS.find((s) => s.key === "sinks")!;
-    const before = sinks.parse;
-    sinks.parse = (v) => {
-      const list = v as { type?: string; address?: unknown }[];
-      list.forEach((x, i) => {
-        if (typeof x.address !== "string") throw new ConfigValueError(`address must be a string, not ${JSON.stringify(x.address)}`, [i, "address"]);
-      });
-      return list.map((x) => ({ ...x, checked: true }));
-    };
-    try {
-      const good = parseWith(["--config", "/w.yaml"], {}, { "/w.yaml": "sinks:\n  - type: syslog\n    address: udp://h:514\n" });
-      expect(good.sinks).toEqual([{ type: "syslog", address: "udp://h:514", checked: true }]);
-      const p = problemsOf(() => parseWith(["--config", "/w.yaml"], {}, { "/w.yaml": "sinks:\n  - type: syslog\n    address: udp://h:514\n  - type: loki\n    address: 7\n" }));
-      expect(p).toEqual(["/w.yaml:5:14: sinks: [1].address: address must be a string, not 7"]);
-    } finally {
-      sinks.parse = before;
-    }
+describe("a section with its own validation (the sinks section)", () => {
+  test("a bad sink entry is reported at its own node's line and column", () => {
+    const good = parseWith(["--config", "/w.yaml"], {}, { "/w.yaml": "sinks:\n  - type: loki\n    url: http://127.0.0.1:3100\n" });
+    expect(good.sinks).toMatchObject([{ kind: "loki", name: "loki", url: "http://127.0.0.1:3100/" }]);
+    const p = problemsOf(() => parseWith(["--config", "/w.yaml"], {}, { "/w.yaml": "sinks:\n  - type: loki\n    url: http://127.0.0.1:3100\n  - type: lokki\n    url: http://h:1\n" }));
+    expect(p).toHaveLength(1);
+    expect(p[0]).toMatch(/^\/w\.yaml:4:11: sinks: .*type: want one of stdout, file, syslog, loki, clickhouse, not "lokki"/);
+  });
+
+  test("--sink flags replace the file's sinks", () => {
+    const c = parseWith(["--config", "/w.yaml", "--sink", "clickhouse=http://127.0.0.1:8123?table=t1"], {}, { "/w.yaml": EXAMPLE });
+    expect(c.sinks).toMatchObject([{ kind: "clickhouse", table: "t1" }]);
   });
 
   test("a bad boolean for enable-pid-set-filter is reported once", () => {

@@ -1,0 +1,182 @@
+// Sink throughput: events per second from write() until the server holds them, per sink,
+// measured in this run against the real servers where they are installed (rsyslog,
+// clickhouse-server; started here on loopback ports with their own config, as the tests do)
+// and against test/lib/servers.ts LokiServer for Loki (not packaged by Debian; it runs in this
+// process, so its JSON parsing shares the core with the sink and the figure is a lower bound).
+// A sink whose server is not installed is skipped with a line on stderr, never faked.
+// Also the cost of write() itself (the hub's synchronous part): ns per event into a queue.
+//
+// The events are a real process_exec line (Tetragon's shape, ~1.3 KB) with its pid, exec_id
+// and time varied per event.
+//
+// Usage: bun run bench/sinks.ts [--events 50000] [--only file,loki,...] [--json]
+// benchSinks() is the same run as a function, for bench/run.ts.
+import { existsSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { JsonlFileSink } from "../src/export/jsonl-file.ts";
+import { QueuedSink } from "../src/export/queued.ts";
+import type { CountedSink } from "../src/export/sink.ts";
+import { ClickHouseSink } from "../src/export/sinks/clickhouse.ts";
+import { LokiSink } from "../src/export/sinks/loki.ts";
+import { SyslogSink } from "../src/export/sinks/syslog.ts";
+import { StdoutSink } from "../src/export/stdout.ts";
+import { CLICKHOUSE, ClickHouse, LokiServer, RSYSLOGD, Rsyslog } from "../test/lib/servers.ts";
+import { freePort, waitFor } from "../test/lib/sink-harness.ts";
+
+export interface BenchResult {
+  name: string;
+  unit: string;
+  value: number;
+}
+
+export interface BenchSinksOptions {
+  /** Events per sink (default 50,000). */
+  events?: number;
+  /** Sinks to run (default all): write, file, stdout, syslog_tcp, syslog_udp, syslog_unix, loki, clickhouse. */
+  only?: string[];
+  /** Progress and skip notes (default stderr). */
+  log?: (msg: string) => void;
+}
+
+const SAMPLE =
+  '{"process_exec":{"process":{"exec_id":"dm06MTA4ODAzMTg2MDM3NjozMTk2","pid":3196,"uid":0,"cwd":"/work/ward","binary":"/usr/bin/curl","arguments":"-s https://example.com/api/v1/items?page=2","flags":"execve clone","start_time":"2026-12-03T16:01:14.010384201Z","auid":4294967295,"parent_exec_id":"dm06MTA4NzQ1MDAwMDAwMDozMTU2","tid":3196},"parent":{"exec_id":"dm06MTA4NzQ1MDAwMDAwMDozMTU2","pid":3156,"uid":0,"cwd":"/work/ward","binary":"/usr/bin/bash","arguments":"-c for i in $(seq 1 100); do curl -s https://example.com/api/v1/items?page=$i; done","flags":"procFS","start_time":"2026-12-03T16:01:13.428523825Z","auid":4294967295,"parent_exec_id":"dm06MTA4NzI0MDAwMDAwMDozMDkz","tid":3156}},"node_name":"bench","time":"TIME"}';
+
+function lines(n: number): string[] {
+  const t0 = Date.now();
+  const out: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const ms = t0 + Math.floor(i / 1000);
+    const time = `${new Date(ms).toISOString().slice(0, 19)}.${String((ms % 1000) * 1_000_000 + (i % 1000) * 1000).padStart(9, "0")}Z`;
+    out.push(SAMPLE.replace("TIME", time).replace('"pid":3196', `"pid":${10_000 + i}`).replace("MTA4ODAzMTg2MDM3NjozMTk2", Buffer.from(`bench:${i}`).toString("base64")));
+  }
+  return out;
+}
+
+/** Writes every line, then waits until `held()` reaches n; events per second over that span. */
+async function measure(sink: CountedSink, evs: string[], held: () => Promise<number> | number, timeoutMs = 120_000): Promise<number> {
+  const t0 = performance.now();
+  for (const l of evs) sink.write(l);
+  await waitFor(`${sink.name}: ${evs.length} events held by the server`, async () => ((await held()) >= evs.length ? true : undefined), timeoutMs, () => {
+    const st = sink.stats();
+    const dropped = Object.values(st.dropped).reduce((a, b) => a + b, 0);
+    return dropped > 0 ? `${dropped} dropped (${st.lastError ?? ""})` : undefined;
+  });
+  const secs = (performance.now() - t0) / 1000;
+  await sink.close();
+  return evs.length / secs;
+}
+
+function countLines(path: string): number {
+  if (!existsSync(path)) return 0;
+  const b = readFileSync(path);
+  let n = 0;
+  for (let i = 0; i < b.length; i++) if (b[i] === 10) n++;
+  return n;
+}
+
+const big = (n: number) => ({ maxQueue: n + 1, maxQueueBytes: 2 ** 31, retryBudgetMs: 60_000 });
+
+export async function benchSinks(opts: BenchSinksOptions = {}): Promise<BenchResult[]> {
+  const n = opts.events ?? 50_000;
+  const log = opts.log ?? ((m: string) => process.stderr.write(`bench/sinks: ${m}\n`));
+  const want = (name: string) => !opts.only || opts.only.includes(name);
+  const evs = lines(n);
+  const out: BenchResult[] = [];
+  const dir = mkdtempSync(join(tmpdir(), "ward-bench-sinks-"));
+  const stops: Array<() => Promise<void>> = [];
+  try {
+    if (want("write")) {
+      // write() alone: the queue takes the line; the transport never completes during the loop.
+      const s = new QueuedSink("bench", { kind: "null", send: async () => {} }, { ...big(n), lingerMs: 60_000 });
+      const t0 = performance.now();
+      for (const l of evs) s.write(l);
+      out.push({ name: "sink_write_ns_per_event", unit: "ns/event", value: ((performance.now() - t0) * 1e6) / n });
+      await s.close();
+    }
+    if (want("file")) {
+      const path = join(dir, "events.log");
+      const s = new JsonlFileSink(path, { ...big(n), maxBytes: 2 ** 40 });
+      out.push({ name: "sink_file_events_per_s", unit: "events/s", value: await measure(s, evs, () => s.stats().sent) });
+    }
+    if (want("stdout")) {
+      const fd = openSync("/dev/null", "w");
+      const s = new StdoutSink(fd, big(n));
+      out.push({ name: "sink_stdout_events_per_s", unit: "events/s", value: await measure(s, evs, () => s.stats().sent) });
+      closeSync(fd);
+    }
+    const syslogs = ["syslog_tcp", "syslog_udp", "syslog_unix"].filter(want);
+    if (syslogs.length > 0) {
+      if (!existsSync(RSYSLOGD)) log(`skip ${syslogs.join(", ")}: ${RSYSLOGD} is not installed (apt-get install rsyslog)`);
+      else {
+        const rs = new Rsyslog(join(dir, "rsyslog"), await freePort());
+        rs.start();
+        stops.push(() => rs.stop());
+        await rs.ready();
+        for (const name of syslogs) {
+          const proto = name.slice(7) as "tcp" | "udp" | "unix";
+          const file = proto === "tcp" ? rs.tcpFile : proto === "udp" ? rs.udpFile : rs.unixFile;
+          const s = new SyslogSink({ ...big(n), name, proto, host: "127.0.0.1", port: rs.port, path: rs.socket, hostname: "bench" });
+          if (proto === "udp") {
+            // UDP has no acknowledgement: measure until sent, then report how much rsyslog got.
+            const v = await measure(s, evs, () => s.stats().sent);
+            await waitFor("udp settles", async () => {
+              const a = countLines(file);
+              await Bun.sleep(300);
+              return countLines(file) === a ? true : undefined;
+            }, 30_000);
+            out.push({ name: "sink_syslog_udp_events_per_s", unit: "events/s", value: v });
+            out.push({ name: "sink_syslog_udp_received", unit: "%", value: (100 * countLines(file)) / n });
+          } else {
+            out.push({ name: `sink_${name}_events_per_s`, unit: "events/s", value: await measure(s, evs, () => countLines(file)) });
+          }
+        }
+      }
+    }
+    if (want("loki")) {
+      const srv = new LokiServer(await freePort());
+      srv.start();
+      stops.push(() => srv.stop());
+      const s = new LokiSink({ ...big(n), url: srv.url });
+      out.push({ name: "sink_loki_events_per_s", unit: "events/s", value: await measure(s, evs, () => srv.entries) });
+    }
+    if (want("clickhouse")) {
+      if (!existsSync(CLICKHOUSE)) log(`skip clickhouse: ${CLICKHOUSE} is not installed (apt-get install clickhouse-server)`);
+      else {
+        const ch = new ClickHouse(join(dir, "clickhouse"), await freePort(), await freePort());
+        ch.start();
+        stops.push(() => ch.stop());
+        await ch.ready();
+        const s = new ClickHouseSink({ ...big(n), url: ch.url, table: "bench_events", maxBatch: 5_000, maxBatchBytes: 8 << 20 });
+        out.push({
+          name: "sink_clickhouse_events_per_s",
+          unit: "events/s",
+          value: await measure(s, evs, async () => Number((await ch.query("SELECT count() FROM bench_events").catch(() => "0")).trim())),
+        });
+      }
+    }
+  } finally {
+    for (const stop of stops.reverse()) await stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return out;
+}
+
+if (import.meta.main) {
+  const argv = process.argv.slice(2);
+  const val = (k: string) => {
+    const i = argv.indexOf(`--${k}`);
+    return i >= 0 ? argv[i + 1] : undefined;
+  };
+  const events = Number(val("events") ?? 50_000);
+  if (!Number.isInteger(events) || events < 1) {
+    process.stderr.write(`bench/sinks: --events wants a positive whole number\n`);
+    process.exit(2);
+  }
+  const results = await benchSinks({ events, only: val("only")?.split(",") });
+  if (argv.includes("--json")) process.stdout.write(`${JSON.stringify(results)}\n`);
+  else {
+    process.stdout.write(`sinks, ${events} process_exec events each (same run):\n`);
+    for (const r of results) process.stdout.write(`  ${r.name.padEnd(32)} ${r.value.toFixed(r.unit === "%" ? 1 : 0).padStart(10)} ${r.unit}\n`);
+  }
+}
