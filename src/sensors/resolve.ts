@@ -14,6 +14,8 @@ import { hostSyscallNumber } from "../policy/engine.ts";
 import type { ActionSelector, KProbeArg, KProbeSelector, ListSpec, TracingPolicy } from "../policy/types.ts";
 import type { GuardAction, GuardHook, GuardProgram } from "./guard.ts";
 import { chooseOpenExit, type OpenExitChoice } from "./open-exit.ts";
+import { fanotifySupport } from "./fanotify-sys.ts";
+import type { FanotifyAction } from "./fanotify.ts";
 
 // ---------------------------------------------------------------- kernel description
 
@@ -32,6 +34,11 @@ export interface HookFeatures {
   syscallNumber(name: string): number | undefined;
   /** Where the file guard's open-exit check attaches here (and why); undefined: not known. */
   guardOpenExit?(): string;
+  /**
+   * fanotify permission events (FAN_CLASS_CONTENT groups can be made here); undefined or
+   * false: not available. pidfd: FAN_REPORT_PIDFD (5.15+) verifies the opener.
+   */
+  fanotify?: { pidfd: boolean };
 }
 
 /** This machine's kernel, probed (root gives definitive answers; otherwise loads are refused and read as absent). */
@@ -52,6 +59,7 @@ export function hostHookFeatures(): HookFeatures {
     overrideReturn: kprobes && probeHelper(ProgType.KPROBE, Helper.override_return).status === "supported",
     tracepoint: (subsystem, event) => (root === undefined ? undefined : existsSync(`${root}/events/${subsystem}/${event}`)),
     syscallNumber: (name) => hostSyscallNumber(name),
+    ...fanotifyFeature(),
     guardOpenExit: () => {
       // The same choice FileGuard.open makes (it may mount tracefs and exec the i386 probe).
       guardOpenExitText ??= describeOpenExit(chooseOpenExit());
@@ -61,6 +69,11 @@ export function hostHookFeatures(): HookFeatures {
 }
 
 let guardOpenExitText: string | undefined;
+
+function fanotifyFeature(): { fanotify?: { pidfd: boolean } } {
+  const s = fanotifySupport();
+  return s.permissions ? { fanotify: { pidfd: s.pidfd } } : {};
+}
 
 function describeOpenExit(c: OpenExitChoice): string {
   return c.kind === "tracepoint" ? `here on the per-syscall exit tracepoints (${c.tracepoints.map((t) => `syscalls/${t}`).join(", ")})` : `here on tp_btf/sys_exit, at every syscall's exit (${c.reason})`;
@@ -110,6 +123,25 @@ export interface GuardRulePlan {
   hooks: GuardHook[];
 }
 
+/** One fanotify rule derived from one selector. */
+export interface FanotifyRulePlan {
+  selector: number;
+  action: FanotifyAction;
+  post: boolean;
+  actionNames: string[];
+  binaries?: { op: "In" | "NotIn"; paths: string[] };
+  files: string[];
+}
+
+export interface FanotifyPlan {
+  /** "open": FAN_OPEN_PERM (opens, and the open an exec makes); "exec": FAN_OPEN_EXEC_PERM only. */
+  target: "open" | "exec";
+  rules: FanotifyRulePlan[];
+  /** What a decision not ready within answerMs (or not decidable) gets. */
+  failMode: "allow" | "deny";
+  answerMs: number;
+}
+
 export interface GuardPlan {
   target: "open" | "exec" | "module";
   programs: GuardProgram[];
@@ -127,7 +159,7 @@ interface HookBase {
 
 export interface ResolvedHook extends HookBase {
   ok: true;
-  backend: "generic" | "guard";
+  backend: "generic" | "guard" | "fanotify";
   event: EventKind;
   /** function_name in events (arch-prefixed for syscalls, as Tetragon reports). */
   functionName: string;
@@ -135,6 +167,7 @@ export interface ResolvedHook extends HookBase {
   mechanism: string;
   generic?: GenericAttach[];
   guard?: GuardPlan;
+  fanotify?: FanotifyPlan;
   actions: ActionHonor[];
   /** Measured limits of the mechanism, each one sentence. */
   limits: string[];
@@ -457,6 +490,133 @@ function openExitHook(h: WireHook, f: HookFeatures, monitor: boolean): Omit<Reso
   };
 }
 
+// ---------------------------------------------------------------- fanotify
+
+/** The policy's fanotify options (spec.options fanotify-fail-mode, fanotify-answer-ms; validated in rules.ts). */
+interface FanotifyOptionsOf {
+  failMode: "allow" | "deny";
+  answerMs: number;
+}
+
+export const FANOTIFY_ANSWER_MS = 100;
+
+function fanotifyOptions(policy: TracingPolicy): FanotifyOptionsOf {
+  const opt = (n: string): string | undefined => policy.spec.options.findLast((o) => o.name === n)?.value;
+  const ms = Number.parseInt(opt("fanotify-answer-ms") ?? "", 10);
+  return { failMode: opt("fanotify-fail-mode") === "allow" ? "allow" : "deny", answerMs: Number.isInteger(ms) && ms > 0 ? ms : FANOTIFY_ANSWER_MS };
+}
+
+/** The actions fanotify honors exactly: Post, NoPost, Sigkill (Signal 9), Override with argError -1 (EPERM), with no rate limit or stack traces. */
+function fanotifyActionsOk(sel: KProbeSelector): boolean {
+  return actionsOf(sel).every((a) => {
+    if (a.rateLimit !== undefined || a.kernelStackTrace || a.userStackTrace || a.imaHash) return false;
+    if (a.action === "Override") return a.argError === undefined || a.argError === -1;
+    if (a.action === "Signal") return a.argSig === SIGKILL;
+    return a.action === "Post" || a.action === "NoPost" || a.action === "Sigkill";
+  }) && sel.matchReturnActions.length === 0;
+}
+
+/**
+ * Whether fanotify can hold every selector of a file-open or exec hook: matchArgs Equal on
+ * the file argument with absolute paths, at most one matchBinaries In/NotIn of paths, and
+ * actions it honors exactly. What it cannot hold goes to the file guard or the open-exit
+ * substitute as before (which name their own limits, and refuse Override here).
+ */
+function fanotifyExpresses(h: WireHook, target: "open" | "exec"): boolean {
+  if (h.ret || h.selectors.length === 0) return false;
+  const fileIdx = fileArgIndex(h.args, target === "open" ? ["file", "fd", "path"] : ["linux_binprm", "file"]);
+  if (fileIdx === undefined) return false;
+  const seen = new Set<string>();
+  return h.selectors.every((sel) => {
+    try {
+      unsupportedMatchers(sel, 0);
+      guardBinaries(sel, 0);
+    } catch (e) {
+      if (e instanceof Reject) return false;
+      throw e;
+    }
+    const m = sel.matchArgs[0];
+    if (sel.matchArgs.length !== 1 || m === undefined || m.operator !== "Equal") return false;
+    const on = m.args.length > 0 ? h.args[m.args[0]!]?.index : m.index;
+    if (on !== fileIdx || !m.values.every((v) => v.startsWith("/"))) return false;
+    for (const v of m.values) {
+      if (seen.has(v)) return false;
+      seen.add(v);
+    }
+    return fanotifyActionsOk(sel);
+  });
+}
+
+function fanotifyFileHook(h: WireHook, target: "open" | "exec", f: HookFeatures, monitor: boolean, options: FanotifyOptionsOf): Omit<ResolvedHook, keyof HookBase | "ok"> {
+  const rules: FanotifyRulePlan[] = [];
+  const actions: ActionHonor[] = [];
+  const event = target === "open" ? "FAN_OPEN_PERM" : "FAN_OPEN_EXEC_PERM";
+  const what = target === "open" ? "open" : "exec";
+  h.selectors.forEach((sel, si) => {
+    const m = sel.matchArgs[0]!;
+    let kill = false;
+    let deny = false;
+    let post = true;
+    const names: string[] = [];
+    for (const a of actionsOf(sel)) {
+      const label = actionLabel(a);
+      if (monitor && ENFORCING.has(a.action)) {
+        names.push(a.action);
+        actions.push({ selector: si, action: label, honored: `monitor mode: not enforced; the ${what} is allowed and posted as an event by the agent's fanotify decision thread` });
+        continue;
+      }
+      switch (a.action) {
+        case "Post":
+          names.push("Post");
+          actions.push({ selector: si, action: label, honored: `event posted by the agent's fanotify decision thread when it answers the ${event} event` });
+          break;
+        case "NoPost":
+          post = false;
+          names.push("NoPost");
+          actions.push({ selector: si, action: label, honored: "no event is posted (the fanotify counters still count the decision)" });
+          break;
+        case "Override":
+          deny = true;
+          names.push("Override");
+          actions.push({ selector: si, action: label, honored: `Override → FAN_DENY: the ${what} fails with EPERM before it happens and has no effect (nothing is opened; O_TRUNC/creat do not truncate)` });
+          break;
+        default:
+          // Sigkill, Signal(9): fanotifyActionsOk admitted nothing else
+          kill = true;
+          names.push(a.action);
+          actions.push({ selector: si, action: label, honored: `Sigkill → kill before the answer: SIGKILL through the opener's ${f.fanotify?.pidfd ? "pidfd" : "pid"}, then FAN_DENY, so the process dies and the file is never opened` });
+      }
+    }
+    const action: FanotifyAction = monitor ? "report" : kill ? "kill" : deny ? "deny" : "report";
+    const binaries = guardBinaries(sel, si);
+    rules.push({ selector: si, action, post, actionNames: names, ...(binaries ? { binaries } : {}), files: [...m.values] });
+  });
+  const verify = f.fanotify?.pidfd
+    ? "the opener's executable is its /proc/PID/exe, read through the event's pid and verified against the event's pidfd (the process still lives, so the pid was not reused)"
+    : "the opener's executable is its /proc/PID/exe, read through the event's pid (no FAN_REPORT_PIDFD before 5.15: not verified against a pidfd)";
+  const mechanism = `fanotify (${event} on the inode of each file, FAN_MARK_INODE; ${target === "open" ? "an exec of the file opens it too" : "plain opens are not held"}): the kernel holds the ${what} until the agent's decision thread answers; no BPF LSM here, and unlike the file guard the call is refused before it happens; other files cost nothing`;
+  const limits = [
+    `enforcement lasts while the agent runs: the fanotify group ends with the agent (on any exit, SIGKILL included, the kernel allows pending and later ${what}s); no BPF backstop is attached for this rule`,
+    `every ${what} of a protected file waits for the agent's answer; a decision not made within ${options.answerMs} ms, or that cannot be made (the opener's executable unreadable), is answered ${options.failMode === "deny" ? "FAN_DENY" : "FAN_ALLOW"} (fanotify-fail-mode ${options.failMode}) and counted`,
+    verify,
+    "matchBinaries entries that exist are matched by inode, those that do not (yet) by the executable's resolved path",
+    "files are matched by inode when the policy is applied: a file created or replaced later (new inode) under the same path is not covered until the policy is re-applied",
+    "keys are (device, inode number) without the inode generation: if a protected file or an allowed binary is deleted, a new file that reuses its inode number inherits the rule or the allowance",
+    "fds opened before the policy was applied are not revoked (FAN_ACCESS_PERM would put every read of the file through the agent; it is not used)",
+  ];
+  if (target === "exec") limits.push("matchBinaries sees the executable that called exec (the image being replaced), as security_bprm_check does");
+  return {
+    backend: "fanotify",
+    event: h.list === "lsmhooks" ? "process_lsm" : "process_kprobe",
+    functionName: h.name,
+    mechanism,
+    fanotify: { target, rules, failMode: options.failMode, answerMs: options.answerMs },
+    actions,
+    limits,
+    bypasses: ["a root process that kills the agent ends the rule (the group closes with it); run the agent under a supervisor that restarts it, or on a kernel with BPF LSM, whose pinned programs outlive it"],
+  };
+}
+
 /**
  * Module loading (kprobes on sys_init_module/sys_finit_module; kernel_read_file with BPF
  * LSM). The decision, documented here because it is a judgment call:
@@ -681,9 +841,15 @@ function substituteFor(name: string): string {
   return "a syscall kprobe (syscall: true), which runs on the syscall's tracepoint, or a tracepoint (spec.tracepoints) for the same event";
 }
 
-function resolveOne(h: WireHook, f: HookFeatures, monitor: boolean, lists: readonly ListSpec[]): Omit<ResolvedHook, keyof HookBase | "ok"> {
+function resolveOne(h: WireHook, f: HookFeatures, monitor: boolean, lists: readonly ListSpec[], options: FanotifyOptionsOf): Omit<ResolvedHook, keyof HookBase | "ok"> {
   const lsm = lsmName(h);
   if (lsm !== undefined) {
+    // Without BPF LSM, fanotify holds the file rules it can express (exact files, one
+    // matchBinaries): the call fails or the caller dies before the open happens, and other
+    // files cost nothing. BPF LSM stays first where it loads (it can outlive the agent).
+    if ((lsm === "file_open" || lsm === "bprm_check_security") && !f.bpfLsm && f.fanotify !== undefined && fanotifyExpresses(h, lsm === "file_open" ? "open" : "exec")) {
+      return fanotifyFileHook(h, lsm === "file_open" ? "open" : "exec", f, monitor, options);
+    }
     if (lsm === "file_open") return !f.bpfLsm && !guardExpresses(h) ? openExitHook(h, f, monitor) : guardFileHook(h, "open", f, monitor);
     if (lsm === "bprm_check_security") return guardFileHook(h, "exec", f, monitor);
     if (lsm === "kernel_read_file") {
@@ -728,10 +894,11 @@ export function resolvePolicy(policy: TracingPolicy, f: HookFeatures, mode?: "en
   const m = mode ?? (policy.spec.options.find((o) => o.name === "policy-mode")?.value === "monitor" ? "monitor" : "enforce");
   const hooks: HookResolution[] = [];
   const errors: string[] = [];
+  const options = fanotifyOptions(policy);
   policyHooks(policy).forEach((h, index) => {
     const base: HookBase = { index, path: `spec.${h.list}[${h.specIndex}]`, name: h.name };
     try {
-      hooks.push({ ...base, ok: true, ...resolveOne(h, f, m === "monitor", policy.spec.lists) });
+      hooks.push({ ...base, ok: true, ...resolveOne(h, f, m === "monitor", policy.spec.lists, options) });
     } catch (e) {
       if (!(e instanceof Reject)) throw e;
       hooks.push({ ...base, ok: false, reason: e.message });

@@ -1,0 +1,559 @@
+// The fanotify backend: file open and exec rules answered before the open completes.
+//
+// One fanotify group (FAN_CLASS_CONTENT) per policy attachment, with FAN_OPEN_PERM /
+// FAN_OPEN_EXEC_PERM marks on exactly the inodes the policy names. The kernel holds every
+// open of a marked inode until the group answers; other files never reach us (an inode
+// without marks costs the open nothing). The answers come from a dedicated Worker thread so
+// a busy agent main thread (event decoding, the API) never delays a decision:
+// - the opener's executable is /proc/PID/exe (its inode, and its path for matchBinaries
+//   entries that do not exist yet), read through the event's pid and verified against the
+//   event's pidfd (FAN_REPORT_PIDFD): the pidfd still refers to a live process after the
+//   read, so the pid was not reused in between;
+// - Override answers FAN_DENY (the open fails with EPERM and never happened: O_TRUNC does
+//   not truncate); Sigkill sends SIGKILL through the pidfd first, then answers FAN_DENY, so
+//   the process dies without the file open;
+// - a decision that cannot be made (the executable unreadable, the pidfd stale) or whose
+//   event waited in our batch longer than the bound follows the policy's fail mode
+//   (default deny) and is counted;
+// - the agent's own tgid (and the exempt pids) are always allowed.
+// Closing the group (normal exit, or the kernel on SIGKILL of the agent) allows every
+// pending event: nothing hangs, and enforcement ends with the group (explain says so).
+import { statSync } from "node:fs";
+import { eventFd, eventFdSignal, close as closeSysFd } from "../bpf/sys.ts";
+import {
+  FAN_CLASS_CONTENT, FAN_CLOEXEC, FAN_MARK_ADD, FAN_NONBLOCK, FAN_OPEN_EXEC_PERM, FAN_OPEN_PERM, FAN_REPORT_PIDFD,
+  FAN_UNLIMITED_QUEUE, O_CLOEXEC, O_LARGEFILE, O_RDONLY, SYS_fstat, SYS_newfstatat, SYS_pidfd_send_signal, closeFd,
+  fanotifyInit, fanotifyMark, fanotifySupport,
+} from "./fanotify-sys.ts";
+
+export class FanotifyError extends Error {
+  override name = "FanotifyError";
+}
+
+export type FanotifyAction = "report" | "deny" | "kill";
+/** Which permission events a rule answers: opens (security_file_open, exec's open included) or execs only (security_bprm_check). */
+export type FanotifyTarget = "open" | "exec";
+
+export interface FanotifyRule {
+  /** What a match does (monitor mode: "report"). */
+  action: FanotifyAction;
+  /** Post an event on a match. */
+  post: boolean;
+  /** matchBinaries: In = only these binaries match, NotIn = every binary but these. */
+  binaries?: { op: "In" | "NotIn"; paths: string[] };
+  target: FanotifyTarget;
+}
+
+export interface FanotifyOptions {
+  /** tgids always allowed besides this process. */
+  exemptPids?: number[];
+  /** How long a decision may take before the fail mode answers (ms, default 100). */
+  answerMs?: number;
+  /** What an undecidable or late event gets (default "deny"). */
+  failMode?: "allow" | "deny";
+}
+
+export interface FanotifyMatch {
+  rule: number;
+  pid: number;
+  action: FanotifyAction;
+  /** the opened file (st_dev as stat reports it, ino) */
+  dev: bigint;
+  ino: bigint;
+  /** the opener's executable inode, 0n when unknown */
+  exeIno: bigint;
+  exe: string;
+  /** CLOCK_BOOTTIME ns when the decision was made */
+  timeNs: bigint;
+  /** "exec" for FAN_OPEN_EXEC_PERM */
+  exec: boolean;
+}
+
+export interface FanotifyCounters {
+  /** permission events read */
+  events: number;
+  allowed: number;
+  denied: number;
+  killed: number;
+  /** allowed because the opener is the agent or exempt */
+  exempt: number;
+  /** answered by the fail mode because the decision came later than the bound */
+  timeouts: number;
+  /** answered by the fail mode because the opener could not be identified */
+  undecided: number;
+  /** the slowest answer, from reading the batch to writing the response (µs) */
+  maxAnswerUs: number;
+  /** sum of answer times (µs), for the mean */
+  totalAnswerUs: number;
+}
+
+const COUNTER_NAMES: (keyof FanotifyCounters)[] = ["events", "allowed", "denied", "killed", "exempt", "timeouts", "undecided", "maxAnswerUs", "totalAnswerUs"];
+
+/** The message that starts the worker (structured-cloned; the counters buffer is shared). */
+interface WorkerInit {
+  fd: number;
+  wakeFd: number;
+  selfPid: number;
+  exempt: number[];
+  /** "dev:ino" -> rule id */
+  files: [string, number][];
+  rules: { id: number; action: FanotifyAction; post: boolean; op: 0 | 1 | 2; keys: string[]; paths: string[]; exec: boolean }[];
+  answerMs: number;
+  failDeny: boolean;
+  pidfd: boolean;
+  counters: SharedArrayBuffer;
+  control: SharedArrayBuffer;
+  sys: { fstat: number; newfstatat: number; pidfdSendSignal: number };
+}
+
+interface WorkerMatch {
+  rule: number;
+  pid: number;
+  action: FanotifyAction;
+  dev: string;
+  ino: string;
+  exeIno: string;
+  exe: string;
+  timeNs: string;
+  exec: boolean;
+}
+
+/**
+ * The worker's whole program. It is stringified into the worker's source (so the compiled
+ * single binary needs no extra file): it must not reference anything outside itself; the
+ * FFI module and the worker scope come in as arguments.
+ */
+function fanotifyWorkerMain(ffi: typeof import("bun:ffi"), scope: { onmessage: ((e: MessageEvent) => void) | null; postMessage(m: unknown): void }): void {
+  const libc = ffi.dlopen("libc.so.6", {
+    syscall: { args: ["i64", "i64", "i64", "i64", "i64", "i64"], returns: ffi.FFIType.i64_fast },
+    read: { args: ["i32", "ptr", "u64"], returns: ffi.FFIType.i64_fast },
+    write: { args: ["i32", "ptr", "u64"], returns: ffi.FFIType.i64_fast },
+    close: { args: ["i32"], returns: "i32" },
+    readlink: { args: ["ptr", "ptr", "u64"], returns: ffi.FFIType.i64_fast },
+    epoll_create1: { args: ["i32"], returns: "i32" },
+    epoll_ctl: { args: ["i32", "i32", "i32", "ptr"], returns: "i32" },
+    epoll_wait: { args: ["i32", "ptr", "i32", "i32"], returns: "i32" },
+    clock_gettime: { args: ["i32", "ptr"], returns: "i32" },
+  }).symbols;
+  scope.onmessage = (msg: MessageEvent) => {
+    const init = msg.data as WorkerInit;
+    scope.onmessage = null;
+    const counters = new Float64Array(init.counters);
+    const control = new Int32Array(init.control);
+    const exempt = new Set<number>([init.selfPid, ...init.exempt]);
+    const files = new Map<string, number>(init.files);
+    const rules = new Map<number, { action: FanotifyAction; post: boolean; op: number; keys: Set<string>; paths: Set<string>; exec: boolean }>();
+    for (const r of init.rules) rules.set(r.id, { action: r.action, post: r.post, op: r.op, keys: new Set(r.keys), paths: new Set(r.paths), exec: r.exec });
+    const FAN_ALLOW = 1;
+    const FAN_DENY = 2;
+    const FAN_OPEN_EXEC_PERM = 0x40000;
+    const buf = new Uint8Array(64 * 1024);
+    const dv = new DataView(buf.buffer);
+    const st = new Uint8Array(144);
+    const stv = new DataView(st.buffer);
+    const stPtr = ffi.ptr(st);
+    const resp = new Uint8Array(8);
+    const respv = new DataView(resp.buffer);
+    const exePath = new Uint8Array(64);
+    const exePtr = ffi.ptr(exePath);
+    const link = new Uint8Array(4096);
+    const dec = new TextDecoder();
+    const ts = new BigInt64Array(2);
+    // CLOCK_BOOTTIME (7): events carry boot-clock ns, like the kernel sensors' records
+    const bootNs = (): bigint => {
+      libc.clock_gettime(7, ts);
+      return ts[0]! * 1000000000n + ts[1]!;
+    };
+    // epoll on the group fd and the wake eventfd (EPOLLIN = 1; struct epoll_event packed on x86-64)
+    const evSize = process.arch === "arm64" ? 16 : 12;
+    const epfd = libc.epoll_create1(0o2000000);
+    for (const fd of [init.fd, init.wakeFd]) {
+      const ev = new Uint8Array(evSize);
+      const v = new DataView(ev.buffer);
+      v.setUint32(0, 1, true);
+      v.setBigUint64(process.arch === "arm64" ? 8 : 4, BigInt(fd), true);
+      libc.epoll_ctl(epfd, 1, fd, ev);
+    }
+    const evs = new Uint8Array(evSize * 4);
+    scope.postMessage("ready");
+    const procExe = (pid: number): void => {
+      // "/proc/<pid>/exe\0" without allocating a string
+      let at = 0;
+      for (const ch of "/proc/") exePath[at++] = ch.charCodeAt(0);
+      const digits = String(pid);
+      for (let i = 0; i < digits.length; i++) exePath[at++] = digits.charCodeAt(i);
+      for (const ch of "/exe") exePath[at++] = ch.charCodeAt(0);
+      exePath[at] = 0;
+    };
+    const answer = (fd: number, allow: boolean): void => {
+      respv.setInt32(0, fd, true);
+      respv.setUint32(4, allow ? FAN_ALLOW : FAN_DENY, true);
+      libc.write(init.fd, resp, 8);
+    };
+    const bump = (i: number, by = 1): void => {
+      counters[i] = (counters[i] ?? 0) + by;
+    };
+    const matches: WorkerMatch[] = [];
+    for (;;) {
+      libc.epoll_wait(epfd, evs, 4, -1);
+      if (Atomics.load(control, 0) !== 0) break;
+      for (;;) {
+        const n = Number(libc.read(init.fd, buf, buf.byteLength));
+        if (n <= 0) break;
+        const t0 = performance.now();
+        let off = 0;
+        while (off + 24 <= n) {
+          const len = dv.getUint32(off, true);
+          if (len < 24 || off + len > n) break;
+          const metaLen = dv.getUint16(off + 6, true);
+          const mask = Number(dv.getBigUint64(off + 8, true));
+          const fd = dv.getInt32(off + 16, true);
+          const pid = dv.getInt32(off + 20, true);
+          let pidfd = -1;
+          for (let i = off + metaLen; i + 4 <= off + len;) {
+            const type = buf[i]!;
+            const ilen = dv.getUint16(i + 2, true);
+            if (type === 4 && ilen >= 8) pidfd = dv.getInt32(i + 4, true);
+            if (ilen < 4) break;
+            i += ilen;
+          }
+          off += len;
+          if (fd < 0) continue;
+          bump(0);
+          let allow = true;
+          try {
+            if (exempt.has(pid)) {
+              bump(4);
+            } else if (performance.now() - t0 > init.answerMs) {
+              bump(5);
+              allow = !init.failDeny;
+            } else if (Number(libc.syscall(init.sys.fstat, fd, stPtr, 0, 0, 0, 0)) === 0) {
+              const dev = stv.getBigUint64(0, true);
+              const ino = stv.getBigUint64(8, true);
+              const id = files.get(`${dev}:${ino}`);
+              const rule = id === undefined ? undefined : rules.get(id);
+              const isExec = (mask & FAN_OPEN_EXEC_PERM) !== 0;
+              // exec-only rules are marked FAN_OPEN_EXEC_PERM only; the check keeps them exact anyway
+              if (rule !== undefined && (!rule.exec || isExec)) {
+                let matched = true;
+                let undecided = false;
+                let exeIno = 0n;
+                let exe = "";
+                if (rule.op !== 0 || rule.post) {
+                  procExe(pid);
+                  if (Number(libc.syscall(init.sys.newfstatat, -100, exePtr, stPtr, 0, 0, 0)) === 0) {
+                    exeIno = stv.getBigUint64(8, true);
+                    const exeKey = `${stv.getBigUint64(0, true)}:${exeIno}`;
+                    let inSet = rule.keys.has(exeKey);
+                    if ((!inSet && rule.paths.size > 0) || rule.post) {
+                      const l = Number(libc.readlink(exePath, link, link.byteLength));
+                      if (l > 0) exe = dec.decode(link.subarray(0, l));
+                      if (!inSet && exe !== "") inSet = rule.paths.has(exe);
+                    }
+                    if (rule.op !== 0) matched = rule.op === 1 ? inSet : !inSet;
+                  } else if (rule.op !== 0) {
+                    undecided = true;
+                  }
+                  // The pid was read while the pidfd held the process: if it is still alive the
+                  // executable read above was this opener's (a pid is not reused while its process lives).
+                  if (!undecided && rule.op !== 0 && init.pidfd && (pidfd < 0 || Number(libc.syscall(init.sys.pidfdSendSignal, pidfd, 0, 0, 0, 0, 0)) !== 0)) undecided = true;
+                }
+                if (undecided) {
+                  bump(6);
+                  allow = !init.failDeny;
+                } else if (matched) {
+                  if (rule.action === "kill") {
+                    if (pidfd >= 0) libc.syscall(init.sys.pidfdSendSignal, pidfd, 9, 0, 0, 0, 0);
+                    else process.kill(pid, 9);
+                    bump(3);
+                    allow = false;
+                  } else if (rule.action === "deny") {
+                    allow = false;
+                  }
+                  if (rule.post) {
+                    matches.push({ rule: id!, pid, action: rule.action, dev: String(dev), ino: String(ino), exeIno: String(exeIno), exe, timeNs: String(bootNs()), exec: isExec });
+                  }
+                }
+              }
+            } else {
+              bump(6);
+              allow = !init.failDeny;
+            }
+          } catch {
+            bump(6);
+            allow = !init.failDeny;
+          }
+          answer(fd, allow);
+          bump(allow ? 1 : 2);
+          libc.close(fd);
+          if (pidfd >= 0) libc.close(pidfd);
+          const us = (performance.now() - t0) * 1000;
+          bump(8, us);
+          if (us > (counters[7] ?? 0)) counters[7] = us;
+        }
+        if (matches.length > 0) scope.postMessage(matches.splice(0));
+      }
+    }
+    libc.close(epfd);
+    scope.postMessage("stopped");
+  };
+}
+
+const WORKER_SOURCE = `import * as ffi from "bun:ffi";\n(${fanotifyWorkerMain.toString()})(ffi, self);\n`;
+let workerUrl: string | undefined;
+
+/** (dev, ino) as stat reports them (st_dev in the userspace encoding), the worker's fstat key. */
+function statKey(path: string): string {
+  const st = statSync(path, { bigint: true });
+  return `${st.dev}:${st.ino}`;
+}
+
+interface RuleEntry extends FanotifyRule {
+  id: number;
+  files: string[];
+}
+
+export class FanotifyGuard {
+  readonly #fd: number;
+  readonly #wakeFd: number;
+  readonly #rules: RuleEntry[] = [];
+  readonly #counters = new SharedArrayBuffer(COUNTER_NAMES.length * 8);
+  readonly #control = new SharedArrayBuffer(4);
+  readonly #opts: FanotifyOptions;
+  readonly #pidfd: boolean;
+  readonly #marks: string[] = [];
+  #worker: Worker | undefined;
+  #stopped: Promise<void> | undefined;
+  #ready: Promise<void> | undefined;
+  #listeners: ((m: FanotifyMatch[]) => void)[] = [];
+  #closed = false;
+  #nextRule = 1;
+
+  private constructor(fd: number, pidfd: boolean, opts: FanotifyOptions) {
+    this.#fd = fd;
+    this.#pidfd = pidfd;
+    this.#opts = opts;
+    this.#wakeFd = eventFd();
+  }
+
+  /** A new group (no marks yet): add rules with addRule(), then start(). */
+  static create(opts: FanotifyOptions = {}): FanotifyGuard {
+    const s = fanotifySupport();
+    if (!s.permissions) throw new FanotifyError(`fanotify permission events are not available: ${s.reason ?? "unknown"}`);
+    // Unlimited queue: permission events are never dropped by the kernel, but a bounded
+    // queue would make openers wait in fanotify_get_response's queue insertion instead.
+    const flags = FAN_CLASS_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK | FAN_UNLIMITED_QUEUE | (s.pidfd ? FAN_REPORT_PIDFD : 0);
+    const fd = fanotifyInit(flags, O_RDONLY | O_LARGEFILE | O_CLOEXEC);
+    return new FanotifyGuard(fd, s.pidfd, opts);
+  }
+
+  /** Whether openers are verified through a pidfd (FAN_REPORT_PIDFD, 5.15+). */
+  get pidfdVerified(): boolean {
+    return this.#pidfd;
+  }
+
+  /**
+   * A rule over files (paths resolved: a symlink names its target's inode). Every file must
+   * exist; matchBinaries entries that exist are matched by inode, the others by the
+   * executable's resolved path. Returns the rule id events carry.
+   */
+  addRule(rule: FanotifyRule, files: readonly string[]): number {
+    if (this.#worker !== undefined) throw new FanotifyError("add rule: the fanotify group is running already (rules are fixed when it starts)");
+    for (const f of files) {
+      try {
+        statKey(f);
+      } catch (e) {
+        throw new FanotifyError(`file ${f}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message} (fanotify marks the file's inode: it must exist when the policy is applied)`);
+      }
+    }
+    const id = this.#nextRule++;
+    this.#rules.push({ ...rule, id, files: [...files] });
+    return id;
+  }
+
+  /**
+   * Starts the decision thread and marks the files. Synchronous (the policy manager applies
+   * atomically without awaiting): an open of a marked file made before the thread is in its
+   * loop simply waits for it. ready() resolves once it answers; if it never starts (5 s) or
+   * dies, the group is closed (so nothing stays held) and onFailure says so.
+   */
+  start(onFailure?: (why: string) => void): void {
+    if (this.#worker !== undefined) throw new FanotifyError("start: already started");
+    const files: [string, number][] = [];
+    const rules: WorkerInit["rules"] = [];
+    for (const r of this.#rules) {
+      for (const f of r.files) files.push([statKey(f), r.id]);
+      const keys: string[] = [];
+      const paths: string[] = [];
+      for (const b of r.binaries?.paths ?? []) {
+        try {
+          keys.push(statKey(b));
+        } catch {
+          paths.push(b);
+        }
+      }
+      rules.push({ id: r.id, action: r.action, post: r.post, op: r.binaries === undefined ? 0 : r.binaries.op === "In" ? 1 : 2, keys, paths, exec: r.target === "exec" });
+    }
+    const init: WorkerInit = {
+      fd: this.#fd,
+      wakeFd: this.#wakeFd,
+      selfPid: process.pid,
+      exempt: this.#opts.exemptPids ?? [],
+      files,
+      rules,
+      answerMs: this.#opts.answerMs ?? 100,
+      failDeny: (this.#opts.failMode ?? "deny") === "deny",
+      pidfd: this.#pidfd,
+      counters: this.#counters,
+      control: this.#control,
+      sys: { fstat: SYS_fstat, newfstatat: SYS_newfstatat, pidfdSendSignal: SYS_pidfd_send_signal },
+    };
+    workerUrl ??= URL.createObjectURL(new Blob([WORKER_SOURCE], { type: "application/javascript" }));
+    const w = new Worker(workerUrl);
+    this.#worker = w;
+    let stopped!: () => void;
+    this.#stopped = new Promise<void>((r) => {
+      stopped = r;
+    });
+    let ready!: () => void;
+    const isReady = new Promise<void>((r) => {
+      ready = r;
+    });
+    w.onmessage = (e: MessageEvent) => {
+      if (e.data === "ready") {
+        ready();
+        return;
+      }
+      if (e.data === "stopped") {
+        stopped();
+        return;
+      }
+      const batch = (e.data as WorkerMatch[]).map((m): FanotifyMatch => ({
+        rule: m.rule, pid: m.pid, action: m.action, dev: BigInt(m.dev), ino: BigInt(m.ino), exeIno: BigInt(m.exeIno), exe: m.exe, timeNs: BigInt(m.timeNs), exec: m.exec,
+      }));
+      for (const l of this.#listeners) l(batch);
+    };
+    let failure: string | undefined;
+    w.onerror = (e: ErrorEvent) => {
+      failure = e.message;
+      stopped();
+    };
+    w.postMessage(init);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<"timeout">((r) => {
+      timer = setTimeout(() => r("timeout"), 5000);
+    });
+    this.#ready = Promise.race([isReady, this.#stopped.then(() => "stopped" as const), timeout]).then((got) => {
+      clearTimeout(timer);
+      if (got === undefined) return;
+      const why = `the fanotify decision thread ${got === "timeout" ? "did not start in 5 s" : `stopped (${failure ?? "no reason given"})`}: the group is closed and its rules no longer hold`;
+      if (!this.#closed) {
+        this.closeNow();
+        onFailure?.(why);
+      }
+      throw new FanotifyError(why);
+    });
+    // ready() hands the same promise out; a failure nobody awaits is reported through onFailure.
+    this.#ready.catch(() => {});
+    // A later failure (the thread dies) also closes the group rather than leave opens held.
+    void this.#stopped.then(() => {
+      if (!this.#closed) {
+        this.closeNow();
+        onFailure?.(`the fanotify decision thread stopped (${failure ?? "no reason given"}): the group is closed and its rules no longer hold`);
+      }
+    });
+    try {
+      for (const r of this.#rules) {
+        // An exec opens the file too, so FAN_OPEN_PERM alone holds opens and execs (one event
+        // each); exec-only rules take FAN_OPEN_EXEC_PERM, which plain opens never raise.
+        const mask = r.target === "exec" ? FAN_OPEN_EXEC_PERM : FAN_OPEN_PERM;
+        for (const f of r.files) {
+          fanotifyMark(this.#fd, FAN_MARK_ADD, mask, f);
+          this.#marks.push(f);
+        }
+      }
+    } catch (e) {
+      this.closeNow();
+      throw e;
+    }
+  }
+
+  /** Resolves once the decision thread answers; rejects when it failed to start. */
+  ready(): Promise<void> {
+    if (this.#ready === undefined) return Promise.reject(new FanotifyError("not started"));
+    return this.#ready;
+  }
+
+  /** Inodes marked, as "dev:ino" (st_dev encoding), for status. */
+  marked(): string[] {
+    return this.#marks.map((f) => statKeySafe(f));
+  }
+
+  onMatch(cb: (m: FanotifyMatch[]) => void): () => void {
+    this.#listeners.push(cb);
+    return () => {
+      this.#listeners = this.#listeners.filter((l) => l !== cb);
+    };
+  }
+
+  counters(): FanotifyCounters {
+    const v = new Float64Array(this.#counters);
+    const out = {} as FanotifyCounters;
+    COUNTER_NAMES.forEach((n, i) => {
+      out[n] = Math.round(v[i] ?? 0);
+    });
+    return out;
+  }
+
+  /**
+   * Stops the decision thread and closes the group: the kernel allows every event still
+   * pending, and no open of the files is held after this.
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    const w = this.#worker;
+    if (w !== undefined) {
+      Atomics.store(new Int32Array(this.#control), 0, 1);
+      eventFdSignal(this.#wakeFd);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([this.#stopped, new Promise((r) => {
+        timer = setTimeout(r, 2000);
+      })]);
+      clearTimeout(timer);
+      w.terminate();
+    }
+    closeFd(this.#fd);
+    closeSysFd(this.#wakeFd);
+  }
+
+  /**
+   * Synchronous close for paths that cannot wait: the group fd is closed at once (the kernel
+   * allows what is pending; the worker's next read fails and it stops when woken).
+   */
+  closeNow(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    Atomics.store(new Int32Array(this.#control), 0, 1);
+    eventFdSignal(this.#wakeFd);
+    const w = this.#worker;
+    const fd = this.#fd;
+    const wake = this.#wakeFd;
+    // The fds are closed once the worker has left its loop, so it never reads a reused fd number.
+    const release = (): void => {
+      w?.terminate();
+      closeFd(fd);
+      closeSysFd(wake);
+    };
+    if (this.#stopped === undefined) release();
+    else void Promise.race([this.#stopped, new Promise((r) => setTimeout(r, 2000))]).then(release);
+  }
+}
+
+function statKeySafe(path: string): string {
+  try {
+    return statKey(path);
+  } catch {
+    return `? (${path})`;
+  }
+}
