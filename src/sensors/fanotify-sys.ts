@@ -10,8 +10,6 @@ export const SYS_fanotify_init = isArm64 ? 262 : 300;
 export const SYS_fanotify_mark = isArm64 ? 263 : 301;
 /** The same number on every architecture (added in 5.1 after the syscall table unification). */
 export const SYS_pidfd_send_signal = 424;
-export const SYS_newfstatat = isArm64 ? 79 : 262;
-export const SYS_fstat = isArm64 ? 80 : 5;
 
 // fanotify_init flags
 export const FAN_CLOEXEC = 0x1;

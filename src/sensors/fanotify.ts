@@ -22,7 +22,7 @@ import { statSync } from "node:fs";
 import { eventFd, eventFdSignal, close as closeSysFd } from "../bpf/sys.ts";
 import {
   FAN_CLASS_CONTENT, FAN_CLOEXEC, FAN_MARK_ADD, FAN_NONBLOCK, FAN_OPEN_EXEC_PERM, FAN_OPEN_PERM, FAN_REPORT_PIDFD,
-  FAN_UNLIMITED_QUEUE, O_CLOEXEC, O_LARGEFILE, O_RDONLY, SYS_fstat, SYS_newfstatat, SYS_pidfd_send_signal, closeFd,
+  FAN_UNLIMITED_QUEUE, O_CLOEXEC, O_LARGEFILE, O_RDONLY, SYS_pidfd_send_signal, closeFd,
   fanotifyInit, fanotifyMark, fanotifySupport,
 } from "./fanotify-sys.ts";
 
@@ -103,7 +103,7 @@ interface WorkerInit {
   pidfd: boolean;
   counters: SharedArrayBuffer;
   control: SharedArrayBuffer;
-  sys: { fstat: number; newfstatat: number; pidfdSendSignal: number };
+  sys: { pidfdSendSignal: number };
 }
 
 interface WorkerMatch {
@@ -134,12 +134,27 @@ function fanotifyWorkerMain(ffi: typeof import("bun:ffi"), scope: { onmessage: (
     epoll_ctl: { args: ["i32", "i32", "i32", "ptr"], returns: "i32" },
     epoll_wait: { args: ["i32", "ptr", "i32", "i32"], returns: "i32" },
     clock_gettime: { args: ["i32", "ptr"], returns: "i32" },
+    // Buffers go to libc as typed arrays, resolved at each call: a pointer taken once with
+    // ptr() went stale under load (the engine moved the small buffer and the kernel wrote
+    // into the old copy, so a decision read the previous opener's executable).
+    fstat: { args: ["i32", "ptr"], returns: "i32" },
+    fstatat: { args: ["i32", "ptr", "ptr", "i32"], returns: "i32" },
   }).symbols;
   scope.onmessage = (msg: MessageEvent) => {
     const init = msg.data as WorkerInit;
     scope.onmessage = null;
     const counters = new Float64Array(init.counters);
     const control = new Int32Array(init.control);
+    // [0]: stop asked (main), [1]: left the loop (worker), [2]: the worker has the group fd
+    Atomics.store(control, 2, 1);
+    const leave = (): void => {
+      Atomics.store(control, 1, 1);
+      Atomics.notify(control, 1);
+    };
+    if (Atomics.load(control, 0) !== 0) {
+      leave();
+      return;
+    }
     const exempt = new Set<number>([init.selfPid, ...init.exempt]);
     const files = new Map<string, number>(init.files);
     const rules = new Map<number, { action: FanotifyAction; post: boolean; op: number; keys: Set<string>; paths: Set<string>; exec: boolean }>();
@@ -147,15 +162,14 @@ function fanotifyWorkerMain(ffi: typeof import("bun:ffi"), scope: { onmessage: (
     const FAN_ALLOW = 1;
     const FAN_DENY = 2;
     const FAN_OPEN_EXEC_PERM = 0x40000;
-    const buf = new Uint8Array(64 * 1024);
+    // Small reads keep the answer time honest: every event of a batch is timed from its read.
+    const buf = new Uint8Array(1024);
     const dv = new DataView(buf.buffer);
     const st = new Uint8Array(144);
     const stv = new DataView(st.buffer);
-    const stPtr = ffi.ptr(st);
     const resp = new Uint8Array(8);
     const respv = new DataView(resp.buffer);
     const exePath = new Uint8Array(64);
-    const exePtr = ffi.ptr(exePath);
     const link = new Uint8Array(4096);
     const dec = new TextDecoder();
     const ts = new BigInt64Array(2);
@@ -197,7 +211,7 @@ function fanotifyWorkerMain(ffi: typeof import("bun:ffi"), scope: { onmessage: (
     for (;;) {
       libc.epoll_wait(epfd, evs, 4, -1);
       if (Atomics.load(control, 0) !== 0) break;
-      for (;;) {
+      while (Atomics.load(control, 0) === 0) {
         const n = Number(libc.read(init.fd, buf, buf.byteLength));
         if (n <= 0) break;
         const t0 = performance.now();
@@ -227,7 +241,7 @@ function fanotifyWorkerMain(ffi: typeof import("bun:ffi"), scope: { onmessage: (
             } else if (performance.now() - t0 > init.answerMs) {
               bump(5);
               allow = !init.failDeny;
-            } else if (Number(libc.syscall(init.sys.fstat, fd, stPtr, 0, 0, 0, 0)) === 0) {
+            } else if (libc.fstat(fd, st) === 0) {
               const dev = stv.getBigUint64(0, true);
               const ino = stv.getBigUint64(8, true);
               const id = files.get(`${dev}:${ino}`);
@@ -241,7 +255,7 @@ function fanotifyWorkerMain(ffi: typeof import("bun:ffi"), scope: { onmessage: (
                 let exe = "";
                 if (rule.op !== 0 || rule.post) {
                   procExe(pid);
-                  if (Number(libc.syscall(init.sys.newfstatat, -100, exePtr, stPtr, 0, 0, 0)) === 0) {
+                  if (libc.fstatat(-100, exePath, st, 0) === 0) {
                     exeIno = stv.getBigUint64(8, true);
                     const exeKey = `${stv.getBigUint64(0, true)}:${exeIno}`;
                     let inSet = rule.keys.has(exeKey);
@@ -295,6 +309,7 @@ function fanotifyWorkerMain(ffi: typeof import("bun:ffi"), scope: { onmessage: (
       }
     }
     libc.close(epfd);
+    leave();
     scope.postMessage("stopped");
   };
 }
@@ -318,7 +333,7 @@ export class FanotifyGuard {
   readonly #wakeFd: number;
   readonly #rules: RuleEntry[] = [];
   readonly #counters = new SharedArrayBuffer(COUNTER_NAMES.length * 8);
-  readonly #control = new SharedArrayBuffer(4);
+  readonly #control = new SharedArrayBuffer(12);
   readonly #opts: FanotifyOptions;
   readonly #pidfd: boolean;
   readonly #marks: string[] = [];
@@ -406,7 +421,7 @@ export class FanotifyGuard {
       pidfd: this.#pidfd,
       counters: this.#counters,
       control: this.#control,
-      sys: { fstat: SYS_fstat, newfstatat: SYS_newfstatat, pidfdSendSignal: SYS_pidfd_send_signal },
+      sys: { pidfdSendSignal: SYS_pidfd_send_signal },
     };
     workerUrl ??= URL.createObjectURL(new Blob([WORKER_SOURCE], { type: "application/javascript" }));
     const w = new Worker(workerUrl);
@@ -448,7 +463,7 @@ export class FanotifyGuard {
       if (got === undefined) return;
       const why = `the fanotify decision thread ${got === "timeout" ? "did not start in 5 s" : `stopped (${failure ?? "no reason given"})`}: the group is closed and its rules no longer hold`;
       if (!this.#closed) {
-        this.closeNow();
+        this.close();
         onFailure?.(why);
       }
       throw new FanotifyError(why);
@@ -458,7 +473,7 @@ export class FanotifyGuard {
     // A later failure (the thread dies) also closes the group rather than leave opens held.
     void this.#stopped.then(() => {
       if (!this.#closed) {
-        this.closeNow();
+        this.close();
         onFailure?.(`the fanotify decision thread stopped (${failure ?? "no reason given"}): the group is closed and its rules no longer hold`);
       }
     });
@@ -473,7 +488,7 @@ export class FanotifyGuard {
         }
       }
     } catch (e) {
-      this.closeNow();
+      this.close();
       throw e;
     }
   }
@@ -506,47 +521,21 @@ export class FanotifyGuard {
   }
 
   /**
-   * Stops the decision thread and closes the group: the kernel allows every event still
-   * pending, and no open of the files is held after this.
+   * Stops the decision thread and closes the group, synchronously: the kernel allows every
+   * event still pending, and no open of the files is held after this. The fd is closed only
+   * once the thread has said it left its loop (or never entered it), so it never reads a
+   * reused fd number; that wait is one batch of decisions at most (bounded at 1 s).
    */
-  async close(): Promise<void> {
+  close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    const w = this.#worker;
-    if (w !== undefined) {
-      Atomics.store(new Int32Array(this.#control), 0, 1);
-      eventFdSignal(this.#wakeFd);
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([this.#stopped, new Promise((r) => {
-        timer = setTimeout(r, 2000);
-      })]);
-      clearTimeout(timer);
-      w.terminate();
-    }
+    const control = new Int32Array(this.#control);
+    Atomics.store(control, 0, 1);
+    eventFdSignal(this.#wakeFd);
+    if (this.#worker !== undefined && Atomics.load(control, 2) === 1) Atomics.wait(control, 1, 0, 1000);
+    this.#worker?.terminate();
     closeFd(this.#fd);
     closeSysFd(this.#wakeFd);
-  }
-
-  /**
-   * Synchronous close for paths that cannot wait: the group fd is closed at once (the kernel
-   * allows what is pending; the worker's next read fails and it stops when woken).
-   */
-  closeNow(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    Atomics.store(new Int32Array(this.#control), 0, 1);
-    eventFdSignal(this.#wakeFd);
-    const w = this.#worker;
-    const fd = this.#fd;
-    const wake = this.#wakeFd;
-    // The fds are closed once the worker has left its loop, so it never reads a reused fd number.
-    const release = (): void => {
-      w?.terminate();
-      closeFd(fd);
-      closeSysFd(wake);
-    };
-    if (this.#stopped === undefined) release();
-    else void Promise.race([this.#stopped, new Promise((r) => setTimeout(r, 2000))]).then(release);
   }
 }
 

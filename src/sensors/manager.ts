@@ -273,7 +273,7 @@ class Attachment {
     // destroy() detaches the programs and frees the maps (and its pins, if any).
     this.guard?.destroy();
     // Closing the group allows whatever is pending; the decision thread stops on its own.
-    this.fan?.closeNow();
+    this.fan?.close();
     if (err !== undefined) throw err;
   }
 
@@ -418,6 +418,14 @@ export class PolicyManager {
     const st: PolicyKernelState = { state: !e.enabled ? "disabled" : e.mode === "monitor" ? "monitoring" : "enforcing", hooks };
     if (e.attachment) st.counters = e.attachment.counters();
     return st;
+  }
+
+  /**
+   * Resolves once every backend of the policy answers: its fanotify decision thread is in
+   * its loop (opens of its files made before then wait for it). Rejects when it failed.
+   */
+  async ready(name: string): Promise<void> {
+    await this.#must(name).attachment?.fan?.ready();
   }
 
   has(name: string): boolean {
