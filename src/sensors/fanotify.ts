@@ -18,10 +18,10 @@
 // - the agent's own tgid (and the exempt pids) are always allowed.
 // Closing the group (normal exit, or the kernel on SIGKILL of the agent) allows every
 // pending event: nothing hangs, and enforcement ends with the group (explain says so).
-import { statSync } from "node:fs";
-import { eventFd, eventFdSignal, close as closeSysFd } from "../bpf/sys.ts";
+import { readdirSync, statSync } from "node:fs";
+import { SyscallError, eventFd, eventFdSignal, close as closeSysFd } from "../bpf/sys.ts";
 import {
-  FAN_CLASS_CONTENT, FAN_CLOEXEC, FAN_MARK_ADD, FAN_NONBLOCK, FAN_OPEN_EXEC_PERM, FAN_OPEN_PERM, FAN_REPORT_PIDFD,
+  FAN_CLASS_CONTENT, FAN_CLOEXEC, FAN_EVENT_ON_CHILD, FAN_MARK_ADD, FAN_MARK_ONLYDIR, FAN_NONBLOCK, FAN_OPEN_EXEC_PERM, FAN_OPEN_PERM, FAN_REPORT_PIDFD,
   FAN_UNLIMITED_QUEUE, O_CLOEXEC, O_LARGEFILE, O_RDONLY, SYS_pidfd_send_signal, closeFd,
   fanotifyInit, fanotifyMark, fanotifySupport,
 } from "./fanotify-sys.ts";
@@ -63,6 +63,8 @@ export interface FanotifyMatch {
   /** the opener's executable inode, 0n when unknown */
   exeIno: bigint;
   exe: string;
+  /** the opened file's path as the kernel resolved it ("" when unknown) */
+  path: string;
   /** CLOCK_BOOTTIME ns when the decision was made */
   timeNs: bigint;
   /** "exec" for FAN_OPEN_EXEC_PERM */
@@ -95,8 +97,10 @@ interface WorkerInit {
   wakeFd: number;
   selfPid: number;
   exempt: number[];
-  /** "dev:ino" -> rule id */
+  /** "dev:ino" -> rule id (an inode may have several, first match wins, in selector order) */
   files: [string, number][];
+  /** directory prefixes ("/dir/"), for files created after the policy in a marked directory */
+  prefixes: { id: number; prefix: string }[];
   rules: { id: number; action: FanotifyAction; post: boolean; op: 0 | 1 | 2; keys: string[]; paths: string[]; exec: boolean }[];
   answerMs: number;
   failDeny: boolean;
@@ -114,6 +118,7 @@ interface WorkerMatch {
   ino: string;
   exeIno: string;
   exe: string;
+  path: string;
   timeNs: string;
   exec: boolean;
 }
@@ -156,7 +161,9 @@ function fanotifyWorkerMain(ffi: typeof import("bun:ffi"), scope: { onmessage: (
       return;
     }
     const exempt = new Set<number>([init.selfPid, ...init.exempt]);
-    const files = new Map<string, number>(init.files);
+    const files = new Map<string, number[]>();
+    for (const [k, id] of init.files) files.set(k, [...(files.get(k) ?? []), id]);
+    const prefixes = init.prefixes;
     const rules = new Map<number, { action: FanotifyAction; post: boolean; op: number; keys: Set<string>; paths: Set<string>; exec: boolean }>();
     for (const r of init.rules) rules.set(r.id, { action: r.action, post: r.post, op: r.op, keys: new Set(r.keys), paths: new Set(r.paths), exec: r.exec });
     const FAN_ALLOW = 1;
@@ -190,6 +197,15 @@ function fanotifyWorkerMain(ffi: typeof import("bun:ffi"), scope: { onmessage: (
     }
     const evs = new Uint8Array(evSize * 4);
     scope.postMessage("ready");
+    const fdLink = new Uint8Array(64);
+    const fdPath = (fd: number): void => {
+      // "/proc/self/fd/<fd>\0"
+      let at = 0;
+      for (const ch of "/proc/self/fd/") fdLink[at++] = ch.charCodeAt(0);
+      const digits = String(fd);
+      for (let i = 0; i < digits.length; i++) fdLink[at++] = digits.charCodeAt(i);
+      fdLink[at] = 0;
+    };
     const procExe = (pid: number): void => {
       // "/proc/<pid>/exe\0" without allocating a string
       let at = 0;
@@ -244,49 +260,77 @@ function fanotifyWorkerMain(ffi: typeof import("bun:ffi"), scope: { onmessage: (
             } else if (libc.fstat(fd, st) === 0) {
               const dev = stv.getBigUint64(0, true);
               const ino = stv.getBigUint64(8, true);
-              const id = files.get(`${dev}:${ino}`);
-              const rule = id === undefined ? undefined : rules.get(id);
               const isExec = (mask & FAN_OPEN_EXEC_PERM) !== 0;
-              // exec-only rules are marked FAN_OPEN_EXEC_PERM only; the check keeps them exact anyway
-              if (rule !== undefined && (!rule.exec || isExec)) {
-                let matched = true;
-                let undecided = false;
-                let exeIno = 0n;
-                let exe = "";
-                if (rule.op !== 0 || rule.post) {
-                  procExe(pid);
-                  if (libc.fstatat(-100, exePath, st, 0) === 0) {
-                    exeIno = stv.getBigUint64(8, true);
-                    const exeKey = `${stv.getBigUint64(0, true)}:${exeIno}`;
-                    let inSet = rule.keys.has(exeKey);
-                    if ((!inSet && rule.paths.size > 0) || rule.post) {
-                      const l = Number(libc.readlink(exePath, link, link.byteLength));
-                      if (l > 0) exe = dec.decode(link.subarray(0, l));
-                      if (!inSet && exe !== "") inSet = rule.paths.has(exe);
-                    }
-                    if (rule.op !== 0) matched = rule.op === 1 ? inSet : !inSet;
-                  } else if (rule.op !== 0) {
-                    undecided = true;
-                  }
-                  // The pid was read while the pidfd held the process: if it is still alive the
-                  // executable read above was this opener's (a pid is not reused while its process lives).
-                  if (!undecided && rule.op !== 0 && init.pidfd && (pidfd < 0 || Number(libc.syscall(init.sys.pidfdSendSignal, pidfd, 0, 0, 0, 0, 0)) !== 0)) undecided = true;
+              // Rules of the inode (exact files, and the files that were under a Prefix), else
+              // a file created later in a marked directory: its path decides (Prefix rules).
+              let ids = files.get(`${dev}:${ino}`);
+              if (ids === undefined && prefixes.length > 0) {
+                fdPath(fd);
+                const l = Number(libc.readlink(fdLink, link, link.byteLength));
+                const path = l > 0 ? dec.decode(link.subarray(0, l)) : "";
+                ids = prefixes.filter((x) => path.startsWith(x.prefix)).map((x) => x.id);
+              }
+              let exeRead = false;
+              let exeOk = false;
+              let exeIno = 0n;
+              let exeKey = "";
+              let exe: string | undefined;
+              const readExe = (): void => {
+                if (exeRead) return;
+                exeRead = true;
+                procExe(pid);
+                if (libc.fstatat(-100, exePath, st, 0) !== 0) return;
+                exeIno = stv.getBigUint64(8, true);
+                exeKey = `${stv.getBigUint64(0, true)}:${exeIno}`;
+                // The pid was read while the pidfd held the process: if it is still alive the
+                // executable read above was this opener's (a pid is not reused while its process lives).
+                exeOk = !init.pidfd || (pidfd >= 0 && Number(libc.syscall(init.sys.pidfdSendSignal, pidfd, 0, 0, 0, 0, 0)) === 0);
+              };
+              const exePathOf = (): string => {
+                if (exe === undefined) {
+                  const l = Number(libc.readlink(exePath, link, link.byteLength));
+                  exe = l > 0 ? dec.decode(link.subarray(0, l)) : "";
                 }
-                if (undecided) {
-                  bump(6);
-                  allow = !init.failDeny;
-                } else if (matched) {
-                  if (rule.action === "kill") {
-                    if (pidfd >= 0) libc.syscall(init.sys.pidfdSendSignal, pidfd, 9, 0, 0, 0, 0);
-                    else process.kill(pid, 9);
-                    bump(3);
-                    allow = false;
-                  } else if (rule.action === "deny") {
-                    allow = false;
+                return exe;
+              };
+              let undecided = false;
+              let hit: number | undefined;
+              for (const id of ids ?? []) {
+                const rule = rules.get(id);
+                // exec-only rules are marked FAN_OPEN_EXEC_PERM only; the check keeps them exact anyway
+                if (rule === undefined || (rule.exec && !isExec)) continue;
+                if (rule.op !== 0) {
+                  readExe();
+                  if (!exeOk) {
+                    undecided = true;
+                    break;
                   }
-                  if (rule.post) {
-                    matches.push({ rule: id!, pid, action: rule.action, dev: String(dev), ino: String(ino), exeIno: String(exeIno), exe, timeNs: String(bootNs()), exec: isExec });
-                  }
+                  const inSet = rule.keys.has(exeKey) || (rule.paths.size > 0 && rule.paths.has(exePathOf()));
+                  if (rule.op === 1 ? !inSet : inSet) continue;
+                }
+                hit = id;
+                break;
+              }
+              const rule = hit === undefined ? undefined : rules.get(hit);
+              if (undecided) {
+                bump(6);
+                allow = !init.failDeny;
+              } else if (rule !== undefined) {
+                if (rule.action === "kill") {
+                  if (pidfd >= 0) libc.syscall(init.sys.pidfdSendSignal, pidfd, 9, 0, 0, 0, 0);
+                  else process.kill(pid, 9);
+                  bump(3);
+                  allow = false;
+                } else if (rule.action === "deny") {
+                  allow = false;
+                }
+                if (rule.post) {
+                  readExe();
+                  // the opened file's path as the kernel resolved it (events name it)
+                  fdPath(fd);
+                  const l = Number(libc.readlink(fdLink, link, link.byteLength));
+                  const path = l > 0 ? dec.decode(link.subarray(0, l)) : "";
+                  matches.push({ rule: hit!, pid, action: rule.action, dev: String(dev), ino: String(ino), exeIno: String(exeIno), exe: exeIno !== 0n ? exePathOf() : "", path, timeNs: String(bootNs()), exec: isExec });
                 }
               }
             } else {
@@ -325,7 +369,36 @@ function statKey(path: string): string {
 
 interface RuleEntry extends FanotifyRule {
   id: number;
+  /** exact files, and the files found under the prefixes when the rule was added */
   files: string[];
+  /** directory prefixes ("/dir/") and every directory under them (marked FAN_EVENT_ON_CHILD) */
+  prefixes: string[];
+  dirs: string[];
+  exact: Set<string>;
+}
+
+/** Marks one group may place for Prefix trees (directories plus files): beyond it the rule is refused. */
+export const MAX_PREFIX_ENTRIES = 10_000;
+
+/** Every directory and file under dir (not following symlinks), bounded. */
+function walkTree(dir: string, budget: { left: number }): { dirs: string[]; files: string[] } {
+  const dirs: string[] = [];
+  const files: string[] = [];
+  const stack = [dir.replace(/\/+$/, "") || "/"];
+  while (stack.length > 0) {
+    const d = stack.pop()!;
+    dirs.push(d);
+    if (--budget.left < 0) break;
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = d === "/" ? `/${e.name}` : `${d}/${e.name}`;
+      if (e.isDirectory()) stack.push(p);
+      else if (e.isFile()) {
+        files.push(p);
+        if (--budget.left < 0) break;
+      }
+    }
+  }
+  return { dirs, files };
 }
 
 export class FanotifyGuard {
@@ -343,6 +416,7 @@ export class FanotifyGuard {
   #listeners: ((m: FanotifyMatch[]) => void)[] = [];
   #closed = false;
   #nextRule = 1;
+  #prefixEntries = 0;
 
   private constructor(fd: number, pidfd: boolean, opts: FanotifyOptions) {
     this.#fd = fd;
@@ -372,8 +446,26 @@ export class FanotifyGuard {
    * exist; matchBinaries entries that exist are matched by inode, the others by the
    * executable's resolved path. Returns the rule id events carry.
    */
-  addRule(rule: FanotifyRule, files: readonly string[]): number {
+  addRule(rule: FanotifyRule, files: readonly string[], prefixes: readonly string[] = []): number {
     if (this.#worker !== undefined) throw new FanotifyError("add rule: the fanotify group is running already (rules are fixed when it starts)");
+    const dirs: string[] = [];
+    const under: string[] = [];
+    for (const p of prefixes) {
+      if (!p.startsWith("/") || !p.endsWith("/")) throw new FanotifyError(`prefix ${p}: fanotify holds directory prefixes only (an absolute path ending in "/")`);
+      let isDir = false;
+      try {
+        isDir = statSync(p).isDirectory();
+      } catch (e) {
+        throw new FanotifyError(`prefix ${p}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message} (fanotify marks the directory: it must exist when the policy is applied)`);
+      }
+      if (!isDir) throw new FanotifyError(`prefix ${p}: not a directory`);
+      const budget = { left: MAX_PREFIX_ENTRIES - this.#prefixEntries };
+      const t = walkTree(p, budget);
+      if (budget.left < 0) throw new FanotifyError(`prefix ${p}: more than ${MAX_PREFIX_ENTRIES} directories and files under the policy's prefixes: fanotify would mark each; use a narrower prefix (or the open-exit check: a Prefix value not ending in "/")`);
+      this.#prefixEntries += t.dirs.length + t.files.length;
+      dirs.push(...t.dirs);
+      under.push(...t.files);
+    }
     for (const f of files) {
       try {
         statKey(f);
@@ -382,7 +474,7 @@ export class FanotifyGuard {
       }
     }
     const id = this.#nextRule++;
-    this.#rules.push({ ...rule, id, files: [...files] });
+    this.#rules.push({ ...rule, id, files: [...files, ...under], prefixes: [...prefixes], dirs, exact: new Set(files) });
     return id;
   }
 
@@ -395,9 +487,15 @@ export class FanotifyGuard {
   start(onFailure?: (why: string) => void): void {
     if (this.#worker !== undefined) throw new FanotifyError("start: already started");
     const files: [string, number][] = [];
+    const prefixes: WorkerInit["prefixes"] = [];
     const rules: WorkerInit["rules"] = [];
     for (const r of this.#rules) {
-      for (const f of r.files) files.push([statKey(f), r.id]);
+      for (const f of r.files) {
+        // a file under a prefix may be gone by now: it is simply not there to protect
+        const k = statKeyOrUndefined(f);
+        if (k !== undefined) files.push([k, r.id]);
+      }
+      for (const p of r.prefixes) prefixes.push({ id: r.id, prefix: p });
       const keys: string[] = [];
       const paths: string[] = [];
       for (const b of r.binaries?.paths ?? []) {
@@ -415,6 +513,7 @@ export class FanotifyGuard {
       selfPid: process.pid,
       exempt: this.#opts.exemptPids ?? [],
       files,
+      prefixes,
       rules,
       answerMs: this.#opts.answerMs ?? 100,
       failDeny: (this.#opts.failMode ?? "deny") === "deny",
@@ -444,7 +543,7 @@ export class FanotifyGuard {
         return;
       }
       const batch = (e.data as WorkerMatch[]).map((m): FanotifyMatch => ({
-        rule: m.rule, pid: m.pid, action: m.action, dev: BigInt(m.dev), ino: BigInt(m.ino), exeIno: BigInt(m.exeIno), exe: m.exe, timeNs: BigInt(m.timeNs), exec: m.exec,
+        rule: m.rule, pid: m.pid, action: m.action, dev: BigInt(m.dev), ino: BigInt(m.ino), exeIno: BigInt(m.exeIno), exe: m.exe, path: m.path, timeNs: BigInt(m.timeNs), exec: m.exec,
       }));
       for (const l of this.#listeners) l(batch);
     };
@@ -483,8 +582,19 @@ export class FanotifyGuard {
         // each); exec-only rules take FAN_OPEN_EXEC_PERM, which plain opens never raise.
         const mask = r.target === "exec" ? FAN_OPEN_EXEC_PERM : FAN_OPEN_PERM;
         for (const f of r.files) {
-          fanotifyMark(this.#fd, FAN_MARK_ADD, mask, f);
+          try {
+            fanotifyMark(this.#fd, FAN_MARK_ADD, mask, f);
+          } catch (e) {
+            // a file found under a prefix and removed since is not there to protect
+            if (r.exact.has(f) || !(e instanceof SyscallError && e.code === "ENOENT")) throw e;
+            continue;
+          }
           this.#marks.push(f);
+        }
+        // Directories under a Prefix: their children's opens, files created later included.
+        for (const d of r.dirs) {
+          fanotifyMark(this.#fd, FAN_MARK_ADD | FAN_MARK_ONLYDIR, mask | FAN_EVENT_ON_CHILD, d);
+          this.#marks.push(`${d}/`);
         }
       }
     } catch (e) {
@@ -536,6 +646,14 @@ export class FanotifyGuard {
     this.#worker?.terminate();
     closeFd(this.#fd);
     closeSysFd(this.#wakeFd);
+  }
+}
+
+function statKeyOrUndefined(path: string): string | undefined {
+  try {
+    return statKey(path);
+  } catch {
+    return undefined;
   }
 }
 

@@ -118,6 +118,8 @@ interface FanRuleRef {
   names: string[];
   /** "st_dev:ino" (stat's encoding, as the decision thread keys files) -> the path the policy named. */
   files: Map<string, string>;
+  /** Prefix directories: a match outside `files` is named by its own path. */
+  prefixes: string[];
 }
 
 /** One attachment of a policy: its guard, fanotify group and/or generic hooks, and the guard's event loop. */
@@ -200,7 +202,7 @@ class Attachment {
       return;
     }
     const args: HookArg[] = [];
-    const path = ref.files.get(`${ev.dev}:${ev.ino}`);
+    const path = ref.files.get(`${ev.dev}:${ev.ino}`) ?? (ev.path !== "" ? ev.path : undefined);
     if (path !== undefined) args.push(ref.hook.fanotify?.target === "exec" ? { kind: "linux_binprm", path } : { kind: "file", path });
     const action = ev.action === "kill" ? (ref.names.find((n) => n === "Sigkill" || n === "Signal") ?? "Sigkill") : ev.action === "deny" ? "Override" : "Post";
     this.emit(ref.hook, info, ev.pid, ev.pid, ev.timeNs, args, undefined, action);
@@ -270,10 +272,10 @@ class Attachment {
         err = e;
       }
     }
+    this.fan?.close();
     // destroy() detaches the programs and frees the maps (and its pins, if any).
     this.guard?.destroy();
-    // Closing the group allows whatever is pending; the decision thread stops on its own.
-    this.fan?.close();
+
     if (err !== undefined) throw err;
   }
 
@@ -504,14 +506,15 @@ export class PolicyManager {
     for (const h of hooks) {
       const marks: string[] = [];
       for (const r of h.fanotify!.rules) {
-        const id = fan.addRule({ action: r.action, post: r.post, target: h.fanotify!.target, ...(r.binaries ? { binaries: r.binaries } : {}) }, r.files);
+        const id = fan.addRule({ action: r.action, post: r.post, target: h.fanotify!.target, ...(r.binaries ? { binaries: r.binaries } : {}) }, r.files, r.prefixes);
         const files = new Map<string, string>();
         for (const p of r.files) {
           const st = statSync(p, { bigint: true });
           files.set(`${st.dev}:${st.ino}`, realPath(p));
           marks.push(`${kernelDev(st.dev) >>> 20}:${kernelDev(st.dev) & 0xfffff}:${st.ino} (${p})`);
         }
-        a.fanRules.set(id, { hook: h, post: r.post, names: r.actionNames, files });
+        for (const p of r.prefixes) marks.push(`${p} (directory tree)`);
+        a.fanRules.set(id, { hook: h, post: r.post, names: r.actionNames, files, prefixes: r.prefixes });
       }
       a.fanMarks.set(h.path, marks);
     }

@@ -130,7 +130,10 @@ export interface FanotifyRulePlan {
   post: boolean;
   actionNames: string[];
   binaries?: { op: "In" | "NotIn"; paths: string[] };
+  /** matchArgs Equal: the files */
   files: string[];
+  /** matchArgs Prefix: directory prefixes, each an absolute path ending in "/" */
+  prefixes: string[];
 }
 
 export interface FanotifyPlan {
@@ -536,7 +539,10 @@ function fanotifyExpresses(h: WireHook, target: "open" | "exec"): boolean {
       throw e;
     }
     const m = sel.matchArgs[0];
-    if (sel.matchArgs.length !== 1 || m === undefined || m.operator !== "Equal") return false;
+    if (sel.matchArgs.length !== 1 || m === undefined) return false;
+    // Prefix only on directories ("/dir/"): those are marked (FAN_EVENT_ON_CHILD); a string
+    // prefix like "/etc/sha" stays with the open-exit check, which compares the path.
+    if (m.operator !== "Equal" && !(m.operator === "Prefix" && m.values.every((v) => v.endsWith("/")))) return false;
     const on = m.args.length > 0 ? h.args[m.args[0]!]?.index : m.index;
     if (on !== fileIdx || !m.values.every((v) => v.startsWith("/"))) return false;
     for (const v of m.values) {
@@ -589,12 +595,15 @@ function fanotifyFileHook(h: WireHook, target: "open" | "exec", f: HookFeatures,
     }
     const action: FanotifyAction = monitor ? "report" : kill ? "kill" : deny ? "deny" : "report";
     const binaries = guardBinaries(sel, si);
-    rules.push({ selector: si, action, post, actionNames: names, ...(binaries ? { binaries } : {}), files: [...m.values] });
+    const prefix = m.operator === "Prefix";
+    rules.push({ selector: si, action, post, actionNames: names, ...(binaries ? { binaries } : {}), files: prefix ? [] : [...m.values], prefixes: prefix ? [...m.values] : [] });
   });
+  const hasPrefix = rules.some((r) => r.prefixes.length > 0);
   const verify = f.fanotify?.pidfd
     ? "the opener's executable is its /proc/PID/exe, read through the event's pid and verified against the event's pidfd (the process still lives, so the pid was not reused)"
     : "the opener's executable is its /proc/PID/exe, read through the event's pid (no FAN_REPORT_PIDFD before 5.15: not verified against a pidfd)";
-  const mechanism = `fanotify (${event} on the inode of each file, FAN_MARK_INODE; ${target === "open" ? "an exec of the file opens it too" : "plain opens are not held"}): the kernel holds the ${what} until the agent's decision thread answers; no BPF LSM here, and unlike the file guard the call is refused before it happens; other files cost nothing`;
+  const marks = `${event} on the inode of each file, FAN_MARK_INODE${hasPrefix ? `; under a Prefix directory, on each file and on each directory with FAN_EVENT_ON_CHILD, so files created there later are held too` : ""}`;
+  const mechanism = `fanotify (${marks}; ${target === "open" ? "an exec of the file opens it too" : "plain opens are not held"}): the kernel holds the ${what} until the agent's decision thread answers; no BPF LSM here, and unlike the file guard the call is refused before it happens; other files cost nothing`;
   const limits = [
     `enforcement lasts while the agent runs: the fanotify group ends with the agent (on any exit, SIGKILL included, the kernel allows pending and later ${what}s); no BPF backstop is attached for this rule`,
     `every ${what} of a protected file waits for the agent's answer; a decision not made within ${options.answerMs} ms, or that cannot be made (the opener's executable unreadable), is answered ${options.failMode === "deny" ? "FAN_DENY" : "FAN_ALLOW"} (fanotify-fail-mode ${options.failMode}) and counted`,
@@ -605,6 +614,12 @@ function fanotifyFileHook(h: WireHook, target: "open" | "exec", f: HookFeatures,
     "fds opened before the policy was applied are not revoked (FAN_ACCESS_PERM would put every read of the file through the agent; it is not used)",
   ];
   if (target === "exec") limits.push("matchBinaries sees the executable that called exec (the image being replaced), as security_bprm_check does");
+  if (hasPrefix) {
+    limits.push(
+      "Prefix directories: the files under them are matched by inode (a hardlink or a rename elsewhere stays held); a file created later in a directory that existed is held through the directory mark and matched by its path; a file created in a subdirectory made after the policy is not held until the policy is re-applied",
+      "Prefix trees are marked entry by entry: more than 10,000 directories and files under a policy's prefixes are refused when the policy is applied",
+    );
+  }
   return {
     backend: "fanotify",
     event: h.list === "lsmhooks" ? "process_lsm" : "process_kprobe",

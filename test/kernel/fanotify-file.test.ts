@@ -279,6 +279,34 @@ describe("fanotify backend (FAN_OPEN_PERM / FAN_OPEN_EXEC_PERM, answered by the 
     });
   });
 
+  kernelTest("Prefix on a directory: files under it (by inode, hardlinks too) and files created later in it get EPERM; a file in a subdirectory made later is not held (documented limit)", async () => {
+    const tree = join(dir, "tree");
+    mkdirSync(join(tree, "sub"), { recursive: true });
+    writeFileSync(join(tree, "a"), SECRET);
+    writeFileSync(join(tree, "sub", "b"), SECRET);
+    const outside = join(dir, "tree-hardlink");
+    linkSync(join(tree, "sub", "b"), outside);
+    const yaml = secureOpenPolicy({ name: "fan-talk", file: `${tree}/`, allowed: allowedCat, action: OVERRIDE, operator: "Prefix" });
+    await withPolicy(yaml, () => {
+      expectDenied(run("cat", [join(tree, "a")]));
+      expectDenied(run("cat", [join(tree, "sub", "b")]));
+      expectDenied(run("cat", [outside]));
+      expectDenied(run(guardHelper, ["uring", join(tree, "a")]));
+      expect(run(allowedCat, [join(tree, "a")]).stdout).toBe(SECRET);
+      // created after the policy in a marked directory (written by this runner, which the
+      // manager exempts like the agent's own tgid)
+      writeFileSync(join(tree, "later"), SECRET);
+      writeFileSync(join(tree, "sub", "later"), SECRET);
+      expectDenied(run("cat", [join(tree, "later")]));
+      expectDenied(run("cat", [join(tree, "sub", "later")]));
+      mkdirSync(join(tree, "newsub"));
+      writeFileSync(join(tree, "newsub", "c"), SECRET);
+      const gap = run("cat", [join(tree, "newsub", "c")]);
+      expect(gap.stdout).toBe(SECRET);
+      expect(m().state("fan-talk").hooks[0]?.mechanism).toContain("(directory tree)");
+    });
+  });
+
   kernelTest("1,000 concurrent opens of a watched file are all answered: EPERM each, none undecided, a late one by the fail mode (deny)", async () => {
     await withPolicy(talk(OVERRIDE), () => {
       const r = run(fanHelper, ["concurrent", "1000", secret]);

@@ -30,7 +30,7 @@ describe("resolution: fanotify for exact-file rules without BPF LSM", () => {
     expect(h.guard).toBeUndefined();
     expect(h.generic).toBeUndefined();
     expect(h.mechanism).toStartWith("fanotify (FAN_OPEN_PERM on the inode of each file");
-    expect(h.fanotify).toEqual({ target: "open", failMode: "deny", answerMs: 100, rules: [{ selector: 0, action: "deny", post: true, actionNames: ["Override"], binaries: { op: "NotIn", paths: ["/my/cat"] }, files: ["/my/extremely/secret/file"] }] });
+    expect(h.fanotify).toEqual({ target: "open", failMode: "deny", answerMs: 100, rules: [{ selector: 0, action: "deny", post: true, actionNames: ["Override"], binaries: { op: "NotIn", paths: ["/my/cat"] }, files: ["/my/extremely/secret/file"], prefixes: [] }] });
     expect(h.actions[0]?.honored).toStartWith("Override → FAN_DENY: the open fails with EPERM");
     expect(h.limits.join("\n")).toContain("ends with the agent");
     expect(h.limits.join("\n")).toContain("verified against the event's pidfd");
@@ -86,11 +86,22 @@ spec:
   });
 
   test("what fanotify cannot express keeps its mechanism: Prefix to the open-exit sensor, argError -2 and rate limits to the guard (refused there)", () => {
+    // a string prefix (not a directory, no trailing "/") is compared as a path by the open-exit check
     expect(ok(resolvePolicy(talk("Sigkill", "Prefix"), FAN).hooks[0]).backend).toBe("generic");
     const e2 = resolvePolicy(talk("Override\n        argError: -2"), FAN);
     expect(e2.errors[0]).toContain("Override needs BPF LSM or fmod_ret");
     // a rate-limited Post is not fanotify's either: the guard takes it, and says it cannot
     expect(resolvePolicy(talk("Post\n        rateLimit: 1m"), FAN).errors[0]).toContain("not supported by the file guard");
+  });
+
+  test("Prefix on a directory (\"/dir/\"): fanotify, directory marks, and the limit on new subdirectories", () => {
+    const p = policyFrom(secureOpenPolicy({ name: "p", file: "/my/extremely/", allowed: "/my/cat", action: OVERRIDE, operator: "Prefix" }));
+    const h = ok(resolvePolicy(p, FAN).hooks[0]);
+    expect(h.backend).toBe("fanotify");
+    expect(h.fanotify?.rules[0]?.prefixes).toEqual(["/my/extremely/"]);
+    expect(h.fanotify?.rules[0]?.files).toEqual([]);
+    expect(h.mechanism).toContain("FAN_EVENT_ON_CHILD");
+    expect(h.limits.join("\n")).toContain("a subdirectory made after the policy is not held");
   });
 
   test("BPF LSM stays first where it loads; without fanotify Override is refused as before", () => {
