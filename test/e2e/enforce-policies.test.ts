@@ -221,6 +221,10 @@ describe("enforcement through the agent (e2e)", () => {
       try {
         for (const how of ["read", "openat2", "handle", "procfd", "uring", "uring-chain", "uring-direct", "pathrace"]) {
           const r = run([helper, how, secret]);
+          if (r.signal !== "SIGKILL") {
+            const st = (await (await a.api("/v1/status")).json()) as { policies: { name: string; counters?: Record<string, number> }[] };
+            process.stderr.write(`${how}: not killed (status ${r.status}, ${r.stdout.length} bytes out, ${JSON.stringify(r.stdout.slice(-200))}); counters ${JSON.stringify(st.policies[0]?.counters)}\n`);
+          }
           expect({ how, signal: r.signal }).toEqual({ how, signal: "SIGKILL" });
           expect(r.stdout).not.toContain("pizza");
         }
@@ -311,10 +315,12 @@ spec:
   );
 
   kernelTest(
-    "security_file_open + Prefix on a directory (generic sensor at the open exit): cat through a relative path, a symlink, .. and /proc/self/fd dies; my/cat and other files are fine",
+    "security_file_open + Prefix on a path string (generic sensor at the open exit): cat through a relative path, a symlink, .. and /proc/self/fd dies; my/cat and other files are fine",
     async () => {
       const policyFile = join(dir, "prefix.yaml");
-      writeFileSync(policyFile, secureOpenPolicy({ name: "prefix-secret", operator: "Prefix", file: `${join(dir, "my", "extremely")}/`, allowed: myCat }));
+      // A string prefix (no trailing "/"): compared as a path by the open-exit check. A
+      // directory prefix ("/dir/") goes to fanotify (test/kernel/fanotify-file.test.ts).
+      writeFileSync(policyFile, secureOpenPolicy({ name: "prefix-secret", operator: "Prefix", file: join(dir, "my", "extremely"), allowed: myCat }));
       const a = await startAgent([policyFile]);
       try {
         killed(run(["cat", "extremely/secret/file"], { cwd: join(dir, "my") }));
@@ -362,7 +368,8 @@ spec:
       const cc = spawnSync("cc", ["-O2", "-static", "-pthread", "-o", helper, join(root, "test", "kernel", "guard-helper.c")], { encoding: "utf8" });
       expect(cc.stderr).toBe("");
       const policyFile = join(dir, "prefix-helper.yaml");
-      writeFileSync(policyFile, secureOpenPolicy({ name: "prefix-helper", operator: "Prefix", file: `${join(dir, "my", "extremely")}/`, allowed: myCat }));
+      // a string prefix, held by the open-exit check (a "/dir/" prefix would go to fanotify)
+      writeFileSync(policyFile, secureOpenPolicy({ name: "prefix-helper", operator: "Prefix", file: join(dir, "my", "extremely"), allowed: myCat }));
       const created = join(dir, "my", "extremely", "created");
       // open_by_handle_at names the inode: a file with one name (secret also has a hardlink
       // outside the prefix, whose name the dentry cache may hand back: a documented bypass).
