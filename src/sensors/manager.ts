@@ -129,6 +129,8 @@ class Attachment {
   readonly fanRules = new Map<number, FanRuleRef>();
   /** hook path -> "dev:ino (path)" of each inode its fanotify rules marked, for status. */
   readonly fanMarks = new Map<string, string[]>();
+  /** Set when the fanotify decision thread failed and its group was closed: status says so. */
+  fanFailure: string | undefined;
   genericId: string | undefined;
   readonly rules = new Map<number, GuardRuleRef>();
   private loop: Promise<void> | undefined;
@@ -255,6 +257,7 @@ class Attachment {
       Object.assign(out, {
         fanotify_events: c.events, fanotify_allowed: c.allowed, fanotify_denied: c.denied, fanotify_killed: c.killed, fanotify_exempt: c.exempt,
         fanotify_timeouts: c.timeouts, fanotify_undecided: c.undecided, fanotify_max_answer_us: c.maxAnswerUs,
+        fanotify_failed: this.fanFailure === undefined ? 0 : 1,
       });
     }
     return out;
@@ -411,10 +414,13 @@ export class PolicyManager {
     const e = this.#must(name);
     const resolution = e.attachment?.resolution ?? resolvePolicy(e.policy, this.opts.features, e.mode);
     const marks = e.attachment?.fanMarks;
+    const failure = e.attachment?.fanFailure;
     const hooks: HookStatus[] = resolution.hooks.flatMap((h) => {
       if (!h.ok) return [];
       const marked = marks?.get(h.path);
-      const mechanism = marked !== undefined ? `${h.mechanism}; marked inodes (dev:ino): ${marked.join(", ")}` : h.mechanism;
+      let mechanism = marked !== undefined ? `${h.mechanism}; marked inodes (dev:ino): ${marked.join(", ")}` : h.mechanism;
+      // A closed group holds nothing: never let status claim otherwise.
+      if (failure !== undefined && h.backend === "fanotify") mechanism = `NOT ENFORCING: ${failure}; re-apply the policy (disable, enable). Was: ${mechanism}`;
       return [{ path: h.path, hook: h.name, mechanism, actions: h.actions, limits: h.limits, bypasses: h.bypasses }];
     });
     const st: PolicyKernelState = { state: !e.enabled ? "disabled" : e.mode === "monitor" ? "monitoring" : "enforcing", hooks };
@@ -521,7 +527,10 @@ export class PolicyManager {
     fan.onMatch((batch) => {
       for (const m of batch) a.publishFan(m);
     });
-    fan.start((why) => this.opts.log(`policy ${policy.metadata.name}: ${why}`));
+    fan.start((why) => {
+      a.fanFailure = why;
+      this.opts.log(`policy ${policy.metadata.name}: ${why}`);
+    });
   }
 
   #attachGuard(a: Attachment, hooks: ResolvedHook[]): void {
