@@ -529,7 +529,6 @@ function fanotifyExpresses(h: WireHook, target: "open" | "exec"): boolean {
   if (h.ret || h.selectors.length === 0) return false;
   const fileIdx = fileArgIndex(h.args, target === "open" ? ["file", "fd", "path"] : ["linux_binprm", "file"]);
   if (fileIdx === undefined) return false;
-  const seen = new Set<string>();
   return h.selectors.every((sel) => {
     try {
       unsupportedMatchers(sel, 0);
@@ -544,11 +543,9 @@ function fanotifyExpresses(h: WireHook, target: "open" | "exec"): boolean {
     // prefix like "/etc/sha" stays with the open-exit check, which compares the path.
     if (m.operator !== "Equal" && !(m.operator === "Prefix" && m.values.every((v) => v.endsWith("/")))) return false;
     const on = m.args.length > 0 ? h.args[m.args[0]!]?.index : m.index;
+    // A file may appear in several selectors: the decision thread tries them in order and
+    // the first that matches acts, as Tetragon does.
     if (on !== fileIdx || !m.values.every((v) => v.startsWith("/"))) return false;
-    for (const v of m.values) {
-      if (seen.has(v)) return false;
-      seen.add(v);
-    }
     return fanotifyActionsOk(sel);
   });
 }

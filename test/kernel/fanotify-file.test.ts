@@ -11,6 +11,7 @@ import { ensureSystemPackages } from "../../build/system.ts";
 import { BootClock } from "../../src/events/time.ts";
 import type { JsonObject } from "../../src/events/tetragon.ts";
 import { validatePolicyText } from "../../src/policy/validate.ts";
+import { compilePolicy, evaluate } from "../../src/policy/engine.ts";
 import type { TracingPolicy } from "../../src/policy/types.ts";
 import { fanotifySupport } from "../../src/sensors/fanotify-sys.ts";
 import { PolicyManager } from "../../src/sensors/manager.ts";
@@ -305,6 +306,61 @@ describe("fanotify backend (FAN_OPEN_PERM / FAN_OPEN_EXEC_PERM, answered by the 
       expect(gap.stdout).toBe(SECRET);
       expect(m().state("fan-talk").hooks[0]?.mechanism).toContain("(directory tree)");
     });
+  });
+
+  kernelTest("fanotify and the engine's evaluate() agree: per binary and file, the outcome (EPERM, killed, read) is the selector evaluate() picks", async () => {
+    // Two files, three selectors (Tetragon's order: the first matching selector acts):
+    // s0 file1 NotIn [allowed] Override; s1 file2 In [other] Sigkill; s2 file2 NotIn [allowed, other] Override.
+    const file1 = join(dir, "agree-1");
+    const file2 = join(dir, "agree-2");
+    writeFileSync(file1, SECRET);
+    writeFileSync(file2, SECRET);
+    const other = join(dir, "other-cat");
+    copyFileSync("/bin/cat", other);
+    const sel = (file: string, op: string, bins: string[], action: string) => `    - matchArgs:
+      - index: 0
+        operator: Equal
+        values: ["${file}"]
+      matchBinaries:
+      - operator: ${op}
+        values: [${bins.map((b) => `"${b}"`).join(", ")}]
+      matchActions:
+      - action: ${action}
+`;
+    const yaml = `apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: fan-talk
+spec:
+  kprobes:
+  - call: security_file_open
+    syscall: false
+    args:
+    - index: 0
+      type: file
+    selectors:
+${sel(file1, "NotIn", [allowedCat], OVERRIDE)}${sel(file2, "In", [other], "Sigkill")}${sel(file2, "NotIn", [allowedCat, other], OVERRIDE)}`;
+    const compiled = compilePolicy(policy(yaml));
+    const rows: string[] = [];
+    let disagree = 0;
+    await withPolicy(yaml, () => {
+      for (const bin of ["/usr/bin/cat", allowedCat, other]) {
+        for (const file of [file1, file2]) {
+          const r = run(bin, [file]);
+          const got = r.signal === "SIGKILL" ? "killed" : r.stdout === SECRET ? "read" : /Operation not permitted/.test(r.stderr) ? "EPERM" : `? ${r.status} ${r.stderr.trim()}`;
+          const d = evaluate(compiled, 0, { pid: r.pid ?? 1, binary: bin, args: [{ file: { path: file } }] });
+          const names = d.matched ? d.actions.map((a) => a.action) : [];
+          const want = !d.matched ? "read" : names.includes("Sigkill") ? "killed" : names.includes("Override") ? "EPERM" : "read";
+          if (got !== want) disagree++;
+          rows.push(`${got === want ? "  " : "!!"} ${bin} ${file}: fanotify ${got}, evaluate() s${d.selector ?? "-"} -> ${want}`);
+        }
+      }
+    });
+    if (disagree > 0) process.stderr.write(`fanotify/engine disagreement:\n${rows.join("\n")}\n`);
+    expect(disagree).toBe(0);
+    // the table exercises every outcome
+    const outcomes = rows.join("\n");
+    for (const o of ["fanotify EPERM", "fanotify killed", "fanotify read"]) expect(outcomes).toContain(o);
   });
 
   kernelTest("1,000 concurrent opens of a watched file are all answered: EPERM each, none undecided, a late one by the fail mode (deny)", async () => {
