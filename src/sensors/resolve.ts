@@ -311,7 +311,7 @@ function guardActions(sel: KProbeSelector, si: number, target: "open" | "exec" |
         if (!f.bpfLsm) {
           reject(target === "module"
             ? `selector ${si}: Override needs BPF LSM (lsm/kernel_read_file, lsm/kernel_load_data) or bpf_override_return (kprobes), neither is available here (LSM loads are refused; CONFIG_KPROBES off); refused: SIGKILL at the syscall's entry would not stop the module from loading. Use Sigkill only if killing the caller is enough (the module may still load), or run on a kernel with BPF LSM`
-            : `selector ${si}: Override needs BPF LSM or fmod_ret, refused here (LSM/fmod_ret program loads fail with EPERM); SIGKILL ${where} is available: use action Sigkill, or run on a kernel with BPF LSM`);
+            : `selector ${si}: Override needs BPF LSM or fmod_ret, refused here (LSM/fmod_ret program loads fail with EPERM); SIGKILL ${where} is available: use action Sigkill, or run on a kernel with BPF LSM${f.fanotify !== undefined ? `; fanotify (available here) holds Override for rules it can express: matchArgs Equal on files or Prefix on a directory ("/dir/"), at most one matchBinaries In/NotIn, argError -1 (EPERM), no rate limits` : ""}`);
         }
         if (a.argError !== undefined && a.argError !== -1) reject(`selector ${si}: ${label}: the LSM guard fails the call with EPERM (argError -1) only`);
         setEnforcing("deny");

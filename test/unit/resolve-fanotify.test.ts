@@ -90,6 +90,7 @@ spec:
     expect(ok(resolvePolicy(talk("Sigkill", "Prefix"), FAN).hooks[0]).backend).toBe("generic");
     const e2 = resolvePolicy(talk("Override\n        argError: -2"), FAN);
     expect(e2.errors[0]).toContain("Override needs BPF LSM or fmod_ret");
+    expect(e2.errors[0]).toContain("fanotify (available here) holds Override for rules it can express");
     // a rate-limited Post is not fanotify's either: the guard takes it, and says it cannot
     expect(resolvePolicy(talk("Post\n        rateLimit: 1m"), FAN).errors[0]).toContain("not supported by the file guard");
   });
