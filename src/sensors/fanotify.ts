@@ -22,7 +22,7 @@ import { readdirSync, statSync } from "node:fs";
 import { SyscallError, eventFd, eventFdSignal, close as closeSysFd } from "../bpf/sys.ts";
 import {
   FAN_CLASS_CONTENT, FAN_CLOEXEC, FAN_EVENT_ON_CHILD, FAN_MARK_ADD, FAN_MARK_ONLYDIR, FAN_NONBLOCK, FAN_OPEN_EXEC_PERM, FAN_OPEN_PERM, FAN_REPORT_PIDFD,
-  FAN_UNLIMITED_QUEUE, O_CLOEXEC, O_LARGEFILE, O_RDONLY, SYS_pidfd_send_signal, closeFd,
+  FAN_UNLIMITED_MARKS, FAN_UNLIMITED_QUEUE, O_CLOEXEC, O_LARGEFILE, O_RDONLY, SYS_pidfd_send_signal, closeFd,
   fanotifyInit, fanotifyMark, fanotifySupport,
 } from "./fanotify-sys.ts";
 
@@ -447,16 +447,12 @@ export class FanotifyGuard {
   static create(opts: FanotifyOptions = {}): FanotifyGuard {
     const s = fanotifySupport();
     if (!s.permissions) throw new FanotifyError(`fanotify permission events are not available: ${s.reason ?? "unknown"}`);
-    // Unlimited queue: permission events are never dropped by the kernel, but a bounded
-    // queue would make openers wait in fanotify_get_response's queue insertion instead.
-    const flags = FAN_CLASS_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK | FAN_UNLIMITED_QUEUE | (s.pidfd ? FAN_REPORT_PIDFD : 0);
+    // Unlimited queue: a bounded one overflows under a flood, and a dropped permission event
+    // is not ours to decide any more. Unlimited marks: a Prefix tree takes one mark per
+    // entry, which can pass the per-user limit.
+    const flags = FAN_CLASS_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK | FAN_UNLIMITED_QUEUE | FAN_UNLIMITED_MARKS | (s.pidfd ? FAN_REPORT_PIDFD : 0);
     const fd = fanotifyInit(flags, O_RDONLY | O_LARGEFILE | O_CLOEXEC);
     return new FanotifyGuard(fd, s.pidfd, opts);
-  }
-
-  /** Whether openers are verified through a pidfd (FAN_REPORT_PIDFD, 5.15+). */
-  get pidfdVerified(): boolean {
-    return this.#pidfd;
   }
 
   /**
@@ -627,11 +623,6 @@ export class FanotifyGuard {
     return this.#ready;
   }
 
-  /** Inodes marked, as "dev:ino" (st_dev encoding), for status. */
-  marked(): string[] {
-    return this.#marks.map((f) => statKeySafe(f));
-  }
-
   onMatch(cb: (m: FanotifyMatch[]) => void): () => void {
     this.#listeners.push(cb);
     return () => {
@@ -672,13 +663,5 @@ function statKeyOrUndefined(path: string): string | undefined {
     return statKey(path);
   } catch {
     return undefined;
-  }
-}
-
-function statKeySafe(path: string): string {
-  try {
-    return statKey(path);
-  } catch {
-    return `? (${path})`;
   }
 }
