@@ -86,7 +86,7 @@ const IMA_HOOKS = [
   "bprm_check_security", "bprm_committed_creds", "bprm_committing_creds", "bprm_creds_from_file", "file_ioctl",
   "file_lock", "file_open", "file_post_open", "file_receive", "mmap_file",
 ];
-const OPTION_NAMES = ["disable-kprobe-multi", "disable-uprobe-multi", "override-method", "policy-mode", "sleepable-preload-size"];
+const OPTION_NAMES = ["disable-kprobe-multi", "disable-uprobe-multi", "override-method", "policy-mode", "sleepable-preload-size", "fanotify-fail-mode", "fanotify-answer-ms"];
 const GO_BOOLS = ["1", "t", "T", "TRUE", "true", "True", "0", "f", "F", "FALSE", "false", "False"];
 const HOOK_KINDS: readonly HookKind[] = ["kprobes", "fentries", "tracepoints", "uprobes", "usdts", "lsmhooks"];
 
@@ -339,6 +339,13 @@ class Rules {
           break;
         case "override-method":
           if (o.value !== "fmod-ret" && o.value !== "override-return") this.err(vp, `option override-method takes "fmod-ret" or "override-return", found "${o.value}"`);
+          break;
+        case "fanotify-fail-mode":
+          // ward's own: what a fanotify decision not ready in time gets (src/sensors/fanotify.ts)
+          if (o.value !== "deny" && o.value !== "allow") this.err(vp, `option fanotify-fail-mode takes "deny" or "allow", found "${o.value}"`);
+          break;
+        case "fanotify-answer-ms":
+          if (!/^[1-9][0-9]{0,4}$/.test(o.value)) this.err(vp, `option fanotify-answer-ms takes a whole number of milliseconds from 1 to 99999, found "${o.value}"`);
           break;
         case "policy-mode":
           if (o.value !== "enforce" && o.value !== "monitor") this.err(vp, `option policy-mode takes "enforce" or "monitor", found "${o.value}"`);

@@ -102,6 +102,8 @@ export interface BinaryEntryStatus {
   alsoPath?: boolean;
   /** set when matched by path: the directory watched for the file to appear */
   watching?: string;
+  /** matched by path, and stat'ed at each decision instead of watched (the fanotify backend) */
+  atDecision?: boolean;
   /** why the path match could not be kept or the inode not added, if that happened */
   error?: string;
   /** "inode (dev:ino)", "inode (dev:ino) and path", "path (not present; watching DIR)" */
@@ -110,14 +112,15 @@ export interface BinaryEntryStatus {
 
 export function binaryMatchText(s: Omit<BinaryEntryStatus, "text">): string {
   if (s.match === "inode") return `inode (${s.dev}:${s.ino})${s.alsoPath ? " and path" : ""}`;
-  return `path (not present; watching ${s.watching ?? "?"})${s.error ? `; ${s.error}` : ""}`;
+  const how = s.atDecision ? "inode-matched from the first decision after it appears" : `watching ${s.watching ?? "?"}`;
+  return `path (not present; ${how})${s.error ? `; ${s.error}` : ""}`;
 }
 
 /**
  * What the agent would do with an entry if the policy were applied now (policy explain,
  * and /v1/status of a disabled policy): the same rules as FileGuard, without a guard.
  */
-export function predictBinaryEntry(path: string, op: "In" | "NotIn"): BinaryEntryStatus {
+export function predictBinaryEntry(path: string, op: "In" | "NotIn", atDecision = false): BinaryEntryStatus {
   let id: BinaryIdentity | undefined;
   try {
     id = presentIdentity(path);
@@ -127,7 +130,7 @@ export function predictBinaryEntry(path: string, op: "In" | "NotIn"): BinaryEntr
   }
   const s: Omit<BinaryEntryStatus, "text"> = id !== undefined
     ? { path, op, match: "inode", dev: id.dev, ino: id.ino, ...(op === "In" ? { alsoPath: true } : {}) }
-    : { path, op, match: "path", watching: nearestDirectory(path) };
+    : atDecision ? { path, op, match: "path", atDecision } : { path, op, match: "path", watching: nearestDirectory(path) };
   return { ...s, text: binaryMatchText(s) };
 }
 
@@ -136,13 +139,18 @@ export function binaryReportEntry(s: BinaryEntryStatus): BinaryMatchReport["entr
   return { path: s.path, by: s.match, match: s.text, ...(s.watching !== undefined ? { watching: s.watching } : {}) };
 }
 
-/** The entries of a guard hook's matchBinaries as applying the policy now would match them. */
-export function predictHookBinaries(hook: Pick<ResolvedHook, "guard">): BinaryMatchReport[] {
-  return (hook.guard?.rules ?? []).flatMap((r) => {
+/**
+ * The entries of a guard or fanotify hook's matchBinaries as applying the policy now would
+ * match them. fanotify decides in userspace, so its status is this prediction at any time:
+ * its decision thread stats a missing entry at each decision, as this does now.
+ */
+export function predictHookBinaries(hook: Pick<ResolvedHook, "guard" | "fanotify">): BinaryMatchReport[] {
+  const atDecision = hook.fanotify !== undefined;
+  return (hook.guard?.rules ?? hook.fanotify?.rules ?? []).flatMap((r) => {
     const b = r.binaries;
     if (b === undefined) return [];
     const paths = [...new Set(b.paths.map((p) => (p.startsWith("/") ? posix.normalize(p) : p)))];
-    return [{ selector: r.selector, op: b.op, entries: paths.map((p) => binaryReportEntry(predictBinaryEntry(p, b.op))) }];
+    return [{ selector: r.selector, op: b.op, entries: paths.map((p) => binaryReportEntry(predictBinaryEntry(p, b.op, atDecision))) }];
   });
 }
 

@@ -15,6 +15,7 @@ import type { ProcessInfo } from "../events/model.ts";
 import type { EncodeOptions, JsonObject } from "../events/tetragon.ts";
 import { FileGuard, GuardError, kernelDev, type GuardEvent, type GuardProgram } from "./guard.ts";
 import { binaryReportEntry, predictHookBinaries } from "./binary-watch.ts";
+import { FanotifyGuard, type FanotifyMatch } from "./fanotify.ts";
 import {
   HookResolutionError, resolvePolicy, type BinaryMatchReport, type HookFeatures, type PolicyResolution, type ResolvedHook,
 } from "./resolve.ts";
@@ -124,9 +125,26 @@ interface GuardRuleRef {
   files: Map<string, string>;
 }
 
-/** One attachment of a policy: its guard and/or generic hooks, and the guard's event loop. */
+/** A fanotify rule of an attachment, by the rule id its matches carry. */
+interface FanRuleRef {
+  hook: ResolvedHook;
+  post: boolean;
+  names: string[];
+  /** "st_dev:ino" (stat's encoding, as the decision thread keys files) -> the path the policy named. */
+  files: Map<string, string>;
+  /** Prefix directories: a match outside `files` is named by its own path. */
+  prefixes: string[];
+}
+
+/** One attachment of a policy: its guard, fanotify group and/or generic hooks, and the guard's event loop. */
 class Attachment {
   guard: FileGuard | undefined;
+  fan: FanotifyGuard | undefined;
+  readonly fanRules = new Map<number, FanRuleRef>();
+  /** hook path -> "dev:ino (path)" of each inode its fanotify rules marked, for status. */
+  readonly fanMarks = new Map<string, string[]>();
+  /** Set when the fanotify decision thread failed and its group was closed: status says so. */
+  fanFailure: string | undefined;
   genericId: string | undefined;
   sockId: string | undefined;
   readonly rules = new Map<number, GuardRuleRef>();
@@ -186,6 +204,27 @@ class Attachment {
     this.emit(hook, info, ev.pid, ev.tgid, ev.timeNs, args, undefined, action);
   }
 
+  /** A fanotify decision that matched: looked up like the guard's events. */
+  publishFan(ev: FanotifyMatch, attempt = 0): void {
+    if (this.closed) return;
+    const ref = this.fanRules.get(ev.rule);
+    if (ref === undefined || !ref.post) return;
+    const lookup = this.opts.processes;
+    const found = lookup?.current(ev.pid) ?? lookup?.lastEnded?.(ev.pid);
+    const delay = LOOKUP_RETRY_MS[attempt];
+    const same = found !== undefined && (found.file === undefined || ev.exeIno === 0n || found.file.ino === ev.exeIno);
+    const info = found !== undefined && (delay === undefined || same) ? found : undefined;
+    if (info === undefined && lookup !== undefined && delay !== undefined) {
+      setTimeout(() => this.publishFan(ev, attempt + 1), delay);
+      return;
+    }
+    const args: HookArg[] = [];
+    const path = ref.files.get(`${ev.dev}:${ev.ino}`) ?? (ev.path !== "" ? ev.path : undefined);
+    if (path !== undefined) args.push(ref.hook.fanotify?.target === "exec" ? { kind: "linux_binprm", path } : { kind: "file", path });
+    const action = ev.action === "kill" ? (ref.names.find((n) => n === "Sigkill" || n === "Signal") ?? "Sigkill") : ev.action === "deny" ? "Override" : "Post";
+    this.emit(ref.hook, info, ev.pid, ev.pid, ev.timeNs, args, undefined, action);
+  }
+
   /** A generic hook's match: the process is looked up like the guard's (retrying while the cache catches up). */
   publishGeneric(m: GenericMatch, attempt = 0): void {
     const lookup = this.opts.processes;
@@ -237,9 +276,20 @@ class Attachment {
   }
 
   counters(): Record<string, number> {
-    if (this.guard === undefined) return {};
-    const c = this.guard.counters();
-    return { guard_checks: Number(c.checks), guard_matches: Number(c.matches), guard_kills: Number(c.kills), guard_denies: Number(c.denies), guard_ringbuf_drops: Number(c.ringbufDrops) };
+    const out: Record<string, number> = {};
+    if (this.guard !== undefined) {
+      const c = this.guard.counters();
+      Object.assign(out, { guard_checks: Number(c.checks), guard_matches: Number(c.matches), guard_kills: Number(c.kills), guard_denies: Number(c.denies), guard_ringbuf_drops: Number(c.ringbufDrops) });
+    }
+    if (this.fan !== undefined) {
+      const c = this.fan.counters();
+      Object.assign(out, {
+        fanotify_events: c.events, fanotify_allowed: c.allowed, fanotify_denied: c.denied, fanotify_killed: c.killed, fanotify_exempt: c.exempt,
+        fanotify_timeouts: c.timeouts, fanotify_undecided: c.undecided, fanotify_max_answer_us: c.maxAnswerUs,
+        fanotify_failed: this.fanFailure === undefined ? 0 : 1,
+      });
+    }
+    return out;
   }
 
   /** Detaches synchronously; the event loop notices and ends by itself (done() waits for it). */
@@ -261,8 +311,10 @@ class Attachment {
         err ??= e;
       }
     }
+    this.fan?.close();
     // destroy() detaches the programs and frees the maps (and its pins, if any).
     this.guard?.destroy();
+
     if (err !== undefined) throw err;
   }
 
@@ -404,17 +456,32 @@ export class PolicyManager {
   state(name: string): PolicyKernelState {
     const e = this.#must(name);
     const resolution = e.attachment?.resolution ?? resolvePolicy(e.policy, this.opts.features, e.mode);
+    const marks = e.attachment?.fanMarks;
+    const failure = e.attachment?.fanFailure;
     const hooks: HookStatus[] = resolution.hooks.flatMap((h) => {
       if (!h.ok) return [];
-      const st: HookStatus = { path: h.path, hook: h.name, mechanism: h.mechanism, actions: h.actions, limits: h.limits, bypasses: h.bypasses };
+      const marked = marks?.get(h.path);
+      let mechanism = marked !== undefined ? `${h.mechanism}; marked inodes (dev:ino): ${marked.join(", ")}` : h.mechanism;
+      // A closed group holds nothing: never let status claim otherwise.
+      if (failure !== undefined && h.backend === "fanotify") mechanism = `NOT ENFORCING: ${failure}; re-apply the policy (disable, enable). Was: ${mechanism}`;
+      const st: HookStatus = { path: h.path, hook: h.name, mechanism, actions: h.actions, limits: h.limits, bypasses: h.bypasses };
       if (h.backend === "guard" && h.guard?.rules.some((r) => r.binaries !== undefined)) {
         st.binaries = e.attachment !== undefined ? e.attachment.binaries(h) : predictHookBinaries(h);
       }
+      if (h.backend === "fanotify" && h.fanotify?.rules.some((r) => r.binaries !== undefined)) st.binaries = predictHookBinaries(h);
       return [st];
     });
     const st: PolicyKernelState = { state: !e.enabled ? "disabled" : e.mode === "monitor" ? "monitoring" : "enforcing", hooks };
     if (e.attachment) st.counters = e.attachment.counters();
     return st;
+  }
+
+  /**
+   * Resolves once every backend of the policy answers: its fanotify decision thread is in
+   * its loop (opens of its files made before then wait for it). Rejects when it failed.
+   */
+  async ready(name: string): Promise<void> {
+    await this.#must(name).attachment?.fan?.ready();
   }
 
   has(name: string): boolean {
@@ -466,6 +533,8 @@ export class PolicyManager {
     try {
       const guardHooks = hooks.filter((h) => h.backend === "guard");
       if (guardHooks.length > 0) this.#attachGuard(a, guardHooks);
+      const fanHooks = hooks.filter((h) => h.backend === "fanotify");
+      if (fanHooks.length > 0) this.#attachFanotify(a, policy, fanHooks);
       const generic = hooks.filter((h) => h.backend === "generic");
       if (generic.length > 0) {
         const gid = `${name}#${id}`;
@@ -493,6 +562,37 @@ export class PolicyManager {
     }
     a.startLoop();
     return a;
+  }
+
+  #attachFanotify(a: Attachment, policy: TracingPolicy, hooks: ResolvedHook[]): void {
+    // Stat everything first: a missing file rejects the policy before the group exists.
+    for (const h of hooks) for (const r of h.fanotify!.rules) for (const f of r.files) identity(f, "file");
+    // One group per attachment; hooks of one policy share the fail mode and bound (policy options).
+    const plan = hooks[0]!.fanotify!;
+    const fan = FanotifyGuard.create({ exemptPids: this.opts.exemptPids ?? [], answerMs: plan.answerMs, failMode: plan.failMode });
+    a.fan = fan;
+    for (const h of hooks) {
+      const marks: string[] = [];
+      for (const r of h.fanotify!.rules) {
+        const id = fan.addRule({ action: r.action, post: r.post, target: h.fanotify!.target, ...(r.binaries ? { binaries: r.binaries } : {}) }, r.files, r.prefixes);
+        const files = new Map<string, string>();
+        for (const p of r.files) {
+          const st = statSync(p, { bigint: true });
+          files.set(`${st.dev}:${st.ino}`, realPath(p));
+          marks.push(`${kernelDev(st.dev) >>> 20}:${kernelDev(st.dev) & 0xfffff}:${st.ino} (${p})`);
+        }
+        for (const p of r.prefixes) marks.push(`${p} (directory tree)`);
+        a.fanRules.set(id, { hook: h, post: r.post, names: r.actionNames, files, prefixes: r.prefixes });
+      }
+      a.fanMarks.set(h.path, marks);
+    }
+    fan.onMatch((batch) => {
+      for (const m of batch) a.publishFan(m);
+    });
+    fan.start((why) => {
+      a.fanFailure = why;
+      this.opts.log(`policy ${policy.metadata.name}: ${why}`);
+    });
   }
 
   #attachGuard(a: Attachment, hooks: ResolvedHook[]): void {

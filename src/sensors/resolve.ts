@@ -16,6 +16,8 @@ import type { ActionSelector, KProbeArg, KProbeSelector, ListSpec, TracingPolicy
 import type { GuardAction, GuardHook, GuardProgram } from "./guard.ts";
 import { chooseOpenExit, type OpenExitChoice } from "./open-exit.ts";
 import { cgroupV2Root, type SockPoint } from "./sock.ts";
+import { fanotifySupport } from "./fanotify-sys.ts";
+import type { FanotifyAction } from "./fanotify.ts";
 
 // ---------------------------------------------------------------- kernel description
 
@@ -37,6 +39,11 @@ export interface HookFeatures {
   /** cgroup sock_addr programs (connect4/6, sendmsg4/6, bind4/6): the cgroup v2 root they
    * attach at, or why they cannot run here. Not given: assumed present (cgroup v2, 4.17+). */
   cgroupSockAddr?(): { root: string } | { missing: string };
+  /**
+   * fanotify permission events (FAN_CLASS_CONTENT groups can be made here); undefined or
+   * false: not available. pidfd: FAN_REPORT_PIDFD (5.15+) verifies the opener.
+   */
+  fanotify?: { pidfd: boolean };
 }
 
 /** This machine's kernel, probed (root gives definitive answers; otherwise loads are refused and read as absent). */
@@ -57,6 +64,7 @@ export function hostHookFeatures(): HookFeatures {
     overrideReturn: kprobes && probeHelper(ProgType.KPROBE, Helper.override_return).status === "supported",
     tracepoint: (subsystem, event) => (root === undefined ? undefined : existsSync(`${root}/events/${subsystem}/${event}`)),
     syscallNumber: (name) => hostSyscallNumber(name),
+    ...fanotifyFeature(),
     guardOpenExit: () => {
       // The same choice FileGuard.open makes (it may mount tracefs and exec the i386 probe).
       guardOpenExitText ??= describeOpenExit(chooseOpenExit());
@@ -73,6 +81,11 @@ export function hostHookFeatures(): HookFeatures {
 }
 
 let guardOpenExitText: string | undefined;
+
+function fanotifyFeature(): { fanotify?: { pidfd: boolean } } {
+  const s = fanotifySupport();
+  return s.permissions ? { fanotify: { pidfd: s.pidfd } } : {};
+}
 
 function describeOpenExit(c: OpenExitChoice): string {
   return c.kind === "tracepoint" ? `here on the per-syscall exit tracepoints (${c.tracepoints.map((t) => `syscalls/${t}`).join(", ")})` : `here on tp_btf/sys_exit, at every syscall's exit (${c.reason})`;
@@ -136,6 +149,28 @@ export interface BinaryMatchReport {
   }[];
 }
 
+/** One fanotify rule derived from one selector. */
+export interface FanotifyRulePlan {
+  selector: number;
+  action: FanotifyAction;
+  post: boolean;
+  actionNames: string[];
+  binaries?: { op: "In" | "NotIn"; paths: string[] };
+  /** matchArgs Equal: the files */
+  files: string[];
+  /** matchArgs Prefix: directory prefixes, each an absolute path ending in "/" */
+  prefixes: string[];
+}
+
+export interface FanotifyPlan {
+  /** "open": FAN_OPEN_PERM (opens, and the open an exec makes); "exec": FAN_OPEN_EXEC_PERM only. */
+  target: "open" | "exec";
+  rules: FanotifyRulePlan[];
+  /** What a decision not ready within answerMs (or not decidable) gets. */
+  failMode: "allow" | "deny";
+  answerMs: number;
+}
+
 export interface GuardPlan {
   target: "open" | "exec" | "module";
   programs: GuardProgram[];
@@ -162,7 +197,7 @@ export interface SockPlan {
 
 export interface ResolvedHook extends HookBase {
   ok: true;
-  backend: "generic" | "guard" | "sock";
+  backend: "generic" | "guard" | "sock" | "fanotify";
   event: EventKind;
   /** function_name in events (arch-prefixed for syscalls, as Tetragon reports). */
   functionName: string;
@@ -171,6 +206,7 @@ export interface ResolvedHook extends HookBase {
   generic?: GenericAttach[];
   guard?: GuardPlan;
   sock?: SockPlan;
+  fanotify?: FanotifyPlan;
   actions: ActionHonor[];
   /** Measured limits of the mechanism, each one sentence. */
   limits: string[];
@@ -311,7 +347,7 @@ function guardActions(sel: KProbeSelector, si: number, target: "open" | "exec" |
         if (!f.bpfLsm) {
           reject(target === "module"
             ? `selector ${si}: Override needs BPF LSM (lsm/kernel_read_file, lsm/kernel_load_data) or bpf_override_return (kprobes), neither is available here (LSM loads are refused; CONFIG_KPROBES off); refused: SIGKILL at the syscall's entry would not stop the module from loading. Use Sigkill only if killing the caller is enough (the module may still load), or run on a kernel with BPF LSM`
-            : `selector ${si}: Override needs BPF LSM or fmod_ret, refused here (LSM/fmod_ret program loads fail with EPERM); SIGKILL ${where} is available: use action Sigkill, or run on a kernel with BPF LSM`);
+            : `selector ${si}: Override needs BPF LSM or fmod_ret, refused here (LSM/fmod_ret program loads fail with EPERM); SIGKILL ${where} is available: use action Sigkill, or run on a kernel with BPF LSM${f.fanotify !== undefined ? `; fanotify (available here) holds Override for rules it can express: matchArgs Equal on files or Prefix on a directory ("/dir/"), at most one matchBinaries In/NotIn, argError -1 (EPERM), no rate limits` : ""}`);
         }
         if (a.argError !== undefined && a.argError !== -1) reject(`selector ${si}: ${label}: the LSM guard fails the call with EPERM (argError -1) only`);
         setEnforcing("deny");
@@ -508,6 +544,142 @@ function openExitHook(h: WireHook, f: HookFeatures, monitor: boolean): Omit<Reso
       "a hardlink to a matched file made under a path the rule does not match (same filesystem, write access to a directory there) opens the same inode unmatched; remedy: matchArgs Equal on the files, which the file guard matches by inode",
       "open_by_handle_at (CAP_DAC_READ_SEARCH) names an inode, not a path: for a file with several hardlinks the opened file's path is whichever name the dentry cache holds, which may be one the rule does not match (measured on 6.18); remedy: matchArgs Equal on the files (file guard, by inode)",
     ],
+  };
+}
+
+// ---------------------------------------------------------------- fanotify
+
+/** The policy's fanotify options (spec.options fanotify-fail-mode, fanotify-answer-ms; validated in rules.ts). */
+interface FanotifyOptionsOf {
+  failMode: "allow" | "deny";
+  answerMs: number;
+}
+
+export const FANOTIFY_ANSWER_MS = 100;
+
+function fanotifyOptions(policy: TracingPolicy): FanotifyOptionsOf {
+  const opt = (n: string): string | undefined => policy.spec.options.findLast((o) => o.name === n)?.value;
+  const ms = Number.parseInt(opt("fanotify-answer-ms") ?? "", 10);
+  return { failMode: opt("fanotify-fail-mode") === "allow" ? "allow" : "deny", answerMs: Number.isInteger(ms) && ms > 0 ? ms : FANOTIFY_ANSWER_MS };
+}
+
+/** The actions fanotify honors exactly: Post, NoPost, Sigkill (Signal 9), Override with argError -1 (EPERM), with no rate limit or stack traces. */
+function fanotifyActionsOk(sel: KProbeSelector): boolean {
+  return actionsOf(sel).every((a) => {
+    if (a.rateLimit !== undefined || a.kernelStackTrace || a.userStackTrace || a.imaHash) return false;
+    if (a.action === "Override") return a.argError === undefined || a.argError === -1;
+    if (a.action === "Signal") return a.argSig === SIGKILL;
+    return a.action === "Post" || a.action === "NoPost" || a.action === "Sigkill";
+  }) && sel.matchReturnActions.length === 0;
+}
+
+/**
+ * Whether fanotify can hold every selector of a file-open or exec hook: matchArgs Equal on
+ * the file argument with absolute paths, at most one matchBinaries In/NotIn of paths, and
+ * actions it honors exactly. What it cannot hold goes to the file guard or the open-exit
+ * substitute as before (which name their own limits, and refuse Override here).
+ */
+function fanotifyExpresses(h: WireHook, target: "open" | "exec"): boolean {
+  if (h.ret || h.selectors.length === 0) return false;
+  const fileIdx = fileArgIndex(h.args, target === "open" ? ["file", "fd", "path"] : ["linux_binprm", "file"]);
+  if (fileIdx === undefined) return false;
+  return h.selectors.every((sel) => {
+    try {
+      unsupportedMatchers(sel, 0);
+      guardBinaries(sel, 0);
+    } catch (e) {
+      if (e instanceof Reject) return false;
+      throw e;
+    }
+    const m = sel.matchArgs[0];
+    if (sel.matchArgs.length !== 1 || m === undefined) return false;
+    // Prefix only on directories ("/dir/"): those are marked (FAN_EVENT_ON_CHILD); a string
+    // prefix like "/etc/sha" stays with the open-exit check, which compares the path.
+    if (m.operator !== "Equal" && !(m.operator === "Prefix" && m.values.every((v) => v.endsWith("/")))) return false;
+    const on = m.args.length > 0 ? h.args[m.args[0]!]?.index : m.index;
+    // A file may appear in several selectors: the decision thread tries them in order and
+    // the first that matches acts, as Tetragon does.
+    if (on !== fileIdx || !m.values.every((v) => v.startsWith("/"))) return false;
+    return fanotifyActionsOk(sel);
+  });
+}
+
+function fanotifyFileHook(h: WireHook, target: "open" | "exec", f: HookFeatures, monitor: boolean, options: FanotifyOptionsOf): Omit<ResolvedHook, keyof HookBase | "ok"> {
+  const rules: FanotifyRulePlan[] = [];
+  const actions: ActionHonor[] = [];
+  const event = target === "open" ? "FAN_OPEN_PERM" : "FAN_OPEN_EXEC_PERM";
+  const what = target === "open" ? "open" : "exec";
+  h.selectors.forEach((sel, si) => {
+    const m = sel.matchArgs[0]!;
+    let kill = false;
+    let deny = false;
+    let post = true;
+    const names: string[] = [];
+    for (const a of actionsOf(sel)) {
+      const label = actionLabel(a);
+      if (monitor && ENFORCING.has(a.action)) {
+        names.push(a.action);
+        actions.push({ selector: si, action: label, honored: `monitor mode: not enforced; the ${what} is allowed and posted as an event by the agent's fanotify decision thread` });
+        continue;
+      }
+      switch (a.action) {
+        case "Post":
+          names.push("Post");
+          actions.push({ selector: si, action: label, honored: `event posted by the agent's fanotify decision thread when it answers the ${event} event` });
+          break;
+        case "NoPost":
+          post = false;
+          names.push("NoPost");
+          actions.push({ selector: si, action: label, honored: "no event is posted (the fanotify counters still count the decision)" });
+          break;
+        case "Override":
+          deny = true;
+          names.push("Override");
+          actions.push({ selector: si, action: label, honored: `Override → FAN_DENY: the ${what} fails with EPERM before it happens and has no effect (nothing is opened; O_TRUNC/creat do not truncate)` });
+          break;
+        default:
+          // Sigkill, Signal(9): fanotifyActionsOk admitted nothing else
+          kill = true;
+          names.push(a.action);
+          actions.push({ selector: si, action: label, honored: `Sigkill → kill before the answer: SIGKILL through the opener's ${f.fanotify?.pidfd ? "pidfd" : "pid"}, then FAN_DENY, so the process dies and the file is never opened` });
+      }
+    }
+    const action: FanotifyAction = monitor ? "report" : kill ? "kill" : deny ? "deny" : "report";
+    const binaries = guardBinaries(sel, si);
+    const prefix = m.operator === "Prefix";
+    rules.push({ selector: si, action, post, actionNames: names, ...(binaries ? { binaries } : {}), files: prefix ? [] : [...m.values], prefixes: prefix ? [...m.values] : [] });
+  });
+  const hasPrefix = rules.some((r) => r.prefixes.length > 0);
+  const verify = f.fanotify?.pidfd
+    ? "the opener's executable is its /proc/PID/exe, read through the event's pid and verified against the event's pidfd (the process still lives, so the pid was not reused)"
+    : "the opener's executable is its /proc/PID/exe, read through the event's pid (no FAN_REPORT_PIDFD before 5.15: not verified against a pidfd)";
+  const marks = `${event} on the inode of each file, FAN_MARK_INODE${hasPrefix ? `; under a Prefix directory, on each file and on each directory with FAN_EVENT_ON_CHILD, so files created there later are held too` : ""}`;
+  const mechanism = `fanotify (${marks}; ${target === "open" ? "an exec of the file opens it too" : "plain opens are not held"}): the kernel holds the ${what} until the agent's decision thread answers; no BPF LSM here, and unlike the file guard the call is refused before it happens; other files cost nothing`;
+  const limits = [
+    `enforcement lasts while the agent runs: the fanotify group ends with the agent (on any exit, SIGKILL included, the kernel allows pending and later ${what}s); no BPF backstop is attached for this rule`,
+    `every ${what} of a protected file waits for the agent's answer; a decision not made within ${options.answerMs} ms, or that cannot be made (the opener's executable unreadable), is answered ${options.failMode === "deny" ? "FAN_DENY" : "FAN_ALLOW"} (fanotify-fail-mode ${options.failMode}) and counted`,
+    verify,
+    "matchBinaries entries that exist are matched by inode (In entries by their resolved path too, never weaker than a path match); one that does not exist yet is matched by the executable's resolved path and becomes inode-matched at the first decision after it appears (NotIn then allows only that file, In keeps the path match)",
+    "files are matched by inode when the policy is applied: a file created or replaced later (new inode) under the same path is not covered until the policy is re-applied",
+    "keys are (device, inode number) without the inode generation: if a protected file or an allowed binary is deleted, a new file that reuses its inode number inherits the rule or the allowance",
+    "fds opened before the policy was applied are not revoked (FAN_ACCESS_PERM would put every read of the file through the agent; it is not used)",
+  ];
+  if (target === "exec") limits.push("matchBinaries sees the executable that called exec (the image being replaced), as security_bprm_check does");
+  if (hasPrefix) {
+    limits.push(
+      "Prefix directories: the files under them are matched by inode (a hardlink or a rename elsewhere stays held); a file created later in a directory that existed is held through the directory mark and matched by its path; a file created in a subdirectory made after the policy is not held until the policy is re-applied",
+      "Prefix trees are marked entry by entry: more than 10,000 directories and files under a policy's prefixes are refused when the policy is applied",
+    );
+  }
+  return {
+    backend: "fanotify",
+    event: h.list === "lsmhooks" ? "process_lsm" : "process_kprobe",
+    functionName: h.name,
+    mechanism,
+    fanotify: { target, rules, failMode: options.failMode, answerMs: options.answerMs },
+    actions,
+    limits,
+    bypasses: ["a root process that kills the agent ends the rule (the group closes with it); run the agent under a supervisor that restarts it, or on a kernel with BPF LSM, whose pinned programs outlive it"],
   };
 }
 
@@ -924,11 +1096,17 @@ function substituteFor(name: string): string {
   return "a syscall kprobe (syscall: true), which runs on the syscall's tracepoint, or a tracepoint (spec.tracepoints) for the same event";
 }
 
-function resolveOne(h: WireHook, f: HookFeatures, monitor: boolean, lists: readonly ListSpec[]): Omit<ResolvedHook, keyof HookBase | "ok"> {
+function resolveOne(h: WireHook, f: HookFeatures, monitor: boolean, lists: readonly ListSpec[], options: FanotifyOptionsOf): Omit<ResolvedHook, keyof HookBase | "ok"> {
   const lsm = lsmName(h);
   const sk = sockKind(h, lsm);
   if (sk !== undefined) return sockHook(h, sk, f, monitor);
   if (lsm !== undefined) {
+    // Without BPF LSM, fanotify holds the file rules it can express (exact files, one
+    // matchBinaries): the call fails or the caller dies before the open happens, and other
+    // files cost nothing. BPF LSM stays first where it loads (it can outlive the agent).
+    if ((lsm === "file_open" || lsm === "bprm_check_security") && !f.bpfLsm && f.fanotify !== undefined && fanotifyExpresses(h, lsm === "file_open" ? "open" : "exec")) {
+      return fanotifyFileHook(h, lsm === "file_open" ? "open" : "exec", f, monitor, options);
+    }
     if (lsm === "file_open") return !f.bpfLsm && !guardExpresses(h) ? openExitHook(h, f, monitor) : guardFileHook(h, "open", f, monitor);
     if (lsm === "bprm_check_security") return guardFileHook(h, "exec", f, monitor);
     if (lsm === "kernel_read_file") {
@@ -970,10 +1148,11 @@ export function resolvePolicy(policy: TracingPolicy, f: HookFeatures, mode?: "en
   const m = mode ?? (policy.spec.options.find((o) => o.name === "policy-mode")?.value === "monitor" ? "monitor" : "enforce");
   const hooks: HookResolution[] = [];
   const errors: string[] = [];
+  const options = fanotifyOptions(policy);
   policyHooks(policy).forEach((h, index) => {
     const base: HookBase = { index, path: `spec.${h.list}[${h.specIndex}]`, name: h.name };
     try {
-      hooks.push({ ...base, ok: true, ...resolveOne(h, f, m === "monitor", policy.spec.lists) });
+      hooks.push({ ...base, ok: true, ...resolveOne(h, f, m === "monitor", policy.spec.lists, options) });
     } catch (e) {
       if (!(e instanceof Reject)) throw e;
       hooks.push({ ...base, ok: false, reason: e.message });

@@ -71,7 +71,7 @@ export function withResolution(e: ExplainedPolicy, r: PolicyResolution, f: HookF
       const res = r.hooks[i];
       if (res === undefined) return h;
       if (!res.ok) return { ...h, applicable: false, rejected: res.reason, mechanism: `rejected on this kernel: ${res.reason}` };
-      const binaries = res.backend === "guard" ? predictHookBinaries(res) : [];
+      const binaries = res.backend === "guard" || res.backend === "fanotify" ? predictHookBinaries(res) : [];
       return { ...h, applicable: true, mechanism: res.mechanism, honored: res.actions, limits: res.limits, bypasses: res.bypasses, ...(binaries.length > 0 ? { binaries } : {}) };
     }),
   };

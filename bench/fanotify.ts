@@ -1,0 +1,131 @@
+// fanotify decision bench (issue 9): open/close of the PROTECTED file by the allowed binary,
+// so every open is a FAN_OPEN_PERM event the agent's decision thread answers (allow).
+// Prints, in one run:
+//  - opens per wall second with the group (= decisions per second) and without it;
+//  - the per-open wall-time ratio on/off (median of alternating rounds, with the spread);
+//  - the decision thread's own figures (mean and slowest answer, late and undecided counts).
+// The load is test/kernel/fanotify-helper.c `flood` pinned to CPU 0 (wall-clock loop: a
+// decision costs the opener its wait, which CPU time would not show). The decision thread
+// runs wherever this process runs: `taskset -c 0 bun run bench/fanotify.ts` puts the
+// opener and the agent on one core, `taskset -c 1 ...` gives the agent the other one.
+//
+// Usage (root): bun run bench/fanotify.ts [--rounds 7] [--seconds 1] [--json]
+import { spawnSync } from "node:child_process";
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { ensureSystemPackages } from "../build/system.ts";
+import { FanotifyGuard } from "../src/sensors/fanotify.ts";
+import { summarizeRatios } from "./lib/stats.ts";
+
+class FanotifyBenchError extends Error {
+  override name = "FanotifyBenchError";
+}
+
+function numArg(name: string, dflt: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  const v = i >= 0 ? Number(process.argv[i + 1]) : Number.NaN;
+  return Number.isFinite(v) && v > 0 ? v : dflt;
+}
+
+const rounds = Math.max(1, Math.floor(numArg("rounds", 7)));
+const seconds = numArg("seconds", 1);
+const asJson = process.argv.includes("--json");
+const log = (msg: string) => {
+  if (!asJson) process.stdout.write(`${msg}\n`);
+};
+if (process.getuid?.() !== 0) throw new FanotifyBenchError("bench/fanotify.ts needs root (fanotify permission events need CAP_SYS_ADMIN)");
+
+ensureSystemPackages([
+  ["/usr/bin/cc", "gcc"],
+  ["/usr/bin/taskset", "util-linux"],
+  ["/usr/lib/x86_64-linux-gnu/libc.a", "libc6-dev"],
+]);
+const dir = mkdtempSync("/tmp/ward-fanbench-");
+const secret = join(dir, "secret");
+writeFileSync(secret, "I love pizza!\n");
+const helper = join(dir, "fan-helper");
+const cc = spawnSync("cc", ["-O2", "-static", "-pthread", "-o", helper, join(import.meta.dir, "..", "test", "kernel", "fanotify-helper.c")], { encoding: "utf8" });
+if (cc.status !== 0) throw new FanotifyBenchError(`cc fanotify-helper.c: ${cc.stderr}`);
+const allowed = join(dir, "allowed-helper");
+copyFileSync(helper, allowed);
+
+/** Opens per wall second of the allowed binary's open/close loop on CPU 0. */
+function opensPerSecond(): number {
+  const r = spawnSync("taskset", ["-c", "0", allowed, "flood", String(seconds), secret], { encoding: "utf8", timeout: (seconds + 30) * 1000 });
+  const n = Number(/opens (\d+)/.exec(r.stdout)?.[1]);
+  if (r.status !== 0 || !Number.isFinite(n)) throw new FanotifyBenchError(`flood failed: ${r.stdout}${r.stderr}`);
+  return n / seconds;
+}
+
+function denied(): boolean {
+  const r = spawnSync(helper, ["dirfd", dir, "secret"], { encoding: "utf8" });
+  return r.stdout.includes("ERR openat 1");
+}
+
+const guard = FanotifyGuard.create();
+guard.addRule({ action: "deny", post: false, target: "open", binaries: { op: "NotIn", paths: [allowed] } }, [secret]);
+let on: FanotifyGuard | undefined;
+const offRates: number[] = [];
+const onRates: number[] = [];
+const pairs: { off: number; on: number }[] = [];
+try {
+  // One group for the whole run: its decision thread warms up once, like the agent's.
+  guard.start((why) => process.stderr.write(`${why}\n`));
+  await guard.ready();
+  on = guard;
+  if (!denied()) throw new FanotifyBenchError("the rule is not in force: the other binary was not denied");
+  // The off rounds open an unmarked file of the same size on the same filesystem: the group
+  // stays up (its thread stays warm) and only marked inodes reach it.
+  const plain = join(dir, "plain");
+  writeFileSync(plain, "I love pizza!\n");
+  const offRate = (): number => {
+    const r = spawnSync("taskset", ["-c", "0", allowed, "flood", String(seconds), plain], { encoding: "utf8", timeout: (seconds + 30) * 1000 });
+    const n = Number(/opens (\d+)/.exec(r.stdout)?.[1]);
+    if (r.status !== 0 || !Number.isFinite(n)) throw new FanotifyBenchError(`flood failed: ${r.stdout}${r.stderr}`);
+    return n / seconds;
+  };
+  opensPerSecond(); // warm the decision thread's JIT
+  for (let i = 0; i < rounds; i++) {
+    // A and B alternate: off then on, then on then off
+    let off: number;
+    let onr: number;
+    if (i % 2 === 0) {
+      off = offRate();
+      onr = opensPerSecond();
+    } else {
+      onr = opensPerSecond();
+      off = offRate();
+    }
+    offRates.push(off);
+    onRates.push(onr);
+    // per-open wall time (1 / rate), on over off
+    pairs.push({ off: 1 / off, on: 1 / onr });
+  }
+} finally {
+  on?.close();
+  rmSync(dir, { recursive: true, force: true });
+}
+const c = guard.counters();
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
+const s = summarizeRatios(pairs);
+const result = {
+  rounds,
+  seconds,
+  decisionsPerSecond: Math.round(median(onRates)),
+  opensPerSecondWithoutGroup: Math.round(median(offRates)),
+  perOpenRatio: s,
+  meanAnswerUs: c.events > 0 ? Math.round((c.totalAnswerUs / c.events) * 10) / 10 : 0,
+  maxAnswerUs: c.maxAnswerUs,
+  events: c.events,
+  timeouts: c.timeouts,
+  undecided: c.undecided,
+  cpus: spawnSync("taskset", ["-p", String(process.pid)], { encoding: "utf8" }).stdout.trim(),
+};
+if (asJson) process.stdout.write(`${JSON.stringify(result)}\n`);
+else {
+  log(`fanotify decisions (open/close of the protected file by the allowed binary, load on CPU 0; this process: ${result.cpus})`);
+  log(`  decisions/s (median of ${rounds} rounds of ${seconds} s): ${result.decisionsPerSecond}`);
+  log(`  opens/s of an unmarked file, same loop: ${result.opensPerSecondWithoutGroup}`);
+  log(`  per-open wall time ratio on/off: median ${s.median.toFixed(3)} (spread ${s.min.toFixed(3)}-${s.max.toFixed(3)})`);
+  log(`  answer time: mean ${result.meanAnswerUs} us, slowest ${result.maxAnswerUs} us; late ${result.timeouts}, undecided ${result.undecided} of ${result.events}`);
+}

@@ -1,0 +1,706 @@
+// The fanotify backend: file open and exec rules answered before the open completes.
+//
+// One fanotify group (FAN_CLASS_CONTENT) per policy attachment, with FAN_OPEN_PERM /
+// FAN_OPEN_EXEC_PERM marks on exactly the inodes the policy names. The kernel holds every
+// open of a marked inode until the group answers; other files never reach us (an inode
+// without marks costs the open nothing). The answers come from a dedicated Worker thread so
+// a busy agent main thread (event decoding, the API) never delays a decision:
+// - the opener's executable is /proc/PID/exe (its inode, and its path for matchBinaries
+//   entries that do not exist yet), read through the event's pid and verified against the
+//   event's pidfd (FAN_REPORT_PIDFD): the pidfd still refers to a live process after the
+//   read, so the pid was not reused in between;
+// - Override answers FAN_DENY (the open fails with EPERM and never happened: O_TRUNC does
+//   not truncate); Sigkill sends SIGKILL through the pidfd first, then answers FAN_DENY, so
+//   the process dies without the file open;
+// - a decision that cannot be made (the executable unreadable, the pidfd stale) or whose
+//   event waited in our batch longer than the bound follows the policy's fail mode
+//   (default deny) and is counted;
+// - the agent's own tgid (and the exempt pids) are always allowed.
+// Closing the group (normal exit, or the kernel on SIGKILL of the agent) allows every
+// pending event: nothing hangs, and enforcement ends with the group (explain says so).
+import { readdirSync, statSync } from "node:fs";
+import { resolvedForm } from "./binary-watch.ts";
+import { SyscallError, eventFd, eventFdSignal, close as closeSysFd } from "../bpf/sys.ts";
+import {
+  FAN_CLASS_CONTENT, FAN_CLOEXEC, FAN_EVENT_ON_CHILD, FAN_MARK_ADD, FAN_MARK_ONLYDIR, FAN_NONBLOCK, FAN_OPEN_EXEC_PERM, FAN_OPEN_PERM, FAN_REPORT_PIDFD,
+  FAN_UNLIMITED_MARKS, FAN_UNLIMITED_QUEUE, O_CLOEXEC, O_LARGEFILE, O_RDONLY, SYS_pidfd_send_signal, closeFd,
+  fanotifyInit, fanotifyMark, fanotifySupport,
+} from "./fanotify-sys.ts";
+
+export class FanotifyError extends Error {
+  override name = "FanotifyError";
+}
+
+export type FanotifyAction = "report" | "deny" | "kill";
+/** Which permission events a rule answers: opens (security_file_open, exec's open included) or execs only (security_bprm_check). */
+export type FanotifyTarget = "open" | "exec";
+
+export interface FanotifyRule {
+  /** What a match does (monitor mode: "report"). */
+  action: FanotifyAction;
+  /** Post an event on a match. */
+  post: boolean;
+  /** matchBinaries: In = only these binaries match, NotIn = every binary but these. */
+  binaries?: { op: "In" | "NotIn"; paths: string[] };
+  target: FanotifyTarget;
+}
+
+export interface FanotifyOptions {
+  /** tgids always allowed besides this process. */
+  exemptPids?: number[];
+  /** How long a decision may take before the fail mode answers (ms, default 100). */
+  answerMs?: number;
+  /** What an undecidable or late event gets (default "deny"). */
+  failMode?: "allow" | "deny";
+}
+
+export interface FanotifyMatch {
+  rule: number;
+  pid: number;
+  action: FanotifyAction;
+  /** the opened file (st_dev as stat reports it, ino) */
+  dev: bigint;
+  ino: bigint;
+  /** the opener's executable inode, 0n when unknown */
+  exeIno: bigint;
+  exe: string;
+  /** the opened file's path as the kernel resolved it ("" when unknown) */
+  path: string;
+  /** CLOCK_BOOTTIME ns when the decision was made */
+  timeNs: bigint;
+  /** "exec" for FAN_OPEN_EXEC_PERM */
+  exec: boolean;
+}
+
+export interface FanotifyCounters {
+  /** permission events read */
+  events: number;
+  allowed: number;
+  denied: number;
+  killed: number;
+  /** allowed because the opener is the agent or exempt */
+  exempt: number;
+  /** answered by the fail mode because the decision came later than the bound */
+  timeouts: number;
+  /** answered by the fail mode because the opener could not be identified */
+  undecided: number;
+  /** the slowest answer, from reading the batch to writing the response (µs) */
+  maxAnswerUs: number;
+  /** sum of answer times (µs), for the mean */
+  totalAnswerUs: number;
+}
+
+const COUNTER_NAMES: (keyof FanotifyCounters)[] = ["events", "allowed", "denied", "killed", "exempt", "timeouts", "undecided", "maxAnswerUs", "totalAnswerUs"];
+
+/** The message that starts the worker (structured-cloned; the counters buffer is shared). */
+interface WorkerInit {
+  fd: number;
+  wakeFd: number;
+  selfPid: number;
+  exempt: number[];
+  /** "dev:ino" -> rule id (an inode may have several, first match wins, in selector order) */
+  files: [string, number][];
+  /** directory prefixes ("/dir/"), for files created after the policy in a marked directory */
+  prefixes: { id: number; prefix: string }[];
+  /**
+   * keys: "dev:ino" of the matchBinaries entries that exist; paths: resolved paths matched
+   * against the opener's /proc/PID/exe (In entries always, NotIn ones while missing);
+   * pending: entries missing at start, stat'ed at each decision until they exist.
+   */
+  rules: { id: number; action: FanotifyAction; post: boolean; op: 0 | 1 | 2; keys: string[]; paths: string[]; pending: string[]; exec: boolean }[];
+  answerMs: number;
+  failDeny: boolean;
+  pidfd: boolean;
+  counters: SharedArrayBuffer;
+  control: SharedArrayBuffer;
+  sys: { pidfdSendSignal: number };
+}
+
+interface WorkerMatch {
+  rule: number;
+  pid: number;
+  action: FanotifyAction;
+  dev: string;
+  ino: string;
+  exeIno: string;
+  exe: string;
+  path: string;
+  timeNs: string;
+  exec: boolean;
+}
+
+/**
+ * The worker's whole program. It is stringified into the worker's source (so the compiled
+ * single binary needs no extra file): it must not reference anything outside itself; the
+ * FFI module and the worker scope come in as arguments.
+ */
+function fanotifyWorkerMain(ffi: typeof import("bun:ffi"), scope: { onmessage: ((e: MessageEvent) => void) | null; postMessage(m: unknown): void }): void {
+  const libc = ffi.dlopen("libc.so.6", {
+    syscall: { args: ["i64", "i64", "i64", "i64", "i64", "i64"], returns: ffi.FFIType.i64_fast },
+    read: { args: ["i32", "ptr", "u64"], returns: ffi.FFIType.i64_fast },
+    write: { args: ["i32", "ptr", "u64"], returns: ffi.FFIType.i64_fast },
+    close: { args: ["i32"], returns: "i32" },
+    readlink: { args: ["ptr", "ptr", "u64"], returns: ffi.FFIType.i64_fast },
+    epoll_create1: { args: ["i32"], returns: "i32" },
+    epoll_ctl: { args: ["i32", "i32", "i32", "ptr"], returns: "i32" },
+    epoll_wait: { args: ["i32", "ptr", "i32", "i32"], returns: "i32" },
+    clock_gettime: { args: ["i32", "ptr"], returns: "i32" },
+    sched_yield: { args: [], returns: "i32" },
+    // Buffers go to libc as typed arrays, resolved at each call: a pointer taken once with
+    // ptr() went stale under load (the engine moved the small buffer and the kernel wrote
+    // into the old copy, so a decision read the previous opener's executable).
+    fstat: { args: ["i32", "ptr"], returns: "i32" },
+    fstatat: { args: ["i32", "ptr", "ptr", "i32"], returns: "i32" },
+  }).symbols;
+  scope.onmessage = (msg: MessageEvent) => {
+    const init = msg.data as WorkerInit;
+    scope.onmessage = null;
+    const counters = new Float64Array(init.counters);
+    const control = new Int32Array(init.control);
+    // [0]: stop asked (main), [1]: left the loop (worker), [2]: the worker has the group fd
+    Atomics.store(control, 2, 1);
+    const leave = (): void => {
+      Atomics.store(control, 1, 1);
+      Atomics.notify(control, 1);
+    };
+    if (Atomics.load(control, 0) !== 0) {
+      leave();
+      return;
+    }
+    const exempt = new Set<number>([init.selfPid, ...init.exempt]);
+    const files = new Map<string, number[]>();
+    for (const [k, id] of init.files) files.set(k, [...(files.get(k) ?? []), id]);
+    const prefixes = init.prefixes;
+    // A group that marks exactly one inode (the talk's policy) knows which file every event
+    // is for: no fstat per decision.
+    const onlyKey = files.size === 1 && prefixes.length === 0 ? [...files.keys()][0] : undefined;
+    const only = onlyKey === undefined ? undefined : { dev: BigInt(onlyKey.slice(0, onlyKey.indexOf(":"))), ino: BigInt(onlyKey.slice(onlyKey.indexOf(":") + 1)) };
+    const enc = new TextEncoder();
+    const rules = new Map<number, { action: FanotifyAction; post: boolean; op: number; keys: Set<string>; paths: Set<string>; pending: { path: string; cpath: Uint8Array }[]; exec: boolean }>();
+    for (const r of init.rules) {
+      const pending = r.pending.map((path) => ({ path, cpath: enc.encode(`${path}\0`) }));
+      rules.set(r.id, { action: r.action, post: r.post, op: r.op, keys: new Set(r.keys), paths: new Set(r.paths), pending, exec: r.exec });
+    }
+    // A matchBinaries entry missing at start becomes inode-matched the first decision after it
+    // exists (stat at decision time: no window between its creation and its inode counting).
+    // In keeps its path match beside the inode; NotIn drops it, so only that file allows.
+    const pst = new Uint8Array(144);
+    const pstv = new DataView(pst.buffer);
+    const promote = (rule: { op: number; keys: Set<string>; paths: Set<string>; pending: { path: string; cpath: Uint8Array }[] }): void => {
+      for (let i = rule.pending.length - 1; i >= 0; i--) {
+        const p = rule.pending[i]!;
+        if (libc.fstatat(-100, p.cpath, pst, 0) !== 0) continue;
+        rule.keys.add(`${pstv.getBigUint64(0, true)}:${pstv.getBigUint64(8, true)}`);
+        if (rule.op === 2) rule.paths.delete(p.path);
+        rule.pending.splice(i, 1);
+      }
+    };
+    const FAN_ALLOW = 1;
+    const FAN_DENY = 2;
+    const FAN_OPEN_EXEC_PERM = 0x40000;
+    // Small reads keep the answer time honest: every event of a batch is timed from its read.
+    const buf = new Uint8Array(1024);
+    const dv = new DataView(buf.buffer);
+    const st = new Uint8Array(144);
+    const stv = new DataView(st.buffer);
+    const resp = new Uint8Array(8);
+    const respv = new DataView(resp.buffer);
+    const exePath = new Uint8Array(64);
+    const link = new Uint8Array(4096);
+    const dec = new TextDecoder();
+    const ts = new BigInt64Array(2);
+    // CLOCK_BOOTTIME (7): events carry boot-clock ns, like the kernel sensors' records
+    const bootNs = (): bigint => {
+      libc.clock_gettime(7, ts);
+      return ts[0]! * 1000000000n + ts[1]!;
+    };
+    // epoll on the group fd and the wake eventfd (EPOLLIN = 1; struct epoll_event packed on x86-64)
+    const evSize = process.arch === "arm64" ? 16 : 12;
+    const epfd = libc.epoll_create1(0o2000000);
+    for (const fd of [init.fd, init.wakeFd]) {
+      const ev = new Uint8Array(evSize);
+      const v = new DataView(ev.buffer);
+      v.setUint32(0, 1, true);
+      v.setBigUint64(process.arch === "arm64" ? 8 : 4, BigInt(fd), true);
+      libc.epoll_ctl(epfd, 1, fd, ev);
+    }
+    const evs = new Uint8Array(evSize * 4);
+    scope.postMessage("ready");
+    const fdLink = new Uint8Array(64);
+    const fdPath = (fd: number): void => {
+      // "/proc/self/fd/<fd>\0"
+      let at = 0;
+      for (const ch of "/proc/self/fd/") fdLink[at++] = ch.charCodeAt(0);
+      const digits = String(fd);
+      for (let i = 0; i < digits.length; i++) fdLink[at++] = digits.charCodeAt(i);
+      fdLink[at] = 0;
+    };
+    const procExe = (pid: number): void => {
+      // "/proc/<pid>/exe\0" without allocating a string
+      let at = 0;
+      for (const ch of "/proc/") exePath[at++] = ch.charCodeAt(0);
+      const digits = String(pid);
+      for (let i = 0; i < digits.length; i++) exePath[at++] = digits.charCodeAt(i);
+      for (const ch of "/exe") exePath[at++] = ch.charCodeAt(0);
+      exePath[at] = 0;
+    };
+    const answer = (fd: number, allow: boolean): void => {
+      respv.setInt32(0, fd, true);
+      respv.setUint32(4, allow ? FAN_ALLOW : FAN_DENY, true);
+      libc.write(init.fd, resp, 8);
+    };
+    const bump = (i: number, by = 1): void => {
+      counters[i] = (counters[i] ?? 0) + by;
+    };
+    const matches: WorkerMatch[] = [];
+    const SPIN_MS = 0.05;
+    for (;;) {
+      libc.epoll_wait(epfd, evs, 4, -1);
+      if (Atomics.load(control, 0) !== 0) break;
+      let idleSince = 0;
+      while (Atomics.load(control, 0) === 0) {
+        const n = Number(libc.read(init.fd, buf, buf.byteLength));
+        if (n <= 0) {
+          // Before sleeping in epoll_wait, poll a little while yielding the CPU: a busy opener
+          // sends its next event within microseconds, and a sleeping thread costs a wake-up
+          // (an idle vCPU's wake is tens of microseconds here); on one CPU the yield lets
+          // the opener run instead of the spin.
+          const now = performance.now();
+          if (idleSince === 0) idleSince = now;
+          if (now - idleSince > SPIN_MS) break;
+          libc.sched_yield();
+          continue;
+        }
+        idleSince = 0;
+        const t0 = performance.now();
+        let off = 0;
+        while (off + 24 <= n) {
+          const len = dv.getUint32(off, true);
+          if (len < 24 || off + len > n) break;
+          const metaLen = dv.getUint16(off + 6, true);
+          const mask = Number(dv.getBigUint64(off + 8, true));
+          const fd = dv.getInt32(off + 16, true);
+          const pid = dv.getInt32(off + 20, true);
+          let pidfd = -1;
+          for (let i = off + metaLen; i + 4 <= off + len;) {
+            const type = buf[i]!;
+            const ilen = dv.getUint16(i + 2, true);
+            if (type === 4 && ilen >= 8) pidfd = dv.getInt32(i + 4, true);
+            if (ilen < 4) break;
+            i += ilen;
+          }
+          off += len;
+          if (fd < 0) continue;
+          bump(0);
+          let allow = true;
+          try {
+            if (exempt.has(pid)) {
+              bump(4);
+            } else if (performance.now() - t0 > init.answerMs) {
+              bump(5);
+              allow = !init.failDeny;
+            } else if (only !== undefined || libc.fstat(fd, st) === 0) {
+              const dev = only !== undefined ? only.dev : stv.getBigUint64(0, true);
+              const ino = only !== undefined ? only.ino : stv.getBigUint64(8, true);
+              const isExec = (mask & FAN_OPEN_EXEC_PERM) !== 0;
+              // Rules of the inode (exact files, and the files that were under a Prefix), else
+              // a file created later in a marked directory: its path decides (Prefix rules).
+              let ids = files.get(`${dev}:${ino}`);
+              if (ids === undefined && prefixes.length > 0) {
+                fdPath(fd);
+                const l = Number(libc.readlink(fdLink, link, link.byteLength));
+                const path = l > 0 ? dec.decode(link.subarray(0, l)) : "";
+                ids = prefixes.filter((x) => path.startsWith(x.prefix)).map((x) => x.id);
+              }
+              let exeRead = false;
+              let exeOk = false;
+              let exeIno = 0n;
+              let exeKey = "";
+              let exe: string | undefined;
+              const readExe = (): void => {
+                if (exeRead) return;
+                exeRead = true;
+                procExe(pid);
+                if (libc.fstatat(-100, exePath, st, 0) !== 0) return;
+                exeIno = stv.getBigUint64(8, true);
+                exeKey = `${stv.getBigUint64(0, true)}:${exeIno}`;
+                // The pid was read while the pidfd held the process: if it is still alive the
+                // executable read above was this opener's (a pid is not reused while its process lives).
+                exeOk = !init.pidfd || (pidfd >= 0 && Number(libc.syscall(init.sys.pidfdSendSignal, pidfd, 0, 0, 0, 0, 0)) === 0);
+              };
+              const exePathOf = (): string => {
+                if (exe === undefined) {
+                  const l = Number(libc.readlink(exePath, link, link.byteLength));
+                  exe = l > 0 ? dec.decode(link.subarray(0, l)) : "";
+                }
+                return exe;
+              };
+              let undecided = false;
+              let hit: number | undefined;
+              for (const id of ids ?? []) {
+                const rule = rules.get(id);
+                // exec-only rules are marked FAN_OPEN_EXEC_PERM only; the check keeps them exact anyway
+                if (rule === undefined || (rule.exec && !isExec)) continue;
+                if (rule.op !== 0) {
+                  readExe();
+                  if (!exeOk) {
+                    undecided = true;
+                    break;
+                  }
+                  if (rule.pending.length > 0) promote(rule);
+                  const inSet = rule.keys.has(exeKey) || (rule.paths.size > 0 && rule.paths.has(exePathOf()));
+                  if (rule.op === 1 ? !inSet : inSet) continue;
+                }
+                hit = id;
+                break;
+              }
+              const rule = hit === undefined ? undefined : rules.get(hit);
+              if (undecided) {
+                bump(6);
+                allow = !init.failDeny;
+              } else if (rule !== undefined) {
+                if (rule.action === "kill") {
+                  if (pidfd >= 0) libc.syscall(init.sys.pidfdSendSignal, pidfd, 9, 0, 0, 0, 0);
+                  else process.kill(pid, 9);
+                  bump(3);
+                  allow = false;
+                } else if (rule.action === "deny") {
+                  allow = false;
+                }
+                if (rule.post) {
+                  readExe();
+                  // the opened file's path as the kernel resolved it (events name it)
+                  fdPath(fd);
+                  const l = Number(libc.readlink(fdLink, link, link.byteLength));
+                  const path = l > 0 ? dec.decode(link.subarray(0, l)) : "";
+                  matches.push({ rule: hit!, pid, action: rule.action, dev: String(dev), ino: String(ino), exeIno: String(exeIno), exe: exeIno !== 0n ? exePathOf() : "", path, timeNs: String(bootNs()), exec: isExec });
+                }
+              }
+            } else {
+              bump(6);
+              allow = !init.failDeny;
+            }
+          } catch {
+            bump(6);
+            allow = !init.failDeny;
+          }
+          answer(fd, allow);
+          bump(allow ? 1 : 2);
+          libc.close(fd);
+          if (pidfd >= 0) libc.close(pidfd);
+          const us = (performance.now() - t0) * 1000;
+          bump(8, us);
+          if (us > (counters[7] ?? 0)) counters[7] = us;
+        }
+        if (matches.length > 0) scope.postMessage(matches.splice(0));
+      }
+    }
+    libc.close(epfd);
+    leave();
+    scope.postMessage("stopped");
+  };
+}
+
+const WORKER_SOURCE = `import * as ffi from "bun:ffi";\n(${fanotifyWorkerMain.toString()})(ffi, self);\n`;
+let workerUrl: string | undefined;
+
+/** (dev, ino) as stat reports them (st_dev in the userspace encoding), the worker's fstat key. */
+function statKey(path: string): string {
+  const st = statSync(path, { bigint: true });
+  return `${st.dev}:${st.ino}`;
+}
+
+interface RuleEntry extends FanotifyRule {
+  id: number;
+  /** exact files, and the files found under the prefixes when the rule was added */
+  files: string[];
+  /** directory prefixes ("/dir/") and every directory under them (marked FAN_EVENT_ON_CHILD) */
+  prefixes: string[];
+  dirs: string[];
+  exact: Set<string>;
+}
+
+/** Marks one group may place for Prefix trees (directories plus files): beyond it the rule is refused. */
+export const MAX_PREFIX_ENTRIES = 10_000;
+
+/** Every directory and file under dir (not following symlinks), bounded. */
+function walkTree(dir: string, budget: { left: number }): { dirs: string[]; files: string[] } {
+  const dirs: string[] = [];
+  const files: string[] = [];
+  const stack = [dir.replace(/\/+$/, "") || "/"];
+  while (stack.length > 0) {
+    const d = stack.pop()!;
+    dirs.push(d);
+    if (--budget.left < 0) break;
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = d === "/" ? `/${e.name}` : `${d}/${e.name}`;
+      if (e.isDirectory()) stack.push(p);
+      else if (e.isFile()) {
+        files.push(p);
+        if (--budget.left < 0) break;
+      }
+    }
+  }
+  return { dirs, files };
+}
+
+export class FanotifyGuard {
+  readonly #fd: number;
+  readonly #wakeFd: number;
+  readonly #rules: RuleEntry[] = [];
+  readonly #counters = new SharedArrayBuffer(COUNTER_NAMES.length * 8);
+  readonly #control = new SharedArrayBuffer(12);
+  readonly #opts: FanotifyOptions;
+  readonly #pidfd: boolean;
+  readonly #marks: string[] = [];
+  #worker: Worker | undefined;
+  #stopped: Promise<void> | undefined;
+  #ready: Promise<void> | undefined;
+  #listeners: ((m: FanotifyMatch[]) => void)[] = [];
+  #closed = false;
+  #nextRule = 1;
+  #prefixEntries = 0;
+
+  private constructor(fd: number, pidfd: boolean, opts: FanotifyOptions) {
+    this.#fd = fd;
+    this.#pidfd = pidfd;
+    this.#opts = opts;
+    this.#wakeFd = eventFd();
+  }
+
+  /** A new group (no marks yet): add rules with addRule(), then start(). */
+  static create(opts: FanotifyOptions = {}): FanotifyGuard {
+    const s = fanotifySupport();
+    if (!s.permissions) throw new FanotifyError(`fanotify permission events are not available: ${s.reason ?? "unknown"}`);
+    // Unlimited queue: a bounded one overflows under a flood, and a dropped permission event
+    // is not ours to decide any more. Unlimited marks: a Prefix tree takes one mark per
+    // entry, which can pass the per-user limit.
+    const flags = FAN_CLASS_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK | FAN_UNLIMITED_QUEUE | FAN_UNLIMITED_MARKS | (s.pidfd ? FAN_REPORT_PIDFD : 0);
+    const fd = fanotifyInit(flags, O_RDONLY | O_LARGEFILE | O_CLOEXEC);
+    return new FanotifyGuard(fd, s.pidfd, opts);
+  }
+
+  /**
+   * A rule over files (paths resolved: a symlink names its target's inode). Every file must
+   * exist; matchBinaries entries that exist are matched by inode (In ones by path too), the others by the
+   * executable's resolved path. Returns the rule id events carry.
+   */
+  addRule(rule: FanotifyRule, files: readonly string[], prefixes: readonly string[] = []): number {
+    if (this.#worker !== undefined) throw new FanotifyError("add rule: the fanotify group is running already (rules are fixed when it starts)");
+    const dirs: string[] = [];
+    const under: string[] = [];
+    for (const p of prefixes) {
+      if (!p.startsWith("/") || !p.endsWith("/")) throw new FanotifyError(`prefix ${p}: fanotify holds directory prefixes only (an absolute path ending in "/")`);
+      let isDir = false;
+      try {
+        isDir = statSync(p).isDirectory();
+      } catch (e) {
+        throw new FanotifyError(`prefix ${p}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message} (fanotify marks the directory: it must exist when the policy is applied)`);
+      }
+      if (!isDir) throw new FanotifyError(`prefix ${p}: not a directory`);
+      const budget = { left: MAX_PREFIX_ENTRIES - this.#prefixEntries };
+      const t = walkTree(p, budget);
+      if (budget.left < 0) throw new FanotifyError(`prefix ${p}: more than ${MAX_PREFIX_ENTRIES} directories and files under the policy's prefixes: fanotify would mark each; use a narrower prefix (or the open-exit check: a Prefix value not ending in "/")`);
+      this.#prefixEntries += t.dirs.length + t.files.length;
+      dirs.push(...t.dirs);
+      under.push(...t.files);
+    }
+    for (const f of files) {
+      try {
+        statKey(f);
+      } catch (e) {
+        throw new FanotifyError(`file ${f}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message} (fanotify marks the file's inode: it must exist when the policy is applied)`);
+      }
+    }
+    const id = this.#nextRule++;
+    this.#rules.push({ ...rule, id, files: [...files, ...under], prefixes: [...prefixes], dirs, exact: new Set(files) });
+    return id;
+  }
+
+  /**
+   * Starts the decision thread and marks the files. Synchronous (the policy manager applies
+   * atomically without awaiting): an open of a marked file made before the thread is in its
+   * loop simply waits for it. ready() resolves once it answers; if it never starts (5 s) or
+   * dies, the group is closed (so nothing stays held) and onFailure says so.
+   */
+  start(onFailure?: (why: string) => void): void {
+    if (this.#worker !== undefined) throw new FanotifyError("start: already started");
+    const files: [string, number][] = [];
+    const prefixes: WorkerInit["prefixes"] = [];
+    const rules: WorkerInit["rules"] = [];
+    for (const r of this.#rules) {
+      for (const f of r.files) {
+        // a file under a prefix may be gone by now: it is simply not there to protect
+        const k = statKeyOrUndefined(f);
+        if (k !== undefined) files.push([k, r.id]);
+      }
+      for (const p of r.prefixes) prefixes.push({ id: r.id, prefix: p });
+      const keys: string[] = [];
+      const paths: string[] = [];
+      const pending: string[] = [];
+      for (const b of r.binaries?.paths ?? []) {
+        // The same semantics as the file guard (binary-watch.ts): an entry that exists is
+        // matched by inode, In entries by their path too (never weaker than Tetragon's path
+        // match), a missing one by the path the kernel will report for it.
+        const key = binaryKeyOrMissing(b);
+        if (key !== undefined) keys.push(key);
+        else pending.push(resolvedForm(b));
+        if (key === undefined || r.binaries!.op === "In") paths.push(resolvedForm(b));
+      }
+      rules.push({ id: r.id, action: r.action, post: r.post, op: r.binaries === undefined ? 0 : r.binaries.op === "In" ? 1 : 2, keys, paths, pending, exec: r.target === "exec" });
+    }
+    const init: WorkerInit = {
+      fd: this.#fd,
+      wakeFd: this.#wakeFd,
+      selfPid: process.pid,
+      exempt: this.#opts.exemptPids ?? [],
+      files,
+      prefixes,
+      rules,
+      answerMs: this.#opts.answerMs ?? 100,
+      failDeny: (this.#opts.failMode ?? "deny") === "deny",
+      pidfd: this.#pidfd,
+      counters: this.#counters,
+      control: this.#control,
+      sys: { pidfdSendSignal: SYS_pidfd_send_signal },
+    };
+    workerUrl ??= URL.createObjectURL(new Blob([WORKER_SOURCE], { type: "application/javascript" }));
+    const w = new Worker(workerUrl);
+    this.#worker = w;
+    let stopped!: () => void;
+    this.#stopped = new Promise<void>((r) => {
+      stopped = r;
+    });
+    let ready!: () => void;
+    const isReady = new Promise<void>((r) => {
+      ready = r;
+    });
+    w.onmessage = (e: MessageEvent) => {
+      if (e.data === "ready") {
+        ready();
+        return;
+      }
+      if (e.data === "stopped") {
+        stopped();
+        return;
+      }
+      const batch = (e.data as WorkerMatch[]).map((m): FanotifyMatch => ({
+        rule: m.rule, pid: m.pid, action: m.action, dev: BigInt(m.dev), ino: BigInt(m.ino), exeIno: BigInt(m.exeIno), exe: m.exe, path: m.path, timeNs: BigInt(m.timeNs), exec: m.exec,
+      }));
+      for (const l of this.#listeners) l(batch);
+    };
+    let failure: string | undefined;
+    w.onerror = (e: ErrorEvent) => {
+      failure = e.message;
+      stopped();
+    };
+    w.postMessage(init);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<"timeout">((r) => {
+      timer = setTimeout(() => r("timeout"), 5000);
+    });
+    this.#ready = Promise.race([isReady, this.#stopped.then(() => "stopped" as const), timeout]).then((got) => {
+      clearTimeout(timer);
+      if (got === undefined) return;
+      const why = `the fanotify decision thread ${got === "timeout" ? "did not start in 5 s" : `stopped (${failure ?? "no reason given"})`}: the group is closed and its rules no longer hold`;
+      if (!this.#closed) {
+        this.close();
+        onFailure?.(why);
+      }
+      throw new FanotifyError(why);
+    });
+    // ready() hands the same promise out; a failure nobody awaits is reported through onFailure.
+    this.#ready.catch(() => {});
+    // A later failure (the thread dies) also closes the group rather than leave opens held.
+    void this.#stopped.then(() => {
+      if (!this.#closed) {
+        this.close();
+        onFailure?.(`the fanotify decision thread stopped (${failure ?? "no reason given"}): the group is closed and its rules no longer hold`);
+      }
+    });
+    try {
+      for (const r of this.#rules) {
+        // An exec opens the file too, so FAN_OPEN_PERM alone holds opens and execs (one event
+        // each); exec-only rules take FAN_OPEN_EXEC_PERM, which plain opens never raise.
+        const mask = r.target === "exec" ? FAN_OPEN_EXEC_PERM : FAN_OPEN_PERM;
+        for (const f of r.files) {
+          try {
+            fanotifyMark(this.#fd, FAN_MARK_ADD, mask, f);
+          } catch (e) {
+            // a file found under a prefix and removed since is not there to protect
+            if (r.exact.has(f) || !(e instanceof SyscallError && e.code === "ENOENT")) throw e;
+            continue;
+          }
+          this.#marks.push(f);
+        }
+        // Directories under a Prefix: their children's opens, files created later included.
+        for (const d of r.dirs) {
+          fanotifyMark(this.#fd, FAN_MARK_ADD | FAN_MARK_ONLYDIR, mask | FAN_EVENT_ON_CHILD, d);
+          this.#marks.push(`${d}/`);
+        }
+      }
+    } catch (e) {
+      this.close();
+      throw e;
+    }
+  }
+
+  /** Resolves once the decision thread answers; rejects when it failed to start. */
+  ready(): Promise<void> {
+    if (this.#ready === undefined) return Promise.reject(new FanotifyError("not started"));
+    return this.#ready;
+  }
+
+  onMatch(cb: (m: FanotifyMatch[]) => void): () => void {
+    this.#listeners.push(cb);
+    return () => {
+      this.#listeners = this.#listeners.filter((l) => l !== cb);
+    };
+  }
+
+  counters(): FanotifyCounters {
+    const v = new Float64Array(this.#counters);
+    const out = {} as FanotifyCounters;
+    COUNTER_NAMES.forEach((n, i) => {
+      out[n] = Math.round(v[i] ?? 0);
+    });
+    return out;
+  }
+
+  /**
+   * Stops the decision thread and closes the group, synchronously: the kernel allows every
+   * event still pending, and no open of the files is held after this. The fd is closed only
+   * once the thread has said it left its loop (or never entered it), so it never reads a
+   * reused fd number; that wait is one batch of decisions at most (bounded at 1 s).
+   */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    const control = new Int32Array(this.#control);
+    Atomics.store(control, 0, 1);
+    eventFdSignal(this.#wakeFd);
+    if (this.#worker !== undefined && Atomics.load(control, 2) === 1) Atomics.wait(control, 1, 0, 1000);
+    this.#worker?.terminate();
+    closeFd(this.#fd);
+    closeSysFd(this.#wakeFd);
+  }
+}
+
+/** "dev:ino" of a binary, undefined when it does not exist; other errors throw ("cannot tell" is not "missing"). */
+function binaryKeyOrMissing(path: string): string | undefined {
+  try {
+    return statKey(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "ENOTDIR") return undefined;
+    throw new FanotifyError(`matchBinaries ${path}: ${code ?? (e as Error).message}: cannot tell whether it exists`);
+  }
+}
+
+function statKeyOrUndefined(path: string): string | undefined {
+  try {
+    return statKey(path);
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,111 @@
+// Load and bypass shapes for the fanotify tests (test/kernel/fanotify-*.test.ts). Built by
+// the tests with the system cc, -static -pthread.
+//   concurrent N PATH   N threads open PATH at once (released together); prints
+//                       "ok A eperm B other C maxus M" (M: the slowest open, microseconds)
+//   dirfd DIR NAME      openat(open(DIR), NAME) and print the content
+//   flood SECONDS PATH  open/close PATH in a loop for SECONDS; prints "opens N"
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *target;
+static pthread_barrier_t barrier;
+static long results[3];
+static long max_us;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+
+static long now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000L + ts.tv_nsec / 1000;
+}
+
+static void *opener(void *arg)
+{
+	(void)arg;
+	pthread_barrier_wait(&barrier);
+	long t0 = now_us();
+	int fd = open(target, O_RDONLY);
+	int err = errno;
+	long us = now_us() - t0;
+	pthread_mutex_lock(&lock);
+	results[fd >= 0 ? 0 : err == EPERM ? 1 : 2]++;
+	if (us > max_us)
+		max_us = us;
+	pthread_mutex_unlock(&lock);
+	if (fd >= 0)
+		close(fd);
+	return NULL;
+}
+
+static int do_concurrent(long n, const char *path)
+{
+	pthread_t *t = calloc((size_t)n, sizeof *t);
+	target = path;
+	pthread_barrier_init(&barrier, NULL, (unsigned)n);
+	for (long i = 0; i < n; i++) {
+		pthread_attr_t a;
+		pthread_attr_init(&a);
+		pthread_attr_setstacksize(&a, 64 * 1024);
+		if (pthread_create(&t[i], &a, opener, NULL) != 0) {
+			printf("ERR pthread_create %d\n", errno);
+			return 3;
+		}
+	}
+	for (long i = 0; i < n; i++)
+		pthread_join(t[i], NULL);
+	printf("ok %ld eperm %ld other %ld maxus %ld\n", results[0], results[1], results[2], max_us);
+	return 0;
+}
+
+static int do_dirfd(const char *dir, const char *name)
+{
+	int d = open(dir, O_RDONLY | O_DIRECTORY);
+	if (d < 0) {
+		printf("ERR open-dir %d\n", errno);
+		return 3;
+	}
+	int fd = openat(d, name, O_RDONLY);
+	if (fd < 0) {
+		printf("ERR openat %d\n", errno);
+		return 3;
+	}
+	char buf[4096];
+	ssize_t r;
+	while ((r = read(fd, buf, sizeof buf)) > 0)
+		fwrite(buf, 1, (size_t)r, stdout);
+	return 0;
+}
+
+static int do_flood(double seconds, const char *path)
+{
+	long end = now_us() + (long)(seconds * 1e6);
+	long n = 0;
+	while (now_us() < end) {
+		int fd = open(path, O_RDONLY);
+		if (fd >= 0)
+			close(fd);
+		n++;
+	}
+	printf("opens %ld\n", n);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 4 && !strcmp(argv[1], "concurrent"))
+		return do_concurrent(strtol(argv[2], NULL, 10), argv[3]);
+	if (argc == 4 && !strcmp(argv[1], "dirfd"))
+		return do_dirfd(argv[2], argv[3]);
+	if (argc == 4 && !strcmp(argv[1], "flood"))
+		return do_flood(strtod(argv[2], NULL), argv[3]);
+	fprintf(stderr, "usage: %s concurrent N PATH | dirfd DIR NAME | flood SECONDS PATH\n", argv[0]);
+	return 2;
+}

@@ -1,0 +1,78 @@
+// fanotify robustness: an agent holding a permission group is killed with SIGKILL while an
+// open of a watched file waits for its answer. The kernel releases the group with the
+// process: the waiting open completes (allowed), later opens are not held, nothing hangs.
+import { afterAll, beforeAll, describe, expect } from "bun:test";
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { kernelTest, kernelUnavailable } from "../lib/host.ts";
+
+const SECRET = "I love pizza!\n";
+let dir = "";
+let secret = "";
+
+function exited(p: ReturnType<typeof spawn>): Promise<{ code: number | null; signal: string | null }> {
+  return new Promise((resolve) => p.on("exit", (code, signal) => resolve({ code, signal })));
+}
+
+describe("fanotify: the agent killed with SIGKILL", () => {
+  beforeAll(() => {
+    if (kernelUnavailable() !== undefined) return;
+    dir = mkdtempSync("/tmp/ward-fanrobust-");
+    secret = join(dir, "secret");
+    writeFileSync(secret, SECRET);
+  });
+  afterAll(() => {
+    if (dir !== "") rmSync(dir, { recursive: true, force: true });
+  });
+
+  kernelTest("a held open completes once the agent is gone, and the file is no longer held", async () => {
+    const script = join(dir, "agent.ts");
+    writeFileSync(script, `import { FanotifyGuard } from ${JSON.stringify(join(import.meta.dir, "../../src/sensors/fanotify.ts"))};
+const g = FanotifyGuard.create();
+g.addRule({ action: "deny", post: false, target: "open" }, [${JSON.stringify(secret)}]);
+g.start((why) => console.error(why));
+await g.ready();
+console.log("ready");
+setInterval(() => {}, 1000);
+`);
+    const agent = spawn(process.execPath, [script], { stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    agent.stdout.setEncoding("utf8");
+    await new Promise<void>((resolve) => agent.stdout.on("data", (d: string) => {
+      out += d;
+      if (out.includes("ready")) resolve();
+    }));
+    const agentEnd = exited(agent);
+    // The rule holds: a cat is refused.
+    const denied = spawn("cat", [secret], { stdio: ["ignore", "pipe", "pipe"] });
+    let deniedErr = "";
+    denied.stderr.setEncoding("utf8").on("data", (d: string) => (deniedErr += d));
+    expect((await exited(denied)).code).toBe(1);
+    expect(deniedErr).toContain("Operation not permitted");
+    // Stop the agent (every thread, the decision thread too): the next open waits.
+    process.kill(agent.pid!, "SIGSTOP");
+    const held = spawn("cat", [secret], { stdio: ["ignore", "pipe", "inherit"] });
+    let heldOut = "";
+    held.stdout.setEncoding("utf8").on("data", (d: string) => (heldOut += d));
+    const heldEnd = exited(held);
+    let finished = false;
+    void heldEnd.then(() => (finished = true));
+    await Bun.sleep(300);
+    expect(finished).toBe(false);
+    // SIGKILL: the kernel closes the group and allows what was pending.
+    const t0 = performance.now();
+    process.kill(agent.pid!, "SIGKILL");
+    expect((await agentEnd).signal).toBe("SIGKILL");
+    const end = await Promise.race([heldEnd, Bun.sleep(5000).then(() => "hung" as const)]);
+    expect(end).not.toBe("hung");
+    expect(heldOut).toBe(SECRET);
+    process.stderr.write(`fanotify: held open completed ${(performance.now() - t0).toFixed(1)} ms after SIGKILL of the agent\n`);
+    // Nothing stays held.
+    const again = spawn("cat", [secret], { stdio: ["ignore", "pipe", "inherit"] });
+    let againOut = "";
+    again.stdout.setEncoding("utf8").on("data", (d: string) => (againOut += d));
+    expect((await exited(again)).code).toBe(0);
+    expect(againOut).toBe(SECRET);
+  }, 20_000);
+});
