@@ -2,6 +2,7 @@
 // documented naming (src/workloads/cgroup-identity.ts lists it), plus /proc/PID/cgroup and
 // mountinfo parsing. No kernel: the real cgroup test is test/kernel/workloads/cgroup-identity.test.ts.
 import { describe, expect, test } from "bun:test";
+import { workloadFields } from "../../../src/workloads/event-fields.ts";
 import { cgroupV2MountOf, dockerField, identityOfProcCgroup, parseCgroupPath, parseProcCgroup } from "../../../src/workloads/cgroup-identity.ts";
 
 const ID = "6b742e38ee3a212239e6d48b2954435d1a3b0e2f5c8a7d9e0f1a2b3c4d5e6f70";
@@ -82,5 +83,23 @@ describe("/proc/PID/cgroup and mountinfo", () => {
     expect(cgroupV2MountOf("30 1 0:26 /kubepods /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n")).toBeUndefined();
     expect(cgroupV2MountOf("30 1 0:26 / /mnt/cg\\040two rw - cgroup2 cgroup2 rw\n")).toBe("/mnt/cg two");
     expect(cgroupV2MountOf("")).toBeUndefined();
+  });
+});
+
+describe("workloadFields (the docker and pod fields of an event)", () => {
+
+  const pod = { uid: UID, name: "web-0", namespace: "default", labels: { app: "web" }, annotations: {}, containers: [{ name: "nginx", id: ID, runtimeId: `containerd://${ID}` }], workload: "web", workloadKind: "StatefulSet" };
+  const lookup = { byContainerId: (id: string) => (id === ID ? { pod, container: pod.containers[0]! } : undefined) };
+  test("a container: docker is 31 characters; pod from the lookup", () => {
+    const path = `/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod${UID_}.slice/cri-containerd-${ID}.scope`;
+    expect(workloadFields(path)).toEqual({ docker: ID.slice(0, 31) });
+    expect(workloadFields(path, lookup, 1)).toEqual({
+      docker: ID.slice(0, 31),
+      pod: { namespace: "default", name: "web-0", uid: UID, container: { id: `containerd://${ID}`, name: "nginx", pid: 1 }, pod_labels: { app: "web" }, workload: "web", workload_kind: "StatefulSet" },
+    });
+  });
+  test("host processes and monitor scopes have neither", () => {
+    expect(workloadFields("/user.slice/user-0.slice/session-3.scope", lookup)).toEqual({});
+    expect(workloadFields(`/machine.slice/libpod-conmon-${ID}.scope`, lookup)).toEqual({});
   });
 });

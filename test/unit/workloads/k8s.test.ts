@@ -11,7 +11,11 @@ import { K8sClient, ListWatch, type K8sObject } from "../../../src/workloads/k8s
 import { PodCache, podBlock, podInfoOf } from "../../../src/workloads/k8s/pods.ts";
 import { TracingPolicyWatcher, type PolicyRef, type PolicySink } from "../../../src/workloads/k8s/policies.ts";
 import { includesHost, isScoped, ScopeResolver, scopeOfPolicy, type ScopeChange } from "../../../src/workloads/k8s/scope.ts";
+import { policyStoreSink } from "../../../src/workloads/k8s/store-sink.ts";
+import { PolicyStore } from "../../../src/agent/policy-store.ts";
+import { parsePolicies } from "../../../src/agent/policy-parser.ts";
 import { FakeKubeApi, podFixture } from "../../lib/fake-kube-api.ts";
+import { secureOpenPolicy } from "../../lib/talk-policies.ts";
 
 const PODS = "/api/v1/pods";
 const TP = "/apis/cilium.io/v1alpha1/tracingpolicies";
@@ -390,5 +394,57 @@ describe("TracingPolicy custom resources", () => {
     api.endWatches();
     await until("re-listed", () => calls.includes("-a"));
     expect(calls).toEqual(["+a", "+b", "-a"]);
+  });
+});
+
+describe("CRs into the agent's policy store (policyStoreSink, real parser)", () => {
+  const policy = (name: string, file: string, namespace?: string) => ({
+    apiVersion: "cilium.io/v1alpha1",
+    kind: namespace ? "TracingPolicyNamespaced" : "TracingPolicy",
+    metadata: { name, ...(namespace ? { namespace } : {}) },
+    spec: {
+      kprobes: [{ call: "security_file_open", syscall: false, args: [{ index: 0, type: "file" }], selectors: [{ matchArgs: [{ index: 0, operator: "Equal", values: [file] }], matchActions: [{ action: "Sigkill" }] }] }],
+    },
+  });
+
+  test("added, changed, refused (old version kept), name conflicts refused, deleted", async () => {
+    const { api, client } = serve();
+    const store = new PolicyStore(parsePolicies);
+    store.add(secureOpenPolicy({ name: "from-file", file: "/etc/shadow", allowed: "/usr/bin/passwd" }), { source: "file:/etc/ward/p.yaml", file: "/etc/ward/p.yaml" });
+    const errors: string[] = [];
+    const w = new TracingPolicyWatcher(client, policyStoreSink(store), { ...FAST, onError: (e) => errors.push(e.message) });
+    api.put(TP, policy("files", "/etc/passwd"));
+    api.put(TPN, policy("shells", "/bin/sh", "vendor-app"));
+    w.start();
+    stops.push(() => w.stop());
+    await w.synced();
+    expect(store.list().map((p) => [p.name, p.kind, p.source])).toEqual([
+      ["files", "TracingPolicy", "k8s:TracingPolicy/files"],
+      ["from-file", "TracingPolicy", "file:/etc/ward/p.yaml"],
+      ["shells", "TracingPolicyNamespaced", "k8s:TracingPolicyNamespaced/vendor-app/shells"],
+    ]);
+    await until("watches open", () => api.watching(TP) === 1 && api.watching(TPN) === 1);
+
+    api.put(TP, policy("files", "/etc/group"));
+    await until("replaced", () => store.get("files")?.text.includes("/etc/group"));
+    // An invalid edit: refused, the previous version stays.
+    api.put(TP, { ...policy("files", "/etc/group"), spec: { kprobes: [{ call: "security_file_open", selectors: [{ matchActions: [{ action: "Explode" }] }] }] } });
+    await until("refused", () => errors.length === 1);
+    expect(errors[0]).toContain("k8s:TracingPolicy/files");
+    expect(errors[0]).toContain("Explode");
+    await w.idle();
+    expect(store.get("files")?.text).toContain("/etc/group");
+    // A CR whose name a file policy holds.
+    api.put(TP, policy("from-file", "/etc/hosts"));
+    await until("conflict", () => errors.length === 2);
+    expect(errors[1]).toBe('policy "from-file" from k8s:TracingPolicy/from-file is not applied: the name is taken by file:/etc/ward/p.yaml; rename one');
+    expect(store.get("from-file")?.source).toBe("file:/etc/ward/p.yaml");
+
+    api.remove(TP, "files");
+    api.remove(TP, "from-file"); // not ours: the file policy stays
+    api.remove(TPN, "shells", "vendor-app");
+    await until("deleted", () => store.get("files") === undefined && store.get("shells") === undefined);
+    await w.idle();
+    expect(store.list().map((p) => p.name)).toEqual(["from-file"]);
   });
 });
