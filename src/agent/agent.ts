@@ -3,7 +3,7 @@
 // hub, the hub to the export sinks and API subscribers. It never calls process.exit; the
 // command decides exit codes.
 import { readdirSync, readFileSync, rmdirSync, rmSync, statSync, type Dirent } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { createApp } from "../api/app.ts";
 import type { AgentStatus } from "../api/deps.ts";
 import { isCountedSink } from "../export/sink.ts";
@@ -11,6 +11,7 @@ import { VERSION } from "../version.ts";
 import { listenUrl, type AgentConfig } from "./config.ts";
 import { EventHub, type EventSink } from "./event-hub.ts";
 import { PolicyStore, type PolicyBackend, type PolicyParser } from "./policy-store.ts";
+import { PolicyDir, PolicyPersistError } from "./policy-persist.ts";
 import type { Sensor } from "./sensor.ts";
 import { pidAlive, readState, removeState, writeState } from "./state-file.ts";
 import { loadOrCreateToken } from "./token.ts";
@@ -48,7 +49,7 @@ export interface AgentParts {
 export class AgentStartError extends Error {
   override name = "AgentStartError";
   constructor(
-    readonly code: "already_running" | "listen" | "policy_files" | "sensor" | "export" | "unsupported",
+    readonly code: "already_running" | "listen" | "policy_files" | "policy_store" | "sensor" | "export" | "unsupported",
     message: string,
     options?: { cause?: unknown },
   ) {
@@ -173,6 +174,9 @@ export class Agent {
         `another agent is running (pid ${previous.pid}, ${previous.url}, state file ${config.stateFile}); stop it or use --state-file`,
       );
     }
+    // The policy store directory is read once no other agent can be writing to it (its temp
+    // files would look like a crash's leftovers).
+    if (config.policyStoreDir !== undefined) this.#restorePolicies(config.policyStoreDir);
     try {
       for (const s of parts.sinks()) this.hub.addSink(s);
     } catch (err) {
@@ -249,6 +253,30 @@ export class Agent {
     }
     this.#ready = true;
     this.#createdToken = undefined;
+  }
+
+  /**
+   * Removes what an interrupted write left (temp files, never applied), reads the saved
+   * policies back into the store (all or nothing: a bad record stops the start naming its
+   * file) and routes later API changes to the directory.
+   */
+  #restorePolicies(dirPath: string): void {
+    const { config, parts } = this;
+    if (config.policyDir !== undefined && resolve(config.policyDir) === resolve(dirPath)) {
+      throw new AgentStartError("policy_store", `--policy-store-dir ${dirPath} is also the --policy-dir; give the store a directory of its own`);
+    }
+    const dir = new PolicyDir(dirPath);
+    let saved: ReturnType<PolicyDir["load"]>;
+    try {
+      for (const t of dir.open()) parts.log(`policy store ${dirPath}: removed ${t}, left by an interrupted write (not applied)`);
+      saved = dir.load();
+    } catch (err) {
+      if (err instanceof PolicyPersistError) throw new AgentStartError("policy_store", err.message, { cause: err });
+      throw err;
+    }
+    if (saved.length > 0) this.store.restore(saved);
+    this.store.attachPersistence(dir);
+    parts.log(`policy store ${dirPath}: ${saved.length} polic${saved.length === 1 ? "y" : "ies"} restored; API changes are saved there`);
   }
 
   /**

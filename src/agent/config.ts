@@ -21,6 +21,8 @@ import { DEFAULT_STATE_FILE, DEFAULT_TOKEN_FILE } from "./state-file.ts";
 export const DEFAULT_PORT = 54321;
 export const DEFAULT_HOST = "127.0.0.1";
 export const DEFAULT_BPF_DIR = "/sys/fs/bpf/ward";
+/** The policy store directory the deployments use (not a default: see AgentConfig.policyStoreDir). */
+export const DEFAULT_POLICY_STORE_DIR = "/var/lib/ward/policies";
 /** Where a relative --bpf-dir goes (Tetragon's --bpf-dir is a name under the BPF root). */
 export const BPF_ROOT = "/sys/fs/bpf";
 
@@ -41,6 +43,13 @@ export interface AgentConfig {
   logLevel: LogLevel;
   policyFiles: string[];
   policyDir?: string;
+  /**
+   * Where policies added through the API are kept across restarts (off when unset). Off by
+   * default so an ad-hoc run (npm start, tests, a one-off agent) never resurrects policies
+   * from an earlier run; the shipped deployments (deploy/, the systemd unit) set it to
+   * DEFAULT_POLICY_STORE_DIR.
+   */
+  policyStoreDir?: string;
   listen: ListenAddress;
   tokenFile: string;
   stateFile: string;
@@ -111,6 +120,7 @@ export const SETTINGS: Setting[] = [
   { key: "log-level", kind: "enum", values: LOG_LEVELS, env: envOf("log-level", true), arg: "LEVEL", help: "the agent's own diagnostics on stderr: debug, info, warn or error", defaultText: "info" },
   { key: "policy", kind: "list", env: ["WARD_POLICY", "TETRAGON_TRACING_POLICY"], arg: "FILE", help: "load a TracingPolicy file at start (repeatable; comma-separated in the environment)" },
   { key: "policy-dir", kind: "string", env: ["WARD_POLICY_DIR", "TETRAGON_TRACING_POLICY_DIR"], arg: "DIR", help: "load every *.yaml, *.yml and *.json file in DIR at start" },
+  { key: "policy-store-dir", kind: "string", env: envOf("policy-store-dir"), arg: "DIR", help: `keep policies added through the API (with their enabled flag and mode) in DIR and apply them again at start; off when unset (deployments use ${DEFAULT_POLICY_STORE_DIR})` },
   { key: "listen", kind: "string", env: envOf("listen"), arg: "HOST:PORT", help: "API address (port 0 picks a free one)", defaultText: `${DEFAULT_HOST}:${DEFAULT_PORT}` },
   { key: "token-file", kind: "string", env: envOf("token-file"), arg: "FILE", help: "API bearer token, created 0600 when missing", defaultText: DEFAULT_TOKEN_FILE },
   { key: "state-file", kind: "string", env: envOf("state-file"), arg: "FILE", help: "where the CLI finds the agent", defaultText: DEFAULT_STATE_FILE },
@@ -522,6 +532,7 @@ function buildConfig(
     logLevel: get<LogLevel>("log-level") ?? "info",
     policyFiles: get<string[]>("policy") ?? [],
     policyDir: get<string>("policy-dir"),
+    policyStoreDir: get<string>("policy-store-dir"),
     listen,
     tokenFile: get<string>("token-file") ?? DEFAULT_TOKEN_FILE,
     stateFile: get<string>("state-file") ?? DEFAULT_STATE_FILE,
@@ -551,6 +562,7 @@ export function formatConfig(c: AgentConfig): string {
     "log-level": c.logLevel,
     policy: c.policyFiles,
     ...(c.policyDir !== undefined ? { "policy-dir": c.policyDir } : {}),
+    ...(c.policyStoreDir !== undefined ? { "policy-store-dir": c.policyStoreDir } : {}),
     listen: c.listen.host.includes(":") ? `[${c.listen.host}]:${c.listen.port}` : `${c.listen.host}:${c.listen.port}`,
     "token-file": c.tokenFile,
     "state-file": c.stateFile,

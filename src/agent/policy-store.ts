@@ -6,6 +6,7 @@
 import type { SourceMap } from "../policy/types.ts";
 import { locate } from "../policy/validate.ts";
 import type { HookStatus } from "../sensors/manager.ts";
+import type { PersistedPolicy, PolicyPersistence } from "./policy-persist.ts";
 
 export type PolicyMode = "enforce" | "monitor";
 export const POLICY_MODES: readonly PolicyMode[] = ["enforce", "monitor"];
@@ -162,11 +163,81 @@ function rejection(err: unknown, file: string | undefined, positions: SourceMap 
   );
 }
 
+/** Policies with this source are kept in the policy store directory (file policies have their files). */
+const PERSISTED_SOURCE = "api";
+
 export class PolicyStore {
   readonly #byName = new Map<string, PolicyRecord>();
   #backend: PolicyBackend | undefined;
+  #persist: PolicyPersistence | undefined;
 
   constructor(private readonly parse: PolicyParser) {}
+
+  /**
+   * From now on API policies are written through `p` (the policy store directory): each
+   * change reaches the kernel, then the directory; when the write fails the kernel change is
+   * undone and the error thrown, so the directory and the running set never disagree.
+   */
+  attachPersistence(p: PolicyPersistence): void {
+    this.#persist = p;
+  }
+
+  /**
+   * restore adds policies read back from the policy store directory, with their saved
+   * enabled flag, mode, source and time. All or nothing, like addAll; nothing is written back.
+   * `file` is the record's file, named in diagnostics.
+   */
+  restore(items: { file: string; policy: PersistedPolicy }[]): PolicyInfo[] {
+    const errors: PolicyDiagnostic[] = [];
+    const pending: PolicyRecord[] = [];
+    for (const { file, policy: saved } of items) {
+      const out = this.parse(saved.text, file);
+      if (!out.ok) {
+        errors.push(...out.errors.map((e) => ({ ...e, file: e.file ?? file })));
+        continue;
+      }
+      const p = out.policies.find((x) => x.name === saved.name);
+      if (p === undefined) {
+        errors.push({ file, message: `the saved text holds no policy named "${saved.name}"` });
+        continue;
+      }
+      if (this.#byName.has(p.name) || pending.some((r) => r.name === p.name)) {
+        errors.push({ file, path: "metadata.name", message: `policy "${p.name}" is also given by ${this.#byName.get(p.name)?.source ?? "another saved record"}; remove one` });
+        continue;
+      }
+      pending.push({
+        name: p.name,
+        kind: p.kind,
+        enabled: saved.enabled,
+        mode: saved.mode,
+        source: saved.source,
+        addedAt: saved.added_at,
+        text: saved.text,
+        document: p.document,
+        ...(p.positions !== undefined ? { positions: p.positions } : {}),
+      });
+    }
+    if (errors.length > 0) throw new PolicyInvalidError(errors);
+    const b = this.#backend;
+    if (b !== undefined) {
+      const applied: PolicyRecord[] = [];
+      for (const r of pending) {
+        try {
+          b.apply(r);
+          applied.push(r);
+        } catch (err) {
+          for (const a of applied.reverse()) b.remove(a.name);
+          throw rejection(err, undefined, undefined);
+        }
+      }
+    }
+    for (const r of pending) this.#byName.set(r.name, r);
+    return pending.map((r) => this.#infoOf(r));
+  }
+
+  #persisted(r: PolicyRecord): PolicyPersistence | undefined {
+    return r.source === PERSISTED_SOURCE ? this.#persist : undefined;
+  }
 
   /**
    * Hands every stored policy to the backend (the agent calls this once its sensors run) and
@@ -258,6 +329,18 @@ export class PolicyStore {
         }
       }
     }
+    const saved: PolicyRecord[] = [];
+    try {
+      for (const r of pending) {
+        this.#persisted(r)?.save(r);
+        saved.push(r);
+      }
+    } catch (err) {
+      // Not written, so not applied: the running set stays what the directory says.
+      for (const r of saved.reverse()) this.#persisted(r)?.remove(r.name);
+      if (b !== undefined) for (const r of [...pending].reverse()) b.remove(r.name);
+      throw err;
+    }
     for (const r of pending) this.#byName.set(r.name, r);
     return pending.map((r) => this.#infoOf(r));
   }
@@ -275,30 +358,55 @@ export class PolicyStore {
   }
 
   delete(name: string): void {
-    this.#must(name);
-    this.#backend?.remove(name);
+    const r = this.#must(name);
+    // The file goes first: if it cannot be removed, the policy stays applied and saved (a
+    // policy that came back after a restart, having been reported deleted, would be worse).
+    const p = this.#persisted(r);
+    p?.remove(name);
+    try {
+      this.#backend?.remove(name);
+    } catch (err) {
+      p?.save(r);
+      throw err;
+    }
     this.#byName.delete(name);
   }
 
   setEnabled(name: string, enabled: boolean): PolicyInfo {
     const r = this.#must(name);
+    const was = r.enabled;
     try {
       this.#backend?.setEnabled(name, enabled);
     } catch (err) {
       throw rejection(err, undefined, undefined);
     }
     r.enabled = enabled;
+    try {
+      this.#persisted(r)?.save(r);
+    } catch (err) {
+      r.enabled = was;
+      this.#backend?.setEnabled(name, was);
+      throw err;
+    }
     return this.#infoOf(r);
   }
 
   setMode(name: string, mode: PolicyMode): PolicyInfo {
     const r = this.#must(name);
+    const was = r.mode;
     try {
       this.#backend?.setMode(name, mode);
     } catch (err) {
       throw rejection(err, undefined, undefined);
     }
     r.mode = mode;
+    try {
+      this.#persisted(r)?.save(r);
+    } catch (err) {
+      r.mode = was;
+      this.#backend?.setMode(name, was);
+      throw err;
+    }
     return this.#infoOf(r);
   }
 

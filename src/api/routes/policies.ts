@@ -2,6 +2,7 @@
 // Every change goes through the store, which validates first and changes nothing on error.
 import { Hono } from "hono";
 import { POLICY_MODES, PolicyExistsError, PolicyInvalidError, PolicyNotFoundError, type PolicyMode } from "../../agent/policy-store.ts";
+import { PolicyPersistError } from "../../agent/policy-persist.ts";
 import { DEFAULT_MAX_BODY, objectWith, onlyQuery, parseJson, readText } from "../body.ts";
 import { ApiError } from "../errors.ts";
 import type { ApiDeps } from "../deps.ts";
@@ -22,6 +23,8 @@ function translate(err: unknown): never {
   }
   if (err instanceof PolicyExistsError) throw new ApiError(409, err.code, err.message, { name: err.policy });
   if (err instanceof PolicyNotFoundError) throw new ApiError(404, err.code, err.message, { name: err.policy });
+  // The policy store directory could not be written: the change was undone in the kernel too.
+  if (err instanceof PolicyPersistError) throw new ApiError(500, err.code, `${err.message} (nothing changed)`);
   throw err;
 }
 

@@ -1,0 +1,132 @@
+// deploy/: every YAML file parses (yaml package, all documents), holds the kinds a user
+// applies, and the pieces agree with the code: CRD group, names and version are the ones
+// the CR watcher lists (src/workloads/k8s/policies.ts), RBAC grants what the watches read,
+// the DaemonSet's agent args are accepted by the agent's own flag parser, the OCI hook
+// config is a createRuntime hook for `ward oci-hook`, and the systemd unit's ExecStart parses.
+import { describe, expect, test } from "bun:test";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseAllDocuments } from "yaml";
+import { parseAgentConfig, type AgentConfig } from "../../src/agent/config.ts";
+import { CRD_GROUP, CRD_VERSION } from "../../src/workloads/k8s/policies.ts";
+
+const deploy = join(import.meta.dir, "..", "..", "deploy");
+// Manifests are free-form documents; the assertions below check their shape.
+type Obj = Record<string, any>;
+
+function docsOf(file: string): Obj[] {
+  const docs = parseAllDocuments(readFileSync(join(deploy, file), "utf8"));
+  for (const d of docs) expect({ file, errors: d.errors.map((e) => e.message) }).toEqual({ file, errors: [] });
+  return docs.map((d) => d.toJS() as Obj).filter((o) => o !== null);
+}
+
+const all = readdirSync(deploy).filter((f) => f.endsWith(".yaml")).sort();
+const objects = all.flatMap((f) => docsOf(f).map((o) => ({ file: f, o })));
+const byKind = (kind: string) => objects.filter((x) => x.o.kind === kind).map((x) => x.o);
+
+describe("deploy/", () => {
+  test("the YAML files and their kinds", () => {
+    expect(all).toEqual(["crds.yaml", "daemonset.yaml", "rbac.yaml"]);
+    expect(objects.map((x) => `${x.file}: ${x.o.kind}`)).toEqual([
+      "crds.yaml: CustomResourceDefinition",
+      "crds.yaml: CustomResourceDefinition",
+      "daemonset.yaml: DaemonSet",
+      "rbac.yaml: Namespace",
+      "rbac.yaml: ServiceAccount",
+      "rbac.yaml: ClusterRole",
+      "rbac.yaml: ClusterRoleBinding",
+    ]);
+    for (const { o } of objects) expect(typeof o.apiVersion).toBe("string");
+  });
+
+  test("CRDs: Tetragon's group, names, scope and version", () => {
+    const crds = byKind("CustomResourceDefinition");
+    const want = [
+      { kind: "TracingPolicy", plural: "tracingpolicies", short: "tgtp", scope: "Cluster" },
+      { kind: "TracingPolicyNamespaced", plural: "tracingpoliciesnamespaced", short: "tgtpn", scope: "Namespaced" },
+    ];
+    expect(crds).toHaveLength(2);
+    for (const [i, w] of want.entries()) {
+      const c = crds[i]!;
+      expect(c.apiVersion).toBe("apiextensions.k8s.io/v1");
+      expect(c.metadata.name).toBe(`${w.plural}.${CRD_GROUP}`);
+      expect(c.spec.group).toBe(CRD_GROUP);
+      expect(c.spec.names.kind).toBe(w.kind);
+      expect(c.spec.names.plural).toBe(w.plural);
+      expect(c.spec.names.shortNames).toEqual([w.short]);
+      expect(c.spec.scope).toBe(w.scope);
+      expect(c.spec.versions.map((v: Obj) => [v.name, v.served, v.storage])).toEqual([[CRD_VERSION, true, true]]);
+      const spec = c.spec.versions[0].schema.openAPIV3Schema.properties.spec;
+      expect(spec["x-kubernetes-preserve-unknown-fields"]).toBe(true);
+      expect(spec.properties.podSelector.properties.matchExpressions.items.properties.operator.enum).toEqual(["In", "NotIn", "Exists", "DoesNotExist"]);
+    }
+    // Only the namespaced kind forbids hostSelector.
+    expect(crds[0]!.spec.versions[0].schema.openAPIV3Schema.properties.spec["x-kubernetes-validations"]).toBeUndefined();
+    expect(crds[1]!.spec.versions[0].schema.openAPIV3Schema.properties.spec["x-kubernetes-validations"][0].rule).toBe("!has(self.hostSelector)");
+  });
+
+  test("RBAC: read-only on pods and both CRDs, bound to the DaemonSet's service account", () => {
+    const role = byKind("ClusterRole")[0]!;
+    expect(role.rules).toEqual([
+      { apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch"] },
+      { apiGroups: [CRD_GROUP], resources: ["tracingpolicies", "tracingpoliciesnamespaced"], verbs: ["get", "list", "watch"] },
+    ]);
+    const sa = byKind("ServiceAccount")[0]!;
+    const binding = byKind("ClusterRoleBinding")[0]!;
+    expect(binding.roleRef).toEqual({ apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: role.metadata.name });
+    expect(binding.subjects).toEqual([{ kind: "ServiceAccount", name: sa.metadata.name, namespace: sa.metadata.namespace }]);
+    const ds = byKind("DaemonSet")[0]!;
+    expect(ds.spec.template.spec.serviceAccountName).toBe(sa.metadata.name);
+    expect(ds.metadata.namespace).toBe(sa.metadata.namespace);
+  });
+
+  test("DaemonSet: hostPID, privileged, the host mounts, NODE_NAME from the downward API, args the agent accepts", () => {
+    const ds = byKind("DaemonSet")[0]!;
+    const pod = ds.spec.template.spec;
+    expect(pod.hostPID).toBe(true);
+    expect(ds.spec.selector.matchLabels).toEqual({ "app.kubernetes.io/name": ds.spec.template.metadata.labels["app.kubernetes.io/name"] });
+    const c = pod.containers[0];
+    expect(c.securityContext.privileged).toBe(true);
+    const hostPaths = Object.fromEntries(pod.volumes.map((v: Obj) => [v.name, v.hostPath.path]));
+    const mounts = Object.fromEntries(c.volumeMounts.map((m: Obj) => [hostPaths[m.name], m.mountPath]));
+    expect(mounts).toEqual({
+      "/sys/fs/bpf": "/sys/fs/bpf",
+      "/sys/kernel/tracing": "/sys/kernel/tracing",
+      "/sys/fs/cgroup": "/sys/fs/cgroup",
+      "/proc": "/host/proc",
+      "/run/ward": "/run/ward",
+      "/var/lib/ward/policies": "/var/lib/ward/policies",
+    });
+    expect(c.volumeMounts.find((m: Obj) => m.mountPath === "/sys/fs/bpf").mountPropagation).toBe("Bidirectional");
+    expect(c.env).toContainEqual({ name: "NODE_NAME", valueFrom: { fieldRef: { fieldPath: "spec.nodeName" } } });
+    expect(c.args[0]).toBe("agent");
+    const cfg = parseAgentConfig(c.args.slice(1), { NODE_NAME: "node-1" }) as AgentConfig;
+    expect(cfg.nodeName).toBe("node-1");
+    expect(cfg.policyStoreDir).toBe("/var/lib/ward/policies");
+    expect(cfg.bpfDir).toBe("/sys/fs/bpf/ward");
+    // Every path the agent writes is on a mounted host directory.
+    for (const p of [cfg.stateFile, cfg.tokenFile, cfg.exportFile!]) expect(p.startsWith("/run/ward/")).toBe(true);
+  });
+
+  test("OCI hook config: a createRuntime hook running `ward oci-hook`", () => {
+    const hook = JSON.parse(readFileSync(join(deploy, "oci-hooks.d", "ward.json"), "utf8")) as Obj;
+    expect(hook.version).toBe("1.0.0");
+    expect(hook.stages).toEqual(["createRuntime"]);
+    expect(hook.hook.path).toBe("/usr/local/bin/ward");
+    expect(hook.hook.args).toEqual(["ward", "oci-hook"]);
+    expect(hook.hook.timeout).toBeGreaterThan(0);
+    expect(hook.when).toEqual({ always: true });
+  });
+
+  test("systemd unit: ExecStart is an agent command line the parser accepts", () => {
+    const unit = readFileSync(join(deploy, "systemd", "ward.service"), "utf8");
+    const exec = /^ExecStart=(\S+) (.*)$/m.exec(unit)!;
+    expect(exec[1]).toBe("/usr/local/bin/ward");
+    const argv = exec[2]!.split(" ");
+    expect(argv[0]).toBe("agent");
+    const cfg = parseAgentConfig(argv.slice(1), {}) as AgentConfig;
+    expect(cfg.policyDir).toBe("/etc/ward/policies");
+    expect(cfg.policyStoreDir).toBe("/var/lib/ward/policies");
+    expect(unit).toContain("ExecStartPre=/bin/mkdir -p /etc/ward/policies");
+  });
+});
