@@ -1,8 +1,7 @@
 // deploy/: every YAML file parses (yaml package, all documents), holds the kinds a user
 // applies, and the pieces agree with the code: CRD group, names and version are the ones
 // the CR watcher lists (src/workloads/k8s/policies.ts), RBAC grants what the watches read,
-// the DaemonSet's agent args are accepted by the agent's own flag parser, the OCI hook
-// config is a createRuntime hook for `ward oci-hook`, and the systemd unit's ExecStart parses.
+// the DaemonSet's agent args are accepted by the agent's own flag parser, and the systemd unit's ExecStart parses.
 import { describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -106,16 +105,6 @@ describe("deploy/", () => {
     expect(cfg.bpfDir).toBe("/sys/fs/bpf/ward");
     // Every path the agent writes is on a mounted host directory.
     for (const p of [cfg.stateFile, cfg.tokenFile, cfg.exportFile!]) expect(p.startsWith("/run/ward/")).toBe(true);
-  });
-
-  test("OCI hook config: a createRuntime hook running `ward oci-hook`", () => {
-    const hook = JSON.parse(readFileSync(join(deploy, "oci-hooks.d", "ward.json"), "utf8")) as Obj;
-    expect(hook.version).toBe("1.0.0");
-    expect(hook.stages).toEqual(["createRuntime"]);
-    expect(hook.hook.path).toBe("/usr/local/bin/ward");
-    expect(hook.hook.args).toEqual(["ward", "oci-hook"]);
-    expect(hook.hook.timeout).toBeGreaterThan(0);
-    expect(hook.when).toEqual({ always: true });
   });
 
   test("systemd unit: ExecStart is an agent command line the parser accepts", () => {
