@@ -9,6 +9,13 @@ export function splitArgv(block: string): string[] {
   return parts;
 }
 
-export function joinArguments(args: readonly string[]): string {
-  return args.map((a) => (a.includes(" ") ? `"${a}"` : a)).join(" ");
+/** args[from..] as Tetragon prints them (from 1 skips argv[0] without copying the array). */
+export function joinArguments(args: readonly string[], from = 0): string {
+  let s = "";
+  for (let i = from; i < args.length; i++) {
+    const a = args[i]!;
+    if (i > from) s += " ";
+    s += a.includes(" ") ? `"${a}"` : a;
+  }
+  return s;
 }
