@@ -9,6 +9,7 @@ import type { AgentStatus } from "../api/deps.ts";
 import { VERSION } from "../version.ts";
 import { listenUrl, type AgentConfig } from "./config.ts";
 import { EventHub, type EventSink } from "./event-hub.ts";
+import { releaseStartupMemory } from "./footprint.ts";
 import { PolicyStore, type PolicyBackend, type PolicyParser } from "./policy-store.ts";
 import type { Sensor } from "./sensor.ts";
 import { pidAlive, readState, removeState, writeState } from "./state-file.ts";
@@ -214,6 +215,7 @@ export class Agent {
       await this.stop({ keepAttached: false });
       throw err;
     }
+    releaseStartupMemory();
     this.#ready = true;
   }
 

@@ -107,9 +107,12 @@ export class ProcessPipeline {
     }
     try {
       const time = rfc3339Nano(this.encode.clock.toWall(ev.time));
-      const line = this.writer.line(ev, time);
-      if (ev.type === "process_exit") this.writer.forget(ev.process);
-      this.onEvent(new LazyEvent(ev, line, time, this.writer));
+      try {
+        this.onEvent(new LazyEvent(ev, this.writer.line(ev, time), time, this.writer));
+      } finally {
+        // After delivery (a consumer may have asked for the object form, which caches it too).
+        if (ev.type === "process_exit") this.writer.forget(ev.process);
+      }
     } catch (err) {
       this.c.deliveryErrors++;
       this.lastError = err as Error;

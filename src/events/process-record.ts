@@ -235,6 +235,21 @@ class TextReader {
   }
 }
 
+/**
+ * One string object per distinct binary path or cwd: the process cache keeps thousands of
+ * images that mostly name the same few, and each would otherwise hold its own copy.
+ */
+class Interner {
+  readonly #table = new Map<string, string>();
+  get(s: string): string {
+    const have = this.#table.get(s);
+    if (have !== undefined) return have;
+    if (this.#table.size >= 8192) this.#table.clear();
+    this.#table.set(s, s);
+    return s;
+  }
+}
+
 /** Reads records of one compiled bpf/process.c; build it from that object's BTF. */
 export class ProcessRecordDecoder {
   readonly hdr: StructLayout;
@@ -252,6 +267,7 @@ export class ProcessRecordDecoder {
   private readonly co: Offsets;
   private readonly xo: Offsets & { code: number };
   private readonly text = new TextReader();
+  private readonly paths = new Interner();
 
   constructor(btf: Btf) {
     this.hdr = structLayout(btf, "ward_event_hdr");
@@ -349,9 +365,9 @@ export class ProcessRecordDecoder {
       creds: this.execCreds.read(v),
       ino: v.getBigUint64(o.ino, true),
       nlink: v.getUint32(o.nlink, true),
-      binary: this.text.read(v, d, bl),
+      binary: this.paths.get(this.text.read(v, d, bl)),
       argv: splitArgv(this.text.read(v, d + bl, al)),
-      cwd: this.text.read(v, d + bl + al, cl),
+      cwd: this.paths.get(this.text.read(v, d + bl + al, cl)),
     };
   }
 

@@ -133,19 +133,26 @@ export class ProcessEventWriter {
     return b;
   }
 
-  /** encodeProcess(p, opts) as JSON, for options without credentials and namespaces. */
+  /**
+   * encodeProcess(p, opts) as JSON, for options without credentials and namespaces. Pieces
+   * are joined natively into one flat string (the block is kept with the image; a `+=` rope
+   * would keep every piece).
+   */
   #write(p: ProcessInfo): string {
-    let s = p.execId !== "" ? `{"exec_id":${quote(p.execId)},` : "{";
-    s += `"pid":${p.pid},"uid":${p.creds.euid}`;
-    if (p.cwd !== "") s += `,"cwd":${quote(p.cwd)}`;
-    if (p.binary !== "") s += `,"binary":${quote(p.binary)}`;
-    if (p.arguments !== "") s += `,"arguments":${quote(p.arguments)}`;
+    const s: string[] = [];
+    if (p.execId !== "") s.push('{"exec_id":', quote(p.execId), ',"pid":');
+    else s.push('{"pid":');
+    s.push(String(p.pid), ',"uid":', String(p.creds.euid));
+    if (p.cwd !== "") s.push(',"cwd":', quote(p.cwd));
+    if (p.binary !== "") s.push(',"binary":', quote(p.binary));
+    if (p.arguments !== "") s.push(',"arguments":', quote(p.arguments));
     const flags = flagsString(p.flags);
-    if (flags !== "") s += `,"flags":${quote(flags)}`;
-    if (p.ktime !== 0n) s += `,"start_time":"${rfc3339Nano(this.opts.clock.toWall(p.ktime))}"`;
-    s += `,"auid":${p.creds.auid}`;
-    if (p.parentExecId !== "") s += `,"parent_exec_id":${quote(p.parentExecId)}`;
-    return `${s},"tid":${p.tid}}`;
+    if (flags !== "") s.push(',"flags":', quote(flags));
+    if (p.ktime !== 0n) s.push(',"start_time":"', rfc3339Nano(this.opts.clock.toWall(p.ktime)), '"');
+    s.push(',"auid":', String(p.creds.auid));
+    if (p.parentExecId !== "") s.push(',"parent_exec_id":', quote(p.parentExecId));
+    s.push(',"tid":', String(p.tid), "}");
+    return s.join("");
   }
 
   #execBlock(p: ProcessInfo): Block {
