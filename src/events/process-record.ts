@@ -164,18 +164,38 @@ class CredsInterner {
   #ab: ArrayBufferLike | undefined;
   #buf: Buffer = Buffer.alloc(0);
   readonly #table = new Map<string, CredsNs>();
+  // The previous record's struct, word by word: consecutive records mostly share it, and
+  // comparing words is cheaper than building the key. (Its members are 32 and 64 bits wide,
+  // so the size is a multiple of 4; checked.)
+  readonly #last: Uint32Array;
+  #lastCreds: CredsNs | undefined;
 
   constructor(
     private readonly o: CredsOffsets,
     private readonly size: number,
-  ) {}
+  ) {
+    if (size % 4 !== 0) throw new RecordError(`decode process records: struct ward_creds_ns is ${size} bytes, not a multiple of 4`);
+    this.#last = new Uint32Array(size / 4);
+  }
 
   read(v: DataView): CredsNs {
+    const base = this.o.base;
+    const last = this.#last;
+    const words = last.length;
+    let same = this.#lastCreds !== undefined;
+    for (let i = 0; i < words; i++) {
+      const w = v.getUint32(base + i * 4, true);
+      if (w !== last[i]) {
+        same = false;
+        last[i] = w;
+      }
+    }
+    if (same) return this.#lastCreds!;
     if (v.buffer !== this.#ab) {
       this.#ab = v.buffer;
       this.#buf = Buffer.from(v.buffer as ArrayBuffer);
     }
-    const start = v.byteOffset + this.o.base;
+    const start = v.byteOffset + base;
     const key = this.#buf.toString("latin1", start, start + this.size);
     let c = this.#table.get(key);
     if (c === undefined) {
@@ -185,6 +205,7 @@ class CredsInterner {
       if (this.#table.size >= 4096) this.#table.clear();
       this.#table.set(key, c);
     }
+    this.#lastCreds = c;
     return c;
   }
 }
