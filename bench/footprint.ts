@@ -9,7 +9,10 @@
 //     VmRSS is read after 100,000 and after 1,000,000 events. The in-process figure includes
 //     the bench's own dump buffers (a few MB, the same at both points).
 //
-//   bun run bench/footprint.ts [--json] [--no-binary] [--load-only]
+//   bun run bench/footprint.ts [--json] [--no-binary] [--load-only] [--rate EVENTS_PER_SEC]
+//
+// The replay runs at most --rate events/s (default 20,000: a host execing 10,000 times a
+// second; 0 = as fast as the pipeline goes).
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -93,8 +96,8 @@ interface Load {
   heapAfterGcMB: number;
 }
 
-/** The in-process agent under the replayed dump. */
-async function underLoad(): Promise<Load> {
+/** The in-process agent under the replayed dump, at most `rate` events/s (0: as fast as it goes). */
+async function underLoad(rate: number): Promise<Load> {
   const dump = await cachedProcessDump(2000, (m) => process.stderr.write(`bench/footprint: ${m}\n`));
   const { Agent } = await import("../src/agent/agent.ts");
   const { parseAgentConfig } = await import("../src/agent/config.ts");
@@ -140,10 +143,15 @@ async function underLoad(): Promise<Load> {
     const startKb = statusKb("self", "VmRSS");
     const e0 = events();
     let at100kKb = 0;
+    const t0 = performance.now();
     while (events() - e0 < 1_000_000) {
       replayer.round(handle);
       // Let timers and I/O run between rounds, as the sensor's drain loop does between batches.
       await new Promise<void>((r) => setImmediate(r));
+      if (rate > 0) {
+        const ahead = ((events() - e0) / rate) * 1000 - (performance.now() - t0);
+        if (ahead > 0) await Bun.sleep(ahead);
+      }
       if (at100kKb === 0 && events() - e0 >= 100_000) {
         await Bun.sleep(500);
         at100kKb = statusKb("self", "VmRSS");
@@ -164,7 +172,7 @@ async function underLoad(): Promise<Load> {
   }
 }
 
-export async function measureFootprint(opts: { binary?: boolean; idle?: boolean } = {}): Promise<{ results: BenchResult[]; report: Record<string, unknown> }> {
+export async function measureFootprint(opts: { binary?: boolean; idle?: boolean; rate?: number } = {}): Promise<{ results: BenchResult[]; report: Record<string, unknown> }> {
   prepareBenchHost("bench/footprint.ts");
   const results: BenchResult[] = [];
   const report: Record<string, unknown> = {};
@@ -187,14 +195,15 @@ export async function measureFootprint(opts: { binary?: boolean; idle?: boolean 
       report.idleBinary = `skipped: ${opts.binary === false ? "--no-binary" : `${bin} not built (npm run build)`}`;
     }
   }
-  const l = await underLoad();
+  const rate = opts.rate ?? 20_000;
+  const l = await underLoad(rate);
   results.push(
     { name: "footprint_rss_in_process_start", unit: "MB", value: mb(l.startKb) },
     { name: "footprint_rss_after_100k_events", unit: "MB", value: mb(l.at100kKb) },
     { name: "footprint_rss_after_1m_events", unit: "MB", value: mb(l.at1mKb) },
     { name: "footprint_rss_growth_100k_to_1m", unit: "%", value: Math.round(((l.at1mKb - l.at100kKb) / l.at100kKb) * 1000) / 10 },
   );
-  report.load = { events: l.events, cacheSizeAfter: l.cacheSize, heapAt1mMB: l.heapMB, rssAfterFullGcMB: mb(l.afterGcKb), heapAfterFullGcMB: l.heapAfterGcMB };
+  report.load = { eventsPerSecCap: rate, events: l.events, cacheSizeAfter: l.cacheSize, heapAt1mMB: l.heapMB, rssAfterFullGcMB: mb(l.afterGcKb), heapAfterFullGcMB: l.heapAfterGcMB };
   return { results, report };
 }
 
@@ -204,7 +213,10 @@ export async function benchFootprint(): Promise<BenchResult[]> {
 }
 
 if (import.meta.main) {
-  const { results, report } = await measureFootprint({ binary: !process.argv.includes("--no-binary"), idle: !process.argv.includes("--load-only") });
+  const i = process.argv.indexOf("--rate");
+  const rate = i >= 0 ? Number(process.argv[i + 1]) : undefined;
+  if (rate !== undefined && !(Number.isFinite(rate) && rate >= 0)) throw new Error(`--rate: not a number of events per second: ${process.argv[i + 1]}`);
+  const { results, report } = await measureFootprint({ binary: !process.argv.includes("--no-binary"), idle: !process.argv.includes("--load-only"), rate });
   if (process.argv.includes("--json")) {
     process.stdout.write(`${JSON.stringify({ results, ...report })}\n`);
   } else {

@@ -93,6 +93,9 @@ export class ProcessPipeline {
         return; // clones are tracked, not exported (as in Tetragon)
       case "exec": {
         this.c.exec++;
+        // The image this exec replaces ends without an exit event: its block goes now.
+        const replaced = this.cache.current(rec.pid);
+        if (replaced !== undefined) this.writer.forget(replaced);
         const { process, parent } = this.cache.exec(rec);
         ev = { type: "process_exec", time: rec.time, process, parent };
         break;
