@@ -10,6 +10,7 @@ import { isCountedSink } from "../export/sink.ts";
 import { VERSION } from "../version.ts";
 import { listenUrl, type AgentConfig } from "./config.ts";
 import { EventHub, type EventSink } from "./event-hub.ts";
+import { releaseStartupMemory } from "./footprint.ts";
 import { PolicyStore, type PolicyBackend, type PolicyParser } from "./policy-store.ts";
 import { PolicyDir, PolicyPersistError } from "./policy-persist.ts";
 import type { Sensor } from "./sensor.ts";
@@ -251,6 +252,7 @@ export class Agent {
       await this.stop({ keepAttached: false });
       throw err;
     }
+    releaseStartupMemory();
     this.#ready = true;
     this.#createdToken = undefined;
   }

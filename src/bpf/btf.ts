@@ -736,6 +736,15 @@ export function fixupBtfForLoad(btf: Btf, layout: DatasecLayout): Btf {
 
 let kernelBtf: Btf | undefined;
 
+/**
+ * Forgets the parsed vmlinux BTF (about 10 MB of heap once indexed). The agent calls this
+ * once its sensors are attached; a later load (a policy that needs CO-RE) parses it again,
+ * in about 50 ms.
+ */
+export function releaseKernelBtf(): void {
+  kernelBtf = undefined;
+}
+
 /** vmlinux BTF of the running kernel, parsed once per process. */
 export function loadKernelBtf(path = "/sys/kernel/btf/vmlinux"): Btf {
   if (path === "/sys/kernel/btf/vmlinux" && kernelBtf) return kernelBtf;

@@ -1,7 +1,7 @@
 // BPF ring buffer consumer (loader.md §2.7). The consumer page is mapped read-write, the producer
-// page plus the data area read-only with the data mapped twice back to back, so a record that
-// wraps is still contiguous. Draining reads positions and headers straight from the mapping
-// (acquire/release ordering, see headerLen): no syscall per record. Waiting blocks in epoll_wait on
+// page plus the data area read-only, the data once (a record that wraps is copied together).
+// Draining reads positions and headers straight from the mapping (acquire/release ordering,
+// see headerLen): no syscall per record. Waiting blocks in epoll_wait on
 // a helper thread so the JS thread never spins and never blocks.
 import { toArrayBuffer } from "bun:ffi";
 import { MapType, RINGBUF_BUSY_BIT, RINGBUF_DISCARD_BIT, RINGBUF_HDR_SZ } from "./constants.ts";
@@ -64,7 +64,10 @@ export class RingBufReader {
     this.#page = pageSize();
     const fd = map.fd.raw;
     this.#consAddr = mmap(this.#page, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    this.#prodLen = this.#page + 2 * this.size;
+    // The data area once, not twice: the kernel maps every page of the mapping at mmap time, so
+    // the second copy would add the ring's size to RSS (8 MiB for the process sensor's ring);
+    // the rare record that wraps is copied out instead (consume()).
+    this.#prodLen = this.#page + this.size;
     try {
       this.#prodAddr = mmap(this.#prodLen, PROT_READ, MAP_SHARED, fd, this.#page);
     } catch (e) {
@@ -74,7 +77,7 @@ export class RingBufReader {
     this.#consPos = new BigUint64Array(toArrayBuffer(this.#consAddr, 0, this.#page), 0, 1);
     const data = toArrayBuffer(this.#prodAddr, 0, this.#prodLen);
     this.#prodPos = new BigUint64Array(data, 0, 1);
-    this.#ring = { consumerPos: this.#consPos, producerPos: this.#prodPos, data, dataOffset: this.#page, size: this.size };
+    this.#ring = { consumerPos: this.#consPos, producerPos: this.#prodPos, data, dataOffset: this.#page, size: this.size, mappedOnce: true };
     this.#epfd = epollCreate();
     this.#wakeFd = eventFd();
     this.#events = new Uint8Array(EPOLL_EVENT_SIZE * 4);
@@ -187,7 +190,8 @@ function roundup8(n: number): number {
 
 /**
  * The shared state of a ring: the consumer and producer position words and the buffer holding
- * the data area (at dataOffset, `size` bytes mapped twice in a row so records never wrap).
+ * the data area (at dataOffset, `size` bytes mapped twice in a row so records never wrap, or
+ * once when mappedOnce is set, and then a record that runs past the end is copied together).
  */
 export interface RingViews {
   consumerPos: BigUint64Array;
@@ -195,6 +199,16 @@ export interface RingViews {
   data: ArrayBuffer;
   dataOffset: number;
   size: number;
+  mappedOnce?: boolean;
+}
+
+/** The payload of a record that runs past the end of a singly mapped ring, in one piece. */
+function joined(r: RingViews, start: number, len: number): DataView {
+  const out = new Uint8Array(len);
+  const first = r.size - start;
+  out.set(new Uint8Array(r.data, r.dataOffset + start, first), 0);
+  out.set(new Uint8Array(r.data, r.dataOffset, len - first), first);
+  return new DataView(out.buffer);
 }
 
 // Record headers live on pages the kernel maps read-only. JavaScriptCore compiles a hot
@@ -262,7 +276,14 @@ export function consume(r: RingViews, cb: (rec: DataView) => void, max = Infinit
       try {
         if ((len & RINGBUF_DISCARD_BIT) === 0) {
           delivered++;
-          cb(new DataView(r.data, off + RINGBUF_HDR_SZ, payload));
+          if (r.mappedOnce) {
+            // Headers are 8-byte aligned and the size a multiple of a page: only the payload wraps.
+            let start = (cons % r.size) + RINGBUF_HDR_SZ;
+            if (start >= r.size) start -= r.size;
+            cb(start + payload > r.size ? joined(r, start, payload) : new DataView(r.data, r.dataOffset + start, payload));
+          } else {
+            cb(new DataView(r.data, off + RINGBUF_HDR_SZ, payload));
+          }
         }
       } finally {
         // Release the space even when the callback throws, so one bad record cannot wedge us.

@@ -9,6 +9,16 @@ export function splitArgv(block: string): string[] {
   return parts;
 }
 
-export function joinArguments(args: readonly string[]): string {
-  return args.map((a) => (a.includes(" ") ? `"${a}"` : a)).join(" ");
+/**
+ * args[from..] as Tetragon prints them (from 1 skips argv[0] without copying the array).
+ * Joined natively: the result is one flat string, where `+=` would leave a rope of pieces
+ * that the process cache would keep for as long as it keeps the image.
+ */
+export function joinArguments(args: readonly string[], from = 0): string {
+  const out = new Array<string>(Math.max(0, args.length - from));
+  for (let i = from; i < args.length; i++) {
+    const a = args[i]!;
+    out[i - from] = a.includes(" ") ? `"${a}"` : a;
+  }
+  return out.join(" ");
 }

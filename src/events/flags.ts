@@ -37,9 +37,17 @@ export const flagEnumerators: Record<ProcessFlagName, string> = {
 
 const ordered = (Object.entries(ProcessFlag) as [ProcessFlagName, number][]).sort((a, b) => a[1] - b[1]);
 
+// A host sees a handful of distinct flag combinations; each is spelled out once.
+const spelled = new Map<number, string>();
+
 /** "execve rootcwd clone": the set words in bit order, as Tetragon prints them. */
 export function flagsString(flags: number): string {
-  const words: string[] = [];
-  for (const [name, bit] of ordered) if ((flags & bit) >>> 0 === bit) words.push(name);
-  return words.join(" ");
+  let s = spelled.get(flags);
+  if (s === undefined) {
+    const words: string[] = [];
+    for (const [name, bit] of ordered) if ((flags & bit) >>> 0 === bit) words.push(name);
+    s = words.join(" ");
+    if (spelled.size < 4096) spelled.set(flags, s);
+  }
+  return s;
 }

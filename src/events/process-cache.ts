@@ -47,14 +47,13 @@ class Entry {
   ended = false;
   endedAt = 0;
   inDeadQueue = false;
+  /** In the cache (a removed entry may still be the parent of a cached child). */
+  cached = false;
   constructor(
-    readonly key: string,
     public info: ProcessInfo,
     public parent: Entry | undefined,
   ) {}
 }
-
-const key = (pid: number, ktime: bigint): string => `${pid}:${ktime}`;
 
 export function emptyCreds(): CredsNs {
   return {
@@ -80,7 +79,11 @@ export class ProcessCache {
   readonly maxEntries: number;
   readonly retainMs: number;
   private readonly now: () => number;
-  private readonly entries = new Map<string, Entry>();
+  // Images by pid, newest last: (pid, ktime) is the identity, and a pid has few cached images
+  // (its current one, and ended ones inside the retention time), so a short scan finds one
+  // without building a string key per lookup.
+  private readonly images = new Map<number, Entry[]>();
+  private count = 0;
   private readonly byPid = new Map<number, Entry>();
   /** Ended images in end order; GC looks at the front. */
   private dead: Entry[] = [];
@@ -99,12 +102,12 @@ export class ProcessCache {
   }
 
   stats(): ProcessCacheStats {
-    return { size: this.entries.size, live: this.byPid.size, evictions: this.evictions, misses: this.misses };
+    return { size: this.count, live: this.byPid.size, evictions: this.evictions, misses: this.misses };
   }
 
   /** The image with this identity, if cached. */
   get(pid: number, ktime: bigint): ProcessInfo | undefined {
-    return this.entries.get(key(pid, ktime))?.info;
+    return this.lookup(pid, ktime)?.info;
   }
 
   /** The image a pid runs now, if known. */
@@ -121,13 +124,13 @@ export class ProcessCache {
     const stop = Math.max(this.deadHead, this.dead.length - 1024);
     for (let i = this.dead.length - 1; i >= stop; i--) {
       const e = this.dead[i]!;
-      if (e.info.pid === pid && this.entries.get(e.key) === e) return e.info;
+      if (e.info.pid === pid && e.cached) return e.info;
     }
     return undefined;
   }
 
   parentOf(info: ProcessInfo): ProcessInfo | undefined {
-    return this.entries.get(key(info.pid, info.ktime))?.parent?.info;
+    return this.lookup(info.pid, info.ktime)?.parent?.info;
   }
 
   /** Adds the processes found by the /proc scan, then links each to its parent. */
@@ -141,7 +144,7 @@ export class ProcessCache {
         tid: p.pid,
         ktime: p.ktime,
         binary: p.binary,
-        arguments: joinArguments(p.argv.slice(1)),
+        arguments: joinArguments(p.argv, 1),
         cwd: p.cwd,
         flags: p.flags,
         creds: p.creds,
@@ -193,7 +196,7 @@ export class ProcessCache {
       tid: rec.tid,
       ktime: rec.ktime,
       binary: rec.binary,
-      arguments: joinArguments(rec.argv.slice(1)),
+      arguments: joinArguments(rec.argv, 1),
       cwd: rec.cwd,
       flags: rec.flags,
       creds: rec.creds,
@@ -208,7 +211,7 @@ export class ProcessCache {
 
   /** The end of a thread group. Unknown processes get a minimal image and count as a miss. */
   exit(rec: ExitRecord): { process: ProcessInfo; parent: ProcessInfo | undefined } {
-    let e = rec.ktime !== 0n ? this.entries.get(key(rec.pid, rec.ktime)) : undefined;
+    let e = rec.ktime !== 0n ? this.lookup(rec.pid, rec.ktime) : undefined;
     if (!e && rec.ktime === 0n) e = this.byPid.get(rec.pid);
     if (!e) {
       this.misses++;
@@ -254,18 +257,31 @@ export class ProcessCache {
 
   private findParent(ppid: number, parentKtime: bigint): Entry | undefined {
     if (ppid === 0) return undefined;
-    const e = parentKtime !== 0n ? this.entries.get(key(ppid, parentKtime)) : this.byPid.get(ppid);
+    const e = parentKtime !== 0n ? this.lookup(ppid, parentKtime) : this.byPid.get(ppid);
     if (!e) this.misses++;
     return e;
   }
 
+  private lookup(pid: number, ktime: bigint): Entry | undefined {
+    const list = this.images.get(pid);
+    if (list === undefined) return undefined;
+    for (let i = list.length - 1; i >= 0; i--) {
+      const e = list[i]!;
+      if (e.info.ktime === ktime) return e;
+    }
+    return undefined;
+  }
+
   private insert(info: ProcessInfo, parent: Entry | undefined): Entry {
-    const k = key(info.pid, info.ktime);
-    const old = this.entries.get(k);
+    const old = this.lookup(info.pid, info.ktime);
     if (old) this.remove(old, true);
-    const e = new Entry(k, info, undefined);
+    const e = new Entry(info, undefined);
     if (parent) this.link(e, parent);
-    this.entries.set(k, e);
+    e.cached = true;
+    const list = this.images.get(info.pid);
+    if (list === undefined) this.images.set(info.pid, [e]);
+    else list.push(e);
+    this.count++;
     this.order.push(e);
     return e;
   }
@@ -285,7 +301,7 @@ export class ProcessCache {
     if (e.ended) return;
     e.ended = true;
     e.endedAt = this.now();
-    if (!e.inDeadQueue && this.entries.get(e.key) === e) {
+    if (!e.inDeadQueue && e.cached) {
       e.inDeadQueue = true;
       this.dead.push(e);
     }
@@ -295,12 +311,19 @@ export class ProcessCache {
   private unref(e: Entry): void {
     e.refs--;
     // Past its retention already (GC saw it while still referenced): leave now.
-    if (e.refs <= 0 && e.ended && !e.inDeadQueue && this.entries.get(e.key) === e) this.remove(e, false);
+    if (e.refs <= 0 && e.ended && !e.inDeadQueue && e.cached) this.remove(e, false);
   }
 
   private remove(e: Entry, evicted: boolean): void {
-    if (this.entries.get(e.key) !== e) return;
-    this.entries.delete(e.key);
+    if (!e.cached) return;
+    e.cached = false;
+    const list = this.images.get(e.info.pid);
+    if (list !== undefined) {
+      const i = list.lastIndexOf(e);
+      if (i >= 0) list.splice(i, 1);
+      if (list.length === 0) this.images.delete(e.info.pid);
+    }
+    this.count--;
     if (this.byPid.get(e.info.pid) === e) this.byPid.delete(e.info.pid);
     if (evicted) this.evictions++;
     const parent = e.parent;
@@ -311,12 +334,12 @@ export class ProcessCache {
   }
 
   private enforceBound(): void {
-    if (this.entries.size <= this.maxEntries) {
+    if (this.count <= this.maxEntries) {
       this.compactOrder();
       return;
     }
     // Ended images first, oldest first, whatever their references.
-    while (this.entries.size > this.maxEntries && this.deadHead < this.dead.length) {
+    while (this.count > this.maxEntries && this.deadHead < this.dead.length) {
       const e = this.dead[this.deadHead++]!;
       e.inDeadQueue = false;
       this.remove(e, true);
@@ -324,17 +347,17 @@ export class ProcessCache {
     this.compactDeadQueue();
     // Then the oldest images still running. (Not by iterating the Map: after many deletes
     // at its front, each fresh iteration walks the holes first.)
-    while (this.entries.size > this.maxEntries && this.orderHead < this.order.length) {
+    while (this.count > this.maxEntries && this.orderHead < this.order.length) {
       const e = this.order[this.orderHead++]!;
-      if (this.entries.get(e.key) === e) this.remove(e, true);
+      if (e.cached) this.remove(e, true);
     }
     this.compactOrder();
   }
 
   private compactOrder(): void {
     // Drop entries that already left, once the queue is mostly garbage.
-    if (this.order.length > 2 * this.entries.size + 1024) {
-      this.order = this.order.slice(this.orderHead).filter((e) => this.entries.get(e.key) === e);
+    if (this.order.length > 2 * this.count + 1024) {
+      this.order = this.order.slice(this.orderHead).filter((e) => e.cached);
       this.orderHead = 0;
     }
   }

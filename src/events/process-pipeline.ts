@@ -1,19 +1,40 @@
 // Turns process records into events: decode (process-record.ts), update the cache
-// (process-cache.ts), build the event (model.ts) and its Tetragon JSON (tetragon.ts), hand
-// both to the subscriber. Synchronous and allocation-light: it runs inside the ring buffer
+// (process-cache.ts), build the event (model.ts) and its Tetragon JSON line (tetragon.ts's
+// ProcessEventWriter, which reuses each image's encoded block), hand them to the subscriber;
+// the JSON object form is built only when a consumer asks for it. Synchronous and allocation-light: it runs inside the ring buffer
 // drain, so there is no userspace queue to overflow; backpressure stays in the kernel's
 // ring buffer and shows up there as counted losses.
 import { decodeExitCode } from "./signals.ts";
 import type { ProcessEvent } from "./model.ts";
 import type { ProcessCache } from "./process-cache.ts";
 import type { ProcessRecord, ProcessRecordDecoder } from "./process-record.ts";
-import { encodeEvent, type EncodeOptions, type JsonObject } from "./tetragon.ts";
+import { ProcessEventWriter, type EncodeOptions, type JsonObject } from "./tetragon.ts";
+import { rfc3339Nano } from "./time.ts";
 
 export interface PipelineEvent {
   readonly type: ProcessEvent["type"];
   readonly event: ProcessEvent;
-  /** Tetragon export form, ready for JSON.stringify. */
+  /** Tetragon export form (encodeEvent's object; its process blocks are shared and frozen). */
   readonly json: JsonObject;
+  /** The export line: JSON.stringify(json), written directly. */
+  readonly line: string;
+}
+
+/** An event whose object form is made on first use (most consumers only need the line). */
+class LazyEvent implements PipelineEvent {
+  #json: JsonObject | undefined;
+  constructor(
+    readonly event: ProcessEvent,
+    readonly line: string,
+    private readonly time: string,
+    private readonly writer: ProcessEventWriter,
+  ) {}
+  get type(): ProcessEvent["type"] {
+    return this.event.type;
+  }
+  get json(): JsonObject {
+    return (this.#json ??= this.writer.json(this.event, this.time));
+  }
 }
 
 export interface PipelineCounters {
@@ -38,12 +59,16 @@ export class ProcessPipeline {
   kernelLost = { exec: 0, clone: 0, exit: 0 };
   lastError: Error | undefined;
 
+  readonly writer: ProcessEventWriter;
+
   constructor(
     readonly decoder: ProcessRecordDecoder,
     readonly cache: ProcessCache,
     readonly encode: EncodeOptions,
     private readonly onEvent: (ev: PipelineEvent) => void,
-  ) {}
+  ) {
+    this.writer = new ProcessEventWriter(encode);
+  }
 
   /** One raw ring buffer record (the view is only valid during this call). */
   handle(view: DataView): void {
@@ -68,6 +93,9 @@ export class ProcessPipeline {
         return; // clones are tracked, not exported (as in Tetragon)
       case "exec": {
         this.c.exec++;
+        // The image this exec replaces ends without an exit event: its block goes now.
+        const replaced = this.cache.current(rec.pid);
+        if (replaced !== undefined) this.writer.forget(replaced);
         const { process, parent } = this.cache.exec(rec);
         ev = { type: "process_exec", time: rec.time, process, parent };
         break;
@@ -81,7 +109,13 @@ export class ProcessPipeline {
       }
     }
     try {
-      this.onEvent({ type: ev.type, event: ev, json: encodeEvent(ev, this.encode) });
+      const time = rfc3339Nano(this.encode.clock.toWall(ev.time));
+      try {
+        this.onEvent(new LazyEvent(ev, this.writer.line(ev, time), time, this.writer));
+      } finally {
+        // After delivery (a consumer may have asked for the object form, which caches it too).
+        if (ev.type === "process_exit") this.writer.forget(ev.process);
+      }
     } catch (err) {
       this.c.deliveryErrors++;
       this.lastError = err as Error;

@@ -85,12 +85,19 @@ export interface ExitRecord {
 
 export type ProcessRecord = ExecRecord | CloneRecord | ExitRecord;
 
-const utf8 = new TextDecoder("utf-8");
-
-/** Offsets of struct ward_creds_ns members relative to the struct. */
+/** Offsets of struct ward_creds_ns members in the enclosing record (u32: relative to base). */
 interface CredsOffsets {
   base: number;
   u32: [keyof CredsNs, number][];
+  uid: number;
+  gid: number;
+  suid: number;
+  sgid: number;
+  euid: number;
+  egid: number;
+  fsuid: number;
+  fsgid: number;
+  auid: number;
   capPermitted: number;
   capEffective: number;
   capInheritable: number;
@@ -99,46 +106,169 @@ interface CredsOffsets {
   nsCount: number;
 }
 
+const CRED_U32 = ["uid", "gid", "suid", "sgid", "euid", "egid", "fsuid", "fsgid", "auid"] as const;
+
 function credsOffsets(l: StructLayout, prefix: string): CredsOffsets {
   const base = l.offset(prefix);
-  const rel = (f: string): number => l.offset(`${prefix}.${f}`) - base;
-  const u32Names = ["uid", "gid", "suid", "sgid", "euid", "egid", "fsuid", "fsgid", "auid"] as const;
+  const abs = (f: string): number => l.offset(`${prefix}.${f}`);
   return {
     base,
-    u32: u32Names.map((n) => [n, rel(n)] as [keyof CredsNs, number]),
-    capPermitted: rel("cap_permitted"),
-    capEffective: rel("cap_effective"),
-    capInheritable: rel("cap_inheritable"),
-    cgroupId: rel("cgroup_id"),
-    ns: rel("ns"),
+    u32: CRED_U32.map((n) => [n, abs(n) - base] as [keyof CredsNs, number]),
+    uid: abs("uid"),
+    gid: abs("gid"),
+    suid: abs("suid"),
+    sgid: abs("sgid"),
+    euid: abs("euid"),
+    egid: abs("egid"),
+    fsuid: abs("fsuid"),
+    fsgid: abs("fsgid"),
+    auid: abs("auid"),
+    capPermitted: abs("cap_permitted"),
+    capEffective: abs("cap_effective"),
+    capInheritable: abs("cap_inheritable"),
+    cgroupId: abs("cgroup_id"),
+    ns: abs("ns"),
     nsCount: l.field(`${prefix}.ns`).size / 4,
   };
 }
 
-function readCreds(v: DataView, at: number, o: CredsOffsets): CredsNs {
-  const c: CredsNs = {
-    uid: 0,
-    gid: 0,
-    suid: 0,
-    sgid: 0,
-    euid: 0,
-    egid: 0,
-    fsuid: 0,
-    fsgid: 0,
-    auid: 0,
-    capPermitted: v.getBigUint64(at + o.capPermitted, true),
-    capEffective: v.getBigUint64(at + o.capEffective, true),
-    capInheritable: v.getBigUint64(at + o.capInheritable, true),
-    cgroupId: v.getBigUint64(at + o.cgroupId, true),
-    ns: [],
+/** Reads struct ward_creds_ns at the record-relative offsets in `o` (one object, one array). */
+function readCreds(v: DataView, o: CredsOffsets): CredsNs {
+  const ns = new Array<number>(o.nsCount);
+  for (let i = 0; i < o.nsCount; i++) ns[i] = v.getUint32(o.ns + i * 4, true);
+  return {
+    uid: v.getUint32(o.uid, true),
+    gid: v.getUint32(o.gid, true),
+    suid: v.getUint32(o.suid, true),
+    sgid: v.getUint32(o.sgid, true),
+    euid: v.getUint32(o.euid, true),
+    egid: v.getUint32(o.egid, true),
+    fsuid: v.getUint32(o.fsuid, true),
+    fsgid: v.getUint32(o.fsgid, true),
+    auid: v.getUint32(o.auid, true),
+    capPermitted: v.getBigUint64(o.capPermitted, true),
+    capEffective: v.getBigUint64(o.capEffective, true),
+    capInheritable: v.getBigUint64(o.capInheritable, true),
+    cgroupId: v.getBigUint64(o.cgroupId, true),
+    ns,
   };
-  for (const [name, off] of o.u32) (c as unknown as Record<string, number>)[name] = v.getUint32(at + off, true);
-  for (let i = 0; i < o.nsCount; i++) c.ns.push(v.getUint32(at + o.ns + i * 4, true));
-  return c;
 }
 
-function bytesToString(v: DataView, at: number, len: number): string {
-  return utf8.decode(new Uint8Array(v.buffer, v.byteOffset + at, len));
+/**
+ * Shares one CredsNs between records whose ward_creds_ns bytes are identical: a host runs
+ * most processes under a few credentials and namespaces, so this saves an object, an array
+ * and four BigInts per record. Shared objects are frozen. The key is the struct's bytes as a
+ * latin1 string (one native copy); the table is dropped when it passes its bound.
+ */
+class CredsInterner {
+  #ab: ArrayBufferLike | undefined;
+  #buf: Buffer = Buffer.alloc(0);
+  readonly #table = new Map<string, CredsNs>();
+  // The previous record's struct, word by word: consecutive records mostly share it, and
+  // comparing words is cheaper than building the key. (Its members are 32 and 64 bits wide,
+  // so the size is a multiple of 4; checked.)
+  readonly #last: Uint32Array;
+  #lastCreds: CredsNs | undefined;
+
+  constructor(
+    private readonly o: CredsOffsets,
+    private readonly size: number,
+  ) {
+    if (size % 4 !== 0) throw new RecordError(`decode process records: struct ward_creds_ns is ${size} bytes, not a multiple of 4`);
+    this.#last = new Uint32Array(size / 4);
+  }
+
+  read(v: DataView): CredsNs {
+    const base = this.o.base;
+    const last = this.#last;
+    const words = last.length;
+    let same = this.#lastCreds !== undefined;
+    for (let i = 0; i < words; i++) {
+      const w = v.getUint32(base + i * 4, true);
+      if (w !== last[i]) {
+        same = false;
+        last[i] = w;
+      }
+    }
+    if (same) return this.#lastCreds!;
+    if (v.buffer !== this.#ab) {
+      this.#ab = v.buffer;
+      this.#buf = Buffer.from(v.buffer as ArrayBuffer);
+    }
+    const start = v.byteOffset + base;
+    const key = this.#buf.toString("latin1", start, start + this.size);
+    let c = this.#table.get(key);
+    if (c === undefined) {
+      c = readCreds(v, this.o);
+      Object.freeze(c.ns);
+      Object.freeze(c);
+      if (this.#table.size >= 4096) this.#table.clear();
+      this.#table.set(key, c);
+    }
+    this.#lastCreds = c;
+    return c;
+  }
+}
+
+/** Byte offsets of every member the decoder reads, resolved from the BTF once. */
+interface Offsets {
+  op: number;
+  time: number;
+  ktime: number;
+  parentKtime: number;
+  pid: number;
+  tid: number;
+  ppid: number;
+  flags: number;
+}
+
+function offsetsOf(hdr: StructLayout, l: StructLayout): Offsets {
+  const opt = (f: string): number => (l.has(f) ? l.offset(f) : -1);
+  return {
+    op: hdr.offset("op"),
+    time: hdr.offset("time"),
+    ktime: l.offset("ktime"),
+    parentKtime: opt("parent_ktime"),
+    pid: l.offset("pid"),
+    tid: l.offset("tid"),
+    ppid: l.offset("ppid"),
+    flags: l.offset("flags"),
+  };
+}
+
+/**
+ * UTF-8 text from the record's bytes. Records of one drain share one ArrayBuffer (the ring's
+ * mapping), so the Buffer over it is made once and reused; invalid sequences become U+FFFD,
+ * as TextDecoder does.
+ */
+class TextReader {
+  #ab: ArrayBufferLike | undefined;
+  #buf: Buffer = Buffer.alloc(0);
+
+  read(v: DataView, at: number, len: number): string {
+    if (len === 0) return "";
+    if (v.buffer !== this.#ab) {
+      this.#ab = v.buffer;
+      this.#buf = Buffer.from(v.buffer as ArrayBuffer);
+    }
+    const start = v.byteOffset + at;
+    return this.#buf.toString("utf8", start, start + len);
+  }
+}
+
+/**
+ * One string object per distinct binary path or cwd: the process cache keeps thousands of
+ * images that mostly name the same few, and each would otherwise hold its own copy.
+ */
+class Interner {
+  readonly #table = new Map<string, string>();
+  get(s: string): string {
+    const have = this.#table.get(s);
+    if (have !== undefined) return have;
+    if (this.#table.size >= 8192) this.#table.clear();
+    this.#table.set(s, s);
+    return s;
+  }
 }
 
 /** Reads records of one compiled bpf/process.c; build it from that object's BTF. */
@@ -149,9 +279,16 @@ export class ProcessRecordDecoder {
   readonly exit: StructLayout;
   readonly proc: StructLayout;
   private readonly ops: { exec: number; clone: number; exit: number };
-  private readonly execCreds: CredsOffsets;
-  private readonly cloneCreds: CredsOffsets;
+  private readonly execCreds: CredsInterner;
+  private readonly cloneCreds: CredsInterner;
   private readonly execDataOff: number;
+  private readonly opOff: number;
+  private readonly timeOff: number;
+  private readonly eo: Offsets & { ino: number; nlink: number; binaryLen: number; argsLen: number; cwdLen: number };
+  private readonly co: Offsets;
+  private readonly xo: Offsets & { code: number };
+  private readonly text = new TextReader();
+  private readonly paths = new Interner();
 
   constructor(btf: Btf) {
     this.hdr = structLayout(btf, "ward_event_hdr");
@@ -166,79 +303,92 @@ export class ProcessRecordDecoder {
       return v;
     };
     this.ops = { exec: op("WARD_OP_EXEC"), clone: op("WARD_OP_CLONE"), exit: op("WARD_OP_EXIT") };
-    this.execCreds = credsOffsets(this.exec, "creds");
-    this.cloneCreds = credsOffsets(this.clone, "creds");
+    this.execCreds = new CredsInterner(credsOffsets(this.exec, "creds"), this.exec.field("creds").size);
+    this.cloneCreds = new CredsInterner(credsOffsets(this.clone, "creds"), this.clone.field("creds").size);
     this.execDataOff = this.exec.offset("data");
+    this.opOff = this.hdr.offset("op");
+    this.timeOff = this.hdr.offset("time");
+    const e = this.exec;
+    this.eo = {
+      ...offsetsOf(this.hdr, e),
+      ino: e.offset("ino"),
+      nlink: e.offset("nlink"),
+      binaryLen: e.offset("binary_len"),
+      argsLen: e.offset("args_len"),
+      cwdLen: e.offset("cwd_len"),
+    };
+    this.co = offsetsOf(this.hdr, this.clone);
+    this.xo = { ...offsetsOf(this.hdr, this.exit), code: this.exit.offset("code") };
   }
 
   /** The record kind of a raw record, without decoding the rest. */
   opOf(v: DataView): "exec" | "clone" | "exit" | undefined {
-    const op = v.getUint8(this.hdr.offset("op"));
+    const op = v.getUint8(this.opOff);
     return op === this.ops.exec ? "exec" : op === this.ops.clone ? "clone" : op === this.ops.exit ? "exit" : undefined;
   }
 
   decode(v: DataView): ProcessRecord {
-    const kind = this.opOf(v);
-    const time = v.getBigUint64(this.hdr.offset("time"), true);
-    if (kind === "exec") return this.decodeExec(v, time);
-    if (kind === "clone") {
-      const l = this.clone;
-      if (v.byteLength < l.size) throw new RecordError(`decode clone record: ${v.byteLength} bytes, want ${l.size}`);
+    if (v.byteLength < this.hdr.size) throw new RecordError(`decode process record: ${v.byteLength} bytes, want at least ${this.hdr.size}`);
+    const op = v.getUint8(this.opOff);
+    const time = v.getBigUint64(this.timeOff, true);
+    if (op === this.ops.exec) return this.decodeExec(v, time);
+    if (op === this.ops.clone) {
+      if (v.byteLength < this.clone.size) throw new RecordError(`decode clone record: ${v.byteLength} bytes, want ${this.clone.size}`);
+      const o = this.co;
       return {
         op: "clone",
         time,
-        ktime: v.getBigUint64(l.offset("ktime"), true),
-        parentKtime: v.getBigUint64(l.offset("parent_ktime"), true),
-        pid: v.getUint32(l.offset("pid"), true),
-        tid: v.getUint32(l.offset("tid"), true),
-        ppid: v.getUint32(l.offset("ppid"), true),
-        flags: v.getUint32(l.offset("flags"), true),
-        creds: readCreds(v, this.cloneCreds.base, this.cloneCreds),
+        ktime: v.getBigUint64(o.ktime, true),
+        parentKtime: v.getBigUint64(o.parentKtime, true),
+        pid: v.getUint32(o.pid, true),
+        tid: v.getUint32(o.tid, true),
+        ppid: v.getUint32(o.ppid, true),
+        flags: v.getUint32(o.flags, true),
+        creds: this.cloneCreds.read(v),
       };
     }
-    if (kind === "exit") {
-      const l = this.exit;
-      if (v.byteLength < l.size) throw new RecordError(`decode exit record: ${v.byteLength} bytes, want ${l.size}`);
+    if (op === this.ops.exit) {
+      if (v.byteLength < this.exit.size) throw new RecordError(`decode exit record: ${v.byteLength} bytes, want ${this.exit.size}`);
+      const o = this.xo;
       return {
         op: "exit",
         time,
-        ktime: v.getBigUint64(l.offset("ktime"), true),
-        pid: v.getUint32(l.offset("pid"), true),
-        tid: v.getUint32(l.offset("tid"), true),
-        ppid: v.getUint32(l.offset("ppid"), true),
-        flags: v.getUint32(l.offset("flags"), true),
-        code: v.getUint32(l.offset("code"), true),
+        ktime: v.getBigUint64(o.ktime, true),
+        pid: v.getUint32(o.pid, true),
+        tid: v.getUint32(o.tid, true),
+        ppid: v.getUint32(o.ppid, true),
+        flags: v.getUint32(o.flags, true),
+        code: v.getUint32(o.code, true),
       };
     }
-    throw new RecordError(`decode process record: unknown op ${v.getUint8(this.hdr.offset("op"))}`);
+    throw new RecordError(`decode process record: unknown op ${op}`);
   }
 
   private decodeExec(v: DataView, time: bigint): ExecRecord {
-    const l = this.exec;
-    if (v.byteLength < this.execDataOff) throw new RecordError(`decode exec record: ${v.byteLength} bytes, too short`);
-    const bl = v.getUint16(l.offset("binary_len"), true);
-    const al = v.getUint16(l.offset("args_len"), true);
-    const cl = v.getUint16(l.offset("cwd_len"), true);
+    const o = this.eo;
     const d = this.execDataOff;
+    if (v.byteLength < d) throw new RecordError(`decode exec record: ${v.byteLength} bytes, too short`);
+    const bl = v.getUint16(o.binaryLen, true);
+    const al = v.getUint16(o.argsLen, true);
+    const cl = v.getUint16(o.cwdLen, true);
     if (d + bl + al + cl > v.byteLength) {
       throw new RecordError(`decode exec record: lengths ${bl}+${al}+${cl} exceed ${v.byteLength - d} data bytes`);
     }
-    const argv = splitArgv(bytesToString(v, d + bl, al));
     return {
       op: "exec",
       time,
-      ktime: v.getBigUint64(l.offset("ktime"), true),
-      parentKtime: v.getBigUint64(l.offset("parent_ktime"), true),
-      pid: v.getUint32(l.offset("pid"), true),
-      tid: v.getUint32(l.offset("tid"), true),
-      ppid: v.getUint32(l.offset("ppid"), true),
-      flags: v.getUint32(l.offset("flags"), true),
-      creds: readCreds(v, this.execCreds.base, this.execCreds),
-      ino: v.getBigUint64(l.offset("ino"), true),
-      nlink: v.getUint32(l.offset("nlink"), true),
-      binary: bytesToString(v, d, bl),
-      argv,
-      cwd: bytesToString(v, d + bl + al, cl),
+      ktime: v.getBigUint64(o.ktime, true),
+      parentKtime: v.getBigUint64(o.parentKtime, true),
+      pid: v.getUint32(o.pid, true),
+      tid: v.getUint32(o.tid, true),
+      ppid: v.getUint32(o.ppid, true),
+      flags: v.getUint32(o.flags, true),
+      creds: this.execCreds.read(v),
+      ino: v.getBigUint64(o.ino, true),
+      nlink: v.getUint32(o.nlink, true),
+      binary: this.paths.get(this.text.read(v, d, bl)),
+      argv: splitArgv(this.text.read(v, d + bl, al)),
+      cwd: this.paths.get(this.text.read(v, d + bl + al, cl)),
     };
   }
 
@@ -262,11 +412,11 @@ export class ProcessRecordDecoder {
     v.setUint32(l.offset("flags"), p.flags, true);
     const co = credsOffsets(l, "creds");
     for (const [name, off] of co.u32) v.setUint32(co.base + off, (p.creds as unknown as Record<string, number>)[name] ?? 0, true);
-    v.setBigUint64(co.base + co.capPermitted, p.creds.capPermitted, true);
-    v.setBigUint64(co.base + co.capEffective, p.creds.capEffective, true);
-    v.setBigUint64(co.base + co.capInheritable, p.creds.capInheritable, true);
-    v.setBigUint64(co.base + co.cgroupId, p.creds.cgroupId, true);
-    for (let i = 0; i < co.nsCount; i++) v.setUint32(co.base + co.ns + i * 4, p.creds.ns[i] ?? 0, true);
+    v.setBigUint64(co.capPermitted, p.creds.capPermitted, true);
+    v.setBigUint64(co.capEffective, p.creds.capEffective, true);
+    v.setBigUint64(co.capInheritable, p.creds.capInheritable, true);
+    v.setBigUint64(co.cgroupId, p.creds.cgroupId, true);
+    for (let i = 0; i < co.nsCount; i++) v.setUint32(co.ns + i * 4, p.creds.ns[i] ?? 0, true);
     const bin = l.field("bin");
     const bytes = new TextEncoder().encode(p.binary).subarray(0, bin.size - 1);
     buf.set(bytes, bin.offset);

@@ -93,3 +93,128 @@ export function encodeEvent(ev: ProcessEvent, opts: EncodeOptions): JsonObject {
   }
   return { [ev.type]: body, node_name: opts.nodeName, time };
 }
+
+/** One process block, encoded once per image: its JSON, and its frozen object when asked for. */
+interface Block {
+  readonly text: string;
+  obj?: JsonObject;
+  /** The exec event's variant, with binary_properties when the file was unlinked. */
+  exec?: Block;
+}
+
+/**
+ * Writes process_exec / process_exit lines without building the event object first. The
+ * `process` block of an image is written once and reused by every later event that names the
+ * image: its exit, and each child's exec and exit as `parent`. Per event only the envelope
+ * and the time are written. The block is written field by field in encodeProcess's order
+ * with JSON.stringify's escaping (quote()); with process credentials or namespaces enabled it
+ * is JSON.stringify(encodeProcess(...)) itself. The object form (json()) is made only on
+ * request and shares the cached blocks, so they are frozen; a consumer that edits an event
+ * copies it first.
+ */
+export class ProcessEventWriter {
+  // Keyed by the image object: a cache entry's ProcessInfo lives as long as the image is
+  // cached, and a copied image (an exit from another thread) simply gets its own block.
+  readonly #blocks = new WeakMap<ProcessInfo, Block>();
+  readonly #node: string;
+  readonly #plain: boolean;
+
+  constructor(readonly opts: EncodeOptions) {
+    this.#node = JSON.stringify(opts.nodeName);
+    this.#plain = !opts.processCred && !opts.processNs;
+  }
+
+  #block(p: ProcessInfo): Block {
+    let b = this.#blocks.get(p);
+    if (b === undefined) {
+      b = { text: this.#plain ? this.#write(p) : JSON.stringify(encodeProcess(p, this.opts)) };
+      this.#blocks.set(p, b);
+    }
+    return b;
+  }
+
+  /**
+   * encodeProcess(p, opts) as JSON, for options without credentials and namespaces. Pieces
+   * are joined natively into one flat string (the block is kept with the image; a `+=` rope
+   * would keep every piece).
+   */
+  #write(p: ProcessInfo): string {
+    const s: string[] = [];
+    if (p.execId !== "") s.push('{"exec_id":', quote(p.execId), ',"pid":');
+    else s.push('{"pid":');
+    s.push(String(p.pid), ',"uid":', String(p.creds.euid));
+    if (p.cwd !== "") s.push(',"cwd":', quote(p.cwd));
+    if (p.binary !== "") s.push(',"binary":', quote(p.binary));
+    if (p.arguments !== "") s.push(',"arguments":', quote(p.arguments));
+    const flags = flagsString(p.flags);
+    if (flags !== "") s.push(',"flags":', quote(flags));
+    if (p.ktime !== 0n) s.push(',"start_time":"', rfc3339Nano(this.opts.clock.toWall(p.ktime)), '"');
+    s.push(',"auid":', String(p.creds.auid));
+    if (p.parentExecId !== "") s.push(',"parent_exec_id":', quote(p.parentExecId));
+    s.push(',"tid":', String(p.tid), "}");
+    return s.join("");
+  }
+
+  #execBlock(p: ProcessInfo): Block {
+    const b = this.#block(p);
+    if (b.exec === undefined) {
+      if (p.file && p.file.nlink === 0) {
+        const bp = encodeProcess(p, this.opts, true).binary_properties;
+        b.exec = { text: `${b.text.slice(0, -1)},"binary_properties":${JSON.stringify(bp)}}` };
+      } else {
+        b.exec = b;
+      }
+    }
+    return b.exec;
+  }
+
+  #obj(p: ProcessInfo, b: Block, exec: boolean): JsonObject {
+    return (b.obj ??= Object.freeze(encodeProcess(p, this.opts, exec)));
+  }
+
+  /**
+   * Drops the cached block of an image that ended: its exit was its last own event, and an
+   * ended image is rarely a parent again (then its block is written anew). Keeps the blocks
+   * of the process cache's retained, ended images from holding memory.
+   */
+  forget(p: ProcessInfo): void {
+    this.#blocks.delete(p);
+  }
+
+  /** The export line of `ev`, equal to JSON.stringify(encodeEvent(ev, opts)). */
+  line(ev: ProcessEvent, wallTime?: string): string {
+    const time = wallTime ?? rfc3339Nano(this.opts.clock.toWall(ev.time));
+    const proc = ev.type === "process_exec" ? this.#execBlock(ev.process).text : this.#block(ev.process).text;
+    let s = `{"${ev.type}":{"process":${proc}`;
+    if (ev.parent) s += `,"parent":${this.#block(ev.parent).text}`;
+    if (ev.type === "process_exit") {
+      if (ev.signal) s += `,"signal":${quote(ev.signal)}`;
+      if (ev.status !== 0) s += `,"status":${ev.status}`;
+      s += `,"time":"${time}"`;
+    }
+    return `${s}},"node_name":${this.#node},"time":"${time}"}`;
+  }
+
+  /** The object form of `ev`, equal to encodeEvent(ev, opts) (its process blocks are shared and frozen). */
+  json(ev: ProcessEvent, wallTime?: string): JsonObject {
+    const time = wallTime ?? rfc3339Nano(this.opts.clock.toWall(ev.time));
+    const p = ev.process;
+    const body: JsonObject = { process: ev.type === "process_exec" ? this.#obj(p, this.#execBlock(p), true) : this.#obj(p, this.#block(p), false) };
+    if (ev.parent) body.parent = this.#obj(ev.parent, this.#block(ev.parent), false);
+    if (ev.type === "process_exit") {
+      if (ev.signal) body.signal = ev.signal;
+      if (ev.status !== 0) body.status = ev.status;
+      body.time = time;
+    }
+    return { [ev.type]: body, node_name: this.opts.nodeName, time };
+  }
+}
+
+// Characters JSON.stringify writes escaped: quote, backslash, controls, and (for lone
+// surrogates) anything in the surrogate range; strings with none are written as they are.
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
+
+/** JSON.stringify(s), without the native call for the common plain string. */
+export function quote(s: string): string {
+  return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`;
+}

@@ -44,23 +44,29 @@ export class BootClock {
   }
 }
 
-let lastSec = -1n;
+// Events come in bursts within the same second: the formatted date part of the last second
+// is kept with that second's first nanosecond, so a time in it costs one subtraction.
+let lastStart = -1n;
 let lastBase = "";
+
+const NS_PER_SEC = 1_000_000_000n;
 
 /**
  * RFC 3339 UTC with 0, 3, 6 or 9 fractional digits, the protojson Timestamp form
  * ("2023-10-06T22:03:57.700327580Z", "2024-04-14T02:17:46Z").
  */
 export function rfc3339Nano(epochNs: bigint): string {
-  let sec = epochNs / 1_000_000_000n;
-  let nanos = Number(epochNs % 1_000_000_000n);
-  if (nanos < 0) {
-    nanos += 1_000_000_000;
-    sec -= 1n;
-  }
-  // Events come in bursts within the same second: reuse the formatted date part.
-  if (sec !== lastSec) {
-    lastSec = sec;
+  let nanos: number;
+  if (epochNs >= lastStart && epochNs - lastStart < NS_PER_SEC) {
+    nanos = Number(epochNs - lastStart);
+  } else {
+    let sec = epochNs / NS_PER_SEC;
+    nanos = Number(epochNs % NS_PER_SEC);
+    if (nanos < 0) {
+      nanos += 1_000_000_000;
+      sec -= 1n;
+    }
+    lastStart = sec * NS_PER_SEC;
     lastBase = new Date(Number(sec) * 1000).toISOString().slice(0, 19);
   }
   const base = lastBase;

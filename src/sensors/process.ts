@@ -48,6 +48,8 @@ export interface ProcessSensorOptions {
   housekeepingMs?: number;
   /** Diagnostics, one message a call without a prefix (default: stderr, "process sensor: " prefixed). */
   log?: (msg: string) => void;
+  /** Sees every raw ring buffer record before it is decoded (bench/lib/process-dump.ts records them); the view is valid only during the call. */
+  onRecord?: (rec: DataView) => void;
 }
 
 const PROGRAMS = ["ward_process_fork", "ward_process_exec", "ward_process_exit"] as const;
@@ -186,6 +188,13 @@ export class ProcessSensor {
   private drainOnce(): number {
     const r = this.reader;
     if (!r) return 0;
+    const tap = this.opts.onRecord;
+    if (tap) {
+      return r.drain((v) => {
+        tap(v);
+        this.pipeline.handle(v);
+      }, DRAIN_BATCH);
+    }
     return r.drain((v) => this.pipeline.handle(v), DRAIN_BATCH);
   }
 

@@ -12,10 +12,14 @@ class FakeRing {
   readonly bytes: Uint8Array;
   prod = 0;
 
-  constructor(readonly size: number, start = 0) {
-    const data = new ArrayBuffer(OFF + 2 * size);
+  constructor(
+    readonly size: number,
+    start = 0,
+    readonly mappedOnce = false,
+  ) {
+    const data = new ArrayBuffer(OFF + (mappedOnce ? 1 : 2) * size);
     this.bytes = new Uint8Array(data);
-    this.views = { consumerPos: new BigUint64Array([BigInt(start)]), producerPos: new BigUint64Array(data, 0, 1), data, dataOffset: OFF, size };
+    this.views = { consumerPos: new BigUint64Array([BigInt(start)]), producerPos: new BigUint64Array(data, 0, 1), data, dataOffset: OFF, size, mappedOnce };
     this.prod = start;
     this.views.producerPos[0] = BigInt(start);
   }
@@ -25,7 +29,7 @@ class FakeRing {
     for (let j = 0; j < b.length; j++) {
       const i = (pos + j) % this.size;
       this.bytes[OFF + i] = b[j]!;
-      this.bytes[OFF + this.size + i] = b[j]!;
+      if (!this.mappedOnce) this.bytes[OFF + this.size + i] = b[j]!;
     }
   }
 
@@ -93,6 +97,35 @@ describe("ring buffer consume", () => {
     });
     expect(got).toBe("0123456789abcdefghij");
     expect(r.cons).toBe(1000 * 64 + 48 + 32);
+  });
+
+  test("mapped once: a wrapping record is copied together, records around it are read in place", () => {
+    const r = new FakeRing(128, 1000 * 128 + 40, true);
+    r.push(text("abcdefgh")); // header at 40, payload 48..56
+    r.push(text("0123456789abcdefghij")); // header at 56, payload 64..84
+    r.push(text("xyz")); // header at 88, payload 96..99
+    r.push(text("wrapping across the end")); // header at 104, payload 112..135 -> wraps
+    const got: string[] = [];
+    const inPlace: boolean[] = [];
+    const collect = (v: DataView): void => {
+      got.push(read(v));
+      inPlace.push(v.buffer === r.views.data);
+    };
+    expect(consume(r.views, collect)).toBe(4);
+    expect(got).toEqual(["abcdefgh", "0123456789abcdefghij", "xyz", "wrapping across the end"]);
+    expect(inPlace).toEqual([true, true, true, false]);
+    // A header in the last 8 bytes: its payload starts at the beginning, in place.
+    const e = new FakeRing(128, 7 * 128 + 120, true);
+    e.push(text("at the start"));
+    got.length = 0;
+    inPlace.length = 0;
+    const collectEdge = (v: DataView): void => {
+      got.push(read(v));
+      inPlace.push(v.buffer === e.views.data);
+    };
+    expect(consume(e.views, collectEdge)).toBe(1);
+    expect(got).toEqual(["at the start"]);
+    expect(inPlace).toEqual([true]);
   });
 
   test("max bounds one drain; the rest stays for the next", () => {

@@ -81,8 +81,41 @@ describe("process records", () => {
     const pv = new DataView(val.buffer);
     expect(pv.getBigUint64(dec.proc.offset("ktime"), true)).toBe(7n);
     expect(pv.getUint32(dec.proc.offset("creds.euid"), true)).toBe(5);
+    expect(pv.getUint32(dec.proc.offset("creds.auid"), true)).toBe(4294967295);
     expect(pv.getUint32(dec.proc.offset("bin_len"), true)).toBe(6);
     expect(new TextDecoder().decode(val.subarray(dec.proc.offset("bin"), dec.proc.offset("bin") + 6))).toBe("/bin/x");
+  });
+
+  test("records with identical credentials share one frozen CredsNs; any differing byte gives its own", () => {
+    const l = dec.clone;
+    const rec = (euid: number, capEff: bigint, ns2: number): DataView => {
+      const v = new DataView(new Uint8Array(l.size).buffer);
+      v.setUint8(dec.hdr.offset("op"), 2);
+      v.setUint32(l.offset("pid"), 5, true);
+      v.setUint32(l.offset("creds.euid"), euid, true);
+      v.setBigUint64(l.offset("creds.cap_effective"), capEff, true);
+      v.setUint32(l.offset("creds.ns") + 4 * 2, ns2, true);
+      return v;
+    };
+    const creds = (v: DataView) => {
+      const r = dec.decode(v);
+      if (r.op !== "clone") throw new Error(`decoded ${r.op}`);
+      return r.creds;
+    };
+    const a = creds(rec(1000, 1n << 21n, 4026531841));
+    const a2 = creds(rec(1000, 1n << 21n, 4026531841)); // same as the previous record
+    const b = creds(rec(1000, 1n << 21n, 4026531842)); // one namespace differs
+    const c = creds(rec(1001, 1n << 21n, 4026531841)); // euid differs
+    const d = creds(rec(1000, 1n << 22n, 4026531841)); // a capability bit differs
+    const a3 = creds(rec(1000, 1n << 21n, 4026531841)); // back to the first, from the table
+    expect(a2).toBe(a);
+    expect(a3).toBe(a);
+    expect(new Set([a, b, c, d]).size).toBe(4);
+    expect([a.euid, a.capEffective, a.ns[2]]).toEqual([1000, 1n << 21n, 4026531841]);
+    expect([b.euid, b.capEffective, b.ns[2]]).toEqual([1000, 1n << 21n, 4026531842]);
+    expect([c.euid, c.capEffective, c.ns[2]]).toEqual([1001, 1n << 21n, 4026531841]);
+    expect([d.euid, d.capEffective, d.ns[2]]).toEqual([1000, 1n << 22n, 4026531841]);
+    expect(Object.isFrozen(a) && Object.isFrozen(a.ns)).toBe(true);
   });
 
   test("truncated or unknown records are rejected", () => {
