@@ -81,6 +81,17 @@ export function valueBufferSize(type: MapType, valueSize: number): number {
   return isPerCpu(type) ? Math.ceil(valueSize / 8) * 8 * possibleCpus() : valueSize;
 }
 
+/**
+ * A per-CPU u64 value (as lookup() returns it: one 8-byte slot per possible CPU) summed over
+ * its CPUs; counters are kept per CPU so the programs never contend for one cache line.
+ */
+export function sumPerCpuU64(value: Uint8Array): bigint {
+  const dv = new DataView(value.buffer, value.byteOffset, value.byteLength);
+  let sum = 0n;
+  for (let o = 0; o + 8 <= value.byteLength; o += 8) sum += dv.getBigUint64(o, true);
+  return sum;
+}
+
 function isEnoent(e: unknown): boolean {
   return e instanceof SyscallError && e.errno === 2;
 }

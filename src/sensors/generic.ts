@@ -32,6 +32,7 @@ import { RingBufReader } from "../bpf/ringbuf.ts";
 import { tracepointId } from "../bpf/perf.ts";
 import type { Btf } from "../bpf/btf.ts";
 import { enumValues, structLayout, type StructLayout } from "../events/layout.ts";
+import { binNameKey, countActiveSlots, countEntries, counterReader, u32Key as u32 } from "./tables.ts";
 import type { CompiledPolicy, SectionName } from "../policy/engine.ts";
 import { readlinkSync } from "node:fs";
 import { chooseOpenExit, OPEN_EXIT_TRACEPOINTS, type OpenExitChoice } from "./open-exit.ts";
@@ -207,12 +208,6 @@ interface PolicyState {
   /** the number the kernel records carry (gen_slot.policy) */
   no: number;
 }
-
-const u32 = (n: number): Uint8Array => {
-  const b = new Uint8Array(4);
-  new DataView(b.buffer).setUint32(0, n >>> 0, true);
-  return b;
-};
 
 /** The generic hooks: see the module comment. */
 export class GenericSensor {
@@ -428,7 +423,7 @@ export class GenericSensor {
       if (r === undefined) continue;
       if (--r.refs === 0) {
         this.binRefs.delete(p);
-        try { this.map("gen_bin_names").delete(binKey(p)); } catch { /* already gone */ }
+        try { this.map("gen_bin_names").delete(binNameKey(p)); } catch { /* already gone */ }
       }
     }
     for (const t of st.tracepoints) {
@@ -584,7 +579,7 @@ export class GenericSensor {
       const r = this.binRefs.get(path);
       if (r !== undefined && r.id !== id) throw new GenericSensorError(`apply policy ${st.id}: binary ${path} interned as ${id} but ${r.id} is in use (compile every policy with the same BinaryInterner)`);
       if (r === undefined) {
-        names.update(binKey(path), u32(id));
+        names.update(binNameKey(path), u32(id));
         this.binRefs.set(path, { id, refs: 1 });
       } else r.refs++;
       st.binPaths.push(path);
@@ -774,34 +769,15 @@ export class GenericSensor {
   tableSizes(): Record<string, number> {
     const out: Record<string, number> = {};
     for (const name of ["gen_dispatch", "gen_str_prefix", "gen_str_postfix", "gen_int_set", "gen_addr_lpm", "gen_bin_names", "gen_bin_set", ...[0, 1, 2, 3, 4, 5, 6, 7, 8].map((c) => `gen_str_eq_${16 << c}`)]) {
-      let n = 0;
-      for (const _ of this.map(name).keys()) n++;
-      out[name] = n;
+      out[name] = countEntries(this.map(name));
     }
-    let active = 0;
-    const slots = this.map("gen_slots");
-    const max = slots.spec.maxEntries;
-    for (let i = 0; i < max; i++) {
-      const v = slots.lookup(u32(i));
-      if (v !== undefined && (new DataView(v.buffer, v.byteOffset, v.byteLength).getUint32(this.L.slot.offset("flags"), true) & SLOT_ACTIVE) !== 0) active++;
-    }
-    out.activeSlots = active;
+    out.activeSlots = countActiveSlots(this.map("gen_slots"), this.L.slot.offset("flags"), SLOT_ACTIVE);
     return out;
   }
 
   /** Kernel counters summed over CPUs. */
   counters(): GenericCounters {
-    const m = this.map("gen_counters");
-    const get = (name: string): bigint => {
-      const idx = this.counterIdx.get(name);
-      if (idx === undefined) return 0n;
-      const v = m.lookup(u32(idx));
-      if (v === undefined) return 0n;
-      const dv = new DataView(v.buffer, v.byteOffset, v.byteLength);
-      let sum = 0n;
-      for (let o = 0; o + 8 <= v.byteLength; o += 8) sum += dv.getBigUint64(o, true);
-      return sum;
-    };
+    const get = counterReader(this.map("gen_counters"), this.counterIdx);
     return {
       evaluations: get("GEN_CNT_EVALS"), matches: get("GEN_CNT_MATCHES"), posts: get("GEN_CNT_POSTS"),
       ringbufDrops: get("GEN_CNT_RB_DROPS"), kills: get("GEN_CNT_KILLS"), signals: get("GEN_CNT_SIGNALS"),
@@ -828,13 +804,6 @@ export class GenericSensor {
     this.coll?.close();
     this.coll = undefined;
   }
-}
-
-/** gen_bin_names key: the path zero padded to WARD_BIN_PATH_MAX, as ward_proc.bin holds it. */
-function binKey(path: string): Uint8Array {
-  const k = new Uint8Array(256);
-  k.set(new TextEncoder().encode(path).subarray(0, 255));
-  return k;
 }
 
 /**

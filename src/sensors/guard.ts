@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, readdirSync, rmdirSync, statSync } from "node:fs
 import { join, posix } from "node:path";
 import { attachProgram, loadCollectionSpec, newCollection, type CollectionSpec } from "../bpf/collection.ts";
 import { Link } from "../bpf/link.ts";
-import { BpfMap } from "../bpf/map.ts";
+import { BpfMap, sumPerCpuU64 } from "../bpf/map.ts";
 import type { BpfProgram } from "../bpf/program.ts";
 import { unpin } from "../bpf/pin.ts";
 import { readObject } from "../bpf/objects.ts";
@@ -845,11 +845,7 @@ export class FileGuard {
     const m = this.map("guard_counters");
     const sum = (idx: number): bigint => {
       const v = m.lookup(this.u32Key(idx));
-      if (v === undefined) return 0n;
-      const dv = new DataView(v.buffer, v.byteOffset, v.byteLength);
-      let total = 0n;
-      for (let at = 0; at + 8 <= v.byteLength; at += 8) total += dv.getBigUint64(at, true);
-      return total;
+      return v === undefined ? 0n : sumPerCpuU64(v);
     };
     return {
       checks: sum(0),

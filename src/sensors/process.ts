@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { UpdateFlags } from "../bpf/constants.ts";
 import { attachProgram, loadCollectionSpec, newCollection, type Collection, type CollectionSpec } from "../bpf/collection.ts";
 import type { Link } from "../bpf/link.ts";
-import type { BpfMap } from "../bpf/map.ts";
+import { sumPerCpuU64, type BpfMap } from "../bpf/map.ts";
 import { readObject } from "../bpf/objects.ts";
 import { ensureBpffs, unpin } from "../bpf/pin.ts";
 import { RingBufReader } from "../bpf/ringbuf.ts";
@@ -230,10 +230,7 @@ export class ProcessSensor {
       new DataView(key.buffer).setUint32(0, this.lostSlots[kind], true);
       const v = map.lookup(key);
       if (!v) continue;
-      const dv = new DataView(v.buffer, v.byteOffset, v.byteLength);
-      let sum = 0;
-      for (let off = 0; off + 8 <= v.byteLength; off += 8) sum += Number(dv.getBigUint64(off, true));
-      out[kind] = sum;
+      out[kind] = Number(sumPerCpuU64(v));
     }
     return out;
   }

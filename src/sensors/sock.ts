@@ -23,6 +23,7 @@ import type { BpfMap } from "../bpf/map.ts";
 import { readObject } from "../bpf/objects.ts";
 import { RingBufReader } from "../bpf/ringbuf.ts";
 import { enumValues, structLayout, type StructLayout } from "../events/layout.ts";
+import { binNameKey, countActiveSlots, countEntries, counterReader, u32Key as u32 } from "./tables.ts";
 import type { CompiledPolicy } from "../policy/engine.ts";
 
 export class SockSensorError extends Error {
@@ -149,12 +150,6 @@ const EF = { MONITOR: 1, KILLED: 2, SIGNALED: 4, DENIED: 8 } as const;
 /** Operators the programs evaluate, by argument type (ward_op). */
 const SOCKADDR_OPS = new Set([28, 15, 18, 20, 21, 13, 24]);
 const SOCK_OPS = new Set([28, 17, 29, 15, 18, 16, 19, 20, 21, 22, 23, 13, 24, 14, 25]);
-
-const u32 = (n: number): Uint8Array => {
-  const b = new Uint8Array(4);
-  new DataView(b.buffer).setUint32(0, n >>> 0, true);
-  return b;
-};
 
 /** "127.0.0.1" / "::1" from network-order bytes (family 2 or 10); "" otherwise. */
 export function formatAddr(family: number, b: Uint8Array): string {
@@ -362,7 +357,7 @@ export class SockSensor {
       if (r === undefined) continue;
       if (--r.refs === 0) {
         this.binRefs.delete(p);
-        try { this.map("sock_bin_names").delete(binKey(p)); } catch { /* already gone */ }
+        try { this.map("sock_bin_names").delete(binNameKey(p)); } catch { /* already gone */ }
       }
     }
     for (const p of st.points) {
@@ -470,7 +465,7 @@ export class SockSensor {
       const r = this.binRefs.get(path);
       if (r !== undefined && r.id !== id) throw new SockSensorError(`apply policy ${st.id}: binary ${path} interned as ${id} but ${r.id} is in use (compile every policy with the same BinaryInterner)`);
       if (r === undefined) {
-        names.update(binKey(path), u32(id));
+        names.update(binNameKey(path), u32(id));
         this.binRefs.set(path, { id, refs: 1 });
       } else r.refs++;
       st.binPaths.push(path);
@@ -560,33 +555,15 @@ export class SockSensor {
   tableSizes(): Record<string, number> {
     const out: Record<string, number> = {};
     for (const name of ["sock_addr_lpm", "sock_int_set", "sock_bin_names", "sock_bin_set"]) {
-      let n = 0;
-      for (const _ of this.map(name).keys()) n++;
-      out[name] = n;
+      out[name] = countEntries(this.map(name));
     }
-    let active = 0;
-    const slots = this.map("sock_slots");
-    for (let i = 0; i < slots.spec.maxEntries; i++) {
-      const v = slots.lookup(u32(i));
-      if (v !== undefined && (new DataView(v.buffer, v.byteOffset, v.byteLength).getUint32(this.L.slot.offset("flags"), true) & SLOT_ACTIVE) !== 0) active++;
-    }
-    out.activeSlots = active;
+    out.activeSlots = countActiveSlots(this.map("sock_slots"), this.L.slot.offset("flags"), SLOT_ACTIVE);
     return out;
   }
 
   /** Kernel counters summed over CPUs. */
   counters(): SockCounters {
-    const m = this.map("sock_counters");
-    const get = (name: string): bigint => {
-      const idx = this.counterIdx.get(name);
-      if (idx === undefined) return 0n;
-      const v = m.lookup(u32(idx));
-      if (v === undefined) return 0n;
-      const dv = new DataView(v.buffer, v.byteOffset, v.byteLength);
-      let sum = 0n;
-      for (let o = 0; o + 8 <= v.byteLength; o += 8) sum += dv.getBigUint64(o, true);
-      return sum;
-    };
+    const get = counterReader(this.map("sock_counters"), this.counterIdx);
     return {
       calls: get("SOCK_CNT_CALLS"), matches: get("SOCK_CNT_MATCHES"), posts: get("SOCK_CNT_POSTS"),
       ringbufDrops: get("SOCK_CNT_RB_DROPS"), denies: get("SOCK_CNT_DENIES"), kills: get("SOCK_CNT_KILLS"),
@@ -608,11 +585,4 @@ export class SockSensor {
     this.coll?.close();
     this.coll = undefined;
   }
-}
-
-/** sock_bin_names key: the path zero padded to WARD_BIN_PATH_MAX, as ward_proc.bin holds it. */
-function binKey(path: string): Uint8Array {
-  const k = new Uint8Array(256);
-  k.set(new TextEncoder().encode(path).subarray(0, 255));
-  return k;
 }

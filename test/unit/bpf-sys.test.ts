@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { openSync } from "node:fs";
 import { objName } from "../../src/bpf/attr.ts";
 import { Fd } from "../../src/bpf/fd.ts";
-import { MapType, parseCpuList, possibleCpus, valueBufferSize } from "../../src/bpf/map.ts";
+import { MapType, parseCpuList, possibleCpus, sumPerCpuU64, valueBufferSize } from "../../src/bpf/map.ts";
 import { encodePerfAttr } from "../../src/bpf/perf.ts";
 import { EPERM_HINT, VerifierError } from "../../src/bpf/program.ts";
 import { SyscallError, errnoName } from "../../src/bpf/sys.ts";
@@ -52,6 +52,18 @@ describe("sizes", () => {
     expect(valueBufferSize(MapType.PERCPU_ARRAY, 4)).toBe(8 * n);
     expect(valueBufferSize(MapType.LRU_PERCPU_HASH, 12)).toBe(16 * n);
     expect(valueBufferSize(MapType.HASH, 12)).toBe(12);
+  });
+
+  test("a per-cpu u64 value sums its 8-byte cpu slots, little-endian, beyond 2^53", () => {
+    const v = new Uint8Array(8 * 3 + 4); // a trailing partial slot is not a cpu's
+    const dv = new DataView(v.buffer);
+    dv.setBigUint64(0, 5n, true);
+    dv.setBigUint64(8, 1n << 60n, true);
+    dv.setBigUint64(16, 7n, true);
+    dv.setUint32(24, 0xffffffff, true);
+    expect(sumPerCpuU64(v)).toBe((1n << 60n) + 12n);
+    expect(sumPerCpuU64(v.subarray(8, 16))).toBe(1n << 60n);
+    expect(sumPerCpuU64(new Uint8Array(0))).toBe(0n);
   });
 
   test("object names keep 15 characters of [A-Za-z0-9_.]", () => {
