@@ -11,7 +11,7 @@
 // Paths are dotted proto field names in snake_case, as in the JSON export. A list field
 // (e.g. args) applies the rest of the path to each element; a map field (pod_labels) takes
 // its keys as path elements, the way fmutils treats proto maps.
-import { eventTypeOf, FilterError, FilterLineError, splitJsonObjects, eventTypeKey, type EventJson } from "./filter.ts";
+import { eventTypeOf, FilterError, parseJsonObjectLines, eventTypeKey, type EventJson } from "./filter.ts";
 
 export type FieldFilterAction = "INCLUDE" | "EXCLUDE";
 
@@ -167,25 +167,5 @@ export function parseFieldFilterObject(v: unknown): FieldFilterSpec {
 
 /** parseFieldFilterLines reads Tetragon's JSON field filter lines; throws FilterLineError (line, field). */
 export function parseFieldFilterLines(text: string): FieldFilterSpec[] {
-  let chunks: { text: string; line: number }[];
-  try {
-    chunks = splitJsonObjects(text);
-  } catch (err) {
-    const m = /^line (\d+): /.exec((err as Error).message);
-    throw new FilterLineError(m ? Number(m[1]) : 1, "", (err as Error).message.replace(/^line \d+: /, ""));
-  }
-  return chunks.map(({ text: t, line }) => {
-    let v: unknown;
-    try {
-      v = JSON.parse(t);
-    } catch (err) {
-      throw new FilterLineError(line, "", `not valid JSON: ${(err as Error).message}`);
-    }
-    try {
-      return parseFieldFilterObject(v);
-    } catch (err) {
-      if (err instanceof FilterError) throw new FilterLineError(line, err.field, err.message);
-      throw err;
-    }
-  });
+  return parseJsonObjectLines(text, parseFieldFilterObject);
 }

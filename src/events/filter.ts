@@ -278,6 +278,15 @@ export class FilterLineError extends FilterError {
 
 /** parseFilterLines reads Tetragon's JSON filter lines; throws FilterLineError (line, field). */
 export function parseFilterLines(text: string, opts: { pidSet?: boolean } = {}): TetragonFilter[] {
+  return parseJsonObjectLines(text, (v) => parseFilterObject(v, opts));
+}
+
+/**
+ * Each JSON object of text (as splitJsonObjects cuts it) through parse. A split or JSON
+ * error, or a FilterError from parse, comes back as FilterLineError naming the object's
+ * line; any other error passes through.
+ */
+export function parseJsonObjectLines<T>(text: string, parse: (v: unknown) => T): T[] {
   let chunks: { text: string; line: number }[];
   try {
     chunks = splitJsonObjects(text);
@@ -293,7 +302,7 @@ export function parseFilterLines(text: string, opts: { pidSet?: boolean } = {}):
       throw new FilterLineError(line, "", `not valid JSON: ${(err as Error).message}`);
     }
     try {
-      return parseFilterObject(v, opts);
+      return parse(v);
     } catch (err) {
       if (err instanceof FilterError) throw new FilterLineError(line, err.field, err.message);
       throw err;
