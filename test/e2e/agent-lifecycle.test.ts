@@ -7,12 +7,12 @@ import { spawnSync } from "node:child_process";
 import { copyFileSync, chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Subprocess } from "bun";
 import { validatePolicyText } from "../../src/policy/validate.ts";
 import { hostHookFeatures, resolvePolicy } from "../../src/sensors/resolve.ts";
 import { linkIdsOf, systemLinkIds } from "../lib/bpf-links.ts";
 import { kernelTest } from "../lib/host.ts";
 import { secureOpenPolicy } from "../lib/talk-policies.ts";
+import { agentReady, waitFor } from "../lib/agent.ts";
 
 const root = join(import.meta.dir, "..", "..");
 const main = join(root, "src", "cli", "main.ts");
@@ -22,17 +22,6 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
   rmSync(bpfDir, { recursive: true, force: true });
 });
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs: number, child?: Subprocess): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (child && child.exitCode !== null) throw new Error(`${what}: agent exited with ${child.exitCode}`);
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await Bun.sleep(50);
-  }
-}
 
 function cli(args: string[], env: Record<string, string>) {
   const r = spawnSync(process.execPath, [main, ...args], { encoding: "utf8", env: { ...process.env, ...env }, timeout: 30_000 });
@@ -52,11 +41,8 @@ describe("ward agent (e2e)", () => {
       );
       const stderr = new Response(agent.stderr).text();
       try {
-        const state = await waitFor("state file", () => (existsSync(stateFile) ? (JSON.parse(readFileSync(stateFile, "utf8")) as { url: string; pid: number }) : undefined), 30_000, agent);
+        const { state, token } = await agentReady<{ url: string; pid: number }>(agent, { stateFile, tokenFile });
         expect(state.pid).toBe(agent.pid);
-        await waitFor("healthz 200", async () => ((await fetch(`${state.url}/healthz`).catch(() => undefined))?.status === 200 ? true : undefined), 60_000, agent);
-
-        const token = readFileSync(tokenFile, "utf8").trim();
         expect(token.length).toBeGreaterThanOrEqual(32);
         expect((await fetch(`${state.url}/v1/status`)).status).toBe(401);
 

@@ -14,6 +14,7 @@ import { ensureSystemPackages } from "../../build/system.ts";
 import { kernelTest } from "../lib/host.ts";
 import { secureOpenPolicy } from "../lib/talk-policies.ts";
 import { fanotifySupport } from "../../src/sensors/fanotify-sys.ts";
+import { agentReady, waitFor } from "../lib/agent.ts";
 
 /**
  * Whether fanotify holds file rules here (no BPF LSM loads on this host, so the probe decides
@@ -78,17 +79,6 @@ function linkIdsOf(pid: number): Set<number> {
   return out;
 }
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs: number, child?: Subprocess): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (child && child.exitCode !== null) throw new Error(`${what}: agent exited with ${child.exitCode}`);
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await Bun.sleep(50);
-  }
-}
-
 interface Running {
   url: string;
   token: string;
@@ -110,9 +100,7 @@ async function startAgent(policies: string[], runtime = process.execPath): Promi
   for (const p of policies) args.push("--policy", p);
   const agent = Bun.spawn(args, { stdout: "pipe", stderr: "pipe", stdin: "ignore" });
   const stderr = new Response(agent.stderr).text();
-  const state = await waitFor("state file", () => (existsSync(stateFile) ? (JSON.parse(readFileSync(stateFile, "utf8")) as { url: string }) : undefined), 30_000, agent);
-  await waitFor("healthz 200", async () => ((await fetch(`${state.url}/healthz`).catch(() => undefined))?.status === 200 ? true : undefined), 60_000, agent);
-  const token = readFileSync(tokenFile, "utf8").trim();
+  const { state, token } = await agentReady(agent, { stateFile, tokenFile });
   return {
     url: state.url,
     token,

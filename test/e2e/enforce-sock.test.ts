@@ -10,10 +10,10 @@ import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from "nod
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Subprocess } from "bun";
 import { ensureSystemPackages } from "../../build/system.ts";
 import { cgroupLinks } from "../lib/bpf-links.ts";
 import { kernelTest, kernelUnavailable } from "../lib/host.ts";
+import { agentReady, waitFor } from "../lib/agent.ts";
 
 const root = join(import.meta.dir, "..", "..");
 const main = join(root, "src", "cli", "main.ts");
@@ -44,17 +44,6 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
   rmSync(bpfDir, { recursive: true, force: true });
 });
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs: number, child?: Subprocess): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (child && child.exitCode !== null) throw new Error(`${what}: agent exited with ${child.exitCode}`);
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await Bun.sleep(50);
-  }
-}
 
 function connectFrom(bin: string): string {
   const r = spawnSync(bin, ["connect", "tcp", "127.0.0.1", String(port)], { encoding: "utf8", timeout: 10_000 });
@@ -108,9 +97,7 @@ describe("socket policies through the agent", () => {
       const agent = Bun.spawn([process.execPath, main, "agent", "--listen", "127.0.0.1:0", "--token-file", tokenFile, "--state-file", stateFile, "--export-file", exportFile, "--bpf-dir", bpfDir], { stdout: "pipe", stderr: "pipe", stdin: "ignore" });
       const stderr = new Response(agent.stderr).text();
       try {
-        const state = await waitFor("state file", () => (existsSync(stateFile) ? (JSON.parse(readFileSync(stateFile, "utf8")) as { url: string }) : undefined), 30_000, agent);
-        await waitFor("healthz 200", async () => ((await fetch(`${state.url}/healthz`).catch(() => undefined))?.status === 200 ? true : undefined), 60_000, agent);
-        const token = readFileSync(tokenFile, "utf8").trim();
+        const { state, token } = await agentReady(agent, { stateFile, tokenFile });
         const api = (path: string, init: RequestInit = {}): Promise<Response> => fetch(`${state.url}${path}`, { ...init, headers: { Authorization: `Bearer ${token}`, ...(init.headers ?? {}) } });
 
         expect(cgroupLinks(agent.pid)).toEqual([]);

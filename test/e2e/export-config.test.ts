@@ -8,8 +8,8 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Subprocess } from "bun";
 import { kernelTest } from "../lib/host.ts";
+import { agentReady, waitFor } from "../lib/agent.ts";
 
 const root = join(import.meta.dir, "..", "..");
 const main = join(root, "src", "cli", "main.ts");
@@ -19,17 +19,6 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
   rmSync(bpfDir, { recursive: true, force: true });
 });
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs: number, child?: Subprocess): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (child && child.exitCode !== null) throw new Error(`${what}: agent exited with ${child.exitCode}`);
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await Bun.sleep(50);
-  }
-}
 
 const marker = `wardexp${process.pid}x${Date.now()}`;
 const exportFile = join(dir, "events.log");
@@ -96,9 +85,7 @@ describe("export configuration (e2e)", () => {
       const stdout = new Response(agent.stdout).text();
       const stderr = new Response(agent.stderr).text();
       try {
-        const state = await waitFor("state file", () => (existsSync(stateFile) ? (JSON.parse(readFileSync(stateFile, "utf8")) as { url: string }) : undefined), 30_000, agent);
-        await waitFor("healthz 200", async () => ((await fetch(`${state.url}/healthz`).catch(() => undefined))?.status === 200 ? true : undefined), 60_000, agent);
-        const token = readFileSync(tokenFile, "utf8").trim();
+        const { state, token } = await agentReady(agent, { stateFile, tokenFile });
         const auth = { Authorization: `Bearer ${token}` };
         // An API stream on the same processes: not gated by the export lists.
         const stream = await fetch(`${state.url}/v1/events?event_types=PROCESS_EXEC,PROCESS_EXIT`, { headers: auth });

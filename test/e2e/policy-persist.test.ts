@@ -5,12 +5,12 @@
 // record that was never renamed) is removed at start and not applied.
 import { afterAll, beforeAll, describe, expect } from "bun:test";
 import { spawnSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Subprocess } from "bun";
 import { kernelTest } from "../lib/host.ts";
 import { secureOpenPolicy } from "../lib/talk-policies.ts";
+import { agentReady, waitFor } from "../lib/agent.ts";
 
 const root = join(import.meta.dir, "..", "..");
 const main = join(root, "src", "cli", "main.ts");
@@ -32,17 +32,6 @@ afterAll(() => {
   rmSync(bpfDir, { recursive: true, force: true });
 });
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs: number, child?: Subprocess): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (child && child.exitCode !== null) throw new Error(`${what}: agent exited with ${child.exitCode}`);
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await Bun.sleep(50);
-  }
-}
-
 let seq = 0;
 async function startAgent() {
   const n = ++seq;
@@ -53,11 +42,7 @@ async function startAgent() {
     { stdout: "pipe", stderr: "pipe", stdin: "ignore" },
   );
   const stderr = new Response(agent.stderr).text();
-  const state = await waitFor("state file", () => (existsSync(stateFile) ? (JSON.parse(readFileSync(stateFile, "utf8")) as { url: string }) : undefined), 30_000, agent).catch(async (e: Error) => {
-    throw new Error(`${e.message}\n${await stderr}`);
-  });
-  await waitFor("healthz 200", async () => ((await fetch(`${state.url}/healthz`).catch(() => undefined))?.status === 200 ? true : undefined), 60_000, agent);
-  const token = readFileSync(tokenFile, "utf8").trim();
+  const { state, token } = await agentReady(agent, { stateFile, tokenFile }, stderr);
   return {
     stderr,
     api: (path: string, init: RequestInit = {}) => fetch(`${state.url}${path}`, { ...init, headers: { Authorization: `Bearer ${token}`, ...(init.headers ?? {}) } }),
