@@ -163,6 +163,23 @@ function rejection(err: unknown, file: string | undefined, positions: SourceMap 
   );
 }
 
+/**
+ * Applies records in order, all or nothing: when the backend refuses one, the ones already
+ * applied are removed again (last first) and reject(err, refused record) is thrown.
+ */
+function applyOrUndo(b: PolicyBackend, records: readonly PolicyRecord[], reject: (err: unknown, r: PolicyRecord) => Error): void {
+  const applied: PolicyRecord[] = [];
+  for (const r of records) {
+    try {
+      b.apply(r);
+      applied.push(r);
+    } catch (err) {
+      for (const a of applied.reverse()) b.remove(a.name);
+      throw reject(err, r);
+    }
+  }
+}
+
 /** Policies with this source are kept in the policy store directory (file policies have their files). */
 const PERSISTED_SOURCE = "api";
 
@@ -219,18 +236,7 @@ export class PolicyStore {
     }
     if (errors.length > 0) throw new PolicyInvalidError(errors);
     const b = this.#backend;
-    if (b !== undefined) {
-      const applied: PolicyRecord[] = [];
-      for (const r of pending) {
-        try {
-          b.apply(r);
-          applied.push(r);
-        } catch (err) {
-          for (const a of applied.reverse()) b.remove(a.name);
-          throw rejection(err, undefined, undefined);
-        }
-      }
-    }
+    if (b !== undefined) applyOrUndo(b, pending, (err) => rejection(err, undefined, undefined));
     for (const r of pending) this.#byName.set(r.name, r);
     return pending.map((r) => this.#infoOf(r));
   }
@@ -317,18 +323,7 @@ export class PolicyStore {
     if (errors.length > 0) throw new PolicyInvalidError(errors);
     for (const r of pending) if (this.#byName.has(r.name)) throw new PolicyExistsError(r.name);
     const b = this.#backend;
-    if (b !== undefined) {
-      const applied: PolicyRecord[] = [];
-      for (const r of pending) {
-        try {
-          b.apply(r);
-          applied.push(r);
-        } catch (err) {
-          for (const a of applied.reverse()) b.remove(a.name);
-          throw rejection(err, items.find((i) => i.source === r.source)?.file, r.positions);
-        }
-      }
-    }
+    if (b !== undefined) applyOrUndo(b, pending, (err, r) => rejection(err, items.find((i) => i.source === r.source)?.file, r.positions));
     const saved: PolicyRecord[] = [];
     try {
       for (const r of pending) {
@@ -373,38 +368,32 @@ export class PolicyStore {
   }
 
   setEnabled(name: string, enabled: boolean): PolicyInfo {
-    const r = this.#must(name);
-    const was = r.enabled;
-    try {
-      this.#backend?.setEnabled(name, enabled);
-    } catch (err) {
-      throw rejection(err, undefined, undefined);
-    }
-    r.enabled = enabled;
-    try {
-      this.#persisted(r)?.save(r);
-    } catch (err) {
-      r.enabled = was;
-      this.#backend?.setEnabled(name, was);
-      throw err;
-    }
-    return this.#infoOf(r);
+    return this.#change(name, "enabled", enabled, (b, v) => b.setEnabled(name, v));
   }
 
   setMode(name: string, mode: PolicyMode): PolicyInfo {
+    return this.#change(name, "mode", mode, (b, v) => b.setMode(name, v));
+  }
+
+  /**
+   * One field of a stored policy changed in the kernel first (a refusal leaves everything as
+   * it was), then in the record and on disk; when the save fails, the record and the kernel
+   * get the old value back and the save's error is thrown.
+   */
+  #change<K extends "enabled" | "mode">(name: string, key: K, value: PolicyRecord[K], kernel: (b: PolicyBackend, v: PolicyRecord[K]) => void): PolicyInfo {
     const r = this.#must(name);
-    const was = r.mode;
+    const was = r[key];
     try {
-      this.#backend?.setMode(name, mode);
+      if (this.#backend !== undefined) kernel(this.#backend, value);
     } catch (err) {
       throw rejection(err, undefined, undefined);
     }
-    r.mode = mode;
+    r[key] = value;
     try {
       this.#persisted(r)?.save(r);
     } catch (err) {
-      r.mode = was;
-      this.#backend?.setMode(name, was);
+      r[key] = was;
+      if (this.#backend !== undefined) kernel(this.#backend, was);
       throw err;
     }
     return this.#infoOf(r);
