@@ -5,31 +5,14 @@
 // processes through the real agent are read back with SELECT. The server is stopped mid-run
 // and started again on the same data: nothing written meanwhile is lost within the retry
 // budget, the Sigkill policy keeps killing, and count() equals the agent's sent counter.
-import { afterAll, beforeAll, describe, expect } from "bun:test";
-import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { describe, expect } from "bun:test";
 import { join } from "node:path";
 import { kernelTest } from "../lib/host.ts";
 import { ClickHouse, ensureServers, freePort } from "../lib/servers.ts";
-import { droppedTotal, execLinesOf, finalStats, readGuarded, waitSinkUp, runMarkers, startAgent, waitFor, type AgentRun } from "../lib/sink-harness.ts";
+import { droppedTotal, execLinesOf, finalStats, readGuarded, waitSinkUp, runMarkers, startAgent, waitFor } from "../lib/sink-harness.ts";
+import { sinkSuite } from "../lib/sink-suite.ts";
 
-const dir = mkdtempSync(join(tmpdir(), "ward-sink-ch-"));
-const bpfDir = `/sys/fs/bpf/ward-sink-ch-${process.pid}`;
-const secret = join(dir, "secret");
-const allowed = join(dir, "allowed-cat");
-const servers: ClickHouse[] = [];
-const agents: AgentRun[] = [];
-
-beforeAll(() => {
-  writeFileSync(secret, "top secret\n");
-  copyFileSync("/bin/cat", allowed);
-});
-afterAll(async () => {
-  for (const a of agents) await a.stop();
-  for (const s of servers) await s.stop();
-  rmSync(dir, { recursive: true, force: true });
-  rmSync(bpfDir, { recursive: true, force: true });
-}, 30_000);
+const { dir, bpfDir, secret, allowed, servers, agents } = sinkSuite<ClickHouse>("ch");
 
 interface Row {
   type: string;

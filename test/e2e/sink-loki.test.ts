@@ -6,31 +6,13 @@
 // processes through the real agent (`ward agent --sink loki=http://...`). HTTP acknowledges
 // every push, so the accounting is exact: what the server stored is what the agent counted
 // as sent, and sent + dropped = written.
-import { afterAll, beforeAll, describe, expect } from "bun:test";
-import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { describe, expect } from "bun:test";
 import { kernelTest } from "../lib/host.ts";
 import { freePort, LokiServer } from "../lib/servers.ts";
-import { droppedTotal, execLinesOf, finalStats, readGuarded, waitSinkUp, runMarkers, startAgent, waitFor, type AgentRun } from "../lib/sink-harness.ts";
+import { droppedTotal, execLinesOf, finalStats, readGuarded, waitSinkUp, runMarkers, startAgent, waitFor } from "../lib/sink-harness.ts";
+import { sinkSuite } from "../lib/sink-suite.ts";
 
-const dir = mkdtempSync(join(tmpdir(), "ward-sink-loki-"));
-const bpfDir = `/sys/fs/bpf/ward-sink-loki-${process.pid}`;
-const secret = join(dir, "secret");
-const allowed = join(dir, "allowed-cat");
-const servers: LokiServer[] = [];
-const agents: AgentRun[] = [];
-
-beforeAll(() => {
-  writeFileSync(secret, "top secret\n");
-  copyFileSync("/bin/cat", allowed);
-});
-afterAll(async () => {
-  for (const a of agents) await a.stop();
-  for (const s of servers) await s.stop();
-  rmSync(dir, { recursive: true, force: true });
-  rmSync(bpfDir, { recursive: true, force: true });
-}, 30_000);
+const { dir, bpfDir, secret, allowed, servers, agents } = sinkSuite<LokiServer>("loki");
 
 async function loki(): Promise<LokiServer> {
   const s = new LokiServer(await freePort());

@@ -4,31 +4,14 @@
 // through the real agent (`ward agent --sink syslog://...`). With rsyslog stopped mid-run
 // and started again, the events produced meanwhile arrive (within the retry budget) while
 // the Sigkill policy keeps killing; past the budget, the drop counter counts what was lost.
-import { afterAll, beforeAll, describe, expect } from "bun:test";
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { describe, expect } from "bun:test";
 import { join } from "node:path";
 import { kernelTest } from "../lib/host.ts";
 import { ensureServers, freePort, Rsyslog } from "../lib/servers.ts";
-import { execLinesOf, readGuarded, waitSinkUp, readIfExists, runMarkers, sampleOf, startAgent, waitFor, type AgentRun } from "../lib/sink-harness.ts";
+import { execLinesOf, readGuarded, waitSinkUp, readIfExists, runMarkers, sampleOf, startAgent, waitFor } from "../lib/sink-harness.ts";
+import { sinkSuite } from "../lib/sink-suite.ts";
 
-const dir = mkdtempSync(join(tmpdir(), "ward-sink-syslog-"));
-const bpfDir = `/sys/fs/bpf/ward-sink-syslog-${process.pid}`;
-const secret = join(dir, "secret");
-const allowed = join(dir, "allowed-cat");
-const servers: Rsyslog[] = [];
-const agents: AgentRun[] = [];
-
-beforeAll(() => {
-  writeFileSync(secret, "top secret\n");
-  copyFileSync("/bin/cat", allowed);
-});
-afterAll(async () => {
-  for (const a of agents) await a.stop();
-  for (const s of servers) await s.stop();
-  rmSync(dir, { recursive: true, force: true });
-  rmSync(bpfDir, { recursive: true, force: true });
-}, 30_000);
+const { dir, bpfDir, secret, allowed, servers, agents } = sinkSuite<Rsyslog>("syslog");
 
 /** Received MSG parts (the event JSON lines) of a file rsyslog wrote, with their header fields. */
 function received(file: string): Array<{ pri: string; msgid: string; app: string; host: string; procid: string; time: string; msg: string }> {
