@@ -11,6 +11,7 @@ import type { KProbeArg, TracingPolicy } from "../policy/types.ts";
 import { GenericSensor, syscallHook, type ArgSource, type GenericArg, type GenericEvent, type ResolvedHook as GenericHook } from "./generic.ts";
 import type { GenericHooks, GenericMatch } from "./manager.ts";
 import type { ResolvedHook } from "./resolve.ts";
+import { LazySensorBackend } from "./lazy-backend.ts";
 
 export class TracepointFormatError extends Error {
   override name = "TracepointFormatError";
@@ -178,48 +179,18 @@ export function typedArg(a: GenericArg, decl: KProbeArg | undefined): HookArg {
  * GenericHooks over one shared GenericSensor, created and loaded when the first policy needs
  * it (its maps cost memory, and most agents run file rules only).
  */
-export class GenericBackend implements GenericHooks {
-  readonly #policies = new Map<string, { policy: TracingPolicy; hooks: Map<number, ResolvedHook> }>();
-  readonly #listeners = new Set<(m: GenericMatch) => void>();
-  #sensor: GenericSensor | undefined;
-
-  constructor(private readonly create: () => GenericSensor) {}
-
-  get sensor(): GenericSensor | undefined {
-    return this.#sensor;
-  }
-
-  #loaded(): GenericSensor {
-    if (this.#sensor === undefined) {
-      const s = this.create();
-      s.load();
-      s.onEvent((e) => this.#dispatch(e));
-      this.#sensor = s;
-    }
-    return this.#sensor;
-  }
-
+export class GenericBackend extends LazySensorBackend<GenericSensor, GenericEvent> implements GenericHooks {
   apply(policyId: string, policy: TracingPolicy, hooks: readonly ResolvedHook[], mode: "enforce" | "monitor"): void {
-    const sensor = this.#loaded();
+    const sensor = this.loaded();
     const compiled = compilePolicy(policy, { mode, setIdBase: sensor.nextSetIdBase() });
     const gh = hooks.flatMap((h) => toGenericHooks(compiled, h, hookArgs(policy, h)));
     sensor.apply(policyId, compiled, gh);
-    this.#policies.set(policyId, { policy, hooks: new Map(hooks.map((h) => [h.index, h])) });
+    this.applied(policyId, policy, hooks);
   }
 
-  remove(policyId: string): void {
-    this.#policies.delete(policyId);
-    if (this.#sensor?.policyIds().includes(policyId)) this.#sensor.remove(policyId);
-  }
-
-  onMatch(cb: (m: GenericMatch) => void): () => void {
-    this.#listeners.add(cb);
-    return () => this.#listeners.delete(cb);
-  }
-
-  #dispatch(e: GenericEvent): void {
+  protected dispatch(e: GenericEvent): void {
     {
-      const p = this.#policies.get(e.policyId);
+      const p = this.policies.get(e.policyId);
       const hook = p?.hooks.get(e.hookIndex);
       if (p === undefined || hook === undefined) return;
       const declared = hookArgs(p.policy, hook);
@@ -243,12 +214,7 @@ export class GenericBackend implements GenericHooks {
         ...(ret !== undefined && e.atReturn ? { ret } : {}),
         action: e.monitor ? "Post" : (enforcing ?? e.actions[0] ?? "Post"),
       };
-      for (const l of this.#listeners) l(m);
+      this.emit(m);
     }
-  }
-
-  close(): void {
-    this.#sensor?.close();
-    this.#sensor = undefined;
   }
 }

@@ -8,6 +8,7 @@ import type { KProbeArg, TracingPolicy } from "../policy/types.ts";
 import { ADDRESS_FAMILIES, IPPROTO, TCP_STATES } from "../policy/values.ts";
 import type { GenericMatch, SockHooks } from "./manager.ts";
 import type { ResolvedHook } from "./resolve.ts";
+import { LazySensorBackend } from "./lazy-backend.ts";
 import { SockSensor, type SockEvent } from "./sock.ts";
 
 const SOCK_TYPES: Record<string, number> = {
@@ -57,50 +58,20 @@ function hookArgs(policy: TracingPolicy, h: ResolvedHook): readonly KProbeArg[] 
 }
 
 /** SockHooks over one shared SockSensor, created and loaded when the first policy needs it. */
-export class SockBackend implements SockHooks {
-  readonly #policies = new Map<string, { policy: TracingPolicy; hooks: Map<number, ResolvedHook> }>();
-  readonly #listeners = new Set<(m: GenericMatch) => void>();
-  #sensor: SockSensor | undefined;
-
-  constructor(private readonly create: () => SockSensor) {}
-
-  get sensor(): SockSensor | undefined {
-    return this.#sensor;
-  }
-
-  #loaded(): SockSensor {
-    if (this.#sensor === undefined) {
-      const s = this.create();
-      s.load();
-      s.onEvent((e) => this.#dispatch(e));
-      this.#sensor = s;
-    }
-    return this.#sensor;
-  }
-
+export class SockBackend extends LazySensorBackend<SockSensor, SockEvent> implements SockHooks {
   apply(policyId: string, policy: TracingPolicy, hooks: readonly ResolvedHook[], mode: "enforce" | "monitor"): void {
-    const sensor = this.#loaded();
+    const sensor = this.loaded();
     const compiled = compilePolicy(policy, { mode, setIdBase: sensor.nextSetIdBase() });
     const plans = hooks.map((h) => {
       if (h.sock === undefined) throw new Error(`${h.path}: not a socket hook`);
       return { index: h.index, points: h.sock.points, tcpConnect: h.sock.tcpConnect };
     });
     sensor.apply(policyId, compiled, plans);
-    this.#policies.set(policyId, { policy, hooks: new Map(hooks.map((h) => [h.index, h])) });
+    this.applied(policyId, policy, hooks);
   }
 
-  remove(policyId: string): void {
-    this.#policies.delete(policyId);
-    if (this.#sensor?.policyIds().includes(policyId)) this.#sensor.remove(policyId);
-  }
-
-  onMatch(cb: (m: GenericMatch) => void): () => void {
-    this.#listeners.add(cb);
-    return () => this.#listeners.delete(cb);
-  }
-
-  #dispatch(e: SockEvent): void {
-    const p = this.#policies.get(e.policyId);
+  protected dispatch(e: SockEvent): void {
+    const p = this.policies.get(e.policyId);
     const hook = p?.hooks.get(e.hookIndex);
     if (p === undefined || hook?.sock === undefined) return;
     const declared = hookArgs(p.policy, hook);
@@ -119,11 +90,6 @@ export class SockBackend implements SockHooks {
       args,
       action: e.monitor ? "Post" : (enforcing ?? e.actions[0] ?? "Post"),
     };
-    for (const l of this.#listeners) l(m);
-  }
-
-  close(): void {
-    this.#sensor?.close();
-    this.#sensor = undefined;
+    this.emit(m);
   }
 }
