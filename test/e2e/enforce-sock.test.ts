@@ -6,12 +6,12 @@
 // connect through again.
 import { afterAll, beforeAll, describe, expect } from "bun:test";
 import { spawnSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ensureSystemPackages } from "../../build/system.ts";
 import { cgroupLinks } from "../lib/bpf-links.ts";
+import { buildSockHelpers } from "../lib/sock-helper.ts";
 import { kernelTest, kernelUnavailable } from "../lib/host.ts";
 import { agentReady, waitFor } from "../lib/agent.ts";
 
@@ -26,14 +26,7 @@ let port = 0;
 
 beforeAll(async () => {
   if (kernelUnavailable() !== undefined) return;
-  ensureSystemPackages([
-    ["/usr/bin/cc", "gcc"],
-    ["/usr/lib/x86_64-linux-gnu/libc.a", "libc6-dev"],
-  ]);
-  const cc = spawnSync("cc", ["-O2", "-static", "-o", denied, join(root, "test", "kernel", "sock-helper.c")], { encoding: "utf8" });
-  if (cc.status !== 0) throw new Error(`cc sock-helper.c failed: ${cc.stderr}`);
-  copyFileSync(denied, allowed);
-  spawnSync("chmod", ["755", allowed]);
+  buildSockHelpers(denied, allowed);
   server = createServer((c) => c.destroy());
   await new Promise<void>((r) => server!.listen(0, "127.0.0.1", r));
   port = (server.address() as { port: number }).port;

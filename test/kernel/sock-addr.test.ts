@@ -6,14 +6,14 @@
 // resolve.ts on this host exactly as the agent does, then applied through SockSensor.
 import { afterAll, beforeAll, describe, expect } from "bun:test";
 import { spawnSync, type SpawnSyncReturns } from "node:child_process";
-import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { connect, createServer, type Server } from "node:net";
 import { createSocket, type Socket } from "node:dgram";
 import { join } from "node:path";
-import { ensureSystemPackages } from "../../build/system.ts";
 import { AttachType } from "../../src/bpf/constants.ts";
 import { kernelTest, kernelUnavailable, prepareHost } from "../lib/host.ts";
 import { cgroupLinks } from "../lib/bpf-links.ts";
+import { buildSockHelpers } from "../lib/sock-helper.ts";
 import { compilePolicy } from "../../src/policy/engine.ts";
 import type { TracingPolicy } from "../../src/policy/types.ts";
 import { validatePolicyText } from "../../src/policy/validate.ts";
@@ -87,17 +87,10 @@ describe("cgroup sock_addr socket policies", () => {
   beforeAll(async () => {
     if (kernelUnavailable() !== undefined) return;
     prepareHost();
-    ensureSystemPackages([
-      ["/usr/bin/cc", "gcc"],
-      ["/usr/lib/x86_64-linux-gnu/libc.a", "libc6-dev"],
-    ]);
     dir = mkdtempSync("/tmp/ward-sock-");
     denied = join(dir, "denied-helper");
     allowed = join(dir, "allowed-helper");
-    const cc = spawnSync("cc", ["-O2", "-static", "-o", denied, join(import.meta.dir, "sock-helper.c")], { encoding: "utf8" });
-    if (cc.status !== 0) throw new Error(`cc sock-helper.c failed: ${cc.stderr}`);
-    copyFileSync(denied, allowed);
-    spawnSync("chmod", ["755", allowed]);
+    buildSockHelpers(denied, allowed);
     tcp4 = createServer((c) => c.destroy());
     await new Promise<void>((r) => tcp4!.listen(0, "0.0.0.0", r));
     port4 = (tcp4.address() as { port: number }).port;
