@@ -18,6 +18,7 @@ import { ProcessPipeline, type PipelineEvent } from "../src/events/process-pipel
 import { ProcessRecordDecoder } from "../src/events/process-record.ts";
 import { BootClock } from "../src/events/time.ts";
 import { cachedProcessDump, DumpReplayer, type ProcessDump } from "./lib/process-dump.ts";
+import { median } from "./lib/stats.ts";
 
 export interface BenchResult {
   name: string;
@@ -30,12 +31,6 @@ function arg(name: string, dflt: number): number {
   const v = i >= 0 ? Number(process.argv[i + 1]) : NaN;
   return Number.isFinite(v) && v > 0 ? v : dflt;
 }
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 
 export interface ReplayFigures {
   eventsPerSec: number;
