@@ -581,10 +581,8 @@ export class FileGuard {
     if (n > 0) return;
     let name = this.pathNames.get(path);
     if (name === undefined) {
-      const key = new Uint8Array(this.binPathSize); // zero padded, as ward_proc.bin
-      key.set(encoder.encode(path));
       name = { id: this.nextPathId++, refs: 0 };
-      this.map("guard_bin_names").update(key, this.u32Key(name.id));
+      this.map("guard_bin_names").update(this.nameKeyOf(path), this.u32Key(name.id));
       this.pathNames.set(path, name);
     }
     name.refs++;
@@ -600,14 +598,24 @@ export class FileGuard {
       return;
     }
     refs.delete(path);
+    this.unkeyPath(rule, path);
+  }
+
+  /** Removes (rule, path) from guard_bin_paths and drops one use of the interned path: the last takes its guard_bin_names entry. */
+  private unkeyPath(rule: number, path: string): void {
     const name = this.pathNames.get(path);
     if (name === undefined) return;
     this.map("guard_bin_paths").delete(this.pathKeyOf(rule, name.id));
     if (--name.refs > 0) return;
     this.pathNames.delete(path);
+    this.map("guard_bin_names").delete(this.nameKeyOf(path));
+  }
+
+  /** guard_bin_names key: the path zero padded, as ward_proc.bin holds it. */
+  private nameKeyOf(path: string): Uint8Array {
     const key = new Uint8Array(this.binPathSize);
     key.set(encoder.encode(path));
-    this.map("guard_bin_names").delete(key);
+    return key;
   }
 
   /** Rewrite bin_paths of a live rule after its path keys changed (one atomic update). */
@@ -712,15 +720,7 @@ export class FileGuard {
     if (oldRefs !== undefined) {
       const now = this.rulePathRefs.get(id) ?? new Map<string, number>();
       for (const p of oldRefs.keys()) {
-        if (now.has(p)) continue;
-        const name = this.pathNames.get(p);
-        if (name === undefined) continue;
-        this.map("guard_bin_paths").delete(this.pathKeyOf(id, name.id));
-        if (--name.refs > 0) continue;
-        this.pathNames.delete(p);
-        const key = new Uint8Array(this.binPathSize);
-        key.set(encoder.encode(p));
-        this.map("guard_bin_names").delete(key);
+        if (!now.has(p)) this.unkeyPath(id, p);
       }
     }
     this.ruleEntries.set(id, entries);
