@@ -32,7 +32,7 @@ import { RingBufReader } from "../bpf/ringbuf.ts";
 import { tracepointId } from "../bpf/perf.ts";
 import type { Btf } from "../bpf/btf.ts";
 import { enumValues, structLayout, type StructLayout } from "../events/layout.ts";
-import { binNameKey, countActiveSlots, countEntries, counterReader, u32Key as u32 } from "./tables.ts";
+import { BinNameRefs, countActiveSlots, countEntries, counterReader, u32Key as u32 } from "./tables.ts";
 import type { CompiledPolicy, SectionName } from "../policy/engine.ts";
 import { readlinkSync } from "node:fs";
 import { chooseOpenExit, OPEN_EXIT_TRACEPOINTS, type OpenExitChoice } from "./open-exit.ts";
@@ -224,7 +224,7 @@ export class GenericSensor {
   private readonly tpLinks = new Map<string, { link: Link; refs: number }>();
   private readonly openExitLinks = new Map<string, { link: Link; refs: number }>();
   private openExitChoice: OpenExitChoice | undefined;
-  private readonly binRefs = new Map<string, { id: number; refs: number }>();
+  private readonly binNames = new BinNameRefs();
   private readonly bySlot = new Map<number, { policy: PolicyState; hookIndex: number }>();
   private reader: RingBufReader | undefined;
   private nextPolicy = 1;
@@ -418,14 +418,7 @@ export class GenericSensor {
     for (const w of st.written) {
       try { w.map.delete(w.key); } catch { /* already gone */ }
     }
-    for (const p of st.binPaths) {
-      const r = this.binRefs.get(p);
-      if (r === undefined) continue;
-      if (--r.refs === 0) {
-        this.binRefs.delete(p);
-        try { this.map("gen_bin_names").delete(binNameKey(p)); } catch { /* already gone */ }
-      }
-    }
+    for (const p of st.binPaths) this.binNames.release(() => this.map("gen_bin_names"), p);
     for (const t of st.tracepoints) {
       const l = this.tpLinks.get(t);
       if (l !== undefined && --l.refs === 0) {
@@ -572,16 +565,8 @@ export class GenericSensor {
     each(t.binSet, (b) => put(this.map("gen_bin_set"), b.slice()));
     const names = this.map("gen_bin_names");
     each(t.binNames, (b) => {
-      const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
-      const id = dv.getUint32(0, true);
-      const len = dv.getUint32(4, true);
-      const path = new TextDecoder().decode(b.subarray(8, 8 + len));
-      const r = this.binRefs.get(path);
-      if (r !== undefined && r.id !== id) throw new GenericSensorError(`apply policy ${st.id}: binary ${path} interned as ${id} but ${r.id} is in use (compile every policy with the same BinaryInterner)`);
-      if (r === undefined) {
-        names.update(binNameKey(path), u32(id));
-        this.binRefs.set(path, { id, refs: 1 });
-      } else r.refs++;
+      const { path, id, conflict } = this.binNames.add(names, b);
+      if (conflict !== undefined) throw new GenericSensorError(`apply policy ${st.id}: binary ${path} interned as ${id} but ${conflict} is in use (compile every policy with the same BinaryInterner)`);
       st.binPaths.push(path);
     });
   }

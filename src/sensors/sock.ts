@@ -23,7 +23,7 @@ import type { BpfMap } from "../bpf/map.ts";
 import { readObject } from "../bpf/objects.ts";
 import { RingBufReader } from "../bpf/ringbuf.ts";
 import { enumValues, structLayout, type StructLayout } from "../events/layout.ts";
-import { binNameKey, countActiveSlots, countEntries, counterReader, u32Key as u32 } from "./tables.ts";
+import { BinNameRefs, countActiveSlots, countEntries, counterReader, u32Key as u32 } from "./tables.ts";
 import type { CompiledPolicy } from "../policy/engine.ts";
 
 export class SockSensorError extends Error {
@@ -195,7 +195,7 @@ export class SockSensor {
   private readonly policies = new Map<string, PolicyState>();
   private readonly freeSlots: number[] = [];
   private readonly links = new Map<SockPoint, { link: Link; refs: number }>();
-  private readonly binRefs = new Map<string, { id: number; refs: number }>();
+  private readonly binNames = new BinNameRefs();
   private readonly bySlot = new Map<number, { policy: PolicyState; hookIndex: number }>();
   private reader: RingBufReader | undefined;
   private nextPolicy = 1;
@@ -352,14 +352,7 @@ export class SockSensor {
     for (const w of st.written) {
       try { w.map.delete(w.key); } catch { /* already gone */ }
     }
-    for (const p of st.binPaths) {
-      const r = this.binRefs.get(p);
-      if (r === undefined) continue;
-      if (--r.refs === 0) {
-        this.binRefs.delete(p);
-        try { this.map("sock_bin_names").delete(binNameKey(p)); } catch { /* already gone */ }
-      }
-    }
+    for (const p of st.binPaths) this.binNames.release(() => this.map("sock_bin_names"), p);
     for (const p of st.points) {
       const l = this.links.get(p);
       if (l !== undefined && --l.refs === 0) {
@@ -458,16 +451,8 @@ export class SockSensor {
     each(t.binSet, (b) => put(this.map("sock_bin_set"), b.slice()));
     const names = this.map("sock_bin_names");
     each(t.binNames, (b) => {
-      const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
-      const id = dv.getUint32(0, true);
-      const len = dv.getUint32(4, true);
-      const path = new TextDecoder().decode(b.subarray(8, 8 + len));
-      const r = this.binRefs.get(path);
-      if (r !== undefined && r.id !== id) throw new SockSensorError(`apply policy ${st.id}: binary ${path} interned as ${id} but ${r.id} is in use (compile every policy with the same BinaryInterner)`);
-      if (r === undefined) {
-        names.update(binNameKey(path), u32(id));
-        this.binRefs.set(path, { id, refs: 1 });
-      } else r.refs++;
+      const { path, id, conflict } = this.binNames.add(names, b);
+      if (conflict !== undefined) throw new SockSensorError(`apply policy ${st.id}: binary ${path} interned as ${id} but ${conflict} is in use (compile every policy with the same BinaryInterner)`);
       st.binPaths.push(path);
     });
   }

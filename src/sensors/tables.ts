@@ -46,3 +46,41 @@ export function counterReader(map: BpfMap, index: ReadonlyMap<string, number>): 
     return v === undefined ? 0n : sumPerCpuU64(v);
   };
 }
+
+/**
+ * The executable paths in a *_bin_names map, each under the id the engine's BinaryInterner
+ * gave it and counted over the policies that use it: the first use writes the entry, the
+ * last removes it.
+ */
+export class BinNameRefs {
+  readonly #refs = new Map<string, { id: number; refs: number }>();
+
+  /**
+   * One more use of a compiled binNames entry (u32 id, u32 length, the path); returns its
+   * path and id, and in conflict the id the path is already interned under when that is a
+   * different one (then nothing is written: the caller refuses the policy).
+   */
+  add(names: Pick<BpfMap, "update">, entry: Uint8Array): { path: string; id: number; conflict?: number } {
+    const dv = new DataView(entry.buffer, entry.byteOffset, entry.byteLength);
+    const id = dv.getUint32(0, true);
+    const len = dv.getUint32(4, true);
+    const path = new TextDecoder().decode(entry.subarray(8, 8 + len));
+    const r = this.#refs.get(path);
+    if (r !== undefined && r.id !== id) return { path, id, conflict: r.id };
+    if (r === undefined) {
+      names.update(binNameKey(path), u32Key(id));
+      this.#refs.set(path, { id, refs: 1 });
+    } else r.refs++;
+    return { path, id };
+  }
+
+  /** One use fewer; the last deletes the map entry (best effort: the entry may be gone). */
+  release(names: () => Pick<BpfMap, "delete">, path: string): void {
+    const r = this.#refs.get(path);
+    if (r === undefined) return;
+    if (--r.refs === 0) {
+      this.#refs.delete(path);
+      try { names().delete(binNameKey(path)); } catch { /* already gone */ }
+    }
+  }
+}
