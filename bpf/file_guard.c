@@ -106,12 +106,7 @@ struct {
  * does not depend on that sensor being loaded. Userspace passes the process sensor's map in
  * (replaceMaps); without it this is a 1-entry stub and rules with path entries are refused.
  */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, WARD_PROC_ENTRIES);
-	__type(key, __u32);
-	__type(value, struct ward_proc);
-} ward_procs SEC(".maps");
+WARD_PROCS_MAP;
 
 /* Path (zero padded to WARD_BIN_KEEP, as ward_proc.bin) -> path id, for every rule. */
 struct {

@@ -13,12 +13,7 @@
 
 char _license[] SEC("license") = "GPL";
 
-struct {
-	__uint(type, WARD_MAP_LRU_HASH);
-	__uint(max_entries, WARD_PROC_ENTRIES);
-	__type(key, __u32);
-	__type(value, struct ward_proc);
-} ward_procs SEC(".maps");
+WARD_PROCS_MAP;
 
 struct {
 	__uint(type, WARD_MAP_RINGBUF);

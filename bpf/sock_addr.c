@@ -72,12 +72,7 @@ struct {
 
 /* The process map of bpf/process.c (same definition): userspace passes the process
  * sensor's map in (replaceMaps), so binaries are judged by what that sensor saw at exec. */
-struct {
-	__uint(type, WARD_MAP_LRU_HASH);
-	__uint(max_entries, WARD_PROC_ENTRIES);
-	__type(key, __u32);
-	__type(value, struct ward_proc);
-} ward_procs SEC(".maps");
+WARD_PROCS_MAP;
 
 /* Value sets, shared by every policy (disjoint set ids), keys exactly as ward_filter.h. */
 struct {

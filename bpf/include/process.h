@@ -154,4 +154,18 @@ struct ward_exit_event {
 	__u32 pad;
 };
 
+/*
+ * The process map, declared once. bpf/process.c owns it; the other sensors declare the same
+ * map and userspace hands them the process sensor's (replaceMaps), so they judge binaries
+ * by what that sensor saw at exec. A replacing map must match the declaration exactly, so
+ * every object takes it from here. (WARD_MAP_LRU_HASH comes from ward_bpf.h.)
+ */
+#define WARD_PROCS_MAP                                  \
+	struct {                                        \
+		__uint(type, WARD_MAP_LRU_HASH);        \
+		__uint(max_entries, WARD_PROC_ENTRIES); \
+		__type(key, __u32);                     \
+		__type(value, struct ward_proc);        \
+	} ward_procs SEC(".maps")
+
 #endif /* WARD_PROCESS_H */
