@@ -1,0 +1,98 @@
+// Footprint of `dist/ward agent` (the single binary, default sensor set):
+//  - the binary's size;
+//  - idle RSS and idle CPU (share of one core) over windows of a quiet agent;
+//  - RSS after 100,000 and after 1,000,000 events: a Post policy on a file and an open storm
+//    from one core (the agent keeps the other), until the agent's event counter passes each
+//    mark; the ratio shows whether memory keeps growing with the events seen.
+// Usage (root): bun run bench/footprint.ts [--windows 5] [--events 1000000] [--quick] [--json]
+import { mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { secureOpenPolicy } from "../test/lib/talk-policies.ts";
+import { BenchAgent, procUsage, rssBreakdown, wardBinary, wardBinaryBytes } from "./lib/agent.ts";
+import { prepareBenchHost } from "./lib/host.ts";
+import { LoadGenerator } from "./lib/loadgen.ts";
+import { metric, progress, runBench, sampleMetric, type BenchSection } from "./lib/results.ts";
+
+class FootprintBenchError extends Error {
+  override name = "FootprintBenchError";
+}
+
+const MiB = 1024 * 1024;
+const log = (m: string) => progress("footprint", m);
+
+await runBench("footprint", "Footprint: binary size, idle RSS and CPU, RSS under events", async (args, section: BenchSection) => {
+  const windows = Math.floor(args.num("windows", 5, 1));
+  const windowSeconds = args.quick ? 1 : 2;
+  const bigMark = Math.floor(args.num("events", 1_000_000, 20_000));
+  const smallMark = Math.floor(bigMark / 10);
+  prepareBenchHost("bench/footprint.ts");
+  await wardBinary();
+  const size = wardBinaryBytes() / MiB;
+  section.metrics.push(metric({ id: "binary_size", name: "dist/ward size (embeds the BPF objects and the engine WASM)", unit: "MiB", median: size, min: size, max: size, rounds: 1 }));
+
+  const dir = realpathSync(mkdtempSync("/tmp/ward-bench-footprint-"));
+  const agent = new BenchAgent("ward agent (default set)", dir);
+  try {
+    const gen = LoadGenerator.build(dir);
+    await agent.start();
+    await Bun.sleep(args.quick ? 500 : 3000); // past start-up work (procfs seed, JIT)
+    const rss: number[] = [];
+    const cpu: number[] = [];
+    for (let w = 0; w < windows; w++) {
+      const a = procUsage(agent.pid);
+      const t = performance.now();
+      await Bun.sleep(windowSeconds * 1000);
+      const b = procUsage(agent.pid);
+      cpu.push((100 * (b.cpu - a.cpu)) / ((performance.now() - t) / 1000));
+      rss.push(b.rss / MiB);
+    }
+    const br = rssBreakdown(agent.pid);
+    // The runtime's own floor: a bare Bun process doing nothing, measured the same way.
+    const bare = Bun.spawn([process.execPath, "-e", "setTimeout(() => {}, 60000)"], { stdout: "ignore", stderr: "ignore" });
+    await Bun.sleep(1000);
+    const bareRss = rssBreakdown(bare.pid);
+    bare.kill();
+    await bare.exited;
+    section.profiles.push({
+      explains: ["idle_rss"],
+      title: "idle RSS as the kernel splits it (/proc/<pid>/status)",
+      lines: [
+        ...Object.entries(br).map(([k, v]) => `${k}: ${(v / MiB).toFixed(1)} MiB`),
+        `the binary on disk is ${size.toFixed(0)} MiB; file-backed RSS is the part of it (and of libc) the agent touched`,
+        `a bare Bun ${Bun.version} process idle: RssAnon ${(bareRss.RssAnon / MiB).toFixed(1)} MiB, RssFile ${(bareRss.RssFile / MiB).toFixed(1)} MiB (the runtime's floor)`,
+      ],
+    });
+    section.metrics.push(
+      sampleMetric("idle_rss", "idle agent RSS (default set)", "MiB", rss, { op: "<=", value: 80 }),
+      sampleMetric("idle_cpu", "idle agent CPU, % of one core", "%", cpu, { op: "<", value: 1 }, `${windows} windows of ${windowSeconds} s, from /proc/<pid>/stat utime+stime (10 ms ticks)`),
+    );
+
+    const file = join(dir, "monitored");
+    writeFileSync(file, "watched\n");
+    const r = await agent.request("POST", "/v1/policies", secureOpenPolicy({ name: "bench-footprint-post", file, allowed: realpathSync("/bin/true"), action: "Post" }));
+    if (r.status !== 201) throw new FootprintBenchError(`POST the Post policy: ${r.status} ${JSON.stringify(r.json)}`);
+    const total = async () => (await agent.status()).events.total;
+    const base = await total();
+    const at: Record<number, number> = {};
+    const t0 = performance.now();
+    for (const mark of [smallMark, bigMark]) {
+      while ((await total()) - base < mark) {
+        agent.assertRunning();
+        if (performance.now() - t0 > 600_000) throw new FootprintBenchError(`fewer than ${mark} events after 10 minutes`);
+        await gen.openStorm(file, args.quick ? 0.2 : 1, { cpu: 0 });
+      }
+      await Bun.sleep(500);
+      at[mark] = procUsage(agent.pid).rss / MiB;
+      log(`RSS after ${mark} events: ${at[mark]!.toFixed(1)} MiB`);
+    }
+    const ratio = at[bigMark]! / at[smallMark]!;
+    section.metrics.push(
+      metric({ id: "rss_after_100k", name: `RSS after ${smallMark.toLocaleString("en-US")} events`, unit: "MiB", median: at[smallMark]!, min: at[smallMark]!, max: at[smallMark]!, rounds: 1 }),
+      metric({ id: "rss_after_1m", name: `RSS after ${bigMark.toLocaleString("en-US")} events`, unit: "MiB", median: at[bigMark]!, min: at[bigMark]!, max: at[bigMark]!, rounds: 1 }),
+      metric({ id: "rss_growth_1m_over_100k", name: `RSS after ${bigMark.toLocaleString("en-US")} events over RSS after ${smallMark.toLocaleString("en-US")}`, unit: "ratio", target: { op: "<=", value: 1.1 }, median: ratio, min: ratio, max: ratio, rounds: 1, detail: `events from a Post policy on a file and an open storm on CPU 0, ${((performance.now() - t0) / 1000).toFixed(0)} s` }),
+    );
+  } finally {
+    await agent.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
