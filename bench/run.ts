@@ -112,17 +112,24 @@ function cell(s: string): string {
   return s.replace(/\|/g, "\\|").replace(/\n/g, " ");
 }
 
-/** How far a missed target is off, in the metric's own terms. */
+/** How far a missed target is off, in the metric's own terms, and whether this run's spread straddles it. */
 function gap(m: Metric): string {
   const t = m.target!;
   const v = m.median;
-  if (m.unit === "ratio" && t.value !== 0) {
+  let text: string;
+  if (m.unit === "ratio") {
     const over = (v - t.value) * 100;
-    return `${formatValue(v, m.unit)} against ${formatTarget(t, m.unit)}: ${Math.abs(over).toFixed(1)} percentage points ${over > 0 ? "over" : "under"} (the cost itself is ${((v - 1) * 100).toFixed(1)}% where ${((t.value - 1) * 100).toFixed(0)}% is allowed)`;
+    text = `${formatValue(v, m.unit)} against ${formatTarget(t, m.unit)}: ${Math.abs(over).toFixed(1)} percentage points ${over > 0 ? "over" : "under"}`;
+    if (t.value > 1 && t.op !== ">=") text += ` (a cost of ${((v - 1) * 100).toFixed(1)}% where ${((t.value - 1) * 100).toFixed(0)}% is allowed)`;
+  } else if (t.value === 0) {
+    text = `${formatValue(v, m.unit)} against ${formatTarget(t, m.unit)}`;
+  } else {
+    const pct = ((v - t.value) / t.value) * 100;
+    text = `${formatValue(v, m.unit)} against ${formatTarget(t, m.unit)}: ${Math.abs(pct).toFixed(0)}% ${pct > 0 ? "over" : "short"}${t.op === ">=" ? ` (${(t.value / v).toFixed(2)}x to go)` : ""}`;
   }
-  if (t.value === 0) return `${formatValue(v, m.unit)} against ${formatTarget(t, m.unit)}`;
-  const pct = ((v - t.value) / t.value) * 100;
-  return `${formatValue(v, m.unit)} against ${formatTarget(t, m.unit)}: ${Math.abs(pct).toFixed(0)}% ${pct > 0 ? "over" : "short"}${t.op === ">=" ? ` (${(t.value / v).toFixed(2)}x to go)` : ""}`;
+  const inside = t.op === ">=" ? m.max >= t.value : m.min <= t.value;
+  if (m.rounds > 1 && inside) text += `; the target lies within this run's min–max (${formatValue(m.min, m.unit)} – ${formatValue(m.max, m.unit)}), so part of the miss may be noise`;
+  return text;
 }
 
 function markdown(): string {

@@ -97,10 +97,14 @@ export function progIdsOf(pid: number): Set<number> {
   return out;
 }
 
+function ns(x: number): string {
+  return x >= 1e6 ? `${(x / 1e6).toFixed(2)} ms` : x >= 1e4 ? `${(x / 1e3).toFixed(1)} us` : `${x.toFixed(0)} ns`;
+}
+
 export function formatProgRuns(runs: readonly ProgRun[], perIteration: string): string[] {
   if (runs.length === 0) return ["no program of the treatment ran during the profiled load"];
   return runs.map(
-    (r) => `${r.type} ${r.name || `#${r.id}`}: ${r.runs.toLocaleString("en-US")} runs, ${r.nsPerRun.toFixed(0)} ns/run, ${r.nsPerIteration.toFixed(0)} ns per ${perIteration} (all runs on the machine during the load)`,
+    (r) => `${r.type} ${r.name || `#${r.id}`}: ${r.runs.toLocaleString("en-US")} runs, ${r.nsPerRun.toFixed(0)} ns/run, ${ns(r.nsPerIteration)} per ${perIteration} (all runs on the machine during the load)`,
   );
 }
 
