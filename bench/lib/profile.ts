@@ -1,13 +1,18 @@
 // Profiles that explain a cost from measured data:
-//  - bpfRunTime: the kernel's own accounting of BPF program run time (kernel.bpf_stats_enabled
-//    makes it count run_time_ns and run_cnt per program; `bpftool prog show --json` reads
+//  - bpfRunTime: the kernel's own accounting of BPF program run time (run_time_ns and run_cnt
+//    per program, what kernel.bpf_stats_enabled=1 turns on; `bpftool prog show --json` reads
 //    them). Stats are switched on only around the profiled run, never during the A/B rounds,
-//    because counting adds its own cost to every program run.
+//    because counting adds its own cost to every program run. They are switched on through
+//    BPF_ENABLE_STATS, an fd the kernel counts as a reference, not by writing the sysctl: a
+//    concurrent test that sets and restores the sysctl then never sees it flipped under it.
 //  - topFunctions: self time per function from a `bun --cpu-prof` .cpuprofile.
 import { spawnSync } from "node:child_process";
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
+import { BpfCmd } from "../../src/bpf/constants.ts";
+import { bpf, close } from "../../src/bpf/sys.ts";
 
-const STATS = "/proc/sys/kernel/bpf_stats_enabled";
+/** BPF_STATS_RUN_TIME: the one stats type of BPF_ENABLE_STATS */
+const BPF_STATS_RUN_TIME = 0;
 
 interface ProgInfo {
   id: number;
@@ -45,20 +50,21 @@ export interface ProgRun {
 /**
  * Runs `load` (which performs `iterations` iterations of something) with BPF stats on and
  * returns the programs among `ids` (the treatment's, told apart from programs of other work
- * on the machine) that ran, with their ns per run. Restores the sysctl.
+ * on the machine) that ran, with their ns per run.
  */
 export function bpfRunTime(ids: ReadonlySet<number>, iterations: number, load: () => void): ProgRun[] {
-  const before = new Map(bpfPrograms().map((p) => [p.id, p]));
-  const was = readFileSync(STATS, "utf8").trim();
-  writeFileSync(STATS, "1");
+  const attr = new Uint8Array(8);
+  new DataView(attr.buffer).setUint32(0, BPF_STATS_RUN_TIME, true);
+  const statsFd = bpf(BpfCmd.ENABLE_STATS, attr);
+  let before: Map<number, ProgInfo>;
+  let after: ProgInfo[];
   try {
-    const b2 = new Map(bpfPrograms().map((p) => [p.id, p]));
-    for (const [id, p] of b2) before.set(id, p);
+    before = new Map(bpfPrograms().map((p) => [p.id, p]));
     load();
+    after = bpfPrograms();
   } finally {
-    writeFileSync(STATS, was);
+    close(statsFd);
   }
-  const after = bpfPrograms();
   const out: ProgRun[] = [];
   for (const p of after) {
     if (!ids.has(p.id)) continue;
