@@ -155,6 +155,9 @@ await runBench("enforce", "Enforcement: file rule cost on open/close, against no
     section.mechanisms["secure policy variant"] = variant;
     if (setup.refusal) section.mechanisms["Override"] = `refused by the agent: ${setup.refusal}`;
     section.mechanisms["IA32 emulation probe (src/sensors/compat-abi.ts)"] = compat.reason;
+    // the short form: where the open check sits ("here on ..." in the status line)
+    const placement = /here on (.+?), (?:at|decided)/.exec(setup.mechanism())?.[1] ?? /\bon ([\w/]+sys_exit[\w*]*)/.exec(setup.mechanism())?.[1];
+    section.mechanisms["guard open check attached to"] = placement ?? "(not stated in /v1/status)";
     section.mechanisms["file guard placement (/v1/status)"] = setup.mechanism();
     section.mechanisms["bpftrace program"] = bpftrace.program;
     section.notes.push(

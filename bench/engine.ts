@@ -3,6 +3,7 @@
 // userspace evaluator's rate in events per second for matching and non-matching events,
 // raw (pre-encoded event, the engine alone) against full (encode + evaluate + decode),
 // so the report gives ratios measured in this run.
+// Runs pinned to CPU 0 (it re-executes itself under taskset).
 // Usage: bun run bench/engine.ts [--rounds 5] [--events 200000] [--quick] [--json]
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -10,6 +11,7 @@ import { CORPUS_DIR, CORPUS_SUBSTITUTIONS } from "../build/corpus-table.ts";
 import { compilePolicy, encodeEvent, evaluate, evaluateRaw, loadEngine, type CompiledPolicy, type EngineEvent } from "../src/policy/engine.ts";
 import { validatePolicyText } from "../src/policy/validate.ts";
 import type { TracingPolicy } from "../src/policy/types.ts";
+import { pinSelf } from "./lib/host.ts";
 import { runBench, sampleMetric, type BenchSection } from "./lib/results.ts";
 
 const median = (xs: number[]): number => {
@@ -157,6 +159,7 @@ export async function run(opts: { rounds?: number; events?: number; print?: bool
 }
 
 if (import.meta.main) {
+  pinSelf(0);
   await runBench("engine", "Policy engine: corpus validate + compile, userspace evaluation", async (args, section: BenchSection) => {
     const r = await run({ rounds: Math.floor(args.num("rounds", 5, 1)), events: Math.floor(args.num("events", 200_000, 2_000)), print: false });
     const total = r.validateMs.map((v, i) => v + r.compileMs[i]!);

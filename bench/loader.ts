@@ -11,8 +11,7 @@
 // The process pins itself to CPU 0 (taskset) since the two vCPUs here differ in speed.
 //
 // Usage (root): bun run bench/loader.ts [--iterations 15] [--quick] [--json]
-import { spawnSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { fixupBtfForLoad, loadKernelBtf } from "../src/bpf/btf.ts";
 import { loadBtf } from "../src/bpf/btf-load.ts";
@@ -22,19 +21,12 @@ import { linkProgram } from "../src/bpf/linker.ts";
 import { BpfMap } from "../src/bpf/map.ts";
 import { BpfProgram, type ProgramLoadSpec } from "../src/bpf/program.ts";
 import type { MapSpec } from "../src/bpf/map.ts";
+import { pinSelf } from "./lib/host.ts";
 import { metric, runBench, type BenchSection } from "./lib/results.ts";
 
 const root = join(import.meta.dir, "..");
 
-// Re-run pinned to CPU 0 unless already pinned (or taskset is missing).
-if (process.env.WARD_BENCH_PINNED === undefined && existsSync("/usr/bin/taskset")) {
-  const r = spawnSync("taskset", ["-c", "0", process.execPath, ...process.argv.slice(1)], {
-    stdio: "inherit",
-    env: { ...process.env, WARD_BENCH_PINNED: "1" },
-  });
-  process.exit(r.status ?? 1);
-}
-
+pinSelf(0);
 
 /** Committed objects that can load: bad_* never parse, rejected.o never verifies. */
 function objects(): string[] {

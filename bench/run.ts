@@ -152,6 +152,15 @@ function markdown(): string {
   L.push(`| load average (1/5/15 min) | start ${report.load_average.start.map((x) => x.toFixed(2)).join(" / ")}, end ${report.load_average.end.map((x) => x.toFixed(2)).join(" / ")} |`);
   L.push("");
   if (note) L.push(`**Note:** ${note}`, "");
+  // This bench's own load keeps one core busy; more than that means other work shared the machine.
+  const busiest = Math.max(report.load_average.start[0]!, report.load_average.end[0]!);
+  if (report.load_average.start[0]! > 0.5 || busiest > report.machine.cores)
+    L.push(
+      `**The machine was not quiet:** the 1-minute load average was ${report.load_average.start[0]!.toFixed(2)} when the run began and ${report.load_average.end[0]!.toFixed(2)} when it ended (${report.machine.cores} cores). Other work disturbs CPU time and wall time alike; the per-round spreads show how much. Rerun on a quiet machine for figures to quote.`,
+      "",
+    );
+  const targeted = sections.flatMap((s) => s.metrics.filter((m) => m.target));
+  L.push(`**Targets:** ${targeted.filter((m) => m.met).length} of ${targeted.length} met in this run${failures.length ? `; ${failures.length} bench(es) failed` : ""}. Missed targets are explained below with the profile measured in the same run.`, "");
 
   const mech = new Map<string, string[]>();
   for (const s of sections) for (const [k, v] of Object.entries(s.mechanisms)) mech.set(k, [...(mech.get(k) ?? []), `${v} (${s.bench})`]);

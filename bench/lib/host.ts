@@ -37,3 +37,22 @@ export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs
     await Bun.sleep(everyMs);
   }
 }
+
+/**
+ * Re-runs this bench pinned to `cpu` (taskset) unless it already is, and exits with the
+ * pinned run's status: for benches whose measured work is this process itself (the loader,
+ * the engine), so it meets the same vCPU every time (design.md, Performance doctrine).
+ * Without taskset it runs unpinned and says so on stderr.
+ */
+export function pinSelf(cpu = 0): void {
+  if (process.env.WARD_BENCH_PINNED !== undefined) return;
+  if (!existsSync("/usr/bin/taskset")) {
+    process.stderr.write("bench: taskset is missing (Debian util-linux); running unpinned\n");
+    return;
+  }
+  const r = spawnSync("taskset", ["-c", String(cpu), process.execPath, ...process.argv.slice(1)], {
+    stdio: "inherit",
+    env: { ...process.env, WARD_BENCH_PINNED: String(cpu) },
+  });
+  process.exit(r.status ?? 1);
+}
