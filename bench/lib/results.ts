@@ -62,7 +62,11 @@ export function metric(m: Omit<Metric, "met">): Metric {
 
 /** A metric from A/B pairs' on/off ratios. */
 export function ratioMetric(id: string, name: string, s: RatioSummary, target?: Target, detail?: string): Metric {
-  return metric({ id, name, unit: "ratio", target, median: s.median, min: s.min, max: s.max, rounds: s.rounds, detail });
+  // The floor (least "on" over least "off" of the run) is a second estimate that bursts of
+  // other work hitting one side of a round cannot move; it is shown, never judged.
+  const floor = s.rounds > 1 ? `floor (least on / least off) ${s.floorRatio.toFixed(3)}` : undefined;
+  const text = [detail, floor].filter((x) => x !== undefined).join("; ");
+  return metric({ id, name, unit: "ratio", target, median: s.median, min: s.min, max: s.max, rounds: s.rounds, detail: text || undefined });
 }
 
 /** A metric from per-round samples of a value (a rate, a latency, a size). */
