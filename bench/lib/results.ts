@@ -117,7 +117,7 @@ export function formatValue(v: number, unit: string): string {
   if (!Number.isFinite(v)) return String(v);
   if (unit === "ratio") return v.toFixed(3);
   const abs = Math.abs(v);
-  const s = abs >= 1000 ? Math.round(v).toLocaleString("en-US") : abs >= 100 ? v.toFixed(0) : abs >= 10 ? v.toFixed(1) : v.toFixed(2);
+  const s = Number.isInteger(v) || abs >= 1000 ? Math.round(v).toLocaleString("en-US") : abs >= 100 ? v.toFixed(0) : abs >= 10 ? v.toFixed(1) : v.toFixed(2);
   return unit === "" ? s : `${s} ${unit}`;
 }
 
