@@ -4,7 +4,7 @@
 // bench/lib/loadgen.c `run`) per round, A/B alternating. The build is not pinned: it is a
 // two-job build on this two-core machine, as a user would run it. Tetragon's maintainers
 // measured +10.6% wall time on a kernel build with openat/close hooks (reference/peers.md).
-// Usage (root): bun run bench/workload.ts [--rounds 5] [--objects 50] [--quick] [--json]
+// Usage (root): bun run bench/workload.ts [--rounds 7] [--objects 50] [--quick] [--json]
 import { copyFileSync, mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ensureSystemPackages } from "../build/system.ts";
@@ -16,7 +16,7 @@ import { secureTreatment } from "./lib/secure.ts";
 import { summarizeRatios, type Pair } from "./lib/stats.ts";
 
 await runBench("workload", "Real workload: a small C project built with make -j2", async (args, section: BenchSection) => {
-  const rounds = Math.floor(args.num("rounds", 5, 1));
+  const rounds = Math.floor(args.num("rounds", 7, 1));
   const objects = Math.floor(args.num("objects", 50, 2));
   prepareBenchHost("bench/workload.ts");
   ensureSystemPackages([
