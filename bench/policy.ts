@@ -3,7 +3,9 @@
 // and the time is taken when it is stopped (killed by the Sigkill variant, or its open
 // refused with the Override variant), not when the API answers. Measured with 1, 10 and
 // 100 policies already loaded (other files, same shape), to show how it grows; each round
-// adds one policy and deletes it again.
+// adds one policy and deletes it again. At each level it also times an open/close loop on an
+// unrelated file (CPU time, pinned) against the loop with no agent: what the loaded policies
+// cost everything else.
 // Usage (root): bun run bench/policy.ts [--rounds 7] [--quick] [--json]
 import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -12,7 +14,7 @@ import { BenchAgent } from "./lib/agent.ts";
 import { prepareBenchHost } from "./lib/host.ts";
 import { LoadGenerator } from "./lib/loadgen.ts";
 import { progIdsOf } from "./lib/profile.ts";
-import { progress, runBench, sampleMetric, type BenchSection } from "./lib/results.ts";
+import { metric, progress, runBench, sampleMetric, type BenchSection } from "./lib/results.ts";
 
 class PolicyBenchError extends Error {
   override name = "PolicyBenchError";
@@ -20,7 +22,7 @@ class PolicyBenchError extends Error {
 
 const log = (m: string) => progress("policy", m);
 
-await runBench("policy", "Policy add: POST /v1/policies until a probe process is stopped", async (args, section: BenchSection) => {
+await runBench("policy", "Policy add: POST /v1/policies until a probe process is stopped, and what loaded policies cost", async (args, section: BenchSection) => {
   const rounds = Math.floor(args.num("rounds", 7, 1));
   const levels = args.quick ? [1, 2, 3] : [1, 10, 100];
   prepareBenchHost("bench/policy.ts");
@@ -32,6 +34,16 @@ await runBench("policy", "Policy add: POST /v1/policies until a probe process is
     const probeFile = join(dir, "probe/file");
     mkdirSync(join(dir, "probe"));
     writeFileSync(probeFile, "probe\n");
+    // What the loaded policies cost an unrelated open/close (each policy brings its own
+    // programs): CPU time of the pinned loop without any agent, before and after, against
+    // the same loop at each level.
+    const unrelated = join(dir, "unrelated");
+    writeFileSync(unrelated, "unrelated\n");
+    const openMode = { kind: "open", path: unrelated } as const;
+    const nOpen = gen.calibrate(openMode, args.quick ? 0.02 : 0.3);
+    const repeats = args.quick ? 1 : 3;
+    const offBefore = gen.best(openMode, nOpen, repeats);
+    const openAt = new Map<number, number>();
     await agent.start();
 
     // Override where the agent accepts it (the probe's open then fails: exit 3), else Sigkill.
@@ -95,8 +107,29 @@ await runBench("policy", "Policy add: POST /v1/policies until a probe process is
         sampleMetric(id, `policy add to enforced, ${level} polic${level === 1 ? "y" : "ies"} loaded${args.quick ? " (quick: fewer loaded)" : ""}`, "ms", enforced, level === levels[0] ? { op: "<=", value: 150 } : undefined, `API answered after ${answered.map((x) => x.toFixed(0)).sort((a, b) => Number(a) - Number(b))[answered.length >> 1]} ms (median)`),
       );
       log(`${level} loaded: ${enforced.map((x) => x.toFixed(0)).join(", ")} ms`);
+      // fewer iterations as the cost grows, so the loop stays short: ratios are per iteration
+      const n = Math.max(2000, Math.round(nOpen / level));
+      openAt.set(level, gen.best(openMode, n, repeats) / n);
     }
-    section.mechanisms[`BPF programs the agent holds with ${loaded} policies loaded`] = String(progIdsOf(agent.pid).size);
+    const programsAtEnd = progIdsOf(agent.pid).size;
+    await agent.stop();
+    const off = (offBefore + gen.best(openMode, nOpen, repeats)) / 2;
+    levels.forEach((level, i) => {
+      const ratio = openAt.get(level)! / (off / nOpen);
+      section.metrics.push(
+        metric({
+          id: `policy_open_cost_${[1, 10, 100][i]}`,
+          name: `open/close of an unrelated file with ${level} polic${level === 1 ? "y" : "ies"} loaded vs no agent${args.quick ? " (quick: fewer loaded)" : ""}`,
+          unit: "ratio",
+          median: ratio,
+          min: ratio,
+          max: ratio,
+          rounds: 1,
+          detail: `${((openAt.get(level)! * 1e6)).toFixed(2)} us per iteration against ${((off / nOpen) * 1e6).toFixed(2)} without an agent (measured before and after, averaged); least of ${repeats} runs`,
+        }),
+      );
+    });
+    section.mechanisms[`BPF programs the agent holds with ${loaded} policies loaded`] = String(programsAtEnd);
     section.notes.push("the time runs from sending the POST until the probe process is stopped (observed through its exit), so it includes the API, validation, compile, BPF load and attach");
   } finally {
     await agent.stop();

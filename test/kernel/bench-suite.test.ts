@@ -32,6 +32,8 @@ const REQUIRED = [
   "policy_add_1",
   "policy_add_10",
   "policy_add_100",
+  "policy_open_cost_1",
+  "policy_open_cost_100",
   "idle_rss",
   "idle_cpu",
   "rss_after_100k",
