@@ -19,7 +19,7 @@ import { cpus, loadavg, release } from "node:os";
 import { join } from "node:path";
 import { wardBinary } from "./lib/agent.ts";
 import { BENCHES, formatTarget, formatValue, type BenchSection, type Metric } from "./lib/results.ts";
-import { WHY } from "./lib/why.ts";
+import { FINDINGS, WHY } from "./lib/why.ts";
 
 const root = join(import.meta.dir, "..");
 const argv = process.argv.slice(2);
@@ -199,6 +199,13 @@ function markdown(): string {
     const why = WHY[m.id];
     L.push(`- **Why:** ${why?.why ?? "no explanation written yet for this metric."}`);
     if (why?.close) L.push(`- **What would close it:** ${why.close}`);
+    L.push("");
+  }
+
+  const findings = sections.flatMap((s) => s.metrics.filter((m) => FINDINGS[m.id] !== undefined));
+  if (findings.length > 0) {
+    L.push("## Findings", "");
+    for (const m of findings) L.push(`- **${m.name}: ${formatValue(m.median, m.unit)}** (${formatValue(m.min, m.unit)} – ${formatValue(m.max, m.unit)}). ${FINDINGS[m.id]!(m)}`);
     L.push("");
   }
 

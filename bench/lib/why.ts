@@ -2,10 +2,12 @@
 // measured in the same run. They say what the mechanism costs and why, from the design and
 // earlier measurements (design.md, Performance doctrine; issue notes); the numbers in the
 // report come from the run, not from here.
+import type { Metric } from "./results.ts";
+
 export const WHY: Record<string, { why: string; close?: string }> = {
   open_unrelated_secure: {
     why:
-      "the file guard's open check runs at the exit of the open syscalls. Where the kernel runs i386 processes (IA32 emulation on, probed by src/sensors/compat-abi.ts) the per-syscall syscalls/sys_exit_open* tracepoints never fire for compat syscalls, so the guard keeps tp_btf/sys_exit, which runs at the exit of every syscall of every process (the close of the loop too) and only then looks at the syscall number. Entering a BPF program on that hot path costs the loop more than the check inside it: design.md measured an empty tp_btf/sys_exit program alone at +7-13% on this loop. Where IA32 emulation is off the guard moves to the per-syscall tracepoints, which skip close and getppid but cost about the same per open: attaching anything to a syscall tracepoint (raw sys_enter/sys_exit or a per-syscall one) makes the kernel mark every thread for the syscall tracepoint slow path (syscall_regfunc sets SYSCALL_WORK_SYSCALL_TRACEPOINT), so every syscall of every process pays that path; bpftrace's sys_enter_openat pays it too, which is why its getppid control is also above 1.",
+      "the file guard's open check runs at the exit of the open syscalls. Where the kernel runs i386 processes (IA32 emulation on, probed by src/sensors/compat-abi.ts) the per-syscall syscalls/sys_exit_open* tracepoints never fire for compat syscalls, so the guard keeps tp_btf/sys_exit, which runs at the exit of every syscall of every process (the close of the loop too) and only then looks at the syscall number. Entering a BPF program on that hot path costs the loop more than the check inside it: design.md measured an empty tp_btf/sys_exit program alone at +7-13% on this loop. Where IA32 emulation is off the guard moves to the per-syscall tracepoints, which skip close and getppid but cost about the same per open: attaching anything to a syscall tracepoint (raw sys_enter/sys_exit or a per-syscall one) makes the kernel mark every thread for the syscall tracepoint slow path (syscall_regfunc sets SYSCALL_WORK_SYSCALL_TRACEPOINT), so every syscall of every process pays that path; bpftrace's sys_enter_openat takes the same path (compare its getppid control).",
     close:
       "a hook that runs only on opens of protected files: BPF LSM file_open (used where `bpf` is in the active LSMs, e.g. the Debian 6.1 VM), or fanotify marks on the protected inodes (zero cost for other files) with the syscall-exit check kept only as a backstop; on this kernel, booting with ia32_emulation=0 lets the guard use the open-only tracepoints.",
   },
@@ -66,4 +68,25 @@ export const WHY: Record<string, { why: string; close?: string }> = {
     why: "some opens produced neither an event nor a counted loss: a loss path that is not counted.",
     close: "find the uncounted path (rate limit drops, ring buffer reserve failures, decode errors) and count it.",
   },
+};
+
+/**
+ * Notes for metrics without a target that a reader should not miss; bench/run.ts prints
+ * them with the measured value under "Findings". Each reads the measured metric, so the
+ * text never claims what this run did not show.
+ */
+export const FINDINGS: Record<string, (m: Metric) => string> = {
+  policy_open_cost_100: (m) =>
+    m.median > 1.1
+      ? "each file policy attaches its own guard programs (the policy bench lists how many programs the agent holds), so with the guard on tp_btf/sys_exit every loaded policy adds one more program run to every syscall of every process; one guard instance shared by all policies (a rule map keyed by inode, updated per policy) would keep the cost flat."
+      : "the loaded policies cost unrelated opens little in this run.",
+  getppid_secure: (m) =>
+    m.median > 1.02
+      ? "the guard at every syscall exit also taxes syscalls no rule can match; getppid is the cheapest syscall, so it shows the per-syscall entry cost at its largest."
+      : "no measurable cost on a syscall no rule matches in this run.",
+  getppid_bpftrace: (m) =>
+    m.median > 1.02
+      ? "bpftrace only attaches to sys_enter_openat, yet getppid pays too: any syscall tracepoint puts every thread on the syscall tracepoint slow path."
+      : "no measurable cost on getppid in this run.",
+  open_protected_decisions: () => "every open of the protected file by the allowed binary is decided in the kernel (inode match, then the binary check), without userspace.",
 };
