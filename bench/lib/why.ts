@@ -78,7 +78,7 @@ export const WHY: Record<string, { why: string; close?: string }> = {
 export const FINDINGS: Record<string, (m: Metric) => string> = {
   policy_open_cost_100: (m) =>
     m.median > 1.1
-      ? "each file policy attaches its own guard programs (the policy bench lists how many programs the agent holds), so with the guard on tp_btf/sys_exit every loaded policy adds one more program run to every syscall of every process; one guard instance shared by all policies (a rule map keyed by inode, updated per policy) would keep the cost flat."
+      ? "each file policy attaches its own guard programs (the policy bench lists how many programs the agent holds), so every loaded policy adds another program run at each syscall exit the guard hooks (every syscall of every process while it sits on tp_btf/sys_exit); one guard instance shared by all policies (a rule map keyed by inode, updated per policy) would keep the cost flat."
       : "the loaded policies cost unrelated opens little in this run.",
   getppid_secure: (m) =>
     m.median > 1.02
