@@ -1,30 +1,24 @@
 // Host preparation for benches that load BPF: root, bpffs and tracefs mounted.
 import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
+import { ensureBpffs } from "../../src/bpf/pin.ts";
+import { ensureTracefs } from "../../src/sensors/open-exit.ts";
 
 export class BenchHostError extends Error {
   override name = "BenchHostError";
 }
 
-function mounted(path: string, fstype: string): boolean {
-  return readFileSync("/proc/mounts", "utf8")
-    .split("\n")
-    .some((l) => {
-      const f = l.split(" ");
-      return f[1] === path && f[2] === fstype;
-    });
-}
-
-/** Throws unless root; mounts bpffs and tracefs where they are missing (bpftrace needs tracefs). */
+/**
+ * Throws unless root; mounts bpffs and tracefs where they are missing (bpftrace needs
+ * tracefs) with the agent's own helpers, so the benches exercise the code the agent runs.
+ */
 export function prepareBenchHost(bench: string): void {
   if (process.getuid?.() !== 0) throw new BenchHostError(`${bench} needs root (it loads BPF programs)`);
-  for (const [fstype, path] of [
-    ["bpf", "/sys/fs/bpf"],
-    ["tracefs", "/sys/kernel/tracing"],
-  ] as const) {
-    if (!existsSync(path) || mounted(path, fstype)) continue;
-    const r = spawnSync("mount", ["-t", fstype, fstype, path], { encoding: "utf8" });
-    if (r.status !== 0) throw new BenchHostError(`mount ${fstype} at ${path}: ${r.stderr}`);
+  try {
+    ensureBpffs();
+    ensureTracefs();
+  } catch (e) {
+    throw new BenchHostError(`${bench}: prepare the host: ${e instanceof Error ? e.message : String(e)}`);
   }
 }
 
