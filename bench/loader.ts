@@ -131,12 +131,12 @@ function sampleOnce(bytes: Uint8Array, name: string, programs: string[], kernelB
   return { parse, relocate, loadTotal, loadKernel: kernelMs + btfKernel };
 }
 
-function benchObject(path: string, kernelBtf: ReturnType<typeof loadKernelBtf>, iterations: number): ObjectReport {
+function benchObject(path: string, kernelBtf: ReturnType<typeof loadKernelBtf>, iterations: number, warm: boolean): ObjectReport {
   const bytes = new Uint8Array(readFileSync(join(root, path)));
   const spec = loadCollectionSpec(bytes, path);
   const { ok, refused } = loadable(spec, kernelBtf);
   const insns = ok.reduce((n, p) => n + spec.programs[p]!.insns.length / 8, 0);
-  sampleOnce(bytes, path, ok, kernelBtf); // warm-up: JIT, page cache, kernel BTF index
+  if (warm) sampleOnce(bytes, path, ok, kernelBtf); // warm-up: JIT, page cache, kernel BTF index
   const samples: Sample[] = [];
   for (let i = 0; i < iterations; i++) samples.push(sampleOnce(bytes, path, ok, kernelBtf));
   // newCollection relocates again itself, so its non-kernel time already holds reloc+link:
@@ -171,7 +171,8 @@ await runBench("loader", "Loader: parse + relocate + load per object, ours again
   const t = performance.now();
   const kernelBtf = loadKernelBtf();
   const vmlinuxMs = performance.now() - t;
-  const reports = objects().map((o) => benchObject(o, kernelBtf, iterations));
+  // --quick only checks the bench runs: no warm-up load (the verifier is the slow part)
+  const reports = objects().map((o) => benchObject(o, kernelBtf, iterations, !args.quick));
   for (const r of reports) {
     const name = relative("bpf/obj", r.object);
     const id = `loader_${name.replace(/\.o$/, "").replace(/[^A-Za-z0-9]+/g, "_")}`;
