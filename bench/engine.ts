@@ -3,19 +3,16 @@
 // userspace evaluator's rate in events per second for matching and non-matching events,
 // raw (pre-encoded event, the engine alone) against full (encode + evaluate + decode),
 // so the report gives ratios measured in this run.
-// Usage: bun run bench/engine.ts [--rounds 5] [--events 200000]
+// Runs pinned to CPU 0 (it re-executes itself under taskset).
+// Usage: bun run bench/engine.ts [--rounds 5] [--events 200000] [--quick] [--json]
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { CORPUS_DIR, CORPUS_SUBSTITUTIONS } from "../build/corpus-table.ts";
 import { compilePolicy, encodeEvent, evaluate, evaluateRaw, loadEngine, type CompiledPolicy, type EngineEvent } from "../src/policy/engine.ts";
 import { validatePolicyText } from "../src/policy/validate.ts";
 import type { TracingPolicy } from "../src/policy/types.ts";
-
-function arg(name: string, dflt: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  const v = i >= 0 ? Number(process.argv[i + 1]) : NaN;
-  return Number.isFinite(v) && v > 0 ? v : dflt;
-}
+import { pinSelf } from "./lib/host.ts";
+import { runBench, sampleMetric, type BenchSection } from "./lib/results.ts";
 
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -74,7 +71,9 @@ export interface EngineBenchReport {
   validateMsMedian: number;
   compileShare: number;
   policiesPerSecond: number;
-  eval: { name: string; rawPerSecond: number; fullPerSecond: number; spread: string }[];
+  eval: { name: string; rawPerSecond: number; fullPerSecond: number; spread: string; raw: number[]; full: number[] }[];
+  validateMs: number[];
+  compileMs: number[];
   text: string;
 }
 
@@ -133,7 +132,7 @@ export async function run(opts: { rounds?: number; events?: number; print?: bool
       for (let i = 0; i < nFull; i++) evaluate(c, k.hook, k.ev);
       full.push(nFull / ((performance.now() - t) / 1000));
     }
-    evalRows.push({ name: k.name, rawPerSecond: median(raw), fullPerSecond: median(full), spread: spread(raw) });
+    evalRows.push({ name: k.name, rawPerSecond: median(raw), fullPerSecond: median(full), spread: spread(raw), raw, full });
   }
 
   const lines: string[] = [];
@@ -153,10 +152,27 @@ export async function run(opts: { rounds?: number; events?: number; print?: bool
     compileShare: compileMsMedian / (compileMsMedian + validateMsMedian),
     policiesPerSecond: policies / (compileMsMedian / 1000),
     eval: evalRows,
+    validateMs: valMs,
+    compileMs: compMs,
     text,
   };
 }
 
 if (import.meta.main) {
-  await run({ rounds: arg("rounds", 5), events: arg("events", 200_000) });
+  pinSelf(0);
+  await runBench("engine", "Policy engine: corpus validate + compile, userspace evaluation", async (args, section: BenchSection) => {
+    const r = await run({ rounds: Math.floor(args.num("rounds", 5, 1)), events: Math.floor(args.num("events", 200_000, 2_000)), print: false });
+    const total = r.validateMs.map((v, i) => v + r.compileMs[i]!);
+    section.metrics.push(
+      sampleMetric("engine_corpus_validate_compile", `corpus (${r.policies} policies) validate + compile`, "ms", total, undefined, `validate ${r.validateMsMedian.toFixed(1)} ms, compile ${r.compileMsMedian.toFixed(1)} ms (medians)`),
+      sampleMetric("engine_compile_rate", "policies compiled per second", "policies/s", r.compileMs.map((ms) => r.policies / (ms / 1000))),
+    );
+    r.eval.forEach((e, i) => {
+      section.metrics.push(
+        sampleMetric(`engine_eval_raw_${i + 1}`, `evaluations/s, pre-encoded event: ${e.name}`, "evaluations/s", e.raw),
+        sampleMetric(`engine_eval_full_${i + 1}`, `evaluations/s, encode + evaluate + decode: ${e.name}`, "evaluations/s", e.full),
+      );
+    });
+    section.notes.push("userspace evaluation runs in this process's WASM engine (the kernel evaluates the same tables in BPF); raw = the engine alone, full = with the event encoded and the decision decoded");
+  });
 }

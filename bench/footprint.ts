@@ -1,227 +1,111 @@
-// The agent's memory and idle CPU (root):
-//  1. idle: `ward agent` started as a separate process (from source through bun, and the
-//     compiled dist/ward when it exists), VmRSS from /proc/<pid>/status 3 s after "ready",
-//     then its CPU time (utime+stime from /proc/<pid>/stat) over 10 s of idling;
-//  2. under load: an agent started in this process (real sensors attached, the real event hub,
-//     a stdout sink writing to /dev/null) gets the recorded process dump
-//     (bench/lib/process-dump.ts) replayed into its process sensor's pipeline, round by round
-//     with the event loop running in between (housekeeping, sink flushes), and this process's
-//     VmRSS is read after 100,000 and after 1,000,000 events. The in-process figure includes
-//     the bench's own dump buffers (a few MB, the same at both points).
-//
-//   bun run bench/footprint.ts [--json] [--no-binary] [--load-only] [--rate EVENTS_PER_SEC]
-//
-// The replay runs at most --rate events/s (default 20,000: a host execing 10,000 times a
-// second; 0 = as fast as the pipeline goes).
-import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+// Footprint of `dist/ward agent` (the single binary, default sensor set):
+//  - the binary's size;
+//  - idle RSS and idle CPU (share of one core) over windows of a quiet agent;
+//  - RSS after 100,000 and after 1,000,000 events: a Post policy on a file and an open storm
+//    from one core (the agent keeps the other), until the agent's event counter passes each
+//    mark; the ratio shows whether memory keeps growing with the events seen.
+// Usage (root): bun run bench/footprint.ts [--windows 5] [--events 1000000] [--quick] [--json]
+import { mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { secureOpenPolicy } from "../test/lib/talk-policies.ts";
+import { BenchAgent, procUsage, rssBreakdown, wardBinary, wardBinaryBytes } from "./lib/agent.ts";
 import { prepareBenchHost } from "./lib/host.ts";
-import { cachedProcessDump, DumpReplayer } from "./lib/process-dump.ts";
-import type { BenchResult } from "./pipeline.ts";
+import { LoadGenerator } from "./lib/loadgen.ts";
+import { metric, progress, runBench, sampleMetric, type BenchSection } from "./lib/results.ts";
 
-const ROOT = join(import.meta.dir, "..");
-const mb = (kb: number): number => Math.round(kb / 102.4) / 10;
-
-function statusKb(pid: number | "self", key: string): number {
-  const m = readFileSync(`/proc/${pid}/status`, "utf8").match(new RegExp(`${key}:\\s+(\\d+) kB`));
-  if (!m) throw new Error(`/proc/${pid}/status has no ${key}`);
-  return Number(m[1]);
+class FootprintBenchError extends Error {
+  override name = "FootprintBenchError";
 }
 
-/** utime + stime of a process, in clock ticks (USER_HZ, 100 on Linux). */
-function cpuTicks(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return Number(f[11]) + Number(f[12]); // fields 14 and 15, counted from after "(comm)"
-}
+const MiB = 1024 * 1024;
+const log = (m: string) => progress("footprint", m);
 
-interface Idle {
-  rssKb: number;
-  anonKb: number;
-  cpuPercent: number;
-}
+await runBench("footprint", "Footprint: binary size, idle RSS and CPU, RSS under events", async (args, section: BenchSection) => {
+  const windows = Math.floor(args.num("windows", 5, 1));
+  const windowSeconds = args.quick ? 1 : 2;
+  const bigMark = Math.floor(args.num("events", 1_000_000, 20_000));
+  const smallMark = Math.floor(bigMark / 10);
+  prepareBenchHost("bench/footprint.ts");
+  await wardBinary();
+  const size = wardBinaryBytes() / MiB;
+  section.metrics.push(metric({ id: "binary_size", name: "dist/ward size (embeds the BPF objects and the engine WASM)", unit: "MiB", median: size, min: size, max: size, rounds: 1 }));
 
-/** Starts `cmd agent ...` with its own state, token, port and bpffs folder; measures; stops it. */
-async function idleAgent(cmd: string[], label: string): Promise<Idle> {
-  const dir = mkdtempSync(join(tmpdir(), "ward-footprint-"));
-  const args = [
-    ...cmd,
-    "agent",
-    "--listen",
-    "127.0.0.1:0",
-    "--state-file",
-    join(dir, "agent.json"),
-    "--token-file",
-    join(dir, "token"),
-    "--bpf-dir",
-    `/sys/fs/bpf/ward-footprint-${process.pid}`,
-  ];
-  const child = spawn(args[0]!, args.slice(1), { stdio: ["ignore", "ignore", "pipe"] });
-  let err = "";
-  const ready = new Promise<void>((resolve, reject) => {
-    child.stderr!.on("data", (d: Buffer) => {
-      err += d.toString();
-      if (/ready \(node/.test(err)) resolve();
-    });
-    child.on("exit", (code, sig) => reject(new Error(`${label}: agent exited (${code ?? sig}) before ready: ${err}`)));
-  });
+  const dir = realpathSync(mkdtempSync("/tmp/ward-bench-footprint-"));
+  const agent = new BenchAgent("ward agent (default set)", dir);
   try {
-    await Promise.race([ready, Bun.sleep(30_000).then(() => Promise.reject(new Error(`${label}: agent not ready after 30 s: ${err}`)))]);
-    await Bun.sleep(3000);
-    const pid = child.pid!;
-    const rssKb = statusKb(pid, "VmRSS");
-    const anonKb = statusKb(pid, "RssAnon");
-    const t0 = cpuTicks(pid);
-    const w0 = performance.now();
-    await Bun.sleep(10_000);
-    const cpuPercent = ((cpuTicks(pid) - t0) / 100 / ((performance.now() - w0) / 1000)) * 100;
-    return { rssKb, anonKb, cpuPercent };
-  } finally {
-    child.kill("SIGTERM");
-    await new Promise((r) => (child.exitCode !== null ? r(undefined) : child.on("exit", r)));
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-interface Load {
-  startKb: number;
-  at100kKb: number;
-  at1mKb: number;
-  events: number;
-  cacheSize: number;
-  heapMB: number;
-  afterGcKb: number;
-  heapAfterGcMB: number;
-}
-
-/** The in-process agent under the replayed dump, at most `rate` events/s (0: as fast as it goes). */
-async function underLoad(rate: number): Promise<Load> {
-  const dump = await cachedProcessDump(2000, (m) => process.stderr.write(`bench/footprint: ${m}\n`));
-  const { Agent } = await import("../src/agent/agent.ts");
-  const { parseAgentConfig } = await import("../src/agent/config.ts");
-  const { defaultSensors } = await import("../src/agent/default-sensors.ts");
-  const { parsePolicies } = await import("../src/agent/policy-parser.ts");
-  const { createPolicyBackend } = await import("../src/agent/policy-backend.ts");
-  const { ProcessSensor } = await import("../src/agent/process-sensor.ts");
-  const { StdoutSink } = await import("../src/export/stdout.ts");
-  const dir = mkdtempSync(join(tmpdir(), "ward-footprint-"));
-  const config = parseAgentConfig([
-    "--listen",
-    "127.0.0.1:0",
-    "--state-file",
-    join(dir, "agent.json"),
-    "--token-file",
-    join(dir, "token"),
-    "--bpf-dir",
-    `/sys/fs/bpf/ward-footprint-${process.pid}`,
-  ]);
-  if (config === "help") throw new Error("unreachable");
-  let sensor: InstanceType<typeof ProcessSensor> | undefined;
-  const devnull = openSync("/dev/null", "w");
-  const agent = new Agent(config, {
-    parser: parsePolicies,
-    sensors: (ctx) => {
-      const s = defaultSensors(ctx);
-      sensor = s.find((x): x is InstanceType<typeof ProcessSensor> => x instanceof ProcessSensor);
-      return s;
-    },
-    policyBackend: (ctx, s) => createPolicyBackend(ctx, s),
-    sinks: () => [new StdoutSink(devnull)],
-    log: () => {},
-  });
-  await agent.start();
-  try {
-    const k = sensor?.kernel;
-    if (!k) throw new Error("the agent started no process sensor");
-    k.cache.seed(dump.seeds);
-    const replayer = new DumpReplayer(dump, k.pipeline.decoder);
-    const handle = (v: DataView): void => k.pipeline.handle(v);
-    const events = (): number => agent.hub.counters().total;
-    await Bun.sleep(1000);
-    const startKb = statusKb("self", "VmRSS");
-    const e0 = events();
-    let at100kKb = 0;
-    const t0 = performance.now();
-    while (events() - e0 < 1_000_000) {
-      replayer.round(handle);
-      // Let timers and I/O run between rounds, as the sensor's drain loop does between batches.
-      await new Promise<void>((r) => setImmediate(r));
-      if (rate > 0) {
-        const ahead = ((events() - e0) / rate) * 1000 - (performance.now() - t0);
-        if (ahead > 0) await Bun.sleep(ahead);
-      }
-      if (at100kKb === 0 && events() - e0 >= 100_000) {
-        await Bun.sleep(500);
-        at100kKb = statusKb("self", "VmRSS");
-      }
+    const gen = LoadGenerator.build(dir);
+    await agent.start();
+    await Bun.sleep(args.quick ? 500 : 3000); // past start-up work (procfs seed, JIT)
+    const rss: number[] = [];
+    const cpu: number[] = [];
+    // The agent sees every process on the host: events during the idle windows say how
+    // idle the host was (other work's execs and exits are the agent's work too).
+    const ev0 = (await agent.status()).events.total;
+    for (let w = 0; w < windows; w++) {
+      const a = procUsage(agent.pid);
+      const t = performance.now();
+      await Bun.sleep(windowSeconds * 1000);
+      const b = procUsage(agent.pid);
+      cpu.push((100 * (b.cpu - a.cpu)) / ((performance.now() - t) / 1000));
+      rss.push(b.rss / MiB);
     }
-    await Bun.sleep(500);
-    const at1mKb = statusKb("self", "VmRSS");
-    const { heapStats } = await import("bun:jsc");
-    const heapMB = Math.round(heapStats().heapSize / 1e5) / 10;
-    Bun.gc(true);
+    const idleEvents = (await agent.status()).events.total - ev0;
+    const br = rssBreakdown(agent.pid);
+    // The runtime's own floor: a bare Bun process doing nothing, measured the same way.
+    const bare = Bun.spawn([process.execPath, "-e", "setTimeout(() => {}, 60000)"], { stdout: "ignore", stderr: "ignore" });
     await Bun.sleep(1000);
-    const afterGcKb = statusKb("self", "VmRSS");
-    const heapAfterGcMB = Math.round(heapStats().heapSize / 1e5) / 10;
-    return { startKb, at100kKb, at1mKb, events: events() - e0, cacheSize: k.cache.stats().size, heapMB, afterGcKb, heapAfterGcMB };
+    const bareRss = rssBreakdown(bare.pid);
+    bare.kill();
+    await bare.exited;
+    const idleCpuS = (cpu.reduce((a, b) => a + b, 0) / 100) * windowSeconds;
+    section.profiles.push({
+      explains: ["idle_cpu"],
+      title: "what the agent did while idle",
+      lines: [
+        `${idleEvents} process events from other work on the host in ${windows * windowSeconds} s (the default set follows every exec, clone and exit on the host)`,
+        `${(idleCpuS * 1000).toFixed(0)} ms of agent CPU in those windows${idleEvents > 0 ? `: at most ${((idleCpuS * 1e6) / idleEvents).toFixed(0)} us per event if the events were all of it` : ""}`,
+      ],
+    });
+    section.profiles.push({
+      explains: ["idle_rss"],
+      title: "idle RSS as the kernel splits it (/proc/<pid>/status)",
+      lines: [
+        ...Object.entries(br).map(([k, v]) => `${k}: ${(v / MiB).toFixed(1)} MiB`),
+        `the binary on disk is ${size.toFixed(0)} MiB; file-backed RSS is the part of it (and of libc) the agent touched`,
+        `a bare Bun ${Bun.version} process idle: RssAnon ${(bareRss.RssAnon / MiB).toFixed(1)} MiB, RssFile ${(bareRss.RssFile / MiB).toFixed(1)} MiB (the runtime's floor)`,
+      ],
+    });
+    section.metrics.push(
+      sampleMetric("idle_rss", "idle agent RSS (default set)", "MiB", rss, { op: "<=", value: 80 }),
+      sampleMetric("idle_cpu", "idle agent CPU, % of one core", "%", cpu, { op: "<", value: 1 }, `${windows} windows of ${windowSeconds} s, from /proc/<pid>/stat utime+stime (10 ms ticks); the agent handled ${idleEvents} events from other processes on the host meanwhile`),
+    );
+
+    const file = join(dir, "monitored");
+    writeFileSync(file, "watched\n");
+    const r = await agent.request("POST", "/v1/policies", secureOpenPolicy({ name: "bench-footprint-post", file, allowed: realpathSync("/bin/true"), action: "Post" }));
+    if (r.status !== 201) throw new FootprintBenchError(`POST the Post policy: ${r.status} ${JSON.stringify(r.json)}`);
+    const total = async () => (await agent.status()).events.total;
+    const base = await total();
+    const at: Record<number, number> = {};
+    const t0 = performance.now();
+    for (const mark of [smallMark, bigMark]) {
+      while ((await total()) - base < mark) {
+        agent.assertRunning();
+        if (performance.now() - t0 > 600_000) throw new FootprintBenchError(`fewer than ${mark} events after 10 minutes`);
+        await gen.openStorm(file, args.quick ? 0.2 : 1, { cpu: 0 });
+      }
+      await Bun.sleep(500);
+      at[mark] = procUsage(agent.pid).rss / MiB;
+      log(`RSS after ${mark} events: ${at[mark]!.toFixed(1)} MiB`);
+    }
+    const ratio = at[bigMark]! / at[smallMark]!;
+    section.metrics.push(
+      metric({ id: "rss_after_100k", name: `RSS after ${smallMark.toLocaleString("en-US")} events`, unit: "MiB", median: at[smallMark]!, min: at[smallMark]!, max: at[smallMark]!, rounds: 1 }),
+      metric({ id: "rss_after_1m", name: `RSS after ${bigMark.toLocaleString("en-US")} events`, unit: "MiB", median: at[bigMark]!, min: at[bigMark]!, max: at[bigMark]!, rounds: 1 }),
+      metric({ id: "rss_growth_1m_over_100k", name: `RSS after ${bigMark.toLocaleString("en-US")} events over RSS after ${smallMark.toLocaleString("en-US")}`, unit: "ratio", target: { op: "<=", value: 1.1 }, median: ratio, min: ratio, max: ratio, rounds: 1, detail: `events from a Post policy on a file and an open storm on CPU 0, ${((performance.now() - t0) / 1000).toFixed(0)} s` }),
+    );
   } finally {
     await agent.stop();
     rmSync(dir, { recursive: true, force: true });
   }
-}
-
-export async function measureFootprint(opts: { binary?: boolean; idle?: boolean; rate?: number } = {}): Promise<{ results: BenchResult[]; report: Record<string, unknown> }> {
-  prepareBenchHost("bench/footprint.ts");
-  const results: BenchResult[] = [];
-  const report: Record<string, unknown> = {};
-  if (opts.idle !== false) {
-    const src = await idleAgent([process.execPath, join(ROOT, "src/cli/main.ts")], "source");
-    results.push(
-      { name: "footprint_idle_rss_source", unit: "MB", value: mb(src.rssKb) },
-      { name: "footprint_idle_cpu_source", unit: "%", value: Math.round(src.cpuPercent * 100) / 100 },
-    );
-    report.idleSource = { rssMB: mb(src.rssKb), anonMB: mb(src.anonKb), cpuPercent: src.cpuPercent };
-    const bin = join(ROOT, "dist/ward");
-    if (opts.binary !== false && existsSync(bin)) {
-      const b = await idleAgent([bin], "dist/ward");
-      results.push(
-        { name: "footprint_idle_rss_binary", unit: "MB", value: mb(b.rssKb) },
-        { name: "footprint_idle_cpu_binary", unit: "%", value: Math.round(b.cpuPercent * 100) / 100 },
-      );
-      report.idleBinary = { rssMB: mb(b.rssKb), anonMB: mb(b.anonKb), cpuPercent: b.cpuPercent };
-    } else {
-      report.idleBinary = `skipped: ${opts.binary === false ? "--no-binary" : `${bin} not built (npm run build)`}`;
-    }
-  }
-  const rate = opts.rate ?? 20_000;
-  const l = await underLoad(rate);
-  results.push(
-    { name: "footprint_rss_in_process_start", unit: "MB", value: mb(l.startKb) },
-    { name: "footprint_rss_after_100k_events", unit: "MB", value: mb(l.at100kKb) },
-    { name: "footprint_rss_after_1m_events", unit: "MB", value: mb(l.at1mKb) },
-    { name: "footprint_rss_growth_100k_to_1m", unit: "%", value: Math.round(((l.at1mKb - l.at100kKb) / l.at100kKb) * 1000) / 10 },
-  );
-  report.load = { eventsPerSecCap: rate, events: l.events, cacheSizeAfter: l.cacheSize, heapAt1mMB: l.heapMB, rssAfterFullGcMB: mb(l.afterGcKb), heapAfterFullGcMB: l.heapAfterGcMB };
-  return { results, report };
-}
-
-/** For the bench suite. */
-export async function benchFootprint(): Promise<BenchResult[]> {
-  return (await measureFootprint()).results;
-}
-
-if (import.meta.main) {
-  const i = process.argv.indexOf("--rate");
-  const rate = i >= 0 ? Number(process.argv[i + 1]) : undefined;
-  if (rate !== undefined && !(Number.isFinite(rate) && rate >= 0)) throw new Error(`--rate: not a number of events per second: ${process.argv[i + 1]}`);
-  const { results, report } = await measureFootprint({ binary: !process.argv.includes("--no-binary"), idle: !process.argv.includes("--load-only"), rate });
-  if (process.argv.includes("--json")) {
-    process.stdout.write(`${JSON.stringify({ results, ...report })}\n`);
-  } else {
-    for (const x of results) process.stdout.write(`${x.name.padEnd(34)} ${String(x.value).padStart(9)} ${x.unit}\n`);
-    process.stdout.write(`${JSON.stringify(report)}\n`);
-  }
-  process.exit(0);
-}
+});

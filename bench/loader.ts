@@ -10,9 +10,8 @@
 // on the same encoded BTF in the same iteration; the rest of newCollection is ours.
 // The process pins itself to CPU 0 (taskset) since the two vCPUs here differ in speed.
 //
-// Usage (root): bun run bench/loader.ts [--iterations 15] [--json]
-import { spawnSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+// Usage (root): bun run bench/loader.ts [--iterations 15] [--quick] [--json]
+import { readdirSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { fixupBtfForLoad, loadKernelBtf } from "../src/bpf/btf.ts";
 import { loadBtf } from "../src/bpf/btf-load.ts";
@@ -22,26 +21,12 @@ import { linkProgram } from "../src/bpf/linker.ts";
 import { BpfMap } from "../src/bpf/map.ts";
 import { BpfProgram, type ProgramLoadSpec } from "../src/bpf/program.ts";
 import type { MapSpec } from "../src/bpf/map.ts";
+import { pinSelf } from "./lib/host.ts";
+import { metric, runBench, type BenchSection } from "./lib/results.ts";
 
 const root = join(import.meta.dir, "..");
 
-function arg(name: string, dflt: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  const v = i >= 0 ? Number(process.argv[i + 1]) : Number.NaN;
-  return Number.isFinite(v) && v > 0 ? Math.floor(v) : dflt;
-}
-
-// Re-run pinned to CPU 0 unless already pinned (or taskset is missing).
-if (process.env.WARD_BENCH_PINNED === undefined && existsSync("/usr/bin/taskset")) {
-  const r = spawnSync("taskset", ["-c", "0", process.execPath, ...process.argv.slice(1)], {
-    stdio: "inherit",
-    env: { ...process.env, WARD_BENCH_PINNED: "1" },
-  });
-  process.exit(r.status ?? 1);
-}
-
-const iterations = arg("iterations", 15);
-const asJson = process.argv.includes("--json");
+pinSelf(0);
 
 /** Committed objects that can load: bad_* never parse, rejected.o never verifies. */
 function objects(): string[] {
@@ -100,6 +85,8 @@ interface ObjectReport {
   median: { parse: number; relocate: number; loadOurs: number; loadKernel: number; ours: number; kernel: number };
   spread: { oursP25: number; oursP75: number; kernelP25: number; kernelP75: number };
   oursOverKernel: number;
+  ratioMin: number;
+  ratioMax: number;
 }
 
 /** Programs of this object the kernel accepts here (LSM/fentry are refused on this host). */
@@ -144,12 +131,12 @@ function sampleOnce(bytes: Uint8Array, name: string, programs: string[], kernelB
   return { parse, relocate, loadTotal, loadKernel: kernelMs + btfKernel };
 }
 
-function benchObject(path: string, kernelBtf: ReturnType<typeof loadKernelBtf>): ObjectReport {
+function benchObject(path: string, kernelBtf: ReturnType<typeof loadKernelBtf>, iterations: number, warm: boolean): ObjectReport {
   const bytes = new Uint8Array(readFileSync(join(root, path)));
   const spec = loadCollectionSpec(bytes, path);
   const { ok, refused } = loadable(spec, kernelBtf);
   const insns = ok.reduce((n, p) => n + spec.programs[p]!.insns.length / 8, 0);
-  sampleOnce(bytes, path, ok, kernelBtf); // warm-up: JIT, page cache, kernel BTF index
+  if (warm) sampleOnce(bytes, path, ok, kernelBtf); // warm-up: JIT, page cache, kernel BTF index
   const samples: Sample[] = [];
   for (let i = 0; i < iterations; i++) samples.push(sampleOnce(bytes, path, ok, kernelBtf));
   // newCollection relocates again itself, so its non-kernel time already holds reloc+link:
@@ -173,42 +160,45 @@ function benchObject(path: string, kernelBtf: ReturnType<typeof loadKernelBtf>):
     },
     spread: { oursP25: quantile(ours, 0.25), oursP75: quantile(ours, 0.75), kernelP25: quantile(kernel, 0.25), kernelP75: quantile(kernel, 0.75) },
     oursOverKernel: median(ratios),
+    ratioMin: Math.min(...ratios),
+    ratioMax: Math.max(...ratios),
   };
 }
 
-function main(): void {
-  if (process.getuid?.() !== 0) {
-    process.stderr.write("bench/loader: needs root (it loads programs)\n");
-    process.exit(1);
-  }
+await runBench("loader", "Loader: parse + relocate + load per object, ours against the kernel's (verifier)", async (args, section: BenchSection) => {
+  const iterations = Math.floor(args.num("iterations", 15, 1));
+  if (process.getuid?.() !== 0) throw new Error("bench/loader: needs root (it loads programs)");
   const t = performance.now();
   const kernelBtf = loadKernelBtf();
   const vmlinuxMs = performance.now() - t;
-  const reports = objects().map((o) => benchObject(o, kernelBtf));
-  if (asJson) {
-    process.stdout.write(`${JSON.stringify({ iterations, vmlinuxParseMs: vmlinuxMs, objects: reports }, null, 2)}\n`);
-    return;
-  }
-  const f = (n: number): string => n.toFixed(2).padStart(8);
-  const lines = [
-    `loader benchmark: ${iterations} iterations per object, medians in ms (CPU 0)`,
-    `kernel BTF (/sys/kernel/btf/vmlinux) parse, once per process: ${vmlinuxMs.toFixed(1)} ms`,
-    "",
-    `${"object".padEnd(34)} progs  insns    parse  load:ours (reloc+lk)  load:kern |     ours   kernel  ours/kernel (p25..p75 ms)`,
-  ];
+  // --quick only checks the bench runs: no warm-up load (the verifier is the slow part)
+  const reports = objects().map((o) => benchObject(o, kernelBtf, iterations, !args.quick));
   for (const r of reports) {
-    lines.push(
-      `${relative("bpf/obj", r.object).padEnd(34)} ${String(r.programs).padStart(5)} ${String(r.insns).padStart(6)} ${f(r.median.parse)} ${f(r.median.loadOurs).padStart(10)} ${`(${r.median.relocate.toFixed(2)})`.padStart(10)} ${f(r.median.loadKernel).padStart(10)} | ${f(r.median.ours)} ${f(r.median.kernel)} ${r.oursOverKernel.toFixed(2).padStart(12)}   ours ${r.spread.oursP25.toFixed(2)}..${r.spread.oursP75.toFixed(2)}, kernel ${r.spread.kernelP25.toFixed(2)}..${r.spread.kernelP75.toFixed(2)}`,
+    const name = relative("bpf/obj", r.object);
+    const id = `loader_${name.replace(/\.o$/, "").replace(/[^A-Za-z0-9]+/g, "_")}`;
+    section.metrics.push(
+      metric({
+        id,
+        name: `loader ${name}: our time / the kernel's`,
+        unit: "ratio",
+        median: r.oursOverKernel,
+        min: r.ratioMin,
+        max: r.ratioMax,
+        rounds: iterations,
+        detail: `${r.programs} programs, ${r.insns} insns; ours ${r.median.ours.toFixed(2)} ms, kernel ${r.median.kernel.toFixed(2)} ms`,
+      }),
     );
-    if (r.refused.length > 0) lines.push(`${"".padEnd(36)}refused here, not timed: ${r.refused.join(", ")}`);
   }
-  lines.push(
-    "",
-    "parse = ELF+BTF+BTF.ext to a CollectionSpec; load:kern = BTF_LOAD + MAP_CREATE + PROG_LOAD (verifier) syscalls;",
-    "load:ours = the rest of newCollection (BTF fix-up, attrs, CO-RE and linking); (reloc+lk) = CO-RE + linking alone,",
-    "timed separately, part of load:ours; ours = parse + load:ours; ours/kernel = median of per-iteration ratios.",
+  const f = (n: number): string => n.toFixed(2);
+  section.profiles.push({
+    explains: section.metrics.map((m) => m.id),
+    title: `per object, medians in ms over ${iterations} iterations (CPU 0); kernel BTF parse once per process: ${vmlinuxMs.toFixed(1)} ms`,
+    lines: reports.map(
+      (r) =>
+        `${relative("bpf/obj", r.object)}: parse ${f(r.median.parse)}, relocate+link ${f(r.median.relocate)}, load ours ${f(r.median.loadOurs)}, load kernel ${f(r.median.loadKernel)}${r.refused.length ? `; refused here, not timed: ${r.refused.join(", ")}` : ""}`,
+    ),
+  });
+  section.notes.push(
+    "ours = ELF+BTF parse and the rest of newCollection (BTF fix-up, attrs, CO-RE, linking); kernel = the BTF_LOAD, MAP_CREATE and PROG_LOAD (verifier) syscalls, timed around the calls",
   );
-  process.stdout.write(`${lines.join("\n")}\n`);
-}
-
-main();
+});

@@ -17,10 +17,13 @@ export interface Measure {
   run(): number;
 }
 
-/** Pairs per measure name, one per round. */
-export async function alternate(treatment: Treatment, measures: readonly Measure[], rounds: number): Promise<Map<string, Pair[]>> {
+/**
+ * Pairs per measure name, one per round. firstRound sets the parity of the first round's
+ * order, for callers that interleave treatments one round at a time.
+ */
+export async function alternate(treatment: Treatment, measures: readonly Measure[], rounds: number, firstRound = 0): Promise<Map<string, Pair[]>> {
   const out = new Map<string, Pair[]>(measures.map((m) => [m.name, []]));
-  for (let r = 0; r < rounds; r++) {
+  for (let r = firstRound; r < firstRound + rounds; r++) {
     const off = new Map<string, number>();
     const on = new Map<string, number>();
     const measureAll = (into: Map<string, number>) => {

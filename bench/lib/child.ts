@@ -35,6 +35,10 @@ export class BenchChild {
     return new BenchChild(label, child);
   }
 
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
   get output(): string {
     return this.out;
   }

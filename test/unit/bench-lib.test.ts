@@ -1,6 +1,7 @@
-// bench/lib: ratio summaries and the A/B alternation order the enforcement bench relies on.
+// bench/lib: ratio summaries, the A/B alternation order the benches rely on, and the result shape.
 import { expect, test } from "bun:test";
 import { alternate, type Treatment } from "../../bench/lib/ab.ts";
+import { BenchArgs, meets, metric, sampleMetric } from "../../bench/lib/results.ts";
 import { formatRatio, median, summarizeRatios } from "../../bench/lib/stats.ts";
 
 test("median of odd and even lists, NaN for none", () => {
@@ -57,4 +58,22 @@ test("alternate stops the treatment when a measurement throws", async () => {
   };
   await expect(alternate(t, [{ name: "m", run: failing }], 2)).rejects.toThrow("load failed");
   expect(stopped).toBe(1);
+});
+
+test("results: a metric says whether it met its target, at the boundary too", () => {
+  expect(meets({ op: "<=", value: 1.02 }, 1.02)).toBe(true);
+  expect(meets({ op: "<", value: 1 }, 1)).toBe(false);
+  expect(meets({ op: ">=", value: 300_000 }, 299_999)).toBe(false);
+  expect(meets({ op: "<=", value: 1 }, Number.NaN)).toBe(false);
+  const m = sampleMetric("x", "x", "ms", [30, 10, 20], { op: "<=", value: 15 });
+  expect([m.median, m.min, m.max, m.rounds, m.met]).toEqual([20, 10, 30, 3, false]);
+  expect(metric({ id: "y", name: "y", unit: "MiB", median: 1, min: 1, max: 1, rounds: 1 }).met).toBeUndefined();
+  expect(() => sampleMetric("z", "z", "ms", [])).toThrow("metric z: no samples");
+});
+
+test("results: options give the full or the quick default, and a bad value is an error naming the flag", () => {
+  expect(new BenchArgs([]).num("rounds", 7, 1)).toBe(7);
+  expect(new BenchArgs(["--quick"]).num("rounds", 7, 1)).toBe(1);
+  expect(new BenchArgs(["--quick", "--rounds", "3"]).num("rounds", 7, 1)).toBe(3);
+  expect(() => new BenchArgs(["--rounds", "x"]).num("rounds", 7, 1)).toThrow('--rounds: expected a positive number, not "x"');
 });

@@ -1,0 +1,92 @@
+// Hand-written explanations bench/run.ts puts under a missed target, next to the profile
+// measured in the same run. They say what the mechanism costs and why, from the design and
+// earlier measurements (design.md, Performance doctrine; issue notes); the numbers in the
+// report come from the run, not from here.
+import type { Metric } from "./results.ts";
+
+export const WHY: Record<string, { why: string; close?: string }> = {
+  open_unrelated_secure: {
+    why:
+      "the file guard's open check runs at the exit of the open syscalls. Where the kernel runs i386 processes (IA32 emulation on, probed by src/sensors/compat-abi.ts) the per-syscall syscalls/sys_exit_open* tracepoints never fire for compat syscalls, so the guard keeps tp_btf/sys_exit, which runs at the exit of every syscall of every process (the close of the loop too) and only then looks at the syscall number. The profile splits the measured difference into the guard program's own run time (at the exit of the open and of the close) and the cost of reaching it; design.md measured an empty tp_btf/sys_exit program alone at +7-13% on this loop, so even a check that returned at once would miss the target. Where IA32 emulation is off the guard moves to the per-syscall tracepoints, which skip close and getppid but cost about the same per open: attaching anything to a syscall tracepoint (raw sys_enter/sys_exit or a per-syscall one) makes the kernel mark every thread for the syscall tracepoint slow path (syscall_regfunc sets SYSCALL_WORK_SYSCALL_TRACEPOINT), so every syscall of every process pays that path; bpftrace's sys_enter_openat takes the same path (compare its getppid control).",
+    close:
+      "a hook that runs only on opens of protected files: BPF LSM file_open (used where `bpf` is in the active LSMs, e.g. the Debian 6.1 VM), or fanotify marks on the protected inodes (zero cost for other files) with the syscall-exit check kept only as a backstop; on this kernel, booting with ia32_emulation=0 lets the guard use the open-only tracepoints.",
+  },
+  open_unrelated_ward_over_bpftrace: {
+    why:
+      "bpftrace's filter runs on sys_enter_openat only (one tracepoint, no close), while ward's guard here sits on tp_btf/sys_exit (every syscall, see the open/close row) because IA32 emulation is on; bpftrace also misses what the guard covers (openat2, open_by_handle_at, io_uring, compat syscalls, relative paths and links).",
+    close: "the same as for the open/close row: an open-only hook (BPF LSM or fanotify), or the per-syscall tracepoints where IA32 emulation is off.",
+  },
+  open_protected_allowed: {
+    why: "every open of the protected file runs the full decision: inode lookup, then the binary check against the allowed list.",
+  },
+  getppid_default: {
+    why:
+      "the default set is the process sensor (fork, exec and exit programs); none runs on getppid, so a ratio above 1 here is noise from other work on the machine: compare its min-max with the target.",
+    close: "a quiet machine and more rounds.",
+  },
+  forkexec_default: {
+    why:
+      "the process sensor's exec, fork and exit programs run in the child and record the binary (resolved through mounts), argv, cwd, credentials, capabilities, namespaces and cgroup; the profile gives their run time per fork+exec. fork+exec of /bin/true is itself only a few hundred microseconds here, so tens of microseconds of BPF are a visible share.",
+    close: "move the heavier reads (argv, cwd, namespaces) to userspace on demand or cache per exec_id, and skip the path walk when the binary's inode was seen before.",
+  },
+  build_wall: {
+    why:
+      "a compile does many syscalls (opens of headers, mmap, read, stat); with the guard on tp_btf/sys_exit (IA32 emulation on) every one of them pays the program entry, and every exec and exit pays the process sensor. Wall time on this shared 2-vCPU VM also swings by about 15% run to run (design.md), so compare the min-max.",
+    close: "as for the open/close row (an open-only hook), plus a cheaper exec path in the process sensor.",
+  },
+  build_cpu: {
+    why: "as for the wall time: the guard's per-syscall entry cost and the process sensor's exec and exit work, charged to the compiler processes.",
+    close: "as for the open/close row (an open-only hook), plus a cheaper exec path in the process sensor.",
+  },
+  pipeline_events_per_s: {
+    why:
+      "the pipeline is TypeScript on one core: each record is decoded field by field through BTF-derived layouts, enriched from the process cache (string keys per pid and ktime), encoded into Tetragon's JSON shape (RFC 3339 nanosecond timestamps, exec ids) and stringified. The CPU profile lists the functions that take the time.",
+    close: "the optimisation issue: decode into reused objects instead of per-record allocations, numeric cache keys, cached timestamp prefixes, and a hand-written serializer for the fixed event shapes instead of JSON.stringify.",
+  },
+  idle_rss: {
+    why:
+      "the single binary maps the Bun runtime plus the embedded BPF objects, engine WASM and bundled modules; file-backed pages the agent touched count in RSS (RssFile in the profile), on top of the JS heap, the WASM engine's memory and the ring-buffer mappings (RssAnon).",
+    close: "load the engine WASM and the policy sensors' objects only when a policy needs them, drop the parsed kernel BTF after start, and run the heap with Bun's --smol (smaller JSC heap).",
+  },
+  idle_cpu: {
+    why: "the agent's housekeeping timers (process cache expiry every 2 s) and ring-buffer waits; at 10 ms tick resolution over short windows a single tick is 0.5% of a core.",
+    close: "longer idle windows for a finer figure, and fewer wake-ups when nothing arrives.",
+  },
+  rss_growth_1m_over_100k: {
+    why: "memory that keeps growing with events points at a cache or buffer without a bound (process cache entries, per-policy counters, event sink buffers).",
+    close: "a heap profile (bun --heap-prof) of the agent between the two marks.",
+  },
+  policy_add_1: {
+    why: "adding a policy validates and compiles it, then loads and attaches the guard's BPF programs (verifier time dominates) before the API answers.",
+    close: "reuse one guard instance across policies (update its maps instead of loading programs per policy).",
+  },
+  exec_storm_lost: {
+    why: "exec and exit records are lost when the ring buffer fills faster than the agent drains it.",
+    close: "a larger ring buffer for the process sensor, or draining on every wake-up instead of in batches.",
+  },
+  open_storm_accounted: {
+    why: "some opens produced neither an event nor a counted loss: a loss path that is not counted.",
+    close: "find the uncounted path (rate limit drops, ring buffer reserve failures, decode errors) and count it.",
+  },
+};
+
+/**
+ * Notes for metrics without a target that a reader should not miss; bench/run.ts prints
+ * them with the measured value under "Findings". Each reads the measured metric, so the
+ * text never claims what this run did not show.
+ */
+export const FINDINGS: Record<string, (m: Metric) => string> = {
+  policy_open_cost_100: (m) =>
+    m.median > 1.1
+      ? "each file policy attaches its own guard programs (the policy bench lists how many programs the agent holds), so every loaded policy adds another program run at each syscall exit the guard hooks (every syscall of every process while it sits on tp_btf/sys_exit); one guard instance shared by all policies (a rule map keyed by inode, updated per policy) would keep the cost flat."
+      : "the loaded policies cost unrelated opens little in this run.",
+  getppid_secure: (m) =>
+    m.median > 1.02
+      ? "the guard at every syscall exit also taxes syscalls no rule can match; getppid is the cheapest syscall, so it shows the per-syscall entry cost at its largest."
+      : "no measurable cost on a syscall no rule matches in this run.",
+  getppid_bpftrace: (m) =>
+    m.median > 1.02
+      ? "bpftrace only attaches to sys_enter_openat, yet getppid pays too: any syscall tracepoint puts every thread on the syscall tracepoint slow path."
+      : "no measurable cost on getppid in this run.",
+  open_protected_decisions: () => "every open of the protected file by the allowed binary is decided in the kernel (inode match, then the binary check), without userspace.",
+};
