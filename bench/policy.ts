@@ -15,6 +15,7 @@ import { prepareBenchHost } from "./lib/host.ts";
 import { LoadGenerator } from "./lib/loadgen.ts";
 import { progIdsOf } from "./lib/profile.ts";
 import { metric, progress, runBench, sampleMetric, type BenchSection } from "./lib/results.ts";
+import { policyMechanism } from "./lib/secure.ts";
 
 class PolicyBenchError extends Error {
   override name = "PolicyBenchError";
@@ -51,6 +52,7 @@ await runBench("policy", "Policy add: POST /v1/policies until a probe process is
     let variant = "Override";
     const tryOverride = await agent.request("POST", "/v1/policies", secureOpenPolicy({ name: "bench-variant", file: probeFile, allowed, action }));
     if (tryOverride.status === 201) {
+      section.mechanisms["file policy mechanism (/v1/status)"] = await policyMechanism(agent, "bench-variant");
       await agent.request("DELETE", "/v1/policies/bench-variant");
     } else {
       action = "Sigkill";

@@ -113,16 +113,17 @@ export function renderMarkdown(report: SuiteReport): string {
       L.push(`- **Measured (${p.title}):**`);
       for (const l of p.lines) L.push(`  - ${l}`);
     }
-    const why = WHY[m.id];
+    const entry = WHY[m.id];
+    const why = typeof entry === "function" ? entry(s.mechanisms) : entry;
     L.push(`- **Why:** ${why?.why ?? "no explanation written yet for this metric."}`);
     if (why?.close) L.push(`- **What would close it:** ${why.close}`);
     L.push("");
   }
 
-  const findings = sections.flatMap((s) => s.metrics.filter((m) => FINDINGS[m.id] !== undefined));
+  const findings = sections.flatMap((s) => s.metrics.filter((m) => FINDINGS[m.id] !== undefined).map((m) => ({ s, m })));
   if (findings.length > 0) {
     L.push("## Findings", "");
-    for (const m of findings) L.push(`- **${m.name}: ${formatValue(m.median, m.unit)}** (${formatValue(m.min, m.unit)} – ${formatValue(m.max, m.unit)}). ${FINDINGS[m.id]!(m)}`);
+    for (const { s, m } of findings) L.push(`- **${m.name}: ${formatValue(m.median, m.unit)}** (${formatValue(m.min, m.unit)} – ${formatValue(m.max, m.unit)}). ${FINDINGS[m.id]!(m, s.mechanisms)}`);
     L.push("");
   }
 

@@ -4,21 +4,48 @@
 // report come from the run, not from here.
 import type { Metric } from "./results.ts";
 
-export const WHY: Record<string, { why: string; close?: string }> = {
-  open_unrelated_secure: {
-    why:
-      "the file guard's open check runs at the exit of the open syscalls. Where the kernel runs i386 processes (IA32 emulation on, probed by src/sensors/compat-abi.ts) the per-syscall syscalls/sys_exit_open* tracepoints never fire for compat syscalls, so the guard keeps tp_btf/sys_exit, which runs at the exit of every syscall of every process (the close of the loop too) and only then looks at the syscall number. The profile splits the measured difference into the guard program's own run time (at the exit of the open and of the close) and the cost of reaching it; design.md measured an empty tp_btf/sys_exit program alone at +7-13% on this loop, so even a check that returned at once would miss the target. Where IA32 emulation is off the guard moves to the per-syscall tracepoints, which skip close and getppid but cost about the same per open: attaching anything to a syscall tracepoint (raw sys_enter/sys_exit or a per-syscall one) makes the kernel mark every thread for the syscall tracepoint slow path (syscall_regfunc sets SYSCALL_WORK_SYSCALL_TRACEPOINT), so every syscall of every process pays that path; bpftrace's sys_enter_openat takes the same path (compare its getppid control).",
-    close:
-      "a hook that runs only on opens of protected files: BPF LSM file_open (used where `bpf` is in the active LSMs, e.g. the Debian 6.1 VM), or fanotify marks on the protected inodes (zero cost for other files) with the syscall-exit check kept only as a backstop; on this kernel, booting with ia32_emulation=0 lets the guard use the open-only tracepoints.",
-  },
-  open_unrelated_ward_over_bpftrace: {
-    why:
-      "bpftrace's filter runs on sys_enter_openat only (one tracepoint, no close), while ward's guard here sits on tp_btf/sys_exit (every syscall, see the open/close row) because IA32 emulation is on; bpftrace also misses what the guard covers (openat2, open_by_handle_at, io_uring, compat syscalls, relative paths and links).",
-    close: "the same as for the open/close row: an open-only hook (BPF LSM or fanotify), or the per-syscall tracepoints where IA32 emulation is off.",
-  },
-  open_protected_allowed: {
-    why: "every open of the protected file runs the full decision: inode lookup, then the binary check against the allowed list.",
-  },
+interface Explain {
+  why: string;
+  close?: string;
+}
+/** The mechanisms a bench section reported (BenchSection.mechanisms). */
+type Mechanisms = Record<string, string>;
+
+/**
+ * fanotify holds the secure rule in this run (the agent's /v1/status names the mechanism):
+ * no BPF program runs for other files, so the texts about the guard's syscall-exit check do
+ * not apply.
+ */
+const viaFanotify = (mech: Mechanisms): boolean => Object.values(mech).some((v) => v.startsWith("fanotify"));
+
+const GUARD_OPEN_WHY =
+  "the file guard's open check runs at the exit of the open syscalls. Where the kernel runs i386 processes (IA32 emulation on, probed by src/sensors/compat-abi.ts) the per-syscall syscalls/sys_exit_open* tracepoints never fire for compat syscalls, so the guard keeps tp_btf/sys_exit, which runs at the exit of every syscall of every process (the close of the loop too) and only then looks at the syscall number. The profile splits the measured difference into the guard program's own run time (at the exit of the open and of the close) and the cost of reaching it; design.md measured an empty tp_btf/sys_exit program alone at +7-13% on this loop, so even a check that returned at once would miss the target. Where IA32 emulation is off the guard moves to the per-syscall tracepoints, which skip close and getppid but cost about the same per open: attaching anything to a syscall tracepoint (raw sys_enter/sys_exit or a per-syscall one) makes the kernel mark every thread for the syscall tracepoint slow path (syscall_regfunc sets SYSCALL_WORK_SYSCALL_TRACEPOINT), so every syscall of every process pays that path; bpftrace's sys_enter_openat takes the same path (compare its getppid control).";
+
+export const WHY: Record<string, Explain | ((mech: Mechanisms) => Explain)> = {
+  open_unrelated_secure: (mech) =>
+    viaFanotify(mech)
+      ? {
+          why:
+            "fanotify holds the talk's rule here (see Mechanisms): only the protected file's inode carries a mark, no BPF program runs for other files (the profile shows no BPF run time per iteration besides the process sensor's, which runs on exec/fork/exit only), and the decision thread is asleep. What is left is the kernel's fsnotify check on each open, which walks the marks of the opened inode's superblock once any inode on it is marked (the unrelated file sits on the same filesystem as the protected one); the median is within this run's spread of the target and of the process-sensor-only row.",
+          close: "more rounds on a quiet machine to tell the remaining cost from noise; if it is real, a perf profile of fsnotify_open on this kernel, and the protected files on a filesystem of their own.",
+        }
+      : {
+          why: GUARD_OPEN_WHY,
+          close:
+            "a hook that runs only on opens of protected files: BPF LSM file_open (used where `bpf` is in the active LSMs, e.g. the Debian 6.1 VM), or fanotify marks on the protected inodes (zero cost for other files) with the syscall-exit check kept only as a backstop; on this kernel, booting with ia32_emulation=0 lets the guard use the open-only tracepoints.",
+        },
+  open_unrelated_ward_over_bpftrace: (mech) =>
+    viaFanotify(mech)
+      ? { why: "bpftrace's sys_enter_openat filter puts every thread on the syscall tracepoint slow path and runs a string compare on every openat; fanotify's inode mark costs other files next to nothing." }
+      : {
+          why:
+            "bpftrace's filter runs on sys_enter_openat only (one tracepoint, no close), while ward's guard here sits on tp_btf/sys_exit (every syscall, see the open/close row) because IA32 emulation is on; bpftrace also misses what the guard covers (openat2, open_by_handle_at, io_uring, compat syscalls, relative paths and links).",
+          close: "the same as for the open/close row: an open-only hook (BPF LSM or fanotify), or the per-syscall tracepoints where IA32 emulation is off.",
+        },
+  open_protected_allowed: (mech) =>
+    viaFanotify(mech)
+      ? { why: "every open of the protected file by the allowed binary waits in the kernel for the agent's fanotify decision thread: read the event, stat /proc/PID/exe, check the pidfd, answer FAN_ALLOW; a few microseconds of userspace per open." }
+      : { why: "every open of the protected file runs the full decision: inode lookup, then the binary check against the allowed list." },
   getppid_default: {
     why:
       "the default set is the process sensor (fork, exec and exit programs); none runs on getppid, so a ratio above 1 here is noise from other work on the machine: compare its min-max with the target.",
@@ -29,15 +56,24 @@ export const WHY: Record<string, { why: string; close?: string }> = {
       "the process sensor's exec, fork and exit programs run in the child and record the binary (resolved through mounts), argv, cwd, credentials, capabilities, namespaces and cgroup; the profile gives their run time per fork+exec. fork+exec of /bin/true is itself only a few hundred microseconds here, so tens of microseconds of BPF are a visible share.",
     close: "move the heavier reads (argv, cwd, namespaces) to userspace on demand or cache per exec_id, and skip the path walk when the binary's inode was seen before.",
   },
-  build_wall: {
-    why:
-      "a compile does many syscalls (opens of headers, mmap, read, stat); with the guard on tp_btf/sys_exit (IA32 emulation on) every one of them pays the program entry, and every exec and exit pays the process sensor. Wall time on this shared 2-vCPU VM also swings by about 15% run to run (design.md), so compare the min-max.",
-    close: "as for the open/close row (an open-only hook), plus a cheaper exec path in the process sensor.",
-  },
-  build_cpu: {
-    why: "as for the wall time: the guard's per-syscall entry cost and the process sensor's exec and exit work, charged to the compiler processes.",
-    close: "as for the open/close row (an open-only hook), plus a cheaper exec path in the process sensor.",
-  },
+  build_wall: (mech) =>
+    viaFanotify(mech)
+      ? {
+          why: "fanotify holds the secure rule, so the compiler's opens pay no BPF; every exec, fork and exit pays the process sensor (the profile gives its run time per compile), and wall time of a two-job build on this shared 2-vCPU VM swings by about 15% run to run (design.md): compare the min-max and the CPU-time row.",
+          close: "a cheaper exec path in the process sensor (see the fork+exec row), and more rounds on a quiet machine.",
+        }
+      : {
+          why:
+            "a compile does many syscalls (opens of headers, mmap, read, stat); with the guard on tp_btf/sys_exit (IA32 emulation on) every one of them pays the program entry, and every exec and exit pays the process sensor. Wall time on this shared 2-vCPU VM also swings by about 15% run to run (design.md), so compare the min-max.",
+          close: "as for the open/close row (an open-only hook), plus a cheaper exec path in the process sensor.",
+        },
+  build_cpu: (mech) =>
+    viaFanotify(mech)
+      ? { why: "the process sensor's exec, fork and exit work, charged to the compiler processes (fanotify costs their opens nothing).", close: "a cheaper exec path in the process sensor." }
+      : {
+          why: "as for the wall time: the guard's per-syscall entry cost and the process sensor's exec and exit work, charged to the compiler processes.",
+          close: "as for the open/close row (an open-only hook), plus a cheaper exec path in the process sensor.",
+        },
   pipeline_events_per_s: {
     why:
       "the pipeline is TypeScript on one core: each record is decoded field by field through BTF-derived layouts, enriched from the process cache (string keys per pid and ktime), encoded into Tetragon's JSON shape (RFC 3339 nanosecond timestamps, exec ids) and stringified. The CPU profile lists the functions that take the time.",
@@ -53,8 +89,8 @@ export const WHY: Record<string, { why: string; close?: string }> = {
     close: "longer idle windows for a finer figure, and fewer wake-ups when nothing arrives.",
   },
   rss_growth_1m_over_100k: {
-    why: "memory that keeps growing with events points at a cache or buffer without a bound (process cache entries, per-policy counters, event sink buffers).",
-    close: "a heap profile (bun --heap-prof) of the agent between the two marks.",
+    why: "memory that keeps growing with events points at a cache or buffer without a bound (process cache entries, per-policy counters, event sink buffers), or at a heap that does not give pages back: bench/footprint-replay.ts measured the live heap after a full GC at 70 MB while RSS stayed near 290 MB after a 1M-event replay, so much of the growth is pages JSC keeps, not live objects.",
+    close: "a heap profile (bun --heap-prof) of the agent between the two marks; fewer objects per event (the process cache clones per image) so less is allocated in the first place.",
   },
   policy_add_1: {
     why: "adding a policy validates and compiles it, then loads and attaches the guard's BPF programs (verifier time dominates) before the API answers.",
@@ -75,9 +111,11 @@ export const WHY: Record<string, { why: string; close?: string }> = {
  * them with the measured value under "Findings". Each reads the measured metric, so the
  * text never claims what this run did not show.
  */
-export const FINDINGS: Record<string, (m: Metric) => string> = {
-  policy_open_cost_100: (m) =>
-    m.median > 1.1
+export const FINDINGS: Record<string, (m: Metric, mech: Mechanisms) => string> = {
+  policy_open_cost_100: (m, mech) =>
+    m.median > 1.1 && viaFanotify(mech)
+      ? "each file policy held by fanotify has its own group and decision thread; no BPF program runs for other files, so what grows with the count is the kernel's fsnotify walk over the marks of the superblock the files share."
+      : m.median > 1.1
       ? "each file policy attaches its own guard programs (the policy bench lists how many programs the agent holds), so every loaded policy adds another program run at each syscall exit the guard hooks (every syscall of every process while it sits on tp_btf/sys_exit); one guard instance shared by all policies (a rule map keyed by inode, updated per policy) would keep the cost flat."
       : "the loaded policies cost unrelated opens little in this run.",
   getppid_secure: (m) =>
@@ -88,5 +126,8 @@ export const FINDINGS: Record<string, (m: Metric) => string> = {
     m.median > 1.02
       ? "bpftrace only attaches to sys_enter_openat, yet getppid pays too: any syscall tracepoint puts every thread on the syscall tracepoint slow path."
       : "no measurable cost on getppid in this run.",
-  open_protected_decisions: () => "every open of the protected file by the allowed binary is decided in the kernel (inode match, then the binary check), without userspace.",
+  open_protected_decisions: (_m, mech) =>
+    viaFanotify(mech)
+      ? "every open of the protected file by the allowed binary is decided by the agent's fanotify decision thread before the open completes (the issue's floor for this is 50,000 decisions/s on one core)."
+      : "every open of the protected file by the allowed binary is decided in the kernel (inode match, then the binary check), without userspace.",
 };
