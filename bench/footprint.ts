@@ -87,6 +87,7 @@ await runBench("footprint", "Footprint: binary size, idle RSS and CPU, RSS under
     const total = async () => (await agent.status()).events.total;
     const base = await total();
     const at: Record<number, number> = {};
+    const split: Record<number, ReturnType<typeof rssBreakdown>> = {};
     const t0 = performance.now();
     for (const mark of [smallMark, bigMark]) {
       while ((await total()) - base < mark) {
@@ -96,9 +97,16 @@ await runBench("footprint", "Footprint: binary size, idle RSS and CPU, RSS under
       }
       await Bun.sleep(500);
       at[mark] = procUsage(agent.pid).rss / MiB;
+      split[mark] = rssBreakdown(agent.pid);
       log(`RSS after ${mark} events: ${at[mark]!.toFixed(1)} MiB`);
     }
     const ratio = at[bigMark]! / at[smallMark]!;
+    // Where the growth is: anonymous pages (heap, buffers) or file pages of the binary.
+    section.profiles.push({
+      explains: ["rss_growth_1m_over_100k"],
+      title: "RSS as the kernel splits it at each mark (/proc/<pid>/status)",
+      lines: [smallMark, bigMark].map((mk) => `after ${mk.toLocaleString("en-US")} events: ${Object.entries(split[mk]!).map(([k, v]) => `${k} ${(v / MiB).toFixed(1)} MiB`).join(", ")}`),
+    });
     section.metrics.push(
       metric({ id: "rss_after_100k", name: `RSS after ${smallMark.toLocaleString("en-US")} events`, unit: "MiB", median: at[smallMark]!, min: at[smallMark]!, max: at[smallMark]!, rounds: 1 }),
       metric({ id: "rss_after_1m", name: `RSS after ${bigMark.toLocaleString("en-US")} events`, unit: "MiB", median: at[bigMark]!, min: at[bigMark]!, max: at[bigMark]!, rounds: 1 }),
