@@ -78,11 +78,16 @@ export class WorkloadRegistry {
     return [...this.byKey.values()];
   }
 
-  /** Subscribes; the subscriber first receives every known workload as added. Returns the unsubscribe. */
+  /** Subscribes; the subscriber first receives every known workload as added (if that fails it is not subscribed). Returns the unsubscribe. */
   async subscribe(fn: WorkloadSubscriber): Promise<() => void> {
     this.subscribers.add(fn);
     const known = this.all();
-    if (known.length > 0) await fn({ added: known, removed: [] });
+    try {
+      if (known.length > 0) await fn({ added: known, removed: [] });
+    } catch (e) {
+      this.subscribers.delete(fn);
+      throw e;
+    }
     return () => this.subscribers.delete(fn);
   }
 

@@ -36,8 +36,9 @@ describe("WorkloadRegistry", () => {
     });
     expect(got).toEqual(["a"]);
     off();
-    await r.subscribe(() => {
-      throw new Error("map full");
+    await expect(r.subscribe(() => { throw new Error("initial"); })).rejects.toThrow("initial");
+    await r.subscribe((c) => {
+      if (c.added.some((w) => w.key === "b")) throw new Error("map full");
     });
     await expect(r.upsert(wl("b", 3n))).rejects.toThrow("map full");
   });
