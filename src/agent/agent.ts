@@ -18,6 +18,8 @@ import { pidAlive, readState, removeState, writeState } from "./state-file.ts";
 import { loadOrCreateToken } from "./token.ts";
 import type { EventJson } from "../events/filter.ts";
 import { ExportGate } from "../export/export-gate.ts";
+import { cgroupV2Mount } from "../workloads/cgroup-identity.ts";
+import { WorkloadRegistry } from "../workloads/registry.ts";
 
 /** What sensors get from the agent: where to pin, how to name the node, where events go. */
 export interface SensorContext {
@@ -102,6 +104,8 @@ function removeEmptyDirs(dir: string): void {
 export class Agent {
   readonly hub: EventHub;
   readonly store: PolicyStore;
+  /** Every container the agent knows (the OCI hook reports them through /v1/workloads); scopes subscribe. */
+  readonly workloads = new WorkloadRegistry();
   #sensors: Sensor[] = [];
   #server: ReturnType<typeof Bun.serve> | undefined;
   #ready = false;
@@ -205,6 +209,9 @@ export class Agent {
       status: () => this.status(),
       policies: this.store,
       events: this.hub,
+      workloads: this.workloads,
+      // Reported cgroups are checked against the tree the agent sees (the ids the kernel filters on).
+      cgroupRoot: cgroupV2Mount(),
     });
     try {
       // idleTimeout 0: event streams may be quiet for long stretches and must stay open.

@@ -4,6 +4,7 @@ import type { EventSource } from "../agent/event-hub.ts";
 import type { PolicyInfo, PolicyStore } from "../agent/policy-store.ts";
 import type { SensorState } from "../agent/sensor.ts";
 import type { SinkStats } from "../export/sink.ts";
+import type { WorkloadRegistry } from "../workloads/registry.ts";
 
 export interface SensorReport {
   name: string;
@@ -46,6 +47,13 @@ export interface ApiDeps {
   status(): AgentStatus;
   policies: PolicyStoreApi;
   events: EventSource;
+  /** The agent's workload registry (/v1/workloads); without it those routes answer 503. */
+  workloads?: WorkloadRegistry;
+  /**
+   * The cgroup v2 root the agent sees. When set, a reported workload's cgroup directory must
+   * exist there with the reported id (the kernel filters on that id); undefined: trusted as sent.
+   */
+  cgroupRoot?: string;
   /** Largest request body accepted, in bytes (default 1 MiB). */
   maxBodyBytes?: number;
   /** Interval of SSE keep-alive comments, in ms (default 15 s). */
