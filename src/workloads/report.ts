@@ -1,5 +1,5 @@
-// The wire form of a workload: the body of PUT /v1/workloads/:id (what the OCI hook sends)
-// and the JSON the API answers with. Validation collects every bad field with its path, so a
+// The wire form of a workload report: the body of PUT /v1/workloads/:id (what the OCI hook
+// sends). Validation collects every bad field with its path, so a
 // 400 names all of them at once. cgroup_id is a decimal string: a u64 does not fit a JSON
 // number exactly.
 import type { Runtime } from "./cgroup-identity.ts";
@@ -142,34 +142,5 @@ export function workloadOfReport(id: string, r: WorkloadReport, source: Workload
     ...(r.name ? { name: r.name } : {}),
     ...(r.image ? { image: r.image } : {}),
     ...(pod ? { pod } : {}),
-  };
-}
-
-/** A workload as the API shows it. */
-export interface WorkloadJson {
-  key: string;
-  cgroup_id: string;
-  cgroup_path: string;
-  runtime: Runtime;
-  container_id?: string;
-  name?: string;
-  image?: string;
-  annotations: Record<string, string>;
-  pod?: WorkloadPod;
-  source: WorkloadSource;
-}
-
-export function workloadJson(w: Workload): WorkloadJson {
-  return {
-    key: w.key,
-    cgroup_id: String(w.cgroupId),
-    cgroup_path: w.cgroupPath,
-    runtime: w.runtime,
-    ...(w.containerId ? { container_id: w.containerId } : {}),
-    ...(w.name ? { name: w.name } : {}),
-    ...(w.image ? { image: w.image } : {}),
-    annotations: { ...w.annotations },
-    ...(w.pod ? { pod: w.pod } : {}),
-    source: w.source,
   };
 }

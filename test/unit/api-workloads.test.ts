@@ -1,6 +1,7 @@
-// /v1/workloads: PUT validates (400 with every field path), needs the token, answers only after
-// every registry subscriber applied the workload, undoes a workload a subscriber refused, and
-// checks the reported cgroup against the tree the agent sees; GET and DELETE.
+// PUT and DELETE /v1/workloads/:id (the OCI hook's routes): PUT validates (400 with every field
+// path), needs the token, answers only after every registry subscriber applied the workload,
+// undoes a workload a subscriber refused, and checks the reported cgroup against the tree the
+// agent sees; DELETE forgets.
 import { afterAll, describe, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -52,10 +53,18 @@ describe("PUT /v1/workloads/:id", () => {
     release();
     const r = await pending;
     expect(r.status).toBe(201);
-    expect(r.json).toEqual({
-      workload: { key: "c1", cgroup_id: "4242", cgroup_path: "/ward/c1", runtime: "containerd", container_id: "c1", name: "nginx", image: report.image, annotations: report.annotations, pod: { namespace: "shop", name: "nginx-1", uid: "u-1", container: "nginx", labels: {} }, source: "oci-hook" },
-      replaced: false,
-      applied: true,
+    expect(r.json).toEqual({ workload: { key: "c1", cgroup_id: "4242", cgroup_path: "/ward/c1" }, replaced: false, applied: true });
+    expect(registry.get("c1")).toEqual({
+      key: "c1",
+      cgroupId: 4242n,
+      cgroupPath: "/ward/c1",
+      runtime: "containerd",
+      containerId: "c1",
+      name: "nginx",
+      image: report.image,
+      annotations: report.annotations,
+      pod: { namespace: "shop", name: "nginx-1", uid: "u-1", container: "nginx", labels: {} },
+      source: "oci-hook",
     });
     expect(registry.byCgroupId(4242n)?.key).toBe("c1");
     expect(seen[0]!.added[0]!.pod?.namespace).toBe("shop");
@@ -108,7 +117,7 @@ describe("PUT /v1/workloads/:id", () => {
     const { registry, call } = fixture();
     expect((await call("PUT", "/v1/workloads/c1", report, {})).status).toBe(401);
     expect((await call("PUT", "/v1/workloads/c1", report, { Authorization: "Bearer wrong-token-0123456789abcdef0" })).status).toBe(401);
-    expect((await call("GET", "/v1/workloads", undefined, {})).status).toBe(401);
+    expect((await call("DELETE", "/v1/workloads/c1", undefined, {})).status).toBe(401);
     expect(registry.all()).toEqual([]);
   });
 
@@ -156,17 +165,15 @@ describe("PUT /v1/workloads/:id", () => {
   });
 });
 
-describe("GET and DELETE /v1/workloads", () => {
-  test("list, get, delete; unknown ids are 404", async () => {
+describe("DELETE /v1/workloads/:id", () => {
+  test("forgets the workload (subscribers see it removed); unknown ids are 404", async () => {
     const { registry, call } = fixture();
     const removed: WorkloadChange[] = [];
     await registry.subscribe((c) => {
       if (c.removed.length) removed.push(c);
     });
     await call("PUT", "/v1/workloads/c1", report);
-    expect((await call("GET", "/v1/workloads")).json.workloads.map((w: Json) => w.key)).toEqual(["c1"]);
-    expect((await call("GET", "/v1/workloads/c1")).json.workload.cgroup_id).toBe("4242");
-    expect((await call("GET", "/v1/workloads/nope")).status).toBe(404);
+    expect(registry.all().map((w) => w.key)).toEqual(["c1"]);
     const d = await call("DELETE", "/v1/workloads/c1");
     expect(d).toEqual({ status: 200, json: { deleted: "c1" } });
     expect(removed[0]!.removed[0]!.key).toBe("c1");

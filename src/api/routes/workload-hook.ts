@@ -1,4 +1,5 @@
-// /v1/workloads: the containers the agent knows (the OCI runtime hook reports them). PUT
+// PUT and DELETE /v1/workloads/:id: the OCI runtime hook reports a container before it
+// starts and forgets it after it stopped (the read-only GET routes are workloads.ts). PUT
 // answers only once every subscriber of the registry applied the workload: for scoped
 // policies that means the kernel's cgroup-id sets hold it, so the hook can let the container
 // start knowing its first instruction is covered.
@@ -6,7 +7,7 @@ import { statSync } from "node:fs";
 import { join } from "node:path";
 import { Hono } from "hono";
 import { CONTAINER_ID } from "../../workloads/oci-spec.ts";
-import { validateReport, workloadJson, workloadOfReport } from "../../workloads/report.ts";
+import { validateReport, workloadOfReport } from "../../workloads/report.ts";
 import type { WorkloadRegistry } from "../../workloads/registry.ts";
 import { DEFAULT_MAX_BODY, onlyQuery, parseJson, readText } from "../body.ts";
 import { ApiError } from "../errors.ts";
@@ -36,22 +37,9 @@ function checkCgroup(root: string, path: string, id: string): void {
   }
 }
 
-export function workloadRoutes(deps: ApiDeps): Hono {
+export function workloadHookRoutes(deps: ApiDeps): Hono {
   const r = new Hono();
   const limit = deps.maxBodyBytes ?? DEFAULT_MAX_BODY;
-
-  r.get("/", (c) => {
-    onlyQuery(c.req.url, []);
-    return c.json({ workloads: registryOf(deps).all().map(workloadJson) });
-  });
-
-  r.get("/:id", (c) => {
-    onlyQuery(c.req.url, []);
-    const id = idOf(c.req.param("id"));
-    const w = registryOf(deps).get(id);
-    if (w === undefined) throw new ApiError(404, "workload_not_found", `no workload ${JSON.stringify(id)}`, { id });
-    return c.json({ workload: workloadJson(w) });
-  });
 
   r.put("/:id", async (c) => {
     onlyQuery(c.req.url, []);
@@ -75,7 +63,7 @@ export function workloadRoutes(deps: ApiDeps): Hono {
       await (old !== undefined ? registry.upsert(old) : registry.remove(id)).catch(() => undefined);
       throw new ApiError(500, "scope_apply_failed", `workload ${id}: a policy scope could not apply it: ${err instanceof Error ? err.message : String(err)}`, { id });
     }
-    return c.json({ workload: workloadJson(w), replaced: old !== undefined, applied: true }, old === undefined ? 201 : 200);
+    return c.json({ workload: { key: w.key, cgroup_id: String(w.cgroupId), cgroup_path: w.cgroupPath }, replaced: old !== undefined, applied: true }, old === undefined ? 201 : 200);
   });
 
   r.delete("/:id", async (c) => {
