@@ -31,8 +31,10 @@ export interface OciHookOptions {
   /** For tests: where /proc and the cgroup v2 root are. */
   procRoot?: string;
   v2Root?: string;
-  /** stderr */
+  /** Failures: stderr (the runtime shows it when the hook fails) and the log file. */
   log(msg: string): void;
+  /** Successes, for the log file only: a runtime may treat a hook's chatter as noise. */
+  info?(msg: string): void;
 }
 
 /** A failure to confirm the container's scopes; `where` says which step. */
@@ -186,9 +188,11 @@ export async function runOciHook(stdin: string | Promise<string>, opts: OciHookO
     } catch (err) {
       throw new OciHookError("agent", (err as Error).message);
     }
+    const t0 = performance.now();
     const res = await call(ep, "PUT", state.id, JSON.stringify(report), deadline);
     if (!res.ok) throw await agentError(res, `PUT /v1/workloads/${state.id}`);
     await res.body?.cancel();
+    opts.info?.(`ward oci-hook: ${who}: reported cgroup ${report.cgroup_path} (id ${report.cgroup_id}${report.pod ? `, pod ${report.pod.namespace}/${report.pod.name}` : ""}${report.name ? `, container ${report.name}` : ""}) to ${ep.url}; scopes applied in ${(performance.now() - t0).toFixed(1)} ms`);
     return 0;
   } catch (err) {
     if (!(err instanceof OciHookError)) throw err;
@@ -231,6 +235,7 @@ async function forget(state: OciState, opts: OciHookOptions, deadline: AbortSign
     const res = await call(ep, "DELETE", state.id, undefined, deadline);
     if (!res.ok && res.status !== 404) throw await agentError(res, `DELETE /v1/workloads/${state.id}`);
     await res.body?.cancel();
+    opts.info?.(`ward oci-hook: container ${state.id} (poststop): ${res.status === 404 ? "the agent did not know it" : "forgotten by the agent"}`);
   } catch (err) {
     if (!(err instanceof OciHookError)) throw err;
     opts.log(`ward oci-hook: container ${state.id} (poststop): ${err.message}; the agent keeps the workload until it restarts`);

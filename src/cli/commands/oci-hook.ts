@@ -2,6 +2,7 @@
 // forget it; the stage is the state's status). The agent is found as every CLI command finds
 // it: --server (else the state file), the token from --token-file, WARD_TOKEN_FILE, the state
 // file's token file or the default one. See src/workloads/oci-hook.ts.
+import { appendFileSync } from "node:fs";
 import { parseArgs, UsageError } from "../args.ts";
 import { resolveEndpoint } from "../client.ts";
 import { runOciHook, type FailMode } from "../../workloads/oci-hook.ts";
@@ -18,6 +19,8 @@ hold in the kernel. poststop: tells the agent to forget the container.
   --server URL              the agent's API (default: from the agent's state file)
   --token-file FILE         the API token (default: the state file's token file)
   --state-file FILE         the agent's state file (default /run/ward/state.json)
+  --log-file FILE           also append every outcome (successes too) to FILE: runtimes show
+                            a hook's stderr only when it fails, so --fail-mode open is silent
 `;
 
 export const DEFAULT_TIMEOUT_MS = 5000;
@@ -39,6 +42,7 @@ export async function run(argv: string[]): Promise<number> {
     server: { kind: "string" },
     "token-file": { kind: "string" },
     "state-file": { kind: "string" },
+    "log-file": { kind: "string" },
     help: { kind: "bool", short: "h" },
   });
   if (flags.help) {
@@ -53,10 +57,23 @@ export async function run(argv: string[]): Promise<number> {
   if (flags.server !== undefined) env.WARD_SERVER = flags.server as string;
   if (flags["token-file"] !== undefined) env.WARD_TOKEN_FILE = flags["token-file"] as string;
   if (flags["state-file"] !== undefined) env.WARD_STATE_FILE = flags["state-file"] as string;
+  const logFile = flags["log-file"] as string | undefined;
+  const toFile = (msg: string): void => {
+    if (logFile === undefined) return;
+    try {
+      appendFileSync(logFile, `${new Date().toISOString()} ${msg}\n`);
+    } catch (err) {
+      process.stderr.write(`ward oci-hook: --log-file ${logFile}: ${(err as Error).message}\n`);
+    }
+  };
   return runOciHook(Bun.stdin.text(), {
     endpoint: () => resolveEndpoint(env),
     timeoutMs,
     failMode: failMode as FailMode,
-    log: (msg) => process.stderr.write(`${msg}\n`),
+    log: (msg) => {
+      process.stderr.write(`${msg}\n`);
+      toFile(msg);
+    },
+    info: toFile,
   });
 }
