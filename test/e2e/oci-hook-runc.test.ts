@@ -276,6 +276,13 @@ spec:
         expect(v2.stdout).toBe("");
         expect(v2.status).toBe(137);
 
+        // The same container without the hook: nothing told the agent about it (its cgroup path
+        // names no runtime the cgroup scan knows), so no scope holds it. The kills above are the hook's doing.
+        const unreported = bundle(["cat", "/secret"], containerd("shop", "victim-pod-3", "victim"), undefined);
+        const u = runcRun(runcRoot, unreported.dir, unreported.id);
+        expect(u.stdout).toBe(SECRET);
+        expect(u.status).toBe(0);
+
         // Unscoped: another container name, another namespace; and the host.
         const bystander = bundle(["cat", "/secret"], containerd("shop", "other-pod", "bystander"), hookEntry("closed"));
         const by = runcRun(runcRoot, bystander.dir, bystander.id);
