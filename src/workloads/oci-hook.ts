@@ -28,6 +28,11 @@ export interface OciHookOptions {
   /** The whole hook is bounded by this, from reading the input to the agent's answer. */
   timeoutMs: number;
   failMode: FailMode;
+  /**
+   * Pods in these namespaces start even when the hook fails closed: the agent's own pods (a
+   * DaemonSet in namespace ward) must start while the agent is down, or it never comes back.
+   */
+  failAllowNamespaces?: readonly string[];
   /** For tests: where /proc and the cgroup v2 root are. */
   procRoot?: string;
   v2Root?: string;
@@ -166,6 +171,14 @@ export async function runOciHook(stdin: string | Promise<string>, opts: OciHookO
   }
   const who = `container ${state.id}`;
   if (state.status === "stopped") return forget(state, opts, deadline);
+  // For --fail-allow-namespace: the state carries the config's annotations (runtime-spec), so
+  // this holds even when config.json cannot be read.
+  let namespace: string | undefined;
+  try {
+    namespace = kubeIdentityOf(state.annotations).namespace;
+  } catch {
+    namespace = undefined;
+  }
   try {
     const configFile = join(state.bundle, "config.json");
     let configText: string;
@@ -196,15 +209,19 @@ export async function runOciHook(stdin: string | Promise<string>, opts: OciHookO
     return 0;
   } catch (err) {
     if (!(err instanceof OciHookError)) throw err;
-    if (err.step === "timeout" && opts.failMode === "closed") {
+    if (err.step === "timeout" && opts.failMode === "closed" && !(namespace !== undefined && opts.failAllowNamespaces?.includes(namespace))) {
       // The container will not start; do not leave the agent holding a workload that never ran.
       await withdraw(opts, state.id);
     }
-    return failed(opts, who, err, deadline.aborted ? ` (--timeout ${opts.timeoutMs} ms)` : "");
+    return failed(opts, who, err, deadline.aborted ? ` (--timeout ${opts.timeoutMs} ms)` : "", namespace);
   }
 }
 
-function failed(opts: OciHookOptions, who: string, err: OciHookError, extra = ""): number {
+function failed(opts: OciHookOptions, who: string, err: OciHookError, extra = "", namespace?: string): number {
+  if (opts.failMode === "closed" && namespace !== undefined && opts.failAllowNamespaces?.includes(namespace)) {
+    opts.log(`ward oci-hook: ${who}: ${err.message}${extra}; namespace ${namespace} is in --fail-allow-namespace: letting it start without confirmed policy scopes`);
+    return 0;
+  }
   if (opts.failMode === "open") {
     opts.log(`ward oci-hook: ${who}: ${err.message}${extra}; --fail-mode open: letting it start without confirmed policy scopes`);
     return 0;

@@ -74,13 +74,26 @@ async function stopAgent(): Promise<void> {
   agent = undefined;
 }
 
-/** The hook entry runc runs: this checkout's CLI under the running bun, with an empty environment as runtimes give. */
+/** The hooks object shipped for runc and containerd's base spec (deploy/oci-hook/runc-hooks.json). */
+const shipped = JSON.parse(readFileSync(join(root, "deploy", "oci-hook", "runc-hooks.json"), "utf8")) as { createRuntime: { path: string; args: string[]; timeout: number }[] };
+
+/**
+ * The hook entry runc runs: the shipped one (its flags and runtime timeout), run as this
+ * checkout's CLI under the running bun instead of /usr/local/bin/ward, with this test's agent
+ * state file, log file and fail mode, and the empty environment runtimes give hooks.
+ */
 function hookEntry(failMode: "open" | "closed", opts: { stateFile?: string } = {}) {
-  return {
-    path: process.execPath,
-    args: [process.execPath, main, "oci-hook", "--state-file", opts.stateFile ?? stateFile, "--fail-mode", failMode, "--timeout", "10s", "--log-file", hookLog],
-    env: ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"],
+  const h = shipped.createRuntime[0]!;
+  const flags = [...h.args.slice(2)];
+  const set = (flag: string, value: string): void => {
+    const i = flags.indexOf(flag);
+    if (i >= 0) flags[i + 1] = value;
+    else flags.push(flag, value);
   };
+  set("--fail-mode", failMode);
+  set("--log-file", hookLog);
+  set("--state-file", opts.stateFile ?? stateFile);
+  return { path: process.execPath, args: [process.execPath, main, "oci-hook", ...flags], env: ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"], timeout: h.timeout };
 }
 
 let seq = 0;
@@ -166,7 +179,7 @@ describe("ward oci-hook with runc (e2e)", () => {
   );
 
   kernelTest(
-    "agent down: --fail-mode closed makes runc run fail before the first instruction; open lets it run and logs why",
+    "agent down: --fail-mode closed makes runc run fail before the first instruction (but for --fail-allow-namespace); open lets it run and logs why",
     () => {
       // No agent: the state file names none (a stopped agent removes its state file).
       const gone = join(dir, "no-agent-state.json");
@@ -186,6 +199,13 @@ describe("ward oci-hook with runc (e2e)", () => {
       expect(open.stdout).toBe(SECRET);
       expect(open.status).toBe(0);
       expect(logLines().some((l) => l.includes(`container ${o.id}: no agent found`) && l.includes("--fail-mode open: letting it start"))).toBe(true);
+
+      // The shipped config's --fail-allow-namespace ward: the agent's own pods start while it is down.
+      const own = bundle(["cat", "/secret"], containerd("ward", "ward-agent-x", "agent"), hookEntry("closed", { stateFile: gone }));
+      const ownRun = runcRun(runcRoot, own.dir, own.id);
+      expect(ownRun.stdout).toBe(SECRET);
+      expect(ownRun.status).toBe(0);
+      expect(logLines().some((l) => l.includes(`container ${own.id}: no agent found`) && l.includes("namespace ward is in --fail-allow-namespace"))).toBe(true);
 
       // An agent URL nothing listens on (the agent died without removing its state file).
       const stale = join(dir, "stale-state.json");

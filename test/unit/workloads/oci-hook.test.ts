@@ -65,7 +65,7 @@ function state(over: Record<string, unknown> = {}): string {
   return JSON.stringify({ ociVersion: "1.0.2", id: "c1", status: "creating", pid: PID, bundle, annotations, ...over });
 }
 
-async function hook(stdin: string | Promise<string>, o: { failMode?: FailMode; timeoutMs?: number; url?: string; token?: string; noAgent?: boolean } = {}) {
+async function hook(stdin: string | Promise<string>, o: { failMode?: FailMode; timeoutMs?: number; url?: string; token?: string; noAgent?: boolean; allow?: string[] } = {}) {
   const lines: string[] = [];
   const code = await runOciHook(stdin, {
     endpoint: () => {
@@ -74,6 +74,7 @@ async function hook(stdin: string | Promise<string>, o: { failMode?: FailMode; t
     },
     timeoutMs: o.timeoutMs ?? 2000,
     failMode: o.failMode ?? "closed",
+    ...(o.allow ? { failAllowNamespaces: o.allow } : {}),
     procRoot: proc,
     v2Root: cg,
     log: (m) => lines.push(m),
@@ -118,6 +119,16 @@ describe("ward oci-hook (createRuntime)", () => {
     expect(none.code).toBe(1);
     expect(none.stderr).toContain("no agent found");
     expect(registry.get("down")).toBeUndefined();
+  });
+
+  test("--fail-allow-namespace: closed lets the listed namespaces' pods start (the agent's own), no others", async () => {
+    const allowed = await hook(state({ id: "own" }), { url: deadUrl, allow: ["ward", "shop"] });
+    expect(allowed.code).toBe(0);
+    expect(allowed.stderr).toContain("namespace shop is in --fail-allow-namespace: letting it start");
+    const other = await hook(state({ id: "own" }), { url: deadUrl, allow: ["ward"] });
+    expect(other.code).toBe(1);
+    const noPod = await hook(state({ id: "own", annotations: {} }), { url: deadUrl, allow: ["shop"] });
+    expect(noPod.code).toBe(1);
   });
 
   test("agent slower than --timeout: closed exits 1 and withdraws the report; open exits 0", async () => {
