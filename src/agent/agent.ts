@@ -18,6 +18,8 @@ import { pidAlive, readState, removeState, writeState } from "./state-file.ts";
 import { loadOrCreateToken } from "./token.ts";
 import type { EventJson } from "../events/filter.ts";
 import { ExportGate } from "../export/export-gate.ts";
+import { WorkloadRegistry } from "../workloads/registry.ts";
+import { KubernetesStartError, KubernetesWatch, loadKubernetesConfig } from "./kubernetes.ts";
 
 /** What sensors get from the agent: where to pin, how to name the node, where events go. */
 export interface SensorContext {
@@ -50,7 +52,7 @@ export interface AgentParts {
 export class AgentStartError extends Error {
   override name = "AgentStartError";
   constructor(
-    readonly code: "already_running" | "listen" | "policy_files" | "policy_store" | "sensor" | "export" | "unsupported",
+    readonly code: "already_running" | "listen" | "policy_files" | "policy_store" | "sensor" | "export" | "unsupported" | "kubernetes",
     message: string,
     options?: { cause?: unknown },
   ) {
@@ -102,6 +104,10 @@ function removeEmptyDirs(dir: string): void {
 export class Agent {
   readonly hub: EventHub;
   readonly store: PolicyStore;
+  /** The workloads the agent knows (the pod watch feeds it with --enable-k8s-api). */
+  readonly workloads = new WorkloadRegistry();
+  /** The pod and TracingPolicy watches, with --enable-k8s-api. */
+  #k8s: KubernetesWatch | undefined;
   #sensors: Sensor[] = [];
   #server: ReturnType<typeof Bun.serve> | undefined;
   #ready = false;
@@ -167,6 +173,24 @@ export class Agent {
       return { text, file, source: `file:${file}` };
     });
     if (items.length > 0) this.store.addAll(items);
+    // A kubeconfig that cannot be read stops the start before anything is touched.
+    if (config.enableK8sApi) {
+      try {
+        this.#k8s = new KubernetesWatch(loadKubernetesConfig(config.k8sKubeconfigPath), {
+          ...(config.k8sKubeconfigPath !== undefined ? { kubeconfigPath: config.k8sKubeconfigPath } : {}),
+          nodeName: config.nodeName,
+          policies: config.enableTracingPolicyCrd,
+          attempts: config.k8sControlplaneRetry,
+          registry: this.workloads,
+          store: this.store,
+          log: parts.log,
+          warn: parts.warn ?? parts.log,
+        });
+      } catch (err) {
+        if (err instanceof KubernetesStartError) throw new AgentStartError("kubernetes", err.message, { cause: err });
+        throw err;
+      }
+    }
 
     const previous = readState(config.stateFile);
     if (previous && previous.pid !== process.pid && pidAlive(previous.pid)) {
@@ -224,6 +248,9 @@ export class Agent {
     parts.log(`API listening on ${this.#url} (state file ${config.stateFile})`);
 
     try {
+      // The API server must answer before any sensor attaches (as Tetragon, the agent does
+      // not start without it); the API above already serves /v1/status meanwhile.
+      await this.#kubernetes((k) => k.connect());
       const ctx: SensorContext = {
         nodeName: config.nodeName,
         bpfDir: config.bpfDir,
@@ -244,10 +271,16 @@ export class Agent {
       // cannot be applied, the others are still tried (so the error names every refused file
       // and field), then the applied ones are removed and the start stops
       // (PolicyRejectedError) with nothing of any policy attached.
+      // This node's pods are in the registry before any policy applies, so a scoped policy
+      // holds for them from its first moment.
+      await this.#kubernetes((k) => k.startPods());
       if (parts.policyBackend) {
         this.store.attachBackend(parts.policyBackend(ctx, this.#sensors));
         if (this.store.list().length > 0) parts.log(`${this.store.list().length} polic${this.store.list().length === 1 ? "y" : "ies"} applied`);
       }
+      // CRs one by one once the store applies to the kernel: a refused CR is reported (log,
+      // status) and does not stop the start, unlike a refused --policy file.
+      await this.#kubernetes((k) => k.startPolicies());
     } catch (err) {
       await this.stop({ keepAttached: false });
       throw err;
@@ -255,6 +288,25 @@ export class Agent {
     releaseStartupMemory();
     this.#ready = true;
     this.#createdToken = undefined;
+  }
+
+  /**
+   * Ends a start that is waiting for the Kubernetes API server (with --k8s-controlplane-retry
+   * -1 it may wait long): start() then fails and undoes what it did. A signal calls it.
+   */
+  interruptStart(): void {
+    this.#k8s?.interrupt();
+  }
+
+  /** Runs one step of the Kubernetes start; its failure is the agent's start error. */
+  async #kubernetes(step: (k: KubernetesWatch) => Promise<void>): Promise<void> {
+    if (this.#k8s === undefined) return;
+    try {
+      await step(this.#k8s);
+    } catch (err) {
+      if (err instanceof KubernetesStartError) throw new AgentStartError("kubernetes", err.message, { cause: err });
+      throw err;
+    }
   }
 
   /**
@@ -291,6 +343,12 @@ export class Agent {
     this.#ready = false;
     const keepAttached = opts.keepAttached ?? this.config.keepSensorsOnExit;
     const errors: string[] = [];
+    // The watches end first: no CR change may reach a store that is detaching.
+    try {
+      await this.#k8s?.stop();
+    } catch (err) {
+      errors.push(`stop kubernetes watches: ${(err as Error).message}`);
+    }
     try {
       this.store.detachBackend();
     } catch (err) {
@@ -357,6 +415,7 @@ export class Agent {
       sink_stats: this.hub.sinks.filter(isCountedSink).map((s) => s.stats()),
       ...(cacheSize !== undefined ? { process_cache_size: cacheSize } : {}),
       policies: this.store.list(),
+      ...(this.#k8s !== undefined ? { kubernetes: this.#k8s.status() } : {}),
     };
   }
 }

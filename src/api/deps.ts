@@ -4,6 +4,7 @@ import type { EventSource } from "../agent/event-hub.ts";
 import type { PolicyInfo, PolicyStore } from "../agent/policy-store.ts";
 import type { SensorState } from "../agent/sensor.ts";
 import type { SinkStats } from "../export/sink.ts";
+import type { KubernetesStatus } from "../agent/kubernetes.ts";
 
 export interface SensorReport {
   name: string;
@@ -35,6 +36,8 @@ export interface AgentStatus {
   /** Size of the user-space process cache, when the process sensor reports it. */
   process_cache_size?: number;
   policies: PolicyInfo[];
+  /** With --enable-k8s-api: the watches (synced, resourceVersion, re-lists, errors), pods, refused CRs. */
+  kubernetes?: KubernetesStatus;
 }
 
 export type PolicyStoreApi = Pick<PolicyStore, "add" | "list" | "info" | "get" | "delete" | "setEnabled" | "setMode" | "countByState">;

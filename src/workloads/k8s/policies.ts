@@ -60,6 +60,8 @@ export interface PolicyWatcherOptions extends Pick<ListWatchOptions, "backoff" |
  */
 export class TracingPolicyWatcher {
   readonly #watches: ListWatch<K8sObject>[] = [];
+  /** Each kind's list/watch, for status (synced, resourceVersion, counters). */
+  readonly watches: { kind: PolicyKind; plural: string; watch: ListWatch<K8sObject> }[] = [];
   #queue: Promise<void> = Promise.resolve();
 
   constructor(
@@ -74,18 +76,19 @@ export class TracingPolicyWatcher {
     for (const [kind, plural] of kinds) {
       const refOf = (o: K8sObject): PolicyRef => ({ kind, name: o.metadata?.name ?? "", ...(kind === "TracingPolicyNamespaced" ? { namespace: o.metadata?.namespace ?? "" } : {}) });
       const apply = (o: K8sObject) => this.#enqueue(refOf(o), (ref) => this.sink.apply(policyDocOf(o, kind), ref, sourceOf(ref)));
-      this.#watches.push(
-        new ListWatch(client, { path: `/apis/${CRD_GROUP}/${CRD_VERSION}/${plural}`, ...(opts.backoff ? { backoff: opts.backoff } : {}), ...(opts.timeoutSeconds ? { timeoutSeconds: opts.timeoutSeconds } : {}) }, {
-          added: apply,
-          modified: (o, old) => {
-            // Same generation: only metadata changed; the policy is the same.
-            if (o.metadata?.generation !== undefined && o.metadata.generation === old.metadata?.generation) return;
-            apply(o);
-          },
-          deleted: (o) => this.#enqueue(refOf(o), (ref) => this.sink.remove(ref, sourceOf(ref))),
-          error: (err) => this.opts.onError?.(err),
-        }),
-      );
+      const path = `/apis/${CRD_GROUP}/${CRD_VERSION}/${plural}`;
+      const watch = new ListWatch<K8sObject>(client, { path, ...(opts.backoff ? { backoff: opts.backoff } : {}), ...(opts.timeoutSeconds ? { timeoutSeconds: opts.timeoutSeconds } : {}) }, {
+        added: apply,
+        modified: (o, old) => {
+          // Same generation: only metadata changed; the policy is the same.
+          if (o.metadata?.generation !== undefined && o.metadata.generation === old.metadata?.generation) return;
+          apply(o);
+        },
+        deleted: (o) => this.#enqueue(refOf(o), (ref) => this.sink.remove(ref, sourceOf(ref))),
+        error: (err) => this.opts.onError?.(err),
+      });
+      this.#watches.push(watch);
+      this.watches.push({ kind, plural, watch });
     }
   }
 

@@ -1,0 +1,290 @@
+// The agent's Kubernetes side (--enable-k8s-api): this node's pods feed the workload
+// registry (pod metadata for scopes and events) and the TracingPolicy /
+// TracingPolicyNamespaced resources go into the policy store.
+//
+// Start-up follows Tetragon: the configuration (kubeconfig or in-cluster) must load, and the
+// API server must answer within --k8s-controlplane-retry attempts, or the agent refuses to
+// start, saying what failed (Tetragon returns the error from its start the same way; in a
+// DaemonSet the kubelet restarts the pod). Once started, a lost API server never stops
+// enforcement: every watch retries with backoff, the last known pods and policies stay
+// applied, and /v1/status shows each watch's state and its last error.
+import { K8sApiError, K8sClient, type K8sObject, type ListWatch } from "../workloads/k8s/client.ts";
+import { inClusterConfig, K8sConfigError, kubeconfigConfig, type K8sConfig } from "../workloads/k8s/config.ts";
+import { PodCache } from "../workloads/k8s/pods.ts";
+import { cgroupTreeScan, PodWorkloadFeed, type CgroupScan } from "../workloads/k8s/pod-feed.ts";
+import { CRD_GROUP, CRD_VERSION, TracingPolicyWatcher, type PolicyRef, type PolicySink } from "../workloads/k8s/policies.ts";
+import { policyStoreSink } from "../workloads/k8s/store-sink.ts";
+import { cgroupV2Mount } from "../workloads/cgroup-identity.ts";
+import type { WorkloadRegistry } from "../workloads/registry.ts";
+import type { PolicyStore } from "./policy-store.ts";
+
+/** Why the Kubernetes side could not start; the agent reports it as its start error. */
+export class KubernetesStartError extends Error {
+  override name = "KubernetesStartError";
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+export interface KubernetesWatchStatus {
+  resource: string;
+  path: string;
+  /** The first list has been applied. */
+  synced: boolean;
+  /** A watch stream is open now. */
+  watching: boolean;
+  resource_version: string;
+  lists: number;
+  /** Lists after a 410 Gone (the watch's resourceVersion had been compacted away). */
+  relists: number;
+  watches: number;
+  bookmarks: number;
+  errors: number;
+  last_error?: string;
+  last_error_at?: string;
+}
+
+/** One TracingPolicy CR as the agent took it: applied, or refused with the reason. */
+export interface KubernetesPolicyStatus {
+  kind: string;
+  namespace?: string;
+  name: string;
+  state: "applied" | "error";
+  error?: string;
+}
+
+/** GET /v1/status `kubernetes`. */
+export interface KubernetesStatus {
+  /** Where the configuration came from ("in-cluster", "kubeconfig FILE context C"). */
+  config: string;
+  server: string;
+  node: string;
+  watches: KubernetesWatchStatus[];
+  pods: number;
+  /** Containers of this node's pods in the workload registry (with their cgroup ids). */
+  containers: number;
+  /** Running containers whose cgroup is not found yet ("namespace/pod/container (id)"). */
+  pending_containers: string[];
+  /** Only with the CR watch on. */
+  policies?: KubernetesPolicyStatus[];
+}
+
+export interface KubernetesOptions {
+  kubeconfigPath?: string;
+  nodeName: string;
+  /** Watch the TracingPolicy CRs (--enable-tracing-policy-crd). */
+  policies: boolean;
+  /** Attempts to reach the API server at start; negative: until it answers. */
+  attempts: number;
+  registry: WorkloadRegistry;
+  store: Pick<PolicyStore, "add" | "delete" | "get">;
+  log(msg: string): void;
+  warn(msg: string): void;
+  /** Tests: the delay before the second attempt (doubles up to 30 s). Default 1 s. */
+  retryDelayMs?: number;
+  /** Tests: watch backoff. */
+  backoff?: { initialMs: number; maxMs: number };
+  /** Tests: where container cgroups are found (default: the cgroup v2 tree). */
+  scan?: CgroupScan;
+}
+
+/** The configuration: a kubeconfig when given, else the pod's service account (as Tetragon). */
+export function loadKubernetesConfig(kubeconfigPath: string | undefined): K8sConfig {
+  try {
+    return kubeconfigPath !== undefined ? kubeconfigConfig(kubeconfigPath) : inClusterConfig();
+  } catch (err) {
+    if (err instanceof K8sConfigError) throw new KubernetesStartError(`${kubeconfigPath !== undefined ? "--k8s-kubeconfig-path " : "--enable-k8s-api: "}${err.message}`, { cause: err });
+    throw err;
+  }
+}
+
+const oneLine = (s: string): string => s.split("\n").map((l) => l.trim()).filter(Boolean).join("; ");
+
+function label(ref: PolicyRef): string {
+  return `${ref.kind} ${ref.namespace !== undefined ? `${ref.namespace}/` : ""}${ref.name}`;
+}
+
+/** What a failed request means for someone setting ward up. */
+function explain(err: unknown, server: string, what: string): string {
+  if (err instanceof K8sApiError) {
+    if (err.status === 0) return `cannot reach the API server ${server}: ${err.message}`;
+    if (err.status === 401) return `the API server ${server} refused the credentials (401): ${err.message}`;
+    if (err.status === 403) return `not allowed to list ${what} (403; is deploy/rbac.yaml applied?): ${err.message}`;
+    if (err.status === 404 && what !== "pods") return `${what} not found (404): the TracingPolicy CRDs are not installed (kubectl apply -f deploy/crds.yaml), or run with --enable-tracing-policy-crd=false`;
+    return err.message;
+  }
+  return (err as Error).message;
+}
+
+export class KubernetesWatch {
+  readonly client: K8sClient;
+  readonly pods: PodCache;
+  readonly feed: PodWorkloadFeed;
+  readonly policies: TracingPolicyWatcher | undefined;
+  readonly #crs = new Map<string, KubernetesPolicyStatus>();
+  readonly #abort = new AbortController();
+
+  constructor(
+    readonly config: K8sConfig,
+    private readonly opts: KubernetesOptions,
+  ) {
+    this.client = new K8sClient(config);
+    const backoff = opts.backoff ? { backoff: opts.backoff } : {};
+    this.pods = new PodCache(this.client, { nodeName: opts.nodeName, ...backoff, onError: (e) => opts.warn(`kubernetes: pods: ${oneLine(e.message)}`) });
+    this.feed = new PodWorkloadFeed(this.pods, opts.registry, { scan: opts.scan ?? cgroupTreeScan(cgroupV2Mount()), log: opts.warn });
+    if (opts.policies) {
+      this.policies = new TracingPolicyWatcher(this.client, this.#sink(policyStoreSink(opts.store)), {
+        ...backoff,
+        onError: (err, ref) => opts.warn(`kubernetes: ${ref !== undefined ? `${label(ref)}: not applied: ` : ""}${oneLine(err.message)}`),
+      });
+    }
+  }
+
+  /** The sink over the store, recording each CR's outcome for status. */
+  #sink(inner: PolicySink): PolicySink {
+    return {
+      apply: async (doc, ref, source) => {
+        try {
+          await inner.apply(doc, ref, source);
+        } catch (err) {
+          // A refused change of a CR that was applied before leaves that version in force.
+          const kept = this.opts.store.get(ref.name)?.source === source ? " (the previous version stays applied)" : "";
+          this.#crs.set(source, { kind: ref.kind, ...(ref.namespace !== undefined ? { namespace: ref.namespace } : {}), name: ref.name, state: "error", error: `${oneLine((err as Error).message)}${kept}` });
+          throw err;
+        }
+        this.#crs.set(source, { kind: ref.kind, ...(ref.namespace !== undefined ? { namespace: ref.namespace } : {}), name: ref.name, state: "applied" });
+        this.opts.log(`kubernetes: ${label(ref)} applied`);
+      },
+      remove: async (ref, source) => {
+        const was = this.#crs.get(source);
+        this.#crs.delete(source);
+        await inner.remove(ref, source);
+        if (was?.state === "applied") this.opts.log(`kubernetes: ${label(ref)} removed`);
+      },
+    };
+  }
+
+  /**
+   * Checks the API server answers for every collection watched (pods of this node, both CR
+   * kinds), trying `attempts` times with backoff. Throws KubernetesStartError naming the
+   * server, the collection and the reason.
+   */
+  async connect(): Promise<void> {
+    const paths: [string, string][] = [["pods", `/api/v1/pods?${new URLSearchParams({ fieldSelector: `spec.nodeName=${this.opts.nodeName}`, limit: "1" })}`]];
+    if (this.opts.policies) {
+      for (const plural of ["tracingpolicies", "tracingpoliciesnamespaced"]) paths.push([`${plural}.${CRD_GROUP}`, `/apis/${CRD_GROUP}/${CRD_VERSION}/${plural}?limit=1`]);
+    }
+    const max = this.opts.attempts < 0 ? Infinity : this.opts.attempts;
+    let delay = this.opts.retryDelayMs ?? 1000;
+    for (let attempt = 1; ; attempt++) {
+      let failure: string | undefined;
+      for (const [what, path] of paths) {
+        try {
+          await this.client.getJson(path, this.#abort.signal);
+        } catch (err) {
+          if (this.#abort.signal.aborted) throw new KubernetesStartError("kubernetes: stopped while connecting");
+          failure = explain(err, this.config.server, what);
+          break;
+        }
+      }
+      if (failure === undefined) {
+        this.opts.log(`kubernetes: API server ${this.config.server} (${this.config.source}) answers; watching pods of node ${this.opts.nodeName}${this.opts.policies ? " and TracingPolicy resources" : ""}`);
+        return;
+      }
+      if (attempt >= max) {
+        throw new KubernetesStartError(
+          `kubernetes (${this.config.source}): ${failure} (${attempt} attempt${attempt === 1 ? "" : "s"}; --k8s-controlplane-retry N tries longer, -1 until it answers)`,
+        );
+      }
+      this.opts.warn(`kubernetes: attempt ${attempt}${Number.isFinite(max) ? ` of ${max}` : ""}: ${failure}; retrying in ${(delay / 1000).toFixed(1)} s`);
+      await abortableSleep(delay, this.#abort.signal);
+      if (this.#abort.signal.aborted) throw new KubernetesStartError("kubernetes: stopped while connecting");
+      delay = Math.min(30_000, delay * 2);
+    }
+  }
+
+  /** Starts the pod watch; resolves once the first list is in the registry. */
+  async startPods(): Promise<void> {
+    this.pods.start();
+    await this.#firstSync("pods", this.pods.watch);
+    await this.feed.start();
+    const st = this.feed.stats;
+    this.opts.log(`kubernetes: ${this.pods.pods().length} pod(s) on node ${this.opts.nodeName}, ${st.workloads} container(s) in the workload registry${st.pending > 0 ? `, ${st.pending} waiting for their cgroup` : ""}`);
+  }
+
+  /** Starts the CR watch (after the policy store has its backend); resolves once both kinds are listed and applied. */
+  async startPolicies(): Promise<void> {
+    const w = this.policies;
+    if (w === undefined) return;
+    w.start();
+    for (const { plural, watch } of w.watches) await this.#firstSync(`${plural}.${CRD_GROUP}`, watch);
+    await w.synced();
+    const crs = [...this.#crs.values()];
+    const refused = crs.filter((c) => c.state === "error").length;
+    this.opts.log(`kubernetes: ${crs.length - refused} TracingPolicy resource(s) applied${refused > 0 ? `, ${refused} refused (see ward status)` : ""}`);
+  }
+
+  /** Waits for a watch's first list; as many failed attempts as connect() allows are a start error. */
+  async #firstSync(what: string, lw: ListWatch<K8sObject>): Promise<void> {
+    const max = this.opts.attempts < 0 ? Infinity : this.opts.attempts;
+    const errorsBefore = lw.stats.errors;
+    while (!lw.isSynced) {
+      if (this.#abort.signal.aborted) throw new KubernetesStartError("kubernetes: stopped while listing");
+      if (lw.stats.errors - errorsBefore >= max) throw new KubernetesStartError(`kubernetes: list ${what}: ${lw.lastError?.message ?? "failed"}`);
+      await Bun.sleep(20);
+    }
+  }
+
+  status(): KubernetesStatus {
+    const watches: KubernetesWatchStatus[] = [{ resource: "pods", watch: this.pods.watch }, ...(this.policies?.watches.map((w) => ({ resource: `${w.plural}.${CRD_GROUP}`, watch: w.watch })) ?? [])].map(({ resource, watch }) => ({
+      resource,
+      path: watch.path,
+      synced: watch.isSynced,
+      watching: watch.watching,
+      resource_version: watch.resourceVersion,
+      lists: watch.stats.lists,
+      relists: watch.stats.gone,
+      watches: watch.stats.watches,
+      bookmarks: watch.stats.bookmarks,
+      errors: watch.stats.errors,
+      ...(watch.lastError !== undefined ? { last_error: oneLine(watch.lastError.message), last_error_at: watch.lastError.at } : {}),
+    }));
+    const out: KubernetesStatus = {
+      config: this.config.source,
+      server: this.config.server,
+      node: this.opts.nodeName,
+      watches,
+      pods: this.pods.pods().length,
+      containers: this.feed.stats.workloads,
+      pending_containers: this.feed.pending().slice(0, 20),
+    };
+    if (this.policies !== undefined) out.policies = [...this.#crs.values()].sort((a, b) => `${a.kind}/${a.namespace ?? ""}/${a.name}`.localeCompare(`${b.kind}/${b.namespace ?? ""}/${b.name}`));
+    return out;
+  }
+
+  /** Ends a start in progress (connect() or a first list throws KubernetesStartError). */
+  interrupt(): void {
+    this.#abort.abort();
+  }
+
+  /** Ends every watch (CRs first, so no policy change races the store's detach) and the feed. */
+  async stop(): Promise<void> {
+    this.#abort.abort();
+    await this.policies?.stop();
+    await this.pods.stop();
+    await this.feed.stop();
+  }
+}
+
+function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = () => {
+      clearTimeout(t);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const t = setTimeout(done, ms);
+    signal.addEventListener("abort", done);
+  });
+}
