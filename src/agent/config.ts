@@ -617,9 +617,14 @@ export function formatConfig(c: AgentConfig): string {
     "keep-sensors-on-exit": c.keepSensorsOnExit,
     "node-name": c.nodeName,
     "enable-k8s-api": c.enableK8sApi,
-    ...(c.k8sKubeconfigPath !== undefined ? { "k8s-kubeconfig-path": c.k8sKubeconfigPath } : {}),
-    "k8s-controlplane-retry": c.k8sControlplaneRetry,
-    "enable-tracing-policy-crd": c.enableTracingPolicyCrd,
+    // The other Kubernetes keys are errors without it (so the printed file reads back).
+    ...(c.enableK8sApi
+      ? {
+          ...(c.k8sKubeconfigPath !== undefined ? { "k8s-kubeconfig-path": c.k8sKubeconfigPath } : {}),
+          "k8s-controlplane-retry": c.k8sControlplaneRetry,
+          "enable-tracing-policy-crd": c.enableTracingPolicyCrd,
+        }
+      : {}),
     sinks: c.sinks.map(formatSinkSpec),
   };
   const head = c.configFile !== undefined ? `# effective configuration (config file ${c.configFile}, then environment, then flags)\n` : "# effective configuration (defaults, environment, flags)\n";
