@@ -246,7 +246,15 @@ function goneEvent(from: number, oldest: number) {
 }
 
 /** A pod object as the API returns it (the fields the pod cache reads). */
-export function podFixture(p: { name: string; namespace?: string; node: string; labels?: Record<string, string>; containers?: { name: string; id: string; image?: string }[]; owner?: { kind: string; name: string } }): FakeObject {
+export function podFixture(p: {
+  name: string;
+  namespace?: string;
+  node: string;
+  labels?: Record<string, string>;
+  /** state: the ContainerState the kubelet reports (default running; terminated as after exit 0). */
+  containers?: { name: string; id: string; image?: string; state?: "running" | "terminated" }[];
+  owner?: { kind: string; name: string };
+}): FakeObject {
   return {
     apiVersion: "v1",
     kind: "Pod",
@@ -266,8 +274,11 @@ export function podFixture(p: { name: string; namespace?: string; node: string; 
         imageID: "docker.io/library/busybox@sha256:c3839dd800b9eb7603340509769c43e146a74c63dca3045a8e7dc8ee07e53966",
         ready: true,
         restartCount: 0,
-        started: true,
-        state: { running: { startedAt: "2026-12-03T16:00:00Z" } },
+        started: c.state !== "terminated",
+        state:
+          c.state === "terminated"
+            ? { terminated: { exitCode: 0, reason: "Completed", startedAt: "2026-12-03T16:00:00Z", finishedAt: "2026-12-03T16:05:00Z", containerID: `containerd://${c.id}` } }
+            : { running: { startedAt: "2026-12-03T16:00:00Z" } },
       })),
     },
   };
