@@ -191,7 +191,7 @@ export class ListWatch<T extends K8sObject> {
     return this.#isSynced;
   }
 
-  /** True while a watch stream is open (false between a watch ending and the next one). */
+  /** True while a watch request is open (false between a watch ending and the next one). */
   get watching(): boolean {
     return this.#watching;
   }
@@ -306,32 +306,36 @@ export class ListWatch<T extends K8sObject> {
   async #watch(signal: AbortSignal): Promise<void> {
     const path = this.#url({ watch: "1", resourceVersion: this.#rv, allowWatchBookmarks: "true", timeoutSeconds: String(this.opts.timeoutSeconds ?? 300) });
     this.stats.watches++;
-    const r = await this.client.get(path, signal);
-    if (r.status === 410) {
-      await r.body?.cancel();
-      throw new GoneError();
-    }
-    if (!r.ok) throw new K8sApiError(r.status, path, statusMessage(await r.text()));
-    if (r.body === null) return;
-    const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
-    let buf = "";
+    // From the request on: a server may send the headers of a watch only with its first event.
     this.#watching = true;
     try {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        buf += value;
-        let nl: number;
-        while ((nl = buf.indexOf("\n")) >= 0) {
-          const line = buf.slice(0, nl).trim();
-          buf = buf.slice(nl + 1);
-          if (line !== "") this.#event(line, path);
-        }
+      const r = await this.client.get(path, signal);
+      if (r.status === 410) {
+        await r.body?.cancel();
+        throw new GoneError();
       }
-      if (buf.trim() !== "") this.#event(buf.trim(), path);
+      if (!r.ok) throw new K8sApiError(r.status, path, statusMessage(await r.text()));
+      if (r.body === null) return;
+      const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buf = "";
+      try {
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buf += value;
+          let nl: number;
+          while ((nl = buf.indexOf("\n")) >= 0) {
+            const line = buf.slice(0, nl).trim();
+            buf = buf.slice(nl + 1);
+            if (line !== "") this.#event(line, path);
+          }
+        }
+        if (buf.trim() !== "") this.#event(buf.trim(), path);
+      } finally {
+        reader.releaseLock();
+      }
     } finally {
       this.#watching = false;
-      reader.releaseLock();
     }
   }
 
