@@ -34,6 +34,7 @@
 #include "ward_filter.h"
 #include "process.h"
 #include "generic.h"
+#include "scope.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -1629,6 +1630,9 @@ static __always_inline void run_slot(struct gen_state *st, __u32 slot)
 	int is_exit = st->point == GEN_POINT_SYS_EXIT;
 
 	if (!cfg || !gs || !ev || !(gs->flags & GEN_SLOT_ACTIVE))
+		return;
+	/* the policy's workload scope first: outside it nothing else is read */
+	if (!ward_in_scope(gs->scope))
 		return;
 	/* return hooks are evaluated once, at the return; the others at the entry */
 	if (st->point != GEN_POINT_TP && !!(gs->flags & GEN_SLOT_RETURN) != is_exit)

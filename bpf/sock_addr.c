@@ -33,6 +33,7 @@
 #include "ward_filter.h"
 #include "process.h"
 #include "sock.h"
+#include "scope.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -473,6 +474,8 @@ static long slot_cb(__u32 i, struct sock_state *st)
 	if (!ss || !cfg || !ev)
 		return 1;
 	if (!(ss->flags & SOCK_SLOT_ACTIVE) || !(ss->points & (1u << (st->point & 31))))
+		return 0;
+	if (!ward_in_scope(ss->scope))
 		return 0;
 	/* tcp_connect() runs for TCP sockets only */
 	if ((ss->flags & SOCK_SLOT_TCP_CONNECT) && ev->sk_protocol != IPPROTO_TCP)

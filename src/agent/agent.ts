@@ -20,6 +20,8 @@ import type { EventJson } from "../events/filter.ts";
 import { ExportGate } from "../export/export-gate.ts";
 import { WorkloadRegistry } from "../workloads/registry.ts";
 import { KubernetesStartError, KubernetesWatch, loadKubernetesConfig } from "./kubernetes.ts";
+import { CgroupScanFeed } from "../workloads/cgroup-feed.ts";
+import { cgroupV2Mount } from "../workloads/cgroup-identity.ts";
 
 /** What sensors get from the agent: where to pin, how to name the node, where events go. */
 export interface SensorContext {
@@ -29,6 +31,8 @@ export interface SensorContext {
   recordLoss(reason: string, n?: number): void;
   /** Diagnostics (stderr in the agent). */
   log(msg: string): void;
+  /** Every workload the agent knows (OCI hook, pod watch, cgroup scan): scopes and events resolve against it. */
+  workloads: WorkloadRegistry;
 }
 
 export interface AgentParts {
@@ -104,8 +108,9 @@ function removeEmptyDirs(dir: string): void {
 export class Agent {
   readonly hub: EventHub;
   readonly store: PolicyStore;
-  /** The workloads the agent knows (the pod watch feeds it with --enable-k8s-api). */
+  /** The workloads the agent knows; policies' scopes follow it (src/workloads/scopes.ts). The cgroup scan and, with --enable-k8s-api, the pod watch feed it. */
   readonly workloads = new WorkloadRegistry();
+  #cgroupFeed: CgroupScanFeed | undefined;
   /** The pod and TracingPolicy watches, with --enable-k8s-api. */
   #k8s: KubernetesWatch | undefined;
   #sensors: Sensor[] = [];
@@ -229,6 +234,7 @@ export class Agent {
       status: () => this.status(),
       policies: this.store,
       events: this.hub,
+      workloads: this.workloads,
     });
     try {
       // idleTimeout 0: event streams may be quiet for long stretches and must stay open.
@@ -257,6 +263,7 @@ export class Agent {
         publish: (ev, line) => this.hub.publish(ev, line),
         recordLoss: (reason, n) => this.hub.recordLoss(reason, n),
         log: parts.log,
+        workloads: this.workloads,
       };
       this.#sensors = parts.sensors(ctx);
       for (const s of this.#sensors) {
@@ -267,13 +274,23 @@ export class Agent {
         }
         parts.log(`sensor ${s.name} running`);
       }
+      // Containers already running are in the registry before any policy applies, so a
+      // scoped policy holds for them from its first moment.
+      const cgroupRoot = cgroupV2Mount();
+      if (cgroupRoot !== undefined) {
+        this.#cgroupFeed = new CgroupScanFeed(this.workloads, { root: cgroupRoot, log: parts.log });
+        await this.#cgroupFeed.start();
+        parts.log(`workloads: ${this.workloads.all().length} container cgroup(s) found under ${cgroupRoot}, watching ${this.#cgroupFeed.watched} director${this.#cgroupFeed.watched === 1 ? "y" : "ies"}`);
+      } else {
+        parts.log("workloads: no cgroup v2 hierarchy mounted: containers are known only from the OCI hook and the pod watch, and scoped policies cannot be enforced");
+      }
+      // This node's pods are in the registry before any policy applies, so a scoped policy
+      // holds for them from its first moment.
+      await this.#kubernetes((k) => k.startPods());
       // Policies go to the kernel once the sensors they rely on run. All or nothing: when one
       // cannot be applied, the others are still tried (so the error names every refused file
       // and field), then the applied ones are removed and the start stops
       // (PolicyRejectedError) with nothing of any policy attached.
-      // This node's pods are in the registry before any policy applies, so a scoped policy
-      // holds for them from its first moment.
-      await this.#kubernetes((k) => k.startPods());
       if (parts.policyBackend) {
         this.store.attachBackend(parts.policyBackend(ctx, this.#sensors));
         if (this.store.list().length > 0) parts.log(`${this.store.list().length} polic${this.store.list().length === 1 ? "y" : "ies"} applied`);
@@ -349,6 +366,7 @@ export class Agent {
     } catch (err) {
       errors.push(`stop kubernetes watches: ${(err as Error).message}`);
     }
+    this.#cgroupFeed?.close();
     try {
       this.store.detachBackend();
     } catch (err) {
@@ -415,7 +433,15 @@ export class Agent {
       sink_stats: this.hub.sinks.filter(isCountedSink).map((s) => s.stats()),
       ...(cacheSize !== undefined ? { process_cache_size: cacheSize } : {}),
       policies: this.store.list(),
+      workloads: this.#workloadStatus(),
       ...(this.#k8s !== undefined ? { kubernetes: this.#k8s.status() } : {}),
     };
+  }
+
+  #workloadStatus(): NonNullable<AgentStatus["workloads"]> {
+    const bySource: Record<string, number> = {};
+    const all = this.workloads.all();
+    for (const w of all) bySource[w.source] = (bySource[w.source] ?? 0) + 1;
+    return { total: all.length, by_source: bySource, ...(this.#cgroupFeed !== undefined ? { watched_cgroups: this.#cgroupFeed.watched } : {}) };
   }
 }

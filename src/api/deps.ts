@@ -5,6 +5,7 @@ import type { PolicyInfo, PolicyStore } from "../agent/policy-store.ts";
 import type { SensorState } from "../agent/sensor.ts";
 import type { SinkStats } from "../export/sink.ts";
 import type { KubernetesStatus } from "../agent/kubernetes.ts";
+import type { WorkloadRegistry } from "../workloads/registry.ts";
 
 export interface SensorReport {
   name: string;
@@ -36,6 +37,8 @@ export interface AgentStatus {
   /** Size of the user-space process cache, when the process sensor reports it. */
   process_cache_size?: number;
   policies: PolicyInfo[];
+  /** The workload registry: entries by source, and the cgroup directories the scan feeder watches. */
+  workloads?: { total: number; by_source: Record<string, number>; watched_cgroups?: number };
   /** With --enable-k8s-api: the watches (synced, resourceVersion, re-lists, errors), pods, refused CRs. */
   kubernetes?: KubernetesStatus;
 }
@@ -49,6 +52,8 @@ export interface ApiDeps {
   status(): AgentStatus;
   policies: PolicyStoreApi;
   events: EventSource;
+  /** The agent's workload registry (GET /v1/workloads; the OCI hook's routes write it). */
+  workloads?: WorkloadRegistry;
   /** Largest request body accepted, in bytes (default 1 MiB). */
   maxBodyBytes?: number;
   /** Interval of SSE keep-alive comments, in ms (default 15 s). */
