@@ -16,7 +16,7 @@ import { CRD_GROUP, CRD_VERSION, TracingPolicyWatcher, type PolicyRef, type Poli
 import { policyStoreSink } from "../workloads/k8s/store-sink.ts";
 import { cgroupV2Mount } from "../workloads/cgroup-identity.ts";
 import type { WorkloadRegistry } from "../workloads/registry.ts";
-import type { PolicyStore } from "./policy-store.ts";
+import { PolicyInvalidError, type PolicyStore } from "./policy-store.ts";
 
 /** Why the Kubernetes side could not start; the agent reports it as its start error. */
 export class KubernetesStartError extends Error {
@@ -98,6 +98,16 @@ export function loadKubernetesConfig(kubeconfigPath: string | undefined): K8sCon
   }
 }
 
+/**
+ * Why the store refused a CR, in the CR's own terms: the field path and the message of each
+ * problem. The line:column the store's parser reports are positions in the JSON text made
+ * from the CR, which the user never sees, so they are left out.
+ */
+function reasonOf(err: unknown): string {
+  if (err instanceof PolicyInvalidError) return err.errors.map((d) => `${d.path !== undefined ? `${d.path}: ` : ""}${oneLine(d.message)}`).join("; ");
+  return oneLine(err instanceof Error ? err.message : String(err));
+}
+
 const oneLine = (s: string): string => s.split("\n").map((l) => l.trim()).filter(Boolean).join("; ");
 
 function label(ref: PolicyRef): string {
@@ -149,8 +159,9 @@ export class KubernetesWatch {
         } catch (err) {
           // A refused change of a CR that was applied before leaves that version in force.
           const kept = this.opts.store.get(ref.name)?.source === source ? " (the previous version stays applied)" : "";
-          this.#crs.set(source, { kind: ref.kind, ...(ref.namespace !== undefined ? { namespace: ref.namespace } : {}), name: ref.name, state: "error", error: `${oneLine((err as Error).message)}${kept}` });
-          throw err;
+          const error = `${reasonOf(err)}${kept}`;
+          this.#crs.set(source, { kind: ref.kind, ...(ref.namespace !== undefined ? { namespace: ref.namespace } : {}), name: ref.name, state: "error", error });
+          throw new Error(error, { cause: err });
         }
         this.#crs.set(source, { kind: ref.kind, ...(ref.namespace !== undefined ? { namespace: ref.namespace } : {}), name: ref.name, state: "applied" });
         this.opts.log(`kubernetes: ${label(ref)} applied`);

@@ -132,7 +132,8 @@ describe("running: pods in the registry, CRs through the store, watch state in s
       ["TracingPolicy", undefined, "files", "applied"],
       ["TracingPolicyNamespaced", "vendor-app", "shells", "applied"],
     ]);
-    expect(st.policies?.[0]?.error).toContain("Explode");
+    // The reason in the CR's terms: field path and message, no positions in generated text.
+    expect(st.policies?.[0]?.error).toStartWith('spec.kprobes[0].selectors[0].matchActions[0].action: "Explode" is not allowed here; allowed: Post, Sigkill, Override');
     expect(st.policies?.[0]?.error).not.toContain("\n");
     expect(logs.some((l) => l.startsWith("WARN kubernetes: TracingPolicy bad: not applied: ") && l.includes("Explode"))).toBe(true);
     expect(logs).toContain("kubernetes: 2 TracingPolicy resource(s) applied, 1 refused (see ward status)");
