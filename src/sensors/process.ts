@@ -5,6 +5,7 @@
 //   const s = await startProcessSensor({ nodeName, onEvent: (ev) => hub.publish(ev.json) });
 //   ... s.counters() ...
 //   await s.stop();
+import type { EncodeOptions } from "../events/tetragon.ts";
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { UpdateFlags } from "../bpf/constants.ts";
@@ -50,6 +51,8 @@ export interface ProcessSensorOptions {
   log?: (msg: string) => void;
   /** Sees every raw ring buffer record before it is decoded (bench/lib/process-dump.ts records them); the view is valid only during the call. */
   onRecord?: (rec: DataView) => void;
+  /** `docker` and `pod` of process blocks by cgroup id (the agent's WorkloadIdentity). */
+  workloads?: EncodeOptions["workloads"];
 }
 
 const PROGRAMS = ["ward_process_fork", "ward_process_exec", "ward_process_exit"] as const;
@@ -91,6 +94,7 @@ export class ProcessSensor {
         processCred: opts.processCred,
         processNs: opts.processNs,
         hostNs: readNamespaces(opts.procRoot ?? "/proc", 1),
+        ...(opts.workloads !== undefined ? { workloads: opts.workloads } : {}),
       },
       opts.onEvent,
     );

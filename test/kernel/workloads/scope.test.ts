@@ -6,7 +6,6 @@
 // moved between them by writing cgroup.procs; the registry is driven directly. Membership
 // changes never reload or re-attach a program: the link ids stay the same.
 import { afterAll, beforeAll, describe, expect } from "bun:test";
-import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { basename, join } from "node:path";
@@ -26,6 +25,7 @@ import { ScopeMaps } from "../../../src/workloads/scope-maps.ts";
 import { WorkloadScopes } from "../../../src/workloads/scopes.ts";
 import { linkIdsOf } from "../../lib/bpf-links.ts";
 import { TestCgroup } from "../../lib/cgroup.ts";
+import { expectKilled, withDriver } from "../../lib/cgroup-shell.ts";
 import { kernelTest, kernelUnavailable } from "../../lib/host.ts";
 import { buildSockHelpers } from "../../lib/sock-helper.ts";
 import { secureOpenPolicy } from "../../lib/talk-policies.ts";
@@ -78,69 +78,6 @@ function workloadOf(cg: TestCgroup, pod: Workload["pod"]): Workload {
 }
 
 const POD = { namespace: "vendor-app", name: "web-1", uid: "0b8a6e3c-1d2f-4a5b-8c9d-0e1f2a3b4c5d", labels: { app: "web" }, container: "web" };
-
-/**
- * A shell that runs one command line per request in whatever cgroup it is in now: moving
- * its pid moves every later command (children start in their parent's cgroup).
- */
-class Driver {
-  readonly child: ChildProcessWithoutNullStreams;
-  #buf = "";
-  #waiters: ((s: string) => void)[] = [];
-
-  constructor() {
-    this.child = spawn("sh", ["-c", 'while read -r line; do eval "$line" 2>&1; echo "__rc=$?"; done'], { stdio: ["pipe", "pipe", "pipe"] });
-    this.child.stdout.setEncoding("utf8");
-    this.child.stdout.on("data", (d: string) => {
-      this.#buf += d;
-      let i: number;
-      while ((i = this.#buf.search(/__rc=\d+\n/)) >= 0) {
-        const end = this.#buf.indexOf("\n", i);
-        const out = this.#buf.slice(0, end + 1);
-        this.#buf = this.#buf.slice(end + 1);
-        this.#waiters.shift()?.(out);
-      }
-    });
-  }
-
-  get pid(): number {
-    return must(this.child.pid, "driver pid");
-  }
-
-  /** Runs a command line; resolves with its output and exit status (137: killed by SIGKILL). */
-  run(line: string): Promise<{ out: string; rc: number }> {
-    return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`driver: no answer to ${line}`)), 15_000);
-      this.#waiters.push((s) => {
-        clearTimeout(t);
-        const m = /__rc=(\d+)\n$/.exec(s);
-        resolve({ out: s.slice(0, m?.index ?? s.length), rc: Number(m?.[1] ?? -1) });
-      });
-      this.child.stdin.write(`${line}\n`);
-    });
-  }
-
-  close(): void {
-    this.child.stdin.end();
-    this.child.kill("SIGKILL");
-  }
-}
-
-/** Killed by SIGKILL (the shell reports 128 + 9) before anything was read. */
-function expectKilled(r: { out: string; rc: number }): void {
-  expect(r.rc).toBe(137);
-  expect(r.out).not.toContain("pizza");
-}
-
-async function withDriver(fn: (d: Driver) => Promise<void>): Promise<void> {
-  const d = new Driver();
-  try {
-    await fn(d);
-  } finally {
-    d.close();
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe("workload scopes in the kernel (cgroup v2 ids, live membership)", () => {
   beforeAll(async () => {
