@@ -8,6 +8,7 @@
 //   with its error and does not stop the start;
 // - a pod relabeled out of the CR's podSelector leaves the policy's scope and its process
 //   reads the file; relabeled back in, the open fails again (Override, EPERM);
+// - events of a process in a pod's cgroup carry Tetragon's pod block (and docker field);
 // - a watch ending in 410 Gone re-lists without losing a pod (the policy keeps holding);
 // - a CR modified (another podSelector) moves the enforcement; deleted, it is gone;
 // - start-up errors: a missing kubeconfig, an unreachable API server.
@@ -137,7 +138,7 @@ async function startAgent(extra: string[]) {
     stateFile,
     status: () => get<AgentStatus>("/v1/status"),
     policies: async () => (await get<{ policies: PolicyInfo[] }>("/v1/policies")).policies,
-    workloads: async () => (await get<{ workloads: { key: string; cgroup_id: string; source: string; pod?: { name: string; labels: Record<string, string>; container?: string } }[] }>("/v1/workloads")).workloads,
+    workloads: async () => (await get<{ workloads: { key: string; cgroup_id: string; source: string; pod?: { name: string; uid?: string; labels: Record<string, string>; container?: string } }[] }>("/v1/workloads")).workloads,
     async stop(): Promise<number> {
       if (agent.exitCode === null) agent.kill("SIGTERM");
       return await agent.exited;
@@ -193,6 +194,29 @@ describe("Kubernetes: the agent with a kubeconfig pointing at a list/watch serve
         expect(readable(await catIn(cgroups[ID_REDIS]))).toBe(true);
         expect(readable(await catIn(undefined))).toBe(true);
         expect(readFileSync(secret, "utf8")).toBe(SECRET);
+        // Events of the process in the pod's cgroup carry Tetragon's pod block from the pod watch.
+        const podEvent = await waitFor("process_exec with the pod block", () => {
+          for (const line of readFileSync(join(dir, "events.log"), "utf8").split("\n")) {
+            if (!line.includes('"process_exec"') || !line.includes(secret) || !line.includes("nginx-1")) continue;
+            return JSON.parse(line) as { process_exec: { process: { docker?: string; pod?: unknown } } };
+          }
+          return undefined;
+        }, 10_000, a.agent);
+        expect(podEvent.process_exec.process.docker).toBe(ID_NGINX.slice(0, 31));
+        expect(podEvent.process_exec.process.pod).toEqual({
+          namespace: "default",
+          name: "nginx-1",
+          uid: ws[0]!.pod!.uid,
+          container: {
+            id: `containerd://${ID_NGINX}`,
+            name: "nginx",
+            image: { id: "docker.io/library/busybox@sha256:c3839dd800b9eb7603340509769c43e146a74c63dca3045a8e7dc8ee07e53966", name: "docker.io/library/nginx:1.27" },
+            start_time: "2026-12-03T16:00:00Z",
+          },
+          pod_labels: { app: "nginx" },
+          workload: "nginx-1",
+          workload_kind: "Pod",
+        });
 
         // Relabeled out of the selector: out of the scope, the process reads the file.
         await waitFor("watches open", () => (k.watching(PODS) === 1 && k.watching(TP) === 1 ? true : undefined), 10_000, a.agent);

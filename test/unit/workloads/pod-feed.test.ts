@@ -11,7 +11,7 @@ import { K8sClient } from "../../../src/workloads/k8s/client.ts";
 import { PodCache, podBlock } from "../../../src/workloads/k8s/pods.ts";
 import { cgroupTreeScan, PodWorkloadFeed } from "../../../src/workloads/k8s/pod-feed.ts";
 import { WorkloadRegistry, type Workload, type WorkloadChange } from "../../../src/workloads/registry.ts";
-import { tetragonPodOf } from "../../../src/workloads/pod-field.ts";
+import { podBlockOf } from "../../../src/workloads/identity.ts";
 import { matchesLabels, parseLabelSelector } from "../../../src/workloads/label-selector.ts";
 import { FakeKubeApi, podFixture } from "../../lib/fake-kube-api.ts";
 
@@ -106,9 +106,11 @@ describe("pod watch -> workload registry", () => {
       startedAt: "2026-12-03T16:00:00Z",
     });
     expect(ws[0]!.image).toBe("docker.io/library/nginx:1.27");
-    // The event's pod block from the registry is the one the pod cache renders.
+    // The event's pod block from the registry is the one the pod cache renders (the events'
+    // block is per cgroup, so without container.pid).
     const hit = s.cache.byContainerId(hex(1))!;
-    expect(tetragonPodOf(ws[0]!, 7)).toEqual(podBlock(hit.pod, hex(1), 7));
+    expect(podBlockOf(ws[0]!)).toEqual(podBlock(hit.pod, hex(1)));
+    expect(podBlockOf(ws[0]!)).toMatchObject({ workload: "web", workload_kind: "Deployment", container: { id: `containerd://${hex(1)}`, start_time: "2026-12-03T16:00:00Z", image: { name: "docker.io/library/nginx:1.27" } } });
     expect(s.feed.stats).toMatchObject({ workloads: 2, pending: 0, errors: 0 });
   });
 
