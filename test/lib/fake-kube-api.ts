@@ -30,6 +30,8 @@ interface Watcher {
   nodeName: string | undefined;
   bookmarks: boolean;
   send(line: string): void;
+  /** Raw bytes as one chunk of the stream. */
+  sendBytes(b: Uint8Array): void;
   close(): void;
 }
 
@@ -133,6 +135,31 @@ export class FakeKubeApi {
     }
   }
 
+  /**
+   * Changes objects as put() does, but delivers the watch events to the open watches of
+   * `path` cut into pieces, `gapMs` apart, each its own chunk of the chunked stream: `cuts`
+   * are byte offsets into the events' newline-delimited JSON, or a function of those bytes
+   * that returns them (so one event can end mid-way,
+   * several can share a chunk, and a multi-byte character can be split), as a proxy or a
+   * busy server cuts a stream. Returns the objects stored.
+   */
+  async putChunked(path: string, objs: FakeObject[], cuts: number[] | ((stream: Uint8Array) => number[]), gapMs = 5): Promise<FakeObject[]> {
+    const ws = [...this.#watchers].filter((w) => w.path === path);
+    for (const w of ws) this.#watchers.delete(w);
+    const stored = objs.map((o) => this.put(path, o));
+    for (const w of ws) this.#watchers.add(w);
+    const h = this.#history.get(path) ?? [];
+    const events = h.slice(-objs.length).map((c) => `${JSON.stringify({ type: c.type, object: c.object })}\n`);
+    const bytes = new TextEncoder().encode(events.join(""));
+    const offsets = typeof cuts === "function" ? cuts(bytes) : cuts;
+    const at = [0, ...offsets.filter((c) => c > 0 && c < bytes.length).sort((a, b) => a - b), bytes.length];
+    for (let i = 0; i + 1 < at.length; i++) {
+      for (const w of ws) w.sendBytes(bytes.slice(at[i], at[i + 1]));
+      if (i + 2 < at.length) await Bun.sleep(gapMs);
+    }
+    return stored;
+  }
+
   /** Advances the resourceVersion without a change to `path` (other collections move it). */
   bump(n = 1): void {
     this.#rv += n;
@@ -220,6 +247,9 @@ export class FakeKubeApi {
           bookmarks: q.get("allowWatchBookmarks") === "true",
           send: (line) => {
             if (open) controller.enqueue(enc.encode(`${line}\n`));
+          },
+          sendBytes: (b) => {
+            if (open) controller.enqueue(b);
           },
           close: () => {
             if (!open) return;
