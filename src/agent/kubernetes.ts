@@ -59,6 +59,11 @@ export interface KubernetesStatus {
   config: string;
   server: string;
   node: string;
+  /** "connecting" until the API server has answered at start (the agent attaches nothing before). */
+  state: "connecting" | "connected";
+  /** Attempts made to reach the API server at start, and the last failure while connecting. */
+  connect_attempts: number;
+  connect_error?: string;
   watches: KubernetesWatchStatus[];
   pods: number;
   /** Containers of this node's pods in the workload registry (with their cgroup ids). */
@@ -133,6 +138,9 @@ export class KubernetesWatch {
   readonly policies: TracingPolicyWatcher | undefined;
   readonly #crs = new Map<string, KubernetesPolicyStatus>();
   readonly #abort = new AbortController();
+  #connected = false;
+  #attempts = 0;
+  #connectError: string | undefined;
 
   constructor(
     readonly config: K8sConfig,
@@ -188,6 +196,7 @@ export class KubernetesWatch {
     const max = this.opts.attempts < 0 ? Infinity : this.opts.attempts;
     let delay = this.opts.retryDelayMs ?? 1000;
     for (let attempt = 1; ; attempt++) {
+      this.#attempts = attempt;
       let failure: string | undefined;
       for (const [what, path] of paths) {
         try {
@@ -198,7 +207,9 @@ export class KubernetesWatch {
           break;
         }
       }
+      this.#connectError = failure;
       if (failure === undefined) {
+        this.#connected = true;
         this.opts.log(`kubernetes: API server ${this.config.server} (${this.config.source}) answers; watching pods of node ${this.opts.nodeName}${this.opts.policies ? " and TracingPolicy resources" : ""}`);
         return;
       }
@@ -264,6 +275,9 @@ export class KubernetesWatch {
       config: this.config.source,
       server: this.config.server,
       node: this.opts.nodeName,
+      state: this.#connected ? "connected" : "connecting",
+      connect_attempts: this.#attempts,
+      ...(this.#connectError !== undefined ? { connect_error: this.#connectError } : {}),
       watches,
       pods: this.pods.pods().length,
       containers: this.feed.stats.workloads,

@@ -302,4 +302,64 @@ describe("Kubernetes: the agent with a kubeconfig pointing at a list/watch serve
     },
     T,
   );
+
+  kernelTest(
+    "--k8s-controlplane-retry=-1: the agent waits for the API server (not ready, status says why), starts when it answers; SIGTERM ends the wait",
+    async () => {
+      // A port nothing listens on yet; the API server comes up there later.
+      const probe = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response("") });
+      const port = probe.port!;
+      probe.stop(true);
+      const url = `http://127.0.0.1:${port}`;
+      const kc = join(dir, "kubeconfig-late");
+      writeFileSync(kc, readFileSync(kubeconfig, "utf8").replace(api!.url, url));
+      const stateFile = join(dir, "state-late.json");
+      const tokenFile = join(dir, "token-late");
+      const spawnAgent = () =>
+        Bun.spawn(
+          [process.execPath, main, "agent", "--listen", "127.0.0.1:0", "--token-file", tokenFile, "--state-file", stateFile, "--export-file", join(dir, "events-late.log"), "--bpf-dir", bpfDir, "--node-name", NODE, "--enable-k8s-api", "--k8s-kubeconfig-path", kc, "--k8s-controlplane-retry=-1"],
+          { stdout: "pipe", stderr: "pipe", stdin: "ignore" },
+        );
+      const agent = spawnAgent();
+      const stderr = new Response(agent.stderr).text();
+      let late: FakeKubeApi | undefined;
+      try {
+        const state = await waitFor("state file", () => (existsSync(stateFile) ? (JSON.parse(readFileSync(stateFile, "utf8")) as { url: string }) : undefined), 30_000, agent);
+        const token = readFileSync(tokenFile, "utf8").trim();
+        const status = async () => (await (await fetch(`${state.url}/v1/status`, { headers: { Authorization: `Bearer ${token}` } })).json()) as AgentStatus;
+        // Waiting: the API answers, the agent is not ready, and status says what it waits for.
+        const waiting = await waitFor("a failed attempt", async () => ((await status()).kubernetes?.connect_error !== undefined ? await status() : undefined), 20_000, agent);
+        expect(waiting.ready).toBe(false);
+        expect(waiting.kubernetes).toMatchObject({ state: "connecting", server: url });
+        expect(waiting.kubernetes!.connect_error).toStartWith(`cannot reach the API server ${url}`);
+        expect(waiting.sensors).toEqual([]);
+        expect((await fetch(`${state.url}/healthz`)).status).not.toBe(200);
+        // The API server comes up: the agent connects, lists, and becomes ready.
+        late = new FakeKubeApi({ token: TOKEN, kinds: KINDS, port });
+        late.put(PODS, nginxPod("nginx"));
+        await waitFor("ready", async () => ((await fetch(`${state.url}/healthz`).catch(() => undefined))?.status === 200 ? true : undefined), 60_000, agent);
+        expect((await status()).kubernetes).toMatchObject({ state: "connected", pods: 1, containers: 1 });
+        agent.kill("SIGTERM");
+        expect(await agent.exited).toBe(0);
+      } finally {
+        if (agent.exitCode === null) agent.kill("SIGKILL");
+        await agent.exited;
+        late?.stop();
+      }
+      expect(await stderr).toContain("kubernetes: attempt 1: cannot reach the API server");
+
+      // Nothing ever answers: SIGTERM ends the wait at once, cleanly.
+      const waiter = spawnAgent();
+      const waiterErr = new Response(waiter.stderr).text();
+      await waitFor("waiting", () => (existsSync(stateFile) ? true : undefined), 30_000, waiter);
+      await Bun.sleep(300);
+      const t0 = Date.now();
+      waiter.kill("SIGTERM");
+      expect(await waiter.exited).toBe(0);
+      expect(Date.now() - t0).toBeLessThan(10_000);
+      expect(await waiterErr).toContain("stopped before the start completed");
+      expect(existsSync(stateFile)).toBe(false);
+    },
+    T,
+  );
 });

@@ -50,8 +50,9 @@ export class FakeKubeApi {
   readonly server: ReturnType<typeof Bun.serve>;
   #uid = 0;
 
-  constructor(readonly opts: { token?: string; kinds: Record<string, string> }) {
-    this.server = Bun.serve({ hostname: "127.0.0.1", port: 0, idleTimeout: 0, fetch: (req) => this.#handle(req) });
+  /** `port`: a fixed loopback port (a server that comes up where a kubeconfig already points); default a free one. */
+  constructor(readonly opts: { token?: string; kinds: Record<string, string>; port?: number }) {
+    this.server = Bun.serve({ hostname: "127.0.0.1", port: opts.port ?? 0, idleTimeout: 0, fetch: (req) => this.#handle(req) });
   }
 
   get url(): string {

@@ -51,6 +51,7 @@ export function formatStatus(s: AgentStatus): string {
 /** The Kubernetes section: each watch's state, the pods fed to the registry, each CR's outcome. */
 function kubernetesLines(k: NonNullable<AgentStatus["kubernetes"]>): string[] {
   const out = [`kubernetes: ${k.server} (${k.config}), node ${k.node}`];
+  if (k.state === "connecting") out.push(`  connecting (attempt ${k.connect_attempts})${k.connect_error !== undefined ? `: ${k.connect_error}` : ""}`);
   for (const w of k.watches) {
     const state = `${w.synced ? "synced" : "not synced"}, ${w.watching ? "watching" : "not watching"}`;
     const counts = `resourceVersion ${w.resource_version || "-"}, lists ${w.lists} (re-lists after 410 ${w.relists}), watches ${w.watches}, bookmarks ${w.bookmarks}, errors ${w.errors}`;

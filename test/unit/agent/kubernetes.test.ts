@@ -83,6 +83,9 @@ describe("start-up errors: what, where, and what to do", () => {
     expect((err as Error).message).toEndWith("(3 attempts; --k8s-controlplane-retry N tries longer, -1 until it answers)");
     expect(logs.filter((l) => l.startsWith("WARN kubernetes: attempt"))).toHaveLength(2);
     expect(logs[0]).toMatch(/^WARN kubernetes: attempt 1 of 3: cannot reach the API server .*; retrying in 0\.0 s$/);
+    // Status says the agent is still connecting, and why not yet.
+    expect(k.status()).toMatchObject({ state: "connecting", connect_attempts: 3 });
+    expect(k.status().connect_error).toStartWith(`cannot reach the API server ${url}`);
   });
 
   test("a server that fails twice and then answers: connected on the third attempt", async () => {
@@ -91,6 +94,8 @@ describe("start-up errors: what, where, and what to do", () => {
     const { k, logs } = watchOf(api.url, { attempts: 3 });
     await k.connect();
     expect(logs.at(-1)).toBe(`kubernetes: API server ${api.url} (test kubeconfig) answers; watching pods of node node-a and TracingPolicy resources`);
+    expect(k.status()).toMatchObject({ state: "connected", connect_attempts: 3 });
+    expect(k.status().connect_error).toBeUndefined();
   });
 
   test("wrong token: 401 says the credentials were refused", async () => {
