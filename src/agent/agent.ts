@@ -182,7 +182,6 @@ export class Agent {
     if (config.enableK8sApi) {
       try {
         this.#k8s = new KubernetesWatch(loadKubernetesConfig(config.k8sKubeconfigPath), {
-          ...(config.k8sKubeconfigPath !== undefined ? { kubeconfigPath: config.k8sKubeconfigPath } : {}),
           nodeName: config.nodeName,
           policies: config.enableTracingPolicyCrd,
           attempts: config.k8sControlplaneRetry,

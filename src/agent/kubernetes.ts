@@ -75,7 +75,6 @@ export interface KubernetesStatus {
 }
 
 export interface KubernetesOptions {
-  kubeconfigPath?: string;
   nodeName: string;
   /** Watch the TracingPolicy CRs (--enable-tracing-policy-crd). */
   policies: boolean;
