@@ -8,6 +8,8 @@
 //   with its error and does not stop the start;
 // - a pod relabeled out of the CR's podSelector leaves the policy's scope and its process
 //   reads the file; relabeled back in, the open fails again (Override, EPERM);
+// - a pod whose container cgroup appears only after the pod watch reported it waits, then
+//   joins the scope when the cgroup is made;
 // - events of a process in a pod's cgroup carry Tetragon's pod block (and docker field);
 // - a watch ending in 410 Gone re-lists without losing a pod (the policy keeps holding);
 // - a CR modified (another podSelector) moves the enforcement; deleted, it is gone;
@@ -39,6 +41,7 @@ const T = 120_000;
 const idOf = (n: number) => `${process.pid.toString(16).padStart(8, "0")}${"e2e0".repeat(13)}${n.toString(16).padStart(4, "0")}`;
 const ID_NGINX = idOf(1);
 const ID_REDIS = idOf(2);
+const ID_LATE = idOf(4);
 
 const dir = mkdtempSync(join(tmpdir(), "ward-k8s-e2e-"));
 const bpfDir = `/sys/fs/bpf/ward-k8s-e2e-${process.pid}`;
@@ -217,6 +220,21 @@ describe("Kubernetes: the agent with a kubeconfig pointing at a list/watch serve
           workload: "nginx-1",
           workload_kind: "Pod",
         });
+
+        // A pod the watch reports before the runtime made its container's cgroup: it waits
+        // (status lists it), and joins the scope the moment the cgroup appears.
+        await waitFor("watches open", () => (k.watching(PODS) === 1 ? true : undefined), 10_000, a.agent);
+        k.put(PODS, podFixture({ name: "nginx-late", node: NODE, labels: { app: "nginx" }, containers: [{ name: "nginx", id: ID_LATE }] }));
+        await waitFor("late container pending", async () => ((await a.status()).kubernetes!.pending_containers.some((c) => c.startsWith("default/nginx-late/nginx (")) ? true : undefined), 10_000, a.agent);
+        expect((await scopeOf())?.scope?.members).toBe(1);
+        cgroups[ID_LATE] = join(cgParent, `cri-containerd-${ID_LATE}.scope`);
+        mkdirSync(cgroups[ID_LATE]!);
+        await waitFor("late container in the scope", async () => ((await scopeOf())?.scope?.members === 2 ? true : undefined), 10_000, a.agent);
+        expect((await a.workloads()).find((w) => w.key === ID_LATE)).toMatchObject({ source: "kubernetes", cgroup_id: statSync(cgroups[ID_LATE]!, { bigint: true }).ino.toString(), pod: { name: "nginx-late" } });
+        expect((await a.status()).kubernetes!.pending_containers).toEqual([]);
+        expect(denied(await catIn(cgroups[ID_LATE]))).toBe(true);
+        k.remove(PODS, "nginx-late", "default");
+        await waitFor("late pod gone", async () => ((await scopeOf())?.scope?.members === 1 ? true : undefined), 10_000, a.agent);
 
         // Relabeled out of the selector: out of the scope, the process reads the file.
         await waitFor("watches open", () => (k.watching(PODS) === 1 && k.watching(TP) === 1 ? true : undefined), 10_000, a.agent);
