@@ -12,6 +12,8 @@ import { PolicyStore } from "../../../src/agent/policy-store.ts";
 import { parsePolicies } from "../../../src/agent/policy-parser.ts";
 import { WorkloadRegistry } from "../../../src/workloads/registry.ts";
 import { FakeKubeApi, podFixture } from "../../lib/fake-kube-api.ts";
+import { formatStatus } from "../../../src/cli/commands/status.ts";
+import type { AgentStatus } from "../../../src/api/deps.ts";
 
 const PODS = "/api/v1/pods";
 const TP = "/apis/cilium.io/v1alpha1/tracingpolicies";
@@ -185,5 +187,25 @@ describe("running: pods in the registry, CRs through the store, watch state in s
     expect(w.last_error).toContain("HTTP 500: etcdserver: leader changed");
     expect(Date.parse(w.last_error_at!)).toBeGreaterThan(Date.now() - 60_000);
     expect(k.status().pods).toBe(1);
+  });
+});
+
+describe("ward status: the kubernetes section", () => {
+  test("connecting with the last failure; each watch; containers waiting for a cgroup; each CR's outcome", () => {
+    const base = { version: "t", node_name: "n", pid: 1, started_at: "", uptime_seconds: 5, ready: false, sensors: [], events: { total: 0, by_type: {}, lost: {}, subscribers: 0, sinks: [] }, policies: [] };
+    const w = { resource: "pods", path: PODS, synced: false, watching: false, resource_version: "", lists: 0, relists: 0, watches: 0, bookmarks: 0, errors: 2, last_error: "GET /api/v1/pods: HTTP 500: boom", last_error_at: "2026-12-03T19:00:00.000Z" };
+    const text = formatStatus({
+      ...base,
+      kubernetes: { config: "in-cluster", server: "https://10.96.0.1:443", node: "n", state: "connecting", connect_attempts: 4, connect_error: "cannot reach the API server https://10.96.0.1:443: ECONNREFUSED", watches: [w], pods: 0, containers: 0, pending_containers: ["default/web/nginx (0123456789ab)"], policies: [{ kind: "TracingPolicyNamespaced", namespace: "apps", name: "no-shell", state: "error", error: "spec.kprobes[0].call: unknown" }] },
+    } as AgentStatus);
+    expect(text.split("\n").slice(text.split("\n").findIndex((l) => l.startsWith("kubernetes:")), -1)).toEqual([
+      "kubernetes: https://10.96.0.1:443 (in-cluster), node n",
+      "  connecting (attempt 4): cannot reach the API server https://10.96.0.1:443: ECONNREFUSED",
+      "  pods                                 not synced, not watching; resourceVersion -, lists 0 (re-lists after 410 0), watches 0, bookmarks 0, errors 2",
+      "    last error 2026-12-03T19:00:00.000Z: GET /api/v1/pods: HTTP 500: boom",
+      "  pods: 0; containers in the workload registry: 0; waiting for their cgroup: default/web/nginx (0123456789ab)",
+      "  TracingPolicyNamespaced apps/no-shell: error: spec.kprobes[0].call: unknown",
+    ]);
+    expect(formatStatus(base as AgentStatus)).not.toContain("kubernetes");
   });
 });
