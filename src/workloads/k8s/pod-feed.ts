@@ -176,9 +176,14 @@ export class PodWorkloadFeed {
     this.#count();
   }
 
+  /**
+   * Another feeder wrote a container this feeder wants: a pending one gets its cgroup; one
+   * already in the registry is written again with the pod watch's metadata merged over the
+   * other report (an OCI hook's report has no pod labels, and podSelector needs them).
+   */
   #registryChanged(c: WorkloadChange): void {
     for (const w of c.added) {
-      if (w.source !== "kubernetes" && w.containerId !== undefined && this.#pending.has(w.containerId)) this.#resolve(w.containerId);
+      if (w.source !== "kubernetes" && w.containerId !== undefined && this.#wanted.has(w.containerId)) this.#resolve(w.containerId);
     }
   }
 

@@ -132,6 +132,12 @@ describe("pod watch -> workload registry", () => {
     const b = s.registry.get(hex(11))!;
     expect([b.cgroupId, b.cgroupPath, b.pod?.name, b.pod?.labels, b.annotations]).toEqual([424242n, "/x/cri-containerd-b.scope", "early", { app: "x" }, { "io.kubernetes.container.name": "b" }]);
     expect(s.feed.pending()).toEqual([]);
+    // An OCI hook reporting the container again (its pod without labels) does not take the
+    // labels away: the pod watch's metadata is merged over it, the hook's annotations kept.
+    await s.registry.upsert({ ...scanned, source: "oci-hook", annotations: { "io.kubernetes.cri.container-name": "b" }, pod: { namespace: "default", name: "early", labels: {} } });
+    await until("merged again", () => s.registry.get(hex(11))?.source === "kubernetes");
+    await s.feed.settled();
+    expect([s.registry.get(hex(11))!.pod?.labels, s.registry.get(hex(11))!.annotations]).toEqual([{ app: "x" }, { "io.kubernetes.cri.container-name": "b" }]);
   });
 
   test("relabel: the workload is replaced with the new labels (a podSelector stops selecting it); container stopped or pod deleted: removed", async () => {
