@@ -8,13 +8,14 @@
 // DaemonSet the kubelet restarts the pod). Once started, a lost API server never stops
 // enforcement: every watch retries with backoff, the last known pods and policies stay
 // applied, and /v1/status shows each watch's state and its last error.
-import { K8sApiError, K8sClient, type K8sObject, type ListWatch } from "../workloads/k8s/client.ts";
+import { K8sApiError, K8sClient, ListWatch, type K8sObject } from "../workloads/k8s/client.ts";
 import { inClusterConfig, K8sConfigError, kubeconfigConfig, type K8sConfig } from "../workloads/k8s/config.ts";
 import { PodCache } from "../workloads/k8s/pods.ts";
 import { cgroupTreeScan, PodWorkloadFeed, type CgroupScan } from "../workloads/k8s/pod-feed.ts";
 import { CRD_GROUP, CRD_VERSION, TracingPolicyWatcher, type PolicyRef, type PolicySink } from "../workloads/k8s/policies.ts";
 import { policyStoreSink } from "../workloads/k8s/store-sink.ts";
 import { cgroupV2Mount } from "../workloads/cgroup-identity.ts";
+import { LabelSelectorError, matchesLabels, parseLabelSelector } from "../workloads/label-selector.ts";
 import type { WorkloadRegistry } from "../workloads/registry.ts";
 import { PolicyInvalidError, type PolicyStore } from "./policy-store.ts";
 
@@ -44,13 +45,18 @@ export interface KubernetesWatchStatus {
   last_error_at?: string;
 }
 
-/** One TracingPolicy CR as the agent took it: applied, or refused with the reason. */
+/**
+ * One TracingPolicy CR as the agent took it: applied; refused (error, with the reason); or
+ * skipped (its spec.nodeSelector does not select this node, as Tetragon's state "skipped").
+ */
 export interface KubernetesPolicyStatus {
   kind: string;
   namespace?: string;
   name: string;
-  state: "applied" | "error";
+  state: "applied" | "error" | "skipped";
   error?: string;
+  /** Why it is skipped. */
+  reason?: string;
 }
 
 /** GET /v1/status `kubernetes`. */
@@ -72,6 +78,11 @@ export interface KubernetesStatus {
   pending_containers: string[];
   /** Only with the CR watch on. */
   policies?: KubernetesPolicyStatus[];
+  /**
+   * This node's labels (for spec.nodeSelector), with the CR watch on; absent while they
+   * cannot be read, and then nodeSelector fails open: the CR is applied (as Tetragon).
+   */
+  node_labels?: Record<string, string>;
 }
 
 export interface KubernetesOptions {
@@ -136,6 +147,11 @@ export class KubernetesWatch {
   readonly feed: PodWorkloadFeed;
   readonly policies: TracingPolicyWatcher | undefined;
   readonly #crs = new Map<string, KubernetesPolicyStatus>();
+  /** The policy text each CR was last applied with (by source), so an unchanged re-apply is a no-op. */
+  readonly #appliedText = new Map<string, string>();
+  /** This node (metadata.name=NODE), for spec.nodeSelector; only with the CR watch. */
+  readonly node: ListWatch<K8sObject> | undefined;
+  #nodeLabels: Record<string, string> | undefined;
   readonly #abort = new AbortController();
   #connected = false;
   #attempts = 0;
@@ -150,6 +166,27 @@ export class KubernetesWatch {
     this.pods = new PodCache(this.client, { nodeName: opts.nodeName, ...backoff, onError: (e) => opts.warn(`kubernetes: pods: ${oneLine(e.message)}`) });
     this.feed = new PodWorkloadFeed(this.pods, opts.registry, { scan: opts.scan ?? cgroupTreeScan(cgroupV2Mount()), log: opts.warn });
     if (opts.policies) {
+      let lastNodeError: string | undefined;
+      const nodeChanged = (o: K8sObject | undefined) => {
+        const labels = o?.metadata?.labels;
+        const before = JSON.stringify(this.#nodeLabels);
+        this.#nodeLabels = labels !== undefined ? { ...labels } : o !== undefined ? {} : undefined;
+        // CRs with a nodeSelector are judged again (in the CR queue, so in order with their events).
+        if (JSON.stringify(this.#nodeLabels) !== before) this.policies?.reapply((cr) => nodeSelectorOf(cr) !== undefined);
+      };
+      this.node = new ListWatch<K8sObject>(this.client, { path: "/api/v1/nodes", query: { fieldSelector: `metadata.name=${opts.nodeName}` }, ...backoff }, {
+        added: nodeChanged,
+        modified: nodeChanged,
+        deleted: () => nodeChanged(undefined),
+        error: (e) => {
+          // Once per distinct failure: a cluster whose RBAC predates the nodes rule would
+          // otherwise log this at every retry.
+          const msg = oneLine(e.message);
+          if (msg === lastNodeError) return;
+          lastNodeError = msg;
+          opts.warn(`kubernetes: node ${opts.nodeName}: its labels are unknown, so CRs with a spec.nodeSelector are applied here (fails open, as in Tetragon): ${msg}`);
+        },
+      });
       this.policies = new TracingPolicyWatcher(this.client, this.#sink(policyStoreSink(opts.store)), {
         ...backoff,
         onError: (err, ref) => opts.warn(`kubernetes: ${ref !== undefined ? `${label(ref)}: not applied: ` : ""}${oneLine(err.message)}`),
@@ -161,25 +198,58 @@ export class KubernetesWatch {
   #sink(inner: PolicySink): PolicySink {
     return {
       apply: async (doc, ref, source) => {
+        const entry = { kind: ref.kind, ...(ref.namespace !== undefined ? { namespace: ref.namespace } : {}), name: ref.name };
+        const skip = this.#skipped(doc);
+        if (skip !== undefined) {
+          const was = this.#crs.get(source)?.state;
+          if (this.opts.store.get(ref.name)?.source === source) await inner.remove(ref, source);
+          this.#appliedText.delete(source);
+          this.#crs.set(source, { ...entry, state: "skipped", reason: skip });
+          if (was !== "skipped") this.opts.log(`kubernetes: ${label(ref)} skipped: ${skip}`);
+          return;
+        }
+        const text = JSON.stringify(doc);
+        // Judged again and unchanged (a node label changed that it does not depend on): keep it.
+        if (this.#appliedText.get(source) === text && this.opts.store.get(ref.name)?.source === source) return;
         try {
           await inner.apply(doc, ref, source);
         } catch (err) {
           // A refused change of a CR that was applied before leaves that version in force.
           const kept = this.opts.store.get(ref.name)?.source === source ? " (the previous version stays applied)" : "";
           const error = `${reasonOf(err)}${kept}`;
-          this.#crs.set(source, { kind: ref.kind, ...(ref.namespace !== undefined ? { namespace: ref.namespace } : {}), name: ref.name, state: "error", error });
+          this.#crs.set(source, { ...entry, state: "error", error });
           throw new Error(error, { cause: err });
         }
-        this.#crs.set(source, { kind: ref.kind, ...(ref.namespace !== undefined ? { namespace: ref.namespace } : {}), name: ref.name, state: "applied" });
+        this.#appliedText.set(source, text);
+        this.#crs.set(source, { ...entry, state: "applied" });
         this.opts.log(`kubernetes: ${label(ref)} applied`);
       },
       remove: async (ref, source) => {
         const was = this.#crs.get(source);
         this.#crs.delete(source);
+        this.#appliedText.delete(source);
         await inner.remove(ref, source);
         if (was?.state === "applied") this.opts.log(`kubernetes: ${label(ref)} removed`);
       },
     };
+  }
+
+  /**
+   * Why a CR does not apply on this node: its spec.nodeSelector does not match the node's
+   * labels. Undefined when it applies: no selector, the labels unknown (fail open, as
+   * Tetragon), or a selector that does not parse (the store then refuses the CR and says why).
+   */
+  #skipped(doc: K8sObject): string | undefined {
+    const raw = nodeSelectorOf(doc);
+    if (raw === undefined || this.#nodeLabels === undefined) return undefined;
+    let sel;
+    try {
+      sel = parseLabelSelector(raw, "spec.nodeSelector");
+    } catch (err) {
+      if (err instanceof LabelSelectorError) return undefined;
+      throw err;
+    }
+    return matchesLabels(sel, this.#nodeLabels) ? undefined : `spec.nodeSelector does not select node ${this.opts.nodeName}`;
   }
 
   /**
@@ -237,12 +307,24 @@ export class KubernetesWatch {
   async startPolicies(): Promise<void> {
     const w = this.policies;
     if (w === undefined) return;
+    // The node's labels first, so a CR with a nodeSelector is judged on them from its first
+    // apply; if they cannot be read (no RBAC for nodes), nodeSelector fails open.
+    await this.#nodeFirst();
     w.start();
     for (const { plural, watch } of w.watches) await this.#firstSync(`${plural}.${CRD_GROUP}`, watch);
     await w.synced();
     const crs = [...this.#crs.values()];
     const refused = crs.filter((c) => c.state === "error").length;
     this.opts.log(`kubernetes: ${crs.length - refused} TracingPolicy resource(s) applied${refused > 0 ? `, ${refused} refused (see ward status)` : ""}`);
+  }
+
+  /** Starts the node watch; resolves at its first list or its first failure. */
+  async #nodeFirst(): Promise<void> {
+    const n = this.node;
+    if (n === undefined) return;
+    n.start();
+    while (!n.isSynced && n.stats.errors === 0 && !this.#abort.signal.aborted) await Bun.sleep(20);
+    if (n.isSynced && n.items.size === 0) this.opts.warn(`kubernetes: node ${this.opts.nodeName} not found, so its labels are unknown: CRs with a spec.nodeSelector are applied here (nodeSelector fails open, as in Tetragon); is --node-name the node's name?`);
   }
 
   /** Waits for a watch's first list; as many failed attempts as connect() allows are a start error. */
@@ -257,7 +339,12 @@ export class KubernetesWatch {
   }
 
   status(): KubernetesStatus {
-    const watches: KubernetesWatchStatus[] = [{ resource: "pods", watch: this.pods.watch }, ...(this.policies?.watches.map((w) => ({ resource: `${w.plural}.${CRD_GROUP}`, watch: w.watch })) ?? [])].map(({ resource, watch }) => ({
+    const all = [
+      { resource: "pods", watch: this.pods.watch },
+      ...(this.policies?.watches.map((w) => ({ resource: `${w.plural}.${CRD_GROUP}`, watch: w.watch })) ?? []),
+      ...(this.node !== undefined ? [{ resource: "nodes", watch: this.node }] : []),
+    ];
+    const watches: KubernetesWatchStatus[] = all.map(({ resource, watch }) => ({
       resource,
       path: watch.path,
       synced: watch.isSynced,
@@ -282,6 +369,7 @@ export class KubernetesWatch {
       containers: this.feed.stats.workloads,
       pending_containers: this.feed.pending().slice(0, 20),
     };
+    if (this.#nodeLabels !== undefined && this.node?.items.size) out.node_labels = { ...this.#nodeLabels };
     if (this.policies !== undefined) out.policies = [...this.#crs.values()].sort((a, b) => `${a.kind}/${a.namespace ?? ""}/${a.name}`.localeCompare(`${b.kind}/${b.namespace ?? ""}/${b.name}`));
     return out;
   }
@@ -295,6 +383,7 @@ export class KubernetesWatch {
   async stop(): Promise<void> {
     this.#abort.abort();
     await this.policies?.stop();
+    await this.node?.stop();
     await this.pods.stop();
     await this.feed.stop();
   }
@@ -311,4 +400,12 @@ function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
     const t = setTimeout(done, ms);
     signal.addEventListener("abort", done);
   });
+}
+
+/** spec.nodeSelector of a CR, when it has one. */
+function nodeSelectorOf(o: K8sObject): unknown {
+  const spec = o.spec;
+  if (typeof spec !== "object" || spec === null) return undefined;
+  const sel = (spec as Record<string, unknown>).nodeSelector;
+  return sel === null ? undefined : sel;
 }

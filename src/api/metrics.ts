@@ -78,10 +78,10 @@ function kubernetesMetrics(e: Exposition, k: NonNullable<AgentStatus["kubernetes
     [{ cgroup: "pending" }, k.pending_containers.length],
   ]);
   if (k.policies !== undefined) {
-    const by = { applied: 0, error: 0 };
+    const by = { applied: 0, error: 0, skipped: 0 };
     for (const p of k.policies) by[p.state]++;
     // Tetragon's tetragon_tracingpolicy_loaded{state}, for the CRs.
-    e.metric("ward_k8s_tracingpolicies", "gauge", "TracingPolicy resources, applied or refused (error).", Object.entries(by).map(([state, n]) => [{ state }, n]));
+    e.metric("ward_k8s_tracingpolicies", "gauge", "TracingPolicy resources: applied, refused (error), or skipped (spec.nodeSelector does not select this node).", Object.entries(by).map(([state, n]) => [{ state }, n]));
   }
 }
 

@@ -13,6 +13,7 @@
 // - events of a process in a pod's cgroup carry Tetragon's pod block (and docker field);
 // - a watch ending in 410 Gone re-lists without losing a pod (the policy keeps holding);
 // - a CR modified (another podSelector) moves the enforcement; deleted, it is gone;
+// - a CR whose spec.nodeSelector does not select this node is skipped (status says so);
 // - start-up errors: a missing kubeconfig, an unreachable API server.
 import { afterAll, beforeAll, describe, expect } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -23,7 +24,7 @@ import type { AgentStatus } from "../../src/api/deps.ts";
 import type { PolicyInfo } from "../../src/agent/policy-store.ts";
 import { cgroupV2Mount } from "../../src/workloads/cgroup-identity.ts";
 import { agentReady, waitFor } from "../lib/agent.ts";
-import { FakeKubeApi, podFixture, type FakeObject } from "../lib/fake-kube-api.ts";
+import { FakeKubeApi, nodeFixture, podFixture, type FakeObject } from "../lib/fake-kube-api.ts";
 import { kernelTest } from "../lib/host.ts";
 import { secureOpenPolicy } from "../lib/talk-policies.ts";
 
@@ -32,7 +33,8 @@ const main = join(root, "src", "cli", "main.ts");
 const PODS = "/api/v1/pods";
 const TP = "/apis/cilium.io/v1alpha1/tracingpolicies";
 const TPN = "/apis/cilium.io/v1alpha1/tracingpoliciesnamespaced";
-const KINDS = { [PODS]: "Pod", [TP]: "TracingPolicy", [TPN]: "TracingPolicyNamespaced" };
+const NODES = "/api/v1/nodes";
+const KINDS = { [PODS]: "Pod", [TP]: "TracingPolicy", [TPN]: "TracingPolicyNamespaced", [NODES]: "Node" };
 const TOKEN = "e2e-kube-token-5f0c";
 const NODE = `ward-e2e-node-${process.pid}`;
 const SECRET = "pod secret\n";
@@ -155,10 +157,14 @@ describe("Kubernetes: the agent with a kubeconfig pointing at a list/watch serve
     async () => {
       const k = api!;
       if (cgParent === "") throw new Error("no cgroup v2 hierarchy mounted: the pod containers' cgroups cannot be created");
+      k.put(NODES, nodeFixture(NODE, { "topology.kubernetes.io/zone": "a" }));
       k.put(PODS, nginxPod("nginx"));
       k.put(PODS, redisPod({ app: "redis" }));
       k.put(PODS, podFixture({ name: "elsewhere", node: "other-node", containers: [{ name: "c", id: idOf(3) }] }));
       k.put(TP, crFor("k8s-e2e-secret", "nginx"));
+      // For another zone's nodes: on this one it is skipped (else it would deny everyone).
+      const otherZone = crFor("k8s-e2e-other-zone", "unused");
+      k.put(TP, { ...otherZone, spec: { ...otherZone.spec, podSelector: undefined, nodeSelector: { matchLabels: { "topology.kubernetes.io/zone": "b" } } } });
       k.put(TPN, { apiVersion: "cilium.io/v1alpha1", kind: "TracingPolicyNamespaced", metadata: { name: "k8s-e2e-bad", namespace: "default" }, spec: { kprobes: [{ call: "security_file_open", selectors: [{ matchActions: [{ action: "Explode" }] }] }] } });
       // Without the agent the file is readable from both pods' cgroups.
       expect(readable(await catIn(cgroups[ID_NGINX]))).toBe(true);
@@ -172,12 +178,15 @@ describe("Kubernetes: the agent with a kubeconfig pointing at a list/watch serve
           ["pods", true, 1, 0],
           ["tracingpolicies.cilium.io", true, 1, 0],
           ["tracingpoliciesnamespaced.cilium.io", true, 1, 0],
+          ["nodes", true, 1, 0],
         ]);
         expect(ks.policies!.map((p) => [p.kind, p.namespace, p.name, p.state])).toEqual([
+          ["TracingPolicy", undefined, "k8s-e2e-other-zone", "skipped"],
           ["TracingPolicy", undefined, "k8s-e2e-secret", "applied"],
           ["TracingPolicyNamespaced", "default", "k8s-e2e-bad", "error"],
         ]);
-        expect(ks.policies![1]!.error).toContain("Explode");
+        expect(ks.policies![2]!.error).toContain("Explode");
+        expect((await a.policies()).map((p) => p.name)).toEqual(["k8s-e2e-secret"]);
         // The pod watch asked for this node's pods only, with bookmarks.
         expect(k.requests.some((r) => r.startsWith(`${PODS}?fieldSelector=spec.nodeName%3D${NODE}`) && r.includes("watch=1") && r.includes("allowWatchBookmarks=true"))).toBe(true);
 
@@ -269,7 +278,7 @@ describe("Kubernetes: the agent with a kubeconfig pointing at a list/watch serve
         k.remove(TP, "k8s-e2e-secret");
         await waitFor("CR deleted", async () => ((await scopeOf()) === undefined ? true : undefined), 10_000, a.agent);
         expect(readable(await catIn(cgroups[ID_REDIS]))).toBe(true);
-        expect((await a.status()).kubernetes!.policies!.map((p) => p.name)).toEqual(["k8s-e2e-bad"]);
+        expect((await a.status()).kubernetes!.policies!.map((p) => p.name)).toEqual(["k8s-e2e-other-zone", "k8s-e2e-bad"]);
 
         // `ward status` shows the watch state.
         const cli = Bun.spawn([process.execPath, main, "status"], { env: { ...process.env, WARD_STATE_FILE: a.stateFile }, stdout: "pipe", stderr: "pipe" });

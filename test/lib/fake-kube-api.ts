@@ -8,7 +8,8 @@
 // - a watch from a resourceVersion older than the compaction point gets one ERROR event
 //   whose object is a Status with code 410 ("too old resource version"), then the stream ends;
 //   httpGoneOnWatch makes it answer HTTP 410 instead (some servers and proxies do);
-// - fieldSelector spec.nodeName=NODE filters pods; Bearer token checked when set.
+// - fieldSelector spec.nodeName=NODE filters pods, metadata.name=NAME any kind (how one
+//   node is watched); Bearer token checked when set.
 // resourceVersions are one increasing counter, as etcd revisions are.
 
 export interface FakeObject {
@@ -27,13 +28,16 @@ interface Change {
 
 interface Watcher {
   path: string;
-  nodeName: string | undefined;
+  fields: FieldSelector | undefined;
   bookmarks: boolean;
   send(line: string): void;
   /** Raw bytes as one chunk of the stream. */
   sendBytes(b: Uint8Array): void;
   close(): void;
 }
+
+/** One `field=value` of a fieldSelector (the two the agent uses). */
+type FieldSelector = { field: "spec.nodeName" | "metadata.name"; value: string };
 
 const keyOf = (o: FakeObject) => `${o.metadata.namespace ?? ""}/${o.metadata.name}`;
 
@@ -79,11 +83,13 @@ export class FakeKubeApi {
     let h = this.#history.get(path);
     if (!h) this.#history.set(path, (h = []));
     h.push(c);
-    for (const w of this.#watchers) if (w.path === path && this.#visible(w.nodeName, c.object)) w.send(JSON.stringify({ type, object: c.object }));
+    for (const w of this.#watchers) if (w.path === path && this.#visible(w.fields, c.object)) w.send(JSON.stringify({ type, object: c.object }));
   }
 
-  #visible(nodeName: string | undefined, o: FakeObject): boolean {
-    return nodeName === undefined || (o.spec as { nodeName?: string } | undefined)?.nodeName === nodeName;
+  #visible(fields: FieldSelector | undefined, o: FakeObject): boolean {
+    if (fields === undefined) return true;
+    if (fields.field === "metadata.name") return o.metadata.name === fields.value;
+    return (o.spec as { nodeName?: string } | undefined)?.nodeName === fields.value;
   }
 
   /** Creates (or replaces) an object; returns it with uid and resourceVersion set. */
@@ -205,13 +211,18 @@ export class FakeKubeApi {
     const kind = this.opts.kinds[path];
     if (kind === undefined) return Response.json({ kind: "Status", apiVersion: "v1", status: "Failure", message: `the server could not find the requested resource`, reason: "NotFound", code: 404 }, { status: 404 });
     const fs = url.searchParams.get("fieldSelector");
-    const nodeName = fs?.startsWith("spec.nodeName=") ? fs.slice("spec.nodeName=".length) : undefined;
-    if (url.searchParams.get("watch") === "1" || url.searchParams.get("watch") === "true") return this.#watch(path, nodeName, url.searchParams);
-    return this.#list(path, kind, nodeName, url.searchParams);
+    let fields: FieldSelector | undefined;
+    if (fs) {
+      const m = /^(spec\.nodeName|metadata\.name)=(.*)$/.exec(fs);
+      if (m === null) return Response.json({ kind: "Status", apiVersion: "v1", status: "Failure", message: `fake api: fieldSelector ${fs} not supported`, reason: "BadRequest", code: 400 }, { status: 400 });
+      fields = { field: m[1] as FieldSelector["field"], value: m[2]! };
+    }
+    if (url.searchParams.get("watch") === "1" || url.searchParams.get("watch") === "true") return this.#watch(path, fields, url.searchParams);
+    return this.#list(path, kind, fields, url.searchParams);
   }
 
-  #list(path: string, kind: string, nodeName: string | undefined, q: URLSearchParams): Response {
-    const all = [...this.#store(path).values()].filter((o) => this.#visible(nodeName, o)).sort((a, b) => keyOf(a).localeCompare(keyOf(b)));
+  #list(path: string, kind: string, fields: FieldSelector | undefined, q: URLSearchParams): Response {
+    const all = [...this.#store(path).values()].filter((o) => this.#visible(fields, o)).sort((a, b) => keyOf(a).localeCompare(keyOf(b)));
     const limit = Number(q.get("limit") ?? "0");
     let offset = 0;
     let rv = this.#rv;
@@ -229,7 +240,7 @@ export class FakeKubeApi {
     return Response.json({ kind: `${kind}List`, apiVersion: "v1", metadata: { resourceVersion: String(rv), ...(next ? { continue: next } : {}) }, items });
   }
 
-  #watch(path: string, nodeName: string | undefined, q: URLSearchParams): Response {
+  #watch(path: string, fields: FieldSelector | undefined, q: URLSearchParams): Response {
     const from = Number(q.get("resourceVersion") ?? "0");
     if (from !== 0 && from < this.#compactedBelow) {
       if (this.httpGoneOnWatch) {
@@ -244,7 +255,7 @@ export class FakeKubeApi {
         let open = true;
         w = {
           path,
-          nodeName,
+          fields,
           bookmarks: q.get("allowWatchBookmarks") === "true",
           send: (line) => {
             if (open) controller.enqueue(enc.encode(`${line}\n`));
@@ -260,7 +271,7 @@ export class FakeKubeApi {
           },
         };
         for (const c of this.#history.get(path) ?? []) {
-          if (c.rv > from && this.#visible(nodeName, c.object)) w.send(JSON.stringify({ type: c.type, object: c.object }));
+          if (c.rv > from && this.#visible(fields, c.object)) w.send(JSON.stringify({ type: c.type, object: c.object }));
         }
         this.#watchers.add(w);
       },
@@ -313,4 +324,9 @@ export function podFixture(p: {
       })),
     },
   };
+}
+
+/** A Node object as the API returns it (metadata with its labels; the agent reads nothing else). */
+export function nodeFixture(name: string, labels: Record<string, string>): FakeObject {
+  return { apiVersion: "v1", kind: "Node", metadata: { name, labels: { "kubernetes.io/hostname": name, "kubernetes.io/os": "linux", ...labels } }, spec: {} };
 }

@@ -78,10 +78,11 @@ describe("deploy/", () => {
     expect(crds[1]!.spec.versions[0].schema.openAPIV3Schema.properties.spec["x-kubernetes-validations"][0].rule).toBe("!has(self.hostSelector)");
   });
 
-  test("RBAC: read-only on pods and both CRDs, bound to the DaemonSet's service account", () => {
+  test("RBAC: read-only on pods, nodes and both CRDs, bound to the DaemonSet's service account", () => {
     const role = byKind("ClusterRole")[0]!;
     expect(role.rules).toEqual([
       { apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch"] },
+      { apiGroups: [""], resources: ["nodes"], verbs: ["get", "list", "watch"] },
       { apiGroups: [CRD_GROUP], resources: ["tracingpolicies", "tracingpoliciesnamespaced"], verbs: ["get", "list", "watch"] },
     ]);
     const sa = byKind("ServiceAccount")[0]!;

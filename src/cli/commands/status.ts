@@ -60,7 +60,7 @@ function kubernetesLines(k: NonNullable<AgentStatus["kubernetes"]>): string[] {
   }
   out.push(`  pods: ${k.pods}; containers in the workload registry: ${k.containers}${k.pending_containers.length > 0 ? `; waiting for their cgroup: ${k.pending_containers.join(", ")}` : ""}`);
   for (const p of k.policies ?? []) {
-    out.push(`  ${p.kind} ${p.namespace !== undefined ? `${p.namespace}/` : ""}${p.name}: ${p.state}${p.error !== undefined ? `: ${p.error}` : ""}`);
+    out.push(`  ${p.kind} ${p.namespace !== undefined ? `${p.namespace}/` : ""}${p.name}: ${p.state}${p.error !== undefined ? `: ${p.error}` : ""}${p.reason !== undefined ? `: ${p.reason}` : ""}`);
   }
   return out;
 }

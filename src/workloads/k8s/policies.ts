@@ -62,6 +62,7 @@ export class TracingPolicyWatcher {
   readonly #watches: ListWatch<K8sObject>[] = [];
   /** Each kind's list/watch, for status (synced, resourceVersion, counters). */
   readonly watches: { kind: PolicyKind; plural: string; watch: ListWatch<K8sObject> }[] = [];
+  readonly #applyOf = new Map<PolicyKind, (o: K8sObject) => void>();
   #queue: Promise<void> = Promise.resolve();
 
   constructor(
@@ -89,6 +90,7 @@ export class TracingPolicyWatcher {
       });
       this.#watches.push(watch);
       this.watches.push({ kind, plural, watch });
+      this.#applyOf.set(kind, apply);
     }
   }
 
@@ -103,6 +105,18 @@ export class TracingPolicyWatcher {
 
   start(): void {
     for (const w of this.#watches) w.start();
+  }
+
+  /**
+   * Hands every current CR that `which` picks to the sink again, in the same queue as the
+   * watch events (e.g. when what decides whether a CR applies here changed: the node's
+   * labels for spec.nodeSelector). The sink sees an apply of the CR as it is now.
+   */
+  reapply(which: (o: K8sObject) => boolean): void {
+    for (const { kind, watch } of this.watches) {
+      const apply = this.#applyOf.get(kind)!;
+      for (const o of watch.items.values()) if (which(o)) apply(o);
+    }
   }
 
   /** Resolves when both kinds are listed and every sink call so far has finished. */

@@ -11,14 +11,15 @@ import { KubernetesStartError, KubernetesWatch, loadKubernetesConfig, type Kuber
 import { PolicyStore } from "../../../src/agent/policy-store.ts";
 import { parsePolicies } from "../../../src/agent/policy-parser.ts";
 import { WorkloadRegistry } from "../../../src/workloads/registry.ts";
-import { FakeKubeApi, podFixture } from "../../lib/fake-kube-api.ts";
+import { FakeKubeApi, nodeFixture, podFixture } from "../../lib/fake-kube-api.ts";
 import { formatStatus } from "../../../src/cli/commands/status.ts";
 import type { AgentStatus } from "../../../src/api/deps.ts";
 
 const PODS = "/api/v1/pods";
 const TP = "/apis/cilium.io/v1alpha1/tracingpolicies";
 const TPN = "/apis/cilium.io/v1alpha1/tracingpoliciesnamespaced";
-const KINDS = { [PODS]: "Pod", [TP]: "TracingPolicy", [TPN]: "TracingPolicyNamespaced" };
+const NODES = "/api/v1/nodes";
+const KINDS = { [PODS]: "Pod", [TP]: "TracingPolicy", [TPN]: "TracingPolicyNamespaced", [NODES]: "Node" };
 const TOKEN = "agent-k8s-token";
 const NODE = "node-a";
 const hex = (n: number) => n.toString(16).padStart(64, "0");
@@ -187,6 +188,63 @@ describe("running: pods in the registry, CRs through the store, watch state in s
     expect(w.last_error).toContain("HTTP 500: etcdserver: leader changed");
     expect(Date.parse(w.last_error_at!)).toBeGreaterThan(Date.now() - 60_000);
     expect(k.status().pods).toBe(1);
+  });
+});
+
+describe("spec.nodeSelector: which nodes apply a CR (Tetragon: non-matching is skipped; unknown labels fail open)", () => {
+  const withSelector = (name: string, file: string, zone: string) => ({ ...policy(name, file), spec: { ...policy(name, file).spec, nodeSelector: { matchLabels: { "topology.kubernetes.io/zone": zone } } } });
+
+  test("applied where the node's labels match, skipped elsewhere; a node relabel moves them; others are not re-applied", async () => {
+    const api = serve();
+    api.put(NODES, nodeFixture(NODE, { "topology.kubernetes.io/zone": "a" }));
+    api.put(NODES, nodeFixture("node-b", { "topology.kubernetes.io/zone": "b" }));
+    api.put(TP, withSelector("zone-a", "/etc/a", "a"));
+    api.put(TP, withSelector("zone-b", "/etc/b", "b"));
+    api.put(TP, policy("plain", "/etc/plain"));
+    const { k, logs, store } = watchOf(api.url);
+    await k.connect();
+    await k.startPods();
+    await k.startPolicies();
+    expect(store.list().map((p) => p.name)).toEqual(["plain", "zone-a"]);
+    const st = k.status();
+    expect(st.policies?.find((p) => p.name === "zone-b")).toEqual({ kind: "TracingPolicy", name: "zone-b", state: "skipped", reason: `spec.nodeSelector does not select node ${NODE}` });
+    expect(st.node_labels).toMatchObject({ "topology.kubernetes.io/zone": "a", "kubernetes.io/hostname": NODE });
+    expect(st.watches.map((w) => w.resource)).toEqual(["pods", "tracingpolicies.cilium.io", "tracingpoliciesnamespaced.cilium.io", "nodes"]);
+    // Only this node was listed.
+    expect(api.requests.some((r) => r.startsWith(`${NODES}?fieldSelector=metadata.name%3D${NODE}`))).toBe(true);
+    expect(logs).toContain("kubernetes: TracingPolicy zone-b skipped: spec.nodeSelector does not select node node-a");
+    const plainAdded = store.get("plain")!.addedAt;
+
+    await until("node watched", () => api.watching(NODES) === 1 && api.watching(TP) === 1);
+    api.put(NODES, nodeFixture(NODE, { "topology.kubernetes.io/zone": "b" }));
+    await until("moved", () => store.get("zone-b") !== undefined && store.get("zone-a") === undefined);
+    await k.policies!.idle();
+    expect(k.status().policies?.map((p) => [p.name, p.state])).toEqual([
+      ["plain", "applied"],
+      ["zone-a", "skipped"],
+      ["zone-b", "applied"],
+    ]);
+    // The CR without a selector was not removed and added again.
+    expect(store.get("plain")!.addedAt).toBe(plainAdded);
+    expect(logs.filter((l) => l === "kubernetes: TracingPolicy plain applied")).toHaveLength(1);
+    // The skipped CR deleted: gone from status, nothing to remove from the store.
+    api.remove(TP, "zone-a");
+    await until("deleted", () => k.status().policies?.length === 2);
+  });
+
+  test("node labels unreadable (no nodes collection / RBAC): the CR is applied, warned once", async () => {
+    const api = serve({ [PODS]: "Pod", [TP]: "TracingPolicy", [TPN]: "TracingPolicyNamespaced" });
+    api.put(TP, withSelector("zone-b", "/etc/b", "b"));
+    const { k, logs, store } = watchOf(api.url);
+    await k.connect();
+    await k.startPods();
+    await k.startPolicies();
+    expect(store.list().map((p) => p.name)).toEqual(["zone-b"]);
+    expect(k.status().node_labels).toBeUndefined();
+    await until("node retried", () => k.status().watches.find((w) => w.resource === "nodes")!.errors >= 3);
+    const warned = logs.filter((l) => l.startsWith(`WARN kubernetes: node ${NODE}: its labels are unknown, so CRs with a spec.nodeSelector are applied here (fails open, as in Tetragon): `));
+    expect(warned).toHaveLength(1);
+    expect(warned[0]).toContain("HTTP 404");
   });
 });
 
