@@ -139,6 +139,7 @@ await runBench("scope", "Workload scoping: open/close with a scoped policy, outs
       ratioMetric("scope_open_inside", "open/close of an unrelated file, scoped sys_openat policy, process inside the scope vs no agent", inn, undefined, `${us("scoped.inside", "offMedian")} -> ${us("scoped.inside", "onMedian")} us/iteration`),
       ratioMetric("scope_open_unscoped", "open/close of an unrelated file, the same policy unscoped vs no agent (reference)", s("unscoped.outside"), undefined, `${us("unscoped.outside", "offMedian")} -> ${us("unscoped.outside", "onMedian")} us/iteration`),
       sampleMetric("scope_inside_over_outside", "inside over outside, per round (what being in scope adds)", "ratio", inn.ratios.map((x, i) => x / out.ratios[i]!)),
+      sampleMetric("scope_inside_over_unscoped", "inside the scope over the unscoped policy, per round (what the scope check costs a process it applies to)", "ratio", inn.ratios.map((x, i) => x / s("unscoped.outside").ratios[i]!)),
     );
 
     // Where the time goes: BPF run time of the agent's programs over one loop outside and one inside.

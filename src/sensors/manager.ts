@@ -455,7 +455,7 @@ export class PolicyManager {
     }
     if (!isScoped(scope)) return 0;
     if (this.opts.scopes === undefined) {
-      throw new HookResolutionError(name, ["the policy is scoped (metadata.namespace of a TracingPolicyNamespaced, spec.podSelector or spec.containerSelector) but this agent has no workload registry to resolve scopes against, so it would apply to every process; refused"]);
+      throw new HookResolutionError(name, ["the policy is scoped (metadata.namespace of a TracingPolicyNamespaced, spec.podSelector or spec.containerSelector) but this agent has no workload scopes (no workload registry, no cgroup v2 hierarchy mounted, or the kernel scope maps could not be created: the agent log says which), so it would apply to every process; refused"]);
     }
     try {
       return this.opts.scopes.track(name, scope);

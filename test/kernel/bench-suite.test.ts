@@ -25,6 +25,7 @@ const REQUIRED = [
   "scope_open_inside",
   "scope_open_unscoped",
   "scope_inside_over_outside",
+  "scope_inside_over_unscoped",
   "getppid_default",
   "forkexec_default",
   "build_wall",

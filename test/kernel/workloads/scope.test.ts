@@ -324,7 +324,7 @@ spec:
     expect(mgr.has("scope-host")).toBe(false);
     const bare = new PolicyManager({ features: hostHookFeatures(), encode: { nodeName: "test", clock: new BootClock() }, publish: () => {}, log: () => {} });
     const ns = policy(secureOpenPolicy({ name: "scope-ns", file: secret, allowed: "/bin/cat" }).replace("kind: TracingPolicy", "kind: TracingPolicyNamespaced").replace("name: scope-ns", "name: scope-ns\n  namespace: vendor-app"));
-    expect(() => bare.apply(ns, { mode: "enforce" })).toThrow(/no workload registry/);
+    expect(() => bare.apply(ns, { mode: "enforce" })).toThrow(/no workload scopes/);
     expect(cgroupV2Mount()).toBeDefined();
   });
 });
