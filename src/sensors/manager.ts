@@ -300,7 +300,7 @@ class Attachment {
       const c = this.fan.counters();
       Object.assign(out, {
         fanotify_events: c.events, fanotify_allowed: c.allowed, fanotify_denied: c.denied, fanotify_killed: c.killed, fanotify_exempt: c.exempt,
-        fanotify_timeouts: c.timeouts, fanotify_undecided: c.undecided, fanotify_max_answer_us: c.maxAnswerUs,
+        fanotify_timeouts: c.timeouts, fanotify_undecided: c.undecided, fanotify_max_answer_us: c.maxAnswerUs, fanotify_out_of_scope: c.outOfScope,
         fanotify_failed: this.fanFailure === undefined ? 0 : 1,
       });
     }

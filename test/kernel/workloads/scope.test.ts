@@ -233,6 +233,7 @@ spec:
       });
       const c = mgr.state("scope-fan").counters ?? {};
       expect(c.fanotify_denied).toBeGreaterThanOrEqual(2);
+      expect(c.fanotify_out_of_scope).toBeGreaterThanOrEqual(2);
     } finally {
       mgr.remove("scope-fan");
       await reg.remove(CONTAINER_ID);
