@@ -66,7 +66,7 @@ kernelTest(
   () => {
     const out = mkdtempSync(join(tmpdir(), "ward-bench-suite-"));
     try {
-      const r = spawnSync(process.execPath, ["run", "bench/run.ts", "--quick", "--out", out], { cwd: root, encoding: "utf8", timeout: 280_000 });
+      const r = spawnSync(process.execPath, ["run", "bench/run.ts", "--quick", "--out", out], { cwd: root, encoding: "utf8", timeout: 400_000 });
       const report = JSON.parse(readFileSync(join(out, "results.json"), "utf8")) as Report;
       expect({ failures: report.failures, tail: r.status === 0 ? "" : r.stderr.slice(-3000) }).toEqual({ failures: [], tail: "" });
       expect(r.status).toBe(0);
@@ -92,5 +92,5 @@ kernelTest(
       rmSync(out, { recursive: true, force: true });
     }
   },
-  300_000,
+  420_000,
 );
