@@ -15,6 +15,7 @@ import { ProcessSensor } from "./process-sensor.ts";
 import type { Sensor } from "./sensor.ts";
 import { ScopeMaps } from "../workloads/scope-maps.ts";
 import { WorkloadScopes } from "../workloads/scopes.ts";
+import { cgroupV2Mount } from "../workloads/cgroup-identity.ts";
 
 export class PolicyDocumentError extends Error {
   override name = "PolicyDocumentError";
@@ -40,12 +41,18 @@ export function createPolicyBackend(ctx: SensorContext, sensors: readonly Sensor
   const encode = ps?.pipeline.encode ?? { nodeName: ctx.nodeName, clock: new BootClock() };
   const processMap = ps?.processMap;
   // One pair of kernel scope maps for every object; scopes follow the agent's registry.
+  // Scopes are cgroup v2 ids: without the hierarchy every process is in its root and no
+  // workload can be told apart, so scoped policies are refused instead of never matching.
   let scopes: WorkloadScopes | undefined;
-  try {
-    scopes = new WorkloadScopes(ctx.workloads, ScopeMaps.create());
-    scopes.start().catch((e: unknown) => ctx.log(`workload scopes: ${(e as Error).message}`));
-  } catch (e) {
-    ctx.log(`workload scopes unavailable (scoped policies will be refused): ${(e as Error).message}`);
+  if (cgroupV2Mount() === undefined) {
+    ctx.log("workload scopes unavailable (scoped policies will be refused): no cgroup v2 hierarchy is mounted");
+  } else {
+    try {
+      scopes = new WorkloadScopes(ctx.workloads, ScopeMaps.create());
+      scopes.start().catch((e: unknown) => ctx.log(`workload scopes: ${(e as Error).message}`));
+    } catch (e) {
+      ctx.log(`workload scopes unavailable (scoped policies will be refused): ${(e as Error).message}`);
+    }
   }
   const scopeMaps = scopes?.maps;
   const sensorOpts = { ...(processMap ? { processMap } : {}), ...(scopeMaps ? { scopeMaps } : {}) };

@@ -300,7 +300,7 @@ class Attachment {
       const c = this.fan.counters();
       Object.assign(out, {
         fanotify_events: c.events, fanotify_allowed: c.allowed, fanotify_denied: c.denied, fanotify_killed: c.killed, fanotify_exempt: c.exempt,
-        fanotify_timeouts: c.timeouts, fanotify_undecided: c.undecided, fanotify_max_answer_us: c.maxAnswerUs,
+        fanotify_timeouts: c.timeouts, fanotify_undecided: c.undecided, fanotify_max_answer_us: c.maxAnswerUs, fanotify_out_of_scope: c.outOfScope,
         fanotify_failed: this.fanFailure === undefined ? 0 : 1,
       });
     }
@@ -454,13 +454,16 @@ export class PolicyManager {
       throw new HookResolutionError(name, [(e as Error).message]);
     }
     if (!isScoped(scope)) return 0;
+    // Problems start with the scope's field path, so a policy file's error points at it.
+    const field = scope.namespace !== undefined ? "metadata.namespace" : scope.podSelector !== undefined ? "spec.podSelector" : scope.containerSelector !== undefined ? "spec.containerSelector" : "spec.hostSelector";
     if (this.opts.scopes === undefined) {
-      throw new HookResolutionError(name, ["the policy is scoped (metadata.namespace of a TracingPolicyNamespaced, spec.podSelector or spec.containerSelector) but this agent has no workload registry to resolve scopes against, so it would apply to every process; refused"]);
+      throw new HookResolutionError(name, [`${field}: the policy is scoped but this agent has no workload scopes (no workload registry, no cgroup v2 hierarchy mounted, or the kernel scope maps could not be created: the agent log says which), so it would apply to every process; refused`]);
     }
     try {
       return this.opts.scopes.track(name, scope);
     } catch (e) {
-      throw new HookResolutionError(name, [(e as Error).message]);
+      const msg = (e as Error).message;
+      throw new HookResolutionError(name, [/^(spec|metadata)\./.test(msg) ? msg : `${field}: ${msg}`]);
     }
   }
 

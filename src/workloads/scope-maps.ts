@@ -43,6 +43,8 @@ export class ScopeMaps {
   readonly #free: number[] = [];
   /** scope id -> cgroup id -> level, as written to the kernel. */
   readonly #written = new Map<number, Map<bigint, number>>();
+  /** scope id -> the level mask in the kernel. */
+  readonly #masks = new Map<number, number>();
   #closed = false;
 
   private constructor(members: BpfMap, levels: BpfMap) {
@@ -83,6 +85,7 @@ export class ScopeMaps {
     const id = this.#free.pop();
     if (id === undefined) throw new ScopeMapsError(`no free workload scope id: ${this.maxScopes - 1} scoped policies are applied already`);
     this.#written.set(id, new Map());
+    this.#writeMask(id, 0);
     return id;
   }
 
@@ -91,6 +94,7 @@ export class ScopeMaps {
     if (!this.#written.has(id)) return;
     this.set(id, []);
     this.#written.delete(id);
+    this.#masks.delete(id);
     this.#free.push(id);
   }
 
@@ -146,11 +150,13 @@ export class ScopeMaps {
   }
 
   #writeMask(id: number, mask: number): void {
+    if (this.#masks.get(id) === mask) return;
     const k = new Uint8Array(4);
     new DataView(k.buffer).setUint32(0, id, true);
     const v = new Uint8Array(4);
     new DataView(v.buffer).setUint32(0, mask, true);
     this.levels.update(k, v);
+    this.#masks.set(id, mask);
   }
 
   close(): void {

@@ -59,7 +59,7 @@ export class WorkloadScopes {
     if (scope.hostSelector !== undefined) {
       // Host processes are "not in any container": the complement of a set, which the
       // kernel's include set cannot hold. Refused rather than widened or narrowed silently.
-      throw new ScopeError("spec.hostSelector cannot be enforced as a kernel scope (host processes are every cgroup that is not a container's, and the scope is a set of included cgroups); drop hostSelector to apply the policy to the selected workloads only, or drop every selector to apply it everywhere");
+      throw new ScopeError("spec.hostSelector: cannot be enforced as a kernel scope (host processes are every cgroup that is not a container's, and the scope is a set of included cgroups); drop hostSelector to apply the policy to the selected workloads only, or drop every selector to apply it everywhere");
     }
     let id: number;
     try {

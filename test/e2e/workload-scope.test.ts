@@ -99,6 +99,9 @@ describe("workload scopes through the agent", () => {
           p = (await status()).policies.find((x) => x.name === "scoped-secret");
           expect(p?.scope).toMatchObject({ members: 1, workloads: [ID_LATE] });
           expect(p?.scope?.note).toBeUndefined();
+          const metrics = (await (await fetch(`${state.url}/metrics`)).text()).split("\n");
+          expect(metrics).toContain('ward_policy_scope_members{policy="scoped-secret"} 1');
+          expect(metrics.some((l) => l.startsWith('ward_workloads{source="cgroup-scan"} '))).toBe(true);
 
           writeFileSync(join(parent, `docker-${ID_LATE}.scope`, "cgroup.procs"), `${d.pid}\n`);
           const denied = await d.run(`cat ${secret}`);

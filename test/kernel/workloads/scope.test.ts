@@ -233,6 +233,7 @@ spec:
       });
       const c = mgr.state("scope-fan").counters ?? {};
       expect(c.fanotify_denied).toBeGreaterThanOrEqual(2);
+      expect(c.fanotify_out_of_scope).toBeGreaterThanOrEqual(2);
     } finally {
       mgr.remove("scope-fan");
       await reg.remove(CONTAINER_ID);
@@ -320,11 +321,11 @@ spec:
   kernelTest("refusals: hostSelector, and a scoped policy on a manager without workload scopes, are rejected with the reason (never widened)", () => {
     const mgr = must(manager, "manager");
     const host = policy(secureOpenPolicy({ name: "scope-host", file: secret, allowed: "/bin/cat" }).replace("spec:\n", "spec:\n  podSelector:\n    matchLabels:\n      app: web\n  hostSelector: {}\n"));
-    expect(() => mgr.apply(host, { mode: "enforce" })).toThrow(/hostSelector cannot be enforced as a kernel scope/);
+    expect(() => mgr.apply(host, { mode: "enforce" })).toThrow(/spec\.hostSelector: cannot be enforced as a kernel scope/);
     expect(mgr.has("scope-host")).toBe(false);
     const bare = new PolicyManager({ features: hostHookFeatures(), encode: { nodeName: "test", clock: new BootClock() }, publish: () => {}, log: () => {} });
     const ns = policy(secureOpenPolicy({ name: "scope-ns", file: secret, allowed: "/bin/cat" }).replace("kind: TracingPolicy", "kind: TracingPolicyNamespaced").replace("name: scope-ns", "name: scope-ns\n  namespace: vendor-app"));
-    expect(() => bare.apply(ns, { mode: "enforce" })).toThrow(/no workload registry/);
+    expect(() => bare.apply(ns, { mode: "enforce" })).toThrow(/metadata\.namespace: the policy is scoped but this agent has no workload scopes/);
     expect(cgroupV2Mount()).toBeDefined();
   });
 });
