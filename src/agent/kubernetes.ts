@@ -163,10 +163,12 @@ export class KubernetesWatch {
   ) {
     this.client = new K8sClient(config);
     const backoff = opts.backoff ? { backoff: opts.backoff } : {};
-    this.pods = new PodCache(this.client, { nodeName: opts.nodeName, ...backoff, onError: (e) => opts.warn(`kubernetes: pods: ${oneLine(e.message)}`) });
+    const podsWarn = repeatLimited(opts.warn);
+    this.pods = new PodCache(this.client, { nodeName: opts.nodeName, ...backoff, onError: (e) => podsWarn(`kubernetes: pods: ${oneLine(e.message)}`) });
     this.feed = new PodWorkloadFeed(this.pods, opts.registry, { scan: opts.scan ?? cgroupTreeScan(cgroupV2Mount()), log: opts.warn });
     if (opts.policies) {
       let lastNodeError: string | undefined;
+      const crWarn = repeatLimited(opts.warn);
       const nodeChanged = (o: K8sObject | undefined) => {
         const labels = o?.metadata?.labels;
         const before = JSON.stringify(this.#nodeLabels);
@@ -189,7 +191,9 @@ export class KubernetesWatch {
       });
       this.policies = new TracingPolicyWatcher(this.client, this.#sink(policyStoreSink(opts.store)), {
         ...backoff,
-        onError: (err, ref) => opts.warn(`kubernetes: ${ref !== undefined ? `${label(ref)}: not applied: ` : ""}${oneLine(err.message)}`),
+        // A CR's refusal is news each time; a watch failing while the API server is away is
+        // logged once per distinct message a minute.
+        onError: (err, ref) => (ref !== undefined ? opts.warn(`kubernetes: ${label(ref)}: not applied: ${oneLine(err.message)}`) : crWarn(`kubernetes: ${oneLine(err.message)}`)),
       });
     }
   }
@@ -408,4 +412,22 @@ function nodeSelectorOf(o: K8sObject): unknown {
   if (typeof spec !== "object" || spec === null) return undefined;
   const sel = (spec as Record<string, unknown>).nodeSelector;
   return sel === null ? undefined : sel;
+}
+
+/**
+ * A warn that drops a message it let through less than a minute ago: a watch retrying with
+ * backoff while the API server is away fails the same way every few seconds. Every failure
+ * is still counted in the watch's status.
+ */
+function repeatLimited(warn: (msg: string) => void, windowMs = 60_000): (msg: string) => void {
+  const seen = new Map<string, number>();
+  return (msg) => {
+    const now = Date.now();
+    const at = seen.get(msg);
+    if (at !== undefined && now - at < windowMs) return;
+    // Bounded: messages carry resourceVersions and ids, so they need not repeat exactly.
+    if (seen.size >= 64) seen.clear();
+    seen.set(msg, now);
+    warn(msg);
+  };
 }
