@@ -169,7 +169,7 @@ describe("running: pods in the registry, CRs through the store, watch state in s
   test("status: synced, resourceVersion, bookmarks, re-lists after 410, the last error", async () => {
     const api = serve();
     api.put(PODS, podFixture({ name: "web-1", node: NODE, containers: [{ name: "nginx", id: hex(1) }] }));
-    const { k } = watchOf(api.url, { policies: false });
+    const { k, logs } = watchOf(api.url, { policies: false });
     await k.connect();
     await k.startPods();
     await until("watching", () => api.watching(PODS) === 1 && k.status().watches[0]!.watching);
@@ -188,6 +188,11 @@ describe("running: pods in the registry, CRs through the store, watch state in s
     expect(w.last_error).toContain("HTTP 500: etcdserver: leader changed");
     expect(Date.parse(w.last_error_at!)).toBeGreaterThan(Date.now() - 60_000);
     expect(k.status().pods).toBe(1);
+    // A server failing the same way again and again: every failure counted, logged once.
+    api.failNext = 5;
+    api.endWatches();
+    await until("5 more errors", () => k.status().watches[0]!.errors === 6);
+    expect(logs.filter((l) => l.startsWith("WARN kubernetes: pods: ") && l.includes("leader changed"))).toHaveLength(1);
   });
 });
 
