@@ -4,6 +4,7 @@ import type { EventSource } from "../agent/event-hub.ts";
 import type { PolicyInfo, PolicyStore } from "../agent/policy-store.ts";
 import type { SensorState } from "../agent/sensor.ts";
 import type { SinkStats } from "../export/sink.ts";
+import type { KubernetesStatus } from "../agent/kubernetes.ts";
 import type { WorkloadRegistry } from "../workloads/registry.ts";
 
 export interface SensorReport {
@@ -36,6 +37,10 @@ export interface AgentStatus {
   /** Size of the user-space process cache, when the process sensor reports it. */
   process_cache_size?: number;
   policies: PolicyInfo[];
+  /** The workload registry: entries by source, and the cgroup directories the scan feeder watches. */
+  workloads?: { total: number; by_source: Record<string, number>; watched_cgroups?: number };
+  /** With --enable-k8s-api: the watches (synced, resourceVersion, re-lists, errors), pods, refused CRs. */
+  kubernetes?: KubernetesStatus;
 }
 
 export type PolicyStoreApi = Pick<PolicyStore, "add" | "list" | "info" | "get" | "delete" | "setEnabled" | "setMode" | "countByState">;
@@ -47,7 +52,7 @@ export interface ApiDeps {
   status(): AgentStatus;
   policies: PolicyStoreApi;
   events: EventSource;
-  /** The agent's workload registry (/v1/workloads); without it those routes answer 503. */
+  /** The agent's workload registry (GET /v1/workloads; the OCI hook's PUT/DELETE write it); without it PUT/DELETE answer 503. */
   workloads?: WorkloadRegistry;
   /**
    * The cgroup v2 root the agent sees. When set, a reported workload's cgroup directory must

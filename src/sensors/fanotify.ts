@@ -19,6 +19,7 @@
 // Closing the group (normal exit, or the kernel on SIGKILL of the agent) allows every
 // pending event: nothing hangs, and enforcement ends with the group (explain says so).
 import { readdirSync, statSync } from "node:fs";
+import { cgroupV2Mount } from "../workloads/cgroup-identity.ts";
 import { resolvedForm } from "./binary-watch.ts";
 import { SyscallError, eventFd, eventFdSignal, close as closeSysFd } from "../bpf/sys.ts";
 import {
@@ -52,6 +53,12 @@ export interface FanotifyOptions {
   answerMs?: number;
   /** What an undecidable or late event gets (default "deny"). */
   failMode?: "allow" | "deny";
+  /**
+   * The policy's workload scope: openers outside it are allowed without looking further.
+   * Membership is read from the kernel's scope maps (the same set the BPF programs check),
+   * for the opener's cgroup and its ancestors (src/workloads/scope-maps.ts).
+   */
+  scope?: { id: number; maps: { members: { fd: { raw: number } }; levels: { fd: { raw: number } } }; cgroupRoot?: string };
 }
 
 export interface FanotifyMatch {
@@ -88,9 +95,11 @@ export interface FanotifyCounters {
   maxAnswerUs: number;
   /** sum of answer times (µs), for the mean */
   totalAnswerUs: number;
+  /** allowed because the opener is outside the policy's workload scope */
+  outOfScope: number;
 }
 
-const COUNTER_NAMES: (keyof FanotifyCounters)[] = ["events", "allowed", "denied", "killed", "exempt", "timeouts", "undecided", "maxAnswerUs", "totalAnswerUs"];
+const COUNTER_NAMES: (keyof FanotifyCounters)[] = ["events", "allowed", "denied", "killed", "exempt", "timeouts", "undecided", "maxAnswerUs", "totalAnswerUs", "outOfScope"];
 
 /** The message that starts the worker (structured-cloned; the counters buffer is shared). */
 interface WorkerInit {
@@ -113,7 +122,9 @@ interface WorkerInit {
   pidfd: boolean;
   counters: SharedArrayBuffer;
   control: SharedArrayBuffer;
-  sys: { pidfdSendSignal: number };
+  sys: { pidfdSendSignal: number; bpf: number };
+  /** the workload scope: its id, the scope maps' fds (shared by the process), the cgroup v2 root */
+  scope?: { id: number; membersFd: number; levelsFd: number; root: string };
 }
 
 interface WorkerMatch {
@@ -134,7 +145,7 @@ interface WorkerMatch {
  * single binary needs no extra file): it must not reference anything outside itself; the
  * FFI module and the worker scope come in as arguments.
  */
-function fanotifyWorkerMain(ffi: typeof import("bun:ffi"), scope: { onmessage: ((e: MessageEvent) => void) | null; postMessage(m: unknown): void }): void {
+function fanotifyWorkerMain(ffi: typeof import("bun:ffi"), fs: typeof import("node:fs"), scope: { onmessage: ((e: MessageEvent) => void) | null; postMessage(m: unknown): void }): void {
   const libc = ffi.dlopen("libc.so.6", {
     syscall: { args: ["i64", "i64", "i64", "i64", "i64", "i64"], returns: ffi.FFIType.i64_fast },
     read: { args: ["i32", "ptr", "u64"], returns: ffi.FFIType.i64_fast },
@@ -252,6 +263,51 @@ function fanotifyWorkerMain(ffi: typeof import("bun:ffi"), scope: { onmessage: (
     const bump = (i: number, by = 1): void => {
       counters[i] = (counters[i] ?? 0) + by;
     };
+    // Workload scope: 1 in scope, 0 outside, -1 undecidable (the opener's cgroup unreadable,
+    // or its pidfd stale after the read: the pid may have been reused meanwhile).
+    const sc = init.scope;
+    const attr = new Uint8Array(32);
+    const attrv = new DataView(attr.buffer);
+    const skey = new Uint8Array(16);
+    const skeyv = new DataView(skey.buffer);
+    const sval = new Uint8Array(4);
+    const lookup = (fd: number, key: Uint8Array): boolean => {
+      attrv.setUint32(0, fd, true);
+      attrv.setBigUint64(8, BigInt(ffi.ptr(key)), true);
+      attrv.setBigUint64(16, BigInt(ffi.ptr(sval)), true);
+      return Number(libc.syscall(init.sys.bpf, 1 /* BPF_MAP_LOOKUP_ELEM */, ffi.ptr(attr), 32, 0, 0)) === 0;
+    };
+    const inScope = (pid: number, pidfd: number): number => {
+      if (sc === undefined) return 1;
+      let text: string;
+      try {
+        text = fs.readFileSync(`/proc/${pid}/cgroup`, "utf8");
+      } catch {
+        return -1;
+      }
+      const at = text.startsWith("0::") ? 0 : text.indexOf("\n0::") + 1;
+      if (at === 0 && !text.startsWith("0::")) return -1;
+      const end = text.indexOf("\n", at);
+      const segs = text.slice(at + 3, end < 0 ? undefined : end).split("/").filter((x) => x !== "");
+      if (init.pidfd && (pidfd < 0 || Number(libc.syscall(init.sys.pidfdSendSignal, pidfd, 0, 0, 0, 0, 0)) !== 0)) return -1;
+      const lk = new Uint8Array(4);
+      new DataView(lk.buffer).setUint32(0, sc.id, true);
+      if (!lookup(sc.levelsFd, lk)) return 0;
+      const mask = new DataView(sval.buffer).getUint32(0, true);
+      skeyv.setUint32(0, sc.id, true);
+      for (let l = 0; l <= segs.length && l < 32; l++) {
+        if ((mask & (1 << l)) === 0) continue;
+        let ino: bigint;
+        try {
+          ino = fs.statSync(`${sc.root}/${segs.slice(0, l).join("/")}`, { bigint: true }).ino;
+        } catch {
+          continue; // the ancestor went away: it is no member then
+        }
+        skeyv.setBigUint64(8, ino, true);
+        if (lookup(sc.membersFd, skey)) return 1;
+      }
+      return 0;
+    };
     const matches: WorkerMatch[] = [];
     const SPIN_MS = 0.05;
     for (;;) {
@@ -293,12 +349,19 @@ function fanotifyWorkerMain(ffi: typeof import("bun:ffi"), scope: { onmessage: (
           if (fd < 0) continue;
           bump(0);
           let allow = true;
+          let scoped = 1;
           try {
             if (exempt.has(pid)) {
               bump(4);
             } else if (performance.now() - t0 > init.answerMs) {
               bump(5);
               allow = !init.failDeny;
+            } else if (sc !== undefined && (scoped = inScope(pid, pidfd)) !== 1) {
+              if (scoped === 0) bump(9);
+              else {
+                bump(6);
+                allow = !init.failDeny;
+              }
             } else if (only !== undefined || libc.fstat(fd, st) === 0) {
               const dev = only !== undefined ? only.dev : stv.getBigUint64(0, true);
               const ino = only !== undefined ? only.ino : stv.getBigUint64(8, true);
@@ -401,7 +464,13 @@ function fanotifyWorkerMain(ffi: typeof import("bun:ffi"), scope: { onmessage: (
   };
 }
 
-const WORKER_SOURCE = `import * as ffi from "bun:ffi";\n(${fanotifyWorkerMain.toString()})(ffi, self);\n`;
+function cgroupRootOrThrow(): string {
+  const root = cgroupV2Mount();
+  if (root === undefined) throw new FanotifyError("fanotify rule with a workload scope: no cgroup v2 hierarchy is mounted (no cgroup2 mount with root / in /proc/self/mountinfo), so the opener's cgroup cannot be checked");
+  return root;
+}
+
+const WORKER_SOURCE = `import * as ffi from "bun:ffi";\nimport * as fs from "node:fs";\n(${fanotifyWorkerMain.toString()})(ffi, fs, self);\n`;
 let workerUrl: string | undefined;
 
 /** (dev, ino) as stat reports them (st_dev in the userspace encoding), the worker's fstat key. */
@@ -562,7 +631,8 @@ export class FanotifyGuard {
       pidfd: this.#pidfd,
       counters: this.#counters,
       control: this.#control,
-      sys: { pidfdSendSignal: SYS_pidfd_send_signal },
+      sys: { pidfdSendSignal: SYS_pidfd_send_signal, bpf: process.arch === "arm64" ? 280 : 321 },
+      ...(this.#opts.scope !== undefined ? { scope: { id: this.#opts.scope.id, membersFd: this.#opts.scope.maps.members.fd.raw, levelsFd: this.#opts.scope.maps.levels.fd.raw, root: this.#opts.scope.cgroupRoot ?? cgroupRootOrThrow() } } : {}),
     };
     workerUrl ??= URL.createObjectURL(new Blob([WORKER_SOURCE], { type: "application/javascript" }));
     const w = new Worker(workerUrl);

@@ -167,6 +167,8 @@ export interface GenericSensorOptions {
   object?: Uint8Array;
   /** where open-family return hooks run; default chooseOpenExit() on first use (tests force one) */
   openExit?: OpenExitChoice;
+  /** the agent's shared workload scope maps (ScopeMaps.replaceMaps()); policies with a scope need them */
+  scopeMaps?: { replaceMaps(): Record<string, BpfMap> };
 }
 
 // ---------------------------------------------------------------- constants mirrored from the headers
@@ -207,6 +209,8 @@ interface PolicyState {
   openExits: string[];
   /** the number the kernel records carry (gen_slot.policy) */
   no: number;
+  /** workload scope id every slot carries (gen_slot.scope), 0: every process */
+  scope: number;
 }
 
 /** The generic hooks: see the module comment. */
@@ -263,6 +267,7 @@ export class GenericSensor {
       const procs = this.spec.maps.ward_procs;
       if (procs !== undefined) procs.maxEntries = 1;
     }
+    Object.assign(replaceMaps, this.opts.scopeMaps?.replaceMaps() ?? {});
     this.coll = newCollection(this.spec, { replaceMaps });
     try {
       this.exempt(process.pid);
@@ -348,8 +353,10 @@ export class GenericSensor {
    * in under the policy's own set ids and slots, the dispatch entries and the active flags
    * last; on any failure everything written is removed again.
    */
-  apply(policyId: string, compiled: CompiledPolicy, hooks: readonly ResolvedHook[]): void {
+  apply(policyId: string, compiled: CompiledPolicy, hooks: readonly ResolvedHook[], opts: { scope?: number } = {}): void {
     if (this.coll === undefined) throw new GenericSensorError("apply policy: generic sensor not loaded");
+    const scope = opts.scope ?? 0;
+    if (scope !== 0 && this.opts.scopeMaps === undefined) throw new GenericSensorError(`apply policy ${policyId}: it has a workload scope but the sensor was loaded without the agent's scope maps (GenericSensorOptions.scopeMaps)`);
     if (this.policies.has(policyId)) throw new GenericSensorError(`apply policy ${policyId}: already applied`);
     for (const p of this.policies.values()) {
       const a = compiled.setIds, b = p.compiled.setIds;
@@ -359,7 +366,7 @@ export class GenericSensor {
     }
     this.check(compiled, hooks);
     const policyNo = this.nextPolicy++;
-    const st: PolicyState = { id: policyId, compiled, slots: [], written: [], binPaths: [], mode: compiled.monitor ? "monitor" : "enforce", tracepoints: [], sys: [], openExits: [], no: policyNo };
+    const st: PolicyState = { id: policyId, compiled, slots: [], written: [], binPaths: [], mode: compiled.monitor ? "monitor" : "enforce", tracepoints: [], sys: [], openExits: [], no: policyNo, scope };
     try {
       this.writeSets(st);
       for (const h of hooks) {
@@ -372,11 +379,11 @@ export class GenericSensor {
         st.slots.push({ slot, hook: h, point, key });
         this.bySlot.set(slot, { policy: st, hookIndex: h.index });
         this.map("gen_hooks").update(u32(slot), this.hookConfig(compiled, h.index));
-        this.map("gen_slots").update(u32(slot), this.slotValue(h, policyNo, 0));
+        this.map("gen_slots").update(u32(slot), this.slotValue(h, policyNo, 0, scope));
       }
       for (const s of st.slots) this.attachFor(st, s.hook, s.point);
       for (const s of st.slots) this.dispatchAdd(s.point, s.key, s.slot);
-      for (const s of st.slots) this.map("gen_slots").update(u32(s.slot), this.slotValue(s.hook, policyNo, SLOT_ACTIVE | (st.mode === "monitor" ? SLOT_MONITOR : 0)));
+      for (const s of st.slots) this.map("gen_slots").update(u32(s.slot), this.slotValue(s.hook, policyNo, SLOT_ACTIVE | (st.mode === "monitor" ? SLOT_MONITOR : 0), scope));
       this.policies.set(policyId, st);
     } catch (e) {
       this.undo(st);
@@ -397,7 +404,7 @@ export class GenericSensor {
     const st = this.policies.get(policyId);
     if (st === undefined) throw new GenericSensorError(`set mode of policy ${policyId}: not applied`);
     st.mode = mode;
-    for (const s of st.slots) this.map("gen_slots").update(u32(s.slot), this.slotValue(s.hook, st.no, SLOT_ACTIVE | (mode === "monitor" ? SLOT_MONITOR : 0)));
+    for (const s of st.slots) this.map("gen_slots").update(u32(s.slot), this.slotValue(s.hook, st.no, SLOT_ACTIVE | (mode === "monitor" ? SLOT_MONITOR : 0), st.scope));
   }
 
   mode(policyId: string): "enforce" | "monitor" | undefined {
@@ -516,10 +523,11 @@ export class GenericSensor {
     return this.hookBytes(compiled, index).slice();
   }
 
-  private slotValue(h: ResolvedHook, policyNo: number, flags: number): Uint8Array {
+  private slotValue(h: ResolvedHook, policyNo: number, flags: number, scope: number): Uint8Array {
     const L = this.L;
     const v = new Uint8Array(L.slot.size);
     const dv = new DataView(v.buffer);
+    dv.setUint32(L.slot.offset("scope"), scope, true);
     dv.setUint32(L.slot.offset("flags"), flags | (h.atReturn ? SLOT_RETURN : 0) | (h.openedFd ? SLOT_OPENED_FD : 0), true);
     dv.setUint32(L.slot.offset("policy"), policyNo, true);
     for (let i = 0; i < 6; i++) {
