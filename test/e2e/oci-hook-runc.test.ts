@@ -157,11 +157,24 @@ describe("ward oci-hook with runc (e2e)", () => {
         const reported = logLines().find((l) => l.includes(`container ${b.id}: reported`));
         expect(reported).toContain(`reported cgroup ${b.cgroup} (id ${ino}, pod shop/nginx-1, container web)`);
         expect(reported).toContain("scopes applied in");
+        // The agent's registry holds it as the hook reported it (GET /v1/workloads/:key).
+        const got = await api(`/v1/workloads/${b.id}`);
+        expect(got.status).toBe(200);
+        expect(await got.json()).toMatchObject({
+          key: b.id,
+          cgroup_id: String(ino),
+          cgroup_path: b.cgroup,
+          container_id: b.id,
+          name: "web",
+          source: "oci-hook",
+          pod: { namespace: "shop", name: "nginx-1", uid: "5b0c1a2e-0000-4000-8000-00000000000a", container: "web" },
+        });
         expect(runc(runcRoot, ["kill", b.id, "KILL"]).status).toBe(0);
         await Bun.sleep(200);
         expect(runc(runcRoot, ["delete", "--force", b.id]).status).toBe(0);
         expect(logLines().some((l) => l.includes(`container ${b.id} (poststop): forgotten by the agent`))).toBe(true);
-        // Gone from the registry: deleting it again is 404.
+        // Gone from the registry.
+        expect((await api(`/v1/workloads/${b.id}`)).status).toBe(404);
         expect((await api(`/v1/workloads/${b.id}`, { method: "DELETE" })).status).toBe(404);
 
         // A foreground run: the hook holds the start, the container runs, poststop forgets.
