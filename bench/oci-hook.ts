@@ -103,7 +103,7 @@ spec:
     );
     const st = await agent.agent.status();
     const p = st.policies.find((x) => x.name === "bench-oci-scoped");
-    section.mechanisms["hook"] = `${ward} oci-hook (the single binary), createRuntime and poststop, --fail-mode closed`;
+    section.mechanisms["hook"] = `dist/ward oci-hook (the single binary), createRuntime and poststop, --fail-mode closed`;
     section.mechanisms["scoped policy"] = `containerSelector name=bench, Sigkill on a file in the rootfs: ${p?.state ?? "missing"}`;
     section.notes.push(
       "wall time of runc run from spawn to exit (create, hooks, the container's `true`, teardown); not pinned: runc, the hook and the agent spread over both cores",
