@@ -21,7 +21,7 @@ hold in the kernel. poststop: tells the agent to forget the container.
                             the agent's own namespace here, or a down agent cannot restart)
   --server URL              the agent's API (default: from the agent's state file)
   --token-file FILE         the API token (default: the state file's token file)
-  --state-file FILE         the agent's state file (default /run/ward/state.json)
+  --state-file FILE         the agent's state file (default /run/ward/agent.json)
   --log-file FILE           also append every outcome (successes too) to FILE: runtimes show
                             a hook's stderr only when it fails, so --fail-mode open is silent
 `;

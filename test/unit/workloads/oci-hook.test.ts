@@ -69,7 +69,7 @@ async function hook(stdin: string | Promise<string>, o: { failMode?: FailMode; t
   const lines: string[] = [];
   const code = await runOciHook(stdin, {
     endpoint: () => {
-      if (o.noAgent) throw new Error("no agent found: /run/ward/state.json does not exist");
+      if (o.noAgent) throw new Error("no agent found: /run/ward/agent.json does not exist");
       return { url: o.url ?? url, token: o.token ?? TOKEN };
     },
     timeoutMs: o.timeoutMs ?? 2000,
