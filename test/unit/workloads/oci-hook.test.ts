@@ -11,6 +11,8 @@ import { createApp } from "../../../src/api/app.ts";
 import { runOciHook, type FailMode } from "../../../src/workloads/oci-hook.ts";
 import { WorkloadRegistry } from "../../../src/workloads/registry.ts";
 import { makeFixture, TOKEN } from "../lib/api-fixture.ts";
+import { parseDuration, parseOciHookArgs } from "../../../src/cli/commands/oci-hook.ts";
+import { UsageError } from "../../../src/cli/args.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "ward-oci-hook-unit-"));
 const proc = join(tmp, "proc");
@@ -192,5 +194,52 @@ describe("ward oci-hook (poststop)", () => {
     const down = await hook(state({ status: "stopped", pid: undefined }), { url: deadUrl });
     expect(down.code).toBe(0);
     expect(down.stderr).toContain("(poststop): DELETE");
+  });
+});
+
+describe("the command line", () => {
+  test("flags: defaults, durations, fail mode, namespaces; bad values are usage errors naming the flag", () => {
+    expect(parseOciHookArgs([])).toEqual({ help: false, failMode: "closed", timeoutMs: 5000, failAllowNamespaces: [] });
+    const a = parseOciHookArgs(["--fail-mode", "open", "--timeout", "1.5s", "--fail-allow-namespace", "ward", "--fail-allow-namespace=kube-system", "--server", "127.0.0.1:1", "--token-file", "/t", "--state-file", "/s", "--log-file", "/l"]);
+    expect(a).toEqual({ help: false, failMode: "open", timeoutMs: 1500, failAllowNamespaces: ["ward", "kube-system"], server: "127.0.0.1:1", tokenFile: "/t", stateFile: "/s", logFile: "/l" });
+    expect(parseDuration("250ms", "--timeout")).toBe(250);
+    expect(parseDuration("2", "--timeout")).toBe(2000);
+    expect(parseDuration("1m", "--timeout")).toBe(60_000);
+    const bad: Array<[string[], string]> = [
+      [["--fail-mode", "maybe"], '--fail-mode must be open or closed, not "maybe"'],
+      [["--timeout", "soon"], '--timeout must be a duration like 500ms, 5s or 2m, not "soon"'],
+      [["--timeout", "0"], "--timeout must be above 0 and at most 10m"],
+      [["--timeout", "11m"], "--timeout must be above 0 and at most 10m"],
+      [["--fail-allow-namespace", "Not_A_Namespace"], "is not a Kubernetes namespace name"],
+      [["extra"], 'unexpected argument "extra"'],
+      [["--nope"], "unknown flag --nope"],
+    ];
+    for (const [argv, message] of bad) {
+      expect(() => parseOciHookArgs(argv)).toThrow(UsageError);
+      expect(() => parseOciHookArgs(argv)).toThrow(message);
+    }
+  });
+
+  test("`ward --server URL oci-hook --token-file FILE`: the state on stdin reaches the agent; exit codes as the fail mode says", async () => {
+    const main = join(import.meta.dir, "..", "..", "..", "src", "cli", "main.ts");
+    const tokenFile = join(tmp, "token");
+    writeFileSync(tokenFile, `${TOKEN}\n`, { mode: 0o600 });
+    const env = { PATH: process.env.PATH ?? "/usr/bin:/bin" };
+    const cli = async (argv: string[], stdin: string) => {
+      const p = Bun.spawn([process.execPath, main, ...argv], { stdin: new Blob([stdin]), stdout: "pipe", stderr: "pipe", env });
+      return { code: await p.exited, stdout: await new Response(p.stdout).text(), stderr: await new Response(p.stderr).text() };
+    };
+    // The command reads the real /proc and cgroup tree (the real flow is test/e2e/oci-hook-runc.test.ts):
+    // the config's systemd cgroupsPath does not exist below this host's v2 root, so closed exits 1 saying where.
+    const missing = await cli(["--server", url, "oci-hook", "--token-file", tokenFile], state({ id: "cli-1", pid: undefined }));
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain("ward oci-hook: container cli-1: stat ");
+    expect(missing.stderr).toContain("kubepods.slice/kubepods-pod1.slice/cri-containerd-c2.scope: ENOENT");
+    // poststop through --server and --token-file: the agent answers (a failure would be on stderr).
+    const gone = await cli(["--server", url, "oci-hook", "--token-file", tokenFile], state({ id: "cli-2", status: "stopped", pid: undefined }));
+    expect(gone).toEqual({ code: 0, stdout: "", stderr: "" });
+    const usage = await cli(["oci-hook", "--fail-mode", "maybe"], "");
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toContain("--fail-mode must be open or closed");
   });
 });
