@@ -13,6 +13,7 @@ import { WorkloadRegistry } from "../../../src/workloads/registry.ts";
 import { makeFixture, TOKEN } from "../lib/api-fixture.ts";
 import { parseDuration, parseOciHookArgs } from "../../../src/cli/commands/oci-hook.ts";
 import { UsageError } from "../../../src/cli/args.ts";
+import { cgroupV2Mount } from "../../../src/workloads/cgroup-identity.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "ward-oci-hook-unit-"));
 const proc = join(tmp, "proc");
@@ -233,8 +234,8 @@ describe("the command line", () => {
     // the config's systemd cgroupsPath does not exist below this host's v2 root, so closed exits 1 saying where.
     const missing = await cli(["--server", url, "oci-hook", "--token-file", tokenFile], state({ id: "cli-1", pid: undefined }));
     expect(missing.code).toBe(1);
-    expect(missing.stderr).toContain("ward oci-hook: container cli-1: stat ");
-    expect(missing.stderr).toContain("kubepods.slice/kubepods-pod1.slice/cri-containerd-c2.scope: ENOENT");
+    if (cgroupV2Mount() === undefined) expect(missing.stderr).toContain("ward oci-hook: container cli-1: no cgroup v2 hierarchy is mounted");
+    else expect(missing.stderr).toContain(`ward oci-hook: container cli-1: stat ${cgroupV2Mount()}/kubepods.slice/kubepods-pod1.slice/cri-containerd-c2.scope: ENOENT`);
     // poststop through --server and --token-file: the agent answers (a failure would be on stderr).
     const gone = await cli(["--server", url, "oci-hook", "--token-file", tokenFile], state({ id: "cli-2", status: "stopped", pid: undefined }));
     expect(gone).toEqual({ code: 0, stdout: "", stderr: "" });
