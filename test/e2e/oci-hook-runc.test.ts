@@ -82,7 +82,7 @@ const shipped = JSON.parse(readFileSync(join(root, "deploy", "oci-hook", "runc-h
  * checkout's CLI under the running bun instead of /usr/local/bin/ward, with this test's agent
  * state file, log file and fail mode, and the empty environment runtimes give hooks.
  */
-function hookEntry(failMode: "open" | "closed", opts: { stateFile?: string } = {}) {
+function hookEntry(failMode: "open" | "closed", opts: { stateFile?: string; timeout?: string } = {}) {
   const h = shipped.createRuntime[0]!;
   const flags = [...h.args.slice(2)];
   const set = (flag: string, value: string): void => {
@@ -93,6 +93,7 @@ function hookEntry(failMode: "open" | "closed", opts: { stateFile?: string } = {
   set("--fail-mode", failMode);
   set("--log-file", hookLog);
   set("--state-file", opts.stateFile ?? stateFile);
+  if (opts.timeout !== undefined) set("--timeout", opts.timeout);
   return { path: process.execPath, args: [process.execPath, main, "oci-hook", ...flags], env: ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"], timeout: h.timeout };
 }
 
@@ -230,6 +231,36 @@ describe("ward oci-hook with runc (e2e)", () => {
       expect(sr.stdout).toBe("");
       expect(sr.stderr).toContain("cannot reach the agent");
       rmSync(tokenFile);
+    },
+    90_000,
+  );
+
+  kernelTest(
+    "agent not answering (SIGSTOP): the hook gives up after --timeout; closed refuses the container, open starts it; the late report of the refused one is not registered",
+    async () => {
+      await startAgent();
+      try {
+        agent!.kill("SIGSTOP");
+        const c = bundle(["cat", "/secret"], containerd("shop", "p", "web"), hookEntry("closed", { timeout: "1s" }));
+        const closed = runcRun(runcRoot, c.dir, c.id);
+        expect(closed.status).not.toBe(0);
+        expect(closed.stdout).toBe("");
+        expect(closed.stderr).toContain(`ward oci-hook: container ${c.id}: PUT `);
+        expect(closed.stderr).toContain("no answer in time (--timeout 1000 ms); --fail-mode closed: refusing to start it");
+        // Bounded: the hook's 1 s (and its 1 s withdrawal), not the runtime's 10 s hook timeout.
+        expect(closed.ms).toBeLessThan(8000);
+        const o = bundle(["cat", "/secret"], containerd("shop", "p", "web"), hookEntry("open", { timeout: "1s" }));
+        const open = runcRun(runcRoot, o.dir, o.id);
+        expect(open.stdout).toBe(SECRET);
+        expect(open.status).toBe(0);
+        agent!.kill("SIGCONT");
+        // The agent now reads the refused container's PUT: its cgroup is gone (runc removed it), so 422, not registered.
+        await Bun.sleep(500);
+        expect((await api(`/v1/workloads/${c.id}`)).status).toBe(404);
+      } finally {
+        agent?.kill("SIGCONT");
+        await stopAgent();
+      }
     },
     90_000,
   );
