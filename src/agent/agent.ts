@@ -236,6 +236,11 @@ export class Agent {
       workloads: this.workloads,
       // Reported cgroups are checked against the tree the agent sees (the ids the kernel filters on).
       cgroupRoot: cgroupV2Mount(),
+      // The pod watch merges a hook's report with the pod's labels in a registry write of its
+      // own; the hook's PUT waits for it, so a podSelector scope holds before the container runs.
+      settleWorkloads: async () => {
+        await this.#k8s?.feed.settled();
+      },
     });
     try {
       // idleTimeout 0: event streams may be quiet for long stretches and must stay open.

@@ -59,6 +59,12 @@ export interface ApiDeps {
    * exist there with the reported id (the kernel filters on that id); undefined: trusted as sent.
    */
   cgroupRoot?: string;
+  /**
+   * Resolves once the registry writes other feeders queued in reaction to a change have
+   * settled (the pod watch merging a reported container with its pod's labels). PUT
+   * /v1/workloads/:id waits for it before answering.
+   */
+  settleWorkloads?: () => Promise<void>;
   /** Largest request body accepted, in bytes (default 1 MiB). */
   maxBodyBytes?: number;
   /** Interval of SSE keep-alive comments, in ms (default 15 s). */

@@ -80,6 +80,38 @@ describe("PUT /v1/workloads/:id", () => {
     expect(registry.byCgroupId(4242n)).toBeUndefined();
   });
 
+  test("keeps the pod labels of an entry the pod watch made, and waits for the feeders' own writes (settleWorkloads)", async () => {
+    const registry = new WorkloadRegistry();
+    let merged = Promise.resolve();
+    // A pod-watch stand-in: on a label-less report it queues a merged write, as the pod feed does.
+    await registry.subscribe((c) => {
+      const w = c.added[0];
+      if (w !== undefined && w.source === "oci-hook" && w.pod !== undefined && Object.keys(w.pod.labels).length === 0) {
+        merged = Bun.sleep(100).then(() => registry.upsert({ ...w, source: "kubernetes", pod: { ...w.pod!, labels: { app: "web" } } }));
+      }
+    });
+    const f = makeFixture({ workloads: registry, settleWorkloads: () => merged });
+    const put = (body: unknown) => f.app.request("/v1/workloads/c1", { method: "PUT", headers: AUTH, body: JSON.stringify(body) });
+    expect((await put(report)).status).toBe(201);
+    // Answered only after the merged write: the labels are there.
+    expect(registry.get("c1")?.pod?.labels).toEqual({ app: "web" });
+    expect(registry.get("c1")?.source).toBe("kubernetes");
+    // A second report (a restarted hook) keeps them instead of dropping the container from a podSelector scope.
+    merged = Promise.resolve();
+    const seen: Record<string, string>[] = [];
+    await registry.subscribe((c) => {
+      for (const w of c.added) seen.push({ ...(w.pod?.labels ?? {}) });
+    });
+    seen.length = 0;
+    expect((await put(report)).status).toBe(200);
+    expect(seen).toEqual([{ app: "web" }]);
+    expect(registry.get("c1")?.source).toBe("oci-hook");
+    // Another pod under the same id: its labels are not carried over (the report is written as sent).
+    seen.length = 0;
+    expect((await put({ ...report, pod: { namespace: "shop", name: "other" } })).status).toBe(200);
+    expect(seen[0]).toEqual({});
+  });
+
   test("400 names every bad field by path; nothing is registered", async () => {
     const { registry, call } = fixture();
     const r = await call("PUT", "/v1/workloads/c1", { cgroup_path: "ward/c1", cgroup_id: 12, runtime: "lxc", extra: 1, annotations: { a: 1 }, pod: { name: "p", uid: 3 }, pid: -1 });

@@ -54,10 +54,17 @@ export function workloadHookRoutes(deps: ApiDeps): Hono {
     }
     const { report } = checked;
     if (deps.cgroupRoot !== undefined) checkCgroup(deps.cgroupRoot, report.cgroup_path, report.cgroup_id);
-    const w = workloadOfReport(id, report);
+    let w = workloadOfReport(id, report);
     const old = registry.get(id);
+    // The hook sees no pod labels (annotations carry none); an entry the pod watch made for the
+    // same pod has them, and dropping them would take the container out of a podSelector scope.
+    if (old?.pod !== undefined && Object.keys(old.pod.labels).length > 0 && (w.pod === undefined || (w.pod.namespace === old.pod.namespace && w.pod.name === old.pod.name))) {
+      w = { ...w, pod: { ...old.pod, ...(w.pod ?? {}), labels: old.pod.labels } };
+    }
     try {
       await registry.upsert(w);
+      // Feeders that enrich the report (the pod watch) write after it: wait for them too.
+      await deps.settleWorkloads?.();
     } catch (err) {
       // A scope could not take it: put the registry back as it was, so no scope holds half of it.
       await (old !== undefined ? registry.upsert(old) : registry.remove(id)).catch(() => undefined);
