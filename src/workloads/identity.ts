@@ -1,7 +1,6 @@
 // The `docker` and `pod` fields of a process block, by the process's cgroup id (the process
 // records carry it: ward_proc.cgroup_id, bpf_get_current_cgroup_id at exec), from the
-// workload registry. Cached per cgroup id; a registry change drops the cached answers it
-// could change (the cgroup ids it adds or removes, and every "not a workload" answer).
+// workload registry. Cached per cgroup id; a registry change drops the cache.
 //
 // A cgroup id the registry does not know (a sub-cgroup a container made itself, or a
 // container no feeder reported) is resolved once through the process's /proc/PID/cgroup
@@ -61,10 +60,9 @@ export class WorkloadIdentity {
 
   /** Follows the registry (call once; the cache is only correct while subscribed). */
   async start(): Promise<void> {
-    this.#unsubscribe = await this.registry.subscribe((c) => {
-      for (const w of [...c.added, ...c.removed]) this.#cache.delete(w.cgroupId);
-      for (const [k, v] of this.#cache) if (v === NONE) this.#cache.delete(k);
-    });
+    // Any change may alter answers cached for other cgroup ids too (a sub-cgroup resolved
+    // to its container, a "no workload" answer): workloads change rarely, so start over.
+    this.#unsubscribe = await this.registry.subscribe(() => this.#cache.clear());
   }
 
   /**
