@@ -308,7 +308,10 @@ __noinline int match_one(struct sock_state *st, const struct sock_event *ev,
 		int hit;
 		if (!st->have_proc) {
 			st->have_proc = 1;
-			st->bin_id = bin_id_of(bpf_map_lookup_elem(&ward_procs, &st->tgid));
+			/* the key through the stack: in this global function st is plain memory,
+			 * which 6.1's verifier refuses as a map key */
+			__u32 tgid = st->tgid;
+			st->bin_id = bin_id_of(bpf_map_lookup_elem(&ward_procs, &tgid));
 		}
 		if (m->value_kind != WARD_VK_BIN_SET || !st->bin_id) {
 			hit = 0;

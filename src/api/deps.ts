@@ -4,6 +4,7 @@ import type { EventSource } from "../agent/event-hub.ts";
 import type { PolicyInfo, PolicyStore } from "../agent/policy-store.ts";
 import type { SensorState } from "../agent/sensor.ts";
 import type { SinkStats } from "../export/sink.ts";
+import type { KubernetesStatus } from "../agent/kubernetes.ts";
 import type { WorkloadRegistry } from "../workloads/registry.ts";
 
 export interface SensorReport {
@@ -38,6 +39,8 @@ export interface AgentStatus {
   policies: PolicyInfo[];
   /** The workload registry: entries by source, and the cgroup directories the scan feeder watches. */
   workloads?: { total: number; by_source: Record<string, number>; watched_cgroups?: number };
+  /** With --enable-k8s-api: the watches (synced, resourceVersion, re-lists, errors), pods, refused CRs. */
+  kubernetes?: KubernetesStatus;
 }
 
 export type PolicyStoreApi = Pick<PolicyStore, "add" | "list" | "info" | "get" | "delete" | "setEnabled" | "setMode" | "countByState">;

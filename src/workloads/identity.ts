@@ -22,7 +22,14 @@ const NONE: WorkloadFields = Object.freeze({});
 /** The prefix Kubernetes puts on containerStatuses[].containerID, by runtime. */
 const RUNTIME_SCHEME: Partial<Record<Workload["runtime"], string>> = { containerd: "containerd", "cri-o": "cri-o", docker: "docker", podman: "podman" };
 
-/** Tetragon's `pod` block from a registry workload's pod metadata. */
+/**
+ * Tetragon's `pod` block from a registry workload's pod metadata. The pod watch (source
+ * "kubernetes") fills every part: the container id as the kubelet reports it, the image
+ * name and digest, the start time, the owner (workload, workload_kind); an OCI hook's
+ * workload (Kubernetes annotations only) gives namespace, name, uid and container name.
+ * Empty maps are left out, as protojson leaves them out. No container.pid: the block is
+ * cached per cgroup, and the pid inside the container is per process.
+ */
 export function podBlockOf(w: Workload): TetragonPod | undefined {
   const p = w.pod;
   if (p === undefined) return undefined;
@@ -30,13 +37,17 @@ export function podBlockOf(w: Workload): TetragonPod | undefined {
   const name = p.container ?? w.name;
   if (w.containerId !== undefined && name !== undefined) {
     const scheme = RUNTIME_SCHEME[w.runtime];
+    const image = { ...(p.imageId !== undefined ? { id: p.imageId } : {}), ...(w.image !== undefined ? { name: w.image } : {}) };
     out.container = {
-      id: scheme !== undefined ? `${scheme}://${w.containerId}` : w.containerId,
+      id: p.runtimeContainerId ?? (scheme !== undefined ? `${scheme}://${w.containerId}` : w.containerId),
       name,
-      ...(w.image !== undefined ? { image: { name: w.image } } : {}),
+      ...(Object.keys(image).length > 0 ? { image } : {}),
+      ...(p.startedAt !== undefined ? { start_time: p.startedAt } : {}),
     };
   }
   if (Object.keys(p.labels).length > 0) out.pod_labels = { ...p.labels };
+  if (p.workload !== undefined) out.workload = p.workload;
+  if (p.workloadKind !== undefined) out.workload_kind = p.workloadKind;
   return out;
 }
 

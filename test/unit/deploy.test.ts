@@ -6,7 +6,7 @@ import { describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
-import { parseAgentConfig, type AgentConfig } from "../../src/agent/config.ts";
+import { AGENT_FLAGS, parseAgentConfig, type AgentConfig } from "../../src/agent/config.ts";
 import { CRD_GROUP, CRD_VERSION } from "../../src/workloads/k8s/policies.ts";
 
 const deploy = join(import.meta.dir, "..", "..", "deploy");
@@ -23,7 +23,21 @@ const all = readdirSync(deploy).filter((f) => f.endsWith(".yaml")).sort();
 const objects = all.flatMap((f) => docsOf(f).map((o) => ({ file: f, o })));
 const byKind = (kind: string) => objects.filter((x) => x.o.kind === kind).map((x) => x.o);
 
+/** Every `--flag` the manifests and the unit pass to `ward agent`, whichever form. */
+function flagNames(args: readonly string[]): string[] {
+  return args.filter((a) => a.startsWith("--")).map((a) => a.slice(2).split("=")[0]!);
+}
+
 describe("deploy/", () => {
+  test("every agent flag in the DaemonSet and the systemd unit is one ward agent accepts", () => {
+    const ds = byKind("DaemonSet")[0]!;
+    const unit = readFileSync(join(deploy, "systemd", "ward.service"), "utf8");
+    const unitArgs = /^ExecStart=\S+ (.*)$/m.exec(unit)![1]!.split(" ");
+    for (const name of [...flagNames(ds.spec.template.spec.containers[0].args), ...flagNames(unitArgs)]) {
+      expect({ name, accepted: name in AGENT_FLAGS }).toEqual({ name, accepted: true });
+    }
+  });
+
   test("the YAML files and their kinds", () => {
     expect(all).toEqual(["crds.yaml", "daemonset.yaml", "rbac.yaml"]);
     expect(objects.map((x) => `${x.file}: ${x.o.kind}`)).toEqual([
@@ -64,10 +78,11 @@ describe("deploy/", () => {
     expect(crds[1]!.spec.versions[0].schema.openAPIV3Schema.properties.spec["x-kubernetes-validations"][0].rule).toBe("!has(self.hostSelector)");
   });
 
-  test("RBAC: read-only on pods and both CRDs, bound to the DaemonSet's service account", () => {
+  test("RBAC: read-only on pods, nodes and both CRDs, bound to the DaemonSet's service account", () => {
     const role = byKind("ClusterRole")[0]!;
     expect(role.rules).toEqual([
       { apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch"] },
+      { apiGroups: [""], resources: ["nodes"], verbs: ["get", "list", "watch"] },
       { apiGroups: [CRD_GROUP], resources: ["tracingpolicies", "tracingpoliciesnamespaced"], verbs: ["get", "list", "watch"] },
     ]);
     const sa = byKind("ServiceAccount")[0]!;
@@ -99,8 +114,14 @@ describe("deploy/", () => {
     expect(c.volumeMounts.find((m: Obj) => m.mountPath === "/sys/fs/bpf").mountPropagation).toBe("Bidirectional");
     expect(c.env).toContainEqual({ name: "NODE_NAME", valueFrom: { fieldRef: { fieldPath: "spec.nodeName" } } });
     expect(c.args[0]).toBe("agent");
+    // Every arg is a flag the agent accepts (an unknown one throws here, as the agent would refuse to start).
     const cfg = parseAgentConfig(c.args.slice(1), { NODE_NAME: "node-1" }) as AgentConfig;
     expect(cfg.nodeName).toBe("node-1");
+    // The pod and CR watches, in-cluster (no kubeconfig in a pod), waiting for the API server.
+    expect(cfg).toMatchObject({ enableK8sApi: true, enableTracingPolicyCrd: true, k8sControlplaneRetry: -1 });
+    expect(cfg.k8sKubeconfigPath).toBeUndefined();
+    // In-cluster config needs the service account token mounted (not disabled).
+    expect(pod.automountServiceAccountToken).not.toBe(false);
     expect(cfg.policyStoreDir).toBe("/var/lib/ward/policies");
     expect(cfg.bpfDir).toBe("/sys/fs/bpf/ward");
     // Every path the agent writes is on a mounted host directory.
