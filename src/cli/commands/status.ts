@@ -33,9 +33,11 @@ export function formatStatus(s: AgentStatus): string {
   out.push(`lost: ${counts(s.events.lost)}`);
   out.push(`streams: ${s.events.subscribers}; sinks: ${s.events.sinks.join(", ") || "none"}`);
   if (s.process_cache_size !== undefined) out.push(`process cache: ${s.process_cache_size}`);
+  if (s.workloads !== undefined) out.push(`workloads: ${s.workloads.total} (${counts(s.workloads.by_source)})`);
   out.push(`policies: ${s.policies.length}`);
   for (const p of s.policies) {
     out.push(`  ${p.name.padEnd(24)} ${p.mode.padEnd(8)} ${p.state}`);
+    if (p.scope !== undefined) out.push(`    scope ${p.scope.scope}: ${p.scope.members} workload${p.scope.members === 1 ? "" : "s"}${p.scope.note ? ` (${p.scope.note})` : ""}`);
     // Per hook: the kernel mechanism on this host and how each action is honored there.
     for (const h of p.hooks ?? []) {
       out.push(`    ${h.path} ${h.hook}: ${h.mechanism}`);
