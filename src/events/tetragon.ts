@@ -97,6 +97,8 @@ export function encodeEvent(ev: ProcessEvent, opts: EncodeOptions): JsonObject {
 /** One process block, encoded once per image: its JSON, and its frozen object when asked for. */
 interface Block {
   readonly text: string;
+  /** The image's start_time as written in the block ("" for ktime 0): an exec event's own time. */
+  readonly start: string;
   obj?: JsonObject;
   /** The exec event's variant, with binary_properties when the file was unlinked. */
   exec?: Block;
@@ -127,10 +129,21 @@ export class ProcessEventWriter {
   #block(p: ProcessInfo): Block {
     let b = this.#blocks.get(p);
     if (b === undefined) {
-      b = { text: this.#plain ? this.#write(p) : JSON.stringify(encodeProcess(p, this.opts)) };
+      const start = p.ktime !== 0n ? rfc3339Nano(this.opts.clock.toWall(p.ktime)) : "";
+      b = { text: this.#plain ? this.#write(p, start) : JSON.stringify(encodeProcess(p, this.opts)), start };
       this.#blocks.set(p, b);
     }
     return b;
+  }
+
+  /**
+   * The wall time of `ev` as written in its line. An exec event happens at its image's start
+   * (the sensor stamps both with one clock reading), so its time is the block's start_time,
+   * formatted once for both.
+   */
+  time(ev: ProcessEvent): string {
+    if (ev.type === "process_exec" && ev.time === ev.process.ktime && ev.time !== 0n) return this.#block(ev.process).start;
+    return rfc3339Nano(this.opts.clock.toWall(ev.time));
   }
 
   /**
@@ -138,7 +151,7 @@ export class ProcessEventWriter {
    * are joined natively into one flat string (the block is kept with the image; a `+=` rope
    * would keep every piece).
    */
-  #write(p: ProcessInfo): string {
+  #write(p: ProcessInfo, start: string): string {
     const s: string[] = [];
     if (p.execId !== "") s.push('{"exec_id":', quote(p.execId), ',"pid":');
     else s.push('{"pid":');
@@ -148,7 +161,7 @@ export class ProcessEventWriter {
     if (p.arguments !== "") s.push(',"arguments":', quote(p.arguments));
     const flags = flagsString(p.flags);
     if (flags !== "") s.push(',"flags":', quote(flags));
-    if (p.ktime !== 0n) s.push(',"start_time":"', rfc3339Nano(this.opts.clock.toWall(p.ktime)), '"');
+    if (start !== "") s.push(',"start_time":"', start, '"');
     s.push(',"auid":', String(p.creds.auid));
     if (p.parentExecId !== "") s.push(',"parent_exec_id":', quote(p.parentExecId));
     s.push(',"tid":', String(p.tid), "}");
@@ -160,7 +173,7 @@ export class ProcessEventWriter {
     if (b.exec === undefined) {
       if (p.file && p.file.nlink === 0) {
         const bp = encodeProcess(p, this.opts, true).binary_properties;
-        b.exec = { text: `${b.text.slice(0, -1)},"binary_properties":${JSON.stringify(bp)}}` };
+        b.exec = { text: `${b.text.slice(0, -1)},"binary_properties":${JSON.stringify(bp)}}`, start: b.start };
       } else {
         b.exec = b;
       }
@@ -183,7 +196,7 @@ export class ProcessEventWriter {
 
   /** The export line of `ev`, equal to JSON.stringify(encodeEvent(ev, opts)). */
   line(ev: ProcessEvent, wallTime?: string): string {
-    const time = wallTime ?? rfc3339Nano(this.opts.clock.toWall(ev.time));
+    const time = wallTime ?? this.time(ev);
     const proc = ev.type === "process_exec" ? this.#execBlock(ev.process).text : this.#block(ev.process).text;
     let s = `{"${ev.type}":{"process":${proc}`;
     if (ev.parent) s += `,"parent":${this.#block(ev.parent).text}`;
@@ -197,7 +210,7 @@ export class ProcessEventWriter {
 
   /** The object form of `ev`, equal to encodeEvent(ev, opts) (its process blocks are shared and frozen). */
   json(ev: ProcessEvent, wallTime?: string): JsonObject {
-    const time = wallTime ?? rfc3339Nano(this.opts.clock.toWall(ev.time));
+    const time = wallTime ?? this.time(ev);
     const p = ev.process;
     const body: JsonObject = { process: ev.type === "process_exec" ? this.#obj(p, this.#execBlock(p), true) : this.#obj(p, this.#block(p), false) };
     if (ev.parent) body.parent = this.#obj(ev.parent, this.#block(ev.parent), false);

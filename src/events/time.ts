@@ -46,34 +46,30 @@ export class BootClock {
 
 // Events come in bursts within the same second: the formatted date part of the last second
 // is kept with that second's first nanosecond, so a time in it costs one subtraction.
-let lastStart = -1n;
-let lastBase = "";
+let lastStart = 0n;
+let lastBase = "1970-01-01T00:00:00";
 
 const NS_PER_SEC = 1_000_000_000n;
 
 /**
  * RFC 3339 UTC with 0, 3, 6 or 9 fractional digits, the protojson Timestamp form
- * ("2023-10-06T22:03:57.700327580Z", "2024-04-14T02:17:46Z").
+ * ("2023-10-06T22:03:57.700327580Z", "2024-04-14T02:17:46Z"). One BigInt subtraction per
+ * call inside the cached second; the fraction is zero-padded by adding a power of ten and
+ * dropping its leading 1.
  */
 export function rfc3339Nano(epochNs: bigint): string {
-  let nanos: number;
-  if (epochNs >= lastStart && epochNs - lastStart < NS_PER_SEC) {
-    nanos = Number(epochNs - lastStart);
-  } else {
+  let d = epochNs - lastStart;
+  if (d < 0n || d >= NS_PER_SEC) {
     let sec = epochNs / NS_PER_SEC;
-    nanos = Number(epochNs % NS_PER_SEC);
-    if (nanos < 0) {
-      nanos += 1_000_000_000;
-      sec -= 1n;
-    }
+    if (epochNs % NS_PER_SEC < 0n) sec -= 1n; // floor, for times before the epoch
     lastStart = sec * NS_PER_SEC;
     lastBase = new Date(Number(sec) * 1000).toISOString().slice(0, 19);
+    d = epochNs - lastStart;
   }
+  const nanos = Number(d);
   const base = lastBase;
   if (nanos === 0) return `${base}Z`;
-  let frac: string;
-  if (nanos % 1_000_000 === 0) frac = String(nanos / 1_000_000).padStart(3, "0");
-  else if (nanos % 1000 === 0) frac = String(nanos / 1000).padStart(6, "0");
-  else frac = String(nanos).padStart(9, "0");
-  return `${base}.${frac}Z`;
+  if (nanos % 1_000_000 === 0) return `${base}.${String(1000 + nanos / 1_000_000).slice(1)}Z`;
+  if (nanos % 1000 === 0) return `${base}.${String(1_000_000 + nanos / 1000).slice(1)}Z`;
+  return `${base}.${String(1_000_000_000 + nanos).slice(1)}Z`;
 }
