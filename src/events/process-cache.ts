@@ -260,7 +260,7 @@ export class ProcessCache {
       tid: rec.tid,
       ktime: rec.ktime,
       binary: rec.binary,
-      arguments: joinArguments(rec.argv, 1),
+      arguments: rec.arguments ?? joinArguments(rec.argv, 1),
       cwd: rec.cwd,
       flags: rec.flags,
       creds: rec.creds,

@@ -1,7 +1,7 @@
 // Decodes bpf/process.c's ring buffer records into typed values. Offsets come from the
 // object's BTF (struct ward_exec_event and friends in bpf/include/process.h), read once.
 import type { Btf } from "../bpf/btf.ts";
-import { splitArgv } from "./args.ts";
+import { argumentsOfBlock, splitArgv } from "./args.ts";
 import { enumValues, structLayout, type StructLayout } from "./layout.ts";
 
 export class RecordError extends Error {
@@ -56,6 +56,8 @@ export interface ExecRecord {
   binary: string;
   /** argv, argv[0] first. */
   argv: string[];
+  /** argv[1..] as Tetragon prints them (args.ts); the decoder writes it from the record's block directly. */
+  arguments?: string;
   cwd: string;
 }
 
@@ -163,6 +165,7 @@ function readCreds(v: DataView, o: CredsOffsets): CredsNs {
 class CredsInterner {
   #ab: ArrayBufferLike | undefined;
   #buf: Buffer = Buffer.alloc(0);
+  #words = new Uint32Array(0);
   readonly #table = new Map<string, CredsNs>();
   // The previous record's struct, word by word: consecutive records mostly share it, and
   // comparing words is cheaper than building the key. (Its members are 32 and 64 bits wide,
@@ -182,19 +185,35 @@ class CredsInterner {
     const base = this.o.base;
     const last = this.#last;
     const words = last.length;
-    let same = this.#lastCreds !== undefined;
-    for (let i = 0; i < words; i++) {
-      const w = v.getUint32(base + i * 4, true);
-      if (w !== last[i]) {
-        same = false;
-        last[i] = w;
-      }
-    }
-    if (same) return this.#lastCreds!;
     if (v.buffer !== this.#ab) {
       this.#ab = v.buffer;
       this.#buf = Buffer.from(v.buffer as ArrayBuffer);
+      this.#words = new Uint32Array(v.buffer as ArrayBuffer, 0, v.buffer.byteLength >>> 2);
     }
+    let same = this.#lastCreds !== undefined;
+    const at = v.byteOffset + base;
+    if ((at & 3) === 0) {
+      // Ring records are 8-byte aligned: compare through one word view of the whole mapping
+      // (host byte order; only equality matters here).
+      const w32 = this.#words;
+      const w0 = at >>> 2;
+      for (let i = 0; i < words; i++) {
+        const w = w32[w0 + i]!;
+        if (w !== last[i]) {
+          same = false;
+          last[i] = w;
+        }
+      }
+    } else {
+      for (let i = 0; i < words; i++) {
+        const w = v.getUint32(base + i * 4, true);
+        if (w !== last[i]) {
+          same = false;
+          last[i] = w;
+        }
+      }
+    }
+    if (same) return this.#lastCreds!;
     const start = v.byteOffset + base;
     const key = this.#buf.toString("latin1", start, start + this.size);
     let c = this.#table.get(key);
@@ -268,6 +287,36 @@ class Interner {
     if (this.#table.size >= 8192) this.#table.clear();
     this.#table.set(s, s);
     return s;
+  }
+}
+
+/**
+ * A decoded exec record. `arguments` is written from the argv block directly; the argv array
+ * is split only when asked for (the pipeline never asks).
+ */
+class DecodedExec implements ExecRecord {
+  readonly op = "exec";
+  readonly arguments: string;
+  #argv: string[] | undefined;
+  constructor(
+    readonly time: bigint,
+    readonly ktime: bigint,
+    readonly parentKtime: bigint,
+    readonly pid: number,
+    readonly tid: number,
+    readonly ppid: number,
+    readonly flags: number,
+    readonly creds: CredsNs,
+    readonly ino: bigint,
+    readonly nlink: number,
+    readonly binary: string,
+    private readonly block: string,
+    readonly cwd: string,
+  ) {
+    this.arguments = argumentsOfBlock(block);
+  }
+  get argv(): string[] {
+    return (this.#argv ??= splitArgv(this.block));
   }
 }
 
@@ -374,22 +423,22 @@ export class ProcessRecordDecoder {
     if (d + bl + al + cl > v.byteLength) {
       throw new RecordError(`decode exec record: lengths ${bl}+${al}+${cl} exceed ${v.byteLength - d} data bytes`);
     }
-    return {
-      op: "exec",
+    const block = this.text.read(v, d + bl, al);
+    return new DecodedExec(
       time,
-      ktime: v.getBigUint64(o.ktime, true),
-      parentKtime: v.getBigUint64(o.parentKtime, true),
-      pid: v.getUint32(o.pid, true),
-      tid: v.getUint32(o.tid, true),
-      ppid: v.getUint32(o.ppid, true),
-      flags: v.getUint32(o.flags, true),
-      creds: this.execCreds.read(v),
-      ino: v.getBigUint64(o.ino, true),
-      nlink: v.getUint32(o.nlink, true),
-      binary: this.paths.get(this.text.read(v, d, bl)),
-      argv: splitArgv(this.text.read(v, d + bl, al)),
-      cwd: this.paths.get(this.text.read(v, d + bl + al, cl)),
-    };
+      v.getBigUint64(o.ktime, true),
+      v.getBigUint64(o.parentKtime, true),
+      v.getUint32(o.pid, true),
+      v.getUint32(o.tid, true),
+      v.getUint32(o.ppid, true),
+      v.getUint32(o.flags, true),
+      this.execCreds.read(v),
+      v.getBigUint64(o.ino, true),
+      v.getUint32(o.nlink, true),
+      this.paths.get(this.text.read(v, d, bl)),
+      block,
+      this.paths.get(this.text.read(v, d + bl + al, cl)),
+    );
   }
 
   /** Encodes a struct ward_proc map value (for seeding the kernel map from /proc). */

@@ -5,7 +5,7 @@ import { capabilityNames } from "./capabilities.ts";
 import { flagsString } from "./flags.ts";
 import type { ProcessEvent, ProcessInfo } from "./model.ts";
 import { NS_NAMES } from "./process-record.ts";
-import { rfc3339Nano, type BootClock } from "./time.ts";
+import type { BootClock } from "./time.ts";
 
 export type JsonObject = { [k: string]: JsonValue };
 export type JsonValue = string | number | boolean | JsonObject | JsonValue[];
@@ -34,7 +34,7 @@ export function encodeProcess(p: ProcessInfo, opts: EncodeOptions, withBinaryPro
   put(o, "binary", p.binary);
   put(o, "arguments", p.arguments);
   put(o, "flags", flagsString(p.flags));
-  if (p.ktime !== 0n) o.start_time = rfc3339Nano(opts.clock.toWall(p.ktime));
+  if (p.ktime !== 0n) o.start_time = opts.clock.wall(p.ktime);
   o.auid = p.creds.auid;
   put(o, "parent_exec_id", p.parentExecId);
   if (opts.processCred) {
@@ -83,7 +83,7 @@ export function encodeProcess(p: ProcessInfo, opts: EncodeOptions, withBinaryPro
 
 /** The full export line object: `{"process_exec": {...}, "node_name": ..., "time": ...}`. */
 export function encodeEvent(ev: ProcessEvent, opts: EncodeOptions): JsonObject {
-  const time = rfc3339Nano(opts.clock.toWall(ev.time));
+  const time = opts.clock.wall(ev.time);
   const body: JsonObject = { process: encodeProcess(ev.process, opts, ev.type === "process_exec") };
   if (ev.parent) body.parent = encodeProcess(ev.parent, opts);
   if (ev.type === "process_exit") {
@@ -129,7 +129,7 @@ export class ProcessEventWriter {
   #block(p: ProcessInfo): Block {
     let b = this.#blocks.get(p);
     if (b === undefined) {
-      const start = p.ktime !== 0n ? rfc3339Nano(this.opts.clock.toWall(p.ktime)) : "";
+      const start = p.ktime !== 0n ? this.opts.clock.wall(p.ktime) : "";
       b = { text: this.#plain ? this.#write(p, start) : JSON.stringify(encodeProcess(p, this.opts)), start };
       this.#blocks.set(p, b);
     }
@@ -143,7 +143,7 @@ export class ProcessEventWriter {
    */
   time(ev: ProcessEvent): string {
     if (ev.type === "process_exec" && ev.time === ev.process.ktime && ev.time !== 0n) return this.#block(ev.process).start;
-    return rfc3339Nano(this.opts.clock.toWall(ev.time));
+    return this.opts.clock.wall(ev.time);
   }
 
   /**
@@ -153,18 +153,21 @@ export class ProcessEventWriter {
    */
   #write(p: ProcessInfo, start: string): string {
     const s: string[] = [];
+    const pid = String(p.pid);
     if (p.execId !== "") s.push('{"exec_id":', quote(p.execId), ',"pid":');
     else s.push('{"pid":');
-    s.push(String(p.pid), ',"uid":', String(p.creds.euid));
+    s.push(pid, ',"uid":', smallNumber(p.creds.euid));
     if (p.cwd !== "") s.push(',"cwd":', quote(p.cwd));
     if (p.binary !== "") s.push(',"binary":', quote(p.binary));
     if (p.arguments !== "") s.push(',"arguments":', quote(p.arguments));
     const flags = flagsString(p.flags);
-    if (flags !== "") s.push(',"flags":', quote(flags));
+    if (flags !== "") s.push(',"flags":"', flags, '"'); // flag words never need escaping
     if (start !== "") s.push(',"start_time":"', start, '"');
-    s.push(',"auid":', String(p.creds.auid));
+    s.push(',"auid":', smallNumber(p.creds.auid));
+    // Optional fields with a proto number between auid (9) and parent_exec_id (12), pod and
+    // docker, go here, each as `if (set) s.push(',"name":', quote(value))`.
     if (p.parentExecId !== "") s.push(',"parent_exec_id":', quote(p.parentExecId));
-    s.push(',"tid":', String(p.tid), "}");
+    s.push(',"tid":', p.tid === p.pid ? pid : String(p.tid), "}");
     return s.join("");
   }
 
@@ -221,6 +224,18 @@ export class ProcessEventWriter {
     }
     return { [ev.type]: body, node_name: this.opts.nodeName, time };
   }
+}
+
+// uids and auids take a handful of values on a host; their decimal text is made once each.
+const numbers = new Map<number, string>();
+
+function smallNumber(n: number): string {
+  let t = numbers.get(n);
+  if (t === undefined) {
+    t = String(n);
+    if (numbers.size < 1024) numbers.set(n, t);
+  }
+  return t;
 }
 
 // Characters JSON.stringify writes escaped: quote, backslash, controls, and (for lone
