@@ -202,8 +202,9 @@ if (import.meta.main && process.argv.includes("--json")) {
       const detail = r.wall !== undefined ? `${events.toLocaleString("en-US")} process_exec lines (~1.3 KB each); ${Math.round(r.wall).toLocaleString("en-US")} events per wall second` : `${events.toLocaleString("en-US")} lines`;
       section.metrics.push(metric({ id: r.name, name: NAMES[r.name] ?? r.name, unit: r.unit, median: r.value, min: r.value, max: r.value, rounds: 1, detail }));
     }
-    section.mechanisms.rsyslog = Bun.spawnSync([RSYSLOGD, "-v"]).stdout.toString().split("\n")[0]?.trim() ?? "?";
-    section.mechanisms["clickhouse-server"] = Bun.spawnSync([CLICKHOUSE, "--version"]).stdout.toString().trim() || "?";
+    const debVersion = (pkg: string): string => Bun.spawnSync(["dpkg-query", "-W", "-f", "${Version}", pkg]).stdout.toString().trim() || "?";
+    section.mechanisms.rsyslog = `rsyslogd ${debVersion("rsyslog")} (Debian package)`;
+    section.mechanisms["clickhouse-server"] = `clickhouse-server ${debVersion("clickhouse-server")} (Debian package)`;
     section.mechanisms.loki = "stand-in server (test/lib/servers.ts LokiServer): Grafana Loki is not packaged by Debian";
   });
 } else if (import.meta.main) {
