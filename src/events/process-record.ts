@@ -277,16 +277,48 @@ class TextReader {
 
 /**
  * One string object per distinct binary path or cwd: the process cache keeps thousands of
- * images that mostly name the same few, and each would otherwise hold its own copy.
+ * images that mostly name the same few, and each would otherwise hold its own copy. Looked up
+ * by the record's bytes (a hash over them, then a byte comparison), so a path seen before is
+ * neither decoded from UTF-8 nor hashed as a new string again.
  */
-class Interner {
-  readonly #table = new Map<string, string>();
-  get(s: string): string {
-    const have = this.#table.get(s);
-    if (have !== undefined) return have;
-    if (this.#table.size >= 8192) this.#table.clear();
-    this.#table.set(s, s);
-    return s;
+class PathTable {
+  #ab: ArrayBufferLike | undefined;
+  #bytes = new Uint8Array(0);
+  readonly #table = new Map<number, { bytes: Uint8Array; text: string }[]>();
+  #size = 0;
+
+  constructor(private readonly text: TextReader) {}
+
+  get(v: DataView, at: number, len: number): string {
+    if (len === 0) return "";
+    if (v.buffer !== this.#ab) {
+      this.#ab = v.buffer;
+      this.#bytes = new Uint8Array(v.buffer as ArrayBuffer);
+    }
+    const b = this.#bytes;
+    const start = v.byteOffset + at;
+    let h = 0x811c9dc5 ^ len;
+    for (let i = 0; i < len; i++) h = Math.imul(h ^ b[start + i]!, 0x01000193);
+    const bucket = this.#table.get(h);
+    if (bucket !== undefined) {
+      for (const e of bucket) {
+        const eb = e.bytes;
+        if (eb.length !== len) continue;
+        let i = 0;
+        while (i < len && eb[i] === b[start + i]) i++;
+        if (i === len) return e.text;
+      }
+    }
+    const text = this.text.read(v, at, len);
+    if (this.#size >= 8192) {
+      this.#table.clear();
+      this.#size = 0;
+    }
+    const entry = { bytes: b.slice(start, start + len), text };
+    if (bucket !== undefined && this.#table.has(h)) bucket.push(entry);
+    else this.#table.set(h, [entry]);
+    this.#size++;
+    return text;
   }
 }
 
@@ -337,7 +369,7 @@ export class ProcessRecordDecoder {
   private readonly co: Offsets;
   private readonly xo: Offsets & { code: number };
   private readonly text = new TextReader();
-  private readonly paths = new Interner();
+  private readonly paths = new PathTable(this.text);
 
   constructor(btf: Btf) {
     this.hdr = structLayout(btf, "ward_event_hdr");
@@ -435,9 +467,9 @@ export class ProcessRecordDecoder {
       this.execCreds.read(v),
       v.getBigUint64(o.ino, true),
       v.getUint32(o.nlink, true),
-      this.paths.get(this.text.read(v, d, bl)),
+      this.paths.get(v, d, bl),
       block,
-      this.paths.get(this.text.read(v, d + bl + al, cl)),
+      this.paths.get(v, d + bl + al, cl),
     );
   }
 
