@@ -4,7 +4,6 @@
 // them. The process and parent come from the process cache through H6's encodeProcess.
 import type { ProcessInfo } from "./model.ts";
 import { encodeProcess, type EncodeOptions, type JsonObject } from "./tetragon.ts";
-import { rfc3339Nano } from "./time.ts";
 
 /** One argument, by its KprobeArgument variant. */
 export type HookArg = (
@@ -166,5 +165,5 @@ export function encodeHookMatch(m: HookMatch, opts: EncodeOptions): JsonObject {
       if (tags) body.tags = tags;
       break;
   }
-  return { [m.kind]: body, node_name: opts.nodeName, time: rfc3339Nano(opts.clock.toWall(m.time)) };
+  return { [m.kind]: body, node_name: opts.nodeName, time: opts.clock.wall(m.time) };
 }
