@@ -25,6 +25,8 @@ enum gen_from {
 	GEN_FROM_TP_FIELD = 4,    /* tracepoint record field at `offset`, `size` bytes */
 	GEN_FROM_TP_DATALOC = 5,  /* tracepoint __data_loc string at `offset` */
 	GEN_FROM_TP_ARRAY = 6,    /* tracepoint char array at `offset` (comm[16], ...), read as a string */
+	GEN_FROM_FUNC_ARG = 7,    /* user function argument `index` (uprobes): SysV x86_64 registers
+	                             di si dx cx r8 r9 */
 };
 #define GEN_SRC_SIGNED 0x1     /* sign-extend a TP field */
 #define GEN_SRC_USER 0x2       /* pointer is a user pointer (syscall args, syscalls/ tracepoints) */
@@ -47,6 +49,8 @@ enum gen_point {
 	GEN_POINT_OPEN_EXIT = 4, /* gen_open_exit on syscalls/sys_exit_<open family>, key = syscall
 	                            number; evaluated as GEN_POINT_SYS_EXIT. A key of its own so
 	                            tp_btf/sys_exit (other return hooks) never runs these slots too */
+	GEN_POINT_UPROBE = 5,    /* gen_uprobe on a user function, key = the link's cookie (one id
+	                            per attached path:offset, userspace maps it to the symbol) */
 };
 
 struct gen_dispatch_key {
@@ -112,7 +116,7 @@ struct gen_event {
 	__u32 flags;       /* GEN_EF_* */
 	__s64 ret;         /* return value (GEN_EF_RETURN) */
 	__s32 signal_err;  /* bpf_send_signal's return for Sigkill/Signal, 0 = queued */
-	__u32 syscall;     /* syscall number for syscall hooks, tracepoint id otherwise */
+	__u32 syscall;     /* syscall number for syscall hooks, tracepoint id or uprobe id otherwise */
 	__u8 arg_state[6]; /* GEN_ARG_* by slot */
 	__u16 arg_type[6]; /* enum ward_arg_type by slot */
 	__u16 arg_len[6];

@@ -36,6 +36,8 @@ export interface GenericMatch {
   ret?: HookArg;
   /** The action the event reports (Post in monitor mode). */
   action: string;
+  /** uprobe hooks: the binary and the target that fired (offset reported for offsets/addrs targets). */
+  uprobe?: { path: string; symbol: string; offset: bigint };
 }
 
 /** The generic hook sensor as the manager uses it (generic-backend.ts adapts src/sensors/generic.ts). */
@@ -234,10 +236,10 @@ class Attachment {
       setTimeout(() => this.publishGeneric(m, attempt + 1), delay);
       return;
     }
-    this.emit(m.functionName !== undefined ? { ...m.hook, functionName: m.functionName } : m.hook, info, m.pid, m.tgid, m.time, m.args, m.ret, m.action);
+    this.emit(m.functionName !== undefined ? { ...m.hook, functionName: m.functionName } : m.hook, info, m.pid, m.tgid, m.time, m.args, m.ret, m.action, m.uprobe);
   }
 
-  private emit(hook: ResolvedHook, info: ProcessInfo | undefined, pid: number, tgid: number, time: bigint, args: HookArg[], ret: HookArg | undefined, action: string): void {
+  private emit(hook: ResolvedHook, info: ProcessInfo | undefined, pid: number, tgid: number, time: bigint, args: HookArg[], ret: HookArg | undefined, action: string, uprobe?: GenericMatch["uprobe"]): void {
     const process: ProcessInfo = info !== undefined ? (info.tid !== pid ? { ...info, tid: pid } : info) : minimalProcess(pid, tgid);
     const parent = info !== undefined ? this.opts.processes?.parentOf(info) : undefined;
     const message = messageOf(this.policy, hook);
@@ -248,7 +250,7 @@ class Attachment {
         time,
         process,
         parent,
-        ...(hook.event === "process_tracepoint" ? { subsys, event } : { functionName: hook.functionName }),
+        ...(hook.event === "process_tracepoint" ? { subsys, event } : hook.event === "process_uprobe" ? uprobeFields(hook, uprobe) : { functionName: hook.functionName }),
         args,
         ...(ret !== undefined ? { ret } : {}),
         action,
@@ -649,3 +651,9 @@ function realPath(p: string): string {
 }
 
 export { GuardError };
+
+/** process_uprobe's path, symbol and (for offsets/addrs targets) offset. */
+function uprobeFields(hook: ResolvedHook, u: GenericMatch["uprobe"]): { path: string; symbol: string; offset?: bigint } {
+  if (u === undefined) return { path: hook.generic?.[0]?.uprobe?.path ?? "", symbol: hook.functionName };
+  return { path: u.path, symbol: u.symbol, ...(u.symbol === "" ? { offset: u.offset } : {}) };
+}

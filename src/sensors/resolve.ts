@@ -4,15 +4,17 @@
 // that would work. Pure: the kernel is described by a HookFeatures value (hostHookFeatures()
 // for this machine, a literal in tests), so `ward policy explain`, the agent's status and
 // the policy manager all print and apply the same decision.
-import { existsSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
 import { release as osRelease } from "node:os";
 import { bpfLsmActive, probeAttach, probeHelper } from "../bpf/features.ts";
 import { Helper, ProgType } from "../bpf/constants.ts";
 import { tracefsRoot } from "../bpf/perf.ts";
+import { UprobeElf } from "../bpf/uprobe-symbols.ts";
 import { policyHooks, type WireHook } from "../policy/engine-wire.ts";
 import { hostSyscallNumber } from "../policy/engine.ts";
 import { ADDRESS_FAMILIES } from "../policy/values.ts";
-import type { ActionSelector, KProbeArg, KProbeSelector, ListSpec, TracingPolicy } from "../policy/types.ts";
+import type { ActionSelector, KProbeArg, KProbeSelector, ListSpec, TracingPolicy, UProbeSpec } from "../policy/types.ts";
 import type { GuardAction, GuardHook, GuardProgram } from "./guard.ts";
 import { chooseOpenExit, type OpenExitChoice } from "./open-exit.ts";
 import { cgroupV2Root, type SockPoint } from "./sock.ts";
@@ -44,6 +46,16 @@ export interface HookFeatures {
    * false: not available. pidfd: FAN_REPORT_PIDFD (5.15+) verifies the opener.
    */
   fanotify?: { pidfd: boolean };
+  /** The uprobe PMU exists; undefined: it does not (no uprobes). */
+  uprobes?: UprobeLookup;
+}
+
+/** What uprobe resolution reads of the binaries a policy names (host: uprobe-symbols.ts). */
+export interface UprobeLookup {
+  /** The file offset a target names; throws an Error saying why it cannot be probed. */
+  fileOffset(path: string, target: { symbol: string } | { offset: number } | { addr: number }): number;
+  /** The file's digest in Tetragon's binaryDigests form ("sha256:<hex>"); throws when unreadable. */
+  digest(path: string, algorithm: "sha1" | "sha256" | "sha384" | "sha512"): string;
 }
 
 /** This machine's kernel, probed (root gives definitive answers; otherwise loads are refused and read as absent). */
@@ -65,6 +77,7 @@ export function hostHookFeatures(): HookFeatures {
     tracepoint: (subsystem, event) => (root === undefined ? undefined : existsSync(`${root}/events/${subsystem}/${event}`)),
     syscallNumber: (name) => hostSyscallNumber(name),
     ...fanotifyFeature(),
+    ...(probeAttach("uprobe").status === "supported" ? { uprobes: hostUprobeLookup } : {}),
     guardOpenExit: () => {
       // The same choice FileGuard.open makes (it may mount tracefs and exec the i386 probe).
       guardOpenExitText ??= describeOpenExit(chooseOpenExit());
@@ -82,6 +95,18 @@ export function hostHookFeatures(): HookFeatures {
 
 let guardOpenExitText: string | undefined;
 
+const hostUprobeLookup: UprobeLookup = {
+  fileOffset(path, target) {
+    const elf = new UprobeElf(path);
+    if ("symbol" in target) return Number(elf.symbolOffset(target.symbol));
+    if ("addr" in target) return Number(elf.addrOffset(BigInt(target.addr)));
+    return Number(elf.fileOffset(BigInt(target.offset)));
+  },
+  digest(path, algorithm) {
+    return `${algorithm}:${createHash(algorithm).update(readFileSync(path)).digest("hex")}`;
+  },
+};
+
 function fanotifyFeature(): { fanotify?: { pidfd: boolean } } {
   const s = fanotifySupport();
   return s.permissions ? { fanotify: { pidfd: s.pidfd } } : {};
@@ -94,7 +119,7 @@ function describeOpenExit(c: OpenExitChoice): string {
 // ---------------------------------------------------------------- results
 
 /** The event a hook's matches become (reference/tetragon.md §2.5). */
-export type EventKind = "process_kprobe" | "process_tracepoint" | "process_lsm";
+export type EventKind = "process_kprobe" | "process_tracepoint" | "process_lsm" | "process_uprobe";
 
 /** How one action of a selector is carried out on this kernel. */
 export interface ActionHonor {
@@ -106,8 +131,8 @@ export interface ActionHonor {
 
 /** One tracepoint the generic sensor attaches for a hook. */
 export interface GenericAttach {
-  /** "syscall": a syscall kprobe run on tp_btf/sys_enter (tp_btf/sys_exit for return) filtered on its number; "tracepoint": spec.tracepoints. */
-  kind: "syscall" | "tracepoint";
+  /** "syscall": a syscall kprobe run on tp_btf/sys_enter (tp_btf/sys_exit for return) filtered on its number; "tracepoint": spec.tracepoints; "uprobe": spec.uprobes (subsystem "uprobes", event the hook's name). */
+  kind: "syscall" | "tracepoint" | "uprobe";
   subsystem: string;
   event: string;
   raw: boolean;
@@ -118,6 +143,8 @@ export interface GenericAttach {
   /** security_file_open substitute: evaluated at sys_exit only when the syscall returned an
    * fd of a real open, and the file argument is read from that fd (the opened file). */
   openedFd?: boolean;
+  /** uprobe: the binary and each target's file offset (the symbol as written, "" for offsets/addrs). */
+  uprobe?: { path: string; targets: { symbol: string; offset: number }[] };
 }
 
 /** One FileGuard rule derived from one selector. */
@@ -888,6 +915,92 @@ function tracepointHook(h: WireHook, f: HookFeatures, monitor: boolean): Omit<Re
   };
 }
 
+// ---------------------------------------------------------------- uprobes
+
+/** Argument types a uprobe reads: integers from the argument registers, strings and buffers from the caller's memory. */
+const UPROBE_READABLE = new Set([
+  "auto", "int", "sint8", "int8", "uint8", "sint16", "int16", "uint16", "uint32", "sint32", "int32", "ulong", "uint64", "size_t", "long", "sint64", "int64",
+  "string", "char_buf", "nop",
+]);
+const DIGEST_ALGORITHMS = new Set(["sha1", "sha256", "sha384", "sha512"]);
+
+/**
+ * spec.uprobes on the generic sensor's gen_uprobe: one uprobe PMU event per target, each
+ * link's cookie the dispatch key, so the same selector evaluation as the syscall and
+ * tracepoint hooks runs at the function's first instruction, with the caller's registers.
+ */
+function uprobeHook(h: WireHook, u: UProbeSpec, f: HookFeatures, monitor: boolean): Omit<ResolvedHook, keyof HookBase | "ok"> {
+  const lookup = f.uprobes;
+  if (lookup === undefined) reject(`hook ${h.name}: this kernel has no uprobe PMU (/sys/bus/event_source/devices/uprobe is absent, CONFIG_UPROBE_EVENTS off); no substitute attaches to a user function`);
+  if (u.return || u.returnArg !== undefined) reject("return: uretprobes are not attached by ward's uprobe sensor: only the call is hooked (drop return/returnArg; the arguments are reported at the call)");
+  if (u.data.length > 0) reject("data: extra data (pt_regs/current_task sources) is not read by ward's uprobe sensor; declare the values as args");
+  if (u.refCtrOffsets.length > 0) reject("refCtrOffsets: USDT semaphores are not set by ward's uprobe sensor");
+  u.args.forEach((a, i) => {
+    if (!UPROBE_READABLE.has(a.type)) reject(`args[${i}]: type ${a.type} is a kernel object or kernel-only type; a uprobe sees the function's registers and the caller's memory (int, uint64, string, char_buf...)`);
+    if (a.index > 5) reject(`args[${i}]: index ${a.index}: only the first six arguments (the x86_64 argument registers) are read; later ones are on the stack`);
+    if (a.source !== undefined) reject(`args[${i}]: source ${a.source} is not read by ward's uprobe sensor`);
+    if (a.returnCopy) reject(`args[${i}]: returnCopy needs the return probe, which ward does not attach`);
+    if (a.resolve !== "") reject(`args[${i}]: resolve is not supported for uprobes (as in Tetragon)`);
+  });
+  h.selectors.forEach((sel, si) => {
+    if (sel.matchReturnArgs.length > 0 || sel.matchReturnActions.length > 0) reject(`selectors[${si}]: matchReturnArgs/matchReturnActions need the return probe, which ward does not attach`);
+    for (const m of [...sel.matchArgs]) {
+      const decl = m.args.length > 0 ? u.args[m.args[0]!] : u.args.find((a) => a.index === m.index);
+      if (decl === undefined) reject(`selectors[${si}].matchArgs: index ${m.index} names no declared argument`);
+    }
+    for (const a of [...sel.matchActions]) {
+      if (a.action === "Override" && !monitor) {
+        reject(`selectors[${si}]: Override on a uprobe cannot be honored: it means changing the caller's registers and return address from the probe (Tetragon's argRegs/argNew*), which ward's uprobe program does not do, and bpf_override_return works on kernel functions only (kprobes with CONFIG_BPF_KPROBE_OVERRIDE${f.kprobes ? "" : ", absent here"}); substitute: Sigkill, which kills the caller before the function's first instruction runs`);
+      }
+    }
+  });
+  if (u.binaryDigests.length > 0) {
+    let actual: string[];
+    try {
+      actual = u.binaryDigests.map((d) => {
+        const algo = d.split(":")[0] ?? "";
+        if (!DIGEST_ALGORITHMS.has(algo)) reject(`binaryDigests: ${d}: only sha1, sha256, sha384 and sha512 digests are checked by ward (not ${algo})`);
+        return lookup.digest(u.path, algo as "sha1");
+      });
+    } catch (e) {
+      if (e instanceof Reject) throw e;
+      reject(`path ${u.path}: ${(e as Error).message}`);
+    }
+    if (!u.binaryDigests.some((d, i) => d.toLowerCase() === actual[i])) {
+      reject(`binaryDigests: ${u.path} matches none of the digests (it is ${[...new Set(actual)].join(", ")})${u.ignore.digestVerificationFailure ? "; ignore.digestVerificationFailure would skip only this hook, which ward does not do (the policy would be partially enabled): remove the hook or fix the digest" : ""}`);
+    }
+  }
+  const named: { field: string; target: { symbol: string } | { offset: number } | { addr: number }; label: string }[] = [
+    ...u.symbols.map((sym, i) => ({ field: `symbols[${i}]`, target: { symbol: sym }, label: sym })),
+    ...u.offsets.map((o, i) => ({ field: `offsets[${i}]`, target: { offset: o }, label: "" })),
+    ...u.addrs.map((a, i) => ({ field: `addrs[${i}]`, target: { addr: a }, label: "" })),
+  ];
+  const targets = named.map((n) => {
+    try {
+      return { symbol: n.label, offset: lookup.fileOffset(u.path, n.target) };
+    } catch (e) {
+      reject(`${n.field}: ${(e as Error).message}`);
+    }
+  });
+  const where = `at the first instruction of ${u.symbols.length > 0 ? u.symbols.join(", ") : `file offset${targets.length > 1 ? "s" : ""} ${targets.map((t) => `0x${t.offset.toString(16)}`).join(", ")}`} in ${u.path} (uprobe)`;
+  const actions = genericActions(h, f, monitor, where, undefined).map((a) =>
+    a.action === "Sigkill" ? { ...a, honored: `SIGKILL with bpf_send_signal ${where}: delivered as the breakpoint trap returns, so the caller dies before the function body runs` } : a,
+  );
+  return {
+    backend: "generic",
+    event: "process_uprobe",
+    functionName: u.symbols.join(","),
+    mechanism: `uprobe PMU on ${u.path} at file offset${targets.length > 1 ? "s" : ""} ${targets.map((t) => `0x${t.offset.toString(16)}${t.symbol ? ` (${t.symbol})` : ""}`).join(", ")}, evaluated in the kernel by the generic sensor's gen_uprobe (every process mapping the file, system-wide)`,
+    generic: [{ kind: "uprobe", subsystem: "uprobes", event: h.name, raw: false, uprobe: { path: u.path, targets } }],
+    actions,
+    limits: [
+      "arguments are the first six integer/pointer arguments of the x86_64 calling convention, read at the function's first instruction; strings and buffers from the caller's memory",
+      "the probe is on the file's inode: a copy of the binary elsewhere, or a statically linked duplicate of the function, is not probed",
+    ],
+    bypasses: u.args.some((a) => a.type === "string" || a.type === "char_buf") ? ["a sibling thread can change a string or buffer argument after the probe read it (TOCTOU on the user pointer)"] : [],
+  };
+}
+
 function functionNameOf(h: WireHook): string {
   if (h.list === "kprobes" && h.syscall) {
     const s = syscallName(h.name);
@@ -1096,7 +1209,7 @@ function substituteFor(name: string): string {
   return "a syscall kprobe (syscall: true), which runs on the syscall's tracepoint, or a tracepoint (spec.tracepoints) for the same event";
 }
 
-function resolveOne(h: WireHook, f: HookFeatures, monitor: boolean, lists: readonly ListSpec[], options: FanotifyOptionsOf): Omit<ResolvedHook, keyof HookBase | "ok"> {
+function resolveOne(h: WireHook, f: HookFeatures, monitor: boolean, lists: readonly ListSpec[], options: FanotifyOptionsOf, uprobe?: UProbeSpec): Omit<ResolvedHook, keyof HookBase | "ok"> {
   const lsm = lsmName(h);
   const sk = sockKind(h, lsm);
   if (sk !== undefined) return sockHook(h, sk, f, monitor);
@@ -1137,8 +1250,10 @@ function resolveOne(h: WireHook, f: HookFeatures, monitor: boolean, lists: reado
     case "tracepoints":
       return tracepointHook(h, f, monitor);
     case "uprobes":
+      if (uprobe === undefined) reject(`hook ${h.name}: uprobe spec missing`);
+      return uprobeHook(h, uprobe, f, monitor);
     case "usdts":
-      reject(`hook ${h.name}: ward has no ${h.list === "uprobes" ? "uprobe" : "USDT"} sensor yet (the uprobe PMU exists here; nothing attaches it)`);
+      reject(`hook ${h.name}: ward has no USDT sensor (USDT probes need their ELF notes' argument specs read; ${f.uprobes !== undefined ? "the uprobe PMU exists here: a uprobes entry on the probe's function works" : "and this kernel has no uprobe PMU"})`);
   }
   reject(`hook kind ${h.list} is not supported`);
 }
@@ -1152,7 +1267,7 @@ export function resolvePolicy(policy: TracingPolicy, f: HookFeatures, mode?: "en
   policyHooks(policy).forEach((h, index) => {
     const base: HookBase = { index, path: `spec.${h.list}[${h.specIndex}]`, name: h.name };
     try {
-      hooks.push({ ...base, ok: true, ...resolveOne(h, f, m === "monitor", policy.spec.lists, options) });
+      hooks.push({ ...base, ok: true, ...resolveOne(h, f, m === "monitor", policy.spec.lists, options, h.list === "uprobes" ? policy.spec.uprobes[h.specIndex] : undefined) });
     } catch (e) {
       if (!(e instanceof Reject)) throw e;
       hooks.push({ ...base, ok: false, reason: e.message });
