@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect } from "bun:test";
 import { spawnSync, type SpawnSyncReturns } from "node:child_process";
 import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import { ensureSystemPackages } from "../../build/system.ts";
 import { kernelTest, kernelUnavailable } from "../lib/host.ts";
 import { validatePolicyText } from "../../src/policy/validate.ts";
 import type { TracingPolicy } from "../../src/policy/types.ts";
@@ -90,6 +91,7 @@ describe("uprobes (generic sensor, gen_uprobe)", () => {
   beforeAll(async () => {
     if (kernelUnavailable() !== undefined) return;
     dir = mkdtempSync("/tmp/ward-uprobe-");
+    ensureSystemPackages([["/usr/bin/cc", "gcc"], ["/usr/bin/strip", "binutils"]]);
     lib = join(dir, "libwardprobe.so");
     caller = join(dir, "caller");
     callerB = join(dir, "caller-b");
