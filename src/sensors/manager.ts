@@ -288,6 +288,9 @@ class Attachment {
       Object.assign(out, {
         fanotify_events: c.events, fanotify_allowed: c.allowed, fanotify_denied: c.denied, fanotify_killed: c.killed, fanotify_exempt: c.exempt,
         fanotify_timeouts: c.timeouts, fanotify_undecided: c.undecided, fanotify_max_answer_us: c.maxAnswerUs,
+        fanotify_mean_answer_us: c.events > 0 ? Math.round(c.totalAnswerUs / c.events) : 0,
+        // 1: SCHED_FIFO, 2: nice -20, 3: default scheduling (the decision thread's priority)
+        fanotify_scheduling: c.scheduling,
         fanotify_failed: this.fanFailure === undefined ? 0 : 1,
       });
     }
