@@ -22,7 +22,7 @@ import { readdirSync, statSync } from "node:fs";
 import { resolvedForm } from "./binary-watch.ts";
 import { SyscallError, eventFd, eventFdSignal, close as closeSysFd } from "../bpf/sys.ts";
 import {
-  FAN_CLASS_CONTENT, FAN_CLOEXEC, FAN_EVENT_ON_CHILD, FAN_MARK_ADD, FAN_MARK_ONLYDIR, FAN_NONBLOCK, FAN_OPEN_EXEC_PERM, FAN_OPEN_PERM, FAN_REPORT_PIDFD,
+  FAN_CLASS_CONTENT, FAN_CLASS_NOTIF, FAN_CLOEXEC, FAN_CREATE, FAN_EVENT_ON_CHILD, FAN_MOVED_TO, FAN_ONDIR, FAN_REPORT_DFID_NAME, FAN_MARK_ADD, FAN_MARK_ONLYDIR, FAN_NONBLOCK, FAN_OPEN_EXEC_PERM, FAN_OPEN_PERM, FAN_REPORT_PIDFD,
   FAN_UNLIMITED_MARKS, FAN_UNLIMITED_QUEUE, O_CLOEXEC, O_LARGEFILE, O_RDONLY, SYS_pidfd_send_signal, closeFd,
   fanotifyInit, fanotifyMark, fanotifySupport,
 } from "./fanotify-sys.ts";
@@ -93,14 +93,27 @@ export interface FanotifyCounters {
   totalAnswerUs: number;
   /** how the decision thread is scheduled: 1 SCHED_FIFO, 2 nice -20, 3 default (0: not started) */
   scheduling: number;
+  /** directories created (or moved) under a Prefix tree after the policy, and marked */
+  newDirs: number;
+  /** a new directory that could not be marked (gone before its mark, unreadable, over the limit) */
+  newDirsMissed: number;
+  /** the slowest read-to-mark time of a new directory (µs, from reading its FAN_CREATE) */
+  maxDirMarkUs: number;
 }
 
-const COUNTER_NAMES: (keyof FanotifyCounters)[] = ["events", "allowed", "denied", "killed", "exempt", "timeouts", "undecided", "maxAnswerUs", "totalAnswerUs", "scheduling"];
+const COUNTER_NAMES: (keyof FanotifyCounters)[] = ["events", "allowed", "denied", "killed", "exempt", "timeouts", "undecided", "maxAnswerUs", "totalAnswerUs", "scheduling", "newDirs", "newDirsMissed", "maxDirMarkUs"];
 
 /** The message that starts the worker (structured-cloned; the counters buffer is shared). */
 interface WorkerInit {
   fd: number;
   wakeFd: number;
+  /** the notification group (FAN_REPORT_DFID_NAME) watching directory creation under the
+   * Prefix trees, -1 when no rule has a prefix */
+  notifyFd: number;
+  /** the Prefix roots (one fd per filesystem for open_by_handle_at) */
+  roots: string[];
+  /** directory marks left for trees that grow (MAX_PREFIX_ENTRIES minus what start marked) */
+  dirBudget: number;
   selfPid: number;
   exempt: number[];
   /** "dev:ino" -> rule id (an inode may have several, first match wins, in selector order) */
@@ -140,7 +153,7 @@ interface WorkerMatch {
  * single binary needs no extra file): it must not reference anything outside itself; the
  * FFI module and the worker scope come in as arguments.
  */
-function fanotifyWorkerMain(ffi: typeof import("bun:ffi"), scope: { onmessage: ((e: MessageEvent) => void) | null; postMessage(m: unknown): void }): void {
+function fanotifyWorkerMain(ffi: typeof import("bun:ffi"), scope: { onmessage: ((e: MessageEvent) => void) | null; postMessage(m: unknown): void }, fs: typeof import("node:fs")): void {
   const libc = ffi.dlopen("libc.so.6", {
     syscall: { args: ["i64", "i64", "i64", "i64", "i64", "i64"], returns: ffi.FFIType.i64_fast },
     read: { args: ["i32", "ptr", "u64"], returns: ffi.FFIType.i64_fast },
@@ -159,6 +172,10 @@ function fanotifyWorkerMain(ffi: typeof import("bun:ffi"), scope: { onmessage: (
     // into the old copy, so a decision read the previous opener's executable).
     fstat: { args: ["i32", "ptr"], returns: "i32" },
     fstatat: { args: ["i32", "ptr", "ptr", "i32"], returns: "i32" },
+    fanotify_mark: { args: ["i32", "u32", "u64", "i32", "ptr"], returns: "i32" },
+    open: { args: ["ptr", "i32"], returns: "i32" },
+    open_by_handle_at: { args: ["i32", "ptr", "i32"], returns: "i32" },
+    fstatfs: { args: ["i32", "ptr"], returns: "i32" },
   }).symbols;
   scope.onmessage = (msg: MessageEvent) => {
     const init = msg.data as WorkerInit;
@@ -236,7 +253,7 @@ function fanotifyWorkerMain(ffi: typeof import("bun:ffi"), scope: { onmessage: (
     // epoll on the group fd and the wake eventfd (EPOLLIN = 1; struct epoll_event packed on x86-64)
     const evSize = process.arch === "arm64" ? 16 : 12;
     const epfd = libc.epoll_create1(0o2000000);
-    for (const fd of [init.fd, init.wakeFd]) {
+    for (const fd of [init.fd, init.wakeFd, ...(init.notifyFd >= 0 ? [init.notifyFd] : [])]) {
       const ev = new Uint8Array(evSize);
       const v = new DataView(ev.buffer);
       v.setUint32(0, 1, true);
@@ -271,6 +288,113 @@ function fanotifyWorkerMain(ffi: typeof import("bun:ffi"), scope: { onmessage: (
     const bump = (i: number, by = 1): void => {
       counters[i] = (counters[i] ?? 0) + by;
     };
+    // ---- Prefix trees that grow: a directory created (or moved) under a marked directory is
+    // marked in the permission group from here, the moment its FAN_CREATE is read (this
+    // thread is the real-time one), then scanned: what was created in it before its mark
+    // landed (subdirectories) is marked too, files in it are held through its mark and
+    // decided by their path. An open in the new directory before its mark is not held:
+    // that window is the read-to-mark time (maxDirMarkUs) plus the notification's delivery.
+    const FAN_MARK_ADD = 0x1, FAN_MARK_ONLYDIR = 0x8, FAN_OPEN_PERM_MASK = 0x10000, FAN_EVENT_ON_CHILD = 0x08000000;
+    const FAN_CREATE = 0x100, FAN_MOVED_TO = 0x80, FAN_ONDIR = 0x40000000;
+    const WATCH_MASK = FAN_CREATE | FAN_MOVED_TO | FAN_ONDIR | FAN_EVENT_ON_CHILD;
+    const O_PATH = 0o10000000, O_DIRECTORY = 0o200000, O_CLOEXEC = 0o2000000;
+    const mounts: { fsid: string; fd: number }[] = [];
+    const sfs = new Uint8Array(120);
+    const sfsv = new DataView(sfs.buffer);
+    const fsidKey = (v: DataView, at: number): string => `${v.getInt32(at, true)}:${v.getInt32(at + 4, true)}`;
+    if (init.notifyFd >= 0) {
+      for (const r of init.roots) {
+        // open_by_handle_at takes no O_PATH fd as its mount fd (EBADF): a read-only one
+        const fd = libc.open(enc.encode(`${r}\0`), O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0) continue;
+        // struct statfs: f_fsid after seven 8-byte fields (x86_64 and arm64)
+        if (libc.fstatfs(fd, sfs) !== 0) {
+          libc.close(fd);
+          continue;
+        }
+        const key = fsidKey(sfsv, 56);
+        if (mounts.some((m) => m.fsid === key)) libc.close(fd);
+        else mounts.push({ fsid: key, fd });
+      }
+    }
+    let dirBudget = init.dirBudget;
+    const markTree = (dir: string): void => {
+      let mask = 0;
+      const slashed = dir.endsWith("/") ? dir : `${dir}/`;
+      for (const p of prefixes) {
+        if (!slashed.startsWith(p.prefix)) continue;
+        mask |= rules.get(p.id)?.exec ? FAN_OPEN_EXEC_PERM : FAN_OPEN_PERM_MASK;
+      }
+      if (mask === 0) return;
+      if (--dirBudget < 0) {
+        bump(11);
+        return;
+      }
+      const c = enc.encode(`${dir}\0`);
+      if (libc.fanotify_mark(init.fd, FAN_MARK_ADD | FAN_MARK_ONLYDIR, mask | FAN_EVENT_ON_CHILD, -100, c) !== 0) {
+        bump(11);
+        return;
+      }
+      libc.fanotify_mark(init.notifyFd, FAN_MARK_ADD | FAN_MARK_ONLYDIR, WATCH_MASK, -100, c);
+      bump(10);
+      // what appeared in it before the marks above: its subdirectories get theirs now
+      let entries: import("node:fs").Dirent[];
+      try {
+        entries = fs.readdirSync(dir, { withFileTypes: true });
+      } catch {
+        return;
+      }
+      for (const e of entries) if (e.isDirectory()) markTree(`${dir}/${e.name}`);
+    };
+    const nbuf = new Uint8Array(8192);
+    const nbv = new DataView(nbuf.buffer);
+    const drainDirs = (): void => {
+      for (;;) {
+        const n = Number(libc.read(init.notifyFd, nbuf, nbuf.byteLength));
+        if (n <= 0) return;
+        const t0 = performance.now();
+        let off = 0;
+        while (off + 24 <= n) {
+          const len = nbv.getUint32(off, true);
+          if (len < 24 || off + len > n) break;
+          const metaLen = nbv.getUint16(off + 6, true);
+          const mask = Number(nbv.getBigUint64(off + 8, true));
+          const end = off + len;
+          // info record: FAN_EVENT_INFO_TYPE_DFID_NAME (2): fsid[8], file_handle, name\0
+          const at = off + metaLen;
+          off = end;
+          if ((mask & FAN_ONDIR) === 0 || at + 20 > end || nbuf[at] !== 2) continue;
+          const fsid = fsidKey(nbv, at + 4);
+          const hbytes = nbv.getUint32(at + 12, true);
+          const nameAt = at + 20 + hbytes;
+          if (nameAt >= end) continue;
+          let nameEnd = nameAt;
+          while (nameEnd < end && nbuf[nameEnd] !== 0) nameEnd++;
+          const name = dec.decode(nbuf.subarray(nameAt, nameEnd));
+          const mount = mounts.find((m) => m.fsid === fsid) ?? mounts[0];
+          if (mount === undefined) {
+            bump(11);
+            continue;
+          }
+          const dfd = libc.open_by_handle_at(mount.fd, nbuf.slice(at + 12, nameAt), O_PATH | O_CLOEXEC);
+          if (dfd < 0) {
+            bump(11);
+            continue;
+          }
+          fdPath(dfd);
+          const l = Number(libc.readlink(fdLink, link, link.byteLength));
+          libc.close(dfd);
+          if (l <= 0) {
+            bump(11);
+            continue;
+          }
+          const parent = dec.decode(link.subarray(0, l));
+          markTree(parent === "/" ? `/${name}` : `${parent}/${name}`);
+          const us = (performance.now() - t0) * 1000;
+          if (us > (counters[12] ?? 0)) counters[12] = us;
+        }
+      }
+    };
     const matches: WorkerMatch[] = [];
     // A real-time thread does not spin: its sched_yield gives the CPU to no CFS task, so a
     // spin would hold off the very opener whose next event it waits for (measured: a third
@@ -281,6 +405,8 @@ function fanotifyWorkerMain(ffi: typeof import("bun:ffi"), scope: { onmessage: (
       if (Atomics.load(control, 0) !== 0) break;
       let idleSince = 0;
       while (Atomics.load(control, 0) === 0) {
+        // new directories first: the sooner their marks land, the shorter the unheld window
+        if (init.notifyFd >= 0) drainDirs();
         const n = Number(libc.read(init.fd, buf, buf.byteLength));
         if (n <= 0) {
           // Before sleeping in epoll_wait, poll a little while yielding the CPU: a busy opener
@@ -418,12 +544,13 @@ function fanotifyWorkerMain(ffi: typeof import("bun:ffi"), scope: { onmessage: (
       }
     }
     libc.close(epfd);
+    for (const m of mounts) libc.close(m.fd);
     leave();
     scope.postMessage("stopped");
   };
 }
 
-const WORKER_SOURCE = `import * as ffi from "bun:ffi";\n(${fanotifyWorkerMain.toString()})(ffi, self);\n`;
+const WORKER_SOURCE = `import * as ffi from "bun:ffi";\nimport * as fs from "node:fs";\n(${fanotifyWorkerMain.toString()})(ffi, self, fs);\n`;
 let workerUrl: string | undefined;
 
 /** (dev, ino) as stat reports them (st_dev in the userspace encoding), the worker's fstat key. */
@@ -469,6 +596,8 @@ function walkTree(dir: string, budget: { left: number }): { dirs: string[]; file
 export class FanotifyGuard {
   readonly #fd: number;
   readonly #wakeFd: number;
+  /** the directory-creation watch of the Prefix trees (created by start() when a rule has one) */
+  #notifyFd = -1;
   readonly #rules: RuleEntry[] = [];
   readonly #counters = new SharedArrayBuffer(COUNTER_NAMES.length * 8);
   readonly #control = new SharedArrayBuffer(12);
@@ -571,9 +700,18 @@ export class FanotifyGuard {
       }
       rules.push({ id: r.id, action: r.action, post: r.post, op: r.binaries === undefined ? 0 : r.binaries.op === "In" ? 1 : 2, keys, paths, pending, exec: r.target === "exec" });
     }
+    const roots = this.#rules.flatMap((r) => r.prefixes);
+    if (roots.length > 0) {
+      // A notification group beside the permission one: permission groups cannot report
+      // directory entry events (those need file handles, FAN_REPORT_DFID_NAME).
+      this.#notifyFd = fanotifyInit(FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK | FAN_UNLIMITED_QUEUE | FAN_UNLIMITED_MARKS | FAN_REPORT_DFID_NAME, O_RDONLY | O_LARGEFILE | O_CLOEXEC);
+    }
     const init: WorkerInit = {
       fd: this.#fd,
       wakeFd: this.#wakeFd,
+      notifyFd: this.#notifyFd,
+      roots,
+      dirBudget: MAX_PREFIX_ENTRIES - this.#prefixEntries,
       selfPid: process.pid,
       exempt: this.#opts.exemptPids ?? [],
       files,
@@ -656,9 +794,11 @@ export class FanotifyGuard {
           }
           this.#marks.push(f);
         }
-        // Directories under a Prefix: their children's opens, files created later included.
+        // Directories under a Prefix: their children's opens, files created later included;
+        // and their new subdirectories, which the decision thread marks as they appear.
         for (const d of r.dirs) {
           fanotifyMark(this.#fd, FAN_MARK_ADD | FAN_MARK_ONLYDIR, mask | FAN_EVENT_ON_CHILD, d);
+          fanotifyMark(this.#notifyFd, FAN_MARK_ADD | FAN_MARK_ONLYDIR, FAN_CREATE | FAN_MOVED_TO | FAN_ONDIR | FAN_EVENT_ON_CHILD, d);
           this.#marks.push(`${d}/`);
         }
       }
@@ -705,6 +845,7 @@ export class FanotifyGuard {
     if (this.#worker !== undefined && Atomics.load(control, 2) === 1) Atomics.wait(control, 1, 0, 1000);
     this.#worker?.terminate();
     closeFd(this.#fd);
+    if (this.#notifyFd >= 0) closeFd(this.#notifyFd);
     closeSysFd(this.#wakeFd);
   }
 }

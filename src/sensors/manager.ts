@@ -291,6 +291,7 @@ class Attachment {
         fanotify_mean_answer_us: c.events > 0 ? Math.round(c.totalAnswerUs / c.events) : 0,
         // 1: SCHED_FIFO, 2: nice -20, 3: default scheduling (the decision thread's priority)
         fanotify_scheduling: c.scheduling,
+        fanotify_new_dirs: c.newDirs, fanotify_new_dirs_missed: c.newDirsMissed, fanotify_max_dir_mark_us: c.maxDirMarkUs,
         fanotify_failed: this.fanFailure === undefined ? 0 : 1,
       });
     }

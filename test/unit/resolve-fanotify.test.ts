@@ -95,14 +95,16 @@ spec:
     expect(resolvePolicy(talk("Post\n        rateLimit: 1m"), FAN).errors[0]).toContain("not supported by the file guard");
   });
 
-  test("Prefix on a directory (\"/dir/\"): fanotify, directory marks, and the limit on new subdirectories", () => {
+  test("Prefix on a directory (\"/dir/\"): fanotify, directory marks, new subdirectories marked as they appear (and the window before)", () => {
     const p = policyFrom(secureOpenPolicy({ name: "p", file: "/my/extremely/", allowed: "/my/cat", action: OVERRIDE, operator: "Prefix" }));
     const h = ok(resolvePolicy(p, FAN).hooks[0]);
     expect(h.backend).toBe("fanotify");
     expect(h.fanotify?.rules[0]?.prefixes).toEqual(["/my/extremely/"]);
     expect(h.fanotify?.rules[0]?.files).toEqual([]);
     expect(h.mechanism).toContain("FAN_EVENT_ON_CHILD");
-    expect(h.limits.join("\n")).toContain("a subdirectory made after the policy is not held");
+    expect(h.mechanism).toContain("FAN_CREATE/FAN_MOVED_TO watch");
+    expect(h.limits.join("\n")).toContain("a subdirectory made after the policy is marked when its creation event is read");
+    expect(h.limits.join("\n")).toContain("before that mark lands is not held");
   });
 
   test("BPF LSM stays first where it loads; without fanotify Override is refused as before", () => {
