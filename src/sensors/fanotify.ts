@@ -19,6 +19,8 @@
 // Closing the group (normal exit, or the kernel on SIGKILL of the agent) allows every
 // pending event: nothing hangs, and enforcement ends with the group (explain says so).
 import { readdirSync, statSync } from "node:fs";
+import type { EngineEvent } from "../policy/engine-wire.ts";
+import type { TracingPolicy } from "../policy/types.ts";
 import { resolvedForm } from "./binary-watch.ts";
 import { SyscallError, eventFd, eventFdSignal, close as closeSysFd } from "../bpf/sys.ts";
 import {
@@ -43,6 +45,21 @@ export interface FanotifyRule {
   /** matchBinaries: In = only these binaries match, NotIn = every binary but these. */
   binaries?: { op: "In" | "NotIn"; paths: string[] };
   target: FanotifyTarget;
+  /** Decided by the policy engine's evaluate() (setEngine()): the rule holds when the
+   * engine's matching selector of hook `hookIndex` is `selector` (binaries is then unused). */
+  engine?: { hookIndex: number; selector: number; fileSlot: number };
+}
+
+/** What the engine decides on for engine rules: the policy, compiled in the decision thread. */
+export interface FanotifyEngine {
+  policy: TracingPolicy;
+  mode: "enforce" | "monitor";
+}
+
+/** The evaluator the engine decision thread (fanotify-worker.ts) hands the loop. */
+export interface WorkerEngine {
+  /** Compiles the policy; returns a function giving the matching selector of a hook for an event (-1: none). */
+  prepare(e: FanotifyEngine): (hookIndex: number, event: EngineEvent) => number;
 }
 
 export interface FanotifyOptions {
@@ -125,7 +142,11 @@ interface WorkerInit {
    * against the opener's /proc/PID/exe (In entries always, NotIn ones while missing);
    * pending: entries missing at start, stat'ed at each decision until they exist.
    */
-  rules: { id: number; action: FanotifyAction; post: boolean; op: 0 | 1 | 2; keys: string[]; paths: string[]; pending: string[]; exec: boolean }[];
+  rules: { id: number; action: FanotifyAction; post: boolean; op: 0 | 1 | 2; keys: string[]; paths: string[]; pending: string[]; exec: boolean; engine?: { hookIndex: number; selector: number; fileSlot: number } }[];
+  /** the policy engine rules decide on (engine decision thread only) */
+  engine?: FanotifyEngine;
+  /** "dev:ino" -> the path the policy named, the file argument engine rules evaluate */
+  names: [string, string][];
   answerMs: number;
   failDeny: boolean;
   realtime: boolean;
@@ -153,7 +174,7 @@ interface WorkerMatch {
  * single binary needs no extra file): it must not reference anything outside itself; the
  * FFI module and the worker scope come in as arguments.
  */
-function fanotifyWorkerMain(ffi: typeof import("bun:ffi"), scope: { onmessage: ((e: MessageEvent) => void) | null; postMessage(m: unknown): void }, fs: typeof import("node:fs")): void {
+export function fanotifyWorkerMain(ffi: typeof import("bun:ffi"), scope: { onmessage: ((e: MessageEvent) => void) | null; postMessage(m: unknown): void }, fs: typeof import("node:fs"), engine?: WorkerEngine): void {
   const libc = ffi.dlopen("libc.so.6", {
     syscall: { args: ["i64", "i64", "i64", "i64", "i64", "i64"], returns: ffi.FFIType.i64_fast },
     read: { args: ["i32", "ptr", "u64"], returns: ffi.FFIType.i64_fast },
@@ -212,11 +233,94 @@ function fanotifyWorkerMain(ffi: typeof import("bun:ffi"), scope: { onmessage: (
     const onlyKey = files.size === 1 && prefixes.length === 0 ? [...files.keys()][0] : undefined;
     const only = onlyKey === undefined ? undefined : { dev: BigInt(onlyKey.slice(0, onlyKey.indexOf(":"))), ino: BigInt(onlyKey.slice(onlyKey.indexOf(":") + 1)) };
     const enc = new TextEncoder();
-    const rules = new Map<number, { action: FanotifyAction; post: boolean; op: number; keys: Set<string>; paths: Set<string>; pending: { path: string; cpath: Uint8Array }[]; exec: boolean }>();
+    const rules = new Map<number, { action: FanotifyAction; post: boolean; op: number; keys: Set<string>; paths: Set<string>; pending: { path: string; cpath: Uint8Array }[]; exec: boolean; engine?: { hookIndex: number; selector: number; fileSlot: number } }>();
     for (const r of init.rules) {
       const pending = r.pending.map((path) => ({ path, cpath: enc.encode(`${path}\0`) }));
-      rules.set(r.id, { action: r.action, post: r.post, op: r.op, keys: new Set(r.keys), paths: new Set(r.paths), pending, exec: r.exec });
+      rules.set(r.id, { action: r.action, post: r.post, op: r.op, keys: new Set(r.keys), paths: new Set(r.paths), pending, exec: r.exec, ...(r.engine ? { engine: r.engine } : {}) });
     }
+    // ---- engine rules: the policy engine's evaluate() on the opener as /proc shows it (its
+    // executable, ancestors by the ppid chain, namespaces, capabilities), read through the
+    // event's pid and verified afterwards: the pidfd still refers to a live process (so the
+    // pid was not reused) and each ancestor is still the parent of the one below it (a dead
+    // parent's pid could have been reused, but its child would have been reparented).
+    const evaluateHook = init.engine !== undefined && engine !== undefined ? engine.prepare(init.engine) : undefined;
+    const names = new Map<string, string>(init.names);
+    const NS = [["Uts", "uts"], ["Ipc", "ipc"], ["Mnt", "mnt"], ["Pid", "pid"], ["PidForChildren", "pid_for_children"], ["Net", "net"], ["Time", "time"], ["TimeForChildren", "time_for_children"], ["Cgroup", "cgroup"], ["User", "user"]] as const;
+    const nsOf = (pid: number): Record<string, number> => {
+      const out: Record<string, number> = {};
+      for (const [k, f] of NS) {
+        try {
+          const m = /\[(\d+)\]/.exec(fs.readlinkSync(`/proc/${pid}/ns/${f}`));
+          if (m) out[k] = Number(m[1]);
+        } catch {
+          // a namespace type this kernel lacks
+        }
+      }
+      return out;
+    };
+    // host_ns means init_task's namespaces: pid 1's where it can be read, else kthreadd's
+    // (pid 2; kernel threads live in init_task's namespaces), e.g. where pid 1 is not
+    // ptrace-readable (seen on this host)
+    const hostNs: Record<string, number> = {};
+    if (evaluateHook !== undefined) {
+      let kthreadd = false;
+      try {
+        kthreadd = fs.readFileSync("/proc/2/comm", "latin1").trim() === "kthreadd";
+      } catch {
+        // no pid 2 here (a pid namespace)
+      }
+      Object.assign(hostNs, kthreadd ? nsOf(2) : {}, nsOf(1));
+    }
+    const statusOf = (pid: number): { ppid: number; nspid: number; caps: { effective: bigint; inheritable: bigint; permitted: bigint } } | undefined => {
+      let text: string;
+      try {
+        text = fs.readFileSync(`/proc/${pid}/status`, "latin1");
+      } catch {
+        return undefined;
+      }
+      const field = (name: string): string => new RegExp(`^${name}:\\s*(.*)$`, "m").exec(text)?.[1]?.trim() ?? "";
+      const nspid = field("NSpid").split(/\s+/).pop() ?? "";
+      const cap = (n: string): bigint => BigInt(`0x${field(n) || "0"}`);
+      return { ppid: Number(field("PPid")) || 0, nspid: Number(nspid) || pid, caps: { effective: cap("CapEff"), inheritable: cap("CapInh"), permitted: cap("CapPrm") } };
+    };
+    const exeOfPid = (pid: number): string => {
+      try {
+        return fs.readlinkSync(`/proc/${pid}/exe`);
+      } catch {
+        return ""; // a kernel thread, or gone
+      }
+    };
+    /** The opener as the engine sees it, or undefined when it cannot be read and verified. */
+    const engineEvent = (pid: number, pidfd: number, fileSlot: number, filePath: string): EngineEvent | undefined => {
+      const me = statusOf(pid);
+      if (me === undefined) return undefined;
+      const binary = exeOfPid(pid);
+      const namespaces = nsOf(pid);
+      const chain: { pid: number; ppid: number; nspid: number; binary: string }[] = [];
+      for (let p = me.ppid; p > 0 && chain.length < 8;) {
+        const st = statusOf(p);
+        if (st === undefined) break;
+        chain.push({ pid: p, ppid: st.ppid, nspid: st.nspid, binary: exeOfPid(p) });
+        p = st.ppid;
+      }
+      if (init.pidfd && (pidfd < 0 || Number(libc.syscall(init.sys.pidfdSendSignal, pidfd, 0, 0, 0, 0, 0)) !== 0)) return undefined;
+      let below = me.ppid;
+      if ((statusOf(pid)?.ppid ?? -1) !== below) return undefined;
+      for (let i = 0; i + 1 < chain.length; i++) {
+        if ((statusOf(chain[i]!.pid)?.ppid ?? -1) !== chain[i + 1]!.pid) return undefined;
+        below = chain[i + 1]!.pid;
+      }
+      const args: ({ file: { path: string } } | undefined)[] = [];
+      args[fileSlot] = { file: { path: filePath } };
+      return {
+        pid, nspid: me.nspid, binary,
+        ...(chain[0] !== undefined ? { parentBinary: chain[0].binary } : {}),
+        ancestors: chain.map((a) => ({ pid: a.pid, nspid: a.nspid, binary: a.binary })),
+        namespaces, hostNamespaces: hostNs, caps: me.caps,
+        inHostUserNs: namespaces.User === undefined || namespaces.User === hostNs.User,
+        args,
+      };
+    };
     // A matchBinaries entry missing at start becomes inode-matched the first decision after it
     // exists (stat at decision time: no window between its creation and its inode counting).
     // In keeps its path match beside the inode; NotIn drops it, so only that file allows.
@@ -485,10 +589,42 @@ function fanotifyWorkerMain(ffi: typeof import("bun:ffi"), scope: { onmessage: (
               };
               let undecided = false;
               let hit: number | undefined;
+              // engine verdicts of this event by hook index (one evaluate() per hook)
+              let verdicts: Map<number, number> | undefined;
+              let fact: EngineEvent | undefined | null;
               for (const id of ids ?? []) {
                 const rule = rules.get(id);
                 // exec-only rules are marked FAN_OPEN_EXEC_PERM only; the check keeps them exact anyway
                 if (rule === undefined || (rule.exec && !isExec)) continue;
+                if (rule.engine !== undefined) {
+                  if (evaluateHook === undefined) {
+                    undecided = true;
+                    break;
+                  }
+                  verdicts ??= new Map();
+                  let sel = verdicts.get(rule.engine.hookIndex);
+                  if (sel === undefined) {
+                    if (fact === undefined) {
+                      // the file as the policy named it (matched by inode), else its resolved path (Prefix trees)
+                      let filePath = names.get(`${dev}:${ino}`);
+                      if (filePath === undefined) {
+                        fdPath(fd);
+                        const l = Number(libc.readlink(fdLink, link, link.byteLength));
+                        filePath = l > 0 ? dec.decode(link.subarray(0, l)) : "";
+                      }
+                      fact = engineEvent(pid, pidfd, rule.engine.fileSlot, filePath) ?? null;
+                    }
+                    if (fact === null) {
+                      undecided = true;
+                      break;
+                    }
+                    sel = evaluateHook(rule.engine.hookIndex, fact);
+                    verdicts.set(rule.engine.hookIndex, sel);
+                  }
+                  if (sel !== rule.engine.selector) continue;
+                  hit = id;
+                  break;
+                }
                 if (rule.op !== 0) {
                   readExe();
                   if (!exeOk) {
@@ -553,6 +689,15 @@ function fanotifyWorkerMain(ffi: typeof import("bun:ffi"), scope: { onmessage: (
 const WORKER_SOURCE = `import * as ffi from "bun:ffi";\nimport * as fs from "node:fs";\n(${fanotifyWorkerMain.toString()})(ffi, self, fs);\n`;
 let workerUrl: string | undefined;
 
+/**
+ * The engine decision thread's module. Under `bun build --compile` (build/binary.ts) it is an
+ * entrypoint of its own, stored relative to the entrypoints' common root (src/) as .js.
+ */
+function engineWorkerUrl(): string {
+  if (import.meta.url.startsWith("file:///$bunfs/")) return "./sensors/fanotify-worker.ts";
+  return new URL("./fanotify-worker.ts", import.meta.url).href;
+}
+
 /** (dev, ino) as stat reports them (st_dev in the userspace encoding), the worker's fstat key. */
 function statKey(path: string): string {
   const st = statSync(path, { bigint: true });
@@ -611,6 +756,7 @@ export class FanotifyGuard {
   #closed = false;
   #nextRule = 1;
   #prefixEntries = 0;
+  #engine: FanotifyEngine | undefined;
 
   private constructor(fd: number, pidfd: boolean, opts: FanotifyOptions) {
     this.#fd = fd;
@@ -679,6 +825,7 @@ export class FanotifyGuard {
     const files: [string, number][] = [];
     const prefixes: WorkerInit["prefixes"] = [];
     const rules: WorkerInit["rules"] = [];
+    const names: WorkerInit["names"] = [];
     for (const r of this.#rules) {
       for (const f of r.files) {
         // a file under a prefix may be gone by now: it is simply not there to protect
@@ -698,7 +845,11 @@ export class FanotifyGuard {
         else pending.push(resolvedForm(b));
         if (key === undefined || r.binaries!.op === "In") paths.push(resolvedForm(b));
       }
-      rules.push({ id: r.id, action: r.action, post: r.post, op: r.binaries === undefined ? 0 : r.binaries.op === "In" ? 1 : 2, keys, paths, pending, exec: r.target === "exec" });
+      rules.push({ id: r.id, action: r.action, post: r.post, op: r.binaries === undefined || r.engine !== undefined ? 0 : r.binaries.op === "In" ? 1 : 2, keys, paths, pending, exec: r.target === "exec", ...(r.engine ? { engine: r.engine } : {}) });
+      for (const f of r.exact) {
+        const k = statKeyOrUndefined(f);
+        if (k !== undefined) names.push([k, f]);
+      }
     }
     const roots = this.#rules.flatMap((r) => r.prefixes);
     if (roots.length > 0) {
@@ -724,9 +875,18 @@ export class FanotifyGuard {
       counters: this.#counters,
       control: this.#control,
       sys: { pidfdSendSignal: SYS_pidfd_send_signal },
+      names,
+      ...(this.#engine !== undefined ? { engine: this.#engine } : {}),
     };
-    workerUrl ??= URL.createObjectURL(new Blob([WORKER_SOURCE], { type: "application/javascript" }));
-    const w = new Worker(workerUrl);
+    if (this.#rules.some((r) => r.engine !== undefined) && this.#engine === undefined) throw new FanotifyError("start: engine rules need setEngine() first");
+    // Engine rules need the policy engine in the decision thread: a module worker that
+    // imports it (an entrypoint of its own in the single binary); the others the blob worker.
+    let w: Worker;
+    if (this.#engine !== undefined) w = new Worker(engineWorkerUrl());
+    else {
+      workerUrl ??= URL.createObjectURL(new Blob([WORKER_SOURCE], { type: "application/javascript" }));
+      w = new Worker(workerUrl);
+    }
     this.#worker = w;
     let stopped!: () => void;
     this.#stopped = new Promise<void>((r) => {
@@ -806,6 +966,12 @@ export class FanotifyGuard {
       this.close();
       throw e;
     }
+  }
+
+  /** The policy engine rules (FanotifyRule.engine) are decided with; before start(). */
+  setEngine(e: FanotifyEngine): void {
+    if (this.#worker !== undefined) throw new FanotifyError("set engine: the fanotify group is running already");
+    this.#engine = e;
   }
 
   /** Resolves once the decision thread answers; rejects when it failed to start. */

@@ -38,7 +38,7 @@ import type { Btf } from "../bpf/btf.ts";
 import { enumValues, structLayout, type StructLayout } from "../events/layout.ts";
 import { BinNameRefs, countActiveSlots, countEntries, counterReader, u32Key as u32 } from "./tables.ts";
 import type { CompiledPolicy, SectionName } from "../policy/engine.ts";
-import { readlinkSync } from "node:fs";
+import { readFileSync, readlinkSync } from "node:fs";
 import { chooseOpenExit, OPEN_EXIT_TRACEPOINTS, type OpenExitChoice } from "./open-exit.ts";
 
 export class GenericSensorError extends Error {
@@ -316,12 +316,23 @@ export class GenericSensor {
   private writeHostNamespaces(): void {
     const v = new Uint8Array(40);
     const dv = new DataView(v.buffer);
+    // init_task's namespaces: pid 1's, or kthreadd's (pid 2: kernel threads live in
+    // init_task's namespaces) where pid 1's links cannot be read (not ptrace-readable)
+    let kthreadd = false;
+    try {
+      kthreadd = readFileSync("/proc/2/comm", "latin1").trim() === "kthreadd";
+    } catch {
+      // no pid 2 here
+    }
     NS_NAMES.forEach((n, i) => {
-      try {
-        const m = /\[(\d+)\]/.exec(readlinkSync(`/proc/1/ns/${n}`));
-        if (m?.[1] !== undefined) dv.setUint32(i * 4, Number(m[1]), true);
-      } catch {
-        // a namespace type this kernel lacks: host_ns never matches it
+      for (const pid of kthreadd ? [1, 2] : [1]) {
+        try {
+          const m = /\[(\d+)\]/.exec(readlinkSync(`/proc/${pid}/ns/${n}`));
+          if (m?.[1] !== undefined) dv.setUint32(i * 4, Number(m[1]), true);
+          break;
+        } catch {
+          // unreadable, or a namespace type this kernel lacks: host_ns never matches it
+        }
       }
     });
     this.map("gen_globals").update(u32(0), v);

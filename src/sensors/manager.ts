@@ -577,10 +577,14 @@ export class PolicyManager {
     const plan = hooks[0]!.fanotify!;
     const fan = FanotifyGuard.create({ exemptPids: this.opts.exemptPids ?? [], answerMs: plan.answerMs, failMode: plan.failMode });
     a.fan = fan;
+    // Engine-decided hooks: the decision thread compiles the policy and evaluates it.
+    if (hooks.some((h) => h.fanotify!.evaluator === "engine")) fan.setEngine({ policy, mode: a.resolution.mode });
     for (const h of hooks) {
       const marks: string[] = [];
-      for (const r of h.fanotify!.rules) {
-        const id = fan.addRule({ action: r.action, post: r.post, target: h.fanotify!.target, ...(r.binaries ? { binaries: r.binaries } : {}) }, r.files, r.prefixes);
+      const plan = h.fanotify!;
+      for (const r of plan.rules) {
+        const engine = plan.evaluator === "engine" ? { engine: { hookIndex: h.index, selector: r.selector, fileSlot: plan.fileSlot } } : {};
+        const id = fan.addRule({ action: r.action, post: r.post, target: plan.target, ...(r.binaries ? { binaries: r.binaries } : {}), ...engine }, r.files, r.prefixes);
         const files = new Map<string, string>();
         for (const p of r.files) {
           const st = statSync(p, { bigint: true });

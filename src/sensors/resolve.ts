@@ -196,6 +196,12 @@ export interface FanotifyPlan {
   /** What a decision not ready within answerMs (or not decidable) gets. */
   failMode: "allow" | "deny";
   answerMs: number;
+  /** "rules": file inode + one matchBinaries per selector, decided by the decision thread
+   * itself; "engine": the policy engine's evaluate() on the opener's facts from /proc
+   * (namespaces, capabilities, ancestors...), the rule's action when its selector matches. */
+  evaluator: "rules" | "engine";
+  /** The file argument's slot in the hook's args (what the engine reads the file from). */
+  fileSlot: number;
 }
 
 export interface GuardPlan {
@@ -606,17 +612,23 @@ function fanotifyActionsOk(sel: KProbeSelector): boolean {
  * actions it honors exactly. What it cannot hold goes to the file guard or the open-exit
  * substitute as before (which name their own limits, and refuse Override here).
  */
-function fanotifyExpresses(h: WireHook, target: "open" | "exec"): boolean {
-  if (h.ret || h.selectors.length === 0) return false;
+function fanotifyExpresses(h: WireHook, target: "open" | "exec"): "rules" | "engine" | undefined {
+  if (h.ret || h.selectors.length === 0) return undefined;
   const fileIdx = fileArgIndex(h.args, target === "open" ? ["file", "fd", "path"] : ["linux_binprm", "file"]);
-  if (fileIdx === undefined) return false;
-  return h.selectors.every((sel) => {
+  if (fileIdx === undefined) return undefined;
+  let engine = false;
+  const all = h.selectors.every((sel) => {
+    // The engine's evaluate() decides what the rules cannot: namespaces, capabilities,
+    // parents and ancestors (followChildren), pids, several or pattern matchBinaries, all
+    // read from /proc at the decision. Not what needs exec-time values (the *Changes
+    // matchers: /proc shows only the present) or the call's return.
+    if (sel.matchData.length || sel.matchReturnArgs.length || sel.matchNamespaceChanges.length || sel.matchCapabilityChanges.length || sel.matchWorkloads !== undefined || sel.matchReturnActions.length) return false;
     try {
       unsupportedMatchers(sel, 0);
       guardBinaries(sel, 0);
     } catch (e) {
-      if (e instanceof Reject) return false;
-      throw e;
+      if (!(e instanceof Reject)) throw e;
+      engine = true;
     }
     const m = sel.matchArgs[0];
     if (sel.matchArgs.length !== 1 || m === undefined) return false;
@@ -629,9 +641,16 @@ function fanotifyExpresses(h: WireHook, target: "open" | "exec"): boolean {
     if (on !== fileIdx || !m.values.every((v) => v.startsWith("/"))) return false;
     return fanotifyActionsOk(sel);
   });
+  if (!all) return undefined;
+  return engine ? "engine" : "rules";
 }
 
-function fanotifyFileHook(h: WireHook, target: "open" | "exec", f: HookFeatures, monitor: boolean, options: FanotifyOptionsOf): Omit<ResolvedHook, keyof HookBase | "ok"> {
+/** What the engine evaluator reads of the opener, for explain (one sentence). */
+const ENGINE_FACTS = "decided by the policy engine's userspace evaluate() (the same compiled selectors the kernel tables hold) on the opener as /proc shows it at the decision: /proc/PID/exe, the ppid chain's executables (up to 8 ancestors: matchParentBinaries, followChildren), /proc/PID/ns/* (matchNamespaces), CapEff/CapPrm/CapInh of /proc/PID/status (matchCapabilities) and its pid and NSpid (matchPIDs); read through the event's pid and verified afterwards (the pidfd still refers to a live process, each ancestor is still the parent of the one below it)";
+
+function fanotifyFileHook(h: WireHook, target: "open" | "exec", f: HookFeatures, monitor: boolean, options: FanotifyOptionsOf, evaluator: "rules" | "engine"): Omit<ResolvedHook, keyof HookBase | "ok"> {
+  const fileIdx = fileArgIndex(h.args, target === "open" ? ["file", "fd", "path"] : ["linux_binprm", "file"]);
+  const fileSlot = h.args.findIndex((a) => a.index === fileIdx);
   const rules: FanotifyRulePlan[] = [];
   const actions: ActionHonor[] = [];
   const event = target === "open" ? "FAN_OPEN_PERM" : "FAN_OPEN_EXEC_PERM";
@@ -672,7 +691,7 @@ function fanotifyFileHook(h: WireHook, target: "open" | "exec", f: HookFeatures,
       }
     }
     const action: FanotifyAction = monitor ? "report" : kill ? "kill" : deny ? "deny" : "report";
-    const binaries = guardBinaries(sel, si);
+    const binaries = evaluator === "rules" ? guardBinaries(sel, si) : undefined;
     const prefix = m.operator === "Prefix";
     rules.push({ selector: si, action, post, actionNames: names, ...(binaries ? { binaries } : {}), files: prefix ? [] : [...m.values], prefixes: prefix ? [...m.values] : [] });
   });
@@ -681,13 +700,15 @@ function fanotifyFileHook(h: WireHook, target: "open" | "exec", f: HookFeatures,
     ? "the opener's executable is its /proc/PID/exe, read through the event's pid and verified against the event's pidfd (the process still lives, so the pid was not reused)"
     : "the opener's executable is its /proc/PID/exe, read through the event's pid (no FAN_REPORT_PIDFD before 5.15: not verified against a pidfd)";
   const marks = `${event} on the inode of each file, FAN_MARK_INODE${hasPrefix ? `; under a Prefix directory, on each file and on each directory with FAN_EVENT_ON_CHILD, so files created there later are held too, and a FAN_CREATE/FAN_MOVED_TO watch (a notification group) on the same directories, so a subdirectory created or moved in later is marked the moment the real-time decision thread reads its creation, then scanned for what appeared in it first` : ""}`;
-  const mechanism = `fanotify (${marks}; ${target === "open" ? "an exec of the file opens it too" : "plain opens are not held"}): the kernel holds the ${what} until the agent's decision thread answers; no BPF LSM here, and unlike the file guard the call is refused before it happens; other files cost nothing`;
+  const mechanism = `fanotify (${marks}; ${target === "open" ? "an exec of the file opens it too" : "plain opens are not held"}): the kernel holds the ${what} until the agent's decision thread answers${evaluator === "engine" ? `, ${ENGINE_FACTS}` : ""}; no BPF LSM here, and unlike the file guard the call is refused before it happens; other files cost nothing`;
   const limits = [
     `enforcement lasts while the agent runs: the fanotify group ends with the agent (on any exit, SIGKILL included, the kernel allows pending and later ${what}s); no BPF backstop is attached for this rule`,
     `every ${what} of a protected file waits for the agent's answer; a decision not made within ${options.answerMs} ms, or that cannot be made (the opener's executable unreadable), is answered ${options.failMode === "deny" ? "FAN_DENY" : "FAN_ALLOW"} (fanotify-fail-mode ${options.failMode}) and counted`,
     "the decision thread runs SCHED_FIFO (lowest real-time priority; nice -20 where real-time scheduling is refused, said in the fanotify_scheduling counter), so openers it wakes do not preempt it: 1,000 opens held at once are answered in milliseconds, not hundreds of them",
     verify,
-    "matchBinaries entries that exist are matched by inode (In entries by their resolved path too, never weaker than a path match); one that does not exist yet is matched by the executable's resolved path and becomes inode-matched at the first decision after it appears (NotIn then allows only that file, In keeps the path match)",
+    evaluator === "engine"
+      ? "engine-decided selectors match binaries by the executable's path as /proc/PID/exe resolves it (Tetragon's semantics: a renamed or hard-linked copy is another path), the protected files by inode (the engine sees the path the policy named for a marked inode); matchNamespaceChanges and matchCapabilityChanges need the values recorded at exec, which /proc does not keep: such selectors stay with the file guard"
+      : "matchBinaries entries that exist are matched by inode (In entries by their resolved path too, never weaker than a path match); one that does not exist yet is matched by the executable's resolved path and becomes inode-matched at the first decision after it appears (NotIn then allows only that file, In keeps the path match)",
     "files are matched by inode when the policy is applied: a file created or replaced later (new inode) under the same path is not covered until the policy is re-applied",
     "keys are (device, inode number) without the inode generation: if a protected file or an allowed binary is deleted, a new file that reuses its inode number inherits the rule or the allowance",
     "fds opened before the policy was applied are not revoked (FAN_ACCESS_PERM would put every read of the file through the agent; it is not used)",
@@ -704,7 +725,7 @@ function fanotifyFileHook(h: WireHook, target: "open" | "exec", f: HookFeatures,
     event: h.list === "lsmhooks" ? "process_lsm" : "process_kprobe",
     functionName: h.name,
     mechanism,
-    fanotify: { target, rules, failMode: options.failMode, answerMs: options.answerMs },
+    fanotify: { target, rules, failMode: options.failMode, answerMs: options.answerMs, evaluator, fileSlot },
     actions,
     limits,
     bypasses: ["a root process that kills the agent ends the rule (the group closes with it); run the agent under a supervisor that restarts it, or on a kernel with BPF LSM, whose pinned programs outlive it"],
@@ -1218,9 +1239,8 @@ function resolveOne(h: WireHook, f: HookFeatures, monitor: boolean, lists: reado
     // Without BPF LSM, fanotify holds the file rules it can express (exact files, one
     // matchBinaries): the call fails or the caller dies before the open happens, and other
     // files cost nothing. BPF LSM stays first where it loads (it can outlive the agent).
-    if ((lsm === "file_open" || lsm === "bprm_check_security") && !f.bpfLsm && f.fanotify !== undefined && fanotifyExpresses(h, lsm === "file_open" ? "open" : "exec")) {
-      return fanotifyFileHook(h, lsm === "file_open" ? "open" : "exec", f, monitor, options);
-    }
+    const fan = (lsm === "file_open" || lsm === "bprm_check_security") && !f.bpfLsm && f.fanotify !== undefined ? fanotifyExpresses(h, lsm === "file_open" ? "open" : "exec") : undefined;
+    if (fan !== undefined) return fanotifyFileHook(h, lsm === "file_open" ? "open" : "exec", f, monitor, options, fan);
     if (lsm === "file_open") return !f.bpfLsm && !guardExpresses(h) ? openExitHook(h, f, monitor) : guardFileHook(h, "open", f, monitor);
     if (lsm === "bprm_check_security") return guardFileHook(h, "exec", f, monitor);
     if (lsm === "kernel_read_file") {

@@ -385,6 +385,108 @@ describe("fanotify backend (FAN_OPEN_PERM / FAN_OPEN_EXEC_PERM, answered by the 
     });
   });
 
+  kernelTest("engine-decided selectors: matchNamespaces, matchCapabilities, matchParentBinaries and followChildren are evaluated by the engine on /proc facts: the opener outside the selector reads, inside it gets EPERM or dies", async () => {
+    const file = join(dir, "engine-secret");
+    writeFileSync(file, SECRET);
+    // nobody (the capability-less reader below) must reach it: mkdtemp made the dir 0700
+    spawnSync("chmod", ["755", dir]);
+    spawnSync("chmod", ["644", file]);
+    const mySh = join(dir, "my/sh");
+    copyFileSync("/bin/sh", mySh);
+    spawnSync("chmod", ["755", mySh]);
+    const hook = (selector: string) => `apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: fan-engine
+spec:
+  kprobes:
+  - call: security_file_open
+    syscall: false
+    args:
+    - index: 0
+      type: file
+    selectors:
+    - matchArgs:
+      - index: 0
+        operator: Equal
+        values: ["${file}"]
+${selector}`;
+    const check = (yaml: string): void => {
+      const st = resolvePolicy(policy(yaml), hostHookFeatures()).hooks[0];
+      expect(st?.ok && st.backend).toBe("fanotify");
+      expect(st?.ok && st.fanotify?.evaluator).toBe("engine");
+      expect(st?.ok && st.mechanism).toContain("policy engine's userspace evaluate()");
+    };
+    // a process in a mount namespace of its own is refused; the host's reads
+    const ns = hook(`      matchNamespaces:
+      - namespace: Mnt
+        operator: NotIn
+        values: ["host_ns"]
+      matchActions:
+      - action: Override
+        argError: -1
+`);
+    check(ns);
+    await withPolicy(ns, () => {
+      expect(run("cat", [file]).stdout).toBe(SECRET);
+      expectDenied(run("unshare", ["-m", "cat", file]));
+    });
+    // CAP_SYS_ADMIN in the effective set is refused; the same cat without capabilities reads
+    const caps = hook(`      matchCapabilities:
+      - type: Effective
+        operator: In
+        values: ["CAP_SYS_ADMIN"]
+      matchActions:
+      - action: Override
+        argError: -1
+`);
+    check(caps);
+    await withPolicy(caps, () => {
+      expectDenied(run("cat", [file]));
+      expect(run("setpriv", ["--reuid", "65534", "--regid", "65534", "--clear-groups", "cat", file]).stdout).toBe(SECRET);
+    });
+    // started by my/sh: killed; by sh: reads
+    const parent = hook(`      matchParentBinaries:
+      - operator: In
+        values: ["${mySh}"]
+      matchActions:
+      - action: Sigkill
+`);
+    check(parent);
+    await withPolicy(parent, () => {
+      const r = run(mySh, ["-c", `cat ${file}; echo after $?`]);
+      expect(r.stdout).toBe("after 137\n");
+      expect(run("sh", ["-c", `cat ${file}`]).stdout).toBe(SECRET);
+    });
+    // followChildren: any descendant of my/sh (my/sh -> sh -> cat) gets EPERM
+    const follow = hook(`      matchBinaries:
+      - operator: In
+        followChildren: true
+        values: ["${mySh}"]
+      matchActions:
+      - action: Override
+        argError: -1
+`);
+    check(follow);
+    await withPolicy(follow, () => {
+      const r = run(mySh, ["-c", `sh -c 'cat ${file}'; true`]);
+      expect(r.stdout).not.toContain("pizza");
+      expect(r.stderr).toContain("Operation not permitted");
+      expect(run("sh", ["-c", `sh -c 'cat ${file}'`]).stdout).toBe(SECRET);
+      const c = m().state("fan-engine").counters!;
+      expect(c.fanotify_undecided).toBe(0);
+      expect(c.fanotify_timeouts).toBe(0);
+    });
+    // matchNamespaceChanges needs exec-time values: not fanotify's (the file guard's, with its mechanism)
+    const changes = resolvePolicy(policy(hook(`      matchNamespaceChanges:
+      - operator: In
+        values: ["Mnt"]
+      matchActions:
+      - action: Sigkill
+`)), hostHookFeatures()).hooks[0];
+    expect(changes?.ok && changes.backend).not.toBe("fanotify");
+  });
+
   kernelTest("fanotify and the engine's evaluate() agree: per binary and file, the outcome (EPERM, killed, read) is the selector evaluate() picks", async () => {
     // Two files, three selectors (Tetragon's order: the first matching selector acts):
     // s0 file1 NotIn [allowed] Override; s1 file2 In [other] Sigkill; s2 file2 NotIn [allowed, other] Override.

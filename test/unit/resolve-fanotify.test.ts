@@ -30,7 +30,7 @@ describe("resolution: fanotify for exact-file rules without BPF LSM", () => {
     expect(h.guard).toBeUndefined();
     expect(h.generic).toBeUndefined();
     expect(h.mechanism).toStartWith("fanotify (FAN_OPEN_PERM on the inode of each file");
-    expect(h.fanotify).toEqual({ target: "open", failMode: "deny", answerMs: 100, rules: [{ selector: 0, action: "deny", post: true, actionNames: ["Override"], binaries: { op: "NotIn", paths: ["/my/cat"] }, files: ["/my/extremely/secret/file"], prefixes: [] }] });
+    expect(h.fanotify).toEqual({ target: "open", failMode: "deny", answerMs: 100, rules: [{ selector: 0, action: "deny", post: true, actionNames: ["Override"], binaries: { op: "NotIn", paths: ["/my/cat"] }, files: ["/my/extremely/secret/file"], prefixes: [] }], evaluator: "rules", fileSlot: 0 });
     expect(h.actions[0]?.honored).toStartWith("Override → FAN_DENY: the open fails with EPERM");
     expect(h.limits.join("\n")).toContain("ends with the agent");
     expect(h.limits.join("\n")).toContain("verified against the event's pidfd");
