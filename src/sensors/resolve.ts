@@ -612,17 +612,25 @@ function fanotifyActionsOk(sel: KProbeSelector): boolean {
  * actions it honors exactly. What it cannot hold goes to the file guard or the open-exit
  * substitute as before (which name their own limits, and refuse Override here).
  */
-function fanotifyExpresses(h: WireHook, target: "open" | "exec"): "rules" | "engine" | undefined {
-  if (h.ret || h.selectors.length === 0) return undefined;
+/** fanotify's evaluator for a hook, or why fanotify cannot hold it (for explain). */
+function fanotifyFit(h: WireHook, target: "open" | "exec"): "rules" | "engine" | { why: string } {
+  if (h.ret) return { why: "return: true (fanotify answers before the call, there is no return value)" };
+  if (h.selectors.length === 0) return { why: "no selectors (every file would be held)" };
   const fileIdx = fileArgIndex(h.args, target === "open" ? ["file", "fd", "path"] : ["linux_binprm", "file"]);
-  if (fileIdx === undefined) return undefined;
+  if (fileIdx === undefined) return { why: `no ${target === "open" ? "file" : "linux_binprm"} argument` };
   let engine = false;
-  const all = h.selectors.every((sel) => {
+  let why = "";
+  const all = h.selectors.every((sel, si) => {
+    const no = (w: string): boolean => {
+      why = `selector ${si}: ${w}`;
+      return false;
+    };
+    if (sel.matchNamespaceChanges.length || sel.matchCapabilityChanges.length) return no("matchNamespaceChanges/matchCapabilityChanges compare with the values recorded at exec, which /proc does not keep");
     // The engine's evaluate() decides what the rules cannot: namespaces, capabilities,
     // parents and ancestors (followChildren), pids, several or pattern matchBinaries, all
     // read from /proc at the decision. Not what needs exec-time values (the *Changes
     // matchers: /proc shows only the present) or the call's return.
-    if (sel.matchData.length || sel.matchReturnArgs.length || sel.matchNamespaceChanges.length || sel.matchCapabilityChanges.length || sel.matchWorkloads !== undefined || sel.matchReturnActions.length) return false;
+    if (sel.matchData.length || sel.matchReturnArgs.length || sel.matchWorkloads !== undefined || sel.matchReturnActions.length) return no("matchData/matchReturnArgs/matchReturnActions/matchWorkloads are not evaluated at a fanotify decision");
     try {
       unsupportedMatchers(sel, 0);
       guardBinaries(sel, 0);
@@ -631,17 +639,18 @@ function fanotifyExpresses(h: WireHook, target: "open" | "exec"): "rules" | "eng
       engine = true;
     }
     const m = sel.matchArgs[0];
-    if (sel.matchArgs.length !== 1 || m === undefined) return false;
+    if (sel.matchArgs.length !== 1 || m === undefined) return no("fanotify marks the files of exactly one matchArgs on the file argument");
     // Prefix only on directories ("/dir/"): those are marked (FAN_EVENT_ON_CHILD); a string
     // prefix like "/etc/sha" stays with the open-exit check, which compares the path.
-    if (m.operator !== "Equal" && !(m.operator === "Prefix" && m.values.every((v) => v.endsWith("/")))) return false;
+    if (m.operator !== "Equal" && !(m.operator === "Prefix" && m.values.every((v) => v.endsWith("/")))) return no(`matchArgs ${m.operator}${m.operator === "Prefix" ? " of a value not ending in \"/\" (a string prefix, not a directory to mark)" : ""}: fanotify marks exact files (Equal) or directory trees (Prefix "/dir/")`);
     const on = m.args.length > 0 ? h.args[m.args[0]!]?.index : m.index;
     // A file may appear in several selectors: the decision thread tries them in order and
     // the first that matches acts, as Tetragon does.
-    if (on !== fileIdx || !m.values.every((v) => v.startsWith("/"))) return false;
-    return fanotifyActionsOk(sel);
+    if (on !== fileIdx || !m.values.every((v) => v.startsWith("/"))) return no("matchArgs must be on the file argument with absolute paths");
+    if (!fanotifyActionsOk(sel)) return no("an action fanotify cannot honor exactly (rateLimit, stack traces, imaHash, Override with an argError other than -1, Signal other than 9)");
+    return true;
   });
-  if (!all) return undefined;
+  if (!all) return { why };
   return engine ? "engine" : "rules";
 }
 
@@ -1239,10 +1248,22 @@ function resolveOne(h: WireHook, f: HookFeatures, monitor: boolean, lists: reado
     // Without BPF LSM, fanotify holds the file rules it can express (exact files, one
     // matchBinaries): the call fails or the caller dies before the open happens, and other
     // files cost nothing. BPF LSM stays first where it loads (it can outlive the agent).
-    const fan = (lsm === "file_open" || lsm === "bprm_check_security") && !f.bpfLsm && f.fanotify !== undefined ? fanotifyExpresses(h, lsm === "file_open" ? "open" : "exec") : undefined;
-    if (fan !== undefined) return fanotifyFileHook(h, lsm === "file_open" ? "open" : "exec", f, monitor, options, fan);
-    if (lsm === "file_open") return !f.bpfLsm && !guardExpresses(h) ? openExitHook(h, f, monitor) : guardFileHook(h, "open", f, monitor);
-    if (lsm === "bprm_check_security") return guardFileHook(h, "exec", f, monitor);
+    const fan = (lsm === "file_open" || lsm === "bprm_check_security") && !f.bpfLsm && f.fanotify !== undefined ? fanotifyFit(h, lsm === "file_open" ? "open" : "exec") : undefined;
+    if (typeof fan === "string") return fanotifyFileHook(h, lsm === "file_open" ? "open" : "exec", f, monitor, options, fan);
+    // Where fanotify exists but cannot hold this rule, the substitute says why it holds it instead.
+    const notFan = <T extends { limits: string[] }>(make: () => T): T => {
+      if (fan === undefined) return make();
+      let r: T;
+      try {
+        r = make();
+      } catch (e) {
+        if (e instanceof Reject) reject(`${e.message} (not held by fanotify either: ${fan.why})`);
+        throw e;
+      }
+      return { ...r, limits: [`not held by fanotify (which holds file rules here): ${fan.why}`, ...r.limits] };
+    };
+    if (lsm === "file_open") return notFan(() => (!f.bpfLsm && !guardExpresses(h) ? openExitHook(h, f, monitor) : guardFileHook(h, "open", f, monitor)));
+    if (lsm === "bprm_check_security") return notFan(() => guardFileHook(h, "exec", f, monitor));
     if (lsm === "kernel_read_file") {
       if (f.bpfLsm) return guardModuleHook(h, f, monitor);
       reject(`hook ${h.name} cannot run on this kernel: no BPF LSM (LSM program loads are refused) and ${NO_KPROBES}; substitute: kprobes on sys_finit_module and sys_init_module (syscall: true) with matchBinaries and Sigkill/Post, watched at the syscall's entry by the module guard`);

@@ -125,4 +125,51 @@ spec:
       'spec.options[1].value: option fanotify-answer-ms takes a whole number of milliseconds from 1 to 99999, found "0"',
     ]);
   });
+
+  test("namespaces, capabilities, parents, followChildren: the engine evaluator; *Changes matchers: the file guard, saying why", () => {
+    const sel = (extra: string) => policyFrom(`apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: p
+spec:
+  kprobes:
+  - call: security_file_open
+    syscall: false
+    args:
+    - index: 0
+      type: file
+    selectors:
+    - matchArgs:
+      - index: 0
+        operator: Equal
+        values: ["/my/extremely/secret/file"]
+${extra}      matchActions:
+      - action: Override
+        argError: -1
+`);
+    for (const extra of [
+      "      matchNamespaces:\n      - namespace: Mnt\n        operator: NotIn\n        values: [host_ns]\n",
+      "      matchCapabilities:\n      - type: Effective\n        operator: In\n        values: [CAP_SYS_ADMIN]\n",
+      "      matchParentBinaries:\n      - operator: In\n        values: [/bin/sh]\n",
+      "      matchBinaries:\n      - operator: In\n        followChildren: true\n        values: [/bin/sh]\n",
+      "      matchPIDs:\n      - operator: NotIn\n        followForks: true\n        values: [1]\n",
+    ]) {
+      const h = ok(resolvePolicy(sel(extra), FAN).hooks[0]);
+      expect(h.backend).toBe("fanotify");
+      expect(h.fanotify?.evaluator).toBe("engine");
+      expect(h.fanotify?.rules[0]?.binaries).toBeUndefined();
+      expect(h.mechanism).toContain("policy engine's userspace evaluate()");
+    }
+    const simple = ok(resolvePolicy(sel("      matchBinaries:\n      - operator: NotIn\n        values: [/my/cat]\n"), FAN).hooks[0]);
+    expect(simple.fanotify?.evaluator).toBe("rules");
+    const changes = resolvePolicy(sel("      matchNamespaceChanges:\n      - operator: In\n        values: [Mnt]\n"), FAN);
+    const r = changes.hooks[0]!;
+    if (r.ok) {
+      expect(r.backend).not.toBe("fanotify");
+      expect(r.limits[0]).toContain("not held by fanotify (which holds file rules here): selector 0: matchNamespaceChanges/matchCapabilityChanges compare with the values recorded at exec");
+    } else {
+      // the fallback refuses Override here; the reason says why fanotify did not take it either
+      expect(r.reason).toContain("(not held by fanotify either: selector 0: matchNamespaceChanges/matchCapabilityChanges compare with the values recorded at exec");
+    }
+  });
 });
