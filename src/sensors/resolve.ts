@@ -626,6 +626,10 @@ function fanotifyFit(h: WireHook, target: "open" | "exec"): "rules" | "engine" |
       return false;
     };
     if (sel.matchNamespaceChanges.length || sel.matchCapabilityChanges.length) return no("matchNamespaceChanges/matchCapabilityChanges compare with the values recorded at exec, which /proc does not keep");
+    // matchPIDs with isNamespacePID/followForks compares each ancestor's number in the
+    // opener's pid namespace, which the kernel computes (pid_nr_in) and the open-exit check
+    // already holds; /proc gives each process's own innermost number
+    if (sel.matchPIDs.length) return no("matchPIDs is held at the open-family syscall exit, where the kernel numbers ancestors in the opener's pid namespace");
     // The engine's evaluate() decides what the rules cannot: namespaces, capabilities,
     // parents and ancestors (followChildren), pids, several or pattern matchBinaries, all
     // read from /proc at the decision. Not what needs exec-time values (the *Changes
@@ -655,7 +659,7 @@ function fanotifyFit(h: WireHook, target: "open" | "exec"): "rules" | "engine" |
 }
 
 /** What the engine evaluator reads of the opener, for explain (one sentence). */
-const ENGINE_FACTS = "decided by the policy engine's userspace evaluate() (the same compiled selectors the kernel tables hold) on the opener as /proc shows it at the decision: /proc/PID/exe, the ppid chain's executables (up to 8 ancestors: matchParentBinaries, followChildren), /proc/PID/ns/* (matchNamespaces), CapEff/CapPrm/CapInh of /proc/PID/status (matchCapabilities) and its pid and NSpid (matchPIDs); read through the event's pid and verified afterwards (the pidfd still refers to a live process, each ancestor is still the parent of the one below it)";
+const ENGINE_FACTS = "decided by the policy engine's userspace evaluate() (the same compiled selectors the kernel tables hold) on the opener as /proc shows it at the decision: /proc/PID/exe, the ppid chain's executables (up to 8 ancestors: matchParentBinaries, followChildren), /proc/PID/ns/* (matchNamespaces), CapEff/CapPrm/CapInh of /proc/PID/status (matchCapabilities); read through the event's pid and verified afterwards (the pidfd still refers to a live process, each ancestor is still the parent of the one below it)";
 
 function fanotifyFileHook(h: WireHook, target: "open" | "exec", f: HookFeatures, monitor: boolean, options: FanotifyOptionsOf, evaluator: "rules" | "engine"): Omit<ResolvedHook, keyof HookBase | "ok"> {
   const fileIdx = fileArgIndex(h.args, target === "open" ? ["file", "fd", "path"] : ["linux_binprm", "file"]);
@@ -725,7 +729,7 @@ function fanotifyFileHook(h: WireHook, target: "open" | "exec", f: HookFeatures,
   if (target === "exec") limits.push("matchBinaries sees the executable that called exec (the image being replaced), as security_bprm_check does");
   if (hasPrefix) {
     limits.push(
-      "Prefix directories: the files under them are matched by inode (a hardlink or a rename elsewhere stays held); a file created later in the tree is held through its directory's mark and matched by its path; a subdirectory made after the policy is marked when its creation event is read (measured here: about 0.1 ms after mkdir on average, no open got through in 50 tries), and an open inside it before that mark lands is not held (the directory creation itself cannot be held: fanotify has no permission event for mkdir)",
+      "Prefix directories: the files under them are matched by inode (a hardlink or a rename elsewhere stays held); a file created later in the tree is held through its directory's mark and matched by its path; a subdirectory made after the policy is marked when its creation event is read (measured here: 0.1-0.25 ms after mkdir on average, at most a few ms), and an open inside it before that mark lands is not held: a process on another CPU that opens files in a directory it just made gets through in that window (the directory creation itself cannot be held: fanotify has no permission event for mkdir)",
       "Prefix trees are marked entry by entry: more than 10,000 directories and files under a policy's prefixes are refused when the policy is applied",
     );
   }

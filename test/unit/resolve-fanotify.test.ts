@@ -152,7 +152,6 @@ ${extra}      matchActions:
       "      matchCapabilities:\n      - type: Effective\n        operator: In\n        values: [CAP_SYS_ADMIN]\n",
       "      matchParentBinaries:\n      - operator: In\n        values: [/bin/sh]\n",
       "      matchBinaries:\n      - operator: In\n        followChildren: true\n        values: [/bin/sh]\n",
-      "      matchPIDs:\n      - operator: NotIn\n        followForks: true\n        values: [1]\n",
     ]) {
       const h = ok(resolvePolicy(sel(extra), FAN).hooks[0]);
       expect(h.backend).toBe("fanotify");
