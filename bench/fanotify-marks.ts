@@ -72,6 +72,12 @@ await runBench("fanotify-marks", "fanotify: what a permission group costs files 
     const unrelated = join(dir, "unrelated");
     writeFileSync(unrelated, "not the secret\n");
     const gen = LoadGenerator.build(dir);
+    // a file on another filesystem (tmpfs): tells a per-superblock cost from a global one
+    const otherDir = mkdtempSync("/dev/shm/ward-bench-fanmarks-");
+    const other = join(otherDir, "unrelated");
+    writeFileSync(other, "on another filesystem\n");
+    const otherMode: LoadMode = { kind: "open", path: other };
+    const nOther = gen.calibrate(otherMode, seconds);
     const openMode: LoadMode = { kind: "open", path: unrelated };
     const ppidMode: LoadMode = { kind: "getppid" };
     const nOpen = gen.calibrate(openMode, seconds);
@@ -79,6 +85,7 @@ await runBench("fanotify-marks", "fanotify: what a permission group costs files 
     const measures: Measure[] = [
       { name: "open", run: () => gen.best(openMode, nOpen, repeats) },
       { name: "getppid", run: () => gen.best(ppidMode, nPpid, repeats) },
+      { name: "otherfs", run: () => gen.best(otherMode, nOther, repeats) },
     ];
     const plan = [
       { key: "inode", t: new GroupTreatment("a group marking one inode (the talk's rule)", [secret], []) },
@@ -94,15 +101,16 @@ await runBench("fanotify-marks", "fanotify: what a permission group costs files 
       }
     }
     for (const { key, t } of plan) {
-      for (const m of ["open", "getppid"]) {
+      for (const m of ["open", "otherfs", "getppid"]) {
         const sum = summarizeRatios(pairs.get(`${key}.${m}`)!);
         const [q1, q3] = quartiles(sum.ratios);
-        const what = m === "open" ? "open/close of an unrelated file on the same filesystem" : "getppid loop (control)";
-        section.metrics.push(ratioMetric(`fanmarks_${key}_${m}`, `${what}, ${t.name} vs none`, sum, undefined, `quartiles ${q1.toFixed(3)} – ${q3.toFixed(3)}; ${m === "open" ? nOpen : nPpid} iterations per run`));
+        const what = m === "open" ? "open/close of an unrelated file on the same filesystem" : m === "otherfs" ? "open/close of a file on another filesystem (tmpfs)" : "getppid loop (control)";
+        section.metrics.push(ratioMetric(`fanmarks_${key}_${m}`, `${what}, ${t.name} vs none`, sum, undefined, `quartiles ${q1.toFixed(3)} – ${q3.toFixed(3)}; ${m === "open" ? nOpen : m === "otherfs" ? nOther : nPpid} iterations per run`));
         section.notes.push(`${key}.${m}: median ${sum.median.toFixed(3)}, quartiles ${q1.toFixed(3)} – ${q3.toFixed(3)}, floor (least on / least off) ${sum.floorRatio.toFixed(3)}`);
       }
     }
     section.notes.push(`CPU time of bench/lib/loadgen.c pinned to CPU 0; each measurement the least of ${repeats} runs of ${seconds} s; ${rounds} rounds of one off/on pair each (order flipped every round) per treatment, after one warm-up pair; the group is created and closed in this process for each on side.`);
+    rmSync(otherDir, { recursive: true, force: true });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
