@@ -33,6 +33,7 @@
 #include "vmlinux.h"
 #include "ward_bpf.h"
 #include "guard.h"
+#include "scope.h"
 
 /* CO-RE read: the field's offset is relocated against the running kernel's BTF. */
 #define KREAD(dst, expr) \
@@ -322,6 +323,8 @@ static __always_inline int decide(__u32 rule_id, __u32 hook, long result,
 
 	rule = bpf_map_lookup_elem(&guard_rules, &rule_id);
 	if (!rule || !rule->active || !(rule->hooks & (1u << hook)))
+		return -1;
+	if (!ward_in_scope(rule->scope))
 		return -1;
 	task_exe_key(exe_task, &exe);
 	KREAD(exe_tgid, exe_task->tgid);

@@ -37,6 +37,7 @@
 #include "ward_filter.h"
 #include "process.h"
 #include "generic.h"
+#include "scope.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -780,6 +781,16 @@ __noinline int read_args(struct gen_state *st, const struct ward_hook_config *cf
 
 /* ---------------------------------------------------------------- process facts */
 
+/* A process map entry by the current tgid. The key goes through the stack: 6.1's verifier
+ * takes map keys only from the stack or a map value, and inside a global function (match_one,
+ * read_args) st is plain memory. */
+static __always_inline struct ward_proc *proc_of(const struct gen_state *st)
+{
+	__u32 tgid = st->tgid;
+	return bpf_map_lookup_elem(&ward_procs, &tgid);
+}
+
+
 static __always_inline __u32 bin_id_of(struct ward_proc *p)
 {
 	__u32 *id;
@@ -849,7 +860,7 @@ static __always_inline void load_proc(struct gen_state *st)
 	if (st->have_proc)
 		return;
 	st->have_proc = 1;
-	p = bpf_map_lookup_elem(&ward_procs, &st->tgid);
+	p = proc_of(st);
 	st->bin_id = bin_id_of(p);
 	RD(parent, task, real_parent);
 	if (parent)
@@ -871,42 +882,44 @@ static __always_inline int str_eq_has(struct gen_scratch *s, __u32 set_id, const
 		return 0;
 	s->eq.set_id = set_id;
 	s->eq.len = len;
-	/* The key is padded with zeros to the class size, as the engine wrote it. */
+	/* The key is padded with zeros to the class size, as the engine wrote it. The sizes
+	 * are masked opaquely: clang drops a mask it proves redundant after the branch, and
+	 * 6.1's verifier does not carry the branch's bound to the register it reads. */
 	if (len <= 16) {
 		bpf_probe_read_kernel(s->eq.data, 16, s->zeros);
-		bpf_probe_read_kernel(s->eq.data, len & 31, p);
+		bpf_probe_read_kernel(s->eq.data, BOUND(len, 32), p);
 		hit = bpf_map_lookup_elem(&gen_str_eq_16, &s->eq);
 	} else if (len <= 32) {
 		bpf_probe_read_kernel(s->eq.data, 32, s->zeros);
-		bpf_probe_read_kernel(s->eq.data, len & 63, p);
+		bpf_probe_read_kernel(s->eq.data, BOUND(len, 64), p);
 		hit = bpf_map_lookup_elem(&gen_str_eq_32, &s->eq);
 	} else if (len <= 64) {
 		bpf_probe_read_kernel(s->eq.data, 64, s->zeros);
-		bpf_probe_read_kernel(s->eq.data, len & 127, p);
+		bpf_probe_read_kernel(s->eq.data, BOUND(len, 128), p);
 		hit = bpf_map_lookup_elem(&gen_str_eq_64, &s->eq);
 	} else if (len <= 128) {
 		bpf_probe_read_kernel(s->eq.data, 128, s->zeros);
-		bpf_probe_read_kernel(s->eq.data, len & 255, p);
+		bpf_probe_read_kernel(s->eq.data, BOUND(len, 256), p);
 		hit = bpf_map_lookup_elem(&gen_str_eq_128, &s->eq);
 	} else if (len <= 256) {
 		bpf_probe_read_kernel(s->eq.data, 256, s->zeros);
-		bpf_probe_read_kernel(s->eq.data, len & 511, p);
+		bpf_probe_read_kernel(s->eq.data, BOUND(len, 512), p);
 		hit = bpf_map_lookup_elem(&gen_str_eq_256, &s->eq);
 	} else if (len <= 512) {
 		bpf_probe_read_kernel(s->eq.data, 512, s->zeros);
-		bpf_probe_read_kernel(s->eq.data, len & 1023, p);
+		bpf_probe_read_kernel(s->eq.data, BOUND(len, 1024), p);
 		hit = bpf_map_lookup_elem(&gen_str_eq_512, &s->eq);
 	} else if (len <= 1024) {
 		bpf_probe_read_kernel(s->eq.data, 1024, s->zeros);
-		bpf_probe_read_kernel(s->eq.data, len & 2047, p);
+		bpf_probe_read_kernel(s->eq.data, BOUND(len, 2048), p);
 		hit = bpf_map_lookup_elem(&gen_str_eq_1024, &s->eq);
 	} else if (len <= 2048) {
 		bpf_probe_read_kernel(s->eq.data, 2048, s->zeros);
-		bpf_probe_read_kernel(s->eq.data, len & 4095, p);
+		bpf_probe_read_kernel(s->eq.data, BOUND(len, 4096), p);
 		hit = bpf_map_lookup_elem(&gen_str_eq_2048, &s->eq);
 	} else {
 		bpf_probe_read_kernel(s->eq.data, 4096, s->zeros);
-		bpf_probe_read_kernel(s->eq.data, len & 8191, p);
+		bpf_probe_read_kernel(s->eq.data, BOUND(len, 8192), p);
 		hit = bpf_map_lookup_elem(&gen_str_eq_4096, &s->eq);
 	}
 	return hit != 0;
@@ -1261,16 +1274,24 @@ static __always_inline __u32 host_ns(__u32 type)
 	__u32 zero = 0;
 	struct gen_globals *g = bpf_map_lookup_elem(&gen_globals, &zero);
 	struct top_ctx c = { .task = (struct task_struct *)bpf_get_current_task() };
+	__u32 *cached = 0;
 	__u32 v;
 
-	if (type >= WARD_NS_TYPES)
+	/* The slot's address right after its own check (opaque, so clang cannot reuse a
+	 * check hoisted out of the caller's loop): a spilled index loses its bounds on 6.1's
+	 * verifier, a pointer keeps them. */
+	__u64 t = type;
+	OPAQUE(t);
+	if (t >= WARD_NS_TYPES)
 		return 0;
-	if (g && g->host_ns[type])
-		return g->host_ns[type];
+	if (g)
+		cached = &g->host_ns[t];
+	if (cached && *cached)
+		return *cached;
 	bpf_loop(256, (void *)top_cb, &c, 0);
 	v = task_ns(c.task, type);
-	if (g && v)
-		g->host_ns[type] = v;
+	if (cached && v)
+		*cached = v;
 	return v;
 }
 
@@ -1301,12 +1322,13 @@ static __always_inline __u64 current_caps(__u32 set)
 	RD(cred, task, cred);
 	if (!cred)
 		return 0;
+	/* the whole kernel_cap_t: { u64 val } from 6.3, { u32 cap[2] } before (same bytes) */
 	if (set == 0)
-		RD(v, cred, cap_effective.val);
+		RD(v, cred, cap_effective);
 	else if (set == 1)
-		RD(v, cred, cap_inheritable.val);
+		RD(v, cred, cap_inheritable);
 	else
-		RD(v, cred, cap_permitted.val);
+		RD(v, cred, cap_permitted);
 	return v;
 }
 
@@ -1324,7 +1346,7 @@ static __always_inline int match_caps(const struct ward_matcher *m, int change, 
 	if ((m->flags & WARD_MF_NS_CAP) && in_host_userns())
 		return 0;
 	if (change) {
-		struct ward_proc *p = bpf_map_lookup_elem(&ward_procs, &st->tgid);
+		struct ward_proc *p = proc_of(st);
 		__u64 at_exec;
 		__u64 changed;
 		if (!p)
@@ -1357,7 +1379,7 @@ static long ns_change_cb(__u32 i, struct nsc_ctx *c)
 
 static __always_inline int match_ns_change(const struct ward_matcher *m, struct gen_state *st)
 {
-	struct nsc_ctx c = { .p = bpf_map_lookup_elem(&ward_procs, &st->tgid), .changed = 0 };
+	struct nsc_ctx c = { .p = proc_of(st), .changed = 0 };
 	if (!c.p)
 		return 0;
 	bpf_loop(WARD_NS_COUNT, (void *)ns_change_cb, &c, 0);
@@ -1419,6 +1441,11 @@ __noinline int match_one(struct gen_state *st, struct gen_scratch *s,
 			 const struct ward_hook_config *cfg, const struct ward_matcher *m)
 {
 	if (!st || !s || !cfg || !m)
+		return 0;
+	/* The scratch map value itself, not the argument: matchers use its buffers as map
+	 * keys (string sets, LPM), which 6.1's verifier refuses from plain memory. */
+	s = scratch();
+	if (!s)
 		return 0;
 	switch (m->kind) {
 	case WARD_MK_ARG: return match_arg(st, s, cfg, m);
@@ -1656,6 +1683,9 @@ static __always_inline void run_slot(struct gen_state *st, __u32 slot)
 
 	if (!cfg || !gs || !ev || !(gs->flags & GEN_SLOT_ACTIVE))
 		return;
+	/* the policy's workload scope first: outside it nothing else is read */
+	if (!ward_in_scope(gs->scope))
+		return;
 	/* return hooks are evaluated once, at the return; the others at the entry (tracepoints
 	 * and uprobes have one point each: their dispatch key says which slots run) */
 	if (st->point != GEN_POINT_TP && st->point != GEN_POINT_UPROBE && !!(gs->flags & GEN_SLOT_RETURN) != is_exit)
@@ -1761,18 +1791,18 @@ static __always_inline void syscall_hook(unsigned long long *ctx, __u32 point)
 {
 	struct gen_state st = {};
 	struct pt_regs *regs = (struct pt_regs *)ctx[0];
-	long nr = 0;
 
 	st.regs = regs;
 	st.ctx = ctx;
 	st.point = point;
 	if (point == GEN_POINT_SYS_ENTER) {
-		nr = (long)ctx[1];
+		st.nr = (__u32)ctx[1];
 	} else {
 		st.ret = (long)ctx[1];
-		RD(nr, regs, orig_ax);
+		/* the low 32 bits of orig_ax, read in place: a stack temporary here pushed the
+		 * deepest bpf_loop chain past 512 bytes on 6.1 (frames count rounded to 32) */
+		RD(st.nr, regs, orig_ax);
 	}
-	st.nr = nr;
 	/* A 32-bit task's syscall numbers are the i386 table's: keyed with bit 31 set, like
 	 * Tetragon's syscall64 ids, so an x64 hook never fires on an unrelated i386 number. */
 	if (in_compat_syscall())

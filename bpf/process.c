@@ -124,9 +124,11 @@ static __always_inline void read_creds(struct task_struct *task, struct ward_cre
 	BPF_CORE_READ_INTO(&c->egid, cred, egid.val);
 	BPF_CORE_READ_INTO(&c->fsuid, cred, fsuid.val);
 	BPF_CORE_READ_INTO(&c->fsgid, cred, fsgid.val);
-	BPF_CORE_READ_INTO(&c->cap_permitted, cred, cap_permitted.val);
-	BPF_CORE_READ_INTO(&c->cap_effective, cred, cap_effective.val);
-	BPF_CORE_READ_INTO(&c->cap_inheritable, cred, cap_inheritable.val);
+	/* kernel_cap_t is { u64 val } from 6.3 and { u32 cap[2] } before: the same 8 bytes,
+	 * low word first, so the whole field is read (no member name to relocate). */
+	BPF_CORE_READ_INTO(&c->cap_permitted, cred, cap_permitted);
+	BPF_CORE_READ_INTO(&c->cap_effective, cred, cap_effective);
+	BPF_CORE_READ_INTO(&c->cap_inheritable, cred, cap_inheritable);
 	/* Optional kernel features (CONFIG_AUDIT, CONFIG_TIME_NS): their fields may not exist. */
 	c->auid = 4294967295U;
 	if (bpf_core_field_exists(task->loginuid))
@@ -250,9 +252,14 @@ static __always_inline __u32 copy_path(struct ward_exec_event *e, __u32 off, str
 				       __u32 pos)
 {
 	__u32 len = WARD_PATH_MAX - pos;
-	bpf_probe_read_kernel(&e->data[off & (WARD_PATH_MAX * 4 - 1)], len & (WARD_PATH_MAX * 2 - 1),
-			      &b->buf[pos & (WARD_PATH_MAX - 1)]);
-	return len;
+	/* clang proves the masks redundant (pos < WARD_PATH_MAX here) and drops them; 6.1's
+	 * verifier loses that bound on the way, so the masks are kept opaque to the compiler. */
+	__u64 n = len, at = pos;
+	OPAQUE(n);
+	OPAQUE(at);
+	bpf_probe_read_kernel(&e->data[off & (WARD_PATH_MAX * 4 - 1)], n & (WARD_PATH_MAX * 2 - 1),
+			      &b->buf[at & (WARD_PATH_MAX - 1)]);
+	return n & (WARD_PATH_MAX * 2 - 1);
 }
 
 SEC("tp_btf/sched_process_fork")
@@ -381,8 +388,12 @@ int ward_process_exec(unsigned long long *ctx)
 	}
 	if (trunc)
 		flags |= WARD_F_TRUNC_FILENAME;
-	if ((pseudo || dentry_unlinked(fdentry)) && bl <= WARD_PATH_MAX) {
-		char *s = &e->data[bl & (WARD_PATH_MAX * 2 - 1)];
+	/* bl <= WARD_PATH_MAX + 1 always (copy_path, or a pseudo name of at most 256): no bound
+	 * check here, 6.1's verifier follows its impossible branch with contradictory bounds. */
+	if (pseudo || dentry_unlinked(fdentry)) {
+		__u64 at = bl;
+		OPAQUE(at);
+		char *s = &e->data[at & (WARD_PATH_MAX * 2 - 1)];
 		s[0] = ' ';
 		s[1] = '(';
 		s[2] = 'd';
@@ -452,22 +463,22 @@ int ward_process_exec(unsigned long long *ctx)
 	bpf_probe_read_kernel(p->bin, keep & (WARD_BIN_KEEP - 1), e->data);
 	bpf_map_update_elem(&ward_procs, &pid, p, 0);
 
-	__u64 size = __builtin_offsetof(struct ward_exec_event, data) + (bl & (WARD_PATH_MAX * 2 - 1)) +
-		     (al & (WARD_ARGS_MAX - 1)) + (cl & (WARD_PATH_MAX * 2 - 1));
+	/* opaque for the same reason as in copy_path: the masks must reach the verifier */
+	__u64 sb = bl, sa = al, sc = cl;
+	OPAQUE(sb);
+	OPAQUE(sa);
+	OPAQUE(sc);
+	__u64 size = __builtin_offsetof(struct ward_exec_event, data) + (sb & (WARD_PATH_MAX * 2 - 1)) +
+		     (sa & (WARD_ARGS_MAX - 1)) + (sc & (WARD_PATH_MAX * 2 - 1));
 	e->hdr.size = size;
 	if (bpf_ringbuf_output(&ward_events, e, size, 0))
 		count_lost(WARD_OP_EXEC);
 	return 0;
 }
 
-SEC("tp_btf/sched_process_exit")
-int ward_process_exit(unsigned long long *ctx)
+/* The exit record of the last thread of a thread group. */
+static __always_inline int emit_exit(struct task_struct *task)
 {
-	struct task_struct *task = (struct task_struct *)ctx[0];
-	/* group_dead: this is the last thread of the thread group. */
-	if (!(ctx[1] & 0xff))
-		return 0;
-
 	__u32 pid = BPF_CORE_READ(task, tgid);
 	struct ward_exit_event ev = {};
 	ev.hdr.op = WARD_OP_EXIT;
@@ -490,4 +501,28 @@ int ward_process_exit(unsigned long long *ctx)
 	if (bpf_ringbuf_output(&ward_events, &ev, sizeof(ev), 0))
 		count_lost(WARD_OP_EXIT);
 	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int ward_process_exit(unsigned long long *ctx)
+{
+	/* group_dead (the second argument on newer kernels, 6.18 has it): the last thread of the group. */
+	if (!(ctx[1] & 0xff))
+		return 0;
+	return emit_exit((struct task_struct *)ctx[0]);
+}
+
+/*
+ * Kernels whose sched_process_exit has only the task (6.1, say): do_exit() has already
+ * decremented signal->live when the tracepoint fires, so 0 means this is the last thread.
+ * The sensor loads this one or the one above, after the tracepoint's prototype in the
+ * kernel's BTF (the verifier refuses a read of an argument the tracepoint does not have).
+ */
+SEC("tp_btf/sched_process_exit")
+int ward_process_exit_live(unsigned long long *ctx)
+{
+	struct task_struct *task = (struct task_struct *)ctx[0];
+	if (BPF_CORE_READ2(task, signal, live.counter) != 0)
+		return 0;
+	return emit_exit(task);
 }

@@ -33,6 +33,7 @@
 #include "ward_filter.h"
 #include "process.h"
 #include "sock.h"
+#include "scope.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -307,7 +308,10 @@ __noinline int match_one(struct sock_state *st, const struct sock_event *ev,
 		int hit;
 		if (!st->have_proc) {
 			st->have_proc = 1;
-			st->bin_id = bin_id_of(bpf_map_lookup_elem(&ward_procs, &st->tgid));
+			/* the key through the stack: in this global function st is plain memory,
+			 * which 6.1's verifier refuses as a map key */
+			__u32 tgid = st->tgid;
+			st->bin_id = bin_id_of(bpf_map_lookup_elem(&ward_procs, &tgid));
 		}
 		if (m->value_kind != WARD_VK_BIN_SET || !st->bin_id) {
 			hit = 0;
@@ -473,6 +477,8 @@ static long slot_cb(__u32 i, struct sock_state *st)
 	if (!ss || !cfg || !ev)
 		return 1;
 	if (!(ss->flags & SOCK_SLOT_ACTIVE) || !(ss->points & (1u << (st->point & 31))))
+		return 0;
+	if (!ward_in_scope(ss->scope))
 		return 0;
 	/* tcp_connect() runs for TCP sockets only */
 	if ((ss->flags & SOCK_SLOT_TCP_CONNECT) && ev->sk_protocol != IPPROTO_TCP)

@@ -33,7 +33,21 @@ export class LoadGenerator {
     readonly binary: string,
     /** the CPU every timed run is pinned to */
     readonly cpu: number,
+    /** a cgroup v2 directory every run starts in (its pid written to cgroup.procs before the exec) */
+    readonly cgroup?: string,
   ) {}
+
+  /** The same generator, each run started inside the cgroup directory `dir`. */
+  inCgroup(dir: string): LoadGenerator {
+    return new LoadGenerator(this.binary, this.cpu, dir);
+  }
+
+  /** argv of one pinned run: taskset, or a shell that first moves itself into the cgroup. */
+  private argv(args: string[]): [string, string[]] {
+    const pinned = ["taskset", "-c", String(this.cpu), this.binary, ...args];
+    if (this.cgroup === undefined) return [pinned[0]!, pinned.slice(1)];
+    return ["sh", ["-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', this.cgroup, ...pinned]];
+  }
 
   /** Compile loadgen.c into dir (gcc from Debian when missing; apt's output goes to stderr). */
   static build(dir: string, cpu = 0): LoadGenerator {
@@ -49,7 +63,7 @@ export class LoadGenerator {
   copyTo(path: string): LoadGenerator {
     mkdirSync(dirname(path), { recursive: true });
     copyFileSync(this.binary, path);
-    return new LoadGenerator(path, this.cpu);
+    return new LoadGenerator(path, this.cpu, this.cgroup);
   }
 
   private check(args: string[], r: ReturnType<typeof spawnSync>): string {
@@ -62,7 +76,8 @@ export class LoadGenerator {
   /** CPU seconds the loop of n iterations took, measured by the loop itself. */
   run(mode: LoadMode, n: number): number {
     const args = argsOf(mode, n);
-    const r = spawnSync("taskset", ["-c", String(this.cpu), this.binary, ...args], { encoding: "utf8", timeout: 300_000 });
+    const [cmd, argv] = this.argv(args);
+    const r = spawnSync(cmd, argv, { encoding: "utf8", timeout: 300_000 });
     const out = this.check(args, r);
     const ns = Number(out);
     if (!Number.isFinite(ns) || ns <= 0) throw new LoadGenError(`load generator printed ${JSON.stringify(out)}`);

@@ -76,6 +76,7 @@ struct gen_slot {
 	__u32 flags;      /* GEN_SLOT_* */
 	__u32 policy;     /* userspace policy number, for the record */
 	struct gen_src src[6]; /* by argument slot (5 = return value) */
+	__u32 scope;      /* workload scope id (scope.h), 0: every process */
 };
 
 /* Host namespace inodes (from /proc/1/ns), for matchNamespaces host_ns values. */

@@ -48,6 +48,7 @@ struct guard_rule {
 	__u32 bin_op;  /* enum guard_bin_op */
 	__u32 hooks;   /* bit mask of (1 << enum guard_hook) the rule applies at */
 	__u32 bin_paths; /* path entries of the rule in guard_bin_paths; 0: the process's path is never looked up */
+	__u32 scope;   /* workload scope id (scope.h), 0: every process */
 };
 
 /* guard_binaries key: the process's exe (dev, ino) allowed/listed for one rule. */

@@ -32,7 +32,7 @@ struct sock_slot {
 	__u32 flags;   /* SOCK_SLOT_* */
 	__u32 policy;  /* userspace policy number, for the record */
 	__u32 points;  /* 1 << enum sock_point for each attach point the hook runs at */
-	__u32 pad;
+	__u32 scope;   /* workload scope id (scope.h), 0: every process */
 };
 
 /* Record flags. */

@@ -18,6 +18,9 @@ import { pidAlive, readState, removeState, writeState } from "./state-file.ts";
 import { loadOrCreateToken } from "./token.ts";
 import type { EventJson } from "../events/filter.ts";
 import { ExportGate } from "../export/export-gate.ts";
+import { WorkloadRegistry } from "../workloads/registry.ts";
+import { CgroupScanFeed } from "../workloads/cgroup-feed.ts";
+import { cgroupV2Mount } from "../workloads/cgroup-identity.ts";
 
 /** What sensors get from the agent: where to pin, how to name the node, where events go. */
 export interface SensorContext {
@@ -27,6 +30,8 @@ export interface SensorContext {
   recordLoss(reason: string, n?: number): void;
   /** Diagnostics (stderr in the agent). */
   log(msg: string): void;
+  /** Every workload the agent knows (OCI hook, pod watch, cgroup scan): scopes and events resolve against it. */
+  workloads: WorkloadRegistry;
 }
 
 export interface AgentParts {
@@ -102,6 +107,9 @@ function removeEmptyDirs(dir: string): void {
 export class Agent {
   readonly hub: EventHub;
   readonly store: PolicyStore;
+  /** The workloads the agent knows; policies' scopes follow it (src/workloads/scopes.ts). */
+  readonly workloads = new WorkloadRegistry();
+  #cgroupFeed: CgroupScanFeed | undefined;
   #sensors: Sensor[] = [];
   #server: ReturnType<typeof Bun.serve> | undefined;
   #ready = false;
@@ -205,6 +213,7 @@ export class Agent {
       status: () => this.status(),
       policies: this.store,
       events: this.hub,
+      workloads: this.workloads,
     });
     try {
       // idleTimeout 0: event streams may be quiet for long stretches and must stay open.
@@ -230,6 +239,7 @@ export class Agent {
         publish: (ev, line) => this.hub.publish(ev, line),
         recordLoss: (reason, n) => this.hub.recordLoss(reason, n),
         log: parts.log,
+        workloads: this.workloads,
       };
       this.#sensors = parts.sensors(ctx);
       for (const s of this.#sensors) {
@@ -239,6 +249,16 @@ export class Agent {
           throw new AgentStartError("sensor", `start sensor ${s.name}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
         }
         parts.log(`sensor ${s.name} running`);
+      }
+      // Containers already running are in the registry before any policy applies, so a
+      // scoped policy holds for them from its first moment.
+      const cgroupRoot = cgroupV2Mount();
+      if (cgroupRoot !== undefined) {
+        this.#cgroupFeed = new CgroupScanFeed(this.workloads, { root: cgroupRoot, log: parts.log });
+        await this.#cgroupFeed.start();
+        parts.log(`workloads: ${this.workloads.all().length} container cgroup(s) found under ${cgroupRoot}, watching ${this.#cgroupFeed.watched} director${this.#cgroupFeed.watched === 1 ? "y" : "ies"}`);
+      } else {
+        parts.log("workloads: no cgroup v2 hierarchy mounted: containers are known only from the OCI hook and the pod watch, and scoped policies cannot be enforced");
       }
       // Policies go to the kernel once the sensors they rely on run. All or nothing: when one
       // cannot be applied, the others are still tried (so the error names every refused file
@@ -291,6 +311,7 @@ export class Agent {
     this.#ready = false;
     const keepAttached = opts.keepAttached ?? this.config.keepSensorsOnExit;
     const errors: string[] = [];
+    this.#cgroupFeed?.close();
     try {
       this.store.detachBackend();
     } catch (err) {
@@ -357,6 +378,14 @@ export class Agent {
       sink_stats: this.hub.sinks.filter(isCountedSink).map((s) => s.stats()),
       ...(cacheSize !== undefined ? { process_cache_size: cacheSize } : {}),
       policies: this.store.list(),
+      workloads: this.#workloadStatus(),
     };
+  }
+
+  #workloadStatus(): NonNullable<AgentStatus["workloads"]> {
+    const bySource: Record<string, number> = {};
+    const all = this.workloads.all();
+    for (const w of all) bySource[w.source] = (bySource[w.source] ?? 0) + 1;
+    return { total: all.length, by_source: bySource, ...(this.#cgroupFeed !== undefined ? { watched_cgroups: this.#cgroupFeed.watched } : {}) };
   }
 }

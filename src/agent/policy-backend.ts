@@ -13,6 +13,9 @@ import type { SensorContext } from "./agent.ts";
 import type { PolicyBackend, PolicyRecord } from "./policy-store.ts";
 import { ProcessSensor } from "./process-sensor.ts";
 import type { Sensor } from "./sensor.ts";
+import { ScopeMaps } from "../workloads/scope-maps.ts";
+import { WorkloadScopes } from "../workloads/scopes.ts";
+import { cgroupV2Mount } from "../workloads/cgroup-identity.ts";
 
 export class PolicyDocumentError extends Error {
   override name = "PolicyDocumentError";
@@ -37,8 +40,24 @@ export function createPolicyBackend(ctx: SensorContext, sensors: readonly Sensor
   const ps = sensors.find((s): s is ProcessSensor => s instanceof ProcessSensor)?.kernel;
   const encode = ps?.pipeline.encode ?? { nodeName: ctx.nodeName, clock: new BootClock() };
   const processMap = ps?.processMap;
-  const generic = opts.generic ?? new GenericBackend(() => new GenericSensor(processMap ? { processMap } : {}));
-  const sock = opts.sock ?? new SockBackend(() => new SockSensor(processMap ? { processMap } : {}));
+  // One pair of kernel scope maps for every object; scopes follow the agent's registry.
+  // Scopes are cgroup v2 ids: without the hierarchy every process is in its root and no
+  // workload can be told apart, so scoped policies are refused instead of never matching.
+  let scopes: WorkloadScopes | undefined;
+  if (cgroupV2Mount() === undefined) {
+    ctx.log("workload scopes unavailable (scoped policies will be refused): no cgroup v2 hierarchy is mounted");
+  } else {
+    try {
+      scopes = new WorkloadScopes(ctx.workloads, ScopeMaps.create());
+      scopes.start().catch((e: unknown) => ctx.log(`workload scopes: ${(e as Error).message}`));
+    } catch (e) {
+      ctx.log(`workload scopes unavailable (scoped policies will be refused): ${(e as Error).message}`);
+    }
+  }
+  const scopeMaps = scopes?.maps;
+  const sensorOpts = { ...(processMap ? { processMap } : {}), ...(scopeMaps ? { scopeMaps } : {}) };
+  const generic = opts.generic ?? new GenericBackend(() => new GenericSensor(sensorOpts));
+  const sock = opts.sock ?? new SockBackend(() => new SockSensor(sensorOpts));
   const manager = new PolicyManager({
     features: opts.features ?? hostHookFeatures(),
     encode,
@@ -48,6 +67,7 @@ export function createPolicyBackend(ctx: SensorContext, sensors: readonly Sensor
     ...(processMap ? { processMap } : {}),
     generic,
     sock,
+    ...(scopes ? { scopes } : {}),
   });
   return {
     apply(record: PolicyRecord): void {
@@ -57,7 +77,10 @@ export function createPolicyBackend(ctx: SensorContext, sensors: readonly Sensor
     remove: (name) => manager.remove(name),
     setEnabled: (name, enabled) => void manager.setEnabled(name, enabled),
     setMode: (name, mode) => void manager.setMode(name, mode),
-    info: (name) => manager.state(name),
+    info: (name) => {
+      const st = manager.state(name);
+      return { ...st, ...(st.scope ? { state: `${st.state} (scope: ${st.scope.scope}; ${st.scope.members} workload${st.scope.members === 1 ? "" : "s"})` } : {}) };
+    },
     close: () => {
       try {
         manager.close();
@@ -65,7 +88,13 @@ export function createPolicyBackend(ctx: SensorContext, sensors: readonly Sensor
         try {
           generic.close?.();
         } finally {
-          sock.close?.();
+          try {
+            sock.close?.();
+          } finally {
+            // After every object that shares the maps is gone.
+            scopes?.close();
+            scopes?.maps.close();
+          }
         }
       }
     },

@@ -6,6 +6,7 @@
 import type { SourceMap } from "../policy/types.ts";
 import { locate } from "../policy/validate.ts";
 import type { HookStatus } from "../sensors/manager.ts";
+import type { ScopeReport } from "../workloads/scopes.ts";
 import type { PersistedPolicy, PolicyPersistence } from "./policy-persist.ts";
 
 export type PolicyMode = "enforce" | "monitor";
@@ -67,6 +68,8 @@ export interface PolicyInfo {
   /** Per hook: the kernel mechanism and how each action is honored (once a backend applies policies). */
   hooks?: HookStatus[];
   counters?: Record<string, number>;
+  /** Scoped policies: the scope, its kernel id and the workloads in it now (members 0: it enforces nothing yet). */
+  scope?: ScopeReport;
 }
 
 /**
@@ -78,7 +81,7 @@ export interface PolicyBackend {
   remove(name: string): void;
   setEnabled(name: string, enabled: boolean): void;
   setMode(name: string, mode: PolicyMode): void;
-  info(name: string): { state: string; hooks: HookStatus[]; counters?: Record<string, number> };
+  info(name: string): { state: string; hooks: HookStatus[]; counters?: Record<string, number>; scope?: ScopeReport };
   /** Detaches everything. */
   close(): void;
 }
@@ -403,7 +406,7 @@ export class PolicyStore {
     const info = infoOf(r);
     if (this.#backend === undefined) return info;
     const k = this.#backend.info(r.name);
-    return { ...info, state: k.state, hooks: k.hooks, ...(k.counters ? { counters: k.counters } : {}) };
+    return { ...info, state: k.state, hooks: k.hooks, ...(k.counters ? { counters: k.counters } : {}), ...(k.scope ? { scope: k.scope } : {}) };
   }
 
   /** Counts by reported state, for /metrics. */

@@ -3,6 +3,7 @@
 import { startProcessSensor, type PipelineCounters, type ProcessSensor as KernelProcessSensor } from "../sensors/process.ts";
 import type { SensorContext } from "./agent.ts";
 import type { Sensor, SensorStatus } from "./sensor.ts";
+import { WorkloadIdentity } from "../workloads/identity.ts";
 
 /** The agent's counter names for the pipeline's; lost_<reason> feed ward_events_lost_total. */
 export function flattenCounters(c: PipelineCounters): Record<string, number> {
@@ -30,6 +31,7 @@ export class ProcessSensor implements Sensor {
   #sensor: KernelProcessSensor | undefined;
   #state: SensorStatus["state"] = "stopped";
   #error: string | undefined;
+  #identity: WorkloadIdentity | undefined;
 
   constructor(
     private readonly ctx: SensorContext,
@@ -44,11 +46,15 @@ export class ProcessSensor implements Sensor {
   async start(): Promise<void> {
     this.#state = "starting";
     try {
+      // Every process block (these events' and the policies') gets `docker`/`pod` from the registry.
+      this.#identity = new WorkloadIdentity(this.ctx.workloads);
+      await this.#identity.start();
       this.#sensor = await this.startFn({
         nodeName: this.ctx.nodeName,
         bpfDir: this.ctx.bpfDir,
         onEvent: (ev) => this.ctx.publish(ev.json, ev.line),
         log: (msg) => this.ctx.log(`process sensor: ${msg}`),
+        workloads: this.#identity,
       });
       this.#state = "running";
     } catch (err) {
@@ -65,6 +71,8 @@ export class ProcessSensor implements Sensor {
   async stop(): Promise<void> {
     const s = this.#sensor;
     this.#sensor = undefined;
+    this.#identity?.close();
+    this.#identity = undefined;
     if (!s) return;
     this.#state = "stopping";
     await s.stop();

@@ -7,6 +7,7 @@ import { eventRoutes } from "./routes/events.ts";
 import { metricsRoutes } from "./routes/metrics.ts";
 import { policyRoutes } from "./routes/policies.ts";
 import { healthRoutes, statusRoutes } from "./routes/status.ts";
+import { workloadRoutes } from "./routes/workloads.ts";
 import type { ApiDeps } from "./deps.ts";
 
 export function createApp(deps: ApiDeps): Hono {
@@ -27,5 +28,6 @@ export function createApp(deps: ApiDeps): Hono {
   app.route("/v1", statusRoutes(deps));
   app.route("/v1", eventRoutes(deps));
   app.route("/v1/policies", policyRoutes(deps));
+  app.route("/v1/workloads", workloadRoutes(deps));
   return app;
 }

@@ -4,6 +4,7 @@ import type { EventSource } from "../agent/event-hub.ts";
 import type { PolicyInfo, PolicyStore } from "../agent/policy-store.ts";
 import type { SensorState } from "../agent/sensor.ts";
 import type { SinkStats } from "../export/sink.ts";
+import type { WorkloadRegistry } from "../workloads/registry.ts";
 
 export interface SensorReport {
   name: string;
@@ -35,6 +36,8 @@ export interface AgentStatus {
   /** Size of the user-space process cache, when the process sensor reports it. */
   process_cache_size?: number;
   policies: PolicyInfo[];
+  /** The workload registry: entries by source, and the cgroup directories the scan feeder watches. */
+  workloads?: { total: number; by_source: Record<string, number>; watched_cgroups?: number };
 }
 
 export type PolicyStoreApi = Pick<PolicyStore, "add" | "list" | "info" | "get" | "delete" | "setEnabled" | "setMode" | "countByState">;
@@ -46,6 +49,8 @@ export interface ApiDeps {
   status(): AgentStatus;
   policies: PolicyStoreApi;
   events: EventSource;
+  /** The agent's workload registry (GET /v1/workloads; the OCI hook's routes write it). */
+  workloads?: WorkloadRegistry;
   /** Largest request body accepted, in bytes (default 1 MiB). */
   maxBodyBytes?: number;
   /** Interval of SSE keep-alive comments, in ms (default 15 s). */

@@ -56,6 +56,13 @@ export function renderMetrics(s: AgentStatus): string {
   e.metric("ward_policies", "gauge", "Policies loaded, by state (none is enforced in the kernel yet).", [...byState].map(([state, n]) => [{ state }, n]));
   e.metric("ward_sensor_up", "gauge", "1 when the sensor is running.", s.sensors.map((x) => [{ sensor: x.name, state: x.state }, x.state === "running" ? 1 : 0]));
   if (s.sink_stats !== undefined) sinkMetrics(e, s.sink_stats);
+  const scoped = s.policies.filter((p) => p.scope !== undefined);
+  if (scoped.length > 0) {
+    e.metric("ward_policy_scope_members", "gauge", "Workloads in a scoped policy's kernel scope (0: the policy enforces nothing yet).", scoped.map((p) => [{ policy: p.name }, p.scope!.members]));
+  }
+  if (s.workloads !== undefined) {
+    e.metric("ward_workloads", "gauge", "Workloads the agent knows, by who reported them.", Object.entries(s.workloads.by_source).map(([source, n]) => [{ source }, n]));
+  }
   if (s.process_cache_size !== undefined) {
     e.metric("ward_process_cache_size", "gauge", "Entries in the user-space process cache.", [[{}, s.process_cache_size]]);
   }

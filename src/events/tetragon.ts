@@ -19,6 +19,8 @@ export interface EncodeOptions {
   processNs?: boolean;
   /** Namespace inode numbers of pid 1, by NS_NAMES index, for `is_host`. */
   hostNs?: readonly number[];
+  /** `pod` and `docker` of a process by its cgroup id (src/workloads/identity.ts). */
+  workloads?: { fields(cgroupId: bigint): { docker?: string; pod?: object } };
 }
 
 function put(o: JsonObject, k: string, v: string | undefined): void {
@@ -36,6 +38,11 @@ export function encodeProcess(p: ProcessInfo, opts: EncodeOptions, withBinaryPro
   put(o, "flags", flagsString(p.flags));
   if (p.ktime !== 0n) o.start_time = rfc3339Nano(opts.clock.toWall(p.ktime));
   o.auid = p.creds.auid;
+  if (opts.workloads !== undefined) {
+    const w = opts.workloads.fields(p.creds.cgroupId);
+    if (w.pod !== undefined) o.pod = w.pod as JsonObject;
+    put(o, "docker", w.docker);
+  }
   put(o, "parent_exec_id", p.parentExecId);
   if (opts.processCred) {
     const cap: JsonObject = {};
@@ -150,6 +157,11 @@ export class ProcessEventWriter {
     if (flags !== "") s.push(',"flags":', quote(flags));
     if (p.ktime !== 0n) s.push(',"start_time":"', rfc3339Nano(this.opts.clock.toWall(p.ktime)), '"');
     s.push(',"auid":', String(p.creds.auid));
+    if (this.opts.workloads !== undefined) {
+      const w = this.opts.workloads.fields(p.creds.cgroupId);
+      if (w.pod !== undefined) s.push(',"pod":', JSON.stringify(w.pod));
+      if (w.docker !== undefined && w.docker !== "") s.push(',"docker":', quote(w.docker));
+    }
     if (p.parentExecId !== "") s.push(',"parent_exec_id":', quote(p.parentExecId));
     s.push(',"tid":', String(p.tid), "}");
     return s.join("");

@@ -85,6 +85,8 @@ export interface ExplainedPolicy {
   hooks: ExplainedHook[];
   /** The kernel the mechanisms were chosen for, when resolved ("6.18.0 (BPF LSM: no, kprobes: no)"). */
   kernel?: string;
+  /** The workload scope in words, for scoped policies (docs/scoping.md). */
+  scope?: string;
 }
 
 const SAMPLE = 4;
@@ -258,6 +260,7 @@ export function formatExplained(p: ExplainedPolicy): string {
     const rejected = p.hooks.filter((h) => h.applicable === false).length;
     out.push(`  on this kernel, ${p.kernel}: ${rejected === 0 ? "every hook can be applied as written" : `${rejected} hook(s) cannot run here, so the agent refuses this policy`}`);
   }
+  if (p.scope !== undefined) out.push(`  workload scope: ${p.scope}`);
   for (const h of p.hooks) {
     out.push(`  ${h.path} ${h.kind} ${h.name} (hook id ${h.hookId})`);
     if (h.applicable === false) out.push(`    REJECTED on this kernel: ${h.rejected ?? ""}`);

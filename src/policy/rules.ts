@@ -94,6 +94,13 @@ export function checkPolicy(p: TracingPolicy, sink: RuleSink): void {
   new Rules(p, sink).run();
 }
 
+/** containerSelector keys every container has: Tetragon's name and repo, and ward's id. */
+const CONTAINER_KEYS = new Set(["name", "repo", "id"]);
+
+function containerKeyNote(k: string): string {
+  return `containerSelector key "${k}" is not name, repo or id: it matches only containers with an annotation "${k}" (ward reads annotations from the OCI hook; Tetragon knows only name and repo)`;
+}
+
 class Rules {
   private celExprs = 0;
   /** The syscall64 hint for InMap list: values is given once per policy, not per value. */
@@ -185,6 +192,9 @@ class Rules {
   private labelSelector(s: LabelSelector | undefined, path: string, what: "pod" | "container" | "node"): void {
     if (s === undefined || !this.ok(path)) return;
     for (const [k, v] of Object.entries(s.matchLabels)) {
+      // containerSelector values are not pod labels: image repos have '/', container ids
+      // 64 characters, annotation values are free text.
+      if (what === "container") continue;
       if (v.length > 63 || !/^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/.test(v)) {
         this.err(joinPath(`${path}.matchLabels`, k), `label value "${v}" is not valid: at most 63 characters, letters, digits, '-', '_' and '.', starting and ending with a letter or digit`);
       }
@@ -194,11 +204,11 @@ class Rules {
       if (e === null) return;
       if ((e.operator === "In" || e.operator === "NotIn") && e.values.length === 0) this.err(`${ep}.values`, `operator ${e.operator} needs at least one value`);
       if ((e.operator === "Exists" || e.operator === "DoesNotExist") && e.values.length > 0) this.err(`${ep}.values`, `operator ${e.operator} takes no values`);
-      if (what === "container" && e.key !== "name" && e.key !== "repo") this.warn(`${ep}.key`, `containerSelector key "${e.key}" matches nothing: containers only have the keys "name" and "repo"`);
+      if (what === "container" && !CONTAINER_KEYS.has(e.key)) this.warn(`${ep}.key`, containerKeyNote(e.key));
     });
     if (what === "container") {
       for (const k of Object.keys(s.matchLabels)) {
-        if (k !== "name" && k !== "repo") this.warn(joinPath(`${path}.matchLabels`, k), `containerSelector key "${k}" matches nothing: containers only have the keys "name" and "repo"`);
+        if (!CONTAINER_KEYS.has(k)) this.warn(joinPath(`${path}.matchLabels`, k), containerKeyNote(k));
       }
     }
   }

@@ -18,4 +18,4 @@ const engine: WorkerEngine = {
 };
 
 declare const self: { onmessage: ((e: MessageEvent) => void) | null; postMessage(m: unknown): void };
-if (!Bun.isMainThread) fanotifyWorkerMain(ffi, self, fs, engine);
+if (!Bun.isMainThread) fanotifyWorkerMain(ffi, fs, self, engine);

@@ -21,6 +21,7 @@
 import { readdirSync, statSync } from "node:fs";
 import type { EngineEvent } from "../policy/engine-wire.ts";
 import type { TracingPolicy } from "../policy/types.ts";
+import { cgroupV2Mount } from "../workloads/cgroup-identity.ts";
 import { resolvedForm } from "./binary-watch.ts";
 import { SyscallError, eventFd, eventFdSignal, close as closeSysFd } from "../bpf/sys.ts";
 import {
@@ -72,6 +73,12 @@ export interface FanotifyOptions {
   /** The decision thread's scheduling: "realtime" (default: SCHED_FIFO, else nice -20) or
    * "default" (measurements of what real-time scheduling buys). */
   scheduling?: "realtime" | "default";
+  /**
+   * The policy's workload scope: openers outside it are allowed without looking further.
+   * Membership is read from the kernel's scope maps (the same set the BPF programs check),
+   * for the opener's cgroup and its ancestors (src/workloads/scope-maps.ts).
+   */
+  scope?: { id: number; maps: { members: { fd: { raw: number } }; levels: { fd: { raw: number } } }; cgroupRoot?: string };
 }
 
 export interface FanotifyMatch {
@@ -108,6 +115,8 @@ export interface FanotifyCounters {
   maxAnswerUs: number;
   /** sum of answer times (µs), for the mean */
   totalAnswerUs: number;
+  /** allowed because the opener is outside the policy's workload scope */
+  outOfScope: number;
   /** how the decision thread is scheduled: 1 SCHED_FIFO, 2 nice -20, 3 default (0: not started) */
   scheduling: number;
   /** directories created (or moved) under a Prefix tree after the policy, and marked */
@@ -118,7 +127,7 @@ export interface FanotifyCounters {
   maxDirMarkUs: number;
 }
 
-const COUNTER_NAMES: (keyof FanotifyCounters)[] = ["events", "allowed", "denied", "killed", "exempt", "timeouts", "undecided", "maxAnswerUs", "totalAnswerUs", "scheduling", "newDirs", "newDirsMissed", "maxDirMarkUs"];
+const COUNTER_NAMES: (keyof FanotifyCounters)[] = ["events", "allowed", "denied", "killed", "exempt", "timeouts", "undecided", "maxAnswerUs", "totalAnswerUs", "outOfScope", "scheduling", "newDirs", "newDirsMissed", "maxDirMarkUs"];
 
 /** The message that starts the worker (structured-cloned; the counters buffer is shared). */
 interface WorkerInit {
@@ -153,7 +162,9 @@ interface WorkerInit {
   pidfd: boolean;
   counters: SharedArrayBuffer;
   control: SharedArrayBuffer;
-  sys: { pidfdSendSignal: number };
+  sys: { pidfdSendSignal: number; bpf: number };
+  /** the workload scope: its id, the scope maps' fds (shared by the process), the cgroup v2 root */
+  scope?: { id: number; membersFd: number; levelsFd: number; root: string };
 }
 
 interface WorkerMatch {
@@ -174,7 +185,7 @@ interface WorkerMatch {
  * single binary needs no extra file): it must not reference anything outside itself; the
  * FFI module and the worker scope come in as arguments.
  */
-export function fanotifyWorkerMain(ffi: typeof import("bun:ffi"), scope: { onmessage: ((e: MessageEvent) => void) | null; postMessage(m: unknown): void }, fs: typeof import("node:fs"), engine?: WorkerEngine): void {
+export function fanotifyWorkerMain(ffi: typeof import("bun:ffi"), fs: typeof import("node:fs"), scope: { onmessage: ((e: MessageEvent) => void) | null; postMessage(m: unknown): void }, engine?: WorkerEngine): void {
   const libc = ffi.dlopen("libc.so.6", {
     syscall: { args: ["i64", "i64", "i64", "i64", "i64", "i64"], returns: ffi.FFIType.i64_fast },
     read: { args: ["i32", "ptr", "u64"], returns: ffi.FFIType.i64_fast },
@@ -219,11 +230,11 @@ export function fanotifyWorkerMain(ffi: typeof import("bun:ffi"), scope: { onmes
     // of ms. As a real-time thread it keeps the CPU while events are queued and sleeps in
     // epoll_wait otherwise (it does not spin, see SPIN_MS). Where
     // real-time scheduling is refused (no CAP_SYS_NICE, RT throttled to 0), nice -20.
-    // [1, 2, 3] in counters[9]: SCHED_FIFO, nice -20, neither.
-    if (!init.realtime) counters[9] = 3;
-    else if (Number(libc.sched_setscheduler(0, 1, new Int32Array([1]))) === 0) counters[9] = 1;
-    else if (Number(libc.setpriority(0, 0, -20)) === 0) counters[9] = 2;
-    else counters[9] = 3;
+    // [1, 2, 3] in counters[10]: SCHED_FIFO, nice -20, neither.
+    if (!init.realtime) counters[10] = 3;
+    else if (Number(libc.sched_setscheduler(0, 1, new Int32Array([1]))) === 0) counters[10] = 1;
+    else if (Number(libc.setpriority(0, 0, -20)) === 0) counters[10] = 2;
+    else counters[10] = 3;
     const exempt = new Set<number>([init.selfPid, ...init.exempt]);
     const files = new Map<string, number[]>();
     for (const [k, id] of init.files) files.set(k, [...(files.get(k) ?? []), id]);
@@ -431,16 +442,16 @@ export function fanotifyWorkerMain(ffi: typeof import("bun:ffi"), scope: { onmes
       }
       if (mask === 0) return;
       if (--dirBudget < 0) {
-        bump(11);
+        bump(12);
         return;
       }
       const c = enc.encode(`${dir}\0`);
       if (libc.fanotify_mark(init.fd, FAN_MARK_ADD | FAN_MARK_ONLYDIR, mask | FAN_EVENT_ON_CHILD, -100, c) !== 0) {
-        bump(11);
+        bump(12);
         return;
       }
       libc.fanotify_mark(init.notifyFd, FAN_MARK_ADD | FAN_MARK_ONLYDIR, WATCH_MASK, -100, c);
-      bump(10);
+      bump(11);
       // what appeared in it before the marks above: its subdirectories get theirs now
       let entries: import("node:fs").Dirent[];
       try {
@@ -477,33 +488,78 @@ export function fanotifyWorkerMain(ffi: typeof import("bun:ffi"), scope: { onmes
           const name = dec.decode(nbuf.subarray(nameAt, nameEnd));
           const mount = mounts.find((m) => m.fsid === fsid) ?? mounts[0];
           if (mount === undefined) {
-            bump(11);
+            bump(12);
             continue;
           }
           const dfd = libc.open_by_handle_at(mount.fd, nbuf.slice(at + 12, nameAt), O_PATH | O_CLOEXEC);
           if (dfd < 0) {
-            bump(11);
+            bump(12);
             continue;
           }
           fdPath(dfd);
           const l = Number(libc.readlink(fdLink, link, link.byteLength));
           libc.close(dfd);
           if (l <= 0) {
-            bump(11);
+            bump(12);
             continue;
           }
           const parent = dec.decode(link.subarray(0, l));
           markTree(parent === "/" ? `/${name}` : `${parent}/${name}`);
           const us = (performance.now() - t0) * 1000;
-          if (us > (counters[12] ?? 0)) counters[12] = us;
+          if (us > (counters[13] ?? 0)) counters[13] = us;
         }
       }
+    };
+    // Workload scope: 1 in scope, 0 outside, -1 undecidable (the opener's cgroup unreadable,
+    // or its pidfd stale after the read: the pid may have been reused meanwhile).
+    const sc = init.scope;
+    const attr = new Uint8Array(32);
+    const attrv = new DataView(attr.buffer);
+    const skey = new Uint8Array(16);
+    const skeyv = new DataView(skey.buffer);
+    const sval = new Uint8Array(4);
+    const lookup = (fd: number, key: Uint8Array): boolean => {
+      attrv.setUint32(0, fd, true);
+      attrv.setBigUint64(8, BigInt(ffi.ptr(key)), true);
+      attrv.setBigUint64(16, BigInt(ffi.ptr(sval)), true);
+      return Number(libc.syscall(init.sys.bpf, 1 /* BPF_MAP_LOOKUP_ELEM */, ffi.ptr(attr), 32, 0, 0)) === 0;
+    };
+    const inScope = (pid: number, pidfd: number): number => {
+      if (sc === undefined) return 1;
+      let text: string;
+      try {
+        text = fs.readFileSync(`/proc/${pid}/cgroup`, "utf8");
+      } catch {
+        return -1;
+      }
+      const at = text.startsWith("0::") ? 0 : text.indexOf("\n0::") + 1;
+      if (at === 0 && !text.startsWith("0::")) return -1;
+      const end = text.indexOf("\n", at);
+      const segs = text.slice(at + 3, end < 0 ? undefined : end).split("/").filter((x) => x !== "");
+      if (init.pidfd && (pidfd < 0 || Number(libc.syscall(init.sys.pidfdSendSignal, pidfd, 0, 0, 0, 0, 0)) !== 0)) return -1;
+      const lk = new Uint8Array(4);
+      new DataView(lk.buffer).setUint32(0, sc.id, true);
+      if (!lookup(sc.levelsFd, lk)) return 0;
+      const mask = new DataView(sval.buffer).getUint32(0, true);
+      skeyv.setUint32(0, sc.id, true);
+      for (let l = 0; l <= segs.length && l < 32; l++) {
+        if ((mask & (1 << l)) === 0) continue;
+        let ino: bigint;
+        try {
+          ino = fs.statSync(`${sc.root}/${segs.slice(0, l).join("/")}`, { bigint: true }).ino;
+        } catch {
+          continue; // the ancestor went away: it is no member then
+        }
+        skeyv.setBigUint64(8, ino, true);
+        if (lookup(sc.membersFd, skey)) return 1;
+      }
+      return 0;
     };
     const matches: WorkerMatch[] = [];
     // A real-time thread does not spin: its sched_yield gives the CPU to no CFS task, so a
     // spin would hold off the very opener whose next event it waits for (measured: a third
     // of the decisions per second of sleeping in epoll_wait at once).
-    const SPIN_MS = counters[9] === 1 ? 0 : 0.05;
+    const SPIN_MS = counters[10] === 1 ? 0 : 0.05;
     for (;;) {
       libc.epoll_wait(epfd, evs, 4, -1);
       if (Atomics.load(control, 0) !== 0) break;
@@ -545,12 +601,19 @@ export function fanotifyWorkerMain(ffi: typeof import("bun:ffi"), scope: { onmes
           if (fd < 0) continue;
           bump(0);
           let allow = true;
+          let scoped = 1;
           try {
             if (exempt.has(pid)) {
               bump(4);
             } else if (performance.now() - t0 > init.answerMs) {
               bump(5);
               allow = !init.failDeny;
+            } else if (sc !== undefined && (scoped = inScope(pid, pidfd)) !== 1) {
+              if (scoped === 0) bump(9);
+              else {
+                bump(6);
+                allow = !init.failDeny;
+              }
             } else if (only !== undefined || libc.fstat(fd, st) === 0) {
               const dev = only !== undefined ? only.dev : stv.getBigUint64(0, true);
               const ino = only !== undefined ? only.ino : stv.getBigUint64(8, true);
@@ -686,7 +749,13 @@ export function fanotifyWorkerMain(ffi: typeof import("bun:ffi"), scope: { onmes
   };
 }
 
-const WORKER_SOURCE = `import * as ffi from "bun:ffi";\nimport * as fs from "node:fs";\n(${fanotifyWorkerMain.toString()})(ffi, self, fs);\n`;
+function cgroupRootOrThrow(): string {
+  const root = cgroupV2Mount();
+  if (root === undefined) throw new FanotifyError("fanotify rule with a workload scope: no cgroup v2 hierarchy is mounted (no cgroup2 mount with root / in /proc/self/mountinfo), so the opener's cgroup cannot be checked");
+  return root;
+}
+
+const WORKER_SOURCE = `import * as ffi from "bun:ffi";\nimport * as fs from "node:fs";\n(${fanotifyWorkerMain.toString()})(ffi, fs, self);\n`;
 let workerUrl: string | undefined;
 
 /**
@@ -874,9 +943,10 @@ export class FanotifyGuard {
       pidfd: this.#pidfd,
       counters: this.#counters,
       control: this.#control,
-      sys: { pidfdSendSignal: SYS_pidfd_send_signal },
+      sys: { pidfdSendSignal: SYS_pidfd_send_signal, bpf: process.arch === "arm64" ? 280 : 321 },
       names,
       ...(this.#engine !== undefined ? { engine: this.#engine } : {}),
+      ...(this.#opts.scope !== undefined ? { scope: { id: this.#opts.scope.id, membersFd: this.#opts.scope.maps.members.fd.raw, levelsFd: this.#opts.scope.maps.levels.fd.raw, root: this.#opts.scope.cgroupRoot ?? cgroupRootOrThrow() } } : {}),
     };
     if (this.#rules.some((r) => r.engine !== undefined) && this.#engine === undefined) throw new FanotifyError("start: engine rules need setEngine() first");
     // Engine rules need the policy engine in the decision thread: a module worker that

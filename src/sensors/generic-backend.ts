@@ -185,11 +185,11 @@ export function typedArg(a: GenericArg, decl: KProbeArg | undefined): HookArg {
  * it (its maps cost memory, and most agents run file rules only).
  */
 export class GenericBackend extends LazySensorBackend<GenericSensor, GenericEvent> implements GenericHooks {
-  apply(policyId: string, policy: TracingPolicy, hooks: readonly ResolvedHook[], mode: "enforce" | "monitor"): void {
+  apply(policyId: string, policy: TracingPolicy, hooks: readonly ResolvedHook[], mode: "enforce" | "monitor", scope = 0): void {
     const sensor = this.loaded();
     const compiled = compilePolicy(policy, { mode, setIdBase: sensor.nextSetIdBase() });
     const gh = hooks.flatMap((h) => toGenericHooks(compiled, h, hookArgs(policy, h)));
-    sensor.apply(policyId, compiled, gh);
+    sensor.apply(policyId, compiled, gh, { scope });
     this.applied(policyId, policy, hooks);
   }
 

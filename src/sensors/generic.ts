@@ -185,6 +185,8 @@ export interface GenericSensorOptions {
   object?: Uint8Array;
   /** where open-family return hooks run; default chooseOpenExit() on first use (tests force one) */
   openExit?: OpenExitChoice;
+  /** the agent's shared workload scope maps (ScopeMaps.replaceMaps()); policies with a scope need them */
+  scopeMaps?: { replaceMaps(): Record<string, BpfMap> };
 }
 
 // ---------------------------------------------------------------- constants mirrored from the headers
@@ -229,6 +231,8 @@ interface PolicyState {
   uprobeLinks: Link[];
   /** the number the kernel records carry (gen_slot.policy) */
   no: number;
+  /** workload scope id every slot carries (gen_slot.scope), 0: every process */
+  scope: number;
 }
 
 /** The generic hooks: see the module comment. */
@@ -291,6 +295,7 @@ export class GenericSensor {
       const procs = this.spec.maps.ward_procs;
       if (procs !== undefined) procs.maxEntries = 1;
     }
+    Object.assign(replaceMaps, this.opts.scopeMaps?.replaceMaps() ?? {});
     const programs = Object.values(this.spec.programs).filter((p) => p.autoload && p.name !== UPROBE_PROGRAM).map((p) => p.name);
     this.coll = newCollection(this.spec, { replaceMaps, programs });
     try {
@@ -389,8 +394,10 @@ export class GenericSensor {
    * in under the policy's own set ids and slots, the dispatch entries and the active flags
    * last; on any failure everything written is removed again.
    */
-  apply(policyId: string, compiled: CompiledPolicy, hooks: readonly ResolvedHook[]): void {
+  apply(policyId: string, compiled: CompiledPolicy, hooks: readonly ResolvedHook[], opts: { scope?: number } = {}): void {
     if (this.coll === undefined) throw new GenericSensorError("apply policy: generic sensor not loaded");
+    const scope = opts.scope ?? 0;
+    if (scope !== 0 && this.opts.scopeMaps === undefined) throw new GenericSensorError(`apply policy ${policyId}: it has a workload scope but the sensor was loaded without the agent's scope maps (GenericSensorOptions.scopeMaps)`);
     if (this.policies.has(policyId)) throw new GenericSensorError(`apply policy ${policyId}: already applied`);
     for (const p of this.policies.values()) {
       const a = compiled.setIds, b = p.compiled.setIds;
@@ -400,7 +407,7 @@ export class GenericSensor {
     }
     this.check(compiled, hooks);
     const policyNo = this.nextPolicy++;
-    const st: PolicyState = { id: policyId, compiled, slots: [], written: [], binPaths: [], mode: compiled.monitor ? "monitor" : "enforce", tracepoints: [], sys: [], openExits: [], uprobeLinks: [], no: policyNo };
+    const st: PolicyState = { id: policyId, compiled, slots: [], written: [], binPaths: [], mode: compiled.monitor ? "monitor" : "enforce", tracepoints: [], sys: [], openExits: [], uprobeLinks: [], no: policyNo, scope };
     try {
       this.writeSets(st);
       for (const h of hooks) {
@@ -420,12 +427,12 @@ export class GenericSensor {
         st.slots.push({ slot, hook: h, point, keys });
         this.bySlot.set(slot, { policy: st, hookIndex: h.index });
         this.map("gen_hooks").update(u32(slot), this.hookConfig(compiled, h.index));
-        this.map("gen_slots").update(u32(slot), this.slotValue(h, policyNo, 0));
+        this.map("gen_slots").update(u32(slot), this.slotValue(h, policyNo, 0, scope));
       }
       // Dispatch entries before the links: a uprobe fires from the moment it is attached.
       for (const s of st.slots) for (const k of s.keys) this.dispatchAdd(s.point, k, s.slot);
       for (const s of st.slots) this.attachFor(st, s.hook, s.point, s.keys);
-      for (const s of st.slots) this.map("gen_slots").update(u32(s.slot), this.slotValue(s.hook, policyNo, SLOT_ACTIVE | (st.mode === "monitor" ? SLOT_MONITOR : 0)));
+      for (const s of st.slots) this.map("gen_slots").update(u32(s.slot), this.slotValue(s.hook, policyNo, SLOT_ACTIVE | (st.mode === "monitor" ? SLOT_MONITOR : 0), scope));
       this.policies.set(policyId, st);
     } catch (e) {
       this.undo(st);
@@ -446,7 +453,7 @@ export class GenericSensor {
     const st = this.policies.get(policyId);
     if (st === undefined) throw new GenericSensorError(`set mode of policy ${policyId}: not applied`);
     st.mode = mode;
-    for (const s of st.slots) this.map("gen_slots").update(u32(s.slot), this.slotValue(s.hook, st.no, SLOT_ACTIVE | (mode === "monitor" ? SLOT_MONITOR : 0)));
+    for (const s of st.slots) this.map("gen_slots").update(u32(s.slot), this.slotValue(s.hook, st.no, SLOT_ACTIVE | (mode === "monitor" ? SLOT_MONITOR : 0), st.scope));
   }
 
   mode(policyId: string): "enforce" | "monitor" | undefined {
@@ -577,10 +584,11 @@ export class GenericSensor {
     return this.hookBytes(compiled, index).slice();
   }
 
-  private slotValue(h: ResolvedHook, policyNo: number, flags: number): Uint8Array {
+  private slotValue(h: ResolvedHook, policyNo: number, flags: number, scope: number): Uint8Array {
     const L = this.L;
     const v = new Uint8Array(L.slot.size);
     const dv = new DataView(v.buffer);
+    dv.setUint32(L.slot.offset("scope"), scope, true);
     dv.setUint32(L.slot.offset("flags"), flags | (h.atReturn ? SLOT_RETURN : 0) | (h.openedFd ? SLOT_OPENED_FD : 0), true);
     dv.setUint32(L.slot.offset("policy"), policyNo, true);
     for (let i = 0; i < 6; i++) {

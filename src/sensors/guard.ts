@@ -110,6 +110,8 @@ export interface GuardRule {
   binaries?: { op: "In" | "NotIn"; paths: string[] };
   /** hooks the rule applies at; default: every file hook (open, exec, io_uring, LSM open/exec) */
   hooks?: GuardHook[];
+  /** workload scope id (src/workloads/scope-maps.ts); needs GuardOptions.scopeMaps. 0/absent: every process */
+  scope?: number;
 }
 
 export interface GuardEvent {
@@ -162,6 +164,8 @@ export interface GuardOptions {
    * inode). Without it, a missing entry is refused and In entries match by inode only.
    */
   processMap?: BpfMap;
+  /** The agent's shared workload scope maps (ScopeMaps.replaceMaps()): needed for rules with a scope. */
+  scopeMaps?: { replaceMaps(): Record<string, BpfMap> };
 }
 
 const FILE_HOOKS: GuardHook[] = ["open", "exec", "io_uring", "lsm_open", "lsm_exec"];
@@ -330,6 +334,8 @@ export class FileGuard {
   private byPath = false;
   /** maps passed in (the process sensor's): used, never closed, by this guard */
   private readonly borrowed = new Set<BpfMap>();
+  /** Whether the shared scope maps were passed in (rules with a scope need them). */
+  private scoped = false;
 
   private constructor(
     private readonly maps: Record<string, BpfMap>,
@@ -377,6 +383,8 @@ export class FileGuard {
     const replaceMaps: Record<string, BpfMap> = {};
     if (opts.processMap !== undefined) replaceMaps.ward_procs = opts.processMap;
     else if (spec.maps.ward_procs !== undefined) spec.maps.ward_procs.maxEntries = 1; // a stub nobody fills, not 13 MiB of LRU
+    const scopeMaps = opts.scopeMaps?.replaceMaps() ?? {};
+    Object.assign(replaceMaps, scopeMaps);
     const coll = newCollection(spec, { programs: loaded, replaceMaps });
     const links: Link[] = [];
     let guard: FileGuard | undefined;
@@ -384,6 +392,8 @@ export class FileGuard {
       guard = new FileGuard(coll.maps, links, () => coll.close(), spec, opts.pinDir);
       guard.byPath = opts.processMap !== undefined;
       if (opts.processMap !== undefined) guard.borrowed.add(opts.processMap);
+      for (const m of Object.values(scopeMaps)) guard.borrowed.add(m);
+      guard.scoped = opts.scopeMaps !== undefined;
       guard.exempt(process.pid);
       for (const pid of opts.exemptPids ?? []) guard.exempt(pid);
       if (choice?.kind === "tp_btf") guard.fallbackReason = choice.reason;
@@ -689,6 +699,7 @@ export class FileGuard {
   }
 
   private writeRule(id: number, rule: GuardRule, defaultHooks: GuardHook[]): void {
+    if ((rule.scope ?? 0) !== 0 && !this.scoped) throw new GuardError("rule has a workload scope but the guard was opened without the agent's scope maps (GuardOptions.scopeMaps)");
     // New binary keys go in before the old ones come out and before the rule value changes,
     // so an allowed binary is never briefly missing from a live NotIn rule.
     const entries = this.planEntries(rule.binaries);
@@ -715,6 +726,7 @@ export class FileGuard {
     this.ruleLayout.setU32(v, "bin_op", binOp);
     this.ruleLayout.setU32(v, "hooks", hookMask(rule.hooks ?? defaultHooks));
     this.ruleLayout.setU32(v, "bin_paths", this.rulePathRefs.get(id)?.size ?? 0);
+    if ((rule.scope ?? 0) !== 0) this.ruleLayout.setU32(v, "scope", rule.scope!);
     this.map("guard_rules").update(this.u32Key(id), value);
     // The old path keys go only now, and only those the new rule does not key again.
     if (oldRefs !== undefined) {

@@ -16,6 +16,8 @@ import type { EncodeOptions, JsonObject } from "../events/tetragon.ts";
 import { FileGuard, GuardError, kernelDev, type GuardEvent, type GuardProgram } from "./guard.ts";
 import { binaryReportEntry, predictHookBinaries } from "./binary-watch.ts";
 import { FanotifyGuard, type FanotifyMatch } from "./fanotify.ts";
+import { isScoped, scopeOfPolicy, type PolicyScope } from "../workloads/k8s/scope.ts";
+import type { ScopeReport, WorkloadScopes } from "../workloads/scopes.ts";
 import {
   HookResolutionError, resolvePolicy, type BinaryMatchReport, type HookFeatures, type PolicyResolution, type ResolvedHook,
 } from "./resolve.ts";
@@ -42,8 +44,11 @@ export interface GenericMatch {
 
 /** The generic hook sensor as the manager uses it (generic-backend.ts adapts src/sensors/generic.ts). */
 export interface GenericHooks {
-  /** Compile and attach the hooks of one policy, all or nothing; throws having undone its part. */
-  apply(policyId: string, policy: TracingPolicy, hooks: readonly ResolvedHook[], mode: PolicyMode): void;
+  /**
+   * Compile and attach the hooks of one policy, all or nothing; throws having undone its part.
+   * `scope` is the policy's workload scope id (0 or absent: every process).
+   */
+  apply(policyId: string, policy: TracingPolicy, hooks: readonly ResolvedHook[], mode: PolicyMode, scope?: number): void;
   /** Detach and free everything of policyId (idempotent). */
   remove(policyId: string): void;
   /** Matches of every applied policy; returns the unsubscribe function. */
@@ -86,6 +91,12 @@ export interface ManagerOptions {
   sock?: SockHooks;
   /** For tests: how a guard is opened. */
   openGuard?: (programs: GuardProgram[], exemptPids: number[], processMap: BpfMap | undefined) => FileGuard;
+  /**
+   * The agent's workload scopes (registry + kernel scope maps). Without them a policy with
+   * a namespace, podSelector or containerSelector is refused: applying it everywhere would
+   * enforce it on workloads it does not name.
+   */
+  scopes?: WorkloadScopes;
 }
 
 /** Per hook, what /v1/status and `ward policy list` show. */
@@ -104,6 +115,8 @@ export interface PolicyKernelState {
   state: "enforcing" | "monitoring" | "disabled";
   hooks: HookStatus[];
   counters?: Record<string, number>;
+  /** Scoped policies: what the scope selects and how many workloads are in it now. */
+  scope?: ScopeReport;
 }
 
 export class PolicyApplyError extends Error {
@@ -157,6 +170,8 @@ class Attachment {
     readonly resolution: PolicyResolution,
     private readonly policy: TracingPolicy,
     private readonly opts: ManagerOptions,
+    /** The workload scope id every hook of this attachment carries (0: every process). */
+    readonly scope: number,
   ) {}
 
   startLoop(): void {
@@ -287,7 +302,7 @@ class Attachment {
       const c = this.fan.counters();
       Object.assign(out, {
         fanotify_events: c.events, fanotify_allowed: c.allowed, fanotify_denied: c.denied, fanotify_killed: c.killed, fanotify_exempt: c.exempt,
-        fanotify_timeouts: c.timeouts, fanotify_undecided: c.undecided, fanotify_max_answer_us: c.maxAnswerUs,
+        fanotify_timeouts: c.timeouts, fanotify_undecided: c.undecided, fanotify_max_answer_us: c.maxAnswerUs, fanotify_out_of_scope: c.outOfScope,
         fanotify_mean_answer_us: c.events > 0 ? Math.round(c.totalAnswerUs / c.events) : 0,
         // 1: SCHED_FIFO, 2: nice -20, 3: default scheduling (the decision thread's priority)
         fanotify_scheduling: c.scheduling,
@@ -374,6 +389,8 @@ function identity(path: string, what: string): string {
 interface Entry {
   id: number;
   policy: TracingPolicy;
+  /** Kernel scope id, held from apply to remove (attachments of every mode share it); 0: unscoped. */
+  scope: number;
   mode: PolicyMode;
   enabled: boolean;
   attachment: Attachment | undefined;
@@ -409,8 +426,15 @@ export class PolicyManager {
     const id = this.#nextId++;
     // A disabled policy is still resolved, so it is rejected now rather than when enabled.
     const resolution = this.#check(policy, opts.mode);
-    const attachment = enabled ? this.#attach(id, policy, resolution) : undefined;
-    this.#policies.set(name, { id, policy, mode: opts.mode, enabled, attachment });
+    const scope = this.#trackScope(policy);
+    let attachment: Attachment | undefined;
+    try {
+      attachment = enabled ? this.#attach(id, policy, resolution, scope) : undefined;
+    } catch (e) {
+      if (scope !== 0) this.opts.scopes?.untrack(name);
+      throw e;
+    }
+    this.#policies.set(name, { id, policy, scope, mode: opts.mode, enabled, attachment });
     return this.state(name);
   }
 
@@ -418,7 +442,35 @@ export class PolicyManager {
     const e = this.#policies.get(name);
     if (e === undefined) return;
     this.#policies.delete(name);
-    this.#release(e.attachment);
+    try {
+      this.#release(e.attachment);
+    } finally {
+      // After the hooks are gone: the scope's members are never dropped under a live hook.
+      if (e.scope !== 0) this.opts.scopes?.untrack(name);
+    }
+  }
+
+  /** The policy's kernel scope id (0 when unscoped); refuses a scope that cannot be enforced here. */
+  #trackScope(policy: TracingPolicy): number {
+    const name = policy.metadata.name;
+    let scope: PolicyScope;
+    try {
+      scope = scopeOfPolicy(policy);
+    } catch (e) {
+      throw new HookResolutionError(name, [(e as Error).message]);
+    }
+    if (!isScoped(scope)) return 0;
+    // Problems start with the scope's field path, so a policy file's error points at it.
+    const field = scope.namespace !== undefined ? "metadata.namespace" : scope.podSelector !== undefined ? "spec.podSelector" : scope.containerSelector !== undefined ? "spec.containerSelector" : "spec.hostSelector";
+    if (this.opts.scopes === undefined) {
+      throw new HookResolutionError(name, [`${field}: the policy is scoped but this agent has no workload scopes (no workload registry, no cgroup v2 hierarchy mounted, or the kernel scope maps could not be created: the agent log says which), so it would apply to every process; refused`]);
+    }
+    try {
+      return this.opts.scopes.track(name, scope);
+    } catch (e) {
+      const msg = (e as Error).message;
+      throw new HookResolutionError(name, [/^(spec|metadata)\./.test(msg) ? msg : `${field}: ${msg}`]);
+    }
   }
 
   #release(a: Attachment | undefined): void {
@@ -432,7 +484,7 @@ export class PolicyManager {
     const e = this.#must(name);
     if (e.enabled === enabled) return this.state(name);
     if (enabled) {
-      e.attachment = this.#attach(e.id, e.policy, this.#check(e.policy, e.mode));
+      e.attachment = this.#attach(e.id, e.policy, this.#check(e.policy, e.mode), e.scope);
     } else {
       const old = e.attachment;
       e.attachment = undefined;
@@ -449,7 +501,7 @@ export class PolicyManager {
     const resolution = this.#check(e.policy, mode);
     if (e.enabled) {
       const id = this.#nextId++;
-      const fresh = this.#attach(id, e.policy, resolution);
+      const fresh = this.#attach(id, e.policy, resolution, e.scope);
       const old = e.attachment;
       e.attachment = fresh;
       e.id = id;
@@ -479,6 +531,8 @@ export class PolicyManager {
     });
     const st: PolicyKernelState = { state: !e.enabled ? "disabled" : e.mode === "monitor" ? "monitoring" : "enforcing", hooks };
     if (e.attachment) st.counters = e.attachment.counters();
+    const scope = e.scope !== 0 ? this.opts.scopes?.report(name) : undefined;
+    if (scope !== undefined) st.scope = scope;
     return st;
   }
 
@@ -532,9 +586,9 @@ export class PolicyManager {
     return r;
   }
 
-  #attach(id: number, policy: TracingPolicy, resolution: PolicyResolution): Attachment {
+  #attach(id: number, policy: TracingPolicy, resolution: PolicyResolution, scope: number): Attachment {
     const name = policy.metadata.name;
-    const a = new Attachment(resolution, policy, this.opts);
+    const a = new Attachment(resolution, policy, this.opts, scope);
     const hooks = resolution.hooks.filter((h): h is ResolvedHook => h.ok);
     try {
       const guardHooks = hooks.filter((h) => h.backend === "guard");
@@ -544,14 +598,14 @@ export class PolicyManager {
       const generic = hooks.filter((h) => h.backend === "generic");
       if (generic.length > 0) {
         const gid = `${name}#${id}`;
-        this.opts.generic!.apply(gid, policy, generic, resolution.mode);
+        this.opts.generic!.apply(gid, policy, generic, resolution.mode, scope);
         a.genericId = gid;
         this.#byGenericId.set(gid, a);
       }
       const sock = hooks.filter((h) => h.backend === "sock");
       if (sock.length > 0) {
         const sid = `${name}#${id}/sock`;
-        this.opts.sock!.apply(sid, policy, sock, resolution.mode);
+        this.opts.sock!.apply(sid, policy, sock, resolution.mode, scope);
         a.sockId = sid;
         this.#byGenericId.set(sid, a);
       }
@@ -575,7 +629,10 @@ export class PolicyManager {
     for (const h of hooks) for (const r of h.fanotify!.rules) for (const f of r.files) identity(f, "file");
     // One group per attachment; hooks of one policy share the fail mode and bound (policy options).
     const plan = hooks[0]!.fanotify!;
-    const fan = FanotifyGuard.create({ exemptPids: this.opts.exemptPids ?? [], answerMs: plan.answerMs, failMode: plan.failMode });
+    const fan = FanotifyGuard.create({
+      exemptPids: this.opts.exemptPids ?? [], answerMs: plan.answerMs, failMode: plan.failMode,
+      ...(a.scope !== 0 && this.opts.scopes !== undefined ? { scope: { id: a.scope, maps: this.opts.scopes.maps } } : {}),
+    });
     a.fan = fan;
     // Engine-decided hooks: the decision thread compiles the policy and evaluates it.
     if (hooks.some((h) => h.fanotify!.evaluator === "engine")) fan.setEngine({ policy, mode: a.resolution.mode });
@@ -613,13 +670,14 @@ export class PolicyManager {
     const programs = [...new Set(hooks.flatMap((h) => h.guard!.programs))];
     const exempt = [process.pid, ...(this.opts.exemptPids ?? [])];
     const processMap = this.opts.processMap;
+    const scopeMaps = a.scope !== 0 ? this.opts.scopes?.maps : undefined;
     const guard = this.opts.openGuard
       ? this.opts.openGuard(programs, exempt, processMap)
-      : FileGuard.open({ programs, exemptPids: exempt, ...(processMap !== undefined ? { processMap } : {}) });
+      : FileGuard.open({ programs, exemptPids: exempt, ...(processMap !== undefined ? { processMap } : {}), ...(scopeMaps !== undefined ? { scopeMaps } : {}) });
     a.guard = guard;
     let moduleDone = false;
     for (const p of plans) {
-      const rule = { action: p.rule.action, hooks: p.rule.hooks, ...(p.rule.binaries ? { binaries: p.rule.binaries } : {}) };
+      const rule = { action: p.rule.action, hooks: p.rule.hooks, ...(p.rule.binaries ? { binaries: p.rule.binaries } : {}), ...(a.scope !== 0 ? { scope: a.scope } : {}) };
       if (p.hook.guard!.target === "module") {
         // Both module hooks share the guard's single module rule (resolve.ts checked they agree).
         if (!moduleDone) {

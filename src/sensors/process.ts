@@ -5,8 +5,10 @@
 //   const s = await startProcessSensor({ nodeName, onEvent: (ev) => hub.publish(ev.json) });
 //   ... s.counters() ...
 //   await s.stop();
+import type { EncodeOptions } from "../events/tetragon.ts";
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { BtfKind, loadKernelBtf, type Btf } from "../bpf/btf.ts";
 import { UpdateFlags } from "../bpf/constants.ts";
 import { attachProgram, loadCollectionSpec, newCollection, type Collection, type CollectionSpec } from "../bpf/collection.ts";
 import type { Link } from "../bpf/link.ts";
@@ -50,9 +52,28 @@ export interface ProcessSensorOptions {
   log?: (msg: string) => void;
   /** Sees every raw ring buffer record before it is decoded (bench/lib/process-dump.ts records them); the view is valid only during the call. */
   onRecord?: (rec: DataView) => void;
+  /** `docker` and `pod` of process blocks by cgroup id (the agent's WorkloadIdentity). */
+  workloads?: EncodeOptions["workloads"];
 }
 
-const PROGRAMS = ["ward_process_fork", "ward_process_exec", "ward_process_exit"] as const;
+/**
+ * The exit program for this kernel: sched_process_exit gained its group_dead argument in
+ * newer kernels (6.18 has it, 6.1 does not), and the verifier refuses a read of an argument
+ * the tracepoint lacks, so kernels with only the task get the program that reads
+ * signal->live instead. Decided from the tracepoint's prototype in the kernel's BTF.
+ */
+export function exitProgramFor(kernel: Btf): "ward_process_exit" | "ward_process_exit_live" {
+  const id = kernel.findByName("btf_trace_sched_process_exit", BtfKind.Typedef)[0];
+  if (id === undefined) return "ward_process_exit";
+  const t = kernel.type(kernel.skipModsAndTypedefs(id));
+  const proto = t.kind === BtfKind.Ptr ? kernel.type(kernel.skipModsAndTypedefs(t.type)) : undefined;
+  // (void *ctx, struct task_struct *p[, bool group_dead])
+  return proto?.kind === BtfKind.FuncProto && proto.params.length < 3 ? "ward_process_exit_live" : "ward_process_exit";
+}
+
+function programsFor(kernel: Btf): string[] {
+  return ["ward_process_fork", "ward_process_exec", exitProgramFor(kernel)];
+}
 /** Records drained before yielding to the event loop, so a storm cannot starve other I/O. */
 const DRAIN_BATCH = 4096;
 
@@ -91,6 +112,7 @@ export class ProcessSensor {
         processCred: opts.processCred,
         processNs: opts.processNs,
         hostNs: readNamespaces(opts.procRoot ?? "/proc", 1),
+        ...(opts.workloads !== undefined ? { workloads: opts.workloads } : {}),
       },
       opts.onEvent,
     );
@@ -110,14 +132,15 @@ export class ProcessSensor {
   async start(): Promise<void> {
     if (this.coll) throw new ProcessSensorError("start process sensor: already started");
     try {
-      this.coll = newCollection(this.spec, { programs: [...PROGRAMS] });
+      const programs = programsFor(loadKernelBtf());
+      this.coll = newCollection(this.spec, { programs });
       const events = this.coll.maps.ward_events;
       if (!events) throw new ProcessSensorError("start process sensor: object has no ward_events ring buffer");
       this.reader = new RingBufReader(events);
       if (this.opts.bpfDir !== undefined) this.pinProcessMap(this.opts.bpfDir);
       // Attach before the scan: a process born during the scan is then seen by the kernel
       // programs, and the scan never overwrites what they recorded (NOEXIST).
-      for (const name of PROGRAMS) {
+      for (const name of programs) {
         const prog = this.coll.programs[name];
         const pspec = this.spec.programs[name];
         if (!prog || !pspec) throw new ProcessSensorError(`start process sensor: program ${name} missing`);

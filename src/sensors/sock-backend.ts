@@ -59,14 +59,14 @@ function hookArgs(policy: TracingPolicy, h: ResolvedHook): readonly KProbeArg[] 
 
 /** SockHooks over one shared SockSensor, created and loaded when the first policy needs it. */
 export class SockBackend extends LazySensorBackend<SockSensor, SockEvent> implements SockHooks {
-  apply(policyId: string, policy: TracingPolicy, hooks: readonly ResolvedHook[], mode: "enforce" | "monitor"): void {
+  apply(policyId: string, policy: TracingPolicy, hooks: readonly ResolvedHook[], mode: "enforce" | "monitor", scope = 0): void {
     const sensor = this.loaded();
     const compiled = compilePolicy(policy, { mode, setIdBase: sensor.nextSetIdBase() });
     const plans = hooks.map((h) => {
       if (h.sock === undefined) throw new Error(`${h.path}: not a socket hook`);
       return { index: h.index, points: h.sock.points, tcpConnect: h.sock.tcpConnect };
     });
-    sensor.apply(policyId, compiled, plans);
+    sensor.apply(policyId, compiled, plans, { scope });
     this.applied(policyId, policy, hooks);
   }
 

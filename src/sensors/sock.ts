@@ -109,6 +109,8 @@ export interface SockSensorOptions {
   cgroup?: string;
   /** object bytes instead of the embedded sock_addr.o (tests) */
   object?: Uint8Array;
+  /** the agent's shared workload scope maps (ScopeMaps.replaceMaps()); policies with a scope need them */
+  scopeMaps?: { replaceMaps(): Record<string, BpfMap> };
 }
 
 /**
@@ -183,6 +185,8 @@ interface PolicyState {
   points: SockPoint[];
   mode: "enforce" | "monitor";
   no: number;
+  /** workload scope id every slot carries (sock_slot.scope), 0: every process */
+  scope: number;
 }
 
 /** The socket hooks: see the module comment. */
@@ -237,6 +241,7 @@ export class SockSensor {
       const procs = this.spec.maps.ward_procs;
       if (procs !== undefined) procs.maxEntries = 1;
     }
+    Object.assign(replaceMaps, this.opts.scopeMaps?.replaceMaps() ?? {});
     this.coll = newCollection(this.spec, { replaceMaps });
     try {
       this.exempt(process.pid);
@@ -293,8 +298,10 @@ export class SockSensor {
    * in under the policy's own set ids and slots, the programs are attached, and the active
    * flags are set last; on any failure everything written is removed again.
    */
-  apply(policyId: string, compiled: CompiledPolicy, plans: readonly SockHookPlan[]): void {
+  apply(policyId: string, compiled: CompiledPolicy, plans: readonly SockHookPlan[], opts: { scope?: number } = {}): void {
     if (this.coll === undefined) throw new SockSensorError("apply policy: socket sensor not loaded");
+    const scope = opts.scope ?? 0;
+    if (scope !== 0 && this.opts.scopeMaps === undefined) throw new SockSensorError(`apply policy ${policyId}: it has a workload scope but the sensor was loaded without the agent's scope maps (SockSensorOptions.scopeMaps)`);
     if (this.policies.has(policyId)) throw new SockSensorError(`apply policy ${policyId}: already applied`);
     for (const p of this.policies.values()) {
       const a = compiled.setIds, b = p.compiled.setIds;
@@ -303,7 +310,7 @@ export class SockSensor {
       }
     }
     this.check(compiled, plans);
-    const st: PolicyState = { id: policyId, compiled, slots: [], written: [], binPaths: [], points: [], mode: compiled.monitor ? "monitor" : "enforce", no: this.nextPolicy++ };
+    const st: PolicyState = { id: policyId, compiled, slots: [], written: [], binPaths: [], points: [], mode: compiled.monitor ? "monitor" : "enforce", no: this.nextPolicy++, scope };
     try {
       this.writeSets(st);
       for (const plan of plans) {
@@ -312,10 +319,10 @@ export class SockSensor {
         st.slots.push({ slot, plan });
         this.bySlot.set(slot, { policy: st, hookIndex: plan.index });
         this.map("sock_hooks").update(u32(slot), this.hookBytes(compiled, plan.index).slice());
-        this.map("sock_slots").update(u32(slot), this.slotValue(plan, st.no, 0));
+        this.map("sock_slots").update(u32(slot), this.slotValue(plan, st.no, 0, st.scope));
       }
       for (const s of st.slots) for (const p of s.plan.points) this.attach(st, p);
-      for (const s of st.slots) this.map("sock_slots").update(u32(s.slot), this.slotValue(s.plan, st.no, SLOT_ACTIVE | (st.mode === "monitor" ? SLOT_MONITOR : 0)));
+      for (const s of st.slots) this.map("sock_slots").update(u32(s.slot), this.slotValue(s.plan, st.no, SLOT_ACTIVE | (st.mode === "monitor" ? SLOT_MONITOR : 0), st.scope));
       this.policies.set(policyId, st);
     } catch (e) {
       this.undo(st);
@@ -336,7 +343,7 @@ export class SockSensor {
     const st = this.policies.get(policyId);
     if (st === undefined) throw new SockSensorError(`set mode of policy ${policyId}: not applied`);
     st.mode = mode;
-    for (const s of st.slots) this.map("sock_slots").update(u32(s.slot), this.slotValue(s.plan, st.no, SLOT_ACTIVE | (mode === "monitor" ? SLOT_MONITOR : 0)));
+    for (const s of st.slots) this.map("sock_slots").update(u32(s.slot), this.slotValue(s.plan, st.no, SLOT_ACTIVE | (mode === "monitor" ? SLOT_MONITOR : 0), st.scope));
   }
 
   private undo(st: PolicyState): void {
@@ -424,7 +431,7 @@ export class SockSensor {
     if (problems.length) throw new SockSensorError(`the socket hooks cannot honor this policy: ${problems.join("; ")}`);
   }
 
-  private slotValue(plan: SockHookPlan, policyNo: number, flags: number): Uint8Array {
+  private slotValue(plan: SockHookPlan, policyNo: number, flags: number, scope: number): Uint8Array {
     const L = this.L.slot;
     const v = new Uint8Array(L.size);
     const dv = new DataView(v.buffer);
@@ -433,6 +440,7 @@ export class SockSensor {
     dv.setUint32(L.offset("flags"), flags | (plan.tcpConnect ? SLOT_TCP_CONNECT : 0), true);
     dv.setUint32(L.offset("policy"), policyNo, true);
     dv.setUint32(L.offset("points"), points, true);
+    dv.setUint32(L.offset("scope"), scope, true);
     return v;
   }
 

@@ -21,6 +21,11 @@ const REQUIRED = [
   "open_unrelated_ward_over_bpftrace",
   "open_protected_allowed",
   "open_protected_decisions",
+  "scope_open_outside",
+  "scope_open_inside",
+  "scope_open_unscoped",
+  "scope_inside_over_outside",
+  "scope_inside_over_unscoped",
   "getppid_default",
   "forkexec_default",
   "build_wall",
@@ -61,7 +66,7 @@ kernelTest(
   () => {
     const out = mkdtempSync(join(tmpdir(), "ward-bench-suite-"));
     try {
-      const r = spawnSync(process.execPath, ["run", "bench/run.ts", "--quick", "--out", out], { cwd: root, encoding: "utf8", timeout: 280_000 });
+      const r = spawnSync(process.execPath, ["run", "bench/run.ts", "--quick", "--out", out], { cwd: root, encoding: "utf8", timeout: 400_000 });
       const report = JSON.parse(readFileSync(join(out, "results.json"), "utf8")) as Report;
       expect({ failures: report.failures, tail: r.status === 0 ? "" : r.stderr.slice(-3000) }).toEqual({ failures: [], tail: "" });
       expect(r.status).toBe(0);
@@ -87,5 +92,5 @@ kernelTest(
       rmSync(out, { recursive: true, force: true });
     }
   },
-  300_000,
+  420_000,
 );

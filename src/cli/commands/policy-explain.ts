@@ -4,6 +4,7 @@
 // how each action is honored there, its limits and the bypasses that apply; or why the hook
 // cannot run here. A policy with a rejected hook is still explained (exit 0): the agent
 // would refuse it, and the report says so.
+import { describeScope, isScoped, scopeOfPolicy, type PolicyScope } from "../../workloads/k8s/scope.ts";
 import { parseArgs, UsageError } from "../args.ts";
 import { compilePolicy, PolicyCompileError } from "../../policy/engine.ts";
 import { explainCompiled, formatExplained, type ExplainedPolicy } from "../../policy/explain.ts";
@@ -39,7 +40,7 @@ export async function run(argv: string[]): Promise<number> {
       try {
         const compiled = compilePolicy(lp.policy);
         features ??= hostHookFeatures();
-        const e = withResolution(explainCompiled(compiled), resolvePolicy(lp.policy, features, compiled.monitor ? "monitor" : "enforce"), features);
+        const e = withScope(withResolution(explainCompiled(compiled), resolvePolicy(lp.policy, features, compiled.monitor ? "monitor" : "enforce"), features), lp.policy);
         explained.push(e);
         if (format === "text") process.stdout.write(formatExplained(e));
       } catch (err) {
@@ -75,4 +76,19 @@ export function withResolution(e: ExplainedPolicy, r: PolicyResolution, f: HookF
       return { ...h, applicable: true, mechanism: res.mechanism, honored: res.actions, limits: res.limits, bypasses: res.bypasses, ...(binaries.length > 0 ? { binaries } : {}) };
     }),
   };
+}
+
+/** Adds the policy's workload scope in words (scoped policies only). */
+export function withScope(e: ExplainedPolicy, policy: unknown): ExplainedPolicy {
+  let scope: PolicyScope;
+  try {
+    scope = scopeOfPolicy(policy);
+  } catch (err) {
+    return { ...e, scope: `invalid: ${(err as Error).message}` };
+  }
+  if (!isScoped(scope)) return e;
+  const text = scope.hostSelector !== undefined
+    ? `${describeScope(scope)}: refused by the agent (hostSelector cannot be a kernel scope: host processes are every cgroup that is not a container's)`
+    : `${describeScope(scope)}: decided in the kernel by cgroup v2 id (sub-cgroups included) before every hook; the running agent's status lists the workloads in it, and with none the policy enforces nothing`;
+  return { ...e, scope: text };
 }

@@ -3,9 +3,10 @@
 // spec.containerSelector. The resolver keeps the set live over the pod cache and reports each
 // change, with the cgroup ids the kernel filters on, so the agent can update the policy's
 // kernel scope map without reloading programs.
-import { matchesContainer } from "../container-selector.ts";
+import { matchesContainer, type ContainerInfo } from "../container-selector.ts";
 import { matchesLabels, parseLabelSelector, type LabelSelector } from "../label-selector.ts";
 import type { PodCache, PodContainer, PodInfo } from "./pods.ts";
+import type { Workload } from "../registry.ts";
 
 /** The implicit pod label Tetragon adds for podSelector: the pod's namespace. */
 export const NAMESPACE_LABEL = "k8s:io.kubernetes.pod.namespace";
@@ -160,4 +161,43 @@ export class ScopeResolver {
     for (const [id, m] of next) p.members.set(id, m);
     if (added.length > 0 || removed.length > 0) p.listener({ policy, added, removed, members: [...next.values()] });
   }
+}
+
+/**
+ * workloadInScope: membership of one registry workload, whoever reported it. A workload
+ * with pod metadata (OCI annotations, the pod watch) is judged like a pod's container:
+ * namespace, podSelector (with the implicit namespace label) and containerSelector. One
+ * without (a container found in the cgroup tree, a runtime without Kubernetes) can only be
+ * selected by a containerSelector alone; a namespace or podSelector never matches it.
+ */
+export function workloadInScope(s: PolicyScope, w: Workload): boolean {
+  if (!isScoped(s)) return true;
+  const name = w.pod?.container ?? w.name;
+  const container: ContainerInfo = { ...(name !== undefined ? { name } : {}), ...(w.containerId !== undefined ? { id: w.containerId } : {}), ...(w.image !== undefined ? { image: w.image } : {}), annotations: w.annotations };
+  if (w.pod !== undefined) {
+    const pod = w.pod;
+    if (s.namespace !== undefined && pod.namespace !== s.namespace) return false;
+    if (s.podSelector === undefined && s.containerSelector === undefined && s.namespace === undefined) return false;
+    if (s.podSelector !== undefined && !matchesLabels(s.podSelector, { ...pod.labels, [NAMESPACE_LABEL]: pod.namespace })) return false;
+    return s.containerSelector === undefined || matchesContainer(s.containerSelector, container);
+  }
+  if (s.namespace !== undefined || s.podSelector !== undefined || s.containerSelector === undefined) return false;
+  return matchesContainer(s.containerSelector, container);
+}
+
+const selectorText = (sel: LabelSelector): string => {
+  const parts = Object.entries(sel.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`);
+  for (const e of sel.matchExpressions ?? []) parts.push(`${e.key} ${e.operator}${e.values?.length ? ` (${e.values.join(", ")})` : ""}`);
+  return parts.length > 0 ? parts.join(", ") : "everything";
+};
+
+/** A one-line description of a scope, for status and explain ("namespace vendor-app; podSelector app=nginx"). */
+export function describeScope(s: PolicyScope): string {
+  if (!isScoped(s)) return "every process";
+  const out: string[] = [];
+  if (s.namespace !== undefined) out.push(`namespace ${s.namespace}`);
+  if (s.podSelector !== undefined) out.push(`podSelector ${selectorText(s.podSelector)}`);
+  if (s.containerSelector !== undefined) out.push(`containerSelector ${selectorText(s.containerSelector)}`);
+  if (s.hostSelector !== undefined) out.push("hostSelector {}");
+  return out.join("; ");
 }
