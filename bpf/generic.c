@@ -12,8 +12,8 @@
  *                                      runs at the exit of those syscalls, not of every one
  *   gen_tracepoint  tracepoint/        any tracefs event; the record's common_type names it
  *   gen_uprobe      uprobe             user functions (spec.uprobes), one link per path:offset
- *                                      whose cookie is the dispatch key; arguments from the
- *                                      function's argument registers, strings from user memory
+ *                                      whose cookie is the dispatch key; the function's argument
+ *                                      registers laid out as a syscall's, strings from user memory
  *
  * A hook slot is a ward_hook_config (gen_hooks) plus a gen_slot (gen_slots: where each
  * argument is read from, on/off, monitor). Userspace writes both, then the dispatch entry
@@ -312,22 +312,6 @@ static __always_inline __u64 syscall_arg(struct pt_regs *regs, __u32 i, __u32 nr
 	return v;
 }
 
-/* A user function's argument registers (SysV x86_64 ABI): uprobes stop at the first
- * instruction, so they still hold what the caller passed. */
-static __always_inline __u64 func_arg(struct pt_regs *regs, __u32 i)
-{
-	__u64 v = 0;
-	switch (i) {
-	case 0: RD(v, regs, di); break;
-	case 1: RD(v, regs, si); break;
-	case 2: RD(v, regs, dx); break;
-	case 3: RD(v, regs, cx); break;
-	case 4: RD(v, regs, r8); break;
-	case 5: RD(v, regs, r9); break;
-	}
-	return v;
-}
-
 /* The raw 64-bit value a source names; returns 0 on success. */
 static __always_inline int source_value(struct gen_state *st, const struct gen_src *src, __u64 *out)
 {
@@ -337,11 +321,6 @@ static __always_inline int source_value(struct gen_state *st, const struct gen_s
 		if (!st->regs)
 			return -1;
 		*out = syscall_arg(st->regs, src->offset, st->nr);
-		return 0;
-	case GEN_FROM_FUNC_ARG:
-		if (!st->regs)
-			return -1;
-		*out = func_arg(st->regs, src->offset);
 		return 0;
 	case GEN_FROM_SYSCALL_NR:
 		*out = st->nr;
@@ -712,8 +691,6 @@ static __always_inline int opened_file(long ret)
 static __always_inline __u64 size_of(struct gen_state *st, const struct ward_hook_config *cfg,
 				     const struct gen_slot *gs, struct gen_event *ev, __u32 want)
 {
-	if (st->point == GEN_POINT_UPROBE && st->regs && want < 6)
-		return func_arg(st->regs, want);
 	if (st->point != GEN_POINT_TP && st->regs && want < 6)
 		return syscall_arg(st->regs, want, st->nr);
 	for (int j = 0; j < WARD_MAX_SLOTS; j++)
@@ -1686,9 +1663,8 @@ static __always_inline void run_slot(struct gen_state *st, __u32 slot)
 	/* the policy's workload scope first: outside it nothing else is read */
 	if (!ward_in_scope(gs->scope))
 		return;
-	/* return hooks are evaluated once, at the return; the others at the entry (tracepoints
-	 * and uprobes have one point each: their dispatch key says which slots run) */
-	if (st->point != GEN_POINT_TP && st->point != GEN_POINT_UPROBE && !!(gs->flags & GEN_SLOT_RETURN) != is_exit)
+	/* return hooks are evaluated once, at the return; the others at the entry */
+	if (st->point != GEN_POINT_TP && !!(gs->flags & GEN_SLOT_RETURN) != is_exit)
 		return;
 	/* a file-open rule on the returned fd: failed and O_PATH opens are not file opens */
 	if ((gs->flags & GEN_SLOT_OPENED_FD) && (!is_exit || !opened_file(st->ret)))
@@ -1876,23 +1852,42 @@ int gen_tracepoint(void *ctx)
 	return 0;
 }
 
+/* Per-CPU: the probed function's registers in the syscall argument layout (gen_uprobe). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pt_regs);
+} gen_uregs SEC(".maps");
+
 /*
  * A user function (spec.uprobes): the uprobe PMU stops the caller at the function's first
  * instruction, in its own context, so ctx is its user registers and bpf_send_signal's
  * SIGKILL is delivered when the trap returns to user space: the function body never runs.
- * The link's cookie names the attached path:offset (the dispatch key).
+ * The link's cookie names the attached path:offset (the dispatch key). The SysV function
+ * arguments (di si dx cx r8 r9) differ from a syscall's (di si dx r10 r8 r9) only in the
+ * fourth: with cx copied into r10 the slots are read as syscall arguments and evaluated as
+ * at a syscall entry, so no code shared with the syscall programs changes (gen_sys_enter is
+ * close to the verifier's 1M-instruction limit).
  */
 SEC("uprobe")
 int gen_uprobe(struct pt_regs *ctx)
 {
 	struct gen_state st = {};
+	__u32 zero = 0;
 	__u32 id = (__u32)bpf_get_attach_cookie(ctx);
+	struct pt_regs *regs = bpf_map_lookup_elem(&gen_uregs, &zero);
 
-	st.regs = ctx;
+	if (!regs)
+		return 0;
+	if (bpf_probe_read_kernel(regs, sizeof(*regs), ctx))
+		return 0;
+	regs->r10 = regs->cx;
+	st.regs = regs;
 	st.ctx = ctx;
-	st.point = GEN_POINT_UPROBE;
-	st.nr = id;
+	st.point = GEN_POINT_SYS_ENTER;
+	st.nr = id; /* no bit 31: read as x86_64 argument registers */
 	st.tgid = bpf_get_current_pid_tgid() >> 32;
-	dispatch(&st, id);
+	dispatch_at(&st, GEN_POINT_UPROBE, id);
 	return 0;
 }

@@ -25,8 +25,6 @@ enum gen_from {
 	GEN_FROM_TP_FIELD = 4,    /* tracepoint record field at `offset`, `size` bytes */
 	GEN_FROM_TP_DATALOC = 5,  /* tracepoint __data_loc string at `offset` */
 	GEN_FROM_TP_ARRAY = 6,    /* tracepoint char array at `offset` (comm[16], ...), read as a string */
-	GEN_FROM_FUNC_ARG = 7,    /* user function argument `index` (uprobes): SysV x86_64 registers
-	                             di si dx cx r8 r9 */
 };
 #define GEN_SRC_SIGNED 0x1     /* sign-extend a TP field */
 #define GEN_SRC_USER 0x2       /* pointer is a user pointer (syscall args, syscalls/ tracepoints) */
@@ -50,7 +48,8 @@ enum gen_point {
 	                            number; evaluated as GEN_POINT_SYS_EXIT. A key of its own so
 	                            tp_btf/sys_exit (other return hooks) never runs these slots too */
 	GEN_POINT_UPROBE = 5,    /* gen_uprobe on a user function, key = the link's cookie (one id
-	                            per attached path:offset, userspace maps it to the symbol) */
+	                            per attached path:offset, userspace maps it to the symbol);
+	                            evaluated as GEN_POINT_SYS_ENTER on the function's registers */
 };
 
 struct gen_dispatch_key {

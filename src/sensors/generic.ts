@@ -67,9 +67,7 @@ export type ArgSource =
   /** a tracefs __data_loc string field */
   | { from: "tp-dataloc"; offset: number }
   /** a char array inside a tracefs record (comm[16], ...), read as a string */
-  | { from: "tp-array"; offset: number }
-  /** argument 0..5 of a user function (uprobes): di si dx cx r8 r9; pointers are user pointers */
-  | { from: "func-arg"; index: number };
+  | { from: "tp-array"; offset: number };
 
 /** One place a uprobe hook is attached: a file offset in its binary, with what the policy named. */
 export interface UprobeTarget {
@@ -206,7 +204,7 @@ const OPEN_EXIT_BY_NR: ReadonlyMap<number, (typeof OPEN_EXIT_TRACEPOINTS)[number
 ]);
 const ALL_SYSCALLS = 0xffffffff;
 const UPROBE_PROGRAM = "gen_uprobe";
-const FROM = { "syscall-arg": 1, "syscall-nr": 2, return: 3, "tp-field": 4, "tp-dataloc": 5, "tp-array": 6, "func-arg": 7 } as const;
+const FROM = { "syscall-arg": 1, "syscall-nr": 2, return: 3, "tp-field": 4, "tp-dataloc": 5, "tp-array": 6 } as const;
 const NS_NAMES = ["uts", "ipc", "mnt", "pid", "pid_for_children", "net", "time", "time_for_children", "cgroup", "user"];
 
 function readable(type: number): boolean {
@@ -529,7 +527,8 @@ export class GenericSensor {
       if (h.attach.kind === "uprobe") {
         if (h.attach.targets.length === 0) problems.push(`${ch.path}: a uprobe hook needs at least one target`);
         h.sources.forEach((src, i) => {
-          if (src !== undefined && src.from !== "func-arg") problems.push(`${ch.path}: argument slot ${i} of a uprobe is read from the function's registers only`);
+          // gen_uprobe lays the function's argument registers out as a syscall's
+          if (src !== undefined && src.from !== "syscall-arg") problems.push(`${ch.path}: argument slot ${i} of a uprobe is read from the function's registers only`);
           else if (src !== undefined && (types[i] === ARG.FILE || types[i] === ARG.PATH || types[i] === ARG.SOCKADDR)) problems.push(`${ch.path}: argument slot ${i} (${ARG_TYPE_NAMES[types[i]!]}) is a kernel object; a user function has none`);
         });
       }
@@ -604,10 +603,6 @@ export class GenericSensor {
       }
       if (s.from === "tp-dataloc" || s.from === "tp-array") dv.setUint16(o + L.src.offset("offset"), s.offset, true);
       if (s.from === "syscall-arg") dv.setUint8(o + L.src.offset("flags"), 2 | (s.iovec ? 8 : 0));
-      if (s.from === "func-arg") {
-        dv.setUint16(o + L.src.offset("offset"), s.index, true);
-        dv.setUint8(o + L.src.offset("flags"), 2); // GEN_SRC_USER: the caller's memory
-      }
       // GEN_SRC_FD: read_file takes the value as an fd of the current task
       if (s.from === "return" && s.fd) dv.setUint8(o + L.src.offset("flags"), 4);
     }
@@ -928,7 +923,9 @@ export function uprobeHook(compiled: CompiledPolicy, index: number, path: string
   const sources: (ArgSource | undefined)[] = [];
   for (let i = 0; i < 5; i++) {
     const o = 24 + i * 8;
-    sources.push(dv.getUint8(o + 5) !== 0 ? { from: "func-arg", index: dv.getUint8(o + 3) } : undefined);
+    // gen_uprobe puts the function's registers in the syscall layout (cx into r10), and a
+    // syscall argument source reads pointers as user pointers: the caller's memory
+    sources.push(dv.getUint8(o + 5) !== 0 ? { from: "syscall-arg", index: dv.getUint8(o + 3) } : undefined);
   }
   return { index, attach: { kind: "uprobe", path, targets }, sources };
 }
