@@ -158,7 +158,7 @@ describe("uprobes (generic sensor, gen_uprobe)", () => {
     } finally {
       backend!.remove("lib-post");
     }
-  }, 60_000); // the first policy loads and verifies generic.o
+  }, 180_000); // the first policy loads and verifies generic.o (24 s on a quiet machine)
 
   kernelTest("matchBinaries In [caller]: the same library function called from a copy of the caller is not reported", async () => {
     apply("lib-bin", policy("lib-bin", LIB_TARGET(`    selectors:

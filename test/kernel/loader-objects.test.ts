@@ -152,7 +152,7 @@ describe("every committed object", () => {
           coll?.close();
         }
       }
-    }, 120_000); // generic.o verifies five large programs one by one
+    }, 300_000); // generic.o verifies six large programs one by one
   }
 });
 
