@@ -1014,7 +1014,10 @@ function uprobeHook(h: WireHook, u: UProbeSpec, f: HookFeatures, monitor: boolea
     try {
       return { symbol: n.label, offset: lookup.fileOffset(u.path, n.target) };
     } catch (e) {
-      reject(`${n.field}: ${(e as Error).message}`);
+      const msg = (e as Error).message;
+      // the file itself (missing, unreadable, not ELF) is the path's problem, not one target's
+      if (msg.startsWith(`read ${u.path}:`) || msg.startsWith(`${u.path}:`)) reject(`path: ${msg}`);
+      reject(`${n.field}: ${msg}`);
     }
   });
   const where = `at the first instruction of ${u.symbols.length > 0 ? u.symbols.join(", ") : `file offset${targets.length > 1 ? "s" : ""} ${targets.map((t) => `0x${t.offset.toString(16)}`).join(", ")}`} in ${u.path} (uprobe)`;

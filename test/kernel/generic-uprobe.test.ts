@@ -289,7 +289,7 @@ describe("uprobes (generic sensor, gen_uprobe)", () => {
     expect(missingSym[0]).toMatch(/^spec\.uprobes\[0\] .*symbols\[1\]: resolve no_such_function_here in .*libwardprobe\.so: no such function symbol/);
     expect(errs(`  - path: "${dir}/absent"
     symbols:
-    - "main"`)[0]).toMatch(/spec\.uprobes\[0\] .*symbols\[0\]: read .*absent: no such file/);
+    - "main"`)[0]).toMatch(/spec\.uprobes\[0\] .*: path: read .*absent: no such file/);
     expect(errs(`  - path: "${libc}"
     symbols:
     - "strlen"`)[0]).toContain("IFUNC");
