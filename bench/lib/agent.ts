@@ -55,10 +55,15 @@ export class BenchAgent {
 
   private tag = "";
 
+  /** The running agent's state file (where `ward` commands, the OCI hook among them, find it). */
+  get stateFile(): string {
+    return join(this.dir, `agent-${this.tag}.json`);
+  }
+
   async start(): Promise<void> {
     const bin = await wardBinary();
     this.tag = `${process.pid}-${serial++}`;
-    const state = join(this.dir, `agent-${this.tag}.json`);
+    const state = this.stateFile;
     const tokenFile = join(this.dir, "token");
     const args = [
       "agent",

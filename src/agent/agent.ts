@@ -19,6 +19,7 @@ import { loadOrCreateToken } from "./token.ts";
 import type { EventJson } from "../events/filter.ts";
 import { ExportGate } from "../export/export-gate.ts";
 import { WorkloadRegistry } from "../workloads/registry.ts";
+import { KubernetesStartError, KubernetesWatch, loadKubernetesConfig } from "./kubernetes.ts";
 import { CgroupScanFeed } from "../workloads/cgroup-feed.ts";
 import { cgroupV2Mount } from "../workloads/cgroup-identity.ts";
 
@@ -55,7 +56,7 @@ export interface AgentParts {
 export class AgentStartError extends Error {
   override name = "AgentStartError";
   constructor(
-    readonly code: "already_running" | "listen" | "policy_files" | "policy_store" | "sensor" | "export" | "unsupported",
+    readonly code: "already_running" | "listen" | "policy_files" | "policy_store" | "sensor" | "export" | "unsupported" | "kubernetes",
     message: string,
     options?: { cause?: unknown },
   ) {
@@ -107,9 +108,11 @@ function removeEmptyDirs(dir: string): void {
 export class Agent {
   readonly hub: EventHub;
   readonly store: PolicyStore;
-  /** The workloads the agent knows; policies' scopes follow it (src/workloads/scopes.ts). */
+  /** The workloads the agent knows; policies' scopes follow it (src/workloads/scopes.ts). The cgroup scan and, with --enable-k8s-api, the pod watch feed it. */
   readonly workloads = new WorkloadRegistry();
   #cgroupFeed: CgroupScanFeed | undefined;
+  /** The pod and TracingPolicy watches, with --enable-k8s-api. */
+  #k8s: KubernetesWatch | undefined;
   #sensors: Sensor[] = [];
   #server: ReturnType<typeof Bun.serve> | undefined;
   #ready = false;
@@ -175,6 +178,23 @@ export class Agent {
       return { text, file, source: `file:${file}` };
     });
     if (items.length > 0) this.store.addAll(items);
+    // A kubeconfig that cannot be read stops the start before anything is touched.
+    if (config.enableK8sApi) {
+      try {
+        this.#k8s = new KubernetesWatch(loadKubernetesConfig(config.k8sKubeconfigPath), {
+          nodeName: config.nodeName,
+          policies: config.enableTracingPolicyCrd,
+          attempts: config.k8sControlplaneRetry,
+          registry: this.workloads,
+          store: this.store,
+          log: parts.log,
+          warn: parts.warn ?? parts.log,
+        });
+      } catch (err) {
+        if (err instanceof KubernetesStartError) throw new AgentStartError("kubernetes", err.message, { cause: err });
+        throw err;
+      }
+    }
 
     const previous = readState(config.stateFile);
     if (previous && previous.pid !== process.pid && pidAlive(previous.pid)) {
@@ -214,6 +234,13 @@ export class Agent {
       policies: this.store,
       events: this.hub,
       workloads: this.workloads,
+      // Reported cgroups are checked against the tree the agent sees (the ids the kernel filters on).
+      cgroupRoot: cgroupV2Mount(),
+      // The pod watch merges a hook's report with the pod's labels in a registry write of its
+      // own; the hook's PUT waits for it, so a podSelector scope holds before the container runs.
+      settleWorkloads: async () => {
+        await this.#k8s?.feed.settled();
+      },
     });
     try {
       // idleTimeout 0: event streams may be quiet for long stretches and must stay open.
@@ -233,6 +260,9 @@ export class Agent {
     parts.log(`API listening on ${this.#url} (state file ${config.stateFile})`);
 
     try {
+      // The API server must answer before any sensor attaches (as Tetragon, the agent does
+      // not start without it); the API above already serves /v1/status meanwhile.
+      await this.#kubernetes((k) => k.connect());
       const ctx: SensorContext = {
         nodeName: config.nodeName,
         bpfDir: config.bpfDir,
@@ -260,6 +290,9 @@ export class Agent {
       } else {
         parts.log("workloads: no cgroup v2 hierarchy mounted: containers are known only from the OCI hook and the pod watch, and scoped policies cannot be enforced");
       }
+      // This node's pods are in the registry before any policy applies, so a scoped policy
+      // holds for them from its first moment.
+      await this.#kubernetes((k) => k.startPods());
       // Policies go to the kernel once the sensors they rely on run. All or nothing: when one
       // cannot be applied, the others are still tried (so the error names every refused file
       // and field), then the applied ones are removed and the start stops
@@ -268,6 +301,9 @@ export class Agent {
         this.store.attachBackend(parts.policyBackend(ctx, this.#sensors));
         if (this.store.list().length > 0) parts.log(`${this.store.list().length} polic${this.store.list().length === 1 ? "y" : "ies"} applied`);
       }
+      // CRs one by one once the store applies to the kernel: a refused CR is reported (log,
+      // status) and does not stop the start, unlike a refused --policy file.
+      await this.#kubernetes((k) => k.startPolicies());
     } catch (err) {
       await this.stop({ keepAttached: false });
       throw err;
@@ -275,6 +311,25 @@ export class Agent {
     releaseStartupMemory();
     this.#ready = true;
     this.#createdToken = undefined;
+  }
+
+  /**
+   * Ends a start that is waiting for the Kubernetes API server (with --k8s-controlplane-retry
+   * -1 it may wait long): start() then fails and undoes what it did. A signal calls it.
+   */
+  interruptStart(): void {
+    this.#k8s?.interrupt();
+  }
+
+  /** Runs one step of the Kubernetes start; its failure is the agent's start error. */
+  async #kubernetes(step: (k: KubernetesWatch) => Promise<void>): Promise<void> {
+    if (this.#k8s === undefined) return;
+    try {
+      await step(this.#k8s);
+    } catch (err) {
+      if (err instanceof KubernetesStartError) throw new AgentStartError("kubernetes", err.message, { cause: err });
+      throw err;
+    }
   }
 
   /**
@@ -311,6 +366,12 @@ export class Agent {
     this.#ready = false;
     const keepAttached = opts.keepAttached ?? this.config.keepSensorsOnExit;
     const errors: string[] = [];
+    // The watches end first: no CR change may reach a store that is detaching.
+    try {
+      await this.#k8s?.stop();
+    } catch (err) {
+      errors.push(`stop kubernetes watches: ${(err as Error).message}`);
+    }
     this.#cgroupFeed?.close();
     try {
       this.store.detachBackend();
@@ -379,6 +440,7 @@ export class Agent {
       ...(cacheSize !== undefined ? { process_cache_size: cacheSize } : {}),
       policies: this.store.list(),
       workloads: this.#workloadStatus(),
+      ...(this.#k8s !== undefined ? { kubernetes: this.#k8s.status() } : {}),
     };
   }
 

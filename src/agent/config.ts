@@ -72,6 +72,13 @@ export interface AgentConfig {
   bpfDir: string;
   keepSensorsOnExit: boolean;
   nodeName: string;
+  /** --enable-k8s-api: the pod watch and (unless enableTracingPolicyCrd is off) the CR watch. */
+  enableK8sApi: boolean;
+  /** A kubeconfig file; unset means the in-cluster config (as Tetragon: $KUBECONFIG is not read). */
+  k8sKubeconfigPath?: string;
+  /** Attempts to reach the API server at start; -1 without end. */
+  k8sControlplaneRetry: number;
+  enableTracingPolicyCrd: boolean;
   /** Export sinks (src/export/sink-spec.ts) from --sink flags, else the config file's `sinks:`. */
   sinks: SinkSpec[];
 }
@@ -136,7 +143,23 @@ export const SETTINGS: Setting[] = [
   { key: "enable-pid-set-filter", kind: "bool", env: envOf("enable-pid-set-filter", true), help: "allow pid_set in export filters (testing: its descendant cache only grows)" },
   { key: "bpf-dir", kind: "string", env: envOf("bpf-dir", true), arg: "DIR", help: `bpffs directory for pins (a relative name is under ${BPF_ROOT}, as in Tetragon)`, defaultText: DEFAULT_BPF_DIR },
   { key: "keep-sensors-on-exit", kind: "bool", env: envOf("keep-sensors-on-exit", true), help: "leave pinned programs attached when the agent exits (not supported yet: refused)" },
-  { key: "node-name", kind: "string", env: ["WARD_NODE_NAME", "HUBBLE_NODE_NAME", "NODE_NAME"], arg: "NAME", help: "node_name in events", defaultText: "$HUBBLE_NODE_NAME, $NODE_NAME, else the hostname" },
+  { key: "node-name", kind: "string", env: ["WARD_NODE_NAME", "HUBBLE_NODE_NAME", "NODE_NAME"], arg: "NAME", help: "node_name in events, and the node whose pods the Kubernetes pod watch lists", defaultText: "$HUBBLE_NODE_NAME, $NODE_NAME, else the hostname" },
+  { key: "enable-k8s-api", kind: "bool", env: envOf("enable-k8s-api", true), help: "watch this node's pods (pod metadata in events, podSelector and namespace scopes) and the TracingPolicy CRs through the Kubernetes API" },
+  { key: "k8s-kubeconfig-path", kind: "string", env: envOf("k8s-kubeconfig-path", true), arg: "FILE", help: "reach the API server through this kubeconfig (its current context) instead of the in-cluster service account", defaultText: "in-cluster config" },
+  {
+    key: "k8s-controlplane-retry",
+    kind: "int",
+    min: -1,
+    env: envOf("k8s-controlplane-retry", true),
+    arg: "N",
+    help: "attempts to reach the API server at start before the agent refuses to start (-1: retry until it answers)",
+    defaultText: "1",
+    parse: (v) => {
+      if (v === 0) throw new ConfigValueError("0 attempts would never connect; give 1 or more, or -1 to retry until the API server answers");
+      return v;
+    },
+  },
+  { key: "enable-tracing-policy-crd", kind: "bool", env: envOf("enable-tracing-policy-crd", true), help: "with --enable-k8s-api, apply the cluster's TracingPolicy and TracingPolicyNamespaced resources (=false: pods only)", defaultText: "true" },
   { key: "sink", kind: "list", env: envOf("sink"), arg: "SPEC", help: "export to SPEC too (repeatable): syslog://HOST:PORT?proto=tcp|udp, syslog:///socket, loki=http://HOST:3100, clickhouse=http://HOST:8123?table=ward_events, file=PATH, stdout", parse: (v) => sinkValue(() => parseSinkFlags(v as string[])) },
   { key: "sinks", kind: "opaque-list", fileOnly: true, help: "export sinks (config file only; the same forms as --sink, or mappings)", parse: (v) => sinkValue(() => parseSinkConfig(v as unknown[], (i) => `sinks[${i}]`)) },
 ];
@@ -525,6 +548,16 @@ function buildConfig(
   // --sink flags replace the config file's list, as every flag overrides its file setting.
   const sinks = get<SinkSpec[]>("sink") ?? get<SinkSpec[]>("sinks") ?? [];
   let bpfDir = get<string>("bpf-dir") ?? DEFAULT_BPF_DIR;
+  // The Kubernetes settings only mean something with the API enabled; one given without it
+  // is a mistake (the agent would run without the pod watch the user thinks it has).
+  const enableK8sApi = get<boolean>("enable-k8s-api") ?? false;
+  const k8sKubeconfigPath = get<string>("k8s-kubeconfig-path");
+  if (!enableK8sApi) {
+    for (const key of ["k8s-kubeconfig-path", "k8s-controlplane-retry"]) {
+      const o = origins.get(key);
+      if (o !== undefined) p.add(o, key, "has no effect without enable-k8s-api; enable the Kubernetes API or drop it");
+    }
+  }
   if (!isAbsolute(bpfDir)) bpfDir = join(BPF_ROOT, bpfDir);
   return {
     ...(extra.configFile !== undefined ? { configFile: extra.configFile } : {}),
@@ -549,6 +582,10 @@ function buildConfig(
     bpfDir,
     keepSensorsOnExit: get<boolean>("keep-sensors-on-exit") ?? false,
     nodeName: get<string>("node-name") ?? hostname(),
+    enableK8sApi,
+    ...(k8sKubeconfigPath !== undefined ? { k8sKubeconfigPath } : {}),
+    k8sControlplaneRetry: get<number>("k8s-controlplane-retry") ?? 1,
+    enableTracingPolicyCrd: get<boolean>("enable-tracing-policy-crd") ?? true,
     sinks,
   };
 }
@@ -579,6 +616,15 @@ export function formatConfig(c: AgentConfig): string {
     "bpf-dir": c.bpfDir,
     "keep-sensors-on-exit": c.keepSensorsOnExit,
     "node-name": c.nodeName,
+    "enable-k8s-api": c.enableK8sApi,
+    // The other Kubernetes keys are errors without it (so the printed file reads back).
+    ...(c.enableK8sApi
+      ? {
+          ...(c.k8sKubeconfigPath !== undefined ? { "k8s-kubeconfig-path": c.k8sKubeconfigPath } : {}),
+          "k8s-controlplane-retry": c.k8sControlplaneRetry,
+          "enable-tracing-policy-crd": c.enableTracingPolicyCrd,
+        }
+      : {}),
     sinks: c.sinks.map(formatSinkSpec),
   };
   const head = c.configFile !== undefined ? `# effective configuration (config file ${c.configFile}, then environment, then flags)\n` : "# effective configuration (defaults, environment, flags)\n";

@@ -4,6 +4,7 @@ import { startProcessSensor, type PipelineCounters, type ProcessSensor as Kernel
 import type { SensorContext } from "./agent.ts";
 import type { Sensor, SensorStatus } from "./sensor.ts";
 import { WorkloadIdentity } from "../workloads/identity.ts";
+import { cgroupV2Mount } from "../workloads/cgroup-identity.ts";
 
 /** The agent's counter names for the pipeline's; lost_<reason> feed ward_events_lost_total. */
 export function flattenCounters(c: PipelineCounters): Record<string, number> {
@@ -47,7 +48,7 @@ export class ProcessSensor implements Sensor {
     this.#state = "starting";
     try {
       // Every process block (these events' and the policies') gets `docker`/`pod` from the registry.
-      this.#identity = new WorkloadIdentity(this.ctx.workloads);
+      this.#identity = new WorkloadIdentity(this.ctx.workloads, cgroupV2Mount());
       await this.#identity.start();
       this.#sensor = await this.startFn({
         nodeName: this.ctx.nodeName,

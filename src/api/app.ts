@@ -8,6 +8,7 @@ import { metricsRoutes } from "./routes/metrics.ts";
 import { policyRoutes } from "./routes/policies.ts";
 import { healthRoutes, statusRoutes } from "./routes/status.ts";
 import { workloadRoutes } from "./routes/workloads.ts";
+import { workloadHookRoutes } from "./routes/workload-hook.ts";
 import type { ApiDeps } from "./deps.ts";
 
 export function createApp(deps: ApiDeps): Hono {
@@ -29,5 +30,6 @@ export function createApp(deps: ApiDeps): Hono {
   app.route("/v1", eventRoutes(deps));
   app.route("/v1/policies", policyRoutes(deps));
   app.route("/v1/workloads", workloadRoutes(deps));
+  app.route("/v1/workloads", workloadHookRoutes(deps));
   return app;
 }

@@ -4,6 +4,7 @@ import type { EventSource } from "../agent/event-hub.ts";
 import type { PolicyInfo, PolicyStore } from "../agent/policy-store.ts";
 import type { SensorState } from "../agent/sensor.ts";
 import type { SinkStats } from "../export/sink.ts";
+import type { KubernetesStatus } from "../agent/kubernetes.ts";
 import type { WorkloadRegistry } from "../workloads/registry.ts";
 
 export interface SensorReport {
@@ -38,6 +39,8 @@ export interface AgentStatus {
   policies: PolicyInfo[];
   /** The workload registry: entries by source, and the cgroup directories the scan feeder watches. */
   workloads?: { total: number; by_source: Record<string, number>; watched_cgroups?: number };
+  /** With --enable-k8s-api: the watches (synced, resourceVersion, re-lists, errors), pods, refused CRs. */
+  kubernetes?: KubernetesStatus;
 }
 
 export type PolicyStoreApi = Pick<PolicyStore, "add" | "list" | "info" | "get" | "delete" | "setEnabled" | "setMode" | "countByState">;
@@ -49,8 +52,19 @@ export interface ApiDeps {
   status(): AgentStatus;
   policies: PolicyStoreApi;
   events: EventSource;
-  /** The agent's workload registry (GET /v1/workloads; the OCI hook's routes write it). */
+  /** The agent's workload registry (GET /v1/workloads; the OCI hook's PUT/DELETE write it); without it PUT/DELETE answer 503. */
   workloads?: WorkloadRegistry;
+  /**
+   * The cgroup v2 root the agent sees. When set, a reported workload's cgroup directory must
+   * exist there with the reported id (the kernel filters on that id); undefined: trusted as sent.
+   */
+  cgroupRoot?: string;
+  /**
+   * Resolves once the registry writes other feeders queued in reaction to a change have
+   * settled (the pod watch merging a reported container with its pod's labels). PUT
+   * /v1/workloads/:id waits for it before answering.
+   */
+  settleWorkloads?: () => Promise<void>;
   /** Largest request body accepted, in bytes (default 1 MiB). */
   maxBodyBytes?: number;
   /** Interval of SSE keep-alive comments, in ms (default 15 s). */

@@ -66,7 +66,30 @@ export function renderMetrics(s: AgentStatus): string {
   if (s.process_cache_size !== undefined) {
     e.metric("ward_process_cache_size", "gauge", "Entries in the user-space process cache.", [[{}, s.process_cache_size]]);
   }
+  if (s.kubernetes !== undefined) kubernetesMetrics(e, s.kubernetes);
   return e.text();
+}
+
+/** The Kubernetes watches (--enable-k8s-api): alert on a watch not synced or erring, and on refused CRs. */
+function kubernetesMetrics(e: Exposition, k: NonNullable<AgentStatus["kubernetes"]>): void {
+  const per = (f: (w: (typeof k.watches)[number]) => number): [Labels, number][] => k.watches.map((w) => [{ resource: w.resource }, f(w)]);
+  e.metric("ward_k8s_connected", "gauge", "1 once the API server answered at start (0 while the agent waits for it).", [[{}, k.state === "connected" ? 1 : 0]]);
+  e.metric("ward_k8s_watch_synced", "gauge", "1 once the watch's first list has been applied.", per((w) => (w.synced ? 1 : 0)));
+  e.metric("ward_k8s_watch_up", "gauge", "1 while a watch request is open.", per((w) => (w.watching ? 1 : 0)));
+  e.metric("ward_k8s_watch_lists_total", "counter", "Lists made (the first, and each re-list).", per((w) => w.lists));
+  e.metric("ward_k8s_watch_relists_total", "counter", "Re-lists after 410 Gone (the watch's resourceVersion was compacted).", per((w) => w.relists));
+  e.metric("ward_k8s_watch_errors_total", "counter", "Failed requests and bad watch events (each retried with backoff).", per((w) => w.errors));
+  e.metric("ward_k8s_pods", "gauge", "This node's pods in the pod cache.", [[{}, k.pods]]);
+  e.metric("ward_k8s_containers", "gauge", "Containers of this node's pods in the workload registry, by whether their cgroup is known.", [
+    [{ cgroup: "found" }, k.containers],
+    [{ cgroup: "pending" }, k.pending_containers.length],
+  ]);
+  if (k.policies !== undefined) {
+    const by = { applied: 0, error: 0, skipped: 0 };
+    for (const p of k.policies) by[p.state]++;
+    // Tetragon's tetragon_tracingpolicy_loaded{state}, for the CRs.
+    e.metric("ward_k8s_tracingpolicies", "gauge", "TracingPolicy resources: applied, refused (error), or skipped (spec.nodeSelector does not select this node).", Object.entries(by).map(([state, n]) => [{ state }, n]));
+  }
 }
 
 /** Per-sink counters (src/export/queued.ts): sent + dropped + queued = written, for every sink. */

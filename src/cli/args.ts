@@ -42,8 +42,10 @@ export function parseArgs(command: string, argv: string[], spec: Record<string, 
     const s = spec[name];
     if (s === undefined) throw new UsageError(`ward ${command}: unknown flag --${name}`);
     if (s.kind === "bool") {
-      if (inline !== undefined) throw new UsageError(`ward ${command}: flag --${name} takes no value`);
-      flags[name] = true;
+      // --flag, or --flag=true / --flag=false (how a default-on flag is turned off, as with
+      // Tetragon's flags); a separate word after a bool flag is never its value.
+      if (inline !== undefined && inline !== "true" && inline !== "false") throw new UsageError(`ward ${command}: flag --${name} takes no value, or =true or =false (not "${inline}")`);
+      flags[name] = inline !== "false";
       continue;
     }
     const value = inline ?? argv[++i];

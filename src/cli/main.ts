@@ -10,12 +10,13 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
   policy: { summary: "add, list, delete, enable, disable, validate, explain policies", load: () => import("./commands/policy.ts") },
   events: { summary: "stream events from the agent, or format JSON lines from stdin", load: () => import("./commands/events.ts") },
   status: { summary: "show the agent's status", load: () => import("./commands/status.ts") },
+  "oci-hook": { summary: "OCI runtime hook: report a container to the agent before it starts", load: () => import("./commands/oci-hook.ts") },
   probe: { summary: "show which BPF features this kernel offers", load: () => import("./commands/probe.ts") },
   version: { summary: "print the version", load: () => import("./commands/version.ts") },
 };
 
 function usage(): string {
-  const lines = Object.entries(commands).map(([n, c]) => `  ${n.padEnd(8)} ${c.summary}`);
+  const lines = Object.entries(commands).map(([n, c]) => `  ${n.padEnd(9)} ${c.summary}`);
   return `usage: ward [--server URL] <command> [flags]\n\ncommands:\n${lines.join("\n")}\n`;
 }
 

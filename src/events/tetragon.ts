@@ -20,7 +20,7 @@ export interface EncodeOptions {
   /** Namespace inode numbers of pid 1, by NS_NAMES index, for `is_host`. */
   hostNs?: readonly number[];
   /** `pod` and `docker` of a process by its cgroup id (src/workloads/identity.ts). */
-  workloads?: { fields(cgroupId: bigint): { docker?: string; pod?: object } };
+  workloads?: { fields(cgroupId: bigint, pid?: number): { docker?: string; pod?: object } };
 }
 
 function put(o: JsonObject, k: string, v: string | undefined): void {
@@ -39,7 +39,7 @@ export function encodeProcess(p: ProcessInfo, opts: EncodeOptions, withBinaryPro
   if (p.ktime !== 0n) o.start_time = rfc3339Nano(opts.clock.toWall(p.ktime));
   o.auid = p.creds.auid;
   if (opts.workloads !== undefined) {
-    const w = opts.workloads.fields(p.creds.cgroupId);
+    const w = opts.workloads.fields(p.creds.cgroupId, p.pid);
     if (w.pod !== undefined) o.pod = w.pod as JsonObject;
     put(o, "docker", w.docker);
   }
@@ -158,7 +158,7 @@ export class ProcessEventWriter {
     if (p.ktime !== 0n) s.push(',"start_time":"', rfc3339Nano(this.opts.clock.toWall(p.ktime)), '"');
     s.push(',"auid":', String(p.creds.auid));
     if (this.opts.workloads !== undefined) {
-      const w = this.opts.workloads.fields(p.creds.cgroupId);
+      const w = this.opts.workloads.fields(p.creds.cgroupId, p.pid);
       if (w.pod !== undefined) s.push(',"pod":', JSON.stringify(w.pod));
       if (w.docker !== undefined && w.docker !== "") s.push(',"docker":', quote(w.docker));
     }

@@ -88,8 +88,9 @@ export class CgroupScanFeed {
     if (this.#watchers.has(rel)) return;
     let w: FSWatcher;
     try {
-      w = watch(join(this.opts.root, rel || "/"), (_ev, name) => {
-        if (typeof name === "string" && name !== "") this.#changed(`${rel}/${name}`, depth + 1);
+      // "rename" is a name created or removed; "change" a write to a file (cgroup.procs...).
+      w = watch(join(this.opts.root, rel || "/"), (ev, name) => {
+        if (ev === "rename" && typeof name === "string" && name !== "") this.#changed(`${rel}/${name}`, depth + 1);
       });
     } catch (e) {
       this.opts.log?.(`cgroup feed: watch ${join(this.opts.root, rel)}: ${(e as Error).message}`);

@@ -13,6 +13,15 @@ export interface WorkloadPod {
   labels: Readonly<Record<string, string>>;
   /** The container's name inside the pod. */
   container?: string;
+  /** From the pod watch: the pod's owner as Tetragon names it (a ReplicaSet's Deployment). */
+  workload?: string;
+  workloadKind?: string;
+  /** From the pod watch: containerStatuses[].containerID as the kubelet reports it ("containerd://<id>"). */
+  runtimeContainerId?: string;
+  /** From the pod watch: the image's digest reference (containerStatuses[].imageID). */
+  imageId?: string;
+  /** From the pod watch: when the container started running (RFC 3339). */
+  startedAt?: string;
 }
 
 export type WorkloadSource = "oci-hook" | "kubernetes" | "cgroup-scan";

@@ -11,6 +11,8 @@
 // Write order keeps the kernel's view never wider than intended and never missing a member
 // that is still wanted: a member's key is written before its level bit, and its level bit
 // is cleared only after the last key at that level is gone.
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { BpfMap } from "../bpf/map.ts";
 import { loadCollectionSpec } from "../bpf/collection.ts";
 import { readObject } from "../bpf/objects.ts";
@@ -73,6 +75,70 @@ export class ScopeMaps {
       throw e;
     }
     return new ScopeMaps(members, levels);
+  }
+
+  /**
+   * Pins the pair under `dir` (--keep-sensors-on-exit: pinned objects that check scopes
+   * keep finding their members after the agent exits).
+   */
+  pin(dir: string): void {
+    this.members.pin(join(dir, MEMBERS));
+    this.levels.pin(join(dir, LEVELS));
+  }
+
+  /**
+   * Takes over a pair pinned by pin(dir), rebuilding which ids are in use and their members
+   * from the maps themselves (a scope id is in use while it has members or a level mask).
+   * Undefined when nothing is pinned there. The caller re-tracks its policies' scopes and
+   * releases the ids no policy claims.
+   */
+  static fromPins(dir: string): ScopeMaps | undefined {
+    if (!existsSync(join(dir, MEMBERS)) || !existsSync(join(dir, LEVELS))) return undefined;
+    const members = BpfMap.fromPin(join(dir, MEMBERS));
+    let levels: BpfMap;
+    try {
+      levels = BpfMap.fromPin(join(dir, LEVELS));
+    } catch (e) {
+      members.close();
+      throw e;
+    }
+    const sm = new ScopeMaps(members, levels);
+    const used = new Set<number>();
+    for (const [k, v] of levels.entries()) {
+      const mask = new DataView(v.buffer, v.byteOffset, v.byteLength).getUint32(0, true);
+      if (mask === 0) continue;
+      const id = new DataView(k.buffer, k.byteOffset, k.byteLength).getUint32(0, true);
+      used.add(id);
+      sm.#masks.set(id, mask);
+    }
+    for (const k of members.keys()) {
+      const dv = new DataView(k.buffer, k.byteOffset, k.byteLength);
+      const id = dv.getUint32(0, true);
+      used.add(id);
+      // The level is not stored per key: take the lowest bit of the scope's mask. That is
+      // exact for the usual single-level scope; otherwise only this bookkeeping is off until
+      // the next set(), which rewrites each wanted member with its real level (the kernel's
+      // mask is not touched before then).
+      const mask = sm.#masks.get(id) ?? 0;
+      const level = mask === 0 ? 0 : 31 - Math.clz32(mask & -mask);
+      const m = sm.#written.get(id) ?? new Map<bigint, number>();
+      m.set(dv.getBigUint64(8, true), level);
+      sm.#written.set(id, m);
+    }
+    for (const id of used) if (!sm.#written.has(id)) sm.#written.set(id, new Map());
+    sm.#free.splice(0, sm.#free.length, ...[...Array(sm.maxScopes).keys()].slice(1).reverse().filter((i) => !used.has(i)));
+    return sm;
+  }
+
+  /** Takes an id found in use by fromPins for a policy that owns it again; throws if it is not in use. */
+  adopt(id: number): number {
+    if (!this.#written.has(id)) throw new ScopeMapsError(`scope ${id} is not in the pinned maps`);
+    return id;
+  }
+
+  /** Scope ids in use (allocated, or adopted from pins). */
+  ids(): number[] {
+    return [...this.#written.keys()].sort((a, b) => a - b);
   }
 
   /** What an object's newCollection takes to share this pair. */

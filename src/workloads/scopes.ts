@@ -52,7 +52,7 @@ export class WorkloadScopes {
    * Gives a policy its kernel scope: a fresh id whose member set is written before this
    * returns. Throws ScopeError for a scope the kernel set cannot express.
    */
-  track(policy: string, scope: PolicyScope): number {
+  track(policy: string, scope: PolicyScope, opts: { id?: number } = {}): number {
     if (this.#closed) throw new ScopeError("workload scopes closed");
     if (this.#tracked.has(policy)) throw new ScopeError(`policy ${policy} has a scope already`);
     if (!isScoped(scope)) return 0;
@@ -63,7 +63,8 @@ export class WorkloadScopes {
     }
     let id: number;
     try {
-      id = this.maps.allocate();
+      // A restarted agent takes back the id its pinned programs carry (ScopeMaps.fromPins).
+      id = opts.id !== undefined ? this.maps.adopt(opts.id) : this.maps.allocate();
     } catch (e) {
       throw new ScopeError((e as Error).message, { cause: e });
     }

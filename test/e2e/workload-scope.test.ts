@@ -107,6 +107,14 @@ describe("workload scopes through the agent", () => {
           const denied = await d.run(`cat ${secret}`);
           expect(denied.rc).toBe(1);
           expect(denied.out).toContain("Operation not permitted");
+          // A sub-cgroup the container made itself is in scope too (the fanotify thread walks
+          // the opener's ancestors), and its processes' events still name the container.
+          const sub = join(parent, `docker-${ID_LATE}.scope`, "init");
+          mkdirSync(sub);
+          writeFileSync(join(sub, "cgroup.procs"), `${d.pid}\n`);
+          expect((await d.run(`cat ${secret}`)).out).toContain("Operation not permitted");
+          writeFileSync(join(parent, `docker-${ID_EARLY}.scope`, "cgroup.procs"), `${d.pid}\n`);
+          rmdirSync(sub);
           // Moved out again: reads.
           writeFileSync(join(parent, `docker-${ID_EARLY}.scope`, "cgroup.procs"), `${d.pid}\n`);
           expect(await d.run(`cat ${secret}`)).toEqual({ out: SECRET, rc: 0 });
@@ -120,7 +128,7 @@ describe("workload scopes through the agent", () => {
         }, 10_000, agent);
         expect((ev.process as { docker?: string }).docker).toBe(ID_LATE.slice(0, 31));
         const execs = readFileSync(exportFile, "utf8").split("\n").filter((l) => l.includes('"process_exec"') && l.includes(secret)).map((l) => JSON.parse(l) as { process_exec: { process: { docker?: string } } });
-        expect(execs.map((e) => e.process_exec.process.docker).sort()).toEqual([ID_EARLY.slice(0, 31), ID_EARLY.slice(0, 31), ID_LATE.slice(0, 31)].sort());
+        expect(execs.map((e) => e.process_exec.process.docker).sort()).toEqual([ID_EARLY.slice(0, 31), ID_EARLY.slice(0, 31), ID_LATE.slice(0, 31), ID_LATE.slice(0, 31)].sort());
 
         // The container's cgroup goes: the workload and the scope member go with it.
         rmdirSync(join(parent, `docker-${ID_LATE}.scope`));

@@ -39,6 +39,9 @@ const REQUIRED = [
   "policy_add_100",
   "policy_open_cost_1",
   "policy_open_cost_100",
+  "oci_hook_start_added_ms",
+  "oci_hook_start_ratio",
+  "oci_hook_report_ms",
   "idle_rss",
   "idle_cpu",
   "rss_after_100k",
@@ -86,6 +89,7 @@ kernelTest(
       const mech = Object.assign({}, ...report.sections.map((s) => s.mechanisms)) as Record<string, string>;
       expect(mech["secure policy variant"]).toMatch(/^(Override|Sigkill)$/);
       expect(mech["file guard placement (/v1/status)"]).toContain("file guard");
+      expect(mech["hook"]).toContain("oci-hook");
       const md = readFileSync(join(out, "results.md"), "utf8");
       for (const m of metrics) expect(md).toContain(m.name.replace(/\|/g, "\\|"));
     } finally {

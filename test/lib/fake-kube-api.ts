@@ -8,7 +8,8 @@
 // - a watch from a resourceVersion older than the compaction point gets one ERROR event
 //   whose object is a Status with code 410 ("too old resource version"), then the stream ends;
 //   httpGoneOnWatch makes it answer HTTP 410 instead (some servers and proxies do);
-// - fieldSelector spec.nodeName=NODE filters pods; Bearer token checked when set.
+// - fieldSelector spec.nodeName=NODE filters pods, metadata.name=NAME any kind (how one
+//   node is watched); Bearer token checked when set.
 // resourceVersions are one increasing counter, as etcd revisions are.
 
 export interface FakeObject {
@@ -27,11 +28,16 @@ interface Change {
 
 interface Watcher {
   path: string;
-  nodeName: string | undefined;
+  fields: FieldSelector | undefined;
   bookmarks: boolean;
   send(line: string): void;
+  /** Raw bytes as one chunk of the stream. */
+  sendBytes(b: Uint8Array): void;
   close(): void;
 }
+
+/** One `field=value` of a fieldSelector (the two the agent uses). */
+type FieldSelector = { field: "spec.nodeName" | "metadata.name"; value: string };
 
 const keyOf = (o: FakeObject) => `${o.metadata.namespace ?? ""}/${o.metadata.name}`;
 
@@ -48,8 +54,9 @@ export class FakeKubeApi {
   readonly server: ReturnType<typeof Bun.serve>;
   #uid = 0;
 
-  constructor(readonly opts: { token?: string; kinds: Record<string, string> }) {
-    this.server = Bun.serve({ hostname: "127.0.0.1", port: 0, idleTimeout: 0, fetch: (req) => this.#handle(req) });
+  /** `port`: a fixed loopback port (a server that comes up where a kubeconfig already points); default a free one. */
+  constructor(readonly opts: { token?: string; kinds: Record<string, string>; port?: number }) {
+    this.server = Bun.serve({ hostname: "127.0.0.1", port: opts.port ?? 0, idleTimeout: 0, fetch: (req) => this.#handle(req) });
   }
 
   get url(): string {
@@ -76,11 +83,13 @@ export class FakeKubeApi {
     let h = this.#history.get(path);
     if (!h) this.#history.set(path, (h = []));
     h.push(c);
-    for (const w of this.#watchers) if (w.path === path && this.#visible(w.nodeName, c.object)) w.send(JSON.stringify({ type, object: c.object }));
+    for (const w of this.#watchers) if (w.path === path && this.#visible(w.fields, c.object)) w.send(JSON.stringify({ type, object: c.object }));
   }
 
-  #visible(nodeName: string | undefined, o: FakeObject): boolean {
-    return nodeName === undefined || (o.spec as { nodeName?: string } | undefined)?.nodeName === nodeName;
+  #visible(fields: FieldSelector | undefined, o: FakeObject): boolean {
+    if (fields === undefined) return true;
+    if (fields.field === "metadata.name") return o.metadata.name === fields.value;
+    return (o.spec as { nodeName?: string } | undefined)?.nodeName === fields.value;
   }
 
   /** Creates (or replaces) an object; returns it with uid and resourceVersion set. */
@@ -133,6 +142,31 @@ export class FakeKubeApi {
     }
   }
 
+  /**
+   * Changes objects as put() does, but delivers the watch events to the open watches of
+   * `path` cut into pieces, `gapMs` apart, each its own chunk of the chunked stream: `cuts`
+   * are byte offsets into the events' newline-delimited JSON, or a function of those bytes
+   * that returns them (so one event can end mid-way,
+   * several can share a chunk, and a multi-byte character can be split), as a proxy or a
+   * busy server cuts a stream. Returns the objects stored.
+   */
+  async putChunked(path: string, objs: FakeObject[], cuts: number[] | ((stream: Uint8Array) => number[]), gapMs = 5): Promise<FakeObject[]> {
+    const ws = [...this.#watchers].filter((w) => w.path === path);
+    for (const w of ws) this.#watchers.delete(w);
+    const stored = objs.map((o) => this.put(path, o));
+    for (const w of ws) this.#watchers.add(w);
+    const h = this.#history.get(path) ?? [];
+    const events = h.slice(-objs.length).map((c) => `${JSON.stringify({ type: c.type, object: c.object })}\n`);
+    const bytes = new TextEncoder().encode(events.join(""));
+    const offsets = typeof cuts === "function" ? cuts(bytes) : cuts;
+    const at = [0, ...offsets.filter((c) => c > 0 && c < bytes.length).sort((a, b) => a - b), bytes.length];
+    for (let i = 0; i + 1 < at.length; i++) {
+      for (const w of ws) w.sendBytes(bytes.slice(at[i], at[i + 1]));
+      if (i + 2 < at.length) await Bun.sleep(gapMs);
+    }
+    return stored;
+  }
+
   /** Advances the resourceVersion without a change to `path` (other collections move it). */
   bump(n = 1): void {
     this.#rv += n;
@@ -177,13 +211,18 @@ export class FakeKubeApi {
     const kind = this.opts.kinds[path];
     if (kind === undefined) return Response.json({ kind: "Status", apiVersion: "v1", status: "Failure", message: `the server could not find the requested resource`, reason: "NotFound", code: 404 }, { status: 404 });
     const fs = url.searchParams.get("fieldSelector");
-    const nodeName = fs?.startsWith("spec.nodeName=") ? fs.slice("spec.nodeName=".length) : undefined;
-    if (url.searchParams.get("watch") === "1" || url.searchParams.get("watch") === "true") return this.#watch(path, nodeName, url.searchParams);
-    return this.#list(path, kind, nodeName, url.searchParams);
+    let fields: FieldSelector | undefined;
+    if (fs) {
+      const m = /^(spec\.nodeName|metadata\.name)=(.*)$/.exec(fs);
+      if (m === null) return Response.json({ kind: "Status", apiVersion: "v1", status: "Failure", message: `fake api: fieldSelector ${fs} not supported`, reason: "BadRequest", code: 400 }, { status: 400 });
+      fields = { field: m[1] as FieldSelector["field"], value: m[2]! };
+    }
+    if (url.searchParams.get("watch") === "1" || url.searchParams.get("watch") === "true") return this.#watch(path, fields, url.searchParams);
+    return this.#list(path, kind, fields, url.searchParams);
   }
 
-  #list(path: string, kind: string, nodeName: string | undefined, q: URLSearchParams): Response {
-    const all = [...this.#store(path).values()].filter((o) => this.#visible(nodeName, o)).sort((a, b) => keyOf(a).localeCompare(keyOf(b)));
+  #list(path: string, kind: string, fields: FieldSelector | undefined, q: URLSearchParams): Response {
+    const all = [...this.#store(path).values()].filter((o) => this.#visible(fields, o)).sort((a, b) => keyOf(a).localeCompare(keyOf(b)));
     const limit = Number(q.get("limit") ?? "0");
     let offset = 0;
     let rv = this.#rv;
@@ -201,7 +240,7 @@ export class FakeKubeApi {
     return Response.json({ kind: `${kind}List`, apiVersion: "v1", metadata: { resourceVersion: String(rv), ...(next ? { continue: next } : {}) }, items });
   }
 
-  #watch(path: string, nodeName: string | undefined, q: URLSearchParams): Response {
+  #watch(path: string, fields: FieldSelector | undefined, q: URLSearchParams): Response {
     const from = Number(q.get("resourceVersion") ?? "0");
     if (from !== 0 && from < this.#compactedBelow) {
       if (this.httpGoneOnWatch) {
@@ -216,10 +255,13 @@ export class FakeKubeApi {
         let open = true;
         w = {
           path,
-          nodeName,
+          fields,
           bookmarks: q.get("allowWatchBookmarks") === "true",
           send: (line) => {
             if (open) controller.enqueue(enc.encode(`${line}\n`));
+          },
+          sendBytes: (b) => {
+            if (open) controller.enqueue(b);
           },
           close: () => {
             if (!open) return;
@@ -229,7 +271,7 @@ export class FakeKubeApi {
           },
         };
         for (const c of this.#history.get(path) ?? []) {
-          if (c.rv > from && this.#visible(nodeName, c.object)) w.send(JSON.stringify({ type: c.type, object: c.object }));
+          if (c.rv > from && this.#visible(fields, c.object)) w.send(JSON.stringify({ type: c.type, object: c.object }));
         }
         this.#watchers.add(w);
       },
@@ -246,7 +288,15 @@ function goneEvent(from: number, oldest: number) {
 }
 
 /** A pod object as the API returns it (the fields the pod cache reads). */
-export function podFixture(p: { name: string; namespace?: string; node: string; labels?: Record<string, string>; containers?: { name: string; id: string; image?: string }[]; owner?: { kind: string; name: string } }): FakeObject {
+export function podFixture(p: {
+  name: string;
+  namespace?: string;
+  node: string;
+  labels?: Record<string, string>;
+  /** state: the ContainerState the kubelet reports (default running; terminated as after exit 0). */
+  containers?: { name: string; id: string; image?: string; state?: "running" | "terminated" }[];
+  owner?: { kind: string; name: string };
+}): FakeObject {
   return {
     apiVersion: "v1",
     kind: "Pod",
@@ -266,9 +316,17 @@ export function podFixture(p: { name: string; namespace?: string; node: string; 
         imageID: "docker.io/library/busybox@sha256:c3839dd800b9eb7603340509769c43e146a74c63dca3045a8e7dc8ee07e53966",
         ready: true,
         restartCount: 0,
-        started: true,
-        state: { running: { startedAt: "2026-12-03T16:00:00Z" } },
+        started: c.state !== "terminated",
+        state:
+          c.state === "terminated"
+            ? { terminated: { exitCode: 0, reason: "Completed", startedAt: "2026-12-03T16:00:00Z", finishedAt: "2026-12-03T16:05:00Z", containerID: `containerd://${c.id}` } }
+            : { running: { startedAt: "2026-12-03T16:00:00Z" } },
       })),
     },
   };
+}
+
+/** A Node object as the API returns it (metadata with its labels; the agent reads nothing else). */
+export function nodeFixture(name: string, labels: Record<string, string>): FakeObject {
+  return { apiVersion: "v1", kind: "Node", metadata: { name, labels: { "kubernetes.io/hostname": name, "kubernetes.io/os": "linux", ...labels } }, spec: {} };
 }

@@ -396,5 +396,30 @@ describe("formats", () => {
     expect(text).toContain('ward_sink_events_dropped_total{sink="loki",kind="loki",reason="retry_budget"} 3');
     expect(text).toContain('ward_sink_up{sink="loki",kind="loki"} 0');
     expect(text).toContain("# TYPE ward_sink_events_sent_total counter");
+    expect(text).not.toContain("ward_k8s_");
+  });
+
+  test("metrics: ward_k8s_* per watch, pods, containers, CRs by state (with --enable-k8s-api)", () => {
+    const watch = (resource: string, synced: boolean, relists: number, errors: number) => ({ resource, path: "", synced, watching: synced, resource_version: "7", lists: 1 + relists, relists, watches: 2, bookmarks: 0, errors });
+    const status = {
+      version: "t", node_name: "n", pid: 1, started_at: "", uptime_seconds: 0, ready: true, sensors: [], events: { total: 0, by_type: {}, lost: {}, subscribers: 0, sinks: [] }, policies: [],
+      kubernetes: {
+        config: "in-cluster", server: "https://10.96.0.1:443", node: "n", state: "connected", connect_attempts: 1,
+        watches: [watch("pods", true, 2, 1), watch("tracingpolicies.cilium.io", false, 0, 4)],
+        pods: 3, containers: 4, pending_containers: ["default/a/c (0123456789ab)"],
+        policies: [{ kind: "TracingPolicy", name: "a", state: "applied" }, { kind: "TracingPolicy", name: "b", state: "error", error: "x" }, { kind: "TracingPolicy", name: "c", state: "applied" }],
+      },
+    } as AgentStatus;
+    const text = renderMetrics(status);
+    expect(text).toContain("ward_k8s_connected 1");
+    expect(text).toContain('ward_k8s_watch_synced{resource="pods"} 1');
+    expect(text).toContain('ward_k8s_watch_synced{resource="tracingpolicies.cilium.io"} 0');
+    expect(text).toContain('ward_k8s_watch_relists_total{resource="pods"} 2');
+    expect(text).toContain('ward_k8s_watch_errors_total{resource="tracingpolicies.cilium.io"} 4');
+    expect(text).toContain("ward_k8s_pods 3");
+    expect(text).toContain('ward_k8s_containers{cgroup="pending"} 1');
+    expect(text).toContain('ward_k8s_tracingpolicies{state="applied"} 2');
+    expect(text).toContain('ward_k8s_tracingpolicies{state="error"} 1');
+    expect(text).toContain("# TYPE ward_k8s_watch_relists_total counter");
   });
 });

@@ -55,6 +55,13 @@ describe("guard on Debian 6.1 in qemu (BPF LSM, kprobes, modules)", () => {
     expect(events.some((e) => e.hook === "lsm_open" && e.action === "deny")).toBe(true);
   });
 
+  kernelTest("a workload scope under BPF LSM: EPERM in the scoped cgroup and its sub-cgroup, not outside; an emptied scope denies nothing", () => {
+    expect(ran(record("lsm-scope-inside-denied")).stdout).toBe("ERR open 1\n");
+    expect(ran(record("lsm-scope-subcgroup-denied")).stdout).toBe("ERR open 1\n");
+    expect(ran(record("lsm-scope-outside-allowed")).stdout).toBe("I love pizza!\n");
+    expect(ran(record("lsm-scope-emptied-allowed")).stdout).toBe("I love pizza!\n");
+  });
+
   kernelTest("the allowed binary (NotIn) reads the file under the LSM rule", () => {
     const r = record("lsm-open-allowed-binary");
     expect(r.status).toBe(0);

@@ -71,6 +71,8 @@ export async function run(argv: string[]): Promise<number> {
     }
     signalled = true;
     log(`${sig}: stopping`);
+    // A start still waiting for the Kubernetes API server ends now instead of after it answers.
+    agent.interruptStart();
     done.resolve();
   };
   process.on("SIGTERM", onSignal);
@@ -80,6 +82,10 @@ export async function run(argv: string[]): Promise<number> {
     await agent.start();
   } catch (err) {
     await agent.stop({ keepAttached: false });
+    if (signalled && err instanceof AgentStartError && err.code === "kubernetes") {
+      log("stopped before the start completed");
+      return 0;
+    }
     // All or nothing: one invalid or refused policy stops the start with none applied (a
     // security agent that came up with part of its policies would look protected and not be).
     // Every problem is printed as file:line:col: path: message, then one line naming the files.

@@ -33,9 +33,11 @@ export function formatStatus(s: AgentStatus): string {
   out.push(`lost: ${counts(s.events.lost)}`);
   out.push(`streams: ${s.events.subscribers}; sinks: ${s.events.sinks.join(", ") || "none"}`);
   if (s.process_cache_size !== undefined) out.push(`process cache: ${s.process_cache_size}`);
+  if (s.workloads !== undefined) out.push(`workloads: ${s.workloads.total} (${counts(s.workloads.by_source)})`);
   out.push(`policies: ${s.policies.length}`);
   for (const p of s.policies) {
     out.push(`  ${p.name.padEnd(24)} ${p.mode.padEnd(8)} ${p.state}`);
+    if (p.scope !== undefined) out.push(`    scope ${p.scope.scope}: ${p.scope.members} workload${p.scope.members === 1 ? "" : "s"}${p.scope.note ? ` (${p.scope.note})` : ""}`);
     // Per hook: the kernel mechanism on this host and how each action is honored there.
     for (const h of p.hooks ?? []) {
       out.push(`    ${h.path} ${h.hook}: ${h.mechanism}`);
@@ -44,7 +46,25 @@ export function formatStatus(s: AgentStatus): string {
       for (const b of h.binaries ?? []) for (const e of b.entries) out.push(`      selector ${b.selector} matchBinaries ${b.op} ${e.path}: ${e.match}`);
     }
   }
+  if (s.kubernetes !== undefined) out.push(...kubernetesLines(s.kubernetes));
   return `${out.join("\n")}\n`;
+}
+
+/** The Kubernetes section: each watch's state, the pods fed to the registry, each CR's outcome. */
+function kubernetesLines(k: NonNullable<AgentStatus["kubernetes"]>): string[] {
+  const out = [`kubernetes: ${k.server} (${k.config}), node ${k.node}`];
+  if (k.state === "connecting") out.push(`  connecting (attempt ${k.connect_attempts})${k.connect_error !== undefined ? `: ${k.connect_error}` : ""}`);
+  for (const w of k.watches) {
+    const state = `${w.synced ? "synced" : "not synced"}, ${w.watching ? "watching" : "not watching"}`;
+    const counts = `resourceVersion ${w.resource_version || "-"}, lists ${w.lists} (re-lists after 410 ${w.relists}), watches ${w.watches}, bookmarks ${w.bookmarks}, errors ${w.errors}`;
+    out.push(`  ${w.resource.padEnd(36)} ${state}; ${counts}`);
+    if (w.last_error !== undefined) out.push(`    last error ${w.last_error_at ?? ""}: ${w.last_error}`);
+  }
+  out.push(`  pods: ${k.pods}; containers in the workload registry: ${k.containers}${k.pending_containers.length > 0 ? `; waiting for their cgroup: ${k.pending_containers.join(", ")}` : ""}`);
+  for (const p of k.policies ?? []) {
+    out.push(`  ${p.kind} ${p.namespace !== undefined ? `${p.namespace}/` : ""}${p.name}: ${p.state}${p.error !== undefined ? `: ${p.error}` : ""}${p.reason !== undefined ? `: ${p.reason}` : ""}`);
+  }
+  return out;
 }
 
 export async function run(argv: string[]): Promise<number> {

@@ -151,7 +151,11 @@ const keyOf = (o: K8sObject): string => `${o.metadata?.namespace ?? ""}/${o.meta
 export class ListWatch<T extends K8sObject> {
   readonly items = new Map<string, T>();
   readonly stats: ListWatchStats = { lists: 0, watches: 0, gone: 0, bookmarks: 0, errors: 0 };
+  /** The last failure (kept after recovery, with its time, so status can say what happened). */
+  lastError: { message: string; at: string } | undefined;
   #rv = "";
+  #isSynced = false;
+  #watching = false;
   /** True from a LIST until the first watch event: a 410 then means the list itself was stale. */
   #listedNoEvents = false;
   #abort = new AbortController();
@@ -167,6 +171,11 @@ export class ListWatch<T extends K8sObject> {
     this.#synced = new Promise((r) => (this.#resolveSynced = r));
   }
 
+  /** The collection path. */
+  get path(): string {
+    return this.opts.path;
+  }
+
   /** The resourceVersion the next watch starts from. */
   get resourceVersion(): string {
     return this.#rv;
@@ -175,6 +184,16 @@ export class ListWatch<T extends K8sObject> {
   /** Resolves once the first LIST has been applied. */
   get synced(): Promise<void> {
     return this.#synced;
+  }
+
+  /** True once the first LIST has been applied. */
+  get isSynced(): boolean {
+    return this.#isSynced;
+  }
+
+  /** True while a watch request is open (false between a watch ending and the next one). */
+  get watching(): boolean {
+    return this.#watching;
   }
 
   start(): void {
@@ -202,6 +221,7 @@ export class ListWatch<T extends K8sObject> {
 
   #fail(err: Error): void {
     this.stats.errors++;
+    this.lastError = { message: err.message, at: new Date().toISOString() };
     try {
       this.handlers.error?.(err);
     } catch {
@@ -278,6 +298,7 @@ export class ListWatch<T extends K8sObject> {
     }
     this.#rv = rv;
     this.#listedNoEvents = true;
+    this.#isSynced = true;
     this.#call(() => this.handlers.synced?.());
     this.#resolveSynced();
   }
@@ -285,30 +306,36 @@ export class ListWatch<T extends K8sObject> {
   async #watch(signal: AbortSignal): Promise<void> {
     const path = this.#url({ watch: "1", resourceVersion: this.#rv, allowWatchBookmarks: "true", timeoutSeconds: String(this.opts.timeoutSeconds ?? 300) });
     this.stats.watches++;
-    const r = await this.client.get(path, signal);
-    if (r.status === 410) {
-      await r.body?.cancel();
-      throw new GoneError();
-    }
-    if (!r.ok) throw new K8sApiError(r.status, path, statusMessage(await r.text()));
-    if (r.body === null) return;
-    const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
-    let buf = "";
+    // From the request on: a server may send the headers of a watch only with its first event.
+    this.#watching = true;
     try {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        buf += value;
-        let nl: number;
-        while ((nl = buf.indexOf("\n")) >= 0) {
-          const line = buf.slice(0, nl).trim();
-          buf = buf.slice(nl + 1);
-          if (line !== "") this.#event(line, path);
-        }
+      const r = await this.client.get(path, signal);
+      if (r.status === 410) {
+        await r.body?.cancel();
+        throw new GoneError();
       }
-      if (buf.trim() !== "") this.#event(buf.trim(), path);
+      if (!r.ok) throw new K8sApiError(r.status, path, statusMessage(await r.text()));
+      if (r.body === null) return;
+      const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buf = "";
+      try {
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buf += value;
+          let nl: number;
+          while ((nl = buf.indexOf("\n")) >= 0) {
+            const line = buf.slice(0, nl).trim();
+            buf = buf.slice(nl + 1);
+            if (line !== "") this.#event(line, path);
+          }
+        }
+        if (buf.trim() !== "") this.#event(buf.trim(), path);
+      } finally {
+        reader.releaseLock();
+      }
     } finally {
-      reader.releaseLock();
+      this.#watching = false;
     }
   }
 

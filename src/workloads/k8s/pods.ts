@@ -14,6 +14,8 @@ export interface PodContainer {
   image?: string;
   imageId?: string;
   startedAt?: string;
+  /** The container's current state; only a running one has a cgroup to scope. */
+  state?: "running" | "waiting" | "terminated" | "unknown";
 }
 
 export interface PodInfo {
@@ -35,7 +37,7 @@ interface ContainerStatus {
   containerID?: string;
   image?: string;
   imageID?: string;
-  state?: { running?: { startedAt?: string } };
+  state?: { running?: { startedAt?: string }; waiting?: unknown; terminated?: unknown };
 }
 
 interface PodObject extends K8sObject {
@@ -74,6 +76,7 @@ export function podInfoOf(o: K8sObject): PodInfo | undefined {
       ...(cs.image ? { image: cs.image } : {}),
       ...(cs.imageID ? { imageId: cs.imageID } : {}),
       ...(cs.state?.running?.startedAt ? { startedAt: cs.state.running.startedAt } : {}),
+      state: cs.state?.running ? "running" : cs.state?.terminated ? "terminated" : cs.state?.waiting ? "waiting" : "unknown",
     });
   }
   return {

@@ -60,6 +60,9 @@ export interface PolicyWatcherOptions extends Pick<ListWatchOptions, "backoff" |
  */
 export class TracingPolicyWatcher {
   readonly #watches: ListWatch<K8sObject>[] = [];
+  /** Each kind's list/watch, for status (synced, resourceVersion, counters). */
+  readonly watches: { kind: PolicyKind; plural: string; watch: ListWatch<K8sObject> }[] = [];
+  readonly #applyOf = new Map<PolicyKind, (o: K8sObject) => void>();
   #queue: Promise<void> = Promise.resolve();
 
   constructor(
@@ -74,18 +77,20 @@ export class TracingPolicyWatcher {
     for (const [kind, plural] of kinds) {
       const refOf = (o: K8sObject): PolicyRef => ({ kind, name: o.metadata?.name ?? "", ...(kind === "TracingPolicyNamespaced" ? { namespace: o.metadata?.namespace ?? "" } : {}) });
       const apply = (o: K8sObject) => this.#enqueue(refOf(o), (ref) => this.sink.apply(policyDocOf(o, kind), ref, sourceOf(ref)));
-      this.#watches.push(
-        new ListWatch(client, { path: `/apis/${CRD_GROUP}/${CRD_VERSION}/${plural}`, ...(opts.backoff ? { backoff: opts.backoff } : {}), ...(opts.timeoutSeconds ? { timeoutSeconds: opts.timeoutSeconds } : {}) }, {
-          added: apply,
-          modified: (o, old) => {
-            // Same generation: only metadata changed; the policy is the same.
-            if (o.metadata?.generation !== undefined && o.metadata.generation === old.metadata?.generation) return;
-            apply(o);
-          },
-          deleted: (o) => this.#enqueue(refOf(o), (ref) => this.sink.remove(ref, sourceOf(ref))),
-          error: (err) => this.opts.onError?.(err),
-        }),
-      );
+      const path = `/apis/${CRD_GROUP}/${CRD_VERSION}/${plural}`;
+      const watch = new ListWatch<K8sObject>(client, { path, ...(opts.backoff ? { backoff: opts.backoff } : {}), ...(opts.timeoutSeconds ? { timeoutSeconds: opts.timeoutSeconds } : {}) }, {
+        added: apply,
+        modified: (o, old) => {
+          // Same generation: only metadata changed; the policy is the same.
+          if (o.metadata?.generation !== undefined && o.metadata.generation === old.metadata?.generation) return;
+          apply(o);
+        },
+        deleted: (o) => this.#enqueue(refOf(o), (ref) => this.sink.remove(ref, sourceOf(ref))),
+        error: (err) => this.opts.onError?.(err),
+      });
+      this.#watches.push(watch);
+      this.watches.push({ kind, plural, watch });
+      this.#applyOf.set(kind, apply);
     }
   }
 
@@ -100,6 +105,18 @@ export class TracingPolicyWatcher {
 
   start(): void {
     for (const w of this.#watches) w.start();
+  }
+
+  /**
+   * Hands every current CR that `which` picks to the sink again, in the same queue as the
+   * watch events (e.g. when what decides whether a CR applies here changed: the node's
+   * labels for spec.nodeSelector). The sink sees an apply of the CR as it is now.
+   */
+  reapply(which: (o: K8sObject) => boolean): void {
+    for (const { kind, watch } of this.watches) {
+      const apply = this.#applyOf.get(kind)!;
+      for (const o of watch.items.values()) if (which(o)) apply(o);
+    }
   }
 
   /** Resolves when both kinds are listed and every sink call so far has finished. */

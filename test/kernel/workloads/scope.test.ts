@@ -138,6 +138,31 @@ describe("workload scopes in the kernel (cgroup v2 ids, live membership)", () =>
     }
   });
 
+  kernelTest("the scope maps pinned and taken over: ids and members read back from the kernel", () => {
+    const sm = must(maps, "maps");
+    const dir = `/sys/fs/bpf/ward-scope-test-${process.pid}`;
+    mkdirSync(dir, { recursive: true });
+    const id = sm.allocate();
+    try {
+      sm.set(id, [{ cgroupId: 77n, level: 2 }, { cgroupId: 78n, level: 2 }]);
+      sm.pin(dir);
+      const back = ScopeMaps.fromPins(dir);
+      expect(back).toBeDefined();
+      try {
+        expect(back!.ids()).toContain(id);
+        expect(back!.membersOf(id).sort((a, b) => Number(a.cgroupId - b.cgroupId))).toEqual([{ cgroupId: 77n, level: 2 }, { cgroupId: 78n, level: 2 }]);
+        expect(back!.adopt(id)).toBe(id);
+        expect(back!.allocate()).not.toBe(id);
+      } finally {
+        back!.close();
+      }
+      expect(ScopeMaps.fromPins("/sys/fs/bpf/ward-scope-nothing-here")).toBeUndefined();
+    } finally {
+      sm.release(id);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   kernelTest("generic sensor, TracingPolicyNamespaced + sys_openat Sigkill: only processes in the namespace's cgroups are killed; moved in, killed; moved out, not; no program reloaded", async () => {
     const reg = must(registry, "registry");
     const mgr = must(manager, "manager");

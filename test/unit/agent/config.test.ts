@@ -93,6 +93,35 @@ describe("token file", () => {
 // ---------------------------------------------------------------------------------------
 // Config file, environment and precedence (flags > env > file > defaults).
 
+describe("Kubernetes settings (Tetragon's names)", () => {
+  test("off by default; --enable-k8s-api with a kubeconfig, retry and the CR watch on", () => {
+    expect(parseAgentConfig([], {}) as AgentConfig).toMatchObject({ enableK8sApi: false, k8sControlplaneRetry: 1, enableTracingPolicyCrd: true });
+    const c = parseAgentConfig(["--enable-k8s-api", "--k8s-kubeconfig-path", "/etc/kube/config", "--k8s-controlplane-retry=-1"], { NODE_NAME: "node-1" }) as AgentConfig;
+    expect(c).toMatchObject({ enableK8sApi: true, k8sKubeconfigPath: "/etc/kube/config", k8sControlplaneRetry: -1, enableTracingPolicyCrd: true, nodeName: "node-1" });
+  });
+
+  test("--enable-tracing-policy-crd=false turns the CR watch off; the environment as Tetragon's", () => {
+    expect((parseAgentConfig(["--enable-k8s-api", "--enable-tracing-policy-crd=false"], {}) as AgentConfig).enableTracingPolicyCrd).toBe(false);
+    const c = parseAgentConfig([], { TETRAGON_ENABLE_K8S_API: "true", TETRAGON_K8S_KUBECONFIG_PATH: "/k", TETRAGON_K8S_CONTROLPLANE_RETRY: "5", TETRAGON_ENABLE_TRACING_POLICY_CRD: "false" }) as AgentConfig;
+    expect(c).toMatchObject({ enableK8sApi: true, k8sKubeconfigPath: "/k", k8sControlplaneRetry: 5, enableTracingPolicyCrd: false });
+    expect(() => parseAgentConfig(["--enable-k8s-api=maybe"], {})).toThrow('flag --enable-k8s-api takes no value, or =true or =false (not "maybe")');
+  });
+
+  test("0 attempts, and a Kubernetes setting without --enable-k8s-api, are errors naming the flag", () => {
+    expect(problemsOf(() => parseAgentConfig(["--enable-k8s-api", "--k8s-controlplane-retry", "0"], {}))).toEqual([
+      "ward agent: --k8s-controlplane-retry: 0 attempts would never connect; give 1 or more, or -1 to retry until the API server answers",
+    ]);
+    expect(problemsOf(() => parseAgentConfig(["--k8s-kubeconfig-path", "/k"], {}))).toEqual(["ward agent: --k8s-kubeconfig-path: has no effect without enable-k8s-api; enable the Kubernetes API or drop it"]);
+    expect(problemsOf(() => parseWith(["--config", "/w.yaml"], {}, { "/w.yaml": "k8s-controlplane-retry: 3\n" }))).toEqual(["/w.yaml:1:25: k8s-controlplane-retry: has no effect without enable-k8s-api; enable the Kubernetes API or drop it"]);
+  });
+
+  test("--print-config of a Kubernetes configuration reads back the same", () => {
+    const c = parseAgentConfig(["--enable-k8s-api", "--k8s-kubeconfig-path", "/k", "--k8s-controlplane-retry", "3", "--enable-tracing-policy-crd=false"], { NODE_NAME: "n" }) as AgentConfig;
+    const back = parseWith(["--config", "/p.yaml"], {}, { "/p.yaml": formatConfig(c) });
+    expect({ ...back, configFile: undefined }).toEqual({ ...c, configFile: undefined });
+  });
+});
+
 const files = (m: Record<string, string>) => (p: string) => {
   const t = m[p];
   if (t === undefined) throw new Error(`ENOENT: no such file or directory, open '${p}'`);

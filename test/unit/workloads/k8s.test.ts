@@ -128,6 +128,34 @@ describe("ListWatch", () => {
     expect(lw.resourceVersion).toBe(api.resourceVersion);
   });
 
+  test("chunked watch stream cut anywhere: mid-event, mid-character, several events in one chunk", async () => {
+    const { api, client } = serve();
+    const seen: string[] = [];
+    const lw = new ListWatch<K8sObject>(client, { path: PODS, ...FAST }, {
+      added: (o) => seen.push(`+${o.metadata?.name}:${o.metadata?.labels?.team ?? ""}`),
+      modified: (o) => seen.push(`~${o.metadata?.name}:${o.metadata?.labels?.team ?? ""}`),
+    });
+    lw.start();
+    stops.push(() => lw.stop());
+    await lw.synced;
+    await until("watch open", () => api.watching(PODS) === 1);
+    // Three events as one byte stream, cut in the middle of the first object, inside the
+    // two bytes of "é" (a label value), and so that the second event's end and the whole
+    // third share a chunk.
+    const objs = [podFixture({ name: "a", node: NODE, labels: { team: "caf\u00e9" } }), podFixture({ name: "b", node: NODE }), podFixture({ name: "a", node: NODE, labels: { team: "t2" } })];
+    let split = -1;
+    await api.putChunked(PODS, objs, (bytes) => {
+      split = bytes.findIndex((b, i) => b === 0xc3 && bytes[i + 1] === 0xa9) + 1; // between the two bytes of é
+      const firstEnd = bytes.indexOf(0x0a);
+      return [40, split, firstEnd + 200];
+    });
+    expect(split).toBeGreaterThan(40);
+    await until("three events", () => seen.length === 3);
+    expect(seen).toEqual(["+a:caf\u00e9", "+b:", "~a:t2"]);
+    expect(lw.resourceVersion).toBe(api.resourceVersion);
+    expect(lw.stats.errors).toBe(0);
+  });
+
   test("a bookmark advances resourceVersion; the next watch starts from it", async () => {
     const { api, client } = serve();
     api.put(PODS, podFixture({ name: "a", node: NODE }));

@@ -160,3 +160,20 @@ describe("GET /v1/workloads", () => {
     expect((await f.app.request("/v1/workloads")).status).toBe(401);
   });
 });
+
+describe("ward status text", () => {
+  test("names each scoped policy's scope and members, and the workloads by source", async () => {
+    const { formatStatus } = await import("../../../src/cli/commands/status.ts");
+    const text = formatStatus({
+      version: "0", node_name: "n", pid: 1, started_at: "", uptime_seconds: 1, ready: true, sensors: [],
+      events: { total: 0, by_type: {}, lost: {}, subscribers: 0, sinks: [] },
+      workloads: { total: 2, by_source: { "cgroup-scan": 1, "oci-hook": 1 } },
+      policies: [{
+        name: "p", kind: "TracingPolicyNamespaced", enabled: true, mode: "enforce", state: "enforcing (scope: namespace a; 0 workloads)", source: "api", added_at: "",
+        scope: { scope: "namespace a", id: 1, members: 0, workloads: [], note: "no workload is in scope yet: the policy enforces nothing until one is" },
+      }],
+    });
+    expect(text).toContain("workloads: 2 (cgroup-scan 1, oci-hook 1)");
+    expect(text).toContain("    scope namespace a: 0 workloads (no workload is in scope yet: the policy enforces nothing until one is)");
+  });
+});

@@ -6,7 +6,7 @@
 // static), /allowed/helper (a second copy: the allowed binary), /ward/em_u32.ko (a module
 // of that kernel without dependencies).
 import { spawnSync } from "node:child_process";
-import { copyFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
 import { VM_MARKER } from "../../../build/vm.ts";
 import { AluOp, Asm, Reg, JmpOp } from "../../../src/bpf/asm.ts";
 import { MapType } from "../../../src/bpf/constants.ts";
@@ -14,6 +14,8 @@ import { attachKprobe } from "../../../src/bpf/link.ts";
 import { BpfMap } from "../../../src/bpf/map.ts";
 import { BpfProgram, ProgType } from "../../../src/bpf/program.ts";
 import { FileGuard, LSM_PROGRAMS, TRACEPOINT_PROGRAMS, type GuardEvent } from "../../../src/sensors/guard.ts";
+import { cgroupIdOf } from "../../../src/workloads/cgroup-identity.ts";
+import { ScopeMaps } from "../../../src/workloads/scope-maps.ts";
 
 const HELPER = "/bin/ward-helper";
 const COMPAT_OPEN = "/bin/ward-compat-open";
@@ -102,6 +104,48 @@ async function lsmChecks(): Promise<void> {
     emit({ kind: "counters", name: "lsm", ...guard.counters() });
   } finally {
     guard.close();
+  }
+}
+
+/**
+ * A workload scope under BPF LSM: a deny rule scoped to one cgroup (the scope maps of
+ * src/workloads/scope-maps.ts, checked by lsm/file_open through bpf/include/scope.h) fails
+ * the open with EPERM inside that cgroup and in its sub-cgroup, and not outside it.
+ */
+async function lsmScopeChecks(): Promise<void> {
+  const root = "/sys/fs/cgroup";
+  run("/bin/mount", ["-t", "cgroup2", "none", root]);
+  const inside = `${root}/scoped`;
+  const sub = `${inside}/init`;
+  const outside = `${root}/other`;
+  for (const d of [inside, sub, outside]) mkdirSync(d, { recursive: true });
+  const secret = "/tmp/secret-scope";
+  writeSecret(secret);
+  const maps = ScopeMaps.create();
+  const scope = maps.allocate();
+  maps.set(scope, [{ cgroupId: cgroupIdOf(inside), level: 1 }]);
+  const guard = FileGuard.open({ programs: LSM_PROGRAMS, scopeMaps: maps });
+  // busybox sh moves itself into the cgroup, then execs the helper there
+  const inCg = (cg: string): Ran => run("/bin/sh", ["-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', cg, HELPER, "read", secret]);
+  try {
+    guard.protect(secret, { action: "deny", scope });
+    await check("lsm-scope-inside-denied", () => inCg(inside));
+    await check("lsm-scope-subcgroup-denied", () => inCg(sub));
+    await check("lsm-scope-outside-allowed", () => inCg(outside));
+    await check("lsm-scope-emptied-allowed", () => {
+      maps.set(scope, []);
+      return inCg(inside);
+    });
+  } finally {
+    guard.close();
+    maps.close();
+    for (const d of [sub, inside, outside]) {
+      try {
+        rmdirSync(d);
+      } catch {
+        // a helper still exiting: the VM powers off anyway
+      }
+    }
   }
 }
 
@@ -223,6 +267,7 @@ async function kprobeCheck(): Promise<void> {
 async function main(): Promise<void> {
   emit({ kind: "guest", files: { helper: existsSync(HELPER), allowed: existsSync(ALLOWED), module: existsSync(MODULE) } });
   await lsmChecks();
+  await lsmScopeChecks();
   await tracepointChecks();
   await openExitChecks();
   await kprobeCheck();
