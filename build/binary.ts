@@ -39,7 +39,9 @@ export async function buildBinary(opts: { quiet?: boolean } = {}): Promise<strin
   mkdirSync(join(root, "dist"), { recursive: true });
   const r = spawnSync(
     bunPath(),
-    ["build", "--compile", "--minify", "src/cli/main.ts", "--outfile", binaryPath],
+    // The fanotify engine decision thread is a Worker module of its own (src/sensors/fanotify.ts
+    // engineWorkerUrl): an entrypoint, so the binary holds it as sensors/fanotify-worker.js.
+    ["build", "--compile", "--minify", "src/cli/main.ts", "src/sensors/fanotify-worker.ts", "--outfile", binaryPath],
     { cwd: root, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] },
   );
   if (r.status !== 0) throw new BinaryBuildError(`bun build --compile failed (exit ${r.status}):\n${r.stderr}${r.stdout}`);
