@@ -1,6 +1,7 @@
 // The single binary: dist/ward runs from another directory with nothing next to it, the
 // sensor objects are embedded (read back byte-identical from a compiled entry point), and the
-// light commands (version, oci-hook, status, policy validate) load only their own chunks.
+// light commands (version, oci-hook, status, policy validate, the remote policy commands) load
+// only their own chunks.
 import { describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -124,6 +125,8 @@ describe("dist/ward", () => {
         { name: "version", entries: ["src/cli/commands/version.ts"], maxBytes: 8_000, yaml: false },
         { name: "oci-hook", entries: ["src/cli/commands/oci-hook.ts"], maxBytes: 48_000, yaml: false },
         { name: "status", entries: ["src/cli/commands/status.ts"], maxBytes: 32_000, yaml: false },
+        // policy add/list/delete/...: the agent parses; the command sends the file as it is.
+        { name: "policy list", entries: ["src/cli/commands/policy.ts", "src/cli/commands/policy-remote.ts"], maxBytes: 48_000, yaml: false },
         // validate parses YAML: yaml and the policy checks are its work, the rest is not.
         { name: "policy validate", entries: ["src/cli/commands/policy.ts", "src/policy/validate.ts"], maxBytes: 400_000, yaml: true },
       ];
