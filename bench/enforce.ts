@@ -31,6 +31,17 @@ import { assertKills, secureTreatment } from "./lib/secure.ts";
 import { progress, ratioMetric, runBench, sampleMetric, type BenchSection } from "./lib/results.ts";
 import { summarizeRatios, type Pair } from "./lib/stats.ts";
 
+/** Quartiles (linear interpolation) of a sample. */
+function quartiles(xs: readonly number[]): [number, number] {
+  const v = [...xs].sort((a, b) => a - b);
+  const at = (q: number): number => {
+    const i = (v.length - 1) * q;
+    const lo = Math.floor(i);
+    return v[lo]! + (v[Math.min(lo + 1, v.length - 1)]! - v[lo]!) * (i - lo);
+  };
+  return [at(0.25), at(0.75)];
+}
+
 class EnforceBenchError extends Error {
   override name = "EnforceBenchError";
 }
@@ -170,6 +181,13 @@ await runBench("enforce", "Enforcement: file rule cost on open/close, against no
     section.mechanisms["bpftrace program"] = bpftrace.program;
     section.notes.push(
       `CPU time (CLOCK_PROCESS_CPUTIME_ID) of bench/lib/loadgen.c pinned to CPU 0; each measurement the least of ${repeats} runs; treatments take turns per round, off/on order alternating.`,
+      // The spread the median hides: with an agent started and stopped per round, rounds are
+      // few and their sides seconds apart; bench/fanotify-marks.ts measures the fanotify part
+      // of the unrelated-file cost with many short in-process rounds.
+      ...["secure.open", "default.getppid", "secure.getppid", "bpftrace.open"].map((k) => {
+        const q = quartiles(s(k).ratios);
+        return `${k}: quartiles of the per-round ratios ${q[0].toFixed(3)} – ${q[1].toFixed(3)} (median ${s(k).median.toFixed(3)}, floor ${s(k).floorRatio.toFixed(3)})`;
+      }),
     );
   } finally {
     rmSync(dir, { recursive: true, force: true });

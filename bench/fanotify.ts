@@ -9,7 +9,7 @@
 // runs wherever this process runs: `taskset -c 0 bun run bench/fanotify.ts` puts the
 // opener and the agent on one core, `taskset -c 1 ...` gives the agent the other one.
 //
-// Usage (root): bun run bench/fanotify.ts [--rounds 7] [--seconds 1] [--json]
+// Usage (root): bun run bench/fanotify.ts [--rounds 7] [--seconds 1] [--scheduling realtime|default] [--json]
 import { spawnSync } from "node:child_process";
 import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -62,7 +62,10 @@ function denied(): boolean {
   return r.stdout.includes("ERR openat 1");
 }
 
-const guard = FanotifyGuard.create();
+// --scheduling default: the decision thread without real-time priority (what SCHED_FIFO buys)
+const schedIdx = process.argv.indexOf("--scheduling");
+const scheduling = schedIdx >= 0 && process.argv[schedIdx + 1] === "default" ? "default" : "realtime";
+const guard = FanotifyGuard.create({ scheduling });
 guard.addRule({ action: "deny", post: false, target: "open", binaries: { op: "NotIn", paths: [allowed] } }, [secret]);
 let on: FanotifyGuard | undefined;
 const offRates: number[] = [];

@@ -54,8 +54,11 @@ export function replayPipeline(dump: ProcessDump, onEvent: (ev: PipelineEvent) =
 export function replay(dump: ProcessDump, events: number, runs: number, filter?: (op: string | undefined) => boolean): ReplayFigures {
   let bytes = 0;
   let count = 0;
+  let check = 0;
   const { pipe, dec, cache } = replayPipeline(dump, (ev) => {
-    bytes += ev.line.length;
+    const line = ev.line;
+    bytes += line.length;
+    check ^= line.charCodeAt(line.length >> 1); // a flat string, as a sink would read it
     count++;
   });
   const r = new DumpReplayer(dump, dec, filter);
@@ -85,6 +88,7 @@ export function replay(dump: ProcessDump, events: number, runs: number, filter?:
     recRates.push(records / secs);
   }
   const c = pipe.counters();
+  if (check < 0) throw new Error("replay: unreachable");
   if (c.decodeErrors > 0 || c.deliveryErrors > 0) throw new Error(`replay: ${c.decodeErrors} decode errors, ${c.deliveryErrors} delivery errors (${pipe.lastError?.message})`);
   return { eventsPerSec: median(rates), recordsPerSec: median(recRates), bytesPerEvent: bytes / count, events: count, runs: rates.map(Math.round) };
 }

@@ -3,13 +3,15 @@
 // clickhouse-server; started here on loopback ports with their own config, as the tests do)
 // and against test/lib/servers.ts LokiServer for Loki (not packaged by Debian; it runs in this
 // process, so its JSON parsing shares the core with the sink and the figure is a lower bound).
-// A sink whose server is not installed is skipped with a line on stderr, never faked.
+// Run alone, a sink whose server is not installed is skipped with a line on stderr, never
+// faked; as part of the suite (--json) the servers are installed first from Debian's packages.
 // Also the cost of write() itself (the hub's synchronous part): ns per event into a queue.
 //
 // The events are a real process_exec line (Tetragon's shape, ~1.3 KB) with its pid, exec_id
 // and time varied per event.
 //
-// Usage: bun run bench/sinks.ts [--events 50000] [--only file,loki,...] [--json]
+// Usage: bun run bench/sinks.ts [--events 50000] [--only file,loki,...]
+//        bun run bench/sinks.ts --json [--quick] [--events N]   (one suite section, as bench/run.ts runs it)
 // benchSinks() is the same run as a function, for bench/run.ts.
 import { existsSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -21,13 +23,16 @@ import { ClickHouseSink } from "../src/export/sinks/clickhouse.ts";
 import { LokiSink } from "../src/export/sinks/loki.ts";
 import { SyslogSink } from "../src/export/sinks/syslog.ts";
 import { StdoutSink } from "../src/export/stdout.ts";
-import { CLICKHOUSE, ClickHouse, LokiServer, RSYSLOGD, Rsyslog } from "../test/lib/servers.ts";
+import { CLICKHOUSE, ClickHouse, ensureServers, LokiServer, RSYSLOGD, Rsyslog } from "../test/lib/servers.ts";
 import { freePort, waitFor } from "../test/lib/sink-harness.ts";
+import { metric, progress, runBench, type BenchSection } from "./lib/results.ts";
 
 export interface BenchResult {
   name: string;
   unit: string;
   value: number;
+  /** For rates: events per wall second of the same span (value is per CPU second). */
+  wall?: number;
 }
 
 export interface BenchSinksOptions {
@@ -53,9 +58,16 @@ function lines(n: number): string[] {
   return out;
 }
 
-/** Writes every line, then waits until `held()` reaches n; events per second over that span. */
-async function measure(sink: CountedSink, evs: string[], held: () => Promise<number> | number, timeoutMs = 120_000): Promise<number> {
+/**
+ * Writes every line, then waits until `held()` reaches n. Events per CPU second of this
+ * process (the sending side: the agent's share of a core, queue, batching, encoding and
+ * transport included) and per wall second over that span. Servers in their own process
+ * (rsyslog, clickhouse-server) do not count against the CPU figure; the in-process Loki
+ * stand-in does, so its figure is a lower bound.
+ */
+async function measure(sink: CountedSink, evs: string[], held: () => Promise<number> | number, timeoutMs = 120_000): Promise<Rate> {
   const t0 = performance.now();
+  const c0 = process.cpuUsage();
   for (const l of evs) sink.write(l);
   await waitFor(`${sink.name}: ${evs.length} events held by the server`, async () => ((await held()) >= evs.length ? true : undefined), timeoutMs, () => {
     const st = sink.stats();
@@ -63,8 +75,18 @@ async function measure(sink: CountedSink, evs: string[], held: () => Promise<num
     return dropped > 0 ? `${dropped} dropped (${st.lastError ?? ""})` : undefined;
   });
   const secs = (performance.now() - t0) / 1000;
+  const cu = process.cpuUsage(c0);
   await sink.close();
-  return evs.length / secs;
+  return { perCpuSecond: evs.length / ((cu.user + cu.system) / 1e6), perWallSecond: evs.length / secs };
+}
+
+interface Rate {
+  perCpuSecond: number;
+  perWallSecond: number;
+}
+
+function rate(name: string, r: Rate): BenchResult {
+  return { name, unit: "events/s", value: r.perCpuSecond, wall: r.perWallSecond };
 }
 
 function countLines(path: string): number {
@@ -97,12 +119,12 @@ export async function benchSinks(opts: BenchSinksOptions = {}): Promise<BenchRes
     if (want("file")) {
       const path = join(dir, "events.log");
       const s = new JsonlFileSink(path, { ...big(n), maxBytes: 2 ** 40 });
-      out.push({ name: "sink_file_events_per_s", unit: "events/s", value: await measure(s, evs, () => s.stats().sent) });
+      out.push(rate("sink_file_events_per_s", await measure(s, evs, () => s.stats().sent)));
     }
     if (want("stdout")) {
       const fd = openSync("/dev/null", "w");
       const s = new StdoutSink(fd, big(n));
-      out.push({ name: "sink_stdout_events_per_s", unit: "events/s", value: await measure(s, evs, () => s.stats().sent) });
+      out.push(rate("sink_stdout_events_per_s", await measure(s, evs, () => s.stats().sent)));
       closeSync(fd);
     }
     const syslogs = ["syslog_tcp", "syslog_udp", "syslog_unix"].filter(want);
@@ -125,10 +147,10 @@ export async function benchSinks(opts: BenchSinksOptions = {}): Promise<BenchRes
               await Bun.sleep(300);
               return countLines(file) === a ? true : undefined;
             }, 30_000);
-            out.push({ name: "sink_syslog_udp_events_per_s", unit: "events/s", value: v });
+            out.push(rate("sink_syslog_udp_events_per_s", v));
             out.push({ name: "sink_syslog_udp_received", unit: "%", value: (100 * countLines(file)) / n });
           } else {
-            out.push({ name: `sink_${name}_events_per_s`, unit: "events/s", value: await measure(s, evs, () => countLines(file)) });
+            out.push(rate(`sink_${name}_events_per_s`, await measure(s, evs, () => countLines(file))));
           }
         }
       }
@@ -138,7 +160,7 @@ export async function benchSinks(opts: BenchSinksOptions = {}): Promise<BenchRes
       srv.start();
       stops.push(() => srv.stop());
       const s = new LokiSink({ ...big(n), url: srv.url });
-      out.push({ name: "sink_loki_events_per_s", unit: "events/s", value: await measure(s, evs, () => srv.entries) });
+      out.push(rate("sink_loki_events_per_s", await measure(s, evs, () => srv.entries)));
     }
     if (want("clickhouse")) {
       if (!existsSync(CLICKHOUSE)) log(`skip clickhouse: ${CLICKHOUSE} is not installed (apt-get install clickhouse-server)`);
@@ -148,11 +170,7 @@ export async function benchSinks(opts: BenchSinksOptions = {}): Promise<BenchRes
         stops.push(() => ch.stop());
         await ch.ready();
         const s = new ClickHouseSink({ ...big(n), url: ch.url, table: "bench_events", maxBatch: 5_000, maxBatchBytes: 8 << 20 });
-        out.push({
-          name: "sink_clickhouse_events_per_s",
-          unit: "events/s",
-          value: await measure(s, evs, async () => Number((await ch.query("SELECT count() FROM bench_events").catch(() => "0")).trim())),
-        });
+        out.push(rate("sink_clickhouse_events_per_s", await measure(s, evs, async () => Number((await ch.query("SELECT count() FROM bench_events").catch(() => "0")).trim()))));
       }
     }
   } finally {
@@ -162,7 +180,34 @@ export async function benchSinks(opts: BenchSinksOptions = {}): Promise<BenchRes
   return out;
 }
 
-if (import.meta.main) {
+const NAMES: Record<string, string> = {
+  sink_write_ns_per_event: "write() into a sink's queue (the hub's synchronous part)",
+  sink_file_events_per_s: "JSON lines to a file, per CPU second of the sender",
+  sink_stdout_events_per_s: "JSON lines to stdout (/dev/null), per CPU second of the sender",
+  sink_syslog_tcp_events_per_s: "syslog RFC 5424 over TCP (octet-counted) into Debian's rsyslog, until in its file, per CPU second of the sender",
+  sink_syslog_udp_events_per_s: "syslog RFC 5424 over UDP to Debian's rsyslog, until sent, per CPU second of the sender",
+  sink_syslog_udp_received: "syslog over UDP: share of the events rsyslog wrote to its file",
+  sink_syslog_unix_events_per_s: "syslog RFC 5424 over a unix stream socket into Debian's rsyslog, until in its file, per CPU second of the sender",
+  sink_loki_events_per_s: "Loki push API into the stand-in server (in this process: a lower bound), until stored, per CPU second",
+  sink_clickhouse_events_per_s: "ClickHouse over HTTP (INSERT ... FORMAT JSONEachRow) into Debian's clickhouse-server, until SELECT count() sees them, per CPU second of the sender",
+};
+
+if (import.meta.main && process.argv.includes("--json")) {
+  // As part of `npm run bench` (bench/run.ts): one section, the real servers installed first.
+  await runBench("sinks", "Sinks: events per second into each real server, same run", async (args, section: BenchSection) => {
+    const events = Math.floor(args.num("events", 50_000, 2_000));
+    ensureServers(["rsyslog", "clickhouse-server"]);
+    const results = await benchSinks({ events, log: (m) => progress("sinks", m) });
+    for (const r of results) {
+      const detail = r.wall !== undefined ? `${events.toLocaleString("en-US")} process_exec lines (~1.3 KB each); ${Math.round(r.wall).toLocaleString("en-US")} events per wall second` : `${events.toLocaleString("en-US")} lines`;
+      section.metrics.push(metric({ id: r.name, name: NAMES[r.name] ?? r.name, unit: r.unit, median: r.value, min: r.value, max: r.value, rounds: 1, detail }));
+    }
+    const debVersion = (pkg: string): string => Bun.spawnSync(["dpkg-query", "-W", "-f", "${Version}", pkg]).stdout.toString().trim() || "?";
+    section.mechanisms.rsyslog = `rsyslogd ${debVersion("rsyslog")} (Debian package)`;
+    section.mechanisms["clickhouse-server"] = `clickhouse-server ${debVersion("clickhouse-server")} (Debian package)`;
+    section.mechanisms.loki = "stand-in server (test/lib/servers.ts LokiServer): Grafana Loki is not packaged by Debian";
+  });
+} else if (import.meta.main) {
   const argv = process.argv.slice(2);
   const val = (k: string) => {
     const i = argv.indexOf(`--${k}`);
@@ -174,9 +219,6 @@ if (import.meta.main) {
     process.exit(2);
   }
   const results = await benchSinks({ events, only: val("only")?.split(",") });
-  if (argv.includes("--json")) process.stdout.write(`${JSON.stringify(results)}\n`);
-  else {
-    process.stdout.write(`sinks, ${events} process_exec events each (same run):\n`);
-    for (const r of results) process.stdout.write(`  ${r.name.padEnd(32)} ${r.value.toFixed(r.unit === "%" ? 1 : 0).padStart(10)} ${r.unit}\n`);
-  }
+  process.stdout.write(`sinks, ${events} process_exec events each (same run):\n`);
+  for (const r of results) process.stdout.write(`  ${r.name.padEnd(32)} ${r.value.toFixed(r.unit === "%" ? 1 : 0).padStart(10)} ${r.unit}${r.wall !== undefined ? ` (${r.wall.toFixed(0)} per wall second)` : ""}\n`);
 }

@@ -11,6 +11,9 @@
  *                                      userspace chose them (no 32-bit processes possible):
  *                                      runs at the exit of those syscalls, not of every one
  *   gen_tracepoint  tracepoint/        any tracefs event; the record's common_type names it
+ *   gen_uprobe      uprobe             user functions (spec.uprobes), one link per path:offset
+ *                                      whose cookie is the dispatch key; the function's argument
+ *                                      registers laid out as a syscall's, strings from user memory
  *
  * A hook slot is a ward_hook_config (gen_hooks) plus a gen_slot (gen_slots: where each
  * argument is read from, on/off, monitor). Userspace writes both, then the dispatch entry
@@ -1846,5 +1849,45 @@ int gen_tracepoint(void *ctx)
 	st.nr = id;
 	st.tgid = bpf_get_current_pid_tgid() >> 32;
 	dispatch(&st, id);
+	return 0;
+}
+
+/* Per-CPU: the probed function's registers in the syscall argument layout (gen_uprobe). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pt_regs);
+} gen_uregs SEC(".maps");
+
+/*
+ * A user function (spec.uprobes): the uprobe PMU stops the caller at the function's first
+ * instruction, in its own context, so ctx is its user registers and bpf_send_signal's
+ * SIGKILL is delivered when the trap returns to user space: the function body never runs.
+ * The link's cookie names the attached path:offset (the dispatch key). The SysV function
+ * arguments (di si dx cx r8 r9) differ from a syscall's (di si dx r10 r8 r9) only in the
+ * fourth: with cx copied into r10 the slots are read as syscall arguments and evaluated as
+ * at a syscall entry, so no code shared with the syscall programs changes (gen_sys_enter is
+ * close to the verifier's 1M-instruction limit).
+ */
+SEC("uprobe")
+int gen_uprobe(struct pt_regs *ctx)
+{
+	struct gen_state st = {};
+	__u32 zero = 0;
+	__u32 id = (__u32)bpf_get_attach_cookie(ctx);
+	struct pt_regs *regs = bpf_map_lookup_elem(&gen_uregs, &zero);
+
+	if (!regs)
+		return 0;
+	if (bpf_probe_read_kernel(regs, sizeof(*regs), ctx))
+		return 0;
+	regs->r10 = regs->cx;
+	st.regs = regs;
+	st.ctx = ctx;
+	st.point = GEN_POINT_SYS_ENTER;
+	st.nr = id; /* no bit 31: read as x86_64 argument registers */
+	st.tgid = bpf_get_current_pid_tgid() >> 32;
+	dispatch_at(&st, GEN_POINT_UPROBE, id);
 	return 0;
 }

@@ -34,6 +34,13 @@ function bunPath(): string {
  */
 export const compileFlags: readonly string[] = ["--compile", "--minify", "--bytecode", "--format=esm", "--splitting"];
 
+/**
+ * The entrypoints: the CLI, and the fanotify engine decision thread, a Worker module of its
+ * own (src/sensors/fanotify.ts engineWorkerUrl), so the binary holds it as
+ * sensors/fanotify-worker.js (it shares the engine's chunks with the agent).
+ */
+export const binaryEntries: readonly string[] = ["src/cli/main.ts", "src/sensors/fanotify-worker.ts"];
+
 const inCI = process.env.CI === "true" || process.env.CI === "1";
 
 /**
@@ -54,7 +61,7 @@ export async function buildBinary(opts: { quiet?: boolean } = {}): Promise<strin
   mkdirSync(join(root, "dist"), { recursive: true });
   const r = spawnSync(
     bunPath(),
-    ["build", ...compileFlags, "src/cli/main.ts", "--outfile", binaryPath],
+    ["build", ...compileFlags, ...binaryEntries, "--outfile", binaryPath],
     { cwd: root, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] },
   );
   if (r.status !== 0) throw new BinaryBuildError(`bun build --compile failed (exit ${r.status}):\n${r.stderr}${r.stdout}`);

@@ -6,7 +6,7 @@ import type { RatioSummary } from "./stats.ts";
 import { median } from "./stats.ts";
 
 /** The suite bench/run.ts runs, in order: cheap and self-contained first, agent-heavy after. */
-export const BENCHES = ["loader", "engine", "enforce", "scope", "process", "workload", "policy", "oci-hook", "footprint"] as const;
+export const BENCHES = ["loader", "engine", "enforce", "scope", "process", "workload", "policy", "oci-hook", "footprint", "sinks"] as const;
 
 export interface Target {
   op: "<=" | ">=" | "<";

@@ -76,8 +76,8 @@ export const WHY: Record<string, Explain | ((mech: Mechanisms) => Explain)> = {
         },
   pipeline_events_per_s: {
     why:
-      "the pipeline is TypeScript on one core: each record is decoded through BTF-derived offsets (resolved once), enriched from the process cache (per-pid image lists; each image is cloned and its exec_id encoded), and written as a JSON line whose process block is cached per image. The CPU profile lists what is left: the cache's lookup and clone, exec_id encoding, RFC 3339 time formatting and the JSON.stringify calls for the event parts that are not cached; GC pauses from the objects made per image take about a tenth of the run.",
-    close: "fewer objects per image in the process cache (a struct-of-arrays layout or lazily cloned images), exec_ids encoded once per image, and timestamps written from a cached per-second prefix.",
+      "the pipeline is TypeScript on one core: each record is decoded through BTF-derived offsets (resolved once), enriched from the process cache (per-pid image lists; clone images are built only when asked for) and written as a JSON line whose process block is written once per image (exec_id written byte by byte, times formatted from a cached second on Numbers). What is left in the CPU profile is that per-image block, the per-event envelope, the cache's insert and eviction bookkeeping and the decoder's objects; on a loaded shared machine the same work takes up to twice the CPU time (the figure is per CPU second, but caches and the core's other thread are shared).",
+    close: "a quiet machine for the measurement, and then fewer objects per record (the cache's Entry and the image in one object, the block written into a reused byte buffer).",
   },
   idle_rss: {
     why:

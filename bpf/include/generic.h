@@ -47,6 +47,9 @@ enum gen_point {
 	GEN_POINT_OPEN_EXIT = 4, /* gen_open_exit on syscalls/sys_exit_<open family>, key = syscall
 	                            number; evaluated as GEN_POINT_SYS_EXIT. A key of its own so
 	                            tp_btf/sys_exit (other return hooks) never runs these slots too */
+	GEN_POINT_UPROBE = 5,    /* gen_uprobe on a user function, key = the link's cookie (one id
+	                            per attached path:offset, userspace maps it to the symbol);
+	                            evaluated as GEN_POINT_SYS_ENTER on the function's registers */
 };
 
 struct gen_dispatch_key {
@@ -113,7 +116,7 @@ struct gen_event {
 	__u32 flags;       /* GEN_EF_* */
 	__s64 ret;         /* return value (GEN_EF_RETURN) */
 	__s32 signal_err;  /* bpf_send_signal's return for Sigkill/Signal, 0 = queued */
-	__u32 syscall;     /* syscall number for syscall hooks, tracepoint id otherwise */
+	__u32 syscall;     /* syscall number for syscall hooks, tracepoint id or uprobe id otherwise */
 	__u8 arg_state[6]; /* GEN_ARG_* by slot */
 	__u16 arg_type[6]; /* enum ward_arg_type by slot */
 	__u16 arg_len[6];

@@ -9,7 +9,7 @@ import type { AgentStatus } from "../api/deps.ts";
 import { isCountedSink } from "../export/sink.ts";
 import { VERSION } from "../version.ts";
 import { listenUrl, type AgentConfig } from "./config.ts";
-import { EventHub, type EventSink } from "./event-hub.ts";
+import { EventHub, type EventSink, type HubEvent } from "./event-hub.ts";
 import { releaseStartupMemory } from "./footprint.ts";
 import { PolicyStore, type PolicyBackend, type PolicyParser } from "./policy-store.ts";
 import { PolicyDir, PolicyPersistError } from "./policy-persist.ts";
@@ -28,6 +28,11 @@ export interface SensorContext {
   nodeName: string;
   bpfDir: string;
   publish(ev: EventJson, line?: string): void;
+  /**
+   * publish for an event that already has its line and type: its object form (`json`) may
+   * be a getter that builds it only when a filter or an API client reads it.
+   */
+  publishEvent(ev: HubEvent): void;
   recordLoss(reason: string, n?: number): void;
   /** Diagnostics (stderr in the agent). */
   log(msg: string): void;
@@ -267,6 +272,7 @@ export class Agent {
         nodeName: config.nodeName,
         bpfDir: config.bpfDir,
         publish: (ev, line) => this.hub.publish(ev, line),
+        publishEvent: (ev) => this.hub.publishEvent(ev),
         recordLoss: (reason, n) => this.hub.recordLoss(reason, n),
         log: parts.log,
         workloads: this.workloads,

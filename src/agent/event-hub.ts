@@ -211,8 +211,16 @@ export class EventHub implements EventSource {
 
   /** publish sends one event everywhere. The line is encoded once, here, for all consumers. */
   publish(json: EventJson, line?: string): void {
-    const type = eventTypeOf(json) ?? "unknown";
-    const ev: HubEvent = { json, type, line: line ?? this.#encode(json) };
+    this.publishEvent({ json, type: eventTypeOf(json) ?? "unknown", line: line ?? this.#encode(json) });
+  }
+
+  /**
+   * publishEvent sends an event whose type and line are known (the process pipeline's). Its
+   * `json` is read only by export filters, field filters and API subscribers, so a lazy one
+   * is never built while nobody filters or listens.
+   */
+  publishEvent(ev: HubEvent): void {
+    const type = ev.type;
     this.#total++;
     this.#byType.set(type, (this.#byType.get(type) ?? 0) + 1);
     if (this.#gate === undefined) this.#writeSinks(ev);

@@ -53,7 +53,7 @@ export class ProcessSensor implements Sensor {
       this.#sensor = await this.startFn({
         nodeName: this.ctx.nodeName,
         bpfDir: this.ctx.bpfDir,
-        onEvent: (ev) => this.ctx.publish(ev.json, ev.line),
+        onEvent: (ev) => this.ctx.publishEvent(ev),
         log: (msg) => this.ctx.log(`process sensor: ${msg}`),
         workloads: this.#identity,
       });

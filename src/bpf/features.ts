@@ -8,7 +8,8 @@ import { Asm, retProgram } from "./asm.ts";
 import { Attr } from "./attr.ts";
 import { BtfKind, loadKernelBtf } from "./btf.ts";
 import { AttachType, BpfCmd, Helper, MapFlags, MapType, ProgFlags, ProgType } from "./constants.ts";
-import { attachCgroup, attachRawTracepoint, attachTracepoint, attachTracing, type Link } from "./link.ts";
+import { attachCgroup, attachRawTracepoint, attachTracepoint, attachTracing, attachUprobe, type Link } from "./link.ts";
+import { UprobeElf } from "./uprobe-symbols.ts";
 import { BpfMap, type MapSpec } from "./map.ts";
 import { pmuType } from "./perf.ts";
 import { BpfProgram, VerifierError, type ProgramLoadSpec } from "./program.ts";
@@ -398,9 +399,26 @@ export function probeAttach(kind: AttachKind): FeatureResult {
       case "kprobe":
         if (pmuType("kprobe") !== undefined) return supported();
         return unsupported("no kprobe PMU (/sys/bus/event_source/devices/kprobe is absent; the kernel has no kprobes)");
-      case "uprobe":
-        if (pmuType("uprobe") !== undefined) return supported();
-        return unsupported("no uprobe PMU (/sys/bus/event_source/devices/uprobe is absent)");
+      case "uprobe": {
+        if (pmuType("uprobe") === undefined) return unsupported("no uprobe PMU (/sys/bus/event_source/devices/uprobe is absent)");
+        // The PMU listed is not the attach working: a trial uprobe on the libc this process
+        // maps (small, unlike the runtime's own executable), for this process only.
+        let lib: string | undefined;
+        let off: bigint;
+        try {
+          lib = /\s(\/\S*\/libc\.so\.6)$/m.exec(readFileSync("/proc/self/maps", "utf8"))?.[1];
+          if (lib === undefined) return refused("uprobe: no libc.so.6 mapped in this process to try a uprobe on");
+          off = new UprobeElf(lib).symbolOffset("getppid");
+        } catch (e) {
+          return refused(`uprobe: find a trial target: ${(e as Error).message}`);
+        }
+        const exe = lib;
+        return loadAndAttach(
+          { name: "probe_uprobe", type: ProgType.KPROBE, insns: retProgram(0), license: "GPL" },
+          `uprobe on ${exe}+0x${off.toString(16)}`,
+          (p) => attachUprobe(p, exe, off, { pid: process.pid }),
+        );
+      }
     }
   });
 }

@@ -22,3 +22,18 @@ export function joinArguments(args: readonly string[], from = 0): string {
   }
   return out.join(" ");
 }
+
+/**
+ * joinArguments(splitArgv(block), 1) straight from the NUL-separated block: when no argument
+ * holds a space (none needs quotes), argv[1..] are the block's text after argv[0] with each
+ * NUL a space.
+ */
+export function argumentsOfBlock(block: string): string {
+  const first = block.indexOf("\0");
+  if (first < 0) return "";
+  const end = block.charCodeAt(block.length - 1) === 0 ? block.length - 1 : block.length;
+  if (first >= end) return "";
+  const rest = block.slice(first + 1, end);
+  if (rest.includes(" ")) return joinArguments(splitArgv(block), 1);
+  return rest.replaceAll("\0", " ");
+}

@@ -1,10 +1,9 @@
-// Tetragon's JSON export form of hook matches: process_kprobe, process_tracepoint and
-// process_lsm (reference/tetragon.md §2.5). Keys follow the proto's field-number order, zero
+// Tetragon's JSON export form of hook matches: process_kprobe, process_tracepoint,
+// process_lsm and process_uprobe (reference/tetragon.md §2.5). Keys follow the proto's field-number order, zero
 // values are omitted, 64-bit integers are strings, bytes are base64, as protojson writes
 // them. The process and parent come from the process cache through H6's encodeProcess.
 import type { ProcessInfo } from "./model.ts";
 import { encodeProcess, type EncodeOptions, type JsonObject } from "./tetragon.ts";
-import { rfc3339Nano } from "./time.ts";
 
 /** One argument, by its KprobeArgument variant. */
 export type HookArg = (
@@ -24,7 +23,7 @@ export type HookArg = (
 
 /** What a hook match carries, whatever backend produced it. */
 export interface HookMatch {
-  kind: "process_kprobe" | "process_tracepoint" | "process_lsm";
+  kind: "process_kprobe" | "process_tracepoint" | "process_lsm" | "process_uprobe";
   /** Boot-clock ns of the match. */
   time: bigint;
   process: ProcessInfo | undefined;
@@ -34,6 +33,11 @@ export interface HookMatch {
   /** tracepoint only. */
   subsys?: string;
   event?: string;
+  /** uprobe only: the probed binary, the symbol as the policy named it ("" for offsets/addrs),
+   * and the file offset when the policy gave offsets/addrs. */
+  path?: string;
+  symbol?: string;
+  offset?: bigint;
   args: HookArg[];
   ret?: HookArg;
   /** Policy action name as written (Sigkill, Post, Override...). */
@@ -157,6 +161,16 @@ export function encodeHookMatch(m: HookMatch, opts: EncodeOptions): JsonObject {
       if (m.message) body.message = m.message;
       if (tags) body.tags = tags;
       break;
+    case "process_uprobe":
+      if (m.path) body.path = m.path;
+      if (m.symbol) body.symbol = m.symbol;
+      body.policy_name = m.policyName;
+      if (m.message) body.message = m.message;
+      if (args.length) body.args = args;
+      if (tags) body.tags = tags;
+      if (m.offset) body.offset = m.offset.toString();
+      body.action = action;
+      break;
     case "process_lsm":
       if (m.functionName) body.function_name = m.functionName;
       body.policy_name = m.policyName;
@@ -166,5 +180,5 @@ export function encodeHookMatch(m: HookMatch, opts: EncodeOptions): JsonObject {
       if (tags) body.tags = tags;
       break;
   }
-  return { [m.kind]: body, node_name: opts.nodeName, time: rfc3339Nano(opts.clock.toWall(m.time)) };
+  return { [m.kind]: body, node_name: opts.nodeName, time: opts.clock.wall(m.time) };
 }

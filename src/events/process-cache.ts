@@ -42,6 +42,11 @@ export interface SeedProcess {
   creds: CredsNs;
 }
 
+/**
+ * One cached image. Its ProcessInfo is built on first use for clones: a fork is usually
+ * followed at once by an exec that replaces its image, so most clone images are never
+ * reported or named as a parent, and their exec_id (a base64 encoding) is never needed.
+ */
 class Entry {
   refs = 1; // its own liveness
   ended = false;
@@ -49,10 +54,62 @@ class Entry {
   inDeadQueue = false;
   /** In the cache (a removed entry may still be the parent of a cached child). */
   cached = false;
+  readonly pid: number;
+  readonly ktime: bigint;
+  #info: ProcessInfo | undefined;
+  /** A clone not yet built: its record and the image it copies (the parent's, at clone time). */
+  #clone: { rec: CloneRecord; from: Entry | undefined; nodeName: string } | undefined;
   constructor(
-    public info: ProcessInfo,
+    info: ProcessInfo | undefined,
     public parent: Entry | undefined,
-  ) {}
+    clone?: { rec: CloneRecord; from: Entry | undefined; nodeName: string },
+  ) {
+    this.#info = info;
+    this.#clone = clone;
+    this.pid = info?.pid ?? clone!.rec.pid;
+    this.ktime = info?.ktime ?? clone!.rec.ktime;
+  }
+
+  get built(): boolean {
+    return this.#info !== undefined;
+  }
+
+  get info(): ProcessInfo {
+    return (this.#info ??= this.#build());
+  }
+
+  set info(v: ProcessInfo) {
+    this.#info = v;
+  }
+
+  #build(): ProcessInfo {
+    const { rec, from, nodeName } = this.#clone!;
+    this.#clone = undefined;
+    const pinfo = from?.info;
+    return {
+      execId: execId(nodeName, rec.ktime, rec.pid),
+      pid: rec.pid,
+      tid: rec.tid,
+      ktime: rec.ktime,
+      binary: pinfo?.binary ?? "",
+      arguments: pinfo?.arguments ?? "",
+      cwd: pinfo?.cwd ?? "",
+      flags: rec.flags | (from ? 0 : ProcessFlag.miss),
+      creds: rec.creds,
+      parentExecId: pinfo?.execId ?? (rec.ppid === 0 ? rootParentExecId(nodeName) : execId(nodeName, rec.parentKtime, rec.ppid)),
+      ppid: rec.ppid,
+    };
+  }
+}
+
+/** The cached images of one pid, oldest first, and the newest ktime among them (an upper bound after removals). */
+class PidImages {
+  readonly list: Entry[];
+  newest: bigint;
+  constructor(first: Entry) {
+    this.list = [first];
+    this.newest = first.ktime;
+  }
 }
 
 export function emptyCreds(): CredsNs {
@@ -81,8 +138,10 @@ export class ProcessCache {
   private readonly now: () => number;
   // Images by pid, newest last: (pid, ktime) is the identity, and a pid has few cached images
   // (its current one, and ended ones inside the retention time), so a short scan finds one
-  // without building a string key per lookup.
-  private readonly images = new Map<number, Entry[]>();
+  // without building a string key per lookup. Each list also keeps its newest ktime, so the
+  // duplicate check of an insert (a new image is almost always newer than every cached one of
+  // its pid) costs one comparison instead of a scan.
+  private readonly images = new Map<number, PidImages>();
   private count = 0;
   private readonly byPid = new Map<number, Entry>();
   /** Ended images in end order; GC looks at the front. */
@@ -116,6 +175,15 @@ export class ProcessCache {
   }
 
   /**
+   * The image a pid runs now if its ProcessInfo was ever handed out (a clone image nobody
+   * asked for has none): what an exec replacing it has to let go of.
+   */
+  currentIfBuilt(pid: number): ProcessInfo | undefined {
+    const e = this.byPid.get(pid);
+    return e !== undefined && e.built ? e.info : undefined;
+  }
+
+  /**
    * The most recently ended image of a pid that is still retained, for events that are read
    * after the pid's exit record (a hook match racing the process's own exit). Looks at the
    * newest ended images only.
@@ -124,7 +192,7 @@ export class ProcessCache {
     const stop = Math.max(this.deadHead, this.dead.length - 1024);
     for (let i = this.dead.length - 1; i >= stop; i--) {
       const e = this.dead[i]!;
-      if (e.info.pid === pid && e.cached) return e.info;
+      if (e.pid === pid && e.cached) return e.info;
     }
     return undefined;
   }
@@ -151,7 +219,7 @@ export class ProcessCache {
         parentExecId: rootParentExecId(this.nodeName),
         ppid: p.ppid,
       };
-      const e = this.insert(info, undefined);
+      const e = this.insert(new Entry(info, undefined), undefined);
       this.byPid.set(p.pid, e);
       added.push([e, p]);
     }
@@ -165,26 +233,22 @@ export class ProcessCache {
     this.enforceBound();
   }
 
-  /** A new thread group: a copy of its parent's image with its own identity. */
+  /** A new thread group: a copy of its parent's image with its own identity (built when first asked for). */
   clone(rec: CloneRecord): ProcessInfo {
+    return this.cloneEntry(rec).info;
+  }
+
+  /** clone() without building the image's ProcessInfo: the pipeline's path. */
+  track(rec: CloneRecord): void {
+    this.cloneEntry(rec);
+  }
+
+  private cloneEntry(rec: CloneRecord): Entry {
     const parent = this.findParent(rec.ppid, rec.parentKtime);
-    const pinfo = parent?.info;
-    const info: ProcessInfo = {
-      execId: execId(this.nodeName, rec.ktime, rec.pid),
-      pid: rec.pid,
-      tid: rec.tid,
-      ktime: rec.ktime,
-      binary: pinfo?.binary ?? "",
-      arguments: pinfo?.arguments ?? "",
-      cwd: pinfo?.cwd ?? "",
-      flags: rec.flags | (parent ? 0 : ProcessFlag.miss),
-      creds: rec.creds,
-      parentExecId: pinfo?.execId ?? this.parentIdFor(rec.ppid, rec.parentKtime),
-      ppid: rec.ppid,
-    };
-    this.replaceCurrent(rec.pid, this.insert(info, parent));
+    const e = this.insert(new Entry(undefined, undefined, { rec, from: parent, nodeName: this.nodeName }), parent);
+    this.replaceCurrent(rec.pid, e);
     this.enforceBound();
-    return info;
+    return e;
   }
 
   /** An exec: the new image, linked to the parent the kernel named. */
@@ -196,7 +260,7 @@ export class ProcessCache {
       tid: rec.tid,
       ktime: rec.ktime,
       binary: rec.binary,
-      arguments: joinArguments(rec.argv, 1),
+      arguments: rec.arguments ?? joinArguments(rec.argv, 1),
       cwd: rec.cwd,
       flags: rec.flags,
       creds: rec.creds,
@@ -204,7 +268,7 @@ export class ProcessCache {
       ppid: rec.ppid,
       file: { ino: rec.ino, nlink: rec.nlink },
     };
-    this.replaceCurrent(rec.pid, this.insert(info, parent));
+    this.replaceCurrent(rec.pid, this.insert(new Entry(info, undefined), parent));
     this.enforceBound();
     return { process: info, parent: parent?.info };
   }
@@ -263,24 +327,27 @@ export class ProcessCache {
   }
 
   private lookup(pid: number, ktime: bigint): Entry | undefined {
-    const list = this.images.get(pid);
-    if (list === undefined) return undefined;
+    const l = this.images.get(pid);
+    if (l === undefined || ktime > l.newest) return undefined;
+    const list = l.list;
     for (let i = list.length - 1; i >= 0; i--) {
       const e = list[i]!;
-      if (e.info.ktime === ktime) return e;
+      if (e.ktime === ktime) return e;
     }
     return undefined;
   }
 
-  private insert(info: ProcessInfo, parent: Entry | undefined): Entry {
-    const old = this.lookup(info.pid, info.ktime);
+  private insert(e: Entry, parent: Entry | undefined): Entry {
+    const old = this.lookup(e.pid, e.ktime);
     if (old) this.remove(old, true);
-    const e = new Entry(info, undefined);
     if (parent) this.link(e, parent);
     e.cached = true;
-    const list = this.images.get(info.pid);
-    if (list === undefined) this.images.set(info.pid, [e]);
-    else list.push(e);
+    const l = this.images.get(e.pid);
+    if (l === undefined) this.images.set(e.pid, new PidImages(e));
+    else {
+      l.list.push(e);
+      if (e.ktime > l.newest) l.newest = e.ktime;
+    }
     this.count++;
     this.order.push(e);
     return e;
@@ -317,14 +384,17 @@ export class ProcessCache {
   private remove(e: Entry, evicted: boolean): void {
     if (!e.cached) return;
     e.cached = false;
-    const list = this.images.get(e.info.pid);
-    if (list !== undefined) {
-      const i = list.lastIndexOf(e);
-      if (i >= 0) list.splice(i, 1);
-      if (list.length === 0) this.images.delete(e.info.pid);
+    const l = this.images.get(e.pid);
+    if (l !== undefined) {
+      const list = l.list;
+      // Evictions and retention take the oldest image, which sits at the front.
+      const i = list[0] === e ? 0 : list.lastIndexOf(e);
+      if (i === 0) list.shift();
+      else if (i > 0) list.splice(i, 1);
+      if (list.length === 0) this.images.delete(e.pid);
     }
     this.count--;
-    if (this.byPid.get(e.info.pid) === e) this.byPid.delete(e.info.pid);
+    if (this.byPid.get(e.pid) === e) this.byPid.delete(e.pid);
     if (evicted) this.evictions++;
     const parent = e.parent;
     // Children that still point here keep this object; dropping our own parent pointer

@@ -9,7 +9,6 @@ import type { ProcessEvent } from "./model.ts";
 import type { ProcessCache } from "./process-cache.ts";
 import type { ProcessRecord, ProcessRecordDecoder } from "./process-record.ts";
 import { ProcessEventWriter, type EncodeOptions, type JsonObject } from "./tetragon.ts";
-import { rfc3339Nano } from "./time.ts";
 
 export interface PipelineEvent {
   readonly type: ProcessEvent["type"];
@@ -89,12 +88,12 @@ export class ProcessPipeline {
     switch (rec.op) {
       case "clone":
         this.c.clone++;
-        this.cache.clone(rec);
+        this.cache.track(rec);
         return; // clones are tracked, not exported (as in Tetragon)
       case "exec": {
         this.c.exec++;
         // The image this exec replaces ends without an exit event: its block goes now.
-        const replaced = this.cache.current(rec.pid);
+        const replaced = this.cache.currentIfBuilt(rec.pid);
         if (replaced !== undefined) this.writer.forget(replaced);
         const { process, parent } = this.cache.exec(rec);
         ev = { type: "process_exec", time: rec.time, process, parent };
@@ -109,7 +108,7 @@ export class ProcessPipeline {
       }
     }
     try {
-      const time = rfc3339Nano(this.encode.clock.toWall(ev.time));
+      const time = this.writer.time(ev);
       try {
         this.onEvent(new LazyEvent(ev, this.writer.line(ev, time), time, this.writer));
       } finally {

@@ -1,7 +1,7 @@
 // Decodes bpf/process.c's ring buffer records into typed values. Offsets come from the
 // object's BTF (struct ward_exec_event and friends in bpf/include/process.h), read once.
 import type { Btf } from "../bpf/btf.ts";
-import { splitArgv } from "./args.ts";
+import { argumentsOfBlock, splitArgv } from "./args.ts";
 import { enumValues, structLayout, type StructLayout } from "./layout.ts";
 
 export class RecordError extends Error {
@@ -56,6 +56,8 @@ export interface ExecRecord {
   binary: string;
   /** argv, argv[0] first. */
   argv: string[];
+  /** argv[1..] as Tetragon prints them (args.ts); the decoder writes it from the record's block directly. */
+  arguments?: string;
   cwd: string;
 }
 
@@ -163,6 +165,7 @@ function readCreds(v: DataView, o: CredsOffsets): CredsNs {
 class CredsInterner {
   #ab: ArrayBufferLike | undefined;
   #buf: Buffer = Buffer.alloc(0);
+  #words = new Uint32Array(0);
   readonly #table = new Map<string, CredsNs>();
   // The previous record's struct, word by word: consecutive records mostly share it, and
   // comparing words is cheaper than building the key. (Its members are 32 and 64 bits wide,
@@ -182,19 +185,35 @@ class CredsInterner {
     const base = this.o.base;
     const last = this.#last;
     const words = last.length;
-    let same = this.#lastCreds !== undefined;
-    for (let i = 0; i < words; i++) {
-      const w = v.getUint32(base + i * 4, true);
-      if (w !== last[i]) {
-        same = false;
-        last[i] = w;
-      }
-    }
-    if (same) return this.#lastCreds!;
     if (v.buffer !== this.#ab) {
       this.#ab = v.buffer;
       this.#buf = Buffer.from(v.buffer as ArrayBuffer);
+      this.#words = new Uint32Array(v.buffer as ArrayBuffer, 0, v.buffer.byteLength >>> 2);
     }
+    let same = this.#lastCreds !== undefined;
+    const at = v.byteOffset + base;
+    if ((at & 3) === 0) {
+      // Ring records are 8-byte aligned: compare through one word view of the whole mapping
+      // (host byte order; only equality matters here).
+      const w32 = this.#words;
+      const w0 = at >>> 2;
+      for (let i = 0; i < words; i++) {
+        const w = w32[w0 + i]!;
+        if (w !== last[i]) {
+          same = false;
+          last[i] = w;
+        }
+      }
+    } else {
+      for (let i = 0; i < words; i++) {
+        const w = v.getUint32(base + i * 4, true);
+        if (w !== last[i]) {
+          same = false;
+          last[i] = w;
+        }
+      }
+    }
+    if (same) return this.#lastCreds!;
     const start = v.byteOffset + base;
     const key = this.#buf.toString("latin1", start, start + this.size);
     let c = this.#table.get(key);
@@ -258,16 +277,78 @@ class TextReader {
 
 /**
  * One string object per distinct binary path or cwd: the process cache keeps thousands of
- * images that mostly name the same few, and each would otherwise hold its own copy.
+ * images that mostly name the same few, and each would otherwise hold its own copy. Looked up
+ * by the record's bytes (a hash over them, then a byte comparison), so a path seen before is
+ * neither decoded from UTF-8 nor hashed as a new string again.
  */
-class Interner {
-  readonly #table = new Map<string, string>();
-  get(s: string): string {
-    const have = this.#table.get(s);
-    if (have !== undefined) return have;
-    if (this.#table.size >= 8192) this.#table.clear();
-    this.#table.set(s, s);
-    return s;
+class PathTable {
+  #ab: ArrayBufferLike | undefined;
+  #bytes = new Uint8Array(0);
+  readonly #table = new Map<number, { bytes: Uint8Array; text: string }[]>();
+  #size = 0;
+
+  constructor(private readonly text: TextReader) {}
+
+  get(v: DataView, at: number, len: number): string {
+    if (len === 0) return "";
+    if (v.buffer !== this.#ab) {
+      this.#ab = v.buffer;
+      this.#bytes = new Uint8Array(v.buffer as ArrayBuffer);
+    }
+    const b = this.#bytes;
+    const start = v.byteOffset + at;
+    let h = 0x811c9dc5 ^ len;
+    for (let i = 0; i < len; i++) h = Math.imul(h ^ b[start + i]!, 0x01000193);
+    const bucket = this.#table.get(h);
+    if (bucket !== undefined) {
+      for (const e of bucket) {
+        const eb = e.bytes;
+        if (eb.length !== len) continue;
+        let i = 0;
+        while (i < len && eb[i] === b[start + i]) i++;
+        if (i === len) return e.text;
+      }
+    }
+    const text = this.text.read(v, at, len);
+    if (this.#size >= 8192) {
+      this.#table.clear();
+      this.#size = 0;
+    }
+    const entry = { bytes: b.slice(start, start + len), text };
+    if (bucket !== undefined && this.#table.has(h)) bucket.push(entry);
+    else this.#table.set(h, [entry]);
+    this.#size++;
+    return text;
+  }
+}
+
+/**
+ * A decoded exec record. `arguments` is written from the argv block directly; the argv array
+ * is split only when asked for (the pipeline never asks).
+ */
+class DecodedExec implements ExecRecord {
+  readonly op = "exec";
+  readonly arguments: string;
+  #argv: string[] | undefined;
+  constructor(
+    readonly time: bigint,
+    readonly ktime: bigint,
+    readonly parentKtime: bigint,
+    readonly pid: number,
+    readonly tid: number,
+    readonly ppid: number,
+    readonly flags: number,
+    readonly creds: CredsNs,
+    readonly ino: bigint,
+    readonly nlink: number,
+    readonly binary: string,
+    private readonly block: string,
+    readonly cwd: string,
+  ) {
+    this.arguments = argumentsOfBlock(block);
+  }
+  get argv(): string[] {
+    return (this.#argv ??= splitArgv(this.block));
   }
 }
 
@@ -288,7 +369,7 @@ export class ProcessRecordDecoder {
   private readonly co: Offsets;
   private readonly xo: Offsets & { code: number };
   private readonly text = new TextReader();
-  private readonly paths = new Interner();
+  private readonly paths = new PathTable(this.text);
 
   constructor(btf: Btf) {
     this.hdr = structLayout(btf, "ward_event_hdr");
@@ -374,22 +455,22 @@ export class ProcessRecordDecoder {
     if (d + bl + al + cl > v.byteLength) {
       throw new RecordError(`decode exec record: lengths ${bl}+${al}+${cl} exceed ${v.byteLength - d} data bytes`);
     }
-    return {
-      op: "exec",
+    const block = this.text.read(v, d + bl, al);
+    return new DecodedExec(
       time,
-      ktime: v.getBigUint64(o.ktime, true),
-      parentKtime: v.getBigUint64(o.parentKtime, true),
-      pid: v.getUint32(o.pid, true),
-      tid: v.getUint32(o.tid, true),
-      ppid: v.getUint32(o.ppid, true),
-      flags: v.getUint32(o.flags, true),
-      creds: this.execCreds.read(v),
-      ino: v.getBigUint64(o.ino, true),
-      nlink: v.getUint32(o.nlink, true),
-      binary: this.paths.get(this.text.read(v, d, bl)),
-      argv: splitArgv(this.text.read(v, d + bl, al)),
-      cwd: this.paths.get(this.text.read(v, d + bl + al, cl)),
-    };
+      v.getBigUint64(o.ktime, true),
+      v.getBigUint64(o.parentKtime, true),
+      v.getUint32(o.pid, true),
+      v.getUint32(o.tid, true),
+      v.getUint32(o.ppid, true),
+      v.getUint32(o.flags, true),
+      this.execCreds.read(v),
+      v.getBigUint64(o.ino, true),
+      v.getUint32(o.nlink, true),
+      this.paths.get(v, d, bl),
+      block,
+      this.paths.get(v, d + bl + al, cl),
+    );
   }
 
   /** Encodes a struct ward_proc map value (for seeding the kernel map from /proc). */

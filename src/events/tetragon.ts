@@ -5,7 +5,7 @@ import { capabilityNames } from "./capabilities.ts";
 import { flagsString } from "./flags.ts";
 import type { ProcessEvent, ProcessInfo } from "./model.ts";
 import { NS_NAMES } from "./process-record.ts";
-import { rfc3339Nano, type BootClock } from "./time.ts";
+import type { BootClock } from "./time.ts";
 
 export type JsonObject = { [k: string]: JsonValue };
 export type JsonValue = string | number | boolean | JsonObject | JsonValue[];
@@ -36,7 +36,7 @@ export function encodeProcess(p: ProcessInfo, opts: EncodeOptions, withBinaryPro
   put(o, "binary", p.binary);
   put(o, "arguments", p.arguments);
   put(o, "flags", flagsString(p.flags));
-  if (p.ktime !== 0n) o.start_time = rfc3339Nano(opts.clock.toWall(p.ktime));
+  if (p.ktime !== 0n) o.start_time = opts.clock.wall(p.ktime);
   o.auid = p.creds.auid;
   if (opts.workloads !== undefined) {
     const w = opts.workloads.fields(p.creds.cgroupId, p.pid);
@@ -90,7 +90,7 @@ export function encodeProcess(p: ProcessInfo, opts: EncodeOptions, withBinaryPro
 
 /** The full export line object: `{"process_exec": {...}, "node_name": ..., "time": ...}`. */
 export function encodeEvent(ev: ProcessEvent, opts: EncodeOptions): JsonObject {
-  const time = rfc3339Nano(opts.clock.toWall(ev.time));
+  const time = opts.clock.wall(ev.time);
   const body: JsonObject = { process: encodeProcess(ev.process, opts, ev.type === "process_exec") };
   if (ev.parent) body.parent = encodeProcess(ev.parent, opts);
   if (ev.type === "process_exit") {
@@ -104,6 +104,8 @@ export function encodeEvent(ev: ProcessEvent, opts: EncodeOptions): JsonObject {
 /** One process block, encoded once per image: its JSON, and its frozen object when asked for. */
 interface Block {
   readonly text: string;
+  /** The image's start_time as written in the block ("" for ktime 0): an exec event's own time. */
+  readonly start: string;
   obj?: JsonObject;
   /** The exec event's variant, with binary_properties when the file was unlinked. */
   exec?: Block;
@@ -134,10 +136,21 @@ export class ProcessEventWriter {
   #block(p: ProcessInfo): Block {
     let b = this.#blocks.get(p);
     if (b === undefined) {
-      b = { text: this.#plain ? this.#write(p) : JSON.stringify(encodeProcess(p, this.opts)) };
+      const start = p.ktime !== 0n ? this.opts.clock.wall(p.ktime) : "";
+      b = { text: this.#plain ? this.#write(p, start) : JSON.stringify(encodeProcess(p, this.opts)), start };
       this.#blocks.set(p, b);
     }
     return b;
+  }
+
+  /**
+   * The wall time of `ev` as written in its line. An exec event happens at its image's start
+   * (the sensor stamps both with one clock reading), so its time is the block's start_time,
+   * formatted once for both.
+   */
+  time(ev: ProcessEvent): string {
+    if (ev.type === "process_exec" && ev.time === ev.process.ktime && ev.time !== 0n) return this.#block(ev.process).start;
+    return this.opts.clock.wall(ev.time);
   }
 
   /**
@@ -145,25 +158,27 @@ export class ProcessEventWriter {
    * are joined natively into one flat string (the block is kept with the image; a `+=` rope
    * would keep every piece).
    */
-  #write(p: ProcessInfo): string {
+  #write(p: ProcessInfo, start: string): string {
     const s: string[] = [];
+    const pid = String(p.pid);
     if (p.execId !== "") s.push('{"exec_id":', quote(p.execId), ',"pid":');
     else s.push('{"pid":');
-    s.push(String(p.pid), ',"uid":', String(p.creds.euid));
+    s.push(pid, ',"uid":', smallNumber(p.creds.euid));
     if (p.cwd !== "") s.push(',"cwd":', quote(p.cwd));
     if (p.binary !== "") s.push(',"binary":', quote(p.binary));
     if (p.arguments !== "") s.push(',"arguments":', quote(p.arguments));
     const flags = flagsString(p.flags);
-    if (flags !== "") s.push(',"flags":', quote(flags));
-    if (p.ktime !== 0n) s.push(',"start_time":"', rfc3339Nano(this.opts.clock.toWall(p.ktime)), '"');
-    s.push(',"auid":', String(p.creds.auid));
+    if (flags !== "") s.push(',"flags":"', flags, '"'); // flag words never need escaping
+    if (start !== "") s.push(',"start_time":"', start, '"');
+    s.push(',"auid":', smallNumber(p.creds.auid));
+    // Optional fields with a proto number between auid (9) and parent_exec_id (12): pod, docker.
     if (this.opts.workloads !== undefined) {
       const w = this.opts.workloads.fields(p.creds.cgroupId, p.pid);
       if (w.pod !== undefined) s.push(',"pod":', JSON.stringify(w.pod));
       if (w.docker !== undefined && w.docker !== "") s.push(',"docker":', quote(w.docker));
     }
     if (p.parentExecId !== "") s.push(',"parent_exec_id":', quote(p.parentExecId));
-    s.push(',"tid":', String(p.tid), "}");
+    s.push(',"tid":', p.tid === p.pid ? pid : String(p.tid), "}");
     return s.join("");
   }
 
@@ -172,7 +187,7 @@ export class ProcessEventWriter {
     if (b.exec === undefined) {
       if (p.file && p.file.nlink === 0) {
         const bp = encodeProcess(p, this.opts, true).binary_properties;
-        b.exec = { text: `${b.text.slice(0, -1)},"binary_properties":${JSON.stringify(bp)}}` };
+        b.exec = { text: `${b.text.slice(0, -1)},"binary_properties":${JSON.stringify(bp)}}`, start: b.start };
       } else {
         b.exec = b;
       }
@@ -195,7 +210,7 @@ export class ProcessEventWriter {
 
   /** The export line of `ev`, equal to JSON.stringify(encodeEvent(ev, opts)). */
   line(ev: ProcessEvent, wallTime?: string): string {
-    const time = wallTime ?? rfc3339Nano(this.opts.clock.toWall(ev.time));
+    const time = wallTime ?? this.time(ev);
     const proc = ev.type === "process_exec" ? this.#execBlock(ev.process).text : this.#block(ev.process).text;
     let s = `{"${ev.type}":{"process":${proc}`;
     if (ev.parent) s += `,"parent":${this.#block(ev.parent).text}`;
@@ -209,7 +224,7 @@ export class ProcessEventWriter {
 
   /** The object form of `ev`, equal to encodeEvent(ev, opts) (its process blocks are shared and frozen). */
   json(ev: ProcessEvent, wallTime?: string): JsonObject {
-    const time = wallTime ?? rfc3339Nano(this.opts.clock.toWall(ev.time));
+    const time = wallTime ?? this.time(ev);
     const p = ev.process;
     const body: JsonObject = { process: ev.type === "process_exec" ? this.#obj(p, this.#execBlock(p), true) : this.#obj(p, this.#block(p), false) };
     if (ev.parent) body.parent = this.#obj(ev.parent, this.#block(ev.parent), false);
@@ -220,6 +235,18 @@ export class ProcessEventWriter {
     }
     return { [ev.type]: body, node_name: this.opts.nodeName, time };
   }
+}
+
+// uids and auids take a handful of values on a host; their decimal text is made once each.
+const numbers = new Map<number, string>();
+
+function smallNumber(n: number): string {
+  let t = numbers.get(n);
+  if (t === undefined) {
+    t = String(n);
+    if (numbers.size < 1024) numbers.set(n, t);
+  }
+  return t;
 }
 
 // Characters JSON.stringify writes escaped: quote, backslash, controls, and (for lone

@@ -5,6 +5,7 @@ import { dlopen, FFIType, ptr } from "bun:ffi";
 
 const CLOCK_REALTIME = 0;
 const CLOCK_BOOTTIME = 7;
+const NS_PER_SEC = 1_000_000_000n;
 
 let libc: { symbols: { clock_gettime: (clk: number, ts: number | bigint | null) => number } } | undefined;
 
@@ -25,9 +26,18 @@ export function wallNs(): bigint {
   return clockNs(CLOCK_REALTIME);
 }
 
+// Boot times up to here take the Number path of BootClock.wall: boot + the offset's
+// sub-second part stays an exact integer in a double (2^53 ns is 104 days of uptime).
+const FAST_MAX = BigInt(Number.MAX_SAFE_INTEGER) - 2_000_000_000n;
+
 /** Converts boot-clock nanoseconds to wall-clock nanoseconds since the epoch. */
 export class BootClock {
   readonly offsetNs: bigint;
+  // The offset as whole seconds plus nanoseconds in [0, 1e9), and the last second formatted.
+  readonly #offSec: number;
+  readonly #offNs: number;
+  #sec = Number.NaN;
+  #base = "";
   constructor(offsetNs?: bigint) {
     if (offsetNs !== undefined) {
       this.offsetNs = offsetNs;
@@ -38,42 +48,70 @@ export class BootClock {
       const w1 = wallNs();
       this.offsetNs = (w0 + w1) / 2n - b;
     }
+    let sec = this.offsetNs / NS_PER_SEC;
+    let ns = this.offsetNs % NS_PER_SEC;
+    if (ns < 0n) {
+      ns += NS_PER_SEC;
+      sec -= 1n;
+    }
+    this.#offSec = Number(sec);
+    this.#offNs = Number(ns);
   }
   toWall(bootTimeNs: bigint): bigint {
     return bootTimeNs + this.offsetNs;
+  }
+
+  /**
+   * rfc3339Nano(toWall(bootTimeNs)) without BigInt arithmetic for boot times below 2^53 ns:
+   * every event pays for one of these, and BigInt values are heap objects.
+   */
+  wall(bootTimeNs: bigint): string {
+    if (bootTimeNs < 0n || bootTimeNs > FAST_MAX || !Number.isSafeInteger(this.#offSec)) return rfc3339Nano(this.toWall(bootTimeNs));
+    const x = Number(bootTimeNs) + this.#offNs;
+    const nanos = x % 1_000_000_000;
+    const sec = (x - nanos) / 1_000_000_000 + this.#offSec;
+    if (sec !== this.#sec) {
+      this.#sec = sec;
+      this.#base = new Date(sec * 1000).toISOString().slice(0, 19);
+    }
+    return withFraction(this.#base, nanos);
   }
 }
 
 // Events come in bursts within the same second: the formatted date part of the last second
 // is kept with that second's first nanosecond, so a time in it costs one subtraction.
-let lastStart = -1n;
-let lastBase = "";
-
-const NS_PER_SEC = 1_000_000_000n;
+let lastStart = 0n;
+let lastBase = "1970-01-01T00:00:00";
 
 /**
  * RFC 3339 UTC with 0, 3, 6 or 9 fractional digits, the protojson Timestamp form
- * ("2023-10-06T22:03:57.700327580Z", "2024-04-14T02:17:46Z").
+ * ("2023-10-06T22:03:57.700327580Z", "2024-04-14T02:17:46Z"). One BigInt subtraction per
+ * call inside the cached second; the fraction is zero-padded by adding a power of ten and
+ * dropping its leading 1.
  */
 export function rfc3339Nano(epochNs: bigint): string {
-  let nanos: number;
-  if (epochNs >= lastStart && epochNs - lastStart < NS_PER_SEC) {
-    nanos = Number(epochNs - lastStart);
-  } else {
+  let d = epochNs - lastStart;
+  if (d < 0n || d >= NS_PER_SEC) {
     let sec = epochNs / NS_PER_SEC;
-    nanos = Number(epochNs % NS_PER_SEC);
-    if (nanos < 0) {
-      nanos += 1_000_000_000;
-      sec -= 1n;
-    }
+    if (epochNs % NS_PER_SEC < 0n) sec -= 1n; // floor, for times before the epoch
     lastStart = sec * NS_PER_SEC;
     lastBase = new Date(Number(sec) * 1000).toISOString().slice(0, 19);
+    d = epochNs - lastStart;
   }
-  const base = lastBase;
+  return withFraction(lastBase, Number(d));
+}
+
+// "000" to "999": a fraction is two or three table entries, no number formatting.
+const DIGITS3 = Array.from({ length: 1000 }, (_, i) => String(i).padStart(3, "0"));
+
+/** "<base>Z" or "<base>.<3, 6 or 9 digits>Z" for nanos in [0, 1e9). */
+function withFraction(base: string, nanos: number): string {
   if (nanos === 0) return `${base}Z`;
-  let frac: string;
-  if (nanos % 1_000_000 === 0) frac = String(nanos / 1_000_000).padStart(3, "0");
-  else if (nanos % 1000 === 0) frac = String(nanos / 1000).padStart(6, "0");
-  else frac = String(nanos).padStart(9, "0");
-  return `${base}.${frac}Z`;
+  const ms = Math.floor(nanos / 1_000_000);
+  const rest = nanos - ms * 1_000_000;
+  if (rest === 0) return `${base}.${DIGITS3[ms]}Z`;
+  const us = Math.floor(rest / 1000);
+  const ns = rest - us * 1000;
+  if (ns === 0) return `${base}.${DIGITS3[ms]}${DIGITS3[us]}Z`;
+  return `${base}.${DIGITS3[ms]}${DIGITS3[us]}${DIGITS3[ns]}Z`;
 }

@@ -19,12 +19,18 @@ export const FAN_UNLIMITED_QUEUE = 0x10;
 export const FAN_UNLIMITED_MARKS = 0x20;
 /** 5.15+: each event carries a pidfd of the process that caused it. */
 export const FAN_REPORT_PIDFD = 0x80;
+export const FAN_CLASS_NOTIF = 0x0;
+/** 5.9+: directory entry events carry the parent's file handle and the entry's name. */
+export const FAN_REPORT_DFID_NAME = 0x400 | 0x800;
 
 // event masks
 export const FAN_OPEN_PERM = 0x10000;
 export const FAN_ACCESS_PERM = 0x20000;
 export const FAN_OPEN_EXEC_PERM = 0x40000;
 export const FAN_EVENT_ON_CHILD = 0x08000000;
+export const FAN_MOVED_TO = 0x80;
+export const FAN_CREATE = 0x100;
+export const FAN_ONDIR = 0x40000000;
 
 // fanotify_mark flags (FAN_MARK_INODE is 0)
 export const FAN_MARK_ADD = 0x1;

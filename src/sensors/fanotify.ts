@@ -19,11 +19,13 @@
 // Closing the group (normal exit, or the kernel on SIGKILL of the agent) allows every
 // pending event: nothing hangs, and enforcement ends with the group (explain says so).
 import { readdirSync, statSync } from "node:fs";
+import type { EngineEvent } from "../policy/engine-wire.ts";
+import type { TracingPolicy } from "../policy/types.ts";
 import { cgroupV2Mount } from "../workloads/cgroup-identity.ts";
 import { resolvedForm } from "./binary-watch.ts";
 import { SyscallError, eventFd, eventFdSignal, close as closeSysFd } from "../bpf/sys.ts";
 import {
-  FAN_CLASS_CONTENT, FAN_CLOEXEC, FAN_EVENT_ON_CHILD, FAN_MARK_ADD, FAN_MARK_ONLYDIR, FAN_NONBLOCK, FAN_OPEN_EXEC_PERM, FAN_OPEN_PERM, FAN_REPORT_PIDFD,
+  FAN_CLASS_CONTENT, FAN_CLASS_NOTIF, FAN_CLOEXEC, FAN_CREATE, FAN_EVENT_ON_CHILD, FAN_MOVED_TO, FAN_ONDIR, FAN_REPORT_DFID_NAME, FAN_MARK_ADD, FAN_MARK_ONLYDIR, FAN_NONBLOCK, FAN_OPEN_EXEC_PERM, FAN_OPEN_PERM, FAN_REPORT_PIDFD,
   FAN_UNLIMITED_MARKS, FAN_UNLIMITED_QUEUE, O_CLOEXEC, O_LARGEFILE, O_RDONLY, SYS_pidfd_send_signal, closeFd,
   fanotifyInit, fanotifyMark, fanotifySupport,
 } from "./fanotify-sys.ts";
@@ -44,6 +46,21 @@ export interface FanotifyRule {
   /** matchBinaries: In = only these binaries match, NotIn = every binary but these. */
   binaries?: { op: "In" | "NotIn"; paths: string[] };
   target: FanotifyTarget;
+  /** Decided by the policy engine's evaluate() (setEngine()): the rule holds when the
+   * engine's matching selector of hook `hookIndex` is `selector` (binaries is then unused). */
+  engine?: { hookIndex: number; selector: number; fileSlot: number };
+}
+
+/** What the engine decides on for engine rules: the policy, compiled in the decision thread. */
+export interface FanotifyEngine {
+  policy: TracingPolicy;
+  mode: "enforce" | "monitor";
+}
+
+/** The evaluator the engine decision thread (fanotify-worker.ts) hands the loop. */
+export interface WorkerEngine {
+  /** Compiles the policy; returns a function giving the matching selector of a hook for an event (-1: none). */
+  prepare(e: FanotifyEngine): (hookIndex: number, event: EngineEvent) => number;
 }
 
 export interface FanotifyOptions {
@@ -53,6 +70,9 @@ export interface FanotifyOptions {
   answerMs?: number;
   /** What an undecidable or late event gets (default "deny"). */
   failMode?: "allow" | "deny";
+  /** The decision thread's scheduling: "realtime" (default: SCHED_FIFO, else nice -20) or
+   * "default" (measurements of what real-time scheduling buys). */
+  scheduling?: "realtime" | "default";
   /**
    * The policy's workload scope: openers outside it are allowed without looking further.
    * Membership is read from the kernel's scope maps (the same set the BPF programs check),
@@ -97,14 +117,29 @@ export interface FanotifyCounters {
   totalAnswerUs: number;
   /** allowed because the opener is outside the policy's workload scope */
   outOfScope: number;
+  /** how the decision thread is scheduled: 1 SCHED_FIFO, 2 nice -20, 3 default (0: not started) */
+  scheduling: number;
+  /** directories created (or moved) under a Prefix tree after the policy, and marked */
+  newDirs: number;
+  /** a new directory that could not be marked (gone before its mark, unreadable, over the limit) */
+  newDirsMissed: number;
+  /** the slowest read-to-mark time of a new directory (µs, from reading its FAN_CREATE) */
+  maxDirMarkUs: number;
 }
 
-const COUNTER_NAMES: (keyof FanotifyCounters)[] = ["events", "allowed", "denied", "killed", "exempt", "timeouts", "undecided", "maxAnswerUs", "totalAnswerUs", "outOfScope"];
+const COUNTER_NAMES: (keyof FanotifyCounters)[] = ["events", "allowed", "denied", "killed", "exempt", "timeouts", "undecided", "maxAnswerUs", "totalAnswerUs", "outOfScope", "scheduling", "newDirs", "newDirsMissed", "maxDirMarkUs"];
 
 /** The message that starts the worker (structured-cloned; the counters buffer is shared). */
 interface WorkerInit {
   fd: number;
   wakeFd: number;
+  /** the notification group (FAN_REPORT_DFID_NAME) watching directory creation under the
+   * Prefix trees, -1 when no rule has a prefix */
+  notifyFd: number;
+  /** the Prefix roots (one fd per filesystem for open_by_handle_at) */
+  roots: string[];
+  /** directory marks left for trees that grow (MAX_PREFIX_ENTRIES minus what start marked) */
+  dirBudget: number;
   selfPid: number;
   exempt: number[];
   /** "dev:ino" -> rule id (an inode may have several, first match wins, in selector order) */
@@ -116,9 +151,14 @@ interface WorkerInit {
    * against the opener's /proc/PID/exe (In entries always, NotIn ones while missing);
    * pending: entries missing at start, stat'ed at each decision until they exist.
    */
-  rules: { id: number; action: FanotifyAction; post: boolean; op: 0 | 1 | 2; keys: string[]; paths: string[]; pending: string[]; exec: boolean }[];
+  rules: { id: number; action: FanotifyAction; post: boolean; op: 0 | 1 | 2; keys: string[]; paths: string[]; pending: string[]; exec: boolean; engine?: { hookIndex: number; selector: number; fileSlot: number } }[];
+  /** the policy engine rules decide on (engine decision thread only) */
+  engine?: FanotifyEngine;
+  /** "dev:ino" -> the path the policy named, the file argument engine rules evaluate */
+  names: [string, string][];
   answerMs: number;
   failDeny: boolean;
+  realtime: boolean;
   pidfd: boolean;
   counters: SharedArrayBuffer;
   control: SharedArrayBuffer;
@@ -145,7 +185,7 @@ interface WorkerMatch {
  * single binary needs no extra file): it must not reference anything outside itself; the
  * FFI module and the worker scope come in as arguments.
  */
-function fanotifyWorkerMain(ffi: typeof import("bun:ffi"), fs: typeof import("node:fs"), scope: { onmessage: ((e: MessageEvent) => void) | null; postMessage(m: unknown): void }): void {
+export function fanotifyWorkerMain(ffi: typeof import("bun:ffi"), fs: typeof import("node:fs"), scope: { onmessage: ((e: MessageEvent) => void) | null; postMessage(m: unknown): void }, engine?: WorkerEngine): void {
   const libc = ffi.dlopen("libc.so.6", {
     syscall: { args: ["i64", "i64", "i64", "i64", "i64", "i64"], returns: ffi.FFIType.i64_fast },
     read: { args: ["i32", "ptr", "u64"], returns: ffi.FFIType.i64_fast },
@@ -157,11 +197,17 @@ function fanotifyWorkerMain(ffi: typeof import("bun:ffi"), fs: typeof import("no
     epoll_wait: { args: ["i32", "ptr", "i32", "i32"], returns: "i32" },
     clock_gettime: { args: ["i32", "ptr"], returns: "i32" },
     sched_yield: { args: [], returns: "i32" },
+    sched_setscheduler: { args: ["i32", "i32", "ptr"], returns: "i32" },
+    setpriority: { args: ["i32", "u32", "i32"], returns: "i32" },
     // Buffers go to libc as typed arrays, resolved at each call: a pointer taken once with
     // ptr() went stale under load (the engine moved the small buffer and the kernel wrote
     // into the old copy, so a decision read the previous opener's executable).
     fstat: { args: ["i32", "ptr"], returns: "i32" },
     fstatat: { args: ["i32", "ptr", "ptr", "i32"], returns: "i32" },
+    fanotify_mark: { args: ["i32", "u32", "u64", "i32", "ptr"], returns: "i32" },
+    open: { args: ["ptr", "i32"], returns: "i32" },
+    open_by_handle_at: { args: ["i32", "ptr", "i32"], returns: "i32" },
+    fstatfs: { args: ["i32", "ptr"], returns: "i32" },
   }).symbols;
   scope.onmessage = (msg: MessageEvent) => {
     const init = msg.data as WorkerInit;
@@ -178,6 +224,17 @@ function fanotifyWorkerMain(ffi: typeof import("bun:ffi"), fs: typeof import("no
       leave();
       return;
     }
+    // The decision thread runs SCHED_FIFO (priority 1, the lowest real-time one): an answer
+    // wakes its opener, and under CFS every woken opener preempted this thread, so with
+    // 1,000 openers held at once it ran at a thousandth of a CPU and answers took hundreds
+    // of ms. As a real-time thread it keeps the CPU while events are queued and sleeps in
+    // epoll_wait otherwise (it does not spin, see SPIN_MS). Where
+    // real-time scheduling is refused (no CAP_SYS_NICE, RT throttled to 0), nice -20.
+    // [1, 2, 3] in counters[10]: SCHED_FIFO, nice -20, neither.
+    if (!init.realtime) counters[10] = 3;
+    else if (Number(libc.sched_setscheduler(0, 1, new Int32Array([1]))) === 0) counters[10] = 1;
+    else if (Number(libc.setpriority(0, 0, -20)) === 0) counters[10] = 2;
+    else counters[10] = 3;
     const exempt = new Set<number>([init.selfPid, ...init.exempt]);
     const files = new Map<string, number[]>();
     for (const [k, id] of init.files) files.set(k, [...(files.get(k) ?? []), id]);
@@ -187,11 +244,94 @@ function fanotifyWorkerMain(ffi: typeof import("bun:ffi"), fs: typeof import("no
     const onlyKey = files.size === 1 && prefixes.length === 0 ? [...files.keys()][0] : undefined;
     const only = onlyKey === undefined ? undefined : { dev: BigInt(onlyKey.slice(0, onlyKey.indexOf(":"))), ino: BigInt(onlyKey.slice(onlyKey.indexOf(":") + 1)) };
     const enc = new TextEncoder();
-    const rules = new Map<number, { action: FanotifyAction; post: boolean; op: number; keys: Set<string>; paths: Set<string>; pending: { path: string; cpath: Uint8Array }[]; exec: boolean }>();
+    const rules = new Map<number, { action: FanotifyAction; post: boolean; op: number; keys: Set<string>; paths: Set<string>; pending: { path: string; cpath: Uint8Array }[]; exec: boolean; engine?: { hookIndex: number; selector: number; fileSlot: number } }>();
     for (const r of init.rules) {
       const pending = r.pending.map((path) => ({ path, cpath: enc.encode(`${path}\0`) }));
-      rules.set(r.id, { action: r.action, post: r.post, op: r.op, keys: new Set(r.keys), paths: new Set(r.paths), pending, exec: r.exec });
+      rules.set(r.id, { action: r.action, post: r.post, op: r.op, keys: new Set(r.keys), paths: new Set(r.paths), pending, exec: r.exec, ...(r.engine ? { engine: r.engine } : {}) });
     }
+    // ---- engine rules: the policy engine's evaluate() on the opener as /proc shows it (its
+    // executable, ancestors by the ppid chain, namespaces, capabilities), read through the
+    // event's pid and verified afterwards: the pidfd still refers to a live process (so the
+    // pid was not reused) and each ancestor is still the parent of the one below it (a dead
+    // parent's pid could have been reused, but its child would have been reparented).
+    const evaluateHook = init.engine !== undefined && engine !== undefined ? engine.prepare(init.engine) : undefined;
+    const names = new Map<string, string>(init.names);
+    const NS = [["Uts", "uts"], ["Ipc", "ipc"], ["Mnt", "mnt"], ["Pid", "pid"], ["PidForChildren", "pid_for_children"], ["Net", "net"], ["Time", "time"], ["TimeForChildren", "time_for_children"], ["Cgroup", "cgroup"], ["User", "user"]] as const;
+    const nsOf = (pid: number): Record<string, number> => {
+      const out: Record<string, number> = {};
+      for (const [k, f] of NS) {
+        try {
+          const m = /\[(\d+)\]/.exec(fs.readlinkSync(`/proc/${pid}/ns/${f}`));
+          if (m) out[k] = Number(m[1]);
+        } catch {
+          // a namespace type this kernel lacks
+        }
+      }
+      return out;
+    };
+    // host_ns means init_task's namespaces: pid 1's where it can be read, else kthreadd's
+    // (pid 2; kernel threads live in init_task's namespaces), e.g. where pid 1 is not
+    // ptrace-readable (seen on this host)
+    const hostNs: Record<string, number> = {};
+    if (evaluateHook !== undefined) {
+      let kthreadd = false;
+      try {
+        kthreadd = fs.readFileSync("/proc/2/comm", "latin1").trim() === "kthreadd";
+      } catch {
+        // no pid 2 here (a pid namespace)
+      }
+      Object.assign(hostNs, kthreadd ? nsOf(2) : {}, nsOf(1));
+    }
+    const statusOf = (pid: number): { ppid: number; nspid: number; caps: { effective: bigint; inheritable: bigint; permitted: bigint } } | undefined => {
+      let text: string;
+      try {
+        text = fs.readFileSync(`/proc/${pid}/status`, "latin1");
+      } catch {
+        return undefined;
+      }
+      const field = (name: string): string => new RegExp(`^${name}:\\s*(.*)$`, "m").exec(text)?.[1]?.trim() ?? "";
+      const nspid = field("NSpid").split(/\s+/).pop() ?? "";
+      const cap = (n: string): bigint => BigInt(`0x${field(n) || "0"}`);
+      return { ppid: Number(field("PPid")) || 0, nspid: Number(nspid) || pid, caps: { effective: cap("CapEff"), inheritable: cap("CapInh"), permitted: cap("CapPrm") } };
+    };
+    const exeOfPid = (pid: number): string => {
+      try {
+        return fs.readlinkSync(`/proc/${pid}/exe`);
+      } catch {
+        return ""; // a kernel thread, or gone
+      }
+    };
+    /** The opener as the engine sees it, or undefined when it cannot be read and verified. */
+    const engineEvent = (pid: number, pidfd: number, fileSlot: number, filePath: string): EngineEvent | undefined => {
+      const me = statusOf(pid);
+      if (me === undefined) return undefined;
+      const binary = exeOfPid(pid);
+      const namespaces = nsOf(pid);
+      const chain: { pid: number; ppid: number; nspid: number; binary: string }[] = [];
+      for (let p = me.ppid; p > 0 && chain.length < 8;) {
+        const st = statusOf(p);
+        if (st === undefined) break;
+        chain.push({ pid: p, ppid: st.ppid, nspid: st.nspid, binary: exeOfPid(p) });
+        p = st.ppid;
+      }
+      if (init.pidfd && (pidfd < 0 || Number(libc.syscall(init.sys.pidfdSendSignal, pidfd, 0, 0, 0, 0, 0)) !== 0)) return undefined;
+      let below = me.ppid;
+      if ((statusOf(pid)?.ppid ?? -1) !== below) return undefined;
+      for (let i = 0; i + 1 < chain.length; i++) {
+        if ((statusOf(chain[i]!.pid)?.ppid ?? -1) !== chain[i + 1]!.pid) return undefined;
+        below = chain[i + 1]!.pid;
+      }
+      const args: ({ file: { path: string } } | undefined)[] = [];
+      args[fileSlot] = { file: { path: filePath } };
+      return {
+        pid, nspid: me.nspid, binary,
+        ...(chain[0] !== undefined ? { parentBinary: chain[0].binary } : {}),
+        ancestors: chain.map((a) => ({ pid: a.pid, nspid: a.nspid, binary: a.binary })),
+        namespaces, hostNamespaces: hostNs, caps: me.caps,
+        inHostUserNs: namespaces.User === undefined || namespaces.User === hostNs.User,
+        args,
+      };
+    };
     // A matchBinaries entry missing at start becomes inode-matched the first decision after it
     // exists (stat at decision time: no window between its creation and its inode counting).
     // In keeps its path match beside the inode; NotIn drops it, so only that file allows.
@@ -228,7 +368,7 @@ function fanotifyWorkerMain(ffi: typeof import("bun:ffi"), fs: typeof import("no
     // epoll on the group fd and the wake eventfd (EPOLLIN = 1; struct epoll_event packed on x86-64)
     const evSize = process.arch === "arm64" ? 16 : 12;
     const epfd = libc.epoll_create1(0o2000000);
-    for (const fd of [init.fd, init.wakeFd]) {
+    for (const fd of [init.fd, init.wakeFd, ...(init.notifyFd >= 0 ? [init.notifyFd] : [])]) {
       const ev = new Uint8Array(evSize);
       const v = new DataView(ev.buffer);
       v.setUint32(0, 1, true);
@@ -262,6 +402,113 @@ function fanotifyWorkerMain(ffi: typeof import("bun:ffi"), fs: typeof import("no
     };
     const bump = (i: number, by = 1): void => {
       counters[i] = (counters[i] ?? 0) + by;
+    };
+    // ---- Prefix trees that grow: a directory created (or moved) under a marked directory is
+    // marked in the permission group from here, the moment its FAN_CREATE is read (this
+    // thread is the real-time one), then scanned: what was created in it before its mark
+    // landed (subdirectories) is marked too, files in it are held through its mark and
+    // decided by their path. An open in the new directory before its mark is not held:
+    // that window is the read-to-mark time (maxDirMarkUs) plus the notification's delivery.
+    const FAN_MARK_ADD = 0x1, FAN_MARK_ONLYDIR = 0x8, FAN_OPEN_PERM_MASK = 0x10000, FAN_EVENT_ON_CHILD = 0x08000000;
+    const FAN_CREATE = 0x100, FAN_MOVED_TO = 0x80, FAN_ONDIR = 0x40000000;
+    const WATCH_MASK = FAN_CREATE | FAN_MOVED_TO | FAN_ONDIR | FAN_EVENT_ON_CHILD;
+    const O_PATH = 0o10000000, O_DIRECTORY = 0o200000, O_CLOEXEC = 0o2000000;
+    const mounts: { fsid: string; fd: number }[] = [];
+    const sfs = new Uint8Array(120);
+    const sfsv = new DataView(sfs.buffer);
+    const fsidKey = (v: DataView, at: number): string => `${v.getInt32(at, true)}:${v.getInt32(at + 4, true)}`;
+    if (init.notifyFd >= 0) {
+      for (const r of init.roots) {
+        // open_by_handle_at takes no O_PATH fd as its mount fd (EBADF): a read-only one
+        const fd = libc.open(enc.encode(`${r}\0`), O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0) continue;
+        // struct statfs: f_fsid after seven 8-byte fields (x86_64 and arm64)
+        if (libc.fstatfs(fd, sfs) !== 0) {
+          libc.close(fd);
+          continue;
+        }
+        const key = fsidKey(sfsv, 56);
+        if (mounts.some((m) => m.fsid === key)) libc.close(fd);
+        else mounts.push({ fsid: key, fd });
+      }
+    }
+    let dirBudget = init.dirBudget;
+    const markTree = (dir: string): void => {
+      let mask = 0;
+      const slashed = dir.endsWith("/") ? dir : `${dir}/`;
+      for (const p of prefixes) {
+        if (!slashed.startsWith(p.prefix)) continue;
+        mask |= rules.get(p.id)?.exec ? FAN_OPEN_EXEC_PERM : FAN_OPEN_PERM_MASK;
+      }
+      if (mask === 0) return;
+      if (--dirBudget < 0) {
+        bump(12);
+        return;
+      }
+      const c = enc.encode(`${dir}\0`);
+      if (libc.fanotify_mark(init.fd, FAN_MARK_ADD | FAN_MARK_ONLYDIR, mask | FAN_EVENT_ON_CHILD, -100, c) !== 0) {
+        bump(12);
+        return;
+      }
+      libc.fanotify_mark(init.notifyFd, FAN_MARK_ADD | FAN_MARK_ONLYDIR, WATCH_MASK, -100, c);
+      bump(11);
+      // what appeared in it before the marks above: its subdirectories get theirs now
+      let entries: import("node:fs").Dirent[];
+      try {
+        entries = fs.readdirSync(dir, { withFileTypes: true });
+      } catch {
+        return;
+      }
+      for (const e of entries) if (e.isDirectory()) markTree(`${dir}/${e.name}`);
+    };
+    const nbuf = new Uint8Array(8192);
+    const nbv = new DataView(nbuf.buffer);
+    const drainDirs = (): void => {
+      for (;;) {
+        const n = Number(libc.read(init.notifyFd, nbuf, nbuf.byteLength));
+        if (n <= 0) return;
+        const t0 = performance.now();
+        let off = 0;
+        while (off + 24 <= n) {
+          const len = nbv.getUint32(off, true);
+          if (len < 24 || off + len > n) break;
+          const metaLen = nbv.getUint16(off + 6, true);
+          const mask = Number(nbv.getBigUint64(off + 8, true));
+          const end = off + len;
+          // info record: FAN_EVENT_INFO_TYPE_DFID_NAME (2): fsid[8], file_handle, name\0
+          const at = off + metaLen;
+          off = end;
+          if ((mask & FAN_ONDIR) === 0 || at + 20 > end || nbuf[at] !== 2) continue;
+          const fsid = fsidKey(nbv, at + 4);
+          const hbytes = nbv.getUint32(at + 12, true);
+          const nameAt = at + 20 + hbytes;
+          if (nameAt >= end) continue;
+          let nameEnd = nameAt;
+          while (nameEnd < end && nbuf[nameEnd] !== 0) nameEnd++;
+          const name = dec.decode(nbuf.subarray(nameAt, nameEnd));
+          const mount = mounts.find((m) => m.fsid === fsid) ?? mounts[0];
+          if (mount === undefined) {
+            bump(12);
+            continue;
+          }
+          const dfd = libc.open_by_handle_at(mount.fd, nbuf.slice(at + 12, nameAt), O_PATH | O_CLOEXEC);
+          if (dfd < 0) {
+            bump(12);
+            continue;
+          }
+          fdPath(dfd);
+          const l = Number(libc.readlink(fdLink, link, link.byteLength));
+          libc.close(dfd);
+          if (l <= 0) {
+            bump(12);
+            continue;
+          }
+          const parent = dec.decode(link.subarray(0, l));
+          markTree(parent === "/" ? `/${name}` : `${parent}/${name}`);
+          const us = (performance.now() - t0) * 1000;
+          if (us > (counters[13] ?? 0)) counters[13] = us;
+        }
+      }
     };
     // Workload scope: 1 in scope, 0 outside, -1 undecidable (the opener's cgroup unreadable,
     // or its pidfd stale after the read: the pid may have been reused meanwhile).
@@ -309,12 +556,17 @@ function fanotifyWorkerMain(ffi: typeof import("bun:ffi"), fs: typeof import("no
       return 0;
     };
     const matches: WorkerMatch[] = [];
-    const SPIN_MS = 0.05;
+    // A real-time thread does not spin: its sched_yield gives the CPU to no CFS task, so a
+    // spin would hold off the very opener whose next event it waits for (measured: a third
+    // of the decisions per second of sleeping in epoll_wait at once).
+    const SPIN_MS = counters[10] === 1 ? 0 : 0.05;
     for (;;) {
       libc.epoll_wait(epfd, evs, 4, -1);
       if (Atomics.load(control, 0) !== 0) break;
       let idleSince = 0;
       while (Atomics.load(control, 0) === 0) {
+        // new directories first: the sooner their marks land, the shorter the unheld window
+        if (init.notifyFd >= 0) drainDirs();
         const n = Number(libc.read(init.fd, buf, buf.byteLength));
         if (n <= 0) {
           // Before sleeping in epoll_wait, poll a little while yielding the CPU: a busy opener
@@ -323,7 +575,7 @@ function fanotifyWorkerMain(ffi: typeof import("bun:ffi"), fs: typeof import("no
           // the opener run instead of the spin.
           const now = performance.now();
           if (idleSince === 0) idleSince = now;
-          if (now - idleSince > SPIN_MS) break;
+          if (SPIN_MS === 0 || now - idleSince > SPIN_MS) break;
           libc.sched_yield();
           continue;
         }
@@ -400,10 +652,42 @@ function fanotifyWorkerMain(ffi: typeof import("bun:ffi"), fs: typeof import("no
               };
               let undecided = false;
               let hit: number | undefined;
+              // engine verdicts of this event by hook index (one evaluate() per hook)
+              let verdicts: Map<number, number> | undefined;
+              let fact: EngineEvent | undefined | null;
               for (const id of ids ?? []) {
                 const rule = rules.get(id);
                 // exec-only rules are marked FAN_OPEN_EXEC_PERM only; the check keeps them exact anyway
                 if (rule === undefined || (rule.exec && !isExec)) continue;
+                if (rule.engine !== undefined) {
+                  if (evaluateHook === undefined) {
+                    undecided = true;
+                    break;
+                  }
+                  verdicts ??= new Map();
+                  let sel = verdicts.get(rule.engine.hookIndex);
+                  if (sel === undefined) {
+                    if (fact === undefined) {
+                      // the file as the policy named it (matched by inode), else its resolved path (Prefix trees)
+                      let filePath = names.get(`${dev}:${ino}`);
+                      if (filePath === undefined) {
+                        fdPath(fd);
+                        const l = Number(libc.readlink(fdLink, link, link.byteLength));
+                        filePath = l > 0 ? dec.decode(link.subarray(0, l)) : "";
+                      }
+                      fact = engineEvent(pid, pidfd, rule.engine.fileSlot, filePath) ?? null;
+                    }
+                    if (fact === null) {
+                      undecided = true;
+                      break;
+                    }
+                    sel = evaluateHook(rule.engine.hookIndex, fact);
+                    verdicts.set(rule.engine.hookIndex, sel);
+                  }
+                  if (sel !== rule.engine.selector) continue;
+                  hit = id;
+                  break;
+                }
                 if (rule.op !== 0) {
                   readExe();
                   if (!exeOk) {
@@ -459,6 +743,7 @@ function fanotifyWorkerMain(ffi: typeof import("bun:ffi"), fs: typeof import("no
       }
     }
     libc.close(epfd);
+    for (const m of mounts) libc.close(m.fd);
     leave();
     scope.postMessage("stopped");
   };
@@ -472,6 +757,15 @@ function cgroupRootOrThrow(): string {
 
 const WORKER_SOURCE = `import * as ffi from "bun:ffi";\nimport * as fs from "node:fs";\n(${fanotifyWorkerMain.toString()})(ffi, fs, self);\n`;
 let workerUrl: string | undefined;
+
+/**
+ * The engine decision thread's module. Under `bun build --compile` (build/binary.ts) it is an
+ * entrypoint of its own, stored relative to the entrypoints' common root (src/) as .js.
+ */
+function engineWorkerUrl(): string {
+  if (import.meta.url.startsWith("file:///$bunfs/")) return "./sensors/fanotify-worker.ts";
+  return new URL("./fanotify-worker.ts", import.meta.url).href;
+}
 
 /** (dev, ino) as stat reports them (st_dev in the userspace encoding), the worker's fstat key. */
 function statKey(path: string): string {
@@ -516,6 +810,8 @@ function walkTree(dir: string, budget: { left: number }): { dirs: string[]; file
 export class FanotifyGuard {
   readonly #fd: number;
   readonly #wakeFd: number;
+  /** the directory-creation watch of the Prefix trees (created by start() when a rule has one) */
+  #notifyFd = -1;
   readonly #rules: RuleEntry[] = [];
   readonly #counters = new SharedArrayBuffer(COUNTER_NAMES.length * 8);
   readonly #control = new SharedArrayBuffer(12);
@@ -529,6 +825,7 @@ export class FanotifyGuard {
   #closed = false;
   #nextRule = 1;
   #prefixEntries = 0;
+  #engine: FanotifyEngine | undefined;
 
   private constructor(fd: number, pidfd: boolean, opts: FanotifyOptions) {
     this.#fd = fd;
@@ -597,6 +894,7 @@ export class FanotifyGuard {
     const files: [string, number][] = [];
     const prefixes: WorkerInit["prefixes"] = [];
     const rules: WorkerInit["rules"] = [];
+    const names: WorkerInit["names"] = [];
     for (const r of this.#rules) {
       for (const f of r.files) {
         // a file under a prefix may be gone by now: it is simply not there to protect
@@ -616,11 +914,24 @@ export class FanotifyGuard {
         else pending.push(resolvedForm(b));
         if (key === undefined || r.binaries!.op === "In") paths.push(resolvedForm(b));
       }
-      rules.push({ id: r.id, action: r.action, post: r.post, op: r.binaries === undefined ? 0 : r.binaries.op === "In" ? 1 : 2, keys, paths, pending, exec: r.target === "exec" });
+      rules.push({ id: r.id, action: r.action, post: r.post, op: r.binaries === undefined || r.engine !== undefined ? 0 : r.binaries.op === "In" ? 1 : 2, keys, paths, pending, exec: r.target === "exec", ...(r.engine ? { engine: r.engine } : {}) });
+      for (const f of r.exact) {
+        const k = statKeyOrUndefined(f);
+        if (k !== undefined) names.push([k, f]);
+      }
+    }
+    const roots = this.#rules.flatMap((r) => r.prefixes);
+    if (roots.length > 0) {
+      // A notification group beside the permission one: permission groups cannot report
+      // directory entry events (those need file handles, FAN_REPORT_DFID_NAME).
+      this.#notifyFd = fanotifyInit(FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK | FAN_UNLIMITED_QUEUE | FAN_UNLIMITED_MARKS | FAN_REPORT_DFID_NAME, O_RDONLY | O_LARGEFILE | O_CLOEXEC);
     }
     const init: WorkerInit = {
       fd: this.#fd,
       wakeFd: this.#wakeFd,
+      notifyFd: this.#notifyFd,
+      roots,
+      dirBudget: MAX_PREFIX_ENTRIES - this.#prefixEntries,
       selfPid: process.pid,
       exempt: this.#opts.exemptPids ?? [],
       files,
@@ -628,14 +939,24 @@ export class FanotifyGuard {
       rules,
       answerMs: this.#opts.answerMs ?? 100,
       failDeny: (this.#opts.failMode ?? "deny") === "deny",
+      realtime: (this.#opts.scheduling ?? "realtime") === "realtime",
       pidfd: this.#pidfd,
       counters: this.#counters,
       control: this.#control,
       sys: { pidfdSendSignal: SYS_pidfd_send_signal, bpf: process.arch === "arm64" ? 280 : 321 },
+      names,
+      ...(this.#engine !== undefined ? { engine: this.#engine } : {}),
       ...(this.#opts.scope !== undefined ? { scope: { id: this.#opts.scope.id, membersFd: this.#opts.scope.maps.members.fd.raw, levelsFd: this.#opts.scope.maps.levels.fd.raw, root: this.#opts.scope.cgroupRoot ?? cgroupRootOrThrow() } } : {}),
     };
-    workerUrl ??= URL.createObjectURL(new Blob([WORKER_SOURCE], { type: "application/javascript" }));
-    const w = new Worker(workerUrl);
+    if (this.#rules.some((r) => r.engine !== undefined) && this.#engine === undefined) throw new FanotifyError("start: engine rules need setEngine() first");
+    // Engine rules need the policy engine in the decision thread: a module worker that
+    // imports it (an entrypoint of its own in the single binary); the others the blob worker.
+    let w: Worker;
+    if (this.#engine !== undefined) w = new Worker(engineWorkerUrl());
+    else {
+      workerUrl ??= URL.createObjectURL(new Blob([WORKER_SOURCE], { type: "application/javascript" }));
+      w = new Worker(workerUrl);
+    }
     this.#worker = w;
     let stopped!: () => void;
     this.#stopped = new Promise<void>((r) => {
@@ -703,9 +1024,11 @@ export class FanotifyGuard {
           }
           this.#marks.push(f);
         }
-        // Directories under a Prefix: their children's opens, files created later included.
+        // Directories under a Prefix: their children's opens, files created later included;
+        // and their new subdirectories, which the decision thread marks as they appear.
         for (const d of r.dirs) {
           fanotifyMark(this.#fd, FAN_MARK_ADD | FAN_MARK_ONLYDIR, mask | FAN_EVENT_ON_CHILD, d);
+          fanotifyMark(this.#notifyFd, FAN_MARK_ADD | FAN_MARK_ONLYDIR, FAN_CREATE | FAN_MOVED_TO | FAN_ONDIR | FAN_EVENT_ON_CHILD, d);
           this.#marks.push(`${d}/`);
         }
       }
@@ -713,6 +1036,12 @@ export class FanotifyGuard {
       this.close();
       throw e;
     }
+  }
+
+  /** The policy engine rules (FanotifyRule.engine) are decided with; before start(). */
+  setEngine(e: FanotifyEngine): void {
+    if (this.#worker !== undefined) throw new FanotifyError("set engine: the fanotify group is running already");
+    this.#engine = e;
   }
 
   /** Resolves once the decision thread answers; rejects when it failed to start. */
@@ -752,6 +1081,7 @@ export class FanotifyGuard {
     if (this.#worker !== undefined && Atomics.load(control, 2) === 1) Atomics.wait(control, 1, 0, 1000);
     this.#worker?.terminate();
     closeFd(this.#fd);
+    if (this.#notifyFd >= 0) closeFd(this.#notifyFd);
     closeSysFd(this.#wakeFd);
   }
 }

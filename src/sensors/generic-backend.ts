@@ -8,7 +8,7 @@ import { tracefsRoot } from "../bpf/perf.ts";
 import type { HookArg } from "../events/kprobe-event.ts";
 import { compilePolicy, hostSyscallNumber } from "../policy/engine.ts";
 import type { KProbeArg, TracingPolicy } from "../policy/types.ts";
-import { GenericSensor, syscallHook, type ArgSource, type GenericArg, type GenericEvent, type ResolvedHook as GenericHook } from "./generic.ts";
+import { GenericSensor, syscallHook, uprobeHook, type ArgSource, type GenericArg, type GenericEvent, type ResolvedHook as GenericHook } from "./generic.ts";
 import type { GenericHooks, GenericMatch } from "./manager.ts";
 import type { ResolvedHook } from "./resolve.ts";
 import { LazySensorBackend } from "./lazy-backend.ts";
@@ -84,6 +84,10 @@ function toGenericHooks(compiledHooks: ReturnType<typeof compilePolicy>, h: Reso
       const sources = base.sources.map((src, i) => (src !== undefined && FILE_TYPES.has(types[i] ?? "") ? { from: "return" as const, fd: true } : src));
       return { ...base, sources, atReturn: true, openedFd: true };
     }
+    if (a.kind === "uprobe") {
+      if (a.uprobe === undefined) throw new TracepointFormatError(`${h.path}: uprobe attach without targets`);
+      return uprobeHook(compiledHooks, h.index, a.uprobe.path, a.uprobe.targets.map((t) => ({ symbol: t.symbol, offset: BigInt(t.offset) })));
+    }
     return tracepointHook(h, a, args);
   });
 }
@@ -116,9 +120,10 @@ function syscallNameOf(nr: number): string | undefined {
 }
 
 function hookArgs(policy: TracingPolicy, h: ResolvedHook): KProbeArg[] {
-  const m = /^spec\.(kprobes|tracepoints)\[(\d+)\]$/.exec(h.path);
+  const m = /^spec\.(kprobes|tracepoints|uprobes)\[(\d+)\]$/.exec(h.path);
   if (!m) return [];
-  const spec = m[1] === "kprobes" ? policy.spec.kprobes[Number(m[2])] : policy.spec.tracepoints[Number(m[2])];
+  const i = Number(m[2]);
+  const spec = m[1] === "kprobes" ? policy.spec.kprobes[i] : m[1] === "uprobes" ? policy.spec.uprobes[i] : policy.spec.tracepoints[i];
   return spec?.args ?? [];
 }
 
@@ -213,6 +218,7 @@ export class GenericBackend extends LazySensorBackend<GenericSensor, GenericEven
         args,
         ...(ret !== undefined && e.atReturn ? { ret } : {}),
         action: e.monitor ? "Post" : (enforcing ?? e.actions[0] ?? "Post"),
+        ...(e.uprobe !== undefined ? { uprobe: e.uprobe } : {}),
       };
       this.emit(m);
     }

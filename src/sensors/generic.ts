@@ -24,17 +24,21 @@
 //   UntrackSock, NotifyEnforcer and Set are rejected with the reason.
 // - Sigkill at syscall entry: the process dies before it returns to user space, but the
 //   call itself runs (a write is written). Return hooks run every action at the return.
+// - uprobes (attach kind "uprobe"): gen_uprobe on each file offset of a user binary, the
+//   function's arguments from its argument registers (ints, strings and char_buf from the
+//   caller's memory); Sigkill there kills the caller before the function's first instruction.
 import { attachProgram, loadCollectionSpec, newCollection, type Collection, type CollectionSpec } from "../bpf/collection.ts";
 import type { Link } from "../bpf/link.ts";
 import type { BpfMap } from "../bpf/map.ts";
 import { readObject } from "../bpf/objects.ts";
 import { RingBufReader } from "../bpf/ringbuf.ts";
 import { tracepointId } from "../bpf/perf.ts";
+import { attachUprobe } from "../bpf/link.ts";
 import type { Btf } from "../bpf/btf.ts";
 import { enumValues, structLayout, type StructLayout } from "../events/layout.ts";
 import { BinNameRefs, countActiveSlots, countEntries, counterReader, u32Key as u32 } from "./tables.ts";
 import type { CompiledPolicy, SectionName } from "../policy/engine.ts";
-import { readlinkSync } from "node:fs";
+import { readFileSync, readlinkSync } from "node:fs";
 import { chooseOpenExit, OPEN_EXIT_TRACEPOINTS, type OpenExitChoice } from "./open-exit.ts";
 
 export class GenericSensorError extends Error {
@@ -65,12 +69,22 @@ export type ArgSource =
   /** a char array inside a tracefs record (comm[16], ...), read as a string */
   | { from: "tp-array"; offset: number };
 
+/** One place a uprobe hook is attached: a file offset in its binary, with what the policy named. */
+export interface UprobeTarget {
+  /** file offset of the instruction (what the uprobe PMU takes) */
+  offset: bigint;
+  /** the symbol as written, "" for offsets/addrs targets */
+  symbol: string;
+}
+
 export type HookAttach =
   /** tp_btf/sys_enter (or sys_exit when evaluated at return); "all" for raw_syscalls; i386
    * numbers with bit 31 set (hostSyscallNumber("i386/...")) */
   | { kind: "syscall"; nr: number | "all" }
   /** a tracefs event: the generic tracepoint program is attached to category/name */
-  | { kind: "tracepoint"; category: string; name: string };
+  | { kind: "tracepoint"; category: string; name: string }
+  /** a user function: gen_uprobe on each target of the binary (one link and dispatch id each) */
+  | { kind: "uprobe"; path: string; targets: readonly UprobeTarget[] };
 
 /** How one compiled hook runs here: given by hook resolution (I5-U), one per CompiledHook. */
 export interface ResolvedHook {
@@ -139,8 +153,10 @@ export interface GenericEvent {
   /** bpf_send_signal's return, 0 = queued */
   signalErr: number;
   /** syscall number (syscall hooks; bit 31 set for a 32-bit task's i386 number, whose
-   * arguments are read from the i386 registers) or tracefs event id */
+   * arguments are read from the i386 registers), tracefs event id, or uprobe id */
   syscall: number;
+  /** uprobe hooks: the attached binary and target that fired */
+  uprobe?: { path: string; symbol: string; offset: bigint };
   args: GenericArg[];
 }
 
@@ -180,13 +196,14 @@ const PROCESS_MAP_KINDS = new Set([5, 6, 7, 8]);
 const VK_SUBSTR = 9;
 const ACT = { POST: 1, SIGKILL: 3, NOPOST: 9, SIGNAL: 10, GETURL: 7, DNSLOOKUP: 8 } as const;
 const SLOT_ACTIVE = 1, SLOT_MONITOR = 2, SLOT_RETURN = 4, SLOT_OPENED_FD = 8;
-const POINT = { SYS_ENTER: 1, SYS_EXIT: 2, TP: 3, OPEN_EXIT: 4 } as const;
+const POINT = { SYS_ENTER: 1, SYS_EXIT: 2, TP: 3, OPEN_EXIT: 4, UPROBE: 5 } as const;
 
 /** x86_64 numbers of the open family, to their exit tracepoint (gen_open_exit's targets). */
 const OPEN_EXIT_BY_NR: ReadonlyMap<number, (typeof OPEN_EXIT_TRACEPOINTS)[number]> = new Map([
   [2, "sys_exit_open"], [85, "sys_exit_creat"], [257, "sys_exit_openat"], [304, "sys_exit_open_by_handle_at"], [437, "sys_exit_openat2"],
 ]);
 const ALL_SYSCALLS = 0xffffffff;
+const UPROBE_PROGRAM = "gen_uprobe";
 const FROM = { "syscall-arg": 1, "syscall-nr": 2, return: 3, "tp-field": 4, "tp-dataloc": 5, "tp-array": 6 } as const;
 const NS_NAMES = ["uts", "ipc", "mnt", "pid", "pid_for_children", "net", "time", "time_for_children", "cgroup", "user"];
 
@@ -198,7 +215,8 @@ function readable(type: number): boolean {
 interface PolicyState {
   id: string;
   compiled: CompiledPolicy;
-  slots: { slot: number; hook: ResolvedHook; point: number; key: number }[];
+  /** keys: the dispatch ids that run the slot (one; a uprobe hook has one per target) */
+  slots: { slot: number; hook: ResolvedHook; point: number; keys: number[] }[];
   written: { map: BpfMap; key: Uint8Array }[];
   binPaths: string[];
   mode: "enforce" | "monitor";
@@ -207,6 +225,8 @@ interface PolicyState {
   sys: ("enter" | "exit")[];
   /** gen_open_exit targets ("syscalls/sys_exit_openat"), one per hook slot (refcounted) */
   openExits: string[];
+  /** gen_uprobe links, one per uprobe target (not shared: each has its own cookie) */
+  uprobeLinks: Link[];
   /** the number the kernel records carry (gen_slot.policy) */
   no: number;
   /** workload scope id every slot carries (gen_slot.scope), 0: every process */
@@ -216,6 +236,9 @@ interface PolicyState {
 /** The generic hooks: see the module comment. */
 export class GenericSensor {
   private coll: Collection | undefined;
+  /** gen_uprobe alone, over coll's maps: loaded with the first uprobe hook (verifying it costs
+   * as much as another syscall program, which agents without uprobe policies need not pay) */
+  private uprobeColl: Collection | undefined;
   private readonly spec: CollectionSpec;
   private readonly btf: Btf;
   private readonly L: Record<"hook" | "selector" | "matcher" | "action" | "argCfg" | "slot" | "src" | "dval" | "event", StructLayout>;
@@ -232,6 +255,9 @@ export class GenericSensor {
   private readonly bySlot = new Map<number, { policy: PolicyState; hookIndex: number }>();
   private reader: RingBufReader | undefined;
   private nextPolicy = 1;
+  /** uprobe dispatch ids (link cookies) -> what they name, for records */
+  private readonly uprobeIds = new Map<number, { path: string; symbol: string; offset: bigint }>();
+  private nextUprobeId = 1;
   private readonly listeners = new Set<(e: GenericEvent) => void>();
   private loop: Promise<void> | undefined;
   private stopping = false;
@@ -268,7 +294,8 @@ export class GenericSensor {
       if (procs !== undefined) procs.maxEntries = 1;
     }
     Object.assign(replaceMaps, this.opts.scopeMaps?.replaceMaps() ?? {});
-    this.coll = newCollection(this.spec, { replaceMaps });
+    const programs = Object.values(this.spec.programs).filter((p) => p.autoload && p.name !== UPROBE_PROGRAM).map((p) => p.name);
+    this.coll = newCollection(this.spec, { replaceMaps, programs });
     try {
       this.exempt(process.pid);
       for (const p of this.opts.exemptPids ?? []) this.exempt(p);
@@ -292,12 +319,23 @@ export class GenericSensor {
   private writeHostNamespaces(): void {
     const v = new Uint8Array(40);
     const dv = new DataView(v.buffer);
+    // init_task's namespaces: pid 1's, or kthreadd's (pid 2: kernel threads live in
+    // init_task's namespaces) where pid 1's links cannot be read (not ptrace-readable)
+    let kthreadd = false;
+    try {
+      kthreadd = readFileSync("/proc/2/comm", "latin1").trim() === "kthreadd";
+    } catch {
+      // no pid 2 here
+    }
     NS_NAMES.forEach((n, i) => {
-      try {
-        const m = /\[(\d+)\]/.exec(readlinkSync(`/proc/1/ns/${n}`));
-        if (m?.[1] !== undefined) dv.setUint32(i * 4, Number(m[1]), true);
-      } catch {
-        // a namespace type this kernel lacks: host_ns never matches it
+      for (const pid of kthreadd ? [1, 2] : [1]) {
+        try {
+          const m = /\[(\d+)\]/.exec(readlinkSync(`/proc/${pid}/ns/${n}`));
+          if (m?.[1] !== undefined) dv.setUint32(i * 4, Number(m[1]), true);
+          break;
+        } catch {
+          // unreadable, or a namespace type this kernel lacks: host_ns never matches it
+        }
       }
     });
     this.map("gen_globals").update(u32(0), v);
@@ -317,6 +355,7 @@ export class GenericSensor {
     if (this.sysLinks.exit !== undefined) out.push("tp_btf/sys_exit");
     for (const t of this.tpLinks.keys()) out.push(`tracepoint/${t}`);
     for (const t of this.openExitLinks.keys()) out.push(`tracepoint/${t} (gen_open_exit)`);
+    for (const u of this.uprobeIds.values()) out.push(`uprobe/${u.path}:${u.symbol !== "" ? u.symbol : `0x${u.offset.toString(16)}`}`);
     return out;
   }
 
@@ -366,23 +405,31 @@ export class GenericSensor {
     }
     this.check(compiled, hooks);
     const policyNo = this.nextPolicy++;
-    const st: PolicyState = { id: policyId, compiled, slots: [], written: [], binPaths: [], mode: compiled.monitor ? "monitor" : "enforce", tracepoints: [], sys: [], openExits: [], no: policyNo, scope };
+    const st: PolicyState = { id: policyId, compiled, slots: [], written: [], binPaths: [], mode: compiled.monitor ? "monitor" : "enforce", tracepoints: [], sys: [], openExits: [], uprobeLinks: [], no: policyNo, scope };
     try {
       this.writeSets(st);
       for (const h of hooks) {
         const slot = this.freeSlots.pop();
         if (slot === undefined) throw new GenericSensorError(`apply policy ${policyId}: no free hook slot (${this.spec.maps.gen_hooks?.maxEntries} in all)`);
-        const point = h.attach.kind === "tracepoint" ? POINT.TP : this.openExitTracepoint(h) !== undefined ? POINT.OPEN_EXIT : h.atReturn ? POINT.SYS_EXIT : POINT.SYS_ENTER;
-        let key: number;
-        if (h.attach.kind === "tracepoint") key = tracepointId(h.attach.category, h.attach.name);
-        else key = h.attach.nr === "all" ? ALL_SYSCALLS : h.attach.nr;
-        st.slots.push({ slot, hook: h, point, key });
+        const a = h.attach;
+        const point = a.kind === "tracepoint" ? POINT.TP : a.kind === "uprobe" ? POINT.UPROBE : this.openExitTracepoint(h) !== undefined ? POINT.OPEN_EXIT : h.atReturn ? POINT.SYS_EXIT : POINT.SYS_ENTER;
+        let keys: number[];
+        if (a.kind === "tracepoint") keys = [tracepointId(a.category, a.name)];
+        else if (a.kind === "uprobe") {
+          keys = a.targets.map((t) => {
+            const id = this.nextUprobeId++;
+            this.uprobeIds.set(id, { path: a.path, symbol: t.symbol, offset: t.offset });
+            return id;
+          });
+        } else keys = [a.nr === "all" ? ALL_SYSCALLS : a.nr];
+        st.slots.push({ slot, hook: h, point, keys });
         this.bySlot.set(slot, { policy: st, hookIndex: h.index });
         this.map("gen_hooks").update(u32(slot), this.hookConfig(compiled, h.index));
         this.map("gen_slots").update(u32(slot), this.slotValue(h, policyNo, 0, scope));
       }
-      for (const s of st.slots) this.attachFor(st, s.hook, s.point);
-      for (const s of st.slots) this.dispatchAdd(s.point, s.key, s.slot);
+      // Dispatch entries before the links: a uprobe fires from the moment it is attached.
+      for (const s of st.slots) for (const k of s.keys) this.dispatchAdd(s.point, k, s.slot);
+      for (const s of st.slots) this.attachFor(st, s.hook, s.point, s.keys);
       for (const s of st.slots) this.map("gen_slots").update(u32(s.slot), this.slotValue(s.hook, policyNo, SLOT_ACTIVE | (st.mode === "monitor" ? SLOT_MONITOR : 0), scope));
       this.policies.set(policyId, st);
     } catch (e) {
@@ -416,8 +463,13 @@ export class GenericSensor {
     for (const s of st.slots) {
       try { slots.update(u32(s.slot), new Uint8Array(this.L.slot.size)); } catch { /* best effort: keep removing */ }
     }
+    for (const l of st.uprobeLinks) l.close();
+    st.uprobeLinks = [];
     for (const s of st.slots) {
-      try { this.dispatchRemove(s.point, s.key, s.slot); } catch { /* already gone */ }
+      for (const k of s.keys) {
+        try { this.dispatchRemove(s.point, k, s.slot); } catch { /* already gone */ }
+        if (s.point === POINT.UPROBE) this.uprobeIds.delete(k);
+      }
       try { this.map("gen_hooks").update(u32(s.slot), new Uint8Array(this.L.hook.size)); } catch { /* best effort */ }
       this.bySlot.delete(s.slot);
       this.freeSlots.push(s.slot);
@@ -472,6 +524,14 @@ export class GenericSensor {
       const types: number[] = [];
       for (let a = 0; a < 6; a++) types.push(dv.getUint16(this.L.hook.offset("args") + a * this.L.argCfg.size + this.L.argCfg.offset("type"), true));
       if (h.atReturn && h.attach.kind !== "syscall") problems.push(`${ch.path}: return values are read only for syscall hooks here`);
+      if (h.attach.kind === "uprobe") {
+        if (h.attach.targets.length === 0) problems.push(`${ch.path}: a uprobe hook needs at least one target`);
+        h.sources.forEach((src, i) => {
+          // gen_uprobe lays the function's argument registers out as a syscall's
+          if (src !== undefined && src.from !== "syscall-arg") problems.push(`${ch.path}: argument slot ${i} of a uprobe is read from the function's registers only`);
+          else if (src !== undefined && (types[i] === ARG.FILE || types[i] === ARG.PATH || types[i] === ARG.SOCKADDR)) problems.push(`${ch.path}: argument slot ${i} (${ARG_TYPE_NAMES[types[i]!]}) is a kernel object; a user function has none`);
+        });
+      }
       if (h.openedFd && (!h.atReturn || h.attach.kind !== "syscall")) problems.push(`${ch.path}: a file read from the returned fd needs a syscall hook evaluated at the return`);
       h.sources.forEach((src, i) => {
         if (src?.from === "return" && !h.atReturn) problems.push(`${ch.path}: argument slot ${i} reads the return value, which needs evaluation at the return`);
@@ -579,8 +639,25 @@ export class GenericSensor {
     });
   }
 
-  private attachFor(st: PolicyState, h: ResolvedHook, point: number): void {
+  private attachFor(st: PolicyState, h: ResolvedHook, point: number, keys: readonly number[]): void {
     const progs = this.coll?.programs ?? {};
+    if (point === POINT.UPROBE) {
+      if (h.attach.kind !== "uprobe") throw new GenericSensorError(`hook ${h.index}: uprobe point without a uprobe attach`);
+      if (this.coll === undefined) throw new GenericSensorError("attach uprobe: generic sensor not loaded");
+      if (this.spec.programs[UPROBE_PROGRAM] === undefined) throw new GenericSensorError(`generic.o has no program ${UPROBE_PROGRAM}`);
+      this.uprobeColl ??= newCollection(this.spec, { programs: [UPROBE_PROGRAM], replaceMaps: { ...this.coll.maps } });
+      const prog = this.uprobeColl.programs[UPROBE_PROGRAM]!;
+      const { path, targets } = h.attach;
+      targets.forEach((t, i) => {
+        const where = t.symbol !== "" ? t.symbol : `0x${t.offset.toString(16)}`;
+        try {
+          st.uprobeLinks.push(attachUprobe(prog, path, t.offset, { cookie: BigInt(keys[i] ?? 0) }));
+        } catch (e) {
+          throw new GenericSensorError(`attach uprobe ${path}:${where} (file offset 0x${t.offset.toString(16)}): ${(e as Error).message}`);
+        }
+      });
+      return;
+    }
     if (point === POINT.OPEN_EXIT) {
       const name = this.openExitTracepoint(h);
       if (name === undefined) throw new GenericSensorError(`hook ${h.index}: no open-family exit tracepoint`);
@@ -753,6 +830,7 @@ export class GenericSensor {
       signaled: (flags & 8) !== 0,
       signalErr: rec.getInt32(E.offset("signal_err"), true),
       syscall: g("syscall"),
+      ...(this.uprobeIds.has(g("syscall")) && owner.policy.slots.some((s) => s.slot === slot && s.point === POINT.UPROBE) ? { uprobe: this.uprobeIds.get(g("syscall"))! } : {}),
       args,
     };
   }
@@ -792,8 +870,11 @@ export class GenericSensor {
     this.tpLinks.clear();
     for (const l of this.openExitLinks.values()) l.link.close();
     this.openExitLinks.clear();
+    this.uprobeIds.clear();
     this.reader?.close();
     this.reader = undefined;
+    this.uprobeColl?.close();
+    this.uprobeColl = undefined;
     this.coll?.close();
     this.coll = undefined;
   }
@@ -828,4 +909,23 @@ export function syscallHook(
   }
   // WARD_HF_RETURN (flags at byte 7): return: true
   return { index, attach: { kind: "syscall", nr }, sources, atReturn: atReturn ?? (dv.getUint8(7) & 2) !== 0 };
+}
+
+/**
+ * A uprobe hook: slot i reads function argument args[i].index from the caller's registers
+ * (SysV x86_64: the first six integer/pointer arguments), at each target of `path`.
+ */
+export function uprobeHook(compiled: CompiledPolicy, index: number, path: string, targets: readonly UprobeTarget[]): ResolvedHook {
+  const sec = compiled.tables.hooks;
+  const b = sec.bytes.subarray(index * sec.entrySize, (index + 1) * sec.entrySize);
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  // ward_arg_cfg layout as in syscallHook (checked against the BTF in the tests)
+  const sources: (ArgSource | undefined)[] = [];
+  for (let i = 0; i < 5; i++) {
+    const o = 24 + i * 8;
+    // gen_uprobe puts the function's registers in the syscall layout (cx into r10), and a
+    // syscall argument source reads pointers as user pointers: the caller's memory
+    sources.push(dv.getUint8(o + 5) !== 0 ? { from: "syscall-arg", index: dv.getUint8(o + 3) } : undefined);
+  }
+  return { index, attach: { kind: "uprobe", path, targets }, sources };
 }

@@ -38,6 +38,8 @@ export interface GenericMatch {
   ret?: HookArg;
   /** The action the event reports (Post in monitor mode). */
   action: string;
+  /** uprobe hooks: the binary and the target that fired (offset reported for offsets/addrs targets). */
+  uprobe?: { path: string; symbol: string; offset: bigint };
 }
 
 /** The generic hook sensor as the manager uses it (generic-backend.ts adapts src/sensors/generic.ts). */
@@ -249,10 +251,10 @@ class Attachment {
       setTimeout(() => this.publishGeneric(m, attempt + 1), delay);
       return;
     }
-    this.emit(m.functionName !== undefined ? { ...m.hook, functionName: m.functionName } : m.hook, info, m.pid, m.tgid, m.time, m.args, m.ret, m.action);
+    this.emit(m.functionName !== undefined ? { ...m.hook, functionName: m.functionName } : m.hook, info, m.pid, m.tgid, m.time, m.args, m.ret, m.action, m.uprobe);
   }
 
-  private emit(hook: ResolvedHook, info: ProcessInfo | undefined, pid: number, tgid: number, time: bigint, args: HookArg[], ret: HookArg | undefined, action: string): void {
+  private emit(hook: ResolvedHook, info: ProcessInfo | undefined, pid: number, tgid: number, time: bigint, args: HookArg[], ret: HookArg | undefined, action: string, uprobe?: GenericMatch["uprobe"]): void {
     const process: ProcessInfo = info !== undefined ? (info.tid !== pid ? { ...info, tid: pid } : info) : minimalProcess(pid, tgid);
     const parent = info !== undefined ? this.opts.processes?.parentOf(info) : undefined;
     const message = messageOf(this.policy, hook);
@@ -263,7 +265,7 @@ class Attachment {
         time,
         process,
         parent,
-        ...(hook.event === "process_tracepoint" ? { subsys, event } : { functionName: hook.functionName }),
+        ...(hook.event === "process_tracepoint" ? { subsys, event } : hook.event === "process_uprobe" ? uprobeFields(hook, uprobe) : { functionName: hook.functionName }),
         args,
         ...(ret !== undefined ? { ret } : {}),
         action,
@@ -301,6 +303,10 @@ class Attachment {
       Object.assign(out, {
         fanotify_events: c.events, fanotify_allowed: c.allowed, fanotify_denied: c.denied, fanotify_killed: c.killed, fanotify_exempt: c.exempt,
         fanotify_timeouts: c.timeouts, fanotify_undecided: c.undecided, fanotify_max_answer_us: c.maxAnswerUs, fanotify_out_of_scope: c.outOfScope,
+        fanotify_mean_answer_us: c.events > 0 ? Math.round(c.totalAnswerUs / c.events) : 0,
+        // 1: SCHED_FIFO, 2: nice -20, 3: default scheduling (the decision thread's priority)
+        fanotify_scheduling: c.scheduling,
+        fanotify_new_dirs: c.newDirs, fanotify_new_dirs_missed: c.newDirsMissed, fanotify_max_dir_mark_us: c.maxDirMarkUs,
         fanotify_failed: this.fanFailure === undefined ? 0 : 1,
       });
     }
@@ -628,10 +634,14 @@ export class PolicyManager {
       ...(a.scope !== 0 && this.opts.scopes !== undefined ? { scope: { id: a.scope, maps: this.opts.scopes.maps } } : {}),
     });
     a.fan = fan;
+    // Engine-decided hooks: the decision thread compiles the policy and evaluates it.
+    if (hooks.some((h) => h.fanotify!.evaluator === "engine")) fan.setEngine({ policy, mode: a.resolution.mode });
     for (const h of hooks) {
       const marks: string[] = [];
-      for (const r of h.fanotify!.rules) {
-        const id = fan.addRule({ action: r.action, post: r.post, target: h.fanotify!.target, ...(r.binaries ? { binaries: r.binaries } : {}) }, r.files, r.prefixes);
+      const plan = h.fanotify!;
+      for (const r of plan.rules) {
+        const engine = plan.evaluator === "engine" ? { engine: { hookIndex: h.index, selector: r.selector, fileSlot: plan.fileSlot } } : {};
+        const id = fan.addRule({ action: r.action, post: r.post, target: plan.target, ...(r.binaries ? { binaries: r.binaries } : {}), ...engine }, r.files, r.prefixes);
         const files = new Map<string, string>();
         for (const p of r.files) {
           const st = statSync(p, { bigint: true });
@@ -707,3 +717,9 @@ function realPath(p: string): string {
 }
 
 export { GuardError };
+
+/** process_uprobe's path, symbol and (for offsets/addrs targets) offset. */
+function uprobeFields(hook: ResolvedHook, u: GenericMatch["uprobe"]): { path: string; symbol: string; offset?: bigint } {
+  if (u === undefined) return { path: hook.generic?.[0]?.uprobe?.path ?? "", symbol: hook.functionName };
+  return { path: u.path, symbol: u.symbol, ...(u.symbol === "" ? { offset: u.offset } : {}) };
+}

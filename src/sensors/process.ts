@@ -2,7 +2,7 @@
 // kernel map and the cache from /proc, and turns ring buffer records into process_exec and
 // process_exit events for a subscriber. stop() detaches everything and drains what is left.
 //
-//   const s = await startProcessSensor({ nodeName, onEvent: (ev) => hub.publish(ev.json) });
+//   const s = await startProcessSensor({ nodeName, onEvent: (ev) => hub.publishEvent(ev) });
 //   ... s.counters() ...
 //   await s.stop();
 import type { EncodeOptions } from "../events/tetragon.ts";

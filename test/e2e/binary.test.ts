@@ -4,11 +4,12 @@
 // only their own chunks.
 import { describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { compileFlags } from "../../build/binary.ts";
+import { binaryEntries, compileFlags } from "../../build/binary.ts";
 import { objectNames } from "../../src/bpf/objects.ts";
+import { readState } from "../../src/agent/state-file.ts";
 import { VERSION } from "../../src/version.ts";
 import { ensureBinary } from "../lib/binary.ts";
 import { kernelTest } from "../lib/host.ts";
@@ -97,7 +98,7 @@ describe("dist/ward", () => {
     const dir = mkdtempSync(join(tmpdir(), "ward-chunks-"));
     try {
       const meta = join(dir, "meta.json");
-      const b = runIn(root, process.execPath, ["build", ...compileFlags, "src/cli/main.ts", "--outfile", join(dir, "ward"), `--metafile=${meta}`]);
+      const b = runIn(root, process.execPath, ["build", ...compileFlags, ...binaryEntries, "--outfile", join(dir, "ward"), `--metafile=${meta}`]);
       expect(b.stderr).not.toContain("error");
       expect(b.code).toBe(0);
       type Output = { bytes: number; entryPoint?: string; imports: { path: string; kind: string }[]; inputs: Record<string, unknown> };
@@ -141,6 +142,71 @@ describe("dist/ward", () => {
       expect(agent.some((m) => m.startsWith("src/bpf/"))).toBe(true);
       expect(agent.some((m) => m.startsWith("node_modules/hono/"))).toBe(true);
     } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+
+  // The fanotify engine decision thread is a second entrypoint of the split binary
+  // (sensors/fanotify-worker.js importing shared chunks): it must load from the binary's own
+  // file system and decide. A matchCapabilities selector is engine-decided (fanotify.ts).
+  kernelTest("dist/ward agent: an engine-decided fanotify rule runs its decision thread from the binary (root cat gets EPERM, nobody reads)", async () => {
+    const ward = await ensureBinary();
+    const dir = mkdtempSync(join(tmpdir(), "ward-bin-worker-"));
+    chmodSync(dir, 0o755);
+    const file = join(dir, "secret");
+    writeFileSync(file, "secret\n");
+    chmodSync(file, 0o644);
+    const policy = join(dir, "p.yaml");
+    writeFileSync(
+      policy,
+      `apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: bin-engine-worker
+spec:
+  kprobes:
+  - call: security_file_open
+    syscall: false
+    args:
+    - index: 0
+      type: file
+    selectors:
+    - matchArgs:
+      - index: 0
+        operator: Equal
+        values: ["${file}"]
+      matchCapabilities:
+      - type: Effective
+        operator: In
+        values: ["CAP_SYS_ADMIN"]
+      matchActions:
+      - action: Override
+        argError: -1
+`,
+    );
+    const state = join(dir, "agent.json");
+    const agent = Bun.spawn(
+      [ward, "agent", "--listen", "127.0.0.1:0", "--state-file", state, "--token-file", join(dir, "token"), "--export-file", join(dir, "events.log"), "--bpf-dir", `/sys/fs/bpf/ward-bin-worker-${process.pid}`, "--policy", policy],
+      { cwd: "/tmp", stdout: "ignore", stderr: "pipe" },
+    );
+    try {
+      let ready = false;
+      for (let i = 0; i < 600 && !ready && agent.exitCode === null; i++) {
+        await Bun.sleep(100);
+        const url = existsSync(state) ? readState(state)?.url : undefined;
+        if (url !== undefined) ready = await fetch(`${url}/healthz`).then((r) => r.status === 200, () => false);
+      }
+      expect({ ready, exit: agent.exitCode }).toEqual({ ready: true, exit: null });
+      const st = spawnSync(ward, ["status"], { cwd: "/tmp", env: { ...process.env, WARD_STATE_FILE: state }, encoding: "utf8", timeout: 60_000 });
+      expect(st.stdout).toMatch(/bin-engine-worker\s+enforce\s+enforcing/);
+      expect(st.stdout).toContain("policy engine's userspace evaluate()");
+      const rootCat = spawnSync("cat", [file], { encoding: "utf8", timeout: 10_000 });
+      expect({ code: rootCat.status, stderr: rootCat.stderr }).toEqual({ code: 1, stderr: `cat: ${file}: Operation not permitted\n` });
+      const nobody = spawnSync("setpriv", ["--reuid", "65534", "--regid", "65534", "--clear-groups", "cat", file], { encoding: "utf8", timeout: 10_000 });
+      expect({ code: nobody.status, stdout: nobody.stdout }).toEqual({ code: 0, stdout: "secret\n" });
+    } finally {
+      agent.kill("SIGTERM");
+      await agent.exited;
       rmSync(dir, { recursive: true, force: true });
     }
   }, 120_000);

@@ -4,7 +4,8 @@
 // src/export/sinks/clickhouse.ts) and inserts JSONEachRow over HTTP; events from real
 // processes through the real agent are read back with SELECT. The server is stopped mid-run
 // and started again on the same data: nothing written meanwhile is lost within the retry
-// budget, the Sigkill policy keeps killing, and count() equals the agent's sent counter.
+// budget, the Sigkill policy keeps killing, and count() equals the agent's sent counter; a
+// second sink whose budget is shorter than the outage drops exactly what it could not send.
 import { describe, expect } from "bun:test";
 import { join } from "node:path";
 import { kernelTest } from "../lib/host.ts";
@@ -43,7 +44,12 @@ describe("clickhouse sink against clickhouse-server", () => {
       await ch.ready();
       // Without the user's credentials the server refuses: the rows below came in through basic auth.
       expect((await fetch(`${ch.url}/?query=SELECT%201`)).ok).toBe(false);
-      const a = await startAgent({ dir, bpfDir, guard: { file: secret, allowed }, sinks: [`clickhouse=${ch.url.replace("http://", "http://ward:s3cret@")}?table=ward_events&name=ch&retry_budget=45s&max_backoff=1s`] });
+      const a = await startAgent({ dir, bpfDir, guard: { file: secret, allowed }, sinks: [
+          `clickhouse=${ch.url.replace("http://", "http://ward:s3cret@")}?table=ward_events&name=ch&retry_budget=45s&max_backoff=1s`,
+          // A second sink with a budget shorter than the outage: it must drop (and count) the outage's events.
+          `clickhouse=${ch.url.replace("http://", "http://ward:s3cret@")}?table=ward_short&name=ch_short&retry_budget=1s&backoff=50ms&max_backoff=200ms`,
+        ],
+      });
       agents.push(a);
       const tag = `ward-ch-${process.pid}`;
       const before = runMarkers(tag, 0, 10);
@@ -78,6 +84,7 @@ describe("clickhouse sink against clickhouse-server", () => {
       await waitFor("outage markers in the export file", () => (execLinesOf(a.exportLines(), during).size === during.length ? true : undefined), 10_000);
       expect(readGuarded(secret)).toBe("SIGKILL");
       await waitSinkUp(a, "ch", 0);
+      await waitFor("ch_short gives up on the outage's events", async () => ((await a.metric("ward_sink_events_dropped_total", { sink: "ch_short", reason: "retry_budget" })) >= during.length ? true : undefined), 20_000);
       ch.start();
       await ch.ready();
       const after = runMarkers(tag, 200, 10);
@@ -86,6 +93,10 @@ describe("clickhouse sink against clickhouse-server", () => {
       const args = new Set((await rows(ch, "ward_events", tag)).map((r) => r.arguments));
       for (const m of all) expect(args.has(m)).toBe(true);
       expect(readGuarded(secret)).toBe("SIGKILL");
+      // ch_short: what came after the restart arrives; what it dropped never does.
+      await waitFor("after-restart markers in ward_short", async () => ((await rows(ch, "ward_short", tag).catch(() => [])).filter((r) => after.includes(r.arguments)).length >= after.length ? true : undefined), 30_000);
+      const shortArgs = new Set((await rows(ch, "ward_short", tag)).map((r) => r.arguments));
+      for (const m of during) expect(shortArgs.has(m)).toBe(false);
 
       expect(await a.stop()).toBe(0);
       const st = finalStats(a.stderr(), "ch");
@@ -97,6 +108,11 @@ describe("clickhouse sink against clickhouse-server", () => {
       const [count, distinct] = (await ch.query("SELECT count(), uniqExact(event) FROM ward_events FORMAT TSV")).trim().split("\t").map(Number);
       expect(distinct).toBe(st.sent);
       expect(count).toBeGreaterThanOrEqual(st.sent);
+      const sh = finalStats(a.stderr(), "ch_short");
+      expect(sh.dropped.retry_budget ?? 0).toBeGreaterThanOrEqual(during.length);
+      expect(sh.sent + droppedTotal(sh)).toBe(sh.written);
+      const [, shortDistinct] = (await ch.query("SELECT count(), uniqExact(event) FROM ward_short FORMAT TSV")).trim().split("\t").map(Number);
+      expect(shortDistinct).toBe(sh.sent);
       await ch.stop();
     },
     90_000,

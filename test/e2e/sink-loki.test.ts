@@ -76,6 +76,24 @@ describe("loki sink against a Loki API server", () => {
       expect(readGuarded(secret)).toBe("SIGKILL");
       await waitFor("l_short gives up on the outage's events", async () => ((await a.metric("ward_sink_events_dropped_total", { sink: "l_short", reason: "retry_budget" })) >= during.length ? true : undefined), 15_000);
       await waitSinkUp(a, "l_keep", 0);
+      // /v1/status and `ward status` carry the same per-sink counters as /metrics: the sink
+      // that gave up is down, with its drops by reason and its last error.
+      const st = (await a.status()).sink_stats ?? [];
+      const ls = st.find((x) => x.name === "l_short")!;
+      const lk = st.find((x) => x.name === "l_keep")!;
+      expect(ls).toMatchObject({ kind: "loki", up: false });
+      expect(lk).toMatchObject({ kind: "loki", up: false });
+      expect(ls.dropped.retry_budget).toBeGreaterThanOrEqual(during.length);
+      expect(ls.lastError).toMatch(/./);
+      expect(ls.sent + Object.values(ls.dropped).reduce((x, y) => x + y, 0) + ls.queued).toBe(ls.written);
+      expect(await a.metric("ward_sink_events_dropped_total", { sink: "l_short", reason: "retry_budget" })).toBeGreaterThanOrEqual(ls.dropped.retry_budget);
+      const cli = a.cli(["status"]);
+      expect(cli.code).toBe(0);
+      const line = cli.stdout.split("\n").find((l) => l.includes("sink l_short"));
+      expect(line).toMatch(/^  sink l_short \(loki\) down: written \d+, sent \d+, retried \d+, dropped \d+ \(.*retry_budget \d+.*\), queued \d+; last error: .+/);
+      expect(cli.stdout).toContain("sink l_keep (loki) down");
+      const json = JSON.parse(a.cli(["status", "-o", "json"]).stdout) as { sink_stats: Array<{ name: string; up: boolean }> };
+      expect(json.sink_stats.find((x) => x.name === "l_short")?.up).toBe(false);
       keep.start();
       short.start();
       const after = runMarkers(tag, 200, 10);
@@ -96,6 +114,7 @@ describe("loki sink against a Loki API server", () => {
       expect(k.retried).toBeGreaterThan(0);
       expect(s.dropped.retry_budget ?? 0).toBeGreaterThanOrEqual(during.length);
       expect(s.dropped.rejected ?? 0).toBe(0); // no push was refused: every stream stayed in order
+      void lk;
     },
     60_000,
   );

@@ -5,13 +5,14 @@
 // and started again, the events produced meanwhile arrive (within the retry budget) while
 // the Sigkill policy keeps killing; past the budget, the drop counter counts what was lost.
 import { describe, expect } from "bun:test";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { kernelTest } from "../lib/host.ts";
-import { ensureServers, freePort, Rsyslog } from "../lib/servers.ts";
-import { execLinesOf, readGuarded, waitSinkUp, readIfExists, runMarkers, sampleOf, startAgent, waitFor } from "../lib/sink-harness.ts";
+import { ensureServers, freePort, Rsyslog, RSYSLOGD } from "../lib/servers.ts";
+import { ServerProcess, execLinesOf, readGuarded, waitSinkUp, readIfExists, runMarkers, sampleOf, startAgent, waitFor } from "../lib/sink-harness.ts";
 import { sinkSuite } from "../lib/sink-suite.ts";
 
-const { dir, bpfDir, secret, allowed, servers, agents } = sinkSuite<Rsyslog>("syslog");
+const { dir, bpfDir, secret, allowed, servers, agents } = sinkSuite<ServerProcess>("syslog");
 
 /** Received MSG parts (the event JSON lines) of a file rsyslog wrote, with their header fields. */
 function received(file: string): Array<{ pri: string; msgid: string; app: string; host: string; procid: string; time: string; msg: string }> {
@@ -34,6 +35,43 @@ async function rsyslog(name: string): Promise<Rsyslog> {
 }
 
 describe("syslog sink against rsyslog", () => {
+  kernelTest(
+    "the README's rsyslog configuration and sink command, as written (port and file moved into the test's own), deliver the events",
+    async () => {
+      ensureServers(["rsyslog"]);
+      const readme = readFileSync(join(import.meta.dir, "..", "..", "README.md"), "utf8");
+      const block = /```\n(ward agent --sink 'syslog:[^\n]*)\n# \/etc\/rsyslog\.d\/ward\.conf\n([\s\S]*?)```/.exec(readme)!;
+      const spec = /--sink '([^']+)'/.exec(block[1]!)![1]!;
+      const port = await freePort();
+      const home = join(dir, "readme");
+      mkdirSync(home, { recursive: true });
+      const out = join(home, "ward-events.log");
+      const conf = join(home, "ward.conf");
+      // Only the port and the output file change; everything else is the README's text.
+      writeFileSync(conf, block[2]!.replace('port="514"', `port="${port}"`).replace("/var/log/ward-events.log", out));
+      const rs = new ServerProcess("rsyslogd (README config)", [RSYSLOGD, "-n", "-f", conf, "-i", join(home, "pid")]);
+      servers.push(rs);
+      rs.start();
+      await waitFor("rsyslog listening", async () => (await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } }).then((c) => (c.end(), true), () => undefined)), 15_000, () => rs.dead());
+      const a = await startAgent({ dir, bpfDir, sinks: [spec.replace(":514", `:${port}`)] });
+      agents.push(a);
+      const markers = runMarkers(`ward-syslog-readme-${process.pid}`, 0, 5);
+      const exported = await waitFor("markers in the export file", () => {
+        const m = execLinesOf(a.exportLines(), markers);
+        return m.size === markers.length ? m : undefined;
+      }, 15_000);
+      // The template writes the MSG alone: each line of the file is an event's JSON line.
+      const got = await waitFor("markers in rsyslog's file", () => {
+        const m = execLinesOf(readIfExists(out).split("\n"), markers);
+        return m.size === markers.length ? m : undefined;
+      }, 15_000);
+      for (const mk of markers) expect(got.get(mk)).toBe(exported.get(mk)!);
+      expect(await a.stop()).toBe(0);
+      await rs.stop();
+    },
+    60_000,
+  );
+
   kernelTest(
     "TCP, UDP and a unix socket: every marker's process_exec arrives complete, as RFC 5424 with the event type as MSGID",
     async () => {

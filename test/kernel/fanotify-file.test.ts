@@ -323,7 +323,7 @@ describe("fanotify backend (FAN_OPEN_PERM / FAN_OPEN_EXEC_PERM, answered by the 
     });
   });
 
-  kernelTest("Prefix on a directory: files under it (by inode, hardlinks too) and files created later in it get EPERM; a file in a subdirectory made later is not held (documented limit)", async () => {
+  kernelTest("Prefix on a directory: files under it (by inode, hardlinks too), files created later in it and in subdirectories made later (nested, moved in) get EPERM", async () => {
     const tree = join(dir, "tree");
     mkdirSync(join(tree, "sub"), { recursive: true });
     writeFileSync(join(tree, "a"), SECRET);
@@ -331,7 +331,7 @@ describe("fanotify backend (FAN_OPEN_PERM / FAN_OPEN_EXEC_PERM, answered by the 
     const outside = join(dir, "tree-hardlink");
     linkSync(join(tree, "sub", "b"), outside);
     const yaml = secureOpenPolicy({ name: "fan-talk", file: `${tree}/`, allowed: allowedCat, action: OVERRIDE, operator: "Prefix" });
-    await withPolicy(yaml, () => {
+    await withPolicy(yaml, async () => {
       expectDenied(run("cat", [join(tree, "a")]));
       expectDenied(run("cat", [join(tree, "sub", "b")]));
       expectDenied(run("cat", [outside]));
@@ -343,12 +343,150 @@ describe("fanotify backend (FAN_OPEN_PERM / FAN_OPEN_EXEC_PERM, answered by the 
       writeFileSync(join(tree, "sub", "later"), SECRET);
       expectDenied(run("cat", [join(tree, "later")]));
       expectDenied(run("cat", [join(tree, "sub", "later")]));
-      mkdirSync(join(tree, "newsub"));
+      // A subdirectory made after the policy is marked as its creation is read; nested ones
+      // made before that mark lands are found by the scan after it; a tree moved in too.
+      mkdirSync(join(tree, "newsub", "x", "y"), { recursive: true });
       writeFileSync(join(tree, "newsub", "c"), SECRET);
-      const gap = run("cat", [join(tree, "newsub", "c")]);
-      expect(gap.stdout).toBe(SECRET);
+      writeFileSync(join(tree, "newsub", "x", "y", "d"), SECRET);
+      const outsideTree = join(dir, "moved-in");
+      mkdirSync(join(outsideTree, "z"), { recursive: true });
+      writeFileSync(join(outsideTree, "z", "e"), SECRET);
+      renameSync(outsideTree, join(tree, "sub", "moved"));
+      await Bun.sleep(50);
+      expectDenied(run("cat", [join(tree, "newsub", "c")]));
+      expectDenied(run("cat", [join(tree, "newsub", "x", "y", "d")]));
+      expectDenied(run("cat", [join(tree, "sub", "moved", "z", "e")]));
+      expect(run(allowedCat, [join(tree, "newsub", "x", "y", "d")]).stdout).toBe(SECRET);
+      const c = m().state("fan-talk").counters!;
+      expect(c.fanotify_new_dirs).toBeGreaterThanOrEqual(5);
+      expect(c.fanotify_new_dirs_missed).toBe(0);
       expect(m().state("fan-talk").hooks[0]?.mechanism).toContain("(directory tree)");
     });
+  });
+
+  kernelTest("Prefix: a process that makes a directory in the tree and opens files in it in a tight loop is held within milliseconds (the window before the new directory's mark, measured)", async () => {
+    const tree = join(dir, "race-tree");
+    mkdirSync(tree, { recursive: true });
+    const yaml = secureOpenPolicy({ name: "fan-talk", file: `${tree}/`, allowed: allowedCat, action: OVERRIDE, operator: "Prefix" });
+    await withPolicy(yaml, () => {
+      const r = run(fanHelper, ["newdir", "200", tree]);
+      expect(r.status).toBe(0);
+      const [, dirs, held, maxUs, meanUs, leaked] = /dirs (\d+) held (\d+) max_us (\d+) mean_us (\d+) leaked (\d+)/.exec(r.stdout) ?? [];
+      // every new directory gets its mark (the helper gives up on one after 1 s)
+      expect(Number(dirs)).toBe(200);
+      expect(Number(held)).toBe(200);
+      const c = m().state("fan-talk").counters!;
+      expect(c.fanotify_new_dirs).toBeGreaterThanOrEqual(200);
+      expect(c.fanotify_new_dirs_missed).toBe(0);
+      process.stderr.write(`fanotify: 200 directories made and opened into at once: ${leaked} opens got through before the mark; mkdir to held: mean ${meanUs} us, max ${maxUs} us; read-to-mark max ${c.fanotify_max_dir_mark_us} us\n`);
+      // The window is real (mkdir cannot be held): opens on the other CPU in the ~0.1-4 ms
+      // before the mark get through (0 when the decision thread runs on the opener's CPU,
+      // thousands over 200 directories when it does not). Bounded: within the decision bound.
+      expect(Number(maxUs)).toBeLessThan(100_000);
+      expect(Number(meanUs)).toBeLessThan(20_000);
+    });
+  });
+
+  kernelTest("engine-decided selectors: matchNamespaces, matchCapabilities, matchParentBinaries and followChildren are evaluated by the engine on /proc facts: the opener outside the selector reads, inside it gets EPERM or dies", async () => {
+    const file = join(dir, "engine-secret");
+    writeFileSync(file, SECRET);
+    // nobody (the capability-less reader below) must reach it: mkdtemp made the dir 0700
+    spawnSync("chmod", ["755", dir]);
+    spawnSync("chmod", ["644", file]);
+    const mySh = join(dir, "my/sh");
+    copyFileSync("/bin/sh", mySh);
+    spawnSync("chmod", ["755", mySh]);
+    const hook = (selector: string) => `apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: fan-engine
+spec:
+  kprobes:
+  - call: security_file_open
+    syscall: false
+    args:
+    - index: 0
+      type: file
+    selectors:
+    - matchArgs:
+      - index: 0
+        operator: Equal
+        values: ["${file}"]
+${selector}`;
+    const check = (yaml: string): void => {
+      const st = resolvePolicy(policy(yaml), hostHookFeatures()).hooks[0];
+      expect(st?.ok && st.backend).toBe("fanotify");
+      expect(st?.ok && st.fanotify?.evaluator).toBe("engine");
+      expect(st?.ok && st.mechanism).toContain("policy engine's userspace evaluate()");
+    };
+    // a process in a mount namespace of its own is refused; the host's reads
+    const ns = hook(`      matchNamespaces:
+      - namespace: Mnt
+        operator: NotIn
+        values: ["host_ns"]
+      matchActions:
+      - action: Override
+        argError: -1
+`);
+    check(ns);
+    await withPolicy(ns, () => {
+      expect(run("cat", [file]).stdout).toBe(SECRET);
+      expectDenied(run("unshare", ["-m", "cat", file]));
+    });
+    // CAP_SYS_ADMIN in the effective set is refused; the same cat without capabilities reads
+    const caps = hook(`      matchCapabilities:
+      - type: Effective
+        operator: In
+        values: ["CAP_SYS_ADMIN"]
+      matchActions:
+      - action: Override
+        argError: -1
+`);
+    check(caps);
+    await withPolicy(caps, () => {
+      expectDenied(run("cat", [file]));
+      expect(run("setpriv", ["--reuid", "65534", "--regid", "65534", "--clear-groups", "cat", file]).stdout).toBe(SECRET);
+    });
+    // started by my/sh: killed; by sh: reads
+    const parent = hook(`      matchParentBinaries:
+      - operator: In
+        values: ["${mySh}"]
+      matchActions:
+      - action: Sigkill
+`);
+    check(parent);
+    await withPolicy(parent, () => {
+      const r = run(mySh, ["-c", `cat ${file}; echo after $?`]);
+      expect(r.stdout).toBe("after 137\n");
+      expect(run("sh", ["-c", `cat ${file}`]).stdout).toBe(SECRET);
+    });
+    // followChildren: any descendant of my/sh (my/sh -> sh -> cat) gets EPERM
+    const follow = hook(`      matchBinaries:
+      - operator: In
+        followChildren: true
+        values: ["${mySh}"]
+      matchActions:
+      - action: Override
+        argError: -1
+`);
+    check(follow);
+    await withPolicy(follow, () => {
+      const r = run(mySh, ["-c", `sh -c 'cat ${file}'; true`]);
+      expect(r.stdout).not.toContain("pizza");
+      expect(r.stderr).toContain("Operation not permitted");
+      expect(run("sh", ["-c", `sh -c 'cat ${file}'`]).stdout).toBe(SECRET);
+      const c = m().state("fan-engine").counters!;
+      expect(c.fanotify_undecided).toBe(0);
+      expect(c.fanotify_timeouts).toBe(0);
+    });
+    // matchNamespaceChanges needs exec-time values: not fanotify's (the file guard's, with its mechanism)
+    const changes = resolvePolicy(policy(hook(`      matchNamespaceChanges:
+      - operator: In
+        values: ["Mnt"]
+      matchActions:
+      - action: Sigkill
+`)), hostHookFeatures()).hooks[0];
+    expect(changes?.ok && changes.backend).not.toBe("fanotify");
   });
 
   kernelTest("fanotify and the engine's evaluate() agree: per binary and file, the outcome (EPERM, killed, read) is the selector evaluate() picks", async () => {
@@ -406,7 +544,7 @@ ${sel(file1, "NotIn", [allowedCat], OVERRIDE)}${sel(file2, "In", [other], "Sigki
     for (const o of ["fanotify EPERM", "fanotify killed", "fanotify read"]) expect(outcomes).toContain(o);
   });
 
-  kernelTest("1,000 concurrent opens of a watched file are all answered: EPERM each, none undecided, a late one by the fail mode (deny)", async () => {
+  kernelTest("1,000 concurrent opens of a watched file are all answered within the bound: EPERM each, none undecided, none late", async () => {
     await withPolicy(talk(OVERRIDE), async () => {
       const r = run(fanHelper, ["concurrent", "1000", secret]);
       expect(r.status).toBe(0);
@@ -419,12 +557,18 @@ ${sel(file1, "NotIn", [allowedCat], OVERRIDE)}${sel(file2, "In", [other], "Sigki
       const c = m().state("fan-talk").counters!;
       expect(c.fanotify_events).toBeGreaterThanOrEqual(1000);
       expect(c.fanotify_undecided).toBe(0);
-      // The bound (100 ms by default) runs from our read of the event to the answer; with
-      // 1,000 threads woken on 2 vCPUs the decision thread can be descheduled past it, and
-      // then the fail mode (deny) answers: eperm is 1000 either way. The opener's whole
-      // wait also includes the kernel queue, which the bound does not cover.
+      // The bound (100 ms by default) runs from our read of the event to the answer. The
+      // opener's whole wait (maxus) also includes the kernel queue and its own wake-up
+      // among 1,000 threads, which the bound does not cover.
       expect(c.fanotify_denied).toBeGreaterThanOrEqual(1000);
-      process.stderr.write(`fanotify: 1000 concurrent opens: slowest open ${maxus} us, slowest answer ${c.fanotify_max_answer_us} us, ${c.fanotify_timeouts} late (fail mode)\n`);
+      process.stderr.write(`fanotify: 1000 concurrent opens: slowest open ${maxus} us, slowest answer ${c.fanotify_max_answer_us} us, mean ${c.fanotify_mean_answer_us} us, ${c.fanotify_timeouts} late (fail mode), scheduling ${c.fanotify_scheduling}\n`);
+      // Root with real-time time left (sched_rt_runtime_us not 0) gets SCHED_FIFO; as a
+      // real-time thread the decision thread is not preempted by the openers it wakes, so
+      // every decision is made by the rules, none by the fail mode, all within the bound.
+      const rtRuntime = Number(readFileSync("/proc/sys/kernel/sched_rt_runtime_us", "utf8").trim());
+      expect(c.fanotify_scheduling).toBe(rtRuntime !== 0 ? 1 : 2);
+      expect(c.fanotify_timeouts).toBe(0);
+      expect(c.fanotify_max_answer_us).toBeLessThan(100_000);
     });
   });
 

@@ -4,6 +4,10 @@
 //                       "ok A eperm B other C maxus M" (M: the slowest open, microseconds)
 //   dirfd DIR NAME      openat(open(DIR), NAME) and print the content
 //   flood SECONDS PATH  open/close PATH in a loop for SECONDS; prints "opens N"
+//   newdir N DIR        N times: mkdir DIR/nd<i>, then open(DIR/nd<i>/f, O_CREAT) in a loop
+//                       until it fails with EPERM (the new directory's mark landed); prints
+//                       "dirs N held H max_us M mean_us A leaked L" (the unheld window per
+//                       directory, and the opens that got through in it)
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -12,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const char *target;
@@ -98,14 +103,52 @@ static int do_flood(double seconds, const char *path)
 	return 0;
 }
 
+static int do_newdir(long n, const char *dir)
+{
+	long held = 0, leaked = 0, max_us = 0, sum_us = 0;
+	char d[4096], f[4200];
+	for (long i = 0; i < n; i++) {
+		snprintf(d, sizeof d, "%s/nd%ld-%d", dir, i, (int)getpid());
+		snprintf(f, sizeof f, "%s/f", d);
+		if (mkdir(d, 0755) != 0) {
+			printf("ERR mkdir %d\n", errno);
+			return 3;
+		}
+		long t0 = now_us();
+		for (;;) {
+			int fd = open(f, O_RDONLY | O_CREAT, 0644);
+			if (fd >= 0) {
+				close(fd);
+				leaked++;
+			} else if (errno == EPERM) {
+				held++;
+				break;
+			} else {
+				printf("ERR open %d\n", errno);
+				return 3;
+			}
+			if (now_us() - t0 > 1000000)
+				break;
+		}
+		long us = now_us() - t0;
+		sum_us += us;
+		if (us > max_us)
+			max_us = us;
+	}
+	printf("dirs %ld held %ld max_us %ld mean_us %ld leaked %ld\n", n, held, max_us, n ? sum_us / n : 0, leaked);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 4 && !strcmp(argv[1], "concurrent"))
 		return do_concurrent(strtol(argv[2], NULL, 10), argv[3]);
 	if (argc == 4 && !strcmp(argv[1], "dirfd"))
 		return do_dirfd(argv[2], argv[3]);
+	if (argc == 4 && !strcmp(argv[1], "newdir"))
+		return do_newdir(strtol(argv[2], NULL, 10), argv[3]);
 	if (argc == 4 && !strcmp(argv[1], "flood"))
 		return do_flood(strtod(argv[2], NULL), argv[3]);
-	fprintf(stderr, "usage: %s concurrent N PATH | dirfd DIR NAME | flood SECONDS PATH\n", argv[0]);
+	fprintf(stderr, "usage: %s concurrent N PATH | dirfd DIR NAME | flood SECONDS PATH | newdir N DIR\n", argv[0]);
 	return 2;
 }

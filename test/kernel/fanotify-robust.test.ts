@@ -3,13 +3,28 @@
 // process: the waiting open completes (allowed), later opens are not held, nothing hangs.
 import { afterAll, beforeAll, describe, expect } from "bun:test";
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { kernelTest, kernelUnavailable } from "../lib/host.ts";
 
 const SECRET = "I love pizza!\n";
 let dir = "";
 let secret = "";
+
+async function allStopped(pid: number): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const states = readdirSync(`/proc/${pid}/task`).map((t) => {
+      try {
+        return /^\d+ \(.*\) (\S)/.exec(readFileSync(`/proc/${pid}/task/${t}/stat`, "utf8"))?.[1] ?? "?";
+      } catch {
+        return "T"; // gone
+      }
+    });
+    if (states.every((st) => st === "T" || st === "t")) return;
+    await Bun.sleep(5);
+  }
+  throw new Error(`process ${pid}: not every thread stopped within 1 s`);
+}
 
 function exited(p: ReturnType<typeof spawn>): Promise<{ code: number | null; signal: string | null }> {
   return new Promise((resolve) => p.on("exit", (code, signal) => resolve({ code, signal })));
@@ -52,6 +67,9 @@ setInterval(() => {}, 1000);
     expect(deniedErr).toContain("Operation not permitted");
     // Stop the agent (every thread, the decision thread too): the next open waits.
     process.kill(agent.pid!, "SIGSTOP");
+    // SIGSTOP lands thread by thread: wait until every thread (the real-time decision thread
+    // too) is stopped, or an open made now could still be answered.
+    await allStopped(agent.pid!);
     const held = spawn("cat", [secret], { stdio: ["ignore", "pipe", "inherit"] });
     let heldOut = "";
     held.stdout.setEncoding("utf8").on("data", (d: string) => (heldOut += d));

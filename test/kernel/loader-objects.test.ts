@@ -80,7 +80,7 @@ function testCgroup(): TestCgroup {
 function libcPath(): string {
   const r = spawnSync("sh", ["-c", "ldd /bin/sh | awk '/libc.so/ {print $3}'"], { encoding: "utf8" });
   const p = r.stdout.trim();
-  if (p === "") throw new Error("find libc of /bin/sh with ldd: no libc.so line");
+  if (p === "") throw new Error(`find libc of /bin/sh with ldd: no libc.so line (status ${r.status}, signal ${r.signal}, stderr ${r.stderr})`);
   return p;
 }
 
@@ -152,7 +152,7 @@ describe("every committed object", () => {
           coll?.close();
         }
       }
-    });
+    }, 300_000); // generic.o verifies six large programs one by one
   }
 });
 

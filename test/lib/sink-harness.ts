@@ -6,6 +6,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
+import type { AgentStatus } from "../../src/api/deps.ts";
 import { secureOpenPolicy } from "./talk-policies.ts";
 
 const root = join(import.meta.dir, "..", "..");
@@ -75,6 +76,10 @@ export interface AgentRun {
   metrics(): Promise<string>;
   /** One sample of /metrics, e.g. metric("ward_sink_events_sent_total", {sink: "loki"}). */
   metric(name: string, labels?: Record<string, string>): Promise<number>;
+  /** GET /v1/status with the agent's token. */
+  status(): Promise<AgentStatus>;
+  /** `ward ARGS` (the real CLI) pointed at this agent through its state file. */
+  cli(args: string[]): { code: number; stdout: string; stderr: string };
   stop(): Promise<number>;
   stderr(): string;
 }
@@ -120,6 +125,14 @@ export async function startAgent(o: AgentOpts): Promise<AgentRun> {
     metrics,
     async metric(name, labels = {}) {
       return sampleOf(await metrics(), name, labels);
+    },
+    async status() {
+      const token = readFileSync(tokenFile, "utf8").trim();
+      return (await (await fetch(`${state.url}/v1/status`, { headers: { Authorization: `Bearer ${token}` } })).json()) as AgentStatus;
+    },
+    cli(cliArgs) {
+      const r = Bun.spawnSync([process.execPath, main, ...cliArgs], { env: { ...process.env, WARD_STATE_FILE: stateFile }, stdout: "pipe", stderr: "pipe" });
+      return { code: r.exitCode, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
     },
     async stop() {
       if (agent.exitCode === null) agent.kill("SIGTERM");

@@ -1,7 +1,7 @@
 // Golden tests of the Tetragon export encoding: key order, omitted zeros, wrapper fields kept
 // at 0, 64-bit values as strings, RFC 3339 nano times, exec_id base64, flags words.
 import { describe, expect, test } from "bun:test";
-import { joinArguments, splitArgv } from "../../src/events/args.ts";
+import { argumentsOfBlock, joinArguments, splitArgv } from "../../src/events/args.ts";
 import { capabilityNames } from "../../src/events/capabilities.ts";
 import { execId, rootParentExecId } from "../../src/events/exec-id.ts";
 import { ProcessFlag, flagsString } from "../../src/events/flags.ts";
@@ -41,6 +41,16 @@ describe("tetragon encoding", () => {
     expect(Buffer.from(rootParentExecId(node), "base64").toString()).toBe("node-a:1:0");
   });
 
+  test("exec_id equals Buffer's base64 of the UTF-8 text for every length, node name and number size", () => {
+    const nodes = ["", "n", "ab", "abc", "node-a", "nöde \"x\"", "日本", "x".repeat(300)];
+    const kt = [0n, 1n, 9n, 10n, 999_999_999n, 13548674321373n, BigInt(Number.MAX_SAFE_INTEGER), BigInt(Number.MAX_SAFE_INTEGER) + 1n, 2n ** 64n - 1n];
+    const pids = [0, 1, 9, 10, 52699, 4194304, 2 ** 32 - 1];
+    for (const n of nodes) for (const k of kt) for (const p of pids) {
+      const want = Buffer.from(`${n}:${k}:${p}`).toString("base64");
+      if (execId(n, k, p) !== want) expect({ n, k: String(k), p, id: execId(n, k, p) }).toEqual({ n, k: String(k), p, id: want });
+    }
+  });
+
   test("RFC 3339 with 0, 3, 6 or 9 fractional digits", () => {
     const s = BigInt(Date.UTC(2023, 9, 6, 22, 3, 57)) * 1_000_000n;
     expect(rfc3339Nano(s)).toBe("2023-10-06T22:03:57Z");
@@ -48,6 +58,40 @@ describe("tetragon encoding", () => {
     expect(rfc3339Nano(s + 700_327_000n)).toBe("2023-10-06T22:03:57.700327Z");
     expect(rfc3339Nano(s + 700_327_580n)).toBe("2023-10-06T22:03:57.700327580Z");
     expect(rfc3339Nano(s + 5n)).toBe("2023-10-06T22:03:57.000000005Z");
+    expect(rfc3339Nano(0n)).toBe("1970-01-01T00:00:00Z");
+    expect(rfc3339Nano(-1n)).toBe("1969-12-31T23:59:59.999999999Z");
+  });
+
+  test("BootClock.wall equals rfc3339Nano(toWall()) on the Number path and past it", () => {
+    for (const off of [BigInt(Date.UTC(2026, 11, 3)) * 1_000_000n + 123_456_789n, 1_000_000_000n, 999_999_999n, -5n]) {
+      const c = new BootClock(off);
+      let x = 7;
+      for (let i = 0; i < 5000; i++) {
+        x = (x * 1103515245 + 12345) >>> 0;
+        const b = i % 500 === 0 ? BigInt(Number.MAX_SAFE_INTEGER) - BigInt(x) : BigInt(x) * BigInt(1 + (i % 977)) * 1000n + BigInt(i % 3);
+        if (c.wall(b) !== rfc3339Nano(c.toWall(b))) expect({ off: String(off), b: String(b), got: c.wall(b) }).toEqual({ off: String(off), b: String(b), got: rfc3339Nano(c.toWall(b)) });
+      }
+    }
+  });
+
+  test("RFC 3339 of any time equals the Date-based reference, in and across cached seconds", () => {
+    const ref = (ns: bigint): string => {
+      const sec = ns / 1_000_000_000n - (ns % 1_000_000_000n < 0n ? 1n : 0n);
+      const nanos = Number(ns - sec * 1_000_000_000n);
+      const base = new Date(Number(sec) * 1000).toISOString().slice(0, 19);
+      if (nanos === 0) return `${base}Z`;
+      let f = String(nanos).padStart(9, "0");
+      while (f.length > 3 && f.endsWith("000")) f = f.slice(0, -3);
+      return `${base}.${f}Z`;
+    };
+    let x = 0x2545f491;
+    const next = (): number => ((x = (x * 1103515245 + 12345) >>> 0), x);
+    let t = BigInt(Date.UTC(2026, 11, 3)) * 1_000_000n;
+    for (let i = 0; i < 20000; i++) {
+      const kind = next() % 4;
+      t += kind === 0 ? BigInt(next()) * 1000n : kind === 1 ? BigInt(next() % 1000) * 1_000_000n : kind === 2 ? BigInt(next() % 3) : -BigInt(next() % 2_000_000_000);
+      if (rfc3339Nano(t) !== ref(t)) expect({ t: String(t), got: rfc3339Nano(t) }).toEqual({ t: String(t), got: ref(t) });
+    }
   });
 
   test("flags words in bit order", () => {
@@ -55,6 +99,17 @@ describe("tetragon encoding", () => {
     expect(flagsString(ProcessFlag.procFS)).toBe("procFS");
     expect(flagsString(0)).toBe("");
     expect(flagsString(ProcessFlag.truncFilename | ProcessFlag.truncArgs)).toBe("truncArgs truncFilename");
+  });
+
+  test("arguments straight from the argv block equal splitting and joining it", () => {
+    const parts = ["", "a", " ", "b c", "\0", "é", "x\ty", '"q"', "  "];
+    let x = 99;
+    const next = (): number => ((x = (x * 1103515245 + 12345) >>> 0), x);
+    for (let i = 0; i < 20000; i++) {
+      let block = "";
+      for (let k = next() % 7; k > 0; k--) block += parts[next() % parts.length];
+      if (argumentsOfBlock(block) !== joinArguments(splitArgv(block), 1)) expect({ block, got: argumentsOfBlock(block) }).toEqual({ block, got: joinArguments(splitArgv(block), 1) });
+    }
   });
 
   test("arguments: argv[1..], spaces quoted", () => {

@@ -30,7 +30,7 @@ describe("resolution: fanotify for exact-file rules without BPF LSM", () => {
     expect(h.guard).toBeUndefined();
     expect(h.generic).toBeUndefined();
     expect(h.mechanism).toStartWith("fanotify (FAN_OPEN_PERM on the inode of each file");
-    expect(h.fanotify).toEqual({ target: "open", failMode: "deny", answerMs: 100, rules: [{ selector: 0, action: "deny", post: true, actionNames: ["Override"], binaries: { op: "NotIn", paths: ["/my/cat"] }, files: ["/my/extremely/secret/file"], prefixes: [] }] });
+    expect(h.fanotify).toEqual({ target: "open", failMode: "deny", answerMs: 100, rules: [{ selector: 0, action: "deny", post: true, actionNames: ["Override"], binaries: { op: "NotIn", paths: ["/my/cat"] }, files: ["/my/extremely/secret/file"], prefixes: [] }], evaluator: "rules", fileSlot: 0 });
     expect(h.actions[0]?.honored).toStartWith("Override → FAN_DENY: the open fails with EPERM");
     expect(h.limits.join("\n")).toContain("ends with the agent");
     expect(h.limits.join("\n")).toContain("verified against the event's pidfd");
@@ -95,14 +95,16 @@ spec:
     expect(resolvePolicy(talk("Post\n        rateLimit: 1m"), FAN).errors[0]).toContain("not supported by the file guard");
   });
 
-  test("Prefix on a directory (\"/dir/\"): fanotify, directory marks, and the limit on new subdirectories", () => {
+  test("Prefix on a directory (\"/dir/\"): fanotify, directory marks, new subdirectories marked as they appear (and the window before)", () => {
     const p = policyFrom(secureOpenPolicy({ name: "p", file: "/my/extremely/", allowed: "/my/cat", action: OVERRIDE, operator: "Prefix" }));
     const h = ok(resolvePolicy(p, FAN).hooks[0]);
     expect(h.backend).toBe("fanotify");
     expect(h.fanotify?.rules[0]?.prefixes).toEqual(["/my/extremely/"]);
     expect(h.fanotify?.rules[0]?.files).toEqual([]);
     expect(h.mechanism).toContain("FAN_EVENT_ON_CHILD");
-    expect(h.limits.join("\n")).toContain("a subdirectory made after the policy is not held");
+    expect(h.mechanism).toContain("FAN_CREATE/FAN_MOVED_TO watch");
+    expect(h.limits.join("\n")).toContain("a subdirectory made after the policy is marked when its creation event is read");
+    expect(h.limits.join("\n")).toContain("before that mark lands is not held");
   });
 
   test("BPF LSM stays first where it loads; without fanotify Override is refused as before", () => {
@@ -122,5 +124,51 @@ spec:
       'spec.options[0].value: option fanotify-fail-mode takes "deny" or "allow", found "maybe"',
       'spec.options[1].value: option fanotify-answer-ms takes a whole number of milliseconds from 1 to 99999, found "0"',
     ]);
+  });
+
+  test("namespaces, capabilities, parents, followChildren: the engine evaluator; *Changes matchers: the file guard, saying why", () => {
+    const sel = (extra: string) => policyFrom(`apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: p
+spec:
+  kprobes:
+  - call: security_file_open
+    syscall: false
+    args:
+    - index: 0
+      type: file
+    selectors:
+    - matchArgs:
+      - index: 0
+        operator: Equal
+        values: ["/my/extremely/secret/file"]
+${extra}      matchActions:
+      - action: Override
+        argError: -1
+`);
+    for (const extra of [
+      "      matchNamespaces:\n      - namespace: Mnt\n        operator: NotIn\n        values: [host_ns]\n",
+      "      matchCapabilities:\n      - type: Effective\n        operator: In\n        values: [CAP_SYS_ADMIN]\n",
+      "      matchParentBinaries:\n      - operator: In\n        values: [/bin/sh]\n",
+      "      matchBinaries:\n      - operator: In\n        followChildren: true\n        values: [/bin/sh]\n",
+    ]) {
+      const h = ok(resolvePolicy(sel(extra), FAN).hooks[0]);
+      expect(h.backend).toBe("fanotify");
+      expect(h.fanotify?.evaluator).toBe("engine");
+      expect(h.fanotify?.rules[0]?.binaries).toBeUndefined();
+      expect(h.mechanism).toContain("policy engine's userspace evaluate()");
+    }
+    const simple = ok(resolvePolicy(sel("      matchBinaries:\n      - operator: NotIn\n        values: [/my/cat]\n"), FAN).hooks[0]);
+    expect(simple.fanotify?.evaluator).toBe("rules");
+    const changes = resolvePolicy(sel("      matchNamespaceChanges:\n      - operator: In\n        values: [Mnt]\n"), FAN);
+    const r = changes.hooks[0]!;
+    if (r.ok) {
+      expect(r.backend).not.toBe("fanotify");
+      expect(r.limits[0]).toContain("not held by fanotify (which holds file rules here): selector 0: matchNamespaceChanges/matchCapabilityChanges compare with the values recorded at exec");
+    } else {
+      // the fallback refuses Override here; the reason says why fanotify did not take it either
+      expect(r.reason).toContain("(not held by fanotify either: selector 0: matchNamespaceChanges/matchCapabilityChanges compare with the values recorded at exec");
+    }
   });
 });

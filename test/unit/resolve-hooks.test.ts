@@ -313,3 +313,75 @@ describe("the Tetragon corpus: every hook gets a mechanism or a reasoned rejecti
     });
   }
 });
+
+describe("spec.uprobes: the generic sensor's gen_uprobe where the uprobe PMU exists", () => {
+  const offsets: Record<string, number> = { readline: 0xd4f20, main: 0x31a40 };
+  const UP: HookFeatures = {
+    ...HERE,
+    uprobes: {
+      fileOffset(path, t) {
+        if (path !== "/bin/bash") throw new Error(`read ${path}: no such file`);
+        if ("symbol" in t) {
+          const o = offsets[t.symbol];
+          if (o === undefined) throw new Error(`resolve ${t.symbol} in ${path}: no such function symbol`);
+          return o;
+        }
+        return "offset" in t ? t.offset : t.addr - 0x1000;
+      },
+      digest: (_p, algo) => `${algo}:${"ab".repeat(32)}`,
+    },
+  };
+  const UPROBE = (extra = "", head = `    symbols: [readline, main]`) => policy(`  uprobes:
+  - path: /bin/bash
+${head}
+    args:
+    - index: 0
+      type: string
+${extra}`);
+
+  test("each symbol becomes a file offset; the event is process_uprobe; Sigkill says the body never runs", () => {
+    const h = ok(resolvePolicy(policyFrom(UPROBE(`    selectors:
+    - matchBinaries:
+      - operator: In
+        values: [/bin/bash]
+      matchActions:
+      - action: Sigkill`)), UP).hooks[0]);
+    expect(h.backend).toBe("generic");
+    expect(h.event).toBe("process_uprobe");
+    expect(h.generic?.[0]?.uprobe).toEqual({ path: "/bin/bash", targets: [{ symbol: "readline", offset: 0xd4f20 }, { symbol: "main", offset: 0x31a40 }] });
+    expect(h.mechanism).toContain("uprobe PMU on /bin/bash at file offsets 0xd4f20 (readline), 0x31a40 (main)");
+    expect(h.actions.find((a) => a.action === "Sigkill")?.honored).toContain("before the function body runs");
+  });
+
+  test("addrs go through the ELF segments, offsets are taken as file offsets", () => {
+    expect(ok(resolvePolicy(policyFrom(UPROBE("", "    addrs: [0x2000]")), UP).hooks[0]).generic?.[0]?.uprobe?.targets).toEqual([{ symbol: "", offset: 0x1000 }]);
+    expect(ok(resolvePolicy(policyFrom(UPROBE("", "    offsets: [4096]")), UP).hooks[0]).generic?.[0]?.uprobe?.targets).toEqual([{ symbol: "", offset: 4096 }]);
+  });
+
+  test("refused with the reason: no uprobe PMU, a missing symbol (with its position), Override, return, kernel types, a wrong digest", () => {
+    expect(rejected(resolvePolicy(policyFrom(UPROBE()), HERE).hooks[0])).toContain("no uprobe PMU");
+    const missing = resolvePolicy(policyFrom(UPROBE("", "    symbols: [readline, nosuch]")), UP);
+    expect(missing.errors[0]).toBe("spec.uprobes[0] (/bin/bash:readline,nosuch): symbols[1]: resolve nosuch in /bin/bash: no such function symbol");
+    expect(rejected(resolvePolicy(policyFrom(UPROBE(`    selectors:
+    - matchActions:
+      - action: Override
+        argError: -1`)), UP).hooks[0])).toMatch(/Override on a uprobe cannot be honored.*substitute: Sigkill/);
+    expect(rejected(resolvePolicy(policyFrom(policy(`  uprobes:
+  - path: /bin/bash
+    symbols: [readline]
+    return: true
+    returnArg:
+      index: 0
+      type: int
+`)), UP).hooks[0])).toContain("uretprobes are not attached");
+    expect(rejected(resolvePolicy(policyFrom(policy(`  uprobes:
+  - path: /bin/bash
+    symbols: [readline]
+    args:
+    - index: 0
+      type: sock
+`)), UP).hooks[0])).toContain("kernel object");
+    expect(rejected(resolvePolicy(policyFrom(UPROBE(`    binaryDigests: ["sha256:${"f".repeat(64)}"]`)), UP).hooks[0])).toContain(`matches none of the digests (it is sha256:${"ab".repeat(32)})`);
+    expect(ok(resolvePolicy(policyFrom(UPROBE(`    binaryDigests: ["sha256:${"AB".repeat(32)}"]`)), UP).hooks[0]).event).toBe("process_uprobe");
+  });
+});

@@ -32,6 +32,13 @@ export function formatStatus(s: AgentStatus): string {
   out.push(`events: ${s.events.total} (${counts(s.events.by_type)})`);
   out.push(`lost: ${counts(s.events.lost)}`);
   out.push(`streams: ${s.events.subscribers}; sinks: ${s.events.sinks.join(", ") || "none"}`);
+  // Per sink, the counters /metrics has as ward_sink_*: sent + dropped + queued = written.
+  for (const k of s.sink_stats ?? []) {
+    const dropped = Object.values(k.dropped).reduce((a, b) => a + b, 0);
+    out.push(
+      `  sink ${k.name} (${k.kind}) ${k.up ? "up" : "down"}: written ${k.written}, sent ${k.sent}, retried ${k.retried}, dropped ${dropped}${dropped > 0 ? ` (${counts(k.dropped)})` : ""}, queued ${k.queued}${k.lastError ? `; last error: ${k.lastError}` : ""}`,
+    );
+  }
   if (s.process_cache_size !== undefined) out.push(`process cache: ${s.process_cache_size}`);
   if (s.workloads !== undefined) out.push(`workloads: ${s.workloads.total} (${counts(s.workloads.by_source)})`);
   out.push(`policies: ${s.policies.length}`);

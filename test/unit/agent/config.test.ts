@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { UsageError } from "../../../src/cli/args.ts";
 import { AGENT_FLAGS, AGENT_USAGE, ConfigError, ConfigValueError, DEFAULT_PORT, formatConfig, isLoopback, listenUrl, parseAgentConfig, parseListen, SETTINGS, type AgentConfig } from "../../../src/agent/config.ts";
 import { createLogger } from "../../../src/agent/log.ts";
+import { clickhouseSchema } from "../../../src/export/sinks/clickhouse.ts";
 import { loadOrCreateToken, TokenFileError, tokensEqual } from "../../../src/agent/token.ts";
 
 describe("parseAgentConfig", () => {
@@ -334,6 +335,44 @@ describe("README", () => {
   test("the ward agent command line lists every flag the parser accepts", () => {
     const block = /```\n(ward agent [\s\S]*?)\nward policy/.exec(readme)![1]!;
     for (const name of Object.keys(AGENT_FLAGS).filter((n) => n !== "help" && n !== "export-file")) expect({ name, listed: block.includes(`--${name}`) }).toEqual({ name, listed: true });
+  });
+
+  // "## Export sinks": one paragraph per sink, each with a copy-paste configuration; each must
+  // be what the agent actually accepts.
+  const sinksSection = readme.slice(readme.indexOf("## Export sinks"), readme.indexOf("\n## ", readme.indexOf("## Export sinks") + 5));
+  const blocks = [...sinksSection.matchAll(/```\n([\s\S]*?)```/g)].map((m) => m[1]!);
+
+  test("every `ward agent --sink` command in the sinks section parses to the sink it names", () => {
+    const commands = blocks.flatMap((b) => b.split("\n")).filter((l) => l.startsWith("ward agent --sink"));
+    const kinds = commands.map((l) => {
+      const spec = /--sink '([^']+)'/.exec(l)![1]!;
+      const c = parseWith(["--sink", spec], {}, {});
+      expect(c.sinks).toHaveLength(1);
+      return c.sinks[0]!.kind;
+    });
+    expect(kinds.sort()).toEqual(["clickhouse", "file", "loki", "syslog"]);
+    // The alternatives named in the syslog line's comment parse too.
+    for (const spec of ["syslog://127.0.0.1:514?proto=udp", "syslog:///run/ward-syslog.sock"]) expect(parseWith(["--sink", spec], {}, {}).sinks[0]!.kind).toBe("syslog");
+  });
+
+  test("the sinks section's config-file block parses through --config", () => {
+    const yaml = blocks.find((b) => b.startsWith("sinks:"))!;
+    const c = parseWith(["--config", "/etc/ward/ward.yaml"], {}, { "/etc/ward/ward.yaml": yaml });
+    expect(c.sinks.map((x) => x.kind)).toEqual(["syslog", "loki", "clickhouse"]);
+    expect(c.sinks[0]).toMatchObject({ kind: "syslog", proto: "tcp", host: "127.0.0.1", port: 514, facility: "local0" });
+    expect(c.sinks[2]).toMatchObject({ kind: "clickhouse", table: "ward_events" });
+  });
+
+  test("the ClickHouse schema in the README is the one the sink creates", () => {
+    const ddl = blocks.find((b) => b.startsWith("CREATE TABLE"))!;
+    const norm = (t: string): string => t.replace(/\s+/g, " ").replace(/\( /g, "(").replace(/ \)/g, ")").trim();
+    expect(norm(ddl)).toBe(norm(clickhouseSchema("default", "ward_events")));
+  });
+
+  test("the Prometheus scrape configuration is YAML with a ward job", () => {
+    const y = Bun.YAML.parse(blocks.find((b) => b.startsWith("scrape_configs:"))!) as { scrape_configs: Array<{ job_name: string; static_configs: Array<{ targets: string[] }> }> };
+    expect(y.scrape_configs[0]!.job_name).toBe("ward");
+    expect(y.scrape_configs[0]!.static_configs[0]!.targets[0]).toMatch(/^127\.0\.0\.1:\d+$/);
   });
 
   test("the example configuration file parses", () => {
