@@ -5,8 +5,11 @@
 // waits for). Same run, alternating sides each round (off->on, then on->off), several starts
 // per side per round. Wall time of `runc run` from spawn to exit: create, the hooks, the
 // container's run, teardown. The agent-side share (PUT until every scope applied it) is the
-// hook's own measure, from its --log-file.
+// hook's own measure, from its --log-file. The hook's process alone: `dist/ward version`
+// (the single binary's start-up, paid twice per container) and one `dist/ward oci-hook`
+// poststop against the same agent, each spawn to exit, a few per round between the sides.
 // Usage (root): bun run bench/oci-hook.ts [--rounds 7] [--starts 10] [--quick] [--json]
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { deleteAll, ensureRunc, makeBundle, makeRootfs, removeCgroupParents, runcRun } from "../test/lib/runc.ts";
@@ -75,6 +78,20 @@ spec:
     startOnce(off);
     startOnce(on);
     progress("oci-hook", `${rounds} rounds of ${starts} container starts per side`);
+    // One short-lived process of the binary, spawn to exit; a failing one would measure an error path.
+    const spawnMs = (args: string[], input?: string): number => {
+      const t0 = performance.now();
+      const r = spawnSync(ward, args, { input, encoding: "utf8", timeout: 30_000, stdio: ["pipe", "ignore", "pipe"] });
+      const ms = performance.now() - t0;
+      if (r.status !== 0) throw new Error(`${ward} ${args.join(" ")}: exit ${r.status}${r.signal ? ` (${r.signal})` : ""}: ${r.stderr.trim()}`);
+      if (r.stderr !== "") throw new Error(`${ward} ${args.join(" ")}: ${r.stderr.trim()}`);
+      return ms;
+    };
+    // A poststop for a container the agent does not know: the hook's whole path (read the
+    // state, find the agent, one request) with the agent's side next to nothing.
+    const poststop = JSON.stringify({ ociVersion: "1.0.2", id: `${tag}-unknown`, status: "stopped", pid: 0, bundle: dir, annotations: {} });
+    const versionMs: number[] = [];
+    const hookProcessMs: number[] = [];
     const pairs: Pair[] = [];
     const added: number[] = [];
     for (let r = 0; r < rounds; r++) {
@@ -83,6 +100,10 @@ spec:
         const ms: number[] = [];
         for (let i = 0; i < starts; i++) ms.push(startOnce(side === "off" ? off : on));
         got[side] = median(ms);
+      }
+      for (let i = 0; i < starts; i++) {
+        versionMs.push(spawnMs(["version"]));
+        hookProcessMs.push(spawnMs(["oci-hook", "--state-file", agent.agent.stateFile, "--fail-mode", "closed", "--timeout", "5s"], poststop));
       }
       pairs.push({ off: got.off!, on: got.on! });
       added.push(got.on! - got.off!);
@@ -100,6 +121,8 @@ spec:
       sampleMetric("oci_hook_start_added_ms", "container start (runc run of `true`), added by ward oci-hook (createRuntime + poststop), per container", "ms", added, undefined, `${s.offMedian.toFixed(1)} -> ${s.onMedian.toFixed(1)} ms, medians of ${starts} starts per side per round`),
       ratioMetric("oci_hook_start_ratio", "container start wall time with the hook vs without", s),
       sampleMetric("oci_hook_report_ms", "the hook's PUT /v1/workloads until every scope applied it (the agent's share)", "ms", applied, undefined, `${applied.length} reports`),
+      sampleMetric("oci_hook_cli_start_ms", "`dist/ward version`, spawn to exit (the single binary's start-up, paid by each hook run)", "ms", versionMs, undefined, `${versionMs.length} runs`),
+      sampleMetric("oci_hook_process_ms", "one `dist/ward oci-hook` poststop against the agent, spawn to exit", "ms", hookProcessMs, undefined, `${hookProcessMs.length} runs; a container the agent does not know, so the agent's share is one lookup`),
     );
     const st = await agent.agent.status();
     const p = st.policies.find((x) => x.name === "bench-oci-scoped");
@@ -107,7 +130,7 @@ spec:
     section.mechanisms["scoped policy"] = `containerSelector name=bench, Sigkill on a file in the rootfs: ${p?.state ?? "missing"}`;
     section.notes.push(
       "wall time of runc run from spawn to exit (create, hooks, the container's `true`, teardown); not pinned: runc, the hook and the agent spread over both cores",
-      "the hook's time is mostly starting dist/ward (a Bun single binary) twice per container; the agent's share is oci_hook_report_ms",
+      "the hook's time is mostly starting dist/ward (a Bun single binary, compiled with --bytecode --splitting so a hook run loads only its own chunk) twice per container: oci_hook_cli_start_ms; the agent's share is oci_hook_report_ms",
     );
   } finally {
     deleteAll(runcRoot);

@@ -7,20 +7,15 @@ import type { SourceMap } from "../policy/types.ts";
 import { locate } from "../policy/validate.ts";
 import type { HookStatus } from "../sensors/manager.ts";
 import type { ScopeReport } from "../workloads/scopes.ts";
+import { formatDiagnostic, type PolicyDiagnostic } from "./policy-diagnostic.ts";
 import type { PersistedPolicy, PolicyPersistence } from "./policy-persist.ts";
 
 export type PolicyMode = "enforce" | "monitor";
 export const POLICY_MODES: readonly PolicyMode[] = ["enforce", "monitor"];
 
-/** One problem found in a policy document, with where it is. */
-export interface PolicyDiagnostic {
-  message: string;
-  /** Field path inside the document, e.g. "spec.kprobes[0].selectors[1].matchArgs[0].operator". */
-  path?: string;
-  file?: string;
-  line?: number;
-  column?: number;
-}
+// One problem found in a policy document, with where it is. Its own module, so the CLI's
+// remote policy commands format the agent's diagnostics without loading this store (and yaml).
+export { formatDiagnostic, type PolicyDiagnostic } from "./policy-diagnostic.ts";
 
 /** What the parser hands back for a valid document. */
 export interface ParsedPolicy {
@@ -117,12 +112,6 @@ export class PolicyNotFoundError extends Error {
   constructor(readonly policy: string) {
     super(`no policy named "${policy}"`);
   }
-}
-
-/** `file:line:col: path: message`, as `ward policy validate` prints it (editors and CI logs read it). */
-export function formatDiagnostic(d: PolicyDiagnostic): string {
-  const where = [d.file, d.line, d.column].filter((x) => x !== undefined).join(":");
-  return `${where ? `${where}: ` : ""}${d.path ? `${d.path}: ` : ""}${d.message}`;
 }
 
 export interface AddOptions {

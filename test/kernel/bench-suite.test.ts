@@ -42,6 +42,8 @@ const REQUIRED = [
   "oci_hook_start_added_ms",
   "oci_hook_start_ratio",
   "oci_hook_report_ms",
+  "oci_hook_cli_start_ms",
+  "oci_hook_process_ms",
   "idle_rss",
   "idle_cpu",
   "rss_after_100k",

@@ -21,8 +21,8 @@ function newest(paths: string[]): number {
   return max;
 }
 
-/** What the binary is built from: sources, embedded objects and policies, the engine. */
-const inputs = ["src", "bpf/obj", "policies", "engine-as/build", "package.json"];
+/** What the binary is built from: sources, embedded objects and policies, the engine, the build's flags. */
+const inputs = ["src", "bpf/obj", "policies", "engine-as/build", "package.json", "build/binary.ts"];
 
 /** Path of a dist/ward at least as new as its inputs; builds it when it is not. */
 export async function ensureBinary(): Promise<string> {

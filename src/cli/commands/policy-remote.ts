@@ -1,7 +1,8 @@
 // `ward policy add|list|delete|enable|disable|mode`: the subcommands that act on the running
 // agent through /v1/policies. policy.ts (the dispatcher) hands them over by name.
 import { readFileSync } from "node:fs";
-import { formatDiagnostic, type PolicyDiagnostic, type PolicyInfo } from "../../agent/policy-store.ts";
+import { formatDiagnostic, type PolicyDiagnostic } from "../../agent/policy-diagnostic.ts";
+import type { PolicyInfo } from "../../agent/policy-store.ts";
 import { parseArgs, UsageError } from "../args.ts";
 import { AgentClient, ApiRequestError } from "../client.ts";
 
