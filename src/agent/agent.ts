@@ -10,7 +10,7 @@ import { isCountedSink } from "../export/sink.ts";
 import { VERSION } from "../version.ts";
 import { listenUrl, type AgentConfig } from "./config.ts";
 import { EventHub, type EventSink, type HubEvent } from "./event-hub.ts";
-import { releaseStartupMemory } from "./footprint.ts";
+import { BurstReclaimer, releaseStartupMemory } from "./footprint.ts";
 import { PolicyStore, type PolicyBackend, type PolicyParser } from "./policy-store.ts";
 import { PolicyDir, PolicyPersistError } from "./policy-persist.ts";
 import type { Sensor } from "./sensor.ts";
@@ -121,6 +121,8 @@ export class Agent {
   #sensors: Sensor[] = [];
   #server: ReturnType<typeof Bun.serve> | undefined;
   #ready = false;
+  /** Full collection after event bursts (footprint.ts). */
+  #reclaimer: BurstReclaimer | undefined;
   #stopped = false;
   #startedAt = Date.now();
   #url = "";
@@ -315,6 +317,8 @@ export class Agent {
       throw err;
     }
     releaseStartupMemory();
+    this.#reclaimer = new BurstReclaimer(() => this.hub.counters().total);
+    this.#reclaimer.start();
     this.#ready = true;
     this.#createdToken = undefined;
   }
@@ -370,6 +374,7 @@ export class Agent {
     if (this.#stopped) return;
     this.#stopped = true;
     this.#ready = false;
+    this.#reclaimer?.stop();
     const keepAttached = opts.keepAttached ?? this.config.keepSensorsOnExit;
     const errors: string[] = [];
     // The watches end first: no CR change may reach a store that is detaching.
