@@ -6,9 +6,17 @@
 // container no feeder reported) is resolved once through the process's /proc/PID/cgroup
 // when the caller gives a pid: the cgroup path names the container (parseCgroupPath, the
 // deepest container segment), which gives `docker`, and `pod` when the registry has that
-// container. The answer is cached for the cgroup id like any other.
-import { readFileSync } from "node:fs";
-import { dockerField, identityOfProcCgroup } from "./cgroup-identity.ts";
+// container. The answer is cached for the cgroup id like any other. When /proc cannot say
+// (the process exited before its exec event was written, as a short `cat` does), the known
+// workloads' own cgroup trees are searched for a directory with that id: a sub-cgroup of a
+// container belongs to it. A miss of that search is remembered briefly, so events of
+// short-lived host processes in cgroups no workload owns do not walk the trees each time.
+// Left: a sub-cgroup removed before the event of its exited process is written cannot be
+// traced to its container any more (the event has no docker field); the exec record would
+// have to carry the container's ancestor cgroup id from the kernel to close that.
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { cgroupIdOf, dockerField, identityOfProcCgroup } from "./cgroup-identity.ts";
 import type { TetragonPod } from "./k8s/pods.ts";
 import type { Workload, WorkloadRegistry } from "./registry.ts";
 
@@ -61,6 +69,8 @@ export function fieldsOf(w: Workload): WorkloadFields {
 
 export class WorkloadIdentity {
   readonly #cache = new Map<bigint, WorkloadFields>();
+  /** cgroup id -> when a tree search for it last missed (ms). */
+  readonly #treeMisses = new Map<bigint, number>();
   #unsubscribe: (() => void) | undefined;
 
   constructor(
@@ -73,7 +83,10 @@ export class WorkloadIdentity {
   async start(): Promise<void> {
     // Any change may alter answers cached for other cgroup ids too (a sub-cgroup resolved
     // to its container, a "no workload" answer): workloads change rarely, so start over.
-    this.#unsubscribe = await this.registry.subscribe(() => this.#cache.clear());
+    this.#unsubscribe = await this.registry.subscribe(() => {
+      this.#cache.clear();
+      this.#treeMisses.clear();
+    });
   }
 
   /**
@@ -85,7 +98,13 @@ export class WorkloadIdentity {
     let f = this.#cache.get(cgroupId);
     if (f === undefined) {
       const w = this.registry.byCgroupId(cgroupId);
-      f = w !== undefined ? fieldsOf(w) : pid !== undefined ? this.#fromProc(pid, cgroupId) : undefined;
+      if (w !== undefined) f = fieldsOf(w);
+      else if (pid !== undefined) {
+        // /proc may not name the container (a sub-cgroup's path, a process already gone):
+        // the known containers' trees decide before "no workload" is cached.
+        const proc = this.#fromProc(pid, cgroupId);
+        f = proc === undefined || proc === NONE ? this.#fromTrees(cgroupId) ?? proc : proc;
+      }
       if (f === undefined) return NONE; // not cached: a later call with a pid may resolve it
       // Bounded: a host churning through cgroups must not grow this without end.
       if (this.#cache.size > 65_536) this.#cache.clear();
@@ -110,8 +129,48 @@ export class WorkloadIdentity {
     return w !== undefined ? fieldsOf(w) : Object.freeze({ docker: dockerField(id.containerId) });
   }
 
+  /** The workload whose cgroup tree holds a directory with this id (its sub-cgroup). */
+  #fromTrees(cgroupId: bigint): WorkloadFields | undefined {
+    if (this.cgroupRoot === undefined) return undefined;
+    const now = Date.now();
+    const missed = this.#treeMisses.get(cgroupId);
+    if (missed !== undefined && now - missed < TREE_MISS_MS) return undefined;
+    for (const w of this.registry.all()) {
+      if (w.runtime === "none" || w.runtime === "systemd-scope") continue;
+      if (holdsCgroup(join(this.cgroupRoot, w.cgroupPath), cgroupId, TREE_DEPTH)) return fieldsOf(w);
+    }
+    if (this.#treeMisses.size > 4096) this.#treeMisses.clear();
+    this.#treeMisses.set(cgroupId, now);
+    return undefined;
+  }
+
   close(): void {
     this.#unsubscribe?.();
     this.#cache.clear();
+    this.#treeMisses.clear();
   }
+}
+
+const TREE_MISS_MS = 1000;
+const TREE_DEPTH = 4;
+
+/** Whether a descendant of dir (not dir itself: the registry knows its id) has this cgroup id. */
+function holdsCgroup(dir: string, cgroupId: bigint, depth: number): boolean {
+  if (depth === 0) return false;
+  let names: string[];
+  try {
+    names = readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
+  } catch {
+    return false;
+  }
+  for (const n of names) {
+    const sub = join(dir, n);
+    try {
+      if (cgroupIdOf(sub) === cgroupId) return true;
+    } catch {
+      continue;
+    }
+    if (holdsCgroup(sub, cgroupId, depth - 1)) return true;
+  }
+  return false;
 }
