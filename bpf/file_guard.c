@@ -606,13 +606,19 @@ int guard_module(unsigned long long *ctx)
 	return 0;
 }
 
+/*
+ * In the LSM programs a kill also fails the call (the >= GUARD_ACTION_KILL tests below):
+ * the process dies on its way back to user space either way, and refusing the call first
+ * means the open, O_TRUNC, exec or module load never happens (Override + Sigkill, and a plain
+ * Sigkill made exact). GUARD_ACTION_DENY is 2, GUARD_ACTION_KILL 1, report 0, no match -1.
+ */
 SEC("lsm/file_open")
 int guard_lsm_open(unsigned long long *ctx)
 {
 	struct file *file = (struct file *)ctx[0];
 
 	if (check_file(file, GUARD_HOOK_LSM_OPEN, 0,
-		       (struct task_struct *)bpf_get_current_task(), 1) == GUARD_ACTION_DENY)
+		       (struct task_struct *)bpf_get_current_task(), 1) >= GUARD_ACTION_KILL)
 		return -EPERM;
 	return 0;
 }
@@ -626,7 +632,7 @@ int guard_lsm_exec(unsigned long long *ctx)
 	/* Before the point of no return: current still runs the caller's binary. */
 	KREAD(file, bprm->file);
 	if (check_file(file, GUARD_HOOK_LSM_EXEC, 0,
-		       (struct task_struct *)bpf_get_current_task(), 1) == GUARD_ACTION_DENY)
+		       (struct task_struct *)bpf_get_current_task(), 1) >= GUARD_ACTION_KILL)
 		return -EPERM;
 	return 0;
 }
@@ -640,7 +646,7 @@ int guard_lsm_read_file(unsigned long long *ctx)
 	if (id != READING_MODULE)
 		return 0;
 	if (decide(MODULE_RULE, GUARD_HOOK_LSM_MODULE, id, &none,
-		   (struct task_struct *)bpf_get_current_task(), 1) == GUARD_ACTION_DENY)
+		   (struct task_struct *)bpf_get_current_task(), 1) >= GUARD_ACTION_KILL)
 		return -EPERM;
 	return 0;
 }
@@ -654,7 +660,7 @@ int guard_lsm_load_data(unsigned long long *ctx)
 	if (id != LOADING_MODULE)
 		return 0;
 	if (decide(MODULE_RULE, GUARD_HOOK_LSM_MODULE, id, &none,
-		   (struct task_struct *)bpf_get_current_task(), 1) == GUARD_ACTION_DENY)
+		   (struct task_struct *)bpf_get_current_task(), 1) >= GUARD_ACTION_KILL)
 		return -EPERM;
 	return 0;
 }

@@ -341,7 +341,13 @@ function guardActions(sel: KProbeSelector, si: number, target: "open" | "exec" |
     ? f.bpfLsm ? "in lsm/file_open" : "at the exit of the open-family syscall (or io_uring completion, or sched_process_exec for an exec of the file)"
     : target === "exec" ? f.bpfLsm ? "in lsm/bprm_check_security" : "at sched_process_exec, before the new image runs"
     : f.bpfLsm ? "in lsm/kernel_read_file and lsm/kernel_load_data" : "at init_module/finit_module syscall entry";
+  // With BPF LSM a kill also fails the call (bpf/file_guard.c), so Override + Sigkill is
+  // one rule: kill. Without it, Override is refused below before this matters.
   const setEnforcing = (a: GuardAction): void => {
+    if (action === "kill" || (action === "deny" && a === "kill")) {
+      action = "kill";
+      return;
+    }
     if (action !== "report" && action !== a) reject(`selector ${si}: both Sigkill and Override: the guard takes one enforcing action per rule`);
     action = a;
   };
@@ -373,7 +379,9 @@ function guardActions(sel: KProbeSelector, si: number, target: "open" | "exec" |
         names.push(a.action);
         honors.push({
           action: label,
-          honored: target === "module" ? MODULE_SIGKILL : `SIGKILL ${where}: the process dies before it returns to user space`,
+          honored: f.bpfLsm
+            ? `SIGKILL ${where}, and the call fails with EPERM there: the process dies before it returns to user space and the ${target === "module" ? "module is not loaded" : target === "exec" ? "new image never runs" : "file is never opened (O_TRUNC/creat do not truncate)"}`
+            : target === "module" ? MODULE_SIGKILL : `SIGKILL ${where}: the process dies before it returns to user space`,
         });
         break;
       case "Override": {
