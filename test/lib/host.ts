@@ -45,7 +45,9 @@ export function kernelUnavailable(): string | undefined {
 export function kernelTest(name: string, fn: () => unknown | Promise<unknown>, timeout?: number): void {
   const why = kernelUnavailable();
   if (why === undefined) {
-    test(name, fn as () => Promise<void>, timeout);
+    // An explicit undefined timeout is Bun's 5 s, not the default set in test/setup.ts.
+    if (timeout === undefined) test(name, fn as () => Promise<void>);
+    else test(name, fn as () => Promise<void>, timeout);
   } else if (inCI) {
     test(name, () => {
       throw new Error(`kernel test cannot run in CI: ${why}`);

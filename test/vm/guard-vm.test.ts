@@ -6,7 +6,8 @@ import { accelSummary, type VmRecord, type VmRun } from "../../build/vm.ts";
 import { kernelTest } from "../lib/host.ts";
 import { runGuardVm } from "./image.ts";
 
-const VM_TIMEOUT_MS = 240_000;
+// Under TCG the guest runs ~2 min alone; a loaded host (other suites, another VM) slows it by half or more.
+const VM_TIMEOUT_MS = 420_000;
 let vm: VmRun | undefined;
 
 function record(name: string): VmRecord {
