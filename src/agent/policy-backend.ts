@@ -59,7 +59,7 @@ export function createPolicyBackend(ctx: SensorContext, sensors: readonly Sensor
   const generic = opts.generic ?? new GenericBackend(() => new GenericSensor(sensorOpts));
   const sock = opts.sock ?? new SockBackend(() => new SockSensor(sensorOpts));
   const manager = new PolicyManager({
-    features: opts.features ?? hostHookFeatures(),
+    features: withProcessMap(opts.features ?? hostHookFeatures(), processMap !== undefined),
     encode,
     publish: (ev) => ctx.publish(ev),
     log: (msg) => ctx.log(msg),
@@ -99,4 +99,10 @@ export function createPolicyBackend(ctx: SensorContext, sensors: readonly Sensor
       }
     },
   };
+}
+
+/** The features with what the agent runs: fanotify decisions read the process sensor's map when it exists. */
+function withProcessMap(f: HookFeatures, processMap: boolean): HookFeatures {
+  if (f.fanotify === undefined || !processMap) return f;
+  return { ...f, fanotify: { ...f.fanotify, processMap: true } };
 }

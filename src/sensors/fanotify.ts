@@ -22,6 +22,8 @@ import { readdirSync, statSync } from "node:fs";
 import type { EngineEvent } from "../policy/engine-wire.ts";
 import type { TracingPolicy } from "../policy/types.ts";
 import { cgroupV2Mount } from "../workloads/cgroup-identity.ts";
+import { procMapLayout, type ProcMapLayout } from "./proc-map-layout.ts";
+import { NS_PER_TICK } from "./process-procfs.ts";
 import { resolvedForm } from "./binary-watch.ts";
 import { SyscallError, eventFd, eventFdSignal, close as closeSysFd } from "../bpf/sys.ts";
 import {
@@ -79,6 +81,44 @@ export interface FanotifyOptions {
    * for the opener's cgroup and its ancestors (src/workloads/scope-maps.ts).
    */
   scope?: { id: number; maps: { members: { fd: { raw: number } }; levels: { fd: { raw: number } } }; cgroupRoot?: string };
+  /**
+   * The process sensor's kernel process map (ward_procs): engine rules read the opener's and
+   * its ancestors' exec records there (binary, namespaces and capabilities at exec), as the
+   * kernel hooks do. Without it they read /proc, and selectors with matchNamespaceChanges or
+   * matchCapabilityChanges (which compare with the exec record) are refused at start().
+   */
+  processMap?: { fd: { raw: number } };
+}
+
+/** What the engine rules' selectors read of the opener, so a decision reads nothing more. */
+export interface EngineNeeds {
+  /** the ppid chain (matchParentBinaries, matchBinaries followChildren, matchPIDs followForks) */
+  ancestors: boolean;
+  /** /proc/PID/status: capabilities now, the pid in its namespace (matchCapabilities*, matchPIDs isNamespacePID) */
+  status: boolean;
+  /** the namespaces now (matchNamespaces*, isNamespaceCapability) */
+  ns: boolean;
+  /** the exec record's namespaces and capabilities (matchNamespaceChanges, matchCapabilityChanges) */
+  atExec: boolean;
+}
+
+/** What the selectors of every hook of `policy` read (conservative: hooks fanotify does not hold count too). */
+export function engineNeeds(policy: TracingPolicy): EngineNeeds {
+  const out: EngineNeeds = { ancestors: false, status: false, ns: false, atExec: false };
+  const hooks = [...policy.spec.kprobes, ...policy.spec.fentries, ...policy.spec.tracepoints, ...policy.spec.uprobes, ...policy.spec.usdts, ...policy.spec.lsmhooks];
+  for (const h of hooks) {
+    for (const sel of h.selectors) {
+      if (sel.matchParentBinaries.length > 0 || sel.matchBinaries.some((b) => b.followChildren) || sel.matchPIDs.some((p) => p.followForks)) out.ancestors = true;
+      if (sel.matchPIDs.some((p) => p.isNamespacePID)) out.status = true;
+      if (sel.matchCapabilities.length > 0 || sel.matchCapabilityChanges.length > 0) {
+        out.status = true;
+        out.ns = true; // isNamespaceCapability compares the user namespace with the host's
+      }
+      if (sel.matchNamespaces.length > 0 || sel.matchNamespaceChanges.length > 0) out.ns = true;
+      if (sel.matchNamespaceChanges.length > 0 || sel.matchCapabilityChanges.length > 0) out.atExec = true;
+    }
+  }
+  return out;
 }
 
 export interface FanotifyMatch {
@@ -125,9 +165,13 @@ export interface FanotifyCounters {
   newDirsMissed: number;
   /** the slowest read-to-mark time of a new directory (µs, from reading its FAN_CREATE) */
   maxDirMarkUs: number;
+  /** engine decisions whose opener's binary (and exec record) came from the kernel process map */
+  mapFacts: number;
+  /** processes (openers or ancestors) the process map had no entry for, read from /proc instead */
+  procFallbacks: number;
 }
 
-const COUNTER_NAMES: (keyof FanotifyCounters)[] = ["events", "allowed", "denied", "killed", "exempt", "timeouts", "undecided", "maxAnswerUs", "totalAnswerUs", "outOfScope", "scheduling", "newDirs", "newDirsMissed", "maxDirMarkUs"];
+const COUNTER_NAMES: (keyof FanotifyCounters)[] = ["events", "allowed", "denied", "killed", "exempt", "timeouts", "undecided", "maxAnswerUs", "totalAnswerUs", "outOfScope", "scheduling", "newDirs", "newDirsMissed", "maxDirMarkUs", "mapFacts", "procFallbacks"];
 
 /** The message that starts the worker (structured-cloned; the counters buffer is shared). */
 interface WorkerInit {
@@ -165,6 +209,10 @@ interface WorkerInit {
   sys: { pidfdSendSignal: number; bpf: number };
   /** the workload scope: its id, the scope maps' fds (shared by the process), the cgroup v2 root */
   scope?: { id: number; membersFd: number; levelsFd: number; root: string };
+  /** the kernel process map engine rules read (its fd, shared by the process), its value layout, ns per /proc tick */
+  procs?: { fd: number; layout: ProcMapLayout; nsPerTick: string };
+  /** what the engine rules read of the opener */
+  needs?: EngineNeeds;
 }
 
 interface WorkerMatch {
@@ -249,8 +297,15 @@ export function fanotifyWorkerMain(ffi: typeof import("bun:ffi"), fs: typeof imp
       const pending = r.pending.map((path) => ({ path, cpath: enc.encode(`${path}\0`) }));
       rules.set(r.id, { action: r.action, post: r.post, op: r.op, keys: new Set(r.keys), paths: new Set(r.paths), pending, exec: r.exec, ...(r.engine ? { engine: r.engine } : {}) });
     }
-    // ---- engine rules: the policy engine's evaluate() on the opener as /proc shows it (its
-    // executable, ancestors by the ppid chain, namespaces, capabilities), read through the
+    // ---- engine rules: the policy engine's evaluate() on the opener as the kernel hooks see
+    // it. Its binary and its ancestors' are their exec records in the kernel process map
+    // (ward_procs, the map the kernel sensors match binaries on), with the namespaces and
+    // capabilities recorded at exec (the *Changes matchers compare with those); the
+    // namespaces and capabilities now, the pid in its namespace and the parent chain are the
+    // live ones (/proc: the kernel hooks read the current task too, so a process that
+    // unshares after exec is judged on where it is, not where it started). A process the map
+    // has no entry for (started before the agent and missed by the seed, or aged out of the
+    // LRU) is read from /proc (/proc/PID/exe) and counted. Everything is read through the
     // event's pid and verified afterwards: the pidfd still refers to a live process (so the
     // pid was not reused) and each ancestor is still the parent of the one below it (a dead
     // parent's pid could have been reused, but its child would have been reparented).
@@ -301,33 +356,112 @@ export function fanotifyWorkerMain(ffi: typeof import("bun:ffi"), fs: typeof imp
         return ""; // a kernel thread, or gone
       }
     };
+    // The process map: one BPF_MAP_LOOKUP_ELEM per process into a buffer of its value size.
+    const procs = init.procs;
+    const needs: EngineNeeds = init.needs ?? { ancestors: true, status: true, ns: true, atExec: false };
+    const pattr = new Uint8Array(32);
+    const pattrv = new DataView(pattr.buffer);
+    const pkey = new Uint8Array(4);
+    const pkeyv = new DataView(pkey.buffer);
+    const pval = new Uint8Array(procs?.layout.size ?? 8);
+    const pvalv = new DataView(pval.buffer);
+    const nsPerTick = BigInt(procs?.nsPerTick ?? "10000000");
+    const NS_KEYS = NS.map(([k]) => k);
+    /** /proc/PID/stat: the live parent (real_parent's tgid, what the kernel hooks walk) and the start time in ticks. */
+    const statOf = (pid: number): { ppid: number; start: bigint } | undefined => {
+      let text: string;
+      try {
+        text = fs.readFileSync(`/proc/${pid}/stat`, "latin1");
+      } catch {
+        return undefined;
+      }
+      // comm may hold spaces and parentheses: the fields start after the last ")"
+      const f = text.slice(text.lastIndexOf(")") + 2).split(" ");
+      const ppid = Number(f[1]);
+      const start = f[19];
+      if (!Number.isInteger(ppid) || start === undefined || !/^\d+$/.test(start)) return undefined;
+      return { ppid, start: BigInt(start) };
+    };
+    /**
+     * The exec record of `pid` in the process map, when it is that process's. The record is
+     * keyed by the pid number, which an earlier process may have held; this closes that
+     * race: the caller verifies afterwards that the pidfd (or, for an ancestor, the parent
+     * link) still holds the process whose start time `start` was read, so the number was
+     * that process's for the whole lookup. Every record written for that process (at its
+     * fork, its execs, or the /proc seed, which writes starttime itself) is at or after its
+     * start; a record of an earlier holder was written before that one exited, so before this
+     * process was forked. A record older than the start is therefore a stale one and is not
+     * used. /proc gives the start in 10 ms ticks: an earlier holder's record from the same
+     * tick would pass, which needs the pid number freed and allocated again within 10 ms;
+     * pids are handed out cyclically, so that takes pid_max forks in 10 ms.
+     */
+    const mapped = (pid: number, start: bigint): { binary: string; ns: Record<string, number>; caps: { effective: bigint; inheritable: bigint; permitted: bigint } } | undefined => {
+      if (procs === undefined) return undefined;
+      const lo = procs.layout;
+      pkeyv.setUint32(0, pid, true);
+      pattrv.setUint32(0, procs.fd, true);
+      pattrv.setBigUint64(8, BigInt(ffi.ptr(pkey)), true);
+      pattrv.setBigUint64(16, BigInt(ffi.ptr(pval)), true);
+      if (Number(libc.syscall(init.sys.bpf, 1 /* BPF_MAP_LOOKUP_ELEM */, ffi.ptr(pattr), 32, 0, 0)) !== 0) return undefined;
+      if (pvalv.getBigUint64(lo.ktime, true) < start * nsPerTick) return undefined;
+      const binLen = pvalv.getUint32(lo.binLen, true);
+      // no binary recorded (a fork whose parent the map missed), or a path longer than the
+      // kept prefix: /proc gives the whole path
+      if (binLen === 0 || binLen >= lo.binSize) return undefined;
+      const ns: Record<string, number> = {};
+      for (let i = 0; i < lo.nsCount && i < NS_KEYS.length; i++) {
+        const v = pvalv.getUint32(lo.ns + i * 4, true);
+        if (v !== 0) ns[NS_KEYS[i]!] = v;
+      }
+      return {
+        binary: dec.decode(pval.subarray(lo.bin, lo.bin + binLen)),
+        ns,
+        caps: { effective: pvalv.getBigUint64(lo.capEffective, true), inheritable: pvalv.getBigUint64(lo.capInheritable, true), permitted: pvalv.getBigUint64(lo.capPermitted, true) },
+      };
+    };
     /** The opener as the engine sees it, or undefined when it cannot be read and verified. */
     const engineEvent = (pid: number, pidfd: number, fileSlot: number, filePath: string): EngineEvent | undefined => {
-      const me = statusOf(pid);
+      const me = statOf(pid);
       if (me === undefined) return undefined;
-      const binary = exeOfPid(pid);
-      const namespaces = nsOf(pid);
-      const chain: { pid: number; ppid: number; nspid: number; binary: string }[] = [];
-      for (let p = me.ppid; p > 0 && chain.length < 8;) {
-        const st = statusOf(p);
+      const status = needs.status ? statusOf(pid) : undefined;
+      if (needs.status && status === undefined) return undefined;
+      const rec = mapped(pid, me.start);
+      // the *Changes matchers compare with the exec record: without it they cannot be decided
+      if (rec === undefined && needs.atExec) return undefined;
+      let binary: string;
+      if (rec !== undefined) {
+        binary = rec.binary;
+        bump(14);
+      } else {
+        binary = exeOfPid(pid);
+        bump(15);
+      }
+      const namespaces = needs.ns ? nsOf(pid) : {};
+      const chain: { pid: number; ppid: number; binary: string }[] = [];
+      for (let p = needs.ancestors ? me.ppid : 0; p > 0 && chain.length < 8;) {
+        const st = statOf(p);
         if (st === undefined) break;
-        chain.push({ pid: p, ppid: st.ppid, nspid: st.nspid, binary: exeOfPid(p) });
+        const up = mapped(p, st.start);
+        if (up === undefined) bump(15);
+        chain.push({ pid: p, ppid: st.ppid, binary: up !== undefined ? up.binary : exeOfPid(p) });
         p = st.ppid;
       }
       if (init.pidfd && (pidfd < 0 || Number(libc.syscall(init.sys.pidfdSendSignal, pidfd, 0, 0, 0, 0, 0)) !== 0)) return undefined;
-      let below = me.ppid;
-      if ((statusOf(pid)?.ppid ?? -1) !== below) return undefined;
-      for (let i = 0; i + 1 < chain.length; i++) {
-        if ((statusOf(chain[i]!.pid)?.ppid ?? -1) !== chain[i + 1]!.pid) return undefined;
-        below = chain[i + 1]!.pid;
+      if (needs.ancestors) {
+        if ((statOf(pid)?.ppid ?? -1) !== me.ppid) return undefined;
+        for (let i = 0; i + 1 < chain.length; i++) {
+          if ((statOf(chain[i]!.pid)?.ppid ?? -1) !== chain[i + 1]!.pid) return undefined;
+        }
       }
       const args: ({ file: { path: string } } | undefined)[] = [];
       args[fileSlot] = { file: { path: filePath } };
       return {
-        pid, nspid: me.nspid, binary,
+        pid, nspid: status?.nspid ?? pid, binary,
         ...(chain[0] !== undefined ? { parentBinary: chain[0].binary } : {}),
-        ancestors: chain.map((a) => ({ pid: a.pid, nspid: a.nspid, binary: a.binary })),
-        namespaces, hostNamespaces: hostNs, caps: me.caps,
+        ancestors: chain.map((a) => ({ pid: a.pid, binary: a.binary })),
+        namespaces, hostNamespaces: hostNs,
+        ...(rec !== undefined && needs.atExec ? { namespacesAtExec: rec.ns, capsAtExec: rec.caps } : {}),
+        ...(status !== undefined ? { caps: status.caps } : {}),
         inHostUserNs: namespaces.User === undefined || namespaces.User === hostNs.User,
         args,
       };
@@ -949,6 +1083,12 @@ export class FanotifyGuard {
       ...(this.#opts.scope !== undefined ? { scope: { id: this.#opts.scope.id, membersFd: this.#opts.scope.maps.members.fd.raw, levelsFd: this.#opts.scope.maps.levels.fd.raw, root: this.#opts.scope.cgroupRoot ?? cgroupRootOrThrow() } } : {}),
     };
     if (this.#rules.some((r) => r.engine !== undefined) && this.#engine === undefined) throw new FanotifyError("start: engine rules need setEngine() first");
+    if (this.#engine !== undefined) {
+      const needs = engineNeeds(this.#engine.policy);
+      if (needs.atExec && this.#opts.processMap === undefined) throw new FanotifyError("start: matchNamespaceChanges/matchCapabilityChanges compare with the values recorded at exec, which only the process sensor's map (ward_procs) keeps: no process map was given (is the process sensor running?)");
+      init.needs = needs;
+      if (this.#opts.processMap !== undefined) init.procs = { fd: this.#opts.processMap.fd.raw, layout: procMapLayout(), nsPerTick: String(NS_PER_TICK) };
+    }
     // Engine rules need the policy engine in the decision thread: a module worker that
     // imports it (an entrypoint of its own in the single binary); the others the blob worker.
     let w: Worker;

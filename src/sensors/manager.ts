@@ -308,6 +308,7 @@ class Attachment {
         fanotify_scheduling: c.scheduling,
         fanotify_new_dirs: c.newDirs, fanotify_new_dirs_missed: c.newDirsMissed, fanotify_max_dir_mark_us: c.maxDirMarkUs,
         fanotify_failed: this.fanFailure === undefined ? 0 : 1,
+        fanotify_map_facts: c.mapFacts, fanotify_proc_fallbacks: c.procFallbacks,
       });
     }
     return out;
@@ -632,6 +633,7 @@ export class PolicyManager {
     const fan = FanotifyGuard.create({
       exemptPids: this.opts.exemptPids ?? [], answerMs: plan.answerMs, failMode: plan.failMode,
       ...(a.scope !== 0 && this.opts.scopes !== undefined ? { scope: { id: a.scope, maps: this.opts.scopes.maps } } : {}),
+      ...(this.opts.processMap !== undefined ? { processMap: this.opts.processMap } : {}),
     });
     a.fan = fan;
     // Engine-decided hooks: the decision thread compiles the policy and evaluates it.

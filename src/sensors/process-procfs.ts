@@ -8,8 +8,8 @@ import { ProcessFlag } from "../events/flags.ts";
 import type { SeedProcess } from "../events/process-cache.ts";
 import { NS_NAMES, type CredsNs } from "../events/process-record.ts";
 
-/** USER_HZ: /proc/<pid>/stat times are in 1/100 s on every Linux ABI. */
-const NS_PER_TICK = 10_000_000n;
+/** USER_HZ: /proc/<pid>/stat times are in 1/100 s on every Linux ABI (seeded process-map entries carry starttime times this). */
+export const NS_PER_TICK = 10_000_000n;
 
 function read(path: string): string | undefined {
   try {

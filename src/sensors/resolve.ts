@@ -43,9 +43,11 @@ export interface HookFeatures {
   cgroupSockAddr?(): { root: string } | { missing: string };
   /**
    * fanotify permission events (FAN_CLASS_CONTENT groups can be made here); undefined or
-   * false: not available. pidfd: FAN_REPORT_PIDFD (5.15+) verifies the opener.
+   * false: not available. pidfd: FAN_REPORT_PIDFD (5.15+) verifies the opener. processMap:
+   * the agent runs the process sensor, whose kernel process map (ward_procs) the decision
+   * thread reads the opener's exec record from (the *Changes matchers need it).
    */
-  fanotify?: { pidfd: boolean };
+  fanotify?: { pidfd: boolean; processMap?: boolean };
   /** The uprobe PMU exists; undefined: it does not (no uprobes). */
   uprobes?: UprobeLookup;
 }
@@ -621,7 +623,7 @@ function fanotifyActionsOk(sel: KProbeSelector): boolean {
  * substitute as before (which name their own limits, and refuse Override here).
  */
 /** fanotify's evaluator for a hook, or why fanotify cannot hold it (for explain). */
-function fanotifyFit(h: WireHook, target: "open" | "exec"): "rules" | "engine" | { why: string } {
+function fanotifyFit(h: WireHook, target: "open" | "exec", processMap: boolean): "rules" | "engine" | { why: string } {
   if (h.ret) return { why: "return: true (fanotify answers before the call, there is no return value)" };
   if (h.selectors.length === 0) return { why: "no selectors (every file would be held)" };
   const fileIdx = fileArgIndex(h.args, target === "open" ? ["file", "fd", "path"] : ["linux_binprm", "file"]);
@@ -633,15 +635,16 @@ function fanotifyFit(h: WireHook, target: "open" | "exec"): "rules" | "engine" |
       why = `selector ${si}: ${w}`;
       return false;
     };
-    if (sel.matchNamespaceChanges.length || sel.matchCapabilityChanges.length) return no("matchNamespaceChanges/matchCapabilityChanges compare with the values recorded at exec, which /proc does not keep");
-    // matchPIDs with isNamespacePID/followForks compares each ancestor's number in the
+    // The *Changes matchers compare with the values recorded at exec: the decision thread
+    // reads them from the process sensor's map, so they need it running.
+    if ((sel.matchNamespaceChanges.length || sel.matchCapabilityChanges.length) && !processMap) return no("matchNamespaceChanges/matchCapabilityChanges compare with the values recorded at exec, which only the process sensor's map keeps (the process sensor is not running), and /proc shows only the present");
+    // matchPIDs isNamespacePID with followForks compares each ancestor's number in the
     // opener's pid namespace, which the kernel computes (pid_nr_in) and the open-exit check
-    // already holds; /proc gives each process's own innermost number
-    if (sel.matchPIDs.length) return no("matchPIDs is held at the open-family syscall exit, where the kernel numbers ancestors in the opener's pid namespace");
-    // The engine's evaluate() decides what the rules cannot: namespaces, capabilities,
-    // parents and ancestors (followChildren), pids, several or pattern matchBinaries, all
-    // read from /proc at the decision. Not what needs exec-time values (the *Changes
-    // matchers: /proc shows only the present) or the call's return.
+    // already holds; the decision thread has the opener's own number (its NSpid) only
+    if (sel.matchPIDs.some((p) => p.isNamespacePID && p.followForks)) return no("matchPIDs isNamespacePID with followForks is held at the open-family syscall exit, where the kernel numbers each ancestor in the opener's pid namespace");
+    // The engine's evaluate() decides what the rules cannot: namespaces, capabilities, their
+    // changes since exec, parents and ancestors (followChildren), pids, several or pattern
+    // matchBinaries (engineFacts says where each is read). Not the call's return.
     if (sel.matchData.length || sel.matchReturnArgs.length || sel.matchWorkloads !== undefined || sel.matchReturnActions.length) return no("matchData/matchReturnArgs/matchReturnActions/matchWorkloads are not evaluated at a fanotify decision");
     try {
       unsupportedMatchers(sel, 0);
@@ -667,7 +670,25 @@ function fanotifyFit(h: WireHook, target: "open" | "exec"): "rules" | "engine" |
 }
 
 /** What the engine evaluator reads of the opener, for explain (one sentence). */
-const ENGINE_FACTS = "decided by the policy engine's userspace evaluate() (the same compiled selectors the kernel tables hold) on the opener as /proc shows it at the decision: /proc/PID/exe, the ppid chain's executables (up to 8 ancestors: matchParentBinaries, followChildren), /proc/PID/ns/* (matchNamespaces), CapEff/CapPrm/CapInh of /proc/PID/status (matchCapabilities); read through the event's pid and verified afterwards (the pidfd still refers to a live process, each ancestor is still the parent of the one below it)";
+function engineFacts(processMap: boolean): string {
+  const binaries = processMap
+    ? "the opener's binary and its ancestors' binaries from their exec records in the kernel process map ward_procs (the path the kernel resolved at exec, as the kernel hooks match it; a process the map has no entry for, or whose path is longer than the 255 bytes it keeps, is read from /proc/PID/exe and counted in fanotify_proc_fallbacks), the record verified to be this process's (recorded at or after its start time, and the pidfd still alive after the lookup, so the pid was not reused)"
+    : "the opener's binary from /proc/PID/exe, its ancestors' from theirs (no process sensor: no exec records)";
+  return `decided by the policy engine's userspace evaluate() (the same compiled selectors the kernel tables hold) on ${binaries}; the parent chain by /proc/PID/stat's ppid (the live real_parent, up to 8 ancestors: matchParentBinaries, followChildren, followForks); the namespaces and capabilities now from /proc/PID/ns/* and /proc/PID/status (matchNamespaces, matchCapabilities: the kernel hooks read the current task too)${processMap ? ", compared with the exec record's (matchNamespaceChanges, matchCapabilityChanges)" : ""}; matchPIDs on the event's pid (isNamespacePID: its NSpid); read through the event's pid and verified afterwards (the pidfd still refers to a live process, each ancestor is still the parent of the one below it)`;
+}
+
+/** Per selector of an engine-decided hook: which mechanism decides each of its matchers (explain). */
+function engineSelectorFacts(sel: KProbeSelector, si: number, processMap: boolean): string {
+  const parts: string[] = ["matchArgs: the fanotify mark on the file's inode"];
+  if (sel.matchBinaries.length) parts.push(`matchBinaries: ${processMap ? "the exec record's binary in ward_procs (/proc/PID/exe when the map has none)" : "/proc/PID/exe"}${sel.matchBinaries.some((b) => b.followChildren) ? ", followChildren over the ancestors' records" : ""}`);
+  if (sel.matchParentBinaries.length) parts.push(`matchParentBinaries: ${processMap ? "the parent's exec record in ward_procs" : "the parent's /proc/PID/exe"} (the parent by /proc ppid)`);
+  if (sel.matchPIDs.length) parts.push(`matchPIDs: the event's pid, verified by its pidfd${sel.matchPIDs.some((p) => p.isNamespacePID) ? " (isNamespacePID: NSpid of /proc/PID/status)" : ""}${sel.matchPIDs.some((p) => p.followForks) ? ", followForks over the /proc ppid chain" : ""}`);
+  if (sel.matchNamespaces.length) parts.push("matchNamespaces: /proc/PID/ns/* now");
+  if (sel.matchCapabilities.length) parts.push("matchCapabilities: /proc/PID/status now");
+  if (sel.matchNamespaceChanges.length) parts.push("matchNamespaceChanges: /proc/PID/ns/* now against the exec record's namespaces in ward_procs");
+  if (sel.matchCapabilityChanges.length) parts.push("matchCapabilityChanges: /proc/PID/status now against the exec record's capabilities in ward_procs");
+  return `selector ${si}: ${parts.join("; ")}`;
+}
 
 function fanotifyFileHook(h: WireHook, target: "open" | "exec", f: HookFeatures, monitor: boolean, options: FanotifyOptionsOf, evaluator: "rules" | "engine"): Omit<ResolvedHook, keyof HookBase | "ok"> {
   const fileIdx = fileArgIndex(h.args, target === "open" ? ["file", "fd", "path"] : ["linux_binprm", "file"]);
@@ -721,20 +742,21 @@ function fanotifyFileHook(h: WireHook, target: "open" | "exec", f: HookFeatures,
     ? "the opener's executable is its /proc/PID/exe, read through the event's pid and verified against the event's pidfd (the process still lives, so the pid was not reused)"
     : "the opener's executable is its /proc/PID/exe, read through the event's pid (no FAN_REPORT_PIDFD before 5.15: not verified against a pidfd)";
   const marks = `${event} on the inode of each file, FAN_MARK_INODE${hasPrefix ? `; under a Prefix directory, on each file and on each directory with FAN_EVENT_ON_CHILD, so files created there later are held too, and a FAN_CREATE/FAN_MOVED_TO watch (a notification group) on the same directories, so a subdirectory created or moved in later is marked the moment the real-time decision thread reads its creation, then scanned for what appeared in it first` : ""}`;
-  const mechanism = `fanotify (${marks}; ${target === "open" ? "an exec of the file opens it too" : "plain opens are not held"}): the kernel holds the ${what} until the agent's decision thread answers${evaluator === "engine" ? `, ${ENGINE_FACTS}` : ""}; no BPF LSM here, and unlike the file guard the call is refused before it happens; other files cost nothing`;
+  const mechanism = `fanotify (${marks}; ${target === "open" ? "an exec of the file opens it too" : "plain opens are not held"}): the kernel holds the ${what} until the agent's decision thread answers${evaluator === "engine" ? `, ${engineFacts(f.fanotify?.processMap === true)}` : ""}; no BPF LSM here, and unlike the file guard the call is refused before it happens; other files cost nothing`;
   const limits = [
     `enforcement lasts while the agent runs: the fanotify group ends with the agent (on any exit, SIGKILL included, the kernel allows pending and later ${what}s); no BPF backstop is attached for this rule`,
     `every ${what} of a protected file waits for the agent's answer; a decision not made within ${options.answerMs} ms, or that cannot be made (the opener's executable unreadable), is answered ${options.failMode === "deny" ? "FAN_DENY" : "FAN_ALLOW"} (fanotify-fail-mode ${options.failMode}) and counted`,
     "the decision thread runs SCHED_FIFO (lowest real-time priority; nice -20 where real-time scheduling is refused, said in the fanotify_scheduling counter), so openers it wakes do not preempt it: 1,000 opens held at once are answered in milliseconds, not hundreds of them",
     verify,
     evaluator === "engine"
-      ? "engine-decided selectors match binaries by the executable's path as /proc/PID/exe resolves it (Tetragon's semantics: a renamed or hard-linked copy is another path), the protected files by inode (the engine sees the path the policy named for a marked inode); matchNamespaceChanges and matchCapabilityChanges need the values recorded at exec, which /proc does not keep: such selectors stay with the file guard"
+      ? `engine-decided selectors match binaries by path (Tetragon's semantics: a renamed or hard-linked copy is another path), ${f.fanotify?.processMap === true ? "the path recorded at exec (renaming the binary afterwards changes nothing)" : "as /proc/PID/exe resolves it now (no process sensor)"}, the protected files by inode (the engine sees the path the policy named for a marked inode)${f.fanotify?.processMap === true ? "" : "; matchNamespaceChanges and matchCapabilityChanges need the values recorded at exec, which only the process sensor's map keeps: such selectors stay with the file guard"}`
       : "matchBinaries entries that exist are matched by inode (In entries by their resolved path too, never weaker than a path match); one that does not exist yet is matched by the executable's resolved path and becomes inode-matched at the first decision after it appears (NotIn then allows only that file, In keeps the path match)",
     "files are matched by inode when the policy is applied: a file created or replaced later (new inode) under the same path is not covered until the policy is re-applied",
     "keys are (device, inode number) without the inode generation: if a protected file or an allowed binary is deleted, a new file that reuses its inode number inherits the rule or the allowance",
     "fds opened before the policy was applied are not revoked (FAN_ACCESS_PERM would put every read of the file through the agent; it is not used)",
   ];
   if (target === "exec") limits.push("matchBinaries sees the executable that called exec (the image being replaced), as security_bprm_check does");
+  if (evaluator === "engine") h.selectors.forEach((sel, si) => limits.push(engineSelectorFacts(sel, si, f.fanotify?.processMap === true)));
   if (hasPrefix) {
     limits.push(
       "Prefix directories: the files under them are matched by inode (a hardlink or a rename elsewhere stays held); a file created later in the tree is held through its directory's mark and matched by its path; a subdirectory made after the policy is marked when its creation event is read (measured here: 0.1-0.25 ms after mkdir on average, at most a few ms), and an open inside it before that mark lands is not held: a process on another CPU that opens files in a directory it just made gets through in that window (the directory creation itself cannot be held: fanotify has no permission event for mkdir)",
@@ -1263,7 +1285,7 @@ function resolveOne(h: WireHook, f: HookFeatures, monitor: boolean, lists: reado
     // Without BPF LSM, fanotify holds the file rules it can express (exact files, one
     // matchBinaries): the call fails or the caller dies before the open happens, and other
     // files cost nothing. BPF LSM stays first where it loads (it can outlive the agent).
-    const fan = (lsm === "file_open" || lsm === "bprm_check_security") && !f.bpfLsm && f.fanotify !== undefined ? fanotifyFit(h, lsm === "file_open" ? "open" : "exec") : undefined;
+    const fan = (lsm === "file_open" || lsm === "bprm_check_security") && !f.bpfLsm && f.fanotify !== undefined ? fanotifyFit(h, lsm === "file_open" ? "open" : "exec", f.fanotify.processMap === true) : undefined;
     if (typeof fan === "string") return fanotifyFileHook(h, lsm === "file_open" ? "open" : "exec", f, monitor, options, fan);
     // Where fanotify exists but cannot hold this rule, the substitute says why it holds it instead.
     const notFan = <T extends { limits: string[] }>(make: () => T): T => {

@@ -8,6 +8,10 @@
 //                       until it fails with EPERM (the new directory's mark landed); prints
 //                       "dirs N held H max_us M mean_us A leaked L" (the unheld window per
 //                       directory, and the opens that got through in it)
+//   after CHANGE PATH   change something the process map recorded at exec, without an exec
+//                       (CHANGE: none, mnt = unshare(CLONE_NEWNS), capdrop = drop
+//                       CAP_SYS_ADMIN from the effective set), then open PATH and print the
+//                       content ("ERR change E" / "ERR open E" on failure)
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -16,8 +20,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sched.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+#include <linux/capability.h>
 
 static const char *target;
 static pthread_barrier_t barrier;
@@ -89,6 +96,40 @@ static int do_dirfd(const char *dir, const char *name)
 	return 0;
 }
 
+static int do_after(const char *change, const char *path)
+{
+	int rc = 0;
+	if (!strcmp(change, "mnt")) {
+		rc = unshare(CLONE_NEWNS);
+	} else if (!strcmp(change, "capdrop")) {
+		struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+		struct __user_cap_data_struct d[2];
+		memset(d, 0, sizeof d);
+		rc = (int)syscall(SYS_capget, &h, d);
+		if (rc == 0) {
+			d[CAP_SYS_ADMIN / 32].effective &= ~(1u << (CAP_SYS_ADMIN % 32));
+			rc = (int)syscall(SYS_capset, &h, d);
+		}
+	} else if (strcmp(change, "none")) {
+		printf("ERR change %d\n", EINVAL);
+		return 2;
+	}
+	if (rc != 0) {
+		printf("ERR change %d\n", errno);
+		return 3;
+	}
+	int fd = open(path, O_RDONLY);
+	if (fd < 0) {
+		printf("ERR open %d\n", errno);
+		return 3;
+	}
+	char buf[4096];
+	ssize_t r;
+	while ((r = read(fd, buf, sizeof buf)) > 0)
+		fwrite(buf, 1, (size_t)r, stdout);
+	return 0;
+}
+
 static int do_flood(double seconds, const char *path)
 {
 	long end = now_us() + (long)(seconds * 1e6);
@@ -149,6 +190,8 @@ int main(int argc, char **argv)
 		return do_newdir(strtol(argv[2], NULL, 10), argv[3]);
 	if (argc == 4 && !strcmp(argv[1], "flood"))
 		return do_flood(strtod(argv[2], NULL), argv[3]);
-	fprintf(stderr, "usage: %s concurrent N PATH | dirfd DIR NAME | flood SECONDS PATH | newdir N DIR\n", argv[0]);
+	if (argc == 4 && !strcmp(argv[1], "after"))
+		return do_after(argv[2], argv[3]);
+	fprintf(stderr, "usage: %s concurrent N PATH | dirfd DIR NAME | flood SECONDS PATH | newdir N DIR | after none|mnt|capdrop PATH\n", argv[0]);
 	return 2;
 }
