@@ -3,7 +3,12 @@
 // Prints, in one run:
 //  - opens per wall second with the group (= decisions per second) and without it;
 //  - the per-open wall-time ratio on/off (median of alternating rounds, with the spread);
-//  - the decision thread's own figures (mean and slowest answer, late and undecided counts).
+//  - the decision thread's own figures (mean and slowest answer, late and undecided counts);
+//  - CPU time per open (medians over the rounds): the agent's (this process's CPU time over
+//    a round, which is the decision thread's: the main thread sleeps in spawnSync) per
+//    decision, and the opener's with and without the group (its own rusage). On one core
+//    these add up to the cycle, so they say where a decision's time goes even when other
+//    work on the machine makes the wall-clock rates noisy.
 // The load is test/kernel/fanotify-helper.c `flood` pinned to CPU 0 (wall-clock loop: a
 // decision costs the opener its wait, which CPU time would not show). The decision thread
 // runs wherever this process runs: `taskset -c 0 bun run bench/fanotify.ts` puts the
@@ -16,6 +21,7 @@ import { join } from "node:path";
 import { ensureSystemPackages } from "../build/system.ts";
 import { FanotifyGuard } from "../src/sensors/fanotify.ts";
 import { summarizeRatios } from "./lib/stats.ts";
+import { threadCpu, threadCpuDelta } from "./lib/threads.ts";
 
 class FanotifyBenchError extends Error {
   override name = "FanotifyBenchError";
@@ -49,12 +55,27 @@ if (cc.status !== 0) throw new FanotifyBenchError(`cc fanotify-helper.c: ${cc.st
 const allowed = join(dir, "allowed-helper");
 copyFileSync(helper, allowed);
 
+/** CPU µs per open: the agent's (this process) and the opener's, per round. */
+const agentCpuUs: number[] = [];
+const openerCpuOnUs: number[] = [];
+const openerCpuOffUs: number[] = [];
+
+/** One flood round on CPU 0: opens per wall second, recording the CPU per open of both sides. */
+function flood(path: string, agent: number[] | undefined, opener: number[]): number {
+  const c0 = process.cpuUsage();
+  const r = spawnSync("taskset", ["-c", "0", allowed, "flood", String(seconds), path], { encoding: "utf8", timeout: (seconds + 30) * 1000 });
+  const c = process.cpuUsage(c0);
+  const m = /opens (\d+) cpu_us (\d+)/.exec(r.stdout);
+  const n = Number(m?.[1]);
+  if (r.status !== 0 || !Number.isFinite(n) || n === 0) throw new FanotifyBenchError(`flood failed: ${r.stdout}${r.stderr}`);
+  opener.push(Number(m?.[2]) / n);
+  agent?.push((c.user + c.system) / n);
+  return n / seconds;
+}
+
 /** Opens per wall second of the allowed binary's open/close loop on CPU 0. */
 function opensPerSecond(): number {
-  const r = spawnSync("taskset", ["-c", "0", allowed, "flood", String(seconds), secret], { encoding: "utf8", timeout: (seconds + 30) * 1000 });
-  const n = Number(/opens (\d+)/.exec(r.stdout)?.[1]);
-  if (r.status !== 0 || !Number.isFinite(n)) throw new FanotifyBenchError(`flood failed: ${r.stdout}${r.stderr}`);
-  return n / seconds;
+  return flood(secret, agentCpuUs, openerCpuOnUs);
 }
 
 function denied(): boolean {
@@ -65,9 +86,16 @@ function denied(): boolean {
 // --scheduling default: the decision thread without real-time priority (what SCHED_FIFO buys)
 const schedIdx = process.argv.indexOf("--scheduling");
 const scheduling = schedIdx >= 0 && process.argv[schedIdx + 1] === "default" ? "default" : "realtime";
-const guard = FanotifyGuard.create({ scheduling });
+// --profile: the decision thread accounts its CPU time per phase (a few clock reads per decision)
+const profile = process.argv.includes("--profile");
+const guard = FanotifyGuard.create({ scheduling, profile });
 guard.addRule({ action: "deny", post: false, target: "open", binaries: { op: "NotIn", paths: [allowed] } }, [secret]);
 let on: FanotifyGuard | undefined;
+let threads0: ReturnType<typeof threadCpu> = [];
+let threadsOn: ReturnType<typeof threadCpuDelta> = [];
+let eventsOn = 0;
+let phasesOn: Record<string, number> = {};
+let phasesBase: Record<string, number> = {};
 const offRates: number[] = [];
 const onRates: number[] = [];
 const pairs: { off: number; on: number }[] = [];
@@ -81,13 +109,15 @@ try {
   // stays up (its thread stays warm) and only marked inodes reach it.
   const plain = join(dir, "plain");
   writeFileSync(plain, "I love pizza!\n");
-  const offRate = (): number => {
-    const r = spawnSync("taskset", ["-c", "0", allowed, "flood", String(seconds), plain], { encoding: "utf8", timeout: (seconds + 30) * 1000 });
-    const n = Number(/opens (\d+)/.exec(r.stdout)?.[1]);
-    if (r.status !== 0 || !Number.isFinite(n)) throw new FanotifyBenchError(`flood failed: ${r.stdout}${r.stderr}`);
-    return n / seconds;
-  };
+  const offRate = (): number => flood(plain, undefined, openerCpuOffUs);
   opensPerSecond(); // warm the decision thread's JIT
+  agentCpuUs.length = 0;
+  openerCpuOnUs.length = 0;
+  const cz = guard.counters();
+  const events0 = cz.events;
+  const phases0: Record<string, number> = { wait: cz.cpuWaitUs, read: cz.cpuReadUs, decide: cz.cpuDecideUs, answer: cz.cpuAnswerUs, close: cz.cpuCloseUs };
+  phasesBase = phases0;
+  threads0 = threadCpu();
   for (let i = 0; i < rounds; i++) {
     // A and B alternate: off then on, then on then off
     let off: number;
@@ -104,6 +134,10 @@ try {
     // per-open wall time (1 / rate), on over off
     pairs.push({ off: 1 / off, on: 1 / onr });
   }
+  threadsOn = threadCpuDelta(threads0, threadCpu());
+  const c1 = guard.counters();
+  phasesOn = { wait: c1.cpuWaitUs, read: c1.cpuReadUs, decide: c1.cpuDecideUs, answer: c1.cpuAnswerUs, close: c1.cpuCloseUs };
+  eventsOn = guard.counters().events - events0;
 } finally {
   on?.close();
   rmSync(dir, { recursive: true, force: true });
@@ -123,6 +157,15 @@ const result = {
   timeouts: c.timeouts,
   undecided: c.undecided,
   cpus: spawnSync("taskset", ["-p", String(process.pid)], { encoding: "utf8" }).stdout.trim(),
+  /** CPU µs per decision by thread of this process over the measured rounds (both kinds: the off rounds cost the agent nothing) */
+  threadCpuUsPerDecision: threadsOn.slice(0, 5).map((t) => ({ thread: `${t.comm}/${t.tid}`, us: eventsOn > 0 ? Math.round((t.ticks * 10_000 * 100) / eventsOn) / 100 : 0 })),
+  /** --profile: the decision thread's CPU µs per decision by phase (epoll_wait, read, decide, write answer, close fds) */
+  ...(profile ? { phaseCpuUsPerDecision: Object.fromEntries(Object.entries(phasesOn).map(([k, v]) => [k, eventsOn > 0 ? Math.round(((v - (phasesBase[k] ?? 0)) / eventsOn) * 100) / 100 : 0])) } : {}),
+  cpuUsPerOpen: {
+    agent: Math.round(median(agentCpuUs) * 100) / 100,
+    openerWithGroup: Math.round(median(openerCpuOnUs) * 100) / 100,
+    openerWithoutGroup: Math.round(median(openerCpuOffUs) * 100) / 100,
+  },
 };
 if (asJson) process.stdout.write(`${JSON.stringify(result)}\n`);
 else {
@@ -131,4 +174,7 @@ else {
   log(`  opens/s of an unmarked file, same loop: ${result.opensPerSecondWithoutGroup}`);
   log(`  per-open wall time ratio on/off: median ${s.median.toFixed(3)} (spread ${s.min.toFixed(3)}-${s.max.toFixed(3)})`);
   log(`  answer time: mean ${result.meanAnswerUs} us, slowest ${result.maxAnswerUs} us; late ${result.timeouts}, undecided ${result.undecided} of ${result.events}`);
+  log(`  agent CPU per decision by thread: ${result.threadCpuUsPerDecision.map((t) => `${t.thread} ${t.us} us`).join(", ")}`);
+  if (result.phaseCpuUsPerDecision !== undefined) log(`  decision thread CPU per decision by phase: ${Object.entries(result.phaseCpuUsPerDecision).map(([k, v]) => `${k} ${v} us`).join(", ")}`);
+  log(`  CPU per open (medians): agent ${result.cpuUsPerOpen.agent} us per decision; opener ${result.cpuUsPerOpen.openerWithGroup} us with the group, ${result.cpuUsPerOpen.openerWithoutGroup} us without`);
 }

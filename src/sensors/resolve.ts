@@ -738,9 +738,13 @@ function fanotifyFileHook(h: WireHook, target: "open" | "exec", f: HookFeatures,
     rules.push({ selector: si, action, post, actionNames: names, ...(binaries ? { binaries } : {}), files: prefix ? [] : [...m.values], prefixes: prefix ? [...m.values] : [] });
   });
   const hasPrefix = rules.some((r) => r.prefixes.length > 0);
-  const verify = f.fanotify?.pidfd
-    ? "the opener's executable is its /proc/PID/exe, read through the event's pid and verified against the event's pidfd (the process still lives, so the pid was not reused)"
-    : "the opener's executable is its /proc/PID/exe, read through the event's pid (no FAN_REPORT_PIDFD before 5.15: not verified against a pidfd)";
+  // FanotifyGuard.needsPidfd: the same test per hook (a policy whose other hook needs the pidfd gets it for all)
+  const needsPidfd = evaluator === "engine" || rules.some((r) => r.action === "kill");
+  const verify = !f.fanotify?.pidfd
+    ? "the opener's executable is its /proc/PID/exe, read through the event's pid (no FAN_REPORT_PIDFD before 5.15: not verified against a pidfd)"
+    : needsPidfd
+      ? "the opener's executable is its /proc/PID/exe, read through the event's pid and verified against the event's pidfd (the process still lives, so the pid was not reused)"
+      : "the opener's executable is its /proc/PID/exe, read through the event's pid; no pidfd is taken (FAN_REPORT_PIDFD costs the decision thread about 3 µs an event, allowed ones included) as these rules do not kill: the pid can go to another process only once the opener's whole thread group is gone, and the opener is held in its open until the answer, so a read that could see another process answers an open that never completes (a posted event of that match would name the process holding the pid then: that needs the opener killed during its own decision and its pid handed out again within it)";
   const marks = `${event} on the inode of each file, FAN_MARK_INODE${hasPrefix ? `; under a Prefix directory, on each file and on each directory with FAN_EVENT_ON_CHILD, so files created there later are held too, and a FAN_CREATE/FAN_MOVED_TO watch (a notification group) on the same directories, so a subdirectory created or moved in later is marked the moment the real-time decision thread reads its creation, then scanned for what appeared in it first` : ""}`;
   const mechanism = `fanotify (${marks}; ${target === "open" ? "an exec of the file opens it too" : "plain opens are not held"}): the kernel holds the ${what} until the agent's decision thread answers${evaluator === "engine" ? `, ${engineFacts(f.fanotify?.processMap === true)}` : ""}; no BPF LSM here, and unlike the file guard the call is refused before it happens; other files cost nothing`;
   const limits = [

@@ -33,7 +33,10 @@ describe("resolution: fanotify for exact-file rules without BPF LSM", () => {
     expect(h.fanotify).toEqual({ target: "open", failMode: "deny", answerMs: 100, rules: [{ selector: 0, action: "deny", post: true, actionNames: ["Override"], binaries: { op: "NotIn", paths: ["/my/cat"] }, files: ["/my/extremely/secret/file"], prefixes: [] }], evaluator: "rules", fileSlot: 0 });
     expect(h.actions[0]?.honored).toStartWith("Override → FAN_DENY: the open fails with EPERM");
     expect(h.limits.join("\n")).toContain("ends with the agent");
-    expect(h.limits.join("\n")).toContain("verified against the event's pidfd");
+    // no rule kills: the group takes no pidfd per event, and says why that verifies nothing lost
+    expect(h.limits.join("\n")).toContain("no pidfd is taken");
+    const kill = ok(resolvePolicy(talk("Sigkill"), FAN).hooks[0]);
+    expect(kill.limits.join("\n")).toContain("verified against the event's pidfd");
   });
 
   test("Override + Sigkill (the talk's secure policy as written) and Sigkill alone: kill before the answer", () => {
