@@ -537,14 +537,45 @@ export function fanotifyWorkerMain(ffi: typeof import("bun:ffi"), fs: typeof imp
       for (let i = 0; i < digits.length; i++) fdLink[at++] = digits.charCodeAt(i);
       fdLink[at] = 0;
     };
+    let exePathPid = -1;
     const procExe = (pid: number): void => {
-      // "/proc/<pid>/exe\0" without allocating a string
+      // "/proc/<pid>/exe\0" without allocating a string; an opener's next open reuses it
+      if (pid === exePathPid) return;
+      exePathPid = pid;
       let at = 0;
       for (const ch of "/proc/") exePath[at++] = ch.charCodeAt(0);
       const digits = String(pid);
       for (let i = 0; i < digits.length; i++) exePath[at++] = digits.charCodeAt(i);
       for (const ch of "/exe") exePath[at++] = ch.charCodeAt(0);
       exePath[at] = 0;
+    };
+    // The opener's executable, read at most once per event (state reset for each event: one
+    // pair of functions for the thread rather than two closures allocated per decision).
+    let curPid = 0;
+    let curPidfd = -1;
+    let exeRead = false;
+    let exeOk = false;
+    let exeIno = 0;
+    let exeKey = "";
+    let exe: string | undefined;
+    const readExe = (): void => {
+      if (exeRead) return;
+      exeRead = true;
+      procExe(curPid);
+      if (libc.fstatat(-100, exePath, st, 0) !== 0) return;
+      exeIno = u64(stv, 8);
+      exeKey = `${u64(stv, 0)}:${exeIno}`;
+      // The pid was read while the pidfd held the process: if it is still alive the
+      // executable read above was this opener's (a pid is not reused while its process lives).
+      exeOk = !init.pidfd || (curPidfd >= 0 && Number(libc.syscall(init.sys.pidfdSendSignal, curPidfd, 0, 0, 0, 0, 0)) === 0);
+    };
+    const exePathOf = (): string => {
+      if (exe === undefined) {
+        procExe(curPid);
+        const l = Number(libc.readlink(exePath, link, link.byteLength));
+        exe = l > 0 ? dec.decode(link.subarray(0, l)) : "";
+      }
+      return exe;
     };
     const answer = (fd: number, allow: boolean): void => {
       respv.setInt32(0, fd, true);
@@ -795,35 +826,21 @@ export function fanotifyWorkerMain(ffi: typeof import("bun:ffi"), fs: typeof imp
                 const path = l > 0 ? dec.decode(link.subarray(0, l)) : "";
                 ids = prefixes.filter((x) => path.startsWith(x.prefix)).map((x) => x.id);
               }
-              let exeRead = false;
-              let exeOk = false;
-              let exeIno = 0n;
-              let exeKey = "";
-              let exe: string | undefined;
-              const readExe = (): void => {
-                if (exeRead) return;
-                exeRead = true;
-                procExe(pid);
-                if (libc.fstatat(-100, exePath, st, 0) !== 0) return;
-                exeIno = stv.getBigUint64(8, true);
-                exeKey = `${u64(stv, 0)}:${u64(stv, 8)}`;
-                // The pid was read while the pidfd held the process: if it is still alive the
-                // executable read above was this opener's (a pid is not reused while its process lives).
-                exeOk = !init.pidfd || (pidfd >= 0 && Number(libc.syscall(init.sys.pidfdSendSignal, pidfd, 0, 0, 0, 0, 0)) === 0);
-              };
-              const exePathOf = (): string => {
-                if (exe === undefined) {
-                  const l = Number(libc.readlink(exePath, link, link.byteLength));
-                  exe = l > 0 ? dec.decode(link.subarray(0, l)) : "";
-                }
-                return exe;
-              };
+              exeRead = false;
+              exeOk = false;
+              exeIno = 0;
+              exeKey = "";
+              exe = undefined;
+              curPid = pid;
+              curPidfd = pidfd;
               let undecided = false;
               let hit: number | undefined;
               // engine verdicts of this event by hook index (one evaluate() per hook)
               let verdicts: Map<number, number> | undefined;
               let fact: EngineEvent | undefined | null;
-              for (const id of ids ?? []) {
+              const idList = ids ?? [];
+              for (let k = 0; k < idList.length; k++) {
+                const id = idList[k]!;
                 const rule = rules.get(id);
                 // exec-only rules are marked FAN_OPEN_EXEC_PERM only; the check keeps them exact anyway
                 if (rule === undefined || (rule.exec && !isExec)) continue;
@@ -888,7 +905,7 @@ export function fanotifyWorkerMain(ffi: typeof import("bun:ffi"), fs: typeof imp
                   fdPath(fd);
                   const l = Number(libc.readlink(fdLink, link, link.byteLength));
                   const path = l > 0 ? dec.decode(link.subarray(0, l)) : "";
-                  matches.push({ rule: hit!, pid, action: rule.action, dev: String(dev), ino: String(ino), exeIno: String(exeIno), exe: exeIno !== 0n ? exePathOf() : "", path, timeNs: String(bootNs()), exec: isExec });
+                  matches.push({ rule: hit!, pid, action: rule.action, dev: String(dev), ino: String(ino), exeIno: String(exeIno), exe: exeIno !== 0 ? exePathOf() : "", path, timeNs: String(bootNs()), exec: isExec });
                 }
               }
             } else {

@@ -174,4 +174,54 @@ ${extra}      matchActions:
       expect(r.reason).toContain("(not held by fanotify either: selector 0: matchNamespaceChanges/matchCapabilityChanges compare with the values recorded at exec");
     }
   });
+
+  test("with the process sensor's map: matchPIDs and the *Changes matchers on fanotify's engine, each selector's sources named; isNamespacePID with followForks stays at the syscall exit", () => {
+    const MAP: HookFeatures = { ...FAN, fanotify: { pidfd: true, processMap: true } };
+    const sel = (extra: string) => policyFrom(`apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: p
+spec:
+  kprobes:
+  - call: security_file_open
+    syscall: false
+    args:
+    - index: 0
+      type: file
+    selectors:
+    - matchArgs:
+      - index: 0
+        operator: Equal
+        values: ["/my/extremely/secret/file"]
+${extra}      matchActions:
+      - action: Override
+        argError: -1
+`);
+    const cases: [string, string][] = [
+      ["      matchPIDs:\n      - operator: In\n        values: [42]\n", "matchPIDs: the event's pid, verified by its pidfd"],
+      ["      matchPIDs:\n      - operator: NotIn\n        followForks: true\n        values: [42]\n", "followForks over the /proc ppid chain"],
+      ["      matchNamespaceChanges:\n      - operator: In\n        values: [Mnt]\n", "matchNamespaceChanges: /proc/PID/ns/* now against the exec record's namespaces in ward_procs"],
+      ["      matchCapabilityChanges:\n      - type: Effective\n        operator: In\n        values: [CAP_SYS_ADMIN]\n", "matchCapabilityChanges: /proc/PID/status now against the exec record's capabilities in ward_procs"],
+      ["      matchBinaries:\n      - operator: Prefix\n        values: [/usr/]\n", "matchBinaries: the exec record's binary in ward_procs (/proc/PID/exe when the map has none)"],
+    ];
+    for (const [extra, names] of cases) {
+      const h = ok(resolvePolicy(sel(extra), MAP).hooks[0]);
+      expect(h.backend).toBe("fanotify");
+      expect(h.fanotify?.evaluator).toBe("engine");
+      expect(h.mechanism).toContain("exec records in the kernel process map ward_procs");
+      expect(h.limits.find((l) => l.startsWith("selector 0: "))).toContain(names);
+    }
+    // without the map, matchPIDs is still the engine's (the pid needs no exec record); the *Changes matchers are not
+    expect(ok(resolvePolicy(sel(cases[0]![0]), FAN).hooks[0]).backend).toBe("fanotify");
+    expect(ok(resolvePolicy(sel(cases[0]![0]), FAN).hooks[0]).mechanism).toContain("the opener's binary from /proc/PID/exe");
+    const noMap = resolvePolicy(sel(cases[2]![0]), FAN).hooks[0]!;
+    if (noMap.ok) expect(noMap.backend).not.toBe("fanotify");
+    const nsFollow = resolvePolicy(sel("      matchPIDs:\n      - operator: In\n        isNamespacePID: true\n        followForks: true\n        values: [1]\n"), MAP).hooks[0]!;
+    if (nsFollow.ok) {
+      expect(nsFollow.backend).not.toBe("fanotify");
+      expect(nsFollow.limits[0]).toContain("matchPIDs isNamespacePID with followForks is held at the open-family syscall exit");
+    } else {
+      expect(nsFollow.reason).toContain("matchPIDs isNamespacePID with followForks is held at the open-family syscall exit");
+    }
+  });
 });
