@@ -14,12 +14,18 @@
 // runs wherever this process runs: `taskset -c 0 bun run bench/fanotify.ts` puts the
 // opener and the agent on one core, `taskset -c 1 ...` gives the agent the other one.
 //
-// Usage (root): bun run bench/fanotify.ts [--rounds 7] [--seconds 1] [--scheduling realtime|default] [--json]
+// --engine: the rule is decided by the policy engine instead (matchBinaries Postfix, which the
+// inode rules cannot hold), on the opener's exec record in the kernel process map of a
+// process sensor started here, as the agent runs it.
+//
+// Usage (root): bun run bench/fanotify.ts [--rounds 7] [--seconds 1] [--scheduling realtime|default] [--profile] [--engine] [--json]
 import { spawnSync } from "node:child_process";
 import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ensureSystemPackages } from "../build/system.ts";
+import { validatePolicyText } from "../src/policy/validate.ts";
 import { FanotifyGuard } from "../src/sensors/fanotify.ts";
+import { ProcessSensor } from "../src/sensors/process.ts";
 import { summarizeRatios } from "./lib/stats.ts";
 import { threadCpu, threadCpuDelta } from "./lib/threads.ts";
 
@@ -88,8 +94,43 @@ const schedIdx = process.argv.indexOf("--scheduling");
 const scheduling = schedIdx >= 0 && process.argv[schedIdx + 1] === "default" ? "default" : "realtime";
 // --profile: the decision thread accounts its CPU time per phase (a few clock reads per decision)
 const profile = process.argv.includes("--profile");
-const guard = FanotifyGuard.create({ scheduling, profile });
-guard.addRule({ action: "deny", post: false, target: "open", binaries: { op: "NotIn", paths: [allowed] } }, [secret]);
+const engine = process.argv.includes("--engine");
+const procs = engine ? new ProcessSensor({ nodeName: "bench", onEvent: () => {}, log: () => {} }) : undefined;
+await procs?.start();
+const processMap = procs?.processMap;
+const guard = FanotifyGuard.create({ scheduling, profile, ...(processMap !== undefined ? { processMap } : {}) });
+if (engine) {
+  // binaries named .../fan-helper are denied: the helper is, allowed-helper is not
+  const yaml = `apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: fanbench
+spec:
+  kprobes:
+  - call: security_file_open
+    syscall: false
+    args:
+    - index: 0
+      type: file
+    selectors:
+    - matchArgs:
+      - index: 0
+        operator: Equal
+        values: ["${secret}"]
+      matchBinaries:
+      - operator: Postfix
+        values: ["/fan-helper"]
+      matchActions:
+      - action: Override
+        argError: -1
+`;
+  const policy = validatePolicyText(yaml, "fanbench.yaml").policies[0]?.policy;
+  if (policy === undefined) throw new FanotifyBenchError("the bench's engine policy does not validate");
+  guard.setEngine({ policy, mode: "enforce" });
+  guard.addRule({ action: "deny", post: false, target: "open", engine: { hookIndex: 0, selector: 0, fileSlot: 0 } }, [secret]);
+} else {
+  guard.addRule({ action: "deny", post: false, target: "open", binaries: { op: "NotIn", paths: [allowed] } }, [secret]);
+}
 let on: FanotifyGuard | undefined;
 let threads0: ReturnType<typeof threadCpu> = [];
 let threadsOn: ReturnType<typeof threadCpuDelta> = [];
@@ -140,6 +181,7 @@ try {
   eventsOn = guard.counters().events - events0;
 } finally {
   on?.close();
+  await procs?.stop();
   rmSync(dir, { recursive: true, force: true });
 }
 const c = guard.counters();
@@ -148,6 +190,9 @@ const s = summarizeRatios(pairs);
 const result = {
   rounds,
   seconds,
+  evaluator: engine ? "engine (process map)" : "rules (inode)",
+  mapFacts: c.mapFacts,
+  procFallbacks: c.procFallbacks,
   decisionsPerSecond: Math.round(median(onRates)),
   opensPerSecondWithoutGroup: Math.round(median(offRates)),
   perOpenRatio: s,
@@ -169,7 +214,7 @@ const result = {
 };
 if (asJson) process.stdout.write(`${JSON.stringify(result)}\n`);
 else {
-  log(`fanotify decisions (open/close of the protected file by the allowed binary, load on CPU 0; this process: ${result.cpus})`);
+  log(`fanotify decisions (open/close of the protected file by the allowed binary, load on CPU 0; this process: ${result.cpus}; evaluator: ${result.evaluator}${engine ? `, map facts ${result.mapFacts}, /proc fallbacks ${result.procFallbacks}` : ""})`);
   log(`  decisions/s (median of ${rounds} rounds of ${seconds} s): ${result.decisionsPerSecond}`);
   log(`  opens/s of an unmarked file, same loop: ${result.opensPerSecondWithoutGroup}`);
   log(`  per-open wall time ratio on/off: median ${s.median.toFixed(3)} (spread ${s.min.toFixed(3)}-${s.max.toFixed(3)})`);
