@@ -478,8 +478,30 @@ export function fanotifyWorkerMain(ffi: typeof import("bun:ffi"), fs: typeof imp
       return rec;
     };
     /** The opener as the engine sees it, or undefined when it cannot be read and verified. */
+    // A process's start time never changes, and on pidfs (6.9+) a pidfd's inode number names
+    // its process for the whole boot (never reused): once a start time read through the pid
+    // was verified by the pidfd, it is kept by that inode, and the opener's next decision
+    // reads no /proc/PID/stat (about 11 µs of a 47 µs engine decision here, profiled). Where
+    // pidfds are anonymous inodes (one inode for all) nothing is kept.
+    const PIDFS_MAGIC = 0x50494446;
+    let pidfs = false;
+    if (init.pidfd && procs !== undefined) {
+      const self = Number(libc.syscall(434 /* pidfd_open, the same number on x86-64 and arm64 */, process.pid, 0, 0, 0, 0, 0));
+      if (self >= 0) {
+        const fsb = new Uint8Array(120);
+        // struct statfs: f_type first (a long)
+        pidfs = libc.fstatfs(self, fsb) === 0 && new DataView(fsb.buffer).getUint32(0, true) === PIDFS_MAGIC;
+        libc.close(self);
+      }
+    }
+    const startByIno = new Map<number, number>();
+    const pst2 = new Uint8Array(144);
+    const pst2v = new DataView(pst2.buffer);
+    const pidfdIno = (pidfd: number): number => (pidfs && pidfd >= 0 && libc.fstat(pidfd, pst2) === 0 ? u64(pst2v, 8) : -1);
     const engineEvent = (pid: number, pidfd: number, fileSlot: number, filePath: string): EngineEvent | undefined => {
-      const me = statOf(pid);
+      const ino = needs.ancestors ? -1 : pidfdIno(pidfd);
+      const known = ino >= 0 ? startByIno.get(ino) : undefined;
+      const me = known !== undefined ? { ppid: -1, start: known } : statOf(pid);
       if (me === undefined) return undefined;
       const status = needs.status ? statusOf(pid) : undefined;
       if (needs.status && status === undefined) return undefined;
@@ -505,6 +527,10 @@ export function fanotifyWorkerMain(ffi: typeof import("bun:ffi"), fs: typeof imp
         p = st.ppid;
       }
       if (init.pidfd && (pidfd < 0 || Number(libc.syscall(init.sys.pidfdSendSignal, pidfd, 0, 0, 0, 0, 0)) !== 0)) return undefined;
+      if (ino >= 0 && known === undefined) {
+        if (startByIno.size >= 4096) startByIno.clear();
+        startByIno.set(ino, me.start);
+      }
       if (needs.ancestors) {
         if ((statOf(pid)?.ppid ?? -1) !== me.ppid) return undefined;
         for (let i = 0; i + 1 < chain.length; i++) {

@@ -184,9 +184,17 @@ describe("fanotify decisions from the kernel process map (ward_procs)", () => {
       expect(rb.stdout).toBe(SECRET);
       expect(rb.code).toBe(0);
       expectDenied(run(movedIn, [secret])); // a new exec from held/ is denied
+
+      // one process, two images: sh (not under held/) opens the file, then execs a cat from
+      // held/ in the same pid, whose open is judged on the new exec record
+      const heldCat = join(dir, "held/cat-e");
+      copyFileSync("/bin/cat", heldCat);
+      const r = run("sh", ["-c", `exec 3< ${secret} && echo opened; exec ${heldCat} ${secret}`]);
+      expect(r.stdout).toBe("opened\n");
+      expect(r.stderr).toContain("Operation not permitted");
     });
     // every decision had its opener in the map: none came from /proc
-    expect(c.fanotify_map_facts).toBe(5);
+    expect(c.fanotify_map_facts).toBe(7);
     expect(c.fanotify_proc_fallbacks).toBe(0);
     expect(c.fanotify_undecided).toBe(0);
   });
