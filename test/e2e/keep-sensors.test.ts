@@ -17,6 +17,7 @@ import { agentReady, waitFor } from "../lib/agent.ts";
 import { linkIdsOf, systemLinkIds } from "../lib/bpf-links.ts";
 import { listPins } from "../../src/bpf/pin.ts";
 import { BpfMap, MapType } from "../../src/bpf/map.ts";
+import { cgroupV2Mount } from "../../src/workloads/cgroup-identity.ts";
 
 const root = join(import.meta.dir, "..", "..");
 const main = join(root, "src", "cli", "main.ts");
@@ -356,7 +357,7 @@ describe("--keep-sensors-on-exit (e2e)", () => {
     240_000,
   );
 
-  kernelTest("an incompatible manifest, pins without a manifest, and --keep-sensors-on-exit without a policy store are refused with the reason, nothing changed", async () => {
+  kernelTest("an incompatible manifest, pins without a manifest, --keep-sensors-on-exit without a policy store or with the CR watch, and uprobe or scoped policies under it are refused with the reason, nothing changed", async () => {
     const bpfDir = `${bpfRoot}-c`;
     const store = join(dir, "store-c");
     const run = (args: string[]) => spawnSync(process.execPath, [main, "agent", "--listen", "127.0.0.1:0", "--token-file", join(dir, "t-c"), "--state-file", join(dir, "s-c.json"), "--export-file", join(dir, "e-c.log"), "--bpf-dir", bpfDir, ...args], { encoding: "utf8", timeout: 60_000 });
@@ -364,6 +365,26 @@ describe("--keep-sensors-on-exit (e2e)", () => {
     const noStore = run(["--keep-sensors-on-exit"]);
     expect(noStore.status).toBe(1);
     expect(noStore.stderr).toContain("--keep-sensors-on-exit needs --policy-store-dir DIR");
+
+    // CR policies are not in the store: the flag and the CR watch are refused together.
+    const k8s = run(["--keep-sensors-on-exit", "--policy-store-dir", store, "--enable-k8s-api"]);
+    expect(k8s.status).not.toBe(0);
+    expect(k8s.stderr).toContain("--keep-sensors-on-exit: cannot be used with enable-k8s-api while TracingPolicy CRs are applied");
+
+    // What no pin can hold exactly is refused when applied, naming why: a uprobe (its links
+    // are not pinned) and a workload scope (its membership would freeze with the agent).
+    const uprobe = join(dir, "keep-uprobe.yaml");
+    writeFileSync(uprobe, "apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: keep-uprobe\nspec:\n  uprobes:\n  - path: /bin/bash\n    symbols: [readline]\n    selectors:\n    - matchActions:\n      - action: Sigkill\n");
+    const up = run(["--keep-sensors-on-exit", "--policy-store-dir", store, "--policy", uprobe]);
+    expect(up.status).toBe(1);
+    expect(up.stderr).toContain("ward does not pin uprobe links");
+    const scoped = join(dir, "keep-scoped.yaml");
+    writeFileSync(scoped, secureOpenPolicy({ name: "keep-scoped", file: file("scoped-secret"), allowed: myCat }).replace("spec:\n", "spec:\n  containerSelector:\n    matchLabels:\n      id: 0123456789abcdef\n"));
+    const sc = run(["--keep-sensors-on-exit", "--policy-store-dir", store, "--policy", scoped]);
+    expect(sc.status).toBe(1);
+    // Which refusal depends on the host: without a cgroup v2 hierarchy there are no scopes at all.
+    expect(sc.stderr).toContain(cgroupV2Mount() !== undefined ? "spec.containerSelector: the policy is scoped, and with --keep-sensors-on-exit" : "the policy is scoped but this agent has no workload scopes");
+    expect(under(bpfDir)).toEqual([]);
 
     // A manifest from a future ward: format 99.
     const text = new TextEncoder().encode(JSON.stringify({ format: 99, ward: "9.9.9", objects: {}, policies: {}, shared: {} }));

@@ -106,6 +106,38 @@ describe("resolution with --keep-sensors-on-exit", () => {
   });
 });
 
+describe("what no pin can hold exactly is refused with the flag", () => {
+  const uprobe = policyFrom(`apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: u
+spec:
+  uprobes:
+  - path: /bin/bash
+    symbols: [readline]
+    selectors:
+    - matchActions:
+      - action: Sigkill
+`);
+  const UP: HookFeatures = { ...FAN, uprobes: { fileOffset: () => 0xd4f20, digest: (_p, a) => `${a}:${"ab".repeat(32)}` } };
+
+  test("uprobe links are not pinned: refused with the flag, resolved without it", () => {
+    expect(ok(resolvePolicy(uprobe, UP).hooks[0]).backend).toBe("generic");
+    const r = resolvePolicy(uprobe, { ...UP, keepSensors: true });
+    expect(r.errors).toHaveLength(1);
+    expect(r.errors[0]).toContain("ward does not pin uprobe links (one per policy and file offset, not adoptable by a restarted agent); run without --keep-sensors-on-exit");
+  });
+
+  test("a fanotify rule the userspace engine decides has no exact backstop: refused with the flag", () => {
+    const parents = policyFrom(secureOpenPolicy({ name: "p", file: "/my/extremely/secret/file", allowed: "/my/cat", action: "Sigkill", operator: "Equal" }).replace("matchBinaries:", "matchParentBinaries:"));
+    const h = ok(resolvePolicy(parents, FAN).hooks[0]);
+    expect(h.fanotify?.evaluator).toBe("engine");
+    const r = resolvePolicy(parents, KEEP);
+    expect(r.errors).toHaveLength(1);
+    expect(r.errors[0]).toContain("decided by the policy engine in userspace (matchParentBinaries, followChildren, matchNamespaces or matchCapabilities), which no pinned program evaluates");
+  });
+});
+
 describe("binary ids adopted from pins", () => {
   test("seeded ids are kept and new paths get ids above them; a conflicting seed is refused", () => {
     const b = new BinaryInterner();
