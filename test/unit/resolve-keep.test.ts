@@ -4,7 +4,9 @@
 // call; what nothing pinned can hold (a Prefix directory on fanotify, the cgroup socket hooks)
 // is refused with the reason and the substitute. Also the binary ids adopted from pins.
 import { describe, expect, test } from "bun:test";
-import { BinaryInterner } from "../../src/policy/engine.ts";
+import { BinaryInterner, compilePolicy } from "../../src/policy/engine.ts";
+import { explainCompiled } from "../../src/policy/explain.ts";
+import { withScope } from "../../src/cli/commands/policy-explain.ts";
 import { resolvePolicy, type HookFeatures, type HookResolution, type ResolvedHook } from "../../src/sensors/resolve.ts";
 import { policyFrom } from "./engine-helpers.ts";
 import { secureOpenPolicy } from "../lib/talk-policies.ts";
@@ -135,6 +137,17 @@ spec:
     const r = resolvePolicy(parents, KEEP);
     expect(r.errors).toHaveLength(1);
     expect(r.errors[0]).toContain("decided by the policy engine in userspace (matchParentBinaries, followChildren, matchNamespaces or matchCapabilities), which no pinned program evaluates");
+  });
+});
+
+describe("ward policy explain --keep-sensors-on-exit on a scoped policy", () => {
+  test("says the agent refuses it under the flag, and why; without the flag the kernel scope as before", () => {
+    const yaml = secureOpenPolicy({ name: "p", file: "/my/extremely/secret/file", allowed: "/my/cat" }).replace("spec:\n", "spec:\n  containerSelector:\n    matchLabels:\n      id: 0123456789abcdef\n");
+    const policy = policyFrom(yaml);
+    const e = explainCompiled(compilePolicy(policy));
+    expect(withScope(e, policy, { keepSensors: true }).scope).toEndWith(": refused by an agent run with --keep-sensors-on-exit (the scope's membership is kept by the agent as containers start and stop; after it died the membership would be frozen and later containers silently not covered)");
+    expect(withScope(e, policy).scope).toContain("decided in the kernel by cgroup v2 id");
+    expect(withScope(e, talk("Sigkill"), { keepSensors: true }).scope).toBeUndefined();
   });
 });
 

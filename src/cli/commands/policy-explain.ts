@@ -44,7 +44,7 @@ export async function run(argv: string[]): Promise<number> {
       try {
         const compiled = compilePolicy(lp.policy);
         features ??= { ...hostHookFeatures(), ...(keepSensors ? { keepSensors: true } : {}) };
-        const e = withScope(withResolution(explainCompiled(compiled), resolvePolicy(lp.policy, features, compiled.monitor ? "monitor" : "enforce"), features), lp.policy);
+        const e = withScope(withResolution(explainCompiled(compiled), resolvePolicy(lp.policy, features, compiled.monitor ? "monitor" : "enforce"), features), lp.policy, { keepSensors });
         explained.push(e);
         if (format === "text") process.stdout.write(formatExplained(e));
       } catch (err) {
@@ -83,7 +83,7 @@ export function withResolution(e: ExplainedPolicy, r: PolicyResolution, f: HookF
 }
 
 /** Adds the policy's workload scope in words (scoped policies only). */
-export function withScope(e: ExplainedPolicy, policy: unknown): ExplainedPolicy {
+export function withScope(e: ExplainedPolicy, policy: unknown, opts: { keepSensors?: boolean } = {}): ExplainedPolicy {
   let scope: PolicyScope;
   try {
     scope = scopeOfPolicy(policy);
@@ -91,8 +91,11 @@ export function withScope(e: ExplainedPolicy, policy: unknown): ExplainedPolicy 
     return { ...e, scope: `invalid: ${(err as Error).message}` };
   }
   if (!isScoped(scope)) return e;
+  // The agent's policy manager refuses it (manager.ts #trackScope); explain says so up front.
   const text = scope.hostSelector !== undefined
     ? `${describeScope(scope)}: refused by the agent (hostSelector cannot be a kernel scope: host processes are every cgroup that is not a container's)`
-    : `${describeScope(scope)}: decided in the kernel by cgroup v2 id (sub-cgroups included) before every hook; the running agent's status lists the workloads in it, and with none the policy enforces nothing`;
+    : opts.keepSensors
+      ? `${describeScope(scope)}: refused by an agent run with --keep-sensors-on-exit (the scope's membership is kept by the agent as containers start and stop; after it died the membership would be frozen and later containers silently not covered)`
+      : `${describeScope(scope)}: decided in the kernel by cgroup v2 id (sub-cgroups included) before every hook; the running agent's status lists the workloads in it, and with none the policy enforces nothing`;
   return { ...e, scope: text };
 }
