@@ -204,6 +204,7 @@ describe("--keep-sensors-on-exit (e2e)", () => {
 
       // Readers that keep trying while the next agent starts: not one of them may read a file.
       const loops = [kill, override, generic].map((p) => Bun.spawn(["sh", "-c", `while :; do cat ${p} >/dev/null 2>&1; echo $?; sleep 0.02; done`], { stdout: "pipe", stderr: "ignore" }));
+      const restartAt = performance.now();
       const a2 = await startAgent({ bpfDir, store }).finally(() => {
         for (const l of loops) l.kill("SIGKILL");
       });
@@ -213,6 +214,7 @@ describe("--keep-sensors-on-exit (e2e)", () => {
         // 137: killed (the pins, then fanotify or the same pins); 1: EPERM once fanotify answers again
         expect(t.filter((rc) => rc !== "137" && rc !== "1")).toEqual([]);
       }
+      process.stderr.write(`restart window (asserted above): ${((performance.now() - restartAt) / 1000).toFixed(1)} s to ready, reads per file ${tries.map((t) => t.length).join("/")}, every one refused\n`);
       try {
         // Adopted, not attached anew: the agent holds exactly the links the first one made.
         expect(linkIdsOf(a2.agent.pid)).toEqual(a1Links);
