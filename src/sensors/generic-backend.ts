@@ -6,9 +6,9 @@
 import { readFileSync } from "node:fs";
 import { tracefsRoot } from "../bpf/perf.ts";
 import type { HookArg } from "../events/kprobe-event.ts";
-import { compilePolicy, hostSyscallNumber } from "../policy/engine.ts";
+import { compilePolicy, hostSyscallNumber, seedBinaryId } from "../policy/engine.ts";
 import type { KProbeArg, TracingPolicy } from "../policy/types.ts";
-import { GenericSensor, syscallHook, uprobeHook, type ArgSource, type GenericArg, type GenericEvent, type ResolvedHook as GenericHook } from "./generic.ts";
+import { GenericSensor, syscallHook, uprobeHook, type ArgSource, type GenericArg, type GenericEvent, type GenericPinnedPolicy, type ResolvedHook as GenericHook } from "./generic.ts";
 import type { GenericHooks, GenericMatch } from "./manager.ts";
 import type { ResolvedHook } from "./resolve.ts";
 import { LazySensorBackend } from "./lazy-backend.ts";
@@ -191,6 +191,46 @@ export class GenericBackend extends LazySensorBackend<GenericSensor, GenericEven
     const gh = hooks.flatMap((h) => toGenericHooks(compiled, h, hookArgs(policy, h)));
     sensor.apply(policyId, compiled, gh, { scope });
     this.applied(policyId, policy, hooks);
+  }
+
+  /** The policy's entries as the pin manifest keeps them (GenericPinnedPolicy). */
+  exportPolicy(policyId: string): GenericPinnedPolicy {
+    return this.loaded().exportPolicy(policyId);
+  }
+
+  /**
+   * Takes over a policy a previous agent applied and pinned (the sensor loads from the pins,
+   * GenericSensorOptions.adoptFrom): its binary ids join the process-wide interner first, so
+   * policies compiled from now on agree with the pinned maps.
+   */
+  adopt(policyId: string, policy: TracingPolicy, hooks: readonly ResolvedHook[], saved: unknown): void {
+    const st = saved as GenericPinnedPolicy;
+    const sensor = this.loaded();
+    for (const b of st.binPaths) seedBinaryId(b.path, b.id);
+    sensor.adoptPolicy(policyId, st);
+    this.applied(policyId, policy, hooks);
+  }
+
+  /** Removes a pinned policy no one adopts: taken over under a private id, then removed. */
+  dropPinned(saved: unknown): void {
+    const sensor = this.loaded();
+    const id = `pinned#${++this.#dropped}`;
+    sensor.adoptPolicy(id, saved as GenericPinnedPolicy);
+    sensor.remove(id);
+  }
+
+  #dropped = 0;
+
+  pin(dir: string): void {
+    this.loaded().pin(dir);
+  }
+
+  unpin(): void {
+    this.sensor?.unpin();
+  }
+
+  dropUnusedLinks(): void {
+    this.loaded().dropUnusedLinks();
   }
 
   protected dispatch(e: GenericEvent): void {

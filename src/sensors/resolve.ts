@@ -48,6 +48,12 @@ export interface HookFeatures {
   fanotify?: { pidfd: boolean };
   /** The uprobe PMU exists; undefined: it does not (no uprobes). */
   uprobes?: UprobeLookup;
+  /**
+   * --keep-sensors-on-exit: every hook must keep enforcing after the agent exits (pinned
+   * programs; fanotify rules also on the file guard's pinned backstop), and a hook that
+   * nothing pinned can hold is refused.
+   */
+  keepSensors?: boolean;
 }
 
 /** What uprobe resolution reads of the binaries a policy names (host: uprobe-symbols.ts). */
@@ -127,6 +133,11 @@ export interface ActionHonor {
   action: string;
   /** One sentence: what happens, where, and when. */
   honored: string;
+  /**
+   * Where it differs from `honored` once the agent has exited (--keep-sensors-on-exit: the
+   * pinned backstop honors it differently); absent when nothing changes or nothing is kept.
+   */
+  afterExit?: string;
 }
 
 /** One tracepoint the generic sensor attaches for a hook. */
@@ -245,6 +256,19 @@ export interface ResolvedHook extends HookBase {
   limits: string[];
   /** Ways around the rule on this kernel, with the remedy where there is one. */
   bypasses: string[];
+  /** What holds the hook once the agent has exited (SIGKILL included), one sentence. */
+  afterExit: string;
+}
+
+/** What a backend's resolution gives; afterExit defaults to its backend's (afterExitOf). */
+type HookPlan = Omit<ResolvedHook, keyof HookBase | "ok" | "afterExit"> & { afterExit?: string };
+
+/** What holds a hook of `backend` once the agent has exited. */
+function afterExitOf(backend: ResolvedHook["backend"], f: HookFeatures): string {
+  if (!f.keepSensors) return "nothing: the agent detaches it when it exits, on SIGKILL too (run with --keep-sensors-on-exit to keep it pinned under --bpf-dir)";
+  if (backend === "guard") return "the same: its file guard's programs, maps and links are pinned under --bpf-dir and keep deciding in the kernel; events wait in its pinned ring buffer for the next agent";
+  if (backend === "generic") return "the same: the generic sensor's programs, maps and links are pinned under --bpf-dir and keep evaluating this hook; events wait in the pinned ring buffer for the next agent";
+  return "nothing pinned holds it";
 }
 
 export interface RejectedHook extends HookBase {
@@ -446,7 +470,7 @@ function unsupportedMatchers(sel: KProbeSelector, si: number): void {
   }
 }
 
-function guardFileHook(h: WireHook, target: "open" | "exec", f: HookFeatures, monitor: boolean): Omit<ResolvedHook, keyof HookBase | "ok"> {
+function guardFileHook(h: WireHook, target: "open" | "exec", f: HookFeatures, monitor: boolean): HookPlan {
   if (h.ret) reject("return: true needs a return probe (kretprobe/fexit), which this kernel does not have");
   if (h.selectors.length === 0) reject("no selectors: every file open would match; the guard protects listed files (matchArgs Equal on the file argument)");
   const fileIdx = fileArgIndex(h.args, target === "open" ? ["file", "fd", "path"] : ["linux_binprm", "file"]);
@@ -543,7 +567,7 @@ const OPEN_EXIT_SYSCALLS = ["open", "openat", "openat2", "creat", "open_by_handl
  * whatever path string, dirfd or link the caller went through; every selector kind and
  * action runs there and SIGKILL lands before the process returns to user space.
  */
-function openExitHook(h: WireHook, f: HookFeatures, monitor: boolean): Omit<ResolvedHook, keyof HookBase | "ok"> {
+function openExitHook(h: WireHook, f: HookFeatures, monitor: boolean): HookPlan {
   if (h.ret) reject("return: true on security_file_open: the substitute (open-family syscall exit) sees the syscall's return, not the LSM hook's; drop return: true");
   const file = h.args.find((a) => a.index === 0);
   if (file === undefined || !["file", "fd", "path"].includes(file.type)) {
@@ -669,7 +693,7 @@ function fanotifyFit(h: WireHook, target: "open" | "exec"): "rules" | "engine" |
 /** What the engine evaluator reads of the opener, for explain (one sentence). */
 const ENGINE_FACTS = "decided by the policy engine's userspace evaluate() (the same compiled selectors the kernel tables hold) on the opener as /proc shows it at the decision: /proc/PID/exe, the ppid chain's executables (up to 8 ancestors: matchParentBinaries, followChildren), /proc/PID/ns/* (matchNamespaces), CapEff/CapPrm/CapInh of /proc/PID/status (matchCapabilities); read through the event's pid and verified afterwards (the pidfd still refers to a live process, each ancestor is still the parent of the one below it)";
 
-function fanotifyFileHook(h: WireHook, target: "open" | "exec", f: HookFeatures, monitor: boolean, options: FanotifyOptionsOf, evaluator: "rules" | "engine"): Omit<ResolvedHook, keyof HookBase | "ok"> {
+function fanotifyFileHook(h: WireHook, target: "open" | "exec", f: HookFeatures, monitor: boolean, options: FanotifyOptionsOf, evaluator: "rules" | "engine"): HookPlan {
   const fileIdx = fileArgIndex(h.args, target === "open" ? ["file", "fd", "path"] : ["linux_binprm", "file"]);
   const fileSlot = h.args.findIndex((a) => a.index === fileIdx);
   const rules: FanotifyRulePlan[] = [];
@@ -714,6 +738,21 @@ function fanotifyFileHook(h: WireHook, target: "open" | "exec", f: HookFeatures,
     const action: FanotifyAction = monitor ? "report" : kill ? "kill" : deny ? "deny" : "report";
     const binaries = evaluator === "rules" ? guardBinaries(sel, si) : undefined;
     const prefix = m.operator === "Prefix";
+    if (f.keepSensors && action !== "report") {
+      // The fanotify group ends with the agent: the rule also goes on the file guard, pinned,
+      // which holds exact files only (by inode), and can only kill after the open here.
+      // The engine evaluator reads the opener's ancestors, namespaces and capabilities from
+      // /proc in userspace; the guard has none of those, so its backstop would kill openers
+      // the policy lets through (or, with NotIn, spare ones it refuses).
+      if (evaluator === "engine") reject(`selector ${si}: with --keep-sensors-on-exit an enforcing fanotify rule also needs its pinned backstop, the file guard, which matches only files and the opener's own binary; this selector is decided by the policy engine in userspace (matchParentBinaries, followChildren, matchNamespaces or matchCapabilities), which no pinned program evaluates; narrow it to matchArgs and matchBinaries, or run without --keep-sensors-on-exit (the rule then lasts while the agent runs)`);
+      if (prefix) reject(`selector ${si}: with --keep-sensors-on-exit an enforcing fanotify rule also needs its pinned backstop, the file guard, which matches exact files by inode: a Prefix directory (${m.values.join(", ")}) has none; list the files with Equal, or run without --keep-sensors-on-exit (the rule then lasts while the agent runs)`);
+      const where = target === "open" ? "at the exit of the open-family syscall (io_uring completion, sched_process_exec for an exec of the file)" : "at sched_process_exec, before the new image runs";
+      for (const x of actions) {
+        if (x.selector !== si) continue;
+        if (x.action.startsWith("Override")) x.afterExit = `after the agent exits: the pinned file guard backstop cannot fail the ${what} on this kernel (no BPF LSM), so it kills instead: SIGKILL ${where}; the caller dies before it returns to user space, but the ${what} has happened (O_TRUNC/creat already truncated the file)`;
+        else if (x.action.startsWith("Sigkill") || x.action.startsWith("Signal")) x.afterExit = `after the agent exits: the pinned file guard backstop sends SIGKILL ${where}: the caller dies before it returns to user space, but the ${what} has happened (O_TRUNC/creat already truncated the file)`;
+      }
+    }
     rules.push({ selector: si, action, post, actionNames: names, ...(binaries ? { binaries } : {}), files: prefix ? [] : [...m.values], prefixes: prefix ? [...m.values] : [] });
   });
   const hasPrefix = rules.some((r) => r.prefixes.length > 0);
@@ -722,8 +761,11 @@ function fanotifyFileHook(h: WireHook, target: "open" | "exec", f: HookFeatures,
     : "the opener's executable is its /proc/PID/exe, read through the event's pid (no FAN_REPORT_PIDFD before 5.15: not verified against a pidfd)";
   const marks = `${event} on the inode of each file, FAN_MARK_INODE${hasPrefix ? `; under a Prefix directory, on each file and on each directory with FAN_EVENT_ON_CHILD, so files created there later are held too, and a FAN_CREATE/FAN_MOVED_TO watch (a notification group) on the same directories, so a subdirectory created or moved in later is marked the moment the real-time decision thread reads its creation, then scanned for what appeared in it first` : ""}`;
   const mechanism = `fanotify (${marks}; ${target === "open" ? "an exec of the file opens it too" : "plain opens are not held"}): the kernel holds the ${what} until the agent's decision thread answers${evaluator === "engine" ? `, ${ENGINE_FACTS}` : ""}; no BPF LSM here, and unlike the file guard the call is refused before it happens; other files cost nothing`;
+  const enforcing = rules.some((r) => r.action !== "report");
   const limits = [
-    `enforcement lasts while the agent runs: the fanotify group ends with the agent (on any exit, SIGKILL included, the kernel allows pending and later ${what}s); no BPF backstop is attached for this rule`,
+    f.keepSensors && enforcing
+      ? `the fanotify group ends with the agent (on any exit, SIGKILL included, the kernel allows pending and later ${what}s); from then on the file guard backstop, pinned when the policy was applied, holds the Sigkill and Override rules, by killing after the ${what}`
+      : `enforcement lasts while the agent runs: the fanotify group ends with the agent (on any exit, SIGKILL included, the kernel allows pending and later ${what}s); no BPF backstop is attached for this rule`,
     `every ${what} of a protected file waits for the agent's answer; a decision not made within ${options.answerMs} ms, or that cannot be made (the opener's executable unreadable), is answered ${options.failMode === "deny" ? "FAN_DENY" : "FAN_ALLOW"} (fanotify-fail-mode ${options.failMode}) and counted`,
     "the decision thread runs SCHED_FIFO (lowest real-time priority; nice -20 where real-time scheduling is refused, said in the fanotify_scheduling counter), so openers it wakes do not preempt it: 1,000 opens held at once are answered in milliseconds, not hundreds of them",
     verify,
@@ -749,7 +791,14 @@ function fanotifyFileHook(h: WireHook, target: "open" | "exec", f: HookFeatures,
     fanotify: { target, rules, failMode: options.failMode, answerMs: options.answerMs, evaluator, fileSlot },
     actions,
     limits,
-    bypasses: ["a root process that kills the agent ends the rule (the group closes with it); run the agent under a supervisor that restarts it, or on a kernel with BPF LSM, whose pinned programs outlive it"],
+    bypasses: f.keepSensors && enforcing
+      ? ["a root process that kills the agent turns Override into a kill after the open (the pinned backstop); run the agent under a supervisor that restarts it, or on a kernel with BPF LSM"]
+      : ["a root process that kills the agent ends the rule (the group closes with it); run the agent under a supervisor that restarts it, or on a kernel with BPF LSM, whose pinned programs outlive it"],
+    afterExit: f.keepSensors
+      ? enforcing
+        ? `the fanotify group ends with the agent; the file guard backstop (pinned under --bpf-dir when the policy was applied) holds the Sigkill and Override rules: SIGKILL after the ${what} (Override cannot fail the call without BPF LSM); Post-only rules are not held`
+        : `nothing: the fanotify group ends with the agent, and a rule that only posts has no backstop`
+      : "nothing: the fanotify group ends with the agent (run with --keep-sensors-on-exit for a pinned backstop)",
   };
 }
 
@@ -768,7 +817,7 @@ function fanotifyFileHook(h: WireHook, target: "open" | "exec", f: HookFeatures,
  * - The LSM guard has one module rule for both loads: a policy naming only one syscall is
  *   enforced on both (stricter, never weaker), and two module hooks must agree on it.
  */
-function guardModuleHook(h: WireHook, f: HookFeatures, monitor: boolean): Omit<ResolvedHook, keyof HookBase | "ok"> {
+function guardModuleHook(h: WireHook, f: HookFeatures, monitor: boolean): HookPlan {
   if (h.ret) reject("return: true needs a return probe (kretprobe/fexit), which this kernel does not have");
   if (h.selectors.length > 1) reject("more than one selector: the module guard keeps one rule");
   const sel = h.selectors[0];
@@ -856,7 +905,7 @@ function checkGenericArgs(h: WireHook): void {
   });
 }
 
-function syscallHook(h: WireHook, name: string, f: HookFeatures, monitor: boolean): Omit<ResolvedHook, keyof HookBase | "ok"> {
+function syscallHook(h: WireHook, name: string, f: HookFeatures, monitor: boolean): HookPlan {
   checkGenericArgs(h);
   // The generic hooks run syscall kprobes on tp_btf/sys_enter filtered by number: that also
   // covers syscalls without a syscalls/sys_enter_X tracepoint (init_module here).
@@ -889,7 +938,7 @@ function syscallHook(h: WireHook, name: string, f: HookFeatures, monitor: boolea
 const MODULE_SIGKILL = "SIGKILL queued at init_module/finit_module entry: the caller is killed, but the syscall runs to completion first, so the module may still load (Tetragon's Sigkill on a syscall kprobe behaves the same)";
 
 /** init_module/finit_module without BPF LSM: the syscall tracepoint, said plainly that a kill does not stop the load. */
-function moduleSyscallHook(h: WireHook, name: string, f: HookFeatures, monitor: boolean): Omit<ResolvedHook, keyof HookBase | "ok"> {
+function moduleSyscallHook(h: WireHook, name: string, f: HookFeatures, monitor: boolean): HookPlan {
   if (!monitor) {
     h.selectors.forEach((sel, si) => {
       if ([...sel.matchActions, ...sel.matchReturnActions].some((a) => a.action === "Override")) {
@@ -906,7 +955,7 @@ function moduleSyscallHook(h: WireHook, name: string, f: HookFeatures, monitor: 
 }
 
 /** A kprobe on list:NAME of syscalls: one syscall tracepoint per entry, the same selectors. */
-function listHook(h: WireHook, lists: readonly ListSpec[], f: HookFeatures, monitor: boolean): Omit<ResolvedHook, keyof HookBase | "ok"> {
+function listHook(h: WireHook, lists: readonly ListSpec[], f: HookFeatures, monitor: boolean): HookPlan {
   checkGenericArgs(h);
   const name = h.name.slice("list:".length);
   const list = lists.find((l) => l.name === name);
@@ -939,7 +988,7 @@ function listHook(h: WireHook, lists: readonly ListSpec[], f: HookFeatures, moni
   };
 }
 
-function tracepointHook(h: WireHook, f: HookFeatures, monitor: boolean): Omit<ResolvedHook, keyof HookBase | "ok"> {
+function tracepointHook(h: WireHook, f: HookFeatures, monitor: boolean): HookPlan {
   checkGenericArgs(h);
   const [subsystem = "", event = ""] = h.name.split("/");
   const raw = h.kind === 4;
@@ -972,7 +1021,11 @@ const DIGEST_ALGORITHMS = new Set(["sha1", "sha256", "sha384", "sha512"]);
  * link's cookie the dispatch key, so the same selector evaluation as the syscall and
  * tracepoint hooks runs at the function's first instruction, with the caller's registers.
  */
-function uprobeHook(h: WireHook, u: UProbeSpec, f: HookFeatures, monitor: boolean): Omit<ResolvedHook, keyof HookBase | "ok"> {
+function uprobeHook(h: WireHook, u: UProbeSpec, f: HookFeatures, monitor: boolean): HookPlan {
+  // A uprobe link is per policy and per file offset; the pins hold only the shared links a
+  // restarted agent can name and adopt, so a uprobe left by a dead agent could be neither
+  // adopted nor removed. Refused rather than kept only while the agent runs.
+  if (f.keepSensors) reject(`hook ${h.name}: with --keep-sensors-on-exit every hook must stay enforced after the agent exits, and ward does not pin uprobe links (one per policy and file offset, not adoptable by a restarted agent); run without --keep-sensors-on-exit (the hook then lasts while the agent runs)`);
   const lookup = f.uprobes;
   if (lookup === undefined) reject(`hook ${h.name}: this kernel has no uprobe PMU (/sys/bus/event_source/devices/uprobe is absent, CONFIG_UPROBE_EVENTS off); no substitute attaches to a user function`);
   if (u.return || u.returnArg !== undefined) reject("return: uretprobes are not attached by ward's uprobe sensor: only the call is hooked (drop return/returnArg; the arguments are reported at the call)");
@@ -1102,7 +1155,7 @@ function sockPointsText(k: SockKind): string {
  * sockets, not AF_UNIX), the address the caller passed and the socket before the call: a
  * selector that could match something else is refused, never narrowed silently.
  */
-function sockHook(h: WireHook, k: SockKind, f: HookFeatures, monitor: boolean): Omit<ResolvedHook, keyof HookBase | "ok"> {
+function sockHook(h: WireHook, k: SockKind, f: HookFeatures, monitor: boolean): HookPlan {
   const where = `in ${sockPointsText(k)}`;
   const cg = f.cgroupSockAddr?.() ?? { root: "" };
   if ("missing" in cg) reject(`hook ${h.name}: the cgroup socket hooks (${sockPointsText(k)}) cannot run: ${cg.missing}; substitute: BPF LSM (socket_connect/socket_bind) on a kernel that loads it`);
@@ -1255,7 +1308,7 @@ function substituteFor(name: string): string {
   return "a syscall kprobe (syscall: true), which runs on the syscall's tracepoint, or a tracepoint (spec.tracepoints) for the same event";
 }
 
-function resolveOne(h: WireHook, f: HookFeatures, monitor: boolean, lists: readonly ListSpec[], options: FanotifyOptionsOf, uprobe?: UProbeSpec): Omit<ResolvedHook, keyof HookBase | "ok"> {
+function resolveOne(h: WireHook, f: HookFeatures, monitor: boolean, lists: readonly ListSpec[], options: FanotifyOptionsOf, uprobe?: UProbeSpec): HookPlan {
   const lsm = lsmName(h);
   const sk = sockKind(h, lsm);
   if (sk !== undefined) return sockHook(h, sk, f, monitor);
@@ -1324,7 +1377,11 @@ export function resolvePolicy(policy: TracingPolicy, f: HookFeatures, mode?: "en
   policyHooks(policy).forEach((h, index) => {
     const base: HookBase = { index, path: `spec.${h.list}[${h.specIndex}]`, name: h.name };
     try {
-      hooks.push({ ...base, ok: true, ...resolveOne(h, f, m === "monitor", policy.spec.lists, options, h.list === "uprobes" ? policy.spec.uprobes[h.specIndex] : undefined) });
+      const plan = resolveOne(h, f, m === "monitor", policy.spec.lists, options, h.list === "uprobes" ? policy.spec.uprobes[h.specIndex] : undefined);
+      if (f.keepSensors && plan.backend === "sock") {
+        reject(`with --keep-sensors-on-exit every hook must stay enforced after the agent exits, and ward does not pin the socket sensor's cgroup programs yet (${plan.mechanism}); run without --keep-sensors-on-exit (the hook then lasts while the agent runs)`);
+      }
+      hooks.push({ ...base, ok: true, ...plan, afterExit: plan.afterExit ?? afterExitOf(plan.backend, f) });
     } catch (e) {
       if (!(e instanceof Reject)) throw e;
       hooks.push({ ...base, ok: false, reason: e.message });
