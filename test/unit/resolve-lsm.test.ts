@@ -42,3 +42,107 @@ describe("the file guard on BPF LSM", () => {
     expect(rejected(resolvePolicy(p, HERE).hooks[0])).toContain("Override needs BPF LSM");
   });
 });
+
+const lsm = (hook: string, args: string, selectors: string, list: "lsmhooks" | "kprobes" = "lsmhooks") => policyFrom(`apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: p
+spec:
+  ${list}:
+  - ${list === "lsmhooks" ? `hook: "${hook}"` : `call: security_${hook}\n    syscall: false`}
+    args:
+${args}
+    selectors:
+${selectors}
+`);
+
+const UNLINK_ARGS = `    - index: 0
+      type: path
+    - index: 1
+      type: dentry`;
+const PREFIX_OVERRIDE = (index: number, value: string) => `    - matchArgs:
+      - index: ${index}
+        operator: Prefix
+        values:
+        - ${value}
+      matchActions:
+      - action: Override
+        argError: -1`;
+
+describe("the generic sensor's BPF LSM programs", () => {
+  test("path_unlink (lsmhooks) runs on lsm/path_unlink with the generic engine; events are process_lsm", () => {
+    const h = ok(resolvePolicy(lsm("path_unlink", UNLINK_ARGS, PREFIX_OVERRIDE(1, "/etc/")), LSM).hooks[0]);
+    expect(h.backend).toBe("generic");
+    expect(h.event).toBe("process_lsm");
+    expect(h.mechanism).toStartWith("BPF LSM lsm/path_unlink");
+    expect(h.generic).toEqual([{ kind: "lsm", subsystem: "lsm", event: "path_unlink", raw: false }]);
+    expect(h.actions[0]?.honored).toBe("lsm/path_unlink returns -EPERM: the call fails with EPERM and has no effect");
+    expect(h.limits.join(" ")).toContain("bpf_d_path is not allowed on this hook");
+  });
+
+  test("a kprobe on security_path_unlink takes the same program and reports process_kprobe", () => {
+    const h = ok(resolvePolicy(lsm("path_unlink", UNLINK_ARGS, PREFIX_OVERRIDE(1, "/etc/"), "kprobes"), LSM).hooks[0]);
+    expect(h.mechanism).toStartWith("BPF LSM lsm/path_unlink");
+    expect(h.event).toBe("process_kprobe");
+  });
+
+  test("without BPF LSM the path hooks stay refused with the syscall substitute", () => {
+    const why = rejected(resolvePolicy(lsm("path_unlink", UNLINK_ARGS, PREFIX_OVERRIDE(1, "/etc/")), HERE).hooks[0]);
+    expect(why).toContain("no BPF LSM");
+    expect(why).toContain("sys_unlinkat");
+  });
+
+  test("socket_connect: BPF LSM where it loads, the cgroup connect hooks where it does not", () => {
+    const args = `    - index: 0
+      type: sock
+    - index: 1
+      type: sockaddr`;
+    const sel = `    - matchArgs:
+      - index: 1
+        operator: SPort
+        values:
+        - "7000"
+      matchActions:
+      - action: Override
+        argError: -13`;
+    const h = ok(resolvePolicy(lsm("socket_connect", args, sel), LSM).hooks[0]);
+    expect(h.mechanism).toStartWith("BPF LSM lsm/socket_connect");
+    expect(h.actions[0]?.honored).toBe("lsm/socket_connect returns -13: the call fails with errno 13 and has no effect");
+    expect(ok(resolvePolicy(lsm("socket_connect", args, sel), { ...HERE, cgroupSockAddr: () => ({ root: "/sys/fs/cgroup" }) }).hooks[0]).mechanism).toStartWith("cgroup sock_addr programs");
+    // the socket argument is not read by the LSM program: refused, with the substitute
+    const onSock = sel.replace("index: 1\n        operator: SPort", "index: 0\n        operator: DPort");
+    expect(rejected(resolvePolicy(lsm("socket_connect", args, onSock), LSM).hooks[0])).toContain("substitute: SAddr/SPort/Family on the sockaddr argument");
+  });
+
+  test("task_kill, bpf; Sigkill fails the call too; a positive argError and a wrong argument type are refused", () => {
+    const kill = lsm("task_kill", `    - index: 0
+      type: int
+    - index: 2
+      type: int`, `    - matchArgs:
+      - index: 2
+        operator: Equal
+        values:
+        - "9"
+      matchActions:
+      - action: Sigkill`);
+    const k = ok(resolvePolicy(kill, LSM).hooks[0]);
+    expect(k.mechanism).toStartWith("BPF LSM lsm/task_kill");
+    expect(k.actions[0]?.honored).toContain("fails the call with EPERM");
+    const bpf = (err: string) => lsm("bpf", `    - index: 0
+      type: int`, `    - matchArgs:
+      - index: 0
+        operator: Equal
+        values:
+        - "0"
+      matchActions:
+      - action: Override
+        argError: ${err}`);
+    expect(ok(resolvePolicy(bpf("-1"), LSM).hooks[0]).mechanism).toStartWith("BPF LSM lsm/bpf");
+    expect(rejected(resolvePolicy(bpf("1"), LSM).hooks[0])).toContain("argError -4095..-1");
+    expect(rejected(resolvePolicy(bpf("-1"), HERE).hooks[0])).toContain("no BPF LSM");
+    const wrong = lsm("path_unlink", `    - index: 1
+      type: int`, `    - matchActions:
+      - action: Post`);
+    expect(rejected(resolvePolicy(wrong, LSM).hooks[0])).toContain("declare it as dentry (or path)");
+  });
+});
