@@ -2118,3 +2118,10 @@ int gen_lsm_task_kill(unsigned long long *ctx) { return lsm_hook(ctx, GEN_LSM_TA
 
 SEC("lsm/bpf")
 int gen_lsm_bpf(unsigned long long *ctx) { return lsm_hook(ctx, GEN_LSM_BPF, 3); }
+
+/* finit_module (and firmware, kexec, policy reads: the id says which) and init_module's blob */
+SEC("lsm/kernel_read_file")
+int gen_lsm_kernel_read_file(unsigned long long *ctx) { return lsm_hook(ctx, GEN_LSM_KERNEL_READ_FILE, 3); }
+
+SEC("lsm/kernel_load_data")
+int gen_lsm_kernel_load_data(unsigned long long *ctx) { return lsm_hook(ctx, GEN_LSM_KERNEL_LOAD_DATA, 2); }

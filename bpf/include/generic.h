@@ -68,6 +68,8 @@ enum gen_lsm_hook {
 	GEN_LSM_PATH_MKDIR = 7,
 	GEN_LSM_TASK_KILL = 8,
 	GEN_LSM_BPF = 9,
+	GEN_LSM_KERNEL_READ_FILE = 10,
+	GEN_LSM_KERNEL_LOAD_DATA = 11,
 };
 
 struct gen_dispatch_key {

@@ -96,7 +96,7 @@ export type HookAttach =
 
 /** The BPF LSM hooks generic.o has programs for, and their dispatch ids (enum gen_lsm_hook). */
 export const LSM_HOOK_IDS = {
-  socket_connect: 1, socket_bind: 2, path_unlink: 3, path_rename: 4, path_truncate: 5, path_chmod: 6, path_mkdir: 7, task_kill: 8, bpf: 9,
+  socket_connect: 1, socket_bind: 2, path_unlink: 3, path_rename: 4, path_truncate: 5, path_chmod: 6, path_mkdir: 7, task_kill: 8, bpf: 9, kernel_read_file: 10, kernel_load_data: 11,
 } as const;
 export type LsmHookName = keyof typeof LSM_HOOK_IDS;
 

@@ -1245,7 +1245,7 @@ function sockActions(h: WireHook, k: SockKind, monitor: boolean, where: string):
 
 /** What each argument of an LSM hook the generic sensor holds is, by prototype index. */
 export interface LsmArgRole {
-  role: "int" | "sockaddr" | "path" | "dentry" | "task" | "unread";
+  role: "int" | "sockaddr" | "path" | "file" | "dentry" | "task" | "unread";
   /** int: bytes of the value */
   size?: 1 | 2 | 4 | 8;
   signed?: boolean;
@@ -1271,6 +1271,9 @@ export const LSM_GENERIC: Readonly<Record<string, readonly LsmArgRole[]>> = {
   path_mkdir: [PATH, DENTRY(0), INT("umode_t mode", 2)],
   task_kill: [{ role: "task", decl: "struct task_struct *" }, UNREAD("struct kernel_siginfo *"), INT("int sig", 4, true), UNREAD("const struct cred *")],
   bpf: [INT("int cmd", 4, true), UNREAD("union bpf_attr *"), INT("unsigned int size", 4)],
+  // ids: READING_MODULE 2, READING_FIRMWARE 1, READING_KEXEC_IMAGE 3, ... (kernel_read_file.h); LOADING_MODULE 2
+  kernel_read_file: [{ role: "file", decl: "struct file *" }, INT("enum kernel_read_file_id id", 4), INT("bool contents", 1)],
+  kernel_load_data: [INT("enum kernel_load_data_id id", 4), INT("bool contents", 1)],
 };
 
 const INT_DECLS = new Set(["int", "sint8", "int8", "uint8", "sint16", "int16", "uint16", "uint32", "sint32", "int32", "ulong", "uint64", "size_t", "long", "sint64", "int64", "auto", "bpf_cmd"]);
@@ -1285,6 +1288,8 @@ function lsmTypeFits(role: LsmArgRole, type: string): boolean {
       return type === "sockaddr";
     case "path":
       return type === "path";
+    case "file":
+      return type === "file";
     case "dentry":
       return type === "dentry" || type === "path";
     case "unread":
@@ -1346,6 +1351,10 @@ function lsmGenericHook(h: WireHook, lsm: string, f: HookFeatures, monitor: bool
     limits.push("the task argument is read as the target's tgid; a signal to a process group or to -1 is decided once per target task, as the kernel checks it");
   } else if (lsm === "bpf") {
     limits.push("cmd is the bpf(2) command number (BPF_MAP_CREATE 0, BPF_PROG_LOAD 5, ...); the attribute is not read");
+  } else if (lsm === "kernel_read_file") {
+    limits.push("every kernel read of a file passes here (modules through finit_module, firmware, kexec images, IMA policies): select on the id (index 1, READING_MODULE 2) to decide module loads only; init_module's blob goes through kernel_load_data instead");
+  } else if (lsm === "kernel_load_data") {
+    limits.push("init_module's blob (LOADING_MODULE 2) and other in-memory loads (firmware, kexec, policies) pass here, with no file: select on the id (index 0); finit_module goes through kernel_read_file instead");
   }
   return {
     backend: "generic",
@@ -1369,15 +1378,25 @@ function substituteFor(name: string): string {
   if (/^(tcp_close|tcp_set_state|tcp_v4_destroy_sock)$/.test(name)) return "the tracepoint sock/inet_sock_set_state (spec.tracepoints), which reports every TCP state change including the close, with addresses and ports";
   if (/^(tcp_sendmsg|udp_sendmsg|tcp_sendpage)$/.test(name)) return "syscall kprobes on sys_sendto/sys_sendmsg/sys_write (syscall: true), which run on their tracepoints; for UDP sends to an address, sys_sendto with Override runs on cgroup/sendmsg4/6";
   if (/^(commit_creds|__sys_setuid|__sys_setresuid)$/.test(name)) return "syscall kprobes on the set*id syscalls (syscall: true), which run on their tracepoints";
+  if (/^(security_)?task_kill$/.test(name)) return "syscall kprobes on sys_kill, sys_tkill and sys_tgkill (syscall: true), which run on their tracepoints: Post reports the signal; Sigkill kills the sender at the syscall's entry but the signal is still delivered (failing the call needs BPF LSM)";
+  if (/^(security_)?bpf$/.test(name)) return "a syscall kprobe on sys_bpf (syscall: true), which runs on its tracepoint: Post reports the command; Sigkill kills the caller at the syscall's entry but the command still runs (failing the call needs BPF LSM)";
   if (/^(do_init_module|load_module|free_module)$/.test(name)) return "kprobes on sys_init_module and sys_finit_module (syscall: true), which the module guard watches";
   return "a syscall kprobe (syscall: true), which runs on the syscall's tracepoint, or a tracepoint (spec.tracepoints) for the same event";
+}
+
+/** Whether guardModuleHook can hold a module hook as written: one selector at most, no matchArgs. */
+function moduleGuardHolds(h: WireHook): boolean {
+  return h.selectors.length <= 1 && h.selectors.every((s) => s.matchArgs.length === 0);
 }
 
 function resolveOne(h: WireHook, f: HookFeatures, monitor: boolean, lists: readonly ListSpec[], options: FanotifyOptionsOf, uprobe?: UProbeSpec): Omit<ResolvedHook, keyof HookBase | "ok"> {
   const lsm = lsmName(h);
   // Where BPF LSM loads, the generic sensor's LSM programs hold these hooks exactly: the
   // call fails before it has any effect, every selector kind evaluated in the kernel.
-  if (lsm !== undefined && f.bpfLsm && Object.hasOwn(LSM_GENERIC, lsm)) return lsmGenericHook(h, lsm, f, monitor);
+  // kernel_read_file stays with the module guard where it holds the rule (a matchBinaries-only
+  // selector, enforced on both module loads, whose pinned programs outlive the agent); the
+  // generic program takes the rest (matchArgs on the id or the file, several selectors).
+  if (lsm !== undefined && f.bpfLsm && Object.hasOwn(LSM_GENERIC, lsm) && !(lsm === "kernel_read_file" && moduleGuardHolds(h))) return lsmGenericHook(h, lsm, f, monitor);
   const sk = sockKind(h, lsm);
   if (sk !== undefined) return sockHook(h, sk, f, monitor);
   if (lsm !== undefined) {
@@ -1400,7 +1419,7 @@ function resolveOne(h: WireHook, f: HookFeatures, monitor: boolean, lists: reado
     };
     if (lsm === "file_open") return notFan(() => (!f.bpfLsm && !guardExpresses(h) ? openExitHook(h, f, monitor) : guardFileHook(h, "open", f, monitor)));
     if (lsm === "bprm_check_security") return notFan(() => guardFileHook(h, "exec", f, monitor));
-    if (lsm === "kernel_read_file") {
+    if (lsm === "kernel_read_file" || lsm === "kernel_load_data") {
       if (f.bpfLsm) return guardModuleHook(h, f, monitor);
       reject(`hook ${h.name} cannot run on this kernel: no BPF LSM (LSM program loads are refused) and ${NO_KPROBES}; substitute: kprobes on sys_finit_module and sys_init_module (syscall: true) with matchBinaries and Sigkill/Post, watched at the syscall's entry by the module guard`);
     }
