@@ -1,9 +1,10 @@
 // BPF LSM hooks of the generic sensor through the real agent (dist/ward) on Debian's 6.1
 // kernel: lsmhooks policies on socket_connect, socket_bind, path_unlink, path_rename,
-// path_truncate, path_chmod, path_mkdir, task_kill and bpf (and a kprobe on
-// security_path_unlink, which takes the same program) make the call fail with the errno the
-// policy names, before it has any effect; the allowed binary and unprotected objects are not
-// touched; events carry the arguments. One boot runs every check (test/vm/agent-image.ts).
+// path_truncate, path_chmod, path_mkdir, task_kill and bpf, and kprobes on security_path_unlink,
+// security_kernel_read_file and security_kernel_load_data (which take the same programs), make
+// the call fail with the errno the policy names, before it has any effect (no connection
+// reaches the listener, the file stays, the signal is not delivered, no module is read); the
+// allowed binary and unprotected objects are not touched; events carry the arguments. One boot runs every check (test/vm/agent-image.ts).
 import { describe, expect } from "bun:test";
 import { join } from "node:path";
 import { accelSummary } from "../../build/vm.ts";
@@ -130,12 +131,54 @@ const bpfPolicy = policy("lsm-bpf", `  lsmhooks:
 ${override()}
 `);
 
+/** Module loads refused for every binary but the allowed one, on the read id and the load id. */
+const modulesPolicy = policy("lsm-modules", `  kprobes:
+  - call: security_kernel_read_file
+    syscall: false
+    args:
+    - index: 0
+      type: file
+    - index: 1
+      type: int
+    selectors:
+    - matchArgs:
+      - index: 1
+        operator: Equal
+        values:
+        - "2"
+      matchBinaries:
+      - operator: NotIn
+        values:
+        - ${ALLOWED}
+${override()}
+  - call: security_kernel_load_data
+    syscall: false
+    args:
+    - index: 0
+      type: int
+    selectors:
+    - matchArgs:
+      - index: 0
+        operator: Equal
+        values:
+        - "2"
+      matchBinaries:
+      - operator: NotIn
+        values:
+        - ${ALLOWED}
+${override()}
+`);
+
 const setup = `
 mkdir -p /protected/sub /other
 printf '${CONTENT.replace("\n", "\\n")}' > /protected/file
 printf 'x' > /protected/keep.txt
 printf 'x' > /other/keep.txt
 printf 'x' > /other/file
+printf 'not a module' > /other/bogus.ko
+# listeners on [::] (IPv4 too) that log every accepted connection: which connects got through
+${HELPER} serve 7000 /tmp/accepts > /tmp/serve-7000.log 2>&1 &
+${HELPER} serve 7002 /tmp/accepts > /tmp/serve-7002.log 2>&1 &
 sleep 100000 &
 echo $! > /tmp/victim.pid
 sleep 100000 &
@@ -145,9 +188,12 @@ sed -i "s/@VICTIM@/$(cat /tmp/victim.pid)/" /ward/policies/lsm-kill.yaml
 
 const script = `
 check connect-denied ${HELPER} connect 127.0.0.1 7000
+check listening cat /tmp/serve-7000.log /tmp/serve-7002.log
 check connect-allowed-binary ${ALLOWED} connect 127.0.0.1 7000
 check connect-other-port ${HELPER} connect 127.0.0.1 7002
 check connect-v6-denied ${HELPER} connect ::1 7000
+sleep 1
+check accepts sort /tmp/accepts
 check bind-denied ${HELPER} bind 127.0.0.1 7001
 check bind-other-port ${HELPER} bind 127.0.0.1 7003
 check rename-denied ${HELPER} rename /protected/file /other/moved
@@ -165,8 +211,16 @@ check mkdir-other ${HELPER} mkdir /other/newdir
 check kill-denied ${HELPER} kill $(cat /tmp/victim.pid) 15
 check victim-alive test -d /proc/$(cat /tmp/victim.pid)
 check kill-other ${HELPER} kill $(cat /tmp/other.pid) 15
+sleep 1
+check victim-state grep ^State: /proc/$(cat /tmp/victim.pid)/status
+check other-gone sh -c 'test ! -e /proc/$(cat /tmp/other.pid)/status || grep -q "^State:.*[ZX]" /proc/$(cat /tmp/other.pid)/status'
 check bpf-denied ${HELPER} bpf 0
 check bpf-other-cmd ${HELPER} bpf 1
+check bpf-allowed-binary ${ALLOWED} bpf 0
+check finit-denied ${HELPER} finit /other/bogus.ko
+check init-denied ${HELPER} init /other/bogus.ko
+check finit-allowed-binary ${ALLOWED} finit /other/bogus.ko
+check init-allowed-binary ${ALLOWED} init /other/bogus.ko
 note victim-pid "$(cat /tmp/victim.pid)"
 `;
 
@@ -209,6 +263,7 @@ describe("BPF LSM hooks of the generic sensor through dist/ward on Debian 6.1", 
           "lsm-unlink-kprobe.yaml": unlinkKprobe,
           "lsm-kill.yaml": killPolicy,
           "lsm-bpf.yaml": bpfPolicy,
+          "lsm-modules.yaml": modulesPolicy,
         },
         helpers: [
           { source: join(import.meta.dir, "lsm-helper.c"), path: HELPER },
@@ -223,17 +278,20 @@ describe("BPF LSM hooks of the generic sensor through dist/ward on Debian 6.1", 
       expect(vm.vm.timedOut).toBe(false);
       expect(String(vm.vm.records.find((x) => x.kind === "boot")?.lsm)).toContain("bpf");
       if (!vm.ready) throw new Error(`the agent did not become ready:\n${vm.agentLog}\n${vm.files.get("setup-log") ?? ""}`);
-      expect(vm.agentLog).toContain("6 policies applied");
+      expect(vm.agentLog).toContain("7 policies applied");
       expect(vm.agentExit).toBe(0);
     },
     VM_TIMEOUT_MS + 120_000,
   );
 
-  kernelTest("socket_connect: EPERM for the port, ECONNREFUSED for the allowed binary and another port, IPv6 too", () => {
+  kernelTest("socket_connect: EPERM for the port and no connection reaches its listener; the allowed binary and another port connect; IPv6 too", () => {
+    expect(out("listening")).toBe("LISTEN 7000\nLISTEN 7002\n");
     expect(out("connect-denied")).toBe("ERR connect 1\n");
-    expect(out("connect-allowed-binary")).toBe("ERR connect 111\n");
-    expect(out("connect-other-port")).toBe("ERR connect 111\n");
+    expect(out("connect-allowed-binary")).toBe("OK connect\n");
+    expect(out("connect-other-port")).toBe("OK connect\n");
     expect(out("connect-v6-denied")).toBe("ERR connect 1\n");
+    // the listeners accepted the two allowed connects only
+    expect(out("accepts")).toBe("7000\n7002\n");
     const ev = events("lsm-connect");
     const hit = ev.find((e) => e.process?.binary === HELPER);
     expect(hit?.function_name).toBe("socket_connect");
@@ -283,6 +341,9 @@ describe("BPF LSM hooks of the generic sensor through dist/ward on Debian 6.1", 
     expect(out("kill-denied")).toBe("ERR kill 1\n");
     expect(r().check("victim-alive").status).toBe(0);
     expect(out("kill-other")).toBe("OK kill\n");
+    // a second later the victim still sleeps; the other one is gone (or a zombie)
+    expect(out("victim-state")).toMatch(/^State:\s+S/);
+    expect(r().check("other-gone").status).toBe(0);
     const victim = Number(r().files.get("victim-pid"));
     const ev = events("lsm-kill");
     expect(ev.some((e) => e.process?.binary === HELPER && (e.args?.[0] as { int_arg?: number } | undefined)?.int_arg === victim && (e.args?.[1] as { int_arg?: number } | undefined)?.int_arg === 15)).toBe(true);
@@ -291,8 +352,29 @@ describe("BPF LSM hooks of the generic sensor through dist/ward on Debian 6.1", 
   kernelTest("bpf: BPF_MAP_CREATE (cmd 0) is refused with EPERM for the helper; another command reaches the kernel's own checks", () => {
     expect(out("bpf-denied")).toBe("ERR bpf 1\n");
     expect(out("bpf-other-cmd")).not.toBe("ERR bpf 1\n");
+    // another binary's BPF_MAP_CREATE reaches map_create, which refuses the all-zero attribute
+    expect(out("bpf-allowed-binary")).toBe("ERR bpf 22\n");
     const ev = events("lsm-bpf");
     expect(ev.some((e) => (e.args?.[0] as { int_arg?: number } | undefined)?.int_arg === 0)).toBe(true);
+  });
+
+  kernelTest("module loads: finit_module and init_module fail with EPERM before the file is looked at; the allowed binary reaches the kernel's ELF checks", () => {
+    expect(out("finit-denied")).toBe("ERR finit 1\n");
+    expect(out("init-denied")).toBe("ERR init 1\n");
+    // not a module: the kernel itself refuses it (ENOEXEC), so the LSM programs let it through
+    for (const call of ["finit", "init"]) {
+      const o = out(`${call}-allowed-binary`);
+      expect(o).toMatch(new RegExp(`^ERR ${call} \\d+\n$`));
+      expect(o).not.toBe(`ERR ${call} 1\n`);
+    }
+    const ev = events("lsm-modules", "process_kprobe");
+    const read = ev.find((e) => e.function_name === "security_kernel_read_file" && e.process?.binary === HELPER);
+    expect(read?.action).toBe("KPROBE_ACTION_OVERRIDE");
+    expect((read?.args?.[0] as { file_arg?: { path?: string } } | undefined)?.file_arg?.path).toBe("/other/bogus.ko");
+    expect((read?.args?.[1] as { int_arg?: number } | undefined)?.int_arg).toBe(2);
+    const load = ev.find((e) => e.function_name === "security_kernel_load_data" && e.process?.binary === HELPER);
+    expect((load?.args?.[0] as { int_arg?: number } | undefined)?.int_arg).toBe(2);
+    expect(ev.some((e) => e.process?.binary === ALLOWED)).toBe(false);
   });
 
   kernelTest("/v1/status and explain in the guest name the BPF LSM program of each hook", () => {
@@ -303,6 +385,7 @@ describe("BPF LSM hooks of the generic sensor through dist/ward on Debian 6.1", 
     expect(mech("lsm-unlink-kprobe")).toEqual(["BPF LSM lsm/path_unlink"]);
     expect(mech("lsm-kill")).toEqual(["BPF LSM lsm/task_kill"]);
     expect(mech("lsm-bpf")).toEqual(["BPF LSM lsm/bpf"]);
+    expect(mech("lsm-modules")).toEqual(["BPF LSM lsm/kernel_read_file", "BPF LSM lsm/kernel_load_data"]);
     for (const p of s.policies ?? []) expect({ p: p.name, state: p.state }).toEqual({ p: p.name, state: "enforcing" });
     const e = r().explain as { name?: string; hooks?: { mechanism?: string }[] }[];
     expect(e.find((x) => x.name === "lsm-bind")?.hooks?.[0]?.mechanism).toStartWith("BPF LSM lsm/socket_bind");
