@@ -14,6 +14,12 @@
  *   gen_uprobe      uprobe             user functions (spec.uprobes), one link per path:offset
  *                                      whose cookie is the dispatch key; the function's argument
  *                                      registers laid out as a syscall's, strings from user memory
+ *   gen_lsm_<hook>  lsm/<hook>         BPF LSM hooks (lsmhooks, kprobes on security_<hook>):
+ *                                      socket_connect/bind, path_unlink/rename/truncate/chmod/
+ *                                      mkdir, task_kill, bpf, kernel_read_file/load_data; loaded
+ *                                      only where BPF LSM is active and a policy needs one; their
+ *                                      own slot and action callbacks (lsm_slot_cb), so the walk
+ *                                      the other programs verify is not grown by them
  *
  * A hook slot is a ward_hook_config (gen_hooks) plus a gen_slot (gen_slots: where each
  * argument is read from, on/off, monitor). Userspace writes both, then the dispatch entry
@@ -27,9 +33,10 @@
  * tracepoints queues the signal at once, so a process killed at sys_enter/sys_exit dies on
  * its way back to user space, before the call's result reaches it. The call itself still
  * runs (a write is written, a read fills the buffer nobody will use): only return-phase
- * hooks see its result, and only Override could prevent it. Post sends a gen_event
+ * hooks see its result, and only Override could prevent it: the BPF LSM programs fail the
+ * call with its argError (a Sigkill there fails it with EPERM too). Post sends a gen_event
  * (rate-limited per selector, scope and argument digest); NoPost suppresses it. Override
- * cannot be done on this kernel (no fmod_ret, LSM or override_return): userspace rejects it.
+ * off those programs cannot be done (no fmod_ret or override_return): userspace rejects it.
  * The agent's tgid (and its test runner) sit in gen_exempt, checked before any action.
  */
 #include "vmlinux.h"
