@@ -70,7 +70,13 @@ export type ArgSource =
   /** a tracefs __data_loc string field */
   | { from: "tp-dataloc"; offset: number }
   /** a char array inside a tracefs record (comm[16], ...), read as a string */
-  | { from: "tp-array"; offset: number };
+  | { from: "tp-array"; offset: number }
+  /**
+   * argument `index` of a BPF LSM hook (ctx[index]); integers keep `size` bytes. dentryOf:
+   * the argument is a struct dentry *, its full path taken under the mount of the struct
+   * path * at that index; taskTgid: a struct task_struct *, read as its tgid.
+   */
+  | { from: "lsm-arg"; index: number; size: 1 | 2 | 4 | 8; signed?: boolean; dentryOf?: number; taskTgid?: boolean };
 
 /** One place a uprobe hook is attached: a file offset in its binary, with what the policy named. */
 export interface UprobeTarget {
@@ -87,7 +93,19 @@ export type HookAttach =
   /** a tracefs event: the generic tracepoint program is attached to category/name */
   | { kind: "tracepoint"; category: string; name: string }
   /** a user function: gen_uprobe on each target of the binary (one link and dispatch id each) */
-  | { kind: "uprobe"; path: string; targets: readonly UprobeTarget[] };
+  | { kind: "uprobe"; path: string; targets: readonly UprobeTarget[] }
+  /** a BPF LSM hook ("socket_connect"): its gen_lsm_* program, loaded and attached on first use */
+  | { kind: "lsm"; hook: LsmHookName };
+
+/** The BPF LSM hooks generic.o has programs for, and their dispatch ids (enum gen_lsm_hook). */
+export const LSM_HOOK_IDS = {
+  socket_connect: 1, socket_bind: 2, path_unlink: 3, path_rename: 4, path_truncate: 5, path_chmod: 6, path_mkdir: 7, task_kill: 8, bpf: 9, kernel_read_file: 10, kernel_load_data: 11,
+} as const;
+export type LsmHookName = keyof typeof LSM_HOOK_IDS;
+
+export function isLsmHookName(name: string): name is LsmHookName {
+  return Object.hasOwn(LSM_HOOK_IDS, name);
+}
 
 /** How one compiled hook runs here: given by hook resolution (I5-U), one per CompiledHook. */
 export interface ResolvedHook {
@@ -228,9 +246,9 @@ const MK_ARG = 1;
 /** matcher kinds that read the process map: NS_CHANGE, CAP_CHANGE, BINARY, PARENT_BINARY */
 const PROCESS_MAP_KINDS = new Set([5, 6, 7, 8]);
 const VK_SUBSTR = 9;
-const ACT = { POST: 1, SIGKILL: 3, NOPOST: 9, SIGNAL: 10, GETURL: 7, DNSLOOKUP: 8 } as const;
+const ACT = { POST: 1, SIGKILL: 3, OVERRIDE: 5, NOPOST: 9, SIGNAL: 10, GETURL: 7, DNSLOOKUP: 8 } as const;
 const SLOT_ACTIVE = 1, SLOT_MONITOR = 2, SLOT_RETURN = 4, SLOT_OPENED_FD = 8;
-const POINT = { SYS_ENTER: 1, SYS_EXIT: 2, TP: 3, OPEN_EXIT: 4, UPROBE: 5 } as const;
+const POINT = { SYS_ENTER: 1, SYS_EXIT: 2, TP: 3, OPEN_EXIT: 4, UPROBE: 5, LSM: 6 } as const;
 
 /** x86_64 numbers of the open family, to their exit tracepoint (gen_open_exit's targets). */
 const OPEN_EXIT_BY_NR: ReadonlyMap<number, (typeof OPEN_EXIT_TRACEPOINTS)[number]> = new Map([
@@ -238,7 +256,8 @@ const OPEN_EXIT_BY_NR: ReadonlyMap<number, (typeof OPEN_EXIT_TRACEPOINTS)[number
 ]);
 const ALL_SYSCALLS = 0xffffffff;
 const UPROBE_PROGRAM = "gen_uprobe";
-const FROM = { "syscall-arg": 1, "syscall-nr": 2, return: 3, "tp-field": 4, "tp-dataloc": 5, "tp-array": 6 } as const;
+const FROM = { "syscall-arg": 1, "syscall-nr": 2, return: 3, "tp-field": 4, "tp-dataloc": 5, "tp-array": 6, "lsm-arg": 7 } as const;
+const SRC_SIGNED = 0x1, SRC_DENTRY = 0x10, SRC_TASK_TGID = 0x20;
 const NS_NAMES = ["uts", "ipc", "mnt", "pid", "pid_for_children", "net", "time", "time_for_children", "cgroup", "user"];
 
 function readable(type: number): boolean {
@@ -261,6 +280,8 @@ interface PolicyState {
   openExits: string[];
   /** gen_uprobe links, one per uprobe target (not shared: each has its own cookie) */
   uprobeLinks: Link[];
+  /** BPF LSM hooks ("socket_connect"), one per hook slot (refcounted) */
+  lsms: LsmHookName[];
   /** the number the kernel records carry (gen_slot.policy) */
   no: number;
   /** workload scope id every slot carries (gen_slot.scope), 0: every process */
@@ -284,6 +305,8 @@ export class GenericSensor {
   private readonly sysRefs = { enter: 0, exit: 0 };
   private readonly tpLinks = new Map<string, { link: Link; refs: number }>();
   private readonly openExitLinks = new Map<string, { link: Link; refs: number }>();
+  /** gen_lsm_* programs: loaded on first use against the loaded maps, with their links */
+  private readonly lsmLinks = new Map<LsmHookName, { coll: Collection; link: Link; refs: number }>();
   private openExitChoice: OpenExitChoice | undefined;
   private readonly binNames = new BinNameRefs();
   private readonly bySlot = new Map<number, { policy: PolicyState; hookIndex: number }>();
@@ -344,7 +367,9 @@ export class GenericSensor {
       if (procs !== undefined) procs.maxEntries = 1;
     }
     Object.assign(replaceMaps, this.opts.scopeMaps?.replaceMaps() ?? {});
-    const programs = Object.values(this.spec.programs).filter((p) => p.autoload && p.name !== UPROBE_PROGRAM).map((p) => p.name);
+    // The BPF LSM programs are loaded when a policy needs one (attachFor): where LSM loads are
+    // refused, the rest of the sensor must still load.
+    const programs = Object.values(this.spec.programs).filter((p) => p.autoload && p.name !== UPROBE_PROGRAM && !p.section.startsWith("lsm/")).map((p) => p.name);
     this.coll = newCollection(this.spec, { replaceMaps, programs });
     try {
       this.exempt(process.pid);
@@ -427,6 +452,8 @@ export class GenericSensor {
     if (this.pinDir === dir) return;
     const withUprobes = [...this.policies.values()].filter((p) => p.uprobeLinks.length > 0).map((p) => p.id);
     if (withUprobes.length > 0) throw new GenericUnsupportedError(`pin generic sensor: polic${withUprobes.length === 1 ? "y" : "ies"} ${withUprobes.join(", ")} run on uprobes, whose links are not pinned (they would end with the agent while the rest kept enforcing)`);
+    const withLsm = [...this.policies.values()].filter((p) => p.lsms.length > 0).map((p) => p.id);
+    if (withLsm.length > 0) throw new GenericUnsupportedError(`pin generic sensor: polic${withLsm.length === 1 ? "y" : "ies"} ${withLsm.join(", ")} run on the generic BPF LSM programs, whose links are not pinned (they would end with the agent while the rest kept enforcing)`);
     pinMaps(dir, this.coll.maps);
     for (const [name, p] of Object.entries(this.coll.programs)) p.pin(join(dir, pinName(PROG_PIN_PREFIX, name)));
     this.pinDir = dir;
@@ -482,6 +509,7 @@ export class GenericSensor {
     const st = this.policies.get(policyId);
     if (st === undefined) throw new GenericSensorError(`export policy ${policyId}: not applied`);
     if (st.uprobeLinks.length > 0) throw new GenericUnsupportedError(`export policy ${policyId}: it runs on uprobes, whose links are not pinned`);
+    if (st.lsms.length > 0) throw new GenericUnsupportedError(`export policy ${policyId}: it runs on the generic BPF LSM programs, whose links are not pinned`);
     return {
       no: st.no,
       mode: st.mode,
@@ -520,7 +548,7 @@ export class GenericSensor {
       id: policyId, setIds: { ...saved.setIds }, slots: saved.slots.map((x) => ({ slot: x.slot, hook: x.hook, point: x.point, keys: [...x.keys] })),
       written: saved.written.map((w) => ({ name: w.map, key: new Uint8Array(Buffer.from(w.key, "base64")) })),
       binPaths: saved.binPaths.map((b) => ({ ...b })), mode: saved.mode, tracepoints: [...saved.tracepoints], sys: [...saved.sys],
-      openExits: [...saved.openExits], uprobeLinks: [], no: saved.no, scope: 0,
+      openExits: [...saved.openExits], uprobeLinks: [], lsms: [], no: saved.no, scope: 0,
     };
     for (const x of st.slots) {
       this.bySlot.set(x.slot, { policy: st, hookIndex: x.hook.index });
@@ -583,6 +611,7 @@ export class GenericSensor {
     for (const t of this.tpLinks.keys()) out.push(`tracepoint/${t}`);
     for (const t of this.openExitLinks.keys()) out.push(`tracepoint/${t} (gen_open_exit)`);
     for (const u of this.uprobeIds.values()) out.push(`uprobe/${u.path}:${u.symbol !== "" ? u.symbol : `0x${u.offset.toString(16)}`}`);
+    for (const t of this.lsmLinks.keys()) out.push(`lsm/${t}`);
     return out;
   }
 
@@ -637,16 +666,17 @@ export class GenericSensor {
     }
     this.check(compiled, hooks);
     const policyNo = this.nextPolicy++;
-    const st: PolicyState = { id: policyId, setIds: { ...compiled.setIds }, slots: [], written: [], binPaths: [], mode: compiled.monitor ? "monitor" : "enforce", tracepoints: [], sys: [], openExits: [], uprobeLinks: [], no: policyNo, scope };
+    const st: PolicyState = { id: policyId, setIds: { ...compiled.setIds }, slots: [], written: [], binPaths: [], mode: compiled.monitor ? "monitor" : "enforce", tracepoints: [], sys: [], openExits: [], uprobeLinks: [], lsms: [], no: policyNo, scope };
     try {
       this.writeSets(st, compiled);
       for (const h of hooks) {
         const slot = this.freeSlots.pop();
         if (slot === undefined) throw new GenericSensorError(`apply policy ${policyId}: no free hook slot (${this.spec.maps.gen_hooks?.maxEntries} in all)`);
         const a = h.attach;
-        const point = a.kind === "tracepoint" ? POINT.TP : a.kind === "uprobe" ? POINT.UPROBE : this.openExitTracepoint(h) !== undefined ? POINT.OPEN_EXIT : h.atReturn ? POINT.SYS_EXIT : POINT.SYS_ENTER;
+        const point = a.kind === "lsm" ? POINT.LSM : a.kind === "tracepoint" ? POINT.TP : a.kind === "uprobe" ? POINT.UPROBE : this.openExitTracepoint(h) !== undefined ? POINT.OPEN_EXIT : h.atReturn ? POINT.SYS_EXIT : POINT.SYS_ENTER;
         let keys: number[];
-        if (a.kind === "tracepoint") keys = [tracepointId(a.category, a.name)];
+        if (a.kind === "lsm") keys = [LSM_HOOK_IDS[a.hook]];
+        else if (a.kind === "tracepoint") keys = [tracepointId(a.category, a.name)];
         else if (a.kind === "uprobe") {
           keys = a.targets.map((t) => {
             const id = this.nextUprobeId++;
@@ -726,6 +756,15 @@ export class GenericSensor {
       }
     }
     st.openExits = [];
+    for (const t of st.lsms) {
+      const l = this.lsmLinks.get(t);
+      if (l !== undefined && --l.refs === 0) {
+        l.link.close();
+        l.coll.close();
+        this.lsmLinks.delete(t);
+      }
+    }
+    st.lsms = [];
     for (const which of st.sys) {
       if (--this.sysRefs[which] === 0) {
         const l = this.sysLinks[which];
@@ -765,6 +804,7 @@ export class GenericSensor {
           else if (src !== undefined && (types[i] === ARG.FILE || types[i] === ARG.PATH || types[i] === ARG.SOCKADDR)) problems.push(`${ch.path}: argument slot ${i} (${ARG_TYPE_NAMES[types[i]!]}) is a kernel object; a user function has none`);
         });
       }
+      if (h.attach.kind === "lsm" && this.spec.programs[`gen_lsm_${h.attach.hook}`] === undefined) problems.push(`${ch.path}: generic.o has no program for lsm/${h.attach.hook}`);
       if (h.openedFd && (!h.atReturn || h.attach.kind !== "syscall")) problems.push(`${ch.path}: a file read from the returned fd needs a syscall hook evaluated at the return`);
       h.sources.forEach((src, i) => {
         if (src?.from === "return" && !h.atReturn) problems.push(`${ch.path}: argument slot ${i} reads the return value, which needs evaluation at the return`);
@@ -790,7 +830,8 @@ export class GenericSensor {
           const na = dv.getUint8(so + this.L.selector.offset(n));
           for (let a = 0; a < na; a++) {
             const kind = dv.getUint32(so + this.L.selector.offset(field) + a * this.L.action.size + this.L.action.offset("kind"), true);
-            const ok = kind === ACT.POST || kind === ACT.NOPOST || kind === ACT.SIGKILL || kind === ACT.SIGNAL || kind === ACT.GETURL || kind === ACT.DNSLOOKUP;
+            const ok = kind === ACT.POST || kind === ACT.NOPOST || kind === ACT.SIGKILL || kind === ACT.SIGNAL || kind === ACT.GETURL || kind === ACT.DNSLOOKUP ||
+              (kind === ACT.OVERRIDE && h.attach.kind === "lsm");
             if (!ok) {
               const name = ACTION_NAMES[kind] ?? String(kind);
               const why = name === "Override"
@@ -835,6 +876,12 @@ export class GenericSensor {
         dv.setUint8(o + L.src.offset("flags"), (s.signed ? 1 : 0) | (s.user ? 2 : 0) | (s.fd ? 4 : 0) | (s.iovec ? 8 : 0));
       }
       if (s.from === "tp-dataloc" || s.from === "tp-array") dv.setUint16(o + L.src.offset("offset"), s.offset, true);
+      if (s.from === "lsm-arg") {
+        dv.setUint8(o + L.src.offset("size"), s.size);
+        dv.setUint16(o + L.src.offset("offset"), s.index, true);
+        dv.setUint8(o + L.src.offset("flags"), (s.signed ? SRC_SIGNED : 0) | (s.dentryOf !== undefined ? SRC_DENTRY : 0) | (s.taskTgid ? SRC_TASK_TGID : 0));
+        if (s.dentryOf !== undefined) dv.setUint8(o + L.src.offset("aux"), s.dentryOf);
+      }
       if (s.from === "syscall-arg") dv.setUint8(o + L.src.offset("flags"), 2 | (s.iovec ? 8 : 0));
       // GEN_SRC_FD: read_file takes the value as an fd of the current task
       if (s.from === "return" && s.fd) dv.setUint8(o + L.src.offset("flags"), 4);
@@ -892,6 +939,28 @@ export class GenericSensor {
           throw new GenericSensorError(`attach uprobe ${path}:${where} (file offset 0x${t.offset.toString(16)}): ${(e as Error).message}`);
         }
       });
+      return;
+    }
+    if (point === POINT.LSM && h.attach.kind === "lsm") {
+      const hook = h.attach.hook;
+      const have = this.lsmLinks.get(hook);
+      if (have !== undefined) have.refs++;
+      else {
+        // Its own collection over the loaded maps (same tables, ring buffer and scratch).
+        const name = `gen_lsm_${hook}`;
+        const spec = this.spec.programs[name];
+        if (spec === undefined || this.coll === undefined) throw new GenericSensorError(`generic.o has no program ${name}`);
+        const coll = newCollection(this.spec, { programs: [name], replaceMaps: { ...this.coll.maps } });
+        try {
+          const prog = coll.programs[name];
+          if (prog === undefined) throw new GenericSensorError(`load ${name}: not in the collection`);
+          this.lsmLinks.set(hook, { coll, link: attachProgram(prog, spec), refs: 1 });
+        } catch (e) {
+          coll.close();
+          throw e;
+        }
+      }
+      st.lsms.push(hook);
       return;
     }
     if (point === POINT.OPEN_EXIT) {
@@ -1115,6 +1184,11 @@ export class GenericSensor {
     for (const l of this.openExitLinks.values()) l.link.close();
     this.openExitLinks.clear();
     this.uprobeIds.clear();
+    for (const l of this.lsmLinks.values()) {
+      l.link.close();
+      l.coll.close();
+    }
+    this.lsmLinks.clear();
     this.reader?.close();
     this.reader = undefined;
     this.uprobeColl?.close();
