@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, describe, expect } from "bun:test";
 import { spawnSync } from "node:child_process";
 import { createSocket, type Socket } from "node:dgram";
-import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -17,8 +17,10 @@ import type { Subprocess } from "bun";
 import { cgroupLinks, systemLinkIds } from "../lib/bpf-links.ts";
 import { buildSockHelpers } from "../lib/sock-helper.ts";
 import { kernelTest, kernelUnavailable } from "../lib/host.ts";
-import { agentReady } from "../lib/agent.ts";
+import { agentReady, waitFor } from "../lib/agent.ts";
+import { BpfMap } from "../../src/bpf/map.ts";
 import { listPins } from "../../src/bpf/pin.ts";
+import { countActiveSlots, countEntries } from "../../src/sensors/tables.ts";
 
 const root = join(import.meta.dir, "..", "..");
 const main = join(root, "src", "cli", "main.ts");
@@ -59,10 +61,10 @@ function call(bin: string, op: "connect" | "sendto"): string {
   return r.signal ?? r.stdout.trim();
 }
 
-const connectPolicy = (): string => `apiVersion: cilium.io/v1alpha1
+const connectPolicy = (name = "keep-connect", argError = -1): string => `apiVersion: cilium.io/v1alpha1
 kind: TracingPolicy
 metadata:
-  name: keep-connect
+  name: ${name}
 spec:
   kprobes:
   - call: security_socket_connect
@@ -91,7 +93,7 @@ spec:
         values: ["${denied}"]
       matchActions:
       - action: Override
-        argError: -1
+        argError: ${argError}
 `;
 
 const sendtoPolicy = (): string => `apiVersion: cilium.io/v1alpha1
@@ -135,12 +137,14 @@ interface Policy {
 }
 
 let seq = 0;
-async function startAgent(o: { bpfDir: string; store: string; keep: boolean }) {
+async function startAgent(o: { bpfDir: string; store: string; keep: boolean; policies?: string[] }) {
   const n = ++seq;
   const stateFile = join(dir, `state-${n}.json`);
   const tokenFile = join(dir, `token-${n}`);
-  const args = [process.execPath, main, "agent", "--listen", "127.0.0.1:0", "--token-file", tokenFile, "--state-file", stateFile, "--export-file", join(dir, `events-${n}.log`), "--bpf-dir", o.bpfDir, "--policy-store-dir", o.store];
+  const exportFile = join(dir, `events-${n}.log`);
+  const args = [process.execPath, main, "agent", "--listen", "127.0.0.1:0", "--token-file", tokenFile, "--state-file", stateFile, "--export-file", exportFile, "--bpf-dir", o.bpfDir, "--policy-store-dir", o.store];
   if (o.keep) args.push("--keep-sensors-on-exit");
+  for (const p of o.policies ?? []) args.push("--policy", p);
   const agent = Bun.spawn(args, { stdout: "pipe", stderr: "pipe", stdin: "ignore" });
   running.push(agent);
   const stderr = new Response(agent.stderr).text();
@@ -153,6 +157,14 @@ async function startAgent(o: { bpfDir: string; store: string; keep: boolean }) {
     async add(yaml: string): Promise<void> {
       const r = await api("/v1/policies", { method: "POST", body: yaml, headers: { "Content-Type": "application/yaml" } });
       if (r.status !== 201) throw new Error(`add policy: ${r.status} ${await r.text()}`);
+    },
+    /** The policy names of the process_kprobe events exported so far. */
+    eventPolicies(): Set<string> {
+      if (!existsSync(exportFile)) return new Set();
+      return new Set(readFileSync(exportFile, "utf8").split("\n").filter((l) => l !== "").flatMap((l) => {
+        const k = (JSON.parse(l) as { process_kprobe?: { policy_name?: string } }).process_kprobe;
+        return k?.policy_name !== undefined ? [k.policy_name] : [];
+      }));
     },
     async policies(): Promise<Policy[]> {
       return ((await (await api("/v1/policies")).json()) as { policies: Policy[] }).policies;
@@ -170,6 +182,17 @@ async function startAgent(o: { bpfDir: string; store: string; keep: boolean }) {
 
 function under(d: string): string[] {
   return existsSync(d) ? listPins(d) : [];
+}
+
+/** Active hook slots (struct sock_slot.flags, offset 0, bit 1) and set entries in the pinned maps. */
+function pinnedTables(bpfDir: string): { activeSlots: number; lpm: number; binSet: number } {
+  const open = (n: string): BpfMap => BpfMap.fromPin(join(bpfDir, "sock", `map_${n}`));
+  const slots = open("sock_slots"), lpm = open("sock_addr_lpm"), bins = open("sock_bin_set");
+  try {
+    return { activeSlots: countActiveSlots(slots, 0, 1), lpm: countEntries(lpm), binSet: countEntries(bins) };
+  } finally {
+    for (const m of [slots, lpm, bins]) m.close();
+  }
 }
 
 const cgroupLinkIds = (pid: number): number[] => cgroupLinks(pid).map((l) => l.linkId).sort((a, b) => a - b);
@@ -237,6 +260,11 @@ describe("--keep-sensors-on-exit with socket policies (e2e)", () => {
         expect(call(denied, "connect")).toBe("EPERM");
         expect(call(denied, "sendto")).toBe("EPERM");
         expect(call(allowed, "connect")).toBe("ok");
+        // Events resume: the adopted slots' records reach the new agent's export.
+        await waitFor("events of the adopted socket policies", () => {
+          const names = a2.eventPolicies();
+          return names.has("keep-connect") && names.has("keep-sendto") ? names : undefined;
+        }, 15_000, a2.agent);
 
         expect((await a2.api("/v1/policies/keep-connect", { method: "DELETE" })).status).toBe(200);
         expect(call(denied, "connect")).toBe("ok");
@@ -255,6 +283,65 @@ describe("--keep-sensors-on-exit with socket policies (e2e)", () => {
       }
       expect(existsSync(bpfDir)).toBe(false);
       expect(await a2.stderr).toContain("policy keep-connect: adopted its pinned objects");
+    },
+    240_000,
+  );
+
+  kernelTest(
+    "a socket policy file changed while the agent was down: the new version holds before the old pins go (no connect gets through), the old one's entries are removed; a start without the flag adopts and unpins, and its SIGKILL ends it",
+    async () => {
+      const bpfDir = `${bpfRoot}-c`;
+      const store = join(dir, "store-c");
+      const policyFile = join(dir, "changing.yaml");
+      writeFileSync(policyFile, connectPolicy("keep-changing", -1));
+      const a1 = await startAgent({ bpfDir, store, keep: true, policies: [policyFile] });
+      expect(call(denied, "connect")).toBe("EPERM");
+      const a1Links = cgroupLinkIds(a1.agent.pid);
+      await a1.kill9();
+      expect(call(denied, "connect")).toBe("EPERM");
+      const before = pinnedTables(bpfDir);
+      expect(before.activeSlots).toBe(1);
+      expect(before.lpm).toBeGreaterThan(0);
+
+      // The new version fails the call with EACCES: during the restart either version may
+      // answer, but one of them always does.
+      writeFileSync(policyFile, connectPolicy("keep-changing", -13));
+      const loop = Bun.spawn(["sh", "-c", `while :; do ${denied} connect tcp 127.0.0.1 ${port}; sleep 0.02; done`], { stdout: "pipe", stderr: "ignore" });
+      const a2 = await startAgent({ bpfDir, store, keep: true, policies: [policyFile] }).finally(() => loop.kill("SIGKILL"));
+      const tries = (await new Response(loop.stdout).text()).split("\n").filter((x) => x !== "");
+      try {
+        expect(tries.length).toBeGreaterThan(5);
+        expect(tries.filter((t) => t !== "EPERM" && t !== "EACCES")).toEqual([]);
+        const [p] = await a2.policies();
+        expect(p?.adopted).toBeUndefined();
+        expect(p?.state).toBe("enforcing");
+        expect(call(denied, "connect")).toBe("EACCES");
+        expect(call(allowed, "connect")).toBe("ok");
+        // The links the old version ran on serve the new one: still no new attachment.
+        expect(cgroupLinkIds(a2.agent.pid)).toEqual(a1Links);
+        expect(await a2.stop()).toBe(0);
+      } catch (e) {
+        await a2.stop();
+        throw new Error(`${(e as Error).message}\nconnects during restart: ${tries.join(",")}\nagent:\n${await a2.stderr}`);
+      }
+      expect(await a2.stderr).toContain("re-applied: its content or mode changed");
+      // A graceful stop with the flag keeps it pinned too; the old version's slot and set
+      // entries are gone (the same content but for argError: as many entries as before).
+      expect(call(denied, "connect")).toBe("EACCES");
+      expect(pinnedTables(bpfDir)).toEqual(before);
+
+      const a3 = await startAgent({ bpfDir, store, keep: false, policies: [policyFile] });
+      try {
+        expect((await a3.policies())[0]?.adopted).toBe(true);
+        expect(under(bpfDir)).toEqual([]);
+        expect(call(denied, "connect")).toBe("EACCES");
+      } finally {
+        await a3.kill9();
+      }
+      expect(call(denied, "connect")).toBe("ok");
+      expect(under(bpfDir)).toEqual([]);
+      const sys = systemLinkIds();
+      for (const id of a1Links) expect(sys.has(id)).toBe(false);
     },
     240_000,
   );
