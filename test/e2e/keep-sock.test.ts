@@ -4,8 +4,10 @@
 // killed with SIGKILL, while another binary connects and sends; a restarted agent adopts the
 // pinned cgroup links (the very link ids the first agent made, none new), a connect tried
 // again and again during the restart is refused every time; deleting the policies lets the
-// calls through and leaves nothing under the bpf dir. Without the flag nothing stays pinned
-// and a SIGKILL ends the enforcement.
+// calls through and leaves nothing under the bpf dir. A changed socket policy is re-applied
+// with no call let through and the old entries leave the pinned maps; a start that fails
+// after adopting one leaves it enforcing. Without the flag nothing stays pinned and a SIGKILL
+// ends the enforcement.
 import { afterAll, beforeAll, describe, expect } from "bun:test";
 import { spawnSync } from "node:child_process";
 import { createSocket, type Socket } from "node:dgram";
@@ -342,6 +344,62 @@ describe("--keep-sensors-on-exit with socket policies (e2e)", () => {
       expect(under(bpfDir)).toEqual([]);
       const sys = systemLinkIds();
       for (const id of a1Links) expect(sys.has(id)).toBe(false);
+    },
+    240_000,
+  );
+
+  kernelTest(
+    "a restart that fails after adopting a socket policy (another policy of its set is refused) leaves it pinned and enforcing; the next start adopts it",
+    async () => {
+      const bpfDir = `${bpfRoot}-d`;
+      const store = join(dir, "store-d");
+      const policyFile = join(dir, "kept.yaml");
+      const refused = join(dir, "refused.yaml");
+      writeFileSync(policyFile, connectPolicy("keep-kept", -1));
+      // Refused when applied: a file rule needs its file to exist.
+      writeFileSync(refused, `apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: keep-refused
+spec:
+  kprobes:
+  - call: security_file_open
+    syscall: false
+    args:
+    - index: 0
+      type: file
+    selectors:
+    - matchArgs:
+      - index: 0
+        operator: Equal
+        values: ["${join(dir, "does-not-exist")}"]
+      matchActions:
+      - action: Sigkill
+`);
+      const a1 = await startAgent({ bpfDir, store, keep: true, policies: [policyFile] });
+      const a1Links = cgroupLinkIds(a1.agent.pid);
+      await a1.kill9();
+      const failed = spawnSync(process.execPath, [main, "agent", "--listen", "127.0.0.1:0", "--token-file", join(dir, "t-d"), "--state-file", join(dir, "s-d.json"), "--export-file", join(dir, "e-d.log"), "--bpf-dir", bpfDir, "--keep-sensors-on-exit", "--policy-store-dir", store, "--policy", policyFile, "--policy", refused], { encoding: "utf8", timeout: 120_000 });
+      expect(failed.status).toBe(1);
+      expect(failed.stderr).toContain("does-not-exist");
+      expect(failed.stderr).toContain("policy keep-kept: adopted its pinned objects");
+      // What the failed start had adopted is still pinned, enforcing, on the same links.
+      expect(call(denied, "connect")).toBe("EPERM");
+      expect(call(allowed, "connect")).toBe("ok");
+      expect(pinnedTables(bpfDir).activeSlots).toBe(1);
+      const sys = systemLinkIds();
+      for (const id of a1Links) expect(sys.has(id)).toBe(true);
+
+      const a2 = await startAgent({ bpfDir, store, keep: true, policies: [policyFile] });
+      try {
+        expect((await a2.policies())[0]?.adopted).toBe(true);
+        expect(cgroupLinkIds(a2.agent.pid)).toEqual(a1Links);
+        expect((await a2.api("/v1/policies/keep-kept", { method: "DELETE" })).status).toBe(200);
+        expect(call(denied, "connect")).toBe("ok");
+        expect(under(bpfDir)).toEqual([]);
+      } finally {
+        await a2.kill9();
+      }
     },
     240_000,
   );
