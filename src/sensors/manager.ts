@@ -836,6 +836,8 @@ export class PolicyManager {
         }
         this.#attachFanotify(a, policy, fanHooks, a.backstop !== undefined ? "adopt" : "fresh");
       }
+      // Before the generic sensor's: if that fails, forget() below hands the socket entries
+      // back untouched (reserved again), to be dropped once the re-applied policy holds.
       const sock = hooks.filter((h) => h.backend === "sock");
       if (sock.length > 0) {
         if (prev.sock === undefined || this.opts.sock?.adopt === undefined) throw new Error("no socket sensor entries are pinned for it");
