@@ -8,7 +8,7 @@ import { GenericBackend } from "../sensors/generic-backend.ts";
 import { GenericSensor, type GenericPinnedPolicy } from "../sensors/generic.ts";
 import { PolicyManager, type GenericHooks, type SockHooks } from "../sensors/manager.ts";
 import { SockBackend } from "../sensors/sock-backend.ts";
-import { SockSensor } from "../sensors/sock.ts";
+import { SockSensor, type SockPinnedPolicy } from "../sensors/sock.ts";
 import { hostHookFeatures, type HookFeatures } from "../sensors/resolve.ts";
 import type { SensorContext } from "./agent.ts";
 import type { PolicyBackend, PolicyRecord } from "./policy-store.ts";
@@ -33,7 +33,7 @@ export interface PolicyBackendOptions {
   /** Default: the generic sensor (generic.o), loaded when a policy first needs it, sharing the process map. */
   generic?: GenericHooks & { close?(opts?: { keepPinned?: boolean }): void };
   /** Default: the socket sensor (sock_addr.o at the cgroup v2 root), loaded when a policy first needs it, sharing the process map. */
-  sock?: SockHooks & { close?(): void };
+  sock?: SockHooks & { close?(opts?: { keepPinned?: boolean }): void };
 }
 
 /** Builds the backend over the agent's sensors; the process sensor (if any) enriches events. */
@@ -65,7 +65,9 @@ export function createPolicyBackend(ctx: SensorContext, sensors: readonly Sensor
   const persist = ctx.pins.keep || previous !== undefined
     ? { bpfDir: ctx.bpfDir, keep: ctx.pins.keep, previous, ...(processSensor !== undefined ? { process: processSensor.pins } : {}) }
     : undefined;
-  const sock = opts.sock ?? new SockBackend(() => new SockSensor(sensorOpts));
+  const sockFrom = previous?.shared.sock !== undefined ? join(ctx.bpfDir, previous.shared.sock) : undefined;
+  const sockReserve = [...Object.values(previous?.policies ?? {}), ...Object.values(previous?.superseded ?? {})].flatMap((p) => (p.sock !== undefined ? [p.sock as SockPinnedPolicy] : []));
+  const sock = opts.sock ?? new SockBackend(() => new SockSensor({ ...sensorOpts, ...(sockFrom !== undefined ? { adoptFrom: sockFrom, reserve: sockReserve } : {}) }));
   const manager = new PolicyManager({
     features: opts.features ?? { ...hostHookFeatures(), ...(ctx.pins.keep ? { keepSensors: true } : {}) },
     encode,
@@ -100,7 +102,7 @@ export function createPolicyBackend(ctx: SensorContext, sensors: readonly Sensor
           generic.close?.({ keepPinned });
         } finally {
           try {
-            sock.close?.();
+            sock.close?.({ keepPinned });
           } finally {
             // After every object that shares the maps is gone.
             scopes?.close();

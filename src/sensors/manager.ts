@@ -82,7 +82,10 @@ export interface PersistOptions {
 
 /** The socket sensor as the manager uses it (sock-backend.ts adapts src/sensors/sock.ts): the
  * hooks resolve.ts gave backend "sock", on the cgroup sock_addr programs; matches as the generic hooks'. */
-export type SockHooks = GenericHooks;
+export interface SockHooks extends GenericHooks {
+  /** Lets go of an adopted policy without touching its pinned entries (a start that failed). */
+  forget?(policyId: string): void;
+}
 
 /** Where process and parent come from for events. */
 export interface ProcessLookup {
@@ -542,6 +545,7 @@ export class PolicyManager {
       this.#dropPinned(name, prev, "not in the policy set any more");
     }
     if (p.previous?.shared.generic !== undefined) this.opts.generic?.dropUnusedLinks?.();
+    if (p.previous?.shared.sock !== undefined) this.opts.sock?.dropUnusedLinks?.();
     if (!p.keep && p.previous !== undefined) {
       for (const e of this.#policies.values()) {
         e.attachment?.guard?.unpin();
@@ -549,6 +553,7 @@ export class PolicyManager {
         if (e.attachment !== undefined) e.attachment.pinDir = undefined;
       }
       this.opts.generic?.unpin?.();
+      this.opts.sock?.unpin?.();
       p.process?.unpin();
       removeManifest(p.bpfDir);
       removeEmptyDirs(p.bpfDir);
@@ -574,6 +579,10 @@ export class PolicyManager {
       // stays pinned and listed, enforcing as before this start.
       this.#adoptable.set(name, a.prev);
       if (a.genericId !== undefined) this.#byGenericId.delete(a.genericId);
+      if (a.sockId !== undefined) {
+        this.#byGenericId.delete(a.sockId);
+        this.opts.sock?.forget?.(a.sockId);
+      }
       a.close(true);
       this.#syncPins();
       return;
@@ -762,6 +771,7 @@ export class PolicyManager {
         ...(a.guard !== undefined ? { guard: `${a.pinDir}/guard` } : {}),
         ...(a.backstop !== undefined ? { backstop: `${a.pinDir}/backstop` } : {}),
         ...(a.genericId !== undefined ? { generic: this.opts.generic?.exportPolicy?.(a.genericId) } : {}),
+        ...(a.sockId !== undefined ? { sock: this.opts.sock?.exportPolicy?.(a.sockId) } : {}),
         hooks: a.resolution.hooks.flatMap((h) => (h.ok ? [{ path: h.path, hook: h.name, mechanism: h.mechanism, afterExit: h.afterExit }] : [])),
       };
     }
@@ -782,12 +792,21 @@ export class PolicyManager {
       this.opts.generic?.unpin?.();
       removePinDir(p.bpfDir, "generic");
     }
+    // The socket sensor likewise: pinned while a pinned policy runs on it, else no pin of it stays.
+    if (all.some((x) => x.sock !== undefined)) {
+      this.opts.sock?.pin?.(join(p.bpfDir, "sock"));
+      shared.sock = "sock";
+    } else {
+      this.opts.sock?.unpin?.();
+      removePinDir(p.bpfDir, "sock");
+    }
     if (all.length > 0) {
       writeManifest(p.bpfDir, { ...emptyManifest(), shared, policies, ...(this.#superseded.size > 0 ? { superseded } : {}) });
       return;
     }
     removeManifest(p.bpfDir);
     this.opts.generic?.unpin?.();
+    this.opts.sock?.unpin?.();
     p.process?.unpin();
     removeEmptyDirs(p.bpfDir);
   }
@@ -817,7 +836,16 @@ export class PolicyManager {
         }
         this.#attachFanotify(a, policy, fanHooks, a.backstop !== undefined ? "adopt" : "fresh");
       }
-      if (hooks.some((h) => h.backend === "sock")) throw new Error("socket hooks are not pinned");
+      // Before the generic sensor's: if that fails, forget() below hands the socket entries
+      // back untouched (reserved again), to be dropped once the re-applied policy holds.
+      const sock = hooks.filter((h) => h.backend === "sock");
+      if (sock.length > 0) {
+        if (prev.sock === undefined || this.opts.sock?.adopt === undefined) throw new Error("no socket sensor entries are pinned for it");
+        const sid = `${name}#${id}/sock`;
+        this.opts.sock.adopt(sid, policy, sock, prev.sock);
+        a.sockId = sid;
+        this.#byGenericId.set(sid, a);
+      }
       // Last: adoptPolicy checks everything before it takes anything over, so a failure here
       // or before leaves the generic sensor without this policy (it is re-applied, then dropped).
       const generic = hooks.filter((h) => h.backend === "generic");
@@ -832,6 +860,10 @@ export class PolicyManager {
       // Nothing pinned is removed here: the caller applies the policy anew and then drops
       // the pinned objects, so they hold until the new attachment does.
       if (a.genericId !== undefined) this.#byGenericId.delete(a.genericId);
+      if (a.sockId !== undefined) {
+        this.#byGenericId.delete(a.sockId);
+        this.opts.sock?.forget?.(a.sockId);
+      }
       a.fan?.close();
       a.guard?.close();
       a.backstop?.close();
@@ -868,6 +900,13 @@ export class PolicyManager {
         this.opts.generic?.dropPinned?.(prev.generic);
       } catch (e) {
         errors.push(`generic sensor entries: ${(e as Error).message}`);
+      }
+    }
+    if (prev.sock !== undefined) {
+      try {
+        this.opts.sock?.dropPinned?.(prev.sock);
+      } catch (e) {
+        errors.push(`socket sensor entries: ${(e as Error).message}`);
       }
     }
     if (prev.dir !== undefined) removePinDir(p.bpfDir, prev.dir);

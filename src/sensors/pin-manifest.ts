@@ -9,6 +9,7 @@
 //   manifest              this document
 //   process/              the process sensor's maps and links (shared: matchBinaries reads its map)
 //   generic/              the generic hook sensor's maps and links (shared by every generic policy)
+//   sock/                 the socket sensor's maps, programs and cgroup links (shared by every socket policy)
 //   policies/<dir>/guard  a policy's file guard (its own collection: maps and links)
 //   policies/<dir>/backstop  the file guard backing a policy's fanotify rules after the agent exits
 import { createHash } from "node:crypto";
@@ -24,7 +25,7 @@ const CHUNK = 4096;
 const MAX_CHUNKS = 1024;
 const LENGTH_KEY = 0xffffffff;
 /** The objects whose programs and maps a manifest's pins were made from. */
-export const PINNED_OBJECTS = ["process", "generic", "file_guard"] as const;
+export const PINNED_OBJECTS = ["process", "generic", "file_guard", "sock_addr"] as const;
 
 /** A manifest that cannot be adopted: damaged, or written by an incompatible ward. */
 export class PinManifestError extends Error {
@@ -53,6 +54,8 @@ export interface PinnedPolicy {
   backstop?: string;
   /** its entries in the shared generic sensor (generic.ts GenericPinnedPolicy), opaque here */
   generic?: unknown;
+  /** its entries in the shared socket sensor (sock.ts SockPinnedPolicy), opaque here */
+  sock?: unknown;
   hooks: PinnedHook[];
 }
 
@@ -64,7 +67,7 @@ export interface PinManifest {
   objects: Record<string, string>;
   written_at: string;
   /** bpfDir-relative directories of the shared sensors that are pinned */
-  shared: { process?: string; generic?: string };
+  shared: { process?: string; generic?: string; sock?: string };
   policies: Record<string, PinnedPolicy>;
   /**
    * Earlier versions of policies, pinned still: a start re-applied those policies with new

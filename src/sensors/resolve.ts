@@ -268,6 +268,7 @@ function afterExitOf(backend: ResolvedHook["backend"], f: HookFeatures): string 
   if (!f.keepSensors) return "nothing: the agent detaches it when it exits, on SIGKILL too (run with --keep-sensors-on-exit to keep it pinned under --bpf-dir)";
   if (backend === "guard") return "the same: its file guard's programs, maps and links are pinned under --bpf-dir and keep deciding in the kernel; events wait in its pinned ring buffer for the next agent";
   if (backend === "generic") return "the same: the generic sensor's programs, maps and links are pinned under --bpf-dir and keep evaluating this hook; events wait in the pinned ring buffer for the next agent";
+  if (backend === "sock") return "the same: the socket sensor's cgroup links, programs and maps are pinned under --bpf-dir and keep deciding at the cgroup v2 root; events wait in its pinned ring buffer for the next agent";
   return "nothing pinned holds it";
 }
 
@@ -1521,9 +1522,6 @@ export function resolvePolicy(policy: TracingPolicy, f: HookFeatures, mode?: "en
     const base: HookBase = { index, path: `spec.${h.list}[${h.specIndex}]`, name: h.name };
     try {
       const plan = resolveOne(h, f, m === "monitor", policy.spec.lists, options, h.list === "uprobes" ? policy.spec.uprobes[h.specIndex] : undefined);
-      if (f.keepSensors && plan.backend === "sock") {
-        reject(`with --keep-sensors-on-exit every hook must stay enforced after the agent exits, and ward does not pin the socket sensor's cgroup programs yet (${plan.mechanism}); run without --keep-sensors-on-exit (the hook then lasts while the agent runs)`);
-      }
       hooks.push({ ...base, ok: true, ...plan, afterExit: plan.afterExit ?? afterExitOf(plan.backend, f) });
     } catch (e) {
       if (!(e instanceof Reject)) throw e;

@@ -82,6 +82,12 @@ export class BinNameRefs {
     else r.refs++;
   }
 
+  /** One use fewer, leaving the map entry (a pinned policy let go of, not removed). */
+  forget(path: string): void {
+    const r = this.#refs.get(path);
+    if (r !== undefined && --r.refs === 0) this.#refs.delete(path);
+  }
+
   /** One use fewer; the last deletes the map entry (best effort: the entry may be gone). */
   release(names: () => Pick<BpfMap, "delete">, path: string): void {
     const r = this.#refs.get(path);

@@ -1,8 +1,8 @@
 // Hook resolution with --keep-sensors-on-exit (HookFeatures.keepSensors): every resolved hook
 // says what holds it after the agent exits; fanotify's enforcing rules get the file guard
 // backstop, and an Override rule says up front that the backstop kills instead of failing the
-// call; what nothing pinned can hold (a Prefix directory on fanotify, the cgroup socket hooks)
-// is refused with the reason and the substitute. Also the binary ids adopted from pins.
+// call; what nothing pinned can hold (a Prefix directory on fanotify, uprobes) is refused
+// with the reason and the substitute. Also the binary ids adopted from pins.
 import { describe, expect, test } from "bun:test";
 import { BinaryInterner, compilePolicy } from "../../src/policy/engine.ts";
 import { explainCompiled } from "../../src/policy/explain.ts";
@@ -101,10 +101,14 @@ describe("resolution with --keep-sensors-on-exit", () => {
     expect(r.errors[0]).toContain("a Prefix directory (/my/extremely/secret/) has none; list the files with Equal, or run without --keep-sensors-on-exit");
   });
 
-  test("the cgroup socket hooks are not pinned: refused with the flag, loaded without it", () => {
-    expect(resolvePolicy(connect, FAN).errors).toEqual([]);
+  test("the cgroup socket hooks are pinned with the flag: resolved, and each says its pinned cgroup links hold it after the agent exits", () => {
+    const without = ok(resolvePolicy(connect, FAN).hooks[0]);
+    expect(without.afterExit).toStartWith("nothing: the agent detaches it when it exits");
     const r = resolvePolicy(connect, KEEP);
-    expect(r.errors[0]).toContain("does not pin the socket sensor's cgroup programs yet");
+    expect(r.errors).toEqual([]);
+    const h = ok(r.hooks[0]);
+    expect(h.backend).toBe("sock");
+    expect(h.afterExit).toContain("cgroup links, programs and maps are pinned under --bpf-dir");
   });
 });
 
