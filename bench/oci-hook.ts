@@ -13,6 +13,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { deleteAll, ensureRunc, makeBundle, makeRootfs, removeCgroupParents, runcRun } from "../test/lib/runc.ts";
+import { labelScope, secureOpenPolicy } from "../test/lib/talk-policies.ts";
 import { AgentTreatment, wardBinary } from "./lib/agent.ts";
 import { prepareBenchHost } from "./lib/host.ts";
 import { progress, ratioMetric, runBench, sampleMetric, type BenchSection } from "./lib/results.ts";
@@ -32,29 +33,11 @@ await runBench("oci-hook", "OCI runtime hook: added container start time (runc r
   const policy = join(dir, "scoped.yaml");
   await Bun.write(
     policy,
-    `apiVersion: cilium.io/v1alpha1
-kind: TracingPolicy
-metadata:
-  name: bench-oci-scoped
-spec:
-  containerSelector:
-    matchLabels:
-      name: bench
-  kprobes:
-  - call: security_file_open
-    syscall: false
-    args:
-    - index: 0
-      type: file
-    selectors:
-    - matchArgs:
-      - index: 0
-        operator: Equal
-        values:
-        - ${join(rootfs, "secret")}
-      matchActions:
-      - action: Sigkill
-`,
+    secureOpenPolicy({
+      name: "bench-oci-scoped",
+      file: join(rootfs, "secret"),
+      scope: labelScope("containerSelector", { name: "bench" }),
+    }),
   );
   const agent = new AgentTreatment("agent", dir, { policies: [policy] });
   const annotations = {

@@ -25,18 +25,22 @@ enum gen_from {
 	GEN_FROM_TP_FIELD = 4,    /* tracepoint record field at `offset`, `size` bytes */
 	GEN_FROM_TP_DATALOC = 5,  /* tracepoint __data_loc string at `offset` */
 	GEN_FROM_TP_ARRAY = 6,    /* tracepoint char array at `offset` (comm[16], ...), read as a string */
+	GEN_FROM_LSM_ARG = 7,     /* BPF LSM hook argument `offset` (ctx[offset]), `size` bytes of it */
 };
 #define GEN_SRC_SIGNED 0x1     /* sign-extend a TP field */
 #define GEN_SRC_USER 0x2       /* pointer is a user pointer (syscall args, syscalls/ tracepoints) */
 #define GEN_SRC_IOVEC 0x8      /* a buffer argument that is an iovec array (char_iovec), count from sizeArgIndex */
 #define GEN_SRC_FD 0x4         /* a file argument given as an fd number (tracepoints; syscall file args always are) */
+#define GEN_SRC_DENTRY 0x10    /* LSM: a struct dentry *, its mount from the struct path * at ctx[aux] (path_unlink, ...) */
+#define GEN_SRC_TASK_TGID 0x20 /* LSM: a struct task_struct *, read as its tgid (task_kill's target) */
 
 struct gen_src {
 	__u8 from;     /* enum gen_from */
 	__u8 size;     /* TP field bytes (1, 2, 4, 8) */
 	__u16 offset;  /* TP field offset / syscall argument index */
 	__u8 flags;    /* GEN_SRC_* */
-	__u8 pad[3];
+	__u8 aux;      /* GEN_SRC_DENTRY: the LSM argument holding the directory's struct path */
+	__u8 pad[2];
 };
 
 /* Which attach point a dispatch key names. */
@@ -50,6 +54,22 @@ enum gen_point {
 	GEN_POINT_UPROBE = 5,    /* gen_uprobe on a user function, key = the link's cookie (one id
 	                            per attached path:offset, userspace maps it to the symbol);
 	                            evaluated as GEN_POINT_SYS_ENTER on the function's registers */
+	GEN_POINT_LSM = 6,       /* a gen_lsm_* BPF LSM program, key = enum gen_lsm_hook */
+};
+
+/* The BPF LSM hooks the generic sensor has programs for (dispatch ids of GEN_POINT_LSM). */
+enum gen_lsm_hook {
+	GEN_LSM_SOCKET_CONNECT = 1,
+	GEN_LSM_SOCKET_BIND = 2,
+	GEN_LSM_PATH_UNLINK = 3,
+	GEN_LSM_PATH_RENAME = 4,
+	GEN_LSM_PATH_TRUNCATE = 5,
+	GEN_LSM_PATH_CHMOD = 6,
+	GEN_LSM_PATH_MKDIR = 7,
+	GEN_LSM_TASK_KILL = 8,
+	GEN_LSM_BPF = 9,
+	GEN_LSM_KERNEL_READ_FILE = 10,
+	GEN_LSM_KERNEL_LOAD_DATA = 11,
 };
 
 struct gen_dispatch_key {
@@ -89,6 +109,7 @@ struct gen_globals {
 #define GEN_EF_KILLED 0x4      /* SIGKILL was queued */
 #define GEN_EF_SIGNALED 0x8    /* Signal(argSig) was queued */
 #define GEN_EF_NO_SELECTORS 0x10
+#define GEN_EF_OVERRIDE 0x20     /* a BPF LSM program failed the call (Override, or Sigkill there) */
 
 /* Per argument in the record: arg_state values. */
 #define GEN_ARG_ABSENT 0       /* slot not declared by the hook */

@@ -2,7 +2,9 @@
 // state file -> sensors -> ready, and the reverse on stop) and wires sensors to the event
 // hub, the hub to the export sinks and API subscribers. It never calls process.exit; the
 // command decides exit codes.
-import { readdirSync, readFileSync, rmdirSync, rmSync, statSync, type Dirent } from "node:fs";
+import { readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { listPins, removeEmptyDirs, unpin } from "../bpf/pin.ts";
+import { PinManifestError, readManifest, type PinManifest } from "../sensors/pin-manifest.ts";
 import { join, resolve } from "node:path";
 import { createApp } from "../api/app.ts";
 import type { AgentStatus } from "../api/deps.ts";
@@ -27,6 +29,11 @@ import { cgroupV2Mount } from "../workloads/cgroup-identity.ts";
 export interface SensorContext {
   nodeName: string;
   bpfDir: string;
+  /**
+   * Persistence: keep is --keep-sensors-on-exit; previous is what an earlier agent left
+   * pinned under bpfDir (its manifest), which the sensors adopt instead of loading anew.
+   */
+  pins: { keep: boolean; previous: PinManifest | undefined };
   publish(ev: EventJson, line?: string): void;
   /**
    * publish for an event that already has its line and type: its object form (`json`) may
@@ -61,7 +68,7 @@ export interface AgentParts {
 export class AgentStartError extends Error {
   override name = "AgentStartError";
   constructor(
-    readonly code: "already_running" | "listen" | "policy_files" | "policy_store" | "sensor" | "export" | "unsupported" | "kubernetes",
+    readonly code: "already_running" | "listen" | "policy_files" | "policy_store" | "pins" | "sensor" | "export" | "unsupported" | "kubernetes",
     message: string,
     options?: { cause?: unknown },
   ) {
@@ -90,26 +97,6 @@ export function policyFilesOf(config: Pick<AgentConfig, "policyFiles" | "policyD
   return files;
 }
 
-/**
- * removeEmptyDirs deletes `dir` and its subdirectories when they hold nothing: sensors unpin
- * their objects on stop but leave the folders. rmdir fails on anything non-empty, so a pin
- * that is still there (or anything else) is never removed by this.
- */
-function removeEmptyDirs(dir: string): void {
-  let entries: Dirent[];
-  try {
-    entries = readdirSync(dir, { withFileTypes: true });
-  } catch {
-    return;
-  }
-  for (const e of entries) if (e.isDirectory()) removeEmptyDirs(join(dir, e.name));
-  try {
-    rmdirSync(dir);
-  } catch {
-    // Not empty, or gone already: either way nothing to do.
-  }
-}
-
 export class Agent {
   readonly hub: EventHub;
   readonly store: PolicyStore;
@@ -128,6 +115,8 @@ export class Agent {
   #url = "";
   /** The token file start() created, until it succeeds (a failed start removes it). */
   #createdToken: string | undefined;
+  /** This start found pins of an earlier agent (a failed start leaves them as they were). */
+  #adoptedPins = false;
 
   constructor(
     readonly config: AgentConfig,
@@ -165,13 +154,14 @@ export class Agent {
   async #start(): Promise<void> {
     const { config, parts } = this;
     this.#startedAt = Date.now();
-    // Persistent enforcement is asked for but the policy sensors cannot honour it yet: they
-    // are detached on exit and a restarted agent does not adopt pins. Going on would end
-    // enforcement silently when the agent stops, so refuse and say what would work.
-    if (config.keepSensorsOnExit && parts.policyBackend) {
+    // Pinned policies outlive the agent, so the next one must know which of them are still
+    // wanted: the policy set is the --policy files plus the store, and without a store a
+    // policy added through the API would be pinned, then removed at the next start as
+    // unknown. So persistence needs the store; say so before anything is touched.
+    if (config.keepSensorsOnExit && parts.policyBackend && config.policyStoreDir === undefined) {
       throw new AgentStartError(
         "unsupported",
-        "--keep-sensors-on-exit is not supported yet: policy sensors are detached when the agent exits and a restarted agent does not adopt pinned ones; run without it (enforcement then lasts as long as the agent)",
+        "--keep-sensors-on-exit needs --policy-store-dir DIR: pinned policies keep enforcing after the agent exits, and the next agent adopts those its policy set (--policy files and the policy store) still names and removes the others; without a store, policies added through the API would be lost at the next start while still pinned",
       );
     }
     const files = policyFilesOf(config);
@@ -213,6 +203,11 @@ export class Agent {
     // The policy store directory is read once no other agent can be writing to it (its temp
     // files would look like a crash's leftovers).
     if (config.policyStoreDir !== undefined) this.#restorePolicies(config.policyStoreDir);
+    // What an earlier agent left pinned, read before anything is attached (so nothing of it
+    // is detached before it has been adopted) and checked now (an incompatible manifest
+    // stops the start, naming it, with nothing changed).
+    const pinned = parts.policyBackend ? this.#previousPins() : undefined;
+    this.#adoptedPins = pinned !== undefined;
     try {
       for (const s of parts.sinks()) this.hub.addSink(s);
     } catch (err) {
@@ -273,6 +268,7 @@ export class Agent {
       const ctx: SensorContext = {
         nodeName: config.nodeName,
         bpfDir: config.bpfDir,
+        pins: { keep: config.keepSensorsOnExit, previous: pinned },
         publish: (ev, line) => this.hub.publish(ev, line),
         publishEvent: (ev) => this.hub.publishEvent(ev),
         recordLoss: (reason, n) => this.hub.recordLoss(reason, n),
@@ -306,14 +302,26 @@ export class Agent {
       // and field), then the applied ones are removed and the start stops
       // (PolicyRejectedError) with nothing of any policy attached.
       if (parts.policyBackend) {
-        this.store.attachBackend(parts.policyBackend(ctx, this.#sensors));
+        const backend = parts.policyBackend(ctx, this.#sensors);
+        try {
+          this.store.attachBackend(backend);
+        } catch (err) {
+          // The store keeps no backend it refused, so stop() would not close it: its sensors
+          // (loaded for the policies tried) would keep their readers and the process alive.
+          // What was pinned before this start stays pinned.
+          backend.close({ keepAttached: config.keepSensorsOnExit || this.#adoptedPins });
+          throw err;
+        }
+        backend.finishStart?.();
         if (this.store.list().length > 0) parts.log(`${this.store.list().length} polic${this.store.list().length === 1 ? "y" : "ies"} applied`);
       }
       // CRs one by one once the store applies to the kernel: a refused CR is reported (log,
       // status) and does not stop the start, unlike a refused --policy file.
       await this.#kubernetes((k) => k.startPolicies());
     } catch (err) {
-      await this.stop({ keepAttached: false });
+      // What was pinned before this start (and is still pinned) keeps enforcing: a failed
+      // restart must not end the protection the previous agent left.
+      await this.stop({ keepAttached: config.keepSensorsOnExit || this.#adoptedPins });
       throw err;
     }
     releaseStartupMemory();
@@ -340,6 +348,36 @@ export class Agent {
       if (err instanceof KubernetesStartError) throw new AgentStartError("kubernetes", err.message, { cause: err });
       throw err;
     }
+  }
+
+  /**
+   * The manifest an earlier agent left under --bpf-dir, if any. Pins without a manifest are
+   * reported (they may be enforcing something this agent cannot identify, so they are left
+   * alone and the start stops); the process map pin older agents made (a map, nothing
+   * attached) is replaced as before.
+   */
+  #previousPins(): PinManifest | undefined {
+    const dir = this.config.bpfDir;
+    try {
+      const m = readManifest(dir);
+      if (m !== undefined) {
+        this.parts.log(`${dir}: adopting what ward ${m.ward} pinned at ${m.written_at}: ${Object.keys(m.policies).length} polic${Object.keys(m.policies).length === 1 ? "y" : "ies"} (${Object.keys(m.policies).join(", ")})`);
+        return m;
+      }
+    } catch (err) {
+      if (err instanceof PinManifestError) throw new AgentStartError("pins", err.message, { cause: err });
+      throw err;
+    }
+    unpin(join(dir, "process", "ward_procs"));
+    const stale = listPins(dir);
+    if (stale.length > 0) {
+      throw new AgentStartError(
+        "pins",
+        `--bpf-dir ${dir} holds pinned BPF objects but no ward manifest (${stale.slice(0, 8).join(", ")}${stale.length > 8 ? `, and ${stale.length - 8} more` : ""}): another program's, or left by an agent killed while it pinned them; they may be enforcing, so they are left alone. Remove them (rm -r ${dir}) or give another --bpf-dir`,
+      );
+    }
+    removeEmptyDirs(dir);
+    return undefined;
   }
 
   /**
@@ -385,7 +423,7 @@ export class Agent {
     }
     this.#cgroupFeed?.close();
     try {
-      this.store.detachBackend();
+      this.store.detachBackend({ keepAttached });
     } catch (err) {
       errors.push(`detach policies: ${(err as Error).message}`);
     }

@@ -142,7 +142,7 @@ export const SETTINGS: Setting[] = [
   { key: "field-filters", kind: "field-filters", env: envOf("field-filters", true), arg: "JSON", help: "FieldFilter lines applied to exported events (include/exclude fields)" },
   { key: "enable-pid-set-filter", kind: "bool", env: envOf("enable-pid-set-filter", true), help: "allow pid_set in export filters (testing: its descendant cache only grows)" },
   { key: "bpf-dir", kind: "string", env: envOf("bpf-dir", true), arg: "DIR", help: `bpffs directory for pins (a relative name is under ${BPF_ROOT}, as in Tetragon)`, defaultText: DEFAULT_BPF_DIR },
-  { key: "keep-sensors-on-exit", kind: "bool", env: envOf("keep-sensors-on-exit", true), help: "leave pinned programs attached when the agent exits (not supported yet: refused)" },
+  { key: "keep-sensors-on-exit", kind: "bool", env: envOf("keep-sensors-on-exit", true), help: "pin every applied policy's programs, maps and links under --bpf-dir so they keep enforcing after the agent exits (SIGKILL included); the next agent adopts them; needs --policy-store-dir" },
   { key: "node-name", kind: "string", env: ["WARD_NODE_NAME", "HUBBLE_NODE_NAME", "NODE_NAME"], arg: "NAME", help: "node_name in events, and the node whose pods the Kubernetes pod watch lists", defaultText: "$HUBBLE_NODE_NAME, $NODE_NAME, else the hostname" },
   { key: "enable-k8s-api", kind: "bool", env: envOf("enable-k8s-api", true), help: "watch this node's pods (pod metadata in events, podSelector and namespace scopes) and the TracingPolicy CRs through the Kubernetes API" },
   { key: "k8s-kubeconfig-path", kind: "string", env: envOf("k8s-kubeconfig-path", true), arg: "FILE", help: "reach the API server through this kubeconfig (its current context) instead of the in-cluster service account", defaultText: "in-cluster config" },
@@ -557,6 +557,16 @@ function buildConfig(
       const o = origins.get(key);
       if (o !== undefined) p.add(o, key, "has no effect without enable-k8s-api; enable the Kubernetes API or drop it");
     }
+  }
+  // TracingPolicy CRs are applied from the API server, not the policy store, so a restarted
+  // agent could not tell a pinned CR policy that is still wanted from one deleted while it was
+  // down (it would adopt and enforce a deleted policy, or drop a wanted one).
+  if (get<boolean>("keep-sensors-on-exit") === true && enableK8sApi && (get<boolean>("enable-tracing-policy-crd") ?? true)) {
+    p.add(
+      origins.get("keep-sensors-on-exit")!,
+      "keep-sensors-on-exit",
+      "cannot be used with enable-k8s-api while TracingPolicy CRs are applied: CR policies are not in the policy store, so a restarted agent could not tell which pinned ones are still wanted; set enable-tracing-policy-crd=false (pods only) or drop one of the two",
+    );
   }
   if (!isAbsolute(bpfDir)) bpfDir = join(BPF_ROOT, bpfDir);
   return {

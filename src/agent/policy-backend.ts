@@ -1,13 +1,14 @@
 // The agent's PolicyBackend: the policy manager (src/sensors/manager.ts) fed with what the
 // running sensors provide (the process cache for events, the agent's event hub), and the
 // kernel's hook features probed once at start.
+import { join } from "node:path";
 import { BootClock } from "../events/time.ts";
 import type { TracingPolicy } from "../policy/types.ts";
 import { GenericBackend } from "../sensors/generic-backend.ts";
-import { GenericSensor } from "../sensors/generic.ts";
+import { GenericSensor, type GenericPinnedPolicy } from "../sensors/generic.ts";
 import { PolicyManager, type GenericHooks, type SockHooks } from "../sensors/manager.ts";
 import { SockBackend } from "../sensors/sock-backend.ts";
-import { SockSensor } from "../sensors/sock.ts";
+import { SockSensor, type SockPinnedPolicy } from "../sensors/sock.ts";
 import { hostHookFeatures, type HookFeatures } from "../sensors/resolve.ts";
 import type { SensorContext } from "./agent.ts";
 import type { PolicyBackend, PolicyRecord } from "./policy-store.ts";
@@ -30,9 +31,9 @@ function isTracingPolicy(d: unknown): d is TracingPolicy {
 export interface PolicyBackendOptions {
   features?: HookFeatures;
   /** Default: the generic sensor (generic.o), loaded when a policy first needs it, sharing the process map. */
-  generic?: GenericHooks & { close?(): void };
+  generic?: GenericHooks & { close?(opts?: { keepPinned?: boolean }): void };
   /** Default: the socket sensor (sock_addr.o at the cgroup v2 root), loaded when a policy first needs it, sharing the process map. */
-  sock?: SockHooks & { close?(): void };
+  sock?: SockHooks & { close?(opts?: { keepPinned?: boolean }): void };
 }
 
 /** Builds the backend over the agent's sensors; the process sensor (if any) enriches events. */
@@ -56,10 +57,19 @@ export function createPolicyBackend(ctx: SensorContext, sensors: readonly Sensor
   }
   const scopeMaps = scopes?.maps;
   const sensorOpts = { ...(processMap ? { processMap } : {}), ...(scopeMaps ? { scopeMaps } : {}) };
-  const generic = opts.generic ?? new GenericBackend(() => new GenericSensor(sensorOpts));
-  const sock = opts.sock ?? new SockBackend(() => new SockSensor(sensorOpts));
+  const previous = ctx.pins.previous;
+  const adoptFrom = previous?.shared.generic !== undefined ? join(ctx.bpfDir, previous.shared.generic) : undefined;
+  const reserve = [...Object.values(previous?.policies ?? {}), ...Object.values(previous?.superseded ?? {})].flatMap((p) => (p.generic !== undefined ? [p.generic as GenericPinnedPolicy] : []));
+  const generic = opts.generic ?? new GenericBackend(() => new GenericSensor({ ...sensorOpts, ...(adoptFrom !== undefined ? { adoptFrom, reserve } : {}) }));
+  const processSensor = sensors.find((s): s is ProcessSensor => s instanceof ProcessSensor);
+  const persist = ctx.pins.keep || previous !== undefined
+    ? { bpfDir: ctx.bpfDir, keep: ctx.pins.keep, previous, ...(processSensor !== undefined ? { process: processSensor.pins } : {}) }
+    : undefined;
+  const sockFrom = previous?.shared.sock !== undefined ? join(ctx.bpfDir, previous.shared.sock) : undefined;
+  const sockReserve = [...Object.values(previous?.policies ?? {}), ...Object.values(previous?.superseded ?? {})].flatMap((p) => (p.sock !== undefined ? [p.sock as SockPinnedPolicy] : []));
+  const sock = opts.sock ?? new SockBackend(() => new SockSensor({ ...sensorOpts, ...(sockFrom !== undefined ? { adoptFrom: sockFrom, reserve: sockReserve } : {}) }));
   const manager = new PolicyManager({
-    features: withProcessMap(opts.features ?? hostHookFeatures(), processMap !== undefined),
+    features: withProcessMap(opts.features ?? { ...hostHookFeatures(), ...(ctx.pins.keep ? { keepSensors: true } : {}) }, processMap !== undefined),
     encode,
     publish: (ev) => ctx.publish(ev),
     log: (msg) => ctx.log(msg),
@@ -67,6 +77,7 @@ export function createPolicyBackend(ctx: SensorContext, sensors: readonly Sensor
     ...(processMap ? { processMap } : {}),
     generic,
     sock,
+    ...(persist !== undefined ? { persist } : {}),
     ...(scopes ? { scopes } : {}),
   });
   return {
@@ -81,15 +92,17 @@ export function createPolicyBackend(ctx: SensorContext, sensors: readonly Sensor
       const st = manager.state(name);
       return { ...st, ...(st.scope ? { state: `${st.state} (scope: ${st.scope.scope}; ${st.scope.members} workload${st.scope.members === 1 ? "" : "s"})` } : {}) };
     },
-    close: () => {
+    finishStart: () => manager.finishStart(),
+    close: (o = {}) => {
+      const keepPinned = o.keepAttached === true;
       try {
-        manager.close();
+        manager.close({ keepPinned });
       } finally {
         try {
-          generic.close?.();
+          generic.close?.({ keepPinned });
         } finally {
           try {
-            sock.close?.();
+            sock.close?.({ keepPinned });
           } finally {
             // After every object that shares the maps is gone.
             scopes?.close();

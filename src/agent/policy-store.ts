@@ -63,6 +63,10 @@ export interface PolicyInfo {
   /** Per hook: the kernel mechanism and how each action is honored (once a backend applies policies). */
   hooks?: HookStatus[];
   counters?: Record<string, number>;
+  /** bpfDir-relative directory of its pinned objects (--keep-sensors-on-exit) */
+  pinned?: string;
+  /** taken over from a previous agent's pins at this agent's start */
+  adopted?: boolean;
   /** Scoped policies: the scope, its kernel id and the workloads in it now (members 0: it enforces nothing yet). */
   scope?: ScopeReport;
 }
@@ -76,9 +80,11 @@ export interface PolicyBackend {
   remove(name: string): void;
   setEnabled(name: string, enabled: boolean): void;
   setMode(name: string, mode: PolicyMode): void;
-  info(name: string): { state: string; hooks: HookStatus[]; counters?: Record<string, number>; scope?: ScopeReport };
-  /** Detaches everything. */
-  close(): void;
+  info(name: string): { state: string; hooks: HookStatus[]; counters?: Record<string, number>; scope?: ScopeReport; pinned?: string; adopted?: boolean };
+  /** Once every policy of the start is applied (adoption of pins is settled then). */
+  finishStart?(): void;
+  /** Detaches everything; keepAttached: what is pinned stays (--keep-sensors-on-exit). */
+  close(opts?: { keepAttached?: boolean }): void;
 }
 
 export class PolicyInvalidError extends Error {
@@ -262,11 +268,11 @@ export class PolicyStore {
     this.#backend = backend;
   }
 
-  /** Detaches every policy from the kernel (agent stop); the store keeps them. */
-  detachBackend(): void {
+  /** Detaches every policy from the kernel (agent stop); the store keeps them. keepAttached: pinned ones stay. */
+  detachBackend(opts: { keepAttached?: boolean } = {}): void {
     const b = this.#backend;
     this.#backend = undefined;
-    b?.close();
+    b?.close(opts);
   }
 
   /**
@@ -395,7 +401,7 @@ export class PolicyStore {
     const info = infoOf(r);
     if (this.#backend === undefined) return info;
     const k = this.#backend.info(r.name);
-    return { ...info, state: k.state, hooks: k.hooks, ...(k.counters ? { counters: k.counters } : {}), ...(k.scope ? { scope: k.scope } : {}) };
+    return { ...info, state: k.state, hooks: k.hooks, ...(k.counters ? { counters: k.counters } : {}), ...(k.scope ? { scope: k.scope } : {}), ...(k.pinned !== undefined ? { pinned: k.pinned } : {}), ...(k.adopted ? { adopted: true } : {}) };
   }
 
   /** Counts by reported state, for /metrics. */

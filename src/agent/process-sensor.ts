@@ -2,7 +2,8 @@
 // set's only sensor) to the agent's Sensor interface, and its counters to the agent's names.
 import { startProcessSensor, type PipelineCounters, type ProcessSensor as KernelProcessSensor } from "../sensors/process.ts";
 import type { SensorContext } from "./agent.ts";
-import type { Sensor, SensorStatus } from "./sensor.ts";
+import { join } from "node:path";
+import type { Sensor, SensorStatus, StopOptions } from "./sensor.ts";
 import { WorkloadIdentity } from "../workloads/identity.ts";
 import { cgroupV2Mount } from "../workloads/cgroup-identity.ts";
 
@@ -50,9 +51,12 @@ export class ProcessSensor implements Sensor {
       // Every process block (these events' and the policies') gets `docker`/`pod` from the registry.
       this.#identity = new WorkloadIdentity(this.ctx.workloads, cgroupV2Mount());
       await this.#identity.start();
+      // What an agent run with --keep-sensors-on-exit pinned is taken over, not loaded again:
+      // its programs never stopped, and the pinned policies read its process map.
+      const shared = this.ctx.pins.previous?.shared.process;
       this.#sensor = await this.startFn({
         nodeName: this.ctx.nodeName,
-        bpfDir: this.ctx.bpfDir,
+        ...(shared !== undefined ? { persist: { dir: join(this.ctx.bpfDir, shared), adopt: true } } : {}),
         onEvent: (ev) => this.ctx.publishEvent(ev),
         log: (msg) => this.ctx.log(`process sensor: ${msg}`),
         workloads: this.#identity,
@@ -66,19 +70,25 @@ export class ProcessSensor implements Sensor {
   }
 
   /**
-   * stop detaches and drains. The process sensor only observes, so there is nothing worth
-   * keeping attached without an agent to read it; --keep-sensors-on-exit does not apply to it.
+   * stop detaches and drains. keepAttached (--keep-sensors-on-exit): when pinned (some policy
+   * is pinned, and its matchBinaries read the process map) the programs stay attached.
    */
-  async stop(): Promise<void> {
+  async stop(opts: StopOptions = {}): Promise<void> {
     const s = this.#sensor;
     this.#sensor = undefined;
     this.#identity?.close();
     this.#identity = undefined;
     if (!s) return;
     this.#state = "stopping";
-    await s.stop();
+    await s.stop({ keepPinned: opts.keepAttached === true });
     this.#state = "stopped";
   }
+
+  /** The pins the policy manager asks for while it has pinned policies. */
+  readonly pins = {
+    pin: (dir: string): void => this.#sensor?.pin(dir),
+    unpin: (): void => this.#sensor?.unpin(),
+  };
 
   status(): SensorStatus {
     const s = this.#sensor;

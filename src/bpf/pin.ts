@@ -1,6 +1,6 @@
 // bpffs helpers: an object pinned on bpffs outlives the process that made it (loader.md §7).
-import { existsSync, mkdirSync, readFileSync, unlinkSync } from "node:fs";
-import { dirname } from "node:path";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, unlinkSync, type Dirent } from "node:fs";
+import { dirname, join } from "node:path";
 import { Attr } from "./attr.ts";
 import { BPF_FS_MAGIC, BpfCmd } from "./constants.ts";
 import { Fd } from "./fd.ts";
@@ -57,5 +57,79 @@ export function unpin(path: string): void {
     unlinkSync(path);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+  }
+}
+
+/** Pin file names in a pin directory: one per map, one per program, one per link. */
+export const MAP_PIN_PREFIX = "map_";
+export const LINK_PIN_PREFIX = "link_";
+export const PROG_PIN_PREFIX = "prog_";
+
+/**
+ * A pin name for `key` that bpffs accepts: bpffs refuses names with a "." in them, so dots
+ * (and "/", which would make a directory) become "@".
+ */
+export function pinName(prefix: string, key: string): string {
+  return `${prefix}${key.replace(/[./]/g, "@")}`;
+}
+
+/** Pin every map of a collection (whatever maps it has) as dir/map_<name>; creates dir. */
+export function pinMaps(dir: string, maps: Readonly<Record<string, { pin(path: string): void }>>): void {
+  mkdirSync(dir, { recursive: true });
+  for (const [name, m] of Object.entries(maps)) m.pin(join(dir, pinName(MAP_PIN_PREFIX, name)));
+}
+
+/**
+ * Every pin under `dir` (files on bpffs are pinned objects; directories are walked), as
+ * paths relative to dir, sorted. Missing dir: none.
+ */
+export function listPins(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (rel: string): void => {
+    let entries: Dirent[];
+    try {
+      entries = readdirSync(join(dir, rel), { withFileTypes: true });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") return;
+      throw e;
+    }
+    for (const e of entries) {
+      const r = rel === "" ? e.name : `${rel}/${e.name}`;
+      if (e.isDirectory()) walk(r);
+      else out.push(r);
+    }
+  };
+  walk("");
+  return out.sort();
+}
+
+/**
+ * Unpin everything under dir and remove its directories (dir included). Only for a
+ * directory on bpffs: the objects live on while fds refer to them (the caller's), and end
+ * when the last goes.
+ */
+export function removePins(dir: string): void {
+  if (!existsSync(dir)) return;
+  if (!isBpffs(dir)) throw new PinError(`remove pins under ${dir}: not on a bpf filesystem`);
+  rmSync(dir, { recursive: true, force: true });
+}
+
+/**
+ * Deletes `dir` and its subdirectories when they hold nothing: sensors unpin their objects
+ * but may leave the folders. rmdir fails on anything non-empty, so a pin that is still there
+ * (or anything else) is never removed by this.
+ */
+export function removeEmptyDirs(dir: string): void {
+  let entries: Dirent[];
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return;
+  }
+  for (const e of entries) if (e.isDirectory()) removeEmptyDirs(join(dir, e.name));
+  try {
+    rmdirSync(dir);
+  } catch {
+    // Not empty, or gone already: either way nothing to do.
   }
 }

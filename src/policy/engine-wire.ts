@@ -52,13 +52,28 @@ export class WireWriter {
  * every policy loaded into the same maps must agree on them. */
 export class BinaryInterner {
   private ids = new Map<string, number>();
+  private next = 1;
   id(path: string): number {
     let v = this.ids.get(path);
     if (v === undefined) {
-      v = this.ids.size + 1;
+      v = this.next++;
       this.ids.set(path, v);
     }
     return v;
+  }
+
+  /**
+   * Takes over an id a previous agent gave `path` (its policies are adopted from pins, and
+   * the kernel maps hold that id): new paths get ids above every seeded one. Throws when
+   * `path` or `id` is already taken otherwise.
+   */
+  seed(path: string, id: number): void {
+    const have = this.ids.get(path);
+    if (have === id) return;
+    if (have !== undefined) throw new Error(`binary ${path} is interned as ${have}, a pinned policy has it as ${id}`);
+    for (const [p, v] of this.ids) if (v === id) throw new Error(`binary id ${id} is ${p}'s, a pinned policy has it for ${path}`);
+    this.ids.set(path, id);
+    this.next = Math.max(this.next, id + 1);
   }
 }
 

@@ -256,6 +256,11 @@ export interface CompiledPolicy {
 
 const defaultInterner = new BinaryInterner();
 
+/** Seeds the process-wide binary ids with one a pinned policy uses (BinaryInterner.seed). */
+export function seedBinaryId(path: string, id: number): void {
+  defaultInterner.seed(path, id);
+}
+
 let syscallTables: { x64: Map<string, number>; i386: Map<string, number> } | undefined;
 
 function loadUnistd(paths: string[]): Map<string, number> {

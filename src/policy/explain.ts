@@ -63,8 +63,10 @@ export interface ExplainedHook {
   applicable?: boolean;
   /** Why the hook cannot run on that kernel: the missing feature and the substitute. */
   rejected?: string;
-  /** How each action is honored on that kernel. */
-  honored?: { selector: number; action: string; honored: string }[];
+  /** How each action is honored on that kernel (afterExit: differently once the agent has exited). */
+  honored?: { selector: number; action: string; honored: string; afterExit?: string }[];
+  /** What holds the hook once the agent has exited (SIGKILL included). */
+  afterExit?: string;
   /** Measured limits of the mechanism. */
   limits?: string[];
   /** Ways around the rule on that kernel, with the remedy. */
@@ -265,7 +267,11 @@ export function formatExplained(p: ExplainedPolicy): string {
     out.push(`  ${h.path} ${h.kind} ${h.name} (hook id ${h.hookId})`);
     if (h.applicable === false) out.push(`    REJECTED on this kernel: ${h.rejected ?? ""}`);
     else out.push(`    mechanism: ${h.mechanism}`);
-    for (const a of h.honored ?? []) out.push(`    selector ${a.selector} ${a.action}: ${a.honored}`);
+    for (const a of h.honored ?? []) {
+      out.push(`    selector ${a.selector} ${a.action}: ${a.honored}`);
+      if (a.afterExit !== undefined) out.push(`    selector ${a.selector} ${a.action}, ${a.afterExit}`);
+    }
+    if (h.afterExit !== undefined) out.push(`    after the agent exits: ${h.afterExit}`);
     for (const l of h.limits ?? []) out.push(`    limit: ${l}`);
     for (const b of h.bypasses ?? []) out.push(`    BYPASS on this kernel: ${b}`);
     for (const b of h.binaries ?? []) for (const e of b.entries) out.push(`    selector ${b.selector} matchBinaries ${b.op} ${e.path}: ${e.match}`);

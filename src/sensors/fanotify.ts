@@ -1277,8 +1277,11 @@ export class FanotifyGuard {
     };
     w.postMessage(init);
     let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<"timeout">((r) => {
-      timer = setTimeout(() => r("timeout"), 5000);
+    const timeout = new Promise<"timeout" | undefined>((r) => {
+      // The timer runs on this thread: when it was blocked (another policy's programs being
+      // verified) the timer can fire before the "ready" message queued meanwhile is read.
+      // The worker's own flag says whether it took the group over; then it is running.
+      timer = setTimeout(() => r(Atomics.load(new Int32Array(this.#control), 2) === 1 ? undefined : "timeout"), 5000);
     });
     this.#ready = Promise.race([isReady, this.#stopped.then(() => "stopped" as const), timeout]).then((got) => {
       clearTimeout(timer);

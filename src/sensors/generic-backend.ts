@@ -6,12 +6,14 @@
 import { readFileSync } from "node:fs";
 import { tracefsRoot } from "../bpf/perf.ts";
 import type { HookArg } from "../events/kprobe-event.ts";
-import { compilePolicy, hostSyscallNumber } from "../policy/engine.ts";
+import { compilePolicy, hostSyscallNumber, seedBinaryId } from "../policy/engine.ts";
 import type { KProbeArg, TracingPolicy } from "../policy/types.ts";
-import { GenericSensor, syscallHook, uprobeHook, type ArgSource, type GenericArg, type GenericEvent, type ResolvedHook as GenericHook } from "./generic.ts";
+import { GenericSensor, isLsmHookName, syscallHook, uprobeHook, type ArgSource, type GenericArg, type GenericEvent, type GenericPinnedPolicy, type ResolvedHook as GenericHook } from "./generic.ts";
 import type { GenericHooks, GenericMatch } from "./manager.ts";
-import type { ResolvedHook } from "./resolve.ts";
+import { LSM_GENERIC, type ResolvedHook } from "./resolve.ts";
 import { LazySensorBackend } from "./lazy-backend.ts";
+import { ADDRESS_FAMILIES } from "../policy/values.ts";
+import { formatAddr } from "./sock.ts";
 
 export class TracepointFormatError extends Error {
   override name = "TracepointFormatError";
@@ -88,8 +90,24 @@ function toGenericHooks(compiledHooks: ReturnType<typeof compilePolicy>, h: Reso
       if (a.uprobe === undefined) throw new TracepointFormatError(`${h.path}: uprobe attach without targets`);
       return uprobeHook(compiledHooks, h.index, a.uprobe.path, a.uprobe.targets.map((t) => ({ symbol: t.symbol, offset: BigInt(t.offset) })));
     }
+    if (a.kind === "lsm") return lsmHook(h, a.event, args);
     return tracepointHook(h, a, args);
   });
+}
+
+/** A BPF LSM hook: slot i reads the hook's argument args[i].index as its prototype says (resolve.ts LSM_GENERIC). */
+function lsmHook(h: ResolvedHook, hook: string, args: readonly KProbeArg[]): GenericHook {
+  const roles = LSM_GENERIC[hook];
+  if (roles === undefined || !isLsmHookName(hook)) throw new TracepointFormatError(`${h.path}: the generic sensor has no BPF LSM program for ${hook}`);
+  const sources: (ArgSource | undefined)[] = args.map((x) => {
+    const r = roles[x.index];
+    if (r === undefined || r.role === "unread") return undefined;
+    if (r.role === "int") return { from: "lsm-arg", index: x.index, size: r.size ?? 8, ...(r.signed ? { signed: true } : {}) };
+    if (r.role === "task") return { from: "lsm-arg", index: x.index, size: 4, taskTgid: true };
+    if (r.role === "dentry") return { from: "lsm-arg", index: x.index, size: 8, ...(r.dentryOf !== undefined ? { dentryOf: r.dentryOf } : {}) };
+    return { from: "lsm-arg", index: x.index, size: 8 };
+  });
+  return { index: h.index, attach: { kind: "lsm", hook }, sources };
 }
 
 function tracepointHook(h: ResolvedHook, a: NonNullable<ResolvedHook["generic"]>[number], args: readonly KProbeArg[]): GenericHook {
@@ -120,10 +138,10 @@ function syscallNameOf(nr: number): string | undefined {
 }
 
 function hookArgs(policy: TracingPolicy, h: ResolvedHook): KProbeArg[] {
-  const m = /^spec\.(kprobes|tracepoints|uprobes)\[(\d+)\]$/.exec(h.path);
+  const m = /^spec\.(kprobes|tracepoints|uprobes|lsmhooks)\[(\d+)\]$/.exec(h.path);
   if (!m) return [];
   const i = Number(m[2]);
-  const spec = m[1] === "kprobes" ? policy.spec.kprobes[i] : m[1] === "uprobes" ? policy.spec.uprobes[i] : policy.spec.tracepoints[i];
+  const spec = m[1] === "kprobes" ? policy.spec.kprobes[i] : m[1] === "uprobes" ? policy.spec.uprobes[i] : m[1] === "lsmhooks" ? policy.spec.lsmhooks[i] : policy.spec.tracepoints[i];
   return spec?.args ?? [];
 }
 
@@ -144,6 +162,18 @@ export function permissionString(mode: number): string {
   return out;
 }
 
+const FAMILY_NAMES = new Map(Object.entries(ADDRESS_FAMILIES).map(([k, v]) => [v, k] as const).reverse());
+
+/** A sockaddr's bytes (family, then the in/in6 port and address in network order) as Tetragon's sockaddr_arg. */
+export function sockaddrArg(b: Uint8Array): Extract<HookArg, { kind: "sockaddr" }> {
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const family = b.length >= 2 ? dv.getUint16(0, true) : 0;
+  const inet = family === 2 || family === 10;
+  const port = inet && b.length >= 4 ? dv.getUint16(2, false) : 0;
+  const addr = family === 2 ? formatAddr(2, b.subarray(4, 8)) : family === 10 ? formatAddr(10, b.subarray(8, 24)) : "";
+  return { kind: "sockaddr", family: FAMILY_NAMES.get(family) ?? String(family), addr, port };
+}
+
 /** One record argument as its Tetragon variant, by the type the policy declared. */
 export function typedArg(a: GenericArg, decl: KProbeArg | undefined): HookArg {
   const label = decl?.label ? { label: decl.label } : {};
@@ -156,6 +186,7 @@ export function typedArg(a: GenericArg, decl: KProbeArg | undefined): HookArg {
     const perm = permissionString(Number(a.int));
     return { kind: a.type === "path" ? "path" : "file", path, ...(perm ? { permission: perm } : {}), ...label };
   }
+  if (t === "sockaddr" && a.state === "bytes") return { ...sockaddrArg(a.bytes ?? new Uint8Array()), ...label };
   if (a.state === "bytes" || a.state === "truncated") {
     const b = a.bytes ?? new Uint8Array();
     if (t === "char_buf" || t === "char_iovec" || t === "const_buf") return { kind: "bytes", value: b, ...label };
@@ -191,6 +222,46 @@ export class GenericBackend extends LazySensorBackend<GenericSensor, GenericEven
     const gh = hooks.flatMap((h) => toGenericHooks(compiled, h, hookArgs(policy, h)));
     sensor.apply(policyId, compiled, gh, { scope });
     this.applied(policyId, policy, hooks);
+  }
+
+  /** The policy's entries as the pin manifest keeps them (GenericPinnedPolicy). */
+  exportPolicy(policyId: string): GenericPinnedPolicy {
+    return this.loaded().exportPolicy(policyId);
+  }
+
+  /**
+   * Takes over a policy a previous agent applied and pinned (the sensor loads from the pins,
+   * GenericSensorOptions.adoptFrom): its binary ids join the process-wide interner first, so
+   * policies compiled from now on agree with the pinned maps.
+   */
+  adopt(policyId: string, policy: TracingPolicy, hooks: readonly ResolvedHook[], saved: unknown): void {
+    const st = saved as GenericPinnedPolicy;
+    const sensor = this.loaded();
+    for (const b of st.binPaths) seedBinaryId(b.path, b.id);
+    sensor.adoptPolicy(policyId, st);
+    this.applied(policyId, policy, hooks);
+  }
+
+  /** Removes a pinned policy no one adopts: taken over under a private id, then removed. */
+  dropPinned(saved: unknown): void {
+    const sensor = this.loaded();
+    const id = `pinned#${++this.#dropped}`;
+    sensor.adoptPolicy(id, saved as GenericPinnedPolicy);
+    sensor.remove(id);
+  }
+
+  #dropped = 0;
+
+  pin(dir: string): void {
+    this.loaded().pin(dir);
+  }
+
+  unpin(): void {
+    this.sensor?.unpin();
+  }
+
+  dropUnusedLinks(): void {
+    this.loaded().dropUnusedLinks();
   }
 
   protected dispatch(e: GenericEvent): void {

@@ -27,9 +27,9 @@
 // - uprobes (attach kind "uprobe"): gen_uprobe on each file offset of a user binary, the
 //   function's arguments from its argument registers (ints, strings and char_buf from the
 //   caller's memory); Sigkill there kills the caller before the function's first instruction.
-import { attachProgram, loadCollectionSpec, newCollection, type Collection, type CollectionSpec } from "../bpf/collection.ts";
-import type { Link } from "../bpf/link.ts";
-import type { BpfMap } from "../bpf/map.ts";
+import { attachProgram, Collection, loadCollectionSpec, newCollection, type CollectionSpec } from "../bpf/collection.ts";
+import { Link } from "../bpf/link.ts";
+import { BpfMap } from "../bpf/map.ts";
 import { readObject } from "../bpf/objects.ts";
 import { RingBufReader } from "../bpf/ringbuf.ts";
 import { tracepointId } from "../bpf/perf.ts";
@@ -38,7 +38,10 @@ import type { Btf } from "../bpf/btf.ts";
 import { enumValues, structLayout, type StructLayout } from "../events/layout.ts";
 import { BinNameRefs, countActiveSlots, countEntries, counterReader, u32Key as u32 } from "./tables.ts";
 import type { CompiledPolicy, SectionName } from "../policy/engine.ts";
-import { readFileSync, readlinkSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { join } from "node:path";
+import { LINK_PIN_PREFIX, MAP_PIN_PREFIX, PROG_PIN_PREFIX, pinMaps, pinName, removePins, unpin } from "../bpf/pin.ts";
+import { BpfProgram } from "../bpf/program.ts";
 import { chooseOpenExit, OPEN_EXIT_TRACEPOINTS, type OpenExitChoice } from "./open-exit.ts";
 
 export class GenericSensorError extends Error {
@@ -67,7 +70,13 @@ export type ArgSource =
   /** a tracefs __data_loc string field */
   | { from: "tp-dataloc"; offset: number }
   /** a char array inside a tracefs record (comm[16], ...), read as a string */
-  | { from: "tp-array"; offset: number };
+  | { from: "tp-array"; offset: number }
+  /**
+   * argument `index` of a BPF LSM hook (ctx[index]); integers keep `size` bytes. dentryOf:
+   * the argument is a struct dentry *, its full path taken under the mount of the struct
+   * path * at that index; taskTgid: a struct task_struct *, read as its tgid.
+   */
+  | { from: "lsm-arg"; index: number; size: 1 | 2 | 4 | 8; signed?: boolean; dentryOf?: number; taskTgid?: boolean };
 
 /** One place a uprobe hook is attached: a file offset in its binary, with what the policy named. */
 export interface UprobeTarget {
@@ -84,7 +93,19 @@ export type HookAttach =
   /** a tracefs event: the generic tracepoint program is attached to category/name */
   | { kind: "tracepoint"; category: string; name: string }
   /** a user function: gen_uprobe on each target of the binary (one link and dispatch id each) */
-  | { kind: "uprobe"; path: string; targets: readonly UprobeTarget[] };
+  | { kind: "uprobe"; path: string; targets: readonly UprobeTarget[] }
+  /** a BPF LSM hook ("socket_connect"): its gen_lsm_* program, loaded and attached on first use */
+  | { kind: "lsm"; hook: LsmHookName };
+
+/** The BPF LSM hooks generic.o has programs for, and their dispatch ids (enum gen_lsm_hook). */
+export const LSM_HOOK_IDS = {
+  socket_connect: 1, socket_bind: 2, path_unlink: 3, path_rename: 4, path_truncate: 5, path_chmod: 6, path_mkdir: 7, task_kill: 8, bpf: 9, kernel_read_file: 10, kernel_load_data: 11,
+} as const;
+export type LsmHookName = keyof typeof LSM_HOOK_IDS;
+
+export function isLsmHookName(name: string): name is LsmHookName {
+  return Object.hasOwn(LSM_HOOK_IDS, name);
+}
 
 /** How one compiled hook runs here: given by hook resolution (I5-U), one per CompiledHook. */
 export interface ResolvedHook {
@@ -183,8 +204,39 @@ export interface GenericSensorOptions {
   object?: Uint8Array;
   /** where open-family return hooks run; default chooseOpenExit() on first use (tests force one) */
   openExit?: OpenExitChoice;
+  /**
+   * Persistence (--keep-sensors-on-exit): adopt takes over the maps and links a previous
+   * agent pinned in dir (load() then opens them instead of creating maps; the programs are
+   * loaded again over those maps for attachments still to come). Pinning itself is pin(dir).
+   */
   /** the agent's shared workload scope maps (ScopeMaps.replaceMaps()); policies with a scope need them */
   scopeMaps?: { replaceMaps(): Record<string, BpfMap> };
+  adoptFrom?: string;
+  /**
+   * With adoptFrom: every policy the pins hold (the manifest's states). Their slots, policy
+   * numbers and set ids stay reserved until each is adopted or removed, so a policy applied
+   * meanwhile (a changed version, applied before the old one goes) never reuses them.
+   */
+  reserve?: readonly GenericPinnedPolicy[];
+}
+
+/**
+ * One applied policy's entries in the shared maps, as the pin manifest keeps them: exactly
+ * what remove() takes out again, so a later agent can adopt or remove the policy without
+ * recompiling it.
+ */
+export interface GenericPinnedPolicy {
+  no: number;
+  mode: "enforce" | "monitor";
+  setIds: { base: number; end: number };
+  slots: { slot: number; point: number; keys: number[]; hook: ResolvedHook }[];
+  /** map name and key (base64) of every value-set entry written */
+  written: { map: string; key: string }[];
+  /** interned binaries: path and id */
+  binPaths: { path: string; id: number }[];
+  tracepoints: string[];
+  sys: ("enter" | "exit")[];
+  openExits: string[];
 }
 
 // ---------------------------------------------------------------- constants mirrored from the headers
@@ -194,9 +246,9 @@ const MK_ARG = 1;
 /** matcher kinds that read the process map: NS_CHANGE, CAP_CHANGE, BINARY, PARENT_BINARY */
 const PROCESS_MAP_KINDS = new Set([5, 6, 7, 8]);
 const VK_SUBSTR = 9;
-const ACT = { POST: 1, SIGKILL: 3, NOPOST: 9, SIGNAL: 10, GETURL: 7, DNSLOOKUP: 8 } as const;
+const ACT = { POST: 1, SIGKILL: 3, OVERRIDE: 5, NOPOST: 9, SIGNAL: 10, GETURL: 7, DNSLOOKUP: 8 } as const;
 const SLOT_ACTIVE = 1, SLOT_MONITOR = 2, SLOT_RETURN = 4, SLOT_OPENED_FD = 8;
-const POINT = { SYS_ENTER: 1, SYS_EXIT: 2, TP: 3, OPEN_EXIT: 4, UPROBE: 5 } as const;
+const POINT = { SYS_ENTER: 1, SYS_EXIT: 2, TP: 3, OPEN_EXIT: 4, UPROBE: 5, LSM: 6 } as const;
 
 /** x86_64 numbers of the open family, to their exit tracepoint (gen_open_exit's targets). */
 const OPEN_EXIT_BY_NR: ReadonlyMap<number, (typeof OPEN_EXIT_TRACEPOINTS)[number]> = new Map([
@@ -204,7 +256,8 @@ const OPEN_EXIT_BY_NR: ReadonlyMap<number, (typeof OPEN_EXIT_TRACEPOINTS)[number
 ]);
 const ALL_SYSCALLS = 0xffffffff;
 const UPROBE_PROGRAM = "gen_uprobe";
-const FROM = { "syscall-arg": 1, "syscall-nr": 2, return: 3, "tp-field": 4, "tp-dataloc": 5, "tp-array": 6 } as const;
+const FROM = { "syscall-arg": 1, "syscall-nr": 2, return: 3, "tp-field": 4, "tp-dataloc": 5, "tp-array": 6, "lsm-arg": 7 } as const;
+const SRC_SIGNED = 0x1, SRC_DENTRY = 0x10, SRC_TASK_TGID = 0x20;
 const NS_NAMES = ["uts", "ipc", "mnt", "pid", "pid_for_children", "net", "time", "time_for_children", "cgroup", "user"];
 
 function readable(type: number): boolean {
@@ -214,11 +267,11 @@ function readable(type: number): boolean {
 
 interface PolicyState {
   id: string;
-  compiled: CompiledPolicy;
+  setIds: { base: number; end: number };
   /** keys: the dispatch ids that run the slot (one; a uprobe hook has one per target) */
   slots: { slot: number; hook: ResolvedHook; point: number; keys: number[] }[];
-  written: { map: BpfMap; key: Uint8Array }[];
-  binPaths: string[];
+  written: { name: string; key: Uint8Array }[];
+  binPaths: { path: string; id: number }[];
   mode: "enforce" | "monitor";
   tracepoints: string[];
   /** sys_enter/sys_exit uses, one per hook slot (the programs are refcounted) */
@@ -227,6 +280,8 @@ interface PolicyState {
   openExits: string[];
   /** gen_uprobe links, one per uprobe target (not shared: each has its own cookie) */
   uprobeLinks: Link[];
+  /** BPF LSM hooks ("socket_connect"), one per hook slot (refcounted) */
+  lsms: LsmHookName[];
   /** the number the kernel records carry (gen_slot.policy) */
   no: number;
   /** workload scope id every slot carries (gen_slot.scope), 0: every process */
@@ -250,6 +305,8 @@ export class GenericSensor {
   private readonly sysRefs = { enter: 0, exit: 0 };
   private readonly tpLinks = new Map<string, { link: Link; refs: number }>();
   private readonly openExitLinks = new Map<string, { link: Link; refs: number }>();
+  /** gen_lsm_* programs: loaded on first use against the loaded maps, with their links */
+  private readonly lsmLinks = new Map<LsmHookName, { coll: Collection; link: Link; refs: number }>();
   private openExitChoice: OpenExitChoice | undefined;
   private readonly binNames = new BinNameRefs();
   private readonly bySlot = new Map<number, { policy: PolicyState; hookIndex: number }>();
@@ -261,6 +318,18 @@ export class GenericSensor {
   private readonly listeners = new Set<(e: GenericEvent) => void>();
   private loop: Promise<void> | undefined;
   private stopping = false;
+  /** where the maps and links are pinned (pin(), or adopted from), until unpin() */
+  private pinDir: string | undefined;
+  /** maps opened from pins (adopt): the collection does not own them */
+  private readonly pinnedMaps: BpfMap[] = [];
+  /** set ids below this may be a pinned policy's not adopted yet (GenericSensorOptions.reserve) */
+  private reservedSetEnd = 1;
+  /**
+   * Policy numbers of reserved policies not adopted yet: each holds its references on the
+   * adopted links (so a policy applied and removed meanwhile never detaches a link a pinned
+   * one still runs on); adoptPolicy takes them over.
+   */
+  private readonly reserved = new Set<number>();
 
   constructor(private readonly opts: GenericSensorOptions = {}) {
     this.spec = loadCollectionSpec(opts.object ?? readObject("generic"), "generic");
@@ -285,6 +354,10 @@ export class GenericSensor {
   /** Creates the maps and programs (nothing is attached until a policy needs it). */
   load(): void {
     if (this.coll !== undefined) throw new GenericSensorError("load generic sensor: already loaded");
+    if (this.opts.adoptFrom !== undefined) {
+      this.adopt(this.opts.adoptFrom);
+      return;
+    }
     const replaceMaps: Record<string, BpfMap> = {};
     if (this.opts.processMap !== undefined) replaceMaps.ward_procs = this.opts.processMap;
     else {
@@ -294,7 +367,9 @@ export class GenericSensor {
       if (procs !== undefined) procs.maxEntries = 1;
     }
     Object.assign(replaceMaps, this.opts.scopeMaps?.replaceMaps() ?? {});
-    const programs = Object.values(this.spec.programs).filter((p) => p.autoload && p.name !== UPROBE_PROGRAM).map((p) => p.name);
+    // The BPF LSM programs are loaded when a policy needs one (attachFor): where LSM loads are
+    // refused, the rest of the sensor must still load.
+    const programs = Object.values(this.spec.programs).filter((p) => p.autoload && p.name !== UPROBE_PROGRAM && !p.section.startsWith("lsm/")).map((p) => p.name);
     this.coll = newCollection(this.spec, { replaceMaps, programs });
     try {
       this.exempt(process.pid);
@@ -305,6 +380,186 @@ export class GenericSensor {
       this.close();
       throw e;
     }
+  }
+
+  /**
+   * load() from pins: every map the object declares is opened from dir/map_<name> (the
+   * process map must be the process sensor's, the one given in opts), the programs are
+   * loaded again over them (for attachments still to come), and the pinned links are taken
+   * over without attaching anything. Policies come back through adoptPolicy(); links none
+   * of them uses go with dropUnusedLinks(). The exempt set is reset to this process.
+   */
+  private adopt(dir: string): void {
+    const replaceMaps: Record<string, BpfMap> = {};
+    try {
+      for (const name of Object.keys(this.spec.maps)) {
+        const path = join(dir, pinName(MAP_PIN_PREFIX, name));
+        if (!existsSync(path)) throw new GenericSensorError(`adopt generic sensor: ${path} is missing`);
+        const m = BpfMap.fromPin(path);
+        this.pinnedMaps.push(m);
+        replaceMaps[name] = m;
+      }
+      const procs = replaceMaps.ward_procs;
+      if (this.opts.processMap !== undefined && procs !== undefined && procs.info().id !== this.opts.processMap.info().id) {
+        throw new GenericSensorError(`adopt generic sensor: its pinned process map (id ${procs.info().id}) is not the process sensor's (id ${this.opts.processMap.info().id}): matchBinaries would read a map nothing updates`);
+      }
+      // The programs were pinned with the maps: taken over too, so adopting costs no
+      // verification (loading generic.o's programs takes seconds on a busy machine).
+      const programs: Record<string, BpfProgram> = {};
+      for (const name of Object.keys(this.spec.programs)) {
+        const path = join(dir, pinName(PROG_PIN_PREFIX, name));
+        if (existsSync(path)) programs[name] = BpfProgram.fromPin(path);
+      }
+      this.coll = new Collection(replaceMaps, programs, {}, Object.values(programs));
+      for (const f of readdirSync(dir).sort()) {
+        if (!f.startsWith(LINK_PIN_PREFIX)) continue;
+        const key = f.slice(LINK_PIN_PREFIX.length);
+        const link = Link.fromPin(join(dir, f));
+        if (key === "sys_enter" || key === "sys_exit") this.sysLinks[key === "sys_enter" ? "enter" : "exit"] = link;
+        else if (key.startsWith("tp_")) this.tpLinks.set(key.slice(3).replace("@", "/"), { link, refs: 0 });
+        else if (key.startsWith("oe_")) this.openExitLinks.set(key.slice(3).replace("@", "/"), { link, refs: 0 });
+        else {
+          link.close();
+          throw new GenericSensorError(`adopt generic sensor: ${join(dir, f)} is not a link this sensor makes`);
+        }
+      }
+      this.pinDir = dir;
+      for (const r of this.opts.reserve ?? []) {
+        for (const x of r.slots) {
+          const i = this.freeSlots.indexOf(x.slot);
+          if (i >= 0) this.freeSlots.splice(i, 1);
+        }
+        this.nextPolicy = Math.max(this.nextPolicy, r.no + 1);
+        this.reservedSetEnd = Math.max(this.reservedSetEnd, r.setIds.end);
+        this.reserved.add(r.no);
+        this.addLinkRefs(r);
+      }
+      const exempt = this.map("gen_exempt");
+      for (const k of [...exempt.keys()]) exempt.delete(k);
+      this.exempt(process.pid);
+      for (const p of this.opts.exemptPids ?? []) this.exempt(p);
+      this.writeHostNamespaces();
+      this.reader = new RingBufReader(this.map("gen_events"));
+    } catch (e) {
+      this.close({ keepPinned: true });
+      throw e;
+    }
+  }
+
+  /** Pins every map and link under dir (on bpffs; created), and the links made from now on. */
+  pin(dir: string): void {
+    if (this.coll === undefined) throw new GenericSensorError("pin generic sensor: not loaded");
+    if (this.pinDir === dir) return;
+    const withUprobes = [...this.policies.values()].filter((p) => p.uprobeLinks.length > 0).map((p) => p.id);
+    if (withUprobes.length > 0) throw new GenericUnsupportedError(`pin generic sensor: polic${withUprobes.length === 1 ? "y" : "ies"} ${withUprobes.join(", ")} run on uprobes, whose links are not pinned (they would end with the agent while the rest kept enforcing)`);
+    const withLsm = [...this.policies.values()].filter((p) => p.lsms.length > 0).map((p) => p.id);
+    if (withLsm.length > 0) throw new GenericUnsupportedError(`pin generic sensor: polic${withLsm.length === 1 ? "y" : "ies"} ${withLsm.join(", ")} run on the generic BPF LSM programs, whose links are not pinned (they would end with the agent while the rest kept enforcing)`);
+    pinMaps(dir, this.coll.maps);
+    for (const [name, p] of Object.entries(this.coll.programs)) p.pin(join(dir, pinName(PROG_PIN_PREFIX, name)));
+    this.pinDir = dir;
+    if (this.sysLinks.enter !== undefined) this.pinned(this.sysLinks.enter, "sys_enter");
+    if (this.sysLinks.exit !== undefined) this.pinned(this.sysLinks.exit, "sys_exit");
+    for (const [t, l] of this.tpLinks) this.pinned(l.link, tpPinKey(t));
+    for (const [t, l] of this.openExitLinks) this.pinned(l.link, openExitPinKey(t));
+  }
+
+  /** Removes every pin (what is attached stays attached while this sensor holds it). */
+  unpin(): void {
+    if (this.pinDir !== undefined) removePins(this.pinDir);
+    this.pinDir = undefined;
+  }
+
+  /** Where the maps and links are pinned, if they are. */
+  get pinnedAt(): string | undefined {
+    return this.pinDir;
+  }
+
+  private pinned(link: Link, key: string): Link {
+    if (this.pinDir !== undefined) link.pin(join(this.pinDir, pinName(LINK_PIN_PREFIX, key)));
+    return link;
+  }
+
+  private dropLink(link: Link, key: string): void {
+    link.close();
+    if (this.pinDir !== undefined) unpin(join(this.pinDir, pinName(LINK_PIN_PREFIX, key)));
+  }
+
+  /** Adopted links no adopted policy uses (a policy that was not adopted): detached and unpinned. */
+  dropUnusedLinks(): void {
+    for (const which of ["enter", "exit"] as const) {
+      const l = this.sysLinks[which];
+      if (l !== undefined && this.sysRefs[which] === 0) {
+        this.dropLink(l, `sys_${which}`);
+        this.sysLinks[which] = undefined;
+      }
+    }
+    for (const [t, l] of this.tpLinks) if (l.refs === 0) { this.dropLink(l.link, tpPinKey(t)); this.tpLinks.delete(t); }
+    for (const [t, l] of this.openExitLinks) if (l.refs === 0) { this.dropLink(l.link, openExitPinKey(t)); this.openExitLinks.delete(t); }
+  }
+
+  /** One pinned policy's references on the links it runs on (those that are attached). */
+  private addLinkRefs(p: Pick<GenericPinnedPolicy, "sys" | "tracepoints" | "openExits">): void {
+    for (const which of p.sys) if (this.sysLinks[which] !== undefined) this.sysRefs[which]++;
+    for (const t of p.tracepoints) { const l = this.tpLinks.get(t); if (l !== undefined) l.refs++; }
+    for (const t of p.openExits) { const l = this.openExitLinks.get(t); if (l !== undefined) l.refs++; }
+  }
+
+  /** What the pin manifest keeps of an applied policy (GenericPinnedPolicy). */
+  exportPolicy(policyId: string): GenericPinnedPolicy {
+    const st = this.policies.get(policyId);
+    if (st === undefined) throw new GenericSensorError(`export policy ${policyId}: not applied`);
+    if (st.uprobeLinks.length > 0) throw new GenericUnsupportedError(`export policy ${policyId}: it runs on uprobes, whose links are not pinned`);
+    if (st.lsms.length > 0) throw new GenericUnsupportedError(`export policy ${policyId}: it runs on the generic BPF LSM programs, whose links are not pinned`);
+    return {
+      no: st.no,
+      mode: st.mode,
+      setIds: { ...st.setIds },
+      slots: st.slots.map((x) => ({ slot: x.slot, point: x.point, keys: [...x.keys], hook: x.hook })),
+      written: st.written.map((w) => ({ map: w.name, key: Buffer.from(w.key).toString("base64") })),
+      binPaths: st.binPaths.map((b) => ({ ...b })),
+      tracepoints: [...st.tracepoints],
+      sys: [...st.sys],
+      openExits: [...st.openExits],
+    };
+  }
+
+  /**
+   * Takes over a policy a previous agent applied (its pinned state from exportPolicy): its
+   * entries are in the maps already and its hooks are running; nothing is written. Throws
+   * when the maps disagree with the saved state (a slot not active, a link missing), having
+   * taken nothing over.
+   */
+  adoptPolicy(policyId: string, saved: GenericPinnedPolicy): void {
+    if (this.coll === undefined) throw new GenericSensorError("adopt policy: generic sensor not loaded");
+    if (this.policies.has(policyId)) throw new GenericSensorError(`adopt policy ${policyId}: already applied`);
+    const slotFlags = this.L.slot.offset("flags"), slotPolicy = this.L.slot.offset("policy");
+    for (const x of saved.slots) {
+      const v = this.map("gen_slots").lookup(u32(x.slot));
+      const dv = v === undefined ? undefined : new DataView(v.buffer, v.byteOffset, v.byteLength);
+      if (dv === undefined || (dv.getUint32(slotFlags, true) & SLOT_ACTIVE) === 0 || dv.getUint32(slotPolicy, true) !== saved.no) {
+        throw new GenericSensorError(`adopt policy ${policyId}: hook slot ${x.slot} is not active for policy number ${saved.no} in the pinned maps`);
+      }
+      if (this.bySlot.has(x.slot)) throw new GenericSensorError(`adopt policy ${policyId}: hook slot ${x.slot} is already another policy's`);
+    }
+    for (const which of saved.sys) if (this.sysLinks[which] === undefined) throw new GenericSensorError(`adopt policy ${policyId}: tp_btf/sys_${which} is not attached`);
+    for (const t of saved.tracepoints) if (!this.tpLinks.has(t)) throw new GenericSensorError(`adopt policy ${policyId}: tracepoint ${t} is not attached`);
+    for (const t of saved.openExits) if (!this.openExitLinks.has(t)) throw new GenericSensorError(`adopt policy ${policyId}: tracepoint ${t} (gen_open_exit) is not attached`);
+    const st: PolicyState = {
+      id: policyId, setIds: { ...saved.setIds }, slots: saved.slots.map((x) => ({ slot: x.slot, hook: x.hook, point: x.point, keys: [...x.keys] })),
+      written: saved.written.map((w) => ({ name: w.map, key: new Uint8Array(Buffer.from(w.key, "base64")) })),
+      binPaths: saved.binPaths.map((b) => ({ ...b })), mode: saved.mode, tracepoints: [...saved.tracepoints], sys: [...saved.sys],
+      openExits: [...saved.openExits], uprobeLinks: [], lsms: [], no: saved.no, scope: 0,
+    };
+    for (const x of st.slots) {
+      this.bySlot.set(x.slot, { policy: st, hookIndex: x.hook.index });
+      const i = this.freeSlots.indexOf(x.slot);
+      if (i >= 0) this.freeSlots.splice(i, 1);
+    }
+    // A reserved policy's references were taken at load; otherwise they are taken now.
+    if (!this.reserved.delete(saved.no)) this.addLinkRefs(saved);
+    for (const b of st.binPaths) this.binNames.adopt(b.path, b.id);
+    this.nextPolicy = Math.max(this.nextPolicy, st.no + 1);
+    this.policies.set(policyId, st);
   }
 
   /** No policy acts on this tgid (the agent, its test runner). */
@@ -343,8 +598,8 @@ export class GenericSensor {
 
   /** One past the highest set id in use: the setIdBase for the next compilePolicy. */
   nextSetIdBase(): number {
-    let end = 1;
-    for (const p of this.policies.values()) end = Math.max(end, p.compiled.setIds.end);
+    let end = this.reservedSetEnd;
+    for (const p of this.policies.values()) end = Math.max(end, p.setIds.end);
     return end;
   }
 
@@ -356,6 +611,7 @@ export class GenericSensor {
     for (const t of this.tpLinks.keys()) out.push(`tracepoint/${t}`);
     for (const t of this.openExitLinks.keys()) out.push(`tracepoint/${t} (gen_open_exit)`);
     for (const u of this.uprobeIds.values()) out.push(`uprobe/${u.path}:${u.symbol !== "" ? u.symbol : `0x${u.offset.toString(16)}`}`);
+    for (const t of this.lsmLinks.keys()) out.push(`lsm/${t}`);
     return out;
   }
 
@@ -396,25 +652,31 @@ export class GenericSensor {
     if (this.coll === undefined) throw new GenericSensorError("apply policy: generic sensor not loaded");
     const scope = opts.scope ?? 0;
     if (scope !== 0 && this.opts.scopeMaps === undefined) throw new GenericSensorError(`apply policy ${policyId}: it has a workload scope but the sensor was loaded without the agent's scope maps (GenericSensorOptions.scopeMaps)`);
+    if (scope !== 0 && this.opts.scopeMaps !== undefined && this.pinnedMaps.length > 0) {
+      const mine = this.opts.scopeMaps.replaceMaps();
+      const differ = Object.entries(mine).some(([n, m]) => this.coll?.maps[n] !== undefined && this.coll.maps[n]!.info().id !== m.info().id);
+      if (differ) throw new GenericUnsupportedError(`apply policy ${policyId}: the generic sensor was adopted from pins whose programs read an earlier agent's workload scope maps, which this agent does not fill; a scoped policy would enforce nothing. Remove the pinned generic policies (or restart the agent once they are gone) to apply it`);
+    }
     if (this.policies.has(policyId)) throw new GenericSensorError(`apply policy ${policyId}: already applied`);
     for (const p of this.policies.values()) {
-      const a = compiled.setIds, b = p.compiled.setIds;
+      const a = compiled.setIds, b = p.setIds;
       if (a.base < b.end && b.base < a.end && a.end > a.base && b.end > b.base) {
         throw new GenericSensorError(`apply policy ${policyId}: set ids [${a.base}, ${a.end}) overlap policy ${p.id}'s; compile with setIdBase ${this.nextSetIdBase()}`);
       }
     }
     this.check(compiled, hooks);
     const policyNo = this.nextPolicy++;
-    const st: PolicyState = { id: policyId, compiled, slots: [], written: [], binPaths: [], mode: compiled.monitor ? "monitor" : "enforce", tracepoints: [], sys: [], openExits: [], uprobeLinks: [], no: policyNo, scope };
+    const st: PolicyState = { id: policyId, setIds: { ...compiled.setIds }, slots: [], written: [], binPaths: [], mode: compiled.monitor ? "monitor" : "enforce", tracepoints: [], sys: [], openExits: [], uprobeLinks: [], lsms: [], no: policyNo, scope };
     try {
-      this.writeSets(st);
+      this.writeSets(st, compiled);
       for (const h of hooks) {
         const slot = this.freeSlots.pop();
         if (slot === undefined) throw new GenericSensorError(`apply policy ${policyId}: no free hook slot (${this.spec.maps.gen_hooks?.maxEntries} in all)`);
         const a = h.attach;
-        const point = a.kind === "tracepoint" ? POINT.TP : a.kind === "uprobe" ? POINT.UPROBE : this.openExitTracepoint(h) !== undefined ? POINT.OPEN_EXIT : h.atReturn ? POINT.SYS_EXIT : POINT.SYS_ENTER;
+        const point = a.kind === "lsm" ? POINT.LSM : a.kind === "tracepoint" ? POINT.TP : a.kind === "uprobe" ? POINT.UPROBE : this.openExitTracepoint(h) !== undefined ? POINT.OPEN_EXIT : h.atReturn ? POINT.SYS_EXIT : POINT.SYS_ENTER;
         let keys: number[];
-        if (a.kind === "tracepoint") keys = [tracepointId(a.category, a.name)];
+        if (a.kind === "lsm") keys = [LSM_HOOK_IDS[a.hook]];
+        else if (a.kind === "tracepoint") keys = [tracepointId(a.category, a.name)];
         else if (a.kind === "uprobe") {
           keys = a.targets.map((t) => {
             const id = this.nextUprobeId++;
@@ -475,13 +737,13 @@ export class GenericSensor {
       this.freeSlots.push(s.slot);
     }
     for (const w of st.written) {
-      try { w.map.delete(w.key); } catch { /* already gone */ }
+      try { this.map(w.name).delete(w.key); } catch { /* already gone */ }
     }
-    for (const p of st.binPaths) this.binNames.release(() => this.map("gen_bin_names"), p);
+    for (const p of st.binPaths) this.binNames.release(() => this.map("gen_bin_names"), p.path);
     for (const t of st.tracepoints) {
       const l = this.tpLinks.get(t);
       if (l !== undefined && --l.refs === 0) {
-        l.link.close();
+        this.dropLink(l.link, tpPinKey(t));
         this.tpLinks.delete(t);
       }
     }
@@ -489,14 +751,24 @@ export class GenericSensor {
     for (const t of st.openExits) {
       const l = this.openExitLinks.get(t);
       if (l !== undefined && --l.refs === 0) {
-        l.link.close();
+        this.dropLink(l.link, openExitPinKey(t));
         this.openExitLinks.delete(t);
       }
     }
     st.openExits = [];
+    for (const t of st.lsms) {
+      const l = this.lsmLinks.get(t);
+      if (l !== undefined && --l.refs === 0) {
+        l.link.close();
+        l.coll.close();
+        this.lsmLinks.delete(t);
+      }
+    }
+    st.lsms = [];
     for (const which of st.sys) {
       if (--this.sysRefs[which] === 0) {
-        this.sysLinks[which]?.close();
+        const l = this.sysLinks[which];
+        if (l !== undefined) this.dropLink(l, `sys_${which}`);
         this.sysLinks[which] = undefined;
       }
     }
@@ -532,6 +804,7 @@ export class GenericSensor {
           else if (src !== undefined && (types[i] === ARG.FILE || types[i] === ARG.PATH || types[i] === ARG.SOCKADDR)) problems.push(`${ch.path}: argument slot ${i} (${ARG_TYPE_NAMES[types[i]!]}) is a kernel object; a user function has none`);
         });
       }
+      if (h.attach.kind === "lsm" && this.spec.programs[`gen_lsm_${h.attach.hook}`] === undefined) problems.push(`${ch.path}: generic.o has no program for lsm/${h.attach.hook}`);
       if (h.openedFd && (!h.atReturn || h.attach.kind !== "syscall")) problems.push(`${ch.path}: a file read from the returned fd needs a syscall hook evaluated at the return`);
       h.sources.forEach((src, i) => {
         if (src?.from === "return" && !h.atReturn) problems.push(`${ch.path}: argument slot ${i} reads the return value, which needs evaluation at the return`);
@@ -557,7 +830,8 @@ export class GenericSensor {
           const na = dv.getUint8(so + this.L.selector.offset(n));
           for (let a = 0; a < na; a++) {
             const kind = dv.getUint32(so + this.L.selector.offset(field) + a * this.L.action.size + this.L.action.offset("kind"), true);
-            const ok = kind === ACT.POST || kind === ACT.NOPOST || kind === ACT.SIGKILL || kind === ACT.SIGNAL || kind === ACT.GETURL || kind === ACT.DNSLOOKUP;
+            const ok = kind === ACT.POST || kind === ACT.NOPOST || kind === ACT.SIGKILL || kind === ACT.SIGNAL || kind === ACT.GETURL || kind === ACT.DNSLOOKUP ||
+              (kind === ACT.OVERRIDE && h.attach.kind === "lsm");
             if (!ok) {
               const name = ACTION_NAMES[kind] ?? String(kind);
               const why = name === "Override"
@@ -602,6 +876,12 @@ export class GenericSensor {
         dv.setUint8(o + L.src.offset("flags"), (s.signed ? 1 : 0) | (s.user ? 2 : 0) | (s.fd ? 4 : 0) | (s.iovec ? 8 : 0));
       }
       if (s.from === "tp-dataloc" || s.from === "tp-array") dv.setUint16(o + L.src.offset("offset"), s.offset, true);
+      if (s.from === "lsm-arg") {
+        dv.setUint8(o + L.src.offset("size"), s.size);
+        dv.setUint16(o + L.src.offset("offset"), s.index, true);
+        dv.setUint8(o + L.src.offset("flags"), (s.signed ? SRC_SIGNED : 0) | (s.dentryOf !== undefined ? SRC_DENTRY : 0) | (s.taskTgid ? SRC_TASK_TGID : 0));
+        if (s.dentryOf !== undefined) dv.setUint8(o + L.src.offset("aux"), s.dentryOf);
+      }
       if (s.from === "syscall-arg") dv.setUint8(o + L.src.offset("flags"), 2 | (s.iovec ? 8 : 0));
       // GEN_SRC_FD: read_file takes the value as an fd of the current task
       if (s.from === "return" && s.fd) dv.setUint8(o + L.src.offset("flags"), 4);
@@ -610,32 +890,31 @@ export class GenericSensor {
   }
 
   /** Value-set keys: the engine's section entries are the map keys (Prefix re-packed). */
-  private writeSets(st: PolicyState): void {
-    const t = st.compiled.tables;
-    const put = (map: BpfMap, key: Uint8Array): void => {
+  private writeSets(st: PolicyState, compiled: CompiledPolicy): void {
+    const t = compiled.tables;
+    const put = (name: string, key: Uint8Array): void => {
+      const map = this.map(name);
       if (map.lookup(key) !== undefined) return; // another policy's identical key: set ids differ, so it cannot happen; keep it
       map.update(key, new Uint8Array([1]));
-      st.written.push({ map, key });
+      st.written.push({ name, key });
     };
     const each = (sec: { count: number; entrySize: number; bytes: Uint8Array }, f: (b: Uint8Array) => void): void => {
       for (let i = 0; i < sec.count; i++) f(sec.bytes.subarray(i * sec.entrySize, (i + 1) * sec.entrySize));
     };
     for (let c = 0; c < 9; c++) {
       const n = 16 << c;
-      const m = this.map(`gen_str_eq_${n}`);
-      each(t[`strEq${n}` as SectionName], (b) => put(m, b.slice()));
+      each(t[`strEq${n}` as SectionName], (b) => put(`gen_str_eq_${n}`, b.slice()));
     }
-    const pm = this.map("gen_str_prefix");
-    each(t.strPrefix, (b) => put(pm, b.slice()));
-    each(t.strPostfix, (b) => put(this.map("gen_str_postfix"), b.slice()));
-    each(t.intSet, (b) => put(this.map("gen_int_set"), b.slice()));
-    each(t.addrLpm, (b) => put(this.map("gen_addr_lpm"), b.slice()));
-    each(t.binSet, (b) => put(this.map("gen_bin_set"), b.slice()));
+    each(t.strPrefix, (b) => put("gen_str_prefix", b.slice()));
+    each(t.strPostfix, (b) => put("gen_str_postfix", b.slice()));
+    each(t.intSet, (b) => put("gen_int_set", b.slice()));
+    each(t.addrLpm, (b) => put("gen_addr_lpm", b.slice()));
+    each(t.binSet, (b) => put("gen_bin_set", b.slice()));
     const names = this.map("gen_bin_names");
     each(t.binNames, (b) => {
       const { path, id, conflict } = this.binNames.add(names, b);
       if (conflict !== undefined) throw new GenericSensorError(`apply policy ${st.id}: binary ${path} interned as ${id} but ${conflict} is in use (compile every policy with the same BinaryInterner)`);
-      st.binPaths.push(path);
+      st.binPaths.push({ path, id });
     });
   }
 
@@ -645,6 +924,10 @@ export class GenericSensor {
       if (h.attach.kind !== "uprobe") throw new GenericSensorError(`hook ${h.index}: uprobe point without a uprobe attach`);
       if (this.coll === undefined) throw new GenericSensorError("attach uprobe: generic sensor not loaded");
       if (this.spec.programs[UPROBE_PROGRAM] === undefined) throw new GenericSensorError(`generic.o has no program ${UPROBE_PROGRAM}`);
+      // uprobe links are per policy and per file offset, and the pins hold only the shared
+      // links an adopting agent can name again; a uprobe left attached by a dead agent could
+      // not be adopted or removed, so it is never made while pinning.
+      if (this.pinDir !== undefined) throw new GenericUnsupportedError(`attach uprobe ${h.attach.path}: the generic sensor is pinned (--keep-sensors-on-exit) and uprobe links are not pinned; uprobe policies are refused under the flag`);
       this.uprobeColl ??= newCollection(this.spec, { programs: [UPROBE_PROGRAM], replaceMaps: { ...this.coll.maps } });
       const prog = this.uprobeColl.programs[UPROBE_PROGRAM]!;
       const { path, targets } = h.attach;
@@ -658,6 +941,28 @@ export class GenericSensor {
       });
       return;
     }
+    if (point === POINT.LSM && h.attach.kind === "lsm") {
+      const hook = h.attach.hook;
+      const have = this.lsmLinks.get(hook);
+      if (have !== undefined) have.refs++;
+      else {
+        // Its own collection over the loaded maps (same tables, ring buffer and scratch).
+        const name = `gen_lsm_${hook}`;
+        const spec = this.spec.programs[name];
+        if (spec === undefined || this.coll === undefined) throw new GenericSensorError(`generic.o has no program ${name}`);
+        const coll = newCollection(this.spec, { programs: [name], replaceMaps: { ...this.coll.maps } });
+        try {
+          const prog = coll.programs[name];
+          if (prog === undefined) throw new GenericSensorError(`load ${name}: not in the collection`);
+          this.lsmLinks.set(hook, { coll, link: attachProgram(prog, spec), refs: 1 });
+        } catch (e) {
+          coll.close();
+          throw e;
+        }
+      }
+      st.lsms.push(hook);
+      return;
+    }
     if (point === POINT.OPEN_EXIT) {
       const name = this.openExitTracepoint(h);
       if (name === undefined) throw new GenericSensorError(`hook ${h.index}: no open-family exit tracepoint`);
@@ -667,7 +972,7 @@ export class GenericSensor {
       else {
         const prog = progs.gen_open_exit, spec = this.spec.programs.gen_open_exit;
         if (prog === undefined || spec === undefined) throw new GenericSensorError("generic.o has no program gen_open_exit");
-        this.openExitLinks.set(target, { link: attachProgram(prog, spec, { target }), refs: 1 });
+        this.openExitLinks.set(target, { link: this.pinned(attachProgram(prog, spec, { target }), openExitPinKey(target)), refs: 1 });
       }
       st.openExits.push(target);
       return;
@@ -680,7 +985,7 @@ export class GenericSensor {
         const name = `gen_sys_${which}`;
         const prog = progs[name], spec = this.spec.programs[name];
         if (prog === undefined || spec === undefined) throw new GenericSensorError(`generic.o has no program ${name}`);
-        this.sysLinks[which] = attachProgram(prog, spec);
+        this.sysLinks[which] = this.pinned(attachProgram(prog, spec), `sys_${which}`);
       }
       return;
     }
@@ -693,7 +998,7 @@ export class GenericSensor {
       if (prog === undefined || spec === undefined) throw new GenericSensorError("generic.o has no program gen_tracepoint");
       // The event id rides along as the link's cookie: the program's dispatch key.
       const cookie = BigInt(tracepointId(h.attach.category, h.attach.name));
-      this.tpLinks.set(target, { link: attachProgram(prog, spec, { target, cookie }), refs: 1 });
+      this.tpLinks.set(target, { link: this.pinned(attachProgram(prog, spec, { target, cookie }), tpPinKey(target)), refs: 1 });
     }
     st.tracepoints.push(target);
   }
@@ -857,12 +1162,20 @@ export class GenericSensor {
     };
   }
 
-  /** Detaches everything and frees the maps. */
-  close(): void {
+  /**
+   * Detaches everything and frees the maps. keepPinned (--keep-sensors-on-exit): the policies'
+   * entries stay and only this process's hold goes, so whatever is pinned keeps enforcing.
+   */
+  close(opts: { keepPinned?: boolean } = {}): void {
     this.stopping = true;
-    for (const id of [...this.policies.keys()]) {
-      try { this.remove(id); } catch { /* closing anyway */ }
+    const keep = opts.keepPinned === true && this.pinDir !== undefined;
+    if (!keep) {
+      for (const id of [...this.policies.keys()]) {
+        try { this.remove(id); } catch { /* closing anyway */ }
+      }
+      this.unpin();
     }
+    this.policies.clear();
     this.sysLinks.enter?.close();
     this.sysLinks.exit?.close();
     this.sysLinks.enter = this.sysLinks.exit = undefined;
@@ -871,13 +1184,28 @@ export class GenericSensor {
     for (const l of this.openExitLinks.values()) l.link.close();
     this.openExitLinks.clear();
     this.uprobeIds.clear();
+    for (const l of this.lsmLinks.values()) {
+      l.link.close();
+      l.coll.close();
+    }
+    this.lsmLinks.clear();
     this.reader?.close();
     this.reader = undefined;
     this.uprobeColl?.close();
     this.uprobeColl = undefined;
     this.coll?.close();
     this.coll = undefined;
+    for (const m of this.pinnedMaps.splice(0)) m.close();
+    this.pinDir = undefined;
   }
+}
+
+/** Pin keys of the shared links (the file is link_<key>, "/" and "." as "@"). */
+function tpPinKey(target: string): string {
+  return `tp_${target}`;
+}
+function openExitPinKey(target: string): string {
+  return `oe_${target}`;
 }
 
 /**

@@ -7,7 +7,7 @@ import { attachProgram, loadCollectionSpec, newCollection, type CollectionSpec }
 import { Link } from "../bpf/link.ts";
 import { BpfMap, sumPerCpuU64 } from "../bpf/map.ts";
 import type { BpfProgram } from "../bpf/program.ts";
-import { unpin } from "../bpf/pin.ts";
+import { removePins, unpin } from "../bpf/pin.ts";
 import { readObject } from "../bpf/objects.ts";
 import { RingBufReader } from "../bpf/ringbuf.ts";
 import { BtfKind, type Btf } from "../bpf/btf.ts";
@@ -882,6 +882,19 @@ export class FileGuard {
     this.reader.close();
     for (const m of Object.values(this.maps)) if (!this.borrowed.has(m)) m.close();
     this.closeRest();
+  }
+
+  /** Kernel id of one of the guard's maps (ward_procs: whether it is the process sensor's). */
+  mapId(name: string): number {
+    return this.map(name).info().id;
+  }
+
+  /**
+   * Remove the pins but keep this process's hold: the guard enforces until close(), as an
+   * unpinned one does (an agent without --keep-sensors-on-exit that adopted it).
+   */
+  unpin(): void {
+    if (this.pinDir !== undefined && existsSync(this.pinDir)) removePins(this.pinDir);
   }
 
   /** Remove the pins (if any) and close: enforcement stops whatever the guard was opened with. */

@@ -13,7 +13,7 @@ export interface LazySensor<E> {
   onEvent(cb: (e: E) => void): () => void;
   policyIds(): string[];
   remove(policyId: string): void;
-  close(): void;
+  close(opts?: { keepPinned?: boolean }): void;
 }
 
 export abstract class LazySensorBackend<S extends LazySensor<E>, E> {
@@ -60,8 +60,9 @@ export abstract class LazySensorBackend<S extends LazySensor<E>, E> {
     return () => this.#listeners.delete(cb);
   }
 
-  close(): void {
-    this.#sensor?.close();
+  /** keepPinned: what the sensor has pinned stays attached (--keep-sensors-on-exit). */
+  close(opts: { keepPinned?: boolean } = {}): void {
+    this.#sensor?.close(opts);
     this.#sensor = undefined;
   }
 }

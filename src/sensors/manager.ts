@@ -6,14 +6,17 @@
 // detaches everything and frees the policy's maps. Disable detaches too (a disabled policy
 // holds nothing in the kernel); enable and mode changes re-apply, the new attachment first
 // and the old one released after, so enforcement has no gap and a failure keeps the old one.
-import { statSync } from "node:fs";
-import { realpathSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { realpathSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { removeEmptyDirs, removePins } from "../bpf/pin.ts";
+import { emptyManifest, policyContentHash, policyPinDir, removeManifest, writeManifest, type PinManifest, type PinnedPolicy } from "./pin-manifest.ts";
 import type { BpfMap } from "../bpf/map.ts";
 import type { TracingPolicy } from "../policy/types.ts";
 import { encodeHookMatch, type HookArg } from "../events/kprobe-event.ts";
 import type { ProcessInfo } from "../events/model.ts";
 import type { EncodeOptions, JsonObject } from "../events/tetragon.ts";
-import { FileGuard, GuardError, kernelDev, type GuardEvent, type GuardProgram } from "./guard.ts";
+import { FileGuard, GuardError, kernelDev, type GuardEvent, type GuardHook, type GuardProgram } from "./guard.ts";
 import { binaryReportEntry, predictHookBinaries } from "./binary-watch.ts";
 import { FanotifyGuard, type FanotifyMatch } from "./fanotify.ts";
 import { isScoped, scopeOfPolicy, type PolicyScope } from "../workloads/k8s/scope.ts";
@@ -53,11 +56,36 @@ export interface GenericHooks {
   remove(policyId: string): void;
   /** Matches of every applied policy; returns the unsubscribe function. */
   onMatch(cb: (m: GenericMatch) => void): () => void;
+  /** Persistence (--keep-sensors-on-exit); a backend without these cannot be pinned. */
+  exportPolicy?(policyId: string): unknown;
+  /** Takes over a policy a previous agent pinned (its exported state), writing nothing. */
+  adopt?(policyId: string, policy: TracingPolicy, hooks: readonly ResolvedHook[], saved: unknown): void;
+  /** Removes a pinned policy this agent does not keep (its exported state). */
+  dropPinned?(saved: unknown): void;
+  /** Pins the shared sensor under dir / removes its pins (its attachments stay while held). */
+  pin?(dir: string): void;
+  unpin?(): void;
+  /** Adopted attachments no adopted policy uses: detached and unpinned. */
+  dropUnusedLinks?(): void;
+}
+
+/** Persistence of the policies' kernel objects under --bpf-dir (pin-manifest.ts has the layout). */
+export interface PersistOptions {
+  bpfDir: string;
+  /** --keep-sensors-on-exit: pin what is applied, so it outlives the agent */
+  keep: boolean;
+  /** what a previous agent left pinned (read at start), adopted or removed by this one */
+  previous: PinManifest | undefined;
+  /** the process sensor's pins (its map feeds matchBinaries of the pinned programs) */
+  process?: { pin(dir: string): void; unpin(): void };
 }
 
 /** The socket sensor as the manager uses it (sock-backend.ts adapts src/sensors/sock.ts): the
  * hooks resolve.ts gave backend "sock", on the cgroup sock_addr programs; matches as the generic hooks'. */
-export type SockHooks = GenericHooks;
+export interface SockHooks extends GenericHooks {
+  /** Lets go of an adopted policy without touching its pinned entries (a start that failed). */
+  forget?(policyId: string): void;
+}
 
 /** Where process and parent come from for events. */
 export interface ProcessLookup {
@@ -91,6 +119,8 @@ export interface ManagerOptions {
   sock?: SockHooks;
   /** For tests: how a guard is opened. */
   openGuard?: (programs: GuardProgram[], exemptPids: number[], processMap: BpfMap | undefined) => FileGuard;
+  /** Pinning and adoption (the agent gives it when it has a --bpf-dir). */
+  persist?: PersistOptions;
   /**
    * The agent's workload scopes (registry + kernel scope maps). Without them a policy with
    * a namespace, podSelector or containerSelector is refused: applying it everywhere would
@@ -109,12 +139,18 @@ export interface HookStatus {
   bypasses: string[];
   /** File guard hooks: per matchBinaries entry, how it is matched right now. */
   binaries?: BinaryMatchReport[];
+  /** What holds the hook once the agent has exited. */
+  afterExit: string;
 }
 
 export interface PolicyKernelState {
   state: "enforcing" | "monitoring" | "disabled";
   hooks: HookStatus[];
   counters?: Record<string, number>;
+  /** bpfDir-relative directory of its pinned objects (--keep-sensors-on-exit) */
+  pinned?: string;
+  /** taken over from a previous agent's pins at start (nothing was attached anew) */
+  adopted?: boolean;
   /** Scoped policies: what the scope selects and how many workloads are in it now. */
   scope?: ScopeReport;
 }
@@ -163,7 +199,15 @@ class Attachment {
   genericId: string | undefined;
   sockId: string | undefined;
   readonly rules = new Map<number, GuardRuleRef>();
-  private loop: Promise<void> | undefined;
+  /** The file guard holding the fanotify rules after the agent exits (--keep-sensors-on-exit). */
+  backstop: FileGuard | undefined;
+  readonly backstopRules = new Map<number, GuardRuleRef>();
+  /** bpfDir-relative directory of this attachment's pinned guards (keep mode) */
+  pinDir: string | undefined;
+  adopted = false;
+  /** What it was adopted from (kept pinned if the start that adopted it fails). */
+  prev: PinnedPolicy | undefined;
+  private loops: Promise<void>[] = [];
   private closed = false;
 
   constructor(
@@ -175,25 +219,26 @@ class Attachment {
   ) {}
 
   startLoop(): void {
-    const g = this.guard;
-    if (g === undefined) return;
-    this.loop = (async () => {
-      while (!this.closed) {
-        let evs: GuardEvent[];
-        try {
-          evs = await g.nextEvents(250);
-        } catch (e) {
-          if (!this.closed) this.opts.log(`policy ${this.policy.metadata.name}: guard events: ${(e as Error).message}`);
-          return;
+    for (const [g, rules] of [[this.guard, this.rules], [this.backstop, this.backstopRules]] as const) {
+      if (g === undefined) continue;
+      this.loops.push((async () => {
+        while (!this.closed) {
+          let evs: GuardEvent[];
+          try {
+            evs = await g.nextEvents(250);
+          } catch (e) {
+            if (!this.closed) this.opts.log(`policy ${this.policy.metadata.name}: guard events: ${(e as Error).message}`);
+            return;
+          }
+          if (this.closed) return;
+          for (const ev of evs) this.publishGuard(ev, rules);
         }
-        if (this.closed) return;
-        for (const ev of evs) this.publishGuard(ev);
-      }
-    })();
+      })());
+    }
   }
 
-  private publishGuard(ev: GuardEvent, attempt = 0): void {
-    const ref = this.rules.get(ev.rule);
+  private publishGuard(ev: GuardEvent, rules: Map<number, GuardRuleRef>, attempt = 0): void {
+    const ref = rules.get(ev.rule);
     if (ref === undefined || !ref.post) return;
     const lookup = this.opts.processes;
     const found = lookup?.current(ev.tgid) ?? lookup?.lastEnded?.(ev.tgid);
@@ -202,7 +247,7 @@ class Attachment {
     // one that runs the executable the kernel saw, and settle for what is there at the end.
     const info = found !== undefined && (delay === undefined || sameImage(found, ev)) ? found : undefined;
     if (info === undefined && lookup !== undefined && delay !== undefined) {
-      setTimeout(() => this.publishGuard(ev, attempt + 1), delay);
+      setTimeout(() => this.publishGuard(ev, rules, attempt + 1), delay);
       return;
     }
     let hook = ref.hook;
@@ -214,7 +259,8 @@ class Attachment {
     }
     const args: HookArg[] = [];
     const path = ref.files.get(`${ev.dev}:${ev.ino}`);
-    if (path !== undefined) args.push(hook.guard?.target === "exec" ? { kind: "linux_binprm", path } : { kind: "file", path });
+    if (path !== undefined) args.push((hook.guard?.target ?? hook.fanotify?.target) === "exec" ? { kind: "linux_binprm", path } : { kind: "file", path });
+    // A backstop kill of an Override rule is reported as the kill it was.
     const action = ev.action === "kill" ? (ref.names.find((n) => n === "Sigkill" || n === "Signal") ?? "Sigkill")
       : ev.action === "deny" ? "Override" : "Post";
     // The guard stamps with bpf_ktime_get_ns (monotonic); it equals the boot clock unless the host suspended.
@@ -314,10 +360,20 @@ class Attachment {
     return out;
   }
 
-  /** Detaches synchronously; the event loop notices and ends by itself (done() waits for it). */
-  close(): void {
+  /**
+   * Detaches synchronously; the event loop notices and ends by itself (done() waits for it).
+   * keepPinned: only this process's hold goes; pinned guards and the generic sensor's entries
+   * stay (the agent exits with --keep-sensors-on-exit).
+   */
+  close(keepPinned = false): void {
     if (this.closed) return;
     this.closed = true;
+    if (keepPinned && this.pinDir !== undefined) {
+      this.fan?.close();
+      this.guard?.close();
+      this.backstop?.close();
+      return;
+    }
     let err: unknown;
     if (this.genericId !== undefined) {
       try {
@@ -336,12 +392,14 @@ class Attachment {
     this.fan?.close();
     // destroy() detaches the programs and frees the maps (and its pins, if any).
     this.guard?.destroy();
+    this.backstop?.destroy();
+    if (this.pinDir !== undefined && this.opts.persist !== undefined) removePinDir(this.opts.persist.bpfDir, this.pinDir);
 
     if (err !== undefined) throw err;
   }
 
   async done(): Promise<void> {
-    await this.loop;
+    await Promise.all(this.loops);
   }
 }
 
@@ -404,8 +462,19 @@ export class PolicyManager {
   #nextId = 1;
   #unsubscribe: (() => void) | undefined;
   #unsubscribeSock: (() => void) | undefined;
+  /** Policies a previous agent pinned that this one has not adopted or removed yet (start). */
+  readonly #adoptable = new Map<string, PinnedPolicy>();
+  /**
+   * Pinned earlier versions of policies this start re-applied: removed by finishStart, not
+   * before, so a start that fails (and undoes what it applied) leaves them enforcing.
+   */
+  readonly #superseded = new Map<string, PinnedPolicy>();
+  /** Until finishStart(): removing a policy keeps what a previous agent pinned of it. */
+  #starting = true;
 
   constructor(private readonly opts: ManagerOptions) {
+    for (const [n, p] of Object.entries(opts.persist?.previous?.policies ?? {})) this.#adoptable.set(n, p);
+    for (const [n, p] of Object.entries(opts.persist?.previous?.superseded ?? {})) this.#superseded.set(n, p);
     this.#unsubscribe = opts.generic?.onMatch((m) => this.#byGenericId.get(m.policyId)?.publishGeneric(m));
     // Socket ids end in "/sock", so one map serves both sensors.
     this.#unsubscribeSock = opts.sock?.onMatch((m) => this.#byGenericId.get(m.policyId)?.publishGeneric(m));
@@ -427,28 +496,105 @@ export class PolicyManager {
     const id = this.#nextId++;
     // A disabled policy is still resolved, so it is rejected now rather than when enabled.
     const resolution = this.#check(policy, opts.mode);
+    // A scoped policy is refused with --keep-sensors-on-exit inside #trackScope.
     const scope = this.#trackScope(policy);
+    // What a previous agent pinned of this policy: adopted when it is the same content and
+    // mode (nothing is attached anew, enforcement never paused); otherwise the new version
+    // is attached first and the pinned one removed after, so there is no gap either.
+    const prev = this.#adoptable.get(name);
     let attachment: Attachment | undefined;
     try {
-      attachment = enabled ? this.#attach(id, policy, resolution, scope) : undefined;
+      if (enabled && scope === 0 && prev !== undefined && prev.hash === policyContentHash(policy) && prev.mode === opts.mode) {
+        try {
+          attachment = this.#adopt(id, policy, resolution, prev);
+        } catch (e) {
+          this.opts.log(`policy ${name}: its pinned objects could not be adopted (${(e as Error).message}); applying it anew, then removing them`);
+        }
+      }
+      attachment ??= enabled ? this.#attach(id, policy, resolution, scope) : undefined;
     } catch (e) {
       if (scope !== 0) this.opts.scopes?.untrack(name);
       throw e;
     }
+    if (prev !== undefined) {
+      this.#adoptable.delete(name);
+      if (attachment?.adopted === true) attachment.prev = prev;
+      else if (this.#starting && this.opts.persist !== undefined) this.#superseded.set(this.#supersededKey(name), prev);
+      else this.#dropPinned(name, prev, enabled ? "re-applied: its content or mode changed" : "disabled in the policy set");
+    }
     this.#policies.set(name, { id, policy, scope, mode: opts.mode, enabled, attachment });
+    this.#syncPins();
     return this.state(name);
+  }
+
+  /**
+   * Start is over (every policy of the set was applied): what a previous agent pinned and
+   * the set no longer names is removed, and without --keep-sensors-on-exit what was
+   * adopted is unpinned (this agent holds it while it runs; nothing stays pinned after).
+   */
+  finishStart(): void {
+    this.#starting = false;
+    const p = this.opts.persist;
+    if (p === undefined) return;
+    // The new versions hold now: the old ones go (the new were attached first: no gap).
+    for (const [key, prev] of [...this.#superseded]) {
+      this.#superseded.delete(key);
+      this.#dropPinned(key.replace(/#\d+$/, ""), prev, "re-applied: its content or mode changed");
+    }
+    for (const [name, prev] of [...this.#adoptable]) {
+      this.#adoptable.delete(name);
+      this.#dropPinned(name, prev, "not in the policy set any more");
+    }
+    if (p.previous?.shared.generic !== undefined) this.opts.generic?.dropUnusedLinks?.();
+    if (p.previous?.shared.sock !== undefined) this.opts.sock?.dropUnusedLinks?.();
+    if (!p.keep && p.previous !== undefined) {
+      for (const e of this.#policies.values()) {
+        e.attachment?.guard?.unpin();
+        e.attachment?.backstop?.unpin();
+        if (e.attachment !== undefined) e.attachment.pinDir = undefined;
+      }
+      this.opts.generic?.unpin?.();
+      this.opts.sock?.unpin?.();
+      p.process?.unpin();
+      removeManifest(p.bpfDir);
+      removeEmptyDirs(p.bpfDir);
+      this.opts.log(`${p.bpfDir}: the pins of an agent run with --keep-sensors-on-exit were adopted and removed (this agent runs without it: enforcement ends when it exits)`);
+    }
+    this.#syncPins();
+  }
+
+  /** A manifest key for an earlier version of `name` (several restarts may each leave one). */
+  #supersededKey(name: string): string {
+    let n = 1;
+    while (this.#superseded.has(`${name}#${n}`)) n++;
+    return `${name}#${n}`;
   }
 
   remove(name: string): void {
     const e = this.#policies.get(name);
     if (e === undefined) return;
     this.#policies.delete(name);
+    const a = e.attachment;
+    if (this.#starting && a?.adopted === true && a.prev !== undefined) {
+      // A start undoing what it applied (it is failing): what the previous agent pinned
+      // stays pinned and listed, enforcing as before this start.
+      this.#adoptable.set(name, a.prev);
+      if (a.genericId !== undefined) this.#byGenericId.delete(a.genericId);
+      if (a.sockId !== undefined) {
+        this.#byGenericId.delete(a.sockId);
+        this.opts.sock?.forget?.(a.sockId);
+      }
+      a.close(true);
+      this.#syncPins();
+      return;
+    }
     try {
-      this.#release(e.attachment);
+      this.#release(a);
     } finally {
       // After the hooks are gone: the scope's members are never dropped under a live hook.
       if (e.scope !== 0) this.opts.scopes?.untrack(name);
     }
+    this.#syncPins();
   }
 
   /** The policy's kernel scope id (0 when unscoped); refuses a scope that cannot be enforced here. */
@@ -465,6 +611,12 @@ export class PolicyManager {
     const field = scope.namespace !== undefined ? "metadata.namespace" : scope.podSelector !== undefined ? "spec.podSelector" : scope.containerSelector !== undefined ? "spec.containerSelector" : "spec.hostSelector";
     if (this.opts.scopes === undefined) {
       throw new HookResolutionError(name, [`${field}: the policy is scoped but this agent has no workload scopes (no workload registry, no cgroup v2 hierarchy mounted, or the kernel scope maps could not be created: the agent log says which), so it would apply to every process; refused`]);
+    }
+    if (this.opts.persist?.keep) {
+      // Its workload scope lives in this agent's scope maps, filled by this agent's registry
+      // as containers come and go. Pinning the maps would freeze the membership when the
+      // agent dies: a container started afterwards would silently be outside the policy.
+      throw new HookResolutionError(name, [`${field}: the policy is scoped, and with --keep-sensors-on-exit every policy must keep enforcing exactly after the agent exits; its scope's membership is kept by this agent (its workload registry fills the kernel scope maps as containers start and stop), so after the agent died the membership would be frozen and containers started later would silently not be enforced on; refused. Run without --keep-sensors-on-exit, or apply the policy without a scope`]);
     }
     try {
       return this.opts.scopes.track(name, scope);
@@ -492,6 +644,7 @@ export class PolicyManager {
       this.#release(old);
     }
     e.enabled = enabled;
+    this.#syncPins();
     return this.state(name);
   }
 
@@ -509,6 +662,7 @@ export class PolicyManager {
       this.#release(old);
     }
     e.mode = mode;
+    this.#syncPins();
     return this.state(name);
   }
 
@@ -521,9 +675,14 @@ export class PolicyManager {
       if (!h.ok) return [];
       const marked = marks?.get(h.path);
       let mechanism = marked !== undefined ? `${h.mechanism}; marked inodes (dev:ino): ${marked.join(", ")}` : h.mechanism;
-      // A closed group holds nothing: never let status claim otherwise.
-      if (failure !== undefined && h.backend === "fanotify") mechanism = `NOT ENFORCING: ${failure}; re-apply the policy (disable, enable). Was: ${mechanism}`;
-      const st: HookStatus = { path: h.path, hook: h.name, mechanism, actions: h.actions, limits: h.limits, bypasses: h.bypasses };
+      // A closed group holds nothing: never let status claim otherwise (its pinned backstop,
+      // if it has one, still kills after the open).
+      if (failure !== undefined && h.backend === "fanotify") {
+        mechanism = e.attachment?.backstop !== undefined
+          ? `fanotify NOT ENFORCING: ${failure}; only the pinned file guard backstop holds the Sigkill and Override rules now, by a kill after the open; re-apply the policy (disable, enable). Was: ${mechanism}`
+          : `NOT ENFORCING: ${failure}; re-apply the policy (disable, enable). Was: ${mechanism}`;
+      }
+      const st: HookStatus = { path: h.path, hook: h.name, mechanism, actions: h.actions, limits: h.limits, bypasses: h.bypasses, afterExit: h.afterExit };
       if (h.backend === "guard" && h.guard?.rules.some((r) => r.binaries !== undefined)) {
         st.binaries = e.attachment !== undefined ? e.attachment.binaries(h) : predictHookBinaries(h);
       }
@@ -532,6 +691,8 @@ export class PolicyManager {
     });
     const st: PolicyKernelState = { state: !e.enabled ? "disabled" : e.mode === "monitor" ? "monitoring" : "enforcing", hooks };
     if (e.attachment) st.counters = e.attachment.counters();
+    if (e.attachment?.pinDir !== undefined) st.pinned = e.attachment.pinDir;
+    if (e.attachment?.adopted) st.adopted = true;
     const scope = e.scope !== 0 ? this.opts.scopes?.report(name) : undefined;
     if (scope !== undefined) st.scope = scope;
     return st;
@@ -549,13 +710,21 @@ export class PolicyManager {
     return this.#policies.has(name);
   }
 
-  /** Detaches every policy. */
-  close(): void {
+  /**
+   * Detaches every policy. keepPinned (the agent exits with --keep-sensors-on-exit, or a
+   * start failed after adopting pins): pinned policies keep enforcing, only this process's
+   * hold goes, and the manifest stays as it is.
+   */
+  close(opts: { keepPinned?: boolean } = {}): void {
     const names = [...this.#policies.keys()];
     const errors: string[] = [];
+    const keep = opts.keepPinned === true && this.opts.persist !== undefined;
     for (const n of names) {
       try {
-        this.remove(n);
+        if (keep) {
+          this.#policies.get(n)?.attachment?.close(true);
+          this.#policies.delete(n);
+        } else this.remove(n);
       } catch (e) {
         errors.push(`${n}: ${(e as Error).message}`);
       }
@@ -587,15 +756,177 @@ export class PolicyManager {
     return r;
   }
 
+  /** The pinned records of every policy now pinned, and of those still to be adopted. */
+  #syncPins(): void {
+    const p = this.opts.persist;
+    if (p === undefined || !p.keep) return;
+    const policies: Record<string, PinnedPolicy> = Object.fromEntries(this.#adoptable);
+    const superseded: Record<string, PinnedPolicy> = Object.fromEntries(this.#superseded);
+    for (const [name, e] of this.#policies) {
+      const a = e.attachment;
+      if (a?.pinDir === undefined) continue;
+      policies[name] = {
+        hash: policyContentHash(e.policy),
+        mode: e.mode,
+        dir: a.pinDir,
+        ...(a.guard !== undefined ? { guard: `${a.pinDir}/guard` } : {}),
+        ...(a.backstop !== undefined ? { backstop: `${a.pinDir}/backstop` } : {}),
+        ...(a.genericId !== undefined ? { generic: this.opts.generic?.exportPolicy?.(a.genericId) } : {}),
+        ...(a.sockId !== undefined ? { sock: this.opts.sock?.exportPolicy?.(a.sockId) } : {}),
+        hooks: a.resolution.hooks.flatMap((h) => (h.ok ? [{ path: h.path, hook: h.name, mechanism: h.mechanism, afterExit: h.afterExit }] : [])),
+      };
+    }
+    const all = [...Object.values(policies), ...Object.values(superseded)];
+    const shared: PinManifest["shared"] = {};
+    // Pins first, then the manifest that lists them: a crash in between leaves pins the next
+    // start reports, never a manifest naming pins that are not there.
+    if (all.length > 0) {
+      p.process?.pin(join(p.bpfDir, "process"));
+      if (p.process !== undefined) shared.process = "process";
+    }
+    if (all.some((x) => x.generic !== undefined)) {
+      this.opts.generic?.pin?.(join(p.bpfDir, "generic"));
+      shared.generic = "generic";
+    } else {
+      // No pinned policy runs on the generic sensor: its pins go (also those of a sensor
+      // this agent never loaded), so none is left that no manifest lists.
+      this.opts.generic?.unpin?.();
+      removePinDir(p.bpfDir, "generic");
+    }
+    // The socket sensor likewise: pinned while a pinned policy runs on it, else no pin of it stays.
+    if (all.some((x) => x.sock !== undefined)) {
+      this.opts.sock?.pin?.(join(p.bpfDir, "sock"));
+      shared.sock = "sock";
+    } else {
+      this.opts.sock?.unpin?.();
+      removePinDir(p.bpfDir, "sock");
+    }
+    if (all.length > 0) {
+      writeManifest(p.bpfDir, { ...emptyManifest(), shared, policies, ...(this.#superseded.size > 0 ? { superseded } : {}) });
+      return;
+    }
+    removeManifest(p.bpfDir);
+    this.opts.generic?.unpin?.();
+    this.opts.sock?.unpin?.();
+    p.process?.unpin();
+    removeEmptyDirs(p.bpfDir);
+  }
+
+  /** Takes over what a previous agent pinned of this policy (same content and mode). */
+  #adopt(id: number, policy: TracingPolicy, resolution: PolicyResolution, prev: PinnedPolicy): Attachment {
+    const p = this.opts.persist!;
+    const name = policy.metadata.name;
+    const a = new Attachment(resolution, policy, this.opts, 0);
+    a.adopted = true;
+    const hooks = resolution.hooks.filter((h): h is ResolvedHook => h.ok);
+    try {
+      const guardHooks = hooks.filter((h) => h.backend === "guard");
+      if (guardHooks.length > 0) {
+        if (prev.guard === undefined) throw new Error("no file guard is pinned for it");
+        a.guard = FileGuard.adopt(join(p.bpfDir, prev.guard), { exemptPids: this.opts.exemptPids ?? [] });
+        this.#sameProcessMap(a.guard);
+        this.#attachGuard(a, guardHooks, "adopt");
+      }
+      const fanHooks = hooks.filter((h) => h.backend === "fanotify");
+      if (fanHooks.length > 0) {
+        // The group itself died with the previous agent: a new one takes the rules over,
+        // while the pinned backstop went on holding them.
+        if (prev.backstop !== undefined) {
+          a.backstop = FileGuard.adopt(join(p.bpfDir, prev.backstop), { exemptPids: this.opts.exemptPids ?? [] });
+          this.#sameProcessMap(a.backstop);
+        }
+        this.#attachFanotify(a, policy, fanHooks, a.backstop !== undefined ? "adopt" : "fresh");
+      }
+      // Before the generic sensor's: if that fails, forget() below hands the socket entries
+      // back untouched (reserved again), to be dropped once the re-applied policy holds.
+      const sock = hooks.filter((h) => h.backend === "sock");
+      if (sock.length > 0) {
+        if (prev.sock === undefined || this.opts.sock?.adopt === undefined) throw new Error("no socket sensor entries are pinned for it");
+        const sid = `${name}#${id}/sock`;
+        this.opts.sock.adopt(sid, policy, sock, prev.sock);
+        a.sockId = sid;
+        this.#byGenericId.set(sid, a);
+      }
+      // Last: adoptPolicy checks everything before it takes anything over, so a failure here
+      // or before leaves the generic sensor without this policy (it is re-applied, then dropped).
+      const generic = hooks.filter((h) => h.backend === "generic");
+      if (generic.length > 0) {
+        if (prev.generic === undefined || this.opts.generic?.adopt === undefined) throw new Error("no generic sensor entries are pinned for it");
+        const gid = `${name}#${id}`;
+        this.opts.generic.adopt(gid, policy, generic, prev.generic);
+        a.genericId = gid;
+        this.#byGenericId.set(gid, a);
+      }
+    } catch (e) {
+      // Nothing pinned is removed here: the caller applies the policy anew and then drops
+      // the pinned objects, so they hold until the new attachment does.
+      if (a.genericId !== undefined) this.#byGenericId.delete(a.genericId);
+      if (a.sockId !== undefined) {
+        this.#byGenericId.delete(a.sockId);
+        this.opts.sock?.forget?.(a.sockId);
+      }
+      a.fan?.close();
+      a.guard?.close();
+      a.backstop?.close();
+      throw e;
+    }
+    a.pinDir = prev.dir;
+    a.startLoop();
+    this.opts.log(`policy ${name}: adopted its pinned objects (${prev.dir ?? "shared sensors"}): no new attachment, no gap`);
+    return a;
+  }
+
+  /** A pinned guard must read the process sensor's map, else its matchBinaries paths go stale. */
+  #sameProcessMap(g: FileGuard): void {
+    const pm = this.opts.processMap;
+    if (pm === undefined) return;
+    const mine = pm.info().id, theirs = g.mapId("ward_procs");
+    if (theirs !== mine) throw new Error(`its pinned file guard reads process map id ${theirs}, not the process sensor's (id ${mine})`);
+  }
+
+  /** Removes what a previous agent pinned of a policy this agent does not adopt. */
+  #dropPinned(name: string, prev: PinnedPolicy, why: string): void {
+    const p = this.opts.persist!;
+    const errors: string[] = [];
+    for (const dir of [prev.guard, prev.backstop]) {
+      if (dir === undefined) continue;
+      try {
+        FileGuard.adopt(join(p.bpfDir, dir)).destroy();
+      } catch (e) {
+        errors.push(`${dir}: ${(e as Error).message}`);
+      }
+    }
+    if (prev.generic !== undefined) {
+      try {
+        this.opts.generic?.dropPinned?.(prev.generic);
+      } catch (e) {
+        errors.push(`generic sensor entries: ${(e as Error).message}`);
+      }
+    }
+    if (prev.sock !== undefined) {
+      try {
+        this.opts.sock?.dropPinned?.(prev.sock);
+      } catch (e) {
+        errors.push(`socket sensor entries: ${(e as Error).message}`);
+      }
+    }
+    if (prev.dir !== undefined) removePinDir(p.bpfDir, prev.dir);
+    this.opts.log(`policy ${name}: removed what an earlier agent pinned of it (${why})${errors.length > 0 ? `; not all of it: ${errors.join("; ")}` : ""}`);
+  }
+
   #attach(id: number, policy: TracingPolicy, resolution: PolicyResolution, scope: number): Attachment {
     const name = policy.metadata.name;
     const a = new Attachment(resolution, policy, this.opts, scope);
     const hooks = resolution.hooks.filter((h): h is ResolvedHook => h.ok);
+    const persist = this.opts.persist;
+    // --keep-sensors-on-exit: the attachment's own guards get a fresh directory (a pinned
+    // earlier version of the policy may still hold its old one until this one is up).
+    if (persist?.keep) a.pinDir = `${policyPinDir(name)}/${randomBytes(4).toString("hex")}`;
     try {
       const guardHooks = hooks.filter((h) => h.backend === "guard");
-      if (guardHooks.length > 0) this.#attachGuard(a, guardHooks);
+      if (guardHooks.length > 0) this.#attachGuard(a, guardHooks, "fresh");
       const fanHooks = hooks.filter((h) => h.backend === "fanotify");
-      if (fanHooks.length > 0) this.#attachFanotify(a, policy, fanHooks);
+      if (fanHooks.length > 0) this.#attachFanotify(a, policy, fanHooks, "fresh");
       const generic = hooks.filter((h) => h.backend === "generic");
       if (generic.length > 0) {
         const gid = `${name}#${id}`;
@@ -625,9 +956,10 @@ export class PolicyManager {
     return a;
   }
 
-  #attachFanotify(a: Attachment, policy: TracingPolicy, hooks: ResolvedHook[]): void {
+  #attachFanotify(a: Attachment, policy: TracingPolicy, hooks: ResolvedHook[], backstop: "fresh" | "adopt"): void {
     // Stat everything first: a missing file rejects the policy before the group exists.
     for (const h of hooks) for (const r of h.fanotify!.rules) for (const f of r.files) identity(f, "file");
+    if (a.pinDir !== undefined || backstop === "adopt") this.#backstop(a, hooks, backstop);
     // One group per attachment; hooks of one policy share the fail mode and bound (policy options).
     const plan = hooks[0]!.fanotify!;
     const fan = FanotifyGuard.create({
@@ -664,7 +996,44 @@ export class PolicyManager {
     });
   }
 
-  #attachGuard(a: Attachment, hooks: ResolvedHook[]): void {
+  /**
+   * The file guard backing the enforcing fanotify rules once the agent has exited (resolve.ts
+   * says so per rule): each Sigkill or Override rule as a kill rule on the same files and
+   * binaries, pinned in the attachment's directory. While the agent runs, fanotify answers
+   * first (a denied open returns no fd, a killed opener never gets one), so the guard acts
+   * only when the group is gone. "adopt": a.backstop is the pinned one; only ids are replayed.
+   */
+  #backstop(a: Attachment, hooks: ResolvedHook[], mode: "fresh" | "adopt"): void {
+    const plans = hooks.flatMap((h) => h.fanotify!.rules.filter((r) => r.action !== "report").map((r) => ({ hook: h, rule: r })));
+    if (plans.length === 0) return;
+    const seen = new Map<string, string>();
+    for (const { rule } of plans) {
+      for (const f of rule.files) {
+        const k = identity(f, "file");
+        if (seen.has(k)) throw new GuardError(`${f}: named by two enforcing rules (also as ${seen.get(k)}); the file guard backstop keeps one rule per file, so with --keep-sensors-on-exit each file may appear in one enforcing selector`);
+        seen.set(k, f);
+      }
+    }
+    const targets = new Set(plans.map((x) => x.hook.fanotify!.target));
+    const programs: GuardProgram[] = targets.has("open") ? ["guard_sys_exit", "guard_exec", "guard_io_uring"] : ["guard_exec"];
+    let g = a.backstop;
+    if (mode === "fresh") {
+      const processMap = this.opts.processMap;
+      g = FileGuard.open({ programs, exemptPids: [process.pid, ...(this.opts.exemptPids ?? [])], ...(processMap !== undefined ? { processMap } : {}), pinDir: join(this.opts.persist!.bpfDir, a.pinDir!, "backstop") });
+      a.backstop = g;
+    }
+    let next = 1;
+    for (const { hook, rule } of plans) {
+      const hooksOf: GuardHook[] = hook.fanotify!.target === "open" ? ["open", "exec", "io_uring"] : ["exec"];
+      const id = mode === "fresh" ? g!.addRule({ action: "kill", hooks: hooksOf, ...(rule.binaries ? { binaries: rule.binaries } : {}) }) : next++;
+      if (mode === "fresh") for (const f of rule.files) g!.protect(f, id);
+      const files = new Map<string, string>();
+      for (const f of rule.files) files.set(identity(f, "file"), realPath(f));
+      a.backstopRules.set(id, { hook, selector: rule.selector, post: rule.post, names: rule.actionNames, files });
+    }
+  }
+
+  #attachGuard(a: Attachment, hooks: ResolvedHook[], mode: "fresh" | "adopt"): void {
     // Stat the protected files first: a missing one rejects the policy before anything loads.
     // A matchBinaries entry may be missing: the guard matches it by path and watches for it
     // (and refuses it, naming the entry, where that cannot be done: no process sensor).
@@ -673,12 +1042,28 @@ export class PolicyManager {
     const exempt = [process.pid, ...(this.opts.exemptPids ?? [])];
     const processMap = this.opts.processMap;
     const scopeMaps = a.scope !== 0 ? this.opts.scopes?.maps : undefined;
-    const guard = this.opts.openGuard
-      ? this.opts.openGuard(programs, exempt, processMap)
-      : FileGuard.open({ programs, exemptPids: exempt, ...(processMap !== undefined ? { processMap } : {}), ...(scopeMaps !== undefined ? { scopeMaps } : {}) });
+    const pinDir = a.pinDir !== undefined && mode === "fresh" ? join(this.opts.persist!.bpfDir, a.pinDir, "guard") : undefined;
+    const guard = mode === "adopt"
+      ? a.guard!
+      : this.opts.openGuard
+        ? this.opts.openGuard(programs, exempt, processMap)
+        : FileGuard.open({ programs, exemptPids: exempt, ...(processMap !== undefined ? { processMap } : {}), ...(scopeMaps !== undefined ? { scopeMaps } : {}), ...(pinDir !== undefined ? { pinDir } : {}) });
     a.guard = guard;
     let moduleDone = false;
+    // Adopting: the pinned tables hold the rules already; their ids are replayed in the order
+    // a fresh apply gives them (addRule counts from 1), so events map back to their hooks.
+    let nextId = 1;
     for (const p of plans) {
+      if (mode === "adopt") {
+        if (p.hook.guard!.target === "module") {
+          a.rules.set(0, { hook: p.hook, selector: p.rule.selector, post: p.rule.post, names: p.rule.actionNames, files: new Map() });
+          continue;
+        }
+        const files = new Map<string, string>();
+        for (const [k, path] of p.files) files.set(k, realPath(path));
+        a.rules.set(nextId++, { hook: p.hook, selector: p.rule.selector, post: p.rule.post, names: p.rule.actionNames, files });
+        continue;
+      }
       const rule = { action: p.rule.action, hooks: p.rule.hooks, ...(p.rule.binaries ? { binaries: p.rule.binaries } : {}), ...(a.scope !== 0 ? { scope: a.scope } : {}) };
       if (p.hook.guard!.target === "module") {
         // Both module hooks share the guard's single module rule (resolve.ts checked they agree).
@@ -715,6 +1100,16 @@ function realPath(p: string): string {
     return realpathSync(p);
   } catch {
     return p;
+  }
+}
+
+/** Removes an attachment's pin directory and its policy's directory once that is empty. */
+function removePinDir(bpfDir: string, dir: string): void {
+  try {
+    removePins(join(bpfDir, dir));
+    removeEmptyDirs(join(bpfDir, dir.split("/").slice(0, 2).join("/")));
+  } catch {
+    // gone already, or not ours to remove: the manifest no longer names it either way
   }
 }
 

@@ -6,15 +6,15 @@
 //   ... s.counters() ...
 //   await s.stop();
 import type { EncodeOptions } from "../events/tetragon.ts";
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { BtfKind, loadKernelBtf, type Btf } from "../bpf/btf.ts";
 import { UpdateFlags } from "../bpf/constants.ts";
-import { attachProgram, loadCollectionSpec, newCollection, type Collection, type CollectionSpec } from "../bpf/collection.ts";
-import type { Link } from "../bpf/link.ts";
-import { sumPerCpuU64, type BpfMap } from "../bpf/map.ts";
+import { attachProgram, Collection, loadCollectionSpec, newCollection, type CollectionSpec } from "../bpf/collection.ts";
+import { Link } from "../bpf/link.ts";
+import { BpfMap, sumPerCpuU64 } from "../bpf/map.ts";
 import { readObject } from "../bpf/objects.ts";
-import { ensureBpffs, unpin } from "../bpf/pin.ts";
+import { LINK_PIN_PREFIX, MAP_PIN_PREFIX, ensureBpffs, pinMaps, pinName, removePins } from "../bpf/pin.ts";
 import { RingBufReader } from "../bpf/ringbuf.ts";
 import { enumValues } from "../events/layout.ts";
 import { ProcessCache, type SeedProcess } from "../events/process-cache.ts";
@@ -32,8 +32,13 @@ export class ProcessSensorError extends Error {
 export interface ProcessSensorOptions {
   /** Node name for exec_id and node_name (Tetragon: NODE_NAME, else the hostname). */
   nodeName: string;
-  /** bpffs directory: when set, the process map is pinned there as process/ward_procs so other sensors can share it. */
-  bpfDir?: string;
+  /**
+   * Persistence (--keep-sensors-on-exit): the directory on bpffs where every map and link is
+   * pinned, so the programs keep tracking processes (and the process map stays current for the
+   * pinned policies' matchBinaries) after the agent exits; with adopt, a previous agent's pins
+   * there are taken over instead of loading anew (no gap, no second attachment).
+   */
+  persist?: { dir: string; adopt: boolean };
   /** Called for every process_exec / process_exit, synchronously, in kernel order. */
   onEvent: (ev: PipelineEvent) => void;
   /** Object bytes to load instead of the embedded bpf/obj/process.o (tests). */
@@ -85,11 +90,14 @@ export class ProcessSensor {
   private readonly log: (msg: string) => void;
   private coll: Collection | undefined;
   private links: Link[] = [];
+  /** the programs this kernel gets (programsFor), in the order of links */
+  private programs: string[] = [];
   private reader: RingBufReader | undefined;
   private loop: Promise<void> | undefined;
   private timer: ReturnType<typeof setInterval> | undefined;
   private stopping = false;
-  private pinPath: string | undefined;
+  /** where the maps and links are pinned (persist), until unpinned */
+  private pinDir: string | undefined;
   private lostSlots: { exec: number; clone: number; exit: number };
   private seeded = 0;
   private loggedEvictions = 0;
@@ -131,24 +139,26 @@ export class ProcessSensor {
   /** Loads, attaches, seeds and starts reading. Rejects (having undone everything) on failure. */
   async start(): Promise<void> {
     if (this.coll) throw new ProcessSensorError("start process sensor: already started");
+    const persist = this.opts.persist;
     try {
-      const programs = programsFor(loadKernelBtf());
-      this.coll = newCollection(this.spec, { programs });
-      const events = this.coll.maps.ward_events;
-      if (!events) throw new ProcessSensorError("start process sensor: object has no ward_events ring buffer");
-      this.reader = new RingBufReader(events);
-      if (this.opts.bpfDir !== undefined) this.pinProcessMap(this.opts.bpfDir);
-      // Attach before the scan: a process born during the scan is then seen by the kernel
-      // programs, and the scan never overwrites what they recorded (NOEXIST).
-      for (const name of programs) {
-        const prog = this.coll.programs[name];
-        const pspec = this.spec.programs[name];
-        if (!prog || !pspec) throw new ProcessSensorError(`start process sensor: program ${name} missing`);
-        this.links.push(attachProgram(prog, pspec));
+      this.programs = programsFor(loadKernelBtf());
+      if (persist?.adopt) this.adopt(persist.dir);
+      else {
+        this.coll = newCollection(this.spec, { programs: this.programs });
+        this.reader = new RingBufReader(this.eventsMap());
+        // Attach before the scan: a process born during the scan is then seen by the kernel
+        // programs, and the scan never overwrites what they recorded (NOEXIST).
+        for (const name of this.programs) {
+          const prog = this.coll.programs[name];
+          const pspec = this.spec.programs[name];
+          if (!prog || !pspec) throw new ProcessSensorError(`start process sensor: program ${name} missing`);
+          this.links.push(attachProgram(prog, pspec));
+        }
+        if (persist !== undefined) this.pin(persist.dir);
       }
       this.seed(scanProc({ procRoot: this.opts.procRoot }));
     } catch (err) {
-      this.teardown();
+      this.teardown(persist?.adopt !== true);
       throw err;
     }
     this.stopping = false;
@@ -157,9 +167,69 @@ export class ProcessSensor {
     this.timer.unref?.();
   }
 
-  /** Detaches the programs, delivers the records already in the ring buffer, releases everything. */
-  async stop(): Promise<void> {
+  private eventsMap(): BpfMap {
+    const events = this.coll?.maps.ward_events;
+    if (!events) throw new ProcessSensorError("start process sensor: object has no ward_events ring buffer");
+    return events;
+  }
+
+  /**
+   * Pins every map and link under dir (on bpffs; created), so the programs stay attached and
+   * the process map current after this process exits. Pinned already there: nothing to do.
+   */
+  pin(dir: string): void {
+    if (this.pinDir === dir) return;
+    if (this.coll === undefined) throw new ProcessSensorError("pin process sensor: not started");
+    ensureBpffs(dir.startsWith("/sys/fs/bpf") ? "/sys/fs/bpf" : dir);
+    pinMaps(dir, this.coll!.maps);
+    this.pinDir = dir;
+    this.programs.forEach((name, i) => this.links[i]!.pin(join(dir, pinName(LINK_PIN_PREFIX, name))));
+  }
+
+  /**
+   * Takes over the maps and links a previous agent pinned under dir: the programs never
+   * stopped, and the ring buffer holds what they recorded meanwhile (read like any record).
+   */
+  private adopt(dir: string): void {
+    const maps: Record<string, BpfMap> = {};
+    const owned: BpfMap[] = [];
+    try {
+      for (const name of Object.keys(this.spec.maps)) {
+        const path = join(dir, pinName(MAP_PIN_PREFIX, name));
+        if (!existsSync(path)) throw new ProcessSensorError(`adopt process sensor: ${path} is missing`);
+        const m = BpfMap.fromPin(path);
+        owned.push(m);
+        maps[name] = m;
+      }
+      for (const name of this.programs) {
+        const path = join(dir, pinName(LINK_PIN_PREFIX, name));
+        if (!existsSync(path)) throw new ProcessSensorError(`adopt process sensor: ${path} is missing (its program is not attached)`);
+        this.links.push(Link.fromPin(path));
+      }
+    } catch (e) {
+      for (const l of this.links.splice(0)) l.close();
+      for (const m of owned) m.close();
+      throw e;
+    }
+    this.coll = new Collection(maps, {}, {}, owned);
+    this.pinDir = dir;
+    this.reader = new RingBufReader(this.eventsMap());
+  }
+
+  /** Removes the pins (the programs stay attached while this sensor holds them: until stop). */
+  unpin(): void {
+    if (this.pinDir !== undefined) removePins(this.pinDir);
+    this.pinDir = undefined;
+  }
+
+  /**
+   * Detaches the programs, delivers the records already in the ring buffer, releases
+   * everything. keepPinned (--keep-sensors-on-exit): only this process's hold goes; the pins
+   * keep the programs attached for the next agent.
+   */
+  async stop(opts: { keepPinned?: boolean } = {}): Promise<void> {
     if (!this.coll) return;
+    const keep = opts.keepPinned === true && this.pinDir !== undefined;
     this.stopping = true;
     if (this.timer !== undefined) clearInterval(this.timer);
     this.timer = undefined;
@@ -171,7 +241,7 @@ export class ProcessSensor {
     await this.loop;
     this.loop = undefined;
     this.housekeeping();
-    this.teardown();
+    this.teardown(!keep);
   }
 
   counters(): PipelineCounters {
@@ -286,17 +356,8 @@ export class ProcessSensor {
     }
   }
 
-  private pinProcessMap(bpfDir: string): void {
-    ensureBpffs(bpfDir.startsWith("/sys/fs/bpf") ? "/sys/fs/bpf" : bpfDir);
-    const dir = join(bpfDir, "process");
-    mkdirSync(dir, { recursive: true });
-    const path = join(dir, "ward_procs");
-    if (existsSync(path)) unpin(path); // a previous agent's map: this one replaces it
-    this.coll?.maps.ward_procs?.pin(path);
-    this.pinPath = path;
-  }
-
-  private teardown(): void {
+  /** Closes what this process holds; unpin: the pins go too (the programs are detached). */
+  private teardown(unpin = true): void {
     for (const l of this.links) {
       try {
         l.close();
@@ -307,8 +368,8 @@ export class ProcessSensor {
     this.links = [];
     this.reader?.close();
     this.reader = undefined;
-    if (this.pinPath !== undefined && existsSync(this.pinPath)) unpin(this.pinPath);
-    this.pinPath = undefined;
+    if (unpin) this.unpin();
+    this.pinDir = undefined;
     this.coll?.close();
     this.coll = undefined;
   }

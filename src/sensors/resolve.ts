@@ -50,6 +50,12 @@ export interface HookFeatures {
   fanotify?: { pidfd: boolean; processMap?: boolean };
   /** The uprobe PMU exists; undefined: it does not (no uprobes). */
   uprobes?: UprobeLookup;
+  /**
+   * --keep-sensors-on-exit: every hook must keep enforcing after the agent exits (pinned
+   * programs; fanotify rules also on the file guard's pinned backstop), and a hook that
+   * nothing pinned can hold is refused.
+   */
+  keepSensors?: boolean;
 }
 
 /** What uprobe resolution reads of the binaries a policy names (host: uprobe-symbols.ts). */
@@ -129,12 +135,17 @@ export interface ActionHonor {
   action: string;
   /** One sentence: what happens, where, and when. */
   honored: string;
+  /**
+   * Where it differs from `honored` once the agent has exited (--keep-sensors-on-exit: the
+   * pinned backstop honors it differently); absent when nothing changes or nothing is kept.
+   */
+  afterExit?: string;
 }
 
 /** One tracepoint the generic sensor attaches for a hook. */
 export interface GenericAttach {
-  /** "syscall": a syscall kprobe run on tp_btf/sys_enter (tp_btf/sys_exit for return) filtered on its number; "tracepoint": spec.tracepoints; "uprobe": spec.uprobes (subsystem "uprobes", event the hook's name). */
-  kind: "syscall" | "tracepoint" | "uprobe";
+  /** "syscall": a syscall kprobe run on tp_btf/sys_enter (tp_btf/sys_exit for return) filtered on its number; "tracepoint": spec.tracepoints; "uprobe": spec.uprobes (subsystem "uprobes", event the hook's name); "lsm": the generic sensor's BPF LSM program for the hook (subsystem "lsm", event the hook name). */
+  kind: "syscall" | "tracepoint" | "uprobe" | "lsm";
   subsystem: string;
   event: string;
   raw: boolean;
@@ -247,6 +258,20 @@ export interface ResolvedHook extends HookBase {
   limits: string[];
   /** Ways around the rule on this kernel, with the remedy where there is one. */
   bypasses: string[];
+  /** What holds the hook once the agent has exited (SIGKILL included), one sentence. */
+  afterExit: string;
+}
+
+/** What a backend's resolution gives; afterExit defaults to its backend's (afterExitOf). */
+type HookPlan = Omit<ResolvedHook, keyof HookBase | "ok" | "afterExit"> & { afterExit?: string };
+
+/** What holds a hook of `backend` once the agent has exited. */
+function afterExitOf(backend: ResolvedHook["backend"], f: HookFeatures): string {
+  if (!f.keepSensors) return "nothing: the agent detaches it when it exits, on SIGKILL too (run with --keep-sensors-on-exit to keep it pinned under --bpf-dir)";
+  if (backend === "guard") return "the same: its file guard's programs, maps and links are pinned under --bpf-dir and keep deciding in the kernel; events wait in its pinned ring buffer for the next agent";
+  if (backend === "generic") return "the same: the generic sensor's programs, maps and links are pinned under --bpf-dir and keep evaluating this hook; events wait in the pinned ring buffer for the next agent";
+  if (backend === "sock") return "the same: the socket sensor's cgroup links, programs and maps are pinned under --bpf-dir and keep deciding at the cgroup v2 root; events wait in its pinned ring buffer for the next agent";
+  return "nothing pinned holds it";
 }
 
 export interface RejectedHook extends HookBase {
@@ -448,7 +473,7 @@ function unsupportedMatchers(sel: KProbeSelector, si: number): void {
   }
 }
 
-function guardFileHook(h: WireHook, target: "open" | "exec", f: HookFeatures, monitor: boolean): Omit<ResolvedHook, keyof HookBase | "ok"> {
+function guardFileHook(h: WireHook, target: "open" | "exec", f: HookFeatures, monitor: boolean): HookPlan {
   if (h.ret) reject("return: true needs a return probe (kretprobe/fexit), which this kernel does not have");
   if (h.selectors.length === 0) reject("no selectors: every file open would match; the guard protects listed files (matchArgs Equal on the file argument)");
   const fileIdx = fileArgIndex(h.args, target === "open" ? ["file", "fd", "path"] : ["linux_binprm", "file"]);
@@ -545,7 +570,7 @@ const OPEN_EXIT_SYSCALLS = ["open", "openat", "openat2", "creat", "open_by_handl
  * whatever path string, dirfd or link the caller went through; every selector kind and
  * action runs there and SIGKILL lands before the process returns to user space.
  */
-function openExitHook(h: WireHook, f: HookFeatures, monitor: boolean): Omit<ResolvedHook, keyof HookBase | "ok"> {
+function openExitHook(h: WireHook, f: HookFeatures, monitor: boolean): HookPlan {
   if (h.ret) reject("return: true on security_file_open: the substitute (open-family syscall exit) sees the syscall's return, not the LSM hook's; drop return: true");
   const file = h.args.find((a) => a.index === 0);
   if (file === undefined || !["file", "fd", "path"].includes(file.type)) {
@@ -690,7 +715,7 @@ function engineSelectorFacts(sel: KProbeSelector, si: number, processMap: boolea
   return `selector ${si}: ${parts.join("; ")}`;
 }
 
-function fanotifyFileHook(h: WireHook, target: "open" | "exec", f: HookFeatures, monitor: boolean, options: FanotifyOptionsOf, evaluator: "rules" | "engine"): Omit<ResolvedHook, keyof HookBase | "ok"> {
+function fanotifyFileHook(h: WireHook, target: "open" | "exec", f: HookFeatures, monitor: boolean, options: FanotifyOptionsOf, evaluator: "rules" | "engine"): HookPlan {
   const fileIdx = fileArgIndex(h.args, target === "open" ? ["file", "fd", "path"] : ["linux_binprm", "file"]);
   const fileSlot = h.args.findIndex((a) => a.index === fileIdx);
   const rules: FanotifyRulePlan[] = [];
@@ -735,6 +760,21 @@ function fanotifyFileHook(h: WireHook, target: "open" | "exec", f: HookFeatures,
     const action: FanotifyAction = monitor ? "report" : kill ? "kill" : deny ? "deny" : "report";
     const binaries = evaluator === "rules" ? guardBinaries(sel, si) : undefined;
     const prefix = m.operator === "Prefix";
+    if (f.keepSensors && action !== "report") {
+      // The fanotify group ends with the agent: the rule also goes on the file guard, pinned,
+      // which holds exact files only (by inode), and can only kill after the open here.
+      // The engine evaluator reads the opener's ancestors, namespaces and capabilities from
+      // /proc in userspace; the guard has none of those, so its backstop would kill openers
+      // the policy lets through (or, with NotIn, spare ones it refuses).
+      if (evaluator === "engine") reject(`selector ${si}: with --keep-sensors-on-exit an enforcing fanotify rule also needs its pinned backstop, the file guard, which matches only files and the opener's own binary; this selector is decided by the policy engine in userspace (matchParentBinaries, followChildren, matchNamespaces or matchCapabilities), which no pinned program evaluates; narrow it to matchArgs and matchBinaries, or run without --keep-sensors-on-exit (the rule then lasts while the agent runs)`);
+      if (prefix) reject(`selector ${si}: with --keep-sensors-on-exit an enforcing fanotify rule also needs its pinned backstop, the file guard, which matches exact files by inode: a Prefix directory (${m.values.join(", ")}) has none; list the files with Equal, or run without --keep-sensors-on-exit (the rule then lasts while the agent runs)`);
+      const where = target === "open" ? "at the exit of the open-family syscall (io_uring completion, sched_process_exec for an exec of the file)" : "at sched_process_exec, before the new image runs";
+      for (const x of actions) {
+        if (x.selector !== si) continue;
+        if (x.action.startsWith("Override")) x.afterExit = `after the agent exits: the pinned file guard backstop cannot fail the ${what} on this kernel (no BPF LSM), so it kills instead: SIGKILL ${where}; the caller dies before it returns to user space, but the ${what} has happened (O_TRUNC/creat already truncated the file)`;
+        else if (x.action.startsWith("Sigkill") || x.action.startsWith("Signal")) x.afterExit = `after the agent exits: the pinned file guard backstop sends SIGKILL ${where}: the caller dies before it returns to user space, but the ${what} has happened (O_TRUNC/creat already truncated the file)`;
+      }
+    }
     rules.push({ selector: si, action, post, actionNames: names, ...(binaries ? { binaries } : {}), files: prefix ? [] : [...m.values], prefixes: prefix ? [...m.values] : [] });
   });
   const hasPrefix = rules.some((r) => r.prefixes.length > 0);
@@ -747,8 +787,11 @@ function fanotifyFileHook(h: WireHook, target: "open" | "exec", f: HookFeatures,
       : "the opener's executable is its /proc/PID/exe, read through the event's pid; no pidfd is taken (FAN_REPORT_PIDFD costs the decision thread about 3 µs an event, allowed ones included) as these rules do not kill: the pid can go to another process only once the opener's whole thread group is gone, and the opener is held in its open until the answer, so a read that could see another process answers an open that never completes (a posted event of that match would name the process holding the pid then: that needs the opener killed during its own decision and its pid handed out again within it)";
   const marks = `${event} on the inode of each file, FAN_MARK_INODE${hasPrefix ? `; under a Prefix directory, on each file and on each directory with FAN_EVENT_ON_CHILD, so files created there later are held too, and a FAN_CREATE/FAN_MOVED_TO watch (a notification group) on the same directories, so a subdirectory created or moved in later is marked the moment the real-time decision thread reads its creation, then scanned for what appeared in it first` : ""}`;
   const mechanism = `fanotify (${marks}; ${target === "open" ? "an exec of the file opens it too" : "plain opens are not held"}): the kernel holds the ${what} until the agent's decision thread answers${evaluator === "engine" ? `, ${engineFacts(f.fanotify?.processMap === true)}` : ""}; no BPF LSM here, and unlike the file guard the call is refused before it happens; other files cost nothing`;
+  const enforcing = rules.some((r) => r.action !== "report");
   const limits = [
-    `enforcement lasts while the agent runs: the fanotify group ends with the agent (on any exit, SIGKILL included, the kernel allows pending and later ${what}s); no BPF backstop is attached for this rule`,
+    f.keepSensors && enforcing
+      ? `the fanotify group ends with the agent (on any exit, SIGKILL included, the kernel allows pending and later ${what}s); from then on the file guard backstop, pinned when the policy was applied, holds the Sigkill and Override rules, by killing after the ${what}`
+      : `enforcement lasts while the agent runs: the fanotify group ends with the agent (on any exit, SIGKILL included, the kernel allows pending and later ${what}s); no BPF backstop is attached for this rule`,
     `every ${what} of a protected file waits for the agent's answer; a decision not made within ${options.answerMs} ms, or that cannot be made (the opener's executable unreadable), is answered ${options.failMode === "deny" ? "FAN_DENY" : "FAN_ALLOW"} (fanotify-fail-mode ${options.failMode}) and counted`,
     "the decision thread runs SCHED_FIFO (lowest real-time priority; nice -20 where real-time scheduling is refused, said in the fanotify_scheduling counter), so openers it wakes do not preempt it: 1,000 opens held at once are answered in milliseconds, not hundreds of them",
     verify,
@@ -775,7 +818,14 @@ function fanotifyFileHook(h: WireHook, target: "open" | "exec", f: HookFeatures,
     fanotify: { target, rules, failMode: options.failMode, answerMs: options.answerMs, evaluator, fileSlot },
     actions,
     limits,
-    bypasses: ["a root process that kills the agent ends the rule (the group closes with it); run the agent under a supervisor that restarts it, or on a kernel with BPF LSM, whose pinned programs outlive it"],
+    bypasses: f.keepSensors && enforcing
+      ? ["a root process that kills the agent turns Override into a kill after the open (the pinned backstop); run the agent under a supervisor that restarts it, or on a kernel with BPF LSM"]
+      : ["a root process that kills the agent ends the rule (the group closes with it); run the agent under a supervisor that restarts it, or on a kernel with BPF LSM, whose pinned programs outlive it"],
+    afterExit: f.keepSensors
+      ? enforcing
+        ? `the fanotify group ends with the agent; the file guard backstop (pinned under --bpf-dir when the policy was applied) holds the Sigkill and Override rules: SIGKILL after the ${what} (Override cannot fail the call without BPF LSM); Post-only rules are not held`
+        : `nothing: the fanotify group ends with the agent, and a rule that only posts has no backstop`
+      : "nothing: the fanotify group ends with the agent (run with --keep-sensors-on-exit for a pinned backstop)",
   };
 }
 
@@ -794,7 +844,7 @@ function fanotifyFileHook(h: WireHook, target: "open" | "exec", f: HookFeatures,
  * - The LSM guard has one module rule for both loads: a policy naming only one syscall is
  *   enforced on both (stricter, never weaker), and two module hooks must agree on it.
  */
-function guardModuleHook(h: WireHook, f: HookFeatures, monitor: boolean): Omit<ResolvedHook, keyof HookBase | "ok"> {
+function guardModuleHook(h: WireHook, f: HookFeatures, monitor: boolean): HookPlan {
   if (h.ret) reject("return: true needs a return probe (kretprobe/fexit), which this kernel does not have");
   if (h.selectors.length > 1) reject("more than one selector: the module guard keeps one rule");
   const sel = h.selectors[0];
@@ -882,7 +932,7 @@ function checkGenericArgs(h: WireHook): void {
   });
 }
 
-function syscallHook(h: WireHook, name: string, f: HookFeatures, monitor: boolean): Omit<ResolvedHook, keyof HookBase | "ok"> {
+function syscallHook(h: WireHook, name: string, f: HookFeatures, monitor: boolean): HookPlan {
   checkGenericArgs(h);
   // The generic hooks run syscall kprobes on tp_btf/sys_enter filtered by number: that also
   // covers syscalls without a syscalls/sys_enter_X tracepoint (init_module here).
@@ -915,7 +965,7 @@ function syscallHook(h: WireHook, name: string, f: HookFeatures, monitor: boolea
 const MODULE_SIGKILL = "SIGKILL queued at init_module/finit_module entry: the caller is killed, but the syscall runs to completion first, so the module may still load (Tetragon's Sigkill on a syscall kprobe behaves the same)";
 
 /** init_module/finit_module without BPF LSM: the syscall tracepoint, said plainly that a kill does not stop the load. */
-function moduleSyscallHook(h: WireHook, name: string, f: HookFeatures, monitor: boolean): Omit<ResolvedHook, keyof HookBase | "ok"> {
+function moduleSyscallHook(h: WireHook, name: string, f: HookFeatures, monitor: boolean): HookPlan {
   if (!monitor) {
     h.selectors.forEach((sel, si) => {
       if ([...sel.matchActions, ...sel.matchReturnActions].some((a) => a.action === "Override")) {
@@ -932,7 +982,7 @@ function moduleSyscallHook(h: WireHook, name: string, f: HookFeatures, monitor: 
 }
 
 /** A kprobe on list:NAME of syscalls: one syscall tracepoint per entry, the same selectors. */
-function listHook(h: WireHook, lists: readonly ListSpec[], f: HookFeatures, monitor: boolean): Omit<ResolvedHook, keyof HookBase | "ok"> {
+function listHook(h: WireHook, lists: readonly ListSpec[], f: HookFeatures, monitor: boolean): HookPlan {
   checkGenericArgs(h);
   const name = h.name.slice("list:".length);
   const list = lists.find((l) => l.name === name);
@@ -965,7 +1015,7 @@ function listHook(h: WireHook, lists: readonly ListSpec[], f: HookFeatures, moni
   };
 }
 
-function tracepointHook(h: WireHook, f: HookFeatures, monitor: boolean): Omit<ResolvedHook, keyof HookBase | "ok"> {
+function tracepointHook(h: WireHook, f: HookFeatures, monitor: boolean): HookPlan {
   checkGenericArgs(h);
   const [subsystem = "", event = ""] = h.name.split("/");
   const raw = h.kind === 4;
@@ -998,7 +1048,11 @@ const DIGEST_ALGORITHMS = new Set(["sha1", "sha256", "sha384", "sha512"]);
  * link's cookie the dispatch key, so the same selector evaluation as the syscall and
  * tracepoint hooks runs at the function's first instruction, with the caller's registers.
  */
-function uprobeHook(h: WireHook, u: UProbeSpec, f: HookFeatures, monitor: boolean): Omit<ResolvedHook, keyof HookBase | "ok"> {
+function uprobeHook(h: WireHook, u: UProbeSpec, f: HookFeatures, monitor: boolean): HookPlan {
+  // A uprobe link is per policy and per file offset; the pins hold only the shared links a
+  // restarted agent can name and adopt, so a uprobe left by a dead agent could be neither
+  // adopted nor removed. Refused rather than kept only while the agent runs.
+  if (f.keepSensors) reject(`hook ${h.name}: with --keep-sensors-on-exit every hook must stay enforced after the agent exits, and ward does not pin uprobe links (one per policy and file offset, not adoptable by a restarted agent); run without --keep-sensors-on-exit (the hook then lasts while the agent runs)`);
   const lookup = f.uprobes;
   if (lookup === undefined) reject(`hook ${h.name}: this kernel has no uprobe PMU (/sys/bus/event_source/devices/uprobe is absent, CONFIG_UPROBE_EVENTS off); no substitute attaches to a user function`);
   if (u.return || u.returnArg !== undefined) reject("return: uretprobes are not attached by ward's uprobe sensor: only the call is hooked (drop return/returnArg; the arguments are reported at the call)");
@@ -1128,7 +1182,7 @@ function sockPointsText(k: SockKind): string {
  * sockets, not AF_UNIX), the address the caller passed and the socket before the call: a
  * selector that could match something else is refused, never narrowed silently.
  */
-function sockHook(h: WireHook, k: SockKind, f: HookFeatures, monitor: boolean): Omit<ResolvedHook, keyof HookBase | "ok"> {
+function sockHook(h: WireHook, k: SockKind, f: HookFeatures, monitor: boolean): HookPlan {
   const where = `in ${sockPointsText(k)}`;
   const cg = f.cgroupSockAddr?.() ?? { root: "" };
   if ("missing" in cg) reject(`hook ${h.name}: the cgroup socket hooks (${sockPointsText(k)}) cannot run: ${cg.missing}; substitute: BPF LSM (socket_connect/socket_bind) on a kernel that loads it`);
@@ -1267,6 +1321,136 @@ function sockActions(h: WireHook, k: SockKind, monitor: boolean, where: string):
   return out;
 }
 
+// ---------------------------------------------------------------- BPF LSM on the generic sensor
+
+/** What each argument of an LSM hook the generic sensor holds is, by prototype index. */
+export interface LsmArgRole {
+  role: "int" | "sockaddr" | "path" | "file" | "dentry" | "task" | "unread";
+  /** int: bytes of the value */
+  size?: 1 | 2 | 4 | 8;
+  signed?: boolean;
+  /** dentry: the argument index of the directory's struct path, whose mount completes it */
+  dentryOf?: number;
+  /** as the kernel declares it, for messages */
+  decl: string;
+}
+
+const INT = (decl: string, size: 1 | 2 | 4 | 8, signed = false): LsmArgRole => ({ role: "int", size, signed, decl });
+const UNREAD = (decl: string): LsmArgRole => ({ role: "unread", decl });
+const PATH: LsmArgRole = { role: "path", decl: "const struct path *" };
+const DENTRY = (dir: number): LsmArgRole => ({ role: "dentry", dentryOf: dir, decl: "struct dentry *" });
+
+/** The hooks of bpf/generic.c's gen_lsm_* programs and their prototypes (6.1's security_* hooks). */
+export const LSM_GENERIC: Readonly<Record<string, readonly LsmArgRole[]>> = {
+  socket_connect: [UNREAD("struct socket *"), { role: "sockaddr", decl: "struct sockaddr *" }, INT("int addrlen", 4, true)],
+  socket_bind: [UNREAD("struct socket *"), { role: "sockaddr", decl: "struct sockaddr *" }, INT("int addrlen", 4, true)],
+  path_unlink: [PATH, DENTRY(0)],
+  path_rename: [PATH, DENTRY(0), PATH, DENTRY(2), INT("unsigned int flags", 4)],
+  path_truncate: [PATH],
+  path_chmod: [PATH, INT("umode_t mode", 2)],
+  path_mkdir: [PATH, DENTRY(0), INT("umode_t mode", 2)],
+  task_kill: [{ role: "task", decl: "struct task_struct *" }, UNREAD("struct kernel_siginfo *"), INT("int sig", 4, true), UNREAD("const struct cred *")],
+  bpf: [INT("int cmd", 4, true), UNREAD("union bpf_attr *"), INT("unsigned int size", 4)],
+  // ids: READING_MODULE 2, READING_FIRMWARE 1, READING_KEXEC_IMAGE 3, ... (kernel_read_file.h); LOADING_MODULE 2
+  kernel_read_file: [{ role: "file", decl: "struct file *" }, INT("enum kernel_read_file_id id", 4), INT("bool contents", 1)],
+  kernel_load_data: [INT("enum kernel_load_data_id id", 4), INT("bool contents", 1)],
+};
+
+const INT_DECLS = new Set(["int", "sint8", "int8", "uint8", "sint16", "int16", "uint16", "uint32", "sint32", "int32", "ulong", "uint64", "size_t", "long", "sint64", "int64", "auto", "bpf_cmd"]);
+
+/** Which policy argument types fit a role (Tetragon's names). */
+function lsmTypeFits(role: LsmArgRole, type: string): boolean {
+  switch (role.role) {
+    case "int":
+    case "task":
+      return INT_DECLS.has(type);
+    case "sockaddr":
+      return type === "sockaddr";
+    case "path":
+      return type === "path";
+    case "file":
+      return type === "file";
+    case "dentry":
+      return type === "dentry" || type === "path";
+    case "unread":
+      return true;
+  }
+}
+
+/**
+ * A BPF LSM hook on the generic sensor (lsmhooks, or a kprobe on the security_* function):
+ * the gen_lsm_<hook> program evaluates the policy's selectors with the same engine as the
+ * syscall and tracepoint hooks, and Override or Sigkill make the hook return the error, so
+ * the call fails before it has any effect.
+ */
+function lsmGenericHook(h: WireHook, lsm: string, f: HookFeatures, monitor: boolean): HookPlan {
+  // The generic LSM programs are loaded per hook as their own collection, and their links are
+  // not among the pins a restarted agent adopts: refused rather than kept only while the agent runs.
+  if (f.keepSensors) reject(`hook ${h.name}: with --keep-sensors-on-exit every hook must stay enforced after the agent exits, and ward does not pin the generic sensor's BPF LSM links (lsm/${lsm}; loaded per hook, not adoptable by a restarted agent); run without --keep-sensors-on-exit (the hook then lasts while the agent runs)`);
+  const roles = LSM_GENERIC[lsm]!;
+  const prog = `lsm/${lsm}`;
+  if (h.ret) reject(`return: true on ${h.name}: the BPF LSM program runs before the call and sees no return value; drop return: true`);
+  for (const a of h.args) {
+    const role = roles[a.index];
+    if (role === undefined) reject(`argument index ${a.index}: ${h.name} has ${roles.length} arguments (${roles.map((r) => r.decl).join(", ")})`);
+    if (!lsmTypeFits(role, a.type)) reject(`argument index ${a.index} of type ${a.type}: ${h.name}'s argument ${a.index} is ${role.decl}; declare it as ${role.role === "dentry" ? "dentry (or path)" : role.role === "task" ? "int (the target's tgid)" : role.role === "int" ? "an integer type" : role.role}`);
+  }
+  h.selectors.forEach((sel, si) => {
+    if (sel.matchReturnArgs.length > 0 || sel.matchReturnActions.length > 0) reject(`selector ${si}: matchReturnArgs/matchReturnActions on ${h.name}: the BPF LSM program decides before the call returns`);
+    for (const m of sel.matchArgs) {
+      const decl = m.args.length > 0 ? h.args[m.args[0]!] : h.args.find((a) => a.index === m.index);
+      const role = decl === undefined ? undefined : roles[decl.index];
+      if (role?.role === "unread") {
+        reject(`selector ${si}: matchArgs on argument ${decl!.index} (${role.decl}) of ${h.name}: ${prog} does not read it${lsm.startsWith("socket_") ? "; substitute: SAddr/SPort/Family on the sockaddr argument (index 1)" : ""}`);
+      }
+    }
+    for (const a of actionsOf(sel)) {
+      if (a.action !== "Override" || monitor) continue;
+      const e = a.argError;
+      if (e !== undefined && (e > -1 || e < -4095)) reject(`selector ${si}: ${actionLabel(a)}: ${prog} fails the call with the negative errno it returns (argError -4095..-1, -1 for EPERM); ${e} is not one`);
+    }
+  });
+  const where = `in ${prog}, before the call has any effect`;
+  const base = genericActions(h, f, monitor, where, "");
+  const actions = base.map((a) => {
+    if (a.honored.startsWith("monitor mode")) return a;
+    const err = /argError=(-?\d+)/.exec(a.action)?.[1];
+    if (a.action.startsWith("Override")) return { ...a, honored: `${prog} returns ${err === undefined || err === "-1" ? "-EPERM" : err}: the call fails with ${err === undefined || err === "-1" ? "EPERM" : `errno ${-Number(err)}`} and has no effect` };
+    if (a.action === "Sigkill" || a.action === "Signal(argSig=9)") return { ...a, honored: `SIGKILL with bpf_send_signal ${where}, and ${prog} fails the call with EPERM: the process dies before it returns to user space and the call has no effect` };
+    return a;
+  });
+  const limits: string[] = [];
+  const bypasses: string[] = [];
+  if (lsm.startsWith("path_")) {
+    limits.push(
+      `paths are the full path (absolute, relative to the caller's root, through mount points) walked from the ${h.args.some((a) => roles[a.index]?.role === "dentry") ? "dentry under its directory's mount" : "struct path"} in ${prog}: bpf_d_path is not allowed on this hook, so the walk follows d_parent like d_path, at most 256 components (a longer path is reported truncated at its start)`,
+      "a hardlink is matched by the name it is reached through, not by the file's other names",
+    );
+    if (lsm === "path_truncate") limits.push("path_truncate sees truncate(2) and ftruncate(2); O_TRUNC at open goes through security_file_open (a file_open rule covers it)");
+    bypasses.push("the path hooks need CONFIG_SECURITY_PATH; they see operations through the VFS, so a file reached under a path the rule does not name (a bind mount elsewhere, another hardlink) is not matched; remedy: Prefix on every name, or a security_file_open rule with Equal files (by inode)");
+  } else if (lsm.startsWith("socket_")) {
+    limits.push(`the socket argument is not read by ${prog} (events omit it); selectors use the sockaddr (index 1): Family, SAddr, SPort and their Not/Priv forms, as the caller passed it`);
+  } else if (lsm === "task_kill") {
+    limits.push("the task argument is read as the target's tgid; a signal to a process group or to -1 is decided once per target task, as the kernel checks it");
+  } else if (lsm === "bpf") {
+    limits.push("cmd is the bpf(2) command number (BPF_MAP_CREATE 0, BPF_PROG_LOAD 5, ...); the attribute is not read");
+  } else if (lsm === "kernel_read_file") {
+    limits.push("every kernel read of a file passes here (modules through finit_module, firmware, kexec images, IMA policies): select on the id (index 1, READING_MODULE 2) to decide module loads only; init_module's blob goes through kernel_load_data instead");
+  } else if (lsm === "kernel_load_data") {
+    limits.push("init_module's blob (LOADING_MODULE 2) and other in-memory loads (firmware, kexec, policies) pass here, with no file: select on the id (index 0); finit_module goes through kernel_read_file instead");
+  }
+  return {
+    backend: "generic",
+    event: h.list === "lsmhooks" ? "process_lsm" : "process_kprobe",
+    functionName: h.name,
+    mechanism: `BPF LSM ${prog}, evaluated in the kernel by the generic selector engine (every selector kind); Override and Sigkill fail the call there, before it has any effect`,
+    generic: [{ kind: "lsm", subsystem: "lsm", event: lsm, raw: false }],
+    actions,
+    limits,
+    bypasses,
+  };
+}
+
 // ---------------------------------------------------------------- dispatch
 
 const NO_KPROBES = "no kprobes (CONFIG_KPROBES off)";
@@ -1277,12 +1461,25 @@ function substituteFor(name: string): string {
   if (/^(tcp_close|tcp_set_state|tcp_v4_destroy_sock)$/.test(name)) return "the tracepoint sock/inet_sock_set_state (spec.tracepoints), which reports every TCP state change including the close, with addresses and ports";
   if (/^(tcp_sendmsg|udp_sendmsg|tcp_sendpage)$/.test(name)) return "syscall kprobes on sys_sendto/sys_sendmsg/sys_write (syscall: true), which run on their tracepoints; for UDP sends to an address, sys_sendto with Override runs on cgroup/sendmsg4/6";
   if (/^(commit_creds|__sys_setuid|__sys_setresuid)$/.test(name)) return "syscall kprobes on the set*id syscalls (syscall: true), which run on their tracepoints";
+  if (/^(security_)?task_kill$/.test(name)) return "syscall kprobes on sys_kill, sys_tkill and sys_tgkill (syscall: true), which run on their tracepoints: Post reports the signal; Sigkill kills the sender at the syscall's entry but the signal is still delivered (failing the call needs BPF LSM)";
+  if (/^(security_)?bpf$/.test(name)) return "a syscall kprobe on sys_bpf (syscall: true), which runs on its tracepoint: Post reports the command; Sigkill kills the caller at the syscall's entry but the command still runs (failing the call needs BPF LSM)";
   if (/^(do_init_module|load_module|free_module)$/.test(name)) return "kprobes on sys_init_module and sys_finit_module (syscall: true), which the module guard watches";
   return "a syscall kprobe (syscall: true), which runs on the syscall's tracepoint, or a tracepoint (spec.tracepoints) for the same event";
 }
 
-function resolveOne(h: WireHook, f: HookFeatures, monitor: boolean, lists: readonly ListSpec[], options: FanotifyOptionsOf, uprobe?: UProbeSpec): Omit<ResolvedHook, keyof HookBase | "ok"> {
+/** Whether guardModuleHook can hold a module hook as written: one selector at most, no matchArgs. */
+function moduleGuardHolds(h: WireHook): boolean {
+  return h.selectors.length <= 1 && h.selectors.every((s) => s.matchArgs.length === 0);
+}
+
+function resolveOne(h: WireHook, f: HookFeatures, monitor: boolean, lists: readonly ListSpec[], options: FanotifyOptionsOf, uprobe?: UProbeSpec): HookPlan {
   const lsm = lsmName(h);
+  // Where BPF LSM loads, the generic sensor's LSM programs hold these hooks exactly: the
+  // call fails before it has any effect, every selector kind evaluated in the kernel.
+  // kernel_read_file stays with the module guard where it holds the rule (a matchBinaries-only
+  // selector, enforced on both module loads, whose pinned programs outlive the agent); the
+  // generic program takes the rest (matchArgs on the id or the file, several selectors).
+  if (lsm !== undefined && f.bpfLsm && Object.hasOwn(LSM_GENERIC, lsm) && !(lsm === "kernel_read_file" && moduleGuardHolds(h))) return lsmGenericHook(h, lsm, f, monitor);
   const sk = sockKind(h, lsm);
   if (sk !== undefined) return sockHook(h, sk, f, monitor);
   if (lsm !== undefined) {
@@ -1305,7 +1502,7 @@ function resolveOne(h: WireHook, f: HookFeatures, monitor: boolean, lists: reado
     };
     if (lsm === "file_open") return notFan(() => (!f.bpfLsm && !guardExpresses(h) ? openExitHook(h, f, monitor) : guardFileHook(h, "open", f, monitor)));
     if (lsm === "bprm_check_security") return notFan(() => guardFileHook(h, "exec", f, monitor));
-    if (lsm === "kernel_read_file") {
+    if (lsm === "kernel_read_file" || lsm === "kernel_load_data") {
       if (f.bpfLsm) return guardModuleHook(h, f, monitor);
       reject(`hook ${h.name} cannot run on this kernel: no BPF LSM (LSM program loads are refused) and ${NO_KPROBES}; substitute: kprobes on sys_finit_module and sys_init_module (syscall: true) with matchBinaries and Sigkill/Post, watched at the syscall's entry by the module guard`);
     }
@@ -1313,9 +1510,9 @@ function resolveOne(h: WireHook, f: HookFeatures, monitor: boolean, lists: reado
       reject(`hook ${h.name} cannot run on this kernel: ${f.bpfLsm ? "ward's LSM backend does not hook kernel_module_request" : `no BPF LSM and ${NO_KPROBES}`}; substitute: kprobes on sys_finit_module and sys_init_module (syscall: true): the module autoload runs modprobe, which calls them`);
     }
     if (lsm.startsWith("path_")) {
-      reject(`hook ${h.name} cannot run on this kernel: ${f.bpfLsm ? "ward's LSM backend does not hook security_path_*" : `no BPF LSM and ${NO_KPROBES}`}; substitute: the syscall kprobes of the operation (e.g. sys_unlinkat, sys_renameat2, syscall: true; path strings as the caller wrote them), or security_file_open for opens`);
+      reject(`hook ${h.name} cannot run on this kernel: ${f.bpfLsm ? `ward's LSM backend hooks ${Object.keys(LSM_GENERIC).filter((k) => k.startsWith("path_")).join(", ")} of the security_path_* hooks, not ${lsm}` : `no BPF LSM and ${NO_KPROBES}`}; substitute: the syscall kprobes of the operation (e.g. sys_unlinkat, sys_renameat2, syscall: true; path strings as the caller wrote them), or security_file_open for opens`);
     }
-    reject(`hook ${h.name} cannot run on this kernel: ${f.bpfLsm ? "ward's LSM backend covers file_open, bprm_check_security and kernel_read_file only" : `no BPF LSM (LSM program loads are refused) and ${NO_KPROBES}`}; substitute: ${substituteFor(h.name)}`);
+    reject(`hook ${h.name} cannot run on this kernel: ${f.bpfLsm ? `ward's LSM backend covers file_open, bprm_check_security, kernel_read_file and ${Object.keys(LSM_GENERIC).join(", ")} only` : `no BPF LSM (LSM program loads are refused) and ${NO_KPROBES}`}; substitute: ${substituteFor(h.name)}`);
   }
   switch (h.list) {
     case "kprobes": {
@@ -1350,7 +1547,8 @@ export function resolvePolicy(policy: TracingPolicy, f: HookFeatures, mode?: "en
   policyHooks(policy).forEach((h, index) => {
     const base: HookBase = { index, path: `spec.${h.list}[${h.specIndex}]`, name: h.name };
     try {
-      hooks.push({ ...base, ok: true, ...resolveOne(h, f, m === "monitor", policy.spec.lists, options, h.list === "uprobes" ? policy.spec.uprobes[h.specIndex] : undefined) });
+      const plan = resolveOne(h, f, m === "monitor", policy.spec.lists, options, h.list === "uprobes" ? policy.spec.uprobes[h.specIndex] : undefined);
+      hooks.push({ ...base, ok: true, ...plan, afterExit: plan.afterExit ?? afterExitOf(plan.backend, f) });
     } catch (e) {
       if (!(e instanceof Reject)) throw e;
       hooks.push({ ...base, ok: false, reason: e.message });

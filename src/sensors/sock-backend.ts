@@ -3,13 +3,13 @@
 // socket hook (resolve.ts) to the sensor with its cgroup attach points, and turns the
 // sensor's records into matches whose arguments are Tetragon's sock_arg / sockaddr_arg.
 import type { HookArg } from "../events/kprobe-event.ts";
-import { compilePolicy } from "../policy/engine.ts";
+import { compilePolicy, seedBinaryId } from "../policy/engine.ts";
 import type { KProbeArg, TracingPolicy } from "../policy/types.ts";
 import { ADDRESS_FAMILIES, IPPROTO, TCP_STATES } from "../policy/values.ts";
 import type { GenericMatch, SockHooks } from "./manager.ts";
 import type { ResolvedHook } from "./resolve.ts";
 import { LazySensorBackend } from "./lazy-backend.ts";
-import { SockSensor, type SockEvent } from "./sock.ts";
+import { SockSensor, type SockEvent, type SockPinnedPolicy } from "./sock.ts";
 
 const SOCK_TYPES: Record<string, number> = {
   SOCK_STREAM: 1, SOCK_DGRAM: 2, SOCK_RAW: 3, SOCK_RDM: 4, SOCK_SEQPACKET: 5, SOCK_DCCP: 6, SOCK_PACKET: 10,
@@ -68,6 +68,52 @@ export class SockBackend extends LazySensorBackend<SockSensor, SockEvent> implem
     });
     sensor.apply(policyId, compiled, plans, { scope });
     this.applied(policyId, policy, hooks);
+  }
+
+  /** The policy's entries as the pin manifest keeps them (SockPinnedPolicy). */
+  exportPolicy(policyId: string): SockPinnedPolicy {
+    return this.loaded().exportPolicy(policyId);
+  }
+
+  /**
+   * Takes over a policy a previous agent applied and pinned (the sensor loads from the pins,
+   * SockSensorOptions.adoptFrom): its binary ids join the process-wide interner first, so
+   * policies compiled from now on agree with the pinned maps.
+   */
+  adopt(policyId: string, policy: TracingPolicy, hooks: readonly ResolvedHook[], saved: unknown): void {
+    const st = saved as SockPinnedPolicy;
+    const sensor = this.loaded();
+    for (const b of st.binPaths) seedBinaryId(b.path, b.id);
+    sensor.adoptPolicy(policyId, st);
+    this.applied(policyId, policy, hooks);
+  }
+
+  /** Lets go of an adopted policy, leaving its pinned entries as they are (a failed start). */
+  forget(policyId: string): void {
+    this.policies.delete(policyId);
+    this.sensor?.forget(policyId);
+  }
+
+  /** Removes a pinned policy no one adopts: taken over under a private id, then removed. */
+  dropPinned(saved: unknown): void {
+    const sensor = this.loaded();
+    const id = `pinned#${++this.#dropped}`;
+    sensor.adoptPolicy(id, saved as SockPinnedPolicy);
+    sensor.remove(id);
+  }
+
+  #dropped = 0;
+
+  pin(dir: string): void {
+    this.loaded().pin(dir);
+  }
+
+  unpin(): void {
+    this.sensor?.unpin();
+  }
+
+  dropUnusedLinks(): void {
+    this.loaded().dropUnusedLinks();
   }
 
   protected dispatch(e: SockEvent): void {

@@ -15,11 +15,14 @@
 //   In/NotIn (the interned binary id of the process map).
 // - actions: Post, NoPost, Override (the call fails: EPERM, or argError through
 //   bpf_set_retval), Sigkill (bpf_send_signal, and the call is denied too), Signal.
-import { readFileSync } from "node:fs";
-import { attachProgram, loadCollectionSpec, newCollection, type Collection, type CollectionSpec } from "../bpf/collection.ts";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { attachProgram, Collection, loadCollectionSpec, newCollection, type CollectionSpec } from "../bpf/collection.ts";
 import type { Btf } from "../bpf/btf.ts";
-import type { Link } from "../bpf/link.ts";
-import type { BpfMap } from "../bpf/map.ts";
+import { Link } from "../bpf/link.ts";
+import { BpfMap } from "../bpf/map.ts";
+import { LINK_PIN_PREFIX, MAP_PIN_PREFIX, PROG_PIN_PREFIX, pinMaps, pinName, removePins, unpin } from "../bpf/pin.ts";
+import { BpfProgram } from "../bpf/program.ts";
 import { readObject } from "../bpf/objects.ts";
 import { RingBufReader } from "../bpf/ringbuf.ts";
 import { enumValues, structLayout, type StructLayout } from "../events/layout.ts";
@@ -111,6 +114,35 @@ export interface SockSensorOptions {
   object?: Uint8Array;
   /** the agent's shared workload scope maps (ScopeMaps.replaceMaps()); policies with a scope need them */
   scopeMaps?: { replaceMaps(): Record<string, BpfMap> };
+  /**
+   * Persistence (--keep-sensors-on-exit): load() takes over the maps, programs and cgroup
+   * links a previous agent pinned in this directory (pin()) instead of creating any, so
+   * nothing is attached anew and enforcement never pauses.
+   */
+  adoptFrom?: string;
+  /**
+   * With adoptFrom: every policy the pins hold (the manifest's). Their slots, policy numbers
+   * and set ids stay reserved, and their references on the links held, until each is
+   * adopted (adoptPolicy) or removed, so nothing applied meanwhile reuses or detaches them.
+   */
+  reserve?: readonly SockPinnedPolicy[];
+}
+
+/**
+ * One applied policy's entries in the shared maps, as the pin manifest keeps them: exactly
+ * what remove() takes out again, so a later agent adopts or removes it without recompiling.
+ */
+export interface SockPinnedPolicy {
+  no: number;
+  mode: "enforce" | "monitor";
+  setIds: { base: number; end: number };
+  slots: { slot: number; plan: SockHookPlan }[];
+  /** map name and key (base64) of every set entry written */
+  written: { map: string; key: string }[];
+  /** interned binaries: path and id */
+  binPaths: { path: string; id: number }[];
+  /** one use of an attach point per hook slot and point (the links' references) */
+  points: SockPoint[];
 }
 
 /**
@@ -177,10 +209,10 @@ export function formatAddr(family: number, b: Uint8Array): string {
 
 interface PolicyState {
   id: string;
-  compiled: CompiledPolicy;
+  setIds: { base: number; end: number };
   slots: { slot: number; plan: SockHookPlan }[];
-  written: { map: BpfMap; key: Uint8Array }[];
-  binPaths: string[];
+  written: { map: string; key: Uint8Array }[];
+  binPaths: { path: string; id: number }[];
   /** attach point uses, one per hook slot and point (the programs are refcounted) */
   points: SockPoint[];
   mode: "enforce" | "monitor";
@@ -207,6 +239,12 @@ export class SockSensor {
   private loop: Promise<void> | undefined;
   private stopping = false;
   private cgroupPath: string | undefined;
+  /** where the maps, programs and links are pinned (pin(), or adopted from), until unpin() */
+  private pinDir: string | undefined;
+  /** set ids below this may be a reserved pinned policy's (SockSensorOptions.reserve) */
+  private reservedSetEnd = 1;
+  /** policy numbers of reserved policies not adopted yet (their link references are held) */
+  private readonly reserved = new Set<number>();
 
   constructor(private readonly opts: SockSensorOptions = {}) {
     this.spec = loadCollectionSpec(opts.object ?? readObject("sock_addr"), "sock_addr");
@@ -234,6 +272,10 @@ export class SockSensor {
     const cg = this.opts.cgroup ?? cgroupV2Root();
     if (cg === undefined) throw new SockSensorError("load socket sensor: no cgroup v2 hierarchy mounted (no cgroup2 mount with root / in /proc/self/mountinfo); the cgroup socket hooks attach at its root");
     this.cgroupPath = cg;
+    if (this.opts.adoptFrom !== undefined) {
+      this.adopt(this.opts.adoptFrom);
+      return;
+    }
     const replaceMaps: Record<string, BpfMap> = {};
     if (this.opts.processMap !== undefined) replaceMaps.ward_procs = this.opts.processMap;
     else {
@@ -253,6 +295,180 @@ export class SockSensor {
     }
   }
 
+  /**
+   * load() from pins: every map the object declares is opened from dir/map_<name> (the
+   * process map must be the process sensor's), the programs from dir/prog_<name>, and the
+   * cgroup links from dir/link_<point>: their attachments are taken over, nothing is
+   * attached. Policies come back through adoptPolicy(); links none of them uses go with
+   * dropUnusedLinks(). The exempt set is reset to this process and opts.exemptPids.
+   */
+  private adopt(dir: string): void {
+    const maps: Record<string, BpfMap> = {};
+    const owned: { close(): void }[] = [];
+    try {
+      for (const name of Object.keys(this.spec.maps)) {
+        const path = join(dir, pinName(MAP_PIN_PREFIX, name));
+        if (!existsSync(path)) throw new SockSensorError(`adopt socket sensor: ${path} is missing`);
+        const m = BpfMap.fromPin(path);
+        owned.push(m);
+        maps[name] = m;
+      }
+      const procs = maps.ward_procs;
+      if (this.opts.processMap !== undefined && procs !== undefined && procs.info().id !== this.opts.processMap.info().id) {
+        throw new SockSensorError(`adopt socket sensor: its pinned process map (id ${procs.info().id}) is not the process sensor's (id ${this.opts.processMap.info().id}): matchBinaries would read a map nothing updates`);
+      }
+      const programs: Record<string, BpfProgram> = {};
+      for (const name of Object.keys(this.spec.programs)) {
+        const path = join(dir, pinName(PROG_PIN_PREFIX, name));
+        if (!existsSync(path)) throw new SockSensorError(`adopt socket sensor: ${path} is missing`);
+        programs[name] = BpfProgram.fromPin(path);
+        owned.push(programs[name]);
+      }
+      this.coll = new Collection(maps, programs, {}, owned);
+      for (const f of readdirSync(dir).sort()) {
+        if (!f.startsWith(LINK_PIN_PREFIX)) continue;
+        const point = f.slice(LINK_PIN_PREFIX.length) as SockPoint;
+        if (!SOCK_POINTS.includes(point)) throw new SockSensorError(`adopt socket sensor: ${join(dir, f)} is not a link this sensor makes`);
+        this.links.set(point, { link: Link.fromPin(join(dir, f)), refs: 0 });
+      }
+      this.pinDir = dir;
+      for (const r of this.opts.reserve ?? []) {
+        for (const x of r.slots) {
+          const i = this.freeSlots.indexOf(x.slot);
+          if (i >= 0) this.freeSlots.splice(i, 1);
+        }
+        this.nextPolicy = Math.max(this.nextPolicy, r.no + 1);
+        this.reservedSetEnd = Math.max(this.reservedSetEnd, r.setIds.end);
+        this.reserved.add(r.no);
+        this.addLinkRefs(r.points);
+      }
+      const exempt = this.map("sock_exempt");
+      for (const k of [...exempt.keys()]) exempt.delete(k);
+      this.exempt(process.pid);
+      for (const p of this.opts.exemptPids ?? []) this.exempt(p);
+      this.reader = new RingBufReader(this.map("sock_events"));
+    } catch (e) {
+      if (this.coll === undefined) for (const o of owned) o.close();
+      this.close({ keepPinned: true });
+      throw e;
+    }
+  }
+
+  private addLinkRefs(points: readonly SockPoint[]): void {
+    for (const p of points) {
+      const l = this.links.get(p);
+      if (l !== undefined) l.refs++;
+    }
+  }
+
+  /** Pins every map, program and link under dir (on bpffs; created), and the links made from now on. */
+  pin(dir: string): void {
+    if (this.coll === undefined) throw new SockSensorError("pin socket sensor: not loaded");
+    if (this.pinDir === dir) return;
+    pinMaps(dir, this.coll.maps);
+    for (const [name, p] of Object.entries(this.coll.programs)) p.pin(join(dir, pinName(PROG_PIN_PREFIX, name)));
+    this.pinDir = dir;
+    for (const [point, l] of this.links) l.link.pin(join(dir, pinName(LINK_PIN_PREFIX, point)));
+  }
+
+  /** Removes every pin (what is attached stays attached while this sensor holds it). */
+  unpin(): void {
+    if (this.pinDir !== undefined) removePins(this.pinDir);
+    this.pinDir = undefined;
+  }
+
+  /** Where the maps, programs and links are pinned, if they are. */
+  get pinnedAt(): string | undefined {
+    return this.pinDir;
+  }
+
+  /** Kernel link ids of the cgroup attachments held (tests: the same across a takeover). */
+  linkIds(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [p, l] of this.links) out[p] = l.link.info().id;
+    return out;
+  }
+
+  /** Adopted links no adopted or reserved policy uses: detached and unpinned. */
+  dropUnusedLinks(): void {
+    for (const [p, l] of this.links) {
+      if (l.refs > 0) continue;
+      this.dropLink(p, l.link);
+      this.links.delete(p);
+    }
+  }
+
+  private dropLink(point: SockPoint, link: Link): void {
+    link.close();
+    if (this.pinDir !== undefined) unpin(join(this.pinDir, pinName(LINK_PIN_PREFIX, point)));
+  }
+
+  /** What the pin manifest keeps of an applied policy (SockPinnedPolicy). */
+  exportPolicy(policyId: string): SockPinnedPolicy {
+    const st = this.policies.get(policyId);
+    if (st === undefined) throw new SockSensorError(`export policy ${policyId}: not applied`);
+    return {
+      no: st.no,
+      mode: st.mode,
+      setIds: { ...st.setIds },
+      slots: st.slots.map((x) => ({ slot: x.slot, plan: { ...x.plan, points: [...x.plan.points] } })),
+      written: st.written.map((w) => ({ map: w.map, key: Buffer.from(w.key).toString("base64") })),
+      binPaths: st.binPaths.map((b) => ({ ...b })),
+      points: [...st.points],
+    };
+  }
+
+  /**
+   * Takes over a policy a previous agent applied (its pinned state from exportPolicy): its
+   * entries are in the maps and its programs attached; nothing is written. Throws, having
+   * taken nothing over, when the maps disagree with the saved state (a slot not active for
+   * it, a link it runs on missing).
+   */
+  adoptPolicy(policyId: string, saved: SockPinnedPolicy): void {
+    if (this.coll === undefined) throw new SockSensorError("adopt policy: socket sensor not loaded");
+    if (this.policies.has(policyId)) throw new SockSensorError(`adopt policy ${policyId}: already applied`);
+    const L = this.L.slot;
+    for (const x of saved.slots) {
+      const v = this.map("sock_slots").lookup(u32(x.slot));
+      const dv = v === undefined ? undefined : new DataView(v.buffer, v.byteOffset, v.byteLength);
+      if (dv === undefined || (dv.getUint32(L.offset("flags"), true) & SLOT_ACTIVE) === 0 || dv.getUint32(L.offset("policy"), true) !== saved.no) {
+        throw new SockSensorError(`adopt policy ${policyId}: hook slot ${x.slot} is not active for policy number ${saved.no} in the pinned maps`);
+      }
+      if (this.bySlot.has(x.slot)) throw new SockSensorError(`adopt policy ${policyId}: hook slot ${x.slot} is already another policy's`);
+    }
+    for (const p of new Set(saved.points)) if (!this.links.has(p)) throw new SockSensorError(`adopt policy ${policyId}: cgroup/${p} is not attached`);
+    const st: PolicyState = {
+      id: policyId, setIds: { ...saved.setIds }, slots: saved.slots.map((x) => ({ slot: x.slot, plan: x.plan })),
+      written: saved.written.map((w) => ({ map: w.map, key: new Uint8Array(Buffer.from(w.key, "base64")) })),
+      binPaths: saved.binPaths.map((b) => ({ ...b })), points: [...saved.points], mode: saved.mode, no: saved.no, scope: 0,
+    };
+    for (const b of st.binPaths) this.binNames.adopt(b.path, b.id);
+    for (const x of st.slots) {
+      this.bySlot.set(x.slot, { policy: st, hookIndex: x.plan.index });
+      const i = this.freeSlots.indexOf(x.slot);
+      if (i >= 0) this.freeSlots.splice(i, 1);
+    }
+    // A reserved policy's link references were taken at load; otherwise they are taken now.
+    if (!this.reserved.delete(saved.no)) this.addLinkRefs(st.points);
+    this.nextPolicy = Math.max(this.nextPolicy, st.no + 1);
+    this.reservedSetEnd = Math.max(this.reservedSetEnd, st.setIds.end);
+    this.policies.set(policyId, st);
+  }
+
+  /**
+   * Lets go of an adopted policy without touching the kernel (a start that adopted it
+   * failed): it is reserved again, as at load, so its pinned entries and links stay intact
+   * for dropping or adopting later.
+   */
+  forget(policyId: string): void {
+    const st = this.policies.get(policyId);
+    if (st === undefined) return;
+    this.policies.delete(policyId);
+    for (const x of st.slots) this.bySlot.delete(x.slot);
+    for (const b of st.binPaths) this.binNames.forget(b.path);
+    this.reserved.add(st.no);
+  }
+
   /** The cgroup the programs attach to (after load()). */
   get cgroup(): string | undefined {
     return this.cgroupPath;
@@ -269,8 +485,8 @@ export class SockSensor {
 
   /** One past the highest set id in use: the setIdBase for the next compilePolicy. */
   nextSetIdBase(): number {
-    let end = 1;
-    for (const p of this.policies.values()) end = Math.max(end, p.compiled.setIds.end);
+    let end = this.reservedSetEnd;
+    for (const p of this.policies.values()) end = Math.max(end, p.setIds.end);
     return end;
   }
 
@@ -303,16 +519,26 @@ export class SockSensor {
     const scope = opts.scope ?? 0;
     if (scope !== 0 && this.opts.scopeMaps === undefined) throw new SockSensorError(`apply policy ${policyId}: it has a workload scope but the sensor was loaded without the agent's scope maps (SockSensorOptions.scopeMaps)`);
     if (this.policies.has(policyId)) throw new SockSensorError(`apply policy ${policyId}: already applied`);
+    if (scope !== 0 && this.opts.adoptFrom !== undefined) {
+      // The adopted programs read the scope maps of the agent that loaded them, which no one
+      // fills now: a scoped policy on them would silently enforce nothing.
+      const mine = this.opts.scopeMaps?.replaceMaps() ?? {};
+      const differ = Object.entries(mine).some(([n, m]) => this.coll?.maps[n]?.info().id !== m.info().id);
+      if (differ) throw new SockSensorError(`apply policy ${policyId}: the socket sensor was adopted from pins whose programs read an earlier agent's workload scope maps, which this agent does not fill; a scoped policy would enforce nothing. Remove the pinned socket policies (or restart the agent once they are gone) to apply it`);
+    }
+    if (compiled.setIds.end > compiled.setIds.base && compiled.setIds.base < this.reservedSetEnd) {
+      throw new SockSensorError(`apply policy ${policyId}: set ids [${compiled.setIds.base}, ${compiled.setIds.end}) overlap those of pinned policies; compile with setIdBase ${this.nextSetIdBase()}`);
+    }
     for (const p of this.policies.values()) {
-      const a = compiled.setIds, b = p.compiled.setIds;
+      const a = compiled.setIds, b = p.setIds;
       if (a.base < b.end && b.base < a.end && a.end > a.base && b.end > b.base) {
         throw new SockSensorError(`apply policy ${policyId}: set ids [${a.base}, ${a.end}) overlap policy ${p.id}'s; compile with setIdBase ${this.nextSetIdBase()}`);
       }
     }
     this.check(compiled, plans);
-    const st: PolicyState = { id: policyId, compiled, slots: [], written: [], binPaths: [], points: [], mode: compiled.monitor ? "monitor" : "enforce", no: this.nextPolicy++, scope };
+    const st: PolicyState = { id: policyId, setIds: { ...compiled.setIds }, slots: [], written: [], binPaths: [], points: [], mode: compiled.monitor ? "monitor" : "enforce", no: this.nextPolicy++, scope };
     try {
-      this.writeSets(st);
+      this.writeSets(st, compiled);
       for (const plan of plans) {
         const slot = this.freeSlots.pop();
         if (slot === undefined) throw new SockSensorError(`apply policy ${policyId}: no free socket hook slot (${this.spec.maps.sock_hooks?.maxEntries} in all)`);
@@ -357,13 +583,13 @@ export class SockSensor {
       this.freeSlots.push(s.slot);
     }
     for (const w of st.written) {
-      try { w.map.delete(w.key); } catch { /* already gone */ }
+      try { this.map(w.map).delete(w.key); } catch { /* already gone */ }
     }
-    for (const p of st.binPaths) this.binNames.release(() => this.map("sock_bin_names"), p);
+    for (const b of st.binPaths) this.binNames.release(() => this.map("sock_bin_names"), b.path);
     for (const p of st.points) {
       const l = this.links.get(p);
       if (l !== undefined && --l.refs === 0) {
-        l.link.close();
+        this.dropLink(p, l.link);
         this.links.delete(p);
       }
     }
@@ -444,24 +670,25 @@ export class SockSensor {
     return v;
   }
 
-  private writeSets(st: PolicyState): void {
-    const t = st.compiled.tables;
-    const put = (map: BpfMap, key: Uint8Array): void => {
+  private writeSets(st: PolicyState, compiled: CompiledPolicy): void {
+    const t = compiled.tables;
+    const put = (name: string, key: Uint8Array): void => {
+      const map = this.map(name);
       if (map.lookup(key) !== undefined) return;
       map.update(key, new Uint8Array([1]));
-      st.written.push({ map, key });
+      st.written.push({ map: name, key });
     };
     const each = (sec: { count: number; entrySize: number; bytes: Uint8Array }, f: (b: Uint8Array) => void): void => {
       for (let i = 0; i < sec.count; i++) f(sec.bytes.subarray(i * sec.entrySize, (i + 1) * sec.entrySize));
     };
-    each(t.intSet, (b) => put(this.map("sock_int_set"), b.slice()));
-    each(t.addrLpm, (b) => put(this.map("sock_addr_lpm"), b.slice()));
-    each(t.binSet, (b) => put(this.map("sock_bin_set"), b.slice()));
+    each(t.intSet, (b) => put("sock_int_set", b.slice()));
+    each(t.addrLpm, (b) => put("sock_addr_lpm", b.slice()));
+    each(t.binSet, (b) => put("sock_bin_set", b.slice()));
     const names = this.map("sock_bin_names");
     each(t.binNames, (b) => {
       const { path, id, conflict } = this.binNames.add(names, b);
       if (conflict !== undefined) throw new SockSensorError(`apply policy ${st.id}: binary ${path} interned as ${id} but ${conflict} is in use (compile every policy with the same BinaryInterner)`);
-      st.binPaths.push(path);
+      st.binPaths.push({ path, id });
     });
   }
 
@@ -472,7 +699,10 @@ export class SockSensor {
       const name = `sock_${point}`;
       const prog = this.coll?.programs[name], spec = this.spec.programs[name];
       if (prog === undefined || spec === undefined) throw new SockSensorError(`sock_addr.o has no program ${name}`);
-      this.links.set(point, { link: attachProgram(prog, spec, { cgroup: this.cgroupPath! }), refs: 1 });
+      const link = attachProgram(prog, spec, { cgroup: this.cgroupPath! });
+      this.links.set(point, { link, refs: 1 });
+      // A pinned sensor pins what it attaches: else the link would end with this agent.
+      if (this.pinDir !== undefined) link.pin(join(this.pinDir, pinName(LINK_PIN_PREFIX, point)));
     }
     st.points.push(point);
   }
@@ -565,9 +795,14 @@ export class SockSensor {
     };
   }
 
-  /** Detaches everything and frees the maps. */
-  close(): void {
+  /**
+   * Detaches everything and frees the maps. keepPinned (--keep-sensors-on-exit, or an adopt
+   * that failed): the policies' entries stay and only this process's fds go, so what is
+   * pinned keeps enforcing.
+   */
+  close(opts: { keepPinned?: boolean } = {}): void {
     this.stopping = true;
+    if (opts.keepPinned === true) this.policies.clear();
     for (const id of [...this.policies.keys()]) {
       try { this.remove(id); } catch { /* closing anyway */ }
     }

@@ -74,6 +74,20 @@ export class BinNameRefs {
     return { path, id };
   }
 
+  /** One more use of a path a previous agent interned as id (its map entry is there already). */
+  adopt(path: string, id: number): void {
+    const r = this.#refs.get(path);
+    if (r !== undefined && r.id !== id) throw new Error(`binary ${path} is interned as ${r.id}, and a pinned policy uses it as ${id}`);
+    if (r === undefined) this.#refs.set(path, { id, refs: 1 });
+    else r.refs++;
+  }
+
+  /** One use fewer, leaving the map entry (a pinned policy let go of, not removed). */
+  forget(path: string): void {
+    const r = this.#refs.get(path);
+    if (r !== undefined && --r.refs === 0) this.#refs.delete(path);
+  }
+
   /** One use fewer; the last deletes the map entry (best effort: the entry may be gone). */
   release(names: () => Pick<BpfMap, "delete">, path: string): void {
     const r = this.#refs.get(path);

@@ -105,14 +105,14 @@ describe("ward agent refusals", () => {
     }
   }, SPAWN_TIMEOUT);
 
-  // Policy sensors cannot outlive the agent yet; accepting the flag would end enforcement
-  // silently at exit, so the start is refused before anything is created.
-  test.skipIf(!isRoot)("--keep-sensors-on-exit is refused with the reason, nothing written", () => {
+  // Pinned policies outlive the agent, so the next one must know its policy set: without a
+  // policy store the start is refused before anything is created (keep-sensors.test.ts has the rest).
+  test.skipIf(!isRoot)("--keep-sensors-on-exit without --policy-store-dir is refused with the reason, nothing written", () => {
     const dir = mkdtempSync(join(tmpdir(), "ward-keep-"));
     try {
       const r = ward(["agent", "--keep-sensors-on-exit", "--listen", "127.0.0.1:0", "--token-file", join(dir, "t"), "--state-file", join(dir, "s.json"), "--export-file", join(dir, "e.log")]);
       expect(r.code).toBe(1);
-      expect(r.stderr).toContain("--keep-sensors-on-exit is not supported yet");
+      expect(r.stderr).toContain("--keep-sensors-on-exit needs --policy-store-dir DIR");
       expect(existsSync(join(dir, "s.json"))).toBe(false);
       expect(existsSync(join(dir, "t"))).toBe(false);
     } finally {

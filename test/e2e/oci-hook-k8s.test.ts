@@ -13,6 +13,7 @@ import type { Subprocess } from "bun";
 import { agentReady, waitFor } from "../lib/agent.ts";
 import { FakeKubeApi, nodeFixture, podFixture } from "../lib/fake-kube-api.ts";
 import { kernelTest } from "../lib/host.ts";
+import { labelScope, secureOpenPolicy } from "../lib/talk-policies.ts";
 import { deleteAll, ensureRunc, makeBundle, makeRootfs, RUNC, removeCgroupParents } from "../lib/runc.ts";
 
 const root = join(import.meta.dir, "..", "..");
@@ -117,29 +118,11 @@ describe("ward oci-hook with the pod watch (e2e)", () => {
       );
       const { state, token } = await agentReady(agent, { stateFile, tokenFile }, new Response(agent.stderr).text());
       const api = (path: string, init: RequestInit = {}) => fetch(`${state.url}${path}`, { ...init, headers: { Authorization: `Bearer ${token}` } });
-      const policy = `apiVersion: cilium.io/v1alpha1
-kind: TracingPolicy
-metadata:
-  name: oci-k8s-web
-spec:
-  podSelector:
-    matchLabels:
-      app: web
-  kprobes:
-  - call: security_file_open
-    syscall: false
-    args:
-    - index: 0
-      type: file
-    selectors:
-    - matchArgs:
-      - index: 0
-        operator: Equal
-        values:
-        - ${join(rootfs, "secret")}
-      matchActions:
-      - action: Sigkill
-`;
+      const policy = secureOpenPolicy({
+        name: "oci-k8s-web",
+        file: join(rootfs, "secret"),
+        scope: labelScope("podSelector", { app: "web" }),
+      });
       const add = await api("/v1/policies", { method: "POST", body: policy });
       expect({ status: add.status, body: add.status === 201 ? "" : await add.text() }).toEqual({ status: 201, body: "" });
       // The pods are known, their containers' cgroups do not exist yet: nothing is in scope.

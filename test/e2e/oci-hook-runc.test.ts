@@ -18,6 +18,7 @@ import { cgroupV2Mount, parseProcCgroup } from "../../src/workloads/cgroup-ident
 import { fanotifySupport } from "../../src/sensors/fanotify-sys.ts";
 import { agentReady } from "../lib/agent.ts";
 import { kernelTest } from "../lib/host.ts";
+import { labelScope, secureOpenPolicy } from "../lib/talk-policies.ts";
 import { deleteAll, ensureRunc, makeBundle, makeRootfs, removeCgroupParents, runc, runcRun, runcRunDetached, type BundleSpec } from "../lib/runc.ts";
 
 const root = join(import.meta.dir, "..", "..");
@@ -272,54 +273,20 @@ describe("ward oci-hook with runc (e2e)", () => {
       try {
         const secret = join(rootfs, "secret");
         const secret2 = join(rootfs, "secret2");
-        const byName = `apiVersion: cilium.io/v1alpha1
-kind: TracingPolicy
-metadata:
-  name: oci-victim-kill
-spec:
-  containerSelector:
-    matchLabels:
-      name: victim
-  kprobes:
-  - call: security_file_open
-    syscall: false
-    args:
-    - index: 0
-      type: file
-    selectors:
-    - matchArgs:
-      - index: 0
-        operator: Equal
-        values:
-        - ${secret}
-      matchActions:
-      - action: Sigkill
-`;
+        const byName = secureOpenPolicy({
+          name: "oci-victim-kill",
+          file: secret,
+          scope: labelScope("containerSelector", { name: "victim" }),
+        });
         const add = await api("/v1/policies", { method: "POST", body: byName });
         expect({ status: add.status, body: add.status === 201 ? "" : await add.text() }).toEqual({ status: 201, body: "" });
         const ns = `${tag}-ns`;
-        const byNamespace = `apiVersion: cilium.io/v1alpha1
-kind: TracingPolicyNamespaced
-metadata:
-  name: oci-ns-deny
-  namespace: ${ns}
-spec:
-  kprobes:
-  - call: security_file_open
-    syscall: false
-    args:
-    - index: 0
-      type: file
-    selectors:
-    - matchArgs:
-      - index: 0
-        operator: Equal
-        values:
-        - ${secret2}
-      matchActions:
-      - action: Override
-        argError: -1
-`;
+        const byNamespace = secureOpenPolicy({
+          name: "oci-ns-deny",
+          namespace: ns,
+          file: secret2,
+          action: "Override\n        argError: -1",
+        });
         const add2 = await api("/v1/policies", { method: "POST", body: byNamespace });
         if (!fanotifyHere) {
           // Without fanotify permission events (and no BPF LSM here) Override cannot be honored: refused, not weakened.

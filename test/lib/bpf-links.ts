@@ -37,7 +37,8 @@ export function bpfLinks(pid: number): FdLink[] {
     let info: string;
     try {
       target = readlinkSync(`/proc/${pid}/fd/${fd}`);
-      if (target !== "anon_inode:bpf_link") continue;
+      // A link made by LINK_CREATE shows as bpf_link, one opened from a pin (OBJ_GET) as bpf-link.
+      if (target !== "anon_inode:bpf_link" && target !== "anon_inode:bpf-link") continue;
       info = readFileSync(`/proc/${pid}/fdinfo/${fd}`, "utf8");
     } catch {
       continue; // closed meanwhile

@@ -140,6 +140,8 @@ describe("deploy/", () => {
     const cfg = parseAgentConfig(argv.slice(1), {}) as AgentConfig;
     expect(cfg.policyDir).toBe("/etc/ward/policies");
     expect(cfg.policyStoreDir).toBe("/var/lib/ward/policies");
+    // Enforcement outlives a crash of the agent; persistence needs the store (checked at start).
+    expect(cfg.keepSensorsOnExit).toBe(true);
     expect(unit).toContain("ExecStartPre=/bin/mkdir -p /etc/ward/policies");
   });
 

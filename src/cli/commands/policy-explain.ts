@@ -1,4 +1,4 @@
-// `ward policy explain FILE... [-o text|json] [--set NAME=VALUE]... [--env]`: validates each
+// `ward policy explain FILE... [-o text|json] [--set NAME=VALUE]... [--env] [--keep-sensors-on-exit]`: validates each
 // file, compiles every policy through the engine and prints, per hook, what the engine
 // produced for the kernel, the mechanism chosen on this kernel (src/sensors/resolve.ts) and
 // how each action is honored there, its limits and the bypasses that apply; or why the hook
@@ -17,10 +17,14 @@ export async function run(argv: string[]): Promise<number> {
     output: { kind: "string", short: "o" },
     set: { kind: "list" },
     env: { kind: "bool" },
+    "keep-sensors-on-exit": { kind: "bool" },
   });
+  // As an agent run with --keep-sensors-on-exit resolves it: what is refused for want of a
+  // pinned backstop, and what holds each hook after the agent exits.
+  const keepSensors = flags["keep-sensors-on-exit"] === true;
   const format = (flags.output as string | undefined) ?? "text";
   if (format !== "text" && format !== "json") throw new UsageError(`ward policy explain: -o must be text or json, not "${format}"`);
-  if (positionals.length === 0) throw new UsageError("usage: ward policy explain FILE... [-o text|json] [--set NAME=VALUE]... [--env]");
+  if (positionals.length === 0) throw new UsageError("usage: ward policy explain FILE... [-o text|json] [--set NAME=VALUE]... [--env] [--keep-sensors-on-exit]");
   // ${NAME} placeholders, as `ward policy validate` substitutes them.
   const substitute: Record<string, string> = {};
   if (flags.env === true) for (const [k, v] of Object.entries(process.env)) if (v !== undefined) substitute[k] = v;
@@ -39,8 +43,8 @@ export async function run(argv: string[]): Promise<number> {
     for (const lp of r.policies) {
       try {
         const compiled = compilePolicy(lp.policy);
-        features ??= hostHookFeatures();
-        const e = withScope(withResolution(explainCompiled(compiled), resolvePolicy(lp.policy, features, compiled.monitor ? "monitor" : "enforce"), features), lp.policy);
+        features ??= { ...hostHookFeatures(), ...(keepSensors ? { keepSensors: true } : {}) };
+        const e = withScope(withResolution(explainCompiled(compiled), resolvePolicy(lp.policy, features, compiled.monitor ? "monitor" : "enforce"), features), lp.policy, { keepSensors });
         explained.push(e);
         if (format === "text") process.stdout.write(formatExplained(e));
       } catch (err) {
@@ -73,13 +77,13 @@ export function withResolution(e: ExplainedPolicy, r: PolicyResolution, f: HookF
       if (res === undefined) return h;
       if (!res.ok) return { ...h, applicable: false, rejected: res.reason, mechanism: `rejected on this kernel: ${res.reason}` };
       const binaries = res.backend === "guard" || res.backend === "fanotify" ? predictHookBinaries(res) : [];
-      return { ...h, applicable: true, mechanism: res.mechanism, honored: res.actions, limits: res.limits, bypasses: res.bypasses, ...(binaries.length > 0 ? { binaries } : {}) };
+      return { ...h, applicable: true, mechanism: res.mechanism, honored: res.actions, limits: res.limits, bypasses: res.bypasses, afterExit: res.afterExit, ...(binaries.length > 0 ? { binaries } : {}) };
     }),
   };
 }
 
 /** Adds the policy's workload scope in words (scoped policies only). */
-export function withScope(e: ExplainedPolicy, policy: unknown): ExplainedPolicy {
+export function withScope(e: ExplainedPolicy, policy: unknown, opts: { keepSensors?: boolean } = {}): ExplainedPolicy {
   let scope: PolicyScope;
   try {
     scope = scopeOfPolicy(policy);
@@ -87,8 +91,11 @@ export function withScope(e: ExplainedPolicy, policy: unknown): ExplainedPolicy 
     return { ...e, scope: `invalid: ${(err as Error).message}` };
   }
   if (!isScoped(scope)) return e;
+  // The agent's policy manager refuses it (manager.ts #trackScope); explain says so up front.
   const text = scope.hostSelector !== undefined
     ? `${describeScope(scope)}: refused by the agent (hostSelector cannot be a kernel scope: host processes are every cgroup that is not a container's)`
-    : `${describeScope(scope)}: decided in the kernel by cgroup v2 id (sub-cgroups included) before every hook; the running agent's status lists the workloads in it, and with none the policy enforces nothing`;
+    : opts.keepSensors
+      ? `${describeScope(scope)}: refused by an agent run with --keep-sensors-on-exit (the scope's membership is kept by the agent as containers start and stop; after it died the membership would be frozen and later containers silently not covered)`
+      : `${describeScope(scope)}: decided in the kernel by cgroup v2 id (sub-cgroups included) before every hook; the running agent's status lists the workloads in it, and with none the policy enforces nothing`;
   return { ...e, scope: text };
 }

@@ -116,6 +116,15 @@ describe("Kubernetes settings (Tetragon's names)", () => {
     expect(problemsOf(() => parseWith(["--config", "/w.yaml"], {}, { "/w.yaml": "k8s-controlplane-retry: 3\n" }))).toEqual(["/w.yaml:1:25: k8s-controlplane-retry: has no effect without enable-k8s-api; enable the Kubernetes API or drop it"]);
   });
 
+  test("--keep-sensors-on-exit with the CR watch is refused (CR policies are not in the policy store); with pods only it is not", () => {
+    const msg = "cannot be used with enable-k8s-api while TracingPolicy CRs are applied: CR policies are not in the policy store, so a restarted agent could not tell which pinned ones are still wanted; set enable-tracing-policy-crd=false (pods only) or drop one of the two";
+    expect(problemsOf(() => parseAgentConfig(["--enable-k8s-api", "--keep-sensors-on-exit"], {}))).toEqual([`ward agent: --keep-sensors-on-exit: ${msg}`]);
+    expect(problemsOf(() => parseWith(["--config", "/w.yaml"], {}, { "/w.yaml": "enable-k8s-api: true\nkeep-sensors-on-exit: true\n" }))).toEqual([`/w.yaml:2:23: keep-sensors-on-exit: ${msg}`]);
+    const podsOnly = parseAgentConfig(["--enable-k8s-api", "--enable-tracing-policy-crd=false", "--keep-sensors-on-exit"], {}) as AgentConfig;
+    expect(podsOnly).toMatchObject({ enableK8sApi: true, enableTracingPolicyCrd: false, keepSensorsOnExit: true });
+    expect((parseAgentConfig(["--keep-sensors-on-exit"], {}) as AgentConfig).keepSensorsOnExit).toBe(true);
+  });
+
   test("--print-config of a Kubernetes configuration reads back the same", () => {
     const c = parseAgentConfig(["--enable-k8s-api", "--k8s-kubeconfig-path", "/k", "--k8s-controlplane-retry", "3", "--enable-tracing-policy-crd=false"], { NODE_NAME: "n" }) as AgentConfig;
     const back = parseWith(["--config", "/p.yaml"], {}, { "/p.yaml": formatConfig(c) });
