@@ -6,9 +6,14 @@
 // without marks costs the open nothing). The answers come from a dedicated Worker thread so
 // a busy agent main thread (event decoding, the API) never delays a decision:
 // - the opener's executable is /proc/PID/exe (its inode, and its path for matchBinaries
-//   entries that do not exist yet), read through the event's pid and verified against the
-//   event's pidfd (FAN_REPORT_PIDFD): the pidfd still refers to a live process after the
-//   read, so the pid was not reused in between;
+//   entries that do not exist yet), read through the event's pid and, where a rule kills or
+//   is engine-decided, verified against the event's pidfd (FAN_REPORT_PIDFD): the pidfd
+//   still refers to a live process after the read, so the pid was not reused in between
+//   (FanotifyGuard.needsPidfd says why the other rules need no pidfd);
+// - engine-decided rules (policy engine's evaluate()) read the opener's and its ancestors'
+//   exec records from the process sensor's kernel map (ward_procs) when the agent has it,
+//   /proc only for a process it lacks (counted), and the live namespaces, capabilities and
+//   parent chain from /proc (the kernel hooks read the current task too);
 // - Override answers FAN_DENY (the open fails with EPERM and never happened: O_TRUNC does
 //   not truncate); Sigkill sends SIGKILL through the pidfd first, then answers FAN_DENY, so
 //   the process dies without the file open;
