@@ -30,7 +30,7 @@ import { cgroupV2Mount } from "../workloads/cgroup-identity.ts";
 import { procMapLayout, type ProcMapLayout } from "./proc-map-layout.ts";
 import { NS_PER_TICK } from "./process-procfs.ts";
 import { resolvedForm } from "./binary-watch.ts";
-import { SyscallError, eventFd, eventFdSignal, close as closeSysFd } from "../bpf/sys.ts";
+import { SyscallError, dup as dupFd, eventFd, eventFdSignal, close as closeSysFd } from "../bpf/sys.ts";
 import {
   FAN_CLASS_CONTENT, FAN_CLASS_NOTIF, FAN_CLOEXEC, FAN_CREATE, FAN_EVENT_ON_CHILD, FAN_MOVED_TO, FAN_ONDIR, FAN_REPORT_DFID_NAME, FAN_MARK_ADD, FAN_MARK_ONLYDIR, FAN_NONBLOCK, FAN_OPEN_EXEC_PERM, FAN_OPEN_PERM, FAN_REPORT_PIDFD,
   FAN_UNLIMITED_MARKS, FAN_UNLIMITED_QUEUE, O_CLOEXEC, O_LARGEFILE, O_RDONLY, SYS_pidfd_send_signal, closeFd,
@@ -1095,6 +1095,8 @@ export class FanotifyGuard {
   #closed = false;
   #nextRule = 1;
   #prefixEntries = 0;
+  /** the decision thread's duplicate of the process map's fd (-1: none) */
+  #procsFd = -1;
   #engine: FanotifyEngine | undefined;
 
   private constructor(pidfdSupported: boolean, opts: FanotifyOptions) {
@@ -1242,7 +1244,14 @@ export class FanotifyGuard {
     };
     if (needs !== undefined) {
       init.needs = needs;
-      if (this.#opts.processMap !== undefined) init.procs = { fd: this.#opts.processMap.fd.raw, layout: procMapLayout(), nsPerTick: String(NS_PER_TICK) };
+      if (this.#opts.processMap !== undefined) {
+        // The thread's own fd for the map: the process sensor may close its fd (agent
+        // shutdown) while the group still answers, and a lookup through a reused fd number
+        // could copy another map's larger value into the thread's buffer. Closed by close()
+        // once the thread has left its loop.
+        this.#procsFd = dupFd(this.#opts.processMap.fd.raw);
+        init.procs = { fd: this.#procsFd, layout: procMapLayout(), nsPerTick: String(NS_PER_TICK) };
+      }
     }
     // Engine rules need the policy engine in the decision thread: a module worker that
     // imports it (an entrypoint of its own in the single binary); the others the blob worker.
@@ -1381,6 +1390,7 @@ export class FanotifyGuard {
     if (this.#fd >= 0) closeFd(this.#fd);
     if (this.#notifyFd >= 0) closeFd(this.#notifyFd);
     closeSysFd(this.#wakeFd);
+    if (this.#procsFd >= 0) closeSysFd(this.#procsFd);
   }
 }
 

@@ -11,6 +11,7 @@ import { BootClock } from "../../src/events/time.ts";
 import { validatePolicyText } from "../../src/policy/validate.ts";
 import type { TracingPolicy } from "../../src/policy/types.ts";
 import { PolicyManager } from "../../src/sensors/manager.ts";
+import { procMapLayout } from "../../src/sensors/proc-map-layout.ts";
 import { ProcessSensor } from "../../src/sensors/process.ts";
 import { hostHookFeatures, type HookFeatures } from "../../src/sensors/resolve.ts";
 import { kernelTest, kernelUnavailable } from "../lib/host.ts";
@@ -102,19 +103,26 @@ function held(cmd: string, args: string[]): { child: ChildProcessWithoutNullStre
   };
 }
 
-/** Waits until pid runs `exe` (its exec is done, so the process sensor recorded it). */
+/**
+ * Waits until the process sensor's record of pid names `exe`. /proc/PID/exe changes before
+ * sched_process_exec fires (the exec switches the mm first), so a test that renames the
+ * binary right after /proc shows it could race the record's path resolution.
+ */
 async function execed(pid: number, exe: string): Promise<void> {
+  const map = procs?.processMap;
+  if (map === undefined) throw new Error("no process map");
+  const lo = procMapLayout();
+  const key = new Uint8Array(4);
+  new DataView(key.buffer).setUint32(0, pid, true);
   for (let i = 0; i < 500; i++) {
-    let now = "";
-    try {
-      now = readlinkSync(`/proc/${pid}/exe`);
-    } catch {
-      // not there yet
+    const v = map.lookup(key);
+    if (v !== undefined) {
+      const len = new DataView(v.buffer, v.byteOffset).getUint32(lo.binLen, true);
+      if (new TextDecoder().decode(v.subarray(lo.bin, lo.bin + Math.min(len, lo.binSize))) === exe) return;
     }
-    if (now === exe) return;
     await Bun.sleep(10);
   }
-  throw new Error(`pid ${pid} did not exec ${exe}`);
+  throw new Error(`pid ${pid}: the process map never recorded its exec of ${exe}`);
 }
 
 describe("fanotify decisions from the kernel process map (ward_procs)", () => {
@@ -295,6 +303,32 @@ describe("fanotify decisions from the kernel process map (ward_procs)", () => {
       expect(run(helper, ["after", "none", secret]).stdout).toBe(SECRET);
       expectDenied(run(helper, ["after", "capdrop", secret]));
     });
+  });
+
+  // Last: it stops the process sensor.
+  kernelTest("the decision thread holds its own fd for the map: with the process sensor stopped, records made before still decide; a process started after has none (/proc, counted)", async () => {
+    const p = policy(`      matchBinaries:
+      - operator: Prefix
+        values: ["${dir}/held/"]
+`, "fan-map-stopped");
+    const c = await withPolicy(p, async () => {
+      const inHeld = join(dir, "held/cat-s");
+      copyFileSync("/bin/cat", inHeld);
+      const a = held(inHeld, ["-", secret]);
+      await execed(a.pid, inHeld);
+      const movedOut = join(dir, "tools/cat-s");
+      renameSync(inHeld, movedOut);
+      await procs?.stop(); // closes the sensor's map fd
+      // a's record (held/) is still read through the thread's own fd: denied, though /proc says tools/
+      expect(readlinkSync(`/proc/${a.pid}/exe`)).toBe(movedOut);
+      expectDenied(await a.end());
+      // nothing records execs any more: a new process is read from /proc
+      const again = join(dir, "held/cat-t");
+      copyFileSync("/bin/cat", again);
+      expectDenied(run(again, [secret]));
+    });
+    expect(c.fanotify_map_facts).toBe(1);
+    expect(c.fanotify_proc_fallbacks).toBe(1);
   });
 });
 
