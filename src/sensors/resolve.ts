@@ -648,7 +648,7 @@ function fanotifyActionsOk(sel: KProbeSelector): boolean {
  * substitute as before (which name their own limits, and refuse Override here).
  */
 /** fanotify's evaluator for a hook, or why fanotify cannot hold it (for explain). */
-function fanotifyFit(h: WireHook, target: "open" | "exec", processMap: boolean): "rules" | "engine" | { why: string } {
+function fanotifyFit(h: WireHook, target: "open" | "exec", processMap: boolean, keepSensors: boolean): "rules" | "engine" | { why: string } {
   if (h.ret) return { why: "return: true (fanotify answers before the call, there is no return value)" };
   if (h.selectors.length === 0) return { why: "no selectors (every file would be held)" };
   const fileIdx = fileArgIndex(h.args, target === "open" ? ["file", "fd", "path"] : ["linux_binprm", "file"]);
@@ -667,6 +667,10 @@ function fanotifyFit(h: WireHook, target: "open" | "exec", processMap: boolean):
     // opener's pid namespace, which the kernel computes (pid_nr_in) and the open-exit check
     // already holds; the decision thread has the opener's own number (its NSpid) only
     if (sel.matchPIDs.some((p) => p.isNamespacePID && p.followForks)) return no("matchPIDs isNamespacePID with followForks is held at the open-family syscall exit, where the kernel numbers each ancestor in the opener's pid namespace");
+    // Under --keep-sensors-on-exit an engine-decided fanotify rule is refused (it has no
+    // pinned backstop); the matchers the open-exit check held before fanotify's engine took
+    // them stay there, pinned, rather than be refused.
+    if (keepSensors && (sel.matchPIDs.length || sel.matchNamespaceChanges.length || sel.matchCapabilityChanges.length)) return no("with --keep-sensors-on-exit, matchPIDs/matchNamespaceChanges/matchCapabilityChanges stay at the open-family syscall exit, whose pinned programs outlive the agent (fanotify's engine-decided rules have no pinned backstop)");
     // The engine's evaluate() decides what the rules cannot: namespaces, capabilities, their
     // changes since exec, parents and ancestors (followChildren), pids, several or pattern
     // matchBinaries (engineFacts says where each is read). Not the call's return.
@@ -1486,7 +1490,7 @@ function resolveOne(h: WireHook, f: HookFeatures, monitor: boolean, lists: reado
     // Without BPF LSM, fanotify holds the file rules it can express (exact files, one
     // matchBinaries): the call fails or the caller dies before the open happens, and other
     // files cost nothing. BPF LSM stays first where it loads (it can outlive the agent).
-    const fan = (lsm === "file_open" || lsm === "bprm_check_security") && !f.bpfLsm && f.fanotify !== undefined ? fanotifyFit(h, lsm === "file_open" ? "open" : "exec", f.fanotify.processMap === true) : undefined;
+    const fan = (lsm === "file_open" || lsm === "bprm_check_security") && !f.bpfLsm && f.fanotify !== undefined ? fanotifyFit(h, lsm === "file_open" ? "open" : "exec", f.fanotify.processMap === true, f.keepSensors === true) : undefined;
     if (typeof fan === "string") return fanotifyFileHook(h, lsm === "file_open" ? "open" : "exec", f, monitor, options, fan);
     // Where fanotify exists but cannot hold this rule, the substitute says why it holds it instead.
     const notFan = <T extends { limits: string[] }>(make: () => T): T => {

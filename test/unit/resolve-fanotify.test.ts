@@ -216,6 +216,14 @@ ${extra}      matchActions:
     expect(ok(resolvePolicy(sel(cases[0]![0]), FAN).hooks[0]).mechanism).toContain("the opener's binary from /proc/PID/exe");
     const noMap = resolvePolicy(sel(cases[2]![0]), FAN).hooks[0]!;
     if (noMap.ok) expect(noMap.backend).not.toBe("fanotify");
+    // under --keep-sensors-on-exit they stay where they were held before, pinned (engine-decided fanotify rules are refused there)
+    const kept = resolvePolicy(sel(cases[0]![0]), { ...MAP, keepSensors: true }).hooks[0]!;
+    if (kept.ok) {
+      expect(kept.backend).not.toBe("fanotify");
+      expect(kept.limits[0]).toContain("with --keep-sensors-on-exit, matchPIDs/matchNamespaceChanges/matchCapabilityChanges stay at the open-family syscall exit");
+    } else {
+      expect(kept.reason).toContain("with --keep-sensors-on-exit, matchPIDs/matchNamespaceChanges/matchCapabilityChanges stay at the open-family syscall exit");
+    }
     const nsFollow = resolvePolicy(sel("      matchPIDs:\n      - operator: In\n        isNamespacePID: true\n        followForks: true\n        values: [1]\n"), MAP).hooks[0]!;
     if (nsFollow.ok) {
       expect(nsFollow.backend).not.toBe("fanotify");
