@@ -447,15 +447,25 @@ export class ProcessCache {
 
   private compactOrder(): void {
     // Drop entries that already left, once the queue is mostly garbage.
+    // In place: a fresh array per compaction was a large allocation every few thousand
+    // inserts, and large allocations are what start the collector most often here.
     if (this.order.length > 2 * this.count + 1024) {
-      this.order = this.order.slice(this.orderHead).filter((e) => e.cached);
+      const o = this.order;
+      let w = 0;
+      for (let i = this.orderHead; i < o.length; i++) {
+        const e = o[i]!;
+        if (e.cached) o[w++] = e;
+      }
+      o.length = w;
       this.orderHead = 0;
     }
   }
 
   private compactDeadQueue(): void {
     if (this.deadHead > 1024 && this.deadHead * 2 > this.dead.length) {
-      this.dead = this.dead.slice(this.deadHead);
+      const d = this.dead;
+      d.copyWithin(0, this.deadHead);
+      d.length -= this.deadHead;
       this.deadHead = 0;
     }
   }
