@@ -289,13 +289,23 @@ class ArgsReader {
   #out = new Uint8Array(1024);
   #outBuf = Buffer.from(this.#out.buffer);
 
-  read(v: DataView, at: number, len: number): string {
-    if (len === 0) return "";
+  #view(v: DataView): Uint8Array {
     if (v.buffer !== this.#ab) {
       this.#ab = v.buffer;
       this.#bytes = new Uint8Array(v.buffer as ArrayBuffer);
     }
-    const b = this.#bytes;
+    return this.#bytes;
+  }
+
+  /** A copy of the argv bytes (one allocation; the record's view is only valid during the drain). */
+  copy(v: DataView, at: number, len: number): Uint8Array {
+    const start = v.byteOffset + at;
+    return this.#view(v).slice(start, start + len);
+  }
+
+  read(v: DataView, at: number, len: number): string {
+    if (len === 0) return "";
+    const b = this.#view(v);
     const start = v.byteOffset + at;
     let end = start + len;
     if (b[end - 1] === 0) end--; // the block's closing NUL
@@ -518,8 +528,7 @@ export class ProcessRecordDecoder {
     if (d + bl + al + cl > v.byteLength) {
       throw new RecordError(`decode exec record: lengths ${bl}+${al}+${cl} exceed ${v.byteLength - d} data bytes`);
     }
-    const at = v.byteOffset + d + bl;
-    const block = new Uint8Array(v.buffer as ArrayBuffer, at, al).slice();
+    const block = this.args.copy(v, d + bl, al);
     return new DecodedExec(
       time,
       v.getBigUint64(o.ktime, true),
