@@ -6,7 +6,12 @@
 //     a stdout sink writing to /dev/null) gets the recorded process dump
 //     (bench/lib/process-dump.ts) replayed into its process sensor's pipeline, round by round
 //     with the event loop running in between (housekeeping, sink flushes), and this process's
-//     VmRSS is read after 100,000 and after 1,000,000 events. The in-process figure includes
+//     VmRSS is read after 100,000 and after 1,000,000 events: once right at the mark, and
+//     settled (the replay paused, the lowest of 12 samples over 3 s, as bench/footprint.ts
+//     does; the agent's burst reclaim may run meanwhile, as it would after a real burst).
+//     The instant figure lands anywhere in the collector's cycle (it swung between 113 and
+//     185 MB at 1M from one run to the next); the settled one is what the events left behind.
+//     Then the JS heap before and after one full collection. The in-process figure includes
 //     the bench's own dump buffers (a few MB, the same at both points).
 //
 //   bun run bench/footprint-replay.ts [--json] [--no-binary] [--load-only] [--rate EVENTS_PER_SEC]
@@ -92,6 +97,8 @@ interface Load {
   startKb: number;
   at100kKb: number;
   at1mKb: number;
+  settled100kKb: number;
+  settled1mKb: number;
   events: number;
   cacheSize: number;
   heapMB: number;
@@ -146,29 +153,44 @@ async function underLoad(rate: number): Promise<Load> {
     const startKb = statusKb("self", "VmRSS");
     const e0 = events();
     let at100kKb = 0;
+    let settled100kKb = 0;
+    // The lowest VmRSS over 3 s with the replay paused (timers, sink flushes and GC run).
+    const settled = async (): Promise<number> => {
+      let low = Number.POSITIVE_INFINITY;
+      for (let i = 0; i < 12; i++) {
+        await Bun.sleep(250);
+        low = Math.min(low, statusKb("self", "VmRSS"));
+      }
+      return low;
+    };
+    let paused = 0;
     const t0 = performance.now();
     while (events() - e0 < 1_000_000) {
       replayer.round(handle);
       // Let timers and I/O run between rounds, as the sensor's drain loop does between batches.
       await new Promise<void>((r) => setImmediate(r));
       if (rate > 0) {
-        const ahead = ((events() - e0) / rate) * 1000 - (performance.now() - t0);
+        const ahead = ((events() - e0) / rate) * 1000 - (performance.now() - t0 - paused);
         if (ahead > 0) await Bun.sleep(ahead);
       }
       if (at100kKb === 0 && events() - e0 >= 100_000) {
+        const p0 = performance.now();
         await Bun.sleep(500);
         at100kKb = statusKb("self", "VmRSS");
+        settled100kKb = await settled();
+        paused += performance.now() - p0;
       }
     }
     await Bun.sleep(500);
     const at1mKb = statusKb("self", "VmRSS");
+    const settled1mKb = await settled();
     const { heapStats } = await import("bun:jsc");
     const heapMB = Math.round(heapStats().heapSize / 1e5) / 10;
     Bun.gc(true);
     await Bun.sleep(1000);
     const afterGcKb = statusKb("self", "VmRSS");
     const heapAfterGcMB = Math.round(heapStats().heapSize / 1e5) / 10;
-    return { startKb, at100kKb, at1mKb, events: events() - e0, cacheSize: k.cache.stats().size, heapMB, afterGcKb, heapAfterGcMB };
+    return { startKb, at100kKb, at1mKb, settled100kKb, settled1mKb, events: events() - e0, cacheSize: k.cache.stats().size, heapMB, afterGcKb, heapAfterGcMB };
   } finally {
     await agent.stop();
     rmSync(dir, { recursive: true, force: true });
@@ -205,6 +227,9 @@ export async function measureFootprint(opts: { binary?: boolean; idle?: boolean;
     { name: "footprint_rss_after_100k_events", unit: "MB", value: mb(l.at100kKb) },
     { name: "footprint_rss_after_1m_events", unit: "MB", value: mb(l.at1mKb) },
     { name: "footprint_rss_growth_100k_to_1m", unit: "%", value: Math.round(((l.at1mKb - l.at100kKb) / l.at100kKb) * 1000) / 10 },
+    { name: "footprint_rss_settled_after_100k", unit: "MB", value: mb(l.settled100kKb) },
+    { name: "footprint_rss_settled_after_1m", unit: "MB", value: mb(l.settled1mKb) },
+    { name: "footprint_rss_settled_1m_over_100k", unit: "ratio", value: Math.round((l.settled1mKb / l.settled100kKb) * 1000) / 1000 },
   );
   report.load = { eventsPerSecCap: rate, events: l.events, cacheSizeAfter: l.cacheSize, heapAt1mMB: l.heapMB, rssAfterFullGcMB: mb(l.afterGcKb), heapAfterFullGcMB: l.heapAfterGcMB };
   return { results, report };

@@ -4,8 +4,9 @@
 // Lifetime is reference counted, as in Tetragon: an image holds one reference on itself
 // while it runs (dropped at exit, or when an exec replaces it) and one on its parent while
 // the image itself is cached. An image with no references leaves the cache `retainMs` after
-// its end (late events can still resolve it); if the cache grows past `maxEntries`, ended
-// images go first, oldest first, then the oldest live ones, and each eviction is counted.
+// its end (late events can still resolve it), or sooner when more than `maxRetained` ended
+// images wait (the oldest go first); if the cache grows past `maxEntries`, ended images go
+// first, oldest first, then the oldest live ones, and each eviction is counted.
 import { joinArguments } from "./args.ts";
 import { execId, rootParentExecId } from "./exec-id.ts";
 import { ProcessFlag } from "./flags.ts";
@@ -18,6 +19,14 @@ export interface ProcessCacheOptions {
   maxEntries?: number;
   /** How long an ended, unreferenced image stays (default 30 s). */
   retainMs?: number;
+  /**
+   * How many ended images wait out their retention at most (default 4096): the oldest leave
+   * first. Without it a host that execs fast fills the cache to maxEntries with ended images
+   * (30 s at 2,000 execs/s is 60,000 of them, about 1 KiB of heap each), and memory grows
+   * with the exec rate instead of with what runs. Late events arrive within a drain or two
+   * (milliseconds), far inside 4096 ends even on a host execing 100,000 times a second.
+   */
+  maxRetained?: number;
   /** Clock for retention, in ms (tests pass their own). */
   now?: () => number;
 }
@@ -135,6 +144,7 @@ export class ProcessCache {
   readonly nodeName: string;
   readonly maxEntries: number;
   readonly retainMs: number;
+  readonly maxRetained: number;
   private readonly now: () => number;
   // Images by pid, newest last: (pid, ktime) is the identity, and a pid has few cached images
   // (its current one, and ended ones inside the retention time), so a short scan finds one
@@ -157,6 +167,7 @@ export class ProcessCache {
     this.nodeName = opts.nodeName;
     this.maxEntries = Math.max(16, opts.maxEntries ?? 65536);
     this.retainMs = opts.retainMs ?? 30_000;
+    this.maxRetained = Math.max(0, Math.floor(opts.maxRetained ?? 4096));
     this.now = opts.now ?? Date.now;
   }
 
@@ -371,8 +382,18 @@ export class ProcessCache {
     if (!e.inDeadQueue && e.cached) {
       e.inDeadQueue = true;
       this.dead.push(e);
+      if (this.dead.length - this.deadHead > this.maxRetained) this.expireOldest();
     }
     this.unref(e);
+  }
+
+  /** The oldest waiting ended image leaves now, as gc() would let it go at its retention time. */
+  private expireOldest(): void {
+    const e = this.dead[this.deadHead]!;
+    this.deadHead++;
+    e.inDeadQueue = false;
+    if (e.refs === 0) this.remove(e, false);
+    this.compactDeadQueue();
   }
 
   private unref(e: Entry): void {
@@ -426,15 +447,25 @@ export class ProcessCache {
 
   private compactOrder(): void {
     // Drop entries that already left, once the queue is mostly garbage.
+    // In place: a fresh array per compaction was a large allocation every few thousand
+    // inserts, and large allocations are what start the collector most often here.
     if (this.order.length > 2 * this.count + 1024) {
-      this.order = this.order.slice(this.orderHead).filter((e) => e.cached);
+      const o = this.order;
+      let w = 0;
+      for (let i = this.orderHead; i < o.length; i++) {
+        const e = o[i]!;
+        if (e.cached) o[w++] = e;
+      }
+      o.length = w;
       this.orderHead = 0;
     }
   }
 
   private compactDeadQueue(): void {
     if (this.deadHead > 1024 && this.deadHead * 2 > this.dead.length) {
-      this.dead = this.dead.slice(this.deadHead);
+      const d = this.dead;
+      d.copyWithin(0, this.deadHead);
+      d.length -= this.deadHead;
       this.deadHead = 0;
     }
   }

@@ -133,13 +133,21 @@ export class ProcessEventWriter {
     this.#plain = !opts.processCred && !opts.processNs;
   }
 
+  // The image of the last lookup: an event asks for its process's block two or three times
+  // (time, line, exec variant), and a WeakMap lookup costs more than this comparison.
+  #lastP: ProcessInfo | undefined;
+  #lastB: Block | undefined;
+
   #block(p: ProcessInfo): Block {
+    if (p === this.#lastP) return this.#lastB!;
     let b = this.#blocks.get(p);
     if (b === undefined) {
       const start = p.ktime !== 0n ? this.opts.clock.wall(p.ktime) : "";
       b = { text: this.#plain ? this.#write(p, start) : JSON.stringify(encodeProcess(p, this.opts)), start };
       this.#blocks.set(p, b);
     }
+    this.#lastP = p;
+    this.#lastB = b;
     return b;
   }
 
@@ -206,6 +214,10 @@ export class ProcessEventWriter {
    */
   forget(p: ProcessInfo): void {
     this.#blocks.delete(p);
+    if (p === this.#lastP) {
+      this.#lastP = undefined;
+      this.#lastB = undefined;
+    }
   }
 
   /** The export line of `ev`, equal to JSON.stringify(encodeEvent(ev, opts)). */

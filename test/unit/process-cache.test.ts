@@ -84,6 +84,33 @@ describe("process cache", () => {
     expect(c.stats().size).toBe(0);
   });
 
+  test("at most maxRetained ended images wait out their retention; referenced ones stay", () => {
+    const c = new ProcessCache({ nodeName: node, retainMs: 1e9, maxRetained: 3 });
+    c.exec(exec(1, 1n, 0, 0n, "/init", ["init"]));
+    c.exec(exec(2, 2n, 1, 1n, "/bin/sh", ["sh"]));
+    c.clone(clone(3, 3n, 2, 2n)); // a live child of sh
+    c.exit(exit(2, 2n)); // sh ends while its child still runs
+    for (let i = 0; i < 10; i++) {
+      c.clone(clone(100 + i, BigInt(10 + i), 1, 1n));
+      c.exit(exit(100 + i, BigInt(10 + i)));
+    }
+    // The newest three ended images are still there, older ones left without counting as evictions.
+    for (let i = 7; i < 10; i++) expect(c.get(100 + i, BigInt(10 + i))).toBeDefined();
+    for (let i = 0; i < 7; i++) expect(c.get(100 + i, BigInt(10 + i))).toBeUndefined();
+    expect(c.get(2, 2n)?.binary).toBe("/bin/sh"); // ended, but its running child names it
+    expect(c.stats()).toEqual({ size: 1 + 1 + 1 + 3, live: 2, evictions: 0, misses: 0 });
+    // Its child ends and waits in turn; once three newer ends push the child out, both leave.
+    expect(c.exit(exit(3, 3n)).parent?.binary).toBe("/bin/sh");
+    for (let i = 0; i < 3; i++) {
+      expect(c.get(2, 2n)).toBeDefined();
+      c.clone(clone(200 + i, BigInt(100 + i), 1, 1n));
+      c.exit(exit(200 + i, BigInt(100 + i)));
+    }
+    expect(c.get(3, 3n)).toBeUndefined();
+    expect(c.get(2, 2n)).toBeUndefined();
+    expect(c.stats()).toEqual({ size: 1 + 3, live: 1, evictions: 0, misses: 0 });
+  });
+
   test("bounded: ended images evicted first, evictions counted", () => {
     const c = new ProcessCache({ nodeName: node, maxEntries: 16, retainMs: 1e9 });
     c.exec(exec(1, 1n, 0, 0n, "/init", ["init"]));

@@ -4,6 +4,7 @@ import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseElf } from "../../src/bpf/elf.ts";
+import { argumentsOfBlock, splitArgv } from "../../src/events/args.ts";
 import { ProcessFlag, flagEnumerators, type ProcessFlagName } from "../../src/events/flags.ts";
 import { enumValues } from "../../src/events/layout.ts";
 import { NS_NAMES, ProcessRecordDecoder } from "../../src/events/process-record.ts";
@@ -64,6 +65,54 @@ describe("process records", () => {
     expect(r.creds.cgroupId).toBe(4242n);
     expect(r.creds.ns[2]).toBe(4026531841);
     expect(r.creds.ns.length).toBe(NS_NAMES.length);
+  });
+
+  test("arguments from the argv bytes equal argumentsOfBlock over the decoded block, for any bytes", () => {
+    // xorshift32: the same blocks on every run.
+    let seed = 0x9e3779b9;
+    const rnd = (n: number): number => {
+      seed ^= seed << 13;
+      seed >>>= 0;
+      seed ^= seed >>> 17;
+      seed ^= seed << 5;
+      seed >>>= 0;
+      return seed % n;
+    };
+    // Bytes that matter: NUL (separator), space (quoting), quote, backslash, ASCII, UTF-8
+    // leads and continuations in and out of order (invalid sequences), 0xff/0xfe.
+    const alphabet = [0, 0, 0, 0x20, 0x20, 0x22, 0x5c, 0x61, 0x7a, 0x09, 0x0a, 0xc3, 0xa9, 0xe2, 0x98, 0x83, 0xf0, 0x9f, 0x98, 0x80, 0xff, 0xfe, 0x80, 0xbf];
+    const l = dec.exec;
+    const d = l.offset("data");
+    // Several records in one buffer at odd offsets, as a drain hands them out of one mapping.
+    const buf = new Uint8Array(64 * 1024);
+    let off = 0;
+    const cases: [DataView, Uint8Array][] = [];
+    for (let c = 0; c < 2000; c++) {
+      const len = c < 4 ? [0, 1, 2, 3][c]! : rnd(40);
+      const args = Uint8Array.from({ length: len }, () => alphabet[rnd(alphabet.length)]!);
+      if (off + d + len + 8 > buf.length) {
+        off = 0;
+        for (const [v, a] of cases) check(v, a);
+        cases.length = 0;
+      }
+      const v = new DataView(buf.buffer, off, d + len);
+      v.setUint8(dec.hdr.offset("op"), 1);
+      v.setUint16(l.offset("binary_len"), 0, true);
+      v.setUint16(l.offset("args_len"), len, true);
+      v.setUint16(l.offset("cwd_len"), 0, true);
+      buf.set(args, off + d);
+      cases.push([v, args]);
+      off += d + len + 1 + rnd(7);
+    }
+    for (const [v, a] of cases) check(v, a);
+    function check(v: DataView, args: Uint8Array): void {
+      const r = dec.decode(v);
+      if (r.op !== "exec") throw new Error(r.op);
+      const block = Buffer.from(args).toString("utf8");
+      const want = argumentsOfBlock(block);
+      if (r.arguments !== want) expect({ bytes: [...args], got: r.arguments }).toEqual({ bytes: [...args], got: want });
+      expect(r.argv).toEqual(splitArgv(block));
+    }
   });
 
   test("exit record and the map value encoder", () => {
