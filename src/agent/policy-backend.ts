@@ -56,7 +56,7 @@ export function createPolicyBackend(ctx: SensorContext, sensors: readonly Sensor
   }
   const scopeMaps = scopes?.maps;
   const sensorOpts = { ...(processMap ? { processMap } : {}), ...(scopeMaps ? { scopeMaps } : {}) };
-  const generic = opts.generic ?? new GenericBackend(() => new GenericSensor(sensorOpts));
+  const generic = opts.generic ?? new GenericBackend(() => new GenericSensor({ ...sensorOpts, lazyPrograms: true }));
   const sock = opts.sock ?? new SockBackend(() => new SockSensor(sensorOpts));
   const manager = new PolicyManager({
     features: opts.features ?? hostHookFeatures(),
