@@ -313,20 +313,24 @@ static __always_inline struct pt_regs *func_regs(const struct gen_state *st)
 	return st->point == GEN_POINT_KPROBE ? (struct pt_regs *)st->ctx : 0;
 }
 
-/* A kernel function's argument i (x86_64 calling convention: di si dx cx r8 r9). One read
- * at an offset from a table rather than a switch: the verifier walks one path, not six. */
+/* A kernel function's argument i (x86_64 calling convention: di si dx cx r8 r9). The switch
+ * picks only the offset and one read follows: an offset table on the stack indexed by i would
+ * be a variable-offset stack read, which the 6.1 verifier refuses ("invalid variable-offset
+ * read from stack"); the paths join again at the read. */
 static __always_inline __u64 func_arg(struct pt_regs *regs, __u32 i)
 {
-	__u64 offs[8] = {
-		bpf_core_field_offset(regs->di), bpf_core_field_offset(regs->si),
-		bpf_core_field_offset(regs->dx), bpf_core_field_offset(regs->cx),
-		bpf_core_field_offset(regs->r8), bpf_core_field_offset(regs->r9),
-	};
-	__u64 v = 0;
+	__u64 off, v = 0;
 
-	if (i >= 6)
-		return 0;
-	bpf_probe_read_kernel(&v, 8, (char *)regs + offs[i & 7]);
+	switch (i) {
+	case 0: off = bpf_core_field_offset(regs->di); break;
+	case 1: off = bpf_core_field_offset(regs->si); break;
+	case 2: off = bpf_core_field_offset(regs->dx); break;
+	case 3: off = bpf_core_field_offset(regs->cx); break;
+	case 4: off = bpf_core_field_offset(regs->r8); break;
+	case 5: off = bpf_core_field_offset(regs->r9); break;
+	default: return 0;
+	}
+	bpf_probe_read_kernel(&v, 8, (char *)regs + off);
 	return v;
 }
 #else
@@ -1342,11 +1346,16 @@ static __always_inline int port_in(const struct ward_matcher *m, __u16 port)
 }
 
 /* Family Protocol State SAddr DAddr SPort DPort (+Not*, *Priv) on a sock/socket/skb. */
-__noinline int match_net(struct gen_scratch *s, const struct ward_matcher *m)
+__noinline int match_net(const struct ward_matcher *m)
 {
+	struct gen_scratch *s;
 	struct gen_net *n;
 	int hit = 0;
 
+	/* The scratch map is looked up here, not passed in: a global function's pointer
+	 * arguments are plain memory to the verifier, and 6.1 takes a map key only from the
+	 * stack or a map value (addr_in's LPM key is s->addr). */
+	s = scratch();
 	if (!s || !m)
 		return 0;
 	n = &s->net;
@@ -1418,7 +1427,7 @@ static __always_inline int match_sock(struct gen_state *st, struct gen_scratch *
 		bpf_probe_read_kernel(n->saddr, 16, p + __builtin_offsetof(struct gen_sock_rec, saddr));
 		bpf_probe_read_kernel(n->daddr, 16, p + __builtin_offsetof(struct gen_sock_rec, daddr));
 	}
-	return match_net(s, m);
+	return match_net(m);
 }
 #endif /* GEN_KPROBES */
 

@@ -874,6 +874,12 @@ export class GenericSensor {
     // Every map is generic.o's: one set of hook slots, value sets and one ring buffer.
     const replaceMaps: Record<string, BpfMap> = { ...this.coll.maps };
     delete replaceMaps.gen_ret_entries;
+    // generic.o's maps may have been sized at load (ward_procs is a one-entry stub without a
+    // process sensor): the live map's size is the one the kprobe object must declare.
+    for (const [name, m] of Object.entries(replaceMaps)) {
+      const want = this.kspec.maps[name];
+      if (want !== undefined) want.maxEntries = m.spec.maxEntries;
+    }
     this.kcoll = newCollection(this.kspec, { replaceMaps, programs });
     return this.kcoll;
   }
