@@ -70,20 +70,22 @@ spec:
         - /tmp/kp-
 `;
 
+// security_file_permission is not one of the hooks ward's LSM backends hold, so with kprobes
+// it is a kprobe, and Override there needs bpf_override_return.
 const override = `apiVersion: cilium.io/v1alpha1
 kind: TracingPolicy
 metadata:
-  name: fd-install-override
+  name: file-permission-override
 spec:
   kprobes:
-  - call: fd_install
+  - call: security_file_permission
     syscall: false
     args:
-    - index: 1
+    - index: 0
       type: file
     selectors:
     - matchArgs:
-      - index: 1
+      - index: 0
         operator: Prefix
         values:
         - /tmp/kp-
@@ -209,9 +211,9 @@ describe("kernel-function kprobes through dist/ward on Debian 6.1 (kprobe PMU)",
 
   kernelTest("Override on a kprobe is refused in the guest: no bpf_override_return on this kernel, Sigkill named as the substitute", () => {
     const e = r().json("refused") as { name?: string; hooks?: { applicable?: boolean; rejected?: string }[] }[];
-    const h = e.find((p) => p.name === "fd-install-override")?.hooks?.[0];
+    const h = e.find((p) => p.name === "file-permission-override")?.hooks?.[0];
     expect(h?.applicable).toBe(false);
-    expect(h?.rejected).toContain("needs bpf_override_return (CONFIG_BPF_KPROBE_OVERRIDE), which this kernel does not have");
+    expect(h?.rejected).toContain("Override on security_file_permission needs bpf_override_return (CONFIG_BPF_KPROBE_OVERRIDE), which this kernel does not have");
     expect(h?.rejected).toContain("substitute: Sigkill at the kprobe");
   });
 });
