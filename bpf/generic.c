@@ -206,6 +206,9 @@ struct gen_scratch {
 	__s32 override_err;
 	struct gen_net net;  /* match_sock's view of a sock/skb argument */
 	char zeros[GEN_STR_MAX];
+	/* a BPF LSM program's arguments, copied from its ctx at entry (lsm_hook): read from
+	 * here, the global functions need no stack for them (6.1's 512-byte chain limit) */
+	__u64 lsm_args[8];
 };
 
 struct {
@@ -285,7 +288,7 @@ static __always_inline struct gen_event *ev_scratch(void)
 struct gen_state {
 	void *ctx;          /* tracepoint record (GEN_POINT_TP) or tp_btf ctx */
 	struct pt_regs *regs;
-	__s64 ret;
+	__s64 ret;          /* sys_exit: the syscall's return; BPF LSM: what the program returns */
 	__u32 point;
 	__u32 nr;           /* syscall number / tracepoint id */
 	__u32 slot;
@@ -365,6 +368,40 @@ static __always_inline __u64 syscall_arg(struct pt_regs *regs, __u32 i, __u32 nr
 }
 
 /* The raw 64-bit value a source names; returns 0 on success. */
+/* ---- BPF LSM arguments (GEN_FROM_LSM_ARG): ctx[i] of the hook, as lsm_hook copied it ---- */
+
+static __always_inline __u64 lsm_ctx_arg(struct gen_state *st, __u32 i)
+{
+	struct gen_scratch *s = scratch();
+	return s ? s->lsm_args[i & 7] : 0;
+}
+
+/* An integer argument keeps only its declared width (the register's upper bits are not the
+ * value); a task argument is read as its tgid (task_kill's target). */
+static __always_inline int lsm_arg_value(struct gen_state *st, const struct gen_src *src, __u64 *out)
+{
+	__u64 v = lsm_ctx_arg(st, src->offset);
+	int sgn = (src->flags & GEN_SRC_SIGNED) != 0;
+
+	if (src->flags & GEN_SRC_TASK_TGID) {
+		struct task_struct *t = (struct task_struct *)v;
+		__u32 tgid = 0;
+		if (!t)
+			return -1;
+		RD(tgid, t, tgid);
+		*out = tgid;
+		return 0;
+	}
+	if (src->size == 1)
+		v = sgn ? (__u64)(__s64)(__s8)v : (__u8)v;
+	else if (src->size == 2)
+		v = sgn ? (__u64)(__s64)(__s16)v : (__u16)v;
+	else if (src->size == 4)
+		v = sgn ? (__u64)(__s64)(__s32)v : (__u32)v;
+	*out = v;
+	return 0;
+}
+
 static __always_inline int source_value(struct gen_state *st, const struct gen_src *src, __u64 *out)
 {
 	__u64 v = 0;
@@ -882,6 +919,26 @@ static __always_inline void read_file(struct gen_scratch *s, struct gen_event *e
 	read_path(s, ev, i, dentry, vfsmnt);
 }
 
+/* A BPF LSM dentry argument (path_unlink, path_mkdir, path_rename): its full path, walked
+ * from the dentry under the mount of the directory's struct path in ctx[src->aux]. The
+ * dentry of a name being created has no inode yet but its name and parent, so the walk gives
+ * the path it would get. bpf_d_path is refused on these hooks (its allowlist has none of
+ * them), hence the walk. */
+static __always_inline void read_lsm_dentry(struct gen_state *st, struct gen_scratch *s, struct gen_event *ev,
+					    __u32 i, const struct gen_src *src, __u64 raw)
+{
+	struct path *dir = (struct path *)lsm_ctx_arg(st, src->aux);
+
+	if (i >= GEN_ARG_SLOTS)
+		return;
+	/* the mount goes through arg_int[i] (read_path then puts i_mode there): no stack slot
+	 * for it in read_args, whose frame is at the limit of 6.1's 512-byte call chain */
+	ev->arg_int[i] = 0;
+	if (dir)
+		RD(ev->arg_int[i], dir, mnt);
+	read_path(s, ev, i, (struct dentry *)raw, (struct vfsmount *)ev->arg_int[i]);
+}
+
 #define GEN_O_PATH 010000000 /* x86 (include/uapi/asm-generic/fcntl.h) */
 
 /* An open-family syscall's return is an fd of a file that security_file_open saw: ret >= 0
@@ -973,6 +1030,59 @@ __noinline int read_args(struct gen_state *st, const struct ward_hook_config *cf
 			 * program; matchers on them fail (userspace rejects policies that do) */
 			ev->arg_state[i] = GEN_ARG_ERROR;
 		}
+	}
+	return 0;
+}
+
+/*
+ * read_args for a BPF LSM program: integers from its arguments (lsm_arg_value), the kernel's
+ * copy of a sockaddr, struct path and dentry arguments walked to full paths, a task as its
+ * tgid. A function of its own, so read_args' frame stays as it was: the deepest call chain
+ * is at 6.1's 512-byte stack limit.
+ */
+__noinline int read_lsm_args(struct gen_state *st, const struct ward_hook_config *cfg,
+			     const struct gen_slot *gs, struct gen_event *ev)
+{
+	if (!st || !cfg || !gs || !ev)
+		return 0;
+	for (int i = 0; i < GEN_ARG_SLOTS; i++) {
+		__u16 t = cfg->args[i].type;
+		__u64 v = 0;
+
+		ev->arg_state[i] = GEN_ARG_ABSENT;
+		ev->arg_type[i] = t;
+		ev->arg_len[i] = 0;
+		ev->arg_int[i] = 0;
+		if (!cfg->args[i].present || gs->src[i].from != GEN_FROM_LSM_ARG)
+			continue;
+		if (lsm_arg_value(st, &gs->src[i], &v)) {
+			ev->arg_state[i] = GEN_ARG_ERROR;
+			count(GEN_CNT_READ_ERRORS);
+			continue;
+		}
+		ev->arg_int[i] = v;
+		if (is_int_type(t)) {
+			ev->arg_state[i] = GEN_ARG_INT;
+		} else if (t == WARD_ARG_SOCKADDR) {
+			/* a sockaddr_storage holding the caller's bytes: the first 28 hold any in/in6 address */
+			read_buf(ev, i, &gs->src[i], v, 28);
+		} else if (t == WARD_ARG_FILE || t == WARD_ARG_PATH) {
+			struct gen_scratch *s = scratch();
+			if (!s)
+				continue;
+			if (gs->src[i].flags & GEN_SRC_DENTRY)
+				read_lsm_dentry(st, s, ev, i, &gs->src[i], v);
+			else
+				read_file(s, ev, i, &gs->src[i], v, t);
+		} else {
+			ev->arg_state[i] = GEN_ARG_ERROR;
+		}
+	}
+	for (int i = GEN_ARG_SLOTS; i < WARD_MAX_SLOTS; i++) {
+		ev->arg_state[i] = GEN_ARG_ABSENT;
+		ev->arg_type[i] = 0;
+		ev->arg_len[i] = 0;
+		ev->arg_int[i] = 0;
 	}
 	return 0;
 }
@@ -1912,6 +2022,18 @@ __noinline int post(struct gen_event *ev)
 	return 0;
 }
 
+/*
+ * In a BPF LSM program the call fails with `err` (Override's argError; 0 means -EPERM). A
+ * Sigkill there fails it too: the process dies on its way back to user space either way, and
+ * refusing first means the unlink, connect or kill never happens. The first failure stands.
+ */
+static __always_inline void lsm_fail(struct gen_state *st, struct gen_event *ev, __s32 err)
+{
+	if (st->ret == 0)
+		st->ret = err < 0 && err >= -4095 ? err : -1 /* EPERM */;
+	ev->flags |= GEN_EF_OVERRIDE;
+}
+
 struct act_ctx {
 	struct gen_state *st;
 	__u32 ret_phase;   /* run the return actions */
@@ -1919,7 +2041,12 @@ struct act_ctx {
 	__u32 monitor;
 };
 
-static long action_cb(__u32 i, struct act_ctx *c)
+/*
+ * One action. `lsm` is a constant: the BPF LSM programs have callbacks of their own
+ * (lsm_action_cb, lsm_slot_cb), so the syscall and tracepoint programs' code is what it was
+ * without them (gen_sys_enter is close to 6.1's 1M-instruction verifier limit).
+ */
+static __always_inline long action_at(__u32 i, struct act_ctx *c, const int lsm)
 {
 	struct gen_state *st = c->st;
 	__u32 slot = st->slot;
@@ -1970,6 +2097,8 @@ static long action_cb(__u32 i, struct act_ctx *c)
 				ev->flags |= GEN_EF_KILLED;
 				count(GEN_CNT_KILLS);
 			}
+			if (lsm)
+				lsm_fail(st, ev, 0);
 		} else {
 			ev->signal_err = bpf_send_signal(a->arg_sig);
 			if (!ev->signal_err) {
@@ -2000,15 +2129,36 @@ static long action_cb(__u32 i, struct act_ctx *c)
 		}
 		ev->flags |= GEN_EF_OVERRIDE;
 		break;
+#else
+	case WARD_ACT_OVERRIDE:
+		if (!lsm) {
+			count(GEN_CNT_NOT_TAKEN);
+		} else if (c->monitor || (a->flags & WARD_AF_MONITOR)) {
+			ev->flags |= GEN_EF_MONITOR;
+			count(GEN_CNT_MONITOR);
+		} else {
+			lsm_fail(st, ev, a->arg_error);
+		}
+		break;
 #endif
 	default:
-		/* Override (outside kprobes), NotifyEnforcer, TrackSock, ...: not taken here;
-		 * GetUrl/DnsLookup are userspace's, from the record */
+		/* NotifyEnforcer, TrackSock, ... (and Override off BPF LSM and kprobes): not taken
+		 * here; GetUrl/DnsLookup are userspace's, from the record */
 		if (a->kind != WARD_ACT_GETURL && a->kind != WARD_ACT_DNSLOOKUP)
 			count(GEN_CNT_NOT_TAKEN);
 		break;
 	}
 	return 0;
+}
+
+static long action_cb(__u32 i, struct act_ctx *c)
+{
+	return action_at(i, c, 0);
+}
+
+static long lsm_action_cb(__u32 i, struct act_ctx *c)
+{
+	return action_at(i, c, 1);
 }
 
 #ifdef GEN_KPROBES
@@ -2045,8 +2195,8 @@ static __always_inline void forget_entry(struct gen_state *st, __u32 slot)
 }
 #endif /* GEN_KPROBES */
 
-/* Evaluate one hook slot for the current call. */
-static __always_inline void run_slot(struct gen_state *st, __u32 slot)
+/* Evaluate one hook slot for the current call (`lsm` a constant, as in action_at). */
+static __always_inline void run_slot(struct gen_state *st, __u32 slot, const int lsm)
 {
 	struct ward_hook_config *cfg = bpf_map_lookup_elem(&gen_hooks, &slot);
 	struct gen_slot *gs = bpf_map_lookup_elem(&gen_slots, &slot);
@@ -2075,7 +2225,10 @@ static __always_inline void run_slot(struct gen_state *st, __u32 slot)
 	count(GEN_CNT_EVALS);
 	st->slot = slot;
 	st->matched = -2;
-	read_args(st, cfg, gs, ev);
+	if (lsm)
+		read_lsm_args(st, cfg, gs, ev);
+	else
+		read_args(st, cfg, gs, ev);
 	if (cfg->flags & WARD_HF_NO_SELECTORS)
 		st->matched = -1;
 	else
@@ -2118,7 +2271,9 @@ static __always_inline void run_slot(struct gen_state *st, __u32 slot)
 	ac.st = st;
 	ac.do_post = 1;
 	ac.monitor = (gs->flags & GEN_SLOT_MONITOR) != 0;
-	if (st->matched >= 0) {
+	if (st->matched >= 0 && lsm) {
+		bpf_loop(WARD_MAX_ACTIONS, (void *)lsm_action_cb, &ac, 0);
+	} else if (st->matched >= 0) {
 		bpf_loop(WARD_MAX_ACTIONS, (void *)action_cb, &ac, 0);
 		if (is_exit && st->ret_ok) {
 			ac.ret_phase = 1;
@@ -2148,9 +2303,21 @@ static long slot_cb(__u32 i, struct slot_ctx *c)
 	if (i >= GEN_DISPATCH_MAX || i >= c->d->n)
 		return 1;
 	slot = c->d->slots[BOUND(i, GEN_DISPATCH_MAX)];
-	run_slot(c->st, slot);
+	run_slot(c->st, slot, 0);
 	return 0;
 }
+
+#ifndef GEN_KPROBES /* the LSM programs are generic.o's only */
+static long lsm_slot_cb(__u32 i, struct slot_ctx *c)
+{
+	__u32 slot;
+	if (i >= GEN_DISPATCH_MAX || i >= c->d->n)
+		return 1;
+	slot = c->d->slots[BOUND(i, GEN_DISPATCH_MAX)];
+	run_slot(c->st, slot, 1);
+	return 0;
+}
+#endif
 
 static __always_inline void dispatch_at(struct gen_state *st, __u32 point, __u32 id)
 {
@@ -2312,6 +2479,77 @@ int gen_uprobe(struct pt_regs *ctx)
 	dispatch_at(&st, GEN_POINT_UPROBE, id);
 	return 0;
 }
+
+/* ---------------------------------------------------------------- BPF LSM entry points
+ *
+ * lsmhooks policies, and kprobes on the matching security_* functions, where BPF LSM loads.
+ * Each program evaluates the hook slots dispatched on (GEN_POINT_LSM, its gen_lsm_hook id)
+ * with the same selector walk as the syscall and tracepoint programs; an Override (or a
+ * Sigkill) makes it return the error, so the call fails before it has any effect. The sensor
+ * loads these only when BPF LSM is active and a policy needs one: where LSM loads are refused
+ * (this project's host), the other programs load as before.
+ */
+static __always_inline int lsm_hook(unsigned long long *ctx, __u32 hook, __u32 nargs)
+{
+	struct gen_scratch *s = scratch();
+	struct gen_state st = {};
+
+	if (!s)
+		return 0;
+	/* ctx[i] past the hook's arguments is refused by the verifier: nargs is a constant */
+	for (__u32 i = 0; i < 6; i++)
+		s->lsm_args[i] = i < nargs ? ctx[i] : 0;
+
+	st.ctx = ctx;
+	st.point = GEN_POINT_LSM;
+	st.nr = hook;
+	st.tgid = bpf_get_current_pid_tgid() >> 32;
+	{
+		struct gen_dispatch_key k = { .point = GEN_POINT_LSM, .id = hook };
+		struct slot_ctx c = { .st = &st };
+
+		c.d = bpf_map_lookup_elem(&gen_dispatch, &k);
+		if (c.d)
+			bpf_loop(GEN_DISPATCH_MAX, (void *)lsm_slot_cb, &c, 0);
+	}
+	/* newer kernels refuse an LSM program whose return may fall outside [-MAX_ERRNO, 0] */
+	return st.ret < 0 && st.ret >= -4095 ? (int)st.ret : 0;
+}
+
+SEC("lsm/socket_connect")
+int gen_lsm_socket_connect(unsigned long long *ctx) { return lsm_hook(ctx, GEN_LSM_SOCKET_CONNECT, 3); }
+
+SEC("lsm/socket_bind")
+int gen_lsm_socket_bind(unsigned long long *ctx) { return lsm_hook(ctx, GEN_LSM_SOCKET_BIND, 3); }
+
+SEC("lsm/path_unlink")
+int gen_lsm_path_unlink(unsigned long long *ctx) { return lsm_hook(ctx, GEN_LSM_PATH_UNLINK, 2); }
+
+SEC("lsm/path_rename")
+int gen_lsm_path_rename(unsigned long long *ctx) { return lsm_hook(ctx, GEN_LSM_PATH_RENAME, 4); }
+
+SEC("lsm/path_truncate")
+int gen_lsm_path_truncate(unsigned long long *ctx) { return lsm_hook(ctx, GEN_LSM_PATH_TRUNCATE, 1); }
+
+SEC("lsm/path_chmod")
+int gen_lsm_path_chmod(unsigned long long *ctx) { return lsm_hook(ctx, GEN_LSM_PATH_CHMOD, 2); }
+
+SEC("lsm/path_mkdir")
+int gen_lsm_path_mkdir(unsigned long long *ctx) { return lsm_hook(ctx, GEN_LSM_PATH_MKDIR, 3); }
+
+SEC("lsm/task_kill")
+int gen_lsm_task_kill(unsigned long long *ctx) { return lsm_hook(ctx, GEN_LSM_TASK_KILL, 4); }
+
+SEC("lsm/bpf")
+int gen_lsm_bpf(unsigned long long *ctx) { return lsm_hook(ctx, GEN_LSM_BPF, 3); }
+
+/* finit_module (and firmware, kexec, policy reads: the id says which) and init_module's blob */
+SEC("lsm/kernel_read_file")
+int gen_lsm_kernel_read_file(unsigned long long *ctx) { return lsm_hook(ctx, GEN_LSM_KERNEL_READ_FILE, 3); }
+
+SEC("lsm/kernel_load_data")
+int gen_lsm_kernel_load_data(unsigned long long *ctx) { return lsm_hook(ctx, GEN_LSM_KERNEL_LOAD_DATA, 2); }
+
 #endif /* !GEN_KPROBES */
 
 #ifdef GEN_KPROBES

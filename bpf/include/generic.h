@@ -25,12 +25,15 @@ enum gen_from {
 	GEN_FROM_TP_FIELD = 4,    /* tracepoint record field at `offset`, `size` bytes */
 	GEN_FROM_TP_DATALOC = 5,  /* tracepoint __data_loc string at `offset` */
 	GEN_FROM_TP_ARRAY = 6,    /* tracepoint char array at `offset` (comm[16], ...), read as a string */
+	GEN_FROM_LSM_ARG = 7,     /* BPF LSM hook argument `offset` (ctx[offset]), `size` bytes of it */
 	GEN_FROM_FUNC_ARG = 8,    /* kernel function argument `index` from the kprobe's pt_regs (di si dx cx r8 r9) */
 };
 #define GEN_SRC_SIGNED 0x1     /* sign-extend a TP field */
 #define GEN_SRC_USER 0x2       /* pointer is a user pointer (syscall args, syscalls/ tracepoints) */
 #define GEN_SRC_IOVEC 0x8      /* a buffer argument that is an iovec array (char_iovec), count from sizeArgIndex */
 #define GEN_SRC_FD 0x4         /* a file argument given as an fd number (tracepoints; syscall file args always are) */
+#define GEN_SRC_DENTRY 0x10    /* LSM: a struct dentry *, its mount from the struct path * at ctx[aux] (path_unlink, ...) */
+#define GEN_SRC_TASK_TGID 0x20 /* LSM: a struct task_struct *, read as its tgid (task_kill's target) */
 
 /* What a pointer argument points at, for the types one ward_arg_type stands for (gen_src.obj):
  * WARD_ARG_SOCK is sock, socket or skb; WARD_ARG_OPAQUE is cred (and others not read). */
@@ -47,7 +50,8 @@ struct gen_src {
 	__u8 size;     /* TP field bytes (1, 2, 4, 8) */
 	__u16 offset;  /* TP field offset / syscall argument index */
 	__u8 flags;    /* GEN_SRC_* */
-	__u8 pad[2];
+	__u8 aux;      /* GEN_SRC_DENTRY: the LSM argument holding the directory's struct path */
+	__u8 pad[1];
 	__u8 obj;      /* enum gen_obj (kprobe object arguments) */
 };
 
@@ -62,10 +66,25 @@ enum gen_point {
 	GEN_POINT_UPROBE = 5,    /* gen_uprobe on a user function, key = the link's cookie (one id
 	                            per attached path:offset, userspace maps it to the symbol);
 	                            evaluated as GEN_POINT_SYS_ENTER on the function's registers */
-	/* 6 is GEN_POINT_LSM (branch wt-lsm) */
+	GEN_POINT_LSM = 6,       /* a gen_lsm_* BPF LSM program, key = enum gen_lsm_hook */
 	GEN_POINT_KPROBE = 7,    /* gen_kprobe* at a kernel function's entry, key = the probe id
 	                            (the link's cookie; GEN_PROBE_SYSCALL set: a syscall wrapper) */
 	GEN_POINT_KRETPROBE = 8, /* gen_kretprobe* at its return, same key */
+};
+
+/* The BPF LSM hooks the generic sensor has programs for (dispatch ids of GEN_POINT_LSM). */
+enum gen_lsm_hook {
+	GEN_LSM_SOCKET_CONNECT = 1,
+	GEN_LSM_SOCKET_BIND = 2,
+	GEN_LSM_PATH_UNLINK = 3,
+	GEN_LSM_PATH_RENAME = 4,
+	GEN_LSM_PATH_TRUNCATE = 5,
+	GEN_LSM_PATH_CHMOD = 6,
+	GEN_LSM_PATH_MKDIR = 7,
+	GEN_LSM_TASK_KILL = 8,
+	GEN_LSM_BPF = 9,
+	GEN_LSM_KERNEL_READ_FILE = 10,
+	GEN_LSM_KERNEL_LOAD_DATA = 11,
 };
 
 /* Probe ids (kprobe cookies): bit 30 says the function is a syscall wrapper (__x64_sys_X)
@@ -110,7 +129,7 @@ struct gen_globals {
 #define GEN_EF_KILLED 0x4      /* SIGKILL was queued */
 #define GEN_EF_SIGNALED 0x8    /* Signal(argSig) was queued */
 #define GEN_EF_NO_SELECTORS 0x10
-#define GEN_EF_OVERRIDE 0x20   /* bpf_override_return was asked for (Override at a kprobe) */
+#define GEN_EF_OVERRIDE 0x20   /* the call was failed: bpf_override_return at a kprobe, or a BPF LSM program (Override, or Sigkill there) */
 #define GEN_EF_DEFER_POST 0x40 /* a return hook's entry matched: post at the return (saved record) */
 
 /* Per argument in the record: arg_state values. */

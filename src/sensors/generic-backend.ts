@@ -8,12 +8,14 @@ import { tracefsRoot } from "../bpf/perf.ts";
 import type { HookArg } from "../events/kprobe-event.ts";
 import { compilePolicy, hostSyscallNumber } from "../policy/engine.ts";
 import type { KProbeArg, TracingPolicy } from "../policy/types.ts";
-import { GenericSensor, syscallHook, uprobeHook, type ArgObject, type ArgSource, type GenericArg, type GenericEvent, type ResolvedHook as GenericHook } from "./generic.ts";
+import { GenericSensor, isLsmHookName, syscallHook, uprobeHook, type ArgObject, type ArgSource, type GenericArg, type GenericEvent, type ResolvedHook as GenericHook } from "./generic.ts";
 import { CAPABILITY_NAMES } from "../policy/values.ts";
 import { sockNames } from "./sock-backend.ts";
 import type { GenericHooks, GenericMatch } from "./manager.ts";
-import type { ResolvedHook } from "./resolve.ts";
+import { LSM_GENERIC, type ResolvedHook } from "./resolve.ts";
 import { LazySensorBackend } from "./lazy-backend.ts";
+import { ADDRESS_FAMILIES } from "../policy/values.ts";
+import { formatAddr } from "./sock.ts";
 
 export class TracepointFormatError extends Error {
   override name = "TracepointFormatError";
@@ -91,6 +93,7 @@ function toGenericHooks(compiledHooks: ReturnType<typeof compilePolicy>, h: Reso
       if (a.uprobe === undefined) throw new TracepointFormatError(`${h.path}: uprobe attach without targets`);
       return uprobeHook(compiledHooks, h.index, a.uprobe.path, a.uprobe.targets.map((t) => ({ symbol: t.symbol, offset: BigInt(t.offset) })));
     }
+    if (a.kind === "lsm") return lsmHook(h, a.event, args);
     return tracepointHook(h, a, args);
   });
 }
@@ -123,6 +126,21 @@ function kprobeHook(compiled: ReturnType<typeof compilePolicy>, h: ResolvedHook,
   };
 }
 
+/** A BPF LSM hook: slot i reads the hook's argument args[i].index as its prototype says (resolve.ts LSM_GENERIC). */
+function lsmHook(h: ResolvedHook, hook: string, args: readonly KProbeArg[]): GenericHook {
+  const roles = LSM_GENERIC[hook];
+  if (roles === undefined || !isLsmHookName(hook)) throw new TracepointFormatError(`${h.path}: the generic sensor has no BPF LSM program for ${hook}`);
+  const sources: (ArgSource | undefined)[] = args.map((x) => {
+    const r = roles[x.index];
+    if (r === undefined || r.role === "unread") return undefined;
+    if (r.role === "int") return { from: "lsm-arg", index: x.index, size: r.size ?? 8, ...(r.signed ? { signed: true } : {}) };
+    if (r.role === "task") return { from: "lsm-arg", index: x.index, size: 4, taskTgid: true };
+    if (r.role === "dentry") return { from: "lsm-arg", index: x.index, size: 8, ...(r.dentryOf !== undefined ? { dentryOf: r.dentryOf } : {}) };
+    return { from: "lsm-arg", index: x.index, size: 8 };
+  });
+  return { index: h.index, attach: { kind: "lsm", hook }, sources };
+}
+
 function tracepointHook(h: ResolvedHook, a: NonNullable<ResolvedHook["generic"]>[number], args: readonly KProbeArg[]): GenericHook {
   if (a.raw) throw new TracepointFormatError(`${h.path}: raw tracepoints are not attached by the generic sensor (use the tracefs tracepoint ${a.subsystem}/${a.event})`);
   const fields = readFormat(a.subsystem, a.event);
@@ -151,10 +169,10 @@ function syscallNameOf(nr: number): string | undefined {
 }
 
 function hookArgs(policy: TracingPolicy, h: ResolvedHook): KProbeArg[] {
-  const m = /^spec\.(kprobes|tracepoints|uprobes)\[(\d+)\]$/.exec(h.path);
+  const m = /^spec\.(kprobes|tracepoints|uprobes|lsmhooks)\[(\d+)\]$/.exec(h.path);
   if (!m) return [];
   const i = Number(m[2]);
-  const spec = m[1] === "kprobes" ? policy.spec.kprobes[i] : m[1] === "uprobes" ? policy.spec.uprobes[i] : policy.spec.tracepoints[i];
+  const spec = m[1] === "kprobes" ? policy.spec.kprobes[i] : m[1] === "uprobes" ? policy.spec.uprobes[i] : m[1] === "lsmhooks" ? policy.spec.lsmhooks[i] : policy.spec.tracepoints[i];
   return spec?.args ?? [];
 }
 
@@ -220,6 +238,18 @@ function objectArg(o: NonNullable<GenericArg["object"]>, label: { label?: string
   };
 }
 
+const FAMILY_NAMES = new Map(Object.entries(ADDRESS_FAMILIES).map(([k, v]) => [v, k] as const).reverse());
+
+/** A sockaddr's bytes (family, then the in/in6 port and address in network order) as Tetragon's sockaddr_arg. */
+export function sockaddrArg(b: Uint8Array): Extract<HookArg, { kind: "sockaddr" }> {
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const family = b.length >= 2 ? dv.getUint16(0, true) : 0;
+  const inet = family === 2 || family === 10;
+  const port = inet && b.length >= 4 ? dv.getUint16(2, false) : 0;
+  const addr = family === 2 ? formatAddr(2, b.subarray(4, 8)) : family === 10 ? formatAddr(10, b.subarray(8, 24)) : "";
+  return { kind: "sockaddr", family: FAMILY_NAMES.get(family) ?? String(family), addr, port };
+}
+
 /** One record argument as its Tetragon variant, by the type the policy declared. */
 export function typedArg(a: GenericArg, decl: KProbeArg | undefined): HookArg {
   const label = decl?.label ? { label: decl.label } : {};
@@ -233,6 +263,7 @@ export function typedArg(a: GenericArg, decl: KProbeArg | undefined): HookArg {
     const perm = permissionString(Number(a.int));
     return { kind: a.type === "path" ? "path" : "file", path, ...(perm ? { permission: perm } : {}), ...label };
   }
+  if (t === "sockaddr" && a.state === "bytes") return { ...sockaddrArg(a.bytes ?? new Uint8Array()), ...label };
   if (a.state === "bytes" || a.state === "truncated") {
     const b = a.bytes ?? new Uint8Array();
     if (t === "char_buf" || t === "char_iovec" || t === "const_buf") return { kind: "bytes", value: b, ...label };

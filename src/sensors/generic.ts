@@ -80,7 +80,13 @@ export type ArgSource =
   | { from: "tp-array"; offset: number }
   /** a kernel function's argument 0..5 from the kprobe's registers; obj: what a pointer
    * points at (enum gen_obj); fd: a file argument given as an fd number */
-  | { from: "func-arg"; index: number; obj?: ArgObject; fd?: boolean };
+  | { from: "func-arg"; index: number; obj?: ArgObject; fd?: boolean }
+  /**
+   * argument `index` of a BPF LSM hook (ctx[index]); integers keep `size` bytes. dentryOf:
+   * the argument is a struct dentry *, its full path taken under the mount of the struct
+   * path * at that index; taskTgid: a struct task_struct *, read as its tgid.
+   */
+  | { from: "lsm-arg"; index: number; size: 1 | 2 | 4 | 8; signed?: boolean; dentryOf?: number; taskTgid?: boolean };
 
 /** Kernel objects a kprobe argument can point at (enum gen_obj in bpf/include/generic.h). */
 export type ArgObject = "sock" | "socket" | "skb" | "cred";
@@ -107,7 +113,19 @@ export type HookAttach =
    * functions are syscall wrappers (__x64_sys_X) whose arguments are read from the user
    * pt_regs (syscall-arg sources). override: the selectors may Override (gen_kprobe_override,
    * single kprobes: the kernel allows it only on error-injectable functions). */
-  | { kind: "kprobe"; symbols: string[]; syscall: boolean; override: boolean };
+  | { kind: "kprobe"; symbols: string[]; syscall: boolean; override: boolean }
+  /** a BPF LSM hook ("socket_connect"): its gen_lsm_* program, loaded and attached on first use */
+  | { kind: "lsm"; hook: LsmHookName };
+
+/** The BPF LSM hooks generic.o has programs for, and their dispatch ids (enum gen_lsm_hook). */
+export const LSM_HOOK_IDS = {
+  socket_connect: 1, socket_bind: 2, path_unlink: 3, path_rename: 4, path_truncate: 5, path_chmod: 6, path_mkdir: 7, task_kill: 8, bpf: 9, kernel_read_file: 10, kernel_load_data: 11,
+} as const;
+export type LsmHookName = keyof typeof LSM_HOOK_IDS;
+
+export function isLsmHookName(name: string): name is LsmHookName {
+  return Object.hasOwn(LSM_HOOK_IDS, name);
+}
 
 /** How one compiled hook runs here: given by hook resolution (I5-U), one per CompiledHook. */
 export interface ResolvedHook {
@@ -263,7 +281,7 @@ const PROCESS_MAP_KINDS = new Set([5, 6, 7, 8]);
 const VK_SUBSTR = 9;
 const ACT = { POST: 1, SIGKILL: 3, OVERRIDE: 5, NOPOST: 9, SIGNAL: 10, GETURL: 7, DNSLOOKUP: 8 } as const;
 const SLOT_ACTIVE = 1, SLOT_MONITOR = 2, SLOT_RETURN = 4, SLOT_OPENED_FD = 8;
-const POINT = { SYS_ENTER: 1, SYS_EXIT: 2, TP: 3, OPEN_EXIT: 4, UPROBE: 5, KPROBE: 7, KRETPROBE: 8 } as const;
+const POINT = { SYS_ENTER: 1, SYS_EXIT: 2, TP: 3, OPEN_EXIT: 4, UPROBE: 5, LSM: 6, KPROBE: 7, KRETPROBE: 8 } as const;
 /** GEN_PROBE_SYSCALL / GEN_PROBE_ID_MASK (generic.h) */
 const PROBE_SYSCALL = 0x40000000, PROBE_ID_MASK = 0x3fffffff;
 const EF_OVERRIDE = 0x20;
@@ -274,7 +292,8 @@ const OPEN_EXIT_BY_NR: ReadonlyMap<number, (typeof OPEN_EXIT_TRACEPOINTS)[number
 ]);
 const ALL_SYSCALLS = 0xffffffff;
 const UPROBE_PROGRAM = "gen_uprobe";
-const FROM = { "syscall-arg": 1, "syscall-nr": 2, return: 3, "tp-field": 4, "tp-dataloc": 5, "tp-array": 6, "func-arg": 8 } as const;
+const FROM = { "syscall-arg": 1, "syscall-nr": 2, return: 3, "tp-field": 4, "tp-dataloc": 5, "tp-array": 6, "lsm-arg": 7, "func-arg": 8 } as const;
+const SRC_SIGNED = 0x1, SRC_DENTRY = 0x10, SRC_TASK_TGID = 0x20;
 const NS_NAMES = ["uts", "ipc", "mnt", "pid", "pid_for_children", "net", "time", "time_for_children", "cgroup", "user"];
 
 /** An address as text: AF_INET's first 4 bytes dotted, AF_INET6 as RFC 5952 text; "" for other families. */
@@ -318,6 +337,8 @@ interface PolicyState {
   openExits: string[];
   /** gen_uprobe links, one per uprobe target (not shared: each has its own cookie) */
   uprobeLinks: Link[];
+  /** BPF LSM hooks ("socket_connect"), one per hook slot (refcounted) */
+  lsms: LsmHookName[];
   /** the number the kernel records carry (gen_slot.policy) */
   no: number;
   /** kprobe links of this policy's hooks (not shared) and the probe ids they own */
@@ -341,6 +362,8 @@ export class GenericSensor {
   private readonly sysRefs = { enter: 0, exit: 0 };
   private readonly tpLinks = new Map<string, { link: Link; refs: number }>();
   private readonly openExitLinks = new Map<string, { link: Link; refs: number }>();
+  /** gen_lsm_* programs: loaded on first use against the loaded maps, with their links */
+  private readonly lsmLinks = new Map<LsmHookName, { coll: Collection; link: Link; refs: number }>();
   private openExitChoice: OpenExitChoice | undefined;
   private readonly binNames = new BinNameRefs();
   private readonly bySlot = new Map<number, { policy: PolicyState; hookIndex: number }>();
@@ -416,8 +439,9 @@ export class GenericSensor {
     Object.assign(replaceMaps, this.opts.scopeMaps?.replaceMaps() ?? {});
     // Eager by default (every tracepoint program verified here, as callers expect of load());
     // lazyPrograms leaves each to the first hook that needs it. gen_uprobe always waits for
-    // its first hook.
-    const programs = this.opts.lazyPrograms === true ? [] : Object.values(this.spec.programs).filter((p) => p.autoload && p.name !== UPROBE_PROGRAM).map((p) => p.name);
+    // its first hook, and so do the BPF LSM programs (where LSM loads are refused, the rest
+    // of the sensor must still load).
+    const programs = this.opts.lazyPrograms === true ? [] : Object.values(this.spec.programs).filter((p) => p.autoload && p.name !== UPROBE_PROGRAM && !p.section.startsWith("lsm/")).map((p) => p.name);
     this.coll = newCollection(this.spec, { replaceMaps, programs });
     for (const [name, prog] of Object.entries(this.coll.programs)) this.loadedPrograms.set(name, prog);
     try {
@@ -481,6 +505,7 @@ export class GenericSensor {
     for (const t of this.openExitLinks.keys()) out.push(`tracepoint/${t} (gen_open_exit)`);
     for (const u of this.uprobeIds.values()) out.push(`uprobe/${u.path}:${u.symbol !== "" ? u.symbol : `0x${u.offset.toString(16)}`}`);
     for (const p of this.policies.values()) for (const l of p.kprobeLinks) out.push(l.description);
+    for (const t of this.lsmLinks.keys()) out.push(`lsm/${t}`);
     return out;
   }
 
@@ -530,7 +555,7 @@ export class GenericSensor {
     }
     this.check(compiled, hooks);
     const policyNo = this.nextPolicy++;
-    const st: PolicyState = { id: policyId, compiled, slots: [], written: [], binPaths: [], mode: compiled.monitor ? "monitor" : "enforce", tracepoints: [], sys: [], openExits: [], uprobeLinks: [], no: policyNo, scope, kprobeLinks: [], probeIds: [] };
+    const st: PolicyState = { id: policyId, compiled, slots: [], written: [], binPaths: [], mode: compiled.monitor ? "monitor" : "enforce", tracepoints: [], sys: [], openExits: [], uprobeLinks: [], no: policyNo, scope, kprobeLinks: [], probeIds: [], lsms: [] };
     try {
       this.writeSets(st);
       for (const h of hooks) {
@@ -541,6 +566,9 @@ export class GenericSensor {
           st.probeIds.push(...ids);
           const keys = ids.flatMap((id) => [{ point: POINT.KPROBE, key: id }, ...(h.atReturn ? [{ point: POINT.KRETPROBE, key: id }] : [])]);
           st.slots.push({ slot, hook: h, point: POINT.KPROBE, keys });
+        } else if (h.attach.kind === "lsm") {
+          const key = LSM_HOOK_IDS[h.attach.hook];
+          st.slots.push({ slot, hook: h, point: POINT.LSM, keys: [{ point: POINT.LSM, key }] });
         } else if (h.attach.kind === "uprobe") {
           const a = h.attach;
           const keys = a.targets.map((t) => {
@@ -627,6 +655,15 @@ export class GenericSensor {
       }
     }
     st.openExits = [];
+    for (const t of st.lsms) {
+      const l = this.lsmLinks.get(t);
+      if (l !== undefined && --l.refs === 0) {
+        l.link.close();
+        l.coll.close();
+        this.lsmLinks.delete(t);
+      }
+    }
+    st.lsms = [];
     for (const which of st.sys) {
       if (--this.sysRefs[which] === 0) {
         this.sysLinks[which]?.close();
@@ -673,6 +710,7 @@ export class GenericSensor {
       }
       if (h.attach.kind === "kprobe" && !this.kprobes().pmu) problems.push(`${ch.path}: kernel-function hooks need kprobes, which this kernel does not have`);
       if (h.attach.kind === "kprobe" && h.attach.override && !this.kprobes().override) problems.push(`${ch.path}: Override needs bpf_override_return (CONFIG_BPF_KPROBE_OVERRIDE), which this kernel does not have`);
+      if (h.attach.kind === "lsm" && this.spec.programs[`gen_lsm_${h.attach.hook}`] === undefined) problems.push(`${ch.path}: generic.o has no program for lsm/${h.attach.hook}`);
       if (h.openedFd && (!h.atReturn || h.attach.kind !== "syscall")) problems.push(`${ch.path}: a file read from the returned fd needs a syscall hook evaluated at the return`);
       h.sources.forEach((src, i) => {
         if (src?.from === "return" && !h.atReturn) problems.push(`${ch.path}: argument slot ${i} reads the return value, which needs evaluation at the return`);
@@ -701,7 +739,8 @@ export class GenericSensor {
           for (let a = 0; a < na; a++) {
             const kind = dv.getUint32(so + this.L.selector.offset(field) + a * this.L.action.size + this.L.action.offset("kind"), true);
             const override = kind === ACT.OVERRIDE && field === "actions" && h.attach.kind === "kprobe" && h.attach.override;
-            const ok = override || kind === ACT.POST || kind === ACT.NOPOST || kind === ACT.SIGKILL || kind === ACT.SIGNAL || kind === ACT.GETURL || kind === ACT.DNSLOOKUP;
+            const ok = override || kind === ACT.POST || kind === ACT.NOPOST || kind === ACT.SIGKILL || kind === ACT.SIGNAL || kind === ACT.GETURL || kind === ACT.DNSLOOKUP ||
+              (kind === ACT.OVERRIDE && h.attach.kind === "lsm");
             if (!ok) {
               const name = ACTION_NAMES[kind] ?? String(kind);
               const why = name === "Override"
@@ -746,6 +785,12 @@ export class GenericSensor {
         dv.setUint8(o + L.src.offset("flags"), (s.signed ? 1 : 0) | (s.user ? 2 : 0) | (s.fd ? 4 : 0) | (s.iovec ? 8 : 0));
       }
       if (s.from === "tp-dataloc" || s.from === "tp-array") dv.setUint16(o + L.src.offset("offset"), s.offset, true);
+      if (s.from === "lsm-arg") {
+        dv.setUint8(o + L.src.offset("size"), s.size);
+        dv.setUint16(o + L.src.offset("offset"), s.index, true);
+        dv.setUint8(o + L.src.offset("flags"), (s.signed ? SRC_SIGNED : 0) | (s.dentryOf !== undefined ? SRC_DENTRY : 0) | (s.taskTgid ? SRC_TASK_TGID : 0));
+        if (s.dentryOf !== undefined) dv.setUint8(o + L.src.offset("aux"), s.dentryOf);
+      }
       if (s.from === "syscall-arg") dv.setUint8(o + L.src.offset("flags"), 2 | (s.iovec ? 8 : 0));
       if (s.from === "func-arg") {
         dv.setUint16(o + L.src.offset("offset"), s.index, true);
@@ -805,6 +850,28 @@ export class GenericSensor {
           throw new GenericSensorError(`attach uprobe ${path}:${where} (file offset 0x${t.offset.toString(16)}): ${(e as Error).message}`);
         }
       });
+      return;
+    }
+    if (point === POINT.LSM && h.attach.kind === "lsm") {
+      const hook = h.attach.hook;
+      const have = this.lsmLinks.get(hook);
+      if (have !== undefined) have.refs++;
+      else {
+        // Its own collection over the loaded maps (same tables, ring buffer and scratch).
+        const name = `gen_lsm_${hook}`;
+        const spec = this.spec.programs[name];
+        if (spec === undefined || this.coll === undefined) throw new GenericSensorError(`generic.o has no program ${name}`);
+        const coll = newCollection(this.spec, { programs: [name], replaceMaps: { ...this.coll.maps } });
+        try {
+          const prog = coll.programs[name];
+          if (prog === undefined) throw new GenericSensorError(`load ${name}: not in the collection`);
+          this.lsmLinks.set(hook, { coll, link: attachProgram(prog, spec), refs: 1 });
+        } catch (e) {
+          coll.close();
+          throw e;
+        }
+      }
+      st.lsms.push(hook);
       return;
     }
     if (point === POINT.OPEN_EXIT) {
@@ -1124,6 +1191,11 @@ export class GenericSensor {
     for (const l of this.openExitLinks.values()) l.link.close();
     this.openExitLinks.clear();
     this.uprobeIds.clear();
+    for (const l of this.lsmLinks.values()) {
+      l.link.close();
+      l.coll.close();
+    }
+    this.lsmLinks.clear();
     this.reader?.close();
     this.reader = undefined;
     this.kcoll?.close();

@@ -188,8 +188,8 @@ export interface ActionHonor {
 /** One tracepoint the generic sensor attaches for a hook. */
 export interface GenericAttach {
   /** "syscall": a syscall kprobe run on tp_btf/sys_enter (tp_btf/sys_exit for return) filtered on its number; "tracepoint": spec.tracepoints;
-   * "kprobe": kprobes on kernel functions (symbols; a kretprobe too with withExit); "uprobe": spec.uprobes (subsystem "uprobes", event the hook's name) */
-  kind: "syscall" | "tracepoint" | "kprobe" | "uprobe";
+   * "kprobe": kprobes on kernel functions (symbols; a kretprobe too with withExit); "uprobe": spec.uprobes (subsystem "uprobes", event the hook's name); "lsm": the generic sensor's BPF LSM program for the hook (subsystem "lsm", event the hook name) */
+  kind: "syscall" | "tracepoint" | "kprobe" | "uprobe" | "lsm";
   /** kind "kprobe": the functions */
   symbols?: string[];
   /** kind "kprobe": syscall wrappers (__x64_sys_X), arguments read from the user pt_regs */
@@ -1409,6 +1409,133 @@ function kernelKprobeHook(h: WireHook, f: HookFeatures, monitor: boolean, symbol
   };
 }
 
+// ---------------------------------------------------------------- BPF LSM on the generic sensor
+
+/** What each argument of an LSM hook the generic sensor holds is, by prototype index. */
+export interface LsmArgRole {
+  role: "int" | "sockaddr" | "path" | "file" | "dentry" | "task" | "unread";
+  /** int: bytes of the value */
+  size?: 1 | 2 | 4 | 8;
+  signed?: boolean;
+  /** dentry: the argument index of the directory's struct path, whose mount completes it */
+  dentryOf?: number;
+  /** as the kernel declares it, for messages */
+  decl: string;
+}
+
+const INT = (decl: string, size: 1 | 2 | 4 | 8, signed = false): LsmArgRole => ({ role: "int", size, signed, decl });
+const UNREAD = (decl: string): LsmArgRole => ({ role: "unread", decl });
+const PATH: LsmArgRole = { role: "path", decl: "const struct path *" };
+const DENTRY = (dir: number): LsmArgRole => ({ role: "dentry", dentryOf: dir, decl: "struct dentry *" });
+
+/** The hooks of bpf/generic.c's gen_lsm_* programs and their prototypes (6.1's security_* hooks). */
+export const LSM_GENERIC: Readonly<Record<string, readonly LsmArgRole[]>> = {
+  socket_connect: [UNREAD("struct socket *"), { role: "sockaddr", decl: "struct sockaddr *" }, INT("int addrlen", 4, true)],
+  socket_bind: [UNREAD("struct socket *"), { role: "sockaddr", decl: "struct sockaddr *" }, INT("int addrlen", 4, true)],
+  path_unlink: [PATH, DENTRY(0)],
+  path_rename: [PATH, DENTRY(0), PATH, DENTRY(2), INT("unsigned int flags", 4)],
+  path_truncate: [PATH],
+  path_chmod: [PATH, INT("umode_t mode", 2)],
+  path_mkdir: [PATH, DENTRY(0), INT("umode_t mode", 2)],
+  task_kill: [{ role: "task", decl: "struct task_struct *" }, UNREAD("struct kernel_siginfo *"), INT("int sig", 4, true), UNREAD("const struct cred *")],
+  bpf: [INT("int cmd", 4, true), UNREAD("union bpf_attr *"), INT("unsigned int size", 4)],
+  // ids: READING_MODULE 2, READING_FIRMWARE 1, READING_KEXEC_IMAGE 3, ... (kernel_read_file.h); LOADING_MODULE 2
+  kernel_read_file: [{ role: "file", decl: "struct file *" }, INT("enum kernel_read_file_id id", 4), INT("bool contents", 1)],
+  kernel_load_data: [INT("enum kernel_load_data_id id", 4), INT("bool contents", 1)],
+};
+
+const INT_DECLS = new Set(["int", "sint8", "int8", "uint8", "sint16", "int16", "uint16", "uint32", "sint32", "int32", "ulong", "uint64", "size_t", "long", "sint64", "int64", "auto", "bpf_cmd"]);
+
+/** Which policy argument types fit a role (Tetragon's names). */
+function lsmTypeFits(role: LsmArgRole, type: string): boolean {
+  switch (role.role) {
+    case "int":
+    case "task":
+      return INT_DECLS.has(type);
+    case "sockaddr":
+      return type === "sockaddr";
+    case "path":
+      return type === "path";
+    case "file":
+      return type === "file";
+    case "dentry":
+      return type === "dentry" || type === "path";
+    case "unread":
+      return true;
+  }
+}
+
+/**
+ * A BPF LSM hook on the generic sensor (lsmhooks, or a kprobe on the security_* function):
+ * the gen_lsm_<hook> program evaluates the policy's selectors with the same engine as the
+ * syscall and tracepoint hooks, and Override or Sigkill make the hook return the error, so
+ * the call fails before it has any effect.
+ */
+function lsmGenericHook(h: WireHook, lsm: string, f: HookFeatures, monitor: boolean): Omit<ResolvedHook, keyof HookBase | "ok"> {
+  const roles = LSM_GENERIC[lsm]!;
+  const prog = `lsm/${lsm}`;
+  if (h.ret) reject(`return: true on ${h.name}: the BPF LSM program runs before the call and sees no return value; drop return: true`);
+  for (const a of h.args) {
+    const role = roles[a.index];
+    if (role === undefined) reject(`argument index ${a.index}: ${h.name} has ${roles.length} arguments (${roles.map((r) => r.decl).join(", ")})`);
+    if (!lsmTypeFits(role, a.type)) reject(`argument index ${a.index} of type ${a.type}: ${h.name}'s argument ${a.index} is ${role.decl}; declare it as ${role.role === "dentry" ? "dentry (or path)" : role.role === "task" ? "int (the target's tgid)" : role.role === "int" ? "an integer type" : role.role}`);
+  }
+  h.selectors.forEach((sel, si) => {
+    if (sel.matchReturnArgs.length > 0 || sel.matchReturnActions.length > 0) reject(`selector ${si}: matchReturnArgs/matchReturnActions on ${h.name}: the BPF LSM program decides before the call returns`);
+    for (const m of sel.matchArgs) {
+      const decl = m.args.length > 0 ? h.args[m.args[0]!] : h.args.find((a) => a.index === m.index);
+      const role = decl === undefined ? undefined : roles[decl.index];
+      if (role?.role === "unread") {
+        reject(`selector ${si}: matchArgs on argument ${decl!.index} (${role.decl}) of ${h.name}: ${prog} does not read it${lsm.startsWith("socket_") ? "; substitute: SAddr/SPort/Family on the sockaddr argument (index 1)" : ""}`);
+      }
+    }
+    for (const a of actionsOf(sel)) {
+      if (a.action !== "Override" || monitor) continue;
+      const e = a.argError;
+      if (e !== undefined && (e > -1 || e < -4095)) reject(`selector ${si}: ${actionLabel(a)}: ${prog} fails the call with the negative errno it returns (argError -4095..-1, -1 for EPERM); ${e} is not one`);
+    }
+  });
+  const where = `in ${prog}, before the call has any effect`;
+  const base = genericActions(h, f, monitor, where, "");
+  const actions = base.map((a) => {
+    if (a.honored.startsWith("monitor mode")) return a;
+    const err = /argError=(-?\d+)/.exec(a.action)?.[1];
+    if (a.action.startsWith("Override")) return { ...a, honored: `${prog} returns ${err === undefined || err === "-1" ? "-EPERM" : err}: the call fails with ${err === undefined || err === "-1" ? "EPERM" : `errno ${-Number(err)}`} and has no effect` };
+    if (a.action === "Sigkill" || a.action === "Signal(argSig=9)") return { ...a, honored: `SIGKILL with bpf_send_signal ${where}, and ${prog} fails the call with EPERM: the process dies before it returns to user space and the call has no effect` };
+    return a;
+  });
+  const limits: string[] = [];
+  const bypasses: string[] = [];
+  if (lsm.startsWith("path_")) {
+    limits.push(
+      `paths are the full path (absolute, relative to the caller's root, through mount points) walked from the ${h.args.some((a) => roles[a.index]?.role === "dentry") ? "dentry under its directory's mount" : "struct path"} in ${prog}: bpf_d_path is not allowed on this hook, so the walk follows d_parent like d_path, at most 256 components (a longer path is reported truncated at its start)`,
+      "a hardlink is matched by the name it is reached through, not by the file's other names",
+    );
+    if (lsm === "path_truncate") limits.push("path_truncate sees truncate(2) and ftruncate(2); O_TRUNC at open goes through security_file_open (a file_open rule covers it)");
+    bypasses.push("the path hooks need CONFIG_SECURITY_PATH; they see operations through the VFS, so a file reached under a path the rule does not name (a bind mount elsewhere, another hardlink) is not matched; remedy: Prefix on every name, or a security_file_open rule with Equal files (by inode)");
+  } else if (lsm.startsWith("socket_")) {
+    limits.push(`the socket argument is not read by ${prog} (events omit it); selectors use the sockaddr (index 1): Family, SAddr, SPort and their Not/Priv forms, as the caller passed it`);
+  } else if (lsm === "task_kill") {
+    limits.push("the task argument is read as the target's tgid; a signal to a process group or to -1 is decided once per target task, as the kernel checks it");
+  } else if (lsm === "bpf") {
+    limits.push("cmd is the bpf(2) command number (BPF_MAP_CREATE 0, BPF_PROG_LOAD 5, ...); the attribute is not read");
+  } else if (lsm === "kernel_read_file") {
+    limits.push("every kernel read of a file passes here (modules through finit_module, firmware, kexec images, IMA policies): select on the id (index 1, READING_MODULE 2) to decide module loads only; init_module's blob goes through kernel_load_data instead");
+  } else if (lsm === "kernel_load_data") {
+    limits.push("init_module's blob (LOADING_MODULE 2) and other in-memory loads (firmware, kexec, policies) pass here, with no file: select on the id (index 0); finit_module goes through kernel_read_file instead");
+  }
+  return {
+    backend: "generic",
+    event: h.list === "lsmhooks" ? "process_lsm" : "process_kprobe",
+    functionName: h.name,
+    mechanism: `BPF LSM ${prog}, evaluated in the kernel by the generic selector engine (every selector kind); Override and Sigkill fail the call there, before it has any effect`,
+    generic: [{ kind: "lsm", subsystem: "lsm", event: lsm, raw: false }],
+    actions,
+    limits,
+    bypasses,
+  };
+}
+
 // ---------------------------------------------------------------- dispatch
 
 const NO_KPROBES = "no kprobes (CONFIG_KPROBES off)";
@@ -1419,12 +1546,25 @@ function substituteFor(name: string): string {
   if (/^(tcp_close|tcp_set_state|tcp_v4_destroy_sock)$/.test(name)) return "the tracepoint sock/inet_sock_set_state (spec.tracepoints), which reports every TCP state change including the close, with addresses and ports";
   if (/^(tcp_sendmsg|udp_sendmsg|tcp_sendpage)$/.test(name)) return "syscall kprobes on sys_sendto/sys_sendmsg/sys_write (syscall: true), which run on their tracepoints; for UDP sends to an address, sys_sendto with Override runs on cgroup/sendmsg4/6";
   if (/^(commit_creds|__sys_setuid|__sys_setresuid)$/.test(name)) return "syscall kprobes on the set*id syscalls (syscall: true), which run on their tracepoints";
+  if (/^(security_)?task_kill$/.test(name)) return "syscall kprobes on sys_kill, sys_tkill and sys_tgkill (syscall: true), which run on their tracepoints: Post reports the signal; Sigkill kills the sender at the syscall's entry but the signal is still delivered (failing the call needs BPF LSM)";
+  if (/^(security_)?bpf$/.test(name)) return "a syscall kprobe on sys_bpf (syscall: true), which runs on its tracepoint: Post reports the command; Sigkill kills the caller at the syscall's entry but the command still runs (failing the call needs BPF LSM)";
   if (/^(do_init_module|load_module|free_module)$/.test(name)) return "kprobes on sys_init_module and sys_finit_module (syscall: true), which the module guard watches";
   return "a syscall kprobe (syscall: true), which runs on the syscall's tracepoint, or a tracepoint (spec.tracepoints) for the same event";
 }
 
+/** Whether guardModuleHook can hold a module hook as written: one selector at most, no matchArgs. */
+function moduleGuardHolds(h: WireHook): boolean {
+  return h.selectors.length <= 1 && h.selectors.every((s) => s.matchArgs.length === 0);
+}
+
 function resolveOne(h: WireHook, f: HookFeatures, monitor: boolean, lists: readonly ListSpec[], options: FanotifyOptionsOf, uprobe?: UProbeSpec): Omit<ResolvedHook, keyof HookBase | "ok"> {
   const lsm = lsmName(h);
+  // Where BPF LSM loads, the generic sensor's LSM programs hold these hooks exactly: the
+  // call fails before it has any effect, every selector kind evaluated in the kernel.
+  // kernel_read_file stays with the module guard where it holds the rule (a matchBinaries-only
+  // selector, enforced on both module loads, whose pinned programs outlive the agent); the
+  // generic program takes the rest (matchArgs on the id or the file, several selectors).
+  if (lsm !== undefined && f.bpfLsm && Object.hasOwn(LSM_GENERIC, lsm) && !(lsm === "kernel_read_file" && moduleGuardHolds(h))) return lsmGenericHook(h, lsm, f, monitor);
   const sk = sockKind(h, lsm);
   // tcp_connect without Override: a kprobe, where there are kprobes, sees what the cgroup
   // hooks cannot (the source address and port, every selector kind): strictly better.
@@ -1451,19 +1591,30 @@ function resolveOne(h: WireHook, f: HookFeatures, monitor: boolean, lists: reado
     };
     if (lsm === "file_open") return notFan(() => (!f.bpfLsm && !guardExpresses(h) ? openExitHook(h, f, monitor) : guardFileHook(h, "open", f, monitor)));
     if (lsm === "bprm_check_security") return notFan(() => guardFileHook(h, "exec", f, monitor));
-    if (lsm === "kernel_read_file") {
+    if (lsm === "kernel_read_file" || lsm === "kernel_load_data") {
       if (f.bpfLsm) return guardModuleHook(h, f, monitor);
       reject(`hook ${h.name} cannot run on this kernel: no BPF LSM (LSM program loads are refused) and ${NO_KPROBES}; substitute: kprobes on sys_finit_module and sys_init_module (syscall: true) with matchBinaries and Sigkill/Post, watched at the syscall's entry by the module guard`);
     }
     // security_* functions ward's LSM backends do not hold: a kprobe where there are kprobes.
-    if (h.list === "kprobes" && f.kprobes && lsm !== "kernel_read_file") return kernelKprobeHook(h, f, monitor, [h.name], false);
+    // When the kprobe cannot hold the rule either (Override without bpf_override_return, say),
+    // the refusal says both why not as LSM and why not as a kprobe.
+    let noKprobe = NO_KPROBES;
+    if (h.list === "kprobes" && f.kprobes && lsm !== "kernel_read_file") {
+      try {
+        return kernelKprobeHook(h, f, monitor, [h.name], false);
+      } catch (e) {
+        if (!(e instanceof Reject)) throw e;
+        noKprobe = `not as a kprobe either (${e.message})`;
+      }
+    }
+    const kp = noKprobe === NO_KPROBES ? "" : `, ${noKprobe}`;
     if (lsm === "kernel_module_request") {
-      reject(`hook ${h.name} cannot run on this kernel: ${f.bpfLsm ? "ward's LSM backend does not hook kernel_module_request" : `no BPF LSM and ${NO_KPROBES}`}; substitute: kprobes on sys_finit_module and sys_init_module (syscall: true): the module autoload runs modprobe, which calls them`);
+      reject(`hook ${h.name} cannot run on this kernel: ${f.bpfLsm ? `ward's LSM backend does not hook kernel_module_request${kp}` : `no BPF LSM and ${noKprobe}`}; substitute: kprobes on sys_finit_module and sys_init_module (syscall: true): the module autoload runs modprobe, which calls them`);
     }
     if (lsm.startsWith("path_")) {
-      reject(`hook ${h.name} cannot run on this kernel: ${f.bpfLsm ? "ward's LSM backend does not hook security_path_*" : `no BPF LSM and ${NO_KPROBES}`}; substitute: the syscall kprobes of the operation (e.g. sys_unlinkat, sys_renameat2, syscall: true; path strings as the caller wrote them), or security_file_open for opens`);
+      reject(`hook ${h.name} cannot run on this kernel: ${f.bpfLsm ? `ward's LSM backend hooks ${Object.keys(LSM_GENERIC).filter((k) => k.startsWith("path_")).join(", ")} of the security_path_* hooks, not ${lsm}${kp}` : `no BPF LSM and ${noKprobe}`}; substitute: the syscall kprobes of the operation (e.g. sys_unlinkat, sys_renameat2, syscall: true; path strings as the caller wrote them), or security_file_open for opens`);
     }
-    reject(`hook ${h.name} cannot run on this kernel: ${f.bpfLsm ? "ward's LSM backend covers file_open, bprm_check_security and kernel_read_file only" : `no BPF LSM (LSM program loads are refused) and ${NO_KPROBES}`}; substitute: ${substituteFor(h.name)}`);
+    reject(`hook ${h.name} cannot run on this kernel: ${f.bpfLsm ? `ward's LSM backend covers file_open, bprm_check_security, kernel_read_file and ${Object.keys(LSM_GENERIC).join(", ")} only${kp}` : `no BPF LSM (LSM program loads are refused) and ${noKprobe}`}; substitute: ${substituteFor(h.name)}`);
   }
   switch (h.list) {
     case "kprobes": {
