@@ -14,6 +14,12 @@
  *   gen_uprobe      uprobe             user functions (spec.uprobes), one link per path:offset
  *                                      whose cookie is the dispatch key; the function's argument
  *                                      registers laid out as a syscall's, strings from user memory
+ *   gen_lsm_<hook>  lsm/<hook>         BPF LSM hooks (lsmhooks, kprobes on security_<hook>):
+ *                                      socket_connect/bind, path_unlink/rename/truncate/chmod/
+ *                                      mkdir, task_kill, bpf, kernel_read_file/load_data; loaded
+ *                                      only where BPF LSM is active and a policy needs one; their
+ *                                      own slot and action callbacks (lsm_slot_cb), so the walk
+ *                                      the other programs verify is not grown by them
  *
  * Built a second time as generic_kprobe.o (GEN_KPROBES, bpf/generic_kprobe.c) with the
  * kernel-function programs instead: gen_kprobe, gen_kprobe_override, gen_kretprobe,
@@ -34,10 +40,12 @@
  * tracepoints queues the signal at once, so a process killed at sys_enter/sys_exit dies on
  * its way back to user space, before the call's result reaches it. The call itself still
  * runs (a write is written, a read fills the buffer nobody will use): only return-phase
- * hooks see its result, and only Override could prevent it. Post sends a gen_event
- * (rate-limited per selector, scope and argument digest); NoPost suppresses it. Override is
- * taken only at a kprobe's entry (gen_kprobe_override: bpf_override_return, on functions the
- * kernel allows error injection for); elsewhere userspace rejects it.
+ * hooks see its result, and only Override could prevent it: the BPF LSM programs fail the
+ * call with its argError (a Sigkill there fails it with EPERM too), and a kprobe's entry
+ * (gen_kprobe_override: bpf_override_return, on functions the kernel allows error injection
+ * for) makes the call return it without running. Post sends a gen_event (rate-limited per
+ * selector, scope and argument digest); NoPost suppresses it. Override elsewhere cannot be
+ * done (no fmod_ret): userspace rejects it.
  * The agent's tgid (and its test runner) sit in gen_exempt, checked before any action.
  */
 #include "vmlinux.h"

@@ -175,7 +175,8 @@ printf '${CONTENT.replace("\n", "\\n")}' > /protected/file
 printf 'x' > /protected/keep.txt
 printf 'x' > /other/keep.txt
 printf 'x' > /other/file
-printf 'not a module' > /other/bogus.ko
+# longer than an ELF header: init_module refuses a shorter blob (ENOEXEC) before kernel_load_data
+printf 'not a module: %s\\n' 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef > /other/bogus.ko
 # listeners on [::] (IPv4 too) that log every accepted connection: which connects got through
 ${HELPER} serve 7000 /tmp/accepts > /tmp/serve-7000.log 2>&1 &
 ${HELPER} serve 7002 /tmp/accepts > /tmp/serve-7002.log 2>&1 &
@@ -217,6 +218,7 @@ check other-gone sh -c 'test ! -e /proc/$(cat /tmp/other.pid)/status || grep -q 
 check bpf-denied ${HELPER} bpf 0
 check bpf-other-cmd ${HELPER} bpf 1
 check bpf-allowed-binary ${ALLOWED} bpf 0
+check bogus-size stat -c %s /other/bogus.ko
 check finit-denied ${HELPER} finit /other/bogus.ko
 check init-denied ${HELPER} init /other/bogus.ko
 check finit-allowed-binary ${ALLOWED} finit /other/bogus.ko
@@ -315,7 +317,7 @@ describe("BPF LSM hooks of the generic sensor through dist/ward on Debian 6.1", 
     // the allowed helper execs cat: the content is intact, the mode unchanged, nothing created or moved
     expect(out("content")).toBe(CONTENT);
     expect(out("mode")).toBe("644\n");
-    expect(out("listing")).toBe("/other:\nfile\nkeep.txt\n\n/protected:\nfile\nkeep.txt\nsub\n");
+    expect(out("listing")).toBe("/other:\nbogus.ko\nfile\nkeep.txt\n\n/protected:\nfile\nkeep.txt\nsub\n");
     expect(out("rename-other")).toBe("OK rename\n");
     expect(out("mkdir-other")).toBe("OK mkdir\n");
     const ev = events("lsm-paths");
@@ -359,6 +361,7 @@ describe("BPF LSM hooks of the generic sensor through dist/ward on Debian 6.1", 
   });
 
   kernelTest("module loads: finit_module and init_module fail with EPERM before the file is looked at; the allowed binary reaches the kernel's ELF checks", () => {
+    expect(Number(out("bogus-size"))).toBeGreaterThan(64); // past init_module's own length check
     expect(out("finit-denied")).toBe("ERR finit 1\n");
     expect(out("init-denied")).toBe("ERR init 1\n");
     // not a module: the kernel itself refuses it (ENOEXEC), so the LSM programs let it through

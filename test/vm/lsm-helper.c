@@ -90,7 +90,7 @@ static int serve(const char *port, const char *file)
 }
 
 /* finit_module on an open fd of PATH, or init_module on its bytes: the LSM hooks decide
- * before the module's ELF is looked at, so any file tells a refusal (EPERM) from the
+ * before the module's ELF is looked at, so any file longer than an ELF header tells a refusal (EPERM) from the
  * kernel's own checks (ENOEXEC for a file that is no module) */
 static int module_call(const char *call, const char *path)
 {
