@@ -1,4 +1,4 @@
-// Triggers for the kprobe VM test (test/vm/agent-kprobe.test.ts), static, one action per run:
+// Triggers for the kprobe VM tests (test/vm/kprobe-vm.test.ts, agent-kprobe.test.ts), static, one action per run:
 //   open PATH     open PATH read-only (fd_install, security_file_permission), print "fd N"
 //   setuid UID    setresuid(UID) as root (commit_creds with the new uid), print "uid N"
 //   connect       listen on 127.0.0.1, connect to it, send, close (tcp_connect, tcp_sendmsg,
