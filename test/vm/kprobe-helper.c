@@ -3,6 +3,9 @@
 //   setuid UID    setresuid(UID) as root (commit_creds with the new uid), print "uid N"
 //   connect       listen on 127.0.0.1, connect to it, send, close (tcp_connect, tcp_sendmsg,
 //                 tcp_close), print "sport S dport D"
+//   udp PORT      send one datagram from 127.0.0.1 to 127.0.0.1:PORT (ip_output's skb), print
+//                 "sport S"
+//   truncate PATH truncate(PATH, 3) (vfs_truncate's struct path), print "size 3"
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -54,6 +57,24 @@ int main(int argc, char **argv) {
 		close(l);
 		return 0;
 	}
-	fprintf(stderr, "usage: %s open PATH | setuid UID | connect\n", argv[0]);
+	if (argc >= 3 && strcmp(argv[1], "udp") == 0) {
+		struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons((unsigned short)atoi(argv[2])) };
+		struct sockaddr_in me = { .sin_family = AF_INET };
+		socklen_t len = sizeof me;
+		int u = socket(AF_INET, SOCK_DGRAM, 0);
+		to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		me.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		if (u < 0 || bind(u, (struct sockaddr *)&me, sizeof me) || getsockname(u, (struct sockaddr *)&me, &len)) return fail("udp socket");
+		if (sendto(u, "ping", 4, 0, (struct sockaddr *)&to, sizeof to) != 4) return fail("sendto");
+		printf("sport %d\n", ntohs(me.sin_port));
+		close(u);
+		return 0;
+	}
+	if (argc >= 3 && strcmp(argv[1], "truncate") == 0) {
+		if (truncate(argv[2], 3) != 0) return fail("truncate");
+		printf("size 3\n");
+		return 0;
+	}
+	fprintf(stderr, "usage: %s open PATH | setuid UID | connect | udp PORT | truncate PATH\n", argv[0]);
 	return 64;
 }

@@ -1,7 +1,8 @@
 // The generic sensor's kernel-function kprobes on Debian's 6.1 kernel under qemu (this host
 // has no kprobes), without the agent: test/vm/guest/kprobe.ts resolves policies with the
 // guest's own hostHookFeatures(), applies them through GenericBackend (the agent's path) and
-// triggers them with real processes; one boot, every step a record with its duration.
+// triggers them with real processes (file, cred, sock, skb and path arguments and a kretprobe);
+// one boot, every step a record with its duration.
 import { describe, expect } from "bun:test";
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -73,7 +74,7 @@ describe("kernel-function kprobes on Debian 6.1 in qemu (generic sensor, no agen
   });
 
   kernelTest("every policy applies with a kprobe through the kprobe PMU", () => {
-    for (const [id, fn] of [["fd-install", "fd_install"], ["commit-creds", "commit_creds"], ["tcp-connect", "tcp_connect"], ["file-permission", "security_file_permission"]] as const) {
+    for (const [id, fn] of [["fd-install", "fd_install"], ["commit-creds", "commit_creds"], ["tcp-connect", "tcp_connect"], ["file-permission", "security_file_permission"], ["ip-output", "ip_output"], ["vfs-truncate", "vfs_truncate"]] as const) {
       const r = record(`apply-${id}`);
       expect(String((r.mechanisms as string[])[0])).toContain(`kprobe on ${fn} through the kprobe PMU`);
     }
@@ -105,5 +106,25 @@ describe("kernel-function kprobes on Debian 6.1 in qemu (generic sensor, no agen
     const x = e.find((y) => ((y.args as Json[])[0]!.file_arg as Json).path === "/etc/kp-watched")!;
     expect((x.args as Json[])[1]).toEqual({ int_arg: 4 });
     expect(x.ret).toEqual({ int_arg: 0 });
+  });
+
+  kernelTest("ip_output: skb_arg with the datagram's addresses, ports and protocol (DPort held in the kernel)", () => {
+    const sport = Number(/^sport (\d+)/.exec(String((record("triggers").udp as Json).stdout))?.[1]);
+    expect(sport).toBeGreaterThan(0);
+    const e = events("ip-output");
+    expect(e.length).toBeGreaterThanOrEqual(1);
+    const skbs = e.map((x) => (x.args as Json[])[0]!.skb_arg as Json);
+    // only the helper's datagram to 7777 passes the DPort selector
+    expect(skbs.every((s) => s.dport === 7777)).toBe(true);
+    expect(skbs).toContainEqual(expect.objectContaining({ saddr: "127.0.0.1", daddr: "127.0.0.1", sport, dport: 7777, proto: 17, family: "AF_INET" }));
+  });
+
+  kernelTest("vfs_truncate: path_arg with the truncated file's full path and the new length", () => {
+    expect(String((record("triggers").truncate as Json).stdout)).toBe("size 3\n");
+    const e = events("vfs-truncate");
+    expect(e.length).toBeGreaterThanOrEqual(1);
+    const x = e[0]!;
+    expect(((x.args as Json[])[0]!.path_arg as Json).path).toBe("/tmp/kp-trunc");
+    expect((x.args as Json[])[1]).toEqual({ long_arg: "3" });
   });
 });

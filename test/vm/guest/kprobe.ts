@@ -14,6 +14,7 @@ import { hostHookFeatures, resolvePolicy, type ResolvedHook } from "../../../src
 import type { GenericMatch } from "../../../src/sensors/manager.ts";
 
 const HELPER = "/bin/kprobe-helper";
+const UDP_PORT = 7777;
 
 function emit(record: Record<string, unknown>): void {
   process.stdout.write(`${VM_MARKER}${JSON.stringify(record, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v))}\n`);
@@ -95,6 +96,46 @@ spec:
         values:
         - /etc/kp-
 `,
+  // ip_output(net, sk, skb): the skb's IP and UDP headers, DPort held in the kernel
+  "ip-output": `apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: ip-output
+spec:
+  kprobes:
+  - call: ip_output
+    syscall: false
+    args:
+    - index: 2
+      type: skb
+    selectors:
+    - matchArgs:
+      - index: 2
+        operator: DPort
+        values:
+        - "${UDP_PORT}"
+`,
+  // vfs_truncate(const struct path *, loff_t): the struct path's full path, Prefix in the kernel
+  "vfs-truncate": `apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: vfs-truncate
+spec:
+  kprobes:
+  - call: vfs_truncate
+    syscall: false
+    args:
+    - index: 0
+      type: path
+    - index: 1
+      type: int64
+    selectors:
+    - matchArgs:
+      - index: 0
+        operator: Prefix
+        values:
+        - /tmp/kp-
+`,
 };
 
 function run(cmd: string, args: string[]): Record<string, unknown> {
@@ -107,6 +148,7 @@ async function main(): Promise<void> {
   const f = hostHookFeatures();
   emit({ kind: "check", name: "features", kprobes: f.kprobes, overrideReturn: f.overrideReturn, kprobeMulti: f.kprobeMulti ?? false, support: probeKprobeSupport() });
   writeFileSync("/tmp/kp-file", "kprobe test file\n");
+  writeFileSync("/tmp/kp-trunc", "to be truncated\n");
   mkdirSync("/etc", { recursive: true }); // the initramfs has no /etc
   writeFileSync("/etc/kp-watched", "watched\n");
   const backend = new GenericBackend(() => new GenericSensor({ lazyPrograms: true }));
@@ -131,6 +173,8 @@ async function main(): Promise<void> {
     setuid: run(HELPER, ["setuid", "4321"]),
     connect: run(HELPER, ["connect"]),
     read: run("/bin/cat", ["/etc/kp-watched"]),
+    udp: run(HELPER, ["udp", String(UDP_PORT)]),
+    truncate: run(HELPER, ["truncate", "/tmp/kp-trunc"]),
   };
   emit({ kind: "check", name: "triggers", ...triggers });
   await new Promise((r) => setTimeout(r, 1500));
@@ -143,7 +187,7 @@ async function main(): Promise<void> {
     ...(m.ret !== undefined ? { ret: encodeHookArg(m.ret) } : {}),
   }));
   // only the helper's and cat's events matter; keep the record small
-  emit({ kind: "check", name: "events", count: events.length, events: events.slice(0, 60) });
+  emit({ kind: "check", name: "events", count: events.length, events: events.slice(0, 120) });
   backend.close();
   emit({ kind: "guest-end" });
 }
