@@ -1566,9 +1566,11 @@ function resolveOne(h: WireHook, f: HookFeatures, monitor: boolean, lists: reado
   // generic program takes the rest (matchArgs on the id or the file, several selectors).
   if (lsm !== undefined && f.bpfLsm && Object.hasOwn(LSM_GENERIC, lsm) && !(lsm === "kernel_read_file" && moduleGuardHolds(h))) return lsmGenericHook(h, lsm, f, monitor);
   const sk = sockKind(h, lsm);
-  // tcp_connect without Override: a kprobe, where there are kprobes, sees what the cgroup
-  // hooks cannot (the source address and port, every selector kind): strictly better.
-  const kprobeTcp = sk?.what === "tcp_connect" && f.kprobes && !hasOverride(h);
+  // tcp_connect reporting only (Post, NoPost): a kprobe, where there are kprobes, sees what
+  // the cgroup hooks cannot (the source address and port, every selector kind). An enforcing
+  // action stays on the cgroup hooks: they deny the connect before the SYN leaves, while a
+  // Sigkill at the kprobe lets tcp_connect send it first (enforcement never weakens silently).
+  const kprobeTcp = sk?.what === "tcp_connect" && f.kprobes && !h.selectors.some((sel) => [...sel.matchActions, ...sel.matchReturnActions].some((a) => ENFORCING.has(a.action)));
   if (sk !== undefined && !kprobeTcp) return sockHook(h, sk, f, monitor);
   if (kprobeTcp) return kernelKprobeHook(h, f, monitor, [h.name], false);
   if (lsm !== undefined) {

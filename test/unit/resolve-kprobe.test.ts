@@ -189,6 +189,13 @@ describe("kernel-function kprobes", () => {
     expect(ok(resolvePolicy(post, DEB61).hooks[0]).generic?.[0]?.kind).toBe("kprobe");
     // here the cgroup hook would run before the kernel picks the source port: refused
     expect(rejected(resolvePolicy(post, HERE).hooks[0])).toContain("SPort at tcp_connect reads the source address/port the kernel picks after cgroup/connect4");
+    // Sigkill stays on the cgroup hooks even with kprobes: they deny the connect, a kprobe
+    // would let the SYN leave before the kill
+    const kill = policy(`  kprobes:\n  - call: tcp_connect\n    syscall: false\n    args:\n    - index: 0\n      type: sock\n    selectors:\n    - matchArgs:\n      - index: 0\n        operator: DPort\n        values: ["7000"]\n      matchActions:\n      - action: Sigkill\n`);
+    const k = ok(resolvePolicy(kill, DEB61).hooks[0]);
+    expect(k.backend).not.toBe("generic");
+    expect(k.mechanism).toStartWith("cgroup sock_addr programs");
+    expect(k.actions[0]?.honored).toContain("the call is denied too");
   });
 
   test("security_* functions no LSM backend holds are kprobes with kprobes; refused without", () => {
