@@ -21,6 +21,13 @@
  *                                      own slot and action callbacks (lsm_slot_cb), so the walk
  *                                      the other programs verify is not grown by them
  *
+ * Built a second time as generic_kprobe.o (GEN_KPROBES, bpf/generic_kprobe.c) with the
+ * kernel-function programs instead: gen_kprobe, gen_kprobe_override, gen_kretprobe,
+ * gen_kprobe_multi, gen_kretprobe_multi. They share this object's maps (userspace hands them
+ * in) and its evaluation; what only they need (function arguments, sock/skb/cred objects
+ * read with CO-RE, entry records kept for the return, Override) is compiled in only there,
+ * so the tracepoint programs stay within the verifier's budget (they use ~90% of it).
+ *
  * A hook slot is a ward_hook_config (gen_hooks) plus a gen_slot (gen_slots: where each
  * argument is read from, on/off, monitor). Userspace writes both, then the dispatch entry
  * that points an attach point at the slot; removing goes the other way round.
@@ -34,9 +41,11 @@
  * its way back to user space, before the call's result reaches it. The call itself still
  * runs (a write is written, a read fills the buffer nobody will use): only return-phase
  * hooks see its result, and only Override could prevent it: the BPF LSM programs fail the
- * call with its argError (a Sigkill there fails it with EPERM too). Post sends a gen_event
- * (rate-limited per selector, scope and argument digest); NoPost suppresses it. Override
- * off those programs cannot be done (no fmod_ret or override_return): userspace rejects it.
+ * call with its argError (a Sigkill there fails it with EPERM too), and a kprobe's entry
+ * (gen_kprobe_override: bpf_override_return, on functions the kernel allows error injection
+ * for) makes the call return it without running. Post sends a gen_event (rate-limited per
+ * selector, scope and argument digest); NoPost suppresses it. Override elsewhere cannot be
+ * done (no fmod_ret): userspace rejects it.
  * The agent's tgid (and its test runner) sit in gen_exempt, checked before any action.
  */
 #include "vmlinux.h"
@@ -201,6 +210,9 @@ struct gen_scratch {
 	struct ward_str_prefix_key prefix;
 	struct ward_str_postfix_key postfix;
 	struct ward_addr_key addr;
+	__u32 override;      /* Override asked for at this kprobe (gen_kprobe_override) */
+	__s32 override_err;
+	struct gen_net net;  /* match_sock's view of a sock/skb argument */
 	char zeros[GEN_STR_MAX];
 	/* a BPF LSM program's arguments, copied from its ctx at entry (lsm_hook): read from
 	 * here, the global functions need no stack for them (6.1's 512-byte chain limit) */
@@ -237,6 +249,11 @@ struct gen_layouts {
 	struct gen_dispatch_val dval;
 	struct gen_globals globals;
 	struct gen_bin_path bin;
+	struct gen_ret_key ret_key;
+	struct gen_sock_rec sock;
+	struct gen_skb_rec skb;
+	struct gen_cred_rec cred;
+	enum gen_obj obj;
 	enum gen_from from;
 	enum gen_point point;
 	enum gen_counter counter;
@@ -293,7 +310,43 @@ struct gen_state {
 	__u32 bin_id;
 	__u32 parent_bin_id;
 	__u32 nspid;
+	/* No more fields: the programs are near the verifier's stack limit (512 bytes over the
+	 * bpf_loop frames). A kprobe's registers are `ctx`; Override's request is in gen_scratch. */
 };
+
+#ifdef GEN_KPROBES
+/* Evaluated at a call's return: sys_exit (gen_open_exit uses that point too) or a kretprobe. */
+#define GEN_AT_RETURN(st) ((st)->point == GEN_POINT_SYS_EXIT || (st)->point == GEN_POINT_KRETPROBE)
+
+/* The function's own registers at a kprobe's entry (its arguments), else NULL. */
+static __always_inline struct pt_regs *func_regs(const struct gen_state *st)
+{
+	return st->point == GEN_POINT_KPROBE ? (struct pt_regs *)st->ctx : 0;
+}
+
+/* A kernel function's argument i (x86_64 calling convention: di si dx cx r8 r9). The switch
+ * picks only the offset and one read follows: an offset table on the stack indexed by i would
+ * be a variable-offset stack read, which the 6.1 verifier refuses ("invalid variable-offset
+ * read from stack"); the paths join again at the read. */
+static __always_inline __u64 func_arg(struct pt_regs *regs, __u32 i)
+{
+	__u64 off, v = 0;
+
+	switch (i) {
+	case 0: off = bpf_core_field_offset(regs->di); break;
+	case 1: off = bpf_core_field_offset(regs->si); break;
+	case 2: off = bpf_core_field_offset(regs->dx); break;
+	case 3: off = bpf_core_field_offset(regs->cx); break;
+	case 4: off = bpf_core_field_offset(regs->r8); break;
+	case 5: off = bpf_core_field_offset(regs->r9); break;
+	default: return 0;
+	}
+	bpf_probe_read_kernel(&v, 8, (char *)regs + off);
+	return v;
+}
+#else
+#define GEN_AT_RETURN(st) ((st)->point == GEN_POINT_SYS_EXIT)
+#endif
 
 /* The syscall argument registers in order: x86_64 ABI, or i386's for a compat syscall
  * (number with bit 31 set). */
@@ -369,6 +422,13 @@ static __always_inline int source_value(struct gen_state *st, const struct gen_s
 	case GEN_FROM_SYSCALL_NR:
 		*out = st->nr;
 		return 0;
+#ifdef GEN_KPROBES
+	case GEN_FROM_FUNC_ARG:
+		if (!func_regs(st))
+			return -1;
+		*out = func_arg(func_regs(st), src->offset);
+		return 0;
+#endif
 	case GEN_FROM_RETURN:
 		*out = (__u64)st->ret;
 		return 0;
@@ -550,6 +610,160 @@ static __always_inline void read_sockaddr(struct gen_event *ev, __u32 i, __u64 r
 	ev->arg_len[i] = n;
 	ev->arg_state[i] = GEN_ARG_BYTES;
 }
+
+#ifdef GEN_KPROBES
+/* ---- kernel objects (kprobe arguments): sock, socket, skb, cred, read with CO-RE ---- */
+
+#define GEN_IPPROTO_TCP 6
+#define GEN_IPPROTO_UDP 17
+
+static __noinline void read_sock_rec(struct gen_sock_rec *r, struct sock *sk)
+{
+	__u16 num = 0, dport = 0;
+
+	if (!r || !sk)
+		return;
+	RD(r->family, sk, __sk_common.skc_family);
+	ward_core_read(&r->state, 1, &sk->__sk_common.skc_state);
+	RD(r->type, sk, sk_type);
+	RD(r->protocol, sk, sk_protocol);
+	RD(r->mark, sk, sk_mark);
+	RD(r->priority, sk, sk_priority);
+	RD(num, sk, __sk_common.skc_num);
+	RD(dport, sk, __sk_common.skc_dport);
+	r->sport = num;
+	r->dport = ward_ntohs(dport);
+	ward_core_read(&r->cookie, 8, &sk->__sk_common.skc_cookie);
+	if (r->family == AF_INET) {
+		ward_core_read(r->saddr, 4, &sk->__sk_common.skc_rcv_saddr);
+		ward_core_read(r->daddr, 4, &sk->__sk_common.skc_daddr);
+	} else if (r->family == AF_INET6) {
+		ward_core_read(r->saddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+		ward_core_read(r->daddr, 16, &sk->__sk_common.skc_v6_daddr);
+	}
+}
+
+/* The IP and transport headers of a packet, from skb->head (the headers the stack set). */
+static __noinline void read_skb_rec(struct gen_skb_rec *r, struct sk_buff *skb)
+{
+	unsigned char *head = 0;
+	__u16 nh = 0, th = 0, proto = 0;
+	__u8 vb = 0;
+	__u32 l4 = 0;
+
+	if (!r || !skb)
+		return;
+	RD(r->hash, skb, hash);
+	RD(r->len, skb, len);
+	RD(r->priority, skb, priority);
+	RD(r->mark, skb, mark);
+	RD(proto, skb, protocol);
+	r->protocol = ward_ntohs(proto);
+	RD(head, skb, head);
+	RD(nh, skb, network_header);
+	RD(th, skb, transport_header);
+	if (!head || nh == 0xffff)
+		return;
+	bpf_probe_read_kernel(&vb, 1, head + nh);
+	if ((vb >> 4) == 4) {
+		r->family = AF_INET;
+		bpf_probe_read_kernel(&r->proto, 1, head + nh + 9);
+		bpf_probe_read_kernel(r->saddr, 4, head + nh + 12);
+		bpf_probe_read_kernel(r->daddr, 4, head + nh + 16);
+		l4 = nh + (vb & 0xf) * 4;
+	} else if ((vb >> 4) == 6) {
+		r->family = AF_INET6;
+		bpf_probe_read_kernel(&r->proto, 1, head + nh + 6);
+		bpf_probe_read_kernel(r->saddr, 16, head + nh + 8);
+		bpf_probe_read_kernel(r->daddr, 16, head + nh + 24);
+		l4 = nh + 40;
+	} else {
+		return;
+	}
+	/* the transport header once the stack set it, else right behind the IP header */
+	if (th != 0xffff && th > nh)
+		l4 = th;
+	if (r->proto == GEN_IPPROTO_TCP || r->proto == GEN_IPPROTO_UDP) {
+		__u16 ports[2] = {};
+		bpf_probe_read_kernel(ports, 4, head + l4);
+		r->sport = ward_ntohs(ports[0]);
+		r->dport = ward_ntohs(ports[1]);
+	}
+}
+
+static __noinline void read_cred_rec(struct gen_cred_rec *r, struct cred *c)
+{
+	struct user_namespace *u = 0;
+
+	if (!r || !c)
+		return;
+	RD(r->uid, c, uid.val);
+	RD(r->gid, c, gid.val);
+	RD(r->suid, c, suid.val);
+	RD(r->sgid, c, sgid.val);
+	RD(r->euid, c, euid.val);
+	RD(r->egid, c, egid.val);
+	RD(r->fsuid, c, fsuid.val);
+	RD(r->fsgid, c, fsgid.val);
+	RD(r->securebits, c, securebits);
+	/* kernel_cap_t: { u64 val } since 6.3, { u32 cap[2] } before; the same 8 bytes */
+	ward_core_read(&r->cap_permitted, 8, &c->cap_permitted);
+	ward_core_read(&r->cap_effective, 8, &c->cap_effective);
+	ward_core_read(&r->cap_inheritable, 8, &c->cap_inheritable);
+	RD(u, c, user_ns);
+	if (u) {
+		RD(r->userns_level, u, level);
+		RD(r->userns_uid, u, owner.val);
+		RD(r->userns_gid, u, group.val);
+		RD(r->userns_inum, u, ns.inum);
+	}
+}
+
+/* One kernel object argument into the record: its gen_*_rec in data[i * GEN_STR_MAX].
+ * Global, so verified once (like read_args). */
+__noinline int read_object(struct gen_event *ev, __u32 slot, __u32 obj, __u64 raw)
+{
+	/* one bounded copy of the slot, used for every access (the verifier bounds registers,
+	 * not values: a check on one copy does not bound another) */
+	__u64 i = slot;
+	struct gen_scratch *s = scratch();
+	char *dst;
+	__u32 n = 0;
+
+	OPAQUE(i);
+	if (!ev || !s || i >= GEN_ARG_SLOTS)
+		return 0;
+	dst = &ev->data[i * GEN_STR_MAX];
+	/* the record is built in place (the stack is spoken for), from zeros */
+	bpf_probe_read_kernel(dst, sizeof(struct gen_cred_rec) > sizeof(struct gen_sock_rec) ? sizeof(struct gen_cred_rec) : sizeof(struct gen_sock_rec), s->zeros);
+	if (!raw) {
+		ev->arg_state[i] = GEN_ARG_ERROR;
+		count(GEN_CNT_READ_ERRORS);
+		return 0;
+	}
+	if (obj == GEN_OBJ_SOCKET) {
+		struct sock *sk = 0;
+		RD(sk, (struct socket *)raw, sk);
+		read_sock_rec((struct gen_sock_rec *)dst, sk);
+		n = sizeof(struct gen_sock_rec);
+	} else if (obj == GEN_OBJ_SOCK) {
+		read_sock_rec((struct gen_sock_rec *)dst, (struct sock *)raw);
+		n = sizeof(struct gen_sock_rec);
+	} else if (obj == GEN_OBJ_SKB) {
+		read_skb_rec((struct gen_skb_rec *)dst, (struct sk_buff *)raw);
+		n = sizeof(struct gen_skb_rec);
+	} else if (obj == GEN_OBJ_CRED) {
+		read_cred_rec((struct gen_cred_rec *)dst, (struct cred *)raw);
+		n = sizeof(struct gen_cred_rec);
+	} else {
+		ev->arg_state[i] = GEN_ARG_ERROR;
+		return 0;
+	}
+	ev->arg_len[i] = n;
+	ev->arg_state[i] = GEN_ARG_BYTES;
+	return 0;
+}
+#endif /* GEN_KPROBES */
 
 /* ---- paths: (dentry, vfsmount) to an absolute path, the way d_path walks ---- */
 
@@ -755,6 +969,10 @@ static __always_inline int opened_file(long ret)
 static __always_inline __u64 size_of(struct gen_state *st, const struct ward_hook_config *cfg,
 				     const struct gen_slot *gs, struct gen_event *ev, __u32 want)
 {
+#ifdef GEN_KPROBES
+	if (func_regs(st) && !st->regs && want < 6)
+		return func_arg(func_regs(st), want);
+#endif
 	if (st->point != GEN_POINT_TP && st->regs && want < 6)
 		return syscall_arg(st->regs, want, st->nr);
 	for (int j = 0; j < WARD_MAX_SLOTS; j++)
@@ -797,7 +1015,7 @@ __noinline int read_args(struct gen_state *st, const struct ward_hook_config *cf
 			read_string(st, ev, i, &gs->src[i], raw);
 		} else if (t == WARD_ARG_BUF) {
 			__u64 size = GEN_STR_MAX;
-			if ((cfg->args[i].flags & WARD_ARGF_RETURN_COPY) && (st->point == GEN_POINT_SYS_EXIT))
+			if ((cfg->args[i].flags & WARD_ARGF_RETURN_COPY) && GEN_AT_RETURN(st))
 				size = st->ret > 0 ? (__u64)st->ret : 0;
 			else if (cfg->args[i].size_arg)
 				size = size_of(st, cfg, gs, ev, cfg->args[i].size_arg - 1);
@@ -811,9 +1029,13 @@ __noinline int read_args(struct gen_state *st, const struct ward_hook_config *cf
 			struct gen_scratch *s = scratch();
 			if (s)
 				read_file(s, ev, i, &gs->src[i], raw, t);
+#ifdef GEN_KPROBES
+		} else if (gs->src[i].obj != GEN_OBJ_NONE) {
+			read_object(ev, i, gs->src[i].obj, raw);
+#endif
 		} else {
-			/* sock, cred, ...: not read by this program; matchers on them
-			 * fail (userspace rejects policies that match on them here) */
+			/* sock, cred, ... outside kprobes, bpf_attr, module, ...: not read by this
+			 * program; matchers on them fail (userspace rejects policies that do) */
 			ev->arg_state[i] = GEN_ARG_ERROR;
 		}
 	}
@@ -1218,6 +1440,115 @@ static __always_inline int match_sockaddr(struct gen_scratch *s, const struct wa
 	return negated(m->op) ? !hit : hit;
 }
 
+#ifdef GEN_KPROBES
+
+static __always_inline int addr_in(struct gen_scratch *s, __u32 set_id, __u16 family, const __u8 *a)
+{
+	__builtin_memset(s->addr.addr, 0, 16);
+	s->addr.family = family == AF_INET ? 4 : 6;
+	s->addr.pad[0] = s->addr.pad[1] = s->addr.pad[2] = 0;
+	s->addr.set_id = set_id;
+	if (family == AF_INET) {
+		bpf_probe_read_kernel(s->addr.addr, 4, a);
+		s->addr.prefixlen = 64 + 32;
+	} else {
+		bpf_probe_read_kernel(s->addr.addr, 16, a);
+		s->addr.prefixlen = 64 + 128;
+	}
+	return bpf_map_lookup_elem(&gen_addr_lpm, &s->addr) != 0;
+}
+
+static __always_inline int port_in(const struct ward_matcher *m, __u16 port)
+{
+	return m->value_kind == WARD_VK_INT_SET ? int_set_has(m->set_id, port) : range_any(m, port, 0);
+}
+
+/* Family Protocol State SAddr DAddr SPort DPort (+Not*, *Priv) on a sock/socket/skb. */
+__noinline int match_net(const struct ward_matcher *m)
+{
+	struct gen_scratch *s;
+	struct gen_net *n;
+	int hit = 0;
+
+	/* The scratch map is looked up here, not passed in: a global function's pointer
+	 * arguments are plain memory to the verifier, and 6.1 takes a map key only from the
+	 * stack or a map value (addr_in's LPM key is s->addr). */
+	s = scratch();
+	if (!s || !m)
+		return 0;
+	n = &s->net;
+	switch (m->op) {
+	case WARD_OP_FAMILY: return inline_any(m, n->family);
+	case WARD_OP_PROTOCOL: return inline_any(m, n->proto);
+	case WARD_OP_STATE: return inline_any(m, n->state);
+	}
+	if (n->family != AF_INET && n->family != AF_INET6)
+		return 0;
+	switch (m->op) {
+	case WARD_OP_SPORT:
+	case WARD_OP_NOTSPORT:
+		hit = port_in(m, n->sport);
+		break;
+	case WARD_OP_DPORT:
+	case WARD_OP_NOTDPORT:
+		hit = port_in(m, n->dport);
+		break;
+	case WARD_OP_SPORTPRIV:
+	case WARD_OP_NOTSPORTPRIV:
+		hit = n->sport < 1024;
+		break;
+	case WARD_OP_DPORTPRIV:
+	case WARD_OP_NOTDPORTPRIV:
+		hit = n->dport < 1024;
+		break;
+	case WARD_OP_SADDR:
+	case WARD_OP_NOTSADDR:
+		hit = addr_in(s, m->set_id, n->family, n->saddr);
+		break;
+	case WARD_OP_DADDR:
+	case WARD_OP_NOTDADDR:
+		hit = addr_in(s, m->set_id, n->family, n->daddr);
+		break;
+	default:
+		return 0;
+	}
+	return negated(m->op) ? !hit : hit;
+}
+
+/* A sock/socket/skb argument's record (data[slot]) as gen_net, by the slot's object kind. */
+static __always_inline int match_sock(struct gen_state *st, struct gen_scratch *s,
+				      const struct ward_matcher *m, const char *p)
+{
+	__u32 slot = st->slot;
+	struct gen_slot *gs = bpf_map_lookup_elem(&gen_slots, &slot);
+	struct gen_net *n = &s->net;
+	__u32 i = m->slot;
+
+	if (!gs || i >= GEN_ARG_SLOTS)
+		return 0;
+	/* field by field into the scratch map: no room on the stack for a record */
+	n->state = 0;
+	if (gs->src[i & 7].obj == GEN_OBJ_SKB) {
+		bpf_probe_read_kernel(&n->family, 2, p + __builtin_offsetof(struct gen_skb_rec, family));
+		n->proto = 0;
+		bpf_probe_read_kernel(&n->proto, 1, p + __builtin_offsetof(struct gen_skb_rec, proto));
+		bpf_probe_read_kernel(&n->sport, 2, p + __builtin_offsetof(struct gen_skb_rec, sport));
+		bpf_probe_read_kernel(&n->dport, 2, p + __builtin_offsetof(struct gen_skb_rec, dport));
+		bpf_probe_read_kernel(n->saddr, 16, p + __builtin_offsetof(struct gen_skb_rec, saddr));
+		bpf_probe_read_kernel(n->daddr, 16, p + __builtin_offsetof(struct gen_skb_rec, daddr));
+	} else {
+		bpf_probe_read_kernel(&n->family, 2, p + __builtin_offsetof(struct gen_sock_rec, family));
+		bpf_probe_read_kernel(&n->proto, 2, p + __builtin_offsetof(struct gen_sock_rec, protocol));
+		bpf_probe_read_kernel(&n->state, 1, p + __builtin_offsetof(struct gen_sock_rec, state));
+		bpf_probe_read_kernel(&n->sport, 2, p + __builtin_offsetof(struct gen_sock_rec, sport));
+		bpf_probe_read_kernel(&n->dport, 2, p + __builtin_offsetof(struct gen_sock_rec, dport));
+		bpf_probe_read_kernel(n->saddr, 16, p + __builtin_offsetof(struct gen_sock_rec, saddr));
+		bpf_probe_read_kernel(n->daddr, 16, p + __builtin_offsetof(struct gen_sock_rec, daddr));
+	}
+	return match_net(m);
+}
+#endif /* GEN_KPROBES */
+
 static __always_inline int match_arg(struct gen_state *st, struct gen_scratch *s,
 				     const struct ward_hook_config *cfg, const struct ward_matcher *m)
 {
@@ -1243,6 +1574,10 @@ static __always_inline int match_arg(struct gen_state *st, struct gen_scratch *s
 		return 0;
 	if (cfg->args[i].type == WARD_ARG_SOCKADDR)
 		return match_sockaddr(s, m, &ev->data[i * GEN_STR_MAX], ev->arg_len[i]);
+#ifdef GEN_KPROBES
+	if (cfg->args[i].type == WARD_ARG_SOCK)
+		return match_sock(st, s, m, &ev->data[i * GEN_STR_MAX]);
+#endif
 	if (m->op == WARD_OP_FILETYPE || m->op == WARD_OP_NOTFILETYPE) {
 		/* file/path args keep i_mode in arg_int; values are (i_mode & S_IFMT) >> 12 */
 		int hit = inline_any(m, (ev->arg_int[i] & 0xf000) >> 12);
@@ -1577,10 +1912,15 @@ static long matcher_cb(__u32 j, struct gen_state *st)
 	m = &sel->matchers[BOUND(j, WARD_MAX_MATCHERS)];
 	if (m->flags & WARD_MF_RETURN) {
 		/* matchReturnArgs: only at the return, and they decide only the return actions */
-		if (st->point == GEN_POINT_SYS_EXIT && st->ret_ok && !match_one(st, s, cfg, m))
+		if (GEN_AT_RETURN(st) && st->ret_ok && !match_one(st, s, cfg, m))
 			st->ret_ok = 0;
 		return 0;
 	}
+#ifdef GEN_KPROBES
+	/* a kretprobe re-checks only the return matchers: the entry chose the selector */
+	if (st->point == GEN_POINT_KRETPROBE)
+		return 0;
+#endif
 	if (!match_one(st, s, cfg, m)) {
 		st->ok = 0;
 		return 1;
@@ -1775,6 +2115,29 @@ static __always_inline long action_at(__u32 i, struct act_ctx *c, const int lsm)
 			}
 		}
 		break;
+#ifdef GEN_KPROBES
+	case WARD_ACT_OVERRIDE:
+		/* only a kprobe's entry can make the call return early: gen_kprobe_override
+		 * calls bpf_override_return once the walk is done */
+		if (st->point != GEN_POINT_KPROBE) {
+			count(GEN_CNT_NOT_TAKEN);
+			break;
+		}
+		if (c->monitor || (a->flags & WARD_AF_MONITOR)) {
+			ev->flags |= GEN_EF_MONITOR;
+			count(GEN_CNT_MONITOR);
+			break;
+		}
+		{
+			struct gen_scratch *s = scratch();
+			if (s) {
+				s->override = 1;
+				s->override_err = a->arg_error;
+			}
+		}
+		ev->flags |= GEN_EF_OVERRIDE;
+		break;
+#else
 	case WARD_ACT_OVERRIDE:
 		if (!lsm) {
 			count(GEN_CNT_NOT_TAKEN);
@@ -1785,9 +2148,10 @@ static __always_inline long action_at(__u32 i, struct act_ctx *c, const int lsm)
 			lsm_fail(st, ev, a->arg_error);
 		}
 		break;
+#endif
 	default:
-		/* NotifyEnforcer, TrackSock, ... (and Override off BPF LSM): not taken here; GetUrl/DnsLookup are
-		 * userspace's, from the record */
+		/* NotifyEnforcer, TrackSock, ... (and Override off BPF LSM and kprobes): not taken
+		 * here; GetUrl/DnsLookup are userspace's, from the record */
 		if (a->kind != WARD_ACT_GETURL && a->kind != WARD_ACT_DNSLOOKUP)
 			count(GEN_CNT_NOT_TAKEN);
 		break;
@@ -1805,6 +2169,40 @@ static long lsm_action_cb(__u32 i, struct act_ctx *c)
 	return action_at(i, c, 1);
 }
 
+#ifdef GEN_KPROBES
+/* ---------------------------------------------------------------- kretprobe records */
+
+/* A return hook's record from its entry to its return, per thread and slot. Not
+ * preallocated: only calls in flight take memory. A recursive call of the same function on
+ * the same thread replaces the outer call's record (the outer return then finds none). */
+struct {
+	__uint(type, WARD_MAP_HASH);
+	__uint(max_entries, 1024);
+	__uint(map_flags, WARD_F_NO_PREALLOC);
+	__type(key, struct gen_ret_key);
+	__type(value, struct gen_event);
+} gen_ret_entries SEC(".maps");
+
+static __always_inline void keep_entry(struct gen_state *st, struct gen_event *ev, __u32 do_post)
+{
+	struct gen_ret_key k = { .pid_tgid = bpf_get_current_pid_tgid(), .slot = st->slot, .pad = 0 };
+
+	if (do_post)
+		ev->flags |= GEN_EF_DEFER_POST;
+	else
+		ev->flags &= ~GEN_EF_DEFER_POST;
+	if (bpf_map_update_elem(&gen_ret_entries, &k, ev, 0))
+		count(GEN_CNT_RET_LOST);
+}
+
+/* An entry that did not match leaves nothing behind for its return. */
+static __always_inline void forget_entry(struct gen_state *st, __u32 slot)
+{
+	struct gen_ret_key k = { .pid_tgid = bpf_get_current_pid_tgid(), .slot = slot, .pad = 0 };
+	bpf_map_delete_elem(&gen_ret_entries, &k);
+}
+#endif /* GEN_KPROBES */
+
 /* Evaluate one hook slot for the current call (`lsm` a constant, as in action_at). */
 static __always_inline void run_slot(struct gen_state *st, __u32 slot, const int lsm)
 {
@@ -1813,6 +2211,13 @@ static __always_inline void run_slot(struct gen_state *st, __u32 slot, const int
 	struct gen_event *ev = ev_scratch();
 	struct act_ctx ac = {};
 	int is_exit = st->point == GEN_POINT_SYS_EXIT;
+#ifdef GEN_KPROBES
+	/* a kretprobe hook is walked at the entry (its arguments exist only there) and its
+	 * record kept for the return (run_return_slot) */
+	int keep = st->point == GEN_POINT_KPROBE && gs && (gs->flags & GEN_SLOT_RETURN);
+#else
+	const int keep = 0;
+#endif
 
 	if (!cfg || !gs || !ev || !(gs->flags & GEN_SLOT_ACTIVE))
 		return;
@@ -1820,7 +2225,7 @@ static __always_inline void run_slot(struct gen_state *st, __u32 slot, const int
 	if (!ward_in_scope(gs->scope))
 		return;
 	/* return hooks are evaluated once, at the return; the others at the entry */
-	if (st->point != GEN_POINT_TP && !!(gs->flags & GEN_SLOT_RETURN) != is_exit)
+	if (st->point != GEN_POINT_TP && !keep && !!(gs->flags & GEN_SLOT_RETURN) != is_exit)
 		return;
 	/* a file-open rule on the returned fd: failed and O_PATH opens are not file opens */
 	if ((gs->flags & GEN_SLOT_OPENED_FD) && (!is_exit || !opened_file(st->ret)))
@@ -1836,8 +2241,13 @@ static __always_inline void run_slot(struct gen_state *st, __u32 slot, const int
 		st->matched = -1;
 	else
 		bpf_loop(WARD_MAX_SELECTORS, (void *)selector_cb, st, 0);
-	if (st->matched == -2)
+	if (st->matched == -2) {
+#ifdef GEN_KPROBES
+		if (keep)
+			forget_entry(st, slot);
+#endif
 		return;
+	}
 	/* At the return, a selector whose matchReturnArgs fail is no match (Tetragon posts
 	 * the return event only when they hold). */
 	if (is_exit && st->matched >= 0 && !st->ret_ok)
@@ -1845,6 +2255,10 @@ static __always_inline void run_slot(struct gen_state *st, __u32 slot, const int
 	count(GEN_CNT_MATCHES);
 	if (bpf_map_lookup_elem(&gen_exempt, &st->tgid)) {
 		count(GEN_CNT_EXEMPT);
+#ifdef GEN_KPROBES
+		if (keep)
+			forget_entry(st, slot);
+#endif
 		return;
 	}
 	load_proc(st);
@@ -1876,6 +2290,12 @@ static __always_inline void run_slot(struct gen_state *st, __u32 slot, const int
 	} else {
 		ev->actions = 1u << WARD_ACT_POST;
 	}
+#ifdef GEN_KPROBES
+	if (keep) {
+		keep_entry(st, ev, ac.do_post);
+		return;
+	}
+#endif
 	if (ac.do_post)
 		post(ev);
 }
@@ -1895,6 +2315,7 @@ static long slot_cb(__u32 i, struct slot_ctx *c)
 	return 0;
 }
 
+#ifndef GEN_KPROBES /* the LSM programs are generic.o's only */
 static long lsm_slot_cb(__u32 i, struct slot_ctx *c)
 {
 	__u32 slot;
@@ -1904,6 +2325,7 @@ static long lsm_slot_cb(__u32 i, struct slot_ctx *c)
 	run_slot(c->st, slot, 1);
 	return 0;
 }
+#endif
 
 static __always_inline void dispatch_at(struct gen_state *st, __u32 point, __u32 id)
 {
@@ -1920,6 +2342,9 @@ static __always_inline void dispatch(struct gen_state *st, __u32 id)
 {
 	dispatch_at(st, st->point, id);
 }
+
+#ifndef GEN_KPROBES
+/* ---------------------------------------------------------------- syscall and tracepoint programs */
 
 #define TS_COMPAT 0x0002 /* arch/x86/include/asm/thread_info.h */
 
@@ -2132,3 +2557,169 @@ int gen_lsm_kernel_read_file(unsigned long long *ctx) { return lsm_hook(ctx, GEN
 
 SEC("lsm/kernel_load_data")
 int gen_lsm_kernel_load_data(unsigned long long *ctx) { return lsm_hook(ctx, GEN_LSM_KERNEL_LOAD_DATA, 2); }
+
+#endif /* !GEN_KPROBES */
+
+#ifdef GEN_KPROBES
+/* ---------------------------------------------------------------- kprobes
+ *
+ * Loaded only where the kernel has them (userspace probes the kprobe PMU, kprobe.multi links
+ * and bpf_override_return first): the leading "?" keeps them out of the default load.
+ * Every attachment carries its probe id as the cookie (the dispatch key). A syscall
+ * wrapper's (__x64_sys_X, GEN_PROBE_SYSCALL) one argument is the user pt_regs, from which
+ * syscall arguments are read as at sys_enter.
+ */
+/*
+ * A kretprobe hook at the call's return: the record its entry kept (arguments as they were
+ * at the entry, the selector that matched there) gets the return value; the selector's
+ * matchReturnArgs decide, then its return actions run and the record is posted if the
+ * entry's actions left it to post.
+ */
+static __always_inline void run_return_slot(struct gen_state *st, __u32 slot)
+{
+	struct ward_hook_config *cfg = bpf_map_lookup_elem(&gen_hooks, &slot);
+	struct gen_slot *gs = bpf_map_lookup_elem(&gen_slots, &slot);
+	struct gen_event *ev = ev_scratch();
+	struct gen_ret_key k = { .pid_tgid = bpf_get_current_pid_tgid(), .slot = slot, .pad = 0 };
+	struct gen_event *kept;
+	struct act_ctx ac = {};
+	__u16 t;
+
+	if (!cfg || !gs || !ev || !(gs->flags & GEN_SLOT_ACTIVE) || !(gs->flags & GEN_SLOT_RETURN))
+		return;
+	kept = bpf_map_lookup_elem(&gen_ret_entries, &k);
+	if (!kept)
+		return;
+	bpf_probe_read_kernel(ev, sizeof(*ev), kept);
+	bpf_map_delete_elem(&gen_ret_entries, &k);
+	st->slot = slot;
+	st->matched = ev->selector;
+	st->ret_ok = 1;
+	t = cfg->args[WARD_SLOT_RETURN].type;
+	if (cfg->args[WARD_SLOT_RETURN].present) {
+		ev->arg_type[WARD_SLOT_RETURN] = t;
+		ev->arg_len[WARD_SLOT_RETURN] = 0;
+		ev->arg_int[WARD_SLOT_RETURN] = (__u64)st->ret;
+		ev->arg_state[WARD_SLOT_RETURN] = is_int_type(t) ? GEN_ARG_INT : GEN_ARG_ERROR;
+	}
+	if (st->matched >= 0) {
+		st->sel = st->matched;
+		st->ok = 1;
+		bpf_loop(WARD_MAX_MATCHERS, (void *)matcher_cb, st, 0);
+		if (!st->ret_ok)
+			return;
+	}
+	ev->flags |= GEN_EF_RETURN;
+	ev->ret = st->ret;
+	ac.st = st;
+	ac.do_post = (ev->flags & GEN_EF_DEFER_POST) != 0;
+	ac.monitor = (gs->flags & GEN_SLOT_MONITOR) != 0;
+	if (st->matched >= 0) {
+		ac.ret_phase = 1;
+		bpf_loop(WARD_MAX_ACTIONS, (void *)action_cb, &ac, 0);
+	}
+	if (ac.do_post)
+		post(ev);
+}
+
+
+static long ret_slot_cb(__u32 i, struct slot_ctx *c)
+{
+	__u32 slot;
+	if (i >= GEN_DISPATCH_MAX || i >= c->d->n)
+		return 1;
+	slot = c->d->slots[BOUND(i, GEN_DISPATCH_MAX)];
+	run_return_slot(c->st, slot);
+	return 0;
+}
+
+static __always_inline void dispatch_return(struct gen_state *st, __u32 id)
+{
+	struct gen_dispatch_key k = { .point = GEN_POINT_KRETPROBE, .id = id };
+	struct slot_ctx c = { .st = st };
+
+	c.d = bpf_map_lookup_elem(&gen_dispatch, &k);
+	if (!c.d)
+		return;
+	bpf_loop(GEN_DISPATCH_MAX, (void *)ret_slot_cb, &c, 0);
+}
+
+/* bpf_override_return (helper 58, CONFIG_BPF_KPROBE_OVERRIDE) */
+static long (*bpf_override_return)(struct pt_regs *regs, __u64 rc) = (void *)58;
+
+static __always_inline void kprobe_hook(struct pt_regs *ctx, __u32 point, struct gen_state *st)
+{
+	__u32 id = (__u32)bpf_get_attach_cookie(ctx);
+
+	st->ctx = ctx;
+	st->point = point;
+	st->nr = id;
+	st->tgid = bpf_get_current_pid_tgid() >> 32;
+	if (point == GEN_POINT_KRETPROBE) {
+		__u64 rc = 0;
+		RD(rc, ctx, ax);
+		st->ret = (__s64)rc;
+	} else if (id & GEN_PROBE_SYSCALL) {
+		st->regs = (struct pt_regs *)func_arg(ctx, 0);
+	}
+	if (point == GEN_POINT_KRETPROBE)
+		dispatch_return(st, id);
+	else
+		dispatch(st, id);
+}
+
+SEC("?kprobe/gen")
+int gen_kprobe(struct pt_regs *ctx)
+{
+	struct gen_state st = {};
+	kprobe_hook(ctx, GEN_POINT_KPROBE, &st);
+	return 0;
+}
+
+/* The same, for hooks with Override: only functions on the kernel's error-injection list
+ * accept it (the kernel refuses the attach elsewhere), and only this program calls the
+ * helper, so kernels without CONFIG_BPF_KPROBE_OVERRIDE still load the others. */
+SEC("?kprobe/gen_override")
+int gen_kprobe_override(struct pt_regs *ctx)
+{
+	struct gen_state st = {};
+	struct gen_scratch *s = scratch();
+
+	if (!s)
+		return 0;
+	s->override = 0;
+	kprobe_hook(ctx, GEN_POINT_KPROBE, &st);
+	/* the walk may have looked the scratch up again: read the request from the map */
+	s = scratch();
+	if (s && s->override) {
+		count(GEN_CNT_OVERRIDES);
+		bpf_override_return(ctx, (__u64)(__s64)s->override_err);
+	}
+	return 0;
+}
+
+SEC("?kretprobe/gen")
+int gen_kretprobe(struct pt_regs *ctx)
+{
+	struct gen_state st = {};
+	kprobe_hook(ctx, GEN_POINT_KRETPROBE, &st);
+	return 0;
+}
+
+/* kprobe.multi (5.18+): one link for many functions, a cookie per function. */
+SEC("?kprobe.multi/gen")
+int gen_kprobe_multi(struct pt_regs *ctx)
+{
+	struct gen_state st = {};
+	kprobe_hook(ctx, GEN_POINT_KPROBE, &st);
+	return 0;
+}
+
+SEC("?kretprobe.multi/gen")
+int gen_kretprobe_multi(struct pt_regs *ctx)
+{
+	struct gen_state st = {};
+	kprobe_hook(ctx, GEN_POINT_KRETPROBE, &st);
+	return 0;
+}
+#endif /* GEN_KPROBES */

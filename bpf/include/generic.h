@@ -26,6 +26,7 @@ enum gen_from {
 	GEN_FROM_TP_DATALOC = 5,  /* tracepoint __data_loc string at `offset` */
 	GEN_FROM_TP_ARRAY = 6,    /* tracepoint char array at `offset` (comm[16], ...), read as a string */
 	GEN_FROM_LSM_ARG = 7,     /* BPF LSM hook argument `offset` (ctx[offset]), `size` bytes of it */
+	GEN_FROM_FUNC_ARG = 8,    /* kernel function argument `index` from the kprobe's pt_regs (di si dx cx r8 r9) */
 };
 #define GEN_SRC_SIGNED 0x1     /* sign-extend a TP field */
 #define GEN_SRC_USER 0x2       /* pointer is a user pointer (syscall args, syscalls/ tracepoints) */
@@ -34,13 +35,24 @@ enum gen_from {
 #define GEN_SRC_DENTRY 0x10    /* LSM: a struct dentry *, its mount from the struct path * at ctx[aux] (path_unlink, ...) */
 #define GEN_SRC_TASK_TGID 0x20 /* LSM: a struct task_struct *, read as its tgid (task_kill's target) */
 
+/* What a pointer argument points at, for the types one ward_arg_type stands for (gen_src.obj):
+ * WARD_ARG_SOCK is sock, socket or skb; WARD_ARG_OPAQUE is cred (and others not read). */
+enum gen_obj {
+	GEN_OBJ_NONE = 0,
+	GEN_OBJ_SOCK = 1,    /* struct sock *: gen_sock_rec */
+	GEN_OBJ_SOCKET = 2,  /* struct socket *: its ->sk, as GEN_OBJ_SOCK */
+	GEN_OBJ_SKB = 3,     /* struct sk_buff *: gen_skb_rec */
+	GEN_OBJ_CRED = 4,    /* struct cred *: gen_cred_rec */
+};
+
 struct gen_src {
 	__u8 from;     /* enum gen_from */
 	__u8 size;     /* TP field bytes (1, 2, 4, 8) */
 	__u16 offset;  /* TP field offset / syscall argument index */
 	__u8 flags;    /* GEN_SRC_* */
 	__u8 aux;      /* GEN_SRC_DENTRY: the LSM argument holding the directory's struct path */
-	__u8 pad[2];
+	__u8 pad[1];
+	__u8 obj;      /* enum gen_obj (kprobe object arguments) */
 };
 
 /* Which attach point a dispatch key names. */
@@ -55,6 +67,9 @@ enum gen_point {
 	                            per attached path:offset, userspace maps it to the symbol);
 	                            evaluated as GEN_POINT_SYS_ENTER on the function's registers */
 	GEN_POINT_LSM = 6,       /* a gen_lsm_* BPF LSM program, key = enum gen_lsm_hook */
+	GEN_POINT_KPROBE = 7,    /* gen_kprobe* at a kernel function's entry, key = the probe id
+	                            (the link's cookie; GEN_PROBE_SYSCALL set: a syscall wrapper) */
+	GEN_POINT_KRETPROBE = 8, /* gen_kretprobe* at its return, same key */
 };
 
 /* The BPF LSM hooks the generic sensor has programs for (dispatch ids of GEN_POINT_LSM). */
@@ -71,6 +86,11 @@ enum gen_lsm_hook {
 	GEN_LSM_KERNEL_READ_FILE = 10,
 	GEN_LSM_KERNEL_LOAD_DATA = 11,
 };
+
+/* Probe ids (kprobe cookies): bit 30 says the function is a syscall wrapper (__x64_sys_X)
+ * whose one argument is the user pt_regs the syscall arguments are read from. */
+#define GEN_PROBE_SYSCALL 0x40000000u
+#define GEN_PROBE_ID_MASK 0x3fffffffu
 
 struct gen_dispatch_key {
 	__u32 point;  /* enum gen_point */
@@ -109,7 +129,8 @@ struct gen_globals {
 #define GEN_EF_KILLED 0x4      /* SIGKILL was queued */
 #define GEN_EF_SIGNALED 0x8    /* Signal(argSig) was queued */
 #define GEN_EF_NO_SELECTORS 0x10
-#define GEN_EF_OVERRIDE 0x20     /* a BPF LSM program failed the call (Override, or Sigkill there) */
+#define GEN_EF_OVERRIDE 0x20   /* the call was failed: bpf_override_return at a kprobe, or a BPF LSM program (Override, or Sigkill there) */
+#define GEN_EF_DEFER_POST 0x40 /* a return hook's entry matched: post at the return (saved record) */
 
 /* Per argument in the record: arg_state values. */
 #define GEN_ARG_ABSENT 0       /* slot not declared by the hook */
@@ -160,7 +181,77 @@ enum gen_counter {
 	GEN_CNT_READ_ERRORS = 8,
 	GEN_CNT_MONITOR = 9,    /* enforcing actions turned into Post */
 	GEN_CNT_NOT_TAKEN = 10, /* an action this program cannot take (Override, ...): userspace rejects them */
-	GEN_CNT_MAX = 12,
+	GEN_CNT_OVERRIDES = 11, /* Override at a kprobe: the call returned argError without running */
+	GEN_CNT_RET_LOST = 12,  /* a kretprobe hook's entry record could not be kept (map full) */
+	GEN_CNT_MAX = 16,
+};
+
+/* A kretprobe hook's entry, kept from the entry to the return of the call (per thread and slot). */
+struct gen_ret_key {
+	__u64 pid_tgid;
+	__u32 slot;
+	__u32 pad;
+};
+
+/*
+ * Kernel objects as the record carries them, in data[slot * GEN_STR_MAX] (arg_len bytes),
+ * read with CO-RE so they hold on any kernel's layout. Addresses in network order (IPv4 in
+ * the first 4 bytes), ports in host order.
+ */
+struct gen_sock_rec {
+	__u16 family;
+	__u16 type;
+	__u16 protocol;
+	__u8 state;
+	__u8 pad;
+	__u32 mark;
+	__u32 priority;
+	__u16 sport;
+	__u16 dport;
+	__u32 pad2;
+	__u64 cookie;
+	__u8 saddr[16];
+	__u8 daddr[16];
+};
+
+/* The network facts of a sock or skb argument, as the socket operators compare them. */
+struct gen_net {
+	__u16 family;
+	__u16 proto;
+	__u16 sport;
+	__u16 dport;
+	__u32 state;
+	__u8 saddr[16];
+	__u8 daddr[16];
+};
+
+struct gen_skb_rec {
+	__u32 hash;
+	__u32 len;
+	__u32 priority;
+	__u32 mark;
+	__u16 family;   /* AF_INET / AF_INET6 from the IP header's version, 0 if neither */
+	__u16 protocol; /* skb->protocol (ethertype, host order) */
+	__u8 proto;     /* IP protocol (TCP 6, UDP 17, ...) */
+	__u8 pad[3];
+	__u16 sport;
+	__u16 dport;
+	__u32 sec_path_len;
+	__u8 saddr[16];
+	__u8 daddr[16];
+};
+
+struct gen_cred_rec {
+	__u32 uid, gid, suid, sgid, euid, egid, fsuid, fsgid;
+	__u32 securebits;
+	__u32 userns_level;
+	__u32 userns_uid;
+	__u32 userns_gid;
+	__u32 userns_inum;
+	__u32 pad;
+	__u64 cap_permitted;
+	__u64 cap_effective;
+	__u64 cap_inheritable;
 };
 
 #endif /* WARD_GENERIC_H */

@@ -60,7 +60,7 @@ export function createPolicyBackend(ctx: SensorContext, sensors: readonly Sensor
   const previous = ctx.pins.previous;
   const adoptFrom = previous?.shared.generic !== undefined ? join(ctx.bpfDir, previous.shared.generic) : undefined;
   const reserve = [...Object.values(previous?.policies ?? {}), ...Object.values(previous?.superseded ?? {})].flatMap((p) => (p.generic !== undefined ? [p.generic as GenericPinnedPolicy] : []));
-  const generic = opts.generic ?? new GenericBackend(() => new GenericSensor({ ...sensorOpts, ...(adoptFrom !== undefined ? { adoptFrom, reserve } : {}) }));
+  const generic = opts.generic ?? new GenericBackend(() => new GenericSensor({ ...sensorOpts, lazyPrograms: true, ...(adoptFrom !== undefined ? { adoptFrom, reserve } : {}) }));
   const processSensor = sensors.find((s): s is ProcessSensor => s instanceof ProcessSensor);
   const persist = ctx.pins.keep || previous !== undefined
     ? { bpfDir: ctx.bpfDir, keep: ctx.pins.keep, previous, ...(processSensor !== undefined ? { process: processSensor.pins } : {}) }

@@ -8,7 +8,7 @@ import { Asm, retProgram } from "./asm.ts";
 import { Attr } from "./attr.ts";
 import { BtfKind, loadKernelBtf } from "./btf.ts";
 import { AttachType, BpfCmd, Helper, MapFlags, MapType, ProgFlags, ProgType } from "./constants.ts";
-import { attachCgroup, attachRawTracepoint, attachTracepoint, attachTracing, attachUprobe, type Link } from "./link.ts";
+import { attachCgroup, attachKprobeMulti, attachRawTracepoint, attachTracepoint, attachTracing, attachUprobe, type Link } from "./link.ts";
 import { UprobeElf } from "./uprobe-symbols.ts";
 import { BpfMap, type MapSpec } from "./map.ts";
 import { pmuType } from "./perf.ts";
@@ -254,6 +254,7 @@ export type AttachKind =
   | "fmod_ret"
   | "lsm"
   | "kprobe"
+  | "kprobe_multi"
   | "uprobe";
 
 export const ATTACH_KINDS: readonly AttachKind[] = [
@@ -268,6 +269,7 @@ export const ATTACH_KINDS: readonly AttachKind[] = [
   "fmod_ret",
   "lsm",
   "kprobe",
+  "kprobe_multi",
   "uprobe",
 ];
 
@@ -399,6 +401,20 @@ export function probeAttach(kind: AttachKind): FeatureResult {
       case "kprobe":
         if (pmuType("kprobe") !== undefined) return supported();
         return unsupported("no kprobe PMU (/sys/bus/event_source/devices/kprobe is absent; the kernel has no kprobes)");
+      case "kprobe_multi": {
+        // kprobe.multi links (fprobe, 5.18+): a trial program on a function every kernel has.
+        const fns = ["vfs_read", "ksys_read"];
+        let last = unsupported("kprobe_multi: no trial function");
+        for (const fn of fns) {
+          last = loadAndAttach(
+            { name: "probe_kp_multi", type: ProgType.KPROBE, expectedAttachType: AttachType.TRACE_KPROBE_MULTI, insns: retProgram(0), license: "GPL" },
+            `kprobe.multi on ${fn}`,
+            (p) => attachKprobeMulti(p, [fn]),
+          );
+          if (last.result.status === "supported") return last;
+        }
+        return last;
+      }
       case "uprobe": {
         if (pmuType("uprobe") === undefined) return unsupported("no uprobe PMU (/sys/bus/event_source/devices/uprobe is absent)");
         // The PMU listed is not the attach working: a trial uprobe on the libc this process

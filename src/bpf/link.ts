@@ -255,6 +255,34 @@ export function attachKprobe(
   return attachPerfEvent(prog, perf, `${opts.retprobe === true ? "kretprobe" : "kprobe"} ${symbol} link of ${prog.name}`, opts);
 }
 
+/** BPF_F_KPROBE_MULTI_RETURN: the multi link runs the program at the functions' returns. */
+const KPROBE_MULTI_RETURN = 1;
+
+/**
+ * A kprobe.multi program (expected attach type TRACE_KPROBE_MULTI, 5.18+) on many kernel
+ * functions through one link: LINK_CREATE with link_create.kprobe_multi {flags, cnt, syms,
+ * addrs, cookies}. `cookies[i]` is what bpf_get_attach_cookie returns at `symbols[i]`.
+ */
+export function attachKprobeMulti(prog: BpfProgram, symbols: readonly string[], opts: { retprobe?: boolean; cookies?: readonly bigint[] } = {}): Link {
+  const what = `attach program ${prog.name} to kprobe.multi of ${symbols.length} functions (${symbols.slice(0, 3).join(", ")}${symbols.length > 3 ? ", ..." : ""})`;
+  if (symbols.length === 0) throw new LinkError(`${what}: no functions`);
+  if (opts.cookies !== undefined && opts.cookies.length !== symbols.length) throw new LinkError(`${what}: ${opts.cookies.length} cookies for ${symbols.length} functions`);
+  // The kernel reads an array of C string pointers; the strings must outlive the call.
+  const strs = symbols.map((s) => cString(s));
+  const syms = new BigUint64Array(strs.map((s) => BigInt(addrOf(s))));
+  const cookies = opts.cookies !== undefined ? new BigUint64Array(opts.cookies) : undefined;
+  try {
+    const fd = linkCreate(prog.fd.raw, 0, AttachType.TRACE_KPROBE_MULTI, (a) => {
+      a.u32(16, opts.retprobe === true ? KPROBE_MULTI_RETURN : 0).u32(20, symbols.length).ptr(24, new Uint8Array(syms.buffer));
+      if (cookies !== undefined) a.ptr(40, new Uint8Array(cookies.buffer));
+    });
+    void strs;
+    return new Link(new Fd(fd), "link", `${opts.retprobe === true ? "kretprobe" : "kprobe"}.multi link of ${prog.name} (${symbols.length} functions)`);
+  } catch (e) {
+    throw withContext(e, what);
+  }
+}
+
 /**
  * KPROBE-type programs on a user binary through the uprobe PMU. A number is the file offset of
  * the instruction; a string is a function symbol, resolved to its file offset (uprobe-symbols.ts).

@@ -2,12 +2,14 @@
 // Do not edit; `npm run build:bpf` rewrites it and `--check` fails when it is stale.
 import o0 from "../../bpf/obj/file_guard.o" with { type: "file" };
 import o1 from "../../bpf/obj/generic.o" with { type: "file" };
-import o2 from "../../bpf/obj/process.o" with { type: "file" };
-import o3 from "../../bpf/obj/sock_addr.o" with { type: "file" };
+import o2 from "../../bpf/obj/generic_kprobe.o" with { type: "file" };
+import o3 from "../../bpf/obj/process.o" with { type: "file" };
+import o4 from "../../bpf/obj/sock_addr.o" with { type: "file" };
 
 export const objectFiles: Record<string, string> = {
   "file_guard": o0,
   "generic": o1,
-  "process": o2,
-  "sock_addr": o3,
+  "generic_kprobe": o2,
+  "process": o3,
+  "sock_addr": o4,
 };

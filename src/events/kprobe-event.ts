@@ -15,6 +15,8 @@ export type HookArg = (
   | { kind: "bytes"; value: Uint8Array; origSize?: number }
   | { kind: "file" | "path" | "linux_binprm"; path: string; mount?: string; flags?: string; permission?: string }
   | { kind: "sock"; family?: string; type?: string; protocol?: string; saddr?: string; daddr?: string; sport?: number; dport?: number; cookie?: bigint; state?: string }
+  | { kind: "skb"; hash: number; len: number; priority: number; mark: number; saddr: string; daddr: string; sport: number; dport: number; proto: number; secPathLen: number; protocol: string; family: string }
+  | { kind: "process_credentials"; uid: number; gid: number; euid: number; egid: number; suid: number; sgid: number; fsuid: number; fsgid: number; securebits: string[]; caps: { permitted: string[]; effective: string[]; inheritable: string[] }; userNs: { level: number; uid: number; gid: number; inum: number; isHost: boolean } }
   | { kind: "sockaddr"; family: string; addr: string; port: number }
   | { kind: "syscall_id"; id: number; abi: string }
   | { kind: "capability"; value: number; name: string }
@@ -110,6 +112,46 @@ export function encodeHookArg(a: HookArg): JsonObject {
       if (a.cookie) s.cookie = a.cookie.toString();
       if (a.state) s.state = a.state;
       o.sock_arg = s;
+      break;
+    }
+    case "skb": {
+      // skb_arg's proto field order: hash len priority mark saddr daddr sport dport proto sec_path_len sec_path_olen protocol family
+      const s: JsonObject = {};
+      if (a.hash) s.hash = a.hash;
+      if (a.len) s.len = a.len;
+      if (a.priority) s.priority = a.priority;
+      if (a.mark) s.mark = a.mark;
+      if (a.saddr) s.saddr = a.saddr;
+      if (a.daddr) s.daddr = a.daddr;
+      if (a.sport) s.sport = a.sport;
+      if (a.dport) s.dport = a.dport;
+      if (a.proto) s.proto = a.proto;
+      if (a.secPathLen) s.sec_path_len = a.secPathLen;
+      if (a.protocol) s.protocol = a.protocol;
+      if (a.family) s.family = a.family;
+      o.skb_arg = s;
+      break;
+    }
+    case "process_credentials": {
+      // ProcessCredentials: uid gid euid egid suid sgid fsuid fsgid securebits caps user_ns
+      const c: JsonObject = { uid: a.uid, gid: a.gid, euid: a.euid, egid: a.egid, suid: a.suid, sgid: a.sgid, fsuid: a.fsuid, fsgid: a.fsgid };
+      for (const k of Object.keys(c)) if (c[k] === 0) delete c[k];
+      if (a.securebits.length) c.securebits = a.securebits;
+      const caps: JsonObject = {};
+      if (a.caps.permitted.length) caps.permitted = a.caps.permitted;
+      if (a.caps.effective.length) caps.effective = a.caps.effective;
+      if (a.caps.inheritable.length) caps.inheritable = a.caps.inheritable;
+      if (Object.keys(caps).length) c.caps = caps;
+      const ns: JsonObject = {};
+      if (a.userNs.inum) ns.inum = a.userNs.inum;
+      if (a.userNs.isHost) ns.is_host = true;
+      const u: JsonObject = {};
+      if (a.userNs.level) u.level = a.userNs.level;
+      if (a.userNs.uid) u.uid = a.userNs.uid;
+      if (a.userNs.gid) u.gid = a.userNs.gid;
+      if (Object.keys(ns).length) u.ns = ns;
+      if (Object.keys(u).length) c.user_ns = u;
+      o.process_credentials_arg = c;
       break;
     }
     case "sockaddr": {

@@ -3,12 +3,14 @@
 // resolved hook (resolve.ts) into the sensor's attach + argument sources (syscall arguments
 // from pt_regs, tracefs fields by index per the event's format file), and turns the
 // sensor's records into matches with typed arguments for the event encoder.
-import { readFileSync } from "node:fs";
+import { readFileSync, readlinkSync } from "node:fs";
 import { tracefsRoot } from "../bpf/perf.ts";
 import type { HookArg } from "../events/kprobe-event.ts";
 import { compilePolicy, hostSyscallNumber, seedBinaryId } from "../policy/engine.ts";
 import type { KProbeArg, TracingPolicy } from "../policy/types.ts";
-import { GenericSensor, isLsmHookName, syscallHook, uprobeHook, type ArgSource, type GenericArg, type GenericEvent, type GenericPinnedPolicy, type ResolvedHook as GenericHook } from "./generic.ts";
+import { GenericSensor, isLsmHookName, syscallHook, uprobeHook, type ArgObject, type ArgSource, type GenericArg, type GenericEvent, type GenericPinnedPolicy, type ResolvedHook as GenericHook } from "./generic.ts";
+import { CAPABILITY_NAMES } from "../policy/values.ts";
+import { sockNames } from "./sock-backend.ts";
 import type { GenericHooks, GenericMatch } from "./manager.ts";
 import { LSM_GENERIC, type ResolvedHook } from "./resolve.ts";
 import { LazySensorBackend } from "./lazy-backend.ts";
@@ -73,6 +75,7 @@ function toGenericHooks(compiledHooks: ReturnType<typeof compilePolicy>, h: Reso
   const attaches = h.generic ?? [];
   if (attaches.length === 0) throw new TracepointFormatError(`${h.path}: not a generic hook`);
   return attaches.map((a) => {
+    if (a.kind === "kprobe") return kprobeHook(compiledHooks, h, a, args);
     if (a.kind === "syscall") {
       // Slot i reads args[i]; the declared types tell char_iovec from char_buf.
       const types = args.map((x) => x.type);
@@ -93,6 +96,34 @@ function toGenericHooks(compiledHooks: ReturnType<typeof compilePolicy>, h: Reso
     if (a.kind === "lsm") return lsmHook(h, a.event, args);
     return tracepointHook(h, a, args);
   });
+}
+
+/** The kernel object a pointer argument of this declared type is, for the kprobe program. */
+function objectOf(type: string): ArgObject | undefined {
+  if (type === "sock" || type === "socket" || type === "skb" || type === "cred") return type;
+  return undefined;
+}
+
+/**
+ * A kernel-function hook: slot i reads the function's argument args[i].index from its
+ * registers (a syscall wrapper's: from the user pt_regs, as at sys_enter), slot 5 the
+ * return value (kretprobe).
+ */
+function kprobeHook(compiled: ReturnType<typeof compilePolicy>, h: ResolvedHook, a: NonNullable<ResolvedHook["generic"]>[number], args: readonly KProbeArg[]): GenericHook {
+  const types = args.map((x) => x.type);
+  const base = syscallHook(compiled, h.index, 0, a.withExit === true ? true : undefined, types);
+  const sources: (ArgSource | undefined)[] = base.sources.map((src, i) => {
+    if (src === undefined || src.from !== "syscall-arg" || a.syscallAbi === true) return src;
+    const t = types[i] ?? "";
+    const obj = objectOf(t);
+    return { from: "func-arg", index: src.index, ...(obj !== undefined ? { obj } : {}), ...(t === "fd" ? { fd: true } : {}) };
+  });
+  return {
+    index: h.index,
+    attach: { kind: "kprobe", symbols: [...(a.symbols ?? [])], syscall: a.syscallAbi === true, override: a.override === true },
+    sources,
+    ...(a.withExit === true ? { atReturn: true } : {}),
+  };
 }
 
 /** A BPF LSM hook: slot i reads the hook's argument args[i].index as its prototype says (resolve.ts LSM_GENERIC). */
@@ -162,6 +193,51 @@ export function permissionString(mode: number): string {
   return out;
 }
 
+function capNames(mask: bigint): string[] {
+  const out: string[] = [];
+  CAPABILITY_NAMES.forEach((n, i) => {
+    if (mask & (1n << BigInt(i))) out.push(n);
+  });
+  return out;
+}
+
+const SECUREBITS = ["SecBitNoRoot", "SecBitNoRootLocked", "SecBitNoSetUidFixup", "SecBitNoSetUidFixupLocked", "SecBitKeepCaps", "SecBitKeepCapsLocked", "SecBitNoCapAmbientRaise", "SecBitNoCapAmbientRaiseLocked"];
+
+let hostUserNs: number | undefined;
+function hostUserNsInum(): number {
+  if (hostUserNs === undefined) {
+    try {
+      hostUserNs = Number(/\[(\d+)\]/.exec(readlinkSync("/proc/1/ns/user"))?.[1] ?? 0);
+    } catch {
+      hostUserNs = 0;
+    }
+  }
+  return hostUserNs;
+}
+
+/** A sock/skb/cred record as its Tetragon variant (sock_arg, skb_arg, process_credentials_arg). */
+function objectArg(o: NonNullable<GenericArg["object"]>, label: { label?: string }): HookArg {
+  if (o.kind === "sock") {
+    return {
+      kind: "sock", family: sockNames.family(o.family), type: sockNames.type(o.type), protocol: sockNames.protocol(o.protocol),
+      saddr: o.saddr, daddr: o.daddr, sport: o.sport, dport: o.dport, cookie: o.cookie, state: sockNames.state(o.state), ...label,
+    };
+  }
+  if (o.kind === "skb") {
+    return {
+      kind: "skb", hash: o.hash, len: o.len, priority: o.priority, mark: o.mark, saddr: o.saddr, daddr: o.daddr, sport: o.sport, dport: o.dport,
+      proto: o.proto, secPathLen: o.secPathLen, protocol: `0x${o.protocol.toString(16).padStart(4, "0")}`, family: o.family ? sockNames.family(o.family) : "", ...label,
+    };
+  }
+  return {
+    kind: "process_credentials", uid: o.uid, gid: o.gid, euid: o.euid, egid: o.egid, suid: o.suid, sgid: o.sgid, fsuid: o.fsuid, fsgid: o.fsgid,
+    securebits: SECUREBITS.filter((_, i) => (o.securebits & (1 << i)) !== 0),
+    caps: { permitted: capNames(o.capPermitted), effective: capNames(o.capEffective), inheritable: capNames(o.capInheritable) },
+    userNs: { level: o.userns.level, uid: o.userns.uid, gid: o.userns.gid, inum: o.userns.inum, isHost: o.userns.inum !== 0 && o.userns.inum === hostUserNsInum() },
+    ...label,
+  };
+}
+
 const FAMILY_NAMES = new Map(Object.entries(ADDRESS_FAMILIES).map(([k, v]) => [v, k] as const).reverse());
 
 /** A sockaddr's bytes (family, then the in/in6 port and address in network order) as Tetragon's sockaddr_arg. */
@@ -178,6 +254,7 @@ export function sockaddrArg(b: Uint8Array): Extract<HookArg, { kind: "sockaddr" 
 export function typedArg(a: GenericArg, decl: KProbeArg | undefined): HookArg {
   const label = decl?.label ? { label: decl.label } : {};
   const t = decl?.type ?? "auto";
+  if (a.object !== undefined) return objectArg(a.object, label);
   if ((a.type === "file" || a.type === "path") && (a.state === "bytes" || a.state === "truncated")) {
     // fd/file/path: the resolved path, and i_mode in `int` for the permission string.
     const b = a.bytes ?? new Uint8Array();
@@ -278,11 +355,12 @@ export class GenericBackend extends LazySensorBackend<GenericSensor, GenericEven
       }
       const enforcing = e.actions.find((x) => x !== "Post" && x !== "NoPost");
       // A list hook reports the syscall that was called, as Tetragon's one-kprobe-per-entry does.
-      const called = hook.name.startsWith("list:") ? syscallNameOf(e.syscall) : undefined;
+      const called = e.function !== undefined ? undefined : hook.name.startsWith("list:") ? syscallNameOf(e.syscall) : undefined;
       const m: GenericMatch = {
         policyId: e.policyId,
         hook,
         ...(called !== undefined ? { functionName: `__x64_sys_${called}` } : {}),
+        ...(e.function !== undefined && e.function !== "" ? { functionName: e.function } : {}),
         pid: e.pid,
         tgid: e.tgid,
         time: e.ktime,

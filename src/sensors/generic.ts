@@ -9,7 +9,8 @@
 // - arguments: ints of every width, syscall64, capability masks, string (user or kernel
 //   pointer, __data_loc, char arrays), char_buf (sizeArgIndex, returnCopy at the return),
 //   char_iovec, fd/file/path (resolved absolute path + i_mode), sockaddr (family, port,
-//   address). sock/skb/cred/... are not read: matchers on them are rejected. A file slot
+//   address); at kernel-function kprobes also sock/socket/skb/cred records (gen_*_rec,
+//   CO-RE). Other kernel objects are not read: matchers on them are rejected. A file slot
 //   can also read the file an open-family syscall returned (source "return" with fd, hook
 //   openedFd: security_file_open's substitute), evaluated only for real opens.
 // - return hooks on the open family run on gen_open_exit at syscalls/sys_exit_<name> when
@@ -20,15 +21,24 @@
 // - every matcher kind of ward_filter.h except SubString (needs a kfunc); Prefix values are
 //   at most WARD_PREFIX_MAX (252) bytes, the LPM key limit, rejected at compile. Binary and change selectors need the process map.
 // - actions: Post (rateLimit by selector, scope and an argument digest), NoPost, Sigkill,
-//   Signal; GetUrl/DnsLookup are userspace's, from the record. Override, TrackSock,
+//   Signal; GetUrl/DnsLookup are userspace's, from the record; Override only at a kprobe
+//   hook resolved with override (gen_kprobe_override, bpf_override_return). TrackSock,
 //   UntrackSock, NotifyEnforcer and Set are rejected with the reason.
+// - kernel-function hooks (attach kind "kprobe") run on generic_kprobe.o, loaded on this
+//   object's maps at the first such hook: a perf kprobe (kretprobe) per function with its
+//   probe id as the cookie, or kprobe.multi links; a return hook's entry record is kept per
+//   thread (gen_ret_entries) and posted at the return.
 // - Sigkill at syscall entry: the process dies before it returns to user space, but the
 //   call itself runs (a write is written). Return hooks run every action at the return.
 // - uprobes (attach kind "uprobe"): gen_uprobe on each file offset of a user binary, the
 //   function's arguments from its argument registers (ints, strings and char_buf from the
 //   caller's memory); Sigkill there kills the caller before the function's first instruction.
 import { attachProgram, Collection, loadCollectionSpec, newCollection, type CollectionSpec } from "../bpf/collection.ts";
-import { Link } from "../bpf/link.ts";
+import { BpfProgram } from "../bpf/program.ts";
+import type { ProgramSpec } from "../bpf/elf.ts";
+import { attachKprobe, attachKprobeMulti, Link } from "../bpf/link.ts";
+import { probeAttach, probeHelper } from "../bpf/features.ts";
+import { Helper, ProgType } from "../bpf/constants.ts";
 import { BpfMap } from "../bpf/map.ts";
 import { readObject } from "../bpf/objects.ts";
 import { RingBufReader } from "../bpf/ringbuf.ts";
@@ -41,7 +51,6 @@ import type { CompiledPolicy, SectionName } from "../policy/engine.ts";
 import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import { LINK_PIN_PREFIX, MAP_PIN_PREFIX, PROG_PIN_PREFIX, pinMaps, pinName, removePins, unpin } from "../bpf/pin.ts";
-import { BpfProgram } from "../bpf/program.ts";
 import { chooseOpenExit, OPEN_EXIT_TRACEPOINTS, type OpenExitChoice } from "./open-exit.ts";
 
 export class GenericSensorError extends Error {
@@ -71,12 +80,19 @@ export type ArgSource =
   | { from: "tp-dataloc"; offset: number }
   /** a char array inside a tracefs record (comm[16], ...), read as a string */
   | { from: "tp-array"; offset: number }
+  /** a kernel function's argument 0..5 from the kprobe's registers; obj: what a pointer
+   * points at (enum gen_obj); fd: a file argument given as an fd number */
+  | { from: "func-arg"; index: number; obj?: ArgObject; fd?: boolean }
   /**
    * argument `index` of a BPF LSM hook (ctx[index]); integers keep `size` bytes. dentryOf:
    * the argument is a struct dentry *, its full path taken under the mount of the struct
    * path * at that index; taskTgid: a struct task_struct *, read as its tgid.
    */
   | { from: "lsm-arg"; index: number; size: 1 | 2 | 4 | 8; signed?: boolean; dentryOf?: number; taskTgid?: boolean };
+
+/** Kernel objects a kprobe argument can point at (enum gen_obj in bpf/include/generic.h). */
+export type ArgObject = "sock" | "socket" | "skb" | "cred";
+const OBJ: Record<ArgObject, number> = { sock: 1, socket: 2, skb: 3, cred: 4 };
 
 /** One place a uprobe hook is attached: a file offset in its binary, with what the policy named. */
 export interface UprobeTarget {
@@ -94,6 +110,12 @@ export type HookAttach =
   | { kind: "tracepoint"; category: string; name: string }
   /** a user function: gen_uprobe on each target of the binary (one link and dispatch id each) */
   | { kind: "uprobe"; path: string; targets: readonly UprobeTarget[] }
+  /** kernel functions (generic_kprobe.o): a kprobe on each (one kprobe.multi link where the
+   * kernel has them and there are several), a kretprobe too with atReturn. syscall: the
+   * functions are syscall wrappers (__x64_sys_X) whose arguments are read from the user
+   * pt_regs (syscall-arg sources). override: the selectors may Override (gen_kprobe_override,
+   * single kprobes: the kernel allows it only on error-injectable functions). */
+  | { kind: "kprobe"; symbols: string[]; syscall: boolean; override: boolean }
   /** a BPF LSM hook ("socket_connect"): its gen_lsm_* program, loaded and attached on first use */
   | { kind: "lsm"; hook: LsmHookName };
 
@@ -114,7 +136,7 @@ export interface ResolvedHook {
   attach: HookAttach;
   /** by argument slot (ward_filter.h: 0..4 args/data, 5 the return value); missing = not read */
   sources: (ArgSource | undefined)[];
-  /** evaluate when the call returns (return: true, matchReturnArgs): syscall hooks only */
+  /** evaluate when the call returns (return: true, matchReturnArgs): syscall and kprobe hooks */
   atReturn?: boolean;
   /** security_file_open on an open-family syscall's exit: evaluated only when the call
    * returned the fd of a real open (ret >= 0, not O_PATH); needs atReturn */
@@ -134,12 +156,25 @@ export interface GenericArg {
   /** argument slot (5 = return value) */
   slot: number;
   type: ArgTypeName;
+  /** sock/socket/skb/cred arguments: the kernel object's record, decoded */
+  object?: SockRecord | SkbRecord | CredRecord;
   /** int: value in `int`; bytes: `bytes` (truncated: cut at 4096); error: could not be read */
   state: "int" | "bytes" | "truncated" | "error";
   /** ints: the raw 64-bit value read (before sign/width normalization); file/path args:
    * the inode's i_mode (file type and permission bits), bytes: the resolved path */
   int: bigint;
   bytes?: Uint8Array;
+}
+
+/** struct gen_sock_rec: addresses as text, ports in host order. */
+export interface SockRecord { kind: "sock"; family: number; type: number; protocol: number; state: number; mark: number; priority: number; saddr: string; daddr: string; sport: number; dport: number; cookie: bigint }
+/** struct gen_skb_rec. */
+export interface SkbRecord { kind: "skb"; hash: number; len: number; priority: number; mark: number; family: number; protocol: number; proto: number; saddr: string; daddr: string; sport: number; dport: number; secPathLen: number }
+/** struct gen_cred_rec. */
+export interface CredRecord {
+  kind: "cred"; uid: number; gid: number; suid: number; sgid: number; euid: number; egid: number; fsuid: number; fsgid: number;
+  securebits: number; capPermitted: bigint; capEffective: bigint; capInheritable: bigint;
+  userns: { level: number; uid: number; gid: number; inum: number };
 }
 
 /** Tetragon's KprobeAction numbers, by name, for GenericEvent.actions. */
@@ -174,10 +209,14 @@ export interface GenericEvent {
   /** bpf_send_signal's return, 0 = queued */
   signalErr: number;
   /** syscall number (syscall hooks; bit 31 set for a 32-bit task's i386 number, whose
-   * arguments are read from the i386 registers), tracefs event id, or uprobe id */
+   * arguments are read from the i386 registers), tracefs event id, uprobe id; kprobes: the probe id */
   syscall: number;
   /** uprobe hooks: the attached binary and target that fired */
   uprobe?: { path: string; symbol: string; offset: bigint };
+  /** kprobe hooks: the kernel function that fired */
+  function?: string;
+  /** Override was taken at the kprobe: the call returned argError without running */
+  overridden: boolean;
   args: GenericArg[];
 }
 
@@ -193,6 +232,8 @@ export interface GenericCounters {
   readErrors: bigint;
   monitor: bigint;
   notTaken: bigint;
+  overrides: bigint;
+  returnRecordsLost: bigint;
 }
 
 export interface GenericSensorOptions {
@@ -218,6 +259,11 @@ export interface GenericSensorOptions {
    * meanwhile (a changed version, applied before the old one goes) never reuses them.
    */
   reserve?: readonly GenericPinnedPolicy[];
+  /** what the kernel has for kernel-function hooks; default: probed on first use */
+  kprobes?: KprobeSupport;
+  /** load each program when the first hook needs it rather than all in load() (the agent:
+   * verifying a program costs seconds, minutes under emulation, and most policies need few) */
+  lazyPrograms?: boolean;
 }
 
 /**
@@ -229,7 +275,8 @@ export interface GenericPinnedPolicy {
   no: number;
   mode: "enforce" | "monitor";
   setIds: { base: number; end: number };
-  slots: { slot: number; point: number; keys: number[]; hook: ResolvedHook }[];
+  /** keys: the dispatch entries (point and key) that run the slot */
+  slots: { slot: number; point: number; keys: { point: number; key: number }[]; hook: ResolvedHook }[];
   /** map name and key (base64) of every value-set entry written */
   written: { map: string; key: string }[];
   /** interned binaries: path and id */
@@ -239,16 +286,39 @@ export interface GenericPinnedPolicy {
   openExits: string[];
 }
 
+/** The kernel's kprobe facilities, as the sensor uses them. */
+export interface KprobeSupport {
+  /** the kprobe PMU (perf_event_open kprobes and kretprobes) */
+  pmu: boolean;
+  /** kprobe.multi links (5.18+, fprobe) */
+  multi: boolean;
+  /** bpf_override_return (CONFIG_BPF_KPROBE_OVERRIDE) */
+  override: boolean;
+}
+
+/** This kernel's kprobe facilities, probed (cached by the feature probes). */
+export function probeKprobeSupport(): KprobeSupport {
+  const pmu = probeAttach("kprobe").status === "supported";
+  return {
+    pmu,
+    multi: pmu && probeAttach("kprobe_multi").status === "supported",
+    override: pmu && probeHelper(ProgType.KPROBE, Helper.override_return).status === "supported",
+  };
+}
+
 // ---------------------------------------------------------------- constants mirrored from the headers
 
-const ARG = { S8: 1, U64: 8, STRING: 9, BUF: 10, FILE: 11, PATH: 12, SOCKADDR: 14, CAPS: 16, SYSCALL64: 17 } as const;
+const ARG = { S8: 1, U64: 8, STRING: 9, BUF: 10, FILE: 11, PATH: 12, SOCK: 13, SOCKADDR: 14, CAPS: 16, SYSCALL64: 17 } as const;
 const MK_ARG = 1;
 /** matcher kinds that read the process map: NS_CHANGE, CAP_CHANGE, BINARY, PARENT_BINARY */
 const PROCESS_MAP_KINDS = new Set([5, 6, 7, 8]);
 const VK_SUBSTR = 9;
 const ACT = { POST: 1, SIGKILL: 3, OVERRIDE: 5, NOPOST: 9, SIGNAL: 10, GETURL: 7, DNSLOOKUP: 8 } as const;
 const SLOT_ACTIVE = 1, SLOT_MONITOR = 2, SLOT_RETURN = 4, SLOT_OPENED_FD = 8;
-const POINT = { SYS_ENTER: 1, SYS_EXIT: 2, TP: 3, OPEN_EXIT: 4, UPROBE: 5, LSM: 6 } as const;
+const POINT = { SYS_ENTER: 1, SYS_EXIT: 2, TP: 3, OPEN_EXIT: 4, UPROBE: 5, LSM: 6, KPROBE: 7, KRETPROBE: 8 } as const;
+/** GEN_PROBE_SYSCALL / GEN_PROBE_ID_MASK (generic.h) */
+const PROBE_SYSCALL = 0x40000000, PROBE_ID_MASK = 0x3fffffff;
+const EF_OVERRIDE = 0x20;
 
 /** x86_64 numbers of the open family, to their exit tracepoint (gen_open_exit's targets). */
 const OPEN_EXIT_BY_NR: ReadonlyMap<number, (typeof OPEN_EXIT_TRACEPOINTS)[number]> = new Map([
@@ -256,9 +326,29 @@ const OPEN_EXIT_BY_NR: ReadonlyMap<number, (typeof OPEN_EXIT_TRACEPOINTS)[number
 ]);
 const ALL_SYSCALLS = 0xffffffff;
 const UPROBE_PROGRAM = "gen_uprobe";
-const FROM = { "syscall-arg": 1, "syscall-nr": 2, return: 3, "tp-field": 4, "tp-dataloc": 5, "tp-array": 6, "lsm-arg": 7 } as const;
+const FROM = { "syscall-arg": 1, "syscall-nr": 2, return: 3, "tp-field": 4, "tp-dataloc": 5, "tp-array": 6, "lsm-arg": 7, "func-arg": 8 } as const;
 const SRC_SIGNED = 0x1, SRC_DENTRY = 0x10, SRC_TASK_TGID = 0x20;
 const NS_NAMES = ["uts", "ipc", "mnt", "pid", "pid_for_children", "net", "time", "time_for_children", "cgroup", "user"];
+
+/** An address as text: AF_INET's first 4 bytes dotted, AF_INET6 as RFC 5952 text; "" for other families. */
+export function ipText(b: Uint8Array, family: number): string {
+  if (family === 2) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
+  if (family !== 10) return "";
+  const groups: number[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(((b[i] ?? 0) << 8) | (b[i + 1] ?? 0));
+  // the longest run of two or more zero groups becomes "::"
+  let best = -1, bestLen = 0;
+  for (let i = 0; i < 8;) {
+    if (groups[i] !== 0) { i++; continue; }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLen && j - i >= 2) { best = i; bestLen = j - i; }
+    i = j;
+  }
+  const hex = (g: number[]): string => g.map((x) => x.toString(16)).join(":");
+  if (best < 0) return hex(groups);
+  return `${hex(groups.slice(0, best))}::${hex(groups.slice(best + bestLen))}`;
+}
 
 function readable(type: number): boolean {
   return (type >= ARG.S8 && type <= ARG.U64) || type === ARG.STRING || type === ARG.BUF || type === ARG.FILE || type === ARG.PATH ||
@@ -268,8 +358,9 @@ function readable(type: number): boolean {
 interface PolicyState {
   id: string;
   setIds: { base: number; end: number };
-  /** keys: the dispatch ids that run the slot (one; a uprobe hook has one per target) */
-  slots: { slot: number; hook: ResolvedHook; point: number; keys: number[] }[];
+  /** keys: the dispatch entries pointing at the slot (one; a uprobe hook has one per target,
+   * a kprobe hook one per function and point) */
+  slots: { slot: number; hook: ResolvedHook; point: number; keys: { point: number; key: number }[] }[];
   written: { name: string; key: Uint8Array }[];
   binPaths: { path: string; id: number }[];
   mode: "enforce" | "monitor";
@@ -284,6 +375,9 @@ interface PolicyState {
   lsms: LsmHookName[];
   /** the number the kernel records carry (gen_slot.policy) */
   no: number;
+  /** kprobe links of this policy's hooks (not shared) and the probe ids they own */
+  kprobeLinks: Link[];
+  probeIds: number[];
   /** workload scope id every slot carries (gen_slot.scope), 0: every process */
   scope: number;
 }
@@ -291,9 +385,6 @@ interface PolicyState {
 /** The generic hooks: see the module comment. */
 export class GenericSensor {
   private coll: Collection | undefined;
-  /** gen_uprobe alone, over coll's maps: loaded with the first uprobe hook (verifying it costs
-   * as much as another syscall program, which agents without uprobe policies need not pay) */
-  private uprobeColl: Collection | undefined;
   private readonly spec: CollectionSpec;
   private readonly btf: Btf;
   private readonly L: Record<"hook" | "selector" | "matcher" | "action" | "argCfg" | "slot" | "src" | "dval" | "event", StructLayout>;
@@ -315,6 +406,16 @@ export class GenericSensor {
   /** uprobe dispatch ids (link cookies) -> what they name, for records */
   private readonly uprobeIds = new Map<number, { path: string; symbol: string; offset: bigint }>();
   private nextUprobeId = 1;
+  /** generic.o programs loaded so far, and the collections that own them (maps are this.coll's) */
+  private readonly loadedPrograms = new Map<string, BpfProgram>();
+  private readonly programColls: Collection[] = [];
+  /** generic_kprobe.o on generic.o's maps, loaded at the first kernel-function hook */
+  private kcoll: Collection | undefined;
+  private kspec: CollectionSpec | undefined;
+  private kprobeSupport: KprobeSupport | undefined;
+  private nextProbeId = 1;
+  /** probe id -> kernel function, for the records' function name */
+  private readonly probeNames = new Map<number, string>();
   private readonly listeners = new Set<(e: GenericEvent) => void>();
   private loop: Promise<void> | undefined;
   private stopping = false;
@@ -351,7 +452,28 @@ export class GenericSensor {
     return m;
   }
 
-  /** Creates the maps and programs (nothing is attached until a policy needs it). */
+  /**
+   * A program of generic.o, loaded on this sensor's maps the first time a hook needs it:
+   * each one costs the verifier seconds (under emulation, minutes), and most policies need
+   * one or two of them.
+   */
+  private program(name: string): { prog: BpfProgram; spec: ProgramSpec } {
+    const spec = this.spec.programs[name];
+    if (spec === undefined || this.coll === undefined) throw new GenericSensorError(`generic.o has no program ${name}${this.coll === undefined ? " (sensor not loaded)" : ""}`);
+    let prog = this.loadedPrograms.get(name);
+    if (prog === undefined) {
+      const c = newCollection(this.spec, { replaceMaps: { ...this.coll.maps }, programs: [name] });
+      this.programColls.push(c);
+      prog = c.programs[name];
+      if (prog === undefined) throw new GenericSensorError(`load generic.o program ${name}: not in the collection`);
+      this.loadedPrograms.set(name, prog);
+      // A pinned sensor pins what it loads later too: a restarted agent adopts it without verifying it again.
+      if (this.pinDir !== undefined) prog.pin(join(this.pinDir, pinName(PROG_PIN_PREFIX, name)));
+    }
+    return { prog, spec };
+  }
+
+  /** Creates the maps (programs load when a hook needs them; nothing is attached until then). */
   load(): void {
     if (this.coll !== undefined) throw new GenericSensorError("load generic sensor: already loaded");
     if (this.opts.adoptFrom !== undefined) {
@@ -367,10 +489,13 @@ export class GenericSensor {
       if (procs !== undefined) procs.maxEntries = 1;
     }
     Object.assign(replaceMaps, this.opts.scopeMaps?.replaceMaps() ?? {});
-    // The BPF LSM programs are loaded when a policy needs one (attachFor): where LSM loads are
-    // refused, the rest of the sensor must still load.
-    const programs = Object.values(this.spec.programs).filter((p) => p.autoload && p.name !== UPROBE_PROGRAM && !p.section.startsWith("lsm/")).map((p) => p.name);
+    // Eager by default (every tracepoint program verified here, as callers expect of load());
+    // lazyPrograms leaves each to the first hook that needs it. gen_uprobe always waits for
+    // its first hook, and so do the BPF LSM programs (where LSM loads are refused, the rest
+    // of the sensor must still load).
+    const programs = this.opts.lazyPrograms === true ? [] : Object.values(this.spec.programs).filter((p) => p.autoload && p.name !== UPROBE_PROGRAM && !p.section.startsWith("lsm/")).map((p) => p.name);
     this.coll = newCollection(this.spec, { replaceMaps, programs });
+    for (const [name, prog] of Object.entries(this.coll.programs)) this.loadedPrograms.set(name, prog);
     try {
       this.exempt(process.pid);
       for (const p of this.opts.exemptPids ?? []) this.exempt(p);
@@ -411,6 +536,7 @@ export class GenericSensor {
         if (existsSync(path)) programs[name] = BpfProgram.fromPin(path);
       }
       this.coll = new Collection(replaceMaps, programs, {}, Object.values(programs));
+      for (const [name, prog] of Object.entries(programs)) this.loadedPrograms.set(name, prog);
       for (const f of readdirSync(dir).sort()) {
         if (!f.startsWith(LINK_PIN_PREFIX)) continue;
         const key = f.slice(LINK_PIN_PREFIX.length);
@@ -454,8 +580,11 @@ export class GenericSensor {
     if (withUprobes.length > 0) throw new GenericUnsupportedError(`pin generic sensor: polic${withUprobes.length === 1 ? "y" : "ies"} ${withUprobes.join(", ")} run on uprobes, whose links are not pinned (they would end with the agent while the rest kept enforcing)`);
     const withLsm = [...this.policies.values()].filter((p) => p.lsms.length > 0).map((p) => p.id);
     if (withLsm.length > 0) throw new GenericUnsupportedError(`pin generic sensor: polic${withLsm.length === 1 ? "y" : "ies"} ${withLsm.join(", ")} run on the generic BPF LSM programs, whose links are not pinned (they would end with the agent while the rest kept enforcing)`);
+    const withKprobes = [...this.policies.values()].filter((p) => p.kprobeLinks.length > 0).map((p) => p.id);
+    if (withKprobes.length > 0) throw new GenericUnsupportedError(`pin generic sensor: polic${withKprobes.length === 1 ? "y" : "ies"} ${withKprobes.join(", ")} run on kernel-function kprobes, whose links are not pinned (they would end with the agent while the rest kept enforcing)`);
     pinMaps(dir, this.coll.maps);
-    for (const [name, p] of Object.entries(this.coll.programs)) p.pin(join(dir, pinName(PROG_PIN_PREFIX, name)));
+    // Only what is loaded is pinned; program() pins what loads later (lazyPrograms).
+    for (const [name, p] of this.loadedPrograms) p.pin(join(dir, pinName(PROG_PIN_PREFIX, name)));
     this.pinDir = dir;
     if (this.sysLinks.enter !== undefined) this.pinned(this.sysLinks.enter, "sys_enter");
     if (this.sysLinks.exit !== undefined) this.pinned(this.sysLinks.exit, "sys_exit");
@@ -510,11 +639,12 @@ export class GenericSensor {
     if (st === undefined) throw new GenericSensorError(`export policy ${policyId}: not applied`);
     if (st.uprobeLinks.length > 0) throw new GenericUnsupportedError(`export policy ${policyId}: it runs on uprobes, whose links are not pinned`);
     if (st.lsms.length > 0) throw new GenericUnsupportedError(`export policy ${policyId}: it runs on the generic BPF LSM programs, whose links are not pinned`);
+    if (st.kprobeLinks.length > 0) throw new GenericUnsupportedError(`export policy ${policyId}: it runs on kernel-function kprobes, whose links are not pinned`);
     return {
       no: st.no,
       mode: st.mode,
       setIds: { ...st.setIds },
-      slots: st.slots.map((x) => ({ slot: x.slot, point: x.point, keys: [...x.keys], hook: x.hook })),
+      slots: st.slots.map((x) => ({ slot: x.slot, point: x.point, keys: x.keys.map((k) => ({ ...k })), hook: x.hook })),
       written: st.written.map((w) => ({ map: w.name, key: Buffer.from(w.key).toString("base64") })),
       binPaths: st.binPaths.map((b) => ({ ...b })),
       tracepoints: [...st.tracepoints],
@@ -545,10 +675,10 @@ export class GenericSensor {
     for (const t of saved.tracepoints) if (!this.tpLinks.has(t)) throw new GenericSensorError(`adopt policy ${policyId}: tracepoint ${t} is not attached`);
     for (const t of saved.openExits) if (!this.openExitLinks.has(t)) throw new GenericSensorError(`adopt policy ${policyId}: tracepoint ${t} (gen_open_exit) is not attached`);
     const st: PolicyState = {
-      id: policyId, setIds: { ...saved.setIds }, slots: saved.slots.map((x) => ({ slot: x.slot, hook: x.hook, point: x.point, keys: [...x.keys] })),
+      id: policyId, setIds: { ...saved.setIds }, slots: saved.slots.map((x) => ({ slot: x.slot, hook: x.hook, point: x.point, keys: x.keys.map((k) => ({ ...k })) })),
       written: saved.written.map((w) => ({ name: w.map, key: new Uint8Array(Buffer.from(w.key, "base64")) })),
       binPaths: saved.binPaths.map((b) => ({ ...b })), mode: saved.mode, tracepoints: [...saved.tracepoints], sys: [...saved.sys],
-      openExits: [...saved.openExits], uprobeLinks: [], lsms: [], no: saved.no, scope: 0,
+      openExits: [...saved.openExits], uprobeLinks: [], lsms: [], kprobeLinks: [], probeIds: [], no: saved.no, scope: 0,
     };
     for (const x of st.slots) {
       this.bySlot.set(x.slot, { policy: st, hookIndex: x.hook.index });
@@ -611,6 +741,7 @@ export class GenericSensor {
     for (const t of this.tpLinks.keys()) out.push(`tracepoint/${t}`);
     for (const t of this.openExitLinks.keys()) out.push(`tracepoint/${t} (gen_open_exit)`);
     for (const u of this.uprobeIds.values()) out.push(`uprobe/${u.path}:${u.symbol !== "" ? u.symbol : `0x${u.offset.toString(16)}`}`);
+    for (const p of this.policies.values()) for (const l of p.kprobeLinks) out.push(l.description);
     for (const t of this.lsmLinks.keys()) out.push(`lsm/${t}`);
     return out;
   }
@@ -666,31 +797,41 @@ export class GenericSensor {
     }
     this.check(compiled, hooks);
     const policyNo = this.nextPolicy++;
-    const st: PolicyState = { id: policyId, setIds: { ...compiled.setIds }, slots: [], written: [], binPaths: [], mode: compiled.monitor ? "monitor" : "enforce", tracepoints: [], sys: [], openExits: [], uprobeLinks: [], lsms: [], no: policyNo, scope };
+    const st: PolicyState = { id: policyId, setIds: { ...compiled.setIds }, slots: [], written: [], binPaths: [], mode: compiled.monitor ? "monitor" : "enforce", tracepoints: [], sys: [], openExits: [], uprobeLinks: [], no: policyNo, scope, kprobeLinks: [], probeIds: [], lsms: [] };
     try {
       this.writeSets(st, compiled);
       for (const h of hooks) {
         const slot = this.freeSlots.pop();
         if (slot === undefined) throw new GenericSensorError(`apply policy ${policyId}: no free hook slot (${this.spec.maps.gen_hooks?.maxEntries} in all)`);
-        const a = h.attach;
-        const point = a.kind === "lsm" ? POINT.LSM : a.kind === "tracepoint" ? POINT.TP : a.kind === "uprobe" ? POINT.UPROBE : this.openExitTracepoint(h) !== undefined ? POINT.OPEN_EXIT : h.atReturn ? POINT.SYS_EXIT : POINT.SYS_ENTER;
-        let keys: number[];
-        if (a.kind === "lsm") keys = [LSM_HOOK_IDS[a.hook]];
-        else if (a.kind === "tracepoint") keys = [tracepointId(a.category, a.name)];
-        else if (a.kind === "uprobe") {
-          keys = a.targets.map((t) => {
+        if (h.attach.kind === "kprobe") {
+          const ids = h.attach.symbols.map((sym) => this.newProbeId(sym, h.attach.kind === "kprobe" && h.attach.syscall));
+          st.probeIds.push(...ids);
+          const keys = ids.flatMap((id) => [{ point: POINT.KPROBE, key: id }, ...(h.atReturn ? [{ point: POINT.KRETPROBE, key: id }] : [])]);
+          st.slots.push({ slot, hook: h, point: POINT.KPROBE, keys });
+        } else if (h.attach.kind === "lsm") {
+          const key = LSM_HOOK_IDS[h.attach.hook];
+          st.slots.push({ slot, hook: h, point: POINT.LSM, keys: [{ point: POINT.LSM, key }] });
+        } else if (h.attach.kind === "uprobe") {
+          const a = h.attach;
+          const keys = a.targets.map((t) => {
             const id = this.nextUprobeId++;
             this.uprobeIds.set(id, { path: a.path, symbol: t.symbol, offset: t.offset });
-            return id;
+            return { point: POINT.UPROBE, key: id };
           });
-        } else keys = [a.nr === "all" ? ALL_SYSCALLS : a.nr];
-        st.slots.push({ slot, hook: h, point, keys });
+          st.slots.push({ slot, hook: h, point: POINT.UPROBE, keys });
+        } else {
+          const point = h.attach.kind === "tracepoint" ? POINT.TP : this.openExitTracepoint(h) !== undefined ? POINT.OPEN_EXIT : h.atReturn ? POINT.SYS_EXIT : POINT.SYS_ENTER;
+          let key: number;
+          if (h.attach.kind === "tracepoint") key = tracepointId(h.attach.category, h.attach.name);
+          else key = h.attach.nr === "all" ? ALL_SYSCALLS : h.attach.nr;
+          st.slots.push({ slot, hook: h, point, keys: [{ point, key }] });
+        }
         this.bySlot.set(slot, { policy: st, hookIndex: h.index });
         this.map("gen_hooks").update(u32(slot), this.hookConfig(compiled, h.index));
         this.map("gen_slots").update(u32(slot), this.slotValue(h, policyNo, 0, scope));
       }
-      // Dispatch entries before the links: a uprobe fires from the moment it is attached.
-      for (const s of st.slots) for (const k of s.keys) this.dispatchAdd(s.point, k, s.slot);
+      // Dispatch entries before the links: a uprobe or kprobe fires from the moment it is attached.
+      for (const s of st.slots) for (const k of s.keys) this.dispatchAdd(k.point, k.key, s.slot);
       for (const s of st.slots) this.attachFor(st, s.hook, s.point, s.keys);
       for (const s of st.slots) this.map("gen_slots").update(u32(s.slot), this.slotValue(s.hook, policyNo, SLOT_ACTIVE | (st.mode === "monitor" ? SLOT_MONITOR : 0), scope));
       this.policies.set(policyId, st);
@@ -729,8 +870,8 @@ export class GenericSensor {
     st.uprobeLinks = [];
     for (const s of st.slots) {
       for (const k of s.keys) {
-        try { this.dispatchRemove(s.point, k, s.slot); } catch { /* already gone */ }
-        if (s.point === POINT.UPROBE) this.uprobeIds.delete(k);
+        try { this.dispatchRemove(k.point, k.key, s.slot); } catch { /* already gone */ }
+        if (k.point === POINT.UPROBE) this.uprobeIds.delete(k.key);
       }
       try { this.map("gen_hooks").update(u32(s.slot), new Uint8Array(this.L.hook.size)); } catch { /* best effort */ }
       this.bySlot.delete(s.slot);
@@ -773,6 +914,12 @@ export class GenericSensor {
       }
     }
     st.sys = [];
+    for (const l of st.kprobeLinks) {
+      try { l.close(); } catch { /* detaching anyway */ }
+    }
+    st.kprobeLinks = [];
+    for (const id of st.probeIds) this.probeNames.delete(id & PROBE_ID_MASK);
+    st.probeIds = [];
     st.slots = [];
     st.written = [];
   }
@@ -795,7 +942,7 @@ export class GenericSensor {
       const nSel = dv.getUint8(this.L.hook.offset("n_selectors"));
       const types: number[] = [];
       for (let a = 0; a < 6; a++) types.push(dv.getUint16(this.L.hook.offset("args") + a * this.L.argCfg.size + this.L.argCfg.offset("type"), true));
-      if (h.atReturn && h.attach.kind !== "syscall") problems.push(`${ch.path}: return values are read only for syscall hooks here`);
+      if (h.atReturn && h.attach.kind !== "syscall" && h.attach.kind !== "kprobe") problems.push(`${ch.path}: return values are read only for syscall and kprobe hooks here`);
       if (h.attach.kind === "uprobe") {
         if (h.attach.targets.length === 0) problems.push(`${ch.path}: a uprobe hook needs at least one target`);
         h.sources.forEach((src, i) => {
@@ -804,6 +951,8 @@ export class GenericSensor {
           else if (src !== undefined && (types[i] === ARG.FILE || types[i] === ARG.PATH || types[i] === ARG.SOCKADDR)) problems.push(`${ch.path}: argument slot ${i} (${ARG_TYPE_NAMES[types[i]!]}) is a kernel object; a user function has none`);
         });
       }
+      if (h.attach.kind === "kprobe" && !this.kprobes().pmu) problems.push(`${ch.path}: kernel-function hooks need kprobes, which this kernel does not have`);
+      if (h.attach.kind === "kprobe" && h.attach.override && !this.kprobes().override) problems.push(`${ch.path}: Override needs bpf_override_return (CONFIG_BPF_KPROBE_OVERRIDE), which this kernel does not have`);
       if (h.attach.kind === "lsm" && this.spec.programs[`gen_lsm_${h.attach.hook}`] === undefined) problems.push(`${ch.path}: generic.o has no program for lsm/${h.attach.hook}`);
       if (h.openedFd && (!h.atReturn || h.attach.kind !== "syscall")) problems.push(`${ch.path}: a file read from the returned fd needs a syscall hook evaluated at the return`);
       h.sources.forEach((src, i) => {
@@ -821,7 +970,9 @@ export class GenericSensor {
           if (kind !== MK_ARG) continue;
           const slot = dv.getUint8(mo + this.L.matcher.offset("slot"));
           const t = types[slot] ?? 0;
-          if (!readable(t) || (slot < 5 && h.sources[slot] === undefined) || (slot === 5 && !h.atReturn)) {
+          const src = slot < 5 ? h.sources[slot] : undefined;
+          const objectArg = src?.from === "func-arg" && src.obj !== undefined && (t === ARG.SOCK || src.obj !== "cred");
+          if ((!readable(t) && !objectArg) || (slot < 5 && h.sources[slot] === undefined) || (slot === 5 && !h.atReturn)) {
             problems.push(`${ch.path}.selectors[${s}]: argument slot ${slot} (${ARG_TYPE_NAMES[t] ?? t}) is not read by the generic syscall/tracepoint program here`);
           }
           if (dv.getUint8(mo + this.L.matcher.offset("value_kind")) === VK_SUBSTR) problems.push(`${ch.path}.selectors[${s}]: SubString is not available here`);
@@ -830,7 +981,8 @@ export class GenericSensor {
           const na = dv.getUint8(so + this.L.selector.offset(n));
           for (let a = 0; a < na; a++) {
             const kind = dv.getUint32(so + this.L.selector.offset(field) + a * this.L.action.size + this.L.action.offset("kind"), true);
-            const ok = kind === ACT.POST || kind === ACT.NOPOST || kind === ACT.SIGKILL || kind === ACT.SIGNAL || kind === ACT.GETURL || kind === ACT.DNSLOOKUP ||
+            const override = kind === ACT.OVERRIDE && field === "actions" && h.attach.kind === "kprobe" && h.attach.override;
+            const ok = override || kind === ACT.POST || kind === ACT.NOPOST || kind === ACT.SIGKILL || kind === ACT.SIGNAL || kind === ACT.GETURL || kind === ACT.DNSLOOKUP ||
               (kind === ACT.OVERRIDE && h.attach.kind === "lsm");
             if (!ok) {
               const name = ACTION_NAMES[kind] ?? String(kind);
@@ -883,6 +1035,11 @@ export class GenericSensor {
         if (s.dentryOf !== undefined) dv.setUint8(o + L.src.offset("aux"), s.dentryOf);
       }
       if (s.from === "syscall-arg") dv.setUint8(o + L.src.offset("flags"), 2 | (s.iovec ? 8 : 0));
+      if (s.from === "func-arg") {
+        dv.setUint16(o + L.src.offset("offset"), s.index, true);
+        dv.setUint8(o + L.src.offset("flags"), s.fd ? 4 : 0);
+        if (s.obj !== undefined) dv.setUint8(o + L.src.offset("obj"), OBJ[s.obj]);
+      }
       // GEN_SRC_FD: read_file takes the value as an fd of the current task
       if (s.from === "return" && s.fd) dv.setUint8(o + L.src.offset("flags"), 4);
     }
@@ -918,23 +1075,23 @@ export class GenericSensor {
     });
   }
 
-  private attachFor(st: PolicyState, h: ResolvedHook, point: number, keys: readonly number[]): void {
-    const progs = this.coll?.programs ?? {};
+  private attachFor(st: PolicyState, h: ResolvedHook, point: number, keys: readonly { point: number; key: number }[]): void {
+    if (h.attach.kind === "kprobe") {
+      this.attachKprobes(st, h.attach, keys.filter((k) => k.point === POINT.KPROBE).map((k) => k.key), h.atReturn === true);
+      return;
+    }
     if (point === POINT.UPROBE) {
       if (h.attach.kind !== "uprobe") throw new GenericSensorError(`hook ${h.index}: uprobe point without a uprobe attach`);
-      if (this.coll === undefined) throw new GenericSensorError("attach uprobe: generic sensor not loaded");
-      if (this.spec.programs[UPROBE_PROGRAM] === undefined) throw new GenericSensorError(`generic.o has no program ${UPROBE_PROGRAM}`);
       // uprobe links are per policy and per file offset, and the pins hold only the shared
       // links an adopting agent can name again; a uprobe left attached by a dead agent could
       // not be adopted or removed, so it is never made while pinning.
       if (this.pinDir !== undefined) throw new GenericUnsupportedError(`attach uprobe ${h.attach.path}: the generic sensor is pinned (--keep-sensors-on-exit) and uprobe links are not pinned; uprobe policies are refused under the flag`);
-      this.uprobeColl ??= newCollection(this.spec, { programs: [UPROBE_PROGRAM], replaceMaps: { ...this.coll.maps } });
-      const prog = this.uprobeColl.programs[UPROBE_PROGRAM]!;
+      const { prog } = this.program(UPROBE_PROGRAM);
       const { path, targets } = h.attach;
       targets.forEach((t, i) => {
         const where = t.symbol !== "" ? t.symbol : `0x${t.offset.toString(16)}`;
         try {
-          st.uprobeLinks.push(attachUprobe(prog, path, t.offset, { cookie: BigInt(keys[i] ?? 0) }));
+          st.uprobeLinks.push(attachUprobe(prog, path, t.offset, { cookie: BigInt(keys[i]?.key ?? 0) }));
         } catch (e) {
           throw new GenericSensorError(`attach uprobe ${path}:${where} (file offset 0x${t.offset.toString(16)}): ${(e as Error).message}`);
         }
@@ -970,8 +1127,7 @@ export class GenericSensor {
       const have = this.openExitLinks.get(target);
       if (have !== undefined) have.refs++;
       else {
-        const prog = progs.gen_open_exit, spec = this.spec.programs.gen_open_exit;
-        if (prog === undefined || spec === undefined) throw new GenericSensorError("generic.o has no program gen_open_exit");
+        const { prog, spec } = this.program("gen_open_exit");
         this.openExitLinks.set(target, { link: this.pinned(attachProgram(prog, spec, { target }), openExitPinKey(target)), refs: 1 });
       }
       st.openExits.push(target);
@@ -983,8 +1139,7 @@ export class GenericSensor {
       st.sys.push(which);
       if (this.sysLinks[which] === undefined) {
         const name = `gen_sys_${which}`;
-        const prog = progs[name], spec = this.spec.programs[name];
-        if (prog === undefined || spec === undefined) throw new GenericSensorError(`generic.o has no program ${name}`);
+        const { prog, spec } = this.program(name);
         this.sysLinks[which] = this.pinned(attachProgram(prog, spec), `sys_${which}`);
       }
       return;
@@ -994,13 +1149,83 @@ export class GenericSensor {
     const have = this.tpLinks.get(target);
     if (have !== undefined) have.refs++;
     else {
-      const prog = progs.gen_tracepoint, spec = this.spec.programs.gen_tracepoint;
-      if (prog === undefined || spec === undefined) throw new GenericSensorError("generic.o has no program gen_tracepoint");
+      const { prog, spec } = this.program("gen_tracepoint");
       // The event id rides along as the link's cookie: the program's dispatch key.
       const cookie = BigInt(tracepointId(h.attach.category, h.attach.name));
       this.tpLinks.set(target, { link: this.pinned(attachProgram(prog, spec, { target, cookie }), tpPinKey(target)), refs: 1 });
     }
     st.tracepoints.push(target);
+  }
+
+  /** A fresh probe id (the links' cookie, the dispatch key) for one kernel function. */
+  private newProbeId(symbol: string, syscall: boolean): number {
+    for (let n = 0; n < PROBE_ID_MASK; n++) {
+      const id = this.nextProbeId;
+      this.nextProbeId = id >= PROBE_ID_MASK ? 1 : id + 1;
+      if (!this.probeNames.has(id)) {
+        this.probeNames.set(id, symbol);
+        return syscall ? (id | PROBE_SYSCALL) >>> 0 : id;
+      }
+    }
+    throw new GenericSensorError("no free kprobe id");
+  }
+
+  /** What the kernel has for kernel-function hooks (probed once). */
+  kprobes(): KprobeSupport {
+    this.kprobeSupport ??= this.opts.kprobes ?? probeKprobeSupport();
+    return this.kprobeSupport;
+  }
+
+  /** generic_kprobe.o's programs, on this sensor's maps; loaded once, at the first kprobe hook. */
+  private kprobePrograms(): Collection {
+    if (this.kcoll !== undefined) return this.kcoll;
+    const k = this.kprobes();
+    if (!k.pmu) throw new GenericUnsupportedError("kernel-function hooks need kprobes: this kernel has no kprobe PMU (/sys/bus/event_source/devices/kprobe is absent)");
+    if (this.coll === undefined) throw new GenericSensorError("generic sensor not loaded");
+    this.kspec ??= loadCollectionSpec(readObject("generic_kprobe"), "generic_kprobe");
+    const programs = ["gen_kprobe", "gen_kretprobe", ...(k.multi ? ["gen_kprobe_multi", "gen_kretprobe_multi"] : []), ...(k.override ? ["gen_kprobe_override"] : [])];
+    // Every map is generic.o's: one set of hook slots, value sets and one ring buffer.
+    const replaceMaps: Record<string, BpfMap> = { ...this.coll.maps };
+    delete replaceMaps.gen_ret_entries;
+    // generic.o's maps may have been sized at load (ward_procs is a one-entry stub without a
+    // process sensor): the live map's size is the one the kprobe object must declare.
+    for (const [name, m] of Object.entries(replaceMaps)) {
+      const want = this.kspec.maps[name];
+      if (want !== undefined) want.maxEntries = m.spec.maxEntries;
+    }
+    this.kcoll = newCollection(this.kspec, { replaceMaps, programs });
+    return this.kcoll;
+  }
+
+  /**
+   * Attaches a kprobe hook's functions: one kprobe.multi link (and a kretprobe.multi one)
+   * where the kernel has them and there are several functions without Override, else a
+   * perf kprobe (and kretprobe) per function, through the kprobe PMU. The probe id rides
+   * as the cookie, which needs the BPF_PERF_EVENT link (5.15+): an ioctl attachment has no
+   * cookie and is refused.
+   */
+  private attachKprobes(st: PolicyState, a: Extract<HookAttach, { kind: "kprobe" }>, ids: readonly number[], atReturn: boolean): void {
+    const coll = this.kprobePrograms();
+    const prog = (name: string) => {
+      const p = coll.programs[name];
+      if (p === undefined) throw new GenericUnsupportedError(`generic_kprobe.o program ${name} is not loaded here${name === "gen_kprobe_override" ? " (no bpf_override_return: CONFIG_BPF_KPROBE_OVERRIDE is off)" : ""}`);
+      return p;
+    };
+    const cookies = ids.map((x) => BigInt(x));
+    if (this.kprobes().multi && a.symbols.length > 1 && !a.override) {
+      st.kprobeLinks.push(attachKprobeMulti(prog("gen_kprobe_multi"), a.symbols, { cookies }));
+      if (atReturn) st.kprobeLinks.push(attachKprobeMulti(prog("gen_kretprobe_multi"), a.symbols, { retprobe: true, cookies }));
+      return;
+    }
+    const entry = prog(a.override ? "gen_kprobe_override" : "gen_kprobe");
+    a.symbols.forEach((sym, i) => {
+      const cookie = cookies[i]!;
+      for (const ret of atReturn ? [false, true] : [false]) {
+        const l = attachKprobe(ret ? prog("gen_kretprobe") : entry, sym, { retprobe: ret, cookie });
+        st.kprobeLinks.push(l);
+        if (l.kind !== "link") throw new GenericUnsupportedError(`${ret ? "kretprobe" : "kprobe"} ${sym}: attached through the perf ioctl, which carries no cookie (kernel before 5.15); the generic sensor needs the BPF_PERF_EVENT link`);
+      }
+    });
   }
 
   private dkey(point: number, id: number): Uint8Array {
@@ -1103,6 +1328,7 @@ export class GenericSensor {
     for (let i = 1; i < 32; i++) if (actionBits & (1 << i)) actions.push(ACTION_NAMES[i] ?? String(i));
     const dataOff = E.offset("data");
     const args: GenericArg[] = [];
+    const hookOf = owner.policy.slots.find((x) => x.slot === slot)?.hook;
     for (let i = 0; i < 6; i++) {
       const state = rec.getUint8(E.offset("arg_state") + i);
       if (state === 0) continue;
@@ -1117,6 +1343,8 @@ export class GenericSensor {
         const len = rec.getUint16(E.offset("arg_len") + 2 * i, true);
         const start = rec.byteOffset + dataOff + off;
         a.bytes = new Uint8Array(rec.buffer.slice(start, start + Math.min(len, rec.byteLength - dataOff - off)));
+        const src = hookOf?.sources[i];
+        if (src?.from === "func-arg" && src.obj !== undefined && state === 2) a.object = this.decodeObject(src.obj, a.bytes);
       }
       args.push(a);
     }
@@ -1136,7 +1364,39 @@ export class GenericSensor {
       signalErr: rec.getInt32(E.offset("signal_err"), true),
       syscall: g("syscall"),
       ...(this.uprobeIds.has(g("syscall")) && owner.policy.slots.some((s) => s.slot === slot && s.point === POINT.UPROBE) ? { uprobe: this.uprobeIds.get(g("syscall"))! } : {}),
+      ...(hookOf?.attach.kind === "kprobe" ? { function: this.probeNames.get(g("syscall") & PROBE_ID_MASK) ?? "" } : {}),
+      overridden: (flags & EF_OVERRIDE) !== 0,
       args,
+    };
+  }
+
+  /** A gen_sock_rec / gen_skb_rec / gen_cred_rec from a record's bytes, through the BTF layouts. */
+  private decodeObject(obj: ArgObject, b: Uint8Array): SockRecord | SkbRecord | CredRecord | undefined {
+    const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    const name = obj === "cred" ? "gen_cred_rec" : obj === "skb" ? "gen_skb_rec" : "gen_sock_rec";
+    const L = structLayout(this.btf, name);
+    if (b.byteLength < L.size) return undefined;
+    const u = (f: string, size = L.field(f).size): number => (size === 1 ? dv.getUint8(L.offset(f)) : size === 2 ? dv.getUint16(L.offset(f), true) : dv.getUint32(L.offset(f), true));
+    const u64 = (f: string): bigint => dv.getBigUint64(L.offset(f), true);
+    const addr = (f: string, family: number): string => ipText(b.subarray(L.offset(f), L.offset(f) + 16), family);
+    if (obj === "cred") {
+      return {
+        kind: "cred", uid: u("uid"), gid: u("gid"), suid: u("suid"), sgid: u("sgid"), euid: u("euid"), egid: u("egid"), fsuid: u("fsuid"), fsgid: u("fsgid"),
+        securebits: u("securebits"), capPermitted: u64("cap_permitted"), capEffective: u64("cap_effective"), capInheritable: u64("cap_inheritable"),
+        userns: { level: u("userns_level"), uid: u("userns_uid"), gid: u("userns_gid"), inum: u("userns_inum") },
+      };
+    }
+    if (obj === "skb") {
+      const family = u("family");
+      return {
+        kind: "skb", hash: u("hash"), len: u("len"), priority: u("priority"), mark: u("mark"), family, protocol: u("protocol"), proto: u("proto"),
+        saddr: addr("saddr", family), daddr: addr("daddr", family), sport: u("sport"), dport: u("dport"), secPathLen: u("sec_path_len"),
+      };
+    }
+    const family = u("family");
+    return {
+      kind: "sock", family, type: u("type"), protocol: u("protocol"), state: u("state"), mark: u("mark"), priority: u("priority"),
+      saddr: addr("saddr", family), daddr: addr("daddr", family), sport: u("sport"), dport: u("dport"), cookie: u64("cookie"),
     };
   }
 
@@ -1159,6 +1419,7 @@ export class GenericSensor {
       ringbufDrops: get("GEN_CNT_RB_DROPS"), kills: get("GEN_CNT_KILLS"), signals: get("GEN_CNT_SIGNALS"),
       exempt: get("GEN_CNT_EXEMPT"), rateLimited: get("GEN_CNT_RATE_LIMITED"), readErrors: get("GEN_CNT_READ_ERRORS"),
       monitor: get("GEN_CNT_MONITOR"), notTaken: get("GEN_CNT_NOT_TAKEN"),
+      overrides: get("GEN_CNT_OVERRIDES"), returnRecordsLost: get("GEN_CNT_RET_LOST"),
     };
   }
 
@@ -1191,8 +1452,11 @@ export class GenericSensor {
     this.lsmLinks.clear();
     this.reader?.close();
     this.reader = undefined;
-    this.uprobeColl?.close();
-    this.uprobeColl = undefined;
+    this.kcoll?.close();
+    this.kcoll = undefined;
+    for (const c of this.programColls) c.close();
+    this.programColls.length = 0;
+    this.loadedPrograms.clear();
     this.coll?.close();
     this.coll = undefined;
     for (const m of this.pinnedMaps.splice(0)) m.close();

@@ -6,6 +6,7 @@
 // the policy manager all print and apply the same decision.
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
+import { mount } from "../bpf/sys.ts";
 import { release as osRelease } from "node:os";
 import { bpfLsmActive, probeAttach, probeHelper } from "../bpf/features.ts";
 import { Helper, ProgType } from "../bpf/constants.ts";
@@ -32,6 +33,13 @@ export interface HookFeatures {
   kprobes: boolean;
   /** bpf_override_return (CONFIG_BPF_KPROBE_OVERRIDE) for Override on syscalls. */
   overrideReturn: boolean;
+  /** kprobe.multi links (5.18+): one link for a hook's many functions. Not given: false. */
+  kprobeMulti?: boolean;
+  /** Whether the kernel allows error injection (Override) on a function (its
+   * /sys/kernel/debug/error_injection/list); undefined: the list cannot be read. */
+  errorInjectable?(fn: string): boolean | undefined;
+  /** Whether a kernel function exists (/proc/kallsyms); undefined: unknown. */
+  kernelFunction?(fn: string): boolean | undefined;
   /** Whether tracefs has subsystem/event; undefined when tracefs cannot be read here. */
   tracepoint(subsystem: string, event: string): boolean | undefined;
   /** x86_64 syscall number of a syscall name ("openat"), undefined when unknown. */
@@ -82,6 +90,12 @@ export function hostHookFeatures(): HookFeatures {
     bpfLsm: bpfLsmActive() && probeAttach("lsm").status === "supported",
     kprobes,
     overrideReturn: kprobes && probeHelper(ProgType.KPROBE, Helper.override_return).status === "supported",
+    kprobeMulti: kprobes && probeAttach("kprobe_multi").status === "supported",
+    errorInjectable: (fn) => errorInjectionList()?.has(fn),
+    kernelFunction: (fn) => {
+      const k = kallsyms();
+      return k === undefined ? undefined : k.has(fn);
+    },
     tracepoint: (subsystem, event) => (root === undefined ? undefined : existsSync(`${root}/events/${subsystem}/${event}`)),
     syscallNumber: (name) => hostSyscallNumber(name),
     ...fanotifyFeature(),
@@ -115,6 +129,48 @@ const hostUprobeLookup: UprobeLookup = {
   },
 };
 
+let injectable: Set<string> | null | undefined;
+/** The functions bpf_override_return may act on (debugfs error_injection/list; mounted when missing). */
+function errorInjectionList(): Set<string> | undefined {
+  if (injectable !== undefined) return injectable ?? undefined;
+  const path = "/sys/kernel/debug/error_injection/list";
+  const read = (): Set<string> | null => {
+    try {
+      return new Set(readFileSync(path, "utf8").split("\n").map((l) => l.split(/\s+/)[0] ?? "").filter((x) => x.length > 0));
+    } catch {
+      return null;
+    }
+  };
+  injectable = read();
+  if (injectable === null && process.getuid?.() === 0 && existsSync("/sys/kernel/debug")) {
+    try {
+      mount("debugfs", "/sys/kernel/debug", "debugfs");
+    } catch {
+      // not mountable here: the list stays unknown and Override on kernel functions is refused
+    }
+    injectable = read();
+  }
+  return injectable ?? undefined;
+}
+
+let symbols: Set<string> | null | undefined;
+/** Function names in /proc/kallsyms (text symbols), or undefined when unreadable. */
+function kallsyms(): Set<string> | undefined {
+  if (symbols === undefined) {
+    try {
+      const out = new Set<string>();
+      for (const l of readFileSync("/proc/kallsyms", "utf8").split("\n")) {
+        const f = l.split(" ");
+        if (f[1] === "t" || f[1] === "T") out.add(f[2] ?? "");
+      }
+      symbols = out;
+    } catch {
+      symbols = null;
+    }
+  }
+  return symbols ?? undefined;
+}
+
 function fanotifyFeature(): { fanotify?: { pidfd: boolean } } {
   const s = fanotifySupport();
   return s.permissions ? { fanotify: { pidfd: s.pidfd } } : {};
@@ -144,8 +200,15 @@ export interface ActionHonor {
 
 /** One tracepoint the generic sensor attaches for a hook. */
 export interface GenericAttach {
-  /** "syscall": a syscall kprobe run on tp_btf/sys_enter (tp_btf/sys_exit for return) filtered on its number; "tracepoint": spec.tracepoints; "uprobe": spec.uprobes (subsystem "uprobes", event the hook's name); "lsm": the generic sensor's BPF LSM program for the hook (subsystem "lsm", event the hook name). */
-  kind: "syscall" | "tracepoint" | "uprobe" | "lsm";
+  /** "syscall": a syscall kprobe run on tp_btf/sys_enter (tp_btf/sys_exit for return) filtered on its number; "tracepoint": spec.tracepoints;
+   * "kprobe": kprobes on kernel functions (symbols; a kretprobe too with withExit); "uprobe": spec.uprobes (subsystem "uprobes", event the hook's name); "lsm": the generic sensor's BPF LSM program for the hook (subsystem "lsm", event the hook name) */
+  kind: "syscall" | "tracepoint" | "kprobe" | "uprobe" | "lsm";
+  /** kind "kprobe": the functions */
+  symbols?: string[];
+  /** kind "kprobe": syscall wrappers (__x64_sys_X), arguments read from the user pt_regs */
+  syscallAbi?: boolean;
+  /** kind "kprobe": selectors Override (bpf_override_return, single kprobes) */
+  override?: boolean;
   subsystem: string;
   event: string;
   raw: boolean;
@@ -992,7 +1055,10 @@ function listHook(h: WireHook, lists: readonly ListSpec[], f: HookFeatures, moni
   const list = lists.find((l) => l.name === name);
   if (list === undefined) reject(`list ${name} is not defined in spec.lists`);
   if (list.type !== "syscalls" && list.type !== "generated_syscalls") {
-    reject(`call ${h.name}: list ${name} (${list.type ?? "untyped"}) names kernel functions, which need kprobes (${f.kprobes ? "not implemented by ward's generic hooks" : NO_KPROBES}); substitute: a list of type syscalls, which runs on the syscall tracepoints`);
+    if (!f.kprobes) reject(`call ${h.name}: list ${name} (${list.type ?? "untyped"}) names kernel functions, which need kprobes: ${NO_KPROBES}; substitute: a list of type syscalls, which runs on the syscall tracepoints`);
+    if (list.type === "generated_ftrace") reject(`call ${h.name}: list ${name} is generated_ftrace (a pattern over available_filter_functions): not expanded by ward; list the functions (a list without type)`);
+    if (list.values.length === 0) reject(`call ${h.name}: list ${name} is empty`);
+    return kernelKprobeHook(h, f, monitor, list.values, false);
   }
   const withExit = h.ret || h.selectors.some((s) => s.matchReturnArgs.length > 0 || s.matchReturnActions.length > 0);
   let generic: GenericAttach[];
@@ -1325,6 +1391,111 @@ function sockActions(h: WireHook, k: SockKind, monitor: boolean, where: string):
   return out;
 }
 
+// ---------------------------------------------------------------- kernel-function kprobes
+
+
+/** Argument types the kprobe programs read from a kernel function's arguments. */
+const KPROBE_READABLE = new Set([
+  "int", "sint8", "int8", "uint8", "sint16", "int16", "uint16", "uint32", "sint32", "int32", "ulong", "uint64", "size_t", "long", "sint64", "int64",
+  "string", "filename", "char_buf", "const_buf", "file", "fd", "path", "sock", "socket", "skb", "cred",
+  "kernel_cap_t", "cap_inheritable", "cap_permitted", "cap_effective", "capability", "nop",
+]);
+
+const INT_TYPES = new Set(["int", "sint8", "int8", "uint8", "sint16", "int16", "uint16", "uint32", "sint32", "int32", "ulong", "uint64", "size_t", "long", "sint64", "int64", "capability"]);
+
+function hasOverride(h: WireHook): boolean {
+  return h.selectors.some((sel) => sel.matchActions.some((a) => a.action === "Override"));
+}
+
+/**
+ * A kprobe (and with return: true a kretprobe) on kernel functions, Tetragon's semantics:
+ * arguments read from the function's registers at its entry (file/path/sock/skb/cred objects
+ * with CO-RE), every selector kind evaluated in the kernel at the entry, matchReturnArgs at
+ * the return, Override by bpf_override_return on functions the kernel allows error injection
+ * for. `symbols` are the functions (a list hook's entries); syscallAbi: syscall wrappers.
+ */
+function kernelKprobeHook(h: WireHook, f: HookFeatures, monitor: boolean, symbols: readonly string[], syscallAbi: boolean): HookPlan {
+  // A kernel-function kprobe link is per policy and per function (perf kprobe or kprobe.multi),
+  // not among the pins a restarted agent adopts: refused rather than kept only while the agent runs.
+  if (f.keepSensors) reject(`hook ${h.name}: with --keep-sensors-on-exit every hook must stay enforced after the agent exits, and ward does not pin kernel-function kprobe links (one per policy and function, not adoptable by a restarted agent); run without --keep-sensors-on-exit (the hook then lasts while the agent runs)`);
+  const shown = symbols.length === 1 ? symbols[0]! : `${symbols.length} functions (${symbols.slice(0, 3).join(", ")}${symbols.length > 3 ? ", ..." : ""})`;
+  if (!f.kprobes) reject(`hook ${h.name} cannot run on this kernel: ${NO_KPROBES}; substitute: ${substituteFor(h.name)}`);
+  for (const sym of symbols) {
+    if (f.kernelFunction?.(sym) === false) reject(`${sym} is not a kernel function here (not in /proc/kallsyms); kprobes attach to existing functions only`);
+  }
+  if (h.data.length > 0) reject("data (source current_task / pt_regs): not read by ward's kprobe programs; substitute: arguments of the function (args)");
+  if (h.returnArgAction !== "" && h.returnArgAction !== "Post") {
+    reject(`returnArgAction ${h.returnArgAction}: socket tracking (TrackSock/UntrackSock) is not implemented by ward's kprobe programs; the return is posted (Post, the default) or nothing`);
+  }
+  if (h.ret && h.returnArg !== undefined && !INT_TYPES.has(h.returnArg.type)) {
+    reject(`returnArg of type ${h.returnArg.type}: the kretprobe reads the return value as an integer only (int, long, uint64, ...); declare it as one (a pointer prints as its address)`);
+  }
+  for (const a of h.args) {
+    if (syscallAbi) {
+      if (!GENERIC_READABLE.has(a.type)) reject(`argument index ${a.index} of type ${a.type}: a syscall's arguments are user values (read as at sys_enter); ${a.type} is not read there`);
+      continue;
+    }
+    if (!KPROBE_READABLE.has(a.type)) {
+      const why = a.type === "dentry" ? "dentry (a path within its mount) is not read; declare the struct path (path) or file argument instead"
+        : a.type === "sockaddr" || a.type === "char_iovec" || a.type === "linux_binprm" || a.type === "kiocb" ? `${a.type} is read from syscall arguments only here`
+        : `${a.type} is not read by ward's kprobe programs`;
+      reject(`argument index ${a.index} of type ${a.type}: ${why}`);
+    }
+    if (a.returnCopy) reject(`argument index ${a.index}: returnCopy is not read at a kretprobe here (the buffer is read at the entry)`);
+  }
+  h.selectors.forEach((sel, si) => {
+    if ((sel.matchReturnArgs.length > 0 || sel.matchReturnActions.length > 0) && !h.ret) reject(`selector ${si}: matchReturnArgs/matchReturnActions need return: true (a kretprobe)`);
+    if (sel.matchReturnActions.some((a) => a.action === "Override")) reject(`selector ${si}: Override in matchReturnActions: the call has already run at its return; put Override in matchActions`);
+    for (const m of sel.matchArgs) {
+      const decl = m.args.length > 0 ? h.args[m.args[0]!] : h.args.find((a) => a.index === m.index);
+      if (decl?.type === "cred") reject(`selector ${si}: matchArgs on a cred argument: Tetragon has no operators on cred; use matchCapabilities or match the uid through the process`);
+    }
+  });
+  const override = hasOverride(h) && !monitor;
+  let canOverride: string | undefined;
+  if (override) {
+    if (!f.overrideReturn) reject(`Override on ${shown} needs bpf_override_return (CONFIG_BPF_KPROBE_OVERRIDE), which this kernel does not have; substitute: Sigkill at the kprobe (the call still runs, its caller dies before returning)`);
+    for (const sym of symbols) {
+      const ok = f.errorInjectable?.(sym);
+      if (ok === undefined) reject(`Override on ${sym}: the kernel's error-injection list (/sys/kernel/debug/error_injection/list) cannot be read, so whether bpf_override_return may act on it is unknown; refused rather than attached blind`);
+      if (!ok) {
+        reject(`Override on ${sym}: the kernel allows bpf_override_return only on functions marked for error injection (ALLOW_ERROR_INJECTION, /sys/kernel/debug/error_injection/list) and ${sym} is not one; substitute: Sigkill at the kprobe (the call still runs), a syscall kprobe (sys_X, syscall: true) with Override, or the security_* hook's rule (BPF LSM / fanotify / the file guard) for files`);
+      }
+    }
+    canOverride = `the call returns argError without running (bpf_override_return at the entry of ${shown}, which the kernel lists for error injection); other actions of the selector run first`;
+  }
+  const ret = h.ret || h.selectors.some((sel) => sel.matchReturnArgs.length > 0);
+  const multi = f.kprobeMulti === true && symbols.length > 1 && !override;
+  const where = `at the entry of ${shown} (kprobe${ret ? ", the event sent at its return from a kretprobe" : ""})`;
+  const actions = genericActions(h, f, monitor, where, canOverride);
+  const limits = [
+    syscallAbi ? "arguments are the syscall's, read from its user registers at the entry of the syscall function" : "arguments are read at the function's entry from its registers (x86_64 calling convention); objects (file, path, sock, skb, cred) are read from kernel memory with CO-RE relocations for this kernel",
+    "Sigkill and Signal are queued at the entry: the function still runs, the process dies on its way back to user space",
+  ];
+  if (ret) {
+    limits.push(
+      "return: true keeps the entry's record per thread until the return (the event carries the arguments as they were at the entry); a recursive call of the same function on the same thread replaces the outer call's record, whose return then posts nothing",
+      "a kretprobe misses returns when more calls are in flight than the kernel's kretprobe instances (maxactive); the entry then posts nothing",
+    );
+  }
+  if (syscallAbi) limits.push("32-bit (int 0x80) callers enter through the compat syscall functions, which this kprobe does not cover");
+  const bypasses: string[] = [];
+  if (syscallAbi && override) bypasses.push(`32-bit processes call the i386 entry of the syscall, not ${shown}: the Override does not apply to them; remedy: a rule that kills them at the syscall tracepoint (the same hook without Override runs on tp_btf/sys_enter, which sees compat calls), or a kernel without IA32 emulation`);
+  const mechanism = multi
+    ? `kprobe.multi link on ${shown}${ret ? " and a kretprobe.multi link" : ""} (generic kprobe programs, every selector in the kernel)`
+    : `kprobe on ${shown} through the kprobe PMU (perf_event_open + BPF_PERF_EVENT link)${ret ? " and a kretprobe for the return" : ""}${override ? "; Override by bpf_override_return" : ""} (generic kprobe programs, every selector in the kernel)`;
+  return {
+    backend: "generic",
+    event: "process_kprobe",
+    functionName: syscallAbi && symbols.length === 1 ? symbols[0]! : h.name,
+    mechanism,
+    generic: [{ kind: "kprobe", subsystem: "kprobe", event: symbols.join(","), raw: false, symbols: [...symbols], syscallAbi, override, withExit: ret }],
+    actions,
+    limits,
+    bypasses,
+  };
+}
+
 // ---------------------------------------------------------------- BPF LSM on the generic sensor
 
 /** What each argument of an LSM hook the generic sensor holds is, by prototype index. */
@@ -1485,7 +1656,13 @@ function resolveOne(h: WireHook, f: HookFeatures, monitor: boolean, lists: reado
   // generic program takes the rest (matchArgs on the id or the file, several selectors).
   if (lsm !== undefined && f.bpfLsm && Object.hasOwn(LSM_GENERIC, lsm) && !(lsm === "kernel_read_file" && moduleGuardHolds(h))) return lsmGenericHook(h, lsm, f, monitor);
   const sk = sockKind(h, lsm);
-  if (sk !== undefined) return sockHook(h, sk, f, monitor);
+  // tcp_connect reporting only (Post, NoPost): a kprobe, where there are kprobes, sees what
+  // the cgroup hooks cannot (the source address and port, every selector kind). An enforcing
+  // action stays on the cgroup hooks: they deny the connect before the SYN leaves, while a
+  // Sigkill at the kprobe lets tcp_connect send it first (enforcement never weakens silently).
+  const kprobeTcp = sk?.what === "tcp_connect" && f.kprobes && !h.selectors.some((sel) => [...sel.matchActions, ...sel.matchReturnActions].some((a) => ENFORCING.has(a.action)));
+  if (sk !== undefined && !kprobeTcp) return sockHook(h, sk, f, monitor);
+  if (kprobeTcp) return kernelKprobeHook(h, f, monitor, [h.name], false);
   if (lsm !== undefined) {
     // Without BPF LSM, fanotify holds the file rules it can express (exact files, one
     // matchBinaries): the call fails or the caller dies before the open happens, and other
@@ -1510,13 +1687,26 @@ function resolveOne(h: WireHook, f: HookFeatures, monitor: boolean, lists: reado
       if (f.bpfLsm) return guardModuleHook(h, f, monitor);
       reject(`hook ${h.name} cannot run on this kernel: no BPF LSM (LSM program loads are refused) and ${NO_KPROBES}; substitute: kprobes on sys_finit_module and sys_init_module (syscall: true) with matchBinaries and Sigkill/Post, watched at the syscall's entry by the module guard`);
     }
+    // security_* functions ward's LSM backends do not hold: a kprobe where there are kprobes.
+    // When the kprobe cannot hold the rule either (Override without bpf_override_return, say),
+    // the refusal says both why not as LSM and why not as a kprobe.
+    let noKprobe = NO_KPROBES;
+    if (h.list === "kprobes" && f.kprobes && lsm !== "kernel_read_file") {
+      try {
+        return kernelKprobeHook(h, f, monitor, [h.name], false);
+      } catch (e) {
+        if (!(e instanceof Reject)) throw e;
+        noKprobe = `not as a kprobe either (${e.message})`;
+      }
+    }
+    const kp = noKprobe === NO_KPROBES ? "" : `, ${noKprobe}`;
     if (lsm === "kernel_module_request") {
-      reject(`hook ${h.name} cannot run on this kernel: ${f.bpfLsm ? "ward's LSM backend does not hook kernel_module_request" : `no BPF LSM and ${NO_KPROBES}`}; substitute: kprobes on sys_finit_module and sys_init_module (syscall: true): the module autoload runs modprobe, which calls them`);
+      reject(`hook ${h.name} cannot run on this kernel: ${f.bpfLsm ? `ward's LSM backend does not hook kernel_module_request${kp}` : `no BPF LSM and ${noKprobe}`}; substitute: kprobes on sys_finit_module and sys_init_module (syscall: true): the module autoload runs modprobe, which calls them`);
     }
     if (lsm.startsWith("path_")) {
-      reject(`hook ${h.name} cannot run on this kernel: ${f.bpfLsm ? `ward's LSM backend hooks ${Object.keys(LSM_GENERIC).filter((k) => k.startsWith("path_")).join(", ")} of the security_path_* hooks, not ${lsm}` : `no BPF LSM and ${NO_KPROBES}`}; substitute: the syscall kprobes of the operation (e.g. sys_unlinkat, sys_renameat2, syscall: true; path strings as the caller wrote them), or security_file_open for opens`);
+      reject(`hook ${h.name} cannot run on this kernel: ${f.bpfLsm ? `ward's LSM backend hooks ${Object.keys(LSM_GENERIC).filter((k) => k.startsWith("path_")).join(", ")} of the security_path_* hooks, not ${lsm}${kp}` : `no BPF LSM and ${noKprobe}`}; substitute: the syscall kprobes of the operation (e.g. sys_unlinkat, sys_renameat2, syscall: true; path strings as the caller wrote them), or security_file_open for opens`);
     }
-    reject(`hook ${h.name} cannot run on this kernel: ${f.bpfLsm ? `ward's LSM backend covers file_open, bprm_check_security, kernel_read_file and ${Object.keys(LSM_GENERIC).join(", ")} only` : `no BPF LSM (LSM program loads are refused) and ${NO_KPROBES}`}; substitute: ${substituteFor(h.name)}`);
+    reject(`hook ${h.name} cannot run on this kernel: ${f.bpfLsm ? `ward's LSM backend covers file_open, bprm_check_security, kernel_read_file and ${Object.keys(LSM_GENERIC).join(", ")} only${kp}` : `no BPF LSM (LSM program loads are refused) and ${noKprobe}`}; substitute: ${substituteFor(h.name)}`);
   }
   switch (h.list) {
     case "kprobes": {
@@ -1524,10 +1714,14 @@ function resolveOne(h: WireHook, f: HookFeatures, monitor: boolean, lists: reado
       const s = h.syscall ? syscallName(h.name) : undefined;
       if (s !== undefined) {
         if (isModuleSyscall(s)) return f.bpfLsm ? guardModuleHook(h, f, monitor) : moduleSyscallHook(h, s, f, monitor);
+        // Override on a syscall: only a kprobe on its syscall function can make it fail
+        // (bpf_override_return; syscalls are error-injectable), so it goes there where it
+        // can; the rest stays on the syscall tracepoint, which also sees 32-bit callers.
+        if (hasOverride(h) && !monitor && f.kprobes && f.overrideReturn) return kernelKprobeHook(h, f, monitor, [`__x64_sys_${s}`], true);
         return syscallHook(h, s, f, monitor);
       }
       if (h.syscall) reject(`call ${h.name} is marked syscall: true but is not a syscall symbol (sys_X or __x64_sys_X); 32-bit syscalls are not supported`);
-      reject(`hook ${h.name} cannot run on this kernel: ${f.kprobes ? "ward's generic hooks attach tracepoints only (kprobes are not implemented)" : NO_KPROBES}; substitute: ${substituteFor(h.name)}`);
+      return kernelKprobeHook(h, f, monitor, [h.name], false);
     }
     case "fentries":
       reject(`hook ${h.name} cannot run on this kernel: fentry program loads are refused (EPERM); substitute: ${substituteFor(h.name)}`);

@@ -30,6 +30,14 @@ const TCP_SYN_SENT = 2;
 /** Tetragon prints unknown values as decimal strings (pkg/reader/network/inet.go). */
 const named = (m: Map<number, string>, v: number): string => m.get(v) ?? String(v);
 
+/** Socket facts as Tetragon names them (AF_INET, SOCK_STREAM, IPPROTO_TCP, TCP_ESTABLISHED). */
+export const sockNames = {
+  family: (v: number): string => named(FAMILY_NAMES, v),
+  type: (v: number): string => named(TYPE_NAMES, v),
+  protocol: (v: number): string => named(PROTOCOL_NAMES, v),
+  state: (v: number): string => named(STATE_NAMES, v),
+};
+
 /** One argument of a socket hook's event, as Tetragon reports it for the declared type. */
 export function sockArg(e: SockEvent, decl: KProbeArg, tcpConnect: boolean): HookArg {
   const label = decl.label ? { label: decl.label } : {};
