@@ -11,7 +11,7 @@ import { AttachType, BpfCmd, Helper, MapFlags, MapType, ProgFlags, ProgType } fr
 import { attachCgroup, attachKprobeMulti, attachRawTracepoint, attachTracepoint, attachTracing, attachUprobe, type Link } from "./link.ts";
 import { UprobeElf } from "./uprobe-symbols.ts";
 import { BpfMap, type MapSpec } from "./map.ts";
-import { pmuType } from "./perf.ts";
+import { pmuType, UnsupportedFeatureError } from "./perf.ts";
 import { BpfProgram, VerifierError, type ProgramLoadSpec } from "./program.ts";
 import { SyscallError, errnoName, errnoText, mount } from "./sys.ts";
 
@@ -82,6 +82,8 @@ function refused(reason: string, errno?: number): { result: FeatureResult; defin
 /** Map a failed create/load/attach to an answer: EINVAL/E2BIG/ENOTSUPP mean "not here". */
 function classify(e: unknown, what: string): { result: FeatureResult; definitive: boolean } {
   if (e instanceof VerifierError && e.hint !== undefined) return refused(`${what}: ${e.hint}`, e.errno);
+  // The attach already told a missing feature from a refusal (attachKprobeMulti's EOPNOTSUPP).
+  if (e instanceof UnsupportedFeatureError) return unsupported(`${what}: ${e.message}`);
   if (e instanceof SyscallError) {
     const text = `${what}: ${e.code} (${errnoText(e.errno)})`;
     switch (e.errno) {

@@ -279,6 +279,11 @@ export function attachKprobeMulti(prog: BpfProgram, symbols: readonly string[], 
     void strs;
     return new Link(new Fd(fd), "link", `${opts.retprobe === true ? "kretprobe" : "kprobe"}.multi link of ${prog.name} (${symbols.length} functions)`);
   } catch (e) {
+    // EOPNOTSUPP is the kernel saying it has no fprobe (CONFIG_FPROBE off, or no kprobes at
+    // all): a missing feature, typed as such so callers fall back to one kprobe per function.
+    if (e instanceof SyscallError && e.code === "EOPNOTSUPP") {
+      throw new UnsupportedFeatureError("kprobe_multi", `${what}: this kernel has no kprobe.multi links (BPF_LINK_CREATE: EOPNOTSUPP; CONFIG_FPROBE off or no kprobes); attach one kprobe per function instead`);
+    }
     throw withContext(e, what);
   }
 }
