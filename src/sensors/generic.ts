@@ -33,6 +33,8 @@
 // - uprobes (attach kind "uprobe"): gen_uprobe on each file offset of a user binary, the
 //   function's arguments from its argument registers (ints, strings and char_buf from the
 //   caller's memory); Sigkill there kills the caller before the function's first instruction.
+//   Each target's link is its own (its cookie is the target's dispatch id); pinned, it is
+//   link_up_<policy number>_<dispatch id>, and GenericPinnedPolicy.uprobes maps it back.
 import { attachProgram, Collection, loadCollectionSpec, newCollection, type CollectionSpec } from "../bpf/collection.ts";
 import { BpfProgram } from "../bpf/program.ts";
 import type { ProgramSpec } from "../bpf/elf.ts";

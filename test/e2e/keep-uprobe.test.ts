@@ -4,10 +4,11 @@
 // agent is killed with SIGKILL the caller is still killed before the function body runs, also
 // while the next agent starts; that agent adopts the same link (same link id, nothing attached
 // anew), reports the calls with the pinned target's path and symbol, and deleting the policy
-// lets the call run and leaves nothing under the bpf dir. Without the flag nothing is pinned.
+// lets the call run and leaves nothing under the bpf dir. A policy file changed while the agent
+// was down is re-applied (old link detached and unpinned). Without the flag nothing is pinned.
 import { afterAll, beforeAll, describe, expect } from "bun:test";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
@@ -45,7 +46,7 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const POLICY = `apiVersion: cilium.io/v1alpha1
+const policyKilling = (n: number): string => `apiVersion: cilium.io/v1alpha1
 kind: TracingPolicy
 metadata:
   name: keep-uprobe
@@ -64,7 +65,7 @@ spec:
       - index: 0
         operator: "Equal"
         values:
-        - "13"
+        - "${n}"
       matchActions:
       - action: Sigkill
     - matchArgs:
@@ -73,15 +74,17 @@ spec:
         values:
         - "post-"
 `;
+const POLICY = policyKilling(13);
 
 let seq = 0;
-async function startAgent(o: { bpfDir: string; store: string; keep?: boolean }) {
+async function startAgent(o: { bpfDir: string; store: string; keep?: boolean; policies?: string[] }) {
   const n = ++seq;
   const stateFile = join(dir, `state-${n}.json`);
   const tokenFile = join(dir, `token-${n}`);
   const exportFile = join(dir, `events-${n}.log`);
   const args = [process.execPath, main, "agent", "--listen", "127.0.0.1:0", "--token-file", tokenFile, "--state-file", stateFile, "--export-file", exportFile, "--bpf-dir", o.bpfDir, "--policy-store-dir", o.store];
   if (o.keep !== false) args.push("--keep-sensors-on-exit");
+  for (const p of o.policies ?? []) args.push("--policy", p);
   const agent = Bun.spawn(args, { stdout: "pipe", stderr: "pipe", stdin: "ignore" });
   running.push(agent);
   const stderr = new Response(agent.stderr).text();
@@ -111,8 +114,8 @@ function call(n: number, s: string): { stdout: string; signal: NodeJS.Signals | 
   return { stdout: r.stdout ?? "", signal: r.signal };
 }
 
-function killedCall(): void {
-  expect(call(13, "x")).toEqual({ stdout: "", signal: "SIGKILL" });
+function killedCall(n = 13): void {
+  expect(call(n, "x")).toEqual({ stdout: "", signal: "SIGKILL" });
 }
 
 function under(d: string): string[] {
@@ -222,5 +225,51 @@ describe("uprobe policies under --keep-sensors-on-exit (e2e)", () => {
       for (const id of perf) expect(sys.has(id)).toBe(false);
     },
     120_000,
+  );
+
+  kernelTest(
+    "a uprobe policy file changed while the agent was down is re-applied: the old link detached and unpinned, the new one pinned; a start without the flag adopts, unpins, and leaves nothing after SIGKILL",
+    async () => {
+      const bpfDir = `${bpfRoot}-c`;
+      const store = join(dir, "store-c");
+      const policyFile = join(dir, "changing-uprobe.yaml");
+      writeFileSync(policyFile, policyKilling(13));
+      const a1 = await startAgent({ bpfDir, store, policies: [policyFile] });
+      const old = perfLinks(a1.agent.pid);
+      expect(old.length).toBe(1);
+      killedCall(13);
+      await a1.kill9();
+      killedCall(13);
+
+      writeFileSync(policyFile, policyKilling(14));
+      const a2 = await startAgent({ bpfDir, store, policies: [policyFile] });
+      try {
+        killedCall(14);
+        expect(call(13, "x").stdout).toBe("entered\nreturned 15\n");
+        const now = perfLinks(a2.agent.pid);
+        expect(now.length).toBe(1);
+        expect(now).not.toEqual(old);
+        // the old version's link is detached and unpinned, the new one pinned in its place
+        expect(systemLinkIds().has(old[0]!)).toBe(false);
+        expect(under(bpfDir).filter((p) => p.startsWith("generic/link_up_")).length).toBe(1);
+        expect(await a2.stop()).toBe(0);
+      } finally {
+        await a2.stop();
+      }
+      expect(await a2.stderr).toContain("re-applied: its content or mode changed");
+      // A graceful stop with the flag keeps it pinned.
+      killedCall(14);
+
+      const a3 = await startAgent({ bpfDir, store, policies: [policyFile], keep: false });
+      try {
+        expect(under(bpfDir)).toEqual([]);
+        killedCall(14);
+      } finally {
+        await a3.kill9();
+      }
+      expect(call(14, "x").stdout).toBe("entered\nreturned 16\n");
+      expect(under(bpfDir)).toEqual([]);
+    },
+    240_000,
   );
 });
