@@ -290,6 +290,8 @@ export interface GenericPinnedPolicy {
    * (offset in decimal: JSON has no bigint) and its link's pin key; the slots' uprobe hooks
    * are kept with targets [] and rebuilt from these */
   uprobes?: { key: number; path: string; symbol: string; offset: string; pin: string }[];
+  /** BPF LSM hooks, one per hook slot (their links are shared and refcounted like the tracepoints') */
+  lsms?: LsmHookName[];
 }
 
 /** The kernel's kprobe facilities, as the sensor uses them. */
@@ -404,7 +406,7 @@ export class GenericSensor {
   private readonly tpLinks = new Map<string, { link: Link; refs: number }>();
   private readonly openExitLinks = new Map<string, { link: Link; refs: number }>();
   /** gen_lsm_* programs: loaded on first use against the loaded maps, with their links */
-  private readonly lsmLinks = new Map<LsmHookName, { coll: Collection; link: Link; refs: number }>();
+  private readonly lsmLinks = new Map<LsmHookName, { coll: Collection | undefined; link: Link; refs: number }>();
   private openExitChoice: OpenExitChoice | undefined;
   private readonly binNames = new BinNameRefs();
   private readonly bySlot = new Map<number, { policy: PolicyState; hookIndex: number }>();
@@ -553,7 +555,10 @@ export class GenericSensor {
         if (key === "sys_enter" || key === "sys_exit") this.sysLinks[key === "sys_enter" ? "enter" : "exit"] = link;
         else if (key.startsWith("tp_")) this.tpLinks.set(key.slice(3).replace("@", "/"), { link, refs: 0 });
         else if (key.startsWith("oe_")) this.openExitLinks.set(key.slice(3).replace("@", "/"), { link, refs: 0 });
-        else if (parseUprobePinKey(key) !== undefined) {
+        else if (key.startsWith("lsm_") && isLsmHookName(key.slice(4))) {
+          // its program came back from the pins with the others (this.coll owns it)
+          this.lsmLinks.set(key.slice(4) as LsmHookName, { coll: undefined, link, refs: 0 });
+        } else if (parseUprobePinKey(key) !== undefined) {
           this.adoptedUprobes.set(key, link);
           // dispatch ids stay unique across agents: a new hook never reuses a pinned one's cookie
           this.nextUprobeId = Math.max(this.nextUprobeId, parseUprobePinKey(key)!.id + 1);
@@ -591,8 +596,6 @@ export class GenericSensor {
   pin(dir: string): void {
     if (this.coll === undefined) throw new GenericSensorError("pin generic sensor: not loaded");
     if (this.pinDir === dir) return;
-    const withLsm = [...this.policies.values()].filter((p) => p.lsms.length > 0).map((p) => p.id);
-    if (withLsm.length > 0) throw new GenericUnsupportedError(`pin generic sensor: polic${withLsm.length === 1 ? "y" : "ies"} ${withLsm.join(", ")} run on the generic BPF LSM programs, whose links are not pinned (they would end with the agent while the rest kept enforcing)`);
     const withKprobes = [...this.policies.values()].filter((p) => p.kprobeLinks.length > 0).map((p) => p.id);
     if (withKprobes.length > 0) throw new GenericUnsupportedError(`pin generic sensor: polic${withKprobes.length === 1 ? "y" : "ies"} ${withKprobes.join(", ")} run on kernel-function kprobes, whose links are not pinned (they would end with the agent while the rest kept enforcing)`);
     pinMaps(dir, this.coll.maps);
@@ -604,6 +607,11 @@ export class GenericSensor {
     for (const [t, l] of this.tpLinks) this.pinned(l.link, tpPinKey(t));
     for (const [t, l] of this.openExitLinks) this.pinned(l.link, openExitPinKey(t));
     for (const p of this.policies.values()) for (const u of p.uprobeLinks) this.pinned(u.link, u.pin);
+    for (const [hook, l] of this.lsmLinks) {
+      const prog = l.coll?.programs[`gen_lsm_${hook}`];
+      if (prog !== undefined) prog.pin(join(dir, pinName(PROG_PIN_PREFIX, `gen_lsm_${hook}`)));
+      this.pinned(l.link, lsmPinKey(hook));
+    }
   }
 
   /** Removes every pin (what is attached stays attached while this sensor holds it). */
@@ -622,6 +630,15 @@ export class GenericSensor {
     return link;
   }
 
+  /** An LSM hook no slot uses: detached, its collection closed, link and program unpinned (a
+   * later attach loads and pins the program again). */
+  private dropLsm(hook: LsmHookName, l: { coll: Collection | undefined; link: Link }): void {
+    this.dropLink(l.link, lsmPinKey(hook));
+    l.coll?.close();
+    if (this.pinDir !== undefined) unpin(join(this.pinDir, pinName(PROG_PIN_PREFIX, `gen_lsm_${hook}`)));
+    this.lsmLinks.delete(hook);
+  }
+
   private dropLink(link: Link, key: string): void {
     link.close();
     if (this.pinDir !== undefined) unpin(join(this.pinDir, pinName(LINK_PIN_PREFIX, key)));
@@ -638,6 +655,7 @@ export class GenericSensor {
     }
     for (const [t, l] of this.tpLinks) if (l.refs === 0) { this.dropLink(l.link, tpPinKey(t)); this.tpLinks.delete(t); }
     for (const [t, l] of this.openExitLinks) if (l.refs === 0) { this.dropLink(l.link, openExitPinKey(t)); this.openExitLinks.delete(t); }
+    for (const [hook, l] of this.lsmLinks) if (l.refs === 0) this.dropLsm(hook, l);
     // A reserved policy (adopted or dropped later) keeps its uprobe links until then.
     for (const [pin, link] of this.adoptedUprobes) {
       if (this.reserved.has(parseUprobePinKey(pin)?.no ?? -1)) continue;
@@ -647,7 +665,8 @@ export class GenericSensor {
   }
 
   /** One pinned policy's references on the links it runs on (those that are attached). */
-  private addLinkRefs(p: Pick<GenericPinnedPolicy, "sys" | "tracepoints" | "openExits">): void {
+  private addLinkRefs(p: Pick<GenericPinnedPolicy, "sys" | "tracepoints" | "openExits" | "lsms">): void {
+    for (const t of p.lsms ?? []) { const l = this.lsmLinks.get(t); if (l !== undefined) l.refs++; }
     for (const which of p.sys) if (this.sysLinks[which] !== undefined) this.sysRefs[which]++;
     for (const t of p.tracepoints) { const l = this.tpLinks.get(t); if (l !== undefined) l.refs++; }
     for (const t of p.openExits) { const l = this.openExitLinks.get(t); if (l !== undefined) l.refs++; }
@@ -657,7 +676,6 @@ export class GenericSensor {
   exportPolicy(policyId: string): GenericPinnedPolicy {
     const st = this.policies.get(policyId);
     if (st === undefined) throw new GenericSensorError(`export policy ${policyId}: not applied`);
-    if (st.lsms.length > 0) throw new GenericUnsupportedError(`export policy ${policyId}: it runs on the generic BPF LSM programs, whose links are not pinned`);
     if (st.kprobeLinks.length > 0) throw new GenericUnsupportedError(`export policy ${policyId}: it runs on kernel-function kprobes, whose links are not pinned`);
     return {
       no: st.no,
@@ -670,6 +688,7 @@ export class GenericSensor {
       sys: [...st.sys],
       openExits: [...st.openExits],
       ...(st.uprobeLinks.length > 0 ? { uprobes: this.exportUprobes(st) } : {}),
+      ...(st.lsms.length > 0 ? { lsms: [...st.lsms] } : {}),
     };
   }
 
@@ -703,6 +722,7 @@ export class GenericSensor {
     for (const which of saved.sys) if (this.sysLinks[which] === undefined) throw new GenericSensorError(`adopt policy ${policyId}: tp_btf/sys_${which} is not attached`);
     for (const t of saved.tracepoints) if (!this.tpLinks.has(t)) throw new GenericSensorError(`adopt policy ${policyId}: tracepoint ${t} is not attached`);
     for (const t of saved.openExits) if (!this.openExitLinks.has(t)) throw new GenericSensorError(`adopt policy ${policyId}: tracepoint ${t} (gen_open_exit) is not attached`);
+    for (const t of saved.lsms ?? []) if (!this.lsmLinks.has(t)) throw new GenericSensorError(`adopt policy ${policyId}: lsm/${t} (gen_lsm_${t}) is not attached`);
     const uprobes = saved.uprobes ?? [];
     for (const u of uprobes) if (!this.adoptedUprobes.has(u.pin)) throw new GenericSensorError(`adopt policy ${policyId}: uprobe ${u.path}:${u.symbol !== "" ? u.symbol : `0x${BigInt(u.offset).toString(16)}`} (pin ${pinName(LINK_PIN_PREFIX, u.pin)}) is not attached`);
     const byKey = new Map(uprobes.map((u) => [u.key, u]));
@@ -718,7 +738,7 @@ export class GenericSensor {
       id: policyId, setIds: { ...saved.setIds }, slots: saved.slots.map((x) => ({ slot: x.slot, hook: hookOf(x), point: x.point, keys: x.keys.map((k) => ({ ...k })) })),
       written: saved.written.map((w) => ({ name: w.map, key: new Uint8Array(Buffer.from(w.key, "base64")) })),
       binPaths: saved.binPaths.map((b) => ({ ...b })), mode: saved.mode, tracepoints: [...saved.tracepoints], sys: [...saved.sys],
-      openExits: [...saved.openExits], uprobeLinks: [], lsms: [], kprobeLinks: [], probeIds: [], no: saved.no, scope: 0,
+      openExits: [...saved.openExits], uprobeLinks: [], lsms: [...(saved.lsms ?? [])], kprobeLinks: [], probeIds: [], no: saved.no, scope: 0,
     };
     for (const x of st.slots) {
       this.bySlot.set(x.slot, { policy: st, hookIndex: x.hook.index });
@@ -947,11 +967,7 @@ export class GenericSensor {
     st.openExits = [];
     for (const t of st.lsms) {
       const l = this.lsmLinks.get(t);
-      if (l !== undefined && --l.refs === 0) {
-        l.link.close();
-        l.coll.close();
-        this.lsmLinks.delete(t);
-      }
+      if (l !== undefined && --l.refs === 0) this.dropLsm(t, l);
     }
     st.lsms = [];
     for (const which of st.sys) {
@@ -1161,7 +1177,18 @@ export class GenericSensor {
         try {
           const prog = coll.programs[name];
           if (prog === undefined) throw new GenericSensorError(`load ${name}: not in the collection`);
-          this.lsmLinks.set(hook, { coll, link: attachProgram(prog, spec), refs: 1 });
+          const link = attachProgram(prog, spec);
+          // Pinned (when the sensor is) as prog_gen_lsm_<hook> and link_lsm_<hook>: a restarted
+          // agent takes both over from the pins like the tracepoint programs and links.
+          try {
+            if (this.pinDir !== undefined) prog.pin(join(this.pinDir, pinName(PROG_PIN_PREFIX, name)));
+            this.pinned(link, lsmPinKey(hook));
+          } catch (e) {
+            link.close();
+            if (this.pinDir !== undefined) unpin(join(this.pinDir, pinName(PROG_PIN_PREFIX, name)));
+            throw e;
+          }
+          this.lsmLinks.set(hook, { coll, link, refs: 1 });
         } catch (e) {
           coll.close();
           throw e;
@@ -1501,7 +1528,7 @@ export class GenericSensor {
     this.uprobeIds.clear();
     for (const l of this.lsmLinks.values()) {
       l.link.close();
-      l.coll.close();
+      l.coll?.close();
     }
     this.lsmLinks.clear();
     this.reader?.close();
@@ -1524,6 +1551,9 @@ function tpPinKey(target: string): string {
 }
 function openExitPinKey(target: string): string {
   return `oe_${target}`;
+}
+function lsmPinKey(hook: LsmHookName): string {
+  return `lsm_${hook}`;
 }
 /** A uprobe link's pin key: its policy's number and its dispatch id (the link cookie). */
 function uprobePinKey(policyNo: number, id: number): string {

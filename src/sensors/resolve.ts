@@ -1558,9 +1558,6 @@ function lsmTypeFits(role: LsmArgRole, type: string): boolean {
  * the call fails before it has any effect.
  */
 function lsmGenericHook(h: WireHook, lsm: string, f: HookFeatures, monitor: boolean): HookPlan {
-  // The generic LSM programs are loaded per hook as their own collection, and their links are
-  // not among the pins a restarted agent adopts: refused rather than kept only while the agent runs.
-  if (f.keepSensors) reject(`hook ${h.name}: with --keep-sensors-on-exit every hook must stay enforced after the agent exits, and ward does not pin the generic sensor's BPF LSM links (lsm/${lsm}; loaded per hook, not adoptable by a restarted agent); run without --keep-sensors-on-exit (the hook then lasts while the agent runs)`);
   const roles = LSM_GENERIC[lsm]!;
   const prog = `lsm/${lsm}`;
   if (h.ret) reject(`return: true on ${h.name}: the BPF LSM program runs before the call and sees no return value; drop return: true`);
@@ -1622,6 +1619,9 @@ function lsmGenericHook(h: WireHook, lsm: string, f: HookFeatures, monitor: bool
     actions,
     limits,
     bypasses,
+    // The hook's program and link are pinned as generic/prog_gen_lsm_<hook> and
+    // generic/link_lsm_<hook> (shared by every policy on the hook) and adopted from there.
+    ...(f.keepSensors ? { afterExit: `the same: ${prog}, its link (generic/link_lsm_${lsm}, shared by the policies on the hook) and the generic sensor's maps are pinned under --bpf-dir and keep deciding, failing the call as before; events wait in the pinned ring buffer for the next agent` } : {}),
   };
 }
 
