@@ -33,6 +33,8 @@
 // - uprobes (attach kind "uprobe"): gen_uprobe on each file offset of a user binary, the
 //   function's arguments from its argument registers (ints, strings and char_buf from the
 //   caller's memory); Sigkill there kills the caller before the function's first instruction.
+//   Each target's link is its own (its cookie is the target's dispatch id); pinned, it is
+//   link_up_<policy number>_<dispatch id>, and GenericPinnedPolicy.uprobes maps it back.
 import { attachProgram, Collection, loadCollectionSpec, newCollection, type CollectionSpec } from "../bpf/collection.ts";
 import { BpfProgram } from "../bpf/program.ts";
 import type { ProgramSpec } from "../bpf/elf.ts";
@@ -284,6 +286,12 @@ export interface GenericPinnedPolicy {
   tracepoints: string[];
   sys: ("enter" | "exit")[];
   openExits: string[];
+  /** uprobe hooks: each target's dispatch id (the link cookie), what it names for the records
+   * (offset in decimal: JSON has no bigint) and its link's pin key; the slots' uprobe hooks
+   * are kept with targets [] and rebuilt from these */
+  uprobes?: { key: number; path: string; symbol: string; offset: string; pin: string }[];
+  /** BPF LSM hooks, one per hook slot (their links are shared and refcounted like the tracepoints') */
+  lsms?: LsmHookName[];
 }
 
 /** The kernel's kprobe facilities, as the sensor uses them. */
@@ -369,8 +377,9 @@ interface PolicyState {
   sys: ("enter" | "exit")[];
   /** gen_open_exit targets ("syscalls/sys_exit_openat"), one per hook slot (refcounted) */
   openExits: string[];
-  /** gen_uprobe links, one per uprobe target (not shared: each has its own cookie) */
-  uprobeLinks: Link[];
+  /** gen_uprobe links, one per uprobe target (not shared: each has its own cookie), with the
+   * key of their pin (uprobePinKey: policy number and dispatch id) */
+  uprobeLinks: { link: Link; pin: string }[];
   /** BPF LSM hooks ("socket_connect"), one per hook slot (refcounted) */
   lsms: LsmHookName[];
   /** the number the kernel records carry (gen_slot.policy) */
@@ -397,7 +406,7 @@ export class GenericSensor {
   private readonly tpLinks = new Map<string, { link: Link; refs: number }>();
   private readonly openExitLinks = new Map<string, { link: Link; refs: number }>();
   /** gen_lsm_* programs: loaded on first use against the loaded maps, with their links */
-  private readonly lsmLinks = new Map<LsmHookName, { coll: Collection; link: Link; refs: number }>();
+  private readonly lsmLinks = new Map<LsmHookName, { coll: Collection | undefined; link: Link; refs: number }>();
   private openExitChoice: OpenExitChoice | undefined;
   private readonly binNames = new BinNameRefs();
   private readonly bySlot = new Map<number, { policy: PolicyState; hookIndex: number }>();
@@ -406,6 +415,8 @@ export class GenericSensor {
   /** uprobe dispatch ids (link cookies) -> what they name, for records */
   private readonly uprobeIds = new Map<number, { path: string; symbol: string; offset: bigint }>();
   private nextUprobeId = 1;
+  /** uprobe links taken over from the pins (pin key -> link), until a policy adopts them */
+  private readonly adoptedUprobes = new Map<string, Link>();
   /** generic.o programs loaded so far, and the collections that own them (maps are this.coll's) */
   private readonly loadedPrograms = new Map<string, BpfProgram>();
   private readonly programColls: Collection[] = [];
@@ -544,6 +555,14 @@ export class GenericSensor {
         if (key === "sys_enter" || key === "sys_exit") this.sysLinks[key === "sys_enter" ? "enter" : "exit"] = link;
         else if (key.startsWith("tp_")) this.tpLinks.set(key.slice(3).replace("@", "/"), { link, refs: 0 });
         else if (key.startsWith("oe_")) this.openExitLinks.set(key.slice(3).replace("@", "/"), { link, refs: 0 });
+        else if (key.startsWith("lsm_") && isLsmHookName(key.slice(4))) {
+          // its program came back from the pins with the others (this.coll owns it)
+          this.lsmLinks.set(key.slice(4) as LsmHookName, { coll: undefined, link, refs: 0 });
+        } else if (parseUprobePinKey(key) !== undefined) {
+          this.adoptedUprobes.set(key, link);
+          // dispatch ids stay unique across agents: a new hook never reuses a pinned one's cookie
+          this.nextUprobeId = Math.max(this.nextUprobeId, parseUprobePinKey(key)!.id + 1);
+        }
         else {
           link.close();
           throw new GenericSensorError(`adopt generic sensor: ${join(dir, f)} is not a link this sensor makes`);
@@ -559,6 +578,7 @@ export class GenericSensor {
         this.reservedSetEnd = Math.max(this.reservedSetEnd, r.setIds.end);
         this.reserved.add(r.no);
         this.addLinkRefs(r);
+        for (const u of r.uprobes ?? []) this.nextUprobeId = Math.max(this.nextUprobeId, u.key + 1);
       }
       const exempt = this.map("gen_exempt");
       for (const k of [...exempt.keys()]) exempt.delete(k);
@@ -576,10 +596,6 @@ export class GenericSensor {
   pin(dir: string): void {
     if (this.coll === undefined) throw new GenericSensorError("pin generic sensor: not loaded");
     if (this.pinDir === dir) return;
-    const withUprobes = [...this.policies.values()].filter((p) => p.uprobeLinks.length > 0).map((p) => p.id);
-    if (withUprobes.length > 0) throw new GenericUnsupportedError(`pin generic sensor: polic${withUprobes.length === 1 ? "y" : "ies"} ${withUprobes.join(", ")} run on uprobes, whose links are not pinned (they would end with the agent while the rest kept enforcing)`);
-    const withLsm = [...this.policies.values()].filter((p) => p.lsms.length > 0).map((p) => p.id);
-    if (withLsm.length > 0) throw new GenericUnsupportedError(`pin generic sensor: polic${withLsm.length === 1 ? "y" : "ies"} ${withLsm.join(", ")} run on the generic BPF LSM programs, whose links are not pinned (they would end with the agent while the rest kept enforcing)`);
     const withKprobes = [...this.policies.values()].filter((p) => p.kprobeLinks.length > 0).map((p) => p.id);
     if (withKprobes.length > 0) throw new GenericUnsupportedError(`pin generic sensor: polic${withKprobes.length === 1 ? "y" : "ies"} ${withKprobes.join(", ")} run on kernel-function kprobes, whose links are not pinned (they would end with the agent while the rest kept enforcing)`);
     pinMaps(dir, this.coll.maps);
@@ -590,6 +606,12 @@ export class GenericSensor {
     if (this.sysLinks.exit !== undefined) this.pinned(this.sysLinks.exit, "sys_exit");
     for (const [t, l] of this.tpLinks) this.pinned(l.link, tpPinKey(t));
     for (const [t, l] of this.openExitLinks) this.pinned(l.link, openExitPinKey(t));
+    for (const p of this.policies.values()) for (const u of p.uprobeLinks) this.pinned(u.link, u.pin);
+    for (const [hook, l] of this.lsmLinks) {
+      const prog = l.coll?.programs[`gen_lsm_${hook}`];
+      if (prog !== undefined) prog.pin(join(dir, pinName(PROG_PIN_PREFIX, `gen_lsm_${hook}`)));
+      this.pinned(l.link, lsmPinKey(hook));
+    }
   }
 
   /** Removes every pin (what is attached stays attached while this sensor holds it). */
@@ -608,6 +630,15 @@ export class GenericSensor {
     return link;
   }
 
+  /** An LSM hook no slot uses: detached, its collection closed, link and program unpinned (a
+   * later attach loads and pins the program again). */
+  private dropLsm(hook: LsmHookName, l: { coll: Collection | undefined; link: Link }): void {
+    this.dropLink(l.link, lsmPinKey(hook));
+    l.coll?.close();
+    if (this.pinDir !== undefined) unpin(join(this.pinDir, pinName(PROG_PIN_PREFIX, `gen_lsm_${hook}`)));
+    this.lsmLinks.delete(hook);
+  }
+
   private dropLink(link: Link, key: string): void {
     link.close();
     if (this.pinDir !== undefined) unpin(join(this.pinDir, pinName(LINK_PIN_PREFIX, key)));
@@ -624,10 +655,18 @@ export class GenericSensor {
     }
     for (const [t, l] of this.tpLinks) if (l.refs === 0) { this.dropLink(l.link, tpPinKey(t)); this.tpLinks.delete(t); }
     for (const [t, l] of this.openExitLinks) if (l.refs === 0) { this.dropLink(l.link, openExitPinKey(t)); this.openExitLinks.delete(t); }
+    for (const [hook, l] of this.lsmLinks) if (l.refs === 0) this.dropLsm(hook, l);
+    // A reserved policy (adopted or dropped later) keeps its uprobe links until then.
+    for (const [pin, link] of this.adoptedUprobes) {
+      if (this.reserved.has(parseUprobePinKey(pin)?.no ?? -1)) continue;
+      this.dropLink(link, pin);
+      this.adoptedUprobes.delete(pin);
+    }
   }
 
   /** One pinned policy's references on the links it runs on (those that are attached). */
-  private addLinkRefs(p: Pick<GenericPinnedPolicy, "sys" | "tracepoints" | "openExits">): void {
+  private addLinkRefs(p: Pick<GenericPinnedPolicy, "sys" | "tracepoints" | "openExits" | "lsms">): void {
+    for (const t of p.lsms ?? []) { const l = this.lsmLinks.get(t); if (l !== undefined) l.refs++; }
     for (const which of p.sys) if (this.sysLinks[which] !== undefined) this.sysRefs[which]++;
     for (const t of p.tracepoints) { const l = this.tpLinks.get(t); if (l !== undefined) l.refs++; }
     for (const t of p.openExits) { const l = this.openExitLinks.get(t); if (l !== undefined) l.refs++; }
@@ -637,20 +676,29 @@ export class GenericSensor {
   exportPolicy(policyId: string): GenericPinnedPolicy {
     const st = this.policies.get(policyId);
     if (st === undefined) throw new GenericSensorError(`export policy ${policyId}: not applied`);
-    if (st.uprobeLinks.length > 0) throw new GenericUnsupportedError(`export policy ${policyId}: it runs on uprobes, whose links are not pinned`);
-    if (st.lsms.length > 0) throw new GenericUnsupportedError(`export policy ${policyId}: it runs on the generic BPF LSM programs, whose links are not pinned`);
     if (st.kprobeLinks.length > 0) throw new GenericUnsupportedError(`export policy ${policyId}: it runs on kernel-function kprobes, whose links are not pinned`);
     return {
       no: st.no,
       mode: st.mode,
       setIds: { ...st.setIds },
-      slots: st.slots.map((x) => ({ slot: x.slot, point: x.point, keys: x.keys.map((k) => ({ ...k })), hook: x.hook })),
+      slots: st.slots.map((x) => ({ slot: x.slot, point: x.point, keys: x.keys.map((k) => ({ ...k })), hook: x.hook.attach.kind === "uprobe" ? { ...x.hook, attach: { ...x.hook.attach, targets: [] } } : x.hook })),
       written: st.written.map((w) => ({ map: w.name, key: Buffer.from(w.key).toString("base64") })),
       binPaths: st.binPaths.map((b) => ({ ...b })),
       tracepoints: [...st.tracepoints],
       sys: [...st.sys],
       openExits: [...st.openExits],
+      ...(st.uprobeLinks.length > 0 ? { uprobes: this.exportUprobes(st) } : {}),
+      ...(st.lsms.length > 0 ? { lsms: [...st.lsms] } : {}),
     };
+  }
+
+  /** A policy's uprobe targets by dispatch id, with their links' pin keys (GenericPinnedPolicy.uprobes). */
+  private exportUprobes(st: PolicyState): NonNullable<GenericPinnedPolicy["uprobes"]> {
+    return st.slots.filter((s) => s.point === POINT.UPROBE).flatMap((s) => s.keys.map((k) => {
+      const u = this.uprobeIds.get(k.key);
+      if (u === undefined) throw new GenericSensorError(`export policy ${st.id}: uprobe dispatch id ${k.key} names no target`);
+      return { key: k.key, path: u.path, symbol: u.symbol, offset: u.offset.toString(), pin: uprobePinKey(st.no, k.key) };
+    }));
   }
 
   /**
@@ -674,11 +722,23 @@ export class GenericSensor {
     for (const which of saved.sys) if (this.sysLinks[which] === undefined) throw new GenericSensorError(`adopt policy ${policyId}: tp_btf/sys_${which} is not attached`);
     for (const t of saved.tracepoints) if (!this.tpLinks.has(t)) throw new GenericSensorError(`adopt policy ${policyId}: tracepoint ${t} is not attached`);
     for (const t of saved.openExits) if (!this.openExitLinks.has(t)) throw new GenericSensorError(`adopt policy ${policyId}: tracepoint ${t} (gen_open_exit) is not attached`);
+    for (const t of saved.lsms ?? []) if (!this.lsmLinks.has(t)) throw new GenericSensorError(`adopt policy ${policyId}: lsm/${t} (gen_lsm_${t}) is not attached`);
+    const uprobes = saved.uprobes ?? [];
+    for (const u of uprobes) if (!this.adoptedUprobes.has(u.pin)) throw new GenericSensorError(`adopt policy ${policyId}: uprobe ${u.path}:${u.symbol !== "" ? u.symbol : `0x${BigInt(u.offset).toString(16)}`} (pin ${pinName(LINK_PIN_PREFIX, u.pin)}) is not attached`);
+    const byKey = new Map(uprobes.map((u) => [u.key, u]));
+    for (const x of saved.slots) {
+      if (x.point !== POINT.UPROBE) continue;
+      for (const k of x.keys) if (!byKey.has(k.key)) throw new GenericSensorError(`adopt policy ${policyId}: hook slot ${x.slot} runs uprobe dispatch id ${k.key}, which the saved state does not name`);
+    }
+    // the uprobe hooks were saved without their targets (bigint offsets): rebuilt in dispatch order
+    const hookOf = (x: GenericPinnedPolicy["slots"][number]): ResolvedHook => x.point === POINT.UPROBE && x.hook.attach.kind === "uprobe"
+      ? { ...x.hook, attach: { ...x.hook.attach, targets: x.keys.map((k) => { const u = byKey.get(k.key)!; return { symbol: u.symbol, offset: BigInt(u.offset) }; }) } }
+      : x.hook;
     const st: PolicyState = {
-      id: policyId, setIds: { ...saved.setIds }, slots: saved.slots.map((x) => ({ slot: x.slot, hook: x.hook, point: x.point, keys: x.keys.map((k) => ({ ...k })) })),
+      id: policyId, setIds: { ...saved.setIds }, slots: saved.slots.map((x) => ({ slot: x.slot, hook: hookOf(x), point: x.point, keys: x.keys.map((k) => ({ ...k })) })),
       written: saved.written.map((w) => ({ name: w.map, key: new Uint8Array(Buffer.from(w.key, "base64")) })),
       binPaths: saved.binPaths.map((b) => ({ ...b })), mode: saved.mode, tracepoints: [...saved.tracepoints], sys: [...saved.sys],
-      openExits: [...saved.openExits], uprobeLinks: [], lsms: [], kprobeLinks: [], probeIds: [], no: saved.no, scope: 0,
+      openExits: [...saved.openExits], uprobeLinks: [], lsms: [...(saved.lsms ?? [])], kprobeLinks: [], probeIds: [], no: saved.no, scope: 0,
     };
     for (const x of st.slots) {
       this.bySlot.set(x.slot, { policy: st, hookIndex: x.hook.index });
@@ -688,6 +748,12 @@ export class GenericSensor {
     // A reserved policy's references were taken at load; otherwise they are taken now.
     if (!this.reserved.delete(saved.no)) this.addLinkRefs(saved);
     for (const b of st.binPaths) this.binNames.adopt(b.path, b.id);
+    for (const u of uprobes) {
+      st.uprobeLinks.push({ link: this.adoptedUprobes.get(u.pin)!, pin: u.pin });
+      this.adoptedUprobes.delete(u.pin);
+      this.uprobeIds.set(u.key, { path: u.path, symbol: u.symbol, offset: BigInt(u.offset) });
+      this.nextUprobeId = Math.max(this.nextUprobeId, u.key + 1);
+    }
     this.nextPolicy = Math.max(this.nextPolicy, st.no + 1);
     this.policies.set(policyId, st);
   }
@@ -866,7 +932,9 @@ export class GenericSensor {
     for (const s of st.slots) {
       try { slots.update(u32(s.slot), new Uint8Array(this.L.slot.size)); } catch { /* best effort: keep removing */ }
     }
-    for (const l of st.uprobeLinks) l.close();
+    for (const u of st.uprobeLinks) {
+      try { this.dropLink(u.link, u.pin); } catch { /* best effort: keep removing */ }
+    }
     st.uprobeLinks = [];
     for (const s of st.slots) {
       for (const k of s.keys) {
@@ -899,11 +967,7 @@ export class GenericSensor {
     st.openExits = [];
     for (const t of st.lsms) {
       const l = this.lsmLinks.get(t);
-      if (l !== undefined && --l.refs === 0) {
-        l.link.close();
-        l.coll.close();
-        this.lsmLinks.delete(t);
-      }
+      if (l !== undefined && --l.refs === 0) this.dropLsm(t, l);
     }
     st.lsms = [];
     for (const which of st.sys) {
@@ -1082,16 +1146,18 @@ export class GenericSensor {
     }
     if (point === POINT.UPROBE) {
       if (h.attach.kind !== "uprobe") throw new GenericSensorError(`hook ${h.index}: uprobe point without a uprobe attach`);
-      // uprobe links are per policy and per file offset, and the pins hold only the shared
-      // links an adopting agent can name again; a uprobe left attached by a dead agent could
-      // not be adopted or removed, so it is never made while pinning.
-      if (this.pinDir !== undefined) throw new GenericUnsupportedError(`attach uprobe ${h.attach.path}: the generic sensor is pinned (--keep-sensors-on-exit) and uprobe links are not pinned; uprobe policies are refused under the flag`);
       const { prog } = this.program(UPROBE_PROGRAM);
       const { path, targets } = h.attach;
       targets.forEach((t, i) => {
         const where = t.symbol !== "" ? t.symbol : `0x${t.offset.toString(16)}`;
         try {
-          st.uprobeLinks.push(attachUprobe(prog, path, t.offset, { cookie: BigInt(keys[i]?.key ?? 0) }));
+          const key = keys[i]?.key ?? 0;
+          // Pinned (when the sensor is) under a name a restarted agent maps back to the policy
+          // and target: the policy number and the dispatch id, which the manifest records.
+          const pin = uprobePinKey(st.no, key);
+          const link = attachUprobe(prog, path, t.offset, { cookie: BigInt(key) });
+          st.uprobeLinks.push({ link, pin });
+          this.pinned(link, pin);
         } catch (e) {
           throw new GenericSensorError(`attach uprobe ${path}:${where} (file offset 0x${t.offset.toString(16)}): ${(e as Error).message}`);
         }
@@ -1111,7 +1177,18 @@ export class GenericSensor {
         try {
           const prog = coll.programs[name];
           if (prog === undefined) throw new GenericSensorError(`load ${name}: not in the collection`);
-          this.lsmLinks.set(hook, { coll, link: attachProgram(prog, spec), refs: 1 });
+          const link = attachProgram(prog, spec);
+          // Pinned (when the sensor is) as prog_gen_lsm_<hook> and link_lsm_<hook>: a restarted
+          // agent takes both over from the pins like the tracepoint programs and links.
+          try {
+            if (this.pinDir !== undefined) prog.pin(join(this.pinDir, pinName(PROG_PIN_PREFIX, name)));
+            this.pinned(link, lsmPinKey(hook));
+          } catch (e) {
+            link.close();
+            if (this.pinDir !== undefined) unpin(join(this.pinDir, pinName(PROG_PIN_PREFIX, name)));
+            throw e;
+          }
+          this.lsmLinks.set(hook, { coll, link, refs: 1 });
         } catch (e) {
           coll.close();
           throw e;
@@ -1436,7 +1513,11 @@ export class GenericSensor {
       }
       this.unpin();
     }
+    // kept pinned: only this process's references go (the pins keep the uprobes attached)
+    for (const p of this.policies.values()) for (const u of p.uprobeLinks) u.link.close();
     this.policies.clear();
+    for (const l of this.adoptedUprobes.values()) l.close();
+    this.adoptedUprobes.clear();
     this.sysLinks.enter?.close();
     this.sysLinks.exit?.close();
     this.sysLinks.enter = this.sysLinks.exit = undefined;
@@ -1447,7 +1528,7 @@ export class GenericSensor {
     this.uprobeIds.clear();
     for (const l of this.lsmLinks.values()) {
       l.link.close();
-      l.coll.close();
+      l.coll?.close();
     }
     this.lsmLinks.clear();
     this.reader?.close();
@@ -1470,6 +1551,17 @@ function tpPinKey(target: string): string {
 }
 function openExitPinKey(target: string): string {
   return `oe_${target}`;
+}
+function lsmPinKey(hook: LsmHookName): string {
+  return `lsm_${hook}`;
+}
+/** A uprobe link's pin key: its policy's number and its dispatch id (the link cookie). */
+function uprobePinKey(policyNo: number, id: number): string {
+  return `up_${policyNo}_${id}`;
+}
+function parseUprobePinKey(key: string): { no: number; id: number } | undefined {
+  const m = /^up_(\d+)_(\d+)$/.exec(key);
+  return m === null ? undefined : { no: Number(m[1]), id: Number(m[2]) };
 }
 
 /**

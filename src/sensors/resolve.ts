@@ -1119,10 +1119,6 @@ const DIGEST_ALGORITHMS = new Set(["sha1", "sha256", "sha384", "sha512"]);
  * tracepoint hooks runs at the function's first instruction, with the caller's registers.
  */
 function uprobeHook(h: WireHook, u: UProbeSpec, f: HookFeatures, monitor: boolean): HookPlan {
-  // A uprobe link is per policy and per file offset; the pins hold only the shared links a
-  // restarted agent can name and adopt, so a uprobe left by a dead agent could be neither
-  // adopted nor removed. Refused rather than kept only while the agent runs.
-  if (f.keepSensors) reject(`hook ${h.name}: with --keep-sensors-on-exit every hook must stay enforced after the agent exits, and ward does not pin uprobe links (one per policy and file offset, not adoptable by a restarted agent); run without --keep-sensors-on-exit (the hook then lasts while the agent runs)`);
   const lookup = f.uprobes;
   if (lookup === undefined) reject(`hook ${h.name}: this kernel has no uprobe PMU (/sys/bus/event_source/devices/uprobe is absent, CONFIG_UPROBE_EVENTS off); no substitute attaches to a user function`);
   if (u.return || u.returnArg !== undefined) reject("return: uretprobes are not attached by ward's uprobe sensor: only the call is hooked (drop return/returnArg; the arguments are reported at the call)");
@@ -1194,6 +1190,9 @@ function uprobeHook(h: WireHook, u: UProbeSpec, f: HookFeatures, monitor: boolea
       "the probe is on the file's inode: a copy of the binary elsewhere, or a statically linked duplicate of the function, is not probed",
     ],
     bypasses: u.args.some((a) => a.type === "string" || a.type === "char_buf") ? ["a sibling thread can change a string or buffer argument after the probe read it (TOCTOU on the user pointer)"] : [],
+    // Each target's link is pinned as generic/link_up_<policy number>_<dispatch id>, which the
+    // manifest maps back to the policy and target: a restarted agent adopts or removes it.
+    ...(f.keepSensors ? { afterExit: "the same: gen_uprobe, its link on each target (pinned per policy and target) and the generic sensor's maps are pinned under --bpf-dir and keep evaluating this hook; events wait in the pinned ring buffer for the next agent" } : {}),
   };
 }
 
@@ -1559,9 +1558,6 @@ function lsmTypeFits(role: LsmArgRole, type: string): boolean {
  * the call fails before it has any effect.
  */
 function lsmGenericHook(h: WireHook, lsm: string, f: HookFeatures, monitor: boolean): HookPlan {
-  // The generic LSM programs are loaded per hook as their own collection, and their links are
-  // not among the pins a restarted agent adopts: refused rather than kept only while the agent runs.
-  if (f.keepSensors) reject(`hook ${h.name}: with --keep-sensors-on-exit every hook must stay enforced after the agent exits, and ward does not pin the generic sensor's BPF LSM links (lsm/${lsm}; loaded per hook, not adoptable by a restarted agent); run without --keep-sensors-on-exit (the hook then lasts while the agent runs)`);
   const roles = LSM_GENERIC[lsm]!;
   const prog = `lsm/${lsm}`;
   if (h.ret) reject(`return: true on ${h.name}: the BPF LSM program runs before the call and sees no return value; drop return: true`);
@@ -1623,6 +1619,9 @@ function lsmGenericHook(h: WireHook, lsm: string, f: HookFeatures, monitor: bool
     actions,
     limits,
     bypasses,
+    // The hook's program and link are pinned as generic/prog_gen_lsm_<hook> and
+    // generic/link_lsm_<hook> (shared by every policy on the hook) and adopted from there.
+    ...(f.keepSensors ? { afterExit: `the same: ${prog}, its link (generic/link_lsm_${lsm}, shared by the policies on the hook) and the generic sensor's maps are pinned under --bpf-dir and keep deciding, failing the call as before; events wait in the pinned ring buffer for the next agent` } : {}),
   };
 }
 

@@ -1,7 +1,7 @@
 // Hook resolution with --keep-sensors-on-exit (HookFeatures.keepSensors): every resolved hook
 // says what holds it after the agent exits; fanotify's enforcing rules get the file guard
 // backstop, and an Override rule says up front that the backstop kills instead of failing the
-// call; what nothing pinned can hold (a Prefix directory on fanotify, uprobes) is refused
+// call; what nothing pinned can hold (a Prefix directory on fanotify) is refused
 // with the reason and the substitute. Also the binary ids adopted from pins.
 import { describe, expect, test } from "bun:test";
 import { BinaryInterner, compilePolicy } from "../../src/policy/engine.ts";
@@ -127,11 +127,16 @@ spec:
 `);
   const UP: HookFeatures = { ...FAN, uprobes: { fileOffset: () => 0xd4f20, digest: (_p, a) => `${a}:${"ab".repeat(32)}` } };
 
-  test("uprobe links are not pinned: refused with the flag, resolved without it", () => {
-    expect(ok(resolvePolicy(uprobe, UP).hooks[0]).backend).toBe("generic");
+  test("uprobe links are pinned per policy and target: resolved with the flag, and the hook says its pinned link holds it after the agent exits", () => {
+    const without = ok(resolvePolicy(uprobe, UP).hooks[0]);
+    expect(without.backend).toBe("generic");
+    expect(without.afterExit).toStartWith("nothing: the agent detaches it when it exits");
     const r = resolvePolicy(uprobe, { ...UP, keepSensors: true });
-    expect(r.errors).toHaveLength(1);
-    expect(r.errors[0]).toContain("ward does not pin uprobe links (one per policy and file offset, not adoptable by a restarted agent); run without --keep-sensors-on-exit");
+    expect(r.errors).toEqual([]);
+    const h = ok(r.hooks[0]);
+    expect(h.backend).toBe("generic");
+    expect(h.event).toBe("process_uprobe");
+    expect(h.afterExit).toContain("gen_uprobe, its link on each target (pinned per policy and target)");
   });
 
   test("a fanotify rule the userspace engine decides has no exact backstop: refused with the flag", () => {

@@ -82,10 +82,13 @@ describe("the generic sensor's BPF LSM programs", () => {
     expect(h.limits.join(" ")).toContain("bpf_d_path is not allowed on this hook");
   });
 
-  test("with --keep-sensors-on-exit a generic LSM hook is refused (its links are not pinned), not kept only while the agent runs", () => {
+  test("with --keep-sensors-on-exit a generic LSM hook is resolved, and says its pinned program and link hold it after the agent exits", () => {
     const r = resolvePolicy(lsm("path_unlink", UNLINK_ARGS, PREFIX_OVERRIDE(1, "/etc/")), { ...LSM, keepSensors: true });
-    expect(r.hooks[0]?.ok).toBe(false);
-    expect(r.errors.join(" ")).toContain("does not pin the generic sensor's BPF LSM links (lsm/path_unlink");
+    expect(r.errors).toEqual([]);
+    const h = ok(r.hooks[0]);
+    expect(h.mechanism).toStartWith("BPF LSM lsm/path_unlink");
+    expect(h.afterExit).toContain("lsm/path_unlink, its link (generic/link_lsm_path_unlink, shared by the policies on the hook)");
+    expect(ok(resolvePolicy(lsm("path_unlink", UNLINK_ARGS, PREFIX_OVERRIDE(1, "/etc/")), LSM).hooks[0]).afterExit).toStartWith("nothing: the agent detaches it");
   });
 
   test("a kprobe on security_path_unlink takes the same program and reports process_kprobe", () => {
