@@ -2,7 +2,44 @@
 // 10 MB of heap once indexed) for CO-RE and the feature probes, and leaves garbage from the
 // /proc scan and module loading; none of it is needed while the agent runs. A policy added
 // later that needs kernel BTF parses it again (about 50 ms).
+import { readFileSync } from "node:fs";
 import { releaseKernelBtf } from "../bpf/btf.ts";
+
+/**
+ * Where the agent's memory is, in the status body: RSS split by the kernel, and the JS heap
+ * the collector counts as in use. The two disagree on purpose: after an event storm the live
+ * heap returns to its idle size while RssAnon stays higher, because the allocator keeps pages
+ * it grew into (bench/footprint.ts shows both at each event mark). A heap that grows with
+ * the events seen is ours to fix; anonymous RSS above a flat heap is the runtime's.
+ */
+export interface MemoryStatus {
+  rss_bytes: number;
+  /** Anonymous resident pages (heap, allocator arenas, buffers); the rest is mostly the binary's file pages. */
+  rss_anon_bytes?: number;
+  /** JS heap in use as of the last collection plus what was allocated since. */
+  js_heap_bytes: number;
+  /** Memory outside the JS heap that JS objects own (ArrayBuffers, WASM memory, native buffers). */
+  js_external_bytes: number;
+}
+
+/** RssAnon from /proc/self/status; undefined where the file or the line is missing. */
+function rssAnonBytes(): number | undefined {
+  let text: string;
+  try {
+    text = readFileSync("/proc/self/status", "utf8");
+  } catch {
+    return undefined;
+  }
+  const m = /^RssAnon:\s+(\d+) kB$/m.exec(text);
+  return m ? Number(m[1]) * 1024 : undefined;
+}
+
+/** Cheap enough for every status request: no heap walk, one small procfs read. */
+export function memoryStatus(): MemoryStatus {
+  const u = process.memoryUsage();
+  const anon = rssAnonBytes();
+  return { rss_bytes: u.rss, ...(anon !== undefined ? { rss_anon_bytes: anon } : {}), js_heap_bytes: u.heapUsed, js_external_bytes: u.external };
+}
 
 export function releaseStartupMemory(): void {
   releaseKernelBtf();
