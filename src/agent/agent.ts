@@ -486,7 +486,7 @@ export class Agent {
       sensors,
       events: { total: ev.total, by_type: ev.byType, lost, subscribers: ev.subscribers, sinks: this.hub.sinks.map((s) => s.name) },
       sink_stats: this.hub.sinks.filter(isCountedSink).map((s) => s.stats()),
-      memory: memoryStatus(),
+      memory: memoryStatus(this.#reclaimer?.runs),
       ...(cacheSize !== undefined ? { process_cache_size: cacheSize } : {}),
       policies: this.store.list(),
       workloads: this.#workloadStatus(),

@@ -20,6 +20,8 @@ export interface MemoryStatus {
   js_heap_bytes: number;
   /** Memory outside the JS heap that JS objects own (ArrayBuffers, WASM memory, native buffers). */
   js_external_bytes: number;
+  /** Full collections the burst reclaimer ran (BurstReclaimer). */
+  reclaims?: number;
 }
 
 /** RssAnon from /proc/self/status; undefined where the file or the line is missing. */
@@ -35,10 +37,16 @@ function rssAnonBytes(): number | undefined {
 }
 
 /** Cheap enough for every status request: no heap walk, one small procfs read. */
-export function memoryStatus(): MemoryStatus {
+export function memoryStatus(reclaims?: number): MemoryStatus {
   const u = process.memoryUsage();
   const anon = rssAnonBytes();
-  return { rss_bytes: u.rss, ...(anon !== undefined ? { rss_anon_bytes: anon } : {}), js_heap_bytes: u.heapUsed, js_external_bytes: u.external };
+  return {
+    rss_bytes: u.rss,
+    ...(anon !== undefined ? { rss_anon_bytes: anon } : {}),
+    js_heap_bytes: u.heapUsed,
+    js_external_bytes: u.external,
+    ...(reclaims !== undefined ? { reclaims } : {}),
+  };
 }
 
 export function releaseStartupMemory(): void {
@@ -55,15 +63,20 @@ export function releaseStartupMemory(): void {
  * grew into: RSS after the burst then depends on how far behind the collector happened to be,
  * not on what the agent holds. So once a burst has ended (at least `burstEvents` events since
  * the last reclaim, then a check interval with fewer than `quietEvents`), one full collection
- * runs and the pages go back. It runs on the agent's thread while events are few, at most
- * once per check interval, and never during a burst. (Measured on a shared machine, it does
- * not remove the footprint bench's growth from 100k to 1M events: RssAnon still went from 50
- * to 125 MiB, so part of that growth is memory the agent holds, still to be found.)
+ * runs and the pages go back. "Fewer" is relative as well: the agent sees every process on
+ * the host, so other work's execs can keep a check interval above `quietEvents` long after
+ * the storm; an interval below a tenth of the busiest one since the last reclaim counts as
+ * quiet too (without that, the footprint bench's 1M mark once read 38 MiB of JS heap and
+ * 34 MiB of unfinalized batch buffers, RSS 194 MiB, on a host busy with other tests). It
+ * runs on the agent's thread while events are few, at most once per check interval, and
+ * never during a burst.
  */
 export class BurstReclaimer {
   #timer: ReturnType<typeof setInterval> | undefined;
   #last = 0;
   #since = 0;
+  /** The busiest check interval since the last reclaim, in events. */
+  #peak = 0;
   /** Full collections run so far (for tests and status). */
   runs = 0;
 
@@ -84,11 +97,13 @@ export class BurstReclaimer {
     const delta = now - this.#last;
     this.#last = now;
     this.#since += delta;
-    if (this.#since >= (this.opts.burstEvents ?? 50_000) && delta < (this.opts.quietEvents ?? 1_000)) {
+    const quiet = delta < (this.opts.quietEvents ?? 1_000) || delta * 10 < this.#peak;
+    if (this.#since >= (this.opts.burstEvents ?? 50_000) && quiet) {
       this.#since = 0;
+      this.#peak = 0;
       this.runs++;
       (this.opts.collect ?? (() => Bun.gc(true)))();
-    }
+    } else if (delta > this.#peak) this.#peak = delta;
   }
 
   stop(): void {
