@@ -89,8 +89,8 @@ export const WHY: Record<string, Explain | ((mech: Mechanisms) => Explain)> = {
     close: "longer idle windows for a finer figure, and fewer wake-ups when nothing arrives.",
   },
   rss_growth_1m_over_100k: {
-    why: "memory that keeps growing with events points at a cache or buffer without a bound (process cache entries, per-policy counters, event sink buffers), or at an allocator that keeps pages: on 9cd28a4 the agent's own JS heap figure (js_heap_growth_1m_over_100k, /v1/status memory) stayed at 12-15 MiB at idle, 100k and 1M while RssAnon went 16 -> 46 -> 47-55 MiB, so what grows is pages mimalloc (Bun's allocator, v3.5.3, purge delay 100 ms) keeps, not live objects; MIMALLOC_PURGE_DELAY=0 did not change it.",
-    close: "fewer allocations per event (each event's decoded record, line and filter objects) so the storm's heap high-water mark, and the pages kept after it, are lower.",
+    why: "memory that keeps growing with events points at a cache or buffer without a bound (process cache entries, per-policy counters, event sink buffers), or at an allocator that keeps pages: on 9cd28a4 the agent's own JS heap figure (js_heap_growth_1m_over_100k, /v1/status memory) stayed at 12-15 MiB at idle, 100k and 1M in 8 of 11 runs while RssAnon went 16 -> 46 -> 46-55 MiB (pages mimalloc, Bun's allocator v3.5.3, keeps; MIMALLOC_PURGE_DELAY=0 did not change it). In the other 3 the burst reclaimer ran no collection after the 1M storm (memory.reclaims) and RSS settled at 194-648 MiB over a 38-70 MiB heap.",
+    close: "find why the reclaimer sees no quiet interval after some storms (memory.reclaims in the profile says when), then fewer allocations per event so the storm's high-water mark, and the pages kept after it, are lower.",
   },
   js_heap_growth_1m_over_100k: {
     why: "the agent's JS heap growing between the marks is state the events left behind: a cache, queue or per-policy table without a bound.",
