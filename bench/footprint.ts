@@ -12,6 +12,7 @@ import { secureOpenPolicy } from "../test/lib/talk-policies.ts";
 import { BenchAgent, procUsage, rssBreakdown, wardBinary, wardBinaryBytes } from "./lib/agent.ts";
 import { prepareBenchHost } from "./lib/host.ts";
 import { LoadGenerator } from "./lib/loadgen.ts";
+import type { MemoryStatus } from "../src/agent/footprint.ts";
 import { metric, progress, runBench, sampleMetric, type BenchSection } from "./lib/results.ts";
 
 class FootprintBenchError extends Error {
@@ -50,7 +51,8 @@ await runBench("footprint", "Footprint: binary size, idle RSS and CPU, RSS under
       cpu.push((100 * (b.cpu - a.cpu)) / ((performance.now() - t) / 1000));
       rss.push(b.rss / MiB);
     }
-    const idleEvents = (await agent.status()).events.total - ev0;
+    const idleStatus = await agent.status();
+    const idleEvents = idleStatus.events.total - ev0;
     const br = rssBreakdown(agent.pid);
     // The runtime's own floor: a bare Bun process doing nothing, measured the same way.
     const bare = Bun.spawn([process.execPath, "-e", "setTimeout(() => {}, 60000)"], { stdout: "ignore", stderr: "ignore" });
@@ -89,6 +91,9 @@ await runBench("footprint", "Footprint: binary size, idle RSS and CPU, RSS under
     const base = await total();
     const at: Record<number, number> = {};
     const split: Record<number, ReturnType<typeof rssBreakdown>> = {};
+    // The agent's own figures next to the kernel's: a JS heap that stays at its idle size
+    // while RssAnon grows is allocator pages kept, not state the events left behind.
+    const heap: Record<number, MemoryStatus | undefined> = {};
     const t0 = performance.now();
     for (const mark of [smallMark, bigMark]) {
       while ((await total()) - base < mark) {
@@ -111,6 +116,7 @@ await runBench("footprint", "Footprint: binary size, idle RSS and CPU, RSS under
         }
       }
       at[mark] = low;
+      heap[mark] = (await agent.status()).memory;
       log(`RSS after ${mark} events: ${at[mark]!.toFixed(1)} MiB`);
     }
     const ratio = at[bigMark]! / at[smallMark]!;
@@ -118,12 +124,35 @@ await runBench("footprint", "Footprint: binary size, idle RSS and CPU, RSS under
     section.profiles.push({
       explains: ["rss_growth_1m_over_100k"],
       title: "RSS as the kernel splits it at each mark (/proc/<pid>/status)",
-      lines: [smallMark, bigMark].map((mk) => `after ${mk.toLocaleString("en-US")} events: ${Object.entries(split[mk]!).map(([k, v]) => `${k} ${(v / MiB).toFixed(1)} MiB`).join(", ")}`),
+      lines: [
+        ...[smallMark, bigMark].map((mk) => `after ${mk.toLocaleString("en-US")} events: ${Object.entries(split[mk]!).map(([k, v]) => `${k} ${(v / MiB).toFixed(1)} MiB`).join(", ")}`),
+        ...[["idle", idleStatus.memory] as const, ...[smallMark, bigMark].map((mk) => [`after ${mk.toLocaleString("en-US")} events`, heap[mk]] as const)].map(
+          ([when, m]) => `${when}, as the agent reports it: ${m === undefined ? "no memory figures in /v1/status" : `JS heap ${(m.js_heap_bytes / MiB).toFixed(1)} MiB, external ${(m.js_external_bytes / MiB).toFixed(1)} MiB, RssAnon ${((m.rss_anon_bytes ?? 0) / MiB).toFixed(1)} MiB, ${m.reclaims ?? "?"} burst reclaims so far`}`,
+        ),
+      ],
     });
     section.metrics.push(
       metric({ id: "rss_after_100k", name: `RSS after ${smallMark.toLocaleString("en-US")} events`, unit: "MiB", median: at[smallMark]!, min: at[smallMark]!, max: at[smallMark]!, rounds: 1 }),
       metric({ id: "rss_after_1m", name: `RSS after ${bigMark.toLocaleString("en-US")} events`, unit: "MiB", median: at[bigMark]!, min: at[bigMark]!, max: at[bigMark]!, rounds: 1 }),
       metric({ id: "rss_growth_1m_over_100k", name: `RSS after ${bigMark.toLocaleString("en-US")} events over RSS after ${smallMark.toLocaleString("en-US")}`, unit: "ratio", target: { op: "<=", value: 1.1 }, median: ratio, min: ratio, max: ratio, rounds: 1, detail: `events from a Post policy on a file and an open storm on CPU 0, ${((performance.now() - t0) / 1000).toFixed(0)} s; settled RSS (lowest sample in 6 s after each mark)` }),
+      // Ours and the runtime's apart: the JS heap the agent itself reports at each settled
+      // mark. RSS can grow while this stays flat (allocator pages kept); this growing is state
+      // the events left behind.
+      ...(heap[smallMark] !== undefined && heap[bigMark] !== undefined
+        ? [
+            metric({
+              id: "js_heap_growth_1m_over_100k",
+              name: `agent JS heap after ${bigMark.toLocaleString("en-US")} events over after ${smallMark.toLocaleString("en-US")}`,
+              unit: "ratio",
+              target: { op: "<=", value: 1.1 },
+              median: heap[bigMark]!.js_heap_bytes / heap[smallMark]!.js_heap_bytes,
+              min: heap[bigMark]!.js_heap_bytes / heap[smallMark]!.js_heap_bytes,
+              max: heap[bigMark]!.js_heap_bytes / heap[smallMark]!.js_heap_bytes,
+              rounds: 1,
+              detail: `heapUsed from /v1/status memory at the settled sample: ${(heap[smallMark]!.js_heap_bytes / MiB).toFixed(1)} then ${(heap[bigMark]!.js_heap_bytes / MiB).toFixed(1)} MiB (idle ${((idleStatus.memory?.js_heap_bytes ?? 0) / MiB).toFixed(1)})`,
+            }),
+          ]
+        : []),
     );
   } finally {
     await agent.stop();

@@ -89,8 +89,12 @@ export const WHY: Record<string, Explain | ((mech: Mechanisms) => Explain)> = {
     close: "longer idle windows for a finer figure, and fewer wake-ups when nothing arrives.",
   },
   rss_growth_1m_over_100k: {
-    why: "memory that keeps growing with events points at a cache or buffer without a bound (process cache entries, per-policy counters, event sink buffers), or at a heap that does not give pages back: bench/footprint-replay.ts measured the live heap after a full GC at 70 MB while RSS stayed near 290 MB after a 1M-event replay, so much of the growth is pages JSC keeps, not live objects.",
-    close: "a heap profile (bun --heap-prof) of the agent between the two marks; fewer objects per event (the process cache clones per image) so less is allocated in the first place.",
+    why: "memory that keeps growing with events points at a cache or buffer without a bound (process cache entries, per-policy counters, event sink buffers), or at an allocator that keeps pages: on 9cd28a4 the agent's own JS heap figure (js_heap_growth_1m_over_100k, /v1/status memory) stayed at 12-15 MiB at idle, 100k and 1M in 8 of 11 runs while RssAnon went 16 -> 46 -> 46-55 MiB (pages mimalloc, Bun's allocator v3.5.3, keeps; MIMALLOC_PURGE_DELAY=0 did not change it). In the other 3 the burst reclaimer ran no collection after the 1M storm (memory.reclaims) and RSS settled at 194-648 MiB over a 38-70 MiB heap.",
+    close: "find why the reclaimer sees no quiet interval after some storms (memory.reclaims in the profile says when), then fewer allocations per event so the storm's high-water mark, and the pages kept after it, are lower.",
+  },
+  js_heap_growth_1m_over_100k: {
+    why: "the agent's JS heap growing between the marks is state the events left behind: a cache, queue or per-policy table without a bound.",
+    close: "a heap snapshot (bun:jsc heapStats objectTypeCounts) at both marks to name the type that grew, then a bound on the structure holding it.",
   },
   policy_add_1: {
     why: "adding a policy validates and compiles it, then loads and attaches the guard's BPF programs (verifier time dominates) before the API answers.",

@@ -12,7 +12,7 @@ import { isCountedSink } from "../export/sink.ts";
 import { VERSION } from "../version.ts";
 import { listenUrl, type AgentConfig } from "./config.ts";
 import { EventHub, type EventSink, type HubEvent } from "./event-hub.ts";
-import { BurstReclaimer, releaseStartupMemory } from "./footprint.ts";
+import { BurstReclaimer, memoryStatus, releaseStartupMemory } from "./footprint.ts";
 import { PolicyStore, type PolicyBackend, type PolicyParser } from "./policy-store.ts";
 import { PolicyDir, PolicyPersistError } from "./policy-persist.ts";
 import type { Sensor } from "./sensor.ts";
@@ -486,6 +486,7 @@ export class Agent {
       sensors,
       events: { total: ev.total, by_type: ev.byType, lost, subscribers: ev.subscribers, sinks: this.hub.sinks.map((s) => s.name) },
       sink_stats: this.hub.sinks.filter(isCountedSink).map((s) => s.stats()),
+      memory: memoryStatus(this.#reclaimer?.runs),
       ...(cacheSize !== undefined ? { process_cache_size: cacheSize } : {}),
       policies: this.store.list(),
       workloads: this.#workloadStatus(),

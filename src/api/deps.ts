@@ -5,6 +5,7 @@ import type { PolicyInfo, PolicyStore } from "../agent/policy-store.ts";
 import type { SensorState } from "../agent/sensor.ts";
 import type { SinkStats } from "../export/sink.ts";
 import type { KubernetesStatus } from "../agent/kubernetes.ts";
+import type { MemoryStatus } from "../agent/footprint.ts";
 import type { WorkloadRegistry } from "../workloads/registry.ts";
 
 export interface SensorReport {
@@ -34,6 +35,8 @@ export interface AgentStatus {
   };
   /** Per export sink: sent, retried, dropped (by reason), queued (src/export/queued.ts). */
   sink_stats?: SinkStats[];
+  /** RSS and JS heap figures (src/agent/footprint.ts says how to read them). */
+  memory?: MemoryStatus;
   /** Size of the user-space process cache, when the process sensor reports it. */
   process_cache_size?: number;
   policies: PolicyInfo[];

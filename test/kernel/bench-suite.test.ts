@@ -49,6 +49,7 @@ const REQUIRED = [
   "rss_after_100k",
   "rss_after_1m",
   "rss_growth_1m_over_100k",
+  "js_heap_growth_1m_over_100k",
   "binary_size",
   "loader_process",
   "loader_generic",

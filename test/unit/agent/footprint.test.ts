@@ -1,6 +1,8 @@
 // BurstReclaimer: one full collection after a burst of events has ended, never during one.
+// memoryStatus: the RSS and heap figures the status body carries.
 import { expect, test } from "bun:test";
-import { BurstReclaimer } from "../../../src/agent/footprint.ts";
+import { readFileSync } from "node:fs";
+import { BurstReclaimer, memoryStatus } from "../../../src/agent/footprint.ts";
 
 test("collects once after a burst ends, not during it, not while idle", () => {
   let events = 0;
@@ -21,4 +23,21 @@ test("collects once after a burst ends, not during it, not while idle", () => {
   r.check();
   r.check(); // quiet, but only 500 since the last collection
   expect(runs).toBe(1);
+});
+
+test("memoryStatus: RssAnon as /proc says it, within RSS; the JS heap figure follows what JS retains", () => {
+  const procAnon = /^RssAnon:\s+(\d+) kB$/m.exec(readFileSync("/proc/self/status", "utf8"));
+  const m0 = memoryStatus();
+  expect(m0.rss_anon_bytes).toBeDefined();
+  // Same page count give or take what the test itself touched between the two reads.
+  expect(Math.abs(m0.rss_anon_bytes! - Number(procAnon![1]) * 1024)).toBeLessThan(4 << 20);
+  expect(m0.rss_anon_bytes!).toBeLessThanOrEqual(m0.rss_bytes);
+  Bun.gc(true);
+  const before = memoryStatus().js_heap_bytes;
+  // About 16 MB of live objects the collector cannot free while `kept` is in scope.
+  const kept = Array.from({ length: 200_000 }, (_, i) => ({ i, s: `event-${i}-`.padEnd(48, "x") }));
+  Bun.gc(true);
+  const after = memoryStatus().js_heap_bytes;
+  expect(after - before).toBeGreaterThan(8 << 20);
+  expect(kept.length).toBe(200_000);
 });
