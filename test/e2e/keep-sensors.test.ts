@@ -7,15 +7,14 @@
 // manifest, and a missing policy store are reported; without the flag nothing stays pinned.
 import { afterAll, beforeAll, describe, expect } from "bun:test";
 import { spawnSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Subprocess } from "bun";
 import { kernelTest, prepareHost } from "../lib/host.ts";
 import { secureOpenPolicy } from "../lib/talk-policies.ts";
-import { agentReady, waitFor } from "../lib/agent.ts";
+import { waitFor } from "../lib/agent.ts";
+import { KeepAgents, pinsUnder } from "../lib/keep-agent.ts";
 import { linkIdsOf, systemLinkIds } from "../lib/bpf-links.ts";
-import { listPins } from "../../src/bpf/pin.ts";
 import { BpfMap, MapType } from "../../src/bpf/map.ts";
 import { cgroupV2Mount } from "../../src/workloads/cgroup-identity.ts";
 
@@ -25,7 +24,7 @@ const dir = mkdtempSync(join(tmpdir(), "ward-keep-e2e-"));
 const bpfRoot = `/sys/fs/bpf/ward-keep-${process.pid}`;
 const myCat = join(dir, "my-cat");
 const CONTENT = "kept?\n";
-const running: Subprocess[] = [];
+const agents = new KeepAgents(dir);
 
 beforeAll(() => {
   prepareHost();
@@ -33,8 +32,7 @@ beforeAll(() => {
   spawnSync("chmod", ["755", myCat]);
 });
 afterAll(async () => {
-  for (const a of running) if (a.exitCode === null) a.kill("SIGKILL");
-  await Promise.all(running.map((a) => a.exited));
+  await agents.killAll();
   // Pins left by a failed run would go on killing readers of the temp files: remove them.
   for (const n of readdirSync("/sys/fs/bpf")) if (n.startsWith(`ward-keep-${process.pid}`)) rmSync(join("/sys/fs/bpf", n), { recursive: true, force: true });
   rmSync(dir, { recursive: true, force: true });
@@ -73,55 +71,6 @@ spec:
       - action: Sigkill
 `;
 
-interface Policy {
-  name: string;
-  state: string;
-  adopted?: boolean;
-  pinned?: string;
-  hooks?: { mechanism: string; afterExit: string; actions: { action: string; honored: string; afterExit?: string }[] }[];
-}
-
-let seq = 0;
-async function startAgent(o: { bpfDir: string; store?: string; keep?: boolean; policies?: string[] }) {
-  const n = ++seq;
-  const stateFile = join(dir, `state-${n}.json`);
-  const tokenFile = join(dir, `token-${n}`);
-  const exportFile = join(dir, `events-${n}.log`);
-  const args = [process.execPath, main, "agent", "--listen", "127.0.0.1:0", "--token-file", tokenFile, "--state-file", stateFile, "--export-file", exportFile, "--bpf-dir", o.bpfDir];
-  if (o.keep !== false) args.push("--keep-sensors-on-exit");
-  if (o.store !== undefined) args.push("--policy-store-dir", o.store);
-  for (const p of o.policies ?? []) args.push("--policy", p);
-  const agent = Bun.spawn(args, { stdout: "pipe", stderr: "pipe", stdin: "ignore" });
-  running.push(agent);
-  const stderr = new Response(agent.stderr).text();
-  const { state, token } = await agentReady(agent, { stateFile, tokenFile }, stderr);
-  const api = (path: string, init: RequestInit = {}) => fetch(`${state.url}${path}`, { ...init, headers: { Authorization: `Bearer ${token}`, ...(init.headers ?? {}) } });
-  return {
-    agent,
-    stderr,
-    api,
-    async add(yaml: string): Promise<void> {
-      const r = await api("/v1/policies", { method: "POST", body: yaml, headers: { "Content-Type": "application/yaml" } });
-      expect(r.status).toBe(201);
-    },
-    async policies(): Promise<Policy[]> {
-      return ((await (await api("/v1/policies")).json()) as { policies: Policy[] }).policies;
-    },
-    events(): Record<string, unknown>[] {
-      if (!existsSync(exportFile)) return [];
-      return readFileSync(exportFile, "utf8").split("\n").filter((l) => l !== "").map((l) => JSON.parse(l) as Record<string, unknown>);
-    },
-    async kill9(): Promise<void> {
-      agent.kill("SIGKILL");
-      await agent.exited;
-    },
-    async stop(): Promise<number> {
-      if (agent.exitCode === null) agent.kill("SIGTERM");
-      return await agent.exited;
-    },
-  };
-}
-
 /** A real reader: cat, or the allowed copy. */
 function read(path: string, bin = "cat"): { stdout: string; stderr: string; status: number | null; signal: NodeJS.Signals | null } {
   const r = spawnSync(bin, [path], { encoding: "utf8", timeout: 20_000 });
@@ -144,10 +93,6 @@ function readable(path: string): void {
 }
 
 /** Everything under a bpf dir (pins and directories), [] when it is gone. */
-function under(d: string): string[] {
-  return existsSync(d) ? listPins(d) : [];
-}
-
 describe("--keep-sensors-on-exit (e2e)", () => {
   kernelTest(
     "kill -9 with a Sigkill and an Override file policy (fanotify, pinned file guard backstop) and a generic syscall policy: still enforced; restart adopts without new links, events resume; delete via the API frees the files and leaves nothing pinned",
@@ -159,7 +104,7 @@ describe("--keep-sensors-on-exit (e2e)", () => {
       const generic = file("generic-secret");
       for (const p of [kill, override, generic]) readable(p);
 
-      const a1 = await startAgent({ bpfDir, store });
+      const a1 = await agents.start({ bpfDir, store });
       let a1Links: Set<number>;
       try {
         await a1.add(secureOpenPolicy({ name: "keep-kill", file: kill, allowed: myCat }));
@@ -196,7 +141,7 @@ describe("--keep-sensors-on-exit (e2e)", () => {
       expect(spawnSync("cat", ["/etc/hostname"]).status).toBe(0);
       const sys = systemLinkIds();
       for (const id of a1Links) expect(sys.has(id)).toBe(true);
-      const pins = under(bpfDir);
+      const pins = pinsUnder(bpfDir);
       expect(pins).toContain("manifest");
       expect(pins.some((p) => p.startsWith("process/link_"))).toBe(true);
       expect(pins.some((p) => p.startsWith("generic/link_"))).toBe(true);
@@ -205,7 +150,7 @@ describe("--keep-sensors-on-exit (e2e)", () => {
       // Readers that keep trying while the next agent starts: not one of them may read a file.
       const loops = [kill, override, generic].map((p) => Bun.spawn(["sh", "-c", `while :; do cat ${p} >/dev/null 2>&1; echo $?; sleep 0.02; done`], { stdout: "pipe", stderr: "ignore" }));
       const restartAt = performance.now();
-      const a2 = await startAgent({ bpfDir, store }).finally(() => {
+      const a2 = await agents.start({ bpfDir, store }).finally(() => {
         for (const l of loops) l.kill("SIGKILL");
       });
       const tries = await Promise.all(loops.map(async (l) => (await new Response(l.stdout).text()).split("\n").filter((x) => x !== "")));
@@ -240,7 +185,7 @@ describe("--keep-sensors-on-exit (e2e)", () => {
 
         for (const n of ["keep-kill", "keep-override", "keep-generic"]) expect((await a2.api(`/v1/policies/${n}`, { method: "DELETE" })).status).toBe(200);
         for (const p of [kill, override, generic]) readable(p);
-        expect(under(bpfDir)).toEqual([]);
+        expect(pinsUnder(bpfDir)).toEqual([]);
         // The policies' links are gone from the kernel; the process sensor's live on while this agent holds them.
         const held = linkIdsOf(a2.agent.pid);
         expect(held.size).toBe(3);
@@ -270,14 +215,14 @@ describe("--keep-sensors-on-exit (e2e)", () => {
       const policyFile = join(dir, "changing.yaml");
       writeFileSync(policyFile, genericPolicy("keep-changing", first));
 
-      const a1 = await startAgent({ bpfDir, store, policies: [policyFile] });
+      const a1 = await agents.start({ bpfDir, store, policies: [policyFile] });
       killed(first);
       readable(second);
       await a1.kill9();
       killed(first);
 
       writeFileSync(policyFile, genericPolicy("keep-changing", second));
-      const a2 = await startAgent({ bpfDir, store, policies: [policyFile] });
+      const a2 = await agents.start({ bpfDir, store, policies: [policyFile] });
       try {
         const [p] = await a2.policies();
         expect(p?.adopted).toBeUndefined();
@@ -291,25 +236,25 @@ describe("--keep-sensors-on-exit (e2e)", () => {
       expect(await a2.stderr).toContain("re-applied: its content or mode changed");
       // A graceful stop with the flag keeps it pinned too.
       killed(second);
-      expect(under(bpfDir)).toContain("manifest");
+      expect(pinsUnder(bpfDir)).toContain("manifest");
 
       // Without the flag: the pins are adopted (no gap) and removed; the agent holds them until it exits.
-      const a3 = await startAgent({ bpfDir, store, policies: [policyFile], keep: false });
+      const a3 = await agents.start({ bpfDir, store, policies: [policyFile], keep: false });
       try {
-        expect(under(bpfDir)).toEqual([]);
+        expect(pinsUnder(bpfDir)).toEqual([]);
         killed(second);
       } finally {
         await a3.kill9();
       }
       readable(second);
-      expect(under(bpfDir)).toEqual([]);
+      expect(pinsUnder(bpfDir)).toEqual([]);
 
       // And killed with SIGKILL without the flag, nothing is left pinned either.
-      const a4 = await startAgent({ bpfDir, policies: [policyFile], keep: false });
+      const a4 = await agents.start({ bpfDir, policies: [policyFile], keep: false });
       killed(second);
       await a4.kill9();
       readable(second);
-      expect(under(bpfDir)).toEqual([]);
+      expect(pinsUnder(bpfDir)).toEqual([]);
     },
     240_000,
   );
@@ -327,7 +272,7 @@ describe("--keep-sensors-on-exit (e2e)", () => {
       // Refused when applied: the file guard/fanotify need the protected file to exist.
       writeFileSync(refused, secureOpenPolicy({ name: "keep-refused", file: join(dir, "does-not-exist"), allowed: myCat }));
 
-      const a1 = await startAgent({ bpfDir, store, policies: [policyFile] });
+      const a1 = await agents.start({ bpfDir, store, policies: [policyFile] });
       killed(oldFile);
       await a1.kill9();
 
@@ -339,9 +284,9 @@ describe("--keep-sensors-on-exit (e2e)", () => {
       // The old version is still pinned and enforcing; the new one was undone with the start.
       killed(oldFile);
       readable(newFile);
-      expect(under(bpfDir)).toContain("manifest");
+      expect(pinsUnder(bpfDir)).toContain("manifest");
 
-      const a2 = await startAgent({ bpfDir, store, policies: [policyFile] });
+      const a2 = await agents.start({ bpfDir, store, policies: [policyFile] });
       try {
         killed(newFile);
         readable(oldFile);
@@ -351,10 +296,10 @@ describe("--keep-sensors-on-exit (e2e)", () => {
       killed(newFile);
       readable(oldFile);
       // Cleaned up by a start without the flag: adopted, unpinned, gone with that agent.
-      const a3 = await startAgent({ bpfDir, store, policies: [policyFile], keep: false });
+      const a3 = await agents.start({ bpfDir, store, policies: [policyFile], keep: false });
       await a3.kill9();
       readable(newFile);
-      expect(under(bpfDir)).toEqual([]);
+      expect(pinsUnder(bpfDir)).toEqual([]);
     },
     240_000,
   );
@@ -381,7 +326,7 @@ describe("--keep-sensors-on-exit (e2e)", () => {
     expect(sc.status).toBe(1);
     // Which refusal depends on the host: without a cgroup v2 hierarchy there are no scopes at all.
     expect(sc.stderr).toContain(cgroupV2Mount() !== undefined ? "spec.containerSelector: the policy is scoped, and with --keep-sensors-on-exit" : "the policy is scoped but this agent has no workload scopes");
-    expect(under(bpfDir)).toEqual([]);
+    expect(pinsUnder(bpfDir)).toEqual([]);
 
     // A manifest from a future ward: format 99.
     const text = new TextEncoder().encode(JSON.stringify({ format: 99, ward: "9.9.9", objects: {}, policies: {}, shared: {} }));
@@ -402,7 +347,7 @@ describe("--keep-sensors-on-exit (e2e)", () => {
     expect(bad.status).toBe(1);
     expect(bad.stderr).toContain("manifest format 99 written by ward \"9.9.9\"");
     expect(bad.stderr).toContain(`rm -r ${bpfDir}`);
-    expect(under(bpfDir)).toEqual(["manifest"]);
+    expect(pinsUnder(bpfDir)).toEqual(["manifest"]);
 
     // Pins that no manifest describes.
     rmSync(join(bpfDir, "manifest"));
@@ -412,7 +357,7 @@ describe("--keep-sensors-on-exit (e2e)", () => {
     const orphan = run(["--policy-store-dir", store]);
     expect(orphan.status).toBe(1);
     expect(orphan.stderr).toContain("holds pinned BPF objects but no ward manifest (policies/x/map_stray)");
-    expect(under(bpfDir)).toEqual(["policies/x/map_stray"]);
+    expect(pinsUnder(bpfDir)).toEqual(["policies/x/map_stray"]);
     rmSync(bpfDir, { recursive: true, force: true });
   }, 120_000);
 });

@@ -11,17 +11,16 @@
 import { afterAll, beforeAll, describe, expect } from "bun:test";
 import { spawnSync } from "node:child_process";
 import { createSocket, type Socket } from "node:dgram";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Subprocess } from "bun";
 import { cgroupLinks, systemLinkIds } from "../lib/bpf-links.ts";
 import { buildSockHelpers } from "../lib/sock-helper.ts";
 import { kernelTest, kernelUnavailable } from "../lib/host.ts";
-import { agentReady, waitFor } from "../lib/agent.ts";
+import { waitFor } from "../lib/agent.ts";
+import { KeepAgents, pinsUnder, type KeepAgent } from "../lib/keep-agent.ts";
 import { BpfMap } from "../../src/bpf/map.ts";
-import { listPins } from "../../src/bpf/pin.ts";
 import { countActiveSlots, countEntries } from "../../src/sensors/tables.ts";
 
 const root = join(import.meta.dir, "..", "..");
@@ -30,7 +29,7 @@ const dir = mkdtempSync(join(tmpdir(), "ward-keep-sock-"));
 const bpfRoot = `/sys/fs/bpf/ward-keep-sock-${process.pid}`;
 const denied = join(dir, "denied-helper");
 const allowed = join(dir, "allowed-helper");
-const running: Subprocess[] = [];
+const agents = new KeepAgents(dir);
 let server: Server | undefined;
 let udp: Socket | undefined;
 let port = 0;
@@ -48,8 +47,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const a of running) if (a.exitCode === null) a.kill("SIGKILL");
-  await Promise.all(running.map((a) => a.exited));
+  await agents.killAll();
   // Pins left by a failed run would go on denying the helpers: remove them.
   for (const n of readdirSync("/sys/fs/bpf")) if (n.startsWith(`ward-keep-sock-${process.pid}`)) rmSync(join("/sys/fs/bpf", n), { recursive: true, force: true });
   server?.close();
@@ -130,62 +128,6 @@ spec:
         argError: -1
 `;
 
-interface Policy {
-  name: string;
-  state: string;
-  adopted?: boolean;
-  pinned?: string;
-  hooks?: { mechanism: string; afterExit: string }[];
-}
-
-let seq = 0;
-async function startAgent(o: { bpfDir: string; store: string; keep: boolean; policies?: string[] }) {
-  const n = ++seq;
-  const stateFile = join(dir, `state-${n}.json`);
-  const tokenFile = join(dir, `token-${n}`);
-  const exportFile = join(dir, `events-${n}.log`);
-  const args = [process.execPath, main, "agent", "--listen", "127.0.0.1:0", "--token-file", tokenFile, "--state-file", stateFile, "--export-file", exportFile, "--bpf-dir", o.bpfDir, "--policy-store-dir", o.store];
-  if (o.keep) args.push("--keep-sensors-on-exit");
-  for (const p of o.policies ?? []) args.push("--policy", p);
-  const agent = Bun.spawn(args, { stdout: "pipe", stderr: "pipe", stdin: "ignore" });
-  running.push(agent);
-  const stderr = new Response(agent.stderr).text();
-  const { state, token } = await agentReady(agent, { stateFile, tokenFile }, stderr);
-  const api = (path: string, init: RequestInit = {}) => fetch(`${state.url}${path}`, { ...init, headers: { Authorization: `Bearer ${token}`, ...(init.headers ?? {}) } });
-  return {
-    agent,
-    stderr,
-    api,
-    async add(yaml: string): Promise<void> {
-      const r = await api("/v1/policies", { method: "POST", body: yaml, headers: { "Content-Type": "application/yaml" } });
-      if (r.status !== 201) throw new Error(`add policy: ${r.status} ${await r.text()}`);
-    },
-    /** The policy names of the process_kprobe events exported so far. */
-    eventPolicies(): Set<string> {
-      if (!existsSync(exportFile)) return new Set();
-      return new Set(readFileSync(exportFile, "utf8").split("\n").filter((l) => l !== "").flatMap((l) => {
-        const k = (JSON.parse(l) as { process_kprobe?: { policy_name?: string } }).process_kprobe;
-        return k?.policy_name !== undefined ? [k.policy_name] : [];
-      }));
-    },
-    async policies(): Promise<Policy[]> {
-      return ((await (await api("/v1/policies")).json()) as { policies: Policy[] }).policies;
-    },
-    async kill9(): Promise<void> {
-      agent.kill("SIGKILL");
-      await agent.exited;
-    },
-    async stop(): Promise<number> {
-      if (agent.exitCode === null) agent.kill("SIGTERM");
-      return await agent.exited;
-    },
-  };
-}
-
-function under(d: string): string[] {
-  return existsSync(d) ? listPins(d) : [];
-}
-
 /** Active hook slots (struct sock_slot.flags, offset 0, bit 1) and set entries in the pinned maps. */
 function pinnedTables(bpfDir: string): { activeSlots: number; lpm: number; binSet: number } {
   const open = (n: string): BpfMap => BpfMap.fromPin(join(bpfDir, "sock", `map_${n}`));
@@ -208,7 +150,7 @@ describe("--keep-sensors-on-exit with socket policies (e2e)", () => {
       expect(call(denied, "connect")).toBe("ok");
       expect(call(denied, "sendto")).toBe("ok");
 
-      const a1 = await startAgent({ bpfDir, store, keep: true });
+      const a1 = await agents.start({ bpfDir, store, keep: true });
       let a1Links: number[];
       try {
         await a1.add(connectPolicy());
@@ -238,7 +180,7 @@ describe("--keep-sensors-on-exit with socket policies (e2e)", () => {
       expect(call(allowed, "sendto")).toBe("ok");
       const sys = systemLinkIds();
       for (const id of a1Links) expect(sys.has(id)).toBe(true);
-      const pins = under(bpfDir);
+      const pins = pinsUnder(bpfDir);
       expect(pins).toContain("manifest");
       expect(pins.filter((p) => p.startsWith("sock/link_"))).toEqual(["sock/link_connect4", "sock/link_connect6", "sock/link_sendmsg4", "sock/link_sendmsg6"]);
       expect(pins.some((p) => p.startsWith("sock/map_sock_addr_lpm"))).toBe(true);
@@ -246,7 +188,7 @@ describe("--keep-sensors-on-exit with socket policies (e2e)", () => {
       // A denied connect tried again and again while the next agent starts: every one refused.
       const loop = Bun.spawn(["sh", "-c", `while :; do ${denied} connect tcp 127.0.0.1 ${port}; sleep 0.02; done`], { stdout: "pipe", stderr: "ignore" });
       const restartAt = performance.now();
-      const a2 = await startAgent({ bpfDir, store, keep: true }).finally(() => loop.kill("SIGKILL"));
+      const a2 = await agents.start({ bpfDir, store, keep: true }).finally(() => loop.kill("SIGKILL"));
       const tries = (await new Response(loop.stdout).text()).split("\n").filter((x) => x !== "");
       try {
         expect(tries.length).toBeGreaterThan(5);
@@ -264,17 +206,17 @@ describe("--keep-sensors-on-exit with socket policies (e2e)", () => {
         expect(call(allowed, "connect")).toBe("ok");
         // Events resume: the adopted slots' records reach the new agent's export.
         await waitFor("events of the adopted socket policies", () => {
-          const names = a2.eventPolicies();
+          const names = eventPolicies(a2);
           return names.has("keep-connect") && names.has("keep-sendto") ? names : undefined;
         }, 15_000, a2.agent);
 
         expect((await a2.api("/v1/policies/keep-connect", { method: "DELETE" })).status).toBe(200);
         expect(call(denied, "connect")).toBe("ok");
         expect(call(denied, "sendto")).toBe("EPERM");
-        expect(under(bpfDir).filter((p) => p.startsWith("sock/link_"))).toEqual(["sock/link_sendmsg4", "sock/link_sendmsg6"]);
+        expect(pinsUnder(bpfDir).filter((p) => p.startsWith("sock/link_"))).toEqual(["sock/link_sendmsg4", "sock/link_sendmsg6"]);
         expect((await a2.api("/v1/policies/keep-sendto", { method: "DELETE" })).status).toBe(200);
         expect(call(denied, "sendto")).toBe("ok");
-        expect(under(bpfDir)).toEqual([]);
+        expect(pinsUnder(bpfDir)).toEqual([]);
         expect(cgroupLinks(a2.agent.pid)).toEqual([]);
         const after = systemLinkIds();
         for (const id of a1Links) expect(after.has(id)).toBe(false);
@@ -296,7 +238,7 @@ describe("--keep-sensors-on-exit with socket policies (e2e)", () => {
       const store = join(dir, "store-c");
       const policyFile = join(dir, "changing.yaml");
       writeFileSync(policyFile, connectPolicy("keep-changing", -1));
-      const a1 = await startAgent({ bpfDir, store, keep: true, policies: [policyFile] });
+      const a1 = await agents.start({ bpfDir, store, keep: true, policies: [policyFile] });
       expect(call(denied, "connect")).toBe("EPERM");
       const a1Links = cgroupLinkIds(a1.agent.pid);
       await a1.kill9();
@@ -309,7 +251,7 @@ describe("--keep-sensors-on-exit with socket policies (e2e)", () => {
       // answer, but one of them always does.
       writeFileSync(policyFile, connectPolicy("keep-changing", -13));
       const loop = Bun.spawn(["sh", "-c", `while :; do ${denied} connect tcp 127.0.0.1 ${port}; sleep 0.02; done`], { stdout: "pipe", stderr: "ignore" });
-      const a2 = await startAgent({ bpfDir, store, keep: true, policies: [policyFile] }).finally(() => loop.kill("SIGKILL"));
+      const a2 = await agents.start({ bpfDir, store, keep: true, policies: [policyFile] }).finally(() => loop.kill("SIGKILL"));
       const tries = (await new Response(loop.stdout).text()).split("\n").filter((x) => x !== "");
       try {
         expect(tries.length).toBeGreaterThan(5);
@@ -332,16 +274,16 @@ describe("--keep-sensors-on-exit with socket policies (e2e)", () => {
       expect(call(denied, "connect")).toBe("EACCES");
       expect(pinnedTables(bpfDir)).toEqual(before);
 
-      const a3 = await startAgent({ bpfDir, store, keep: false, policies: [policyFile] });
+      const a3 = await agents.start({ bpfDir, store, keep: false, policies: [policyFile] });
       try {
         expect((await a3.policies())[0]?.adopted).toBe(true);
-        expect(under(bpfDir)).toEqual([]);
+        expect(pinsUnder(bpfDir)).toEqual([]);
         expect(call(denied, "connect")).toBe("EACCES");
       } finally {
         await a3.kill9();
       }
       expect(call(denied, "connect")).toBe("ok");
-      expect(under(bpfDir)).toEqual([]);
+      expect(pinsUnder(bpfDir)).toEqual([]);
       const sys = systemLinkIds();
       for (const id of a1Links) expect(sys.has(id)).toBe(false);
     },
@@ -376,7 +318,7 @@ spec:
       matchActions:
       - action: Sigkill
 `);
-      const a1 = await startAgent({ bpfDir, store, keep: true, policies: [policyFile] });
+      const a1 = await agents.start({ bpfDir, store, keep: true, policies: [policyFile] });
       const a1Links = cgroupLinkIds(a1.agent.pid);
       await a1.kill9();
       const failed = spawnSync(process.execPath, [main, "agent", "--listen", "127.0.0.1:0", "--token-file", join(dir, "t-d"), "--state-file", join(dir, "s-d.json"), "--export-file", join(dir, "e-d.log"), "--bpf-dir", bpfDir, "--keep-sensors-on-exit", "--policy-store-dir", store, "--policy", policyFile, "--policy", refused], { encoding: "utf8", timeout: 120_000 });
@@ -390,13 +332,13 @@ spec:
       const sys = systemLinkIds();
       for (const id of a1Links) expect(sys.has(id)).toBe(true);
 
-      const a2 = await startAgent({ bpfDir, store, keep: true, policies: [policyFile] });
+      const a2 = await agents.start({ bpfDir, store, keep: true, policies: [policyFile] });
       try {
         expect((await a2.policies())[0]?.adopted).toBe(true);
         expect(cgroupLinkIds(a2.agent.pid)).toEqual(a1Links);
         expect((await a2.api("/v1/policies/keep-kept", { method: "DELETE" })).status).toBe(200);
         expect(call(denied, "connect")).toBe("ok");
-        expect(under(bpfDir)).toEqual([]);
+        expect(pinsUnder(bpfDir)).toEqual([]);
       } finally {
         await a2.kill9();
       }
@@ -408,12 +350,12 @@ spec:
     "without the flag: nothing is pinned, and a SIGKILL of the agent ends the socket enforcement",
     async () => {
       const bpfDir = `${bpfRoot}-b`;
-      const a = await startAgent({ bpfDir, store: join(dir, "store-b"), keep: false });
+      const a = await agents.start({ bpfDir, store: join(dir, "store-b"), keep: false });
       try {
         await a.add(connectPolicy());
         expect(call(denied, "connect")).toBe("EPERM");
         expect(cgroupLinks(a.agent.pid).length).toBe(2);
-        expect(under(bpfDir)).toEqual([]);
+        expect(pinsUnder(bpfDir)).toEqual([]);
       } catch (e) {
         await a.kill9();
         throw new Error(`${(e as Error).message}\n${await a.stderr}`);
@@ -421,10 +363,18 @@ spec:
       const links = cgroupLinkIds(a.agent.pid);
       await a.kill9();
       expect(call(denied, "connect")).toBe("ok");
-      expect(under(bpfDir)).toEqual([]);
+      expect(pinsUnder(bpfDir)).toEqual([]);
       const sys = systemLinkIds();
       for (const id of links) expect(sys.has(id)).toBe(false);
     },
     120_000,
   );
 });
+
+/** The policy names of the process_kprobe events an agent exported so far. */
+function eventPolicies(a: KeepAgent): Set<string> {
+  return new Set(a.events().flatMap((e) => {
+    const k = (e as { process_kprobe?: { policy_name?: string } }).process_kprobe;
+    return k?.policy_name !== undefined ? [k.policy_name] : [];
+  }));
+}

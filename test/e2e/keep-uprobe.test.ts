@@ -8,24 +8,22 @@
 // was down is re-applied (old link detached and unpinned). Without the flag nothing is pinned.
 import { afterAll, beforeAll, describe, expect } from "bun:test";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Subprocess } from "bun";
 import { ensureSystemPackages } from "../../build/system.ts";
 import { kernelTest } from "../lib/host.ts";
-import { agentReady, waitFor } from "../lib/agent.ts";
+import { waitFor } from "../lib/agent.ts";
+import { KeepAgents, pinsUnder, type KeepAgent } from "../lib/keep-agent.ts";
 import { bpfLinks, linkIdsOf, systemLinkIds } from "../lib/bpf-links.ts";
-import { listPins } from "../../src/bpf/pin.ts";
 
 const root = join(import.meta.dir, "..", "..");
-const main = join(root, "src", "cli", "main.ts");
 const helper = join(root, "test", "kernel", "uprobe-helper.c");
 const dir = mkdtempSync(join(tmpdir(), "ward-keep-uprobe-"));
 const bpfRoot = `/sys/fs/bpf/ward-keep-uprobe-${process.pid}`;
 const lib = join(dir, "libwardprobe.so");
 const caller = join(dir, "caller");
-const running: Subprocess[] = [];
+const agents = new KeepAgents(dir);
 
 function gcc(args: string[]): void {
   const r = spawnSync("gcc", args, { encoding: "utf8" });
@@ -39,8 +37,7 @@ beforeAll(() => {
 });
 
 afterAll(async () => {
-  for (const a of running) if (a.exitCode === null) a.kill("SIGKILL");
-  await Promise.all(running.map((a) => a.exited));
+  await agents.killAll();
   // Pins a failed run left would go on killing callers of the library: remove them.
   for (const n of readdirSync("/sys/fs/bpf")) if (n.startsWith(`ward-keep-uprobe-${process.pid}`)) rmSync(join("/sys/fs/bpf", n), { recursive: true, force: true });
   rmSync(dir, { recursive: true, force: true });
@@ -76,39 +73,6 @@ spec:
 `;
 const POLICY = policyKilling(13);
 
-let seq = 0;
-async function startAgent(o: { bpfDir: string; store: string; keep?: boolean; policies?: string[] }) {
-  const n = ++seq;
-  const stateFile = join(dir, `state-${n}.json`);
-  const tokenFile = join(dir, `token-${n}`);
-  const exportFile = join(dir, `events-${n}.log`);
-  const args = [process.execPath, main, "agent", "--listen", "127.0.0.1:0", "--token-file", tokenFile, "--state-file", stateFile, "--export-file", exportFile, "--bpf-dir", o.bpfDir, "--policy-store-dir", o.store];
-  if (o.keep !== false) args.push("--keep-sensors-on-exit");
-  for (const p of o.policies ?? []) args.push("--policy", p);
-  const agent = Bun.spawn(args, { stdout: "pipe", stderr: "pipe", stdin: "ignore" });
-  running.push(agent);
-  const stderr = new Response(agent.stderr).text();
-  const { state, token } = await agentReady(agent, { stateFile, tokenFile }, stderr);
-  const api = (path: string, init: RequestInit = {}) => fetch(`${state.url}${path}`, { ...init, headers: { Authorization: `Bearer ${token}`, ...(init.headers ?? {}) } });
-  return {
-    agent,
-    stderr,
-    api,
-    uprobes(): { path?: string; symbol?: string; policy_name?: string; action?: string; args?: unknown[] }[] {
-      if (!existsSync(exportFile)) return [];
-      return readFileSync(exportFile, "utf8").split("\n").filter((l) => l.includes("process_uprobe")).map((l) => (JSON.parse(l) as { process_uprobe: { path?: string } }).process_uprobe);
-    },
-    async kill9(): Promise<void> {
-      agent.kill("SIGKILL");
-      await agent.exited;
-    },
-    async stop(): Promise<number> {
-      if (agent.exitCode === null) agent.kill("SIGTERM");
-      return await agent.exited;
-    },
-  };
-}
-
 function call(n: number, s: string): { stdout: string; signal: NodeJS.Signals | null } {
   const r = spawnSync(caller, ["lib", String(n), s], { encoding: "utf8", timeout: 20_000 });
   return { stdout: r.stdout ?? "", signal: r.signal };
@@ -116,10 +80,6 @@ function call(n: number, s: string): { stdout: string; signal: NodeJS.Signals | 
 
 function killedCall(n = 13): void {
   expect(call(n, "x")).toEqual({ stdout: "", signal: "SIGKILL" });
-}
-
-function under(d: string): string[] {
-  return existsSync(d) ? listPins(d) : [];
 }
 
 /** The agent's perf links (fdinfo link_type "perf"): with only a uprobe policy applied, its uprobe links. */
@@ -135,7 +95,7 @@ describe("uprobe policies under --keep-sensors-on-exit (e2e)", () => {
       const store = join(dir, "store-a");
       expect(call(13, "x").stdout).toBe("entered\nreturned 15\n");
 
-      const a1 = await startAgent({ bpfDir, store });
+      const a1 = await agents.start({ bpfDir, store });
       let a1Links: Set<number>;
       let a1Perf: number[];
       try {
@@ -149,7 +109,7 @@ describe("uprobe policies under --keep-sensors-on-exit (e2e)", () => {
         a1Links = linkIdsOf(a1.agent.pid);
         a1Perf = perfLinks(a1.agent.pid);
         expect(a1Perf.length).toBe(1); // one target: one uprobe link
-        const pins = under(bpfDir);
+        const pins = pinsUnder(bpfDir);
         expect(pins.filter((p) => /^generic\/link_up_\d+_\d+$/.test(p)).length).toBe(1);
         expect(pins).toContain("generic/prog_gen_uprobe");
       } catch (e) {
@@ -167,7 +127,7 @@ describe("uprobe policies under --keep-sensors-on-exit (e2e)", () => {
       // Callers that keep calling while the next agent starts: every one of them is killed.
       const loop = Bun.spawn(["sh", "-c", `while :; do ${caller} lib 13 x >/dev/null 2>&1; echo $?; sleep 0.02; done`], { stdout: "pipe", stderr: "ignore" });
       const restartAt = performance.now();
-      const a2 = await startAgent({ bpfDir, store }).finally(() => loop.kill("SIGKILL"));
+      const a2 = await agents.start({ bpfDir, store }).finally(() => loop.kill("SIGKILL"));
       const tries = (await new Response(loop.stdout).text()).split("\n").filter((x) => x !== "");
       expect(tries.length).toBeGreaterThan(5);
       expect(tries.filter((rc) => rc !== "137")).toEqual([]);
@@ -181,12 +141,12 @@ describe("uprobe policies under --keep-sensors-on-exit (e2e)", () => {
         killedCall();
         // The adopted target names reach the records: path and symbol from the manifest.
         expect(call(4, "post-adopted").stdout).toBe("entered\nreturned 17\n");
-        const ev = await waitFor("a process_uprobe event of the adopted policy", () => a2.uprobes().find((e) => e.action === "KPROBE_ACTION_POST"), 15_000, a2.agent);
+        const ev = await waitFor("a process_uprobe event of the adopted policy", () => uprobes(a2).find((e) => e.action === "KPROBE_ACTION_POST"), 15_000, a2.agent);
         expect(ev).toMatchObject({ path: lib, symbol: "ward_probe_target", policy_name: "keep-uprobe", args: [{ int_arg: 4 }, { string_arg: "post-adopted" }] });
 
         expect((await a2.api("/v1/policies/keep-uprobe", { method: "DELETE" })).status).toBe(200);
         expect(call(13, "x").stdout).toBe("entered\nreturned 15\n");
-        expect(under(bpfDir)).toEqual([]);
+        expect(pinsUnder(bpfDir)).toEqual([]);
         expect(perfLinks(a2.agent.pid)).toEqual([]);
         const after = systemLinkIds();
         for (const id of a1Perf) expect(after.has(id)).toBe(false);
@@ -205,7 +165,7 @@ describe("uprobe policies under --keep-sensors-on-exit (e2e)", () => {
     "without the flag nothing is pinned: the uprobe ends with the agent, on SIGKILL too",
     async () => {
       const bpfDir = `${bpfRoot}-b`;
-      const a = await startAgent({ bpfDir, store: join(dir, "store-b"), keep: false });
+      const a = await agents.start({ bpfDir, store: join(dir, "store-b"), keep: false });
       let perf: number[];
       try {
         const r = await a.api("/v1/policies", { method: "POST", body: POLICY, headers: { "Content-Type": "application/yaml" } });
@@ -213,14 +173,14 @@ describe("uprobe policies under --keep-sensors-on-exit (e2e)", () => {
         killedCall();
         perf = perfLinks(a.agent.pid);
         expect(perf.length).toBe(1);
-        expect(under(bpfDir).filter((p) => p.includes("link_") || p.includes("prog_"))).toEqual([]);
+        expect(pinsUnder(bpfDir).filter((p) => p.includes("link_") || p.includes("prog_"))).toEqual([]);
       } catch (e) {
         await a.kill9();
         throw new Error(`${(e as Error).message}\n${await a.stderr}`);
       }
       await a.kill9();
       expect(call(13, "x").stdout).toBe("entered\nreturned 15\n");
-      expect(under(bpfDir)).toEqual([]);
+      expect(pinsUnder(bpfDir)).toEqual([]);
       const sys = systemLinkIds();
       for (const id of perf) expect(sys.has(id)).toBe(false);
     },
@@ -234,7 +194,7 @@ describe("uprobe policies under --keep-sensors-on-exit (e2e)", () => {
       const store = join(dir, "store-c");
       const policyFile = join(dir, "changing-uprobe.yaml");
       writeFileSync(policyFile, policyKilling(13));
-      const a1 = await startAgent({ bpfDir, store, policies: [policyFile] });
+      const a1 = await agents.start({ bpfDir, store, policies: [policyFile] });
       const old = perfLinks(a1.agent.pid);
       expect(old.length).toBe(1);
       killedCall(13);
@@ -242,7 +202,7 @@ describe("uprobe policies under --keep-sensors-on-exit (e2e)", () => {
       killedCall(13);
 
       writeFileSync(policyFile, policyKilling(14));
-      const a2 = await startAgent({ bpfDir, store, policies: [policyFile] });
+      const a2 = await agents.start({ bpfDir, store, policies: [policyFile] });
       try {
         killedCall(14);
         expect(call(13, "x").stdout).toBe("entered\nreturned 15\n");
@@ -251,7 +211,7 @@ describe("uprobe policies under --keep-sensors-on-exit (e2e)", () => {
         expect(now).not.toEqual(old);
         // the old version's link is detached and unpinned, the new one pinned in its place
         expect(systemLinkIds().has(old[0]!)).toBe(false);
-        expect(under(bpfDir).filter((p) => p.startsWith("generic/link_up_")).length).toBe(1);
+        expect(pinsUnder(bpfDir).filter((p) => p.startsWith("generic/link_up_")).length).toBe(1);
         expect(await a2.stop()).toBe(0);
       } finally {
         await a2.stop();
@@ -260,16 +220,24 @@ describe("uprobe policies under --keep-sensors-on-exit (e2e)", () => {
       // A graceful stop with the flag keeps it pinned.
       killedCall(14);
 
-      const a3 = await startAgent({ bpfDir, store, policies: [policyFile], keep: false });
+      const a3 = await agents.start({ bpfDir, store, policies: [policyFile], keep: false });
       try {
-        expect(under(bpfDir)).toEqual([]);
+        expect(pinsUnder(bpfDir)).toEqual([]);
         killedCall(14);
       } finally {
         await a3.kill9();
       }
       expect(call(14, "x").stdout).toBe("entered\nreturned 16\n");
-      expect(under(bpfDir)).toEqual([]);
+      expect(pinsUnder(bpfDir)).toEqual([]);
     },
     240_000,
   );
 });
+
+/** The process_uprobe events an agent exported so far. */
+function uprobes(a: KeepAgent): { path?: string; symbol?: string; policy_name?: string; action?: string; args?: unknown[] }[] {
+  return a.events().flatMap((e) => {
+    const u = (e as { process_uprobe?: { path?: string; symbol?: string; policy_name?: string; action?: string; args?: unknown[] } }).process_uprobe;
+    return u !== undefined ? [u] : [];
+  });
+}
