@@ -99,15 +99,15 @@ function replay(dump: readonly DataView[], n: number): { eventsPerSec: number; w
   const cache = new ProcessCache({ nodeName: "bench", maxEntries: 65536 });
   let events = 0;
   let bytes = 0;
-  // The consumer takes what the sinks take: the export line, read once (charCodeAt makes the
-  // engine flatten it if the writer left it in pieces). The object form is not asked for, as
-  // in the agent with no export filter and no API client (EventHub.publishEvent).
+  // The consumer takes what the sinks take: the export line's bytes, read once. The object
+  // form and the line string are not asked for, as in the agent with no export filter and no
+  // API client (EventHub.publishEvent hands the sinks ev.bytes).
   let check = 0;
   const pipe = new ProcessPipeline(dec, cache, { nodeName: "bench", clock: new BootClock() }, (ev) => {
     events++;
-    const line = ev.line;
+    const line = ev.bytes;
     bytes += line.length;
-    check ^= line.charCodeAt(line.length >> 1);
+    check ^= line[line.length >> 1]!;
   });
   const timeFields = dump.map((v) => {
     const kind = dec.opOf(v);

@@ -8,7 +8,7 @@ import { decodeExitCode } from "./signals.ts";
 import type { ProcessEvent } from "./model.ts";
 import type { ProcessCache } from "./process-cache.ts";
 import type { ProcessRecord, ProcessRecordDecoder } from "./process-record.ts";
-import { ProcessEventWriter, type EncodeOptions, type JsonObject } from "./tetragon.ts";
+import { ProcessEventWriter, utf8, type EncodeOptions, type JsonObject } from "./tetragon.ts";
 
 export interface PipelineEvent {
   readonly type: ProcessEvent["type"];
@@ -17,22 +17,30 @@ export interface PipelineEvent {
   readonly json: JsonObject;
   /** The export line: JSON.stringify(json), written directly. */
   readonly line: string;
+  /** The export line's UTF-8 bytes (no newline), immutable: what the sinks take. */
+  readonly bytes: Uint8Array;
 }
 
-/** An event whose object form is made on first use (most consumers only need the line). */
+/**
+ * An event whose object form and line string are made on first use: the sinks take the
+ * line's bytes, so with no filter and no API client neither is ever built.
+ */
 class LazyEvent implements PipelineEvent {
   #json: JsonObject | undefined;
+  #line: string | undefined;
   constructor(
     readonly event: ProcessEvent,
-    readonly line: string,
-    private readonly time: string,
+    readonly bytes: Uint8Array,
     private readonly writer: ProcessEventWriter,
   ) {}
   get type(): ProcessEvent["type"] {
     return this.event.type;
   }
+  get line(): string {
+    return (this.#line ??= utf8(this.bytes));
+  }
   get json(): JsonObject {
-    return (this.#json ??= this.writer.json(this.event, this.time));
+    return (this.#json ??= this.writer.json(this.event, this.writer.opts.clock.wall(this.event.time)));
   }
 }
 
@@ -108,9 +116,8 @@ export class ProcessPipeline {
       }
     }
     try {
-      const time = this.writer.time(ev);
       try {
-        this.onEvent(new LazyEvent(ev, this.writer.line(ev, time), time, this.writer));
+        this.onEvent(new LazyEvent(ev, this.writer.lineBytes(ev), this.writer));
       } finally {
         // After delivery (a consumer may have asked for the object form, which caches it too).
         if (ev.type === "process_exit") this.writer.forget(ev.process);

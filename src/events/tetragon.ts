@@ -3,6 +3,7 @@
 // fields (UInt32Value) present even when 0, 64-bit integers as strings, RFC 3339 times.
 import { capabilityNames } from "./capabilities.ts";
 import { flagsString } from "./flags.ts";
+import { asciiBytes, jsonBound, LineArena, ScratchWriter } from "./byte-writer.ts";
 import type { ProcessEvent, ProcessInfo } from "./model.ts";
 import { NS_NAMES } from "./process-record.ts";
 import type { BootClock } from "./time.ts";
@@ -101,23 +102,56 @@ export function encodeEvent(ev: ProcessEvent, opts: EncodeOptions): JsonObject {
   return { [ev.type]: body, node_name: opts.nodeName, time };
 }
 
-/** One process block, encoded once per image: its JSON, and its frozen object when asked for. */
+/**
+ * One process block, encoded once per image as UTF-8 bytes, and its frozen object when asked
+ * for. The bytes start with `,"parent":`, so a line copies them in one piece where the image
+ * is a parent; where it is the event's process the line overwrites those ten bytes with
+ * `"process":` (the same length) once they are in the line.
+ */
 interface Block {
-  readonly text: string;
-  /** The image's start_time as written in the block ("" for ktime 0): an exec event's own time. */
-  readonly start: string;
+  readonly bytes: Uint8Array;
+  /** Where the block's start_time text lies in `bytes` (both 0 without one): an exec event's own time. */
+  readonly startAt: number;
+  readonly startEnd: number;
   obj?: JsonObject;
   /** The exec event's variant, with binary_properties when the file was unlinked. */
   exec?: Block;
 }
 
+const PARENT_KEY = ',"parent":';
+const K = {
+  parent: asciiBytes(PARENT_KEY),
+  process: asciiBytes('"process":'),
+  execHead: asciiBytes('{"process_exec":{'),
+  exitHead: asciiBytes('{"process_exit":{'),
+  execId: asciiBytes('{"exec_id":"'),
+  pidAfterId: asciiBytes('","pid":'),
+  pid: asciiBytes('{"pid":'),
+  uid: asciiBytes(',"uid":'),
+  cwd: asciiBytes(',"cwd":'),
+  binary: asciiBytes(',"binary":'),
+  arguments: asciiBytes(',"arguments":'),
+  flags: asciiBytes(',"flags":"'),
+  start: asciiBytes(',"start_time":"'),
+  auid: asciiBytes(',"auid":'),
+  pod: asciiBytes(',"pod":'),
+  docker: asciiBytes(',"docker":'),
+  parentExecId: asciiBytes(',"parent_exec_id":"'),
+  tid: asciiBytes(',"tid":'),
+  signal: asciiBytes(',"signal":'),
+  status: asciiBytes(',"status":'),
+  time: asciiBytes(',"time":"'),
+};
+/** Longest RFC 3339 time wallInto writes (a five-digit year, nine fraction digits) and then some. */
+const TIME_MAX = 40;
+
 /**
  * Writes process_exec / process_exit lines without building the event object first. The
  * `process` block of an image is written once and reused by every later event that names the
  * image: its exit, and each child's exec and exit as `parent`. Per event only the envelope
- * and the time are written. The block is written field by field in encodeProcess's order
- * with JSON.stringify's escaping (quote()); with process credentials or namespaces enabled it
- * is JSON.stringify(encodeProcess(...)) itself. The object form (json()) is made only on
+ * and the time are written, as UTF-8 bytes (byte-writer.ts). The block is written field by
+ * field in encodeProcess's order with JSON.stringify's escaping (ByteWriter.json); with
+ * process credentials or namespaces enabled it is JSON.stringify(encodeProcess(...)) itself. The object form (json()) is made only on
  * request and shares the cached blocks, so they are frozen; a consumer that edits an event
  * copies it first.
  */
@@ -125,16 +159,19 @@ export class ProcessEventWriter {
   // Keyed by the image object: a cache entry's ProcessInfo lives as long as the image is
   // cached, and a copied image (an exit from another thread) simply gets its own block.
   readonly #blocks = new WeakMap<ProcessInfo, Block>();
-  readonly #node: string;
   readonly #plain: boolean;
+  readonly #arena = new LineArena();
+  readonly #scratch = new ScratchWriter();
+  /** `},"node_name":<node>,"time":"`: every line ends with it, its time and `"}`. */
+  readonly #tail: Uint8Array;
 
   constructor(readonly opts: EncodeOptions) {
-    this.#node = JSON.stringify(opts.nodeName);
     this.#plain = !opts.processCred && !opts.processNs;
+    this.#tail = new TextEncoder().encode(`},"node_name":${JSON.stringify(opts.nodeName)},"time":"`);
   }
 
   // The image of the last lookup: an event asks for its process's block two or three times
-  // (time, line, exec variant), and a WeakMap lookup costs more than this comparison.
+  // (line, exec variant), and a WeakMap lookup costs more than this comparison.
   #lastP: ProcessInfo | undefined;
   #lastB: Block | undefined;
 
@@ -142,8 +179,7 @@ export class ProcessEventWriter {
     if (p === this.#lastP) return this.#lastB!;
     let b = this.#blocks.get(p);
     if (b === undefined) {
-      const start = p.ktime !== 0n ? this.opts.clock.wall(p.ktime) : "";
-      b = { text: this.#plain ? this.#write(p, start) : JSON.stringify(encodeProcess(p, this.opts)), start };
+      b = this.#plain ? this.#write(p) : this.#fromJson(JSON.stringify(encodeProcess(p, this.opts)));
       this.#blocks.set(p, b);
     }
     this.#lastP = p;
@@ -151,43 +187,94 @@ export class ProcessEventWriter {
     return b;
   }
 
-  /**
-   * The wall time of `ev` as written in its line. An exec event happens at its image's start
-   * (the sensor stamps both with one clock reading), so its time is the block's start_time,
-   * formatted once for both.
-   */
+  /** The wall time of `ev` as written in its line. */
   time(ev: ProcessEvent): string {
-    if (ev.type === "process_exec" && ev.time === ev.process.ktime && ev.time !== 0n) return this.#block(ev.process).start;
     return this.opts.clock.wall(ev.time);
   }
 
+  /** A block from its JSON text (credentials or namespaces on; the binary_properties variant). */
+  #fromJson(json: string, startAt = 0, startEnd = 0): Block {
+    const w = this.#scratch;
+    w.begin(PARENT_KEY.length + 3 * json.length);
+    w.key(K.parent);
+    w.text(json);
+    return { bytes: w.take(), startAt, startEnd };
+  }
+
   /**
-   * encodeProcess(p, opts) as JSON, for options without credentials and namespaces. Pieces
-   * are joined natively into one flat string (the block is kept with the image; a `+=` rope
-   * would keep every piece).
+   * The block of encodeProcess(p, opts) as bytes, for options without credentials and
+   * namespaces: written field by field in its order into a scratch buffer, then copied out at
+   * its exact size (the block lives as long as the image).
    */
-  #write(p: ProcessInfo, start: string): string {
-    const s: string[] = [];
-    const pid = String(p.pid);
-    if (p.execId !== "") s.push('{"exec_id":', quote(p.execId), ',"pid":');
-    else s.push('{"pid":');
-    s.push(pid, ',"uid":', smallNumber(p.creds.euid));
-    if (p.cwd !== "") s.push(',"cwd":', quote(p.cwd));
-    if (p.binary !== "") s.push(',"binary":', quote(p.binary));
-    if (p.arguments !== "") s.push(',"arguments":', quote(p.arguments));
-    const flags = flagsString(p.flags);
-    if (flags !== "") s.push(',"flags":"', flags, '"'); // flag words never need escaping
-    if (start !== "") s.push(',"start_time":"', start, '"');
-    s.push(',"auid":', smallNumber(p.creds.auid));
-    // Optional fields with a proto number between auid (9) and parent_exec_id (12): pod, docker.
+  #write(p: ProcessInfo): Block {
+    const w = this.#scratch;
+    let pod: string | undefined;
+    let docker: string | undefined;
     if (this.opts.workloads !== undefined) {
-      const w = this.opts.workloads.fields(p.creds.cgroupId, p.pid);
-      if (w.pod !== undefined) s.push(',"pod":', JSON.stringify(w.pod));
-      if (w.docker !== undefined && w.docker !== "") s.push(',"docker":', quote(w.docker));
+      const f = this.opts.workloads.fields(p.creds.cgroupId, p.pid);
+      if (f.pod !== undefined) pod = JSON.stringify(f.pod);
+      if (f.docker !== undefined && f.docker !== "") docker = f.docker;
     }
-    if (p.parentExecId !== "") s.push(',"parent_exec_id":', quote(p.parentExecId));
-    s.push(',"tid":', p.tid === p.pid ? pid : String(p.tid), "}");
-    return s.join("");
+    const flags = flagsString(p.flags); // flag words never need escaping
+    w.begin(
+      256 + p.execId.length + p.parentExecId.length + flags.length + jsonBound(p.cwd.length) + jsonBound(p.binary.length) + jsonBound(p.arguments.length) + 3 * (pod?.length ?? 0) + jsonBound(docker?.length ?? 0),
+    );
+    w.key(K.parent);
+    // exec ids are base64: never escaped, always ASCII.
+    if (p.execId !== "") {
+      w.key(K.execId);
+      w.ascii(p.execId);
+      w.key(K.pidAfterId);
+    } else w.key(K.pid);
+    w.uint(p.pid);
+    w.key(K.uid);
+    w.uint(p.creds.euid);
+    if (p.cwd !== "") {
+      w.key(K.cwd);
+      w.json(p.cwd);
+    }
+    if (p.binary !== "") {
+      w.key(K.binary);
+      w.json(p.binary);
+    }
+    if (p.arguments !== "") {
+      w.key(K.arguments);
+      w.json(p.arguments);
+    }
+    if (flags !== "") {
+      w.key(K.flags);
+      w.ascii(flags);
+      w.byte(0x22);
+    }
+    let startAt = 0;
+    let startEnd = 0;
+    if (p.ktime !== 0n) {
+      w.key(K.start);
+      startAt = w.pos;
+      this.opts.clock.wallInto(p.ktime, w);
+      startEnd = w.pos;
+      w.byte(0x22);
+    }
+    w.key(K.auid);
+    w.uint(p.creds.auid);
+    // Optional fields with a proto number between auid (9) and parent_exec_id (12): pod, docker.
+    if (pod !== undefined) {
+      w.key(K.pod);
+      w.text(pod);
+    }
+    if (docker !== undefined) {
+      w.key(K.docker);
+      w.json(docker);
+    }
+    if (p.parentExecId !== "") {
+      w.key(K.parentExecId);
+      w.ascii(p.parentExecId);
+      w.byte(0x22);
+    }
+    w.key(K.tid);
+    w.uint(p.tid);
+    w.byte(0x7d);
+    return { bytes: w.take(), startAt, startEnd };
   }
 
   #execBlock(p: ProcessInfo): Block {
@@ -195,7 +282,8 @@ export class ProcessEventWriter {
     if (b.exec === undefined) {
       if (p.file && p.file.nlink === 0) {
         const bp = encodeProcess(p, this.opts, true).binary_properties;
-        b.exec = { text: `${b.text.slice(0, -1)},"binary_properties":${JSON.stringify(bp)}}`, start: b.start };
+        const text = utf8(b.bytes.subarray(PARENT_KEY.length, b.bytes.length - 1));
+        b.exec = this.#fromJson(`${text},"binary_properties":${JSON.stringify(bp)}}`, b.startAt, b.startEnd);
       } else {
         b.exec = b;
       }
@@ -220,18 +308,64 @@ export class ProcessEventWriter {
     }
   }
 
-  /** The export line of `ev`, equal to JSON.stringify(encodeEvent(ev, opts)). */
-  line(ev: ProcessEvent, wallTime?: string): string {
-    const time = wallTime ?? this.time(ev);
-    const proc = ev.type === "process_exec" ? this.#execBlock(ev.process).text : this.#block(ev.process).text;
-    let s = `{"${ev.type}":{"process":${proc}`;
-    if (ev.parent) s += `,"parent":${this.#block(ev.parent).text}`;
+  /**
+   * The export line of `ev` as UTF-8 bytes, equal to JSON.stringify(encodeEvent(ev, opts)).
+   * The view is immutable (see byte-writer.ts): nothing writes into it again.
+   */
+  lineBytes(ev: ProcessEvent): Uint8Array {
+    const exec = ev.type === "process_exec";
+    const proc = exec ? this.#execBlock(ev.process) : this.#block(ev.process);
+    const parent = ev.parent !== undefined ? this.#block(ev.parent) : undefined;
+    const signal = !exec ? ev.signal : undefined;
+    const clock = this.opts.clock;
+    const a = this.#arena;
+    a.begin(K.execHead.length + proc.bytes.length + (parent?.bytes.length ?? 0) + jsonBound(signal?.length ?? 0) + 64 + this.#tail.length + 2 * TIME_MAX);
+    a.key(exec ? K.execHead : K.exitHead);
+    const at = a.pos;
+    a.put(proc.bytes);
+    const buf = a.buf;
+    const pk = K.process;
+    for (let i = 0; i < pk.length; i++) buf[at + i] = pk[i]!;
+    if (parent !== undefined) a.put(parent.bytes);
+    // The time is written once; its second occurrence is a copy of the first.
+    let from: Uint8Array | undefined;
+    let t0 = 0;
+    let t1 = 0;
     if (ev.type === "process_exit") {
-      if (ev.signal) s += `,"signal":${quote(ev.signal)}`;
-      if (ev.status !== 0) s += `,"status":${ev.status}`;
-      s += `,"time":"${time}"`;
+      if (signal) {
+        a.key(K.signal);
+        a.json(signal);
+      }
+      if (ev.status !== 0) {
+        a.key(K.status);
+        a.uint(ev.status);
+      }
+      a.key(K.time);
+      t0 = a.pos;
+      clock.wallInto(ev.time, a);
+      t1 = a.pos;
+      from = buf;
+      a.byte(0x22);
+    } else if (ev.time === ev.process.ktime && proc.startEnd > 0) {
+      // An exec happens at its image's start (one clock reading stamps both).
+      from = proc.bytes;
+      t0 = proc.startAt;
+      t1 = proc.startEnd;
     }
-    return `${s}},"node_name":${this.#node},"time":"${time}"}`;
+    a.key(this.#tail);
+    if (from !== undefined) {
+      const p = a.pos;
+      for (let i = t0; i < t1; i++) buf[p + i - t0] = from[i]!;
+      a.pos = p + t1 - t0;
+    } else clock.wallInto(ev.time, a);
+    a.byte(0x22);
+    a.byte(0x7d);
+    return a.end();
+  }
+
+  /** The export line of `ev` as a string, equal to JSON.stringify(encodeEvent(ev, opts)). */
+  line(ev: ProcessEvent): string {
+    return utf8(this.lineBytes(ev));
   }
 
   /** The object form of `ev`, equal to encodeEvent(ev, opts) (its process blocks are shared and frozen). */
@@ -249,23 +383,7 @@ export class ProcessEventWriter {
   }
 }
 
-// uids and auids take a handful of values on a host; their decimal text is made once each.
-const numbers = new Map<number, string>();
-
-function smallNumber(n: number): string {
-  let t = numbers.get(n);
-  if (t === undefined) {
-    t = String(n);
-    if (numbers.size < 1024) numbers.set(n, t);
-  }
-  return t;
-}
-
-// Characters JSON.stringify writes escaped: quote, backslash, controls, and (for lone
-// surrogates) anything in the surrogate range; strings with none are written as they are.
-const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
-
-/** JSON.stringify(s), without the native call for the common plain string. */
-export function quote(s: string): string {
-  return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`;
+/** The text of UTF-8 bytes. */
+export function utf8(b: Uint8Array): string {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("utf8");
 }

@@ -9,7 +9,8 @@ import { execId } from "../../src/events/exec-id.ts";
 import type { ProcessEvent, ProcessInfo } from "../../src/events/model.ts";
 import { emptyCreds } from "../../src/events/process-cache.ts";
 import { decodeExitCode } from "../../src/events/signals.ts";
-import { encodeEvent, ProcessEventWriter, quote, type EncodeOptions } from "../../src/events/tetragon.ts";
+import { ScratchWriter } from "../../src/events/byte-writer.ts";
+import { encodeEvent, ProcessEventWriter, utf8, type EncodeOptions } from "../../src/events/tetragon.ts";
 import { BootClock } from "../../src/events/time.ts";
 
 // xorshift32: the same cases on every run, so a failure names a reproducible seed.
@@ -129,7 +130,13 @@ describe("ProcessEventWriter equals JSON.stringify(encodeEvent)", () => {
     expect(w.line(exit)).toBe(JSON.stringify(encodeEvent(exit, opts)));
   });
 
-  test("quote() is JSON.stringify for single strings", () => {
+  test("ByteWriter.json() writes the UTF-8 of JSON.stringify for single strings", () => {
+    const w = new ScratchWriter();
+    const quote = (s: string): string => {
+      w.begin(6 * s.length + 2);
+      w.json(s);
+      return utf8(w.take());
+    };
     const r = prng(42);
     for (let i = 0; i < 20000; i++) {
       const s = str(r, 10);
@@ -139,5 +146,30 @@ describe("ProcessEventWriter equals JSON.stringify(encodeEvent)", () => {
       const s = String.fromCharCode(c);
       if (quote(s) !== JSON.stringify(s)) expect({ c, q: quote(s) }).toEqual({ c, q: JSON.stringify(s) });
     }
+  });
+
+  test("ByteWriter.uint() writes decimal digits; lines are immutable views followed by a newline", () => {
+    const w = new ScratchWriter();
+    for (const n of [0, 7, 10, 99, 100, 4294967295, 2 ** 53 - 1, -1, 1.5]) {
+      w.begin(32);
+      w.uint(n);
+      expect(utf8(w.take())).toBe(String(n));
+    }
+    // Execs at their image's start (the time is copied from the block) and exits.
+    const r = prng(7);
+    const o: EncodeOptions = { nodeName: "node-ü", clock };
+    const ev = Array.from({ length: 200 }, (): ProcessEvent => {
+      const e = event(r, o.nodeName);
+      return e.type === "process_exec" && r() < 0.7 ? { ...e, time: e.process.ktime } : e;
+    });
+    const wr = new ProcessEventWriter(o);
+    const lines = ev.map((e) => wr.lineBytes(e));
+    const texts = lines.map((l) => utf8(l));
+    ev.forEach((e, i) => expect(texts[i]!).toBe(JSON.stringify(encodeEvent(e, o))));
+    for (const e of ev) wr.lineBytes(e); // later lines must not touch earlier views
+    lines.forEach((l, i) => {
+      expect(utf8(l)).toBe(texts[i]!);
+      expect(new Uint8Array(l.buffer, l.byteOffset + l.byteLength, 1)[0]).toBe(0x0a);
+    });
   });
 });
