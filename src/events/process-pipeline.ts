@@ -17,30 +17,46 @@ export interface PipelineEvent {
   readonly json: JsonObject;
   /** The export line: JSON.stringify(json), written directly. */
   readonly line: string;
-  /** The export line's UTF-8 bytes (no newline), immutable: what the sinks take. */
+  /**
+   * The export line's UTF-8 bytes (no newline): what the sinks take. Valid only during the
+   * onEvent call that hands the event out, because the next line is written over them; a
+   * consumer that keeps the line copies the bytes or reads `line` before returning.
+   */
   readonly bytes: Uint8Array;
 }
 
 /**
  * An event whose object form and line string are made on first use: the sinks take the
- * line's bytes, so with no filter and no API client neither is ever built.
+ * line's bytes, so with no filter and no API client neither is ever built. After delivery the
+ * pipeline releases the bytes; a line asked for later (an API client reading a queued event)
+ * is then decoded from nothing shared: JSON.stringify of the object form, the same text.
  */
 class LazyEvent implements PipelineEvent {
   #json: JsonObject | undefined;
   #line: string | undefined;
+  #bytes: Uint8Array | undefined;
   constructor(
     readonly event: ProcessEvent,
-    readonly bytes: Uint8Array,
+    bytes: Uint8Array,
     private readonly writer: ProcessEventWriter,
-  ) {}
+  ) {
+    this.#bytes = bytes;
+  }
   get type(): ProcessEvent["type"] {
     return this.event.type;
   }
+  get bytes(): Uint8Array {
+    return this.#bytes ?? Buffer.from(this.line);
+  }
   get line(): string {
-    return (this.#line ??= utf8(this.bytes));
+    return (this.#line ??= this.#bytes !== undefined ? utf8(this.#bytes) : JSON.stringify(this.json));
   }
   get json(): JsonObject {
     return (this.#json ??= this.writer.json(this.event, this.writer.opts.clock.wall(this.event.time)));
+  }
+  /** The shared bytes are about to be written over. */
+  release(): void {
+    this.#bytes = undefined;
   }
 }
 
@@ -116,9 +132,11 @@ export class ProcessPipeline {
       }
     }
     try {
+      const out = new LazyEvent(ev, this.writer.lineBytes(ev), this.writer);
       try {
-        this.onEvent(new LazyEvent(ev, this.writer.lineBytes(ev), this.writer));
+        this.onEvent(out);
       } finally {
+        out.release();
         // After delivery (a consumer may have asked for the object form, which caches it too).
         if (ev.type === "process_exit") this.writer.forget(ev.process);
       }

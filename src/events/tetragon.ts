@@ -3,7 +3,7 @@
 // fields (UInt32Value) present even when 0, 64-bit integers as strings, RFC 3339 times.
 import { capabilityNames } from "./capabilities.ts";
 import { flagsString } from "./flags.ts";
-import { asciiBytes, jsonBound, LineArena, ScratchWriter } from "./byte-writer.ts";
+import { asciiBytes, jsonBound, LineBuffer, ScratchWriter } from "./byte-writer.ts";
 import type { ProcessEvent, ProcessInfo } from "./model.ts";
 import { NS_NAMES } from "./process-record.ts";
 import type { BootClock } from "./time.ts";
@@ -160,8 +160,13 @@ export class ProcessEventWriter {
   // cached, and a copied image (an exit from another thread) simply gets its own block.
   readonly #blocks = new WeakMap<ProcessInfo, Block>();
   readonly #plain: boolean;
-  readonly #arena = new LineArena();
+  readonly #arena = new LineBuffer();
   readonly #scratch = new ScratchWriter();
+  // Binary paths and cwds repeat across images (the decoder interns them): their JSON bytes
+  // are made once per distinct string, which saves the escaping checks and, for non-ASCII
+  // paths, the UTF-8 encoding per block.
+  readonly #paths = new Map<string, Uint8Array>();
+  readonly #pathScratch = new ScratchWriter();
   /** `},"node_name":<node>,"time":"`: every line ends with it, its time and `"}`. */
   readonly #tail: Uint8Array;
 
@@ -231,11 +236,11 @@ export class ProcessEventWriter {
     w.uint(p.creds.euid);
     if (p.cwd !== "") {
       w.key(K.cwd);
-      w.json(p.cwd);
+      w.put(this.#pathJson(p.cwd));
     }
     if (p.binary !== "") {
       w.key(K.binary);
-      w.json(p.binary);
+      w.put(this.#pathJson(p.binary));
     }
     if (p.arguments !== "") {
       w.key(K.arguments);
@@ -277,6 +282,19 @@ export class ProcessEventWriter {
     return { bytes: w.take(), startAt, startEnd };
   }
 
+  #pathJson(v: string): Uint8Array {
+    let j = this.#paths.get(v);
+    if (j === undefined) {
+      const w = this.#pathScratch;
+      w.begin(jsonBound(v.length));
+      w.json(v);
+      j = w.take();
+      if (this.#paths.size >= 4096) this.#paths.clear();
+      this.#paths.set(v, j);
+    }
+    return j;
+  }
+
   #execBlock(p: ProcessInfo): Block {
     const b = this.#block(p);
     if (b.exec === undefined) {
@@ -310,7 +328,7 @@ export class ProcessEventWriter {
 
   /**
    * The export line of `ev` as UTF-8 bytes, equal to JSON.stringify(encodeEvent(ev, opts)).
-   * The view is immutable (see byte-writer.ts): nothing writes into it again.
+   * The view is valid until the next line is written (byte-writer.ts's LineBuffer).
    */
   lineBytes(ev: ProcessEvent): Uint8Array {
     const exec = ev.type === "process_exec";

@@ -105,16 +105,31 @@ export class BootClock {
     for (let i = 0; i < 19; i++) b[p + i] = base[i]!;
     p += 19;
     if (nanos !== 0) {
-      // 3, 6 or 9 digits, as withFraction: trailing groups of three zeros are left out.
-      const ms = Math.floor(nanos / 1_000_000);
+      // 3, 6 or 9 digits, as withFraction: trailing groups of three zeros are left out. The
+      // parts are below 2^31, so `| 0` divides in integers.
+      const ms = (nanos / 1_000_000) | 0;
       const rest = nanos - ms * 1_000_000;
       b[p++] = 0x2e; // "."
-      p = digits3(b, p, ms);
+      let k = 3 * ms;
+      b[p] = DIGIT_BYTES[k]!;
+      b[p + 1] = DIGIT_BYTES[k + 1]!;
+      b[p + 2] = DIGIT_BYTES[k + 2]!;
+      p += 3;
       if (rest !== 0) {
-        const us = Math.floor(rest / 1000);
+        const us = (rest / 1000) | 0;
         const ns = rest - us * 1000;
-        p = digits3(b, p, us);
-        if (ns !== 0) p = digits3(b, p, ns);
+        k = 3 * us;
+        b[p] = DIGIT_BYTES[k]!;
+        b[p + 1] = DIGIT_BYTES[k + 1]!;
+        b[p + 2] = DIGIT_BYTES[k + 2]!;
+        p += 3;
+        if (ns !== 0) {
+          k = 3 * ns;
+          b[p] = DIGIT_BYTES[k]!;
+          b[p + 1] = DIGIT_BYTES[k + 1]!;
+          b[p + 2] = DIGIT_BYTES[k + 2]!;
+          p += 3;
+        }
       }
     }
     b[p++] = 0x5a; // "Z"
@@ -152,16 +167,8 @@ export function rfc3339Nano(epochNs: bigint): string {
 // "000" to "999": a fraction is two or three table entries, no number formatting.
 const DIGITS3 = Array.from({ length: 1000 }, (_, i) => String(i).padStart(3, "0"));
 
-/** Writes n in [0, 1000) as three ASCII digits at p; returns the end. */
-function digits3(b: Uint8Array, p: number, n: number): number {
-  const h = Math.floor(n / 100);
-  const r = n - h * 100;
-  const t = Math.floor(r / 10);
-  b[p] = 48 + h;
-  b[p + 1] = 48 + t;
-  b[p + 2] = 48 + (r - t * 10);
-  return p + 3;
-}
+/** "000" to "999" as ASCII bytes, three per number: wallInto's fraction digits. */
+const DIGIT_BYTES = Uint8Array.from(DIGITS3.join(""), (c) => c.charCodeAt(0));
 
 /** "<base>Z" or "<base>.<3, 6 or 9 digits>Z" for nanos in [0, 1e9). */
 function withFraction(base: string, nanos: number): string {

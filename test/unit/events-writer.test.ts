@@ -148,7 +148,7 @@ describe("ProcessEventWriter equals JSON.stringify(encodeEvent)", () => {
     }
   });
 
-  test("ByteWriter.uint() writes decimal digits; lines are immutable views followed by a newline", () => {
+  test("ByteWriter.uint() writes decimal digits; each line is a view followed by a newline, and lines wrap in one buffer", () => {
     const w = new ScratchWriter();
     for (const n of [0, 7, 10, 99, 100, 4294967295, 2 ** 53 - 1, -1, 1.5]) {
       w.begin(32);
@@ -158,18 +158,25 @@ describe("ProcessEventWriter equals JSON.stringify(encodeEvent)", () => {
     // Execs at their image's start (the time is copied from the block) and exits.
     const r = prng(7);
     const o: EncodeOptions = { nodeName: "node-ü", clock };
-    const ev = Array.from({ length: 200 }, (): ProcessEvent => {
+    const ev = Array.from({ length: 400 }, (): ProcessEvent => {
       const e = event(r, o.nodeName);
       return e.type === "process_exec" && r() < 0.7 ? { ...e, time: e.process.ktime } : e;
     });
     const wr = new ProcessEventWriter(o);
-    const lines = ev.map((e) => wr.lineBytes(e));
-    const texts = lines.map((l) => utf8(l));
-    ev.forEach((e, i) => expect(texts[i]!).toBe(JSON.stringify(encodeEvent(e, o))));
-    for (const e of ev) wr.lineBytes(e); // later lines must not touch earlier views
-    lines.forEach((l, i) => {
-      expect(utf8(l)).toBe(texts[i]!);
+    const buffers = new Set<ArrayBufferLike>();
+    let wrapped = false;
+    let last = -1;
+    for (const e of ev) {
+      const l = wr.lineBytes(e);
+      expect(utf8(l)).toBe(JSON.stringify(encodeEvent(e, o)));
       expect(new Uint8Array(l.buffer, l.byteOffset + l.byteLength, 1)[0]).toBe(0x0a);
-    });
+      if (l.byteOffset < last) wrapped = true;
+      last = l.byteOffset;
+      buffers.add(l.buffer);
+    }
+    // 400 lines of ~1 KB went through one 64 KiB buffer, from its front again when full.
+    expect(wrapped).toBe(true);
+    expect(buffers.size).toBe(1);
   });
+
 });
