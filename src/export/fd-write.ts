@@ -24,7 +24,3 @@ export async function writeAll(fd: number, buf: Uint8Array): Promise<void> {
   }
 }
 
-/** The batch as one buffer of newline-terminated lines. */
-export function joinLines(lines: readonly string[]): Buffer {
-  return Buffer.from(lines.length === 0 ? "" : `${lines.join("\n")}\n`);
-}
