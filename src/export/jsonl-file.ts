@@ -6,8 +6,8 @@
 // disk fills this sink's bounded queue instead of stalling the agent.
 import { closeSync, existsSync, fstatSync, mkdirSync, openSync, renameSync, unlinkSync } from "node:fs";
 import { dirname } from "node:path";
-import { writeAll } from "./fd-write.ts";
-import { joinLines, lineByteLength } from "./lines.ts";
+import { writeAll, writevAll } from "./fd-write.ts";
+import { joinLines, lineByteLength, lineRuns } from "./lines.ts";
 import { QueuedSink, type QueueOptions } from "./queued.ts";
 import { SendError, SinkError, type Batch, type Transport } from "./sink.ts";
 
@@ -44,15 +44,20 @@ class FileTransport implements Transport {
 
   async send(batch: Batch): Promise<void> {
     try {
-      // One buffer for the batch (a view of the producer's arena when its lines are one run).
-      const buf = joinLines(batch);
-      if (this.size + buf.length <= this.maxBytes || batch.length === 0) {
-        await this.#write(buf);
+      // The batch as runs of the producer's arena (writev: no copy) when it fits the file.
+      const runs = lineRuns(batch);
+      let total = 0;
+      for (const r of runs) total += r.byteLength;
+      if (this.size + total <= this.maxBytes || batch.length === 0) {
+        if (total === 0) return;
+        await writevAll(this.fd, runs);
+        this.size += total;
         return;
       }
       // Cut where the file would pass maxBytes, by each line's exact UTF-8 length; the
-      // chunks are pieces of `buf` (line i starts where the lengths before it end) and a
-      // rotation happens between them. Only a batch that crosses the limit measures lines.
+      // chunks are pieces of one joined buffer (line i starts where the lengths before it
+      // end) and a rotation happens between them. Only a batch that crosses the limit does this.
+      const buf = joinLines(batch);
       let start = 0;
       let off = 0;
       for (const l of batch) {

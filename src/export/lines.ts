@@ -24,75 +24,114 @@ export function asBuffer(b: Uint8Array): Buffer {
   return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 }
 
-/**
- * A run of lines whose bytes lie back to back in one buffer with "\n" between them:
- * [start, end) in `buf`, `nl` when the byte at `end` is inside the buffer and is the last
- * line's "\n" too.
- */
-interface Run {
-  buf: ArrayBufferLike;
-  start: number;
-  end: number;
-  nl: boolean;
-}
+const NL_BYTE: Uint8Array = new Uint8Array([NL]);
 
 /**
- * batch[from, to) as one buffer, every line followed by "\n". Views adjacent in the same
- * ArrayBuffer with a "\n" byte between them are taken as one run (one `set`, no per-line
- * copy); when the whole range is one run ending in its own "\n" the result is a view of the
- * producer's buffer and nothing is copied. The newline bytes are read, never assumed: a view
- * from elsewhere (a Buffer, a pooled slice) has whatever follows it.
+ * batch[from, to) as pieces that, written one after another, give every line followed by
+ * "\n": a view of a run of the producer's buffer (its last "\n" included when that byte is
+ * inside the buffer, else followed by NL_BYTE), or a string line, which the caller encodes
+ * and follows with "\n". Views adjacent in the same ArrayBuffer with a "\n" byte between them
+ * make one run. The newline bytes are read, never assumed: a view from elsewhere (a Buffer, a
+ * pooled slice) has whatever follows it.
  */
-export function joinLines(batch: Batch, from = 0, to = batch.length): Uint8Array {
-  if (to <= from) return EMPTY;
-  // First pass: the runs and the total size. Strings are their own "run" (encoded in pass 2).
-  const runs: Array<Run | string> = [];
-  let total = 0;
-  let cur: Run | undefined;
+function pieces(batch: Batch, from: number, to: number): Array<Uint8Array | string> {
+  const out: Array<Uint8Array | string> = [];
+  // The open run: [start, end) of `buf`; `nl` when the byte at `end` is the last line's "\n".
+  let buf: ArrayBufferLike | undefined;
+  let start = 0;
+  let end = 0;
+  let nl = false;
   // One whole-buffer view per distinct buffer, to read the byte after a line.
-  let wholeOf: ArrayBufferLike | undefined;
   let whole = EMPTY;
   for (let i = from; i < to; i++) {
     const l = batch[i]!;
-    if (typeof l === "string") {
-      cur = undefined;
-      runs.push(l);
-      total += Buffer.byteLength(l, "utf8") + 1;
+    if (typeof l !== "string" && buf !== undefined && nl && l.buffer === buf && l.byteOffset === end + 1) {
+      // The previous line's "\n" sits between the two: the run grows over this line.
+      end = l.byteOffset + l.byteLength;
+      nl = end < whole.length && whole[end] === NL;
       continue;
     }
-    total += l.byteLength + 1;
-    if (cur !== undefined && cur.nl && l.buffer === cur.buf && l.byteOffset === cur.end + 1) {
-      // The previous line's "\n" sits between the two: the run grows over this line.
-      cur.end = l.byteOffset + l.byteLength;
-    } else {
-      cur = { buf: l.buffer, start: l.byteOffset, end: l.byteOffset + l.byteLength, nl: false };
-      runs.push(cur);
+    if (buf !== undefined) {
+      out.push(new Uint8Array(buf, start, end + (nl ? 1 : 0) - start));
+      if (!nl) out.push(NL_BYTE);
+      buf = undefined;
     }
-    if (l.buffer !== wholeOf) {
-      wholeOf = l.buffer;
-      whole = new Uint8Array(l.buffer);
+    if (typeof l === "string") {
+      out.push(l);
+      continue;
     }
-    cur.nl = cur.end < whole.length && whole[cur.end] === NL;
-    // A run whose last line has no "\n" after it cannot grow; the next line starts a new one.
+    buf = l.buffer;
+    start = l.byteOffset;
+    end = start + l.byteLength;
+    if (whole.buffer !== buf) whole = new Uint8Array(buf);
+    nl = end < whole.length && whole[end] === NL;
   }
-  if (runs.length === 1 && typeof runs[0] !== "string" && runs[0]!.nl) {
-    const r = runs[0]!;
-    return new Uint8Array(r.buf, r.start, r.end + 1 - r.start);
+  if (buf !== undefined) {
+    out.push(new Uint8Array(buf, start, end + (nl ? 1 : 0) - start));
+    if (!nl) out.push(NL_BYTE);
   }
-  const out = Buffer.allocUnsafe(total);
-  let off = 0;
-  for (const r of runs) {
-    if (typeof r === "string") {
-      off += out.write(r, off, "utf8");
+  return out;
+}
+
+/** Bytes of the pieces once written: strings as UTF-8 with their "\n". */
+function piecesBytes(ps: ReadonlyArray<Uint8Array | string>, from = 0, to = ps.length): number {
+  let total = 0;
+  for (let i = from; i < to; i++) {
+    const p = ps[i]!;
+    total += typeof p === "string" ? Buffer.byteLength(p, "utf8") + 1 : p.byteLength;
+  }
+  return total;
+}
+
+/** Writes the pieces into `out` at `off`, strings encoded and followed by "\n"; the new offset. */
+function writePieces(out: Buffer, off: number, ps: ReadonlyArray<Uint8Array | string>, from = 0, to = ps.length): number {
+  for (let i = from; i < to; i++) {
+    const p = ps[i]!;
+    if (typeof p === "string") {
+      off += out.write(p, off, "utf8");
       out[off++] = NL;
-    } else if (r.nl) {
-      out.set(new Uint8Array(r.buf, r.start, r.end + 1 - r.start), off);
-      off += r.end + 1 - r.start;
     } else {
-      out.set(new Uint8Array(r.buf, r.start, r.end - r.start), off);
-      off += r.end - r.start;
-      out[off++] = NL;
+      out.set(p, off);
+      off += p.byteLength;
     }
   }
+  return off;
+}
+
+/**
+ * batch[from, to) as buffers that, written one after another (writev), give every line
+ * followed by "\n": runs of the producer's buffer as views, nothing copied; consecutive
+ * strings encoded together into one buffer.
+ */
+export function lineRuns(batch: Batch, from = 0, to = batch.length): Uint8Array[] {
+  const ps = pieces(batch, from, to);
+  const out: Uint8Array[] = [];
+  for (let i = 0; i < ps.length; i++) {
+    const p = ps[i]!;
+    if (typeof p !== "string") {
+      out.push(p);
+      continue;
+    }
+    let j = i + 1;
+    while (j < ps.length && typeof ps[j] === "string") j++;
+    const b = Buffer.allocUnsafe(piecesBytes(ps, i, j));
+    writePieces(b, 0, ps, i, j);
+    out.push(b);
+    i = j - 1;
+  }
+  return out;
+}
+
+/**
+ * batch[from, to) as one buffer, every line followed by "\n". When the whole range is one
+ * run ending in its own "\n" the result is that view of the producer's buffer and nothing is
+ * copied; otherwise one buffer of the total size, one `set` per run, strings encoded into it.
+ */
+export function joinLines(batch: Batch, from = 0, to = batch.length): Uint8Array {
+  if (to <= from) return EMPTY;
+  const ps = pieces(batch, from, to);
+  if (ps.length === 1 && typeof ps[0] !== "string") return ps[0]!;
+  const out = Buffer.allocUnsafe(piecesBytes(ps));
+  writePieces(out, 0, ps);
   return out;
 }

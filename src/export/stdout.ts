@@ -1,8 +1,8 @@
 // JSON lines (or compact lines) to standard output, as a QueuedSink: write() only queues,
 // batches go out through the thread pool (fd-write.ts), so a stalled reader of stdout costs
 // this sink's queue (oldest dropped, counted) and never the agent's event loop.
-import { writeAll } from "./fd-write.ts";
-import { joinLines, lineText } from "./lines.ts";
+import { writevAll } from "./fd-write.ts";
+import { lineRuns, lineText } from "./lines.ts";
 import { QueuedSink, type QueueOptions } from "./queued.ts";
 import { SendError, type Batch, type Transport } from "./sink.ts";
 
@@ -25,7 +25,7 @@ class FdTransport implements Transport {
     }
     if (lines.length === 0) return;
     try {
-      await writeAll(this.fd, joinLines(lines));
+      await writevAll(this.fd, lineRuns(lines));
     } catch (err) {
       throw new SendError(`write fd ${this.fd}: ${(err as Error).message}`, true, { cause: err });
     }

@@ -9,6 +9,7 @@ import type { EventJson } from "../../src/events/filter.ts";
 import { parseFieldFilterLines } from "../../src/events/field-filter.ts";
 import { ExportGate } from "../../src/export/export-gate.ts";
 import { QueuedSink } from "../../src/export/queued.ts";
+import { lineRuns } from "../../src/export/lines.ts";
 import { joinLines, lineByteLength, lineText, type Batch, type Line, type SinkStats, type Transport } from "../../src/export/sink.ts";
 import { LineArena } from "../lib/line-arena.ts";
 
@@ -73,6 +74,21 @@ describe("joinLines", () => {
     expect(arena.chunks).toBeGreaterThan(1);
     const out = joinLines(views);
     expect(text(out)).toBe(views.map((v) => `${text(v)}\n`).join(""));
+  });
+});
+
+describe("lineRuns (for writev)", () => {
+  test("one view per run of the arena, nothing copied; a view without its newline gets one; strings are encoded together", () => {
+    const arena = new LineArena();
+    const [a, b, c] = arena.addAll(["a1", "a2", "a3"]);
+    const foreign = bytes("f€");
+    const runs = lineRuns([a!, b!, foreign, "s1", "sü", c!]);
+    expect(runs.map(text)).toEqual(["a1\na2\n", "f€", "\n", "s1\nsü\n", "a3\n"]);
+    expect(runs[0]!.buffer).toBe(a!.buffer);
+    expect(runs[1]!.buffer).toBe(foreign.buffer);
+    expect(runs[4]!.buffer).toBe(a!.buffer);
+    expect(lineRuns([a!, b!, c!])).toHaveLength(1);
+    expect(lineRuns([])).toEqual([]);
   });
 });
 

@@ -4,10 +4,12 @@
 // the exact octet count of a non-ASCII MSG over TCP and one datagram per message over UDP,
 // Loki and ClickHouse get the decoded lines in their bodies.
 import { afterEach, describe, expect, test } from "bun:test";
-import { closeSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { closeSync, constants, mkdtempSync, openSync, readFileSync, readSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { writevAll } from "../../src/export/fd-write.ts";
 import { JsonlFileSink } from "../../src/export/jsonl-file.ts";
+import { joinLines, lineRuns } from "../../src/export/lines.ts";
 import { lineByteLength, type Line } from "../../src/export/sink.ts";
 import { ClickHouseSink } from "../../src/export/sinks/clickhouse.ts";
 import { LokiSink } from "../../src/export/sinks/loki.ts";
@@ -82,6 +84,52 @@ describe("file sink with byte lines", () => {
       if (next) expect(b.length + next.indexOf(0x0a) + 1).toBeGreaterThan(1024);
     });
     expect(got).toEqual(texts);
+  });
+});
+
+describe("writevAll", () => {
+  test("a non-blocking pipe that fills up: short writes and EAGAIN resume where they stopped, the reader gets exactly the bytes", async () => {
+    const dir = tmp();
+    const fifo = join(dir, "fifo");
+    expect(Bun.spawnSync(["mkfifo", fifo]).exitCode).toBe(0);
+    const rfd = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+    const wfd = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
+    // 3,000 lines of ~400 bytes in arena runs, some strings between: ~1.2 MB, far past the pipe's 64 KiB.
+    const texts = Array.from({ length: 3000 }, (_, i) => exec(i, `${"ü".repeat(150)} ${i}`));
+    const runs = lineRuns(mixed(texts));
+    expect(runs.length).toBeGreaterThan(30);
+    const got: Buffer[] = [];
+    let done = false;
+    const chunk = Buffer.alloc(7000); // an odd size, so reads end inside buffers
+    const drain = (async () => {
+      while (!done) {
+        try {
+          const n = readSync(rfd, chunk, 0, chunk.length, null);
+          if (n > 0) got.push(Buffer.from(chunk.subarray(0, n)));
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== "EAGAIN") throw err;
+          await Bun.sleep(1);
+        }
+      }
+    })();
+    await writevAll(wfd, runs);
+    closeSync(wfd);
+    // What is still in the pipe.
+    for (;;) {
+      try {
+        const n = readSync(rfd, chunk, 0, chunk.length, null);
+        if (n === 0) break;
+        got.push(Buffer.from(chunk.subarray(0, n)));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "EAGAIN") throw err;
+        await Bun.sleep(1);
+      }
+    }
+    done = true;
+    await drain;
+    closeSync(rfd);
+    expect(Buffer.concat(got).equals(Buffer.from(joinLines(mixed(texts))))).toBe(true);
+    expect(Buffer.concat(got).toString("utf8")).toBe(texts.map((t) => `${t}\n`).join(""));
   });
 });
 
