@@ -14,6 +14,7 @@ import { lineByteLength, type Line } from "../../src/export/sink.ts";
 import { ClickHouseSink } from "../../src/export/sinks/clickhouse.ts";
 import { LokiSink } from "../../src/export/sinks/loki.ts";
 import { octetFrames, SyslogFormatter, SyslogSink, eventTypeOfLine, syslogTimestamp } from "../../src/export/sinks/syslog.ts";
+import { maxHeaderBytes, writeByteMessage } from "../../src/export/sinks/syslog-bytes.ts";
 import { StdoutSink } from "../../src/export/stdout.ts";
 import { LineArena } from "../lib/line-arena.ts";
 import { freePort, LokiServer } from "../lib/servers.ts";
@@ -173,6 +174,41 @@ describe("syslog with byte lines", () => {
     const msg = Buffer.from(f.format(t));
     expect(frames.equals(Buffer.concat([Buffer.from(`${msg.length} `), msg, Buffer.from(`${msg.length} `), msg]))).toBe(true);
     expect(msg.length).toBe(Buffer.byteLength(f.header(t)) + lineByteLength(t));
+  });
+
+  test("the byte framer writes the header the string formatter writes, for every shape of time and type it accepts or refuses", () => {
+    const now = () => new Date(Date.UTC(2026, 0, 2, 3, 4, 5, 678));
+    const f = new SyslogFormatter({ hostname: "h1", facility: "auth", severity: "err" });
+    const body = '{"process_exec":{"process":{"arguments":"ü \\"time\\":\\"x"}},"node_name":"n"';
+    const cases = [
+      `${body},"time":"2026-12-03T15:53:00.123456789Z"}`,
+      `${body},"time":"2026-12-03T15:53:00Z"}`,
+      `${body},"time":"2026-12-03T15:53:00.1+02:00"}`,
+      `${body},"time":"2026-12-03T15:53:00.1234567-11:30"}`,
+      `${body},"time":"2026-12-03T15:53:00.1234567891Z"}`, // 10 fraction digits: refused
+      `${body},"time":"2026-12-03T15:53:00.Z"}`,
+      `${body},"time":"2026-12-03 15:53:00Z"}`,
+      `${body},"time":"2026-12-03T15:53:00+0200"}`,
+      `${body},"time":"2026-12-03T15:53:00Zjunk"}`,
+      `${body},"time":"2026-12-03T15:53`,
+      `${body}}`,
+      '{"time":"2026-12-03T15:53:00Z","x":{}}',
+      '{"ProcessExec":{},"time":"2026-12-03T15:53:00Z"}',
+      `{"${"a".repeat(32)}":{}}`,
+      `{"${"a".repeat(33)}":{}}`,
+      '{"process_exit"}',
+      "not json",
+      "",
+    ];
+    const out = new Uint8Array(maxHeaderBytes(f.prefix.length, f.suffix.length) + 400);
+    for (const c of cases) {
+      const want = `${f.prefix}${syslogTimestamp(c, now)}${f.suffix}${eventTypeOfLine(c)} - ${c}`;
+      const b = new TextEncoder().encode(c);
+      const n = writeByteMessage(out, 0, b, Buffer.from(f.prefix), Buffer.from(f.suffix), false, now);
+      expect(Buffer.from(out.subarray(0, n)).toString("utf8")).toBe(want);
+      const framed = writeByteMessage(out, 0, b, Buffer.from(f.prefix), Buffer.from(f.suffix), true, now);
+      expect(Buffer.from(out.subarray(0, framed)).toString("utf8")).toBe(`${Buffer.byteLength(want)} ${want}`);
+    }
   });
 
   test("TCP: a receiver parsing octet-counted frames on bytes gets every non-ASCII message whole, in order", async () => {

@@ -15,8 +15,9 @@
 // Over UDP nothing is ever known about delivery, and a message is cut at 65,000 bytes.
 import type { Socket } from "bun";
 import { QueuedSink, type QueueOptions } from "../queued.ts";
-import { asBuffer, lineByteLength, lineText } from "../lines.ts";
+import { asBuffer, lineText } from "../lines.ts";
 import { SendError, type Batch, type Line, type Transport } from "../sink.ts";
+import { maxHeaderBytes, writeByteMessage } from "./syslog-bytes.ts";
 
 export type SyslogProto = "tcp" | "udp" | "unix";
 
@@ -95,10 +96,21 @@ export function eventTypeOfLine(line: Line): string {
 export class SyslogFormatter {
   readonly prefix: string;
   readonly suffix: string;
+  readonly #prefixBytes: Uint8Array;
+  readonly #suffixBytes: Uint8Array;
+  /** Room one byte line's header (and LEN) can take: see maxHeaderBytes. */
+  readonly maxHeader: number;
   constructor(opts: Pick<SyslogOptions, "facility" | "severity" | "hostname" | "appName">) {
     const pri = (FACILITIES[opts.facility ?? "local0"] ?? 16) * 8 + (SEVERITIES[opts.severity ?? "info"] ?? 6);
     this.prefix = `<${pri}>1 `;
     this.suffix = ` ${headerField(opts.hostname, 255)} ${headerField(opts.appName ?? "ward", 48)} ${process.pid} `;
+    this.#prefixBytes = Buffer.from(this.prefix, "latin1");
+    this.#suffixBytes = Buffer.from(this.suffix, "latin1");
+    this.maxHeader = maxHeaderBytes(this.prefix.length, this.suffix.length);
+  }
+  /** Writes one byte line's message (`LEN SP` first when framed) into out at off; the new offset. */
+  writeBytes(out: Uint8Array, off: number, line: Uint8Array, framed: boolean): number {
+    return writeByteMessage(out, off, line, this.#prefixBytes, this.#suffixBytes, framed);
   }
   /** Everything before MSG: printable ASCII only (headerField, the timestamp's pattern), so its length is its byte count. */
   header(line: Line): string {
@@ -109,43 +121,42 @@ export class SyslogFormatter {
   }
   /** One message as bytes: the header, then the line's bytes as they are. */
   message(line: Line): Buffer {
-    const h = this.header(line);
-    if (typeof line === "string") return Buffer.from(h + line);
-    const out = Buffer.allocUnsafe(h.length + line.byteLength);
-    out.write(h, 0, "latin1");
-    out.set(line, h.length);
-    return out;
+    if (typeof line === "string") return Buffer.from(this.header(line) + line);
+    const out = Buffer.allocUnsafe(this.maxHeader + line.byteLength);
+    return out.subarray(0, this.writeBytes(out, 0, line, false));
   }
 }
 
 /**
  * A batch as octet-counted frames (RFC 6587 §3.4.1), `LEN SP MSG` each, in one buffer: LEN is
- * the exact byte count of MSG (header + line). Line bytes are copied once, into the result.
+ * the exact byte count of MSG (header + line). Byte lines are framed from their bytes (the
+ * header fields copied out of them, syslog-bytes.ts) and copied once, into the result.
  */
 export function octetFrames(fmt: SyslogFormatter, batch: Batch): Buffer {
-  const heads = new Array<string>(batch.length);
-  let total = 0;
+  // Strings are measured and headed first; a byte line needs at most maxHeader besides itself.
+  const heads: Array<string | undefined> = new Array<string | undefined>(batch.length);
+  let room = 0;
   for (let i = 0; i < batch.length; i++) {
     const l = batch[i]!;
-    const n = lineByteLength(l);
-    const h = fmt.header(l);
-    // The frame's prefix and the header are ASCII: their .length is their byte count.
-    const head = `${h.length + n} ${h}`;
-    heads[i] = head;
-    total += head.length + n;
+    if (typeof l === "string") {
+      const n = Buffer.byteLength(l, "utf8");
+      const h = fmt.header(l);
+      // The frame's prefix and the header are ASCII: their .length is their byte count.
+      const head = `${h.length + n} ${h}`;
+      heads[i] = head;
+      room += head.length + n;
+    } else room += fmt.maxHeader + l.byteLength;
   }
-  const out = Buffer.allocUnsafe(total);
+  const out = Buffer.allocUnsafe(room);
   let off = 0;
   for (let i = 0; i < batch.length; i++) {
     const l = batch[i]!;
-    off += out.write(heads[i]!, off, "latin1");
-    if (typeof l === "string") off += out.write(l, off, "utf8");
-    else {
-      out.set(l, off);
-      off += l.byteLength;
-    }
+    if (typeof l === "string") {
+      off += out.write(heads[i]!, off, "latin1");
+      off += out.write(l, off, "utf8");
+    } else off = fmt.writeBytes(out, off, l, true);
   }
-  return out;
+  return out.subarray(0, off);
 }
 
 /** A TCP or unix stream connection that writes whole buffers, waiting for drain on backpressure. */
