@@ -16,7 +16,7 @@
  */
 export type Line = string | Uint8Array;
 
-export { joinLines, lineByteLength, lineText } from "./lines.ts";
+export { joinLines, lineByteLength, lineRuns, lineText } from "./lines.ts";
 
 export interface EventSink {
   readonly name: string;
