@@ -4,10 +4,14 @@
 // accounts mixed string/byte lines exactly; the hub hands sinks the bytes, never reading
 // `line`; the export gate keeps the bytes unless a field filter rewrote the event.
 import { describe, expect, test } from "bun:test";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { EventHub, type HubEvent } from "../../src/agent/event-hub.ts";
 import type { EventJson } from "../../src/events/filter.ts";
 import { parseFieldFilterLines } from "../../src/events/field-filter.ts";
 import { ExportGate } from "../../src/export/export-gate.ts";
+import { JsonlFileSink } from "../../src/export/jsonl-file.ts";
 import { QueuedSink } from "../../src/export/queued.ts";
 import { lineRuns } from "../../src/export/lines.ts";
 import { joinLines, lineByteLength, lineText, type Batch, type Line, type SinkStats, type Transport } from "../../src/export/sink.ts";
@@ -207,6 +211,22 @@ describe("hub and gate pass bytes", () => {
     // A string event still goes out as its string.
     hub.publish(json);
     expect(a.got[1]).toBe(line);
+  });
+
+  test("a real file sink behind the hub writes the bytes of an event whose line cannot be read", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ward-hub-bytes-"));
+    try {
+      const hub = new EventHub();
+      const file = new JsonlFileSink(join(dir, "e.jsonl"));
+      hub.addSink(file);
+      const arena = new LineArena();
+      for (let i = 0; i < 3; i++) hub.publishEvent(bytesOnly(json, arena.add(line)));
+      await file.close();
+      expect(readFileSync(join(dir, "e.jsonl"), "utf8")).toBe(`${line}\n${line}\n${line}\n`);
+      expect(file.stats()).toMatchObject({ written: 3, sent: 3 });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test("through the gate: unchanged events keep their bytes; a field filter's rewrite is a new string line", () => {
