@@ -7,7 +7,11 @@
 // units), not Buffer.byteLength: on this host that costs 300-500 ns for a 1.3 KB line, as much
 // as the rest of write(), and the two agree for the ASCII JSON the encoder writes (a non-ASCII
 // character in an argument or path makes the string count low by at most 3x for that
-// character). The process pipeline's lines, the hot path, are bytes. When the queue is full the
+// character). The process pipeline's lines, the hot path, are bytes. A byte line is a view
+// that keeps its whole arena chunk (64 KiB) alive while queued: with dense lines (every event
+// exported) that is about the bytes counted, but when the export gate lets only a few events
+// of each chunk through, a long outage can pin up to one chunk per queued line, beyond what
+// maxQueueBytes counts. When the queue is full the
 // OLDEST queued event is dropped (reason queue_full): during a long outage the queue then
 // holds the most recent events, which are the ones that matter when the server comes back
 // (what a process is doing now), and a burst never silently stops the newest events from
