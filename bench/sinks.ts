@@ -8,22 +8,27 @@
 // Also the cost of write() itself (the hub's synchronous part): ns per event into a queue.
 //
 // The events are a real process_exec line (Tetragon's shape, ~1.3 KB) with its pid, exec_id
-// and time varied per event.
+// and time varied per event, fed as the process pipeline feeds them: each line's UTF-8 bytes
+// written into a 64 KiB arena chunk followed by "\n" (test/lib/line-arena.ts), the views
+// handed to write(), made before the clock starts (that is the producer's cost). Two figures
+// are also taken with the same lines as strings, write() and the file sink, so the gain of
+// bytes over strings shows in the same run.
 //
 // Usage: bun run bench/sinks.ts [--events 50000] [--only file,loki,...]
 //        bun run bench/sinks.ts --json [--quick] [--events N]   (one suite section, as bench/run.ts runs it)
 // benchSinks() is the same run as a function, for bench/run.ts.
-import { existsSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, openSync, closeSync, readFileSync, readSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { JsonlFileSink } from "../src/export/jsonl-file.ts";
 import { QueuedSink } from "../src/export/queued.ts";
-import type { CountedSink } from "../src/export/sink.ts";
+import type { CountedSink, Line } from "../src/export/sink.ts";
 import { ClickHouseSink } from "../src/export/sinks/clickhouse.ts";
 import { LokiSink } from "../src/export/sinks/loki.ts";
 import { SyslogSink } from "../src/export/sinks/syslog.ts";
 import { StdoutSink } from "../src/export/stdout.ts";
 import { CLICKHOUSE, ClickHouse, ensureServers, LokiServer, RSYSLOGD, Rsyslog } from "../test/lib/servers.ts";
+import { LineArena } from "../test/lib/line-arena.ts";
 import { freePort, waitFor } from "../test/lib/sink-harness.ts";
 import { metric, progress, runBench, type BenchSection } from "./lib/results.ts";
 
@@ -38,7 +43,7 @@ export interface BenchResult {
 export interface BenchSinksOptions {
   /** Events per sink (default 50,000). */
   events?: number;
-  /** Sinks to run (default all): write, file, stdout, syslog_tcp, syslog_udp, syslog_unix, loki, clickhouse. */
+  /** Sinks to run (default all): write, file, stdout, syslog_tcp, syslog_udp, syslog_unix, loki, clickhouse (write and file also fed strings). */
   only?: string[];
   /** Progress and skip notes (default stderr). */
   log?: (msg: string) => void;
@@ -65,7 +70,7 @@ function lines(n: number): string[] {
  * (rsyslog, clickhouse-server) do not count against the CPU figure; the in-process Loki
  * stand-in does, so its figure is a lower bound.
  */
-async function measure(sink: CountedSink, evs: string[], held: () => Promise<number> | number, timeoutMs = 120_000): Promise<Rate> {
+async function measure(sink: CountedSink, evs: readonly Line[], held: () => Promise<number> | number, timeoutMs = 120_000): Promise<Rate> {
   const t0 = performance.now();
   const c0 = process.cpuUsage();
   for (const l of evs) sink.write(l);
@@ -97,34 +102,83 @@ function countLines(path: string): number {
   return n;
 }
 
+/**
+ * Lines in a file that only grows, counting only what was appended since the last call:
+ * the bench polls rsyslog's file while the sink sends, and re-reading tens of MB per poll
+ * would charge the sender's CPU figure with the bench's own work.
+ */
+function lineCounter(path: string, onStop: (stop: () => Promise<void>) => void): () => number {
+  let fd: number | undefined;
+  onStop(async () => {
+    if (fd !== undefined) closeSync(fd);
+  });
+  let n = 0;
+  const buf = Buffer.allocUnsafe(1 << 20);
+  return () => {
+    if (fd === undefined) {
+      if (!existsSync(path)) return 0;
+      fd = openSync(path, "r");
+    }
+    for (;;) {
+      const got = readSync(fd, buf, 0, buf.length, null);
+      if (got === 0) return n;
+      n += countNewlines(buf.subarray(0, got));
+    }
+  };
+}
+
+function countNewlines(b: Buffer): number {
+  let n = 0;
+  for (let i = b.indexOf(10); i >= 0; i = b.indexOf(10, i + 1)) n++;
+  return n;
+}
+
 const big = (n: number) => ({ maxQueue: n + 1, maxQueueBytes: 2 ** 31, retryBudgetMs: 60_000 });
 
 export async function benchSinks(opts: BenchSinksOptions = {}): Promise<BenchResult[]> {
   const n = opts.events ?? 50_000;
   const log = opts.log ?? ((m: string) => process.stderr.write(`bench/sinks: ${m}\n`));
   const want = (name: string) => !opts.only || opts.only.includes(name);
-  const evs = lines(n);
+  const strs = lines(n);
+  // A fresh arena per sink, so each sink's lines are as new to the cache as the pipeline's would be.
+  const bytes = (): Uint8Array[] => new LineArena().addAll(strs);
   const out: BenchResult[] = [];
   const dir = mkdtempSync(join(tmpdir(), "ward-bench-sinks-"));
   const stops: Array<() => Promise<void>> = [];
   try {
     if (want("write")) {
       // write() alone: the queue takes the line; the transport never completes during the loop.
-      const s = new QueuedSink("bench", { kind: "null", send: async () => {} }, { ...big(n), lingerMs: 60_000 });
-      const t0 = performance.now();
-      for (const l of evs) s.write(l);
-      out.push({ name: "sink_write_ns_per_event", unit: "ns/event", value: ((performance.now() - t0) * 1e6) / n });
-      await s.close();
+      const writeNs = async (evs: readonly Line[]): Promise<number> => {
+        const s = new QueuedSink("bench", { kind: "null", send: async () => {} }, { ...big(n), lingerMs: 60_000 });
+        const t0 = performance.now();
+        for (const l of evs) s.write(l);
+        const ns = ((performance.now() - t0) * 1e6) / n;
+        await s.close();
+        return ns;
+      };
+      // Both kinds once untimed first, so neither figure carries the JIT's warm-up for the other.
+      await writeNs(bytes());
+      await writeNs(strs);
+      out.push({ name: "sink_write_ns_per_event", unit: "ns/event", value: await writeNs(bytes()) });
+      out.push({ name: "sink_write_strings_ns_per_event", unit: "ns/event", value: await writeNs(strs) });
     }
     if (want("file")) {
-      const path = join(dir, "events.log");
-      const s = new JsonlFileSink(path, { ...big(n), maxBytes: 2 ** 40 });
-      out.push(rate("sink_file_events_per_s", await measure(s, evs, () => s.stats().sent)));
+      // Warm-up, untimed: a few thousand lines of each kind through a file sink of its own.
+      const warm = Math.min(n, 3_000);
+      for (const evs of [bytes().slice(0, warm), strs.slice(0, warm)]) {
+        const s = new JsonlFileSink(join(dir, "warm.log"), { ...big(n), maxBytes: 2 ** 40 });
+        await measure(s, evs, () => s.stats().sent);
+      }
+      for (const [name, evs] of [["sink_file_events_per_s", bytes()], ["sink_file_strings_events_per_s", strs]] as const) {
+        const path = join(dir, `${name}.log`);
+        const s = new JsonlFileSink(path, { ...big(n), maxBytes: 2 ** 40 });
+        out.push(rate(name, await measure(s, evs, () => s.stats().sent)));
+      }
     }
     if (want("stdout")) {
       const fd = openSync("/dev/null", "w");
       const s = new StdoutSink(fd, big(n));
-      out.push(rate("sink_stdout_events_per_s", await measure(s, evs, () => s.stats().sent)));
+      out.push(rate("sink_stdout_events_per_s", await measure(s, bytes(), () => s.stats().sent)));
       closeSync(fd);
     }
     const syslogs = ["syslog_tcp", "syslog_udp", "syslog_unix"].filter(want);
@@ -141,7 +195,7 @@ export async function benchSinks(opts: BenchSinksOptions = {}): Promise<BenchRes
           const s = new SyslogSink({ ...big(n), name, proto, host: "127.0.0.1", port: rs.port, path: rs.socket, hostname: "bench" });
           if (proto === "udp") {
             // UDP has no acknowledgement: measure until sent, then report how much rsyslog got.
-            const v = await measure(s, evs, () => s.stats().sent);
+            const v = await measure(s, bytes(), () => s.stats().sent);
             await waitFor("udp settles", async () => {
               const a = countLines(file);
               await Bun.sleep(300);
@@ -150,7 +204,7 @@ export async function benchSinks(opts: BenchSinksOptions = {}): Promise<BenchRes
             out.push(rate("sink_syslog_udp_events_per_s", v));
             out.push({ name: "sink_syslog_udp_received", unit: "%", value: (100 * countLines(file)) / n });
           } else {
-            out.push(rate(`sink_${name}_events_per_s`, await measure(s, evs, () => countLines(file))));
+            out.push(rate(`sink_${name}_events_per_s`, await measure(s, bytes(), lineCounter(file, (stop) => stops.push(stop)))));
           }
         }
       }
@@ -160,7 +214,7 @@ export async function benchSinks(opts: BenchSinksOptions = {}): Promise<BenchRes
       srv.start();
       stops.push(() => srv.stop());
       const s = new LokiSink({ ...big(n), url: srv.url });
-      out.push(rate("sink_loki_events_per_s", await measure(s, evs, () => srv.entries)));
+      out.push(rate("sink_loki_events_per_s", await measure(s, bytes(), () => srv.entries)));
     }
     if (want("clickhouse")) {
       if (!existsSync(CLICKHOUSE)) log(`skip clickhouse: ${CLICKHOUSE} is not installed (apt-get install clickhouse-server)`);
@@ -170,7 +224,7 @@ export async function benchSinks(opts: BenchSinksOptions = {}): Promise<BenchRes
         stops.push(() => ch.stop());
         await ch.ready();
         const s = new ClickHouseSink({ ...big(n), url: ch.url, table: "bench_events", maxBatch: 5_000, maxBatchBytes: 8 << 20 });
-        out.push(rate("sink_clickhouse_events_per_s", await measure(s, evs, async () => Number((await ch.query("SELECT count() FROM bench_events").catch(() => "0")).trim()))));
+        out.push(rate("sink_clickhouse_events_per_s", await measure(s, bytes(), async () => Number((await ch.query("SELECT count() FROM bench_events").catch(() => "0")).trim()))));
       }
     }
   } finally {
@@ -181,8 +235,10 @@ export async function benchSinks(opts: BenchSinksOptions = {}): Promise<BenchRes
 }
 
 const NAMES: Record<string, string> = {
-  sink_write_ns_per_event: "write() into a sink's queue (the hub's synchronous part)",
+  sink_write_ns_per_event: "write() into a sink's queue (the hub's synchronous part), lines as bytes",
+  sink_write_strings_ns_per_event: "write() into a sink's queue, the same lines as strings",
   sink_file_events_per_s: "JSON lines to a file, per CPU second of the sender",
+  sink_file_strings_events_per_s: "JSON lines to a file, the same lines as strings, per CPU second of the sender",
   sink_stdout_events_per_s: "JSON lines to stdout (/dev/null), per CPU second of the sender",
   sink_syslog_tcp_events_per_s: "syslog RFC 5424 over TCP (octet-counted) into Debian's rsyslog, until in its file, per CPU second of the sender",
   sink_syslog_udp_events_per_s: "syslog RFC 5424 over UDP to Debian's rsyslog, until sent, per CPU second of the sender",
@@ -199,7 +255,7 @@ if (import.meta.main && process.argv.includes("--json")) {
     ensureServers(["rsyslog", "clickhouse-server"]);
     const results = await benchSinks({ events, log: (m) => progress("sinks", m) });
     for (const r of results) {
-      const detail = r.wall !== undefined ? `${events.toLocaleString("en-US")} process_exec lines (~1.3 KB each); ${Math.round(r.wall).toLocaleString("en-US")} events per wall second` : `${events.toLocaleString("en-US")} lines`;
+      const detail = r.wall !== undefined ? `${events.toLocaleString("en-US")} process_exec lines (~1.3 KB each, as bytes unless the name says strings); ${Math.round(r.wall).toLocaleString("en-US")} events per wall second` : `${events.toLocaleString("en-US")} lines`;
       section.metrics.push(metric({ id: r.name, name: NAMES[r.name] ?? r.name, unit: r.unit, median: r.value, min: r.value, max: r.value, rounds: 1, detail }));
     }
     const debVersion = (pkg: string): string => Bun.spawnSync(["dpkg-query", "-W", "-f", "${Version}", pkg]).stdout.toString().trim() || "?";

@@ -7,18 +7,25 @@
 import { eventTypeOf, type EventJson, type EventPredicate } from "../events/filter.ts";
 import { rfc3339Nano } from "../events/time.ts";
 import type { ExportGate } from "../export/export-gate.ts";
+import type { Line } from "../export/sink.ts";
 
 /** An event as the hub hands it out: the JSON object and its encoded line (no newline). */
 export interface HubEvent {
   readonly json: EventJson;
   readonly type: string;
   readonly line: string;
+  /**
+   * The line's UTF-8 bytes, when the producer has them (the process pipeline): immutable, so
+   * sinks keep the view. The sinks get these instead of `line`, which is then never read on
+   * the export path (the pipeline's `line` decodes the bytes lazily, for API streams).
+   */
+  readonly bytes?: Uint8Array;
 }
 
-/** Where exported lines go (stdout, a rotating file). */
+/** Where exported lines go (stdout, a rotating file): src/export/sink.ts EventSink. */
 export interface EventSink {
   readonly name: string;
-  write(line: string): void;
+  write(line: Line): void;
   /** Writes out anything buffered; the agent calls it on shutdown. */
   flush(): Promise<void>;
   close(): Promise<void>;
@@ -206,7 +213,8 @@ export class EventHub implements EventSource {
   }
 
   #writeSinks(ev: HubEvent): void {
-    for (const sink of this.#sinks) sink.write(ev.line);
+    const line = ev.bytes ?? ev.line;
+    for (const sink of this.#sinks) sink.write(line);
   }
 
   /** publish sends one event everywhere. The line is encoded once, here, for all consumers. */

@@ -15,11 +15,15 @@ import { compileExportFilter, type TetragonFilter } from "../events/filter.ts";
 import { applyFieldFilters, compileFieldFilter, type CompiledFieldFilter, type FieldFilterSpec } from "../events/field-filter.ts";
 import { rfc3339Nano, wallNs } from "../events/time.ts";
 
-/** An event on its way to the sinks: its JSON object, type key and encoded line. */
+/**
+ * An event on its way to the sinks: its JSON object, type key and encoded line, and the
+ * line's bytes when the producer has them (src/agent/event-hub.ts HubEvent).
+ */
 export interface GateEvent {
   readonly json: EventJson;
   readonly type: string;
   readonly line: string;
+  readonly bytes?: Uint8Array;
 }
 
 export interface ExportGateOptions {
@@ -130,6 +134,8 @@ export class ExportGate {
     let out = ev;
     if (this.#fields.length > 0) {
       const json = applyFieldFilters(this.#fields, ev.json);
+      // A rewritten event is a new line, as a string; the old bytes would be the old event.
+      // Unchanged, the event goes on as it came, bytes and all (and `line` is not read).
       if (json !== ev.json) out = { json, type: ev.type, line: this.#encode(json) };
     }
     if (this.#bucket !== undefined && !this.#bucket.take()) {

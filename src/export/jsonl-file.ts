@@ -6,7 +6,8 @@
 // disk fills this sink's bounded queue instead of stalling the agent.
 import { closeSync, existsSync, fstatSync, mkdirSync, openSync, renameSync, unlinkSync } from "node:fs";
 import { dirname } from "node:path";
-import { joinLines, writeAll } from "./fd-write.ts";
+import { writeAll, writevAll } from "./fd-write.ts";
+import { joinLines, lineByteLength, lineRuns } from "./lines.ts";
 import { QueuedSink, type QueueOptions } from "./queued.ts";
 import { SendError, SinkError, type Batch, type Transport } from "./sink.ts";
 
@@ -42,21 +43,33 @@ class FileTransport implements Transport {
   }
 
   async send(batch: Batch): Promise<void> {
-    // Cut the batch where the file would pass maxBytes; a rotation happens between chunks.
-    let start = 0;
-    let chunkBytes = 0;
     try {
-      for (let i = 0; i < batch.length; i++) {
-        const n = Buffer.byteLength(batch[i]!) + 1;
-        if (this.size + chunkBytes + n > this.maxBytes && this.size + chunkBytes > 0) {
-          await this.#write(batch.slice(start, i));
-          this.#rotate();
-          start = i;
-          chunkBytes = 0;
-        }
-        chunkBytes += n;
+      // The batch as runs of the producer's arena (writev: no copy) when it fits the file.
+      const runs = lineRuns(batch);
+      let total = 0;
+      for (const r of runs) total += r.byteLength;
+      if (this.size + total <= this.maxBytes || batch.length === 0) {
+        if (total === 0) return;
+        await writevAll(this.fd, runs);
+        this.size += total;
+        return;
       }
-      await this.#write(batch.slice(start));
+      // Cut where the file would pass maxBytes, by each line's exact UTF-8 length; the
+      // chunks are pieces of one joined buffer (line i starts where the lengths before it
+      // end) and a rotation happens between them. Only a batch that crosses the limit does this.
+      const buf = joinLines(batch);
+      let start = 0;
+      let off = 0;
+      for (const l of batch) {
+        const n = lineByteLength(l) + 1;
+        if (this.size + (off - start) + n > this.maxBytes && this.size + (off - start) > 0) {
+          await this.#write(buf.subarray(start, off));
+          this.#rotate();
+          start = off;
+        }
+        off += n;
+      }
+      await this.#write(buf.subarray(start, off));
     } catch (err) {
       // Lines before the failing chunk are in the file already; a retry writes them again
       // (at-least-once), which a reader of JSON lines tolerates better than a hole.
@@ -64,9 +77,8 @@ class FileTransport implements Transport {
     }
   }
 
-  async #write(lines: readonly string[]): Promise<void> {
-    if (lines.length === 0) return;
-    const buf = joinLines(lines);
+  async #write(buf: Uint8Array): Promise<void> {
+    if (buf.length === 0) return;
     await writeAll(this.fd, buf);
     this.size += buf.length;
   }

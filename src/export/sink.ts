@@ -7,10 +7,21 @@
 // exponential backoff within a bounded budget. A sink whose server is down therefore only
 // fills its own queue; the hub, the sensors and the other sinks never wait for it.
 
+/**
+ * An event's export line without the trailing newline: either a string or its UTF-8 bytes.
+ * Bytes are immutable: the producer never writes into them again, so a sink may keep the
+ * view itself (no copy) for as long as it likes. The process pipeline hands out bytes (it
+ * writes its lines back to back into arena chunks, each followed by a "\n" byte outside the
+ * view; src/export/lines.ts joinLines uses that); everything else may write strings.
+ */
+export type Line = string | Uint8Array;
+
+export { joinLines, lineByteLength, lineRuns, lineText } from "./lines.ts";
+
 export interface EventSink {
   readonly name: string;
   /** One event line, without the trailing newline. Queued; never blocks and never throws. */
-  write(line: string): void;
+  write(line: Line): void;
   /** Delivers everything queued so far (bounded by the sink's flush timeout). */
   flush(): Promise<void>;
   /** Flushes, then releases the sink; later writes are dropped (and counted). */
@@ -62,7 +73,7 @@ export function isCountedSink(s: { name: string }): s is CountedSink {
 }
 
 /** A batch handed to a transport: lines in the order they were written. */
-export type Batch = readonly string[];
+export type Batch = readonly Line[];
 
 /**
  * The I/O half of a sink: delivers one batch or throws a SendError. Called by one loop at

@@ -1,7 +1,8 @@
 // JSON lines (or compact lines) to standard output, as a QueuedSink: write() only queues,
 // batches go out through the thread pool (fd-write.ts), so a stalled reader of stdout costs
 // this sink's queue (oldest dropped, counted) and never the agent's event loop.
-import { joinLines, writeAll } from "./fd-write.ts";
+import { writevAll } from "./fd-write.ts";
+import { lineRuns, lineText } from "./lines.ts";
 import { QueuedSink, type QueueOptions } from "./queued.ts";
 import { SendError, type Batch, type Transport } from "./sink.ts";
 
@@ -12,18 +13,19 @@ class FdTransport implements Transport {
     private readonly map?: (line: string) => string | undefined,
   ) {}
   async send(batch: Batch): Promise<void> {
-    let lines: readonly string[] = batch;
+    // Lines go out as they came (bytes untouched); only a rewrite (compact) needs the text.
+    let lines: Batch = batch;
     if (this.map) {
       const out: string[] = [];
       for (const l of batch) {
-        const m = this.map(l);
+        const m = this.map(lineText(l));
         if (m !== undefined) out.push(m);
       }
       lines = out;
     }
     if (lines.length === 0) return;
     try {
-      await writeAll(this.fd, joinLines(lines));
+      await writevAll(this.fd, lineRuns(lines));
     } catch (err) {
       throw new SendError(`write fd ${this.fd}: ${(err as Error).message}`, true, { cause: err });
     }

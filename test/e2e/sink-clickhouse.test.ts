@@ -6,12 +6,14 @@
 // and started again on the same data: nothing written meanwhile is lost within the retry
 // budget, the Sigkill policy keeps killing, and count() equals the agent's sent counter; a
 // second sink whose budget is shorter than the outage drops exactly what it could not send.
-import { describe, expect } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { kernelTest } from "../lib/host.ts";
 import { ClickHouse, ensureServers, freePort } from "../lib/servers.ts";
 import { droppedTotal, execLinesOf, finalStats, readGuarded, waitSinkUp, runMarkers, startAgent, waitFor } from "../lib/sink-harness.ts";
 import { sinkSuite } from "../lib/sink-suite.ts";
+import { LineArena } from "../lib/line-arena.ts";
+import { ClickHouseSink } from "../../src/export/sinks/clickhouse.ts";
 
 const { dir, bpfDir, secret, allowed, servers, agents } = sinkSuite<ClickHouse>("ch");
 
@@ -33,6 +35,38 @@ async function rows(ch: ClickHouse, table: string, tag: string): Promise<Row[]> 
 }
 
 describe("clickhouse sink against clickhouse-server", () => {
+  test(
+    "byte lines as the pipeline hands them (arena views), non-ASCII included: every row's event is the exact line, its columns parsed from it",
+    async () => {
+      ensureServers(["clickhouse-server"]);
+      const ch = new ClickHouse(join(dir, "ch-bytes"), await freePort(), await freePort());
+      servers.push(ch);
+      ch.start();
+      await ch.ready();
+      const tag = `ward-ch-bytes-${process.pid}`;
+      const texts = Array.from({ length: 30 }, (_, i) =>
+        JSON.stringify({ process_exec: { process: { pid: 2000 + i, exec_id: `x${i}`, binary: "/usr/bin/echo", arguments: `${tag}-${i} grüße €5 😀` } }, node_name: "bytes-node", time: `2026-12-03T15:53:0${i % 10}.123456789Z` }),
+      );
+      const arena = new LineArena();
+      const s = new ClickHouseSink({ url: ch.url, table: "bytes_events", lingerMs: 1, maxBatch: 8 });
+      texts.forEach((t, i) => s.write(i % 4 === 3 ? t : arena.add(t)));
+      await s.close();
+      expect(s.stats()).toMatchObject({ written: 30, sent: 30 });
+      const got = await rows(ch, "bytes_events", tag);
+      const byPid = new Map(got.map((r) => [r.pid, r]));
+      expect(got).toHaveLength(texts.length);
+      texts.forEach((t, i) => {
+        const r = byPid.get(2000 + i)!;
+        expect(r.event).toBe(t);
+        expect(r.arguments).toBe(`${tag}-${i} grüße €5 😀`);
+        expect(r.exec_id).toBe(`x${i}`);
+        expect(r.node_name).toBe("bytes-node");
+      });
+      await ch.stop();
+    },
+    60_000,
+  );
+
   kernelTest(
     "creates its table, inserts markers complete; stopped and restarted mid-run, nothing is lost and count() = sent; enforcement goes on",
     async () => {

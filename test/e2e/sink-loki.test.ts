@@ -6,11 +6,13 @@
 // processes through the real agent (`ward agent --sink loki=http://...`). HTTP acknowledges
 // every push, so the accounting is exact: what the server stored is what the agent counted
 // as sent, and sent + dropped = written.
-import { describe, expect } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { kernelTest } from "../lib/host.ts";
 import { freePort, LokiServer } from "../lib/servers.ts";
 import { droppedTotal, execLinesOf, finalStats, readGuarded, waitSinkUp, runMarkers, startAgent, waitFor } from "../lib/sink-harness.ts";
 import { sinkSuite } from "../lib/sink-suite.ts";
+import { LineArena } from "../lib/line-arena.ts";
+import { LokiSink } from "../../src/export/sinks/loki.ts";
 
 const { dir, bpfDir, secret, allowed, servers, agents } = sinkSuite<LokiServer>("loki");
 
@@ -30,6 +32,23 @@ async function queryLines(s: LokiServer, selector: string): Promise<Array<{ stre
 }
 
 describe("loki sink against a Loki API server", () => {
+  test("byte lines as the pipeline hands them (arena views), non-ASCII included: query_range gives back the exact lines with their labels", async () => {
+    const srv = await loki();
+    const tag = `ward-loki-bytes-${process.pid}`;
+    const texts = Array.from({ length: 25 }, (_, i) =>
+      JSON.stringify({ process_kprobe: { process: { pid: 3000 + i, arguments: `${tag} ${i} grüße 😀`, pod: { namespace: "nš" } }, policy_name: "pölicy" }, node_name: "bytes-node", time: `2026-12-03T15:53:00.${String(i).padStart(9, "0")}Z` }),
+    );
+    const arena = new LineArena();
+    const s = new LokiSink({ url: srv.url, lingerMs: 1, maxBatch: 10 });
+    texts.forEach((t, i) => s.write(i % 3 === 2 ? t : arena.add(t)));
+    await s.close();
+    expect(s.stats()).toMatchObject({ written: 25, sent: 25 });
+    const got = await queryLines(srv, `{node="bytes-node",type="process_kprobe"}`);
+    expect(got.map((r) => r.line)).toEqual(texts);
+    expect(got[0]!.stream).toEqual({ node: "bytes-node", type: "process_kprobe", policy: "pölicy", namespace: "nš" });
+    expect(got.map((r) => r.ts)).toEqual(texts.map((_, i) => String(1796313180000000000n + BigInt(i))));
+  });
+
   kernelTest(
     "markers arrive complete with node/type/policy labels; an outage within the budget loses nothing, past it the drops are exact; enforcement goes on",
     async () => {

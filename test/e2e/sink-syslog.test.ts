@@ -4,13 +4,15 @@
 // through the real agent (`ward agent --sink syslog://...`). With rsyslog stopped mid-run
 // and started again, the events produced meanwhile arrive (within the retry budget) while
 // the Sigkill policy keeps killing; past the budget, the drop counter counts what was lost.
-import { describe, expect } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { kernelTest } from "../lib/host.ts";
 import { ensureServers, freePort, Rsyslog, RSYSLOGD } from "../lib/servers.ts";
 import { ServerProcess, execLinesOf, readGuarded, waitSinkUp, readIfExists, runMarkers, sampleOf, startAgent, waitFor } from "../lib/sink-harness.ts";
 import { sinkSuite } from "../lib/sink-suite.ts";
+import { LineArena } from "../lib/line-arena.ts";
+import { SyslogSink } from "../../src/export/sinks/syslog.ts";
 
 const { dir, bpfDir, secret, allowed, servers, agents } = sinkSuite<ServerProcess>("syslog");
 
@@ -35,6 +37,39 @@ async function rsyslog(name: string): Promise<Rsyslog> {
 }
 
 describe("syslog sink against rsyslog", () => {
+  test(
+    "byte lines as the pipeline hands them (arena views), non-ASCII included: TCP, UDP and unix deliver each MSG byte-exact, framed by its octet count",
+    async () => {
+      const rs = await rsyslog("bytes");
+      const tag = `ward-syslog-bytes-${process.pid}`;
+      // ü, € and 😀 are 2, 3 and 4 bytes: a LEN counted in characters would cut the frame short
+      // and rsyslog would read the rest as the start of a garbled next frame.
+      const texts = Array.from({ length: 40 }, (_, i) =>
+        JSON.stringify({ process_exec: { process: { pid: 1000 + i, binary: "/usr/bin/echo", arguments: `${tag} ${i} grüße €5 😀` } }, node_name: "bytes-node", time: `2026-12-03T15:53:00.${String(i).padStart(6, "0")}123Z` }),
+      );
+      const arena = new LineArena();
+      const lines = texts.map((t, i) => (i % 5 === 4 ? t : arena.add(t)));
+      for (const proto of ["tcp", "udp", "unix"] as const) {
+        const s = new SyslogSink({ proto, host: "127.0.0.1", port: rs.port, path: rs.socket, hostname: "bytes-node", lingerMs: 1, maxBatch: 16 });
+        for (const l of lines) s.write(l);
+        await s.close();
+        expect(s.stats()).toMatchObject({ written: 40, sent: 40 });
+        const file = proto === "tcp" ? rs.tcpFile : proto === "udp" ? rs.udpFile : rs.unixFile;
+        const got = await waitFor(`40 messages via ${proto}`, () => {
+          const r = received(file).filter((m) => m.msg.includes(tag));
+          return r.length === texts.length ? r : undefined;
+        }, 15_000);
+        if (proto === "udp") got.sort((a, b) => texts.indexOf(a.msg) - texts.indexOf(b.msg));
+        expect(got.map((r) => r.msg)).toEqual(texts);
+        for (const r of got) expect(r.msgid).toBe("process_exec");
+        // Nothing else in the file: no frame was split into a stray message.
+        expect(received(file).length).toBe(texts.length);
+      }
+      await rs.stop();
+    },
+    60_000,
+  );
+
   kernelTest(
     "the README's rsyslog configuration and sink command, as written (port and file moved into the test's own), deliver the events",
     async () => {

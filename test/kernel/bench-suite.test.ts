@@ -59,7 +59,9 @@ const REQUIRED = [
   "engine_eval_full_1",
   // issue 10: per sink, against the real servers (Loki: the stand-in)
   "sink_write_ns_per_event",
+  "sink_write_strings_ns_per_event",
   "sink_file_events_per_s",
+  "sink_file_strings_events_per_s",
   "sink_stdout_events_per_s",
   "sink_syslog_tcp_events_per_s",
   "sink_syslog_udp_events_per_s",

@@ -14,7 +14,7 @@ import { renderMetrics } from "../../src/api/metrics.ts";
 import { StdoutSink } from "../../src/export/stdout.ts";
 import type { AgentStatus } from "../../src/api/deps.ts";
 import { QueuedSink } from "../../src/export/queued.ts";
-import { SendError, type Batch, type SinkStats, type Transport } from "../../src/export/sink.ts";
+import { lineText, SendError, type Batch, type SinkStats, type Transport } from "../../src/export/sink.ts";
 import { formatSinkSpec, parseSinkConfig, parseSinkFlags, SinkConfigError } from "../../src/export/sink-spec.ts";
 import { clickhouseRow, clickhouseSchema } from "../../src/export/sinks/clickhouse.ts";
 import { eventTimeNs, lokiLabels, LokiSink, LokiTransport } from "../../src/export/sinks/loki.ts";
@@ -36,7 +36,7 @@ class Fake implements Transport {
     if (this.reject) throw new SendError("refused", false);
     if (this.down) throw new SendError("down", true);
     this.batches.push(batch.length);
-    this.got.push(...batch);
+    for (const l of batch) this.got.push(lineText(l));
   }
 }
 

@@ -8,6 +8,7 @@
 // on are columns of their own. Inserts are at-least-once: a batch whose response was lost is
 // inserted again on retry (a plain MergeTree does not deduplicate).
 import { QueuedSink, type QueueOptions } from "../queued.ts";
+import { lineText } from "../lines.ts";
 import type { Batch, Transport } from "../sink.ts";
 import { HttpError, post, splitCredentials } from "./http.ts";
 import { eventTimeNs } from "./loki.ts";
@@ -128,7 +129,8 @@ class ClickHouseTransport implements Transport {
   async send(batch: Batch): Promise<void> {
     if (!this.#created) await this.#create();
     const rows: string[] = [];
-    for (const line of batch) rows.push(clickhouseRow(line));
+    // A row's columns come from the parsed event: the text is needed for each line.
+    for (const line of batch) rows.push(clickhouseRow(lineText(line)));
     const body = `${rows.join("\n")}\n`;
     try {
       await post(`clickhouse insert into ${this.#db}.${this.#table}`, this.#url(`INSERT INTO ${this.#db}.${this.#table} FORMAT JSONEachRow`), { body, headers: this.#headers }, this.opts.timeoutMs ?? 10_000);

@@ -11,6 +11,7 @@
 // event that would go backwards to last + 1 ns; the exact time stays in the JSON line.
 // The per-stream memory is bounded: past MAX_STREAMS the oldest-used stream is forgotten.
 import { QueuedSink, type QueueOptions } from "../queued.ts";
+import { lineText } from "../lines.ts";
 import type { Batch, Transport } from "../sink.ts";
 import { post, splitCredentials } from "./http.ts";
 
@@ -85,7 +86,9 @@ export class LokiTransport implements Transport {
   body(batch: Batch, now = () => BigInt(Date.now()) * 1_000_000n): string {
     const streams = new Map<string, { stream: LokiLabels; values: [string, string][] }>();
     const pending = new Map<string, bigint>();
-    for (const line of batch) {
+    for (const l of batch) {
+      // The labels come from the parsed event and the entry is a JSON string: both need the text.
+      const line = lineText(l);
       const { labels, ns } = lokiLabels(line);
       const key = `${labels.node ?? ""}\0${labels.type}\0${labels.policy ?? ""}\0${labels.namespace ?? ""}`;
       let s = streams.get(key);

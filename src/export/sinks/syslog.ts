@@ -15,7 +15,9 @@
 // Over UDP nothing is ever known about delivery, and a message is cut at 65,000 bytes.
 import type { Socket } from "bun";
 import { QueuedSink, type QueueOptions } from "../queued.ts";
-import { SendError, type Batch, type Transport } from "../sink.ts";
+import { asBuffer, lineText } from "../lines.ts";
+import { SendError, type Batch, type Line, type Transport } from "../sink.ts";
+import { maxHeaderBytes, writeByteMessage } from "./syslog-bytes.ts";
 
 export type SyslogProto = "tcp" | "udp" | "unix";
 
@@ -50,35 +52,111 @@ function headerField(v: string, max: number): string {
   return s === "" ? "-" : s;
 }
 
-/** The event's `time` ("2026-12-03T15:53:00.123456789Z") in RFC 5424's form (≤ 6 fraction digits). */
-export function syslogTimestamp(line: string, now: () => Date = () => new Date()): string {
-  const i = line.lastIndexOf('"time":"');
-  if (i >= 0) {
-    const end = line.indexOf('"', i + 8);
-    const t = line.slice(i + 8, end);
-    const m = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)$/.exec(t);
+const TIME_KEY = '"time":"';
+const TIME_KEY_BYTES = Buffer.from(TIME_KEY);
+/** The longest `time` value looked at: 35 characters with 9 fraction digits and an offset. */
+const TIME_MAX = 40;
+const TIME_RE = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)$/;
+
+/**
+ * The event's `time` ("2026-12-03T15:53:00.123456789Z") in RFC 5424's form (≤ 6 fraction
+ * digits). On bytes the search and the decoding stay within the few ASCII bytes of the key
+ * and its value: the line itself is never decoded (UTF-8 never puts an ASCII byte inside a
+ * multi-byte character, so the byte search finds what the string search would).
+ */
+export function syslogTimestamp(line: Line, now: () => Date = () => new Date()): string {
+  let t: string | undefined;
+  if (typeof line === "string") {
+    const i = line.lastIndexOf(TIME_KEY);
+    if (i >= 0) t = line.slice(i + 8, line.indexOf('"', i + 8));
+  } else {
+    const b = asBuffer(line);
+    const i = b.lastIndexOf(TIME_KEY_BYTES);
+    if (i >= 0) {
+      const end = b.indexOf(0x22, i + 8);
+      if (end >= 0 && end - (i + 8) <= TIME_MAX) t = b.toString("latin1", i + 8, end);
+    }
+  }
+  if (t !== undefined) {
+    const m = TIME_RE.exec(t);
     if (m) return `${m[1]}${m[2] ? `.${m[2].slice(0, 6)}` : ""}${m[3]}`;
   }
   return now().toISOString();
 }
 
 /** The event type: the first key of a Tetragon event line, as the encoder writes it. */
-export function eventTypeOfLine(line: string): string {
-  const m = /^\{"([a-z_]{1,32})":/.exec(line);
+export function eventTypeOfLine(line: Line): string {
+  // `{"` + at most 32 name bytes + `":`: the first 36 bytes decide. Latin-1 maps a byte of a
+  // multi-byte character to a non-[a-z_] character, so it fails the pattern as UTF-8 would.
+  const head = typeof line === "string" ? line : asBuffer(line).toString("latin1", 0, Math.min(36, line.byteLength));
+  const m = /^\{"([a-z_]{1,32})":/.exec(head);
   return m ? m[1]! : "-";
 }
 
 export class SyslogFormatter {
   readonly prefix: string;
   readonly suffix: string;
+  readonly #prefixBytes: Uint8Array;
+  readonly #suffixBytes: Uint8Array;
+  /** Room one byte line's header (and LEN) can take: see maxHeaderBytes. */
+  readonly maxHeader: number;
   constructor(opts: Pick<SyslogOptions, "facility" | "severity" | "hostname" | "appName">) {
     const pri = (FACILITIES[opts.facility ?? "local0"] ?? 16) * 8 + (SEVERITIES[opts.severity ?? "info"] ?? 6);
     this.prefix = `<${pri}>1 `;
     this.suffix = ` ${headerField(opts.hostname, 255)} ${headerField(opts.appName ?? "ward", 48)} ${process.pid} `;
+    this.#prefixBytes = Buffer.from(this.prefix, "latin1");
+    this.#suffixBytes = Buffer.from(this.suffix, "latin1");
+    this.maxHeader = maxHeaderBytes(this.prefix.length, this.suffix.length);
   }
-  format(line: string): string {
-    return `${this.prefix}${syslogTimestamp(line)}${this.suffix}${eventTypeOfLine(line)} - ${line}`;
+  /** Writes one byte line's message (`LEN SP` first when framed) into out at off; the new offset. */
+  writeBytes(out: Uint8Array, off: number, line: Uint8Array, framed: boolean): number {
+    return writeByteMessage(out, off, line, this.#prefixBytes, this.#suffixBytes, framed);
   }
+  /** Everything before MSG: printable ASCII only (headerField, the timestamp's pattern), so its length is its byte count. */
+  header(line: Line): string {
+    return `${this.prefix}${syslogTimestamp(line)}${this.suffix}${eventTypeOfLine(line)} - `;
+  }
+  format(line: Line): string {
+    return `${this.header(line)}${lineText(line)}`;
+  }
+  /** One message as bytes: the header, then the line's bytes as they are. */
+  message(line: Line): Buffer {
+    if (typeof line === "string") return Buffer.from(this.header(line) + line);
+    const out = Buffer.allocUnsafe(this.maxHeader + line.byteLength);
+    return out.subarray(0, this.writeBytes(out, 0, line, false));
+  }
+}
+
+/**
+ * A batch as octet-counted frames (RFC 6587 §3.4.1), `LEN SP MSG` each, in one buffer: LEN is
+ * the exact byte count of MSG (header + line). Byte lines are framed from their bytes (the
+ * header fields copied out of them, syslog-bytes.ts) and copied once, into the result.
+ */
+export function octetFrames(fmt: SyslogFormatter, batch: Batch): Buffer {
+  // Strings are measured and headed first; a byte line needs at most maxHeader besides itself.
+  const heads: Array<string | undefined> = new Array<string | undefined>(batch.length);
+  let room = 0;
+  for (let i = 0; i < batch.length; i++) {
+    const l = batch[i]!;
+    if (typeof l === "string") {
+      const n = Buffer.byteLength(l, "utf8");
+      const h = fmt.header(l);
+      // The frame's prefix and the header are ASCII: their .length is their byte count.
+      const head = `${h.length + n} ${h}`;
+      heads[i] = head;
+      room += head.length + n;
+    } else room += fmt.maxHeader + l.byteLength;
+  }
+  const out = Buffer.allocUnsafe(room);
+  let off = 0;
+  for (let i = 0; i < batch.length; i++) {
+    const l = batch[i]!;
+    if (typeof l === "string") {
+      off += out.write(heads[i]!, off, "latin1");
+      off += out.write(l, off, "utf8");
+    } else off = fmt.writeBytes(out, off, l, true);
+  }
+  return out.subarray(0, off);
 }
 
 /** A TCP or unix stream connection that writes whole buffers, waiting for drain on backpressure. */
@@ -191,13 +269,9 @@ class StreamTransport implements Transport {
     this.#conn = new StreamConn(target, timeoutMs);
   }
   async send(batch: Batch): Promise<void> {
-    const parts: string[] = [];
-    for (const line of batch) {
-      const msg = this.fmt.format(line);
-      parts.push(`${Buffer.byteLength(msg)} `, msg);
-    }
+    const frames = octetFrames(this.fmt, batch);
     try {
-      await this.#conn.write(Buffer.from(parts.join("")));
+      await this.#conn.write(frames);
     } catch (err) {
       this.#conn.close();
       throw new SendError(`syslog: ${(err as Error).message}`, true, { cause: err });
@@ -229,7 +303,7 @@ class UdpTransport implements Transport {
         },
       }));
       for (const line of batch) {
-        let msg = Buffer.from(this.fmt.format(line));
+        let msg = this.fmt.message(line);
         if (msg.length > UDP_MAX) msg = msg.subarray(0, UDP_MAX);
         // false: the socket's buffer is full; wait for drain (bounded) and send again.
         for (let tries = 0; !sock.send(msg, this.port, this.host); tries++) {
