@@ -8,9 +8,10 @@
 // Also the cost of write() itself (the hub's synchronous part): ns per event into a queue.
 //
 // The events are a real process_exec line (Tetragon's shape, ~1.3 KB) with its pid, exec_id
-// and time varied per event, fed as the process pipeline feeds them: each line's UTF-8 bytes
-// written into a 64 KiB arena chunk followed by "\n" (test/lib/line-arena.ts), the views
-// handed to write(), made before the clock starts (that is the producer's cost). Two figures
+// and time varied per event, fed as UTF-8 bytes as the process pipeline feeds them (each
+// line's bytes followed by "\n" in a 64 KiB chunk, test/lib/line-arena.ts), the views made
+// before the clock starts (that is the producer's cost); write() copies each into the sink's
+// line store, as it must for the pipeline's borrowed lines, and that copy is timed. Two figures
 // are also taken with the same lines as strings, write() and the file sink, so the gain of
 // bytes over strings shows in the same run.
 //

@@ -15,8 +15,9 @@ export interface HubEvent {
   readonly type: string;
   readonly line: string;
   /**
-   * The line's UTF-8 bytes, when the producer has them (the process pipeline): immutable, so
-   * sinks keep the view. The sinks get these instead of `line`, which is then never read on
+   * The line's UTF-8 bytes, when the producer has them (the process pipeline). Borrowed:
+   * valid only during publishEvent, so sinks copy them and a subscriber that queues the event
+   * reads `line` first. The sinks get these instead of `line`, which is then never read on
    * the export path (the pipeline's `line` decodes the bytes lazily, for API streams).
    */
   readonly bytes?: Uint8Array;
@@ -108,6 +109,9 @@ class Subscriber implements EventSubscription {
 
   offer(ev: HubEvent): void {
     if (this.#closed || !this.filter(ev.json)) return;
+    // Decoded while the borrowed bytes are valid (the pipeline's line is made on first read;
+    // read later, it would be encoded again from the object form).
+    void ev.line;
     if (this.#waiter) {
       const w = this.#waiter;
       this.#waiter = undefined;

@@ -7,11 +7,9 @@
 // units), not Buffer.byteLength: on this host that costs 300-500 ns for a 1.3 KB line, as much
 // as the rest of write(), and the two agree for the ASCII JSON the encoder writes (a non-ASCII
 // character in an argument or path makes the string count low by at most 3x for that
-// character). The process pipeline's lines, the hot path, are bytes. A byte line is a view
-// that keeps its whole arena chunk (64 KiB) alive while queued: with dense lines (every event
-// exported) that is about the bytes counted, but when the export gate lets only a few events
-// of each chunk through, a long outage can pin up to one chunk per queued line, beyond what
-// maxQueueBytes counts. When the queue is full the
+// character). The process pipeline's lines, the hot path, are bytes, borrowed for the call:
+// write() copies them into the sink's line store (line-store.ts), whose chunks are reused
+// once their lines were sent or dropped, so the memory held is what is queued. When the queue is full the
 // OLDEST queued event is dropped (reason queue_full): during a long outage the queue then
 // holds the most recent events, which are the ones that matter when the server comes back
 // (what a process is doing now), and a burst never silently stops the newest events from
@@ -23,6 +21,7 @@
 // has passed since its first failure; then it is dropped (retry_budget) and the next one is
 // tried. Events written meanwhile wait in the queue, so an outage shorter than the budget
 // loses nothing as long as the queue holds what arrives during it.
+import { LineStore, type StoreChunk } from "./line-store.ts";
 import { DROP_REASONS, SendError, type Batch, type CountedSink, type DropReason, type Line, type SinkStats, type Transport } from "./sink.ts";
 
 export interface QueueOptions {
@@ -68,6 +67,12 @@ export class QueuedSink implements CountedSink {
   readonly opts: Required<QueueOptions>;
   // Ring buffer: #len lines starting at #head. Fixed capacity, so write() never reallocates.
   readonly #ring: (Line | undefined)[];
+  /** For each queued byte line, the store chunk its copy lives in. */
+  readonly #chunkOf: (StoreChunk | undefined)[];
+  /** Copies of byte lines: the hub's are borrowed, valid only during write(). */
+  readonly #store = new LineStore();
+  /** The chunks of the batch in flight, released when it is delivered or dropped. */
+  #batchChunks: StoreChunk[] = [];
   #head = 0;
   #len = 0;
   #bytes = 0;
@@ -96,6 +101,7 @@ export class QueuedSink implements CountedSink {
     this.opts.maxQueue = Math.max(1, Math.floor(this.opts.maxQueue));
     this.opts.maxBatch = Math.max(1, Math.floor(this.opts.maxBatch));
     this.#ring = new Array<Line | undefined>(this.opts.maxQueue);
+    this.#chunkOf = new Array<StoreChunk | undefined>(this.opts.maxQueue);
     this.#stats = { name, kind: transport.kind, sent: 0, retried: 0, dropped: zeroDrops(), written: 0, queued: 0, up: true };
   }
 
@@ -119,7 +125,11 @@ export class QueuedSink implements CountedSink {
     // Make room by dropping the oldest; each line is dropped at most once, so this is O(1) amortized.
     while (this.#len > 0 && (this.#len === cap || this.#bytes + n > this.opts.maxQueueBytes)) this.#dropOldest("queue_full");
     const tail = (this.#head + this.#len) % cap;
-    this.#ring[tail] = line;
+    if (typeof line === "string") this.#ring[tail] = line;
+    else {
+      this.#ring[tail] = this.#store.copy(line);
+      this.#chunkOf[tail] = this.#store.lastChunk;
+    }
     this.#len++;
     this.#bytes += n;
     if (this.#loop === undefined) {
@@ -134,6 +144,11 @@ export class QueuedSink implements CountedSink {
   #dropOldest(reason: DropReason): void {
     const line = this.#ring[this.#head]!;
     this.#ring[this.#head] = undefined;
+    const c = this.#chunkOf[this.#head];
+    if (c !== undefined) {
+      this.#chunkOf[this.#head] = undefined;
+      this.#store.release(c);
+    }
     this.#head = (this.#head + 1) % this.opts.maxQueue;
     this.#len--;
     this.#bytes -= queuedBytes(line);
@@ -174,6 +189,11 @@ export class QueuedSink implements CountedSink {
       const n = queuedBytes(line);
       if (out.length > 0 && bytes + n > this.opts.maxBatchBytes) break;
       this.#ring[this.#head] = undefined;
+      const c = this.#chunkOf[this.#head];
+      if (c !== undefined) {
+        this.#chunkOf[this.#head] = undefined;
+        this.#batchChunks.push(c);
+      }
       this.#head = (this.#head + 1) % cap;
       this.#len--;
       this.#bytes -= n;
@@ -191,6 +211,10 @@ export class QueuedSink implements CountedSink {
         await this.#deliver(batch);
       } finally {
         this.#inflight = 0;
+        // Sent or given up on: the transport is done with the batch's views.
+        const chunks = this.#batchChunks;
+        this.#batchChunks = [];
+        for (const c of chunks) this.#store.release(c);
       }
       // Under steady load the loop may never pause; a flush is done once what it waited for is out.
       if (this.#len === 0) this.#wakeFlushers();

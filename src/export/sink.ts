@@ -9,10 +9,11 @@
 
 /**
  * An event's export line without the trailing newline: either a string or its UTF-8 bytes.
- * Bytes are immutable: the producer never writes into them again, so a sink may keep the
- * view itself (no copy) for as long as it likes. The process pipeline hands out bytes (it
- * writes its lines back to back into arena chunks, each followed by a "\n" byte outside the
- * view; src/export/lines.ts joinLines uses that); everything else may write strings.
+ * Bytes given to write() are borrowed: valid only during the call (the process pipeline
+ * writes its next lines over them), so a sink copies what it keeps (QueuedSink does, into
+ * recycled chunks: src/export/line-store.ts). Byte lines in a Batch are the sink's own
+ * copies, valid until send() settles; consecutive ones are usually adjacent in one chunk
+ * with a "\n" between them, which src/export/lines.ts joinLines and lineRuns use.
  */
 export type Line = string | Uint8Array;
 

@@ -1,7 +1,8 @@
-// Byte lines as the process pipeline hands them to the sinks (src/export/sink.ts `Line`):
-// each line's UTF-8 bytes written into a large arena chunk and followed by one "\n" byte
-// outside the view, lines one after another, a new chunk when the next line does not fit.
-// For the sink tests and bench/sinks.ts, which must feed what the pipeline will feed.
+// Byte lines laid out as the process pipeline lays them out (src/events/byte-writer.ts):
+// each line's UTF-8 bytes followed by one "\n" byte outside the view, lines one after
+// another, a new chunk when the next line does not fit. Unlike the pipeline's (borrowed,
+// written over by its next lines) these stay valid, so a test can also hand them to
+// joinLines directly. For the sink tests and bench/sinks.ts.
 const encoder = new TextEncoder();
 
 export class LineArena {
