@@ -54,7 +54,7 @@ export interface ExecRecord {
   ino: bigint;
   nlink: number;
   binary: string;
-  /** argv, argv[0] first. */
+  /** argv, argv[0] first. Decoded records: read it while the record is handled (see DecodedExec). */
   argv: string[];
   /** argv[1..] as Tetragon prints them (args.ts); the decoder writes it from the record's block directly. */
   arguments?: string;
@@ -297,10 +297,9 @@ class ArgsReader {
     return this.#bytes;
   }
 
-  /** A copy of the argv bytes (one allocation; the record's view is only valid during the drain). */
-  copy(v: DataView, at: number, len: number): Uint8Array {
-    const start = v.byteOffset + at;
-    return this.#view(v).slice(start, start + len);
+  /** The whole memory the record lies in, as bytes (cached per buffer: no view per record). */
+  memoryOf(v: DataView): Uint8Array {
+    return this.#view(v);
   }
 
   read(v: DataView, at: number, len: number): string {
@@ -394,8 +393,10 @@ class PathTable {
 
 /**
  * A decoded exec record. `arguments` is written from the argv bytes directly (ArgsReader);
- * the argv array is decoded from a copy of those bytes only when asked for (the pipeline
- * never asks).
+ * the argv array is decoded from the record's own bytes only when asked for (the pipeline
+ * never asks), so it must be asked for while the record is being handled: a ring buffer
+ * record's memory is the kernel's again after the drain. Copying the bytes for every exec
+ * cost more than all of argv's other uses.
  */
 class DecodedExec implements ExecRecord {
   readonly op = "exec";
@@ -413,14 +414,17 @@ class DecodedExec implements ExecRecord {
     readonly ino: bigint,
     readonly nlink: number,
     readonly binary: string,
-    private readonly block: Uint8Array,
+    /** The memory of the record (ArgsReader.memoryOf) and where its argv bytes lie in it. */
+    private readonly mem: Uint8Array,
+    private readonly argvAt: number,
+    private readonly argvLen: number,
     args: string,
     readonly cwd: string,
   ) {
     this.arguments = args;
   }
   get argv(): string[] {
-    return (this.#argv ??= splitArgv(Buffer.from(this.block.buffer, this.block.byteOffset, this.block.byteLength).toString("utf8")));
+    return (this.#argv ??= splitArgv(Buffer.from(this.mem.buffer, this.mem.byteOffset + this.argvAt, this.argvLen).toString("utf8")));
   }
 }
 
@@ -528,7 +532,6 @@ export class ProcessRecordDecoder {
     if (d + bl + al + cl > v.byteLength) {
       throw new RecordError(`decode exec record: lengths ${bl}+${al}+${cl} exceed ${v.byteLength - d} data bytes`);
     }
-    const block = this.args.copy(v, d + bl, al);
     return new DecodedExec(
       time,
       v.getBigUint64(o.ktime, true),
@@ -541,7 +544,9 @@ export class ProcessRecordDecoder {
       v.getBigUint64(o.ino, true),
       v.getUint32(o.nlink, true),
       this.paths.get(v, d, bl),
-      block,
+      this.args.memoryOf(v),
+      v.byteOffset + d + bl,
+      al,
       this.args.read(v, d + bl, al),
       this.paths.get(v, d + bl + al, cl),
     );
