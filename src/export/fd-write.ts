@@ -36,7 +36,7 @@ function writevOnce(fd: number, bufs: Uint8Array[]): Promise<number> {
 
 /**
  * Writes the buffers one after another, as writeAll would their concatenation, with writev(2):
- * lines that are views of the producer's arena go to the kernel as they are, never copied
+ * lines that are views of the sink's line store go to the kernel as they are, never copied
  * into one buffer first. A short write resumes inside the buffer it stopped in.
  */
 export async function writevAll(fd: number, bufs: readonly Uint8Array[]): Promise<void> {

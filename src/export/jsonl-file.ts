@@ -44,7 +44,7 @@ class FileTransport implements Transport {
 
   async send(batch: Batch): Promise<void> {
     try {
-      // The batch as runs of the producer's arena (writev: no copy) when it fits the file.
+      // The batch as runs of the sink's line store (writev: no copy) when it fits the file.
       const runs = lineRuns(batch);
       let total = 0;
       for (const r of runs) total += r.byteLength;

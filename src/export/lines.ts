@@ -1,10 +1,10 @@
 // Event lines as the sinks carry them (src/export/sink.ts `Line`): a string, or the line's
-// UTF-8 bytes as a view the producer never writes into again. The process pipeline writes
-// its lines one after another into large arena chunks, each followed by one "\n" byte just
-// outside the view, so a batch of its lines is mostly a few contiguous runs of one buffer
-// (a 64 KiB chunk holds ~50 process_exec lines). lineRuns gives those runs as views for
-// writev(2) (the file and stdout sinks: no copy at all); joinLines gives one buffer, which is
-// a run itself when the batch is one, else one allocation and one `set` per run.
+// UTF-8 bytes. A sink's queued byte lines are its own copies in its line store
+// (line-store.ts), laid out one after another in chunks, each followed by one "\n" byte just
+// outside the view, so a batch of them is mostly a few contiguous runs of one buffer.
+// lineRuns gives those runs as views for writev(2) (the file and stdout sinks: no copy at
+// all); joinLines gives one buffer, which is a run itself when the batch is one, else one
+// allocation and one `set` per run.
 import type { Batch, Line } from "./sink.ts";
 
 const NL = 0x0a;
