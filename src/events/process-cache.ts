@@ -66,17 +66,25 @@ class Entry {
   readonly pid: number;
   readonly ktime: bigint;
   #info: ProcessInfo | undefined;
-  /** A clone not yet built: its record and the image it copies (the parent's, at clone time). */
-  #clone: { rec: CloneRecord; from: Entry | undefined; nodeName: string } | undefined;
+  // A clone not yet built: its record, the image it copies (the parent's, at clone time) and
+  // the node name for its exec_id. Fields of their own rather than one object: a fork storm
+  // makes one of these per fork.
+  #cloneRec: CloneRecord | undefined;
+  #cloneFrom: Entry | undefined;
+  #cloneNode = "";
   constructor(
     info: ProcessInfo | undefined,
     public parent: Entry | undefined,
-    clone?: { rec: CloneRecord; from: Entry | undefined; nodeName: string },
+    clone?: CloneRecord,
+    from?: Entry,
+    nodeName?: string,
   ) {
     this.#info = info;
-    this.#clone = clone;
-    this.pid = info?.pid ?? clone!.rec.pid;
-    this.ktime = info?.ktime ?? clone!.rec.ktime;
+    this.#cloneRec = clone;
+    this.#cloneFrom = from;
+    if (nodeName !== undefined) this.#cloneNode = nodeName;
+    this.pid = info?.pid ?? clone!.pid;
+    this.ktime = info?.ktime ?? clone!.ktime;
   }
 
   get built(): boolean {
@@ -92,8 +100,11 @@ class Entry {
   }
 
   #build(): ProcessInfo {
-    const { rec, from, nodeName } = this.#clone!;
-    this.#clone = undefined;
+    const rec = this.#cloneRec!;
+    const from = this.#cloneFrom;
+    const nodeName = this.#cloneNode;
+    this.#cloneRec = undefined;
+    this.#cloneFrom = undefined;
     const pinfo = from?.info;
     return {
       execId: execId(nodeName, rec.ktime, rec.pid),
@@ -275,7 +286,7 @@ export class ProcessCache {
 
   private cloneEntry(rec: CloneRecord): Entry {
     const parent = this.findParent(rec.ppid, rec.parentKtime);
-    const e = this.insert(new Entry(undefined, undefined, { rec, from: parent, nodeName: this.nodeName }), parent);
+    const e = this.insert(new Entry(undefined, undefined, rec, parent, this.nodeName), parent);
     this.replaceCurrent(rec.pid, e);
     this.enforceBound();
     return e;

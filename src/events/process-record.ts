@@ -273,6 +273,11 @@ class TextReader {
     const start = v.byteOffset + at;
     return this.#buf.toString("utf8", start, start + len);
   }
+
+  /** The text of `len` bytes at `start` of `b` (a view of a whole buffer). */
+  readAt(b: Uint8Array, start: number, len: number): string {
+    return Buffer.from(b.buffer, b.byteOffset + start, len).toString("utf8");
+  }
 }
 
 /**
@@ -366,6 +371,26 @@ class PathTable {
     }
     const b = this.#bytes;
     const start = v.byteOffset + at;
+    // The two paths of the last hit first (an exec's binary and cwd): a host that execs fast
+    // mostly runs the same few, and one byte comparison costs less than hashing.
+    for (let k = 0; k < 2; k++) {
+      const e = this.#recent[k];
+      if (e === undefined || e.bytes.length !== len) continue;
+      const eb = e.bytes;
+      let i = 0;
+      while (i < len && eb[i] === b[start + i]) i++;
+      if (i === len) return e.text;
+    }
+    const e = this.#lookup(b, start, len);
+    this.#recent[this.#next] = e;
+    this.#next ^= 1;
+    return e.text;
+  }
+
+  readonly #recent: ({ bytes: Uint8Array; text: string } | undefined)[] = [undefined, undefined];
+  #next = 0;
+
+  #lookup(b: Uint8Array, start: number, len: number): { bytes: Uint8Array; text: string } {
     let h = 0x811c9dc5 ^ len;
     for (let i = 0; i < len; i++) h = Math.imul(h ^ b[start + i]!, 0x01000193);
     const bucket = this.#table.get(h);
@@ -375,10 +400,10 @@ class PathTable {
         if (eb.length !== len) continue;
         let i = 0;
         while (i < len && eb[i] === b[start + i]) i++;
-        if (i === len) return e.text;
+        if (i === len) return e;
       }
     }
-    const text = this.text.read(v, at, len);
+    const text = this.text.readAt(b, start, len);
     if (this.#size >= 8192) {
       this.#table.clear();
       this.#size = 0;
@@ -387,7 +412,7 @@ class PathTable {
     if (bucket !== undefined && this.#table.has(h)) bucket.push(entry);
     else this.#table.set(h, [entry]);
     this.#size++;
-    return text;
+    return entry;
   }
 }
 
