@@ -122,16 +122,6 @@ class Entry {
   }
 }
 
-/** The cached images of one pid, oldest first, and the newest ktime among them (an upper bound after removals). */
-class PidImages {
-  readonly list: Entry[];
-  newest: bigint;
-  constructor(first: Entry) {
-    this.list = [first];
-    this.newest = first.ktime;
-  }
-}
-
 export function emptyCreds(): CredsNs {
   return {
     uid: 0,
@@ -157,12 +147,11 @@ export class ProcessCache {
   readonly retainMs: number;
   readonly maxRetained: number;
   private readonly now: () => number;
-  // Images by pid, newest last: (pid, ktime) is the identity, and a pid has few cached images
-  // (its current one, and ended ones inside the retention time), so a short scan finds one
-  // without building a string key per lookup. Each list also keeps its newest ktime, so the
-  // duplicate check of an insert (a new image is almost always newer than every cached one of
-  // its pid) costs one comparison instead of a scan.
-  private readonly images = new Map<number, PidImages>();
+  // Images by pid, oldest first: (pid, ktime) is the identity, and a pid has few cached
+  // images (its current one, and ended ones inside the retention time), so a short scan from
+  // the newest end finds one without building a string key per lookup. A plain array per pid:
+  // a fork storm adds one per new pid, and a wrapper object cost more than the scan it saved.
+  private readonly images = new Map<number, Entry[]>();
   private count = 0;
   private readonly byPid = new Map<number, Entry>();
   /** Ended images in end order; GC looks at the front. */
@@ -371,9 +360,8 @@ export class ProcessCache {
   }
 
   private lookup(pid: number, ktime: bigint): Entry | undefined {
-    const l = this.images.get(pid);
-    if (l === undefined || ktime > l.newest) return undefined;
-    const list = l.list;
+    const list = this.images.get(pid);
+    if (list === undefined) return undefined;
     for (let i = list.length - 1; i >= 0; i--) {
       const e = list[i]!;
       if (e.ktime === ktime) return e;
@@ -387,11 +375,8 @@ export class ProcessCache {
     if (parent) this.link(e, parent);
     e.cached = true;
     const l = this.images.get(e.pid);
-    if (l === undefined) this.images.set(e.pid, new PidImages(e));
-    else {
-      l.list.push(e);
-      if (e.ktime > l.newest) l.newest = e.ktime;
-    }
+    if (l === undefined) this.images.set(e.pid, [e]);
+    else l.push(e);
     this.count++;
     this.order.push(e);
     return e;
@@ -438,9 +423,8 @@ export class ProcessCache {
   private remove(e: Entry, evicted: boolean): void {
     if (!e.cached) return;
     e.cached = false;
-    const l = this.images.get(e.pid);
-    if (l !== undefined) {
-      const list = l.list;
+    const list = this.images.get(e.pid);
+    if (list !== undefined) {
       // Evictions and retention take the oldest image, which sits at the front.
       const i = list[0] === e ? 0 : list.lastIndexOf(e);
       if (i === 0) list.shift();
