@@ -88,8 +88,11 @@ export function memoryDetail(types = false): string {
  *   since then. The share is needed because the agent sees every process on the host: on a
  *   shared build host other work alone kept every 2 s interval after an open storm above
  *   1,000 events (2,000-4,000), and with the absolute rule alone no collection ran after
- *   the storm in 4 of 7 footprint-bench runs on eb0903b (JS heap left at 20-45 MiB, RSS
- *   125-230 MiB settled where the runs that collected settled at 104-117 MiB). The share
+ *   the 1M-event storm in 3 of 6 footprint-bench runs on eb0903b (and after the 100k one
+ *   in another), leaving the JS heap at 20-45 MiB and RSS at 118-227 MiB where the runs
+ *   that collected settled at 107-117 MiB. With the share rule but not the growth rule, two
+ *   runs collected after both storms and still settled 16-20% higher after 1M events than
+ *   after 100k (heap 18 MiB live in 27-32 MiB of blocks, against 16 in 19 after 100k). The share
  *   rule was tried before, on 9cd28a4, and a run still settled at 575 MiB without a
  *   collection: there the fanotify decision thread's matches queued without a bound while
  *   the main thread was behind, and the main thread kept reading them at its full rate for
