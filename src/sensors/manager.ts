@@ -360,7 +360,7 @@ class Attachment {
         fanotify_new_dirs: c.newDirs, fanotify_new_dirs_missed: c.newDirsMissed, fanotify_max_dir_mark_us: c.maxDirMarkUs,
         fanotify_failed: this.fanFailure === undefined ? 0 : 1,
         fanotify_map_facts: c.mapFacts, fanotify_proc_fallbacks: c.procFallbacks,
-        fanotify_post_dropped: c.postDropped,
+        fanotify_post_dropped: c.postDropped, fanotify_idle_collections: c.idleCollections,
       });
     }
     return out;

@@ -141,3 +141,38 @@ describe("fanotify: the main thread behind the decision thread", () => {
     }
   }, 20_000);
 });
+
+describe("fanotify: the decision thread's own heap", () => {
+  let gdir = "";
+  beforeAll(() => {
+    if (kernelUnavailable() !== undefined) return;
+    gdir = mkdtempSync("/tmp/ward-fangc-");
+    writeFileSync(join(gdir, "watched"), SECRET);
+  });
+  afterAll(() => {
+    if (gdir !== "") rmSync(gdir, { recursive: true, force: true });
+  });
+
+  kernelTest("after idleCollectAfter decisions, a second without events runs one collection of the thread's heap; none while it stays idle, none before the count", async () => {
+    const { FanotifyGuard } = await import("../../src/sensors/fanotify.ts");
+    const file = join(gdir, "watched");
+    const g = FanotifyGuard.create({ idleCollectAfter: 20 });
+    try {
+      g.addRule({ action: "report", post: true, target: "open" }, [file]);
+      g.start((why) => process.stderr.write(`fanotify: ${why}\n`));
+      await g.ready();
+      const opens = (n: number) => expect(Bun.spawnSync(["sh", "-c", `i=0; while [ $i -lt ${n} ]; do read l < '${file}' || exit 3; i=$((i+1)); done`]).exitCode).toBe(0);
+      opens(10);
+      await Bun.sleep(1500);
+      expect(g.counters().idleCollections).toBe(0); // 10 < 20
+      opens(15);
+      expect(g.counters().events).toBe(25);
+      await Bun.sleep(1500);
+      expect(g.counters().idleCollections).toBe(1);
+      await Bun.sleep(1500);
+      expect(g.counters().idleCollections).toBe(1);
+    } finally {
+      g.close();
+    }
+  }, 20_000);
+});
