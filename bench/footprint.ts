@@ -120,12 +120,19 @@ await runBench("footprint", "Footprint: binary size, idle RSS and CPU, RSS under
       log(`RSS after ${mark} events: ${at[mark]!.toFixed(1)} MiB`);
     }
     const ratio = at[bigMark]! / at[smallMark]!;
+    // Events the agent could not keep up with are dropped and counted, not queued (the
+    // fanotify decision thread's Post matches beyond its bound): the marks count events
+    // published, and the drops are stated next to the figure.
+    const after = await agent.status();
+    const lostNow = Object.entries(after.events.lost).filter(([, n]) => n > 0);
+    const lostText = lostNow.length === 0 ? "no events lost" : `events lost: ${lostNow.map(([k, n]) => `${n.toLocaleString("en-US")} ${k}`).join(", ")}`;
     // Where the growth is: anonymous pages (heap, buffers) or file pages of the binary.
     section.profiles.push({
       explains: ["rss_growth_1m_over_100k"],
       title: "RSS as the kernel splits it at each mark (/proc/<pid>/status)",
       lines: [
         ...[smallMark, bigMark].map((mk) => `after ${mk.toLocaleString("en-US")} events: ${Object.entries(split[mk]!).map(([k, v]) => `${k} ${(v / MiB).toFixed(1)} MiB`).join(", ")}`),
+        `${lostText} (of ${(after.events.total - base).toLocaleString("en-US")} published since the policy; Post matches beyond the fanotify queue bound are dropped while the agent's main thread is behind)`,
         ...[["idle", idleStatus.memory] as const, ...[smallMark, bigMark].map((mk) => [`after ${mk.toLocaleString("en-US")} events`, heap[mk]] as const)].map(
           ([when, m]) => `${when}, as the agent reports it: ${m === undefined ? "no memory figures in /v1/status" : `JS heap ${(m.js_heap_bytes / MiB).toFixed(1)} MiB, external ${(m.js_external_bytes / MiB).toFixed(1)} MiB, RssAnon ${((m.rss_anon_bytes ?? 0) / MiB).toFixed(1)} MiB, ${m.reclaims ?? "?"} burst reclaims so far`}`,
         ),
@@ -134,7 +141,7 @@ await runBench("footprint", "Footprint: binary size, idle RSS and CPU, RSS under
     section.metrics.push(
       metric({ id: "rss_after_100k", name: `RSS after ${smallMark.toLocaleString("en-US")} events`, unit: "MiB", median: at[smallMark]!, min: at[smallMark]!, max: at[smallMark]!, rounds: 1 }),
       metric({ id: "rss_after_1m", name: `RSS after ${bigMark.toLocaleString("en-US")} events`, unit: "MiB", median: at[bigMark]!, min: at[bigMark]!, max: at[bigMark]!, rounds: 1 }),
-      metric({ id: "rss_growth_1m_over_100k", name: `RSS after ${bigMark.toLocaleString("en-US")} events over RSS after ${smallMark.toLocaleString("en-US")}`, unit: "ratio", target: { op: "<=", value: 1.1 }, median: ratio, min: ratio, max: ratio, rounds: 1, detail: `events from a Post policy on a file and an open storm on CPU 0, ${((performance.now() - t0) / 1000).toFixed(0)} s; settled RSS (lowest sample in 6 s after each mark)` }),
+      metric({ id: "rss_growth_1m_over_100k", name: `RSS after ${bigMark.toLocaleString("en-US")} events over RSS after ${smallMark.toLocaleString("en-US")}`, unit: "ratio", target: { op: "<=", value: 1.1 }, median: ratio, min: ratio, max: ratio, rounds: 1, detail: `events from a Post policy on a file and an open storm on CPU 0, ${((performance.now() - t0) / 1000).toFixed(0)} s; settled RSS (lowest sample in 6 s after each mark); ${lostText}` }),
       // Ours and the runtime's apart: the JS heap the agent itself reports at each settled
       // mark. RSS can grow while this stays flat (allocator pages kept); this growing is state
       // the events left behind.

@@ -325,7 +325,9 @@ export class Agent {
       throw err;
     }
     releaseStartupMemory();
-    this.#reclaimer = new BurstReclaimer(() => this.hub.counters().total);
+    // WARD_MEMORY_LOG=1: each check's event counts and the heap and allocator figures on the
+    // log (diagnosing what holds memory after a burst; off by default).
+    this.#reclaimer = new BurstReclaimer(() => this.hub.counters().total, process.env.WARD_MEMORY_LOG === "1" ? { log: parts.log } : {});
     this.#reclaimer.start();
     this.#ready = true;
     this.#createdToken = undefined;

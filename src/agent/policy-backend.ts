@@ -73,6 +73,7 @@ export function createPolicyBackend(ctx: SensorContext, sensors: readonly Sensor
     encode,
     publish: (ev) => ctx.publish(ev),
     log: (msg) => ctx.log(msg),
+    recordLoss: (reason, n) => ctx.recordLoss(reason, n),
     ...(ps ? { processes: ps.cache } : {}),
     ...(processMap ? { processMap } : {}),
     generic,

@@ -83,6 +83,16 @@ export interface FanotifyOptions {
   /** Account the decision thread's CPU time per phase (counters cpu*Us; a few clock reads per decision). */
   profile?: boolean;
   /**
+   * Posted matches the decision thread may have on their way to the main thread (sent, not
+   * yet handed to the onMatch listeners); a Post match beyond it is dropped and counted
+   * (postDropped), the decision itself is made and answered as always. Default
+   * MAX_QUEUED_POSTS.
+   */
+  maxQueuedPosts?: number;
+  /** Decisions after which the decision thread, once a second passes without events, runs a
+   * full collection of its own heap (default 50,000; 0: never). */
+  idleCollectAfter?: number;
+  /**
    * The policy's workload scope: openers outside it are allowed without looking further.
    * Membership is read from the kernel's scope maps (the same set the BPF programs check),
    * for the opener's cgroup and its ancestors (src/workloads/scope-maps.ts).
@@ -176,6 +186,10 @@ export interface FanotifyCounters {
   mapFacts: number;
   /** processes (openers or ancestors) the process map had no entry for, read from /proc instead */
   procFallbacks: number;
+  /** Post matches not sent because maxQueuedPosts were still on their way to the main thread */
+  postDropped: number;
+  /** full collections of the decision thread's own heap, once idle after a burst */
+  idleCollections: number;
   /** FanotifyOptions.profile: the decision thread's CPU time (µs, CLOCK_THREAD_CPUTIME_ID) in
    * epoll_wait, in read (the kernel makes the event's file fd and pidfd there), deciding,
    * writing the answer, and closing the two fds; 0 without profile */
@@ -186,7 +200,20 @@ export interface FanotifyCounters {
   cpuCloseUs: number;
 }
 
-const COUNTER_NAMES: (keyof FanotifyCounters)[] = ["events", "allowed", "denied", "killed", "exempt", "timeouts", "undecided", "maxAnswerUs", "totalAnswerUs", "outOfScope", "scheduling", "newDirs", "newDirsMissed", "maxDirMarkUs", "mapFacts", "procFallbacks", "cpuWaitUs", "cpuReadUs", "cpuDecideUs", "cpuAnswerUs", "cpuCloseUs"];
+const COUNTER_NAMES: (keyof FanotifyCounters)[] = ["events", "allowed", "denied", "killed", "exempt", "timeouts", "undecided", "maxAnswerUs", "totalAnswerUs", "outOfScope", "scheduling", "newDirs", "newDirsMissed", "maxDirMarkUs", "mapFacts", "procFallbacks", "cpuWaitUs", "cpuReadUs", "cpuDecideUs", "cpuAnswerUs", "cpuCloseUs", "postDropped", "idleCollections"];
+
+/**
+ * The default bound on posted matches in flight to the main thread (FanotifyOptions
+ * maxQueuedPosts). The decision thread runs real-time and answers an open in tens of
+ * microseconds; the main thread turns each match into an exported event, which costs more
+ * and waits for the CPU like any other task. On a busy host it falls behind, and without a
+ * bound the difference queued up as messages: in an open storm with the main thread sharing
+ * its CPU, 129,000 matches (about 1.3 KB each, 170 MiB) were waiting, and the pages stayed
+ * with the allocator after they were read. 8,192 matches is about 10 MiB, as much as the
+ * process sensor's 8 MiB ring buffer holds, and over half a second of the main thread's work.
+ */
+export const MAX_QUEUED_POSTS = 8192;
+const POST_DROPPED = COUNTER_NAMES.indexOf("postDropped");
 
 /** The message that starts the worker (structured-cloned; the counters buffer is shared). */
 interface WorkerInit {
@@ -229,6 +256,10 @@ interface WorkerInit {
   /** what the engine rules read of the opener */
   needs?: EngineNeeds;
   profile: boolean;
+  /** FanotifyOptions.maxQueuedPosts */
+  maxQueued: number;
+  /** decisions after which a second without events collects the thread's heap (0: never) */
+  idleGcAfter: number;
 }
 
 interface WorkerMatch {
@@ -812,6 +843,9 @@ export function fanotifyWorkerMain(ffi: typeof import("bun:ffi"), fs: typeof imp
       return 0;
     };
     const matches: WorkerMatch[] = [];
+    // Matches posted so far (int32, wrapping like control[3], the count the main thread has
+    // handed to its listeners): their difference is what is on its way.
+    let posted = 0;
     // profile: CPU time per phase into counters[16..20] (µs)
     const pts = new BigInt64Array(2);
     let pLast = 0;
@@ -830,8 +864,24 @@ export function fanotifyWorkerMain(ffi: typeof import("bun:ffi"), fs: typeof imp
     // spin would hold off the very opener whose next event it waits for (measured: a third
     // of the decisions per second of sleeping in epoll_wait at once).
     const SPIN_MS = counters[10] === 1 ? 0 : 0.05;
+    // This thread's heap is its own (a worker's), out of reach of the main thread's
+    // collections (agent BurstReclaimer): the garbage of a burst of decisions (the events'
+    // keys, paths and posted match objects) waits for this thread's collector, which runs as
+    // it allocates and not at all once it sleeps. So after a burst (init.idleGcAfter
+    // decisions since the last time) the sleep is bounded: a second without events, and one
+    // full collection gives the pages back while nothing waits for an answer. Measured with
+    // 135,000 decisions of an open storm and the main thread's full collection after it:
+    // RssAnon stayed at 32 MiB without this, 16 MiB with it (8 MiB before the storm).
+    let sinceGc = 0;
     for (;;) {
-      libc.epoll_wait(epfd, evs, 4, -1);
+      const burst = init.idleGcAfter > 0 && sinceGc >= init.idleGcAfter;
+      if (Number(libc.epoll_wait(epfd, evs, 4, burst ? 1000 : -1)) === 0 && burst) {
+        if (Atomics.load(control, 0) !== 0) break;
+        sinceGc = 0;
+        Bun.gc(true);
+        bump(22);
+        continue;
+      }
       if (prof) phase(16);
       if (Atomics.load(control, 0) !== 0) break;
       let idleSince = 0;
@@ -873,6 +923,7 @@ export function fanotifyWorkerMain(ffi: typeof import("bun:ffi"), fs: typeof imp
           off += len;
           if (fd < 0) continue;
           bump(0);
+          sinceGc++;
           let allow = true;
           let scoped = 1;
           try {
@@ -973,7 +1024,9 @@ export function fanotifyWorkerMain(ffi: typeof import("bun:ffi"), fs: typeof imp
                 } else if (rule.action === "deny") {
                   allow = false;
                 }
-                if (rule.post) {
+                if (rule.post && ((posted + matches.length - Atomics.load(control, 3)) | 0) >= init.maxQueued) {
+                  bump(21); // postDropped, index 21 of COUNTER_NAMES
+                } else if (rule.post) {
                   readExe();
                   // the opened file's path as the kernel resolved it (events name it)
                   fdPath(fd);
@@ -1001,7 +1054,10 @@ export function fanotifyWorkerMain(ffi: typeof import("bun:ffi"), fs: typeof imp
           bump(8, us);
           if (us > (counters[7] ?? 0)) counters[7] = us;
         }
-        if (matches.length > 0) scope.postMessage(matches.splice(0));
+        if (matches.length > 0) {
+          posted = (posted + matches.length) | 0;
+          scope.postMessage(matches.splice(0));
+        }
         // A read that left room for more events emptied the queue: sleep in epoll_wait now
         // (level-triggered: it returns at once for an event queued meanwhile) rather than pay
         // a read that returns EAGAIN, one syscall of the half dozen a decision costs.
@@ -1081,7 +1137,8 @@ export class FanotifyGuard {
   #notifyFd = -1;
   readonly #rules: RuleEntry[] = [];
   readonly #counters = new SharedArrayBuffer(COUNTER_NAMES.length * 8);
-  readonly #control = new SharedArrayBuffer(12);
+  // [0] stop, [1] left the loop, [2] has the group fd, [3] matches handed to the listeners
+  readonly #control = new SharedArrayBuffer(16);
   readonly #opts: FanotifyOptions;
   /** FAN_REPORT_PIDFD is available here */
   readonly #pidfdSupported: boolean;
@@ -1092,6 +1149,9 @@ export class FanotifyGuard {
   #stopped: Promise<void> | undefined;
   #ready: Promise<void> | undefined;
   #listeners: ((m: FanotifyMatch[]) => void)[] = [];
+  #dropListeners: ((n: number) => void)[] = [];
+  /** postDropped as last reported to the drop listeners */
+  #droppedSeen = 0;
   #closed = false;
   #nextRule = 1;
   #prefixEntries = 0;
@@ -1234,6 +1294,8 @@ export class FanotifyGuard {
       failDeny: (this.#opts.failMode ?? "deny") === "deny",
       realtime: (this.#opts.scheduling ?? "realtime") === "realtime",
       profile: this.#opts.profile === true,
+      maxQueued: this.#opts.maxQueuedPosts ?? MAX_QUEUED_POSTS,
+      idleGcAfter: this.#opts.idleCollectAfter ?? 50_000,
       pidfd: this.#pidfd,
       counters: this.#counters,
       control: this.#control,
@@ -1270,6 +1332,7 @@ export class FanotifyGuard {
     const isReady = new Promise<void>((r) => {
       ready = r;
     });
+    const control = new Int32Array(this.#control);
     w.onmessage = (e: MessageEvent) => {
       if (e.data === "ready") {
         ready();
@@ -1282,7 +1345,20 @@ export class FanotifyGuard {
       const batch = (e.data as WorkerMatch[]).map((m): FanotifyMatch => ({
         rule: m.rule, pid: m.pid, action: m.action, dev: BigInt(m.dev), ino: BigInt(m.ino), exeIno: BigInt(m.exeIno), exe: m.exe, path: m.path, timeNs: BigInt(m.timeNs), exec: m.exec,
       }));
-      for (const l of this.#listeners) l(batch);
+      try {
+        for (const l of this.#listeners) l(batch);
+      } finally {
+        // Only now are they off the queue the bound counts.
+        Atomics.add(control, 3, batch.length);
+        // A drop happens while matches are on their way, so a later batch always comes to
+        // report it (the counter itself is exact at any time).
+        const dropped = new Float64Array(this.#counters)[POST_DROPPED] ?? 0;
+        if (dropped > this.#droppedSeen) {
+          const n = dropped - this.#droppedSeen;
+          this.#droppedSeen = dropped;
+          for (const l of this.#dropListeners) l(n);
+        }
+      }
     };
     let failure: string | undefined;
     w.onerror = (e: ErrorEvent) => {
@@ -1362,6 +1438,11 @@ export class FanotifyGuard {
     return () => {
       this.#listeners = this.#listeners.filter((l) => l !== cb);
     };
+  }
+
+  /** Post matches dropped at the bound (maxQueuedPosts), as they are found: n since the last call. */
+  onDropped(cb: (n: number) => void): void {
+    this.#dropListeners.push(cb);
   }
 
   counters(): FanotifyCounters {

@@ -102,11 +102,16 @@ export interface ProcessLookup {
  */
 const LOOKUP_RETRY_MS = [20, 80, 250];
 
+/** events.lost reason: Post matches of a fanotify rule dropped while the main thread was behind (MAX_QUEUED_POSTS). */
+export const LOSS_FANOTIFY_QUEUE = "fanotify_queue_full";
+
 export interface ManagerOptions {
   features: HookFeatures;
   encode: EncodeOptions;
   publish(ev: JsonObject): void;
   log(msg: string): void;
+  /** Events lost before they were published (the agent's events.lost, by reason). */
+  recordLoss?(reason: string, n: number): void;
   processes?: ProcessLookup;
   /** tgids no policy may kill besides this process (which is always exempt). */
   exemptPids?: number[];
@@ -355,6 +360,7 @@ class Attachment {
         fanotify_new_dirs: c.newDirs, fanotify_new_dirs_missed: c.newDirsMissed, fanotify_max_dir_mark_us: c.maxDirMarkUs,
         fanotify_failed: this.fanFailure === undefined ? 0 : 1,
         fanotify_map_facts: c.mapFacts, fanotify_proc_fallbacks: c.procFallbacks,
+        fanotify_post_dropped: c.postDropped, fanotify_idle_collections: c.idleCollections,
       });
     }
     return out;
@@ -990,6 +996,7 @@ export class PolicyManager {
     fan.onMatch((batch) => {
       for (const m of batch) a.publishFan(m);
     });
+    fan.onDropped((n) => this.opts.recordLoss?.(LOSS_FANOTIFY_QUEUE, n));
     fan.start((why) => {
       a.fanFailure = why;
       this.opts.log(`policy ${policy.metadata.name}: ${why}`);

@@ -94,3 +94,85 @@ setInterval(() => {}, 1000);
     expect(againOut).toBe(SECRET);
   }, 20_000);
 });
+
+describe("fanotify: the main thread behind the decision thread", () => {
+  let qdir = "";
+  beforeAll(() => {
+    if (kernelUnavailable() !== undefined) return;
+    qdir = mkdtempSync("/tmp/ward-fanqueue-");
+    writeFileSync(join(qdir, "watched"), SECRET);
+  });
+  afterAll(() => {
+    if (qdir !== "") rmSync(qdir, { recursive: true, force: true });
+  });
+
+  kernelTest("Post matches beyond maxQueuedPosts in flight are dropped and counted; every open is still answered; the bound frees as the main thread reads", async () => {
+    const { FanotifyGuard } = await import("../../src/sensors/fanotify.ts");
+    const file = join(qdir, "watched");
+    const g = FanotifyGuard.create({ maxQueuedPosts: 4 });
+    try {
+      g.addRule({ action: "report", post: true, target: "open" }, [file]);
+      g.start((why) => process.stderr.write(`fanotify: ${why}\n`));
+      await g.ready();
+      const got: number[] = [];
+      const dropped: number[] = [];
+      g.onMatch((b) => got.push(...b.map((m) => m.pid)));
+      g.onDropped((n) => dropped.push(n));
+      // 40 opens by one shell while this thread is blocked in spawnSync: the decision thread
+      // answers each one, but no message is read here until it returns.
+      const sh = Bun.spawnSync(["sh", "-c", `i=0; while [ $i -lt 40 ]; do read l < '${file}' || exit 3; i=$((i+1)); done; echo $$`]);
+      expect(sh.exitCode).toBe(0);
+      const shPid = Number(sh.stdout.toString().trim());
+      expect(g.counters().events).toBe(40);
+      expect(g.counters().allowed).toBe(40);
+      expect(g.counters().postDropped).toBe(36);
+      for (let i = 0; i < 100 && got.length < 4; i++) await Bun.sleep(10);
+      await Bun.sleep(50);
+      expect(got).toEqual([shPid, shPid, shPid, shPid]);
+      expect(dropped.reduce((a, b) => a + b, 0)).toBe(36);
+      // Read: the bound is free again, and matches of later opens all arrive.
+      const again = Bun.spawnSync(["sh", "-c", `for i in 1 2 3; do read l < '${file}'; done`]);
+      expect(again.exitCode).toBe(0);
+      for (let i = 0; i < 100 && got.length < 7; i++) await Bun.sleep(10);
+      expect(got.length).toBe(7);
+      expect(g.counters().postDropped).toBe(36);
+    } finally {
+      g.close();
+    }
+  }, 20_000);
+});
+
+describe("fanotify: the decision thread's own heap", () => {
+  let gdir = "";
+  beforeAll(() => {
+    if (kernelUnavailable() !== undefined) return;
+    gdir = mkdtempSync("/tmp/ward-fangc-");
+    writeFileSync(join(gdir, "watched"), SECRET);
+  });
+  afterAll(() => {
+    if (gdir !== "") rmSync(gdir, { recursive: true, force: true });
+  });
+
+  kernelTest("after idleCollectAfter decisions, a second without events runs one collection of the thread's heap; none while it stays idle, none before the count", async () => {
+    const { FanotifyGuard } = await import("../../src/sensors/fanotify.ts");
+    const file = join(gdir, "watched");
+    const g = FanotifyGuard.create({ idleCollectAfter: 20 });
+    try {
+      g.addRule({ action: "report", post: true, target: "open" }, [file]);
+      g.start((why) => process.stderr.write(`fanotify: ${why}\n`));
+      await g.ready();
+      const opens = (n: number) => expect(Bun.spawnSync(["sh", "-c", `i=0; while [ $i -lt ${n} ]; do read l < '${file}' || exit 3; i=$((i+1)); done`]).exitCode).toBe(0);
+      opens(10);
+      await Bun.sleep(1500);
+      expect(g.counters().idleCollections).toBe(0); // 10 < 20
+      opens(15);
+      expect(g.counters().events).toBe(25);
+      await Bun.sleep(1500);
+      expect(g.counters().idleCollections).toBe(1);
+      await Bun.sleep(1500);
+      expect(g.counters().idleCollections).toBe(1);
+    } finally {
+      g.close();
+    }
+  }, 20_000);
+});
