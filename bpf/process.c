@@ -20,6 +20,21 @@ struct {
 	__uint(max_entries, 8 * 1024 * 1024);
 } ward_events SEC(".maps");
 
+/*
+ * Wakeup control, shared with the consumer (struct ward_ring_ctl). A wakeup per record
+ * (the ring buffer's default whenever the consumer has caught up) costs the traced
+ * process an irq_work and a cross-thread wakeup for every clone, exec and exit, and
+ * makes the consumer run once per record. Instead records are committed without a
+ * wakeup while the consumer polls (it drains at least every few ms while records come),
+ * and force one when it said it is about to block (sleeping) or the ring fills up.
+ */
+struct {
+	__uint(type, WARD_MAP_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ward_ring_ctl);
+} ward_events_ctl SEC(".maps");
+
 /* Records the ring buffer refused (full), per CPU, indexed by enum ward_proc_op. */
 struct {
 	__uint(type, WARD_MAP_PERCPU_ARRAY);
@@ -100,6 +115,27 @@ static __always_inline void count_lost(__u32 op)
 	__u64 *n = bpf_map_lookup_elem(&ward_proc_lost, &op);
 	if (n)
 		*n += 1;
+}
+
+/*
+ * Flags for the ring buffer commit of one record. The consumer sets sleeping and then looks
+ * at the ring once more before it blocks (epoll on a ring buffer is level triggered), so a
+ * record committed before it sees the flag is drained by that look and every later one
+ * finds the flag: no record waits for a wakeup that never comes. Clearing it here races
+ * with other CPUs only towards an extra wakeup.
+ */
+static __always_inline __u64 wake_flags(void)
+{
+	__u32 zero = 0;
+	struct ward_ring_ctl *ctl = bpf_map_lookup_elem(&ward_events_ctl, &zero);
+	if (!ctl || ctl->sleeping) {
+		if (ctl)
+			ctl->sleeping = 0;
+		return WARD_RB_FORCE_WAKEUP;
+	}
+	if (bpf_ringbuf_query(&ward_events, WARD_RB_AVAIL_DATA) > WARD_RB_WAKE_BYTES)
+		return WARD_RB_FORCE_WAKEUP;
+	return WARD_RB_NO_WAKEUP;
 }
 
 static __always_inline __u32 ns_inum(void *ns_common_ptr)
@@ -305,7 +341,7 @@ int ward_process_fork(unsigned long long *ctx)
 	ev.ppid = ppid;
 	ev.flags = p->flags;
 	bpf_probe_read_kernel(&ev.creds, sizeof(ev.creds), &p->creds);
-	if (bpf_ringbuf_output(&ward_events, &ev, sizeof(ev), 0))
+	if (bpf_ringbuf_output(&ward_events, &ev, sizeof(ev), wake_flags()))
 		count_lost(WARD_OP_CLONE);
 	return 0;
 }
@@ -471,7 +507,7 @@ int ward_process_exec(unsigned long long *ctx)
 	__u64 size = __builtin_offsetof(struct ward_exec_event, data) + (sb & (WARD_PATH_MAX * 2 - 1)) +
 		     (sa & (WARD_ARGS_MAX - 1)) + (sc & (WARD_PATH_MAX * 2 - 1));
 	e->hdr.size = size;
-	if (bpf_ringbuf_output(&ward_events, e, size, 0))
+	if (bpf_ringbuf_output(&ward_events, e, size, wake_flags()))
 		count_lost(WARD_OP_EXEC);
 	return 0;
 }
@@ -498,7 +534,7 @@ static __always_inline int emit_exit(struct task_struct *task)
 		ev.ppid = parent_tgid(task);
 		ev.flags = WARD_F_MISS;
 	}
-	if (bpf_ringbuf_output(&ward_events, &ev, sizeof(ev), 0))
+	if (bpf_ringbuf_output(&ward_events, &ev, sizeof(ev), wake_flags()))
 		count_lost(WARD_OP_EXIT);
 	return 0;
 }
