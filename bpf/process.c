@@ -124,7 +124,7 @@ static __always_inline void count_lost(__u32 op)
  * finds the flag: no record waits for a wakeup that never comes. Clearing it here races
  * with other CPUs only towards an extra wakeup.
  */
-static __always_inline __u64 wake_flags(void)
+static __always_inline __u64 wake_flags(__u64 size)
 {
 	__u32 zero = 0;
 	struct ward_ring_ctl *ctl = bpf_map_lookup_elem(&ward_events_ctl, &zero);
@@ -133,7 +133,13 @@ static __always_inline __u64 wake_flags(void)
 			ctl->sleeping = 0;
 		return WARD_RB_FORCE_WAKEUP;
 	}
-	if (bpf_ringbuf_query(&ward_events, WARD_RB_AVAIL_DATA) > WARD_RB_WAKE_BYTES)
+	/*
+	 * Only the record that takes the backlog past the mark wakes: a wakeup is an irq_work
+	 * (a self-IPI, a VM exit under a hypervisor), microseconds each, and a reader that is
+	 * behind and busy gains nothing from one per record.
+	 */
+	__u64 avail = bpf_ringbuf_query(&ward_events, WARD_RB_AVAIL_DATA);
+	if (avail <= WARD_RB_WAKE_BYTES && avail + size > WARD_RB_WAKE_BYTES)
 		return WARD_RB_FORCE_WAKEUP;
 	return WARD_RB_NO_WAKEUP;
 }
@@ -341,7 +347,7 @@ int ward_process_fork(unsigned long long *ctx)
 	ev.ppid = ppid;
 	ev.flags = p->flags;
 	bpf_probe_read_kernel(&ev.creds, sizeof(ev.creds), &p->creds);
-	if (bpf_ringbuf_output(&ward_events, &ev, sizeof(ev), wake_flags()))
+	if (bpf_ringbuf_output(&ward_events, &ev, sizeof(ev), wake_flags(sizeof(ev))))
 		count_lost(WARD_OP_CLONE);
 	return 0;
 }
@@ -507,7 +513,7 @@ int ward_process_exec(unsigned long long *ctx)
 	__u64 size = __builtin_offsetof(struct ward_exec_event, data) + (sb & (WARD_PATH_MAX * 2 - 1)) +
 		     (sa & (WARD_ARGS_MAX - 1)) + (sc & (WARD_PATH_MAX * 2 - 1));
 	e->hdr.size = size;
-	if (bpf_ringbuf_output(&ward_events, e, size, wake_flags()))
+	if (bpf_ringbuf_output(&ward_events, e, size, wake_flags(size)))
 		count_lost(WARD_OP_EXEC);
 	return 0;
 }
@@ -534,7 +540,7 @@ static __always_inline int emit_exit(struct task_struct *task)
 		ev.ppid = parent_tgid(task);
 		ev.flags = WARD_F_MISS;
 	}
-	if (bpf_ringbuf_output(&ward_events, &ev, sizeof(ev), wake_flags()))
+	if (bpf_ringbuf_output(&ward_events, &ev, sizeof(ev), wake_flags(sizeof(ev))))
 		count_lost(WARD_OP_EXIT);
 	return 0;
 }

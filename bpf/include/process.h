@@ -83,7 +83,7 @@ struct ward_creds_ns {
 };
 
 /*
- * A record forces a wakeup when this much is waiting, whatever the consumer said: it polls
+ * The record that takes the backlog past this forces a wakeup, whatever the consumer said: it polls
  * every few ms while records come, and a burst that fills this much of the 8 MiB ring
  * between two polls gets a consumer that is not waiting for its timer.
  */

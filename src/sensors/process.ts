@@ -111,7 +111,7 @@ export class ProcessSensor {
   private loggedMisses = 0;
   /** key and value that set ward_ring_ctl.sleeping (offset from the object's BTF) */
   private readonly sleepKey = new Uint8Array(4);
-  private readonly sleepValue: Uint8Array;
+  private readonly sleepValue: Uint8Array | undefined;
 
   constructor(private readonly opts: ProcessSensorOptions) {
     this.log = opts.log ?? ((m) => process.stderr.write(`process sensor: ${m}\n`));
@@ -120,9 +120,12 @@ export class ProcessSensor {
     this.decoder = new ProcessRecordDecoder(this.spec.btf);
     const ops = enumValues(this.spec.btf, "ward_proc_op");
     this.lostSlots = { exec: ops.get("WARD_OP_EXEC") ?? 1, clone: ops.get("WARD_OP_CLONE") ?? 2, exit: ops.get("WARD_OP_EXIT") ?? 3 };
-    const ctl = structLayout(this.spec.btf, "ward_ring_ctl");
-    this.sleepValue = new Uint8Array(ctl.size);
-    new DataView(this.sleepValue.buffer).setUint32(ctl.offset("sleeping"), 1, true);
+    // An object without the control map (an older build) wakes per record: nothing to set.
+    if (this.spec.maps[CTL_MAP] !== undefined) {
+      const ctl = structLayout(this.spec.btf, "ward_ring_ctl");
+      this.sleepValue = new Uint8Array(ctl.size);
+      new DataView(this.sleepValue.buffer).setUint32(ctl.offset("sleeping"), 1, true);
+    }
     this.cache = new ProcessCache({ nodeName: opts.nodeName, maxEntries: opts.cacheMaxEntries, retainMs: opts.cacheRetainMs });
     this.pipeline = new ProcessPipeline(
       this.decoder,
@@ -339,7 +342,7 @@ export class ProcessSensor {
 
   /** Sets ward_ring_ctl.sleeping (programs without the map wake per record anyway). */
   private askWakeup(): void {
-    this.coll?.maps[CTL_MAP]?.update(this.sleepKey, this.sleepValue);
+    if (this.sleepValue !== undefined) this.coll?.maps[CTL_MAP]?.update(this.sleepKey, this.sleepValue);
   }
 
   private readLost(): { exec: number; clone: number; exit: number } {

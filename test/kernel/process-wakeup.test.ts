@@ -68,6 +68,7 @@ describe("process sensor wakeups", () => {
       lats.push(latency.get(pid)!);
     }
     lats.sort((a, b) => a - b);
+    console.log(`quiet exec latency ms: median ${lats[lats.length >> 1]!.toFixed(2)} max ${lats[lats.length - 1]!.toFixed(2)}`);
     // A lost wakeup would leave the record for up to 500 ms (or until another process on the
     // host happens to exec); 15 in a row under 100 ms rule that out.
     expect(lats[lats.length - 1]!).toBeLessThan(100);
@@ -84,9 +85,10 @@ describe("process sensor wakeups", () => {
     expect(lats.length).toBeGreaterThanOrEqual(500);
     const p50 = lats[lats.length >> 1]!;
     const p90 = lats[Math.floor(lats.length * 0.9)]!;
+    console.log(`busy exec latency ms: p50 ${p50.toFixed(2)} p90 ${p90.toFixed(2)} max ${lats[lats.length - 1]!.toFixed(2)} over ${lats.length}`);
     // Scheduling on a shared 2-core host adds to the poll period; the 500 ms safety timeout
     // would show far above these bounds.
     expect(p50).toBeLessThan(PROCESS_POLL_MS + 5);
-    expect(p90).toBeLessThan(PROCESS_POLL_MS + 20);
+    expect(p90).toBeLessThan(50);
   });
 });
