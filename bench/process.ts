@@ -37,6 +37,21 @@ class ProcessBenchError extends Error {
 }
 
 const log = (m: string) => progress("process", m);
+
+/** Voluntary plus involuntary context switches of every thread of pid so far. */
+function contextSwitches(pid: number): number {
+  let n = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    let st: string;
+    try {
+      st = readFileSync(`/proc/${pid}/task/${tid}/status`, "utf8");
+    } catch {
+      continue; // the thread ended meanwhile
+    }
+    for (const m of st.matchAll(/^(?:non)?voluntary_ctxt_switches:\s+(\d+)/gm)) n += Number(m[1]);
+  }
+  return n;
+}
 const TRUE = realpathSync("/bin/true");
 
 // ---- dumps: length-prefixed raw ring-buffer records ----
@@ -242,10 +257,14 @@ await runBench("process", "Process tracking and the event pipeline", async (args
       ratioMetric("forkexec_default", "fork+exec+wait of /bin/true, default agent (process tracking) vs none", fe, { op: "<=", value: 1.05 }, `${n} per run, ${((fe.offMedian / n) * 1e6).toFixed(0)} -> ${((fe.onMedian / n) * 1e6).toFixed(0)} us CPU each`),
     );
 
-    // where the exec cost goes: run time of the process sensor's programs, stats on
+    // where the exec cost goes: run time of the process sensor's programs, stats on, and
+    // how often the agent was woken (context switches of all its threads): a wakeup per
+    // record preempts the forking task and costs it an irq_work each
     await t.start();
     try {
+      const sw0 = contextSwitches(t.agent.pid);
       const runs = bpfRunTime(progIdsOf(t.agent.pid), n, () => gen.run(mode, n));
+      const sw = contextSwitches(t.agent.pid) - sw0;
       const total = runs.reduce((a, r) => a + r.nsPerIteration, 0);
       section.profiles.push({
         explains: ["forkexec_default"],
@@ -253,6 +272,7 @@ await runBench("process", "Process tracking and the event pipeline", async (args
         lines: [
           ...formatProgRuns(runs, "fork+exec+wait"),
           `total ${(total / 1000).toFixed(1)} us per fork+exec+wait of BPF run time against ${((fe.offMedian / n) * 1e6).toFixed(0)} us of CPU without the agent: ${((100 * total) / ((fe.offMedian / n) * 1e9)).toFixed(1)}%`,
+          `agent context switches (all threads): ${(sw / n).toFixed(2)} per fork+exec+wait (3 records each)`,
         ],
       });
     } finally {

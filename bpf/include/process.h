@@ -82,6 +82,19 @@ struct ward_creds_ns {
 	__u32 ns[WARD_NS_COUNT];	/* namespace inode numbers, by enum ward_ns_index */
 };
 
+/*
+ * The record that takes the backlog past this forces a wakeup, whatever the consumer said: it polls
+ * every few ms while records come, and a burst that fills this much of the 8 MiB ring
+ * between two polls gets a consumer that is not waiting for its timer.
+ */
+#define WARD_RB_WAKE_BYTES (256 * 1024)
+
+/* The value of ward_events_ctl (one entry): how records wake the ring buffer's consumer. */
+struct ward_ring_ctl {
+	__u32 sleeping;		/* 1: the consumer blocks until woken; the next record wakes it (and clears this) */
+	__u32 pad;
+};
+
 /* The in-kernel process map value, keyed by tgid (__u32). */
 struct ward_proc {
 	__u64 ktime;		/* exec (or clone) time, bpf_ktime_get_boot_ns(); with pid the identity */

@@ -96,6 +96,8 @@ static long (*bpf_loop)(unsigned int nr_loops, void *callback_fn, void *callback
 /* Ring buffer flags (BPF_RB_*). */
 #define WARD_RB_NO_WAKEUP 1
 #define WARD_RB_FORCE_WAKEUP 2
+/* bpf_ringbuf_query() what: bytes committed and not yet consumed. */
+#define WARD_RB_AVAIL_DATA 0
 
 /* Byte order: BPF targets here are little endian; ports and addresses are big endian. */
 #define ward_htons(x) __builtin_bswap16(x)

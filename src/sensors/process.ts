@@ -16,7 +16,7 @@ import { BpfMap, sumPerCpuU64 } from "../bpf/map.ts";
 import { readObject } from "../bpf/objects.ts";
 import { LINK_PIN_PREFIX, MAP_PIN_PREFIX, ensureBpffs, pinMaps, pinName, removePins } from "../bpf/pin.ts";
 import { RingBufReader } from "../bpf/ringbuf.ts";
-import { enumValues } from "../events/layout.ts";
+import { enumValues, structLayout } from "../events/layout.ts";
 import { ProcessCache, type SeedProcess } from "../events/process-cache.ts";
 import { ProcessPipeline, type PipelineCounters, type PipelineEvent } from "../events/process-pipeline.ts";
 import { ProcessRecordDecoder } from "../events/process-record.ts";
@@ -81,6 +81,13 @@ function programsFor(kernel: Btf): string[] {
 }
 /** Records drained before yielding to the event loop, so a storm cannot starve other I/O. */
 const DRAIN_BATCH = 4096;
+/**
+ * While records come the reader looks at the ring this often (ms) instead of being woken
+ * per record (bpf/process.c wake_flags): the most a record waits while the host is busy.
+ */
+export const PROCESS_POLL_MS = 2;
+/** The ward_events_ctl map (optional: programs pinned by an older agent have none, and wake per record). */
+const CTL_MAP = "ward_events_ctl";
 
 export class ProcessSensor {
   readonly cache: ProcessCache;
@@ -102,6 +109,9 @@ export class ProcessSensor {
   private seeded = 0;
   private loggedEvictions = 0;
   private loggedMisses = 0;
+  /** key and value that set ward_ring_ctl.sleeping (offset from the object's BTF) */
+  private readonly sleepKey = new Uint8Array(4);
+  private readonly sleepValue: Uint8Array | undefined;
 
   constructor(private readonly opts: ProcessSensorOptions) {
     this.log = opts.log ?? ((m) => process.stderr.write(`process sensor: ${m}\n`));
@@ -110,6 +120,12 @@ export class ProcessSensor {
     this.decoder = new ProcessRecordDecoder(this.spec.btf);
     const ops = enumValues(this.spec.btf, "ward_proc_op");
     this.lostSlots = { exec: ops.get("WARD_OP_EXEC") ?? 1, clone: ops.get("WARD_OP_CLONE") ?? 2, exit: ops.get("WARD_OP_EXIT") ?? 3 };
+    // An object without the control map (an older build) wakes per record: nothing to set.
+    if (this.spec.maps[CTL_MAP] !== undefined) {
+      const ctl = structLayout(this.spec.btf, "ward_ring_ctl");
+      this.sleepValue = new Uint8Array(ctl.size);
+      new DataView(this.sleepValue.buffer).setUint32(ctl.offset("sleeping"), 1, true);
+    }
     this.cache = new ProcessCache({ nodeName: opts.nodeName, maxEntries: opts.cacheMaxEntries, retainMs: opts.cacheRetainMs });
     this.pipeline = new ProcessPipeline(
       this.decoder,
@@ -196,6 +212,7 @@ export class ProcessSensor {
     try {
       for (const name of Object.keys(this.spec.maps)) {
         const path = join(dir, pinName(MAP_PIN_PREFIX, name));
+        if (name === CTL_MAP && !existsSync(path)) continue;
         if (!existsSync(path)) throw new ProcessSensorError(`adopt process sensor: ${path} is missing`);
         const m = BpfMap.fromPin(path);
         owned.push(m);
@@ -310,8 +327,22 @@ export class ProcessSensor {
         await new Promise<void>((res) => setImmediate(res)); // let other work run
         continue;
       }
+      if (n > 0) {
+        // Busy: the programs commit without waking us (unless the ring fills); look again soon.
+        await r.wait(PROCESS_POLL_MS);
+        continue;
+      }
+      // Quiet since the last look: ask the next record for a wakeup, then look once more, so
+      // a record committed before the programs saw the flag is not left waiting.
+      this.askWakeup();
+      if (r.available()) continue;
       await r.wait(500);
     }
+  }
+
+  /** Sets ward_ring_ctl.sleeping (programs without the map wake per record anyway). */
+  private askWakeup(): void {
+    if (this.sleepValue !== undefined) this.coll?.maps[CTL_MAP]?.update(this.sleepKey, this.sleepValue);
   }
 
   private readLost(): { exec: number; clone: number; exit: number } {

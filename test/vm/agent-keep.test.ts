@@ -58,6 +58,8 @@ a2=$!
 wait_ready ready-2 $a2
 kill $loop
 emit_file restart-reads /tmp/restart-reads
+sleep 0.5
+emit_file events-2 /tmp/ward-events-2.log
 check adopted-cat /usr/bin/cat ${FILE}
 emit_status status-adopted
 kill -TERM $a2
@@ -163,6 +165,20 @@ describe("--keep-sensors-on-exit through dist/ward on Debian 6.1 (BPF LSM)", () 
     expect(t.signal).toBeNull();
     expect(t.stderr).toContain("Operation not permitted");
     expect(r().check("dead-content").stdout).toBe(SECRET);
+  });
+
+  kernelTest("the process sensor runs on 6.1: exec and exit events of cat; its wakeup control map is pinned and the next agent delivers what it adopted", () => {
+    type Proc = { binary?: string; pid?: number };
+    const execs = (evs: Record<string, unknown>[]) => evs.map((e) => (e.process_exec as { process?: Proc } | undefined)?.process).filter((p): p is Proc => p?.binary === "/usr/bin/cat");
+    const exits = r().events.map((e) => (e.process_exit as { process?: Proc } | undefined)?.process).filter((p) => p?.binary === "/usr/bin/cat");
+    expect(execs(r().events).length).toBeGreaterThan(0);
+    expect(exits.length).toBeGreaterThan(0);
+    expect(r().files.get("pins-dead") ?? "").toContain("/map_ward_events_ctl");
+    const second = (r().files.get("events-2") ?? "")
+      .split("\n")
+      .filter((l) => l.trim() !== "")
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(execs(second).length).toBeGreaterThan(0);
   });
 
   kernelTest("while the next agent starts every read is refused (no gap); it adopts the pinned policy", () => {
